@@ -1,0 +1,1 @@
+"""Runnable examples of Stalwart (each one is exercised by a test)."""

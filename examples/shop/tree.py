@@ -1,0 +1,52 @@
+"""The shop's supervision tree, in Python (``shop.toml`` declares the same tree)."""
+
+from __future__ import annotations
+
+from stalwart import Child, LevelPolicy, Supervisor
+
+from .actors import Api, Database, Inventory, Sessions, Worker
+
+# short waits and one attempt per level, so the demo climbs the ladder quickly
+DEMO_LEVELS = LevelPolicy(
+    basic_attempts=1,
+    basic_delay_s=0.01,
+    enhanced_attempts=1,
+    component_attempts=1,
+    system_attempts=1,
+    quiet_period_s=2.0,
+)
+
+
+def shop_tree(backend_path: str) -> Supervisor:
+    opts = {"backend": backend_path}
+    return Supervisor(
+        "shop",
+        strategy="one_for_one",
+        max_restarts=10,
+        within_s=60,
+        levels=DEMO_LEVELS,
+        children=[
+            Child("db", Database, options=opts),
+            Child("inventory", Inventory, depends_on=["db"], options=opts),
+            Supervisor(
+                "storefront",
+                strategy="one_for_all",
+                depends_on=["inventory"],
+                max_restarts=5,
+                within_s=60,
+                levels=DEMO_LEVELS,
+                children=[
+                    Child("sessions", Sessions),
+                    Child("api", Api, depends_on=["sessions"], options=opts),
+                ],
+            ),
+            Supervisor(
+                "workers",
+                strategy="one_for_one",
+                levels=DEMO_LEVELS,
+                children=[
+                    Child("w", Worker, replicas=3),
+                ],
+            ),
+        ],
+    )

@@ -1,0 +1,70 @@
+"""Stalwart: services as actors under supervisor trees that recover on their own.
+
+Failures are answered through five progressive levels (retry, backoff, restart
+the actor, restart the subtree, system-wide measures); the tree learns which
+recovery works best from what it records.
+"""
+
+from .actors import (
+    ActorStopped,
+    BadMessage,
+    ErrorReply,
+    Failure,
+    HandlerError,
+    ManagedActor,
+    Overloaded,
+    PoisonMessageError,
+    RecoveryFailed,
+    RecoveryLevel,
+    RecoveryRequest,
+    RecoveryResult,
+    StalwartError,
+    SystemStopped,
+    Timeout,
+    UnknownMessage,
+    UnknownPath,
+)
+from .supervisors import (
+    ActorStatus,
+    Child,
+    DeadLetter,
+    Event,
+    LevelPolicy,
+    SpecError,
+    Status,
+    Supervisor,
+    System,
+    start,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorStatus",
+    "ActorStopped",
+    "BadMessage",
+    "Child",
+    "DeadLetter",
+    "ErrorReply",
+    "Event",
+    "Failure",
+    "HandlerError",
+    "LevelPolicy",
+    "ManagedActor",
+    "Overloaded",
+    "PoisonMessageError",
+    "RecoveryFailed",
+    "RecoveryLevel",
+    "RecoveryRequest",
+    "RecoveryResult",
+    "SpecError",
+    "StalwartError",
+    "Status",
+    "Supervisor",
+    "System",
+    "SystemStopped",
+    "Timeout",
+    "UnknownMessage",
+    "UnknownPath",
+    "start",
+]

@@ -1,0 +1,218 @@
+"""Sending by path: name resolution, request/reply with timeouts, redelivery after a crash.
+
+An actor that sends to a path asks the registry (the root) once; the root then
+pushes every address change. While a path has no address (its actor is
+restarting) messages wait here, in order, and go out when it is back. A request
+whose callee died mid-message is sent again to the new instance, which answers
+it once (it keeps the ids of requests it handled).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._timers import WAKE, Timers
+from .errors import ActorStopped, StalwartError, Timeout, UnknownPath
+from .messages import AddressUpdate, ErrorReply, Reply, Request, Resolve, Resolved
+
+log = logging.getLogger("stalwart.calls")
+
+MAX_RESENDS = 5
+
+OnReply = Callable[[Any], None]
+OnError = Callable[[StalwartError], None]
+
+
+class _Route:
+    __slots__ = ("addresses", "next", "resolved", "waiting")
+
+    def __init__(self) -> None:
+        self.addresses: list[Any] = []
+        self.next = 0
+        self.resolved = False
+        self.waiting: list[Any] = []
+
+
+class _Pending:
+    __slots__ = ("message", "on_error", "on_reply", "path", "request", "resends", "sent", "timeout")
+
+    def __init__(
+        self,
+        path: str,
+        request: Request,
+        timeout: float | None,
+        on_reply: OnReply,
+        on_error: OnError,
+    ) -> None:
+        self.path = path
+        self.request = request
+        self.timeout = timeout
+        self.on_reply = on_reply
+        self.on_error = on_error
+        self.sent = False
+        self.resends = 0
+
+
+def _log_error(path: str) -> OnError:
+    def on_error(exc: StalwartError) -> None:
+        log.warning("call to %s failed: %s: %s", path, type(exc).__name__, exc)
+
+    return on_error
+
+
+class Caller(Timers):
+    """Mixin for a Thespian actor: ``tell``/``call`` by path. The host supplies the resolver."""
+
+    def _sw_init_caller(self) -> None:
+        self._sw_init_timers()
+        self._sw_routes: dict[str, _Route] = {}
+        self._sw_pending: dict[str, _Pending] = {}
+        self._sw_ids = itertools.count(1)
+        self._sw_id_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
+
+    if TYPE_CHECKING:  # provided by the Thespian Actor this is mixed into
+
+        def send(self, target: Any, msg: Any) -> None: ...
+
+        def wakeupAfter(self, period: Any, payload: Any = None) -> None: ...
+
+        @property
+        def myAddress(self) -> Any: ...
+
+    def _sw_resolver(self) -> Any:
+        """The address to send Resolve to (the root)."""
+        raise TypeError("Caller host must define _sw_resolver")
+
+    # -- sending -----------------------------------------------------------------
+    def _sw_route(self, path: str) -> _Route:
+        route = self._sw_routes.get(path)
+        if route is None:
+            route = self._sw_routes[path] = _Route()
+            self._sw_request_resolution(path)
+        return route
+
+    def _sw_request_resolution(self, path: str) -> None:
+        self.send(
+            self._sw_resolver(),
+            Resolve(path, getattr(self, "path", ""), getattr(self, "incarnation", 0)),
+        )
+
+    def _sw_send_path(self, path: str, msg: Any) -> bool:
+        """Send ``msg`` to ``path`` now if it has an address, else hold it; True if sent."""
+        route = self._sw_route(path)
+        if route.addresses and not route.waiting:
+            addresses = route.addresses
+            if len(addresses) == 1:
+                self.send(addresses[0], msg)
+            else:
+                route.next = (route.next + 1) % len(addresses)
+                self.send(addresses[route.next], msg)
+            return True
+        route.waiting.append(msg)
+        return False
+
+    def _sw_call(
+        self,
+        path: str,
+        msg: Any,
+        timeout: float | None,
+        on_reply: OnReply | None,
+        on_error: OnError | None,
+    ) -> str:
+        """Send a request; ``timeout=None`` leaves timing out to the caller (the gateway's case)."""
+        request_id = self._sw_id_prefix + str(next(self._sw_ids))
+        request = Request(request_id, msg, self.myAddress)
+        pending = _Pending(
+            path, request, timeout, on_reply or (lambda _reply: None), on_error or _log_error(path)
+        )
+        self._sw_pending[request_id] = pending
+        pending.sent = self._sw_send_path(path, request)
+        if timeout is not None:
+            self.after(timeout, (WAKE, "call-timeout", request_id), key=request_id)
+        return request_id
+
+    # -- what comes back ---------------------------------------------------------------
+    def _sw_on_resolved(self, msg: Resolved) -> None:
+        route = self._sw_routes.setdefault(msg.path, _Route())
+        route.resolved = True
+        if msg.error is not None:
+            waiting, route.waiting = route.waiting, []
+            del self._sw_routes[msg.path]
+            for held in waiting:
+                self._sw_fail_held(held, UnknownPath(msg.error, msg.path))
+            return
+        self._sw_set_addresses(msg.path, route, list(msg.addresses))
+
+    def _sw_on_address_update(self, msg: AddressUpdate) -> None:
+        route = self._sw_routes.get(msg.path)
+        if route is None:
+            return
+        self._sw_set_addresses(msg.path, route, list(msg.addresses))
+        if msg.lost_inflight and msg.addresses:
+            self._sw_resend_inflight(msg.path)
+
+    def _sw_set_addresses(self, path: str, route: _Route, addresses: list[Any]) -> None:
+        route.addresses = addresses
+        if not addresses or not route.waiting:
+            return
+        waiting, route.waiting = route.waiting, []
+        for held in waiting:
+            self._sw_send_path(path, held)
+            if isinstance(held, Request) and held.id in self._sw_pending:
+                self._sw_pending[held.id].sent = True
+
+    def _sw_resend_inflight(self, path: str) -> None:
+        for pending in list(self._sw_pending.values()):
+            if pending.path != path or not pending.sent:
+                continue
+            pending.resends += 1
+            if pending.resends > MAX_RESENDS:
+                self._sw_finish(
+                    pending.request.id,
+                    ActorStopped(f"{path} kept dying while handling the request", path),
+                )
+                continue
+            self._sw_send_path(path, pending.request)
+
+    def _sw_fail_held(self, held: Any, error: StalwartError) -> None:
+        if isinstance(held, Request) and held.id in self._sw_pending:
+            self._sw_finish(held.id, error)
+        else:
+            log.warning("message %s dropped: %s", type(held).__name__, error)
+
+    def _sw_on_reply(self, msg: Reply) -> None:
+        pending = self._sw_pending.pop(msg.id, None)
+        self.cancel(msg.id)
+        if pending is None:
+            log.debug("late reply %s ignored (timed out or answered already)", msg.id)
+            return
+        value = msg.value
+        if isinstance(value, ErrorReply):
+            pending.on_error(value.exception())
+        else:
+            pending.on_reply(value)
+
+    def _sw_on_call_timeout(self, request_id: str) -> None:
+        pending = self._sw_pending.get(request_id)
+        if pending is not None:
+            self._sw_finish(
+                request_id,
+                Timeout(
+                    f"no reply from {pending.path} within {pending.timeout or 0:g}s", pending.path
+                ),
+            )
+
+    def _sw_finish(self, request_id: str, error: StalwartError) -> None:
+        pending = self._sw_pending.pop(request_id, None)
+        self.cancel(request_id)
+        if pending is None:
+            return
+        route = self._sw_routes.get(pending.path)
+        if route is not None and pending.request in route.waiting:
+            route.waiting.remove(pending.request)
+        pending.on_error(error)

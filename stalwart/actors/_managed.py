@@ -1,0 +1,541 @@
+"""``ManagedActor``: the base class for workloads that live under a supervisor."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from thespian.actors import (
+    Actor,
+    ActorExitRequest,
+    ActorSystemMessage,
+    WakeupMessage,
+)
+
+from ..strategies import classify
+from ._calls import Caller, OnError, OnReply
+from ._timers import TICK, WAKE
+from .errors import ActorStopped, HandlerError, StalwartError, UnknownMessage
+from .messages import (
+    AddressUpdate,
+    Checkpoint,
+    ErrorReply,
+    Failure,
+    FailureReport,
+    Forwarded,
+    HooksDone,
+    Init,
+    Redelivery,
+    Release,
+    Reply,
+    ReplyTo,
+    Request,
+    Resolved,
+    Retire,
+    Retired,
+    Retry,
+    RetryOutcome,
+    RunHooks,
+    Started,
+    StoppedNormally,
+    Successor,
+)
+
+Handler = Callable[[Any, Any, Any], None]
+
+_PENDING, _RUNNING, _FAILED, _RETIRED, _STOPPED = range(5)
+_REPLAY_MEMORY = 256  # request ids (and replies) remembered to answer a replayed request once
+
+_INTERNAL: dict[type, str] = {
+    Init: "_sw_on_init",
+    Retry: "_sw_on_retry",
+    Request: "_sw_on_request",
+    Forwarded: "_sw_on_forwarded",
+    Reply: "_sw_on_reply_msg",
+    Resolved: "_sw_on_resolved_msg",
+    AddressUpdate: "_sw_on_address_update_msg",
+    Retire: "_sw_on_retire",
+    Successor: "_sw_on_successor",
+    Release: "_sw_on_release",
+    RunHooks: "_sw_on_run_hooks",
+    WakeupMessage: "_sw_on_wakeup",
+    ActorExitRequest: "_sw_on_exit_request",
+}
+
+
+def brief_traceback(exc: BaseException, limit: int = 12) -> str:
+    """Where ``exc`` came from: file, line and function of its last frames, then the error.
+
+    Cheaper than ``traceback.format_exc`` (no source lines are read), which
+    matters on the failure path of a busy actor.
+    """
+    frames = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        frames.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}')
+        tb = tb.tb_next
+    lines = [
+        "Traceback (most recent call last):",
+        *frames[-limit:],
+        f"{type(exc).__qualname__}: {exc}",
+    ]
+    return "\n".join(lines)
+
+
+def find_handler(actor_cls: type, msg_type: type) -> Handler | None:
+    """The ``receiveMsg_<Type>`` method for ``msg_type`` (or one of its bases), if any."""
+    for klass in msg_type.__mro__:
+        fn = getattr(actor_cls, f"receiveMsg_{klass.__name__}", None)
+        if fn is not None:
+            return fn  # type: ignore[no-any-return]
+    return None
+
+
+class ManagedActor(Caller, Actor):  # type: ignore[misc]
+    """Base class for actors that run under a supervisor.
+
+    Define typed handlers ``receiveMsg_<MessageType>(self, msg, sender)``. An
+    exception raised in a handler is a *failure*: it is classified and reported,
+    with the message and its sender, to the supervisor, which retries, restarts
+    or escalates (the five levels). The actor is never left half-dead: it keeps
+    handling other messages while its supervisor decides.
+
+    Hooks (override what you need): :meth:`on_start`, :meth:`on_stop`,
+    :meth:`on_retry`, :meth:`on_adjust`, :meth:`snapshot`. Helpers:
+    :meth:`reply`, :meth:`tell`, :meth:`call`, :meth:`stop`, and the attributes
+    ``path``, ``restored_state``, ``incarnation``, ``options``, ``log``.
+
+    Override ``__init__`` only if you must, and call ``super().__init__()``;
+    set up state in :meth:`on_start`, which also runs after every restart.
+    """
+
+    _sw_handlers: ClassVar[dict[type, Handler]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._sw_handlers = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path = ""
+        self.restored_state: Any = None
+        self.incarnation = 0
+        self.options: dict[str, Any] = {}
+        self.supervisor: Any = None
+        self.root: Any = None
+        self.log = logging.getLogger("stalwart.actor")
+        self._sw_table: dict[type, Handler] = {}  # the class's handlers once running
+        self._sw_mode = _PENDING
+        self._sw_after: Callable[[], None] | None = None  # run after each handled message
+        self._sw_dirty = False
+        self._sw_held: list[tuple[Any, Any]] = []
+        self._sw_successor: Any = None
+        self._sw_handled: OrderedDict[str, Any] = OrderedDict()
+        self._sw_last_reply: tuple[str, Any] | None = None
+        self._sw_init_caller()
+
+    # -- hooks --------------------------------------------------------------------
+    def on_start(self) -> None:
+        """Runs before the first message, and again after every restart.
+
+        ``self.restored_state`` holds the last checkpoint (or ``None``). An
+        exception here is a start failure of this actor.
+        """
+
+    def on_stop(self) -> None:
+        """Runs when the actor is stopped or replaced (release connections, files...)."""
+
+    def on_retry(self, failure: Failure) -> None:
+        """Runs before a level 1 or 2 retry of a failed message (e.g. to reconnect)."""
+
+    def on_adjust(self, failure: Failure, attempt: int) -> None:
+        """Runs before a level-2 "adjust" retry: change parameters (timeouts, batch size)."""
+
+    def snapshot(self) -> Any:
+        """The state to checkpoint; restored as ``restored_state`` after a restart.
+
+        Not overriding it turns checkpointing off. The state must pickle.
+        """
+        return None
+
+    # -- helpers --------------------------------------------------------------------
+    def reply(self, sender: Any, msg: Any) -> None:
+        """Answer the sender of the message being handled (works for ``ask``/``call`` too)."""
+        if type(sender) is ReplyTo:
+            self.send(sender.address, Reply(sender.id, msg))
+            self._sw_last_reply = (sender.id, msg)
+            if sender.id in self._sw_handled:
+                self._sw_handled[sender.id] = msg
+        else:
+            self.send(sender, msg)
+
+    def reply_error(self, sender: Any, error: BaseException) -> None:
+        """Answer the sender with an error; ``ask``/``call`` raise it on the other side.
+
+        A :class:`~stalwart.StalwartError` keeps its type; any other exception
+        arrives as a :class:`~stalwart.HandlerError` naming its type and message.
+        """
+        if not isinstance(error, StalwartError):
+            error = HandlerError(f"{self.path}: {type(error).__name__}: {error}", self.path)
+        self.reply(sender, ErrorReply.of(error))
+
+    def tell(self, target: Any, msg: Any) -> None:
+        """Send ``msg`` to an actor path (``"shop/db"``) or address; no reply expected.
+
+        Messages to an actor that is restarting are held and delivered, in
+        order, once it is back.
+        """
+        if isinstance(target, str):
+            self._sw_send_path(target, msg)
+        else:
+            self.send(target, msg)
+
+    def call(
+        self,
+        path: str,
+        msg: Any,
+        timeout: float = 5.0,
+        on_reply: OnReply | None = None,
+        on_error: OnError | None = None,
+    ) -> str:
+        """Send a request to ``path``; ``on_reply(reply)`` or ``on_error(exc)`` runs later.
+
+        Exactly one of the two callbacks runs: the reply, or a
+        :class:`~stalwart.Timeout`, :class:`~stalwart.UnknownPath`,
+        :class:`~stalwart.ActorStopped` ... error. If the callee crashes while
+        handling the request, it is sent again to the restarted instance.
+        Returns the request id. Without ``on_error``, errors are logged.
+        """
+        return self._sw_call(path, msg, timeout, on_reply, on_error)
+
+    def stop(self) -> None:
+        """Stop this actor normally (a ``permanent`` child is started again, others are not)."""
+        self.send(self.supervisor, StoppedNormally(self.path, self.incarnation))
+        self._sw_retire(forward=False)
+
+    # -- dispatch ---------------------------------------------------------------------
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        handler = self._sw_table.get(type(msg))
+        if handler is not None:
+            try:
+                handler(self, msg, sender)
+            except Exception as exc:
+                self._sw_report(msg, sender, exc)
+                return
+            after = self._sw_after
+            if after is not None:
+                after()
+            return
+        self._sw_receive_other(msg, sender)
+
+    def _sw_receive_other(self, msg: Any, sender: Any) -> None:
+        internal = _INTERNAL.get(type(msg))
+        if internal is not None:
+            getattr(self, internal)(msg, sender)
+        elif self._sw_mode != _RUNNING:
+            self._sw_hold_or_forward(msg, sender)
+        else:
+            self._sw_dispatch(msg, sender)
+
+    def _sw_hold_or_forward(self, msg: Any, sender: Any) -> None:
+        if self._sw_successor is not None:
+            self.send(self._sw_successor, Forwarded(msg, sender))
+        elif self._sw_mode == _STOPPED:
+            self._sw_reject(sender, ActorStopped(f"{self.path} has stopped", self.path))
+        else:
+            self._sw_held.append((msg, sender))
+
+    def _sw_dispatch(self, msg: Any, sender: Any, failure_id: int | None = None) -> bool:
+        """Run the user handler for ``msg``; report a failure; True if it succeeded."""
+        handler = self._sw_handlers.get(type(msg))
+        if handler is None:
+            handler = find_handler(type(self), type(msg))
+            if handler is None:
+                self._sw_unknown(msg, sender)
+                return False
+            self._sw_handlers[type(msg)] = handler
+        try:
+            handler(self, msg, sender)
+        except Exception as exc:
+            self._sw_report(msg, sender, exc, failure_id)
+            return False
+        after = self._sw_after
+        if after is not None:
+            after()
+        return True
+
+    def _sw_unknown(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, ActorSystemMessage):
+            return  # a runtime notice this actor does not handle
+        name = type(msg).__name__
+        self.log.warning("%s: no handler for message type %s", self.path, name)
+        self._sw_reject(
+            sender,
+            UnknownMessage(
+                f"{self.path}: no handler for message type {name!r} (define receiveMsg_{name})",
+                self.path,
+            ),
+        )
+
+    def _sw_reject(self, sender: Any, error: Any) -> None:
+        if sender is None or sender == self.myAddress or sender == self.supervisor:
+            return
+        reply = ErrorReply.of(error)
+        if type(sender) is ReplyTo:
+            self.send(sender.address, Reply(sender.id, reply))
+        else:
+            self.send(sender, reply)
+
+    def _sw_report(
+        self,
+        msg: Any,
+        sender: Any,
+        exc: BaseException,
+        failure_id: int | None = None,
+        during: str = "message",
+    ) -> None:
+        info = classify(exc)
+        self.log.debug("%s: handler failed: %r", self.path, exc)
+        self.send(
+            self.supervisor,
+            FailureReport(
+                self.path,
+                self.incarnation,
+                info,
+                msg,
+                sender,
+                brief_traceback(exc),
+                failure_id,
+                during,
+            ),
+        )
+
+    def _sw_mark_dirty(self) -> None:
+        self._sw_dirty = True
+
+    def _sw_checkpoint(self) -> None:
+        try:
+            state = self.snapshot()
+        except Exception:
+            self.log.exception("%s: snapshot() failed; checkpoint skipped", self.path)
+            return
+        self._sw_dirty = False
+        self.send(
+            self.supervisor, Checkpoint(self.path, self.incarnation, state, self._sw_last_reply)
+        )
+
+    # -- the tree's protocol ------------------------------------------------------------
+    def _sw_resolver(self) -> Any:
+        return self.root
+
+    def _sw_on_init(self, init: Init, sender: Any) -> None:
+        self.path = init.path
+        self.supervisor = init.supervisor
+        self.root = init.root
+        self.incarnation = init.incarnation
+        self.restored_state = init.restored_state
+        self.options = dict(init.options)
+        self.log = logging.getLogger(f"stalwart.actor.{init.path.replace('/', '.')}")
+        for request_id, reply in init.replies:
+            self._sw_handled[request_id] = reply
+        if init.supervisor_pid and init.supervisor_pid != os.getpid():
+            # a process of its own, forked from its supervisor: what it inherited lives
+            # as long as it does, so the garbage collector need not scan it again
+            gc.freeze()
+        checkpointing = type(self).snapshot is not ManagedActor.snapshot
+        if checkpointing and init.checkpoint == "message":
+            self._sw_after = self._sw_checkpoint
+        elif checkpointing and isinstance(init.checkpoint, (int, float)):
+            self._sw_after = self._sw_mark_dirty
+            self.after(float(init.checkpoint), (WAKE, "checkpoint", float(init.checkpoint)))
+        try:
+            self.on_start()
+        except Exception as exc:
+            held = tuple(Redelivery(m, s) for m, s in self._sw_held)
+            self._sw_held = []
+            self._sw_mode = _FAILED
+            self.send(
+                self.supervisor,
+                Started(
+                    self.path,
+                    self.incarnation,
+                    False,
+                    os.getpid(),
+                    classify(exc),
+                    brief_traceback(exc),
+                    (*init.redeliver, *held),
+                ),
+            )
+            return
+        self._sw_mode = _RUNNING
+        self._sw_table = self._sw_handlers
+        self.send(self.supervisor, Started(self.path, self.incarnation, True, os.getpid()))
+        for item in init.redeliver:
+            self._sw_redeliver(item.message, item.sender, item.failure_id)
+        waiting, self._sw_held = self._sw_held, []
+        for waiting_msg, waiting_sender in waiting:
+            self.receiveMessage(waiting_msg, waiting_sender)
+
+    def _sw_redeliver(self, msg: Any, sender: Any, failure_id: int | None) -> None:
+        if isinstance(msg, Request):
+            self._sw_on_request(msg, sender, failure_id)
+        elif self._sw_dispatch(msg, sender, failure_id) and failure_id is not None:
+            self.send(self.supervisor, RetryOutcome(self.path, failure_id, True))
+
+    def _sw_on_request(self, req: Request, sender: Any, failure_id: int | None = None) -> None:
+        if self._sw_mode != _RUNNING:
+            self._sw_hold_or_forward(req, sender)
+            return
+        handled = self._sw_handled
+        if req.id in handled:
+            previous = handled[req.id]
+            if previous is not None:
+                self.send(req.reply_to, Reply(req.id, previous))
+            if failure_id is not None:
+                self.send(self.supervisor, RetryOutcome(self.path, failure_id, True))
+            return
+        handled[req.id] = None
+        if len(handled) > _REPLAY_MEMORY:
+            handled.popitem(last=False)
+        ok = self._sw_dispatch(req.message, ReplyTo(req.reply_to, req.id), failure_id)
+        if ok and failure_id is not None:
+            self.send(self.supervisor, RetryOutcome(self.path, failure_id, True))
+
+    def _sw_on_retry(self, retry: Retry, sender: Any) -> None:
+        if self._sw_mode != _RUNNING:
+            self._sw_hold_or_forward(retry, sender)
+            return
+        failure = Failure(
+            self.path,
+            retry.info,
+            retry.message,
+            retry.level,
+            retry.attempt,
+            retry.strategy,
+            retry.traceback,
+        )
+        try:
+            if retry.strategy == "adjust":
+                self.on_adjust(failure, retry.attempt)
+            self.on_retry(failure)
+        except Exception as exc:
+            self._sw_report(retry.message, retry.sender, exc, retry.failure_id, "retry")
+            return
+        if retry.message is None:
+            self.send(self.supervisor, RetryOutcome(self.path, retry.failure_id, True))
+        elif isinstance(retry.message, Request):
+            self._sw_on_request(retry.message, retry.sender, retry.failure_id)
+        elif self._sw_dispatch(retry.message, retry.sender, retry.failure_id):
+            self.send(self.supervisor, RetryOutcome(self.path, retry.failure_id, True))
+
+    def _sw_on_run_hooks(self, msg: RunHooks, sender: Any) -> None:
+        failure = Failure(
+            self.path,
+            classify(RuntimeError(msg.reason or "requested")),
+            None,
+            msg.level,
+            1,
+            "requested",
+        )
+        try:
+            if msg.level >= 2:
+                self.on_adjust(failure, 1)
+            self.on_retry(failure)
+        except Exception as exc:
+            self.send(sender, HooksDone(msg.request_id, self.path, False, repr(exc)))
+            return
+        self.send(sender, HooksDone(msg.request_id, self.path, True))
+
+    def _sw_on_forwarded(self, msg: Forwarded, sender: Any) -> None:
+        if isinstance(msg.message, Request):
+            self._sw_on_request(msg.message, msg.sender)
+        elif type(msg.message) in _INTERNAL:
+            self._sw_receive_other(msg.message, msg.sender)
+        else:
+            self.receiveMessage(msg.message, msg.sender)
+
+    def _sw_on_reply_msg(self, msg: Reply, sender: Any) -> None:
+        try:
+            self._sw_on_reply(msg)
+        except Exception as exc:
+            self._sw_report(None, None, exc, during="reply")
+
+    def _sw_on_resolved_msg(self, msg: Resolved, sender: Any) -> None:
+        self._sw_on_resolved(msg)
+
+    def _sw_on_address_update_msg(self, msg: AddressUpdate, sender: Any) -> None:
+        self._sw_on_address_update(msg)
+
+    def _sw_on_retire(self, msg: Retire, sender: Any) -> None:
+        self._sw_retire(msg.forward)
+
+    def _sw_retire(self, forward: bool) -> None:
+        was_running = self._sw_mode == _RUNNING
+        self._sw_table = {}
+        self._sw_mode = _RETIRED if forward else _STOPPED
+        final, has_state = None, False
+        if was_running:
+            try:
+                self.on_stop()
+            except Exception:
+                self.log.exception("%s: on_stop() failed", self.path)
+            if type(self).snapshot is not ManagedActor.snapshot:
+                try:
+                    final, has_state = self.snapshot(), True
+                except Exception:
+                    self.log.exception("%s: snapshot() failed at stop", self.path)
+        self.send(self.supervisor, Retired(self.path, self.incarnation, final, has_state))
+        if not forward:
+            self._sw_exit()
+        # a forwarding instance lives until its supervisor sends Release
+
+    def _sw_on_successor(self, msg: Successor, sender: Any) -> None:
+        self._sw_successor = msg.address
+        held, self._sw_held = self._sw_held, []
+        for m, s in held:
+            self.send(msg.address, Forwarded(m, s))
+
+    def _sw_exit(self) -> None:
+        if self._sw_held and self._sw_successor is None:
+            for _, s in self._sw_held:
+                self._sw_reject(
+                    s, ActorStopped(f"{self.path} stopped before handling it", self.path)
+                )
+            self._sw_held = []
+        self.send(self.myAddress, ActorExitRequest())
+
+    def _sw_on_release(self, msg: Release, sender: Any) -> None:
+        self._sw_exit()
+
+    def _sw_on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
+        if self._sw_mode == _RUNNING:
+            self._sw_table = {}
+            self._sw_mode = _STOPPED
+            try:
+                self.on_stop()
+            except Exception:
+                self.log.exception("%s: on_stop() failed", self.path)
+
+    def _sw_on_wakeup(self, msg: WakeupMessage, sender: Any) -> None:
+        if msg.payload == TICK:
+            for payload in self._sw_tick():
+                self._sw_on_timer(payload)
+        elif self._sw_mode == _RUNNING:
+            self._sw_dispatch(msg, sender)  # the actor's own wakeupAfter
+
+    def _sw_on_timer(self, payload: Any) -> None:
+        kind = payload[1]
+        if kind == "call-timeout":
+            try:
+                self._sw_on_call_timeout(payload[2])
+            except Exception as exc:
+                self._sw_report(None, None, exc, during="reply")
+        elif kind == "checkpoint" and self._sw_mode == _RUNNING:
+            if self._sw_dirty:
+                self._sw_checkpoint()
+            self.after(payload[2], payload)

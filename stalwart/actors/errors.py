@@ -1,0 +1,82 @@
+"""Errors a caller of ``ask``/``call`` can get instead of a reply.
+
+Every error crosses actor (and process) boundaries as an :class:`ErrorReply`
+message and becomes one of these exceptions again on the caller's side.
+"""
+
+from __future__ import annotations
+
+
+class StalwartError(Exception):
+    """Base class of Stalwart's errors. ``path`` names the actor involved, if any."""
+
+    def __init__(self, message: str, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.path))
+
+
+class Timeout(StalwartError, TimeoutError):
+    """No reply came within the timeout."""
+
+
+class ActorStopped(StalwartError):
+    """The actor stopped (or was never started) and cannot take the message."""
+
+
+class UnknownPath(StalwartError, LookupError):
+    """No actor has that path in the tree."""
+
+
+class UnknownMessage(StalwartError, TypeError):
+    """The actor has no handler for that message type; it kept running."""
+
+
+class BadMessage(StalwartError, ValueError):
+    """The message is malformed (a field has the wrong type or value)."""
+
+
+class HandlerError(StalwartError):
+    """The handler raised an error that retrying cannot fix (bad input, configuration)."""
+
+
+class PoisonMessageError(StalwartError):
+    """The message failed again on a freshly restarted actor; it was set aside as a dead letter."""
+
+
+class RecoveryFailed(StalwartError):
+    """The tree could not recover the actor (it gave up and escalated)."""
+
+
+class SystemStopped(StalwartError):
+    """The system has stopped (shut down, or stopped at level 5)."""
+
+
+class Overloaded(StalwartError):
+    """The tree is shedding load and refuses new work for now."""
+
+
+ERROR_TYPES: dict[str, type[StalwartError]] = {
+    cls.__name__: cls
+    for cls in (
+        StalwartError,
+        Timeout,
+        ActorStopped,
+        UnknownPath,
+        UnknownMessage,
+        BadMessage,
+        HandlerError,
+        PoisonMessageError,
+        RecoveryFailed,
+        SystemStopped,
+        Overloaded,
+    )
+}
+
+
+def register_error_type(cls: type[StalwartError]) -> type[StalwartError]:
+    """Make a StalwartError subclass travel by name in error replies (usable as a decorator)."""
+    ERROR_TYPES[cls.__name__] = cls
+    return cls

@@ -1,0 +1,269 @@
+"""The message protocol of managed actors.
+
+Public messages come first; the rest are the tree's own protocol between an
+actor and its supervisor. All are frozen msgspec Structs (they pickle, so they
+cross process boundaries on the multi-process bases).
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+import msgspec
+
+from ..strategies import ErrorInfo
+from .errors import ERROR_TYPES, StalwartError
+
+
+class RecoveryLevel(IntEnum):
+    """The five progressive recovery levels."""
+
+    BASIC = 1
+    ENHANCED = 2
+    COMPONENT = 3
+    SYSTEM = 4
+    CRITICAL = 5
+
+
+class RecoveryRequest(msgspec.Struct, frozen=True):
+    """Ask the tree to perform a recovery level's action on ``target`` (an actor path).
+
+    Level 1 runs the actor's ``on_retry`` hook, 2 its ``on_adjust`` and
+    ``on_retry`` hooks, 3 restarts it, 4 restarts its subtree per its
+    supervisor's strategy, 5 takes the system-wide measures. Answered with a
+    :class:`RecoveryResult`.
+    """
+
+    target: str
+    level: int
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.level, int) or not 1 <= self.level <= 5:
+            raise ValueError(f"RecoveryRequest.level: expected 1..5, got {self.level!r}")
+        if not isinstance(self.target, str) or not self.target:
+            raise ValueError(f"RecoveryRequest.target: expected an actor path, got {self.target!r}")
+
+
+class RecoveryResult(msgspec.Struct, frozen=True):
+    """The answer to a :class:`RecoveryRequest`."""
+
+    target: str
+    level: int
+    ok: bool
+    detail: str = ""
+    duration_ms: float = 0.0
+
+
+class ErrorReply(msgspec.Struct, frozen=True):
+    """An error sent in place of a reply; :meth:`exception` turns it back into an exception."""
+
+    error: str
+    message: str
+    path: str = ""
+
+    def exception(self) -> StalwartError:
+        """The matching :class:`StalwartError` subclass instance."""
+        cls = ERROR_TYPES.get(self.error, StalwartError)
+        return cls(self.message, self.path)
+
+    @classmethod
+    def of(cls, exc: StalwartError) -> ErrorReply:
+        """The reply carrying ``exc``."""
+        return cls(type(exc).__name__, str(exc), exc.path)
+
+
+class Failure(msgspec.Struct, frozen=True):
+    """A failure as the ``on_retry``/``on_adjust`` hooks see it."""
+
+    path: str
+    info: ErrorInfo
+    message: Any
+    level: int
+    attempt: int
+    strategy: str
+    traceback: str = ""
+
+
+# -- the tree's own protocol (actor <-> supervisor, caller <-> resolver) ----------------
+
+
+class Redelivery(msgspec.Struct, frozen=True):
+    """A message to hand to a fresh instance, with the failure it belongs to."""
+
+    message: Any
+    sender: Any
+    failure_id: int | None = None
+
+
+class Init(msgspec.Struct, frozen=True):
+    """First message to a new actor instance: who it is and what to restore."""
+
+    path: str
+    supervisor: Any
+    root: Any
+    incarnation: int
+    restored_state: Any = None
+    redeliver: tuple[Redelivery, ...] = ()
+    replies: tuple[tuple[str, Any], ...] = ()
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+    checkpoint: str | float = "message"
+    supervisor_pid: int = 0
+
+
+class Started(msgspec.Struct, frozen=True):
+    """An instance finished (or failed) ``on_start``; on failure it hands back what it held."""
+
+    path: str
+    incarnation: int
+    ok: bool
+    pid: int
+    error: ErrorInfo | None = None
+    traceback: str = ""
+    held: tuple[Redelivery, ...] = ()
+
+
+class FailureReport(msgspec.Struct, frozen=True):
+    """A handler (or hook) raised: the supervisor decides what happens to the message."""
+
+    path: str
+    incarnation: int
+    info: ErrorInfo
+    message: Any
+    sender: Any
+    traceback: str = ""
+    failure_id: int | None = None
+    during: str = "message"
+
+
+class Retry(msgspec.Struct, frozen=True):
+    """Handle ``message`` again (levels 1-2, or a reassignment at level 3)."""
+
+    failure_id: int
+    message: Any
+    sender: Any
+    level: int
+    attempt: int
+    strategy: str
+    info: ErrorInfo
+    traceback: str = ""
+
+
+class RetryOutcome(msgspec.Struct, frozen=True):
+    """A retried or redelivered message was handled."""
+
+    path: str
+    failure_id: int
+    ok: bool
+
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    """State to restore after a restart; ``last_reply`` lets a replayed request be answered."""
+
+    path: str
+    incarnation: int
+    state: Any
+    last_reply: tuple[str, Any] | None = None
+
+
+class Retire(msgspec.Struct, frozen=True):
+    """Stop: run ``on_stop``, report the final state; forward later messages if ``forward``."""
+
+    forward: bool = True
+
+
+class Retired(msgspec.Struct, frozen=True):
+    """The instance stopped; ``final_state`` is its last snapshot (or checkpoint table)."""
+
+    path: str
+    incarnation: int
+    final_state: Any = None
+    has_state: bool = False
+
+
+class Successor(msgspec.Struct, frozen=True):
+    """The new instance's address, for a retired instance to forward to."""
+
+    address: Any
+
+
+class Release(msgspec.Struct, frozen=True):
+    """A retired instance may exit now (what it still holds is answered with ActorStopped)."""
+
+
+class Forwarded(msgspec.Struct, frozen=True):
+    """A message forwarded by a retired instance, with its original sender."""
+
+    message: Any
+    sender: Any
+
+
+class StoppedNormally(msgspec.Struct, frozen=True):
+    """The actor stopped itself (``self.stop()``): not a failure."""
+
+    path: str
+    incarnation: int
+
+
+class RunHooks(msgspec.Struct, frozen=True):
+    """Run the recovery hooks without a failed message (a requested level 1 or 2)."""
+
+    request_id: int
+    level: int
+    reason: str
+
+
+class HooksDone(msgspec.Struct, frozen=True):
+    """Answer to :class:`RunHooks`."""
+
+    request_id: int
+    path: str
+    ok: bool
+    detail: str = ""
+
+
+class Request(msgspec.Struct, frozen=True):
+    """A message that expects a reply (``call``/``ask``)."""
+
+    id: str
+    message: Any
+    reply_to: Any
+
+
+class Reply(msgspec.Struct, frozen=True):
+    """The reply to a :class:`Request` (``value`` may be an :class:`ErrorReply`)."""
+
+    id: str
+    value: Any
+
+
+class ReplyTo(msgspec.Struct, frozen=True):
+    """The ``sender`` a handler sees for a request; answer it with ``self.reply``."""
+
+    address: Any
+    id: str
+
+
+class Resolve(msgspec.Struct, frozen=True):
+    """Ask the registry for a path's addresses (and subscribe ``subscriber`` to changes)."""
+
+    path: str
+    subscriber: str = ""
+    incarnation: int = 0
+
+
+class Resolved(msgspec.Struct, frozen=True):
+    """A path's current addresses (empty while restarting), or an error."""
+
+    path: str
+    addresses: tuple[Any, ...] = ()
+    error: str | None = None
+
+
+class AddressUpdate(msgspec.Struct, frozen=True):
+    """A path's addresses changed; ``lost_inflight`` if the old instance died mid-message."""
+
+    path: str
+    addresses: tuple[Any, ...] = ()
+    lost_inflight: bool = False

@@ -1,0 +1,33 @@
+"""Supervision trees: specs, the supervisor actor, restart strategies and the five levels."""
+
+from ._ladder import Action, Decision, Ladder, RestartIntensity, decide
+from ._options import SystemOptions
+from ._plan import Slot, dependents, expand, restart_set, start_order
+from ._system import Status, System, start, validate_message
+from .messages import ActorStatus, DeadLetter, Event
+from .spec import Child, LevelPolicy, SpecError, Supervisor
+
+__all__ = [
+    "Action",
+    "ActorStatus",
+    "Child",
+    "DeadLetter",
+    "Decision",
+    "Event",
+    "Ladder",
+    "LevelPolicy",
+    "RestartIntensity",
+    "Slot",
+    "SpecError",
+    "Status",
+    "Supervisor",
+    "System",
+    "SystemOptions",
+    "decide",
+    "dependents",
+    "expand",
+    "restart_set",
+    "start",
+    "start_order",
+    "validate_message",
+]

@@ -1,0 +1,108 @@
+"""What a supervisor knows about each of its children, and about each failed message."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+from ..actors.messages import Redelivery
+from ..strategies import ErrorInfo
+from ._ladder import Ladder
+from ._plan import Slot
+from .spec import Child, LevelPolicy, Supervisor
+
+DOWN, STARTING, UP, STOPPING, REMOVED = "down", "starting", "up", "stopping", "removed"
+_REPLIES_KEPT = 64
+
+
+class ChildState:
+    """One slot's live state inside its supervisor."""
+
+    def __init__(self, slot: Slot, path: str, policy: LevelPolicy) -> None:
+        self.slot = slot
+        self.name = slot.name
+        self.path = path
+        self.kind = "supervisor" if isinstance(slot.spec, Supervisor) else "actor"
+        self.policy = policy
+        self.phase = DOWN
+        self.address: Any = None
+        self.incarnation = 0
+        self.pid = 0
+        self.restart_pending = False
+        self.stop_for_good = False
+        self.keep_final_state = True
+        self.retiring_address: Any = None
+        self.checkpoint: Any = None
+        self.has_checkpoint = False
+        self.sub_checkpoints: dict[str, Any] = {}
+        self.replies: OrderedDict[str, Any] = OrderedDict()
+        self.redeliver: list[Redelivery] = []
+        self.ladders: dict[str, Ladder] = {}
+        self.restarts = 0
+        self.last_error = ""
+        self.lost_inflight = False
+
+    @property
+    def spec(self) -> Child | Supervisor:
+        return self.slot.spec
+
+    @property
+    def actor_class(self) -> type:
+        """The ManagedActor subclass this child runs (actor children only)."""
+        spec = self.slot.spec
+        if not isinstance(spec, Child):
+            raise TypeError(f"{self.path} is a supervisor, not an actor")
+        return spec.actor  # type: ignore[no-any-return]
+
+    @property
+    def fallback(self) -> Any:
+        """The declared fallback reply, or None."""
+        return getattr(self.slot.spec, "fallback", None)
+
+    def ladder(self, fingerprint: str) -> Ladder:
+        ladder = self.ladders.get(fingerprint)
+        if ladder is None:
+            ladder = self.ladders[fingerprint] = Ladder(self.policy)
+        return ladder
+
+    @property
+    def level(self) -> int:
+        """The highest level reached across this child's error fingerprints."""
+        return max((ladder.current for ladder in self.ladders.values()), default=0)
+
+    def remember_reply(self, request_id: str, reply: Any) -> None:
+        self.replies[request_id] = reply
+        while len(self.replies) > _REPLIES_KEPT:
+            self.replies.popitem(last=False)
+
+    def restore(self, entry: Any) -> None:
+        """Take a checkpoint-table entry ``(state, replies)`` saved by a previous incarnation."""
+        state, replies = entry
+        self.checkpoint, self.has_checkpoint = state, True
+        for request_id, reply in replies:
+            self.remember_reply(request_id, reply)
+
+    def table_entry(self) -> tuple[Any, tuple[tuple[str, Any], ...]]:
+        return (self.checkpoint, tuple(self.replies.items()))
+
+
+class FailedMessage:
+    """A message that failed, followed through the levels until handled or set aside."""
+
+    def __init__(self, ident: int, child: str, message: Any, sender: Any, info: ErrorInfo) -> None:
+        self.id = ident
+        self.child = child
+        self.message = message
+        self.sender = sender
+        self.info = info
+        self.traceback = ""
+        self.first_time = time.monotonic()
+        self.level = 0
+        self.attempt = 0
+        self.strategy = ""
+        self.level_started = self.first_time
+        self.last_delay = 0.0
+        self.tried: dict[int, list[str]] = {}
+        self.fresh: tuple[str, int] | None = None  # (child, incarnation) it was redelivered to
+        self.assigned_to: str = child

@@ -1,0 +1,68 @@
+"""Options of ``start()``: validated up front, so a typo is an error that names it."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+from .spec import SpecError
+
+Base = Literal["simple", "multiproc", "tcp"]
+BASES = ("simple", "multiproc", "tcp")
+
+
+class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Settings of a running system (the keyword arguments of :func:`stalwart.start`).
+
+    - ``base``: ``simple`` (in-process), ``multiproc`` (a process per actor, TCP
+      on loopback), ``tcp`` (multi-host; see the distribution guide).
+    - ``admin_port``: the Thespian admin's port on the multi-process bases
+      (default: a free port).
+    - ``start_timeout_s`` / ``shutdown_timeout_s``: bounds on starting and
+      stopping the whole tree.
+    - ``ask_timeout_s``: default timeout of ``System.ask``.
+    - ``root_max_restarts`` within ``root_within_s``: how often level 5 may
+      restart the whole tree before the system stops in order.
+    - ``report_path``: where the final report is written if the system stops at
+      level 5 (``None``: not written to a file).
+    - ``dead_letter_limit`` / ``event_limit``: how many are kept in memory.
+    - ``loopback_only``: keep Thespian's sockets on 127.0.0.1 (see the security notes).
+    """
+
+    base: Base = "simple"
+    admin_port: int | None = None
+    start_timeout_s: float = 30.0
+    shutdown_timeout_s: float = 30.0
+    ask_timeout_s: float = 5.0
+    root_max_restarts: int = 1
+    root_within_s: float = 60.0
+    report_path: str | None = "stalwart-final-report.json"
+    dead_letter_limit: int = 10_000
+    event_limit: int = 10_000
+    loopback_only: bool = True
+
+    def __post_init__(self) -> None:
+        for field in ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s"):
+            if not getattr(self, field) > 0:
+                raise SpecError("start", field, f"must be > 0, got {getattr(self, field)!r}")
+        if self.root_max_restarts < 0:
+            raise SpecError(
+                "start", "root_max_restarts", f"must be >= 0, got {self.root_max_restarts!r}"
+            )
+        if self.admin_port is not None and not 1 <= self.admin_port <= 65535:
+            raise SpecError("start", "admin_port", f"must be a TCP port, got {self.admin_port!r}")
+
+
+def parse_options(options: dict[str, Any]) -> SystemOptions:
+    """Validate ``start()`` keyword arguments; errors name the option."""
+    try:
+        return msgspec.convert(options, SystemOptions)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else "options"
+        if "unknown field" in text.lower():
+            field = text.split("`")[1] if "`" in text else "options"
+            known = ", ".join(SystemOptions.__struct_fields__)
+            raise SpecError("start", field, f"unknown option (known: {known})") from None
+        raise SpecError("start", field, text) from None

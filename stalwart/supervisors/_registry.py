@@ -1,0 +1,177 @@
+"""The root's table of the live tree: every path, its address, state and subscribers."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+from .messages import ActorStatus, Registered, StateNote, Unavailable
+from .spec import Child, Supervisor
+
+_RETIRED_KEPT = 4096
+
+
+class Entry:
+    __slots__ = (
+        "actor_class",
+        "address",
+        "available",
+        "group",
+        "incarnation",
+        "kind",
+        "last_error",
+        "level",
+        "path",
+        "pid",
+        "restarts",
+        "state",
+    )
+
+    def __init__(self, path: str, kind: str, group: str | None, actor_class: str) -> None:
+        self.path = path
+        self.kind = kind
+        self.group = group
+        self.actor_class = actor_class
+        self.address: Any = None
+        self.available = False
+        self.pid = 0
+        self.incarnation = 0
+        self.state = "starting"
+        self.level = 0
+        self.restarts = 0
+        self.last_error = ""
+
+
+class Registry:
+    """Paths known from the tree spec, and what the supervisors report about them."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+        self.groups: dict[str, list[str]] = {}
+        self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
+        self._retired: OrderedDict[str, str] = OrderedDict()
+
+    def plan(self, tree: Supervisor) -> None:
+        """Learn every path of ``tree`` (replicas expanded) before anything starts."""
+        self.entries[tree.name] = Entry(tree.name, "supervisor", None, "Supervisor")
+        for path, node in tree.walk():
+            if isinstance(node, Supervisor):
+                self.entries[path] = Entry(path, "supervisor", None, "Supervisor")
+                continue
+            assert isinstance(node, Child)
+            cls = f"{node.actor.__module__}.{node.actor.__qualname__}"
+            if node.replicas == 1:
+                self.entries[path] = Entry(path, "actor", None, cls)
+            else:
+                members = [f"{path}.{i}" for i in range(node.replicas)]
+                self.groups[path] = members
+                for member in members:
+                    self.entries[member] = Entry(member, "actor", path, cls)
+
+    # -- questions -----------------------------------------------------------------------
+    def knows(self, path: str) -> bool:
+        return path in self.entries or path in self.groups
+
+    def is_group(self, path: str) -> bool:
+        return path in self.groups
+
+    def known_paths(self) -> tuple[str, ...]:
+        return (*self.entries, *self.groups)
+
+    def addresses(self, path: str) -> tuple[Any, ...]:
+        if path in self.groups:
+            return tuple(
+                e.address for e in (self.entries[m] for m in self.groups[path]) if e.available
+            )
+        entry = self.entries.get(path)
+        return (entry.address,) if entry is not None and entry.available else ()
+
+    def address_of(self, path: str) -> Any:
+        entry = self.entries.get(path)
+        return entry.address if entry is not None and entry.available else None
+
+    def affected(self, path: str) -> list[str]:
+        entry = self.entries.get(path)
+        return [path, entry.group] if entry is not None and entry.group else [path]
+
+    def path_of_retired(self, address: Any) -> str | None:
+        return self._retired.get(str(address))
+
+    # -- updates -------------------------------------------------------------------------
+    def register(self, msg: Registered) -> None:
+        entry = self.entries.get(msg.path)
+        if entry is None:
+            entry = self.entries[msg.path] = Entry(msg.path, msg.kind, msg.group, msg.actor_class)
+        if entry.address is not None and entry.address != msg.address:
+            self._retire_address(entry.address, msg.path)
+        # a new incarnation subscribes again when it resolves; forget older ones
+        for subscribers in self._subscribers.values():
+            old = subscribers.get(msg.path)
+            if old is not None and old[0] < msg.incarnation:
+                del subscribers[msg.path]
+        entry.address, entry.pid, entry.incarnation = msg.address, msg.pid, msg.incarnation
+        entry.available, entry.state = True, "running"
+        entry.level, entry.restarts = msg.level, msg.restarts
+
+    def _retire_address(self, address: Any, path: str) -> None:
+        self._retired[str(address)] = path
+        while len(self._retired) > _RETIRED_KEPT:
+            self._retired.popitem(last=False)
+
+    def unavailable(self, msg: Unavailable) -> None:
+        entry = self.entries.get(msg.path)
+        if entry is None:
+            return
+        entry.available = False
+        entry.state = "stopped" if msg.removed else msg.state
+        if msg.state == "crashed" or msg.removed:
+            entry.pid = 0
+
+    def note_state(self, msg: StateNote) -> None:
+        entry = self.entries.get(msg.path)
+        if entry is None:
+            return
+        entry.state, entry.level, entry.restarts = msg.state, msg.level, msg.restarts
+        if msg.last_error:
+            entry.last_error = msg.last_error
+
+    def all_stopped(self) -> None:
+        for e in self.entries.values():
+            e.available, e.pid, e.state = False, 0, "stopped"
+
+    def subscribe(self, path: str, key: str, incarnation: int, subscriber: Any) -> None:
+        """``key`` (the subscriber's path) in its ``incarnation`` wants updates of ``path``."""
+        subscribers = self._subscribers.setdefault(path, {})
+        old = subscribers.get(key)
+        if old is None or old[0] <= incarnation:
+            subscribers[key] = (incarnation, subscriber)
+
+    def subscribers(self, path: str) -> list[Any]:
+        return [address for _, address in self._subscribers.get(path, {}).values()]
+
+    def pids_under(self, path: str) -> list[int]:
+        prefix = path + "/"
+        return [e.pid for p, e in self.entries.items() if p.startswith(prefix) and e.pid]
+
+    def drop_under(self, path: str) -> None:
+        prefix = path + "/"
+        for p, e in self.entries.items():
+            if p.startswith(prefix):
+                e.available, e.pid, e.state = False, 0, "restarting"
+
+    def status(self, tree: Supervisor | None) -> tuple[ActorStatus, ...]:
+        return tuple(
+            ActorStatus(
+                e.path,
+                e.kind,
+                e.state,
+                e.level,
+                e.restarts,
+                e.last_error,
+                e.pid,
+                "",
+                e.incarnation,
+                e.actor_class,
+            )
+            for e in self.entries.values()
+        )

@@ -1,0 +1,220 @@
+"""The supervisor actor: interprets a :class:`~stalwart.Supervisor` spec at run time.
+
+Starting and stopping live in :mod:`._lifecycle`, answering failures in
+:mod:`._recovery`; this module wires the messages to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from thespian.actors import Actor, ActorExitRequest, ChildActorExited, WakeupMessage
+
+from ..actors._timers import TICK, Timers
+from ..actors.messages import (
+    Checkpoint,
+    FailureReport,
+    HooksDone,
+    Release,
+    Retire,
+    Retired,
+    RetryOutcome,
+    RunHooks,
+    Started,
+    StoppedNormally,
+)
+from ._children import STOPPING, UP, ChildState
+from ._lifecycle import Lifecycle
+from ._plan import expand, restart_set
+from ._recovery import Recovery
+from .messages import (
+    Escalate,
+    PerformRecovery,
+    SupervisorInit,
+    Unavailable,
+)
+from .spec import Supervisor
+
+log = logging.getLogger("stalwart.supervisor")
+
+
+class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
+    """Runs one supervisor of the tree (internal; declare trees with ``Supervisor``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.path = ""
+        self.spec: Any = None
+        self.parent: Any = None
+        self.root: Any = None
+        self.incarnation = 0
+        self.children: dict[str, ChildState] = {}
+        self.order: list[ChildState] = []
+        self.escalated = False
+        self.retiring = False
+        self.finished = False
+        self.initial = True
+        self._incarnations = 0
+        self.waiting_recoveries: list[tuple[int, str]] = []
+        self.forwarders: list[Any] = []
+        self._sw_init_timers()
+
+    def supervisor_class(self) -> type:
+        return SupervisorActor
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        handler = _HANDLERS.get(type(msg))
+        if handler is None or self.finished:
+            return
+        try:
+            handler(self, msg, sender)
+        except Exception as exc:
+            log.exception("%s: supervisor failed handling %s", self.path, type(msg).__name__)
+            self.escalate(f"{self.path}: internal error: {exc!r}", None, self.path)
+
+    # -- set-up --------------------------------------------------------------------------------
+    def on_init(self, msg: SupervisorInit, sender: Any) -> None:
+        spec: Supervisor = msg.spec
+        self.path, self.spec, self.parent, self.root = msg.path, spec, msg.parent, msg.root
+        self.incarnation = msg.incarnation
+        self.init_recovery(spec)
+        for slot in expand(spec.children):
+            policy = getattr(slot.spec, "levels", None) or spec.levels
+            c = ChildState(slot, f"{self.path}/{slot.name}", policy)
+            prefix = c.path + "/"
+            if c.kind == "supervisor":
+                c.sub_checkpoints = {
+                    k: v for k, v in msg.checkpoints.items() if k.startswith(prefix)
+                }
+            elif c.path in msg.checkpoints:
+                c.restore(msg.checkpoints[c.path])
+            self.children[slot.name] = c
+            self.order.append(c)
+        self.reconcile()
+
+    # -- reports to the root ------------------------------------------------------------------
+    def on_settled(self) -> None:
+        """Every child is up: answer the requested recoveries that waited for it."""
+        waiting, self.waiting_recoveries = self.waiting_recoveries, []
+        for request_id, target in waiting:
+            self.recovery_done(request_id, True, f"{target} and its restart set are running")
+
+    # -- messages from children ------------------------------------------------------------------
+    def on_started_msg(self, msg: Started, sender: Any) -> None:
+        self.on_started(msg)
+
+    def on_failure_msg(self, msg: FailureReport, sender: Any) -> None:
+        self.on_failure(msg)
+
+    def on_retry_outcome_msg(self, msg: RetryOutcome, sender: Any) -> None:
+        self.on_retry_outcome(msg)
+
+    def on_checkpoint(self, msg: Checkpoint, sender: Any) -> None:
+        c = self.children_by_path().get(msg.path)
+        if c is None or c.incarnation != msg.incarnation:
+            return
+        c.checkpoint, c.has_checkpoint = msg.state, True
+        if msg.last_reply is not None:
+            c.remember_reply(*msg.last_reply)
+
+    def on_retired_msg(self, msg: Retired, sender: Any) -> None:
+        self.on_retired(msg)
+
+    def on_stopped_normally(self, msg: StoppedNormally, sender: Any) -> None:
+        c = self.children_by_path().get(msg.path)
+        if c is None or c.incarnation != msg.incarnation or c.phase != UP:
+            return
+        if c.spec.restart == "permanent":
+            c.restart_pending = True
+        else:
+            c.stop_for_good = True
+        c.phase = STOPPING
+        self.send(self.root, Unavailable(c.path, "stopping", removed=c.stop_for_good))
+        self.note("stopped", c, detail=f"{c.path} stopped itself ({c.spec.restart})")
+
+    def on_escalate(self, msg: Escalate, sender: Any) -> None:
+        if msg.level >= 5:
+            self.send(self.root, msg)
+        else:
+            self.on_child_escalated(msg)
+
+    def on_child_exited_msg(self, msg: ChildActorExited, sender: Any) -> None:
+        self.on_child_exited(msg.childAddress)
+
+    def on_hooks_done(self, msg: HooksDone, sender: Any) -> None:
+        self.recovery_done(msg.request_id, msg.ok, msg.detail or f"{msg.path}: hooks ran")
+
+    # -- messages from the parent and the root ---------------------------------------------------
+    def on_retire(self, msg: Retire, sender: Any) -> None:
+        self.begin_retire()
+
+    def on_perform(self, msg: PerformRecovery, sender: Any) -> None:
+        c = self.children_by_path().get(msg.target)
+        if c is None:
+            self.recovery_done(msg.request_id, False, f"{msg.target} is not a child of {self.path}")
+            return
+        self.note("requested", c, level=msg.level, detail=msg.reason)
+        if msg.level <= 2:
+            if c.kind == "actor" and c.phase == UP:
+                self.send(c.address, RunHooks(msg.request_id, msg.level, msg.reason))
+            else:
+                self.recovery_done(
+                    msg.request_id,
+                    c.kind != "actor",
+                    "a supervisor has no hooks to run"
+                    if c.kind != "actor"
+                    else f"{c.path} is not running",
+                )
+            return
+        self.intensity.try_restart()  # counted, but a requested recovery is always performed
+        names = (
+            [c.name]
+            if msg.level == 3
+            else restart_set(self.spec.strategy, [o.slot for o in self.order], c.name)
+        )
+        for name in names:
+            other = self.children[name]
+            other.restarts += 1
+            self.mark_restart(other)
+        self.waiting_recoveries.append((msg.request_id, c.path))
+        self.reconcile()
+
+    def on_wakeup(self, msg: WakeupMessage, sender: Any) -> None:
+        if msg.payload != TICK:
+            return
+        for payload in self._sw_tick():
+            kind = payload[1]
+            if kind == "retry":
+                self.on_retry_timer(payload[2])
+            elif kind == "start-timeout":
+                self.on_start_timeout(payload[2], payload[3])
+            elif kind == "stop-timeout":
+                self.on_stop_timeout(payload[2], payload[3])
+            elif kind == "release":
+                self.send(payload[2], Release())
+            elif kind == "quiet":
+                c = self.children.get(payload[2])
+                if c is not None and c.phase == UP:
+                    self.state_note(c, "running")
+
+    def on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
+        self.finished = True
+
+
+_HANDLERS: dict[type, Any] = {
+    SupervisorInit: SupervisorActor.on_init,
+    Started: SupervisorActor.on_started_msg,
+    FailureReport: SupervisorActor.on_failure_msg,
+    RetryOutcome: SupervisorActor.on_retry_outcome_msg,
+    Checkpoint: SupervisorActor.on_checkpoint,
+    Retired: SupervisorActor.on_retired_msg,
+    StoppedNormally: SupervisorActor.on_stopped_normally,
+    Escalate: SupervisorActor.on_escalate,
+    ChildActorExited: SupervisorActor.on_child_exited_msg,
+    HooksDone: SupervisorActor.on_hooks_done,
+    Retire: SupervisorActor.on_retire,
+    PerformRecovery: SupervisorActor.on_perform,
+    WakeupMessage: SupervisorActor.on_wakeup,
+    ActorExitRequest: SupervisorActor.on_exit_request,
+}

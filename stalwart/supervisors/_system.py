@@ -1,0 +1,315 @@
+"""``start()`` and the running :class:`System`."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from thespian.actors import ActorSystem
+
+from ..actors.errors import BadMessage, StalwartError, SystemStopped, Timeout, UnknownPath
+from ..actors.messages import ErrorReply, RecoveryRequest, RecoveryResult
+from ._bases import (
+    LOG_DEFS,
+    THESPIAN_BASES,
+    bound_to,
+    free_port,
+    shorten_idle_sockets,
+    sweep_session,
+)
+from ._options import SystemOptions, parse_options
+from ._root import RootActor
+from .messages import (
+    ActorStatus,
+    Boot,
+    DeadLetter,
+    Event,
+    GatewayAsk,
+    GatewayCancel,
+    GatewayQuery,
+    GatewayReply,
+    GatewayTell,
+)
+from .spec import SpecError, Supervisor, validate_children
+
+log = logging.getLogger("stalwart.system")
+_MARGIN_S = 2.0
+
+
+class Status(tuple[ActorStatus, ...]):
+    """The live tree: a tuple of :class:`ActorStatus` that prints as an indented tree."""
+
+    phase: str = "running"
+    stop_reason: str = ""
+
+    def by_path(self) -> dict[str, ActorStatus]:
+        """The entries keyed by path."""
+        return {s.path: s for s in self}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return self.by_path()[key]
+        return super().__getitem__(key)
+
+    def __str__(self) -> str:
+        lines = [f"[{self.phase}]{' ' + self.stop_reason if self.stop_reason else ''}"]
+        for s in self:
+            depth = s.path.count("/")
+            name = s.path.rsplit("/", 1)[-1]
+            extra = f" level {s.level}" if s.level else ""
+            extra += f" restarts {s.restarts}" if s.restarts else ""
+            extra += f" pid {s.pid}" if s.pid else ""
+            extra += f"  last error: {s.last_error}" if s.last_error else ""
+            lines.append(f"{'  ' * depth}{name:<{max(1, 28 - 2 * depth)}} {s.state:<11}{extra}")
+        return "\n".join(lines)
+
+
+def validate_message(msg: Any) -> None:
+    """Raise BadMessage naming the field if a msgspec Struct message has a wrong field."""
+    if not isinstance(msg, msgspec.Struct):
+        return
+    try:
+        builtins = msgspec.to_builtins(msg)
+    except TypeError:
+        return  # holds values msgspec cannot represent (addresses...): nothing to check
+    try:
+        msgspec.convert(builtins, type(msg))
+    except msgspec.ValidationError as exc:
+        raise BadMessage(f"{type(msg).__name__}: {exc}") from None
+
+
+class System:
+    """A running Stalwart system; returned by :func:`start`, usable as a context manager.
+
+    Its methods are thread-safe. On the in-process base a background thread runs
+    the actors' timers between calls; on the multi-process bases the actors run
+    in their own processes.
+    """
+
+    def __init__(
+        self, asys: ActorSystem, root: Any, options: SystemOptions, tree: Supervisor
+    ) -> None:
+        self._asys = asys
+        self._root = root
+        self.options = options
+        self.tree = tree
+        self._lock = threading.RLock()
+        self._ids = itertools.count(1)
+        self._closed = False
+        self._known: frozenset[str] = frozenset()
+        self._sid = 0
+        self._stopping = threading.Event()
+        self._pump: threading.Thread | None = None
+
+    # -- the conversation with the root ----------------------------------------------------------
+    def _query(self, msg: Any, ident: int, timeout: float, late: str = "") -> Any:
+        with self._lock:
+            if self._closed:
+                raise SystemStopped("the system has been shut down")
+            deadline = time.monotonic() + timeout
+            reply = self._asys.ask(self._root, msg, timeout)
+            while True:
+                if isinstance(reply, GatewayReply) and reply.id == ident:
+                    return reply.value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    self._asys.tell(self._root, GatewayCancel(ident))
+                    raise Timeout(late or f"the system did not answer within {timeout:g}s")
+                reply = self._asys.listen(remaining)
+
+    def _gateway(self, what: str, arg: Any = None, timeout: float = 10.0) -> Any:
+        ident = next(self._ids)
+        return self._query(GatewayQuery(ident, what, arg), ident, timeout)
+
+    # -- public API -------------------------------------------------------------------------------
+    def ask(self, path: str, msg: Any, timeout: float | None = None) -> Any:
+        """Send ``msg`` to the actor at ``path`` and return its reply.
+
+        Raises :class:`~stalwart.UnknownPath`, :class:`~stalwart.Timeout`,
+        :class:`~stalwart.BadMessage`, or the error the tree answered with
+        (:class:`~stalwart.PoisonMessageError`, :class:`~stalwart.UnknownMessage`...).
+        """
+        timeout = self.options.ask_timeout_s if timeout is None else timeout
+        self._check_path(path)
+        validate_message(msg)
+        ident = next(self._ids)
+        value = self._query(
+            GatewayAsk(ident, path, msg, timeout),
+            ident,
+            timeout,
+            f"no reply from {path} within {timeout:g}s",
+        )
+        if isinstance(value, ErrorReply):
+            raise value.exception()
+        return value
+
+    def tell(self, path: str, msg: Any) -> None:
+        """Send ``msg`` to the actor at ``path``; no reply. Held while it restarts."""
+        self._check_path(path)
+        validate_message(msg)
+        with self._lock:
+            if self._closed:
+                raise SystemStopped("the system has been shut down")
+            self._asys.tell(self._root, GatewayTell(path, msg))
+
+    def status(self) -> Status:
+        """The live tree: every supervisor and actor with its state, level and restarts."""
+        entries, phase, reason = self._gateway("status")
+        status = Status(entries)
+        status.phase, status.stop_reason = phase, reason
+        return status
+
+    def events(self, since: int = 0) -> list[Event]:
+        """What the tree did (failures, retries, restarts...) after event number ``since``."""
+        return list(self._gateway("events", since))
+
+    def dead_letters(self) -> list[DeadLetter]:
+        """Messages set aside because recovery could not get them handled."""
+        return list(self._gateway("dead_letters"))
+
+    def redeliver(self, dead_letter_id: int, timeout: float | None = None) -> Any:
+        """Send a dead letter to its actor again and return the reply."""
+        timeout = self.options.ask_timeout_s if timeout is None else timeout
+        value = self._gateway("redeliver", (dead_letter_id, timeout), timeout + _MARGIN_S)
+        if isinstance(value, ErrorReply):
+            raise value.exception()
+        return value
+
+    def request_recovery(self, request: RecoveryRequest, timeout: float = 60.0) -> RecoveryResult:
+        """Perform a recovery level's action on an actor and wait for the result."""
+        if not isinstance(request, RecoveryRequest):
+            raise BadMessage(f"request_recovery needs a RecoveryRequest, got {request!r}")
+        result: RecoveryResult = self._gateway("recover", request, timeout)
+        return result
+
+    @property
+    def stopped(self) -> bool:
+        """True once the system has stopped (shut down, or stopped at level 5)."""
+        if self._closed:
+            return True
+        return bool(self.status().phase == "stopped")
+
+    @property
+    def final_report(self) -> dict[str, Any] | None:
+        """The report written when the system stopped at level 5 (else None)."""
+        if self._closed:
+            return self._final_report
+        report: dict[str, Any] | None = self._gateway("final_report")
+        return report
+
+    def shutdown(self) -> None:
+        """Stop every actor in reverse dependency order, then the runtime; no process is left."""
+        with self._lock:
+            if self._closed:
+                return
+            self._final_report = None
+            try:
+                self._final_report = self._gateway(
+                    "shutdown", timeout=self.options.shutdown_timeout_s
+                )
+            except StalwartError as exc:
+                log.warning("orderly stop did not finish: %s", exc)
+            self._closed = True
+            self._stopping.set()
+            try:
+                self._asys.shutdown()
+            finally:
+                killed = sweep_session(self._sid)
+                if killed:
+                    log.warning("killed %d leftover actor process(es): %s", len(killed), killed)
+        if self._pump is not None and self._pump is not threading.current_thread():
+            self._pump.join(timeout=2)
+
+    def __enter__(self) -> System:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _check_path(self, path: str) -> None:
+        if not isinstance(path, str) or path not in self._known:
+            raise UnknownPath(f"unknown actor path {path!r}", str(path))
+
+    def _boot(self, timeout: float) -> None:
+        ident = next(self._ids)
+        value = self._query(Boot(ident, self.tree, self.options, os.getpid()), ident, timeout)
+        if value[0] != "ok":
+            self._closed = True
+            raise SystemStopped(f"the tree could not start: {value[1]}")
+        self._known = frozenset(value[1])
+        self._sid = value[2] if self.options.base != "simple" else 0
+
+    def _run_timers(self) -> None:
+        """In-process base: run due timers between calls (holding the lock, like any call)."""
+        base = getattr(self._asys, "_systemBase", None)
+        while not self._stopping.is_set():
+            with self._lock:
+                if self._closed:
+                    return
+                self._asys.listen(0.001)
+                next_wakeup = base._next_wakeup() if base is not None else None
+            if next_wakeup is None:
+                wait = 0.05
+            else:
+                wait = max(0.001, min(0.05, next_wakeup.view().remaining().total_seconds()))
+            self._stopping.wait(wait)
+
+
+def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
+    """Start ``tree`` and return the running :class:`System` once every child has started.
+
+    ``base`` is ``"simple"`` (in-process, the default), ``"multiproc"`` (a process
+    per actor) or ``"tcp"``; other keyword arguments are
+    :class:`~stalwart.supervisors.SystemOptions`. Raises :class:`SpecError` for a
+    bad tree or option, :class:`SystemStopped` if the tree cannot start.
+    """
+    if not isinstance(tree, Supervisor):
+        raise SpecError("start", "tree", f"expected a Supervisor, got {tree!r}")
+    validate_children(tree.name, tree.children)
+    opts = parse_options({"base": base, **options})
+    asys = _actor_system(opts)
+    try:
+        root = asys.createActor(RootActor)
+        system = System(asys, root, opts, tree)
+        system._boot(opts.start_timeout_s + _MARGIN_S)
+    except BaseException:
+        _abandon(asys, opts)
+        raise
+    if opts.base == "simple":
+        system._pump = threading.Thread(
+            target=system._run_timers, name="stalwart-timers", daemon=True
+        )
+        system._pump.start()
+    return system
+
+
+def _actor_system(opts: SystemOptions) -> ActorSystem:
+    name = THESPIAN_BASES[opts.base]
+    if opts.base == "simple":
+        return ActorSystem(name, {}, logDefs=False, transientUnique=True)
+    port = opts.admin_port or free_port()
+    host = "127.0.0.1" if opts.loopback_only else None
+    shorten_idle_sockets()
+    with bound_to(host):
+        return ActorSystem(name, {"Admin Port": port}, logDefs=LOG_DEFS, transientUnique=True)
+
+
+def _abandon(asys: ActorSystem, opts: SystemOptions) -> None:
+    try:
+        asys.shutdown()
+    except Exception:  # already broken; the sweep below is what matters
+        log.debug("shutdown after a failed start raised", exc_info=True)
+
+
+def known_paths(tree: Supervisor) -> Iterable[str]:
+    """Every path of ``tree`` (as ``System.ask`` accepts them)."""
+    yield tree.name
+    for path, _ in tree.walk():
+        yield path

@@ -1,0 +1,202 @@
+"""The supervisors' protocol: supervisor <-> parent, supervisor <-> root, System <-> root.
+
+:class:`ActorStatus` and :class:`Event` are public (``System.status()`` and
+``System.events()`` return them); the rest is internal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..actors.messages import RecoveryRequest
+from ..strategies import ErrorInfo
+
+
+class ActorStatus(msgspec.Struct, frozen=True):
+    """One node of the live tree."""
+
+    path: str
+    kind: str  # "supervisor" or "actor"
+    state: str  # starting, running, retrying, restarting, stopped, failed, hung
+    level: int = 0
+    restarts: int = 0
+    last_error: str = ""
+    pid: int = 0
+    node: str = ""
+    incarnation: int = 0
+    actor_class: str = ""
+
+
+class Event(msgspec.Struct, frozen=True):
+    """Something the tree did: a failure, a retry, a restart, an escalation..."""
+
+    seq: int
+    time: float
+    kind: str
+    path: str
+    level: int = 0
+    detail: str = ""
+    category: str = ""
+    fingerprint: str = ""
+    strategy: str = ""
+    duration_ms: float = 0.0
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    """A message set aside because recovery could not get it handled."""
+
+    id: int
+    time: float
+    path: str
+    message: Any
+    error: str
+    category: str = ""
+    fingerprint: str = ""
+    reply_to: Any = None
+    request_id: str | None = None
+
+
+# -- supervisor <-> parent / root ---------------------------------------------------------
+
+
+class SupervisorInit(msgspec.Struct, frozen=True):
+    path: str
+    spec: Any
+    parent: Any
+    root: Any
+    incarnation: int
+    checkpoints: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class Escalate(msgspec.Struct, frozen=True):
+    """``path`` could not be recovered below ``level``; the parent (or root) takes over."""
+
+    path: str
+    level: int
+    reason: str
+    info: ErrorInfo | None = None
+    origin: str = ""
+
+
+class Registered(msgspec.Struct, frozen=True):
+    path: str
+    address: Any
+    pid: int
+    incarnation: int
+    kind: str
+    group: str | None = None
+    lost_inflight: bool = False
+    actor_class: str = ""
+    level: int = 0
+    restarts: int = 0
+
+
+class Unavailable(msgspec.Struct, frozen=True):
+    """``path`` has no serving instance for now (restarting) or for good (``removed``)."""
+
+    path: str
+    state: str
+    removed: bool = False
+    lost_inflight: bool = False
+
+
+class StateNote(msgspec.Struct, frozen=True):
+    path: str
+    state: str
+    level: int
+    restarts: int
+    last_error: str = ""
+
+
+class EventNote(msgspec.Struct, frozen=True):
+    """An event; with ``state`` set it also updates the path's entry (one message, not two)."""
+
+    kind: str
+    path: str
+    level: int = 0
+    detail: str = ""
+    category: str = ""
+    fingerprint: str = ""
+    strategy: str = ""
+    duration_ms: float = 0.0
+    state: str = ""
+    current_level: int = 0
+    restarts: int = 0
+    last_error: str = ""
+
+
+class DeadLetterNote(msgspec.Struct, frozen=True):
+    path: str
+    message: Any
+    error: str
+    category: str = ""
+    fingerprint: str = ""
+    reply_to: Any = None
+    request_id: str | None = None
+
+
+class KillSubtree(msgspec.Struct, frozen=True):
+    """Kill every process registered under ``path`` (its supervisor died)."""
+
+    path: str
+
+
+class PerformRecovery(msgspec.Struct, frozen=True):
+    request_id: int
+    target: str
+    level: int
+    reason: str
+
+
+class RecoveryDone(msgspec.Struct, frozen=True):
+    request_id: int
+    ok: bool
+    detail: str = ""
+
+
+# -- System <-> root ------------------------------------------------------------------------
+
+
+class Boot(msgspec.Struct, frozen=True):
+    id: int
+    tree: Any
+    options: Any
+    starter_pid: int
+
+
+class GatewayAsk(msgspec.Struct, frozen=True):
+    id: int
+    path: str
+    message: Any
+    timeout: float
+
+
+class GatewayCancel(msgspec.Struct, frozen=True):
+    """The System stopped waiting for ask ``id`` (it timed out)."""
+
+    id: int
+
+
+class GatewayTell(msgspec.Struct, frozen=True):
+    path: str
+    message: Any
+
+
+class GatewayQuery(msgspec.Struct, frozen=True):
+    """``what``: status, events, dead_letters, redeliver, recover, shutdown, final_report."""
+
+    id: int
+    what: str
+    arg: Any = None
+
+
+class GatewayReply(msgspec.Struct, frozen=True):
+    id: int
+    value: Any
+
+
+class RecoveryAsk(msgspec.Struct, frozen=True):
+    id: int
+    request: RecoveryRequest

@@ -1,0 +1,291 @@
+"""Tree specs: :class:`Supervisor` and :class:`Child` are plain data, validated once.
+
+Specs are frozen msgspec Structs. They are checked when constructed: a mistake
+raises :class:`SpecError` naming the path in the tree and the field. The
+supervisor actor is the only code that interprets them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+import msgspec
+
+from ..strategies import AnyBackoff, Capped, Exponential, Jitter
+
+Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+RestartType = Literal["permanent", "transient", "temporary"]
+STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
+RESTART_TYPES = ("permanent", "transient", "temporary")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
+class SpecError(ValueError):
+    """A tree spec is invalid; the message names the path in the tree and the field."""
+
+    def __init__(self, path: str, field: str, problem: str) -> None:
+        super().__init__(f"{path}: {field}: {problem}")
+        self.path = path
+        self.field = field
+        self.problem = problem
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SpecError, (self.path, self.field, self.problem))
+
+
+def _default_backoff() -> AnyBackoff:
+    return Jitter(Capped(Exponential(0.05, 2.0), 2.0), "full")
+
+
+class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How many attempts each recovery level gets, and how levels 1-2 wait.
+
+    Defaults: level 1 retries twice after ``basic_delay_s``; level 2 retries three
+    times on an exponential backoff with full jitter (50 ms doubling, capped at
+    2 s); levels 3 and 4 restart once each; a failure-free ``quiet_period_s``
+    resets the ladder to level 1. A count of 0 skips that level.
+    """
+
+    basic_attempts: int = 2
+    basic_delay_s: float = 0.01
+    enhanced_attempts: int = 3
+    backoff: AnyBackoff = msgspec.field(default_factory=_default_backoff)
+    component_attempts: int = 1
+    system_attempts: int = 1
+    quiet_period_s: float = 30.0
+
+    def budget(self, level: int) -> int:
+        """Attempts allowed at ``level`` (level 5 always has one)."""
+        return {
+            1: self.basic_attempts,
+            2: self.enhanced_attempts,
+            3: self.component_attempts,
+            4: self.system_attempts,
+        }.get(level, 1)
+
+    def check(self, path: str) -> None:
+        """Raise SpecError if a number is out of range."""
+        for field in (
+            "basic_attempts",
+            "enhanced_attempts",
+            "component_attempts",
+            "system_attempts",
+        ):
+            _integer(path, f"levels.{field}", getattr(self, field), 0)
+        for field in ("basic_delay_s", "quiet_period_s"):
+            value = getattr(self, field)
+            if not _is_number(value) or value < 0:
+                raise SpecError(path, f"levels.{field}", f"must be a number >= 0, got {value!r}")
+
+
+def resolve_actor_class(path: str, actor: Any) -> type:
+    """The actor class for a ``Child``: a class, or a ``"module:Class"`` string."""
+    from ..actors import ManagedActor
+
+    if isinstance(actor, str):
+        module_name, _, attr = actor.partition(":")
+        if not module_name or not attr:
+            raise SpecError(path, "actor", f'expected "module:Class", got {actor!r}')
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise SpecError(path, "actor", f"cannot import {module_name!r}: {exc}") from exc
+        try:
+            actor = getattr(module, attr)
+        except AttributeError as exc:
+            raise SpecError(path, "actor", f"{module_name!r} has no {attr!r}") from exc
+    if not (isinstance(actor, type) and issubclass(actor, ManagedActor)):
+        raise SpecError(path, "actor", f"expected a ManagedActor subclass, got {actor!r}")
+    return actor
+
+
+class Child(msgspec.Struct, frozen=True, kw_only=False):
+    """One supervised actor: ``Child("db", Database, depends_on=["cache"])``.
+
+    - ``restart``: ``permanent`` (always restarted), ``transient`` (restarted only
+      after a failure, not after it stops itself), ``temporary`` (never restarted:
+      it is retried in place at levels 1-2 and stopped instead of restarted).
+    - ``replicas``: that many instances, ``name.0`` ... ``name.N-1``; messages to
+      ``name`` go to them in turn and level 3 may reassign work to a healthy one.
+    - ``levels``: this child's :class:`LevelPolicy` (default: its supervisor's).
+    - ``checkpoint``: ``"message"`` (after each handled message, if the actor
+      defines ``snapshot``), a number of seconds between checkpoints, or ``"off"``.
+    - ``fallback``: a reply the tree may send instead when the message keeps failing.
+    - ``options``: free-form settings the actor reads as ``self.options``.
+    """
+
+    name: str
+    actor: Any
+    restart: RestartType = "permanent"
+    depends_on: tuple[str, ...] = ()
+    replicas: int = 1
+    levels: LevelPolicy | None = None
+    checkpoint: Literal["message", "off"] | float = "message"
+    fallback: Any = None
+    start_timeout_s: float = 10.0
+    shutdown_s: float = 5.0
+    options: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_name(self.name, self.name)
+        msgspec.structs.force_setattr(self, "depends_on", _names(self.name, self.depends_on))
+        msgspec.structs.force_setattr(self, "actor", resolve_actor_class(self.name, self.actor))
+        if self.restart not in RESTART_TYPES:
+            raise SpecError(
+                self.name,
+                "restart",
+                f"expected one of {', '.join(RESTART_TYPES)}, got {self.restart!r}",
+            )
+        _integer(self.name, "replicas", self.replicas, 1)
+        checkpoint: Any = self.checkpoint
+        if checkpoint not in ("message", "off") and not (_is_number(checkpoint) and checkpoint > 0):
+            raise SpecError(
+                self.name,
+                "checkpoint",
+                f'expected "message", "off" or seconds > 0, got {self.checkpoint!r}',
+            )
+        for field in ("start_timeout_s", "shutdown_s"):
+            _positive(self.name, field, getattr(self, field))
+        if self.levels is not None:
+            self.levels.check(self.name)
+
+
+class Supervisor(msgspec.Struct, frozen=True, kw_only=False):
+    """A supervisor and its children (actors or nested supervisors).
+
+    ``strategy`` decides which siblings a level-4 recovery restarts, as in
+    Erlang/OTP: ``one_for_one`` (the failing child and those that depend on
+    it), ``one_for_all`` (every child), ``rest_for_one`` (the failing child and
+    the children declared after it). ``max_restarts`` within ``within_s``
+    seconds bounds the restarts it performs; beyond that it fails to its parent.
+    """
+
+    name: str
+    strategy: Strategy = "one_for_one"
+    max_restarts: int = 3
+    within_s: float = 5.0
+    children: tuple[Child | Supervisor, ...] = ()
+    levels: LevelPolicy = msgspec.field(default_factory=LevelPolicy)
+    restart: RestartType = "permanent"
+    depends_on: tuple[str, ...] = ()
+    start_timeout_s: float = 30.0
+    shutdown_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        path = self.name
+        _check_name(path, self.name)
+        msgspec.structs.force_setattr(self, "children", tuple(self.children))
+        msgspec.structs.force_setattr(self, "depends_on", _names(path, self.depends_on))
+        if self.strategy not in STRATEGIES:
+            raise SpecError(
+                path, "strategy", f"expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if self.restart not in RESTART_TYPES:
+            raise SpecError(
+                path, "restart", f"expected one of {', '.join(RESTART_TYPES)}, got {self.restart!r}"
+            )
+        _integer(path, "max_restarts", self.max_restarts, 0)
+        for field in ("within_s", "start_timeout_s", "shutdown_s"):
+            _positive(path, field, getattr(self, field))
+        if not isinstance(self.levels, LevelPolicy):
+            raise SpecError(path, "levels", f"expected a LevelPolicy, got {self.levels!r}")
+        self.levels.check(path)
+        validate_children(path, self.children)
+
+    def walk(self, prefix: str = "") -> Iterator[tuple[str, Child | Supervisor]]:
+        """Every node below this supervisor with its path, in declaration order."""
+        base = f"{prefix}/{self.name}" if prefix else self.name
+        for child in self.children:
+            yield f"{base}/{child.name}", child
+            if isinstance(child, Supervisor):
+                yield from child.walk(base)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(path: str, field: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise SpecError(path, field, f"must be an integer >= {minimum}, got {value!r}")
+
+
+def _positive(path: str, field: str, value: Any) -> None:
+    if not _is_number(value) or not value > 0:
+        raise SpecError(path, field, f"must be a number > 0, got {value!r}")
+
+
+def _check_name(path: str, name: Any) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise SpecError(
+            path,
+            "name",
+            f"must be letters, digits, '_' or '-' (starting with a letter), got {name!r}",
+        )
+
+
+def _names(path: str, names: Any) -> tuple[str, ...]:
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        raise SpecError(path, "depends_on", f"expected a list of sibling names, got {names!r}")
+    for n in names:
+        if not isinstance(n, str):
+            raise SpecError(path, "depends_on", f"expected sibling names, got {n!r}")
+    return tuple(names)
+
+
+def validate_children(path: str, children: Sequence[Any]) -> None:
+    """Check sibling names are unique and ``depends_on`` names existing siblings, without cycles."""
+    seen: dict[str, Any] = {}
+    for child in children:
+        if not isinstance(child, (Child, Supervisor)):
+            raise SpecError(path, "children", f"expected Child or Supervisor, got {child!r}")
+        if child.name in seen:
+            raise SpecError(
+                f"{path}/{child.name}", "name", f"duplicate sibling name {child.name!r}"
+            )
+        seen[child.name] = child
+    for child in children:
+        for dep in child.depends_on:
+            if dep == child.name:
+                raise SpecError(
+                    f"{path}/{child.name}", "depends_on", "a child cannot depend on itself"
+                )
+            if dep not in seen:
+                raise SpecError(
+                    f"{path}/{child.name}",
+                    "depends_on",
+                    f"unknown sibling {dep!r} (siblings: {', '.join(seen)})",
+                )
+    cycle = find_cycle({c.name: c.depends_on for c in children})
+    if cycle:
+        raise SpecError(f"{path}/{cycle[0]}", "depends_on", f"cycle {' -> '.join(cycle)}")
+
+
+def find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:
+    """A dependency cycle in ``graph`` as a list of names (first repeated last), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, ()):
+            if state.get(dep) == 1:
+                return [*stack[stack.index(dep) :], dep]
+            if state.get(dep) is None:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in graph:
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None

@@ -1,0 +1,65 @@
+"""Thespian's sockets stay on loopback, and nothing outlives a system."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+
+from stalwart import Child, Supervisor
+from stalwart.supervisors._bases import session_processes
+from tests.support import Ping, Worker, wait_for
+
+
+def listening(pids):
+    found = []
+    for pid in pids:
+        for conn in psutil.Process(pid).net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN:
+                found.append((pid, conn.laddr.ip, conn.laddr.port))
+    return found
+
+
+def test_every_thespian_socket_listens_on_loopback_only(make_system):
+    system = make_system(Supervisor("s", children=[Child("a", Worker), Child("b", Worker)]),
+                         base="multiproc")
+    assert system.ask("s/a", Ping(1)).n == 1
+    pids = [p.pid for p in session_processes(system._sid)] + [os.getpid()]
+    sockets = listening(pids)
+    assert len(sockets) >= 4  # admin, root, supervisor, two actors (ours included)
+    assert {ip for _, ip, _ in sockets} == {"127.0.0.1"}, sockets
+
+
+def test_a_system_whose_owner_is_killed_shuts_itself_down(tmp_path):
+    script = tmp_path / "owner.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, sys, time
+        sys.path.insert(0, {os.getcwd()!r})
+        from stalwart import Child, Supervisor, start
+        from tests.support import Worker
+        system = start(Supervisor("s", children=[Child("a", Worker)]), base="multiproc",
+                       report_path=None)
+        print(system._sid, flush=True)
+        time.sleep(600)
+    """))
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    sid = int(owner.stdout.readline())
+    assert session_processes(sid), "the system should be running"
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    wait_for(lambda: session_processes(sid) == [], timeout=20)
+
+
+def test_shutdown_leaves_no_process_and_no_listening_port(make_system):
+    system = make_system(Supervisor("s", children=[Child("a", Worker)]), base="multiproc")
+    sid = system._sid
+    ports = [port for _, _, port in listening([p.pid for p in session_processes(sid)])]
+    system.shutdown()
+    assert session_processes(sid) == []
+    time.sleep(0.1)
+    still = [c for c in psutil.net_connections(kind="inet")
+             if c.status == psutil.CONN_LISTEN and c.laddr.port in ports]
+    assert still == []

@@ -1,0 +1,66 @@
+"""A real actor process killed with SIGKILL while it handles a message."""
+
+import os
+import signal
+import threading
+import time
+
+import psutil
+
+from stalwart import Child, Supervisor
+from tests.support import GetLog, Ping, Work, Worker, wait_for
+
+
+def test_sigkill_mid_message_restarts_restores_and_handles_it_exactly_once(make_system):
+    tree = Supervisor("s", children=[Child("w", Worker), Child("peer", Worker)])
+    system = make_system(tree, base="multiproc")
+    for i in (1, 2, 3):
+        system.ask("s/w", Work(i))
+    old_pid = system.status()["s/w"].pid
+    peer_pid = system.status()["s/peer"].pid
+    assert psutil.Process(old_pid).is_running()
+
+    def kill_when_busy():
+        time.sleep(0.5)  # the ask below is in the handler's sleep by now
+        os.kill(old_pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    done = system.ask("s/w", Work(7, sleep_s=1.5), timeout=15)
+    killer.join()
+    assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == "zombie"
+    assert done.id == 7 and done.pid != old_pid
+    assert done.attempts == 1  # the new instance saw it once
+    assert system.ask("s/w", GetLog()) == [1, 2, 3, 7]  # checkpoint restored, 7 handled once
+    status = system.status()
+    assert status["s/w"].restarts == 1 and status["s/w"].pid == done.pid
+    assert status["s/peer"].pid == peer_pid  # one_for_one at level 3: the sibling is untouched
+    crash = wait_for(lambda: [e for e in system.events() if e.kind == "crash"])
+    assert crash[0].path == "s/w" and crash[0].level == 3
+
+
+def test_a_killed_supervisor_takes_its_orphans_down_and_its_subtree_comes_back(make_system):
+    tree = Supervisor(
+        "s",
+        children=[
+            Supervisor("mid", children=[Child("leaf", Worker)]),
+            Child("other", Worker),
+        ],
+    )
+    system = make_system(tree, base="multiproc")
+    system.ask("s/mid/leaf", Work(1))
+    status = system.status()
+    mid_pid, leaf_pid = status["s/mid"].pid, status["s/mid/leaf"].pid
+    os.kill(mid_pid, signal.SIGKILL)
+    wait_for(
+        lambda: (
+            system.status()["s/mid/leaf"].state == "running"
+            and system.status()["s/mid/leaf"].pid not in (0, leaf_pid)
+        ),
+        timeout=15,
+    )
+    wait_for(
+        lambda: not psutil.pid_exists(leaf_pid) or psutil.Process(leaf_pid).status() == "zombie"
+    )
+    assert system.ask("s/mid/leaf", Ping(3)).n == 3
+    assert system.ask("s/other", Ping(4)).n == 4

@@ -1,0 +1,133 @@
+"""Messages: bad input gets clear errors, nothing is lost while an actor restarts."""
+
+import pytest
+
+from stalwart import (
+    BadMessage,
+    Child,
+    RecoveryRequest,
+    Supervisor,
+    Timeout,
+    UnknownMessage,
+    UnknownPath,
+)
+from tests.support import (
+    RESTART_FIRST,
+    Burst,
+    Burster,
+    Client,
+    GetLog,
+    Never,
+    Ping,
+    Relay,
+    Unhandled,
+    Work,
+    Worker,
+    wait_for,
+)
+
+
+@pytest.fixture
+def tree():
+    return Supervisor(
+        "s",
+        children=[
+            Child("w", Worker, levels=RESTART_FIRST),
+            Child("client", Client),
+        ],
+    )
+
+
+def test_an_unknown_message_type_gets_an_error_naming_it_and_the_actor_keeps_running(
+    make_system, base, tree
+):
+    system = make_system(tree, base=base)
+    before = system.status()["s/w"]
+    with pytest.raises(UnknownMessage, match="Unhandled") as info:
+        system.ask("s/w", Unhandled(1))
+    assert info.value.path == "s/w"
+    after = system.status()["s/w"]
+    assert (after.incarnation, after.restarts) == (before.incarnation, 0)
+    assert system.ask("s/w", Ping(5)).n == 5
+
+
+def test_an_unknown_path_is_named_in_the_error(make_system, base, tree):
+    system = make_system(tree, base=base)
+    with pytest.raises(UnknownPath, match="'s/nope'"):
+        system.ask("s/nope", Ping())
+    with pytest.raises(UnknownPath):
+        system.tell("nowhere", Ping())
+    reply = system.ask("s/client", Relay("s/missing", Ping()))
+    assert (reply.ok, reply.error) == (False, "UnknownPath")
+    assert "s/missing" in reply.detail
+
+
+def test_a_malformed_message_is_refused_naming_the_field(make_system, base, tree):
+    system = make_system(tree, base=base)
+    with pytest.raises(BadMessage, match=r"Ping: Expected `int`, got `str` - at `\$.n`"):
+        system.ask("s/w", Ping("seven"))
+    assert system.ask("s/w", Ping(7)).n == 7
+
+
+def test_an_ask_without_an_answer_times_out_clearly(make_system, base, tree):
+    system = make_system(tree, base=base)
+    with pytest.raises(Timeout, match=r"no reply from s/w within 0\.3s"):
+        system.ask("s/w", Never(), timeout=0.3)
+    reply = system.ask("s/client", Relay("s/w", Never(), timeout=0.2))
+    assert (reply.ok, reply.error) == (False, "Timeout")
+
+
+def test_actors_call_each_other_by_path(make_system, base, tree):
+    system = make_system(tree, base=base)
+    reply = system.ask("s/client", Relay("s/w", Ping(11)))
+    assert reply.ok and reply.value.n == 11 and reply.value.path == "s/w"
+
+
+def test_messages_sent_during_a_restart_are_delivered_after_it_in_order(make_system, base):
+    tree = Supervisor("s", children=[Child("c", Client), Child("b", Burster)])
+    system = make_system(tree, base=base)
+    assert system.ask("s/b", Burst("s/c", 200)) == "sent"
+    wait_for(
+        lambda: system.status()["s/c"].restarts == 1 and system.status()["s/c"].state == "running",
+        timeout=10,
+    )
+    wait_for(lambda: len(system.ask("s/c", GetLog())) == 200, timeout=10)
+    assert system.ask("s/c", GetLog()) == list(range(200))
+
+
+def test_the_failed_message_and_the_ones_queued_behind_it_reach_the_new_instance(make_system, base):
+    tree = Supervisor("s", children=[Child("w", Worker, levels=RESTART_FIRST)])
+    system = make_system(tree, base=base)
+    system.ask("s/w", Work(1))
+    system.tell("s/w", Work(2, fail_times=1, counter=""))  # fails once: restart, redelivered
+    for i in range(3, 10):
+        system.tell("s/w", Work(i))
+    log = wait_for(lambda: (lambda h: h if len(h) == 9 else None)(system.ask("s/w", GetLog())))
+    assert sorted(log) == list(range(1, 10))
+    assert system.status()["s/w"].restarts == 1
+
+
+def test_checkpointed_state_survives_a_restart(make_system, base, tree):
+    system = make_system(tree, base=base)
+    for i in range(3):
+        system.ask("s/w", Work(i))
+    assert system.request_recovery(RecoveryRequest("s/w", 3)).ok
+    pong = system.ask("s/w", Ping())
+    assert pong.state["handled"] == [0, 1, 2]
+    assert pong.incarnation > 1
+
+
+def test_requested_recovery_of_an_unknown_path_fails_with_a_reason(make_system, base, tree):
+    system = make_system(tree, base=base)
+    result = system.request_recovery(RecoveryRequest("s/ghost", 3))
+    assert not result.ok and "unknown actor path 's/ghost'" in result.detail
+    with pytest.raises(ValueError, match="level"):
+        RecoveryRequest("s/w", 9)
+
+
+def test_requested_recovery_at_levels_one_and_two_runs_the_hooks(make_system, base, tree):
+    system = make_system(tree, base=base)
+    for level in (1, 2):
+        result = system.request_recovery(RecoveryRequest("s/w", level, "reconnect please"))
+        assert result.ok and result.level == level
+    assert system.status()["s/w"].restarts == 0

@@ -1,0 +1,225 @@
+"""Actors and helpers shared by the tests (importable by actor processes)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from stalwart import LevelPolicy, ManagedActor
+
+FAST = LevelPolicy(
+    basic_attempts=1,
+    basic_delay_s=0.001,
+    enhanced_attempts=1,
+    component_attempts=1,
+    system_attempts=1,
+    quiet_period_s=60.0,
+)
+RESTART_FIRST = LevelPolicy(
+    basic_attempts=0,
+    enhanced_attempts=0,
+    component_attempts=1,
+    system_attempts=1,
+    quiet_period_s=60.0,
+)
+
+
+class Ping(msgspec.Struct, frozen=True):
+    n: int = 0
+
+
+class Pong(msgspec.Struct, frozen=True):
+    n: int
+    path: str
+    pid: int
+    incarnation: int
+    state: Any = None
+
+
+class Work(msgspec.Struct, frozen=True):
+    id: int
+    fail_times: int = 0  # how many times this id fails before it succeeds (-1: always)
+    error: str = "connection"
+    sleep_s: float = 0.0
+    fail_while: str = ""  # fails while this file exists
+    counter: str = ""  # count attempts in this file (shared by every instance) instead of memory
+
+
+class Done(msgspec.Struct, frozen=True):
+    id: int
+    attempts: int
+    pid: int
+    incarnation: int
+
+
+class Crash(msgspec.Struct, frozen=True):
+    code: int = 9
+
+
+class GetLog(msgspec.Struct, frozen=True):
+    pass
+
+
+class StopSelf(msgspec.Struct, frozen=True):
+    pass
+
+
+class Never(msgspec.Struct, frozen=True):
+    pass
+
+
+class Unhandled(msgspec.Struct, frozen=True):
+    x: int = 0
+
+
+ERRORS = {
+    "connection": lambda i: ConnectionError(f"backend refused work {i}"),
+    "value": lambda i: ValueError(f"bad input {i}"),
+    "runtime": lambda i: RuntimeError(f"flaky {i}"),
+}
+
+
+def journal(path: str | None, line: str) -> None:
+    """Append ``line`` to a file shared by all processes (for ordering checks)."""
+    if path:
+        with open(path, "a") as fh:
+            fh.write(f"{time.monotonic():.6f} {line}\n")
+
+
+def read_journal(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [line.split(" ", 1)[1] for line in path.read_text().splitlines()]
+
+
+class Worker(ManagedActor):
+    """Answers Ping; fails Work as told; remembers what it handled (checkpointed)."""
+
+    def on_start(self) -> None:
+        self.handled: list[int] = list((self.restored_state or {}).get("handled", []))
+        self.attempts: dict[int, int] = dict((self.restored_state or {}).get("attempts", {}))
+        journal(self.options.get("journal"), f"start {self.path}")
+        flag = self.options.get("fail_start_flag")
+        if flag and os.path.exists(flag):
+            raise RuntimeError(f"{self.path} cannot start: flag {flag} is set")
+
+    def on_stop(self) -> None:
+        journal(self.options.get("journal"), f"stop {self.path}")
+
+    def snapshot(self) -> Any:
+        return {"handled": self.handled, "attempts": self.attempts}
+
+    def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
+        self.reply(
+            sender,
+            Pong(msg.n, self.path, os.getpid(), self.incarnation, {"handled": list(self.handled)}),
+        )
+
+    def receiveMsg_Work(self, msg: Work, sender: Any) -> None:
+        n = self.attempts.get(msg.id, 0) + 1
+        self.attempts[msg.id] = n
+        if msg.counter:
+            with open(msg.counter, "a+") as fh:
+                fh.write("x")
+                fh.seek(0)
+                n = len(fh.read())
+        if msg.sleep_s:
+            time.sleep(msg.sleep_s)
+        if (
+            msg.fail_times < 0
+            or n <= msg.fail_times
+            or (msg.fail_while and os.path.exists(msg.fail_while))
+        ):
+            raise ERRORS[msg.error](msg.id)
+        self.handled.append(msg.id)
+        self.reply(sender, Done(msg.id, n, os.getpid(), self.incarnation))
+
+    def receiveMsg_Crash(self, msg: Crash, sender: Any) -> None:
+        os._exit(msg.code)
+
+    def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
+        self.reply(sender, list(self.handled))
+
+    def receiveMsg_StopSelf(self, msg: StopSelf, sender: Any) -> None:
+        self.stop()
+
+    def receiveMsg_Never(self, msg: Never, sender: Any) -> None:
+        pass  # never answers
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with its last value."""
+    deadline = time.monotonic() + timeout
+    value = predicate()
+    while not value:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        time.sleep(interval)
+        value = predicate()
+    return value
+
+
+class Relay(msgspec.Struct, frozen=True):
+    path: str
+    message: Any
+    timeout: float = 5.0
+
+
+class Relayed(msgspec.Struct, frozen=True):
+    ok: bool
+    value: Any = None
+    error: str = ""
+    detail: str = ""
+
+
+class Append(msgspec.Struct, frozen=True):
+    value: int
+
+
+class Client(ManagedActor):
+    """Calls other actors by path on request and reports what came back."""
+
+    def on_start(self) -> None:
+        self.seen: list[int] = list(self.restored_state or [])
+
+    def snapshot(self) -> Any:
+        return self.seen
+
+    def receiveMsg_Relay(self, msg: Relay, sender: Any) -> None:
+        self.call(
+            msg.path,
+            msg.message,
+            msg.timeout,
+            on_reply=lambda r: self.reply(sender, Relayed(True, r)),
+            on_error=lambda e: self.reply(sender, Relayed(False, None, type(e).__name__, str(e))),
+        )
+
+    def receiveMsg_Append(self, msg: Append, sender: Any) -> None:
+        self.seen.append(msg.value)
+
+    def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
+        self.reply(sender, list(self.seen))
+
+
+class Burst(msgspec.Struct, frozen=True):
+    """Ask the root to restart ``path`` at level 3, then at once send it ``count`` Appends."""
+
+    path: str
+    count: int
+
+
+class Burster(ManagedActor):
+    def receiveMsg_Burst(self, msg: Burst, sender: Any) -> None:
+        from stalwart import RecoveryRequest
+
+        self.send(self.root, RecoveryRequest(msg.path, 3, "burst"))
+        for i in range(msg.count):
+            self.tell(msg.path, Append(i))
+        self.reply(sender, "sent")
+
+    def receiveMsg_RecoveryResult(self, msg: Any, sender: Any) -> None:
+        self.result = msg

@@ -1,0 +1,26 @@
+"""Every example runs, as a user would run it."""
+
+import subprocess
+import sys
+
+
+def run_example(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_the_shop_demo_shows_levels_one_to_four_and_the_tree():
+    out = run_example("examples.shop", "--seconds", "2")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for level in (1, 2, 3, 4):
+        assert f"failed -> level {level}" in text
+    assert "recovery levels used: 1, 2, 3, 4" in text
+    assert "shop/storefront/api" in text and "w.2" in text  # the status tree at the end
+
+
+def test_the_shop_demo_reaches_level_five_when_asked_on_real_processes():
+    out = run_example("examples.shop", "--seconds", "2", "--critical", "--base", "multiproc")
+    assert out.returncode == 0, out.stderr
+    assert "restart-tree: requested: operator: --critical" in out.stdout
+    assert "recovery levels used: 1, 2, 3, 4, 5" in out.stdout
