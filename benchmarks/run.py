@@ -1,7 +1,7 @@
 """Run every benchmark; each prints its figures beside the peer's, as ratios.
 
-    python benchmarks/run.py            # all
-    python benchmarks/run.py core       # only bench_core.py
+python benchmarks/run.py            # all
+python benchmarks/run.py core       # only bench_core.py
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ import sys
 
 
 def run_example(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def test_the_shop_demo_shows_levels_one_to_four_and_the_tree():

@@ -24,8 +24,9 @@ def listening(pids):
 
 
 def test_every_thespian_socket_listens_on_loopback_only(make_system):
-    system = make_system(Supervisor("s", children=[Child("a", Worker), Child("b", Worker)]),
-                         base="multiproc")
+    system = make_system(
+        Supervisor("s", children=[Child("a", Worker), Child("b", Worker)]), base="multiproc"
+    )
     assert system.ask("s/a", Ping(1)).n == 1
     pids = [p.pid for p in session_processes(system._sid)] + [os.getpid()]
     sockets = listening(pids)
@@ -35,7 +36,8 @@ def test_every_thespian_socket_listens_on_loopback_only(make_system):
 
 def test_a_system_whose_owner_is_killed_shuts_itself_down(tmp_path):
     script = tmp_path / "owner.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import os, sys, time
         sys.path.insert(0, {os.getcwd()!r})
         from stalwart import Child, Supervisor, start
@@ -44,7 +46,8 @@ def test_a_system_whose_owner_is_killed_shuts_itself_down(tmp_path):
                        report_path=None)
         print(system._sid, flush=True)
         time.sleep(600)
-    """))
+    """)
+    )
     owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     sid = int(owner.stdout.readline())
     assert session_processes(sid), "the system should be running"
@@ -60,6 +63,9 @@ def test_shutdown_leaves_no_process_and_no_listening_port(make_system):
     system.shutdown()
     assert session_processes(sid) == []
     time.sleep(0.1)
-    still = [c for c in psutil.net_connections(kind="inet")
-             if c.status == psutil.CONN_LISTEN and c.laddr.port in ports]
+    still = [
+        c
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port in ports
+    ]
     assert still == []
