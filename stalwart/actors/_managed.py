@@ -338,6 +338,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         self.supervisor = init.supervisor
         self.root = init.root
         self.incarnation = init.incarnation
+        self._sw_use_clock(init.clock_id)
         self.restored_state = init.restored_state
         self.options = dict(init.options)
         self.log = logging.getLogger(f"stalwart.actor.{init.path.replace('/', '.')}")

@@ -1,10 +1,14 @@
-"""Many cancellable timers on one Thespian wakeup at a time.
+"""Many cancellable timers per actor, on one wakeup at a time.
 
 Thespian cannot cancel a ``wakeupAfter``, and its in-process base scans every
 pending wakeup on every message. So an actor keeps its own heap of deadlines
-and asks Thespian for a single wakeup at the earliest one, never more than
-``MAX_ARM_S`` ahead: a cancelled timer costs nothing once that short wakeup has
-passed, and the pending wakeups of a whole system stay few.
+and asks for a single wakeup at the earliest one:
+
+- on the multi-process bases, a Thespian ``wakeupAfter`` never more than
+  ``MAX_ARM_S`` ahead (a cancelled timer costs nothing once it has passed);
+- on the in-process base, the deadline goes to the system's :class:`ExternalClock`,
+  and the ``System`` object delivers the wakeup itself between messages, so no
+  Thespian wakeup is pending at all and messages pay nothing for timers.
 """
 
 from __future__ import annotations
@@ -20,6 +24,31 @@ TICK = (WAKE, "tick")
 MAX_ARM_S = 0.25
 
 
+class ExternalClock:
+    """The earliest deadline of each actor of one in-process system."""
+
+    def __init__(self) -> None:
+        self._deadlines: dict[str, tuple[float, Any]] = {}
+
+    def arm(self, address: Any, deadline: float) -> None:
+        key = str(address)
+        current = self._deadlines.get(key)
+        if current is None or deadline < current[0]:
+            self._deadlines[key] = (deadline, address)
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of all, or None."""
+        return min((d for d, _ in self._deadlines.values()), default=None)
+
+    def pop_due(self, now: float) -> list[Any]:
+        """Addresses whose deadline has come (forgotten here; they re-arm as needed)."""
+        due = [key for key, (d, _) in self._deadlines.items() if d <= now]
+        return [self._deadlines.pop(key)[1] for key in due]
+
+
+CLOCKS: dict[int, ExternalClock] = {}  # in-process systems, by clock id
+
+
 class Timers:
     """Mixin for a Thespian actor: ``after(delay, payload, key)`` and ``cancel(key)``."""
 
@@ -27,11 +56,19 @@ class Timers:
 
         def wakeupAfter(self, period: Any, payload: Any = None) -> None: ...
 
+        @property
+        def myAddress(self) -> Any: ...
+
     def _sw_init_timers(self) -> None:
         self._sw_heap: list[tuple[float, int, Hashable]] = []
         self._sw_due: dict[Hashable, tuple[int, Any]] = {}
         self._sw_seq = itertools.count()
         self._sw_armed: float | None = None
+        self._sw_clock: ExternalClock | None = None
+
+    def _sw_use_clock(self, clock_id: int) -> None:
+        """Take wakeups from the in-process system's clock ``clock_id`` (0: Thespian's)."""
+        self._sw_clock = CLOCKS.get(clock_id) if clock_id else None
 
     def after(self, delay: float, payload: Any, key: Hashable | None = None) -> Hashable:
         """Deliver ``payload`` to :meth:`on_timer` in ``delay`` seconds; returns the key."""
@@ -53,6 +90,12 @@ class Timers:
             heapq.heapify(self._sw_heap)
 
     def _sw_arm(self, deadline: float) -> None:
+        clock = self._sw_clock
+        if clock is not None:
+            if self._sw_armed is None or deadline < self._sw_armed:
+                self._sw_armed = deadline
+                clock.arm(self.myAddress, deadline)
+            return
         now = time.monotonic()
         target = min(deadline, now + MAX_ARM_S)
         if self._sw_armed is not None and self._sw_armed <= target:

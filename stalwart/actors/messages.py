@@ -110,6 +110,7 @@ class Init(msgspec.Struct, frozen=True):
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     checkpoint: str | float = "message"
     supervisor_pid: int = 0
+    clock_id: int = 0
 
 
 class Started(msgspec.Struct, frozen=True):

@@ -34,6 +34,7 @@ class Lifecycle:
     root: Any
     parent: Any
     incarnation: int
+    clock_id: int
     forwarders: list[Any]  # replaced instances still forwarding (addresses do not hash)
     escalated: bool
     retiring: bool
@@ -106,6 +107,7 @@ class Lifecycle:
                     self.root,
                     c.incarnation,
                     dict(c.sub_checkpoints),
+                    self.clock_id,
                 ),
             )
         else:
@@ -124,6 +126,7 @@ class Lifecycle:
                     dict(getattr(spec, "options", {})),
                     getattr(spec, "checkpoint", "message"),
                     os.getpid(),
+                    self.clock_id,
                 ),
             )
             c.redeliver = []

@@ -93,6 +93,7 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
         self.tree_waiters: list[int] = []
         self.starter_pid = 0
         self.gateway_calls: dict[int, str] = {}
+        self.clock_id = 0
 
     # -- plumbing ---------------------------------------------------------------------------
     def _sw_resolver(self) -> Any:
@@ -119,6 +120,8 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
     def on_boot(self, msg: Boot, sender: Any) -> None:
         self.tree, self.options = msg.tree, msg.options
         self.starter_pid = msg.starter_pid
+        self.clock_id = msg.clock_id
+        self._sw_use_clock(msg.clock_id)
         self.events = deque(maxlen=self.options.event_limit)
         self.dead = deque(maxlen=self.options.dead_letter_limit)
         self.intensity = RestartIntensity(
@@ -145,6 +148,7 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
                 self.myAddress,
                 self.top_incarnation,
                 dict(self.checkpoints),
+                self.clock_id,
             ),
         )
         self.after(

@@ -56,6 +56,7 @@ class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
         self.finished = False
         self.initial = True
         self._incarnations = 0
+        self.clock_id = 0
         self.waiting_recoveries: list[tuple[int, str]] = []
         self.forwarders: list[Any] = []
         self._sw_init_timers()
@@ -78,6 +79,8 @@ class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
         spec: Supervisor = msg.spec
         self.path, self.spec, self.parent, self.root = msg.path, spec, msg.parent, msg.root
         self.incarnation = msg.incarnation
+        self.clock_id = msg.clock_id
+        self._sw_use_clock(msg.clock_id)
         self.init_recovery(spec)
         for slot in expand(spec.children):
             policy = getattr(slot.spec, "levels", None) or spec.levels

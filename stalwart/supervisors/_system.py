@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from thespian.actors import ActorSystem
+from thespian.actors import ActorSystem, WakeupMessage
 
+from ..actors._timers import CLOCKS, TICK, ExternalClock
 from ..actors.errors import BadMessage, StalwartError, SystemStopped, Timeout, UnknownPath
 from ..actors.messages import ErrorReply, RecoveryRequest, RecoveryResult
 from ._bases import (
@@ -40,6 +41,7 @@ from .spec import SpecError, Supervisor, validate_children
 
 log = logging.getLogger("stalwart.system")
 _MARGIN_S = 2.0
+_TICK_S = 0.005  # in-process base: how often a waiting call looks at the clocks
 
 
 class Status(tuple[ActorStatus, ...]):
@@ -106,6 +108,12 @@ class System:
         self._sid = 0
         self._stopping = threading.Event()
         self._pump: threading.Thread | None = None
+        self._clock: ExternalClock | None = None
+        self._clock_id = 0
+        if options.base == "simple":
+            self._clock = ExternalClock()
+            self._clock_id = id(self._clock)
+            CLOCKS[self._clock_id] = self._clock
 
     # -- the conversation with the root ----------------------------------------------------------
     def _query(self, msg: Any, ident: int, timeout: float, late: str = "") -> Any:
@@ -113,6 +121,8 @@ class System:
             if self._closed:
                 raise SystemStopped("the system has been shut down")
             deadline = time.monotonic() + timeout
+            if self._clock is not None:
+                return self._query_in_process(msg, ident, deadline, timeout, late)
             reply = self._asys.ask(self._root, msg, timeout)
             while True:
                 if isinstance(reply, GatewayReply) and reply.id == ident:
@@ -122,6 +132,37 @@ class System:
                     self._asys.tell(self._root, GatewayCancel(ident))
                     raise Timeout(late or f"the system did not answer within {timeout:g}s")
                 reply = self._asys.listen(remaining)
+
+    def _query_in_process(
+        self, msg: Any, ident: int, deadline: float, timeout: float, late: str
+    ) -> Any:
+        """The in-process base: this thread runs the actors, and delivers their timers."""
+        assert self._clock is not None
+        self._asys.tell(self._root, msg)  # runs every actor until the system is idle
+        while True:
+            self._fire_timers()
+            reply = self._asys.listen(0.001)  # also Thespian's own due wakeups
+            if reply is not None:
+                if isinstance(reply, GatewayReply) and reply.id == ident:
+                    return reply.value
+                continue
+            now = time.monotonic()
+            if now >= deadline:
+                self._asys.tell(self._root, GatewayCancel(ident))
+                raise Timeout(late or f"the system did not answer within {timeout:g}s")
+            nxt = self._clock.next_deadline()
+            wait = min(deadline, nxt if nxt is not None else deadline, now + _TICK_S) - now
+            if wait > 0:
+                time.sleep(wait)
+
+    def _fire_timers(self) -> None:
+        assert self._clock is not None
+        while True:
+            due = self._clock.pop_due(time.monotonic())
+            if not due:
+                return
+            for address in due:
+                self._asys.tell(address, WakeupMessage(0, TICK))
 
     def _gateway(self, what: str, arg: Any = None, timeout: float = 10.0) -> Any:
         ident = next(self._ids)
@@ -217,6 +258,7 @@ class System:
                 log.warning("orderly stop did not finish: %s", exc)
             self._closed = True
             self._stopping.set()
+            CLOCKS.pop(self._clock_id, None)
             try:
                 self._asys.shutdown()
             finally:
@@ -239,7 +281,9 @@ class System:
 
     def _boot(self, timeout: float) -> None:
         ident = next(self._ids)
-        value = self._query(Boot(ident, self.tree, self.options, os.getpid()), ident, timeout)
+        value = self._query(
+            Boot(ident, self.tree, self.options, os.getpid(), self._clock_id), ident, timeout
+        )
         if value[0] != "ok":
             self._closed = True
             raise SystemStopped(f"the tree could not start: {value[1]}")
@@ -247,19 +291,17 @@ class System:
         self._sid = value[2] if self.options.base != "simple" else 0
 
     def _run_timers(self) -> None:
-        """In-process base: run due timers between calls (holding the lock, like any call)."""
-        base = getattr(self._asys, "_systemBase", None)
+        """In-process base, between calls: deliver the actors' due timers (holding the lock)."""
+        assert self._clock is not None
         while not self._stopping.is_set():
             with self._lock:
                 if self._closed:
                     return
-                self._asys.listen(0.001)
-                next_wakeup = base._next_wakeup() if base is not None else None
-            if next_wakeup is None:
-                wait = 0.05
-            else:
-                wait = max(0.001, min(0.05, next_wakeup.view().remaining().total_seconds()))
-            self._stopping.wait(wait)
+                self._fire_timers()
+                self._asys.listen(0.001)  # Thespian's own due wakeups; stray replies dropped
+                nxt = self._clock.next_deadline()
+            wait = _TICK_S if nxt is None else min(_TICK_S, nxt - time.monotonic())
+            self._stopping.wait(max(0.001, wait))
 
 
 def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
@@ -275,11 +317,14 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
     validate_children(tree.name, tree.children)
     opts = parse_options({"base": base, **options})
     asys = _actor_system(opts)
+    system: System | None = None
     try:
         root = asys.createActor(RootActor)
         system = System(asys, root, opts, tree)
         system._boot(opts.start_timeout_s + _MARGIN_S)
     except BaseException:
+        if system is not None:
+            CLOCKS.pop(system._clock_id, None)
         _abandon(asys, opts)
         raise
     if opts.base == "simple":

@@ -68,6 +68,7 @@ class SupervisorInit(msgspec.Struct, frozen=True):
     root: Any
     incarnation: int
     checkpoints: dict[str, Any] = msgspec.field(default_factory=dict)
+    clock_id: int = 0
 
 
 class Escalate(msgspec.Struct, frozen=True):
@@ -164,6 +165,7 @@ class Boot(msgspec.Struct, frozen=True):
     tree: Any
     options: Any
     starter_pid: int
+    clock_id: int = 0
 
 
 class GatewayAsk(msgspec.Struct, frozen=True):

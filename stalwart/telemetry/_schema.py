@@ -1,0 +1,82 @@
+"""The recovery store's schema and its migrations (``PRAGMA user_version`` is the version)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+SCHEMA_VERSION = 1
+
+# tables whose rows belong to a batch (they carry batch_id) and are kept by time
+TIME_SERIES = ("recovery_performance", "events", "memory_events", "dead_letters", "alerts")
+
+
+def _v1(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS batches (
+            id INTEGER PRIMARY KEY, time REAL NOT NULL, rows INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS recovery_performance (
+            id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, time REAL NOT NULL,
+            path TEXT NOT NULL, operation TEXT, category TEXT, fingerprint TEXT,
+            level INTEGER, strategy TEXT, success INTEGER NOT NULL, duration_s REAL,
+            mem_delta_bytes INTEGER, cpu_delta_s REAL, stability INTEGER);
+        CREATE INDEX IF NOT EXISTS recovery_performance_time ON recovery_performance(time);
+        CREATE INDEX IF NOT EXISTS recovery_performance_path ON recovery_performance(path);
+        CREATE TABLE IF NOT EXISTS strategy_scores (
+            category TEXT NOT NULL, level INTEGER NOT NULL, strategy TEXT NOT NULL,
+            successes INTEGER NOT NULL, failures INTEGER NOT NULL, total_time_s REAL NOT NULL,
+            total_cost REAL NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY (category, level, strategy));
+        CREATE TABLE IF NOT EXISTS adaptive_timeouts (
+            path TEXT NOT NULL, operation TEXT NOT NULL, timeout_s REAL NOT NULL,
+            p95_s REAL NOT NULL, samples INTEGER NOT NULL, updated_at REAL NOT NULL,
+            PRIMARY KEY (path, operation));
+        CREATE TABLE IF NOT EXISTS progressive_recovery (
+            path TEXT NOT NULL, fingerprint TEXT NOT NULL, category TEXT, level INTEGER NOT NULL,
+            updated_at REAL NOT NULL, PRIMARY KEY (path, fingerprint));
+        CREATE TABLE IF NOT EXISTS errors (
+            id INTEGER PRIMARY KEY, path TEXT NOT NULL, fingerprint TEXT NOT NULL,
+            category TEXT, severity INTEGER, error_type TEXT, message TEXT,
+            first_seen REAL NOT NULL, last_seen REAL NOT NULL, count INTEGER NOT NULL,
+            status TEXT NOT NULL, resolved_by TEXT, resolved_at REAL,
+            UNIQUE (path, fingerprint));
+        CREATE INDEX IF NOT EXISTS errors_status ON errors(status);
+        CREATE TABLE IF NOT EXISTS alerts (
+            id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, time REAL NOT NULL,
+            rule TEXT NOT NULL, scope TEXT NOT NULL, severity TEXT NOT NULL, message TEXT,
+            value REAL, status TEXT NOT NULL, resolved_at REAL);
+        CREATE TABLE IF NOT EXISTS memory_events (
+            id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, time REAL NOT NULL,
+            tier TEXT NOT NULL, trigger TEXT NOT NULL, percent REAL, before_bytes INTEGER,
+            after_bytes INTEGER, freed_bytes INTEGER, duration_s REAL, detail TEXT);
+        CREATE TABLE IF NOT EXISTS checkpoints (
+            path TEXT PRIMARY KEY, state BLOB, incarnation INTEGER, updated_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS events (
+            id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, time REAL NOT NULL,
+            kind TEXT NOT NULL, path TEXT NOT NULL, level INTEGER, strategy TEXT,
+            category TEXT, fingerprint TEXT, detail TEXT, duration_ms REAL);
+        CREATE INDEX IF NOT EXISTS events_time ON events(time);
+        CREATE TABLE IF NOT EXISTS dead_letters (
+            id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, time REAL NOT NULL,
+            path TEXT NOT NULL, message BLOB, message_repr TEXT, error TEXT, category TEXT,
+            fingerprint TEXT, request_id TEXT);
+        """
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION`; returns the version found before."""
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"recovery store schema version {found} is newer than this Stalwart"
+            f" ({SCHEMA_VERSION}); upgrade Stalwart to open it"
+        )
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[version](conn)
+        conn.execute(f"PRAGMA user_version = {version}")
+    return found

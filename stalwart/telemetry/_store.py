@@ -1,0 +1,357 @@
+"""The recovery store: every recovery attempt, error, alert and checkpoint, in SQLite.
+
+One file (or ``":memory:"``), WAL mode, written in batches: each batch is one
+transaction and is recorded in the ``batches`` table with its row count, so a
+writer killed at any instant leaves whole batches or nothing. Checkpoint states
+and dead-letter messages are stored pickled: the file is trusted data, open
+only files you (or your own system) wrote.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import sqlite_utils
+
+from ._schema import TIME_SERIES, migrate
+
+Statement = tuple[str, Sequence[Any]]
+
+
+class Metrics(msgspec.Struct, frozen=True):
+    """Recovery figures over a window (all of history when ``window_s`` is None)."""
+
+    window_s: float | None
+    attempts: int
+    successes: int
+    failures: int
+    success_rate: float | None
+    mean_s: float | None
+    p50_s: float | None
+    p95_s: float | None
+    errors: int
+    errors_per_min: float
+    by_level: dict[int, int]
+    restarts: int
+    per_actor: dict[str, dict[str, Any]]
+    open_breakers: list[str]
+
+
+def _percentile(values: np.ndarray[Any, Any], q: float) -> float | None:
+    return float(np.percentile(values, q)) if len(values) else None
+
+
+class RecoveryStore:
+    """Open (or create) a recovery store and query it.
+
+    Thread-safety: one store object per thread; SQLite in WAL mode lets a
+    reader (a report, the HTTP API) work while the telemetry actor writes.
+    """
+
+    def __init__(self, path: str | Path = ":memory:", *, readonly: bool = False) -> None:
+        self.path = str(path)
+        if readonly and self.path != ":memory:":
+            conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, timeout=10, check_same_thread=False
+            )
+        else:
+            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+        conn.isolation_level = None  # explicit transactions (sqlite-utils' atomic())
+        self.db = sqlite_utils.Database(conn)
+        if not readonly:
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL: survives a killed process
+            migrate(conn)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.conn.close()
+
+    def __enter__(self) -> RecoveryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing -----------------------------------------------------------------------
+    def write_batch(
+        self, rows: Mapping[str, Iterable[dict[str, Any]]], statements: Sequence[Statement] = ()
+    ) -> int:
+        """Insert ``rows`` (per table) and run ``statements``, all in one transaction.
+
+        Returns the batch id. Rows of time-series tables get the batch id.
+        """
+        prepared = {table: list(items) for table, items in rows.items() if items}
+        count = sum(len(items) for items in prepared.values()) + len(statements)
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "INSERT INTO batches (time, rows) VALUES (?, ?)", (time.time(), count)
+            )
+            batch_id = int(cursor.lastrowid or 0)
+            for table, items in prepared.items():
+                if table in TIME_SERIES:
+                    for item in items:
+                        item["batch_id"] = batch_id
+                self.db[table].insert_all(items)
+            for sql, params in statements:
+                self.db.execute(sql, params)
+        return batch_id
+
+    def save_strategy_scores(self, state: Mapping[str, Sequence[float]]) -> None:
+        """Store an :class:`AdaptiveSelector` state (see ``AdaptiveSelector.state``)."""
+        self.write_batch({}, strategy_score_statements(state))
+
+    def save_checkpoint(self, path: str, state: Any, incarnation: int = 0) -> None:
+        """Store a durable checkpoint for ``path``."""
+        self.write_batch({}, [checkpoint_statement(path, state, incarnation)])
+
+    def resolve_error(self, error_id: int, by: str) -> bool:
+        """Mark an error resolved by ``by``; False if there is no such open error."""
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "UPDATE errors SET status='resolved', resolved_by=?, resolved_at=?"
+                " WHERE id=? AND status='open'",
+                (by, time.time(), error_id),
+            )
+        return bool(cursor.rowcount)
+
+    def retain(self, max_age_s: float | None = None, max_rows: int | None = None) -> int:
+        """Delete time-series rows older than ``max_age_s`` or beyond the newest ``max_rows``."""
+        deleted = 0
+        with self.db.atomic():
+            for table in TIME_SERIES:
+                if max_age_s is not None:
+                    cursor = self.db.execute(
+                        f"DELETE FROM {table} WHERE time < ?", (time.time() - max_age_s,)
+                    )
+                    deleted += cursor.rowcount
+                if max_rows is not None:
+                    cursor = self.db.execute(
+                        f"DELETE FROM {table} WHERE id NOT IN"
+                        f" (SELECT id FROM {table} ORDER BY id DESC LIMIT ?)",
+                        (max_rows,),
+                    )
+                    deleted += cursor.rowcount
+        return deleted
+
+    # -- reading -------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of any SELECT, as dicts."""
+        return list(self.db.query(sql, params))
+
+    def integrity_ok(self) -> bool:
+        """``PRAGMA integrity_check`` says ok."""
+        return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    def recovery_history(
+        self, path: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Recovery attempts, newest first."""
+        where, params = _where(path=path, since=since)
+        return self.query(
+            f"SELECT * FROM recovery_performance {where} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        )
+
+    def events(
+        self,
+        since: float | None = None,
+        kinds: Sequence[str] | None = None,
+        path: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Tree events (failures, recoveries, restarts...), oldest first."""
+        where, params = _where(path=path, since=since, kinds=kinds)
+        rows = self.query(
+            f"SELECT * FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
+        return rows[::-1]
+
+    def errors(
+        self,
+        status: str | None = None,
+        path: str | None = None,
+        category: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Error groups (one per actor and fingerprint), most recent first."""
+        clauses, params = [], []
+        for column, value in (("status", status), ("path", path), ("category", category)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return self.query(
+            f"SELECT * FROM errors {where} ORDER BY last_seen DESC LIMIT ?", (*params, limit)
+        )
+
+    def error(self, error_id: int) -> dict[str, Any] | None:
+        """One error group, with its recent events."""
+        rows = self.query("SELECT * FROM errors WHERE id = ?", (error_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        row["events"] = self.query(
+            "SELECT * FROM events WHERE path = ? AND fingerprint = ? ORDER BY id DESC LIMIT 50",
+            (row["path"], row["fingerprint"]),
+        )
+        return row
+
+    def alerts(self, active: bool | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """Alerts, newest first (``active=True``: only those not resolved)."""
+        where = {True: "WHERE status = 'active'", False: "WHERE status != 'active'"}.get(
+            active,
+            "",  # type: ignore[arg-type]
+        )
+        return self.query(f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", (limit,))
+
+    def strategy_scores(self) -> dict[str, list[float]]:
+        """The learned selector state (``AdaptiveSelector.load_state`` takes it)."""
+        return {
+            f"{r['category']}|{r['level']}|{r['strategy']}": [
+                r["successes"],
+                r["failures"],
+                r["total_time_s"],
+                r["total_cost"],
+            ]
+            for r in self.query("SELECT * FROM strategy_scores")
+        }
+
+    def adaptive_timeouts(self) -> dict[tuple[str, str], float]:
+        """Learned timeouts per (actor path, operation)."""
+        return {
+            (r["path"], r["operation"]): r["timeout_s"]
+            for r in self.query("SELECT * FROM adaptive_timeouts")
+        }
+
+    def checkpoints(self) -> dict[str, Any]:
+        """Durable checkpoints per actor path."""
+        return {
+            r["path"]: pickle.loads(r["state"])
+            for r in self.query("SELECT path, state FROM checkpoints")
+        }
+
+    def dead_letters(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Messages set aside, newest first (``message`` unpickled)."""
+        rows = self.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,))
+        for row in rows:
+            try:
+                row["message"] = pickle.loads(row["message"]) if row["message"] else None
+            except Exception:  # a class that no longer exists: keep the repr only
+                row["message"] = None
+        return rows
+
+    def metrics(
+        self, window_s: float | None = None, path: str | None = None, now: float | None = None
+    ) -> Metrics:
+        """Success rate, times to recover, failures, error frequency, restarts per level."""
+        now = time.time() if now is None else now
+        since = None if window_s is None else now - window_s
+        where, params = _where(path=path, since=since)
+        rows = self.query(
+            f"SELECT path, level, success, duration_s FROM recovery_performance {where}", params
+        )
+        success = np.array([r["success"] for r in rows], dtype=bool)
+        durations = np.array([r["duration_s"] or 0.0 for r in rows if r["success"]], dtype=float)
+        by_level: dict[int, int] = {}
+        per_actor: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            by_level[r["level"]] = by_level.get(r["level"], 0) + 1
+            actor = per_actor.setdefault(r["path"], {"attempts": 0, "successes": 0})
+            actor["attempts"] += 1
+            actor["successes"] += int(bool(r["success"]))
+        for actor in per_actor.values():
+            actor["success_rate"] = actor["successes"] / actor["attempts"]
+        ewhere, eparams = _where(path=path, since=since, kinds=["failure", "crash"])
+        errors = int(
+            self.db.execute(f"SELECT count(*) FROM events {ewhere}", eparams).fetchone()[0]
+        )
+        if window_s is not None:
+            minutes = window_s / 60
+        else:
+            first = self.db.execute("SELECT min(time) FROM events").fetchone()[0]
+            minutes = max((now - first) / 60, 1 / 60) if first else 1.0
+        return Metrics(
+            window_s=window_s,
+            attempts=len(rows),
+            successes=int(success.sum()),
+            failures=int((~success).sum()),
+            success_rate=float(success.mean()) if len(rows) else None,
+            mean_s=float(durations.mean()) if len(durations) else None,
+            p50_s=_percentile(durations, 50),
+            p95_s=_percentile(durations, 95),
+            errors=errors,
+            errors_per_min=errors / minutes if minutes else 0.0,
+            by_level=by_level,
+            restarts=sum(n for level, n in by_level.items() if level >= 3),
+            per_actor=per_actor,
+            open_breakers=self.open_breakers(),
+        )
+
+    def open_breakers(self) -> list[str]:
+        """Paths whose breaker's latest recorded state is open."""
+        rows = self.query(
+            "SELECT path, detail FROM events WHERE kind = 'breaker' AND id IN"
+            " (SELECT max(id) FROM events WHERE kind = 'breaker' GROUP BY path)"
+        )
+        return sorted(r["path"] for r in rows if r["detail"] in ("open", "forced_open"))
+
+
+def _where(
+    path: str | None = None, since: float | None = None, kinds: Sequence[str] | None = None
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if path is not None:
+        clauses.append("(path = ? OR path LIKE ?)")
+        params += [path, path + "/%"]
+    if since is not None:
+        clauses.append("time >= ?")
+        params.append(since)
+    if kinds:
+        clauses.append(f"kind IN ({', '.join('?' for _ in kinds)})")
+        params += list(kinds)
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else "", params)
+
+
+def strategy_score_statements(state: Mapping[str, Sequence[float]]) -> list[Statement]:
+    now = time.time()
+    statements: list[Statement] = []
+    for key, (succ, fail, total_time, total_cost) in state.items():
+        category, level, strategy = key.split("|")
+        statements.append(
+            (
+                "INSERT INTO strategy_scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT(category, level, strategy) DO UPDATE SET"
+                " successes=excluded.successes, failures=excluded.failures,"
+                " total_time_s=excluded.total_time_s,"
+                " total_cost=excluded.total_cost, updated_at=excluded.updated_at",
+                (
+                    category,
+                    int(level),
+                    strategy,
+                    int(succ),
+                    int(fail),
+                    float(total_time),
+                    float(total_cost),
+                    now,
+                ),
+            )
+        )
+    return statements
+
+
+def checkpoint_statement(path: str, state: Any, incarnation: int) -> Statement:
+    return (
+        "INSERT INTO checkpoints VALUES (?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"
+        " state=excluded.state, incarnation=excluded.incarnation, updated_at=excluded.updated_at",
+        (path, pickle.dumps(state), incarnation, time.time()),
+    )
