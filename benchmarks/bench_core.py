@@ -36,7 +36,7 @@ from stalwart import Child, LevelPolicy, ManagedActor, Supervisor, start
 from stalwart.supervisors._bases import LOG_DEFS, bound_to, free_port, sweep_session
 
 RESTART_FIRST = LevelPolicy(
-    basic_attempts=0, enhanced_attempts=0, component_attempts=1000, quiet_period_s=0.0
+    basic_attempts=0, enhanced_attempts=0, component_attempts=1000, quiet_period_s=0.001
 )
 ROUND_TRIPS = {"simple": 50_000, "multiproc": 3_000}
 CRASHES = 60

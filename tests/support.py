@@ -223,3 +223,37 @@ class Burster(ManagedActor):
 
     def receiveMsg_RecoveryResult(self, msg: Any, sender: Any) -> None:
         self.result = msg
+
+
+class NeedsAdjust(msgspec.Struct, frozen=True):
+    id: int
+
+
+class Adjustable(ManagedActor):
+    """Fails a NeedsAdjust until its on_adjust hook has run (a smaller batch, say)."""
+
+    def on_start(self) -> None:
+        self.adjusted = False
+
+    def on_adjust(self, failure: Any, attempt: int) -> None:
+        self.adjusted = True
+
+    def receiveMsg_NeedsAdjust(self, msg: NeedsAdjust, sender: Any) -> None:
+        if not self.adjusted:
+            raise ConnectionError(f"batch too large for request {msg.id}")
+        self.adjusted = False
+        self.reply(sender, msg.id)
+
+
+class Counter(ManagedActor):
+    """Counts; its state is checkpointed (durable when the tree says so)."""
+
+    def on_start(self) -> None:
+        self.count = self.restored_state or 0
+
+    def snapshot(self) -> Any:
+        return self.count
+
+    def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
+        self.count += msg.n
+        self.reply(sender, self.count)

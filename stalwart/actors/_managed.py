@@ -530,6 +530,10 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             self._sw_dispatch(msg, sender)  # the actor's own wakeupAfter
 
     def _sw_on_timer(self, payload: Any) -> None:
+        if not (isinstance(payload, tuple) and payload and payload[0] == WAKE):
+            if self._sw_mode == _RUNNING:  # the actor's own self.after(...)
+                self._sw_dispatch(WakeupMessage(0, payload), self.myAddress)
+            return
         kind = payload[1]
         if kind == "call-timeout":
             try:

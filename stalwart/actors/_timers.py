@@ -71,7 +71,13 @@ class Timers:
         self._sw_clock = CLOCKS.get(clock_id) if clock_id else None
 
     def after(self, delay: float, payload: Any, key: Hashable | None = None) -> Hashable:
-        """Deliver ``payload`` to :meth:`on_timer` in ``delay`` seconds; returns the key."""
+        """Fire a timer carrying ``payload`` in ``delay`` seconds; returns its key.
+
+        In a :class:`~stalwart.ManagedActor` the payload arrives as a
+        ``WakeupMessage`` (handle ``receiveMsg_WakeupMessage``). Cheaper than
+        ``wakeupAfter`` and cancellable with :meth:`cancel`. A timer with the same
+        ``key`` as a pending one replaces it.
+        """
         seq = next(self._sw_seq)
         key = seq if key is None else key
         deadline = time.monotonic() + max(0.0, delay)

@@ -106,3 +106,5 @@ class FailedMessage:
         self.tried: dict[int, list[str]] = {}
         self.fresh: tuple[str, int] | None = None  # (child, incarnation) it was redelivered to
         self.assigned_to: str = child
+        self.usage: tuple[int, float] = (0, 0.0)  # (RSS, CPU s) when the attempt began
+        self.usage_pid = 0

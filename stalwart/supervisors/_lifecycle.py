@@ -54,6 +54,7 @@ class Lifecycle:
         def supervisor_class(self) -> type: ...
         def mark_redelivered(self, c: ChildState) -> None: ...
         def drop_redeliveries(self, c: ChildState) -> None: ...
+        def learned_for_children(self) -> Any: ...
 
     # -- the reconcile loop ------------------------------------------------------------
     def reconcile(self) -> None:
@@ -108,6 +109,7 @@ class Lifecycle:
                     c.incarnation,
                     dict(c.sub_checkpoints),
                     self.clock_id,
+                    self.learned_for_children(),
                 ),
             )
         else:
@@ -288,6 +290,7 @@ class Lifecycle:
                 c.level if c is not None else 0,
                 c.restarts if c is not None else 0,
                 c.last_error if c is not None else "",
+                int(info.severity) if info else 0,
             ),
         )
 

@@ -28,6 +28,10 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       level 5 (``None``: not written to a file).
     - ``dead_letter_limit`` / ``event_limit``: how many are kept in memory.
     - ``loopback_only``: keep Thespian's sockets on 127.0.0.1 (see the security notes).
+    - ``store``: the recovery store's SQLite file; ``":memory:"`` (the default) records
+      without writing a file, ``None`` turns recording and learning off.
+    - ``telemetry``: settings of the telemetry actor (``flush_rows``, ``flush_interval_s``,
+      ``retention_age_s``, ``retention_rows``, ``stability_window_s``, ``timeout_factor``...).
     """
 
     base: Base = "simple"
@@ -41,6 +45,8 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     dead_letter_limit: int = 10_000
     event_limit: int = 10_000
     loopback_only: bool = True
+    store: str | None = ":memory:"
+    telemetry: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for field in ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s"):

@@ -16,6 +16,8 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from ..actors.errors import (
     ActorStopped,
     HandlerError,
@@ -34,11 +36,18 @@ from ..actors.messages import (
     RetryOutcome,
     Started,
 )
-from ..strategies import AdaptiveSelector, ErrorCategory, ErrorInfo, Severity, fingerprint_of
+from ..strategies import (
+    AdaptiveSelector,
+    ErrorCategory,
+    ErrorInfo,
+    Severity,
+    classify,
+    fingerprint_of,
+)
 from ._children import STARTING, UP, ChildState, FailedMessage
 from ._ladder import Action, RestartIntensity, decide
 from ._plan import restart_set
-from .messages import DeadLetterNote, Escalate, KillSubtree, Unavailable
+from .messages import Attempt, DeadLetterNote, Escalate, KillSubtree, LearnedState, Unavailable
 
 TREE_CANDIDATES: dict[int, tuple[str, ...]] = {
     1: ("retry",),
@@ -75,12 +84,68 @@ class Recovery(_Base):
     spec: Any
     slots: list[Any]
 
-    def init_recovery(self, spec: Any) -> None:
+    def init_recovery(self, spec: Any, learned: LearnedState | None) -> None:
         self.intensity = RestartIntensity(spec.max_restarts, spec.within_s)
         self.selector = AdaptiveSelector(TREE_CANDIDATES)
+        self.timeouts: dict[str, float] = {}
+        if learned is not None:
+            self.selector.load_state(learned.selector)
+            self.timeouts = dict(learned.timeouts)
         self.failures = {}
         self._failure_ids = itertools.count(1)
         self._rng = random.Random()
+        self._processes: dict[int, psutil.Process] = {}
+
+    def learned_for_children(self) -> LearnedState:
+        """What this supervisor knows, for a child supervisor it starts."""
+        return LearnedState(self.selector.state(), dict(self.timeouts))
+
+    # -- recording attempts ----------------------------------------------------------------
+    def usage(self, pid: int) -> tuple[int, float]:
+        """(RSS bytes, CPU seconds) of process ``pid``; zeros if it is gone."""
+        try:
+            proc = self._processes.get(pid)
+            if proc is None:
+                proc = self._processes[pid] = psutil.Process(pid)
+            with proc.oneshot():
+                cpu = proc.cpu_times()
+                return proc.memory_info().rss, cpu.user + cpu.system
+        except (psutil.Error, ValueError):
+            self._processes.pop(pid, None)
+            return 0, 0.0
+
+    def attempt_begins(self, c: ChildState, record: FailedMessage) -> None:
+        record.level_started = time.monotonic()
+        record.usage_pid = c.pid
+        record.usage = self.usage(c.pid) if c.pid else (0, 0.0)
+
+    def attempt_done(self, record: FailedMessage, success: bool) -> None:
+        """Feed the selector and the recovery store with how an attempt went."""
+        if not record.strategy:
+            return
+        duration = time.monotonic() - record.level_started
+        self.selector.record(record.info.category, record.level, record.strategy, success, duration)
+        c = self.children.get(record.assigned_to)
+        pid = c.pid if c is not None else 0
+        rss, cpu = self.usage(pid) if pid else (0, 0.0)
+        rss0, cpu0 = record.usage
+        self.send(
+            self.root,
+            Attempt(
+                time.time(),
+                c.path if c is not None else self.path,
+                _operation(record.message),
+                record.info.category,
+                record.info.fingerprint,
+                record.level,
+                record.strategy,
+                success,
+                duration,
+                rss - rss0 if rss0 else 0,
+                cpu - cpu0 if pid == record.usage_pid else cpu,
+            ),
+        )
+        record.strategy = ""
 
     # -- failures reported by a child -------------------------------------------------------
     def on_failure(self, f: FailureReport) -> None:
@@ -88,14 +153,8 @@ class Recovery(_Base):
         if c is None:
             return
         record = self.failures.get(f.failure_id) if f.failure_id is not None else None
-        if record is not None and record.strategy:
-            self.selector.record(
-                record.info.category,
-                record.level,
-                record.strategy,
-                False,
-                time.monotonic() - record.level_started,
-            )
+        if record is not None:
+            self.attempt_done(record, False)
         if record is None:
             record = FailedMessage(next(self._failure_ids), c.name, f.message, f.sender, f.info)
             self.failures[record.id] = record
@@ -147,7 +206,7 @@ class Recovery(_Base):
         level = action.level
         strategy = self.choose(c, record, level)
         record.level, record.attempt, record.strategy = level, action.attempt, strategy
-        record.level_started = time.monotonic()
+        self.attempt_begins(c, record)
         if level >= 3:
             c.restarts += 1
         self.note(
@@ -233,15 +292,39 @@ class Recovery(_Base):
                 record.traceback,
             ),
         )
+        # an attempt that never answers (a hung handler) counts as failed after a timeout
+        timeout = self.timeouts.get(
+            f"{c.path}|{_operation(record.message)}", c.policy.retry_timeout_s
+        )
+        self.after(timeout, ("stalwart", "retry-timeout", record.id, record.attempt, record.level))
+
+    def on_retry_timeout(self, record_id: int, attempt: int, level: int) -> None:
+        record = self.failures.get(record_id)
+        if record is None or (record.attempt, record.level) != (attempt, level):
+            return
+        c = self.children.get(record.assigned_to)
+        if c is None or c.phase != UP:
+            return
+        err = TimeoutError(f"{c.path}: a level-{level} retry got no answer")
+        info = classify(err)
+        self.on_failure(
+            FailureReport(
+                c.path,
+                c.incarnation,
+                info,
+                record.message,
+                record.sender,
+                str(err),
+                record.id,
+                "retry",
+            )
+        )
 
     def on_retry_outcome(self, msg: RetryOutcome) -> None:
         record = self.failures.pop(msg.failure_id, None)
         if record is None:
             return
         c = self.children.get(record.child)
-        elapsed = time.monotonic() - record.level_started
-        if record.strategy:
-            self.selector.record(record.info.category, record.level, record.strategy, True, elapsed)
         if c is not None:
             c.ladder(record.info.fingerprint).on_success()
             self.note(
@@ -253,6 +336,8 @@ class Recovery(_Base):
                 duration_ms=1000 * (time.monotonic() - record.first_time),
                 state="running" if c.phase == UP else "",
             )
+        self.attempt_done(record, True)
+        if c is not None:
             # report the ladder's reset once the quiet period has passed
             self.after(
                 c.policy.quiet_period_s + 0.01, ("stalwart", "quiet", c.name), key=("quiet", c.name)
@@ -434,14 +519,7 @@ class Recovery(_Base):
     def set_aside(self, record: FailedMessage, error: StalwartError, poison: bool = False) -> None:
         self.failures.pop(record.id, None)
         c = self.children.get(record.child)
-        if record.strategy:
-            self.selector.record(
-                record.info.category,
-                record.level,
-                record.strategy,
-                False,
-                time.monotonic() - record.level_started,
-            )
+        self.attempt_done(record, False)
         if c is not None and poison:
             self.note("poison", c, level=record.level, info=record.info, detail=str(error))
         message, request_id, reply_to = record.message, None, None
@@ -471,6 +549,13 @@ class Recovery(_Base):
             self.send(sender.address, Reply(sender.id, value))
         else:
             self.send(sender, value)
+
+
+def _operation(message: Any) -> str:
+    """The message type a failure was about (its "operation")."""
+    if isinstance(message, Request):
+        message = message.message
+    return "" if message is None else type(message).__name__
 
 
 def _describe(message: Any) -> str:

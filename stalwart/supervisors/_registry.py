@@ -135,6 +135,18 @@ class Registry:
         if msg.last_error:
             entry.last_error = msg.last_error
 
+    def supervisor_addresses(self, under: str | None = None) -> list[Any]:
+        """Running supervisors that hold ``under`` or anything below it (all when None)."""
+        parent = under.rsplit("/", 1)[0] if under else None
+        return [
+            e.address
+            for e in self.entries.values()
+            if e.kind == "supervisor"
+            and e.available
+            and e.address is not None
+            and (under is None or e.path in (under, parent) or e.path.startswith(under + "/"))
+        ]
+
     def all_stopped(self) -> None:
         for e in self.entries.values():
             e.available, e.pid, e.state = False, 0, "stopped"

@@ -1,12 +1,13 @@
-"""The root actor: registry of paths, gateway for the outside, and level 5.
+"""The root actor: the registry of paths, the two subtrees, and level 5.
 
-The root is the one actor every other knows. It holds the live tree (who runs
-where, in what state), resolves paths for senders and pushes address changes to
-them, answers the ``System`` object's questions, keeps events and dead letters,
-and takes the system-wide measures when a recovery reaches level 5: it
-restarts the whole tree, at most ``root_max_restarts`` times within
-``root_within_s``; beyond that it stops the tree in order and writes a final
-report.
+The root is the one actor every other knows. It starts the system services
+(``_system``: telemetry and the other mediating actors) and then the user's
+tree, holds the live registry (who runs where, in what state), resolves paths
+and pushes address changes to senders, and takes the system-wide measures
+when a recovery reaches level 5: it restarts the user's tree, at most
+``root_max_restarts`` times within ``root_within_s``; beyond that it stops
+everything in order and writes a final report. Its outward half (the
+``System``'s questions) is in :mod:`._gateway`.
 """
 
 from __future__ import annotations
@@ -16,21 +17,18 @@ import logging
 import os
 import signal
 import time
-from collections import deque
 from typing import Any
 
 import msgspec
 import psutil
-from thespian.actors import Actor, ActorSystemMessage, ChildActorExited, DeadEnvelope, WakeupMessage
+from thespian.actors import Actor, ChildActorExited, DeadEnvelope, WakeupMessage
 
-from ..actors._calls import Caller
 from ..actors._timers import TICK, WAKE
-from ..actors.errors import ActorStopped, SystemStopped, UnknownPath
+from ..actors.errors import ActorStopped, SystemStopped
 from ..actors.messages import (
     AddressUpdate,
     ErrorReply,
     RecoveryRequest,
-    RecoveryResult,
     Reply,
     Request,
     Resolve,
@@ -39,14 +37,16 @@ from ..actors.messages import (
     Retired,
     Started,
 )
+from ._gateway import TELEMETRY, Gateway
 from ._ladder import RestartIntensity
 from ._registry import Registry
+from ._services import system_services
 from .messages import (
+    Attempt,
     Boot,
-    DeadLetter,
     DeadLetterNote,
+    DurableCheckpoint,
     Escalate,
-    Event,
     EventNote,
     GatewayAsk,
     GatewayCancel,
@@ -54,11 +54,13 @@ from .messages import (
     GatewayReply,
     GatewayTell,
     KillSubtree,
-    PerformRecovery,
+    LearnedState,
+    MemoryEvent,
     RecoveryDone,
     Registered,
     StateNote,
     SupervisorInit,
+    TelemetryQuery,
     Unavailable,
 )
 from .spec import Supervisor
@@ -66,33 +68,42 @@ from .spec import Supervisor
 log = logging.getLogger("stalwart.root")
 
 
-class RootActor(Caller, Actor):  # type: ignore[misc]
+class _Subtree:
+    """One of the root's two children: the system services or the user's tree."""
+
+    def __init__(self, spec: Supervisor) -> None:
+        self.spec = spec
+        self.address: Any = None
+        self.incarnation = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class RootActor(Gateway, Actor):  # type: ignore[misc]
     """The top of every Stalwart system (internal; users talk to it through ``System``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._sw_init_caller()
+        self.init_gateway()
         self.registry = Registry()
-        self.events: deque[Event] = deque(maxlen=10_000)
-        self.dead: deque[DeadLetter] = deque(maxlen=10_000)
-        self._seq = 0
-        self._dead_ids = 0
         self.tree: Supervisor | None = None
         self.options: Any = None
-        self.top: Any = None
-        self.top_incarnation = 0
+        self.user: _Subtree | None = None
+        self.services: _Subtree | None = None
+        self.telemetry_on = False
+        self.learned = LearnedState()
         self.checkpoints: dict[str, Any] = {}
         self.intensity: RestartIntensity | None = None
         self.phase = "idle"  # booting, running, restarting, stopping, stopped
         self.boot_reply: tuple[Any, int] | None = None
         self.shutdown_replies: list[tuple[Any, int]] = []
         self.stop_reason = ""
+        self.final = False
         self.final_report: dict[str, Any] | None = None
-        self.recoveries: dict[int, tuple[Any, Any, RecoveryRequest, float]] = {}
-        self._recovery_ids = 0
-        self.tree_waiters: list[int] = []
         self.starter_pid = 0
-        self.gateway_calls: dict[int, str] = {}
         self.clock_id = 0
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -116,64 +127,95 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
         except Exception:
             log.exception("root failed handling %s", type(msg).__name__)
 
+    @property
+    def top(self) -> Any:
+        """The user's tree's supervisor (for tests and the gateway)."""
+        return self.user.address if self.user else None
+
     # -- boot ---------------------------------------------------------------------------------
     def on_boot(self, msg: Boot, sender: Any) -> None:
         self.tree, self.options = msg.tree, msg.options
-        self.starter_pid = msg.starter_pid
-        self.clock_id = msg.clock_id
+        self.starter_pid, self.clock_id = msg.starter_pid, msg.clock_id
         self._sw_use_clock(msg.clock_id)
-        self.events = deque(maxlen=self.options.event_limit)
-        self.dead = deque(maxlen=self.options.dead_letter_limit)
+        self.events = type(self.events)(maxlen=self.options.event_limit)
+        self.dead = type(self.dead)(maxlen=self.options.dead_letter_limit)
         self.intensity = RestartIntensity(
             self.options.root_max_restarts, self.options.root_within_s
         )
+        self.user = _Subtree(self.tree)
         self.registry.plan(self.tree)
+        services = system_services(self.options)
+        if services is not None:
+            self.services = _Subtree(services)
+            self.registry.plan(services)
+            self.telemetry_on = self.registry.knows(TELEMETRY)
         self.boot_reply = (sender, msg.id)
         self.handleDeadLetters(True)
         if self.options.base != "simple":
             self.after(1.0, (WAKE, "watchdog"))
         self.phase = "booting"
-        self.start_tree()
+        self.start_subtree(self.services or self.user)
 
-    def start_tree(self) -> None:
-        assert self.tree is not None
-        self.top_incarnation += 1
-        self.top = self.createActor(_supervisor_class())
+    def start_subtree(self, sub: _Subtree) -> None:
+        sub.incarnation += 1
+        sub.address = self.createActor(_supervisor_class())
+        checkpoints = dict(self.checkpoints) if sub is self.user else {}
         self.send(
-            self.top,
+            sub.address,
             SupervisorInit(
-                self.tree.name,
-                self.tree,
+                sub.name,
+                sub.spec,
                 self.myAddress,
                 self.myAddress,
-                self.top_incarnation,
-                dict(self.checkpoints),
+                sub.incarnation,
+                checkpoints,
                 self.clock_id,
+                self.learned if sub is self.user else None,
             ),
         )
         self.after(
             self.options.start_timeout_s,
-            (WAKE, "tree-start-timeout", self.top_incarnation),
-            key="tree-start",
+            (WAKE, "start-timeout", sub.name, sub.incarnation),
+            key=("start", sub.name),
         )
 
+    def subtree(self, path: str, incarnation: int | None = None) -> _Subtree | None:
+        for sub in (self.user, self.services):
+            if sub is not None and sub.name == path and incarnation in (None, sub.incarnation):
+                return sub
+        return None
+
     def on_started(self, msg: Started, sender: Any) -> None:
-        if (
-            self.tree is None
-            or msg.path != self.tree.name
-            or msg.incarnation != self.top_incarnation
-        ):
+        sub = self.subtree(msg.path, msg.incarnation)
+        if sub is None:
             return
-        self.cancel("tree-start")
+        self.cancel(("start", sub.name))
         self.registry.register(
             Registered(
-                msg.path, self.top, msg.pid, msg.incarnation, "supervisor", actor_class="Supervisor"
+                msg.path,
+                sub.address,
+                msg.pid,
+                msg.incarnation,
+                "supervisor",
+                actor_class="Supervisor",
             )
         )
         self.push(msg.path)
-        was = self.phase
-        self.phase = "running"
-        self.record("tree-started", self.tree.name, detail=f"incarnation {msg.incarnation}")
+        if sub is self.services:
+            self.record("services-started", sub.name, detail=f"incarnation {sub.incarnation}")
+            if self.telemetry_on and self.user is not None and self.user.address is None:
+                self._sw_call(
+                    TELEMETRY,
+                    TelemetryQuery("learned"),
+                    30.0,
+                    self.on_learned,
+                    lambda error: self.on_learned(None),
+                )
+            elif self.user is not None and self.user.address is None:
+                self.start_subtree(self.user)
+            return
+        was, self.phase = self.phase, "running"
+        self.record("tree-started", sub.name, detail=f"incarnation {sub.incarnation}")
         if was == "booting" and self.boot_reply:
             asker, ident = self.boot_reply
             self.boot_reply = None
@@ -181,6 +223,15 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
         for rid in self.tree_waiters:
             self.finish_recovery(rid, True, "the whole tree was restarted")
         self.tree_waiters = []
+
+    def on_learned(self, learned: LearnedState | None) -> None:
+        """What the store learned in earlier runs: selector state, timeouts, durable checkpoints."""
+        if learned is not None:
+            self.learned = learned
+            for path, state in learned.checkpoints.items():
+                self.checkpoints.setdefault(path, (state, ()))
+        if self.user is not None and self.user.address is None and self.phase == "booting":
+            self.start_subtree(self.user)
 
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
@@ -211,209 +262,25 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
             )
         self.send(sender, resolved)
 
-    # -- events and dead letters -------------------------------------------------------------
-    def record(self, kind: str, path: str, **fields: Any) -> None:
-        self._seq += 1
-        self.events.append(Event(self._seq, time.time(), kind, path, **fields))
-
-    def on_event(self, msg: EventNote, sender: Any) -> None:
-        self.record(
-            msg.kind,
-            msg.path,
-            level=msg.level,
-            detail=msg.detail,
-            category=msg.category,
-            fingerprint=msg.fingerprint,
-            strategy=msg.strategy,
-            duration_ms=msg.duration_ms,
-        )
-        if msg.state:
-            self.registry.note_state(
-                StateNote(msg.path, msg.state, msg.current_level, msg.restarts, msg.last_error)
-            )
-
-    def on_dead_letter(self, msg: DeadLetterNote, sender: Any) -> None:
-        self._dead_ids += 1
-        self.dead.append(
-            DeadLetter(
-                self._dead_ids,
-                time.time(),
-                msg.path,
-                msg.message,
-                msg.error,
-                msg.category,
-                msg.fingerprint,
-                msg.reply_to,
-                msg.request_id,
-            )
-        )
-        self.record(
-            "dead-letter",
-            msg.path,
-            detail=f"#{self._dead_ids}: {msg.error}"[:300],
-            category=msg.category,
-            fingerprint=msg.fingerprint,
-        )
-
-    def on_dead_envelope(self, msg: DeadEnvelope, sender: Any) -> None:
-        message = msg.deadMessage
-        if isinstance(message, ActorSystemMessage) or not isinstance(message, Request):
-            return
-        path = self.registry.path_of_retired(msg.deadAddress)
-        if path is not None:
-            self._sw_send_path(path, message)
-
-    # -- the gateway ---------------------------------------------------------------------------
-    def on_gateway_ask(self, msg: GatewayAsk, sender: Any) -> None:
-        if self.phase in ("stopping", "stopped"):
-            self.send(
-                sender,
-                GatewayReply(
-                    msg.id,
-                    ErrorReply.of(
-                        SystemStopped(f"the system has stopped: {self.stop_reason or 'shut down'}")
-                    ),
-                ),
-            )
-            return
-        if not self.registry.knows(msg.path):
-            self.send(
-                sender,
-                GatewayReply(
-                    msg.id, ErrorReply.of(UnknownPath(f"unknown actor path {msg.path!r}", msg.path))
-                ),
-            )
-            return
-        ident = msg.id
-
-        def answer(value: Any) -> None:
-            self.gateway_calls.pop(ident, None)
-            self.send(sender, GatewayReply(ident, value))
-
-        # no timer here: the System times the ask out itself and sends GatewayCancel
-        self.gateway_calls[ident] = self._sw_call(
-            msg.path, msg.message, None, answer, lambda error: answer(ErrorReply.of(error))
-        )
-
-    def on_gateway_cancel(self, msg: GatewayCancel, sender: Any) -> None:
-        request_id = self.gateway_calls.pop(msg.id, None)
-        if request_id is not None:
-            self._sw_pending.pop(request_id, None)
-
-    def on_gateway_tell(self, msg: GatewayTell, sender: Any) -> None:
-        if self.registry.knows(msg.path) and self.phase not in ("stopping", "stopped"):
-            self._sw_send_path(msg.path, msg.message)
-
-    def on_query(self, msg: GatewayQuery, sender: Any) -> None:
-        what = msg.what
-        if what == "status":
-            value: Any = (self.registry.status(self.tree), self.phase, self.stop_reason)
-        elif what == "events":
-            since = int(msg.arg or 0)
-            value = tuple(e for e in self.events if e.seq > since)
-        elif what == "dead_letters":
-            value = tuple(self.dead)
-        elif what == "final_report":
-            value = self.final_report
-        elif what == "redeliver":
-            self.redeliver(msg, sender)
-            return
-        elif what == "recover":
-            self.begin_recovery(msg.arg, sender, msg.id)
-            return
-        elif what == "shutdown":
-            self.begin_shutdown(sender, msg.id)
-            return
-        else:
-            value = ErrorReply("StalwartError", f"unknown query {what!r}")
-        self.send(sender, GatewayReply(msg.id, value))
-
-    def redeliver(self, msg: GatewayQuery, sender: Any) -> None:
-        ident, timeout = msg.arg
-        letter = next((d for d in self.dead if d.id == ident), None)
-        if letter is None:
-            self.send(
-                sender,
-                GatewayReply(
-                    msg.id,
-                    ErrorReply(
-                        "StalwartError", f"no dead letter #{ident} (kept: {len(self.dead)})"
-                    ),
-                ),
-            )
-            return
-        self.dead.remove(letter)
-        self.record("redeliver", letter.path, detail=f"dead letter #{ident}")
-        self.on_gateway_ask(GatewayAsk(msg.id, letter.path, letter.message, timeout), sender)
-
-    # -- requested recoveries -----------------------------------------------------------------
-    def on_recovery_request(self, msg: RecoveryRequest, sender: Any) -> None:
-        self.begin_recovery(msg, sender, None)
-
-    def begin_recovery(self, req: RecoveryRequest, reply_to: Any, gateway_id: int | None) -> None:
-        self._recovery_ids += 1
-        rid = self._recovery_ids
-        self.recoveries[rid] = (reply_to, gateway_id, req, time.monotonic())
-        self.record("recovery-request", req.target, level=req.level, detail=req.reason)
-        assert self.tree is not None
-        if self.phase in ("stopping", "stopped"):
-            self.finish_recovery(rid, False, "the system has stopped")
-        elif req.level == 5 or req.target == self.tree.name:
-            if req.level <= 2:
-                self.finish_recovery(rid, True, "a supervisor has no hooks to run")
-            else:
-                self.tree_waiters.append(rid)
-                self.system_measures(f"requested: {req.reason or 'level 5'}", counted=False)
-        elif not self.registry.knows(req.target) or self.registry.is_group(req.target):
-            hint = (
-                " (a replica group: name one replica)" if self.registry.is_group(req.target) else ""
-            )
-            self.finish_recovery(rid, False, f"unknown actor path {req.target!r}{hint}")
-        else:
-            parent = self.registry.address_of(req.target.rsplit("/", 1)[0])
-            if parent is None:
-                self.finish_recovery(rid, False, f"the supervisor of {req.target} is not running")
-            else:
-                self.send(parent, PerformRecovery(rid, req.target, req.level, req.reason))
-
-    def on_recovery_done(self, msg: RecoveryDone, sender: Any) -> None:
-        self.finish_recovery(msg.request_id, msg.ok, msg.detail)
-
-    def finish_recovery(self, rid: int, ok: bool, detail: str) -> None:
-        entry = self.recoveries.pop(rid, None)
-        if entry is None:
-            return
-        reply_to, gateway_id, req, started = entry
-        result = RecoveryResult(
-            req.target, req.level, ok, detail, 1000 * (time.monotonic() - started)
-        )
-        self.record(
-            "recovery-result",
-            req.target,
-            level=req.level,
-            detail=detail,
-            duration_ms=result.duration_ms,
-        )
-        if gateway_id is None:
-            self.send(reply_to, result)
-        else:
-            self.send(reply_to, GatewayReply(gateway_id, result))
-
     # -- level 5 ---------------------------------------------------------------------------------
     def on_escalate(self, msg: Escalate, sender: Any) -> None:
+        info = msg.info
         self.record(
             "level5",
             msg.path,
             level=5,
             detail=msg.reason,
-            category=msg.info.category if msg.info else "",
-            fingerprint=msg.info.fingerprint if msg.info else "",
+            category=info.category if info else "",
+            fingerprint=info.fingerprint if info else "",
         )
+        if self.services is not None and msg.path.split("/")[0] == self.services.name:
+            self.restart_subtree(self.services, msg.reason)
+            return
         self.system_measures(msg.reason)
 
     def system_measures(self, reason: str, counted: bool = True) -> None:
-        """Level 5: restart the whole tree, or stop in order once the root's intensity is spent."""
-        if self.phase in ("restarting", "stopping", "stopped"):
+        """Level 5: restart the user's tree, or stop in order once the root's intensity is spent."""
+        if self.phase in ("restarting", "stopping", "stopped") or self.user is None:
             return
         assert self.intensity is not None
         if counted and not self.intensity.try_restart():
@@ -421,48 +288,63 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
             self.begin_stop(final=True)
             return
         self.phase = "restarting"
-        self.record("restart-tree", self.tree.name if self.tree else "", level=5, detail=reason)
-        self.send(self.top, Retire(False))
+        self.record("restart-tree", self.user.name, level=5, detail=reason)
+        self.retire_subtree(self.user)
+
+    def restart_subtree(self, sub: _Subtree, reason: str) -> None:
+        self.record("restart-services", sub.name, level=5, detail=reason)
+        sub.restarting = True  # type: ignore[attr-defined]
+        self.retire_subtree(sub)
+
+    def retire_subtree(self, sub: _Subtree) -> None:
+        if sub.address is None:
+            self.subtree_down(sub)
+            return
+        self.send(sub.address, Retire(False))
         self.after(
             self.options.shutdown_timeout_s,
-            (WAKE, "tree-stop-timeout", self.top_incarnation),
-            key="tree-stop",
+            (WAKE, "stop-timeout", sub.name, sub.incarnation),
+            key=("stop", sub.name),
         )
 
     def on_retired(self, msg: Retired, sender: Any) -> None:
-        if (
-            self.tree is None
-            or msg.path != self.tree.name
-            or msg.incarnation != self.top_incarnation
-        ):
+        sub = self.subtree(msg.path, msg.incarnation)
+        if sub is None:
             return
-        self.checkpoints = dict(msg.final_state or {})
-        self.tree_down()
+        if sub is self.user:
+            self.checkpoints = dict(msg.final_state or {})
+        self.subtree_down(sub)
 
-    def tree_down(self) -> None:
-        self.cancel("tree-stop")
-        self.top = None
-        if self.phase == "restarting":
-            self.start_tree()
+    def subtree_down(self, sub: _Subtree) -> None:
+        self.cancel(("stop", sub.name))
+        sub.address = None
+        if getattr(sub, "restarting", False):
+            sub.restarting = False  # type: ignore[attr-defined]
+            self.start_subtree(sub)
+        elif self.phase == "restarting" and sub is self.user:
+            self.start_subtree(sub)
         elif self.phase == "stopping":
-            self.stopped()
+            if self.services is not None and self.services.address is not None:
+                self.retire_subtree(self.services)  # services stop last
+            else:
+                self.stopped()
 
     def on_child_exited(self, msg: ChildActorExited, sender: Any) -> None:
-        if self.top is not None and msg.childAddress == self.top:
-            self.record(
-                "crash",
-                self.tree.name if self.tree else "",
-                level=5,
-                detail="the top supervisor's process exited",
-            )
-            if self.phase in ("restarting", "stopping"):
-                self.tree_down()
+        for sub in (self.user, self.services):
+            if sub is None or sub.address is None or msg.childAddress != sub.address:
+                continue
+            self.record("crash", sub.name, level=5, detail=f"{sub.name}'s process exited")
+            self.kill_subtree(sub.name)
+            if self.phase == "stopping" or (self.phase == "restarting" and sub is self.user):
+                self.subtree_down(sub)
+            elif sub is self.services:
+                sub.restarting = True  # type: ignore[attr-defined]
+                self.subtree_down(sub)
             else:
-                self.kill_subtree(self.tree.name if self.tree else "")
-                self.top = None
-                self.system_measures("the top supervisor's process exited")
-                if self.phase == "restarting" and self.top is None:
-                    self.start_tree()
+                sub.address = None
+                self.system_measures(f"{sub.name}'s process exited")
+                if self.phase == "restarting":
+                    self.start_subtree(sub)
 
     # -- stopping --------------------------------------------------------------------------------
     def begin_shutdown(self, asker: Any, ident: int) -> None:
@@ -475,21 +357,18 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
 
     def begin_stop(self, final: bool) -> None:
         self.phase = "stopping"
-        self._final = final
-        if self.top is None:
+        self.final = final
+        if self.user is not None and self.user.address is not None:
+            self.retire_subtree(self.user)  # the user's tree first, services last
+        elif self.services is not None and self.services.address is not None:
+            self.retire_subtree(self.services)
+        else:
             self.stopped()
-            return
-        self.send(self.top, Retire(False))
-        self.after(
-            self.options.shutdown_timeout_s,
-            (WAKE, "tree-stop-timeout", self.top_incarnation),
-            key="tree-stop",
-        )
 
     def stopped(self) -> None:
         self.phase = "stopped"
         self.registry.all_stopped()
-        if getattr(self, "_final", False):
+        if self.final:
             self.write_final_report()
         for asker, ident in self.shutdown_replies:
             self.send(asker, GatewayReply(ident, self.final_report))
@@ -527,7 +406,7 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
             except OSError as exc:
                 self.final_report["write_error"] = str(exc)
 
-    # -- processes ---------------------------------------------------------------------------------
+    # -- processes and timers ----------------------------------------------------------------------
     def on_kill_subtree(self, msg: KillSubtree, sender: Any) -> None:
         self.kill_subtree(msg.path)
 
@@ -555,23 +434,22 @@ class RootActor(Caller, Actor):  # type: ignore[misc]
                 self.actorSystemShutdown()  # our owner is gone: leave nothing behind
                 return
             self.after(1.0, payload)
-        elif kind == "tree-stop-timeout" and payload[2] == self.top_incarnation:
-            if self.phase in ("restarting", "stopping") and self.top is not None:
+        elif kind == "stop-timeout":
+            sub = self.subtree(payload[2], payload[3])
+            if sub is not None and sub.address is not None:
                 self.record(
                     "stop-timeout",
-                    self.tree.name if self.tree else "",
-                    detail="the tree did not stop in time; its processes were killed",
+                    sub.name,
+                    detail="it did not stop in time; its processes were killed",
                 )
-                self.kill_subtree(self.tree.name if self.tree else "")
-                self.tree_down()
-        elif (
-            kind == "tree-start-timeout"
-            and payload[2] == self.top_incarnation
-            and self.phase in ("booting", "restarting")
-        ):
-            self.stop_reason = "the tree did not start within start_timeout_s"
-            self.phase = "running"
-            self.system_measures(self.stop_reason)
+                self.kill_subtree(sub.name)
+                self.subtree_down(sub)
+        elif kind == "start-timeout":
+            sub = self.subtree(payload[2], payload[3])
+            if sub is not None and self.phase in ("booting", "restarting"):
+                self.stop_reason = f"{sub.name} did not start within start_timeout_s"
+                self.phase = "running"
+                self.system_measures(self.stop_reason)
 
     def on_reply(self, msg: Reply, sender: Any) -> None:
         self._sw_on_reply(msg)
@@ -623,4 +501,7 @@ _HANDLERS: dict[type, Any] = {
     Resolved: RootActor.on_resolved,
     AddressUpdate: RootActor.on_address_update,
     Request: RootActor.on_request,
+    Attempt: RootActor.to_telemetry,
+    DurableCheckpoint: RootActor.to_telemetry,
+    MemoryEvent: RootActor.to_telemetry,
 }

@@ -29,8 +29,10 @@ from ._lifecycle import Lifecycle
 from ._plan import expand, restart_set
 from ._recovery import Recovery
 from .messages import (
+    DurableCheckpoint,
     Escalate,
     PerformRecovery,
+    ResetLevels,
     SupervisorInit,
     Unavailable,
 )
@@ -81,7 +83,7 @@ class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
         self.incarnation = msg.incarnation
         self.clock_id = msg.clock_id
         self._sw_use_clock(msg.clock_id)
-        self.init_recovery(spec)
+        self.init_recovery(spec, msg.learned)
         for slot in expand(spec.children):
             policy = getattr(slot.spec, "levels", None) or spec.levels
             c = ChildState(slot, f"{self.path}/{slot.name}", policy)
@@ -120,6 +122,8 @@ class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
         c.checkpoint, c.has_checkpoint = msg.state, True
         if msg.last_reply is not None:
             c.remember_reply(*msg.last_reply)
+        if getattr(c.spec, "durable", False):
+            self.send(self.root, DurableCheckpoint(c.path, msg.state, msg.incarnation))
 
     def on_retired_msg(self, msg: Retired, sender: Any) -> None:
         self.on_retired(msg)
@@ -194,11 +198,20 @@ class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
                 self.on_start_timeout(payload[2], payload[3])
             elif kind == "stop-timeout":
                 self.on_stop_timeout(payload[2], payload[3])
+            elif kind == "retry-timeout":
+                self.on_retry_timeout(payload[2], payload[3], payload[4])
             elif kind == "release":
                 self.send(payload[2], Release())
             elif kind == "quiet":
                 c = self.children.get(payload[2])
                 if c is not None and c.phase == UP:
+                    self.state_note(c, "running")
+
+    def on_reset_levels(self, msg: ResetLevels, sender: Any) -> None:
+        for c in self.order:
+            if not msg.path or c.path == msg.path or c.path.startswith(msg.path + "/"):
+                c.ladders = {}
+                if c.phase == UP:
                     self.state_note(c, "running")
 
     def on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
@@ -220,4 +233,5 @@ _HANDLERS: dict[type, Any] = {
     PerformRecovery: SupervisorActor.on_perform,
     WakeupMessage: SupervisorActor.on_wakeup,
     ActorExitRequest: SupervisorActor.on_exit_request,
+    ResetLevels: SupervisorActor.on_reset_levels,
 }

@@ -36,6 +36,7 @@ from .messages import (
     GatewayQuery,
     GatewayReply,
     GatewayTell,
+    TelemetryQuery,
 )
 from .spec import SpecError, Supervisor, validate_children
 
@@ -228,6 +229,61 @@ class System:
             raise BadMessage(f"request_recovery needs a RecoveryRequest, got {request!r}")
         result: RecoveryResult = self._gateway("recover", request, timeout)
         return result
+
+    # -- the recovery store -------------------------------------------------------------------
+    def _telemetry(self, what: str, timeout: float = 30.0, **args: Any) -> Any:
+        value = self._gateway("telemetry", TelemetryQuery(what, args), timeout)
+        if isinstance(value, ErrorReply):
+            raise value.exception()
+        return value
+
+    def metrics(self, window_s: float | None = None, path: str | None = None) -> Any:
+        """Success rate, mean/p50/p95 time to recover, failures, error frequency, restarts."""
+        return self._telemetry("metrics", window_s=window_s, path=path)
+
+    def errors(
+        self,
+        status: str | None = None,
+        path: str | None = None,
+        category: str | None = None,
+        limit: int = 100,
+    ) -> list[dict[str, Any]]:
+        """Error groups (per actor and fingerprint) with their status."""
+        rows: list[dict[str, Any]] = self._telemetry(
+            "errors", status=status, path=path, category=category, limit=limit
+        )
+        return rows
+
+    def error(self, error_id: int) -> dict[str, Any] | None:
+        """One error group with its recent events, or None."""
+        row: dict[str, Any] | None = self._telemetry("error", id=error_id)
+        return row
+
+    def resolve_error(self, error_id: int, by: str = "operator") -> bool:
+        """Mark an error resolved by ``by``; False if it is not open."""
+        return bool(self._telemetry("resolve", id=error_id, by=by))
+
+    def history(
+        self, path: str | None = None, since: float | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Recovery attempts (newest first)."""
+        rows: list[dict[str, Any]] = self._telemetry("history", path=path, since=since, limit=limit)
+        return rows
+
+    def alerts(self, active: bool | None = None) -> list[dict[str, Any]]:
+        """Alerts raised from the thresholds (newest first)."""
+        rows: list[dict[str, Any]] = self._telemetry("alerts", active=active)
+        return rows
+
+    def flush(self) -> None:
+        """Make the telemetry actor write what it holds now."""
+        self._telemetry("flush")
+
+    def reset_levels(self, path: str | None = None) -> int:
+        """Reset the recovery ladders of ``path`` and below (or of every actor)."""
+        if path is not None:
+            self._check_path(path)
+        return int(self._gateway("reset", path))
 
     @property
     def stopped(self) -> bool:

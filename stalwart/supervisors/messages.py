@@ -42,6 +42,7 @@ class Event(msgspec.Struct, frozen=True):
     fingerprint: str = ""
     strategy: str = ""
     duration_ms: float = 0.0
+    severity: int = 0
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -69,6 +70,7 @@ class SupervisorInit(msgspec.Struct, frozen=True):
     incarnation: int
     checkpoints: dict[str, Any] = msgspec.field(default_factory=dict)
     clock_id: int = 0
+    learned: Any = None  # LearnedState
 
 
 class Escalate(msgspec.Struct, frozen=True):
@@ -126,6 +128,7 @@ class EventNote(msgspec.Struct, frozen=True):
     current_level: int = 0
     restarts: int = 0
     last_error: str = ""
+    severity: int = 0
 
 
 class DeadLetterNote(msgspec.Struct, frozen=True):
@@ -202,3 +205,70 @@ class GatewayReply(msgspec.Struct, frozen=True):
 class RecoveryAsk(msgspec.Struct, frozen=True):
     id: int
     request: RecoveryRequest
+
+
+# -- records for the telemetry service (produced by the tree, forwarded by the root) -------
+
+
+class TelemetryRecord(msgspec.Struct, frozen=True):
+    """Base of what the root forwards to the telemetry service as it arrives."""
+
+
+class Attempt(TelemetryRecord, frozen=True):
+    """One recovery attempt: which strategy ran at which level, and how it went."""
+
+    time: float
+    path: str
+    operation: str
+    category: str
+    fingerprint: str
+    level: int
+    strategy: str
+    success: bool
+    duration_s: float
+    mem_delta_bytes: int = 0
+    cpu_delta_s: float = 0.0
+
+
+class MemoryEvent(TelemetryRecord, frozen=True):
+    """A memory cleanup that ran (or a level change): tier, trigger, bytes before and after."""
+
+    time: float
+    tier: str
+    trigger: str
+    percent: float
+    before_bytes: int = 0
+    after_bytes: int = 0
+    freed_bytes: int = 0
+    duration_s: float = 0.0
+    detail: str = ""
+
+
+class DurableCheckpoint(TelemetryRecord, frozen=True):
+    """A checkpoint of a ``Child(..., durable=True)`` to keep across whole-system restarts."""
+
+    path: str
+    state: Any
+    incarnation: int = 0
+
+
+class TelemetryQuery(msgspec.Struct, frozen=True):
+    """Ask the telemetry service (``what``: learned, metrics, errors, error, resolve, history,
+    events, alerts, flush, path)."""
+
+    what: str
+    args: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class LearnedState(msgspec.Struct, frozen=True):
+    """What a starting tree takes over from the store."""
+
+    selector: dict[str, list[float]] = msgspec.field(default_factory=dict)
+    timeouts: dict[str, float] = msgspec.field(default_factory=dict)  # "path|operation" -> s
+    checkpoints: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class ResetLevels(msgspec.Struct, frozen=True):
+    """Reset the recovery ladders of ``path`` and below ("" for every actor)."""
+
+    path: str = ""

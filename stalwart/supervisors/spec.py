@@ -46,7 +46,9 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     Defaults: level 1 retries twice after ``basic_delay_s``; level 2 retries three
     times on an exponential backoff with full jitter (50 ms doubling, capped at
     2 s); levels 3 and 4 restart once each; a failure-free ``quiet_period_s``
-    resets the ladder to level 1. A count of 0 skips that level.
+    resets the ladder to level 1. A count of 0 skips that level. A level 1-2
+    retry that gets no answer within ``retry_timeout_s`` (or the adaptive timeout
+    learned for that actor and message type) counts as failed.
     """
 
     basic_attempts: int = 2
@@ -56,6 +58,7 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     component_attempts: int = 1
     system_attempts: int = 1
     quiet_period_s: float = 30.0
+    retry_timeout_s: float = 30.0
 
     def budget(self, level: int) -> int:
         """Attempts allowed at ``level`` (level 5 always has one)."""
@@ -75,10 +78,11 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             "system_attempts",
         ):
             _integer(path, f"levels.{field}", getattr(self, field), 0)
-        for field in ("basic_delay_s", "quiet_period_s"):
-            value = getattr(self, field)
-            if not _is_number(value) or value < 0:
-                raise SpecError(path, f"levels.{field}", f"must be a number >= 0, got {value!r}")
+        value = self.basic_delay_s
+        if not _is_number(value) or value < 0:
+            raise SpecError(path, "levels.basic_delay_s", f"must be a number >= 0, got {value!r}")
+        for field in ("quiet_period_s", "retry_timeout_s"):
+            _positive(path, f"levels.{field}", getattr(self, field))
 
 
 def resolve_actor_class(path: str, actor: Any) -> type:
@@ -114,6 +118,8 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
     - ``checkpoint``: ``"message"`` (after each handled message, if the actor
       defines ``snapshot``), a number of seconds between checkpoints, or ``"off"``.
     - ``fallback``: a reply the tree may send instead when the message keeps failing.
+    - ``durable``: keep its checkpoints in the recovery store, so its state survives a
+      restart of the whole system (needs ``start(..., store=...)`` with a file).
     - ``options``: free-form settings the actor reads as ``self.options``.
     """
 
@@ -127,6 +133,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
     fallback: Any = None
     start_timeout_s: float = 10.0
     shutdown_s: float = 5.0
+    durable: bool = False
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:

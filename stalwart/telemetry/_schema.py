@@ -15,7 +15,8 @@ def _v1(conn: sqlite3.Connection) -> None:
     conn.executescript(
         """
         CREATE TABLE IF NOT EXISTS batches (
-            id INTEGER PRIMARY KEY, time REAL NOT NULL, rows INTEGER NOT NULL);
+            id INTEGER PRIMARY KEY, time REAL NOT NULL, rows INTEGER NOT NULL,
+            statements INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS recovery_performance (
             id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, time REAL NOT NULL,
             path TEXT NOT NULL, operation TEXT, category TEXT, fingerprint TEXT,

@@ -87,20 +87,22 @@ class RecoveryStore:
     ) -> int:
         """Insert ``rows`` (per table) and run ``statements``, all in one transaction.
 
-        Returns the batch id. Rows of time-series tables get the batch id.
+        Returns the batch id. Rows of time-series tables get the batch id; the
+        ``batches`` row counts them, so a reader can check every batch is whole.
         """
         prepared = {table: list(items) for table, items in rows.items() if items}
-        count = sum(len(items) for items in prepared.values()) + len(statements)
+        count = sum(len(items) for items in prepared.values())
         with self.db.atomic():
             cursor = self.db.execute(
-                "INSERT INTO batches (time, rows) VALUES (?, ?)", (time.time(), count)
+                "INSERT INTO batches (time, rows, statements) VALUES (?, ?, ?)",
+                (time.time(), count, len(statements)),
             )
             batch_id = int(cursor.lastrowid or 0)
             for table, items in prepared.items():
                 if table in TIME_SERIES:
                     for item in items:
                         item["batch_id"] = batch_id
-                self.db[table].insert_all(items)
+                self.db.table(table).insert_all(items)
             for sql, params in statements:
                 self.db.execute(sql, params)
         return batch_id
@@ -124,22 +126,34 @@ class RecoveryStore:
         return bool(cursor.rowcount)
 
     def retain(self, max_age_s: float | None = None, max_rows: int | None = None) -> int:
-        """Delete time-series rows older than ``max_age_s`` or beyond the newest ``max_rows``."""
+        """Drop whole batches older than ``max_age_s``, or beyond the newest ``max_rows`` rows.
+
+        Returns the number of rows deleted. Whole batches go, so every batch kept
+        is still complete.
+        """
+        cutoff = 0
+        if max_age_s is not None:
+            row = self.db.execute(
+                "SELECT max(id) FROM batches WHERE time < ?", (time.time() - max_age_s,)
+            ).fetchone()
+            cutoff = max(cutoff, (row[0] or 0) + 1)
+        if max_rows is not None:
+            kept = 0
+            for batch_id, rows in self.db.execute(
+                "SELECT id, rows FROM batches ORDER BY id DESC"
+            ).fetchall():
+                kept += rows
+                if kept > max_rows:
+                    cutoff = max(cutoff, batch_id + 1)
+                    break
+        if not cutoff:
+            return 0
         deleted = 0
         with self.db.atomic():
             for table in TIME_SERIES:
-                if max_age_s is not None:
-                    cursor = self.db.execute(
-                        f"DELETE FROM {table} WHERE time < ?", (time.time() - max_age_s,)
-                    )
-                    deleted += cursor.rowcount
-                if max_rows is not None:
-                    cursor = self.db.execute(
-                        f"DELETE FROM {table} WHERE id NOT IN"
-                        f" (SELECT id FROM {table} ORDER BY id DESC LIMIT ?)",
-                        (max_rows,),
-                    )
-                    deleted += cursor.rowcount
+                cursor = self.db.execute(f"DELETE FROM {table} WHERE batch_id < ?", (cutoff,))
+                deleted += cursor.rowcount
+            self.db.execute("DELETE FROM batches WHERE id < ?", (cutoff,))
         return deleted
 
     # -- reading -------------------------------------------------------------------------
@@ -150,6 +164,14 @@ class RecoveryStore:
     def integrity_ok(self) -> bool:
         """``PRAGMA integrity_check`` says ok."""
         return bool(self.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+
+    def partial_batches(self) -> list[int]:
+        """Ids of batches whose rows are not all there (always empty: batches are atomic)."""
+        counted = " + ".join(
+            f"(SELECT count(*) FROM {t} WHERE batch_id = b.id)" for t in TIME_SERIES
+        )
+        rows = self.query(f"SELECT b.id FROM batches b WHERE b.rows != {counted}")
+        return [r["id"] for r in rows]
 
     def recovery_history(
         self, path: str | None = None, since: float | None = None, limit: int = 1000
@@ -207,10 +229,9 @@ class RecoveryStore:
 
     def alerts(self, active: bool | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """Alerts, newest first (``active=True``: only those not resolved)."""
-        where = {True: "WHERE status = 'active'", False: "WHERE status != 'active'"}.get(
-            active,
-            "",  # type: ignore[arg-type]
-        )
+        where = ""
+        if active is not None:
+            where = "WHERE status = 'active'" if active else "WHERE status != 'active'"
         return self.query(f"SELECT * FROM alerts {where} ORDER BY id DESC LIMIT ?", (limit,))
 
     def strategy_scores(self) -> dict[str, list[float]]:

@@ -1,0 +1,284 @@
+"""The root's outward half: answering the ``System``, requested recoveries, the event log.
+
+Mixed into :class:`~stalwart.supervisors._root.RootActor`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from thespian.actors import ActorSystemMessage, DeadEnvelope
+
+from ..actors._calls import Caller
+from ..actors.errors import StalwartError, SystemStopped, UnknownPath
+from ..actors.messages import ErrorReply, RecoveryRequest, RecoveryResult, Request
+from ._registry import Registry
+from .messages import (
+    DeadLetter,
+    DeadLetterNote,
+    Event,
+    EventNote,
+    GatewayAsk,
+    GatewayCancel,
+    GatewayQuery,
+    GatewayReply,
+    GatewayTell,
+    PerformRecovery,
+    RecoveryDone,
+    ResetLevels,
+    StateNote,
+)
+from .spec import Supervisor
+
+TELEMETRY = "_system/telemetry"
+
+
+class Gateway(Caller):
+    """Mixin: the event log, dead letters, the ``System``'s questions, requested recoveries."""
+
+    registry: Registry
+    tree: Supervisor | None
+    phase: str
+    stop_reason: str
+    final_report: dict[str, Any] | None
+    telemetry_on: bool
+
+    if TYPE_CHECKING:  # provided by RootActor
+
+        def system_measures(self, reason: str, counted: bool = True) -> None: ...
+        def begin_shutdown(self, asker: Any, ident: int) -> None: ...
+
+    def init_gateway(self) -> None:
+        self.events: deque[Event] = deque(maxlen=10_000)
+        self.dead: deque[DeadLetter] = deque(maxlen=10_000)
+        self._seq = 0
+        self._dead_ids = 0
+        self.recoveries: dict[int, tuple[Any, Any, RecoveryRequest, float]] = {}
+        self._recovery_ids = 0
+        self.tree_waiters: list[int] = []
+        self.gateway_calls: dict[int, str] = {}
+
+    # -- events and dead letters ------------------------------------------------------------
+    def record(self, kind: str, path: str, **fields: Any) -> None:
+        self._seq += 1
+        event = Event(self._seq, time.time(), kind, path, **fields)
+        self.events.append(event)
+        if self.telemetry_on:
+            self._sw_send_path(TELEMETRY, event)
+
+    def on_event(self, msg: EventNote, sender: Any) -> None:
+        self.record(
+            msg.kind,
+            msg.path,
+            level=msg.level,
+            detail=msg.detail,
+            category=msg.category,
+            fingerprint=msg.fingerprint,
+            strategy=msg.strategy,
+            duration_ms=msg.duration_ms,
+            severity=msg.severity,
+        )
+        if msg.state:
+            self.registry.note_state(
+                StateNote(msg.path, msg.state, msg.current_level, msg.restarts, msg.last_error)
+            )
+
+    def on_dead_letter(self, msg: DeadLetterNote, sender: Any) -> None:
+        self._dead_ids += 1
+        letter = DeadLetter(
+            self._dead_ids,
+            time.time(),
+            msg.path,
+            msg.message,
+            msg.error,
+            msg.category,
+            msg.fingerprint,
+            msg.reply_to,
+            msg.request_id,
+        )
+        self.dead.append(letter)
+        if self.telemetry_on:
+            self._sw_send_path(TELEMETRY, letter)
+        self.record(
+            "dead-letter",
+            msg.path,
+            detail=f"#{self._dead_ids}: {msg.error}"[:300],
+            category=msg.category,
+            fingerprint=msg.fingerprint,
+        )
+
+    def to_telemetry(self, msg: Any, sender: Any) -> None:
+        """Attempts, durable checkpoints and memory events go on to the telemetry actor."""
+        if self.telemetry_on:
+            self._sw_send_path(TELEMETRY, msg)
+
+    def on_dead_envelope(self, msg: DeadEnvelope, sender: Any) -> None:
+        message = msg.deadMessage
+        if isinstance(message, ActorSystemMessage) or not isinstance(message, Request):
+            return
+        path = self.registry.path_of_retired(msg.deadAddress)
+        if path is not None:
+            self._sw_send_path(path, message)
+
+    # -- the System's questions ----------------------------------------------------------------
+    def on_gateway_ask(self, msg: GatewayAsk, sender: Any) -> None:
+        if self.phase in ("stopping", "stopped"):
+            self.send(
+                sender,
+                GatewayReply(
+                    msg.id,
+                    ErrorReply.of(
+                        SystemStopped(f"the system has stopped: {self.stop_reason or 'shut down'}")
+                    ),
+                ),
+            )
+            return
+        if not self.registry.knows(msg.path):
+            self.send(
+                sender,
+                GatewayReply(
+                    msg.id, ErrorReply.of(UnknownPath(f"unknown actor path {msg.path!r}", msg.path))
+                ),
+            )
+            return
+        self.gateway_call(msg.id, sender, msg.path, msg.message)
+
+    def gateway_call(
+        self, ident: int, asker: Any, path: str, message: Any, timeout: float | None = None
+    ) -> None:
+        """Call ``path`` for the System; the answer goes back as ``GatewayReply(ident)``."""
+
+        def answer(value: Any) -> None:
+            self.gateway_calls.pop(ident, None)
+            self.send(asker, GatewayReply(ident, value))
+
+        # without a timeout here the System times the ask out itself and sends GatewayCancel
+        self.gateway_calls[ident] = self._sw_call(
+            path, message, timeout, answer, lambda error: answer(ErrorReply.of(error))
+        )
+
+    def on_gateway_cancel(self, msg: GatewayCancel, sender: Any) -> None:
+        request_id = self.gateway_calls.pop(msg.id, None)
+        if request_id is not None:
+            self._sw_pending.pop(request_id, None)
+
+    def on_gateway_tell(self, msg: GatewayTell, sender: Any) -> None:
+        if self.registry.knows(msg.path) and self.phase not in ("stopping", "stopped"):
+            self._sw_send_path(msg.path, msg.message)
+
+    def on_query(self, msg: GatewayQuery, sender: Any) -> None:
+        what, arg = msg.what, msg.arg
+        if what == "status":
+            value: Any = (self.registry.status(self.tree), self.phase, self.stop_reason)
+        elif what == "events":
+            value = tuple(e for e in self.events if e.seq > int(arg or 0))
+        elif what == "dead_letters":
+            value = tuple(self.dead)
+        elif what == "final_report":
+            value = self.final_report
+        elif what == "reset":
+            value = self.reset_levels(arg)
+        elif what == "telemetry":
+            if not self.telemetry_on:
+                value = ErrorReply.of(StalwartError("telemetry is off (start(..., store=None))"))
+            else:
+                self.gateway_call(msg.id, sender, TELEMETRY, arg, 30.0)
+                return
+        elif what == "redeliver":
+            self.redeliver(msg, sender)
+            return
+        elif what == "recover":
+            self.begin_recovery(arg, sender, msg.id)
+            return
+        elif what == "shutdown":
+            self.begin_shutdown(sender, msg.id)
+            return
+        else:
+            value = ErrorReply("StalwartError", f"unknown query {what!r}")
+        self.send(sender, GatewayReply(msg.id, value))
+
+    def redeliver(self, msg: GatewayQuery, sender: Any) -> None:
+        ident, timeout = msg.arg
+        letter = next((d for d in self.dead if d.id == ident), None)
+        if letter is None:
+            self.send(
+                sender,
+                GatewayReply(
+                    msg.id,
+                    ErrorReply(
+                        "StalwartError", f"no dead letter #{ident} (kept: {len(self.dead)})"
+                    ),
+                ),
+            )
+            return
+        self.dead.remove(letter)
+        self.record("redeliver", letter.path, detail=f"dead letter #{ident}")
+        self.on_gateway_ask(GatewayAsk(msg.id, letter.path, letter.message, timeout), sender)
+
+    def reset_levels(self, path: str | None) -> int:
+        """Reset the ladders of ``path`` (and below), or of every actor.
+
+        Returns how many supervisors were told.
+        """
+        supervisors = self.registry.supervisor_addresses(path or None)
+        for address in supervisors:
+            self.send(address, ResetLevels(path or ""))
+        self.record(
+            "reset", path or (self.tree.name if self.tree else ""), detail="recovery levels reset"
+        )
+        return len(supervisors)
+
+    # -- requested recoveries --------------------------------------------------------------------
+    def on_recovery_request(self, msg: RecoveryRequest, sender: Any) -> None:
+        self.begin_recovery(msg, sender, None)
+
+    def begin_recovery(self, req: RecoveryRequest, reply_to: Any, gateway_id: int | None) -> None:
+        self._recovery_ids += 1
+        rid = self._recovery_ids
+        self.recoveries[rid] = (reply_to, gateway_id, req, time.monotonic())
+        self.record("recovery-request", req.target, level=req.level, detail=req.reason)
+        assert self.tree is not None
+        group_hint = (
+            " (a replica group: name one replica)" if self.registry.is_group(req.target) else ""
+        )
+        if self.phase in ("stopping", "stopped"):
+            self.finish_recovery(rid, False, "the system has stopped")
+        elif req.level == 5 or req.target == self.tree.name:
+            if req.level <= 2:
+                self.finish_recovery(rid, True, "a supervisor has no hooks to run")
+            else:
+                self.tree_waiters.append(rid)
+                self.system_measures(f"requested: {req.reason or 'level 5'}", counted=False)
+        elif not self.registry.knows(req.target) or group_hint:
+            self.finish_recovery(rid, False, f"unknown actor path {req.target!r}{group_hint}")
+        else:
+            parent = self.registry.address_of(req.target.rsplit("/", 1)[0])
+            if parent is None:
+                self.finish_recovery(rid, False, f"the supervisor of {req.target} is not running")
+            else:
+                self.send(parent, PerformRecovery(rid, req.target, req.level, req.reason))
+
+    def on_recovery_done(self, msg: RecoveryDone, sender: Any) -> None:
+        self.finish_recovery(msg.request_id, msg.ok, msg.detail)
+
+    def finish_recovery(self, rid: int, ok: bool, detail: str) -> None:
+        entry = self.recoveries.pop(rid, None)
+        if entry is None:
+            return
+        reply_to, gateway_id, req, started = entry
+        result = RecoveryResult(
+            req.target, req.level, ok, detail, 1000 * (time.monotonic() - started)
+        )
+        self.record(
+            "recovery-result",
+            req.target,
+            level=req.level,
+            detail=detail,
+            duration_ms=result.duration_ms,
+        )
+        if gateway_id is None:
+            self.send(reply_to, result)
+        else:
+            self.send(reply_to, GatewayReply(gateway_id, result))

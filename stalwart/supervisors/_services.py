@@ -1,0 +1,36 @@
+"""The system services: mediating actors that run under ``_system``, beside the user's tree.
+
+Services register a factory here (the telemetry package registers the telemetry
+actor, and so on), so the supervision core does not import them. The root
+starts ``_system`` before the user's tree and stops it after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .spec import Child, Supervisor
+
+SYSTEM_NAME = "_system"
+ServiceFactory = Callable[[Any], Child | None]
+_FACTORIES: dict[str, ServiceFactory] = {}
+
+
+def register_service(name: str, factory: ServiceFactory) -> None:
+    """``factory(options)`` returns the service's ``Child`` (or None when it is turned off)."""
+    _FACTORIES[name] = factory
+
+
+def system_services(options: Any) -> Supervisor | None:
+    """The ``_system`` supervisor for ``options``, or None if no service is on."""
+    children = [child for factory in _FACTORIES.values() if (child := factory(options))]
+    if not children:
+        return None
+    return Supervisor(
+        SYSTEM_NAME,
+        strategy="one_for_one",
+        max_restarts=10,
+        within_s=60,
+        children=tuple(children),
+    )

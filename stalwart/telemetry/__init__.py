@@ -1,0 +1,50 @@
+"""Telemetry and the recovery store: SQLite history, the learning loop, metrics, alerts, reports.
+
+``start(tree, store="recovery.db")`` records every recovery decision of the tree
+into that file (``":memory:"`` by default; ``None`` turns it off). Open the file
+later with :class:`RecoveryStore`, or render it with :func:`report_text` and
+:func:`write_html_report`.
+"""
+
+from typing import Any
+
+from ..supervisors._services import register_service
+from ..supervisors.spec import Child
+from ._actor import TelemetryActor
+from ._alerts import DEFAULT_RULES, AlertManager, AlertRule
+from ._store import Metrics, RecoveryStore
+from .messages import (
+    Alert,
+    Attempt,
+    DurableCheckpoint,
+    LearnedState,
+    MemoryEvent,
+    SubscribeAlerts,
+    TelemetryQuery,
+)
+
+
+def _telemetry_service(options: Any) -> Child | None:
+    if options.store is None:
+        return None
+    settings = {"path": options.store, **options.telemetry}
+    return Child("telemetry", TelemetryActor, checkpoint="off", options=settings)
+
+
+register_service("telemetry", _telemetry_service)
+
+__all__ = [
+    "DEFAULT_RULES",
+    "Alert",
+    "AlertManager",
+    "AlertRule",
+    "Attempt",
+    "DurableCheckpoint",
+    "LearnedState",
+    "MemoryEvent",
+    "Metrics",
+    "RecoveryStore",
+    "SubscribeAlerts",
+    "TelemetryActor",
+    "TelemetryQuery",
+]

@@ -1,0 +1,393 @@
+"""The telemetry actor: records what the tree does, in batches, and learns from it.
+
+It lives under the system supervisor (``_system/telemetry``). Everything the
+tree reports arrives as messages; rows wait in memory and are written in one
+transaction when ``flush_rows`` have gathered or ``flush_interval_s`` has
+passed, so recording never slows recovery down. From what it records it keeps
+the adaptive selector's state, adaptive timeouts per (actor, operation), the
+error groups and the alerts.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections import defaultdict, deque
+from typing import Any
+
+import numpy as np
+
+from ..actors import ManagedActor
+from ..strategies import AdaptiveSelector
+from ..supervisors._recovery import TREE_CANDIDATES
+from ..supervisors.messages import DeadLetter, Event
+from ._alerts import DEFAULT_RULES, AlertManager, AlertRule
+from ._store import RecoveryStore, Statement, checkpoint_statement, strategy_score_statements
+from .messages import (
+    Alert,
+    Attempt,
+    DurableCheckpoint,
+    LearnedState,
+    MemoryEvent,
+    SubscribeAlerts,
+    TelemetryQuery,
+)
+
+FAILURE_KINDS = ("failure", "crash", "start-failure", "restart", "poison")
+ERROR_KINDS = ("failure", "crash", "start-failure")  # their detail is "Type: message"
+_DURATIONS_KEPT = 200
+
+
+class TelemetryActor(ManagedActor):
+    """Records recovery attempts, events, dead letters, checkpoints and alerts.
+
+    Options (``Child(..., options=...)``, set by ``start(store=...)``): ``path``
+    (SQLite file or ``":memory:"``), ``flush_rows``, ``flush_interval_s``,
+    ``retention_age_s``, ``retention_rows``, ``stability_window_s``,
+    ``timeout_percentile``, ``timeout_factor``, ``timeout_min_s``, ``timeout_max_s``,
+    ``alert_window_s`` and ``alert_rules`` (a list of :class:`AlertRule`).
+    """
+
+    def on_start(self) -> None:
+        o = self.options
+        self.store = RecoveryStore(o.get("path", ":memory:"))
+        self.flush_rows = int(o.get("flush_rows", 500))
+        self.flush_interval_s = float(o.get("flush_interval_s", 0.5))
+        self.retention = (o.get("retention_age_s"), o.get("retention_rows"))
+        self.stability_window_s = float(o.get("stability_window_s", 60.0))
+        self.timeout_percentile = float(o.get("timeout_percentile", 95.0))
+        self.timeout_factor = float(o.get("timeout_factor", 3.0))
+        self.timeout_bounds = (
+            float(o.get("timeout_min_s", 0.05)),
+            float(o.get("timeout_max_s", 30.0)),
+        )
+        self.alert_window_s = float(o.get("alert_window_s", 300.0))
+        self.alerts = AlertManager(tuple(o.get("alert_rules") or DEFAULT_RULES))
+        self.selector = AdaptiveSelector(TREE_CANDIDATES)
+        self.selector.load_state(self.store.strategy_scores())
+        self.durations: dict[tuple[str, str], deque[float]] = defaultdict(
+            lambda: deque(maxlen=_DURATIONS_KEPT)
+        )
+        self._load_durations()
+        self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.statements: list[Statement] = []
+        self.pending = 0
+        self.scores_dirty = False
+        self.timeouts_dirty: set[tuple[str, str]] = set()
+        self.watch: dict[tuple[str, str], float] = {}  # recovered (path, fp) -> when
+        self.memory_percent: float | None = None
+        self.subscribers: list[Any] = []
+        self.flushes = 0
+        self.after(self.flush_interval_s, "flush")
+
+    def on_stop(self) -> None:
+        self.flush()
+        self.store.close()
+
+    # -- what the tree reports --------------------------------------------------------
+    def receiveMsg_Event(self, e: Event, sender: Any) -> None:
+        self.add(
+            "events",
+            {
+                "time": e.time,
+                "kind": e.kind,
+                "path": e.path,
+                "level": e.level,
+                "strategy": e.strategy,
+                "category": e.category,
+                "fingerprint": e.fingerprint,
+                "detail": e.detail,
+                "duration_ms": e.duration_ms,
+            },
+        )
+        if e.fingerprint and e.kind in FAILURE_KINDS:
+            if e.kind in ERROR_KINDS:
+                self.error_seen(e)
+            stable_since = self.watch.pop((e.path, e.fingerprint), None)
+            if stable_since is not None:  # failed again soon after recovering
+                self.statements.append(_stability(e.path, e.fingerprint, stable_since, 0))
+        elif e.kind == "recovered" and e.fingerprint:
+            self.statements.append(
+                (
+                    "UPDATE errors SET status='resolved', resolved_by=?, resolved_at=?"
+                    " WHERE path=? AND fingerprint=? AND status='open'",
+                    (f"recovery:{e.strategy}@level{e.level}", e.time, e.path, e.fingerprint),
+                )
+            )
+        elif e.kind == "reset":
+            self.statements.append(
+                (
+                    "UPDATE progressive_recovery SET level=0, updated_at=?"
+                    " WHERE path=? OR path LIKE ?",
+                    (e.time, e.path, e.path + "/%"),
+                )
+            )
+        self.maybe_flush()
+
+    def error_seen(self, e: Event) -> None:
+        self.statements.append(
+            (
+                "INSERT INTO errors (path, fingerprint, category, severity, error_type, message,"
+                " first_seen, last_seen, count, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 'open')"
+                " ON CONFLICT(path, fingerprint) DO UPDATE SET last_seen=excluded.last_seen,"
+                " count=count+1, status='open', resolved_by=NULL, resolved_at=NULL,"
+                " message=excluded.message, severity=excluded.severity",
+                (
+                    e.path,
+                    e.fingerprint,
+                    e.category,
+                    e.severity or None,
+                    e.detail.split(":", 1)[0],
+                    e.detail,
+                    e.time,
+                    e.time,
+                ),
+            )
+        )
+        self.statements.append(
+            (
+                "INSERT INTO progressive_recovery VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT(path, fingerprint) DO UPDATE SET level=excluded.level,"
+                " category=excluded.category, updated_at=excluded.updated_at",
+                (e.path, e.fingerprint, e.category, e.level, e.time),
+            )
+        )
+
+    def receiveMsg_Attempt(self, a: Attempt, sender: Any) -> None:
+        self.add(
+            "recovery_performance",
+            {
+                "time": a.time,
+                "path": a.path,
+                "operation": a.operation,
+                "category": a.category,
+                "fingerprint": a.fingerprint,
+                "level": a.level,
+                "strategy": a.strategy,
+                "success": int(a.success),
+                "duration_s": a.duration_s,
+                "mem_delta_bytes": a.mem_delta_bytes,
+                "cpu_delta_s": a.cpu_delta_s,
+                "stability": None,
+            },
+        )
+        self.selector.record(a.category, a.level, a.strategy, a.success, a.duration_s)
+        self.scores_dirty = True
+        if a.success:
+            self.watch[(a.path, a.fingerprint)] = a.time
+            if a.operation and a.level <= 2:
+                self.durations[(a.path, a.operation)].append(a.duration_s)
+                self.timeouts_dirty.add((a.path, a.operation))
+        self.maybe_flush()
+
+    def receiveMsg_DeadLetter(self, d: DeadLetter, sender: Any) -> None:
+        try:
+            message = pickle.dumps(d.message)
+        except Exception:
+            message = None
+        self.add(
+            "dead_letters",
+            {
+                "time": d.time,
+                "path": d.path,
+                "message": message,
+                "message_repr": repr(d.message)[:500],
+                "error": d.error,
+                "category": d.category,
+                "fingerprint": d.fingerprint,
+                "request_id": d.request_id,
+            },
+        )
+        self.maybe_flush()
+
+    def receiveMsg_DurableCheckpoint(self, c: DurableCheckpoint, sender: Any) -> None:
+        self.statements.append(checkpoint_statement(c.path, c.state, c.incarnation))
+        self.pending += 1
+        self.maybe_flush()
+
+    def receiveMsg_MemoryEvent(self, m: MemoryEvent, sender: Any) -> None:
+        self.memory_percent = m.percent
+        self.add(
+            "memory_events",
+            {
+                "time": m.time,
+                "tier": m.tier,
+                "trigger": m.trigger,
+                "percent": m.percent,
+                "before_bytes": m.before_bytes,
+                "after_bytes": m.after_bytes,
+                "freed_bytes": m.freed_bytes,
+                "duration_s": m.duration_s,
+                "detail": m.detail,
+            },
+        )
+        self.maybe_flush()
+
+    def receiveMsg_SubscribeAlerts(self, msg: SubscribeAlerts, sender: Any) -> None:
+        self.subscribers.append(sender)
+
+    def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
+        if msg.payload == "flush":
+            self.flush()
+            self.after(self.flush_interval_s, "flush")
+
+    # -- questions ----------------------------------------------------------------------
+    def receiveMsg_TelemetryQuery(self, q: TelemetryQuery, sender: Any) -> None:
+        self.flush()
+        a = q.args
+        store = self.store
+        value: Any
+        if q.what == "learned":
+            value = LearnedState(self.selector.state(), self.timeouts(), store.checkpoints())
+        elif q.what == "metrics":
+            value = store.metrics(a.get("window_s"), a.get("path"))
+        elif q.what == "errors":
+            value = store.errors(
+                a.get("status"), a.get("path"), a.get("category"), int(a.get("limit", 100))
+            )
+        elif q.what == "error":
+            value = store.error(int(a["id"]))
+        elif q.what == "resolve":
+            value = store.resolve_error(int(a["id"]), str(a.get("by", "operator")))
+        elif q.what == "history":
+            value = store.recovery_history(a.get("path"), a.get("since"), int(a.get("limit", 1000)))
+        elif q.what == "events":
+            value = store.events(
+                a.get("since"), a.get("kinds"), a.get("path"), int(a.get("limit", 1000))
+            )
+        elif q.what == "alerts":
+            value = store.alerts(a.get("active"))
+        elif q.what == "path":
+            value = store.path
+        else:  # "flush"
+            value = True
+        self.reply(sender, value)
+
+    # -- batching -----------------------------------------------------------------------------
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.rows[table].append(row)
+        self.pending += 1
+
+    def maybe_flush(self) -> None:
+        if self.pending + len(self.statements) >= self.flush_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what has gathered, in one transaction (plus learned state and stability)."""
+        now = time.time()
+        statements = self.statements
+        for key, since in list(self.watch.items()):
+            if now - since >= self.stability_window_s:
+                del self.watch[key]
+                statements.append(_stability(key[0], key[1], since, 1))
+        if self.scores_dirty:
+            statements.extend(strategy_score_statements(self.selector.state()))
+            self.scores_dirty = False
+        for key in self.timeouts_dirty:
+            statements.append(self.timeout_statement(key))
+        self.timeouts_dirty = set()
+        self.evaluate_alerts(now)
+        if not statements and not any(self.rows.values()):
+            return
+        rows, self.rows = self.rows, defaultdict(list)
+        self.statements, self.pending = [], 0
+        self.store.write_batch(rows, statements)
+        self.flushes += 1
+        if self.flushes % 100 == 0 and any(self.retention):
+            self.store.retain(*self.retention)
+
+    # -- learning ----------------------------------------------------------------------------
+    def _load_durations(self) -> None:
+        for row in self.store.query(
+            "SELECT path, operation, duration_s FROM recovery_performance WHERE success = 1"
+            " AND level <= 2 AND operation != '' ORDER BY id DESC LIMIT 20000"
+        ):
+            self.durations[(row["path"], row["operation"])].appendleft(row["duration_s"])
+
+    def timeouts(self) -> dict[str, float]:
+        return {f"{p}|{op}": self.timeout_for((p, op)) for p, op in self.durations}
+
+    def timeout_for(self, key: tuple[str, str]) -> float:
+        """A high percentile of the recorded durations times a factor, within bounds."""
+        values = np.array(self.durations[key], dtype=float)
+        low, high = self.timeout_bounds
+        if not len(values):
+            return high
+        p = float(np.percentile(values, self.timeout_percentile))
+        return float(min(high, max(low, p * self.timeout_factor)))
+
+    def timeout_statement(self, key: tuple[str, str]) -> Statement:
+        values = np.array(self.durations[key], dtype=float)
+        return (
+            "INSERT INTO adaptive_timeouts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path, operation)"
+            " DO UPDATE SET timeout_s=excluded.timeout_s, p95_s=excluded.p95_s,"
+            " samples=excluded.samples, updated_at=excluded.updated_at",
+            (
+                key[0],
+                key[1],
+                self.timeout_for(key),
+                float(np.percentile(values, 95)),
+                len(values),
+                time.time(),
+            ),
+        )
+
+    # -- alerts --------------------------------------------------------------------------------
+    def evaluate_alerts(self, now: float) -> None:
+        m = self.store.metrics(self.alert_window_s, now=now) if self.store else None
+        if m is None:
+            return
+        values = {
+            "recovery_p95_s": m.p95_s,
+            "success_rate_pct": None
+            if m.success_rate is None or m.attempts < 5
+            else 100 * m.success_rate,
+            "errors_per_min": m.errors_per_min,
+            "memory_percent": self.memory_percent,
+        }
+        for alert in self.alerts.evaluate(values, now):
+            self.record_alert(alert)
+
+    def record_alert(self, alert: Alert) -> None:
+        if alert.severity == "resolved":
+            self.statements.append(
+                (
+                    "UPDATE alerts SET status='resolved', resolved_at=?"
+                    " WHERE rule=? AND status='active'",
+                    (alert.time, alert.rule),
+                )
+            )
+        else:
+            self.statements.append(
+                (
+                    "UPDATE alerts SET status='superseded' WHERE rule=? AND status='active'"
+                    " AND time < ?",
+                    (alert.rule, alert.time),
+                )
+            )
+            self.add(
+                "alerts",
+                {
+                    "time": alert.time,
+                    "rule": alert.rule,
+                    "scope": alert.scope,
+                    "severity": alert.severity,
+                    "message": alert.message,
+                    "value": alert.value,
+                    "status": "active",
+                    "resolved_at": None,
+                },
+            )
+        for subscriber in self.subscribers:
+            self.send(subscriber, alert)
+
+
+def _stability(path: str, fingerprint: str, since: float, stable: int) -> Statement:
+    return (
+        "UPDATE recovery_performance SET stability=? WHERE path=? AND fingerprint=? AND"
+        " success=1 AND stability IS NULL AND time <= ?",
+        (stable, path, fingerprint, since),
+    )
+
+
+__all__ = ["AlertRule", "TelemetryActor"]

@@ -1,0 +1,185 @@
+"""Telemetry in a running tree: recording, learning across restarts, durable state, alerts."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from stalwart import Child, LevelPolicy, PoisonMessageError, StalwartError, Supervisor, start
+from stalwart.strategies import Fixed
+from stalwart.telemetry import RecoveryStore
+from tests.support import (
+    FAST,
+    Adjustable,
+    Counter,
+    NeedsAdjust,
+    Ping,
+    Work,
+    Worker,
+    wait_for,
+)
+
+LEVEL2 = LevelPolicy(
+    basic_attempts=1,
+    basic_delay_s=0.001,
+    enhanced_attempts=3,
+    backoff=Fixed(0.001),
+    quiet_period_s=0.05,
+)
+
+
+def first_level2_strategy(system, path):
+    for e in system.events():
+        if e.kind == "failure" and e.path == path and e.level == 2:
+            return e.strategy
+    return None
+
+
+def test_every_recovery_attempt_is_recorded_with_its_outcome(make_system, base, tmp_path):
+    db = tmp_path / "r.db"
+    system = make_system(
+        Supervisor("s", children=[Child("w", Worker, levels=FAST)]), base=base, store=str(db)
+    )
+    assert system.ask("s/w", Work(1, fail_times=2), timeout=10).attempts == 3
+    with pytest.raises(PoisonMessageError):
+        system.ask("s/w", Work(2, fail_times=-1), timeout=10)
+    system.flush()
+    history = system.history(path="s/w")
+    outcomes = sorted((r["level"], r["strategy"], r["success"]) for r in history)
+    assert (1, "retry", 0) in outcomes and (2, "backoff", 1) in outcomes
+    assert (3, "restart", 0) in outcomes
+    assert all(r["operation"] == "Work" and r["category"] == "connection" for r in history)
+    m = system.metrics()
+    assert m.attempts == len(history) and 0 < m.success_rate < 1
+    errors = system.errors(path="s/w")
+    assert errors and errors[0]["count"] >= 3
+    # the file can be read while the system runs
+    with RecoveryStore(db, readonly=True) as store:
+        assert len(store.recovery_history(path="s/w")) == len(history)
+
+
+def test_the_learned_strategy_survives_a_restart_of_the_whole_system(tmp_path):
+    db = str(tmp_path / "learn.db")
+    tree = Supervisor("s", children=[Child("a", Adjustable, levels=LEVEL2)])
+    with start(tree, store=db, report_path=None) as system:
+        for i in range(12):
+            assert system.ask("s/a", NeedsAdjust(i), timeout=10) == i
+            time.sleep(0.06)  # a quiet period: the next request starts at level 1 again
+        cold = first_level2_strategy(system, "s/a")
+    assert cold == "backoff"  # a cold start follows the ladder order
+    with start(tree, store=db, report_path=None) as system:
+        assert system.ask("s/a", NeedsAdjust(99), timeout=10) == 99
+        warm = first_level2_strategy(system, "s/a")
+    assert warm == "adjust"  # what the store learned: adjusting is what works here
+
+
+def test_a_durable_actor_keeps_its_state_across_a_restart_of_the_whole_system(tmp_path, base):
+    db = str(tmp_path / "durable.db")
+    tree = Supervisor("s", children=[Child("c", Counter, durable=True), Child("v", Counter)])
+    with start(tree, base=base, store=db, report_path=None) as system:
+        for _ in range(3):
+            system.ask("s/c", Ping(5))
+            system.ask("s/v", Ping(5))
+    with start(tree, base=base, store=db, report_path=None) as system:
+        assert system.ask("s/c", Ping(1)) == 16  # restored 15
+        assert system.ask("s/v", Ping(1)) == 1  # not durable: starts from nothing
+
+
+def test_adaptive_timeouts_come_from_recorded_durations(make_system, tmp_path):
+    db = tmp_path / "t.db"
+    quick = LevelPolicy(basic_attempts=1, basic_delay_s=0.001, quiet_period_s=0.02)
+    system = make_system(
+        Supervisor("s", children=[Child("w", Worker, levels=quick)]),
+        store=str(db),
+        telemetry={"timeout_factor": 3.0, "timeout_min_s": 0.01},
+    )
+    for i in range(5):
+        system.ask("s/w", Work(i, fail_times=1), timeout=10)
+        time.sleep(0.03)
+    system.flush()
+    with RecoveryStore(db, readonly=True) as store:
+        timeouts = store.adaptive_timeouts()
+        [row] = store.query("SELECT * FROM adaptive_timeouts")
+    assert ("s/w", "Work") in timeouts
+    assert row["samples"] == 5
+    assert row["timeout_s"] == pytest.approx(max(0.01, 3.0 * row["p95_s"]))
+
+
+def test_recovered_errors_are_resolved_and_operators_can_resolve_the_others(make_system):
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST)]))
+    system.ask("s/w", Work(1, fail_times=1), timeout=10)
+    with pytest.raises(StalwartError):
+        system.ask("s/w", Work(2, fail_times=-1, error="runtime"), timeout=10)
+    system.flush()
+    by_message = {e["message"].split(":", 1)[1].strip(): e for e in system.errors()}
+    recovered = by_message["backend refused work 1"]
+    assert recovered["status"] == "resolved" and recovered["resolved_by"].startswith("recovery:")
+    stuck = by_message["flaky 2"]
+    assert stuck["status"] == "open"
+    assert system.resolve_error(stuck["id"], by="alice")
+    assert system.error(stuck["id"])["resolved_by"] == "alice"
+
+
+def test_a_low_success_rate_raises_an_alert_that_resolves_later(make_system):
+    system = make_system(
+        Supervisor("s", children=[Child("w", Worker, levels=FAST)]),
+        telemetry={"alert_window_s": 0.5, "flush_interval_s": 0.05},
+    )
+    for i in range(3):
+        with pytest.raises(StalwartError):
+            system.ask("s/w", Work(i, fail_times=-1), timeout=10)
+    system.flush()
+    alert = wait_for(lambda: [a for a in system.alerts(active=True) if a["rule"] == "success_rate"])
+    assert alert[0]["severity"] == "critical"
+    time.sleep(0.6)  # the window moves past the failures
+    wait_for(
+        lambda: not [a for a in system.alerts(active=True) if a["rule"] == "success_rate"],
+        timeout=5,
+    )
+
+
+def test_killing_the_telemetry_process_mid_stream_leaves_whole_batches(make_system, tmp_path):
+    db = tmp_path / "stream.db"
+    retries = LevelPolicy(basic_attempts=10_000, basic_delay_s=0.001)
+    system = make_system(
+        Supervisor("s", children=[Child("w", Worker, levels=retries, replicas=2)]),
+        base="multiproc",
+        store=str(db),
+        telemetry={"flush_rows": 20, "flush_interval_s": 0.05},
+    )
+    for i in range(30):
+        system.ask("s/w", Work(i, fail_times=1), timeout=10)
+    pid = system.status()["_system/telemetry"].pid
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: system.status()["_system/telemetry"].pid not in (0, pid), timeout=15)
+    with RecoveryStore(db, readonly=True) as store:
+        assert store.integrity_ok()
+        assert store.partial_batches() == []
+        assert len(store.recovery_history()) >= 20
+    # the restarted telemetry actor keeps recording into the same file
+    system.ask("s/w", Work(100, fail_times=1), timeout=10)
+    system.flush()
+    with RecoveryStore(db, readonly=True) as store:
+        assert any(r["path"].startswith("s/w") for r in store.recovery_history(limit=5))
+
+
+def test_levels_can_be_reset(make_system):
+    policy = LevelPolicy(
+        basic_attempts=1, basic_delay_s=0.001, enhanced_attempts=1, quiet_period_s=600
+    )
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=policy)]))
+    system.ask("s/w", Work(1, fail_times=2), timeout=10)
+    assert system.status()["s/w"].level == 2
+    assert system.reset_levels("s/w") == 1
+    wait_for(lambda: system.status()["s/w"].level == 0)
+    system.ask("s/w", Work(2, fail_times=1), timeout=10)
+    levels = [e.level for e in system.events() if e.kind == "failure"]
+    assert levels[-1] == 1
+
+
+def test_telemetry_can_be_turned_off(make_system):
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]), store=None)
+    assert "_system/telemetry" not in {s.path for s in system.status()}
+    with pytest.raises(StalwartError, match="telemetry is off"):
+        system.metrics()
