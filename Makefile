@@ -30,7 +30,18 @@ lint: $(VENV)/.installed-test
 	$(PY) -m ruff format --check $(PYPATHS)
 	$(PY) -m mypy
 
-test: lint
+# the browser tests drive Debian's chromium (installed here when absent)
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "chromium is missing and needs root to install: browser tests will be skipped"; \
+	fi
+
+test: lint $(CHROMIUM)
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-bench

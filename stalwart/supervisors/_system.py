@@ -111,6 +111,7 @@ class System:
         self._pump: threading.Thread | None = None
         self._clock: ExternalClock | None = None
         self._clock_id = 0
+        self._servers: list[Any] = []
         if options.base == "simple":
             self._clock = ExternalClock()
             self._clock_id = id(self._clock)
@@ -279,6 +280,33 @@ class System:
         """Make the telemetry actor write what it holds now."""
         self._telemetry("flush")
 
+    def diagnostics(self) -> dict[str, Any]:
+        """Check now: the live tree, and the recovery store (integrity, whole batches)."""
+        status = self.status()
+        result: dict[str, Any] = {
+            "phase": status.phase,
+            "actors": [msgspec.to_builtins(s) for s in status],
+            "unhealthy": [s.path for s in status if s.state not in ("running", "starting")],
+        }
+        try:
+            result["store"] = self._telemetry("diagnostics")
+        except StalwartError as exc:
+            result["store"] = {"error": str(exc)}
+        return result
+
+    def serve_api(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> Any:
+        """Serve the JSON API and ``/metrics`` from this process; returns the server.
+
+        Binds loopback unless told otherwise. Write endpoints need ``token``
+        (one is generated when not given: ``server.token``). The server stops
+        with the system, or with ``server.stop()``.
+        """
+        from ..telemetry._api import ApiServer, SystemBackend
+
+        server = ApiServer(SystemBackend(self), host, port, token)
+        self._servers.append(server)
+        return server
+
     def reset_levels(self, path: str | None = None) -> int:
         """Reset the recovery ladders of ``path`` and below (or of every actor)."""
         if path is not None:
@@ -302,6 +330,9 @@ class System:
 
     def shutdown(self) -> None:
         """Stop every actor in reverse dependency order, then the runtime; no process is left."""
+        for server in self._servers:
+            server.stop()
+        self._servers = []
         with self._lock:
             if self._closed:
                 return

@@ -259,6 +259,13 @@ class TelemetryActor(ManagedActor):
             value = store.alerts(a.get("active"))
         elif q.what == "path":
             value = store.path
+        elif q.what == "diagnostics":
+            value = {
+                "path": store.path,
+                "integrity_ok": store.integrity_ok(),
+                "partial_batches": store.partial_batches(),
+                "attempts": store.db.table("recovery_performance").count,
+            }
         else:  # "flush"
             value = True
         self.reply(sender, value)

@@ -277,20 +277,29 @@ class RecoveryStore:
         now = time.time() if now is None else now
         since = None if window_s is None else now - window_s
         where, params = _where(path=path, since=since)
-        rows = self.query(
-            f"SELECT path, level, success, duration_s FROM recovery_performance {where}", params
+        table = f"FROM recovery_performance {where}"
+        by_level = {
+            int(level): int(n)
+            for level, n in self.db.execute(
+                f"SELECT level, count(*) {table} GROUP BY level", params
+            ).fetchall()
+        }
+        per_actor = {
+            p: {"attempts": n, "successes": int(ok or 0), "success_rate": (ok or 0) / n}
+            for p, n, ok in self.db.execute(
+                f"SELECT path, count(*), sum(success) {table} GROUP BY path", params
+            ).fetchall()
+        }
+        attempts = sum(by_level.values())
+        successes = sum(a["successes"] for a in per_actor.values())
+        and_success = "AND success = 1" if where else "WHERE success = 1"
+        durations = np.fromiter(
+            (
+                d or 0.0
+                for (d,) in self.db.execute(f"SELECT duration_s {table} {and_success}", params)
+            ),
+            dtype=float,
         )
-        success = np.array([r["success"] for r in rows], dtype=bool)
-        durations = np.array([r["duration_s"] or 0.0 for r in rows if r["success"]], dtype=float)
-        by_level: dict[int, int] = {}
-        per_actor: dict[str, dict[str, Any]] = {}
-        for r in rows:
-            by_level[r["level"]] = by_level.get(r["level"], 0) + 1
-            actor = per_actor.setdefault(r["path"], {"attempts": 0, "successes": 0})
-            actor["attempts"] += 1
-            actor["successes"] += int(bool(r["success"]))
-        for actor in per_actor.values():
-            actor["success_rate"] = actor["successes"] / actor["attempts"]
         ewhere, eparams = _where(path=path, since=since, kinds=["failure", "crash"])
         errors = int(
             self.db.execute(f"SELECT count(*) FROM events {ewhere}", eparams).fetchone()[0]
@@ -302,10 +311,10 @@ class RecoveryStore:
             minutes = max((now - first) / 60, 1 / 60) if first else 1.0
         return Metrics(
             window_s=window_s,
-            attempts=len(rows),
-            successes=int(success.sum()),
-            failures=int((~success).sum()),
-            success_rate=float(success.mean()) if len(rows) else None,
+            attempts=attempts,
+            successes=successes,
+            failures=attempts - successes,
+            success_rate=successes / attempts if attempts else None,
             mean_s=float(durations.mean()) if len(durations) else None,
             p50_s=_percentile(durations, 50),
             p95_s=_percentile(durations, 95),

@@ -1,0 +1,46 @@
+"""The ``stalwart`` command (also ``python -m stalwart``).
+
+Exit codes: 0 ok, 2 bad usage or invalid input, 1 the system stopped at level 5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ._common import EXIT_OK, EXIT_USAGE, UsageError
+from ._report import add_report
+from ._serve import add_serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stalwart", description="Run and steer Stalwart supervision trees."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_report(commands)
+    add_serve(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
+        return int(exc.code or 0)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.run(args))
+    except UsageError as exc:
+        print(f"stalwart: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+__all__ = ["build_parser", "main"]

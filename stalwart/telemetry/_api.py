@@ -1,0 +1,464 @@
+"""The JSON HTTP API and the Prometheus endpoint, on loopback by default.
+
+Thespian actors must not start threads, so the server runs in the process that
+owns the ``System`` (``System.serve_api()``), or in a ``stalwart serve`` process
+that reads a store file. Write endpoints need the token (``Authorization:
+Bearer <token>``); a server started without one makes its own and shows it.
+Bodies and query parameters are validated with msgspec: a mistake is a 400
+naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from ._store import RecoveryStore
+
+log = logging.getLogger("stalwart.api")
+
+
+class Backend(Protocol):
+    """What the API needs: a live system, or a store file."""
+
+    def errors(
+        self, status: str | None, path: str | None, category: str | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+    def error(self, error_id: int) -> dict[str, Any] | None: ...
+    def resolve_error(self, error_id: int, by: str) -> bool: ...
+    def metrics(self, window_s: float | None, path: str | None) -> Any: ...
+    def history(
+        self, path: str | None, since: float | None, limit: int
+    ) -> list[dict[str, Any]]: ...
+    def reset_levels(self, path: str | None) -> int: ...
+    def diagnostics(self) -> dict[str, Any]: ...
+    def actors(self) -> list[dict[str, Any]]: ...
+    def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
+
+
+class ApiError(Exception):
+    """An HTTP error answer: status, message and (for a 400) the field at fault."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.field = status, message, field
+
+
+class NoSystem(ApiError):
+    def __init__(self) -> None:
+        super().__init__(503, "no running system is attached to this server")
+
+
+# -- request shapes -------------------------------------------------------------------------
+
+
+class ErrorsQuery(msgspec.Struct, forbid_unknown_fields=True):
+    status: str | None = None
+    path: str | None = None
+    category: str | None = None
+    limit: int = 100
+
+
+class MetricsQuery(msgspec.Struct, forbid_unknown_fields=True):
+    window_s: float | None = None
+    path: str | None = None
+
+
+class HistoryQuery(msgspec.Struct, forbid_unknown_fields=True):
+    path: str | None = None
+    since: float | None = None
+    limit: int = 1000
+
+
+class ResolveBody(msgspec.Struct, forbid_unknown_fields=True):
+    by: str = "api"
+
+
+class ResetBody(msgspec.Struct, forbid_unknown_fields=True):
+    path: str | None = None
+
+
+_FIELD = re.compile(r"`\$\.([\w.\[\]]+)`")
+
+
+def _invalid(exc: msgspec.ValidationError | msgspec.DecodeError) -> ApiError:
+    text = str(exc)
+    match = _FIELD.search(text)
+    field = match.group(1) if match else None
+    if field is None and "unknown field" in text.lower():
+        quoted = re.search(r"`(\w+)`", text)
+        field = quoted.group(1) if quoted else None
+    return ApiError(400, text, field)
+
+
+def parse_query(query: dict[str, list[str]], shape: type[Any]) -> Any:
+    flat = {k: v[-1] for k, v in query.items()}
+    try:
+        return msgspec.convert(flat, shape, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _invalid(exc) from None
+
+
+def parse_body(body: bytes, shape: type[Any]) -> Any:
+    try:
+        return msgspec.json.decode(body or b"{}", type=shape)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise _invalid(exc) from None
+
+
+# -- Prometheus ------------------------------------------------------------------------------
+
+
+class _Collector:
+    """Reads the backend at scrape time."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.backend.metrics(None, None)
+        attempts = CounterMetricFamily(
+            "stalwart_recovery_attempts", "Recovery attempts per level", labels=["level"]
+        )
+        for level, n in sorted(m.by_level.items()):
+            attempts.add_metric([str(level)], n)
+        yield attempts
+        yield GaugeMetricFamily(
+            "stalwart_recovery_success_ratio",
+            "Share of recovery attempts that worked",
+            value=m.success_rate if m.success_rate is not None else 0.0,
+        )
+        seconds = GaugeMetricFamily(
+            "stalwart_recovery_seconds",
+            "Time to recover (successful attempts)",
+            labels=["quantile"],
+        )
+        for q, v in (("0.5", m.p50_s), ("0.95", m.p95_s)):
+            seconds.add_metric([q], v if v is not None else 0.0)
+        yield seconds
+        yield CounterMetricFamily(
+            "stalwart_recovery_failures", "Recovery attempts that failed", value=m.failures
+        )
+        yield CounterMetricFamily("stalwart_errors", "Failures seen by the tree", value=m.errors)
+        yield GaugeMetricFamily(
+            "stalwart_open_breakers", "Circuit breakers open", value=len(m.open_breakers)
+        )
+        actors = self.backend.actors()
+        if actors:
+            level = GaugeMetricFamily(
+                "stalwart_actor_level", "Current recovery level", labels=["path"]
+            )
+            restarts = CounterMetricFamily("stalwart_actor_restarts", "Restarts", labels=["path"])
+            for a in actors:
+                level.add_metric([a["path"]], a["level"])
+                restarts.add_metric([a["path"]], a["restarts"])
+            yield level
+            yield restarts
+        alerts = GaugeMetricFamily(
+            "stalwart_alerts_active", "Active alerts", labels=["rule", "severity"]
+        )
+        for a in self.backend.alerts(True):
+            alerts.add_metric([a["rule"], a["severity"]], 1)
+        yield alerts
+
+
+# -- routing ---------------------------------------------------------------------------------
+
+Route = tuple[str, re.Pattern[str], bool, Callable[..., Any]]
+
+
+class Api:
+    """The endpoints, independent of the HTTP plumbing."""
+
+    def __init__(self, backend: Backend, token: str) -> None:
+        self.backend = backend
+        self.token = token
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(backend))  # type: ignore[arg-type]
+        self.routes: list[Route] = [
+            ("GET", re.compile(r"/api/errors"), False, self.list_errors),
+            ("GET", re.compile(r"/api/errors/(\d+)"), False, self.get_error),
+            ("POST", re.compile(r"/api/errors/(\d+)/resolve"), True, self.resolve),
+            ("GET", re.compile(r"/api/recovery/metrics"), False, self.get_metrics),
+            ("GET", re.compile(r"/api/recovery/history"), False, self.get_history),
+            ("POST", re.compile(r"/api/recovery/reset"), True, self.reset),
+            ("GET", re.compile(r"/api/diagnostics"), False, self.diagnostics),
+        ]
+
+    def handle(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes, token: str | None
+    ) -> tuple[int, Any]:
+        for verb, pattern, writes, fn in self.routes:
+            match = pattern.fullmatch(path)
+            if match is None:
+                continue
+            if verb != method:
+                raise ApiError(405, f"{method} is not allowed on {path} (use {verb})")
+            if writes and not (token and secrets.compare_digest(token, self.token)):
+                raise ApiError(
+                    401,
+                    "this endpoint needs the API token (header 'Authorization: Bearer <token>')",
+                )
+            return 200, fn(*match.groups(), query=query, body=body)
+        raise ApiError(404, f"no endpoint {method} {path}")
+
+    def list_errors(self, *, query: Any, body: bytes) -> Any:
+        q = parse_query(query, ErrorsQuery)
+        return self.backend.errors(q.status, q.path, q.category, q.limit)
+
+    def get_error(self, error_id: str, *, query: Any, body: bytes) -> Any:
+        row = self.backend.error(int(error_id))
+        if row is None:
+            raise ApiError(404, f"no error #{error_id}")
+        return row
+
+    def resolve(self, error_id: str, *, query: Any, body: bytes) -> Any:
+        b = parse_body(body, ResolveBody)
+        if self.backend.error(int(error_id)) is None:
+            raise ApiError(404, f"no error #{error_id}")
+        if not self.backend.resolve_error(int(error_id), b.by):
+            raise ApiError(409, f"error #{error_id} is already resolved")
+        return {"id": int(error_id), "resolved": True, "by": b.by}
+
+    def get_metrics(self, *, query: Any, body: bytes) -> Any:
+        q = parse_query(query, MetricsQuery)
+        return self.backend.metrics(q.window_s, q.path)
+
+    def get_history(self, *, query: Any, body: bytes) -> Any:
+        q = parse_query(query, HistoryQuery)
+        return self.backend.history(q.path, q.since, q.limit)
+
+    def reset(self, *, query: Any, body: bytes) -> Any:
+        b = parse_body(body, ResetBody)
+        return {"reset": b.path or "*", "supervisors": self.backend.reset_levels(b.path)}
+
+    def diagnostics(self, *, query: Any, body: bytes) -> Any:
+        return self.backend.diagnostics()
+
+    def prometheus(self) -> bytes:
+        return bytes(generate_latest(self.registry))
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.hex()
+    return repr(value)
+
+
+def encode(value: Any) -> bytes:
+    """JSON of any answer (msgspec Structs, rows, numbers)."""
+    return msgspec.json.encode(msgspec.to_builtins(value, enc_hook=_default))
+
+
+class ApiServer:
+    """Serves :class:`Api` over HTTP on ``host:port`` (port 0: any free port)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        extra: Callable[
+            [str, str, dict[str, list[str]], bytes, str | None], tuple[int, str, bytes] | None
+        ]
+        | None = None,
+    ) -> None:
+        self.token = token or secrets.token_urlsafe(18)
+        self.api = Api(backend, self.token)
+        self.extra = extra
+        api, extra_handler = self.api, extra
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self, method: str) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                token = _token(self.headers)
+                query = parse_qs(url.query)
+                try:
+                    if extra_handler is not None:
+                        answered = extra_handler(method, url.path, query, body, token)
+                        if answered is not None:
+                            self._send(*answered)
+                            return
+                    if url.path == "/metrics" and method == "GET":
+                        self._send(200, "text/plain; version=0.0.4", api.prometheus())
+                        return
+                    status, value = api.handle(method, url.path, query, body, token)
+                    self._send(status, "application/json", encode(value))
+                except ApiError as exc:
+                    payload = {"error": exc.message, "status": exc.status}
+                    if exc.field:
+                        payload["field"] = exc.field
+                    self._send(exc.status, "application/json", json.dumps(payload).encode())
+                except Exception as exc:  # the server must keep serving
+                    log.exception("API error on %s %s", method, url.path)
+                    payload = {"error": f"{type(exc).__name__}: {exc}", "status": 500}
+                    self._send(500, "application/json", json.dumps(payload).encode())
+
+            def _send(self, status: int, content_type: str, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._serve("GET")
+
+            def do_POST(self) -> None:
+                self._serve("POST")
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug("%s - %s", self.address_string(), fmt % args)
+
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        address = self.httpd.server_address
+        self.host, self.port = str(address[0]), int(address[1])
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, name="stalwart-api", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stop serving and close the port."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ApiServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _token(headers: Any) -> str | None:
+    auth = headers.get("Authorization") or ""
+    if auth.lower().startswith("bearer "):
+        return str(auth[7:].strip())
+    token = headers.get("X-Stalwart-Token")
+    return None if token is None else str(token)
+
+
+# -- backends -----------------------------------------------------------------------------------
+
+
+class SystemBackend:
+    """Answers from a running ``System`` (which asks its telemetry actor)."""
+
+    def __init__(self, system: Any) -> None:
+        self.system = system
+
+    def errors(
+        self, status: str | None, path: str | None, category: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.system.errors(status, path, category, limit)
+        return rows
+
+    def error(self, error_id: int) -> dict[str, Any] | None:
+        row: dict[str, Any] | None = self.system.error(error_id)
+        return row
+
+    def resolve_error(self, error_id: int, by: str) -> bool:
+        return bool(self.system.resolve_error(error_id, by))
+
+    def metrics(self, window_s: float | None, path: str | None) -> Any:
+        return self.system.metrics(window_s, path)
+
+    def history(self, path: str | None, since: float | None, limit: int) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.system.history(path, since, limit)
+        return rows
+
+    def reset_levels(self, path: str | None) -> int:
+        from ..actors.errors import UnknownPath
+
+        try:
+            return int(self.system.reset_levels(path))
+        except UnknownPath as exc:
+            raise ApiError(400, str(exc), "path") from None
+
+    def diagnostics(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.system.diagnostics()
+        return result
+
+    def actors(self) -> list[dict[str, Any]]:
+        return [msgspec.to_builtins(s) for s in self.system.status()]
+
+    def alerts(self, active: bool | None) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = self.system.alerts(active)
+        return rows
+
+
+class StoreBackend:
+    """Answers from a store file (``stalwart serve --db``); no live actions without a system."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = threading.local()
+        RecoveryStore(path).close()  # create or migrate once, up front
+
+    @property
+    def store(self) -> RecoveryStore:
+        store: RecoveryStore | None = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = RecoveryStore(self.path)
+        return store
+
+    def errors(
+        self, status: str | None, path: str | None, category: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        return self.store.errors(status, path, category, limit)
+
+    def error(self, error_id: int) -> dict[str, Any] | None:
+        return self.store.error(error_id)
+
+    def resolve_error(self, error_id: int, by: str) -> bool:
+        return self.store.resolve_error(error_id, by)
+
+    def metrics(self, window_s: float | None, path: str | None) -> Any:
+        return self.store.metrics(window_s, path)
+
+    def history(self, path: str | None, since: float | None, limit: int) -> list[dict[str, Any]]:
+        return self.store.recovery_history(path, since, limit)
+
+    def reset_levels(self, path: str | None) -> int:
+        raise NoSystem()
+
+    def diagnostics(self) -> dict[str, Any]:
+        store = self.store
+        return {
+            "store": {
+                "path": self.path,
+                "integrity_ok": store.integrity_ok(),
+                "partial_batches": store.partial_batches(),
+            },
+            "system": None,
+        }
+
+    def actors(self) -> list[dict[str, Any]]:
+        return []
+
+    def alerts(self, active: bool | None) -> list[dict[str, Any]]:
+        return self.store.alerts(active)

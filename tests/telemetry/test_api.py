@@ -1,0 +1,133 @@
+"""The JSON API and /metrics, exercised with a real HTTP client on a loopback port."""
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from stalwart import Child, StalwartError, Supervisor
+from stalwart.telemetry._api import ApiServer, StoreBackend
+from tests.support import FAST, Work, Worker
+
+
+def call(url, method="GET", body=None, token=None, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = urllib.request.Request(url, data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            text = response.read().decode()
+            kind = response.headers["Content-Type"]
+            return response.status, json.loads(text) if "json" in kind else text
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read().decode())
+
+
+@pytest.fixture
+def served(make_system):
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST)]))
+    system.ask("s/w", Work(1, fail_times=1), timeout=10)
+    with pytest.raises(StalwartError):
+        system.ask("s/w", Work(2, fail_times=-1, error="runtime"), timeout=10)
+    system.flush()
+    server = system.serve_api(token="s3cret")
+    yield system, server
+    server.stop()
+
+
+def test_the_server_listens_on_loopback(served):
+    _, server = served
+    assert server.host == "127.0.0.1" and server.url.startswith("http://127.0.0.1:")
+
+
+def test_errors_list_filter_and_detail(served):
+    _, server = served
+    status, errors = call(f"{server.url}/api/errors")
+    assert status == 200 and len(errors) == 2
+    status, open_only = call(f"{server.url}/api/errors?status=open")
+    assert [e["status"] for e in open_only] == ["open"]
+    status, detail = call(f"{server.url}/api/errors/{open_only[0]['id']}")
+    assert status == 200 and detail["events"] and detail["path"] == "s/w"
+
+
+def test_unknown_ids_and_paths_are_404(served):
+    _, server = served
+    assert call(f"{server.url}/api/errors/9999")[0] == 404
+    status, body = call(f"{server.url}/api/nothing")
+    assert status == 404 and "no endpoint" in body["error"]
+
+
+def test_resolving_needs_the_token_and_happens_once(served):
+    _, server = served
+    _, [error] = call(f"{server.url}/api/errors?status=open")
+    url = f"{server.url}/api/errors/{error['id']}/resolve"
+    status, body = call(url, "POST", {"by": "alice"})
+    assert status == 401 and "token" in body["error"]
+    assert call(url, "POST", {"by": "alice"}, token="wrong")[0] == 401
+    status, body = call(url, "POST", {"by": "alice"}, token="s3cret")
+    assert (status, body["resolved"]) == (200, True)
+    assert call(f"{server.url}/api/errors/{error['id']}")[1]["resolved_by"] == "alice"
+    assert call(url, "POST", {"by": "alice"}, token="s3cret")[0] == 409
+    assert call(f"{server.url}/api/errors/9999/resolve", "POST", {}, token="s3cret")[0] == 404
+
+
+def test_bad_json_and_bad_fields_are_400_naming_the_field(served):
+    _, server = served
+    _, [error] = call(f"{server.url}/api/errors?status=open")
+    url = f"{server.url}/api/errors/{error['id']}/resolve"
+    status, body = call(url, "POST", raw=b"{not json", token="s3cret")
+    assert status == 400 and "JSON" in body["error"]
+    status, body = call(url, "POST", {"by": 42}, token="s3cret")
+    assert (status, body["field"]) == (400, "by")
+    status, body = call(url, "POST", {"who": "x"}, token="s3cret")
+    assert (status, body["field"]) == (400, "who")
+    status, body = call(f"{server.url}/api/recovery/metrics?window_s=soon")
+    assert (status, body["field"]) == (400, "window_s")
+    status, body = call(
+        f"{server.url}/api/recovery/reset", "POST", {"path": "s/ghost"}, token="s3cret"
+    )
+    assert (status, body["field"]) == (400, "path")
+
+
+def test_metrics_history_and_reset(served):
+    _, server = served
+    status, metrics = call(f"{server.url}/api/recovery/metrics?window_s=3600")
+    assert status == 200 and metrics["attempts"] >= 2 and 0 < metrics["success_rate"] < 1
+    status, history = call(f"{server.url}/api/recovery/history?path=s/w&limit=2")
+    assert status == 200 and len(history) == 2
+    assert call(f"{server.url}/api/recovery/reset", "POST", {}, token=None)[0] == 401
+    status, body = call(f"{server.url}/api/recovery/reset", "POST", {"path": "s/w"}, token="s3cret")
+    assert status == 200 and body["supervisors"] == 1
+
+
+def test_diagnostics_run_now(served):
+    _, server = served
+    status, body = call(f"{server.url}/api/diagnostics")
+    assert status == 200 and body["store"]["integrity_ok"] is True
+    assert "s/w" in {a["path"] for a in body["actors"]}
+
+
+def test_prometheus_metrics_parse(served):
+    _, server = served
+    status, text = call(f"{server.url}/metrics")
+    assert status == 200
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert "stalwart_recovery_attempts" in families
+    assert families["stalwart_recovery_success_ratio"].samples[0].value > 0
+    paths = {s.labels["path"] for s in families["stalwart_actor_level"].samples}
+    assert "s/w" in paths
+
+
+def test_a_store_backed_server_reads_the_file_but_cannot_act(tmp_path, make_system):
+    db = tmp_path / "r.db"
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST)]), store=str(db))
+    system.ask("s/w", Work(1, fail_times=1), timeout=10)
+    system.flush()
+    with ApiServer(StoreBackend(str(db)), token="t") as server:
+        status, history = call(f"{server.url}/api/recovery/history")
+        assert status == 200 and history[0]["path"] == "s/w"
+        status, body = call(f"{server.url}/api/recovery/reset", "POST", {}, token="t")
+        assert status == 503 and "no running system" in body["error"]
