@@ -12,6 +12,8 @@ from ..supervisors._services import register_service
 from ..supervisors.spec import Child
 from ._actor import TelemetryActor
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule
+from ._api import ApiServer, StoreBackend, SystemBackend
+from ._report import render_html, report_text, write_html_report
 from ._store import Metrics, RecoveryStore
 from .messages import (
     Alert,
@@ -38,13 +40,19 @@ __all__ = [
     "Alert",
     "AlertManager",
     "AlertRule",
+    "ApiServer",
     "Attempt",
     "DurableCheckpoint",
     "LearnedState",
     "MemoryEvent",
     "Metrics",
     "RecoveryStore",
+    "StoreBackend",
     "SubscribeAlerts",
+    "SystemBackend",
     "TelemetryActor",
     "TelemetryQuery",
+    "render_html",
+    "report_text",
+    "write_html_report",
 ]

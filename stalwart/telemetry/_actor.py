@@ -45,7 +45,8 @@ class TelemetryActor(ManagedActor):
     (SQLite file or ``":memory:"``), ``flush_rows``, ``flush_interval_s``,
     ``retention_age_s``, ``retention_rows``, ``stability_window_s``,
     ``timeout_percentile``, ``timeout_factor``, ``timeout_min_s``, ``timeout_max_s``,
-    ``alert_window_s`` and ``alert_rules`` (a list of :class:`AlertRule`).
+    ``alert_window_s``, ``alert_interval_s`` and ``alert_rules`` (a list of
+    :class:`AlertRule`).
     """
 
     def on_start(self) -> None:
@@ -62,6 +63,8 @@ class TelemetryActor(ManagedActor):
             float(o.get("timeout_max_s", 30.0)),
         )
         self.alert_window_s = float(o.get("alert_window_s", 300.0))
+        self.alert_interval_s = float(o.get("alert_interval_s", 2.0))
+        self.alerts_due = 0.0
         self.alerts = AlertManager(tuple(o.get("alert_rules") or DEFAULT_RULES))
         self.selector = AdaptiveSelector(TREE_CANDIDATES)
         self.selector.load_state(self.store.strategy_scores())
@@ -233,6 +236,8 @@ class TelemetryActor(ManagedActor):
 
     # -- questions ----------------------------------------------------------------------
     def receiveMsg_TelemetryQuery(self, q: TelemetryQuery, sender: Any) -> None:
+        if q.what in ("flush", "alerts"):
+            self.alerts_due = 0.0  # evaluate now
         self.flush()
         a = q.args
         store = self.store
@@ -293,7 +298,9 @@ class TelemetryActor(ManagedActor):
         for key in self.timeouts_dirty:
             statements.append(self.timeout_statement(key))
         self.timeouts_dirty = set()
-        self.evaluate_alerts(now)
+        if now >= self.alerts_due:
+            self.alerts_due = now + self.alert_interval_s
+            self.evaluate_alerts(now)
         if not statements and not any(self.rows.values()):
             return
         rows, self.rows = self.rows, defaultdict(list)

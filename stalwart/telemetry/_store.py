@@ -51,20 +51,22 @@ def _percentile(values: np.ndarray[Any, Any], q: float) -> float | None:
 class RecoveryStore:
     """Open (or create) a recovery store and query it.
 
+    ``readonly=True`` opens an existing file without creating or migrating it.
+
     Thread-safety: one store object per thread; SQLite in WAL mode lets a
     reader (a report, the HTTP API) work while the telemetry actor writes.
     """
 
     def __init__(self, path: str | Path = ":memory:", *, readonly: bool = False) -> None:
         self.path = str(path)
-        if readonly and self.path != ":memory:":
-            conn = sqlite3.connect(
-                f"file:{self.path}?mode=ro", uri=True, timeout=10, check_same_thread=False
-            )
-        else:
-            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
+        if readonly and self.path != ":memory:" and not Path(self.path).is_file():
+            raise FileNotFoundError(f"no recovery store at {self.path}")
+        # read-only stores are opened normally (SQLite needs to create the WAL's -shm
+        # file when no writer has it open) but are never migrated or written
+        conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
         conn.isolation_level = None  # explicit transactions (sqlite-utils' atomic())
         self.db = sqlite_utils.Database(conn)
+        self._columns: dict[str, list[str]] = {}
         if not readonly:
             if self.path != ":memory:":
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -100,12 +102,27 @@ class RecoveryStore:
             batch_id = int(cursor.lastrowid or 0)
             for table, items in prepared.items():
                 if table in TIME_SERIES:
-                    for item in items:
-                        item["batch_id"] = batch_id
-                self.db.table(table).insert_all(items)
+                    self._insert_rows(table, items, batch_id)
+                else:
+                    self.db.table(table).insert_all(items)
             for sql, params in statements:
                 self.db.execute(sql, params)
         return batch_id
+
+    def _insert_rows(self, table: str, items: list[dict[str, Any]], batch_id: int) -> None:
+        """The hot path of recording: one prepared INSERT for the whole list."""
+        columns = self._columns.get(table)
+        if columns is None:
+            columns = self._columns[table] = [
+                c.name for c in self.db.table(table).columns if c.name not in ("id", "batch_id")
+            ]
+        sql = (
+            f"INSERT INTO {table} (batch_id, {', '.join(columns)}) VALUES"
+            f" (?, {', '.join('?' for _ in columns)})"
+        )
+        self.db.conn.executemany(
+            sql, [(batch_id, *[item.get(c) for c in columns]) for item in items]
+        )
 
     def save_strategy_scores(self, state: Mapping[str, Sequence[float]]) -> None:
         """Store an :class:`AdaptiveSelector` state (see ``AdaptiveSelector.state``)."""
