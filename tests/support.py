@@ -257,3 +257,73 @@ class Counter(ManagedActor):
     def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
         self.count += msg.n
         self.reply(sender, self.count)
+
+
+class Charge(msgspec.Struct, frozen=True):
+    order: int
+
+
+class Charged(msgspec.Struct, frozen=True):
+    order: int
+    by: str
+
+
+class GetOrders(msgspec.Struct, frozen=True):
+    pass
+
+
+class Payments(ManagedActor):
+    """Charges through a provider that is down while ``options["down_flag"]`` exists."""
+
+    def on_start(self) -> None:
+        self.orders: list[int] = list(self.restored_state or [])
+        self.calls = 0
+
+    def snapshot(self) -> Any:
+        return self.orders
+
+    def receiveMsg_Charge(self, msg: Charge, sender: Any) -> None:
+        self.calls += 1
+        flag = self.options.get("down_flag")
+        if flag and os.path.exists(flag):
+            self.reply_error(sender, ConnectionError(f"provider down (order {msg.order})"))
+            return
+        self.orders.append(msg.order)
+        self.reply(sender, Charged(msg.order, self.path))
+
+    def receiveMsg_GetOrders(self, msg: GetOrders, sender: Any) -> None:
+        self.reply(sender, {"orders": list(self.orders), "calls": self.calls})
+
+
+class Shop(ManagedActor):
+    """Takes orders and charges them at ``options["payments"]``; a failed charge is a failure."""
+
+    def receiveMsg_Charge(self, msg: Charge, sender: Any) -> None:
+        def charged(reply: Any) -> None:
+            self.reply(sender, reply)
+
+        def failed(error: Any) -> None:
+            self.failed_orders = getattr(self, "failed_orders", 0) + 1
+            raise ConnectionError(f"could not charge order {msg.order}: {error}")
+
+        self.call(self.options["payments"], msg, timeout=5, on_reply=charged, on_error=failed)
+
+    def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
+        self.reply(sender, sorted(self.degraded))
+
+
+class Sick(ManagedActor):
+    """Unhealthy while its flag file exists; counts the healing attempts (on_retry)."""
+
+    def on_start(self) -> None:
+        self.heals = 0
+
+    def health(self) -> bool | str:
+        flag = self.options.get("sick_flag")
+        return "feeling unwell" if flag and os.path.exists(flag) else True
+
+    def on_retry(self, failure: Any) -> None:
+        self.heals += 1
+
+    def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
+        self.reply(sender, self.heals)

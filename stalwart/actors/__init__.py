@@ -4,6 +4,8 @@ from ._managed import ManagedActor
 from .errors import (
     ActorStopped,
     BadMessage,
+    BreakerOpen,
+    DownstreamError,
     HandlerError,
     Overloaded,
     PoisonMessageError,
@@ -18,6 +20,7 @@ from .errors import (
 from .messages import (
     ErrorReply,
     Failure,
+    QueuedForLater,
     RecoveryLevel,
     RecoveryRequest,
     RecoveryResult,
@@ -27,12 +30,15 @@ from .messages import (
 __all__ = [
     "ActorStopped",
     "BadMessage",
+    "BreakerOpen",
+    "DownstreamError",
     "ErrorReply",
     "Failure",
     "HandlerError",
     "ManagedActor",
     "Overloaded",
     "PoisonMessageError",
+    "QueuedForLater",
     "RecoveryFailed",
     "RecoveryLevel",
     "RecoveryRequest",

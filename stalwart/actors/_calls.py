@@ -13,12 +13,13 @@ import itertools
 import logging
 import os
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._timers import WAKE, Timers
-from .errors import ActorStopped, StalwartError, Timeout, UnknownPath
-from .messages import AddressUpdate, ErrorReply, Reply, Request, Resolve, Resolved
+from .errors import ActorStopped, BreakerOpen, StalwartError, Timeout, UnknownPath
+from .messages import AddressUpdate, ErrorReply, Reply, Request, Resolve, Resolved, RouteState
 
 log = logging.getLogger("stalwart.calls")
 
@@ -29,17 +30,18 @@ OnError = Callable[[StalwartError], None]
 
 
 class _Route:
-    __slots__ = ("addresses", "next", "resolved", "waiting")
+    __slots__ = ("addresses", "blocked_until", "next", "resolved", "waiting")
 
     def __init__(self) -> None:
         self.addresses: list[Any] = []
         self.next = 0
         self.resolved = False
         self.waiting: list[Any] = []
+        self.blocked_until = 0.0  # a breaker in front of the path is open until then
 
 
 class _Pending:
-    __slots__ = ("message", "on_error", "on_reply", "path", "request", "resends", "sent", "timeout")
+    __slots__ = ("on_error", "on_reply", "origin", "path", "request", "resends", "sent", "timeout")
 
     def __init__(
         self,
@@ -56,6 +58,7 @@ class _Pending:
         self.on_error = on_error
         self.sent = False
         self.resends = 0
+        self.origin: tuple[Any, Any, int | None] | None = None  # being handled at call time
 
 
 def _log_error(path: str) -> OnError:
@@ -87,6 +90,14 @@ class Caller(Timers):
     def _sw_resolver(self) -> Any:
         """The address to send Resolve to (the root)."""
         raise TypeError("Caller host must define _sw_resolver")
+
+    def _sw_origin(self) -> tuple[Any, Any, int | None] | None:
+        """(message, sender, failure id) being handled, if any: a failing callback fails it."""
+        return None
+
+    def _sw_callback(self, pending: _Pending, fn: Callable[[Any], None], value: Any) -> None:
+        """Run a call's callback (hosts may report what it raises)."""
+        fn(value)
 
     # -- sending -----------------------------------------------------------------
     def _sw_route(self, path: str) -> _Route:
@@ -123,13 +134,27 @@ class Caller(Timers):
         timeout: float | None,
         on_reply: OnReply | None,
         on_error: OnError | None,
+        request_id: str | None = None,
     ) -> str:
         """Send a request; ``timeout=None`` leaves timing out to the caller (the gateway's case)."""
-        request_id = self._sw_id_prefix + str(next(self._sw_ids))
+        request_id = request_id or self._sw_id_prefix + str(next(self._sw_ids))
+        on_error = on_error or _log_error(path)
+        route = self._sw_routes.get(path)
+        if route is not None and route.blocked_until:
+            remaining = route.blocked_until - time.monotonic()
+            if remaining > 0:  # the breaker in front of it is open: no hop to learn that
+                on_error(
+                    BreakerOpen(
+                        f"{path}: circuit open, calls rejected for another {remaining:.2f}s",
+                        path,
+                        remaining,
+                    )
+                )
+                return request_id
+            route.blocked_until = 0.0
         request = Request(request_id, msg, self.myAddress)
-        pending = _Pending(
-            path, request, timeout, on_reply or (lambda _reply: None), on_error or _log_error(path)
-        )
+        pending = _Pending(path, request, timeout, on_reply or (lambda _reply: None), on_error)
+        pending.origin = self._sw_origin()
         self._sw_pending[request_id] = pending
         pending.sent = self._sw_send_path(path, request)
         if timeout is not None:
@@ -147,6 +172,15 @@ class Caller(Timers):
                 self._sw_fail_held(held, UnknownPath(msg.error, msg.path))
             return
         self._sw_set_addresses(msg.path, route, list(msg.addresses))
+
+    def _sw_on_route_state(self, msg: RouteState) -> None:
+        route = self._sw_routes.get(msg.path)
+        if route is None:
+            return
+        if msg.state in ("open", "forced_open") and msg.fails_fast:
+            route.blocked_until = time.monotonic() + msg.remaining_s
+        else:
+            route.blocked_until = 0.0
 
     def _sw_on_address_update(self, msg: AddressUpdate) -> None:
         route = self._sw_routes.get(msg.path)
@@ -193,9 +227,9 @@ class Caller(Timers):
             return
         value = msg.value
         if isinstance(value, ErrorReply):
-            pending.on_error(value.exception())
+            self._sw_callback(pending, pending.on_error, value.exception())
         else:
-            pending.on_reply(value)
+            self._sw_callback(pending, pending.on_reply, value)
 
     def _sw_on_call_timeout(self, request_id: str) -> None:
         pending = self._sw_pending.get(request_id)
@@ -215,4 +249,4 @@ class Caller(Timers):
         route = self._sw_routes.get(pending.path)
         if route is not None and pending.request in route.waiting:
             route.waiting.remove(pending.request)
-        pending.on_error(error)
+        self._sw_callback(pending, pending.on_error, error)

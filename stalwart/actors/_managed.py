@@ -19,7 +19,7 @@ from thespian.actors import (
 from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
 from ._timers import TICK, WAKE
-from .errors import ActorStopped, HandlerError, StalwartError, UnknownMessage
+from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, UnknownMessage
 from .messages import (
     AddressUpdate,
     Checkpoint,
@@ -27,6 +27,8 @@ from .messages import (
     Failure,
     FailureReport,
     Forwarded,
+    HealthCheck,
+    HealthReport,
     HooksDone,
     Init,
     Redelivery,
@@ -39,6 +41,7 @@ from .messages import (
     Retired,
     Retry,
     RetryOutcome,
+    RouteState,
     RunHooks,
     Started,
     StoppedNormally,
@@ -58,10 +61,12 @@ _INTERNAL: dict[type, str] = {
     Reply: "_sw_on_reply_msg",
     Resolved: "_sw_on_resolved_msg",
     AddressUpdate: "_sw_on_address_update_msg",
+    RouteState: "_sw_on_route_state_msg",
     Retire: "_sw_on_retire",
     Successor: "_sw_on_successor",
     Release: "_sw_on_release",
     RunHooks: "_sw_on_run_hooks",
+    HealthCheck: "_sw_on_health_check",
     WakeupMessage: "_sw_on_wakeup",
     ActorExitRequest: "_sw_on_exit_request",
 }
@@ -137,6 +142,11 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         self._sw_successor: Any = None
         self._sw_handled: OrderedDict[str, Any] = OrderedDict()
         self._sw_last_reply: tuple[str, Any] | None = None
+        self.degraded: set[str] = set()
+        self._sw_msg: Any = None
+        self._sw_sender: Any = None
+        self._sw_failure_id: int | None = None
+        self._sw_outstanding: dict[int, int] = {}  # retried messages -> calls still out
         self._sw_init_caller()
 
     # -- hooks --------------------------------------------------------------------
@@ -155,6 +165,21 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
 
     def on_adjust(self, failure: Failure, attempt: int) -> None:
         """Runs before a level-2 "adjust" retry: change parameters (timeouts, batch size)."""
+
+    def health(self) -> bool | str:
+        """Answer ``True`` if all is well; ``False`` or a description of the problem if not.
+
+        Called on every health check of the supervisor; raising counts as unhealthy.
+        An unhealthy actor is recovered like a failing one (hooks, then a restart).
+        """
+        return True
+
+    def on_dependency_state(self, path: str, state: str) -> None:
+        """A breaker in front of ``path`` (which this actor sends to) changed ``state``.
+
+        ``self.degraded`` already holds the paths whose breakers are open: use it
+        to run with reduced functionality.
+        """
 
     def snapshot(self) -> Any:
         """The state to checkpoint; restored as ``restored_state`` after a restart.
@@ -178,10 +203,14 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         """Answer the sender with an error; ``ask``/``call`` raise it on the other side.
 
         A :class:`~stalwart.StalwartError` keeps its type; any other exception
-        arrives as a :class:`~stalwart.HandlerError` naming its type and message.
+        arrives as a :class:`~stalwart.DownstreamError` if retrying may help (a
+        connection refused, a timeout...) or a :class:`~stalwart.HandlerError` if not
+        (bad input), naming its type and message. A breaker in front of this actor
+        counts the first kind as failures.
         """
         if not isinstance(error, StalwartError):
-            error = HandlerError(f"{self.path}: {type(error).__name__}: {error}", self.path)
+            kind = DownstreamError if classify(error).retryable else HandlerError
+            error = kind(f"{self.path}: {type(error).__name__}: {error}", self.path)
         self.reply(sender, ErrorReply.of(error))
 
     def tell(self, target: Any, msg: Any) -> None:
@@ -202,6 +231,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         timeout: float = 5.0,
         on_reply: OnReply | None = None,
         on_error: OnError | None = None,
+        request_id: str | None = None,
     ) -> str:
         """Send a request to ``path``; ``on_reply(reply)`` or ``on_error(exc)`` runs later.
 
@@ -209,9 +239,13 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         :class:`~stalwart.Timeout`, :class:`~stalwart.UnknownPath`,
         :class:`~stalwart.ActorStopped` ... error. If the callee crashes while
         handling the request, it is sent again to the restarted instance.
-        Returns the request id. Without ``on_error``, errors are logged.
+        Returns the request id. Without ``on_error``, errors are logged. While a
+        breaker in front of ``path`` is open (and has no fallback), ``on_error``
+        gets ``BreakerOpen`` at once, without a message being sent.
+        Give ``request_id`` to make a resent request recognisable: the callee
+        answers a request id once.
         """
-        return self._sw_call(path, msg, timeout, on_reply, on_error)
+        return self._sw_call(path, msg, timeout, on_reply, on_error, request_id)
 
     def stop(self) -> None:
         """Stop this actor normally (a ``permanent`` child is started again, others are not)."""
@@ -222,6 +256,8 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         handler = self._sw_table.get(type(msg))
         if handler is not None:
+            self._sw_msg = msg  # what a call made from here answers to
+            self._sw_sender = sender
             try:
                 handler(self, msg, sender)
             except Exception as exc:
@@ -258,12 +294,16 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             if handler is None:
                 self._sw_unknown(msg, sender)
                 return False
-            self._sw_handlers[type(msg)] = handler
+            if type(msg) not in _INTERNAL:  # those must always reach the framework first
+                self._sw_handlers[type(msg)] = handler
+        self._sw_msg, self._sw_sender, self._sw_failure_id = msg, sender, failure_id
         try:
             handler(self, msg, sender)
         except Exception as exc:
             self._sw_report(msg, sender, exc, failure_id)
             return False
+        finally:
+            self._sw_failure_id = None
         after = self._sw_after
         if after is not None:
             after()
@@ -386,7 +426,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         if isinstance(msg, Request):
             self._sw_on_request(msg, sender, failure_id)
         elif self._sw_dispatch(msg, sender, failure_id) and failure_id is not None:
-            self.send(self.supervisor, RetryOutcome(self.path, failure_id, True))
+            self._sw_retry_done(failure_id)
 
     def _sw_on_request(self, req: Request, sender: Any, failure_id: int | None = None) -> None:
         if self._sw_mode != _RUNNING:
@@ -398,14 +438,14 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             if previous is not None:
                 self.send(req.reply_to, Reply(req.id, previous))
             if failure_id is not None:
-                self.send(self.supervisor, RetryOutcome(self.path, failure_id, True))
+                self._sw_retry_done(failure_id)
             return
         handled[req.id] = None
         if len(handled) > _REPLAY_MEMORY:
             handled.popitem(last=False)
         ok = self._sw_dispatch(req.message, ReplyTo(req.reply_to, req.id), failure_id)
         if ok and failure_id is not None:
-            self.send(self.supervisor, RetryOutcome(self.path, failure_id, True))
+            self._sw_retry_done(failure_id)
 
     def _sw_on_retry(self, retry: Retry, sender: Any) -> None:
         if self._sw_mode != _RUNNING:
@@ -428,11 +468,11 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             self._sw_report(retry.message, retry.sender, exc, retry.failure_id, "retry")
             return
         if retry.message is None:
-            self.send(self.supervisor, RetryOutcome(self.path, retry.failure_id, True))
+            self._sw_retry_done(retry.failure_id)
         elif isinstance(retry.message, Request):
             self._sw_on_request(retry.message, retry.sender, retry.failure_id)
         elif self._sw_dispatch(retry.message, retry.sender, retry.failure_id):
-            self.send(self.supervisor, RetryOutcome(self.path, retry.failure_id, True))
+            self._sw_retry_done(retry.failure_id)
 
     def _sw_on_run_hooks(self, msg: RunHooks, sender: Any) -> None:
         failure = Failure(
@@ -452,6 +492,17 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             return
         self.send(sender, HooksDone(msg.request_id, self.path, True))
 
+    def _sw_on_health_check(self, msg: HealthCheck, sender: Any) -> None:
+        if self._sw_mode != _RUNNING:
+            return
+        try:
+            verdict = self.health()
+        except Exception as exc:
+            verdict = f"health() raised {type(exc).__name__}: {exc}"
+        ok = verdict is True or verdict is None
+        detail = "" if ok else (verdict if isinstance(verdict, str) else "health() said no")
+        self.send(sender, HealthReport(self.path, self.incarnation, msg.seq, ok, detail))
+
     def _sw_on_forwarded(self, msg: Forwarded, sender: Any) -> None:
         if isinstance(msg.message, Request):
             self._sw_on_request(msg.message, msg.sender)
@@ -461,16 +512,58 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             self.receiveMessage(msg.message, msg.sender)
 
     def _sw_on_reply_msg(self, msg: Reply, sender: Any) -> None:
+        self._sw_on_reply(msg)
+
+    def _sw_origin(self) -> tuple[Any, Any, int | None] | None:
+        msg = self._sw_msg
+        if msg is None:
+            return None
+        failure_id = self._sw_failure_id
+        if failure_id is not None:  # a retried message is done when its calls are
+            self._sw_outstanding[failure_id] = self._sw_outstanding.get(failure_id, 0) + 1
+        return (msg, self._sw_sender, failure_id)
+
+    def _sw_callback(self, pending: Any, fn: Callable[[Any], None], value: Any) -> None:
+        origin = pending.origin
+        msg, sender, failure_id = origin if origin is not None else (None, None, None)
+        self._sw_msg, self._sw_sender, self._sw_failure_id = msg, sender, failure_id
         try:
-            self._sw_on_reply(msg)
+            fn(value)
         except Exception as exc:
-            self._sw_report(None, None, exc, during="reply")
+            # a callback that raises fails the message that made the call: it is retried
+            if failure_id is not None:
+                self._sw_outstanding.pop(failure_id, None)
+            self._sw_report(msg, sender, exc, failure_id, during="reply")
+            return
+        finally:
+            self._sw_msg = self._sw_sender = self._sw_failure_id = None
+        if failure_id is not None and failure_id in self._sw_outstanding:
+            self._sw_outstanding[failure_id] -= 1
+            self._sw_retry_done(failure_id)
+
+    def _sw_retry_done(self, failure_id: int | None) -> None:
+        """A retried message went through (and the calls it made came back fine)."""
+        if failure_id is None or self._sw_outstanding.get(failure_id, 0) > 0:
+            return
+        self._sw_outstanding.pop(failure_id, None)
+        self.send(self.supervisor, RetryOutcome(self.path, failure_id, True))
 
     def _sw_on_resolved_msg(self, msg: Resolved, sender: Any) -> None:
         self._sw_on_resolved(msg)
 
     def _sw_on_address_update_msg(self, msg: AddressUpdate, sender: Any) -> None:
         self._sw_on_address_update(msg)
+
+    def _sw_on_route_state_msg(self, msg: RouteState, sender: Any) -> None:
+        self._sw_on_route_state(msg)
+        if msg.state in ("open", "forced_open"):
+            self.degraded.add(msg.path)
+        else:
+            self.degraded.discard(msg.path)
+        try:
+            self.on_dependency_state(msg.path, msg.state)
+        except Exception as exc:
+            self._sw_report(None, None, exc, during="hook")
 
     def _sw_on_retire(self, msg: Retire, sender: Any) -> None:
         self._sw_retire(msg.forward)
@@ -536,10 +629,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             return
         kind = payload[1]
         if kind == "call-timeout":
-            try:
-                self._sw_on_call_timeout(payload[2])
-            except Exception as exc:
-                self._sw_report(None, None, exc, during="reply")
+            self._sw_on_call_timeout(payload[2])
         elif kind == "checkpoint" and self._sw_mode == _RUNNING:
             if self._sw_dirty:
                 self._sw_checkpoint()

@@ -6,6 +6,8 @@ message and becomes one of these exceptions again on the caller's side.
 
 from __future__ import annotations
 
+from ..strategies import CircuitOpenError
+
 
 class StalwartError(Exception):
     """Base class of Stalwart's errors. ``path`` names the actor involved, if any."""
@@ -42,6 +44,10 @@ class HandlerError(StalwartError):
     """The handler raised an error that retrying cannot fix (bad input, configuration)."""
 
 
+class DownstreamError(StalwartError):
+    """The actor could not do it because something it depends on failed (retrying may help)."""
+
+
 class PoisonMessageError(StalwartError):
     """The message failed again on a freshly restarted actor; it was set aside as a dead letter."""
 
@@ -58,6 +64,36 @@ class Overloaded(StalwartError):
     """The tree is shedding load and refuses new work for now."""
 
 
+class BreakerOpen(StalwartError, CircuitOpenError):
+    """A breaker in front of an actor is open: the call was not made.
+
+    It is also a :class:`~stalwart.strategies.CircuitOpenError`, so one ``except``
+    covers breakers in and out of the tree; ``remaining_s`` says for how long.
+    """
+
+    def __init__(self, message: str, path: str = "", remaining_s: float = 0.0) -> None:
+        StalwartError.__init__(self, message, path)
+        self._remaining = remaining_s
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.path
+
+    @property
+    def state(self) -> str:  # type: ignore[override]
+        return "open"
+
+    @property
+    def remaining_s(self) -> float:  # type: ignore[override]
+        return self._remaining
+
+    def __str__(self) -> str:
+        return StalwartError.__str__(self)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (StalwartError.__str__(self), self.path, self._remaining))
+
+
 ERROR_TYPES: dict[str, type[StalwartError]] = {
     cls.__name__: cls
     for cls in (
@@ -68,10 +104,12 @@ ERROR_TYPES: dict[str, type[StalwartError]] = {
         UnknownMessage,
         BadMessage,
         HandlerError,
+        DownstreamError,
         PoisonMessageError,
         RecoveryFailed,
         SystemStopped,
         Overloaded,
+        BreakerOpen,
     )
 }
 

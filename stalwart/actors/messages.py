@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from ..strategies import ErrorInfo
-from .errors import ERROR_TYPES, StalwartError
+from .errors import ERROR_TYPES, BreakerOpen, StalwartError
 
 
 class RecoveryLevel(IntEnum):
@@ -62,16 +62,20 @@ class ErrorReply(msgspec.Struct, frozen=True):
     error: str
     message: str
     path: str = ""
+    remaining_s: float = 0.0  # for BreakerOpen
 
     def exception(self) -> StalwartError:
         """The matching :class:`StalwartError` subclass instance."""
         cls = ERROR_TYPES.get(self.error, StalwartError)
+        if cls is BreakerOpen:
+            return BreakerOpen(self.message, self.path, self.remaining_s)
         return cls(self.message, self.path)
 
     @classmethod
     def of(cls, exc: StalwartError) -> ErrorReply:
         """The reply carrying ``exc``."""
-        return cls(type(exc).__name__, str(exc), exc.path)
+        remaining = exc.remaining_s if isinstance(exc, BreakerOpen) else 0.0
+        return cls(type(exc).__name__, str(exc), exc.path, remaining)
 
 
 class Failure(msgspec.Struct, frozen=True):
@@ -224,6 +228,20 @@ class HooksDone(msgspec.Struct, frozen=True):
     detail: str = ""
 
 
+class HealthCheck(msgspec.Struct, frozen=True):
+    """Are you alive (and well)? Answered by every managed actor with :class:`HealthReport`."""
+
+    seq: int
+
+
+class HealthReport(msgspec.Struct, frozen=True):
+    path: str
+    incarnation: int
+    seq: int
+    ok: bool
+    detail: str = ""
+
+
 class Request(msgspec.Struct, frozen=True):
     """A message that expects a reply (``call``/``ask``)."""
 
@@ -268,3 +286,23 @@ class AddressUpdate(msgspec.Struct, frozen=True):
     path: str
     addresses: tuple[Any, ...] = ()
     lost_inflight: bool = False
+
+
+class RouteState(msgspec.Struct, frozen=True):
+    """A breaker in front of ``path`` changed state (pushed to those who send to it).
+
+    While ``state`` is open and ``fails_fast``, callers answer their own calls with
+    ``CircuitOpenError`` for ``remaining_s`` without sending anything.
+    """
+
+    path: str
+    state: str
+    remaining_s: float = 0.0
+    fails_fast: bool = True
+
+
+class QueuedForLater(msgspec.Struct, frozen=True):
+    """The reply while a breaker queues requests: yours is stored as ``id`` and will be replayed."""
+
+    path: str
+    id: int

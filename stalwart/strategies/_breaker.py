@@ -363,6 +363,19 @@ class CircuitBreaker:
     ) -> None:
         self.__exit__(exc_type, exc, tb)
 
+    # -- for callers whose call completes later (actors, callbacks) ---------------------------
+    def permit(self) -> tuple[int, float]:
+        """Take a permit for a call that will finish later, or raise :class:`CircuitOpenError`.
+
+        Hand the permit back with :meth:`record` when the call has finished.
+        """
+        return self._acquire()
+
+    def record(self, permit: tuple[int, float], error: BaseException | None = None) -> None:
+        """Record how the call of ``permit`` went (``error=None``: success)."""
+        generation, started = permit
+        self._complete(generation, error, self.clock() - started)
+
     # -- the machine ---------------------------------------------------------------------
     def _acquire(self) -> tuple[int, float]:
         """Permit a call or raise CircuitOpenError; returns (generation, start time)."""

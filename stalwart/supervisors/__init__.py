@@ -5,17 +5,34 @@ from ._options import SystemOptions
 from ._plan import Slot, dependents, expand, restart_set, start_order
 from ._system import Status, System, start, validate_message
 from .messages import ActorStatus, DeadLetter, Event
-from .spec import Child, LevelPolicy, SpecError, Supervisor
+from .spec import (
+    Alternative,
+    Breaker,
+    CachedReply,
+    Child,
+    DefaultReply,
+    LevelPolicy,
+    QueueForLater,
+    ReducedFunctionality,
+    SpecError,
+    Supervisor,
+)
 
 __all__ = [
     "Action",
     "ActorStatus",
+    "Alternative",
+    "Breaker",
+    "CachedReply",
     "Child",
     "DeadLetter",
     "Decision",
+    "DefaultReply",
     "Event",
     "Ladder",
     "LevelPolicy",
+    "QueueForLater",
+    "ReducedFunctionality",
     "RestartIntensity",
     "Slot",
     "SpecError",

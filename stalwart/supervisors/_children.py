@@ -23,7 +23,14 @@ class ChildState:
         self.slot = slot
         self.name = slot.name
         self.path = path
-        self.kind = "supervisor" if isinstance(slot.spec, Supervisor) else "actor"
+        self.kind = "supervisor" if slot.role == "supervisor" else "actor"
+        self.role = slot.role  # actor, supervisor or breaker
+        self.breaker_state = ""  # a breaker's last known state
+        self.held: list[FailedMessage] = []  # failures parked while a dependency is down
+        self.health_pending = False
+        self.health_missed = 0
+        self.hung_reported = False
+        self.hung_killed = False
         self.policy = policy
         self.phase = DOWN
         self.address: Any = None
@@ -53,7 +60,24 @@ class ChildState:
         spec = self.slot.spec
         if not isinstance(spec, Child):
             raise TypeError(f"{self.path} is a supervisor, not an actor")
+        if self.role == "breaker":
+            from ._breaker_actor import BreakerActor
+
+            return BreakerActor
         return spec.actor  # type: ignore[no-any-return]
+
+    def actor_options(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """What the actor reads as ``self.options``."""
+        spec = self.slot.spec
+        if self.role == "breaker":
+            assert isinstance(spec, Child)
+            parent = self.path.rsplit("/", 1)[0]
+            return {
+                "breaker": spec.breaker,
+                "protected": f"{parent}/{spec.name}.protected",
+                "store": settings.get("store"),
+            }
+        return dict(getattr(spec, "options", {}))
 
     @property
     def fallback(self) -> Any:

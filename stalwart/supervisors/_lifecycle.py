@@ -35,6 +35,7 @@ class Lifecycle:
     parent: Any
     incarnation: int
     clock_id: int
+    settings: dict[str, Any]
     forwarders: list[Any]  # replaced instances still forwarding (addresses do not hash)
     escalated: bool
     retiring: bool
@@ -110,6 +111,7 @@ class Lifecycle:
                     dict(c.sub_checkpoints),
                     self.clock_id,
                     self.learned_for_children(),
+                    self.settings,
                 ),
             )
         else:
@@ -125,7 +127,7 @@ class Lifecycle:
                     c.checkpoint if c.has_checkpoint else None,
                     tuple(c.redeliver),
                     tuple(c.replies.items()),
-                    dict(getattr(spec, "options", {})),
+                    c.actor_options(self.settings),
                     getattr(spec, "checkpoint", "message"),
                     os.getpid(),
                     self.clock_id,

@@ -28,6 +28,8 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       level 5 (``None``: not written to a file).
     - ``dead_letter_limit`` / ``event_limit``: how many are kept in memory.
     - ``loopback_only``: keep Thespian's sockets on 127.0.0.1 (see the security notes).
+    - ``hang_report_s``: in-process base, report an actor whose handler has run this long
+      (it cannot be interrupted there; see ``System.hung_actors()``).
     - ``store``: the recovery store's SQLite file; ``":memory:"`` (the default) records
       without writing a file, ``None`` turns recording and learning off.
     - ``telemetry``: settings of the telemetry actor (``flush_rows``, ``flush_interval_s``,
@@ -45,6 +47,7 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     dead_letter_limit: int = 10_000
     event_limit: int = 10_000
     loopback_only: bool = True
+    hang_report_s: float = 10.0
     store: str | None = ":memory:"
     telemetry: dict[str, Any] = msgspec.field(default_factory=dict)
 

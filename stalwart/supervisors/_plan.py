@@ -16,30 +16,52 @@ from .spec import Child, Supervisor
 
 
 class Slot(NamedTuple):
-    """One running child: its name, spec, replica group (if any) and dependencies."""
+    """One running child: its name, spec, replica group (if any) and dependencies.
+
+    ``role`` is ``actor`` or ``supervisor`` as declared, or ``breaker`` for the
+    breaker actor in front of a child with a breaker (whose own slots are then
+    named ``<name>.protected``).
+    """
 
     name: str
     spec: Child | Supervisor
     group: str | None
     depends_on: tuple[str, ...]
+    role: str = "actor"
+
+
+PROTECTED = ".protected"
 
 
 def expand(children: Sequence[Child | Supervisor]) -> list[Slot]:
     """Slots for ``children`` in start order (replicas expanded, dependencies first)."""
-    groups: dict[str, list[str]] = {}
+    public: dict[str, list[str]] = {}  # what a dependency on a child's name means
     for child in children:
-        replicas = child.replicas if isinstance(child, Child) else 1
-        if replicas > 1:
-            groups[child.name] = [f"{child.name}.{i}" for i in range(replicas)]
-        else:
-            groups[child.name] = [child.name]
+        public[child.name] = [child.name] if _protected(child) else _members(child, child.name)
     slots: list[Slot] = []
     for child in children:
-        deps = tuple(name for dep in child.depends_on for name in groups[dep])
-        group = child.name if len(groups[child.name]) > 1 else None
-        for name in groups[child.name]:
-            slots.append(Slot(name, child, group, deps))
+        deps = tuple(name for dep in child.depends_on for name in public[dep])
+        if _protected(child):
+            base = child.name + PROTECTED
+            inner = _members(child, base)
+            group = base if len(inner) > 1 else None
+            slots += [Slot(name, child, group, deps) for name in inner]
+            slots.append(Slot(child.name, child, None, (*deps, *inner), "breaker"))
+            continue
+        members = public[child.name]
+        group = child.name if len(members) > 1 else None
+        role = "supervisor" if isinstance(child, Supervisor) else "actor"
+        slots += [Slot(name, child, group, deps, role) for name in members]
     return start_order(slots)
+
+
+def _protected(child: Child | Supervisor) -> bool:
+    return isinstance(child, Child) and child.breaker is not None
+
+
+def _members(child: Child | Supervisor, base: str) -> list[str]:
+    replicas = child.replicas if isinstance(child, Child) else 1
+    return [f"{base}.{i}" for i in range(replicas)] if replicas > 1 else [base]
 
 
 def start_order(slots: Sequence[Slot]) -> list[Slot]:

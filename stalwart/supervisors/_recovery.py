@@ -78,6 +78,11 @@ def crash_info(path: str, detail: str) -> ErrorInfo:
 class Recovery(_Base):
     """Mixin for the supervisor actor: the failure-handling half of its job."""
 
+    if TYPE_CHECKING:  # from the Holding mixin
+
+        def dependency_down(self, c: ChildState) -> str | None: ...
+        def hold(self, c: ChildState, record: FailedMessage, dependency: str) -> None: ...
+
     intensity: RestartIntensity
     selector: AdaptiveSelector
     failures: dict[int, FailedMessage]
@@ -124,7 +129,10 @@ class Recovery(_Base):
         if not record.strategy:
             return
         duration = time.monotonic() - record.level_started
-        self.selector.record(record.info.category, record.level, record.strategy, success, duration)
+        if record.strategy in TREE_CANDIDATES.get(record.level, ()):
+            self.selector.record(
+                record.info.category, record.level, record.strategy, success, duration
+            )
         c = self.children.get(record.assigned_to)
         pid = c.pid if c is not None else 0
         rss, cpu = self.usage(pid) if pid else (0, 0.0)
@@ -163,6 +171,10 @@ class Recovery(_Base):
         owner = self.children.get(record.assigned_to, c)
         if f.incarnation != c.incarnation or c.restart_pending or c.phase != UP:
             self.redeliver_later(owner, record)
+            return
+        dependency = self.dependency_down(c) if f.info.retryable else None
+        if dependency is not None and f.message is not None:
+            self.hold(c, record, dependency)
             return
         if not f.info.retryable and f.message is not None:
             self.set_aside(
@@ -448,7 +460,9 @@ class Recovery(_Base):
         if c.phase == "stopping":
             self.child_down(c)
             return
-        c.phase, c.address, c.pid, c.lost_inflight = "down", None, 0, True
+        # a hung actor's request would hang the new one too: its callers time out instead
+        c.phase, c.address, c.pid, c.lost_inflight = "down", None, 0, not c.hung_killed
+        c.hung_killed = c.hung_reported = False
         c.last_error = "process exited unexpectedly"
         self.note("crash", c, level=3, detail=f"{c.path}: process exited unexpectedly")
         self.send(self.root, Unavailable(c.path, "crashed", lost_inflight=True))

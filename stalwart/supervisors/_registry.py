@@ -5,8 +5,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+from ._plan import expand
 from .messages import ActorStatus, Registered, StateNote, Unavailable
 from .spec import Child, Supervisor
+
+
+def _breaker_class() -> type:
+    from ._breaker_actor import BreakerActor
+
+    return BreakerActor
+
 
 _RETIRED_KEPT = 4096
 
@@ -16,6 +24,7 @@ class Entry:
         "actor_class",
         "address",
         "available",
+        "breaker",
         "group",
         "incarnation",
         "kind",
@@ -40,6 +49,7 @@ class Entry:
         self.level = 0
         self.restarts = 0
         self.last_error = ""
+        self.breaker = ""  # a breaker actor's state
 
 
 class Registry:
@@ -51,22 +61,25 @@ class Registry:
         self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
         self._retired: OrderedDict[str, str] = OrderedDict()
 
-    def plan(self, tree: Supervisor) -> None:
-        """Learn every path of ``tree`` (replicas expanded) before anything starts."""
-        self.entries[tree.name] = Entry(tree.name, "supervisor", None, "Supervisor")
-        for path, node in tree.walk():
-            if isinstance(node, Supervisor):
+    def plan(self, tree: Supervisor, prefix: str = "") -> None:
+        """Learn every path of ``tree`` (replicas and breakers expanded) before anything starts."""
+        base = f"{prefix}/{tree.name}" if prefix else tree.name
+        if not prefix:
+            self.entries[base] = Entry(base, "supervisor", None, "Supervisor")
+        for slot in expand(tree.children):
+            path = f"{base}/{slot.name}"
+            group = f"{base}/{slot.group}" if slot.group else None
+            if slot.role == "supervisor":
                 self.entries[path] = Entry(path, "supervisor", None, "Supervisor")
+                assert isinstance(slot.spec, Supervisor)
+                self.plan(slot.spec, base)
                 continue
-            assert isinstance(node, Child)
-            cls = f"{node.actor.__module__}.{node.actor.__qualname__}"
-            if node.replicas == 1:
-                self.entries[path] = Entry(path, "actor", None, cls)
-            else:
-                members = [f"{path}.{i}" for i in range(node.replicas)]
-                self.groups[path] = members
-                for member in members:
-                    self.entries[member] = Entry(member, "actor", path, cls)
+            assert isinstance(slot.spec, Child)
+            actor = slot.spec.actor if slot.role == "actor" else _breaker_class()
+            cls = f"{actor.__module__}.{actor.__qualname__}"
+            self.entries[path] = Entry(path, slot.role, group, cls)
+            if group:
+                self.groups.setdefault(group, []).append(path)
 
     # -- questions -----------------------------------------------------------------------
     def knows(self, path: str) -> bool:
@@ -135,6 +148,11 @@ class Registry:
         if msg.last_error:
             entry.last_error = msg.last_error
 
+    def note_breaker(self, path: str, state: str) -> None:
+        entry = self.entries.get(path)
+        if entry is not None:
+            entry.breaker = state
+
     def supervisor_addresses(self, under: str | None = None) -> list[Any]:
         """Running supervisors that hold ``under`` or anything below it (all when None)."""
         parent = under.rsplit("/", 1)[0] if under else None
@@ -184,6 +202,7 @@ class Registry:
                 "",
                 e.incarnation,
                 e.actor_class,
+                e.breaker,
             )
             for e in self.entries.values()
         )

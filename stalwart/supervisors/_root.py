@@ -35,6 +35,7 @@ from ..actors.messages import (
     Resolved,
     Retire,
     Retired,
+    RouteState,
     Started,
 )
 from ._gateway import TELEMETRY, Gateway
@@ -44,6 +45,7 @@ from ._services import system_services
 from .messages import (
     Attempt,
     Boot,
+    BreakerNote,
     DeadLetterNote,
     DurableCheckpoint,
     Escalate,
@@ -171,6 +173,7 @@ class RootActor(Gateway, Actor):  # type: ignore[misc]
                 checkpoints,
                 self.clock_id,
                 self.learned if sub is self.user else None,
+                {"store": self.options.store},
             ),
         )
         self.after(
@@ -253,6 +256,15 @@ class RootActor(Gateway, Actor):  # type: ignore[misc]
                 self.send(subscriber, update)
             if p in self._sw_routes:
                 self._sw_on_address_update(update)
+
+    def on_breaker_note(self, msg: BreakerNote, sender: Any) -> None:
+        """A breaker changed state: record it and tell everyone who sends to that path."""
+        self.registry.note_breaker(msg.path, msg.state)
+        self.record("breaker", msg.path, detail=msg.state)
+        update = RouteState(msg.path, msg.state, msg.remaining_s, msg.fails_fast)
+        for subscriber in self.registry.subscribers(msg.path):
+            self.send(subscriber, update)
+        self._sw_on_route_state(update)
 
     def on_resolve(self, msg: Resolve, sender: Any) -> None:
         resolved = self._resolve(msg.path)
@@ -500,6 +512,7 @@ _HANDLERS: dict[type, Any] = {
     Reply: RootActor.on_reply,
     Resolved: RootActor.on_resolved,
     AddressUpdate: RootActor.on_address_update,
+    BreakerNote: RootActor.on_breaker_note,
     Request: RootActor.on_request,
     Attempt: RootActor.to_telemetry,
     DurableCheckpoint: RootActor.to_telemetry,

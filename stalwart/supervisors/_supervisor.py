@@ -15,6 +15,7 @@ from ..actors._timers import TICK, Timers
 from ..actors.messages import (
     Checkpoint,
     FailureReport,
+    HealthReport,
     HooksDone,
     Release,
     Retire,
@@ -25,10 +26,14 @@ from ..actors.messages import (
     StoppedNormally,
 )
 from ._children import STOPPING, UP, ChildState
+from ._health import Health
+from ._holding import Holding
 from ._lifecycle import Lifecycle
 from ._plan import expand, restart_set
 from ._recovery import Recovery
 from .messages import (
+    BreakerNote,
+    DependencyDown,
     DurableCheckpoint,
     Escalate,
     PerformRecovery,
@@ -41,7 +46,7 @@ from .spec import Supervisor
 log = logging.getLogger("stalwart.supervisor")
 
 
-class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
+class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
     """Runs one supervisor of the tree (internal; declare trees with ``Supervisor``)."""
 
     def __init__(self) -> None:
@@ -59,6 +64,9 @@ class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
         self.initial = True
         self._incarnations = 0
         self.clock_id = 0
+        self.settings: dict[str, Any] = {}
+        self.down_dependencies: set[str] = set()
+        self.health_seq = 0
         self.waiting_recoveries: list[tuple[int, str]] = []
         self.forwarders: list[Any] = []
         self._sw_init_timers()
@@ -82,6 +90,7 @@ class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
         self.path, self.spec, self.parent, self.root = msg.path, spec, msg.parent, msg.root
         self.incarnation = msg.incarnation
         self.clock_id = msg.clock_id
+        self.settings = dict(msg.settings)
         self._sw_use_clock(msg.clock_id)
         self.init_recovery(spec, msg.learned)
         for slot in expand(spec.children):
@@ -96,6 +105,7 @@ class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
                 c.restore(msg.checkpoints[c.path])
             self.children[slot.name] = c
             self.order.append(c)
+        self.start_health()
         self.reconcile()
 
     # -- reports to the root ------------------------------------------------------------------
@@ -200,6 +210,8 @@ class SupervisorActor(Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
                 self.on_stop_timeout(payload[2], payload[3])
             elif kind == "retry-timeout":
                 self.on_retry_timeout(payload[2], payload[3], payload[4])
+            elif kind == "health":
+                self.on_health_timer()
             elif kind == "release":
                 self.send(payload[2], Release())
             elif kind == "quiet":
@@ -234,4 +246,7 @@ _HANDLERS: dict[type, Any] = {
     WakeupMessage: SupervisorActor.on_wakeup,
     ActorExitRequest: SupervisorActor.on_exit_request,
     ResetLevels: SupervisorActor.on_reset_levels,
+    BreakerNote: SupervisorActor.on_breaker_note,
+    HealthReport: SupervisorActor.on_health_report,
+    DependencyDown: SupervisorActor.on_dependency_down,
 }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
@@ -112,6 +114,8 @@ class System:
         self._clock: ExternalClock | None = None
         self._clock_id = 0
         self._servers: list[Any] = []
+        self._busy: tuple[int, float] | None = None  # (thread, since): running actors
+        self._hung: list[dict[str, Any]] = []
         if options.base == "simple":
             self._clock = ExternalClock()
             self._clock_id = id(self._clock)
@@ -139,6 +143,22 @@ class System:
         self, msg: Any, ident: int, deadline: float, timeout: float, late: str
     ) -> Any:
         """The in-process base: this thread runs the actors, and delivers their timers."""
+        assert self._clock is not None
+        with self._running():
+            return self._wait_in_process(msg, ident, deadline, timeout, late)
+
+    @contextlib.contextmanager
+    def _running(self) -> Iterator[None]:
+        """Mark this thread as the one running the actors (for the hang watchdog)."""
+        self._busy = (threading.get_ident(), time.monotonic())
+        try:
+            yield
+        finally:
+            self._busy = None
+
+    def _wait_in_process(
+        self, msg: Any, ident: int, deadline: float, timeout: float, late: str
+    ) -> Any:
         assert self._clock is not None
         self._asys.tell(self._root, msg)  # runs every actor until the system is idle
         while True:
@@ -199,7 +219,41 @@ class System:
         with self._lock:
             if self._closed:
                 raise SystemStopped("the system has been shut down")
-            self._asys.tell(self._root, GatewayTell(path, msg))
+            with self._running():
+                self._asys.tell(self._root, GatewayTell(path, msg))
+
+    def hung_actors(self) -> list[dict[str, Any]]:
+        """In-process base: actors found stuck in a handler (they cannot be interrupted).
+
+        Each entry names the actor's path, the handler and how long it had run
+        when the watchdog saw it. Answers without waiting for the system.
+        """
+        return list(self._hung)
+
+    def _watch_for_hangs(self) -> None:
+        limit = self.options.hang_report_s
+        reported: tuple[int, float] | None = None
+        while not self._stopping.wait(min(1.0, limit / 2)):
+            busy = self._busy
+            if busy is None or busy == reported or time.monotonic() - busy[1] < limit:
+                continue
+            stuck = _stuck_handler(busy[0])
+            if stuck is None:
+                continue
+            reported = busy
+            path, handler = stuck
+            took = time.monotonic() - busy[1]
+            self._hung.append(
+                {"path": path, "handler": handler, "seconds": round(took, 1), "time": time.time()}
+            )
+            log.error(
+                "%s has been in %s for %.0fs: it looks hung (on the in-process base a"
+                " handler cannot be interrupted; run it on base='multiproc' to have it"
+                " killed and restarted)",
+                path,
+                handler,
+                took,
+            )
 
     def status(self) -> Status:
         """The live tree: every supervisor and actor with its state, level and restarts."""
@@ -384,8 +438,9 @@ class System:
             with self._lock:
                 if self._closed:
                     return
-                self._fire_timers()
-                self._asys.listen(0.001)  # Thespian's own due wakeups; stray replies dropped
+                with self._running():
+                    self._fire_timers()
+                    self._asys.listen(0.001)  # Thespian's own due wakeups; stray replies dropped
                 nxt = self._clock.next_deadline()
             wait = _TICK_S if nxt is None else min(_TICK_S, nxt - time.monotonic())
             self._stopping.wait(max(0.001, wait))
@@ -419,7 +474,24 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
             target=system._run_timers, name="stalwart-timers", daemon=True
         )
         system._pump.start()
+        threading.Thread(
+            target=system._watch_for_hangs, name="stalwart-hang-watch", daemon=True
+        ).start()
     return system
+
+
+def _stuck_handler(thread_id: int) -> tuple[str, str] | None:
+    """The managed actor (path, handler) that thread ``thread_id`` is running, if any."""
+    from ..actors import ManagedActor
+
+    frame = sys._current_frames().get(thread_id)
+    found = None
+    while frame is not None:
+        actor = frame.f_locals.get("self")
+        if isinstance(actor, ManagedActor) and frame.f_code.co_name.startswith("receiveMsg_"):
+            found = (actor.path, f"{type(actor).__name__}.{frame.f_code.co_name}")
+        frame = frame.f_back
+    return found
 
 
 def _actor_system(opts: SystemOptions) -> ActorSystem:

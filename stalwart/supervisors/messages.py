@@ -18,7 +18,7 @@ class ActorStatus(msgspec.Struct, frozen=True):
     """One node of the live tree."""
 
     path: str
-    kind: str  # "supervisor" or "actor"
+    kind: str  # "supervisor", "actor" or "breaker"
     state: str  # starting, running, retrying, restarting, stopped, failed, hung
     level: int = 0
     restarts: int = 0
@@ -27,6 +27,7 @@ class ActorStatus(msgspec.Struct, frozen=True):
     node: str = ""
     incarnation: int = 0
     actor_class: str = ""
+    breaker: str = ""  # the state of a breaker actor (closed, open, half_open...)
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -71,6 +72,7 @@ class SupervisorInit(msgspec.Struct, frozen=True):
     checkpoints: dict[str, Any] = msgspec.field(default_factory=dict)
     clock_id: int = 0
     learned: Any = None  # LearnedState
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)  # system-wide (store path)
 
 
 class Escalate(msgspec.Struct, frozen=True):
@@ -139,6 +141,22 @@ class DeadLetterNote(msgspec.Struct, frozen=True):
     fingerprint: str = ""
     reply_to: Any = None
     request_id: str | None = None
+
+
+class BreakerNote(msgspec.Struct, frozen=True):
+    """A breaker actor changed state (to the root and to its supervisor)."""
+
+    path: str
+    state: str
+    remaining_s: float = 0.0
+    fails_fast: bool = True
+
+
+class DependencyDown(msgspec.Struct, frozen=True):
+    """A dependency of this subtree is down (its breaker is open) or back (``down=False``)."""
+
+    path: str
+    down: bool
 
 
 class KillSubtree(msgspec.Struct, frozen=True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 import msgspec
 
@@ -106,6 +106,91 @@ def resolve_actor_class(path: str, actor: Any) -> type:
     return actor
 
 
+class Fallback(msgspec.Struct, frozen=True, tag_field="kind", tag=str.lower):
+    """Base of the answers a breaker can give instead of the protected actor's."""
+
+
+class CachedReply(Fallback, frozen=True):
+    """The last good reply to an equal message, if it is younger than ``ttl_s``."""
+
+    ttl_s: float = 60.0
+
+
+class Alternative(Fallback, frozen=True):
+    """Ask another actor (``path``) instead."""
+
+    path: str
+
+
+class DefaultReply(Fallback, frozen=True):
+    """Answer with ``value``."""
+
+    value: Any = None
+
+
+class ReducedFunctionality(Fallback, frozen=True):
+    """No substitute answer: callers see the breaker open (``self.degraded``) and do less."""
+
+
+class QueueForLater(Fallback, frozen=True):
+    """Store requests durably and replay them, in order, once the breaker closes.
+
+    ``file`` is the SQLite file of the queue (default: beside the recovery store
+    file, or in the temporary folder when the store is not a file). Callers get
+    ``QueuedForLater(id)`` at once; the real reply follows the replay.
+    """
+
+    file: str | None = None
+
+
+AnyFallback = Union[CachedReply, Alternative, DefaultReply, ReducedFunctionality, QueueForLater]  # noqa: UP007
+
+
+class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A circuit breaker in front of a child: ``Child("pay", Pay, breaker=Breaker(...))``.
+
+    Calls to the child's path go through a breaker actor that hosts a
+    :class:`~stalwart.strategies.CircuitBreaker` with these settings, gives each
+    call ``call_timeout_s``, and, while open, answers with the first fallback that
+    can answer (or ``CircuitOpenError``). Callers learn of state changes by
+    message, so while it is open and has no fallback they fail without a hop.
+    """
+
+    failure_threshold: int | None = 5
+    recovery_timeout: float = 30.0
+    success_threshold: int = 2
+    failure_rate_threshold: float | None = None
+    minimum_calls: int = 10
+    window: int = 100
+    call_timeout_s: float = 5.0
+    open_backoff: float = 1.0
+    max_recovery_timeout: float | None = None
+    fallback: tuple[AnyFallback, ...] = ()
+
+    def check(self, path: str) -> None:
+        """Raise SpecError (naming ``breaker.<field>``) if a setting is out of range."""
+        from ..strategies import CircuitBreaker, CountWindow
+
+        if not self.call_timeout_s > 0:
+            raise SpecError(
+                path, "breaker.call_timeout_s", f"must be > 0, got {self.call_timeout_s!r}"
+            )
+        try:
+            CircuitBreaker(
+                self.failure_threshold,
+                self.recovery_timeout,
+                self.success_threshold,
+                failure_rate_threshold=self.failure_rate_threshold,
+                minimum_calls=self.minimum_calls,
+                window=CountWindow(self.window),
+                open_backoff=self.open_backoff,
+                max_recovery_timeout=self.max_recovery_timeout,
+            )
+        except (ValueError, TypeError) as exc:
+            field = str(exc).split(":", 1)[0].replace("CircuitBreaker.", "")
+            raise SpecError(path, f"breaker.{field}", str(exc).split(": ", 1)[-1]) from None
+
+
 class Child(msgspec.Struct, frozen=True, kw_only=False):
     """One supervised actor: ``Child("db", Database, depends_on=["cache"])``.
 
@@ -120,6 +205,8 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
     - ``fallback``: a reply the tree may send instead when the message keeps failing.
     - ``durable``: keep its checkpoints in the recovery store, so its state survives a
       restart of the whole system (needs ``start(..., store=...)`` with a file).
+    - ``breaker``: put a :class:`Breaker` in front of it; its path then reaches the
+      breaker, and the actor itself runs as ``<name>.protected``.
     - ``options``: free-form settings the actor reads as ``self.options``.
     """
 
@@ -134,10 +221,18 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
     start_timeout_s: float = 10.0
     shutdown_s: float = 5.0
     durable: bool = False
+    breaker: Breaker | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_name(self.name, self.name)
+        if self.breaker is not None:
+            if not isinstance(self.breaker, Breaker):
+                raise SpecError(self.name, "breaker", f"expected a Breaker, got {self.breaker!r}")
+            fallback = self.breaker.fallback
+            if isinstance(fallback, Fallback):
+                msgspec.structs.force_setattr(self.breaker, "fallback", (fallback,))
+            self.breaker.check(self.name)
         msgspec.structs.force_setattr(self, "depends_on", _names(self.name, self.depends_on))
         msgspec.structs.force_setattr(self, "actor", resolve_actor_class(self.name, self.actor))
         if self.restart not in RESTART_TYPES:
@@ -168,6 +263,9 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False):
     it), ``one_for_all`` (every child), ``rest_for_one`` (the failing child and
     the children declared after it). ``max_restarts`` within ``within_s``
     seconds bounds the restarts it performs; beyond that it fails to its parent.
+    Every ``health_interval_s`` (0: never) it checks that its actors answer; one
+    that misses ``health_misses`` checks in a row is hung: on the multi-process
+    bases its process is killed and it is restarted (level 3).
     """
 
     name: str
@@ -180,6 +278,8 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False):
     depends_on: tuple[str, ...] = ()
     start_timeout_s: float = 30.0
     shutdown_s: float = 10.0
+    health_interval_s: float = 5.0
+    health_misses: int = 3
 
     def __post_init__(self) -> None:
         path = self.name
@@ -197,6 +297,11 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False):
         _integer(path, "max_restarts", self.max_restarts, 0)
         for field in ("within_s", "start_timeout_s", "shutdown_s"):
             _positive(path, field, getattr(self, field))
+        if not _is_number(self.health_interval_s) or self.health_interval_s < 0:
+            raise SpecError(
+                path, "health_interval_s", f"must be a number >= 0, got {self.health_interval_s!r}"
+            )
+        _integer(path, "health_misses", self.health_misses, 1)
         if not isinstance(self.levels, LevelPolicy):
             raise SpecError(path, "levels", f"expected a LevelPolicy, got {self.levels!r}")
         self.levels.check(path)

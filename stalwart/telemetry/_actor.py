@@ -174,8 +174,9 @@ class TelemetryActor(ManagedActor):
                 "stability": None,
             },
         )
-        self.selector.record(a.category, a.level, a.strategy, a.success, a.duration_s)
-        self.scores_dirty = True
+        if a.strategy in TREE_CANDIDATES.get(a.level, ()):
+            self.selector.record(a.category, a.level, a.strategy, a.success, a.duration_s)
+            self.scores_dirty = True
         if a.success:
             self.watch[(a.path, a.fingerprint)] = a.time
             if a.operation and a.level <= 2:

@@ -1,0 +1,274 @@
+"""The breaker actor: a circuit breaker in front of a protected child.
+
+``Child("pay", Pay, breaker=Breaker(...))`` runs ``Pay`` as ``pay.protected``
+and this actor as ``pay``. Every message to ``pay`` passes through here: while
+the breaker lets it, it goes on to the protected actor with a call timeout and
+the outcome feeds the breaker; while the breaker is open, the first fallback
+that can answer does (a cached reply, another actor, a default, a durable
+queue), else the caller gets ``BreakerOpen`` (a ``CircuitOpenError``). State
+changes go to the root (which tells every caller, so callers fail fast
+locally) and to the supervisor (which then holds the failures of dependents).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sqlite3
+import tempfile
+import time
+from typing import Any
+
+from thespian.actors import ActorSystemMessage
+
+from ..actors import ManagedActor
+from ..actors.errors import (
+    BadMessage,
+    BreakerOpen,
+    HandlerError,
+    StalwartError,
+    UnknownMessage,
+)
+from ..actors.messages import QueuedForLater
+from ..strategies import BreakerState, CircuitBreaker, CircuitOpenError, CountWindow
+from .messages import BreakerNote
+from .spec import (
+    Alternative,
+    Breaker,
+    CachedReply,
+    DefaultReply,
+    QueueForLater,
+    ReducedFunctionality,
+)
+
+_OPEN = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
+_CACHE_KEPT = 10_000
+
+
+class RequestQueue:
+    """Requests stored while the breaker is open, replayed in order once it closes."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.conn = sqlite3.connect(file, timeout=10)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(
+            "CREATE TABLE IF NOT EXISTS queued (id INTEGER PRIMARY KEY, time REAL,"
+            " path TEXT, message BLOB, sender BLOB)"
+        )
+        self.conn.commit()
+
+    def put(self, path: str, message: Any, sender: Any) -> int:
+        with self.conn:
+            cursor = self.conn.execute(
+                "INSERT INTO queued (time, path, message, sender) VALUES (?, ?, ?, ?)",
+                (time.time(), path, pickle.dumps(message), pickle.dumps(sender)),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def oldest(self, path: str) -> tuple[int, Any, Any] | None:
+        row = self.conn.execute(
+            "SELECT id, message, sender FROM queued WHERE path = ? ORDER BY id LIMIT 1", (path,)
+        ).fetchone()
+        if row is None:
+            return None
+        return int(row[0]), pickle.loads(row[1]), pickle.loads(row[2])
+
+    def done(self, ident: int) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM queued WHERE id = ?", (ident,))
+
+    def pending(self, path: str) -> int:
+        return int(
+            self.conn.execute("SELECT count(*) FROM queued WHERE path = ?", (path,)).fetchone()[0]
+        )
+
+
+def queue_file(spec: QueueForLater, store: str | None, path: str) -> str:
+    if spec.file:
+        return spec.file
+    if store and store != ":memory:":
+        return f"{store}.queue"
+    safe = path.replace("/", "_")
+    return os.path.join(tempfile.gettempdir(), f"stalwart-queue-{safe}.db")
+
+
+class BreakerActor(ManagedActor):
+    """Hosts the breaker of ``options["protected"]`` (internal; declare ``Child(breaker=...)``)."""
+
+    def on_start(self) -> None:
+        spec: Breaker = self.options["breaker"]
+        self.spec = spec
+        self.protected: str = self.options["protected"]
+        self.fallbacks = tuple(spec.fallback)
+        self.fails_fast = all(isinstance(f, ReducedFunctionality) for f in self.fallbacks)
+        self.cb = CircuitBreaker(
+            spec.failure_threshold,
+            spec.recovery_timeout,
+            spec.success_threshold,
+            name=self.path,
+            window=CountWindow(spec.window),
+            failure_rate_threshold=spec.failure_rate_threshold,
+            minimum_calls=spec.minimum_calls,
+            open_backoff=spec.open_backoff,
+            max_recovery_timeout=spec.max_recovery_timeout,
+            record_on=(StalwartError,),
+            ignore_on=(HandlerError, UnknownMessage, BadMessage),
+            # DownstreamError, Timeout, PoisonMessageError, RecoveryFailed... count
+        )
+        self.cb.on_state_change(self.on_breaker_change)
+        self.cache: dict[Any, tuple[float, Any]] = {}
+        self.queue: RequestQueue | None = None
+        self.replaying = False
+        for f in self.fallbacks:
+            if isinstance(f, QueueForLater):
+                self.queue = RequestQueue(queue_file(f, self.options.get("store"), self.path))
+        self.replay()  # what an earlier run queued
+
+    def on_stop(self) -> None:
+        if self.queue is not None:
+            self.queue.conn.close()
+
+    # -- every message for the protected actor ----------------------------------------------
+    def receiveMsg_object(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, ActorSystemMessage):
+            return
+        try:
+            permit = self.cb.permit()
+        except CircuitOpenError as exc:
+            self.degrade(msg, sender, exc.remaining_s)
+            return
+        self.forward(msg, sender, permit)
+
+    def forward(self, msg: Any, sender: Any, permit: tuple[int, float]) -> None:
+        def ok(reply: Any) -> None:
+            self.cb.record(permit)
+            self.remember(msg, reply)
+            self.answer(sender, reply)
+
+        def failed(error: StalwartError) -> None:
+            self.cb.record(permit, error)
+            if isinstance(error, (HandlerError, UnknownMessage, BadMessage)):
+                self.answer_error(sender, error)
+            else:
+                self.degrade(msg, sender, self.cb.remaining_open_s, error)
+
+        self.call(self.protected, msg, self.spec.call_timeout_s, ok, failed)
+
+    # -- answers ------------------------------------------------------------------------------
+    def answer(self, sender: Any, value: Any) -> None:
+        if sender is not None and sender != self.myAddress:
+            self.reply(sender, value)
+
+    def answer_error(self, sender: Any, error: StalwartError) -> None:
+        if sender is not None and sender != self.myAddress:
+            self.reply_error(sender, error)
+
+    def remember(self, msg: Any, reply: Any) -> None:
+        if any(isinstance(f, CachedReply) for f in self.fallbacks):
+            try:
+                self.cache[msg] = (time.monotonic(), reply)
+            except TypeError:  # an unhashable message cannot be looked up later
+                return
+            if len(self.cache) > _CACHE_KEPT:
+                self.cache.pop(next(iter(self.cache)))
+
+    def degrade(
+        self, msg: Any, sender: Any, remaining_s: float, error: StalwartError | None = None
+    ) -> None:
+        """The protected actor cannot answer: the first fallback that can, does."""
+        self.next_fallback(msg, sender, list(self.fallbacks), remaining_s, error)
+
+    def next_fallback(
+        self,
+        msg: Any,
+        sender: Any,
+        left: list[Any],
+        remaining_s: float,
+        error: StalwartError | None,
+    ) -> None:
+        while left:
+            f = left.pop(0)
+            if isinstance(f, CachedReply):
+                try:
+                    hit = self.cache.get(msg)
+                except TypeError:
+                    hit = None
+                if hit is not None and time.monotonic() - hit[0] <= f.ttl_s:
+                    self.answer(sender, hit[1])
+                    return
+            elif isinstance(f, DefaultReply):
+                self.answer(sender, f.value)
+                return
+            elif isinstance(f, Alternative):
+                self.call(
+                    f.path,
+                    msg,
+                    self.spec.call_timeout_s,
+                    lambda reply: self.answer(sender, reply),
+                    lambda exc: self.next_fallback(msg, sender, left, remaining_s, exc),
+                )
+                return
+            elif isinstance(f, QueueForLater) and self.queue is not None:
+                ident = self.queue.put(self.path, msg, sender)
+                self.answer(sender, QueuedForLater(self.path, ident))
+                return
+        self.answer_error(
+            sender,
+            error
+            or BreakerOpen(
+                f"{self.path}: circuit open, calls rejected for another {remaining_s:.2f}s",
+                self.path,
+                remaining_s,
+            ),
+        )
+
+    # -- state changes ------------------------------------------------------------------------
+    def on_breaker_change(self, cb: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
+        note = BreakerNote(self.path, new.value, cb.remaining_open_s, self.fails_fast)
+        self.send(self.root, note)
+        self.send(self.supervisor, note)
+        if new is BreakerState.OPEN:
+            self.after(cb.remaining_open_s, "half-open", key="half-open")
+        if new is BreakerState.CLOSED:
+            self.replay()
+
+    def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
+        if msg.payload == "half-open":
+            _ = self.cb.state  # moves to half-open (and tells everyone) once the wait is over
+
+    def replay(self) -> None:
+        """Send the oldest queued request; the next follows its answer (order is kept)."""
+        if self.queue is None or self.replaying or self.cb.state in _OPEN:
+            return
+        entry = self.queue.oldest(self.path)
+        if entry is None:
+            return
+        ident, msg, sender = entry
+        self.replaying = True
+        try:
+            permit = self.cb.permit()
+        except CircuitOpenError:
+            self.replaying = False
+            return
+
+        def ok(reply: Any) -> None:
+            self.cb.record(permit)
+            self.queue.done(ident)  # type: ignore[union-attr]
+            self.replaying = False
+            self.answer(sender, reply)  # the original caller, if it still listens
+            self.replay()
+
+        def failed(error: StalwartError) -> None:
+            self.cb.record(permit, error)
+            self.replaying = False  # stays queued; replayed when the breaker closes again
+
+        # a stable id: should a replay be sent twice, the protected actor answers it once
+        self.call(
+            self.protected,
+            msg,
+            self.spec.call_timeout_s,
+            ok,
+            failed,
+            request_id=f"queued:{self.path}:{ident}",
+        )

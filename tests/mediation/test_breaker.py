@@ -1,0 +1,203 @@
+"""Breaker actors in the tree: open, fail fast, probe, close; every fallback; no restart storm."""
+
+import time
+
+import pytest
+
+from stalwart import (
+    Breaker,
+    BreakerOpen,
+    Child,
+    LevelPolicy,
+    QueuedForLater,
+    Supervisor,
+)
+from stalwart.strategies import CircuitOpenError
+from stalwart.supervisors import (
+    Alternative,
+    CachedReply,
+    DefaultReply,
+    QueueForLater,
+    ReducedFunctionality,
+)
+from tests.support import (
+    Charge,
+    Charged,
+    Client,
+    GetLog,
+    GetOrders,
+    Payments,
+    Relay,
+    Shop,
+    wait_for,
+)
+
+
+def breaker_states(system, path):
+    return [e.detail for e in system.events() if e.kind == "breaker" and e.path == path]
+
+
+def tree(flag, **breaker):
+    settings = {"failure_threshold": 2, "recovery_timeout": 0.5, "success_threshold": 1}
+    settings.update(breaker)
+    return Supervisor(
+        "s",
+        children=[
+            Child("pay", Payments, options={"down_flag": str(flag)}, breaker=Breaker(**settings)),
+            Child("client", Client),
+        ],
+    )
+
+
+def orders(system):
+    return system.ask("s/pay.protected", GetOrders())
+
+
+def test_opens_fails_fast_probes_and_closes(make_system, base, tmp_path):
+    flag = tmp_path / "down"
+    system = make_system(tree(flag), base=base)
+    assert system.ask("s/pay", Charge(1)) == Charged(1, "s/pay.protected")
+    flag.write_text("down")
+    from stalwart import DownstreamError
+
+    for order in (2, 3):
+        with pytest.raises(DownstreamError, match="provider down"):
+            system.ask("s/pay", Charge(order))
+    wait_for(lambda: breaker_states(system, "s/pay") == ["open"])
+    calls = orders(system)["calls"]
+    with pytest.raises(BreakerOpen) as info:
+        system.ask("s/pay", Charge(4))
+    assert isinstance(info.value, CircuitOpenError) and 0 < info.value.remaining_s <= 0.5
+    # an actor that calls it fails at once, without a message reaching the protected actor
+    reply = system.ask("s/client", Relay("s/pay", Charge(5)))
+    assert (reply.ok, reply.error) == (False, "BreakerOpen")
+    assert orders(system)["calls"] == calls
+    flag.unlink()  # the provider is back
+    time.sleep(0.6)
+    assert system.ask("s/pay", Charge(6)) == Charged(6, "s/pay.protected")  # the probe
+    wait_for(lambda: breaker_states(system, "s/pay")[-2:] == ["half_open", "closed"])
+    assert system.ask("s/client", Relay("s/pay", Charge(7))).ok
+    assert orders(system)["orders"] == [1, 6, 7]
+    assert system.status()["s/pay"].breaker == "closed"
+
+
+def open_breaker(system, flag):
+    """Two failed charges trip it (their answers may already come from a fallback)."""
+    flag.write_text("down")
+    for order in (100, 101):
+        try:
+            system.ask("s/pay", Charge(order))
+        except Exception:
+            pass
+    wait_for(lambda: breaker_states(system, "s/pay")[-1:] == ["open"])
+
+
+def test_default_reply_answers_while_open(make_system, tmp_path):
+    flag = tmp_path / "down"
+    system = make_system(tree(flag, fallback=(DefaultReply("try later"),)))
+    open_breaker(system, flag)
+    assert system.ask("s/pay", Charge(1)) == "try later"
+
+
+def test_cached_reply_answers_an_equal_message_within_its_ttl(make_system, tmp_path):
+    flag = tmp_path / "down"
+    system = make_system(tree(flag, fallback=(CachedReply(ttl_s=30), DefaultReply("none"))))
+    assert system.ask("s/pay", Charge(9)) == Charged(9, "s/pay.protected")
+    open_breaker(system, flag)
+    assert system.ask("s/pay", Charge(9)) == Charged(9, "s/pay.protected")  # from the cache
+    assert system.ask("s/pay", Charge(10)) == "none"  # not cached: the next fallback
+
+
+def test_an_alternative_actor_answers_while_open(make_system, tmp_path):
+    flag = tmp_path / "down"
+    t = Supervisor(
+        "s",
+        children=[
+            Child(
+                "pay",
+                Payments,
+                options={"down_flag": str(flag)},
+                breaker=Breaker(2, 0.5, 1, fallback=(Alternative("s/backup"),)),
+            ),
+            Child("backup", Payments),
+        ],
+    )
+    system = make_system(t)
+    open_breaker(system, flag)
+    assert system.ask("s/pay", Charge(3)) == Charged(3, "s/backup")
+
+
+def test_reduced_functionality_is_a_flag_the_callers_read(make_system, tmp_path):
+    flag = tmp_path / "down"
+    t = Supervisor(
+        "s",
+        children=[
+            Child(
+                "pay",
+                Payments,
+                options={"down_flag": str(flag)},
+                breaker=Breaker(2, 30, 1, fallback=(ReducedFunctionality(),)),
+            ),
+            Child("shop", Shop, options={"payments": "s/pay"}),
+        ],
+    )
+    system = make_system(t)
+    system.ask("s/shop", Charge(1))  # the shop now sends to s/pay: it hears of its breaker
+    assert system.ask("s/shop", GetLog()) == []
+    open_breaker(system, flag)
+    wait_for(lambda: system.ask("s/shop", GetLog()) == ["s/pay"])
+
+
+def test_queued_requests_are_replayed_in_order_exactly_once_when_it_closes(
+    make_system, base, tmp_path
+):
+    flag = tmp_path / "down"
+    queue = tmp_path / "queue.db"
+    system = make_system(tree(flag, fallback=(QueueForLater(str(queue)),)), base=base)
+    open_breaker(system, flag)
+    queued = [system.ask("s/pay", Charge(order)) for order in range(10, 16)]
+    assert all(isinstance(q, QueuedForLater) for q in queued)
+    assert [q.id for q in queued] == sorted(q.id for q in queued)
+    flag.unlink()
+    time.sleep(0.6)
+    assert system.ask("s/pay", Charge(99)) == Charged(99, "s/pay.protected")  # the probe closes
+    # the two charges that failed and tripped the breaker were queued too: nothing is lost
+    expected = [99, 100, 101, 10, 11, 12, 13, 14, 15]
+    wait_for(lambda: orders(system)["orders"] == expected)
+    time.sleep(0.3)
+    assert orders(system)["orders"] == expected  # and nothing is replayed twice
+
+
+def test_dependents_failing_because_of_an_open_breaker_are_held_not_restarted(
+    make_system, tmp_path
+):
+    flag = tmp_path / "down"
+    policy = LevelPolicy(basic_attempts=1, basic_delay_s=0.001, enhanced_attempts=1)
+    t = Supervisor(
+        "s",
+        children=[
+            Child("pay", Payments, options={"down_flag": str(flag)}, breaker=Breaker(2, 0.5, 1)),
+            Child("shop", Shop, depends_on=["pay"], levels=policy, options={"payments": "s/pay"}),
+        ],
+    )
+    system = make_system(t)
+    open_breaker(system, flag)
+    shop_pid = system.status()["s/shop"].incarnation
+    for order in range(5):
+        system.tell("s/shop", Charge(order))
+    wait_for(lambda: len([e for e in system.events() if e.kind == "held"]) == 5)
+    assert system.status()["s/shop"].restarts == 0  # no restart storm
+    assert system.status()["s/shop"].incarnation == shop_pid
+    flag.unlink()
+    wait_for(lambda: sorted(orders(system)["orders"]) == [0, 1, 2, 3, 4], timeout=10)
+    assert system.status()["s/shop"].restarts == 0
+    assert [e.kind for e in system.events()].count("resumed") >= 1
+
+
+def test_a_bad_breaker_setting_names_the_field():
+    from stalwart import SpecError
+
+    with pytest.raises(SpecError, match=r"pay: breaker.failure_threshold"):
+        Child("pay", Payments, breaker=Breaker(failure_threshold=0))
+    with pytest.raises(SpecError, match=r"pay: breaker.call_timeout_s"):
+        Child("pay", Payments, breaker=Breaker(call_timeout_s=0))
