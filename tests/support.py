@@ -327,3 +327,34 @@ class Sick(ManagedActor):
 
     def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
         self.reply(sender, self.heals)
+
+
+class StartTicking(msgspec.Struct, frozen=True):
+    every_s: float
+    silent: str  # a path that never answers
+
+
+class Ticker(ManagedActor):
+    """Runs its own timer and, meanwhile, waits on a call that is never answered."""
+
+    def on_start(self) -> None:
+        self.ticks = 0
+        self.call_error = ""
+        self.every_s = 0.0
+
+    def receiveMsg_StartTicking(self, msg: StartTicking, sender: Any) -> None:
+        self.every_s = msg.every_s
+        self.after(msg.every_s, "tick")
+        self.call(msg.silent, Never(), 0.3, on_error=self.failed)
+        self.reply(sender, "started")
+
+    def failed(self, exc: Exception) -> None:
+        self.call_error = type(exc).__name__
+
+    def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
+        if msg.payload == "tick":
+            self.ticks += 1
+            self.after(self.every_s, "tick")
+
+    def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
+        self.reply(sender, {"ticks": self.ticks, "call_error": self.call_error})

@@ -95,6 +95,10 @@ class Caller(Timers):
         """(message, sender, failure id) being handled, if any: a failing callback fails it."""
         return None
 
+    def _sw_trace(self) -> str:
+        """The trace id of what is being handled ("" if none): calls made now carry it on."""
+        return ""
+
     def _sw_callback(self, pending: _Pending, fn: Callable[[Any], None], value: Any) -> None:
         """Run a call's callback (hosts may report what it raises)."""
         fn(value)
@@ -152,7 +156,7 @@ class Caller(Timers):
                 )
                 return request_id
             route.blocked_until = 0.0
-        request = Request(request_id, msg, self.myAddress)
+        request = Request(request_id, msg, self.myAddress, self._sw_trace() or request_id)
         pending = _Pending(path, request, timeout, on_reply or (lambda _reply: None), on_error)
         pending.origin = self._sw_origin()
         self._sw_pending[request_id] = pending

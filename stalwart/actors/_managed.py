@@ -189,6 +189,20 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         return None
 
     # -- helpers --------------------------------------------------------------------
+    @property
+    def trace(self) -> str:
+        """The trace id of the request being handled ("" for a plain message).
+
+        Calls made while handling it carry the same trace, and failures are
+        reported with it, so an error can be followed across services.
+        """
+        sender = self._sw_sender
+        return sender.trace if type(sender) is ReplyTo else ""
+
+    def _sw_trace(self) -> str:
+        sender = self._sw_sender
+        return sender.trace if type(sender) is ReplyTo else ""
+
     def reply(self, sender: Any, msg: Any) -> None:
         """Answer the sender of the message being handled (works for ``ask``/``call`` too)."""
         if type(sender) is ReplyTo:
@@ -341,6 +355,10 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
     ) -> None:
         info = classify(exc)
         self.log.debug("%s: handler failed: %r", self.path, exc)
+        if type(sender) is ReplyTo and self._sw_handled.get(sender.id, 0) is None:
+            # not answered: the same request sent again is handled (once it succeeds, the
+            # retried original sees the answer and does not run again)
+            del self._sw_handled[sender.id]
         self.send(
             self.supervisor,
             FailureReport(
@@ -443,7 +461,9 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         handled[req.id] = None
         if len(handled) > _REPLAY_MEMORY:
             handled.popitem(last=False)
-        ok = self._sw_dispatch(req.message, ReplyTo(req.reply_to, req.id), failure_id)
+        ok = self._sw_dispatch(
+            req.message, ReplyTo(req.reply_to, req.id, req.trace or req.id), failure_id
+        )
         if ok and failure_id is not None:
             self._sw_retry_done(failure_id)
 
@@ -467,7 +487,12 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         except Exception as exc:
             self._sw_report(retry.message, retry.sender, exc, retry.failure_id, "retry")
             return
-        if retry.message is None:
+        sender = retry.sender
+        if type(sender) is ReplyTo and self._sw_handled.get(sender.id) is not None:
+            # answered meanwhile (the same request came again and went through)
+            self.send(sender.address, Reply(sender.id, self._sw_handled[sender.id]))
+            self._sw_retry_done(retry.failure_id)
+        elif retry.message is None:
             self._sw_retry_done(retry.failure_id)
         elif isinstance(retry.message, Request):
             self._sw_on_request(retry.message, retry.sender, retry.failure_id)

@@ -243,11 +243,17 @@ class HealthReport(msgspec.Struct, frozen=True):
 
 
 class Request(msgspec.Struct, frozen=True):
-    """A message that expects a reply (``call``/``ask``)."""
+    """A message that expects a reply (``call``/``ask``).
+
+    ``trace`` is the id of the request that started the chain of calls this one
+    belongs to (its own id if it started one): failures carry it, so the
+    correlator can tie an error in one service to the error that caused it.
+    """
 
     id: str
     message: Any
     reply_to: Any
+    trace: str = ""
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -262,6 +268,7 @@ class ReplyTo(msgspec.Struct, frozen=True):
 
     address: Any
     id: str
+    trace: str = ""
 
 
 class Resolve(msgspec.Struct, frozen=True):

@@ -2,7 +2,7 @@
 
 from ._ladder import Action, Decision, Ladder, RestartIntensity, decide
 from ._options import SystemOptions
-from ._plan import Slot, dependents, expand, restart_set, start_order
+from ._plan import Slot, dependency_graph, dependents, expand, restart_set, start_order
 from ._system import Status, System, start, validate_message
 from .messages import ActorStatus, DeadLetter, Event
 from .spec import (
@@ -41,6 +41,7 @@ __all__ = [
     "System",
     "SystemOptions",
     "decide",
+    "dependency_graph",
     "dependents",
     "expand",
     "restart_set",

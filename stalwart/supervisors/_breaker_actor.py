@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import secrets
 import sqlite3
 import tempfile
 import time
@@ -27,6 +28,7 @@ from ..actors.errors import (
     BreakerOpen,
     HandlerError,
     StalwartError,
+    Timeout,
     UnknownMessage,
 )
 from ..actors.messages import QueuedForLater
@@ -50,29 +52,32 @@ class RequestQueue:
 
     def __init__(self, file: str) -> None:
         self.file = file
-        self.conn = sqlite3.connect(file, timeout=10)
+        self.conn = sqlite3.connect(file, timeout=10, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute(
             "CREATE TABLE IF NOT EXISTS queued (id INTEGER PRIMARY KEY, time REAL,"
-            " path TEXT, message BLOB, sender BLOB)"
+            " path TEXT, message BLOB, sender BLOB, request_id TEXT)"
         )
         self.conn.commit()
 
-    def put(self, path: str, message: Any, sender: Any) -> int:
+    def put(self, path: str, message: Any, sender: Any, request_id: str | None = None) -> int:
+        """Store a request; ``request_id``: the id it was already sent with, if it was."""
         with self.conn:
             cursor = self.conn.execute(
-                "INSERT INTO queued (time, path, message, sender) VALUES (?, ?, ?, ?)",
-                (time.time(), path, pickle.dumps(message), pickle.dumps(sender)),
+                "INSERT INTO queued (time, path, message, sender, request_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (time.time(), path, pickle.dumps(message), pickle.dumps(sender), request_id),
             )
         return int(cursor.lastrowid or 0)
 
-    def oldest(self, path: str) -> tuple[int, Any, Any] | None:
+    def oldest(self, path: str) -> tuple[int, Any, Any, str | None] | None:
         row = self.conn.execute(
-            "SELECT id, message, sender FROM queued WHERE path = ? ORDER BY id LIMIT 1", (path,)
+            "SELECT id, message, sender, request_id FROM queued WHERE path = ? ORDER BY id LIMIT 1",
+            (path,),
         ).fetchone()
         if row is None:
             return None
-        return int(row[0]), pickle.loads(row[1]), pickle.loads(row[2])
+        return int(row[0]), pickle.loads(row[1]), pickle.loads(row[2]), row[3]
 
     def done(self, ident: int) -> None:
         with self.conn:
@@ -141,6 +146,10 @@ class BreakerActor(ManagedActor):
         self.forward(msg, sender, permit)
 
     def forward(self, msg: Any, sender: Any, permit: tuple[int, float]) -> None:
+        # should the call time out, the protected actor may still handle it later; a queued
+        # replay then goes out under the same id, so it is handled once
+        request_id = f"{self.path}:{secrets.token_hex(8)}"
+
         def ok(reply: Any) -> None:
             self.cb.record(permit)
             self.remember(msg, reply)
@@ -151,9 +160,11 @@ class BreakerActor(ManagedActor):
             if isinstance(error, (HandlerError, UnknownMessage, BadMessage)):
                 self.answer_error(sender, error)
             else:
-                self.degrade(msg, sender, self.cb.remaining_open_s, error)
+                # a timed-out request may still be handled: replayed, it keeps its id
+                same = request_id if isinstance(error, Timeout) else None
+                self.degrade(msg, sender, self.cb.remaining_open_s, error, same)
 
-        self.call(self.protected, msg, self.spec.call_timeout_s, ok, failed)
+        self.call(self.protected, msg, self.spec.call_timeout_s, ok, failed, request_id)
 
     # -- answers ------------------------------------------------------------------------------
     def answer(self, sender: Any, value: Any) -> None:
@@ -174,10 +185,15 @@ class BreakerActor(ManagedActor):
                 self.cache.pop(next(iter(self.cache)))
 
     def degrade(
-        self, msg: Any, sender: Any, remaining_s: float, error: StalwartError | None = None
+        self,
+        msg: Any,
+        sender: Any,
+        remaining_s: float,
+        error: StalwartError | None = None,
+        request_id: str | None = None,
     ) -> None:
         """The protected actor cannot answer: the first fallback that can, does."""
-        self.next_fallback(msg, sender, list(self.fallbacks), remaining_s, error)
+        self.next_fallback(msg, sender, list(self.fallbacks), remaining_s, error, request_id)
 
     def next_fallback(
         self,
@@ -186,6 +202,7 @@ class BreakerActor(ManagedActor):
         left: list[Any],
         remaining_s: float,
         error: StalwartError | None,
+        request_id: str | None = None,
     ) -> None:
         while left:
             f = left.pop(0)
@@ -206,11 +223,11 @@ class BreakerActor(ManagedActor):
                     msg,
                     self.spec.call_timeout_s,
                     lambda reply: self.answer(sender, reply),
-                    lambda exc: self.next_fallback(msg, sender, left, remaining_s, exc),
+                    lambda exc: self.next_fallback(msg, sender, left, remaining_s, exc, request_id),
                 )
                 return
             elif isinstance(f, QueueForLater) and self.queue is not None:
-                ident = self.queue.put(self.path, msg, sender)
+                ident = self.queue.put(self.path, msg, sender, request_id)
                 self.answer(sender, QueuedForLater(self.path, ident))
                 return
         self.answer_error(
@@ -230,8 +247,8 @@ class BreakerActor(ManagedActor):
         self.send(self.supervisor, note)
         if new is BreakerState.OPEN:
             self.after(cb.remaining_open_s, "half-open", key="half-open")
-        if new is BreakerState.CLOSED:
-            self.replay()
+        if new in (BreakerState.HALF_OPEN, BreakerState.CLOSED):
+            self.replay()  # half-open: the oldest queued request is the trial call
 
     def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
         if msg.payload == "half-open":
@@ -244,7 +261,7 @@ class BreakerActor(ManagedActor):
         entry = self.queue.oldest(self.path)
         if entry is None:
             return
-        ident, msg, sender = entry
+        ident, msg, sender, sent_as = entry
         self.replaying = True
         try:
             permit = self.cb.permit()
@@ -263,12 +280,13 @@ class BreakerActor(ManagedActor):
             self.cb.record(permit, error)
             self.replaying = False  # stays queued; replayed when the breaker closes again
 
-        # a stable id: should a replay be sent twice, the protected actor answers it once
+        # a stable id (the one it was first sent with, if it was): however often it goes
+        # out, the protected actor handles it once
         self.call(
             self.protected,
             msg,
             self.spec.call_timeout_s,
             ok,
             failed,
-            request_id=f"queued:{self.path}:{ident}",
+            request_id=sent_as or f"queued:{self.path}:{ident}",
         )

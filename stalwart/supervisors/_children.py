@@ -6,7 +6,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from ..actors.messages import Redelivery
+from ..actors.messages import Redelivery, ReplyTo
 from ..strategies import ErrorInfo
 from ._ladder import Ladder
 from ._plan import Slot
@@ -124,6 +124,7 @@ class FailedMessage:
         self.first_time = time.monotonic()
         self.level = 0
         self.attempt = 0
+        self.round = 0  # the ladder's round when this message last got a decision
         self.strategy = ""
         self.level_started = self.first_time
         self.last_delay = 0.0
@@ -132,3 +133,8 @@ class FailedMessage:
         self.assigned_to: str = child
         self.usage: tuple[int, float] = (0, 0.0)  # (RSS, CPU s) when the attempt began
         self.usage_pid = 0
+
+
+def trace_of(sender: Any) -> str:
+    """The trace id a failed message's sender carries ("" for a plain message)."""
+    return sender.trace if type(sender) is ReplyTo else ""

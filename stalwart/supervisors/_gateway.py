@@ -33,6 +33,7 @@ from .messages import (
 from .spec import Supervisor
 
 TELEMETRY = "_system/telemetry"
+CORRELATOR = "_system/correlator"
 
 
 class Gateway(Caller):
@@ -49,6 +50,10 @@ class Gateway(Caller):
 
         def system_measures(self, reason: str, counted: bool = True) -> None: ...
         def begin_shutdown(self, asker: Any, ident: int) -> None: ...
+        def correlate(self, event: Event) -> None: ...
+        def incidents(self) -> tuple[Any, ...]: ...
+
+        correlator_on: bool
 
     def init_gateway(self) -> None:
         self.events: deque[Event] = deque(maxlen=10_000)
@@ -67,6 +72,7 @@ class Gateway(Caller):
         self.events.append(event)
         if self.telemetry_on:
             self._sw_send_path(TELEMETRY, event)
+        self.correlate(event)
 
     def on_event(self, msg: EventNote, sender: Any) -> None:
         self.record(
@@ -79,6 +85,7 @@ class Gateway(Caller):
             strategy=msg.strategy,
             duration_ms=msg.duration_ms,
             severity=msg.severity,
+            trace=msg.trace,
         )
         if msg.state:
             self.registry.note_state(
@@ -180,6 +187,16 @@ class Gateway(Caller):
             value = self.final_report
         elif what == "reset":
             value = self.reset_levels(arg)
+        elif what == "incidents":
+            value = self.incidents()
+        elif what == "correlation":
+            if not self.correlator_on:
+                value = ErrorReply.of(
+                    StalwartError("the correlator is off (start(..., correlator=None))")
+                )
+            else:
+                self.gateway_call(msg.id, sender, CORRELATOR, arg, 30.0)
+                return
         elif what == "telemetry":
             if not self.telemetry_on:
                 value = ErrorReply.of(StalwartError("telemetry is off (start(..., store=None))"))

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..actors.messages import Retry
-from ._children import UP, ChildState, FailedMessage
-from .messages import BreakerNote, DependencyDown
+from ._children import UP, ChildState, FailedMessage, trace_of
+from .messages import BreakerNote, DependencyDown, IncidentHold
 
 DOWN_STATES = ("open", "forced_open", "half_open")  # half-open: not back until a probe works
 
@@ -29,6 +29,7 @@ class Holding(_Base):
     """Mixin for the supervisor actor."""
 
     down_dependencies: set[str]  # paths above this supervisor that are down
+    incident_holds: dict[str, str]  # child path -> the root cause it waits for
 
     def on_breaker_note(self, msg: BreakerNote, sender: Any) -> None:
         c = self.children_by_path().get(msg.path)
@@ -38,7 +39,7 @@ class Holding(_Base):
         c.breaker_state = msg.state
         down = msg.state in DOWN_STATES
         if msg.state == "half_open":
-            self.release_held(probe=True)  # one held message is the trial call
+            self.release_held(probe=msg.path)  # one held message is the trial call
         if down == was_down:
             return
         self.note("dependency-down" if down else "dependency-up", c, detail=msg.state)
@@ -59,10 +60,23 @@ class Holding(_Base):
         if not msg.down:
             self.release_held()
 
+    def on_incident_hold(self, msg: IncidentHold, sender: Any) -> None:
+        """The root traced failures of these children to ``cause``: hold them until it is back."""
+        for path in msg.dependents:
+            if msg.on:
+                self.incident_holds[path] = msg.cause
+            elif self.incident_holds.get(path) == msg.cause:
+                del self.incident_holds[path]
+        if not msg.on:
+            self.release_held()
+
     def dependency_down(self, c: ChildState) -> str | None:
         """The path of a dependency of ``c`` that is down, if any."""
         if self.down_dependencies:
             return next(iter(self.down_dependencies))
+        cause = self.incident_holds.get(c.path)
+        if cause is not None:
+            return cause
         for name in c.slot.depends_on:
             dep = self.children.get(name)
             if dep is not None and dep.breaker_state in DOWN_STATES:
@@ -80,12 +94,16 @@ class Holding(_Base):
             ],
             info=record.info,
             state="waiting",
+            trace=trace_of(record.sender),
         )
 
-    def release_held(self, probe: bool = False) -> None:
-        """Retry the held messages whose dependencies are back (``probe``: just one of them)."""
+    def release_held(self, probe: str | None = None) -> None:
+        """Retry the held messages whose dependencies are back.
+
+        ``probe``: a breaker gone half-open; one message held for it alone is retried.
+        """
         for c in self.order:
-            if not c.held or (not probe and self.dependency_down(c)):
+            if not c.held or self.dependency_down(c) != probe:
                 continue
             held, c.held = (c.held[:1], c.held[1:]) if probe else (c.held, [])
             for record in held:

@@ -3,7 +3,10 @@
 A :class:`Ladder` holds the level reached for one actor and one error
 fingerprint. Each failure gets the lowest level whose attempts are not used up;
 after a failure-free quiet period (a success restarts the clock) the ladder is
-back at level 1. :class:`RestartIntensity` is OTP's restart intensity: at most
+back at level 1. Failures are counted in *rounds*: while one message's retry
+at a level is under way, other messages failing the same way join that level
+instead of each using an attempt, so ten requests failing together climb the
+ladder as fast as one does. :class:`RestartIntensity` is OTP's restart intensity: at most
 ``max_restarts`` restarts within ``within_s`` seconds. :func:`decide` combines
 the two exactly as a supervisor does.
 """
@@ -65,14 +68,28 @@ class Ladder:
         self._clock = clock
         self.level = 0
         self.attempts = 0
+        self.round = 0  # attempts used so far (a failure from an earlier round joins)
         self._last_event = float("-inf")
 
-    def on_failure(self, minimum: int = 1) -> Decision:
-        """The decision for a new failure; ``minimum`` raises the floor (a crash starts at 3)."""
+    def on_failure(self, minimum: int = 1, seen: int | None = None) -> Decision:
+        """The decision for a new failure; ``minimum`` raises the floor (a crash starts at 3).
+
+        ``seen`` is the :attr:`round` this message last got a decision in (0 for
+        its first failure). If another message has used an attempt since, this
+        failure joins the current level 1 or 2 without using one. Without
+        ``seen`` every failure uses an attempt.
+        """
         now = self._clock()
         if self.level and now - self._last_event >= self.policy.quiet_period_s:
             self.level, self.attempts = 0, 0
         self._last_event = now
+        if (
+            seen is not None
+            and seen < self.round
+            and self.level in (1, 2)
+            and self.level >= minimum
+        ):
+            return Decision(self.level, self.attempts)
         level, attempts = (self.level, self.attempts) if self.level else (1, 0)
         if level < minimum:
             level, attempts = minimum, 0
@@ -80,6 +97,7 @@ class Ladder:
             level, attempts = level + 1, 0
         attempts += 1
         self.level, self.attempts = level, attempts
+        self.round += 1
         return Decision(level, attempts)
 
     def on_success(self) -> None:
@@ -102,9 +120,11 @@ class Action(NamedTuple):
     escalate: bool  # the restart would exceed the intensity: fail to the parent instead
 
 
-def decide(ladder: Ladder, intensity: RestartIntensity, minimum: int = 1) -> Action:
+def decide(
+    ladder: Ladder, intensity: RestartIntensity, minimum: int = 1, seen: int | None = None
+) -> Action:
     """Pick the level for a failure; levels 3 and 4 must also fit the restart intensity."""
-    level, attempt = ladder.on_failure(minimum)
+    level, attempt = ladder.on_failure(minimum, seen)
     if level in (3, 4) and not intensity.try_restart():
         return Action(level, attempt, True)
     return Action(level, attempt, False)

@@ -275,6 +275,7 @@ class Lifecycle:
         strategy: str = "",
         duration_ms: float = 0.0,
         state: str = "",
+        trace: str = "",
     ) -> None:
         """Tell the root what happened (and, with ``state``, the child's new state)."""
         self.send(
@@ -293,6 +294,7 @@ class Lifecycle:
                 c.restarts if c is not None else 0,
                 c.last_error if c is not None else "",
                 int(info.severity) if info else 0,
+                trace,
             ),
         )
 

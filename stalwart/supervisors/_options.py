@@ -34,6 +34,8 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       without writing a file, ``None`` turns recording and learning off.
     - ``telemetry``: settings of the telemetry actor (``flush_rows``, ``flush_interval_s``,
       ``retention_age_s``, ``retention_rows``, ``stability_window_s``, ``timeout_factor``...).
+    - ``correlator``: settings of the correlator (see ``CorrelatorSettings``: windows,
+      thresholds, ``incident_quiet_s``...); ``None`` turns it and incidents off.
     """
 
     base: Base = "simple"
@@ -50,6 +52,7 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hang_report_s: float = 10.0
     store: str | None = ":memory:"
     telemetry: dict[str, Any] = msgspec.field(default_factory=dict)
+    correlator: dict[str, Any] | None = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for field in ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s"):
@@ -59,6 +62,10 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise SpecError(
                 "start", "root_max_restarts", f"must be >= 0, got {self.root_max_restarts!r}"
             )
+        if self.correlator is not None:
+            from ..telemetry._correlator import CorrelatorSettings
+
+            CorrelatorSettings.of(self.correlator)
         if self.admin_port is not None and not 1 <= self.admin_port <= 65535:
             raise SpecError("start", "admin_port", f"must be a TCP port, got {self.admin_port!r}")
 

@@ -64,6 +64,28 @@ def _members(child: Child | Supervisor, base: str) -> list[str]:
     return [f"{base}.{i}" for i in range(replicas)] if replicas > 1 else [base]
 
 
+def dependency_graph(tree: Supervisor) -> dict[str, tuple[str, ...]]:
+    """Every path of ``tree`` and the paths it depends on (its supervisors' dependencies too).
+
+    A child of a supervisor that depends on ``db`` depends on ``db`` as well; a
+    breaker's slot depends on its protected actor.
+    """
+    graph: dict[str, tuple[str, ...]] = {}
+
+    def walk(sup: Supervisor, base: str, inherited: tuple[str, ...]) -> None:
+        for slot in expand(sup.children):
+            path = f"{base}/{slot.name}"
+            deps = tuple(f"{base}/{d}" for d in slot.depends_on) + inherited
+            graph[path] = deps
+            if slot.role == "supervisor":
+                assert isinstance(slot.spec, Supervisor)
+                walk(slot.spec, path, deps)
+
+    graph[tree.name] = ()
+    walk(tree, tree.name, ())
+    return graph
+
+
 def start_order(slots: Sequence[Slot]) -> list[Slot]:
     """Topological order of ``slots`` by ``depends_on``; stable for independent slots."""
     remaining = list(slots)

@@ -44,7 +44,7 @@ from ..strategies import (
     classify,
     fingerprint_of,
 )
-from ._children import STARTING, UP, ChildState, FailedMessage
+from ._children import STARTING, UP, ChildState, FailedMessage, trace_of
 from ._ladder import Action, RestartIntensity, decide
 from ._plan import restart_set
 from .messages import Attempt, DeadLetterNote, Escalate, KillSubtree, LearnedState, Unavailable
@@ -198,7 +198,10 @@ class Recovery(_Base):
                 poison=True,
             )
             return
-        self.apply(c, record, decide(c.ladder(f.info.fingerprint), self.intensity))
+        ladder = c.ladder(f.info.fingerprint)
+        action = decide(ladder, self.intensity, seen=record.round)
+        record.round = ladder.round
+        self.apply(c, record, action)
 
     def apply(self, c: ChildState, record: FailedMessage, action: Action) -> None:
         if action.escalate:
@@ -229,6 +232,7 @@ class Recovery(_Base):
             strategy=strategy,
             detail=f"{record.info.error_type}: {record.info.message}"[:300],
             state="retrying" if level <= 2 else "restarting",
+            trace=trace_of(record.sender),
         )
         if level in (1, 2):
             if strategy == "fallback":

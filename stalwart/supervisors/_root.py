@@ -38,7 +38,8 @@ from ..actors.messages import (
     RouteState,
     Started,
 )
-from ._gateway import TELEMETRY, Gateway
+from ._gateway import CORRELATOR, TELEMETRY, Gateway
+from ._incidents import Incidents
 from ._ladder import RestartIntensity
 from ._registry import Registry
 from ._services import system_services
@@ -46,6 +47,7 @@ from .messages import (
     Attempt,
     Boot,
     BreakerNote,
+    CorrelationNote,
     DeadLetterNote,
     DurableCheckpoint,
     Escalate,
@@ -60,6 +62,7 @@ from .messages import (
     MemoryEvent,
     RecoveryDone,
     Registered,
+    RootCauseFound,
     StateNote,
     SupervisorInit,
     TelemetryQuery,
@@ -83,13 +86,15 @@ class _Subtree:
         return self.spec.name
 
 
-class RootActor(Gateway, Actor):  # type: ignore[misc]
+class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
     """The top of every Stalwart system (internal; users talk to it through ``System``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._sw_init_caller()
         self.init_gateway()
+        self.init_incidents()
+        self.correlator_on = False
         self.registry = Registry()
         self.tree: Supervisor | None = None
         self.options: Any = None
@@ -146,11 +151,15 @@ class RootActor(Gateway, Actor):  # type: ignore[misc]
         )
         self.user = _Subtree(self.tree)
         self.registry.plan(self.tree)
-        services = system_services(self.options)
+        services = system_services(self.options, self.tree)
         if services is not None:
             self.services = _Subtree(services)
             self.registry.plan(services)
             self.telemetry_on = self.registry.knows(TELEMETRY)
+            self.correlator_on = self.registry.knows(CORRELATOR)
+        settings = self.options.correlator or {}
+        self.incident_quiet_s = float(settings.get("incident_quiet_s", self.incident_quiet_s))
+        self.incident_max_s = float(settings.get("incident_max_s", self.incident_max_s))
         self.boot_reply = (sender, msg.id)
         self.handleDeadLetters(True)
         if self.options.base != "simple":
@@ -240,6 +249,7 @@ class RootActor(Gateway, Actor):  # type: ignore[misc]
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
         self.push(msg.path, msg.lost_inflight)
+        self.incident_holds_for(msg)
 
     def on_unavailable(self, msg: Unavailable, sender: Any) -> None:
         self.registry.unavailable(msg)
@@ -441,6 +451,8 @@ class RootActor(Gateway, Actor):  # type: ignore[misc]
         kind = payload[1]
         if kind == "call-timeout":
             self._sw_on_call_timeout(payload[2])
+        elif kind == "incident":
+            self.on_incident_timer(payload[2])
         elif kind == "watchdog":
             if self.starter_pid and not psutil.pid_exists(self.starter_pid):
                 self.actorSystemShutdown()  # our owner is gone: leave nothing behind
@@ -513,6 +525,8 @@ _HANDLERS: dict[type, Any] = {
     Resolved: RootActor.on_resolved,
     AddressUpdate: RootActor.on_address_update,
     BreakerNote: RootActor.on_breaker_note,
+    RootCauseFound: RootActor.on_root_cause,
+    CorrelationNote: RootActor.on_correlation_note,
     Request: RootActor.on_request,
     Attempt: RootActor.to_telemetry,
     DurableCheckpoint: RootActor.to_telemetry,

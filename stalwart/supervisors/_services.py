@@ -13,18 +13,18 @@ from typing import Any
 from .spec import Child, Supervisor
 
 SYSTEM_NAME = "_system"
-ServiceFactory = Callable[[Any], Child | None]
+ServiceFactory = Callable[[Any, Supervisor], Child | None]
 _FACTORIES: dict[str, ServiceFactory] = {}
 
 
 def register_service(name: str, factory: ServiceFactory) -> None:
-    """``factory(options)`` returns the service's ``Child`` (or None when it is turned off)."""
+    """``factory(options, tree)`` returns the service's ``Child`` (None: turned off)."""
     _FACTORIES[name] = factory
 
 
-def system_services(options: Any) -> Supervisor | None:
-    """The ``_system`` supervisor for ``options``, or None if no service is on."""
-    children = [child for factory in _FACTORIES.values() if (child := factory(options))]
+def system_services(options: Any, tree: Supervisor) -> Supervisor | None:
+    """The ``_system`` supervisor for ``options`` and the user's ``tree`` (None: no service)."""
+    children = [child for factory in _FACTORIES.values() if (child := factory(options, tree))]
     if not children:
         return None
     return Supervisor(

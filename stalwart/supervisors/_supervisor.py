@@ -36,6 +36,7 @@ from .messages import (
     DependencyDown,
     DurableCheckpoint,
     Escalate,
+    IncidentHold,
     PerformRecovery,
     ResetLevels,
     SupervisorInit,
@@ -66,6 +67,7 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
         self.clock_id = 0
         self.settings: dict[str, Any] = {}
         self.down_dependencies: set[str] = set()
+        self.incident_holds: dict[str, str] = {}
         self.health_seq = 0
         self.waiting_recoveries: list[tuple[int, str]] = []
         self.forwarders: list[Any] = []
@@ -249,4 +251,5 @@ _HANDLERS: dict[type, Any] = {
     BreakerNote: SupervisorActor.on_breaker_note,
     HealthReport: SupervisorActor.on_health_report,
     DependencyDown: SupervisorActor.on_dependency_down,
+    IncidentHold: SupervisorActor.on_incident_hold,
 }

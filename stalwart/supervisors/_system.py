@@ -31,6 +31,7 @@ from ._root import RootActor
 from .messages import (
     ActorStatus,
     Boot,
+    CorrelatorQuery,
     DeadLetter,
     Event,
     GatewayAsk,
@@ -38,6 +39,7 @@ from .messages import (
     GatewayQuery,
     GatewayReply,
     GatewayTell,
+    Incident,
     TelemetryQuery,
 )
 from .spec import SpecError, Supervisor, validate_children
@@ -45,6 +47,7 @@ from .spec import SpecError, Supervisor, validate_children
 log = logging.getLogger("stalwart.system")
 _MARGIN_S = 2.0
 _TICK_S = 0.005  # in-process base: how often a waiting call looks at the clocks
+_LISTEN_S = 0.02  # multi-process bases: one listen while holding the lock
 
 
 class Status(tuple[ActorStatus, ...]):
@@ -116,6 +119,8 @@ class System:
         self._servers: list[Any] = []
         self._busy: tuple[int, float] | None = None  # (thread, since): running actors
         self._hung: list[dict[str, Any]] = []
+        self._waiting: set[int] = set()  # asks under way (in any thread)
+        self._replies: dict[int, Any] = {}  # replies that came to another thread's listen
         if options.base == "simple":
             self._clock = ExternalClock()
             self._clock_id = id(self._clock)
@@ -123,29 +128,39 @@ class System:
 
     # -- the conversation with the root ----------------------------------------------------------
     def _query(self, msg: Any, ident: int, timeout: float, late: str = "") -> Any:
+        """Send ``msg`` to the root and wait for ``GatewayReply(ident)``.
+
+        Several threads may wait at once: each takes the lock only for a short
+        listen (on the in-process base, running the actors and their timers), and
+        keeps the replies meant for the others where they will find them.
+        """
+        deadline = time.monotonic() + timeout
         with self._lock:
             if self._closed:
                 raise SystemStopped("the system has been shut down")
-            deadline = time.monotonic() + timeout
-            if self._clock is not None:
-                return self._query_in_process(msg, ident, deadline, timeout, late)
-            reply = self._asys.ask(self._root, msg, timeout)
+            self._waiting.add(ident)
+            with self._running():
+                self._asys.tell(self._root, msg)  # in-process: runs the actors until idle
+        try:
             while True:
-                if isinstance(reply, GatewayReply) and reply.id == ident:
-                    return reply.value
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self._asys.tell(self._root, GatewayCancel(ident))
-                    raise Timeout(late or f"the system did not answer within {timeout:g}s")
-                reply = self._asys.listen(remaining)
-
-    def _query_in_process(
-        self, msg: Any, ident: int, deadline: float, timeout: float, late: str
-    ) -> Any:
-        """The in-process base: this thread runs the actors, and delivers their timers."""
-        assert self._clock is not None
-        with self._running():
-            return self._wait_in_process(msg, ident, deadline, timeout, late)
+                with self._lock:
+                    if ident in self._replies:
+                        return self._replies.pop(ident)
+                    found, value = self._listen(ident)
+                    if found:
+                        return value
+                    now = time.monotonic()
+                    if now >= deadline:
+                        if not self._closed:
+                            self._asys.tell(self._root, GatewayCancel(ident))
+                        raise Timeout(late or f"the system did not answer within {timeout:g}s")
+                    wait = self._idle_wait(now, deadline)
+                if wait > 0:
+                    time.sleep(wait)  # without the lock: other callers get their turn
+        finally:
+            with self._lock:
+                self._waiting.discard(ident)
+                self._replies.pop(ident, None)
 
     @contextlib.contextmanager
     def _running(self) -> Iterator[None]:
@@ -156,26 +171,34 @@ class System:
         finally:
             self._busy = None
 
-    def _wait_in_process(
-        self, msg: Any, ident: int, deadline: float, timeout: float, late: str
-    ) -> Any:
-        assert self._clock is not None
-        self._asys.tell(self._root, msg)  # runs every actor until the system is idle
-        while True:
-            self._fire_timers()
-            reply = self._asys.listen(0.001)  # also Thespian's own due wakeups
-            if reply is not None:
-                if isinstance(reply, GatewayReply) and reply.id == ident:
-                    return reply.value
-                continue
-            now = time.monotonic()
-            if now >= deadline:
-                self._asys.tell(self._root, GatewayCancel(ident))
-                raise Timeout(late or f"the system did not answer within {timeout:g}s")
-            nxt = self._clock.next_deadline()
-            wait = min(deadline, nxt if nxt is not None else deadline, now + _TICK_S) - now
-            if wait > 0:
-                time.sleep(wait)
+    def _listen(self, ident: int) -> tuple[bool, Any]:
+        """One short listen (holding the lock): (True, value) if ``ident``'s reply came.
+
+        Replies for other waiting asks are kept for them; any other reply is dropped.
+        """
+        if self._clock is None:
+            reply = self._asys.listen(_LISTEN_S)
+        else:
+            with self._running():
+                self._fire_timers()
+                reply = self._asys.listen(0.001)  # also Thespian's own due wakeups
+        while reply is not None:
+            if isinstance(reply, GatewayReply):
+                if reply.id == ident:
+                    return True, reply.value
+                if reply.id in self._waiting:
+                    self._replies[reply.id] = reply.value
+            if self._clock is None:
+                return False, None
+            reply = self._asys.listen(0.001)
+        return False, None
+
+    def _idle_wait(self, now: float, deadline: float) -> float:
+        """How long to sleep before listening again (in-process: until a timer is due)."""
+        if self._clock is None:
+            return 0.0 if len(self._waiting) <= 1 else 0.0005
+        nxt = self._clock.next_deadline()
+        return min(deadline, nxt if nxt is not None else deadline, now + _TICK_S) - now
 
     def _fire_timers(self) -> None:
         assert self._clock is not None
@@ -334,14 +357,40 @@ class System:
         """Make the telemetry actor write what it holds now."""
         self._telemetry("flush")
 
+    def correlation(self) -> Any:
+        """The correlator's analysis of the recent errors (an ``Analysis``): error rate,
+        dominant pattern, anomalies and root causes."""
+        value = self._gateway("correlation", CorrelatorQuery("analysis"), 30.0)
+        if isinstance(value, ErrorReply):
+            raise value.exception()
+        return value
+
+    def incidents(self) -> list[Incident]:
+        """Cascades traced to a root cause: the recent closed ones, then the open ones."""
+        return list(self._gateway("incidents"))
+
     def diagnostics(self) -> dict[str, Any]:
-        """Check now: the live tree, and the recovery store (integrity, whole batches)."""
+        """Check now: the live tree, its health, the correlator and the recovery store."""
         status = self.status()
         result: dict[str, Any] = {
             "phase": status.phase,
             "actors": [msgspec.to_builtins(s) for s in status],
             "unhealthy": [s.path for s in status if s.state not in ("running", "starting")],
+            "health": {
+                "hung": [s.path for s in status if s.state == "hung"]
+                + [h["path"] for h in self._hung],
+                "open_breakers": [
+                    s.path for s in status if s.breaker in ("open", "forced_open", "half_open")
+                ],
+                "open_incidents": [
+                    msgspec.to_builtins(i) for i in self.incidents() if i.state == "open"
+                ],
+            },
         }
+        try:
+            result["correlation"] = msgspec.to_builtins(self.correlation())
+        except StalwartError as exc:
+            result["correlation"] = {"error": str(exc)}
         try:
             result["store"] = self._telemetry("diagnostics")
         except StalwartError as exc:
@@ -438,9 +487,7 @@ class System:
             with self._lock:
                 if self._closed:
                     return
-                with self._running():
-                    self._fire_timers()
-                    self._asys.listen(0.001)  # Thespian's own due wakeups; stray replies dropped
+                self._listen(0)  # Thespian's own due wakeups; replies kept for their askers
                 nxt = self._clock.next_deadline()
             wait = _TICK_S if nxt is None else min(_TICK_S, nxt - time.monotonic())
             self._stopping.wait(max(0.001, wait))

@@ -44,6 +44,7 @@ class Event(msgspec.Struct, frozen=True):
     strategy: str = ""
     duration_ms: float = 0.0
     severity: int = 0
+    trace: str = ""  # the trace id of the request that failed, if it was one
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -131,6 +132,7 @@ class EventNote(msgspec.Struct, frozen=True):
     restarts: int = 0
     last_error: str = ""
     severity: int = 0
+    trace: str = ""
 
 
 class DeadLetterNote(msgspec.Struct, frozen=True):
@@ -159,6 +161,14 @@ class DependencyDown(msgspec.Struct, frozen=True):
     down: bool
 
 
+class IncidentHold(msgspec.Struct, frozen=True):
+    """Hold (``on``) or resume the failures of ``dependents`` while ``cause`` recovers."""
+
+    cause: str
+    dependents: tuple[str, ...]
+    on: bool
+
+
 class KillSubtree(msgspec.Struct, frozen=True):
     """Kill every process registered under ``path`` (its supervisor died)."""
 
@@ -176,6 +186,59 @@ class RecoveryDone(msgspec.Struct, frozen=True):
     request_id: int
     ok: bool
     detail: str = ""
+
+
+# -- correlator <-> root ---------------------------------------------------------------------
+
+
+class RootCauseFound(msgspec.Struct, frozen=True):
+    """The correlator's finding: ``path`` explains the errors of ``dependents``."""
+
+    path: str
+    dependents: tuple[str, ...]
+    explained: float
+    evidence: str
+
+
+class CorrelationNote(msgspec.Struct, frozen=True):
+    """A pattern the correlator noticed (kept as a ``correlation`` event)."""
+
+    path: str
+    detail: str
+
+
+class IncidentClosed(msgspec.Struct, frozen=True):
+    """The incident caused by ``cause`` is over (at wall-clock ``time``)."""
+
+    cause: str
+    time: float
+
+
+class CorrelatorQuery(msgspec.Struct, frozen=True):
+    """Ask the correlator (``what``: ``analysis`` or ``memory``)."""
+
+    what: str = "analysis"
+
+
+class Incident(msgspec.Struct, frozen=True):
+    """A cascade the correlator traced to one root cause, and how the tree handled it.
+
+    ``state`` is ``open`` (dependents held while the cause recovers), ``resolved``
+    (the cause came back and the dependents resumed), ``expired`` (the cause did
+    not come back within ``incident_max_s``; the dependents' failures were let go
+    through their own ladders) or ``merged`` (its cause turned out to fail because
+    of another: it became part of that incident). ``restarts`` counts each dependent's restarts
+    while the incident was open.
+    """
+
+    id: int
+    cause: str
+    dependents: tuple[str, ...]
+    state: str
+    opened: float
+    closed: float = 0.0
+    evidence: str = ""
+    restarts: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 # -- System <-> root ------------------------------------------------------------------------

@@ -8,11 +8,21 @@ later with :class:`RecoveryStore`, or render it with :func:`report_text` and
 
 from typing import Any
 
+from ..supervisors._plan import dependency_graph
 from ..supervisors._services import register_service
 from ..supervisors.spec import Child
 from ._actor import TelemetryActor
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule
 from ._api import ApiServer, StoreBackend, SystemBackend
+from ._correlator import (
+    Analysis,
+    Anomaly,
+    Correlator,
+    CorrelatorSettings,
+    ErrorPattern,
+    RootCause,
+)
+from ._correlator_actor import CorrelatorActor
 from ._report import render_html, report_text, write_html_report
 from ._store import Metrics, RecoveryStore
 from .messages import (
@@ -26,27 +36,42 @@ from .messages import (
 )
 
 
-def _telemetry_service(options: Any) -> Child | None:
+def _telemetry_service(options: Any, tree: Any) -> Child | None:
     if options.store is None:
         return None
     settings = {"path": options.store, **options.telemetry}
     return Child("telemetry", TelemetryActor, checkpoint="off", options=settings)
 
 
+def _correlator_service(options: Any, tree: Any) -> Child | None:
+    if options.correlator is None:
+        return None
+    settings = {"settings": dict(options.correlator), "graph": dependency_graph(tree)}
+    return Child("correlator", CorrelatorActor, checkpoint="off", options=settings)
+
+
 register_service("telemetry", _telemetry_service)
+register_service("correlator", _correlator_service)
 
 __all__ = [
     "DEFAULT_RULES",
     "Alert",
     "AlertManager",
     "AlertRule",
+    "Analysis",
+    "Anomaly",
     "ApiServer",
     "Attempt",
+    "Correlator",
+    "CorrelatorActor",
+    "CorrelatorSettings",
     "DurableCheckpoint",
+    "ErrorPattern",
     "LearnedState",
     "MemoryEvent",
     "Metrics",
     "RecoveryStore",
+    "RootCause",
     "StoreBackend",
     "SubscribeAlerts",
     "SystemBackend",

@@ -1,6 +1,6 @@
 """The escalation ladder and restart intensity as a state machine (no actors)."""
 
-from hypothesis import settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -102,3 +102,37 @@ def test_intensity_refuses_once_spent_and_allows_again_after_the_period():
     assert not intensity.try_restart()
     clock.now = 10.0
     assert intensity.try_restart()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    messages=st.integers(1, 8),
+    rounds=st.integers(1, 12),
+    budgets=st.tuples(st.integers(0, 4), st.integers(0, 6)),
+)
+def test_messages_failing_together_climb_levels_one_and_two_as_fast_as_one(
+    messages, rounds, budgets
+):
+    policy = LevelPolicy(
+        basic_attempts=budgets[0], enhanced_attempts=budgets[1], quiet_period_s=100.0
+    )
+    clock = Clock()
+    alone, together = Ladder(policy, clock), Ladder(policy, clock)
+    seen_alone, seen = 0, [0] * messages
+    for _ in range(rounds):
+        expected = alone.on_failure(seen=seen_alone)
+        seen_alone = alone.round
+        decisions = []
+        for i in range(messages):  # every message fails once in the round, one after another
+            decisions.append(together.on_failure(seen=seen[i]))
+            seen[i] = together.round
+        assert decisions[0] == expected  # the first to fail moves the ladder on
+        if expected.level > 2:
+            break  # a restart is one event for the actor, whatever was in flight
+        assert all(d == expected for d in decisions), decisions  # the others join the level
+        clock.now += 0.1
+
+
+def test_without_rounds_every_failure_uses_an_attempt():
+    ladder = Ladder(LevelPolicy(basic_attempts=2, enhanced_attempts=2), Clock())
+    assert [ladder.on_failure().level for _ in range(5)] == [1, 1, 2, 2, 3]

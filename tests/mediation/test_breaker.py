@@ -159,13 +159,14 @@ def test_queued_requests_are_replayed_in_order_exactly_once_when_it_closes(
     assert all(isinstance(q, QueuedForLater) for q in queued)
     assert [q.id for q in queued] == sorted(q.id for q in queued)
     flag.unlink()
-    time.sleep(0.6)
-    assert system.ask("s/pay", Charge(99)) == Charged(99, "s/pay.protected")  # the probe closes
-    # the two charges that failed and tripped the breaker were queued too: nothing is lost
-    expected = [99, 100, 101, 10, 11, 12, 13, 14, 15]
+    # half-open: the oldest queued request is the trial call; it closes the breaker and the
+    # rest follow in order. The two charges that tripped the breaker were queued too.
+    expected = [100, 101, 10, 11, 12, 13, 14, 15]
     wait_for(lambda: orders(system)["orders"] == expected)
+    wait_for(lambda: breaker_states(system, "s/pay")[-2:] == ["half_open", "closed"])
+    assert system.ask("s/pay", Charge(99)) == Charged(99, "s/pay.protected")
     time.sleep(0.3)
-    assert orders(system)["orders"] == expected  # and nothing is replayed twice
+    assert orders(system)["orders"] == [*expected, 99]  # and nothing is replayed twice
 
 
 def test_dependents_failing_because_of_an_open_breaker_are_held_not_restarted(

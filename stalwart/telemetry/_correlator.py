@@ -1,0 +1,489 @@
+"""The correlator's analysis: a bounded window of error events, and what it shows.
+
+Every error event of the tree goes into a ring of numpy arrays (time, path,
+fingerprint, trace: 24 bytes an event, so 10,000 events take 240 KB). The
+analysis reads the window at once:
+
+- the error rate, and whether it is high;
+- one dominant error pattern (a fingerprint behind most of the errors);
+- anomalies: a path whose errors in the latest bucket stand out against its own
+  recent baseline (an EWMA of the earlier buckets; z-score);
+- root causes: an error in a path is *explained* by a dependency (from the
+  tree's ``depends_on``, followed transitively) when the dependency failed
+  within ``attribution_s`` before it, or failed in the same trace. A failing
+  path whose errors are mostly explained by a dependency is its dependent; a
+  failing path that explains others and is explained by none is a root cause.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from ..supervisors.spec import SpecError
+
+OTHER = "(other)"
+_RECOVERY = -1  # the fingerprint column of a recovery marker
+
+
+class CorrelatorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Settings of the correlator (``start(correlator={...})``).
+
+    - ``capacity``: events kept (the oldest go first).
+    - ``window_s``: how far back the analysis looks.
+    - ``rate_window_s`` / ``high_rate_per_s``: the error rate is high when the last
+      ``rate_window_s`` saw at least ``high_rate_per_s`` errors a second.
+    - ``dominant_share`` / ``min_events``: one fingerprint behind at least that share
+      of at least ``min_events`` errors is a dominant pattern.
+    - ``bucket_s`` / ``ewma_alpha`` / ``z_threshold`` / ``anomaly_min``: a path is
+      anomalous when its errors in the latest bucket are ``z_threshold`` standard
+      deviations above the EWMA of its earlier buckets (and at least ``anomaly_min``).
+    - ``attribution_s`` / ``explain_share``: a dependent's error is explained by a
+      dependency's error at most ``attribution_s`` before it; a path is a dependent
+      when at least ``explain_share`` of its errors are explained.
+    - ``max_paths`` / ``max_fingerprints``: distinct names kept (beyond, "(other)").
+    - ``analysis_interval_s``: the correlator actor analyses at most this often.
+    - ``incident_quiet_s``: a root cause is back once it has been running without an
+      error for this long; ``incident_max_s``: dependents are held at most this long.
+    """
+
+    capacity: int = 10_000
+    window_s: float = 60.0
+    rate_window_s: float = 10.0
+    high_rate_per_s: float = 5.0
+    dominant_share: float = 0.5
+    min_events: int = 5
+    bucket_s: float = 1.0
+    ewma_alpha: float = 0.3
+    z_threshold: float = 3.0
+    anomaly_min: int = 3
+    attribution_s: float = 5.0
+    explain_share: float = 0.5
+    max_paths: int = 1024
+    max_fingerprints: int = 1024
+    analysis_interval_s: float = 0.05
+    incident_quiet_s: float = 1.0
+    incident_max_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        for name in ("capacity", "min_events", "anomaly_min", "max_paths", "max_fingerprints"):
+            if getattr(self, name) < 1:
+                raise SpecError("correlator", name, f"must be >= 1, got {getattr(self, name)!r}")
+        for name in (
+            "window_s",
+            "rate_window_s",
+            "bucket_s",
+            "attribution_s",
+            "analysis_interval_s",
+            "incident_quiet_s",
+            "incident_max_s",
+        ):
+            if not getattr(self, name) > 0:
+                raise SpecError("correlator", name, f"must be > 0, got {getattr(self, name)!r}")
+        for name in ("dominant_share", "explain_share", "ewma_alpha"):
+            if not 0 < getattr(self, name) <= 1:
+                raise SpecError(
+                    "correlator", name, f"must be in (0, 1], got {getattr(self, name)!r}"
+                )
+        if self.high_rate_per_s < 0 or self.z_threshold < 0:
+            field = "high_rate_per_s" if self.high_rate_per_s < 0 else "z_threshold"
+            raise SpecError("correlator", field, f"must be >= 0, got {getattr(self, field)!r}")
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any] | None) -> CorrelatorSettings:
+        """Validate a settings mapping; an error names the setting."""
+        try:
+            return msgspec.convert(dict(settings or {}), cls)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            if "unknown field" in text.lower():
+                field = text.split("`")[1] if "`" in text else "settings"
+                known = ", ".join(cls.__struct_fields__)
+                raise SpecError("correlator", field, f"unknown setting (known: {known})") from None
+            field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else "settings"
+            raise SpecError("correlator", field, text) from None
+
+
+class ErrorPattern(msgspec.Struct, frozen=True):
+    """One fingerprint behind ``share`` of the errors in the window."""
+
+    fingerprint: str
+    count: int
+    share: float
+    paths: tuple[str, ...]
+    example: str = ""
+
+
+class Anomaly(msgspec.Struct, frozen=True):
+    """A path failing far more often than its own recent baseline."""
+
+    path: str
+    current: int
+    baseline: float
+    zscore: float
+
+
+class RootCause(msgspec.Struct, frozen=True):
+    """A failing path that explains the errors of ``dependents`` (and is explained by none)."""
+
+    path: str
+    dependents: tuple[str, ...]
+    explained: float  # the smallest share of a direct dependent's errors it explains
+    first_error: float
+    evidence: str
+
+
+class Analysis(msgspec.Struct, frozen=True):
+    """What the window shows at ``time``."""
+
+    time: float
+    events: int
+    rate_per_s: float
+    high_rate: bool
+    dominant: ErrorPattern | None = None
+    anomalies: tuple[Anomaly, ...] = ()
+    root_causes: tuple[RootCause, ...] = ()
+
+
+class _Names:
+    """Small integer ids for strings, at most ``limit`` of them (id 0 is "(other)")."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.ids: dict[str, int] = {OTHER: 0}
+        self.names: list[str] = [OTHER]
+        self.examples: list[str] = [""]
+
+    def id(self, name: str, live: Any = None) -> int:
+        ident = self.ids.get(name)
+        if ident is not None:
+            return ident
+        if len(self.names) > self.limit and (live is None or not live()):
+            return 0
+        self.ids[name] = len(self.names)
+        self.names.append(name)
+        self.examples.append("")
+        return len(self.names) - 1
+
+    def keep(self, used: np.ndarray) -> np.ndarray:
+        """Forget the names not in ``used``; returns the old-id -> new-id table."""
+        table = np.zeros(len(self.names), np.int32)
+        kept = [0, *(int(i) for i in used if i != 0)]
+        self.names = [self.names[i] for i in kept]
+        self.examples = [self.examples[i] for i in kept]
+        self.ids = {name: i for i, name in enumerate(self.names)}
+        table[kept] = np.arange(len(kept), dtype=np.int32)
+        return table
+
+    def nbytes(self) -> int:
+        strings = sum(sys.getsizeof(s) for s in self.names) + sum(
+            sys.getsizeof(s) for s in self.examples
+        )
+        return (
+            strings + sys.getsizeof(self.ids) + sys.getsizeof(self.names) * 2 + 28 * len(self.ids)
+        )
+
+
+class Correlator:
+    """A bounded window of error events and its analysis (pure; no actor needed).
+
+    ``depends_on`` maps a path to the paths it depends on (see
+    :func:`stalwart.supervisors.dependency_graph`); an error under a dependency
+    (``shop/db/pool`` under ``shop/db``) counts as the dependency's.
+    """
+
+    def __init__(
+        self,
+        settings: CorrelatorSettings | None = None,
+        depends_on: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        self.settings = s = settings or CorrelatorSettings()
+        self.times = np.zeros(s.capacity, np.float64)
+        self.paths = np.zeros(s.capacity, np.int32)
+        self.fingerprints = np.zeros(s.capacity, np.int32)
+        self.traces = np.zeros(s.capacity, np.int64)
+        self.added = 0
+        self._paths = _Names(s.max_paths)
+        self._fps = _Names(s.max_fingerprints)
+        self.graph = {path: tuple(deps) for path, deps in (depends_on or {}).items()}
+        self.floors: dict[str, float] = {}
+        self._deps: dict[int, np.ndarray] = {}
+        self._deps_known = 0  # how many path names the cached dependency ids cover
+
+    # -- recording ---------------------------------------------------------------------------
+    def add(
+        self, time: float, path: str, fingerprint: str, trace: str = "", example: str = ""
+    ) -> None:
+        """Record one error event."""
+        pid = self._paths.id(path, lambda: self._compact("paths"))
+        fid = self._fps.id(fingerprint, lambda: self._compact("fingerprints"))
+        if example and not self._fps.examples[fid]:
+            self._fps.examples[fid] = example[:120]
+        i = self.added % self.settings.capacity
+        self.times[i] = time
+        self.paths[i] = pid
+        self.fingerprints[i] = fid
+        self.traces[i] = hash(trace) if trace else 0
+        self.added += 1
+
+    def recovered(self, time: float, path: str) -> None:
+        """Record that ``path`` recovered: its earlier errors explain no later ones."""
+        i = self.added % self.settings.capacity
+        self.times[i] = time
+        self.paths[i] = self._paths.id(path, lambda: self._compact("paths"))
+        self.fingerprints[i] = _RECOVERY
+        self.traces[i] = 0
+        self.added += 1
+
+    def _compact(self, which: str) -> bool:
+        """The name table is full: drop names no kept event uses; True if room was made."""
+        n = min(self.added, self.settings.capacity)
+        names, column = (
+            (self._paths, self.paths) if which == "paths" else (self._fps, self.fingerprints)
+        )
+        values = column[:n]
+        named = values >= 0  # recoveries carry no fingerprint
+        used = np.unique(values[named])
+        if len(used) > names.limit * 3 // 4:
+            return False
+        values[named] = names.keep(used)[values[named]]
+        if which == "paths":
+            self._deps.clear()
+            self._deps_known = 0
+        return True
+
+    def settle(self, path: str, time: float) -> None:
+        """An incident caused by ``path`` is over: its older errors explain nothing more."""
+        self.floors[path] = time
+
+    def __len__(self) -> int:
+        return min(self.added, self.settings.capacity)
+
+    def nbytes(self) -> int:
+        """The memory the window takes: the arrays and the name tables."""
+        arrays = (
+            self.times.nbytes + self.paths.nbytes + self.fingerprints.nbytes + self.traces.nbytes
+        )
+        deps = sum(a.nbytes + 100 for a in self._deps.values())
+        return arrays + self._paths.nbytes() + self._fps.nbytes() + deps
+
+    # -- the dependency graph -----------------------------------------------------------------
+    def _closure(self, path: str) -> set[str]:
+        """Every path ``path`` depends on, directly or not (through its ancestors too)."""
+        start: list[str] = []
+        node = path
+        while True:
+            start.extend(self.graph.get(node, ()))
+            if "/" not in node:
+                break
+            node = node.rsplit("/", 1)[0]
+        found: set[str] = set()
+        while start:
+            dep = start.pop()
+            if dep not in found and dep != path:
+                found.add(dep)
+                start.extend(self.graph.get(dep, ()))
+        return found
+
+    def _dependency_ids(self, pid: int) -> np.ndarray:
+        """Ids of the known paths that lie at or under a dependency of path ``pid``."""
+        names = self._paths.names
+        if self._deps_known != len(names):
+            self._deps.clear()
+            self._deps_known = len(names)
+        ids = self._deps.get(pid)
+        if ids is None:
+            deps = self._closure(names[pid])
+            ids = np.array(
+                [
+                    i
+                    for i, name in enumerate(names)
+                    if i
+                    and (
+                        name in deps
+                        or any(name.startswith(d + "/") or name.startswith(d + ".") for d in deps)
+                    )
+                ],
+                np.int32,
+            )
+            self._deps[pid] = ids
+        return ids
+
+    # -- analysis -------------------------------------------------------------------------------
+    def analyze(self, now: float) -> Analysis:
+        """What the last ``window_s`` before ``now`` shows."""
+        s = self.settings
+        n = len(self)
+        recent = self.times[:n] >= now - s.window_s
+        kinds = self.fingerprints[:n]
+        keep = recent & (kinds >= 0)
+        t = self.times[:n][keep]
+        if len(t) == 0:
+            return Analysis(now, 0, 0.0, False)
+        p = self.paths[:n][keep]
+        f = kinds[keep]
+        x = self.traces[:n][keep]
+        back = recent & (kinds == _RECOVERY)
+        recoveries = (self.times[:n][back], self.paths[:n][back])
+        rate = float(np.count_nonzero(t >= now - s.rate_window_s)) / s.rate_window_s
+        per_path = np.bincount(p, minlength=len(self._paths.names))
+        failing = np.nonzero(per_path)[0]
+        where = np.cumsum(per_path > 0)[p] - 1  # each event's index into ``failing``
+        return Analysis(
+            now,
+            len(t),
+            rate,
+            rate >= s.high_rate_per_s and rate > 0,
+            self._dominant(f, p),
+            self._anomalies(now, t, failing, where),
+            self._root_causes(t, x, p, failing, recoveries),
+        )
+
+    def _dominant(self, f: np.ndarray, p: np.ndarray) -> ErrorPattern | None:
+        s = self.settings
+        counts = np.bincount(f)
+        counts[0] = 0  # "(other)" is no pattern
+        top = int(np.argmax(counts))
+        share = counts[top] / len(f)
+        if counts[top] < s.min_events or share < s.dominant_share:
+            return None
+        paths = tuple(sorted(self._paths.names[i] for i in np.unique(p[f == top])))
+        return ErrorPattern(
+            self._fps.names[top], int(counts[top]), float(share), paths, self._fps.examples[top]
+        )
+
+    def _anomalies(
+        self, now: float, t: np.ndarray, failing: np.ndarray, where: np.ndarray
+    ) -> tuple[Anomaly, ...]:
+        s = self.settings
+        k = max(2, math.ceil(s.window_s / s.bucket_s))
+        bucket = np.minimum(((now - t) / s.bucket_s).astype(np.int64), k - 1)
+        counts = np.bincount(where * k + np.maximum(bucket, 0), minlength=len(failing) * k)
+        counts = counts.reshape(len(failing), k).astype(np.float64)
+        current, past = counts[:, 0], counts[:, 1:]
+        weights = s.ewma_alpha * (1 - s.ewma_alpha) ** np.arange(k - 1)
+        weights /= weights.sum()
+        mean = past @ weights
+        var = ((past - mean[:, None]) ** 2) @ weights
+        sd = np.sqrt(np.maximum(np.maximum(var, mean), 1.0))
+        z = (current - mean) / sd
+        found = np.nonzero((current >= s.anomaly_min) & (z >= s.z_threshold))[0]
+        return tuple(
+            Anomaly(
+                self._paths.names[failing[i]],
+                int(current[i]),
+                round(float(mean[i]), 3),
+                round(float(z[i]), 2),
+            )
+            for i in found
+        )
+
+    def _root_causes(
+        self,
+        t: np.ndarray,
+        x: np.ndarray,
+        p: np.ndarray,
+        failing: np.ndarray,
+        recoveries: tuple[np.ndarray, np.ndarray],
+    ) -> tuple[RootCause, ...]:
+        s = self.settings
+        if len(failing) < 2:
+            return ()
+        names = self._paths.names
+        failing_set = {int(pid) for pid in failing}
+        pairs = [
+            (int(pid), int(d))
+            for pid in failing
+            for d in self._dependency_ids(int(pid))
+            if int(d) in failing_set
+        ]
+        if not pairs:
+            return ()
+        columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for pid in {q for pair in pairs for q in pair}:
+            mask = p == pid
+            columns[pid] = (t[mask], x[mask])
+        explained: dict[int, dict[int, tuple[float, int, int]]] = {}
+        back_t, back_p = recoveries
+        for i, j in pairs:
+            back = np.sort(back_t[back_p == j]) if len(back_t) else back_t
+            share = self._explained(columns[i], columns[j], back, names[j])
+            if share is not None and share[0] >= s.explain_share:
+                explained.setdefault(i, {})[j] = share
+        if not explained:
+            return ()
+        causes = {j for by in explained.values() for j in by} - set(explained)
+        found = []
+        for j in sorted(causes, key=lambda j: float(columns[j][0].min())):
+            dependents = _dependents_of(j, explained)
+            direct = [(i, explained[i][j]) for i in sorted(dependents) if j in explained[i]]
+            evidence = "; ".join(
+                f"{names[i]}: {hit} of {total} errors came within"
+                f" {s.attribution_s:g}s after {names[j]}'s or in the same trace"
+                for i, (_share, hit, total) in direct[:5]
+            )
+            found.append(
+                RootCause(
+                    names[j],
+                    tuple(sorted(names[i] for i in dependents)),
+                    round(min(share for _i, (share, _h, _t) in direct), 3),
+                    float(columns[j][0].min()),
+                    evidence,
+                )
+            )
+        return tuple(found)
+
+    def _explained(
+        self,
+        mine: tuple[np.ndarray, np.ndarray],
+        theirs: tuple[np.ndarray, np.ndarray],
+        back: np.ndarray,
+        cause: str,
+    ) -> tuple[float, int, int] | None:
+        """How much of one path's errors another's explain: (share, hits, total).
+
+        An error is explained by the cause's latest error before it, if that came at
+        most ``attribution_s`` earlier and the cause did not recover in between.
+        """
+        floor = self.floors.get(cause, -math.inf)
+        tp, traces_p = mine
+        if floor > -math.inf:
+            recent = tp > floor
+            tp, traces_p = tp[recent], traces_p[recent]
+        if len(tp) == 0:
+            return None
+        td, traces_d = theirs
+        if floor > -math.inf:
+            recent = td > floor
+            td, traces_d = td[recent], traces_d[recent]
+        if len(td) == 0:
+            return None
+        td = np.sort(td)
+        k = np.searchsorted(td, tp, side="right") - 1
+        latest = td[np.maximum(k, 0)]
+        hit = (k >= 0) & (tp - latest <= self.settings.attribution_s)
+        if len(back):
+            r = np.searchsorted(back, tp, side="right") - 1
+            hit &= (r < 0) | (back[np.maximum(r, 0)] < latest)
+        traces_d = traces_d[traces_d != 0]
+        if len(traces_d) and traces_p.any():
+            hit |= (traces_p != 0) & np.isin(traces_p, traces_d)
+        hits = int(np.count_nonzero(hit))
+        return hits / len(tp), hits, len(tp)
+
+
+def _dependents_of(cause: int, explained: dict[int, dict[int, Any]]) -> set[int]:
+    """Every path explained by ``cause``, directly or through other dependents."""
+    found: set[int] = set()
+    frontier = {cause}
+    while frontier:
+        nxt = {i for i, by in explained.items() if i not in found and set(by) & frontier}
+        found |= nxt
+        frontier = nxt
+    found.discard(cause)
+    return found

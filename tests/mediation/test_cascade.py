@@ -1,0 +1,89 @@
+"""A cascade: the database fails, inventory and API fail because of it; the tree sorts it out."""
+
+import threading
+import time
+
+from stalwart import QueuedForLater, StalwartError
+from tests.cascade import InStock, Order, Placed, Stock, shop
+from tests.support import read_journal, wait_for
+
+
+def incidents_of(system, cause):
+    return [i for i in system.incidents() if i.cause == cause]
+
+
+def test_the_database_is_named_recovered_first_and_dependents_resume_once(
+    make_system, base, tmp_path
+):
+    flag, journal = tmp_path / "db-down", tmp_path / "orders.log"
+    system = make_system(
+        shop(str(flag), str(journal), str(tmp_path / "queue.db")),
+        base=base,
+        correlator={"incident_quiet_s": 0.5},
+    )
+    assert system.ask("shop/api", Stock("apple")) == InStock("apple", 5)
+    before = {s.path: s.restarts for s in system.status()}
+
+    flag.write_text("down")
+    answers: dict[str, object] = {}
+
+    def ask(key, path, message, timeout):
+        try:
+            answers[key] = system.ask(path, message, timeout=timeout)
+        except StalwartError as exc:  # a clear error, not silence
+            answers[key] = exc
+
+    clients = [
+        threading.Thread(target=ask, args=(f"stock-{i}", "shop/api", Stock(f"item{i}"), 15.0))
+        for i in range(4)
+    ]
+    clients += [
+        threading.Thread(target=ask, args=(f"order-{i}", "shop/orders", Order(i), 15.0))
+        for i in range(5)
+    ]
+    for client in clients:
+        client.start()
+        time.sleep(0.05)
+    # the correlator traces the dependents' errors to the database
+    wait_for(lambda: incidents_of(system, "shop/db"), timeout=15)
+    wait_for(
+        lambda: (
+            {"shop/inventory", "shop/api"} <= set(incidents_of(system, "shop/db")[0].dependents)
+        ),
+        timeout=15,
+    )
+    analysis = system.correlation()
+    assert [c.path for c in analysis.root_causes][:1] == ["shop/db"]
+    assert {"shop/inventory", "shop/api"} <= set(analysis.root_causes[0].dependents)
+
+    time.sleep(1.5)  # the outage goes on; the dependents keep failing, and wait
+    flag.unlink()  # the database is back
+    for client in clients:
+        client.join(30)
+    assert not any(client.is_alive() for client in clients)
+    incident = wait_for(
+        lambda: next((i for i in incidents_of(system, "shop/db") if i.state == "resolved"), None),
+        timeout=15,
+    )
+    # every request got an answer or a clear error
+    assert len(answers) == 9
+    for key, value in answers.items():
+        if key.startswith("stock"):
+            assert isinstance(value, (InStock, StalwartError)), (key, value)
+        else:
+            assert isinstance(value, (Placed, QueuedForLater, StalwartError)), (key, value)
+    # the database recovered before its dependents resumed
+    events = system.events()
+    recovered = [e.seq for e in events if e.path == "shop/db" and e.kind == "recovered"]
+    resumed = [e.seq for e in events if e.kind == "resumed" and e.path in incident.dependents]
+    assert recovered and resumed and min(recovered) < min(resumed)
+    # no restart storm: each dependent restarted at most once for the incident
+    assert all(n <= 1 for n in incident.restarts.values()), incident.restarts
+    after = {s.path: s.restarts for s in system.status()}
+    for path in ("shop/inventory", "shop/api", "shop/orders.protected"):
+        assert after[path] - before[path] <= 1, (path, before[path], after[path])
+    # queued orders are replayed exactly once: every order placed, none twice
+    wait_for(lambda: sorted(read_journal(journal)) == [str(i) for i in range(5)], timeout=15)
+    time.sleep(0.5)
+    assert sorted(read_journal(journal)) == [str(i) for i in range(5)]
+    assert system.ask("shop/api", Stock("pear")) == InStock("pear", 4)
