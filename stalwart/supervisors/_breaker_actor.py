@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import secrets
 import sqlite3
 import tempfile
 import time
@@ -23,7 +22,10 @@ from typing import Any
 from thespian.actors import ActorSystemMessage
 
 from ..actors import ManagedActor
+from ..actors._calls import MAX_RESENDS
+from ..actors._managed import _RUNNING as RUNNING
 from ..actors.errors import (
+    ActorStopped,
     BadMessage,
     BreakerOpen,
     HandlerError,
@@ -31,7 +33,7 @@ from ..actors.errors import (
     Timeout,
     UnknownMessage,
 )
-from ..actors.messages import QueuedForLater
+from ..actors.messages import ErrorReply, QueuedForLater, Reply, ReplyTo, Request
 from ..strategies import BreakerState, CircuitBreaker, CircuitOpenError, CountWindow
 from .messages import BreakerNote
 from .spec import (
@@ -44,6 +46,7 @@ from .spec import (
 )
 
 _OPEN = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
+_NOT_COUNTED = (HandlerError, UnknownMessage, BadMessage)  # the caller's fault, not the callee's
 _CACHE_KEPT = 10_000
 
 
@@ -89,6 +92,24 @@ class RequestQueue:
         )
 
 
+class _InFlight:
+    """A call relayed to the protected actor, waiting for its reply.
+
+    ``caller`` is the request as the caller sent it; ``request`` as it went on.
+    """
+
+    __slots__ = ("caller", "permit", "request", "resends", "sent")
+
+    def __init__(
+        self, caller: Request, request: Request, permit: tuple[int, float], sent: float
+    ) -> None:
+        self.caller = caller
+        self.request = request
+        self.permit = permit
+        self.sent = sent
+        self.resends = 0
+
+
 def queue_file(spec: QueueForLater, store: str | None, path: str) -> str:
     if spec.file:
         return spec.file
@@ -118,11 +139,14 @@ class BreakerActor(ManagedActor):
             open_backoff=spec.open_backoff,
             max_recovery_timeout=spec.max_recovery_timeout,
             record_on=(StalwartError,),
-            ignore_on=(HandlerError, UnknownMessage, BadMessage),
+            ignore_on=_NOT_COUNTED,
             # DownstreamError, Timeout, PoisonMessageError, RecoveryFailed... count
         )
         self.cb.on_state_change(self.on_breaker_change)
         self.cache: dict[Any, tuple[float, Any]] = {}
+        self.caching = any(isinstance(f, CachedReply) for f in self.fallbacks)
+        self.inflight: dict[str, _InFlight] = {}  # relayed calls, oldest first
+        self.sweep_due = False  # a timer will look for relayed calls that timed out
         self.queue: RequestQueue | None = None
         self.replaying = False
         for f in self.fallbacks:
@@ -135,7 +159,104 @@ class BreakerActor(ManagedActor):
             self.queue.conn.close()
 
     # -- every message for the protected actor ----------------------------------------------
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        kind = type(msg)
+        if kind is Request and self._sw_mode == RUNNING:
+            self.relay(msg)
+        elif kind is Reply and msg.id in self.inflight:
+            self.relayed(msg)
+        else:
+            super().receiveMessage(msg, sender)
+
+    def relay(self, req: Request) -> None:
+        """A call for the protected actor: it goes on under the caller's request id.
+
+        The common case is kept short (one message each way, the reply passed back
+        as it came). The same id means a request resent by its caller is answered
+        once by the protected actor.
+        """
+        try:
+            permit = self.cb.permit()
+        except CircuitOpenError as exc:
+            self.degrade(req.message, self.caller_of(req), exc.remaining_s)
+            return
+        onward = Request(req.id, req.message, self.myAddress, req.trace or req.id)
+        # the permit holds the breaker clock's start time (monotonic unless a test clock)
+        self.inflight[req.id] = _InFlight(req, onward, permit, time.monotonic())
+        if not self.sweep_due:
+            self.sweep_due = True
+            self.after(self.spec.call_timeout_s, "sweep", key="sweep")
+        self._sw_send_path(self.protected, onward)
+
+    def relayed(self, reply: Reply) -> None:
+        """The protected actor answered a relayed call: the reply goes back as it came."""
+        entry = self.inflight.pop(reply.id)
+        value = reply.value
+        if type(value) is not ErrorReply:
+            self.cb.record(entry.permit)
+            if self.caching:
+                self.remember(entry.request.message, value)
+            self.send(entry.caller.reply_to, reply)
+            return
+        error = value.exception()
+        self.cb.record(entry.permit, error)
+        if isinstance(error, _NOT_COUNTED):
+            self.send(entry.caller.reply_to, reply)
+            return
+        self.degrade(
+            entry.request.message, self.caller_of(entry.caller), self.cb.remaining_open_s, error
+        )
+
+    def caller_of(self, req: Request) -> ReplyTo:
+        """The sender a relayed request's answers go to; calls made for it carry its trace."""
+        caller = ReplyTo(req.reply_to, req.id, req.trace or req.id)
+        self._sw_msg, self._sw_sender, self._sw_failure_id = req.message, caller, None
+        return caller
+
+    def sweep(self) -> None:
+        """Relayed calls past ``call_timeout_s`` fail with ``Timeout``."""
+        now = time.monotonic()
+        self.sweep_due = False
+        while self.inflight:
+            ident, entry = next(iter(self.inflight.items()))
+            deadline = entry.sent + self.spec.call_timeout_s
+            if deadline > now:
+                self.sweep_due = True
+                self.after(deadline - now, "sweep", key="sweep")
+                return
+            del self.inflight[ident]
+            route = self._sw_routes.get(self.protected)
+            if route is not None and entry.request in route.waiting:
+                route.waiting.remove(entry.request)
+            error = Timeout(
+                f"no reply from {self.protected} within {self.spec.call_timeout_s:g}s",
+                self.protected,
+            )
+            self.cb.record(entry.permit, error)
+            # it may still be handled later: queued and replayed, it keeps its id
+            caller = self.caller_of(entry.caller)
+            self.degrade(entry.request.message, caller, self.cb.remaining_open_s, error, ident)
+
+    def _sw_resend_inflight(self, path: str) -> None:
+        super()._sw_resend_inflight(path)
+        if path != self.protected:
+            return
+        route = self._sw_routes.get(path)
+        for ident, entry in list(self.inflight.items()):
+            if route is not None and entry.request in route.waiting:
+                continue  # not sent yet: it goes out with the others
+            entry.resends += 1
+            if entry.resends > MAX_RESENDS:
+                del self.inflight[ident]
+                error = ActorStopped(f"{path} kept dying while handling the request", path)
+                self.cb.record(entry.permit, error)
+                caller = self.caller_of(entry.caller)
+                self.degrade(entry.request.message, caller, self.cb.remaining_open_s, error)
+                continue
+            self._sw_send_path(path, entry.request)
+
     def receiveMsg_object(self, msg: Any, sender: Any) -> None:
+        """A message sent with ``tell``: it goes on as a call; its reply to the sender."""
         if isinstance(msg, ActorSystemMessage):
             return
         try:
@@ -148,7 +269,7 @@ class BreakerActor(ManagedActor):
     def forward(self, msg: Any, sender: Any, permit: tuple[int, float]) -> None:
         # should the call time out, the protected actor may still handle it later; a queued
         # replay then goes out under the same id, so it is handled once
-        request_id = f"{self.path}:{secrets.token_hex(8)}"
+        request_id = f"{self._sw_id_prefix}{next(self._sw_ids)}"
 
         def ok(reply: Any) -> None:
             self.cb.record(permit)
@@ -157,7 +278,7 @@ class BreakerActor(ManagedActor):
 
         def failed(error: StalwartError) -> None:
             self.cb.record(permit, error)
-            if isinstance(error, (HandlerError, UnknownMessage, BadMessage)):
+            if isinstance(error, _NOT_COUNTED):
                 self.answer_error(sender, error)
             else:
                 # a timed-out request may still be handled: replayed, it keeps its id
@@ -176,7 +297,7 @@ class BreakerActor(ManagedActor):
             self.reply_error(sender, error)
 
     def remember(self, msg: Any, reply: Any) -> None:
-        if any(isinstance(f, CachedReply) for f in self.fallbacks):
+        if self.caching:
             try:
                 self.cache[msg] = (time.monotonic(), reply)
             except TypeError:  # an unhashable message cannot be looked up later
@@ -251,7 +372,9 @@ class BreakerActor(ManagedActor):
             self.replay()  # half-open: the oldest queued request is the trial call
 
     def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
-        if msg.payload == "half-open":
+        if msg.payload == "sweep":
+            self.sweep()
+        elif msg.payload == "half-open":
             _ = self.cb.state  # moves to half-open (and tells everyone) once the wait is over
 
     def replay(self) -> None:

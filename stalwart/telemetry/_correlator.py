@@ -29,6 +29,7 @@ from ..supervisors.spec import SpecError
 
 OTHER = "(other)"
 _RECOVERY = -1  # the fingerprint column of a recovery marker
+_BATCH = 256  # events buffered before they are written into the arrays
 
 
 class CorrelatorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -208,6 +209,7 @@ class Correlator:
         self.fingerprints = np.zeros(s.capacity, np.int32)
         self.traces = np.zeros(s.capacity, np.int64)
         self.added = 0
+        self._pending: list[tuple[float, int, int, int]] = []
         self._paths = _Names(s.max_paths)
         self._fps = _Names(s.max_fingerprints)
         self.graph = {path: tuple(deps) for path, deps in (depends_on or {}).items()}
@@ -220,28 +222,52 @@ class Correlator:
         self, time: float, path: str, fingerprint: str, trace: str = "", example: str = ""
     ) -> None:
         """Record one error event."""
-        pid = self._paths.id(path, lambda: self._compact("paths"))
-        fid = self._fps.id(fingerprint, lambda: self._compact("fingerprints"))
+        pid = self._paths.ids.get(path)
+        if pid is None:
+            pid = self._paths.id(path, self._make_room_for_path)
+        fid = self._fps.ids.get(fingerprint)
+        if fid is None:
+            fid = self._fps.id(fingerprint, self._make_room_for_fingerprint)
         if example and not self._fps.examples[fid]:
             self._fps.examples[fid] = example[:120]
-        i = self.added % self.settings.capacity
-        self.times[i] = time
-        self.paths[i] = pid
-        self.fingerprints[i] = fid
-        self.traces[i] = hash(trace) if trace else 0
+        self._pending.append((time, pid, fid, hash(trace) if trace else 0))
         self.added += 1
+        if len(self._pending) >= _BATCH:
+            self._flush()
 
     def recovered(self, time: float, path: str) -> None:
         """Record that ``path`` recovered: its earlier errors explain no later ones."""
-        i = self.added % self.settings.capacity
-        self.times[i] = time
-        self.paths[i] = self._paths.id(path, lambda: self._compact("paths"))
-        self.fingerprints[i] = _RECOVERY
-        self.traces[i] = 0
+        self._record(time, self._paths.id(path, self._make_room_for_path), _RECOVERY, 0)
+
+    def _record(self, time: float, pid: int, fid: int, trace: int) -> None:
+        self._pending.append((time, pid, fid, trace))
         self.added += 1
+        if len(self._pending) >= _BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write the buffered events into the ring (in one go: far cheaper than one by one)."""
+        rows, self._pending = self._pending, []
+        if not rows:
+            return
+        capacity = self.settings.capacity
+        rows = rows[-capacity:]
+        at = (np.arange(len(rows)) + (self.added - len(rows))) % capacity
+        times, paths, fingerprints, traces = zip(*rows, strict=True)
+        self.times[at] = times
+        self.paths[at] = paths
+        self.fingerprints[at] = fingerprints
+        self.traces[at] = traces
+
+    def _make_room_for_path(self) -> bool:
+        return self._compact("paths")
+
+    def _make_room_for_fingerprint(self) -> bool:
+        return self._compact("fingerprints")
 
     def _compact(self, which: str) -> bool:
         """The name table is full: drop names no kept event uses; True if room was made."""
+        self._flush()
         n = min(self.added, self.settings.capacity)
         names, column = (
             (self._paths, self.paths) if which == "paths" else (self._fps, self.fingerprints)
@@ -266,6 +292,7 @@ class Correlator:
 
     def nbytes(self) -> int:
         """The memory the window takes: the arrays and the name tables."""
+        self._flush()
         arrays = (
             self.times.nbytes + self.paths.nbytes + self.fingerprints.nbytes + self.traces.nbytes
         )
@@ -317,6 +344,7 @@ class Correlator:
     # -- analysis -------------------------------------------------------------------------------
     def analyze(self, now: float) -> Analysis:
         """What the last ``window_s`` before ``now`` shows."""
+        self._flush()
         s = self.settings
         n = len(self)
         recent = self.times[:n] >= now - s.window_s
@@ -328,6 +356,9 @@ class Correlator:
         p = self.paths[:n][keep]
         f = kinds[keep]
         x = self.traces[:n][keep]
+        if len(t) > 1 and (t[1:] < t[:-1]).any():  # the ring wrapped, or late arrivals
+            order = np.argsort(t, kind="stable")
+            t, p, f, x = t[order], p[order], f[order], x[order]
         back = recent & (kinds == _RECOVERY)
         recoveries = (self.times[:n][back], self.paths[:n][back])
         rate = float(np.count_nonzero(t >= now - s.rate_window_s)) / s.rate_window_s
@@ -341,7 +372,7 @@ class Correlator:
             rate >= s.high_rate_per_s and rate > 0,
             self._dominant(f, p),
             self._anomalies(now, t, failing, where),
-            self._root_causes(t, x, p, failing, recoveries),
+            self._root_causes(t, x, p, per_path, recoveries),
         )
 
     def _dominant(self, f: np.ndarray, p: np.ndarray) -> ErrorPattern | None:
@@ -388,10 +419,12 @@ class Correlator:
         t: np.ndarray,
         x: np.ndarray,
         p: np.ndarray,
-        failing: np.ndarray,
+        per_path: np.ndarray,
         recoveries: tuple[np.ndarray, np.ndarray],
     ) -> tuple[RootCause, ...]:
+        """``t`` is sorted; ``per_path`` counts each path's errors in it."""
         s = self.settings
+        failing = np.nonzero(per_path)[0]
         if len(failing) < 2:
             return ()
         names = self._paths.names
@@ -404,10 +437,10 @@ class Correlator:
         ]
         if not pairs:
             return ()
-        columns: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        columns: dict[int, _Column] = {}
         for pid in {q for pair in pairs for q in pair}:
-            mask = p == pid
-            columns[pid] = (t[mask], x[mask])
+            rows = np.flatnonzero(p == pid)
+            columns[pid] = _Column(t[rows], x[rows])
         explained: dict[int, dict[int, tuple[float, int, int]]] = {}
         back_t, back_p = recoveries
         for i, j in pairs:
@@ -419,7 +452,7 @@ class Correlator:
             return ()
         causes = {j for by in explained.values() for j in by} - set(explained)
         found = []
-        for j in sorted(causes, key=lambda j: float(columns[j][0].min())):
+        for j in sorted(causes, key=lambda j: float(columns[j].times[0])):
             dependents = _dependents_of(j, explained)
             direct = [(i, explained[i][j]) for i in sorted(dependents) if j in explained[i]]
             evidence = "; ".join(
@@ -432,7 +465,7 @@ class Correlator:
                     names[j],
                     tuple(sorted(names[i] for i in dependents)),
                     round(min(share for _i, (share, _h, _t) in direct), 3),
-                    float(columns[j][0].min()),
+                    float(columns[j].times[0]),
                     evidence,
                 )
             )
@@ -440,41 +473,59 @@ class Correlator:
 
     def _explained(
         self,
-        mine: tuple[np.ndarray, np.ndarray],
-        theirs: tuple[np.ndarray, np.ndarray],
+        mine: _Column,
+        theirs: _Column,
         back: np.ndarray,
         cause: str,
     ) -> tuple[float, int, int] | None:
         """How much of one path's errors another's explain: (share, hits, total).
 
         An error is explained by the cause's latest error before it, if that came at
-        most ``attribution_s`` earlier and the cause did not recover in between.
+        most ``attribution_s`` earlier and the cause did not recover in between, or
+        by a cause's error in the same trace.
         """
         floor = self.floors.get(cause, -math.inf)
-        tp, traces_p = mine
+        tp, traces_p = mine.times, mine.traces
+        td, traces_d = theirs.times, theirs.sorted_traces()
         if floor > -math.inf:
             recent = tp > floor
             tp, traces_p = tp[recent], traces_p[recent]
-        if len(tp) == 0:
+            td = td[td > floor]
+            traces_d = theirs.sorted_traces(floor)
+        if len(tp) == 0 or len(td) == 0:
             return None
-        td, traces_d = theirs
-        if floor > -math.inf:
-            recent = td > floor
-            td, traces_d = td[recent], traces_d[recent]
-        if len(td) == 0:
-            return None
-        td = np.sort(td)
         k = np.searchsorted(td, tp, side="right") - 1
         latest = td[np.maximum(k, 0)]
         hit = (k >= 0) & (tp - latest <= self.settings.attribution_s)
         if len(back):
             r = np.searchsorted(back, tp, side="right") - 1
             hit &= (r < 0) | (back[np.maximum(r, 0)] < latest)
-        traces_d = traces_d[traces_d != 0]
-        if len(traces_d) and traces_p.any():
-            hit |= (traces_p != 0) & np.isin(traces_p, traces_d)
+        ask = np.nonzero(~hit & (traces_p != 0))[0]
+        if len(ask) and len(traces_d):
+            wanted = traces_p[ask]
+            at = np.minimum(np.searchsorted(traces_d, wanted), len(traces_d) - 1)
+            hit[ask[traces_d[at] == wanted]] = True
         hits = int(np.count_nonzero(hit))
         return hits / len(tp), hits, len(tp)
+
+
+class _Column:
+    """One path's errors in the window, in time order, and their traces."""
+
+    __slots__ = ("_sorted", "times", "traces")
+
+    def __init__(self, times: np.ndarray, traces: np.ndarray) -> None:
+        self.times, self.traces = times, traces
+        self._sorted: np.ndarray | None = None
+
+    def sorted_traces(self, floor: float = -math.inf) -> np.ndarray:
+        """The non-empty trace ids (after ``floor``), sorted for searching."""
+        if floor > -math.inf:
+            x = self.traces[self.times > floor]
+            return np.sort(x[x != 0])
+        if self._sorted is None:
+            self._sorted = np.sort(self.traces[self.traces != 0])
+        return self._sorted
 
 
 def _dependents_of(cause: int, explained: dict[int, dict[int, Any]]) -> set[int]:

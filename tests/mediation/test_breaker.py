@@ -1,5 +1,8 @@
 """Breaker actors in the tree: open, fail fast, probe, close; every fallback; no restart storm."""
 
+import os
+import signal
+import threading
 import time
 
 import pytest
@@ -11,6 +14,7 @@ from stalwart import (
     LevelPolicy,
     QueuedForLater,
     Supervisor,
+    Timeout,
 )
 from stalwart.strategies import CircuitOpenError
 from stalwart.supervisors import (
@@ -26,9 +30,13 @@ from tests.support import (
     Client,
     GetLog,
     GetOrders,
+    Never,
     Payments,
+    Ping,
     Relay,
     Shop,
+    Work,
+    Worker,
     wait_for,
 )
 
@@ -193,6 +201,37 @@ def test_dependents_failing_because_of_an_open_breaker_are_held_not_restarted(
     wait_for(lambda: sorted(orders(system)["orders"]) == [0, 1, 2, 3, 4], timeout=10)
     assert system.status()["s/shop"].restarts == 0
     assert [e.kind for e in system.events()].count("resumed") >= 1
+
+
+def test_a_call_the_protected_actor_never_answers_times_out_and_counts(make_system):
+    t = Supervisor(
+        "s", children=[Child("w", Worker, breaker=Breaker(2, 30, 1, call_timeout_s=0.2))]
+    )
+    system = make_system(t)
+    for _ in range(2):
+        with pytest.raises(Timeout, match=r"no reply from s/w.protected within 0.2s"):
+            system.ask("s/w", Never(), timeout=5)
+    wait_for(lambda: breaker_states(system, "s/w") == ["open"])
+    with pytest.raises(BreakerOpen):
+        system.ask("s/w", Ping(1))
+
+
+def test_a_call_whose_protected_actor_is_killed_is_answered_once_by_the_new_one(make_system):
+    t = Supervisor("s", children=[Child("w", Worker, breaker=Breaker(call_timeout_s=20))])
+    system = make_system(t, base="multiproc")
+    old_pid = system.status()["s/w.protected"].pid
+
+    def kill_when_busy():
+        time.sleep(0.5)  # the ask below is in the handler's sleep by now
+        os.kill(old_pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    done = system.ask("s/w", Work(7, sleep_s=1.5), timeout=20)
+    killer.join()
+    assert done.id == 7 and done.pid != old_pid and done.attempts == 1
+    assert system.ask("s/w", GetLog()) == [7]  # handled once, by the new instance
+    assert breaker_states(system, "s/w") == []  # a crash the tree recovered is no failure
 
 
 def test_a_bad_breaker_setting_names_the_field():
