@@ -167,6 +167,7 @@ class Relay(msgspec.Struct, frozen=True):
     path: str
     message: Any
     timeout: float = 5.0
+    request_id: str | None = None
 
 
 class Relayed(msgspec.Struct, frozen=True):
@@ -196,6 +197,7 @@ class Client(ManagedActor):
             msg.timeout,
             on_reply=lambda r: self.reply(sender, Relayed(True, r)),
             on_error=lambda e: self.reply(sender, Relayed(False, None, type(e).__name__, str(e))),
+            request_id=msg.request_id,
         )
 
     def receiveMsg_Append(self, msg: Append, sender: Any) -> None:

@@ -25,3 +25,13 @@ def test_the_shop_demo_reaches_level_five_when_asked_on_real_processes():
     assert out.returncode == 0, out.stderr
     assert "restart-tree: requested: operator: --critical" in out.stdout
     assert "recovery levels used: 1, 2, 3, 4, 5" in out.stdout
+
+
+def test_the_cascade_example_names_the_database_and_places_each_order_once():
+    out = run_example("examples.cascade", "--outage", "1.0")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    resolved = [line for line in text.splitlines() if "resolved: shop/db caused" in line]
+    assert resolved and "shop/inventory" in resolved[0], text
+    assert "orders placed: 0, 1, 2, 3 (each once)" in text
+    assert "incident opened" in text and "resumed" in text

@@ -141,6 +141,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         self._sw_held: list[tuple[Any, Any]] = []
         self._sw_successor: Any = None
         self._sw_handled: OrderedDict[str, Any] = OrderedDict()
+        self._sw_also_answer: dict[str, list[Any]] = {}  # request id -> more reply addresses
         self._sw_last_reply: tuple[str, Any] | None = None
         self.degraded: set[str] = set()
         self._sw_msg: Any = None
@@ -210,6 +211,10 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             self._sw_last_reply = (sender.id, msg)
             if sender.id in self._sw_handled:
                 self._sw_handled[sender.id] = msg
+            if self._sw_also_answer:
+                for address in self._sw_also_answer.pop(sender.id, ()):
+                    if address != sender.address:
+                        self.send(address, Reply(sender.id, msg))
         else:
             self.send(sender, msg)
 
@@ -355,10 +360,6 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
     ) -> None:
         info = classify(exc)
         self.log.debug("%s: handler failed: %r", self.path, exc)
-        if type(sender) is ReplyTo and self._sw_handled.get(sender.id, 0) is None:
-            # not answered: the same request sent again is handled (once it succeeds, the
-            # retried original sees the answer and does not run again)
-            del self._sw_handled[sender.id]
         self.send(
             self.supervisor,
             FailureReport(
@@ -455,12 +456,18 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             previous = handled[req.id]
             if previous is not None:
                 self.send(req.reply_to, Reply(req.id, previous))
+            elif failure_id is None:
+                # still being handled (or recovered): the one answer goes to this sender too
+                others = self._sw_also_answer.setdefault(req.id, [])
+                if req.reply_to not in others:
+                    others.append(req.reply_to)
             if failure_id is not None:
                 self._sw_retry_done(failure_id)
             return
         handled[req.id] = None
         if len(handled) > _REPLAY_MEMORY:
-            handled.popitem(last=False)
+            forgotten, _ = handled.popitem(last=False)
+            self._sw_also_answer.pop(forgotten, None)
         ok = self._sw_dispatch(
             req.message, ReplyTo(req.reply_to, req.id, req.trace or req.id), failure_id
         )

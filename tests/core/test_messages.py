@@ -1,16 +1,21 @@
 """Messages: bad input gets clear errors, nothing is lost while an actor restarts."""
 
+import threading
+import time
+
 import pytest
 
 from stalwart import (
     BadMessage,
     Child,
+    LevelPolicy,
     RecoveryRequest,
     Supervisor,
     Timeout,
     UnknownMessage,
     UnknownPath,
 )
+from stalwart.strategies import Exponential
 from tests.support import (
     RESTART_FIRST,
     Burst,
@@ -131,3 +136,42 @@ def test_requested_recovery_at_levels_one_and_two_runs_the_hooks(make_system, ba
         result = system.request_recovery(RecoveryRequest("s/w", level, "reconnect please"))
         assert result.ok and result.level == level
     assert system.status()["s/w"].restarts == 0
+
+
+def test_a_request_sent_again_while_it_is_being_recovered_is_handled_once(
+    make_system, base, tmp_path
+):
+    flag = tmp_path / "backend-down"
+    flag.write_text("down")
+    patient = LevelPolicy(
+        basic_attempts=1, enhanced_attempts=500, backoff=Exponential(initial=0.02).capped(0.05)
+    )
+    t = Supervisor(
+        "s",
+        children=[
+            Child("w", Worker, levels=patient),
+            Child("a", Client),
+            Child("b", Client),
+        ],
+    )
+    system = make_system(t, base=base)
+    work = Work(5, fail_while=str(flag))
+    replies: dict[str, object] = {}
+
+    def relay(client):
+        replies[client] = system.ask(
+            f"s/{client}", Relay("s/w", work, timeout=20, request_id="order-5"), timeout=25
+        )
+
+    first = threading.Thread(target=relay, args=("a",))
+    first.start()
+    wait_for(lambda: [e for e in system.events() if e.kind == "failure" and e.path == "s/w"])
+    second = threading.Thread(target=relay, args=("b",))  # the same request, while it retries
+    second.start()
+    time.sleep(0.3)
+    flag.unlink()
+    first.join(30)
+    second.join(30)
+    assert replies["a"].ok and replies["b"].ok, replies
+    assert replies["a"].value == replies["b"].value  # one answer, sent to both
+    assert system.ask("s/w", GetLog()) == [5]  # handled once

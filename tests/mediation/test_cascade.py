@@ -3,9 +3,13 @@
 import threading
 import time
 
+from examples.cascade import InStock, Order, Placed, Stock, shop
 from stalwart import QueuedForLater, StalwartError
-from tests.cascade import InStock, Order, Placed, Stock, shop
-from tests.support import read_journal, wait_for
+from tests.support import wait_for
+
+
+def read_journal(path):
+    return path.read_text().split() if path.exists() else []
 
 
 def incidents_of(system, cause):
