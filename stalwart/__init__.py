@@ -5,6 +5,7 @@ the actor, restart the subtree, system-wide measures); the tree learns which
 recovery works best from what it records.
 """
 
+from . import memory as _memory  # noqa: F401  (registers the service)
 from . import telemetry as _telemetry  # noqa: F401  (registers the service)
 from .actors import (
     ActorStopped,
@@ -15,6 +16,7 @@ from .actors import (
     Failure,
     HandlerError,
     ManagedActor,
+    MemoryLevel,
     Overloaded,
     PoisonMessageError,
     QueuedForLater,
@@ -59,6 +61,7 @@ __all__ = [
     "HandlerError",
     "LevelPolicy",
     "ManagedActor",
+    "MemoryLevel",
     "Overloaded",
     "PoisonMessageError",
     "QueuedForLater",

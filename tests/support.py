@@ -360,3 +360,80 @@ class Ticker(ManagedActor):
 
     def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
         self.reply(sender, {"ticks": self.ticks, "call_error": self.call_error})
+
+
+class Allocate(msgspec.Struct, frozen=True):
+    """Hold ``nbytes`` more of real memory: in plain attributes, or in the actor's cache."""
+
+    nbytes: int
+    where: str = "attr"  # or "cache"
+    priority: int = 0
+
+
+class Held(msgspec.Struct, frozen=True):
+    attr_bytes: int
+    cache_bytes: int
+    cache_entries: int
+    allocations: int
+    pid: int
+    incarnation: int
+
+
+class Holding(msgspec.Struct, frozen=True):
+    pass
+
+
+def touched(nbytes: int) -> bytearray:
+    """A buffer whose every page has been written: it is resident, not just reserved."""
+    buf = bytearray(nbytes)
+    buf[::4096] = b"\x01" * len(range(0, nbytes, 4096))
+    return buf
+
+
+class Hog(ManagedActor):
+    """Holds real memory; its cache is a TieredCache; ``on_memory_pressure`` frees nothing.
+
+    Checkpoints how many allocations it has made (the buffers themselves are not kept).
+    """
+
+    def on_start(self) -> None:
+        from stalwart.memory import TieredCache
+
+        self.allocations = int(self.restored_state or 0)
+        self.buffers: list[bytearray] = []
+        self.cache: TieredCache[int, bytearray] = TieredCache(
+            floor_bytes=int(self.options.get("floor_bytes", 0)), max_age_s=3600
+        )
+        self.pressure: list[int] = []
+
+    def snapshot(self) -> Any:
+        return self.allocations
+
+    def on_memory_pressure(self, level: Any) -> int | None:
+        self.pressure.append(int(level))
+        return int(self.options.get("hook_reports", 0)) or None
+
+    def receiveMsg_Allocate(self, msg: Allocate, sender: Any) -> None:
+        self.allocations += 1
+        buf = touched(msg.nbytes)
+        if msg.where == "cache":
+            self.cache.set(self.allocations, buf, priority=msg.priority)
+        else:
+            self.buffers.append(buf)
+        self.reply(sender, self.held())
+
+    def receiveMsg_Holding(self, msg: Holding, sender: Any) -> None:
+        self.reply(sender, self.held())
+
+    def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
+        self.reply(sender, list(self.pressure))
+
+    def held(self) -> Held:
+        return Held(
+            sum(len(b) for b in self.buffers),
+            self.cache.nbytes,
+            len(self.cache),
+            self.allocations,
+            os.getpid(),
+            self.incarnation,
+        )

@@ -20,6 +20,7 @@ from .errors import (
 from .messages import (
     ErrorReply,
     Failure,
+    MemoryLevel,
     QueuedForLater,
     RecoveryLevel,
     RecoveryRequest,
@@ -36,6 +37,7 @@ __all__ = [
     "Failure",
     "HandlerError",
     "ManagedActor",
+    "MemoryLevel",
     "Overloaded",
     "PoisonMessageError",
     "QueuedForLater",

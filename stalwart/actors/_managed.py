@@ -18,6 +18,7 @@ from thespian.actors import (
 
 from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
+from ._memory import collect_garbage, new_cache_set, rss, set_owner
 from ._timers import TICK, WAKE
 from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, UnknownMessage
 from .messages import (
@@ -31,6 +32,9 @@ from .messages import (
     HealthReport,
     HooksDone,
     Init,
+    MemoryFreed,
+    MemoryLevel,
+    MemoryPressure,
     Redelivery,
     Release,
     Reply,
@@ -67,6 +71,7 @@ _INTERNAL: dict[type, str] = {
     Release: "_sw_on_release",
     RunHooks: "_sw_on_run_hooks",
     HealthCheck: "_sw_on_health_check",
+    MemoryPressure: "_sw_on_memory_pressure",
     WakeupMessage: "_sw_on_wakeup",
     ActorExitRequest: "_sw_on_exit_request",
 }
@@ -148,6 +153,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         self._sw_sender: Any = None
         self._sw_failure_id: int | None = None
         self._sw_outstanding: dict[int, int] = {}  # retried messages -> calls still out
+        self._sw_caches = new_cache_set()  # caches that take part in memory cleanup
         self._sw_init_caller()
 
     # -- hooks --------------------------------------------------------------------
@@ -174,6 +180,15 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         An unhealthy actor is recovered like a failing one (hooks, then a restart).
         """
         return True
+
+    def on_memory_pressure(self, level: MemoryLevel) -> int | None:
+        """Memory is short: free what you can (drop caches, buffers...).
+
+        Runs at every cleanup tier (``WARNING``, ``CRITICAL``, ``EMERGENCY``);
+        return the bytes freed if you know them. A ``TieredCache`` this actor
+        created is cleaned without this hook.
+        """
+        return None
 
     def on_dependency_state(self, path: str, state: str) -> None:
         """A breaker in front of ``path`` (which this actor sends to) changed ``state``.
@@ -413,9 +428,11 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         elif checkpointing and isinstance(init.checkpoint, (int, float)):
             self._sw_after = self._sw_mark_dirty
             self.after(float(init.checkpoint), (WAKE, "checkpoint", float(init.checkpoint)))
+        previous = set_owner(self)  # caches created in on_start register with this actor
         try:
             self.on_start()
         except Exception as exc:
+            set_owner(previous)
             held = tuple(Redelivery(m, s) for m, s in self._sw_held)
             self._sw_held = []
             self._sw_mode = _FAILED
@@ -432,6 +449,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
                 ),
             )
             return
+        set_owner(previous)
         self._sw_mode = _RUNNING
         self._sw_table = self._sw_handlers
         self.send(self.supervisor, Started(self.path, self.incarnation, True, os.getpid()))
@@ -534,6 +552,29 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         ok = verdict is True or verdict is None
         detail = "" if ok else (verdict if isinstance(verdict, str) else "health() said no")
         self.send(sender, HealthReport(self.path, self.incarnation, msg.seq, ok, detail))
+
+    def _sw_on_memory_pressure(self, msg: MemoryPressure, sender: Any) -> None:
+        if self._sw_mode != _RUNNING:
+            self.send(sender, MemoryFreed(msg.id, self.path, os.getpid(), error="not running"))
+            return
+        before = rss()
+        caches = hook = 0
+        error = ""
+        previous = set_owner(self)
+        try:
+            for cache in list(self._sw_caches):
+                caches += int(cache.cleanup(msg.level) or 0)
+            hook = int(self.on_memory_pressure(MemoryLevel(msg.level)) or 0)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            self.log.warning("%s: memory cleanup failed: %s", self.path, error)
+        finally:
+            set_owner(previous)
+        if msg.collect:
+            collect_garbage()
+        self.send(
+            sender, MemoryFreed(msg.id, self.path, os.getpid(), caches, hook, before, rss(), error)
+        )
 
     def _sw_on_forwarded(self, msg: Forwarded, sender: Any) -> None:
         if isinstance(msg.message, Request):

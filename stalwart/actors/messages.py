@@ -26,6 +26,36 @@ class RecoveryLevel(IntEnum):
     CRITICAL = 5
 
 
+class MemoryLevel(IntEnum):
+    """How short of memory the tree is; each level above NORMAL has its cleanup tier."""
+
+    NORMAL = 0
+    WARNING = 1  # standard cleanup: hooks run, caches drop old entries
+    CRITICAL = 2  # aggressive: caches shrink to their floor, gc and malloc_trim everywhere
+    EMERGENCY = 3  # shed load, restart the largest restartable actors
+
+
+class MemoryPressure(msgspec.Struct, frozen=True):
+    """Internal: the memory-pressure actor asks an actor to free what it can."""
+
+    id: int
+    level: int
+    collect: bool = False  # run gc.collect() (and malloc_trim on glibc) in its process
+
+
+class MemoryFreed(msgspec.Struct, frozen=True):
+    """Internal: what an actor freed (``caches`` and ``hook`` as they reported it)."""
+
+    id: int
+    path: str
+    pid: int
+    caches: int = 0
+    hook: int = 0
+    rss_before: int = 0
+    rss_after: int = 0
+    error: str = ""
+
+
 class RecoveryRequest(msgspec.Struct, frozen=True):
     """Ask the tree to perform a recovery level's action on ``target`` (an actor path).
 

@@ -29,13 +29,14 @@ from ..actors.errors import (
     BadMessage,
     BreakerOpen,
     HandlerError,
+    Overloaded,
     StalwartError,
     Timeout,
     UnknownMessage,
 )
 from ..actors.messages import ErrorReply, QueuedForLater, Reply, ReplyTo, Request
 from ..strategies import BreakerState, CircuitBreaker, CircuitOpenError, CountWindow
-from .messages import BreakerNote
+from .messages import BreakerNote, ShedLoad
 from .spec import (
     Alternative,
     Breaker,
@@ -147,6 +148,7 @@ class BreakerActor(ManagedActor):
         self.caching = any(isinstance(f, CachedReply) for f in self.fallbacks)
         self.inflight: dict[str, _InFlight] = {}  # relayed calls, oldest first
         self.sweep_due = False  # a timer will look for relayed calls that timed out
+        self.shedding = ""  # why calls are refused with Overloaded (memory emergency)
         self.queue: RequestQueue | None = None
         self.replaying = False
         for f in self.fallbacks:
@@ -175,6 +177,12 @@ class BreakerActor(ManagedActor):
         as it came). The same id means a request resent by its caller is answered
         once by the protected actor.
         """
+        if self.shedding:
+            error = Overloaded(
+                f"{self.path}: the tree is shedding load ({self.shedding})", self.path
+            )
+            self.send(req.reply_to, Reply(req.id, ErrorReply.of(error)))
+            return
         try:
             permit = self.cb.permit()
         except CircuitOpenError as exc:
@@ -370,6 +378,9 @@ class BreakerActor(ManagedActor):
             self.after(cb.remaining_open_s, "half-open", key="half-open")
         if new in (BreakerState.HALF_OPEN, BreakerState.CLOSED):
             self.replay()  # half-open: the oldest queued request is the trial call
+
+    def receiveMsg_ShedLoad(self, msg: ShedLoad, sender: Any) -> None:
+        self.shedding = msg.reason if msg.on else ""
 
     def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
         if msg.payload == "sweep":

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from thespian.actors import ActorSystemMessage, DeadEnvelope
 
 from ..actors._calls import Caller
-from ..actors.errors import StalwartError, SystemStopped, UnknownPath
+from ..actors.errors import Overloaded, StalwartError, SystemStopped, UnknownPath
 from ..actors.messages import ErrorReply, RecoveryRequest, RecoveryResult, Request
 from ._registry import Registry
 from .messages import (
@@ -25,15 +25,19 @@ from .messages import (
     GatewayQuery,
     GatewayReply,
     GatewayTell,
+    MemoryEvent,
     PerformRecovery,
     RecoveryDone,
     ResetLevels,
+    ShedLoad,
     StateNote,
 )
 from .spec import Supervisor
 
 TELEMETRY = "_system/telemetry"
 CORRELATOR = "_system/correlator"
+MEMORY = "_system/memory"
+SYSTEM_PREFIX = "_system/"
 
 
 class Gateway(Caller):
@@ -64,6 +68,7 @@ class Gateway(Caller):
         self._recovery_ids = 0
         self.tree_waiters: list[int] = []
         self.gateway_calls: dict[int, str] = {}
+        self.shedding = ""  # why new work is refused (memory emergency), or "" if it is not
 
     # -- events and dead letters ------------------------------------------------------------
     def record(self, kind: str, path: str, **fields: Any) -> None:
@@ -121,6 +126,26 @@ class Gateway(Caller):
         if self.telemetry_on:
             self._sw_send_path(TELEMETRY, msg)
 
+    def on_memory_event(self, msg: MemoryEvent, sender: Any) -> None:
+        """A memory cleanup ran: an event, and a row for the recovery store."""
+        freed = msg.freed_bytes / 2**20
+        self.record(
+            "memory",
+            MEMORY,
+            detail=f"{msg.tier} cleanup ({msg.trigger}) at {msg.percent:.1f}%:"
+            f" freed {freed:.1f} MiB",
+            strategy=msg.tier,
+            duration_ms=msg.duration_s * 1000,
+        )
+        self.to_telemetry(msg, sender)
+
+    def on_shed_load(self, msg: ShedLoad, sender: Any) -> None:
+        """Start or stop refusing new work: asks from outside and protected calls."""
+        self.shedding = msg.reason if msg.on else ""
+        self.record("shed-load", MEMORY, detail=f"{'on' if msg.on else 'off'}: {msg.reason}")
+        for path in self.registry.paths_of_kind("breaker"):
+            self._sw_send_path(path, msg)
+
     def on_dead_envelope(self, msg: DeadEnvelope, sender: Any) -> None:
         message = msg.deadMessage
         if isinstance(message, ActorSystemMessage) or not isinstance(message, Request):
@@ -149,6 +174,10 @@ class Gateway(Caller):
                     msg.id, ErrorReply.of(UnknownPath(f"unknown actor path {msg.path!r}", msg.path))
                 ),
             )
+            return
+        if self.shedding and not msg.path.startswith(SYSTEM_PREFIX):
+            error = Overloaded(f"{msg.path}: the tree is shedding load ({self.shedding})", msg.path)
+            self.send(sender, GatewayReply(msg.id, ErrorReply.of(error)))
             return
         self.gateway_call(msg.id, sender, msg.path, msg.message)
 

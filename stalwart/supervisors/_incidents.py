@@ -81,11 +81,13 @@ class Incidents:
 
     def correlate(self, event: Event) -> None:
         """An event was recorded: errors go to the correlator and mark open incidents."""
-        if event.kind not in CORRELATED_KINDS:
+        if event.kind not in CORRELATED_KINDS and not (
+            event.kind == "breaker" and event.detail == "open"  # a breaker gave up on its actor
+        ):
             return
         if self.correlator_on:
             self._sw_send_path(CORRELATOR, event)
-        if event.kind in ERROR_KINDS and event.kind != "held":
+        if event.kind != "held" and event.kind != "recovered":
             for incident in self.open_incidents.values():
                 if under(event.path, incident.cause):
                     incident.last_error = time.monotonic()

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from ._services import check_service_options
 from .spec import SpecError
 
 Base = Literal["simple", "multiproc", "tcp"]
@@ -36,6 +37,14 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       ``retention_age_s``, ``retention_rows``, ``stability_window_s``, ``timeout_factor``...).
     - ``correlator``: settings of the correlator (see ``CorrelatorSettings``: windows,
       thresholds, ``incident_quiet_s``...); ``None`` turns it and incidents off.
+    - ``memory_budget``: memory for the whole actor tree (``"512MiB"``, ``"2GB"``, bytes):
+      pressure is the summed RSS of its processes against it. Without it, the cgroup
+      v2 limit if there is one, else the machine's memory.
+    - ``memory_thresholds``: warning, critical and emergency percentages.
+    - ``memory_interval_s``: how often memory is sampled.
+    - ``memory``: further settings of the memory-pressure actor (see
+      ``MemorySettings``: ``hysteresis``, ``horizon_s``, ``psi_some``...); ``None``
+      turns it off.
     """
 
     base: Base = "simple"
@@ -53,6 +62,10 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     store: str | None = ":memory:"
     telemetry: dict[str, Any] = msgspec.field(default_factory=dict)
     correlator: dict[str, Any] | None = msgspec.field(default_factory=dict)
+    memory: dict[str, Any] | None = msgspec.field(default_factory=dict)
+    memory_budget: str | int | None = None
+    memory_thresholds: tuple[float, float, float] = (70.0, 85.0, 95.0)
+    memory_interval_s: float = 1.0
 
     def __post_init__(self) -> None:
         for field in ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s"):
@@ -62,10 +75,7 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise SpecError(
                 "start", "root_max_restarts", f"must be >= 0, got {self.root_max_restarts!r}"
             )
-        if self.correlator is not None:
-            from ..telemetry._correlator import CorrelatorSettings
-
-            CorrelatorSettings.of(self.correlator)
+        check_service_options(self)
         if self.admin_port is not None and not 1 <= self.admin_port <= 65535:
             raise SpecError("start", "admin_port", f"must be a TCP port, got {self.admin_port!r}")
 

@@ -165,6 +165,10 @@ class Registry:
             and (under is None or e.path in (under, parent) or e.path.startswith(under + "/"))
         ]
 
+    def paths_of_kind(self, kind: str) -> list[str]:
+        """Paths of the entries of ``kind`` (``actor``, ``supervisor``, ``breaker``)."""
+        return [p for p, e in self.entries.items() if e.kind == kind]
+
     def all_stopped(self) -> None:
         for e in self.entries.values():
             e.available, e.pid, e.state = False, 0, "stopped"

@@ -63,6 +63,7 @@ from .messages import (
     RecoveryDone,
     Registered,
     RootCauseFound,
+    ShedLoad,
     StateNote,
     SupervisorInit,
     TelemetryQuery,
@@ -80,6 +81,7 @@ class _Subtree:
         self.spec = spec
         self.address: Any = None
         self.incarnation = 0
+        self.starting = False  # created, not yet reported started
 
     @property
     def name(self) -> str:
@@ -169,6 +171,7 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
 
     def start_subtree(self, sub: _Subtree) -> None:
         sub.incarnation += 1
+        sub.starting = True
         sub.address = self.createActor(_supervisor_class())
         checkpoints = dict(self.checkpoints) if sub is self.user else {}
         self.send(
@@ -199,9 +202,10 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
 
     def on_started(self, msg: Started, sender: Any) -> None:
         sub = self.subtree(msg.path, msg.incarnation)
-        if sub is None:
+        if sub is None or self.phase in ("stopping", "stopped"):
             return
         self.cancel(("start", sub.name))
+        sub.starting = False
         self.registry.register(
             Registered(
                 msg.path,
@@ -298,6 +302,11 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         if self.services is not None and msg.path.split("/")[0] == self.services.name:
             self.restart_subtree(self.services, msg.reason)
             return
+        user = self.user
+        if self.phase == "restarting" and user is not None and user.starting:
+            restarted = sender == user.address
+            if restarted:  # the restarted tree fails before it is up: the restart did not help
+                self.phase = "running"
         self.system_measures(msg.reason)
 
     def system_measures(self, reason: str, counted: bool = True) -> None:
@@ -319,6 +328,7 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         self.retire_subtree(sub)
 
     def retire_subtree(self, sub: _Subtree) -> None:
+        sub.starting = False
         if sub.address is None:
             self.subtree_down(sub)
             return
@@ -530,5 +540,6 @@ _HANDLERS: dict[type, Any] = {
     Request: RootActor.on_request,
     Attempt: RootActor.to_telemetry,
     DurableCheckpoint: RootActor.to_telemetry,
-    MemoryEvent: RootActor.to_telemetry,
+    MemoryEvent: RootActor.on_memory_event,
+    ShedLoad: RootActor.on_shed_load,
 }

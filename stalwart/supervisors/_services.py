@@ -14,12 +14,26 @@ from .spec import Child, Supervisor
 
 SYSTEM_NAME = "_system"
 ServiceFactory = Callable[[Any, Supervisor], Child | None]
+OptionsCheck = Callable[[Any], None]
 _FACTORIES: dict[str, ServiceFactory] = {}
+_CHECKS: dict[str, OptionsCheck] = {}
 
 
-def register_service(name: str, factory: ServiceFactory) -> None:
-    """``factory(options, tree)`` returns the service's ``Child`` (None: turned off)."""
+def register_service(name: str, factory: ServiceFactory, check: OptionsCheck | None = None) -> None:
+    """``factory(options, tree)`` returns the service's ``Child`` (None: turned off).
+
+    ``check(options)`` validates the service's options when ``start()`` parses
+    them (raise ``SpecError`` naming the option).
+    """
     _FACTORIES[name] = factory
+    if check is not None:
+        _CHECKS[name] = check
+
+
+def check_service_options(options: Any) -> None:
+    """Run every service's options check."""
+    for check in _CHECKS.values():
+        check(options)
 
 
 def system_services(options: Any, tree: Supervisor) -> Supervisor | None:

@@ -26,6 +26,7 @@ from ._bases import (
     shorten_idle_sockets,
     sweep_session,
 )
+from ._gateway import MEMORY
 from ._options import SystemOptions, parse_options
 from ._root import RootActor
 from .messages import (
@@ -40,6 +41,8 @@ from .messages import (
     GatewayReply,
     GatewayTell,
     Incident,
+    MemoryCleanupRequest,
+    MemoryQuery,
     TelemetryQuery,
 )
 from .spec import SpecError, Supervisor, validate_children
@@ -244,6 +247,18 @@ class System:
                 raise SystemStopped("the system has been shut down")
             with self._running():
                 self._asys.tell(self._root, GatewayTell(path, msg))
+
+    def memory(self) -> Any:
+        """The memory-pressure actor's view (a ``MemoryStatus``): level, latest sample, trend,
+        recent cleanups. Raises ``UnknownPath`` if it is off (``start(..., memory=None)``)."""
+        return self.ask(MEMORY, MemoryQuery(), timeout=30.0)
+
+    def memory_cleanup(self, tier: int | str, reason: str = "") -> Any:
+        """Run a memory cleanup tier now (1/"warning", 2/"critical", 3/"emergency").
+
+        Returns its ``CleanupReport`` once every actor has answered.
+        """
+        return self.ask(MEMORY, MemoryCleanupRequest(tier, reason), timeout=60.0)
 
     def hung_actors(self) -> list[dict[str, Any]]:
         """In-process base: actors found stuck in a handler (they cannot be interrupted).

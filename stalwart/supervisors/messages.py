@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ..actors.messages import RecoveryRequest
+from ..actors.messages import MemoryLevel, RecoveryRequest
 from ..strategies import ErrorInfo
 
 
@@ -159,6 +159,48 @@ class DependencyDown(msgspec.Struct, frozen=True):
 
     path: str
     down: bool
+
+
+TIERS = {1: "warning", 2: "critical", 3: "emergency"}
+
+
+class MemoryCleanupRequest(msgspec.Struct, frozen=True):
+    """Run a cleanup tier now (``tier``: 1 WARNING, 2 CRITICAL, 3 EMERGENCY, or its name).
+
+    Send it to ``_system/memory`` (``System.memory_cleanup(tier)`` does); the
+    answer is a :class:`CleanupReport`.
+    """
+
+    tier: int | str
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        tier = self.tier
+        if isinstance(tier, str):
+            names = {name: level for level, name in TIERS.items()}
+            if tier.lower() not in names:
+                raise ValueError(
+                    f"MemoryCleanupRequest.tier: expected one of {', '.join(names)}, got {tier!r}"
+                )
+            msgspec.structs.force_setattr(self, "tier", names[tier.lower()])
+        elif isinstance(tier, bool) or not 1 <= tier <= 3:
+            raise ValueError(f"MemoryCleanupRequest.tier: expected 1, 2 or 3, got {tier!r}")
+
+    @property
+    def level(self) -> MemoryLevel:
+        """The tier as a :class:`~stalwart.MemoryLevel`."""
+        return MemoryLevel(int(self.tier))
+
+
+class MemoryQuery(msgspec.Struct, frozen=True):
+    """Ask the memory-pressure actor for its :class:`MemoryStatus`."""
+
+
+class ShedLoad(msgspec.Struct, frozen=True):
+    """Start (``on``) or stop shedding load: new asks and protected calls get ``Overloaded``."""
+
+    on: bool
+    reason: str = ""
 
 
 class IncidentHold(msgspec.Struct, frozen=True):

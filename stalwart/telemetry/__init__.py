@@ -51,7 +51,14 @@ def _correlator_service(options: Any, tree: Any) -> Child | None:
 
 
 register_service("telemetry", _telemetry_service)
-register_service("correlator", _correlator_service)
+
+
+def _check_correlator(options: Any) -> None:
+    if options.correlator is not None:
+        CorrelatorSettings.of(options.correlator)
+
+
+register_service("correlator", _correlator_service, _check_correlator)
 
 __all__ = [
     "DEFAULT_RULES",

@@ -129,3 +129,15 @@ def test_poison_messages_become_dead_letters_that_can_be_redelivered(make_system
     done = system.redeliver(letters[0].id, timeout=10)
     assert done.id == 5
     assert system.dead_letters() == []
+
+
+def test_a_tree_whose_child_never_starts_fails_to_start_naming_it(base, tmp_path):
+    from stalwart import start
+
+    flag = tmp_path / "no-start"
+    flag.write_text("on")
+    tree = Supervisor("app", children=[Child("w", Worker, options={"fail_start_flag": str(flag)})])
+    with pytest.raises(SystemStopped, match=r"level 5: app/w kept failing to run"):
+        start(tree, base=base, report_path=str(tmp_path / "report.json"), start_timeout_s=20)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["level"] == 5  # the restart of the whole tree did not help either

@@ -72,6 +72,9 @@ def test_opens_fails_fast_probes_and_closes(make_system, base, tmp_path):
         with pytest.raises(DownstreamError, match="provider down"):
             system.ask("s/pay", Charge(order))
     wait_for(lambda: breaker_states(system, "s/pay") == ["open"])
+    # the actor answered with errors (it did not fail): the breaker's trip is the error event
+    trip = wait_for(lambda: system.correlation().events)
+    assert trip == 1
     calls = orders(system)["calls"]
     with pytest.raises(BreakerOpen) as info:
         system.ask("s/pay", Charge(4))
