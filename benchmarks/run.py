@@ -14,7 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-ORDER = ["strategies", "selector", "core", "telemetry", "mediation"]
+ORDER = ["strategies", "selector", "core", "telemetry", "mediation", "memory"]
 
 
 def main(argv: list[str]) -> int:

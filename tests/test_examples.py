@@ -35,3 +35,12 @@ def test_the_cascade_example_names_the_database_and_places_each_order_once():
     assert resolved and "shop/inventory" in resolved[0], text
     assert "orders placed: 0, 1, 2, 3 (each once)" in text
     assert "incident opened" in text and "resumed" in text
+
+
+def test_the_memory_example_runs_the_three_tiers_and_restarts_the_importer():
+    out = run_example("examples.memory_pressure")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "tiers run: warning, critical, emergency" in text
+    assert "restarted to give memory back: shop/importer" in text
+    assert "shedding: False" in text  # the restart gave the memory back; load is taken again
