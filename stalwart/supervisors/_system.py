@@ -385,7 +385,7 @@ class System:
         return list(self._gateway("incidents"))
 
     def diagnostics(self) -> dict[str, Any]:
-        """Check now: the live tree, its health, the correlator and the recovery store."""
+        """Check now: the live tree, its health, memory, the correlator and the recovery store."""
         status = self.status()
         result: dict[str, Any] = {
             "phase": status.phase,
@@ -402,6 +402,16 @@ class System:
                 ],
             },
         }
+        try:
+            memory = self.memory()  # sampled now
+            result["memory"] = {
+                "level": memory.level.name.lower(),
+                "shedding": memory.shedding,
+                "sample": msgspec.to_builtins(memory.sample),
+                "slope_per_s": memory.slope_per_s,
+            }
+        except StalwartError as exc:
+            result["memory"] = {"error": str(exc)}
         try:
             result["correlation"] = msgspec.to_builtins(self.correlation())
         except StalwartError as exc:

@@ -108,6 +108,7 @@ def test_diagnostics_run_now(served):
     status, body = call(f"{server.url}/api/diagnostics")
     assert status == 200 and body["store"]["integrity_ok"] is True
     assert "s/w" in {a["path"] for a in body["actors"]}
+    assert body["memory"]["level"] == "normal" and body["memory"]["sample"]["used"] > 0
 
 
 def test_prometheus_metrics_parse(served):
