@@ -23,6 +23,7 @@ from ._timers import TICK, WAKE
 from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, UnknownMessage
 from .messages import (
     AddressUpdate,
+    Batch,
     Checkpoint,
     ErrorReply,
     Failure,
@@ -72,6 +73,7 @@ _INTERNAL: dict[type, str] = {
     RunHooks: "_sw_on_run_hooks",
     HealthCheck: "_sw_on_health_check",
     MemoryPressure: "_sw_on_memory_pressure",
+    Batch: "_sw_on_batch",
     WakeupMessage: "_sw_on_wakeup",
     ActorExitRequest: "_sw_on_exit_request",
 }
@@ -552,6 +554,10 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         ok = verdict is True or verdict is None
         detail = "" if ok else (verdict if isinstance(verdict, str) else "health() said no")
         self.send(sender, HealthReport(self.path, self.incarnation, msg.seq, ok, detail))
+
+    def _sw_on_batch(self, msg: Batch, sender: Any) -> None:
+        for item in msg.items:
+            self.receiveMessage(item, sender)
 
     def _sw_on_memory_pressure(self, msg: MemoryPressure, sender: Any) -> None:
         if self._sw_mode != _RUNNING:

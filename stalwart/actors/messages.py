@@ -26,6 +26,12 @@ class RecoveryLevel(IntEnum):
     CRITICAL = 5
 
 
+class Batch(msgspec.Struct, frozen=True):
+    """Several messages for one actor in one envelope; each is handled in order as if sent alone."""
+
+    items: tuple[Any, ...]
+
+
 class MemoryLevel(IntEnum):
     """How short of memory the tree is; each level above NORMAL has its cleanup tier."""
 

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from thespian.actors import ActorSystemMessage, DeadEnvelope
 
 from ..actors._calls import Caller
+from ..actors._timers import WAKE
 from ..actors.errors import Overloaded, StalwartError, SystemStopped, UnknownPath
-from ..actors.messages import ErrorReply, RecoveryRequest, RecoveryResult, Request
+from ..actors.messages import Batch, ErrorReply, RecoveryRequest, RecoveryResult, Request
 from ._registry import Registry
 from .messages import (
     DeadLetter,
@@ -37,6 +38,8 @@ from .spec import Supervisor
 TELEMETRY = "_system/telemetry"
 CORRELATOR = "_system/correlator"
 MEMORY = "_system/memory"
+_BATCH_S = 0.02  # how long events for the services may wait to go out together
+_BATCH_MAX = 256
 SYSTEM_PREFIX = "_system/"
 
 
@@ -69,6 +72,8 @@ class Gateway(Caller):
         self.tree_waiters: list[int] = []
         self.gateway_calls: dict[int, str] = {}
         self.shedding = ""  # why new work is refused (memory emergency), or "" if it is not
+        self.outbox: dict[str, list[Any]] = {}  # batched messages for system services
+        self.outbox_due = False
 
     # -- events and dead letters ------------------------------------------------------------
     def record(self, kind: str, path: str, **fields: Any) -> None:
@@ -76,8 +81,31 @@ class Gateway(Caller):
         event = Event(self._seq, time.time(), kind, path, **fields)
         self.events.append(event)
         if self.telemetry_on:
-            self._sw_send_path(TELEMETRY, event)
+            self.post(TELEMETRY, event)
         self.correlate(event)
+
+    def post(self, path: str, msg: Any) -> None:
+        """Send ``msg`` to a system service soon, batched with others (off the hot path).
+
+        Recording must not slow recovery: on the in-process base every message
+        to telemetry or the correlator would otherwise be handled before the
+        redelivered message that recovery is waiting for.
+        """
+        box = self.outbox.setdefault(path, [])
+        box.append(msg)
+        if len(box) >= _BATCH_MAX:
+            self.flush_outbox()
+        elif not self.outbox_due:
+            self.outbox_due = True
+            self.after(_BATCH_S, (WAKE, "flush-outbox"), key="flush-outbox")
+
+    def flush_outbox(self) -> None:
+        """Send what ``post`` gathered (before anything that must come after it)."""
+        self.outbox_due = False
+        self.cancel("flush-outbox")
+        outbox, self.outbox = self.outbox, {}
+        for path, items in outbox.items():
+            self._sw_send_path(path, items[0] if len(items) == 1 else Batch(tuple(items)))
 
     def on_event(self, msg: EventNote, sender: Any) -> None:
         self.record(
@@ -112,7 +140,7 @@ class Gateway(Caller):
         )
         self.dead.append(letter)
         if self.telemetry_on:
-            self._sw_send_path(TELEMETRY, letter)
+            self.post(TELEMETRY, letter)
         self.record(
             "dead-letter",
             msg.path,
@@ -124,7 +152,7 @@ class Gateway(Caller):
     def to_telemetry(self, msg: Any, sender: Any) -> None:
         """Attempts, durable checkpoints and memory events go on to the telemetry actor."""
         if self.telemetry_on:
-            self._sw_send_path(TELEMETRY, msg)
+            self.post(TELEMETRY, msg)
 
     def on_memory_event(self, msg: MemoryEvent, sender: Any) -> None:
         """A memory cleanup ran: an event, and a row for the recovery store."""
@@ -190,6 +218,7 @@ class Gateway(Caller):
             self.gateway_calls.pop(ident, None)
             self.send(asker, GatewayReply(ident, value))
 
+        self.flush_outbox()  # a question to a service comes after what was sent to it
         # without a timeout here the System times the ask out itself and sends GatewayCancel
         self.gateway_calls[ident] = self._sw_call(
             path, message, timeout, answer, lambda error: answer(ErrorReply.of(error))

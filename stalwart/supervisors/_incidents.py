@@ -71,6 +71,7 @@ class Incidents:
         def send(self, target: Any, msg: Any) -> None: ...
         def after(self, delay: float, payload: Any, key: Any = None) -> None: ...
         def _sw_send_path(self, path: str, msg: Any) -> bool: ...
+        def post(self, path: str, msg: Any) -> None: ...
 
     def init_incidents(self) -> None:
         self.open_incidents: dict[str, _Open] = {}
@@ -86,7 +87,7 @@ class Incidents:
         ):
             return
         if self.correlator_on:
-            self._sw_send_path(CORRELATOR, event)
+            self.post(CORRELATOR, event)
         if event.kind != "held" and event.kind != "recovered":
             for incident in self.open_incidents.values():
                 if under(event.path, incident.cause):
@@ -185,7 +186,7 @@ class Incidents:
         self.hold_dependents(incident.cause, incident.dependents, False)
         now = time.time()
         if self.correlator_on:
-            self._sw_send_path(CORRELATOR, IncidentClosed(incident.cause, now))
+            self.post(CORRELATOR, IncidentClosed(incident.cause, now))
         self.closed_incidents.append(self.snapshot(incident, state, now))
         took = now - incident.opened
         self.record(

@@ -328,6 +328,8 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         self.retire_subtree(sub)
 
     def retire_subtree(self, sub: _Subtree) -> None:
+        if sub is self.services:
+            self.flush_outbox()  # what the services were sent reaches them before they stop
         sub.starting = False
         if sub.address is None:
             self.subtree_down(sub)
@@ -388,6 +390,7 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
             self.begin_stop(final=False)
 
     def begin_stop(self, final: bool) -> None:
+        self.flush_outbox()
         self.phase = "stopping"
         self.final = final
         if self.user is not None and self.user.address is not None:
@@ -463,6 +466,8 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
             self._sw_on_call_timeout(payload[2])
         elif kind == "incident":
             self.on_incident_timer(payload[2])
+        elif kind == "flush-outbox":
+            self.flush_outbox()
         elif kind == "watchdog":
             if self.starter_pid and not psutil.pid_exists(self.starter_pid):
                 self.actorSystemShutdown()  # our owner is gone: leave nothing behind
