@@ -21,6 +21,7 @@ import msgspec
 import psutil
 
 from ..supervisors import SpecError
+from ..supervisors._usage import ProcessUsage
 
 _UNITS = {
     "": 1,
@@ -187,23 +188,15 @@ class MemorySampler:
         self.pids = pids or (lambda: [os.getpid()])
         self.cgroup = Path(cgroup) if cgroup is not None else own_cgroup()
         self.pressure_path = pressure_path
-        self._procs: dict[int, psutil.Process] = {}
+        self._usage = ProcessUsage(kept=512)
 
     def process_rss(self) -> dict[int, int]:
         """RSS of each of the system's processes (those that went away are left out)."""
         sizes = {}
-        wanted = set(self.pids())
-        for pid in list(self._procs):
-            if pid not in wanted:
-                del self._procs[pid]
-        for pid in wanted:
-            proc = self._procs.get(pid)
-            try:
-                if proc is None:
-                    proc = self._procs[pid] = psutil.Process(pid)
-                sizes[pid] = proc.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                self._procs.pop(pid, None)
+        for pid in self.pids():
+            rss = self._usage.usage(pid)[0]
+            if rss:
+                sizes[pid] = rss
         return sizes
 
     def sample(self) -> MemorySample:

@@ -16,8 +16,6 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from ..actors.errors import (
     ActorStopped,
     HandlerError,
@@ -47,6 +45,7 @@ from ..strategies import (
 from ._children import STARTING, UP, ChildState, FailedMessage, trace_of
 from ._ladder import Action, RestartIntensity, decide
 from ._plan import restart_set
+from ._usage import ProcessUsage
 from .messages import Attempt, DeadLetterNote, Escalate, KillSubtree, LearnedState, Unavailable
 
 TREE_CANDIDATES: dict[int, tuple[str, ...]] = {
@@ -99,7 +98,7 @@ class Recovery(_Base):
         self.failures = {}
         self._failure_ids = itertools.count(1)
         self._rng = random.Random()
-        self._processes: dict[int, psutil.Process] = {}
+        self._usage = ProcessUsage()
 
     def learned_for_children(self) -> LearnedState:
         """What this supervisor knows, for a child supervisor it starts."""
@@ -108,16 +107,7 @@ class Recovery(_Base):
     # -- recording attempts ----------------------------------------------------------------
     def usage(self, pid: int) -> tuple[int, float]:
         """(RSS bytes, CPU seconds) of process ``pid``; zeros if it is gone."""
-        try:
-            proc = self._processes.get(pid)
-            if proc is None:
-                proc = self._processes[pid] = psutil.Process(pid)
-            with proc.oneshot():
-                cpu = proc.cpu_times()
-                return proc.memory_info().rss, cpu.user + cpu.system
-        except (psutil.Error, ValueError):
-            self._processes.pop(pid, None)
-            return 0, 0.0
+        return self._usage.usage(pid)
 
     def attempt_begins(self, c: ChildState, record: FailedMessage) -> None:
         record.level_started = time.monotonic()

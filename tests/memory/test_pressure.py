@@ -67,14 +67,14 @@ def test_tiers_fire_in_order_caches_empty_and_the_largest_actor_restarts(make_sy
     assert warning.actors["m/cachey"].hook == 1234
     assert system.ask("m/keeper", GetLog()) == [int(MemoryLevel.WARNING)]
     time.sleep(1.0)  # five more samples above 70 %: no second warning
-    assert [r.tier for r in automatic(system)] == ["warning"]
+    assert [r.tier for r in automatic(system)] == ["warning"], automatic(system)
 
     # 85 %: aggressive cleanup; the cache shrinks to its 20 MiB floor
     fill("m/cachey", 83, "cache", chunk=10 * MiB)  # below 85 %: nothing happens yet
     held = fill("m/cachey", 89, "cache", priority=-1)  # the cache as 85 % is crossed
     assert held.cache_bytes > 20 * MiB
     critical = wait_for(lambda: automatic(system)[1:])[0]
-    assert critical.tier == "critical"
+    assert critical.tier == "critical", automatic(system)
     after = system.ask("m/cachey", Holding())
     assert 0 < after.cache_bytes <= 20 * MiB  # the low-priority entry went first
     assert critical.actors["m/cachey"].caches == held.cache_bytes - after.cache_bytes
@@ -91,9 +91,9 @@ def test_tiers_fire_in_order_caches_empty_and_the_largest_actor_restarts(make_sy
         "critical",
         "emergency",
     ]
-    assert tiers[-1] == "emergency" and tiers.count("emergency") == 1
-    assert emergency.restarted == ("m/keeper",) and emergency.shedding
-    assert emergency.actors["m/cachey"].caches > 0  # what was left above the floor went
+    assert tiers[-1] == "emergency" and tiers.count("emergency") == 1, automatic(system)
+    assert emergency.restarted == ("m/keeper",) and emergency.shedding, emergency
+    assert emergency.actors["m/cachey"].caches > 0, emergency  # the floor went too
     with pytest.raises(Overloaded):
         system.ask("m/cachey", Holding())  # no new work while shedding
     wait_for(lambda: system.status()["m/keeper"].restarts == 1, timeout=20)
