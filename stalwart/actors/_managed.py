@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -24,6 +25,7 @@ from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, 
 from .messages import (
     AddressUpdate,
     Batch,
+    Chaos,
     Checkpoint,
     ErrorReply,
     Failure,
@@ -33,6 +35,7 @@ from .messages import (
     HealthReport,
     HooksDone,
     Init,
+    InjectedFault,
     MemoryFreed,
     MemoryLevel,
     MemoryPressure,
@@ -74,6 +77,7 @@ _INTERNAL: dict[type, str] = {
     HealthCheck: "_sw_on_health_check",
     MemoryPressure: "_sw_on_memory_pressure",
     Batch: "_sw_on_batch",
+    Chaos: "_sw_on_chaos",
     WakeupMessage: "_sw_on_wakeup",
     ActorExitRequest: "_sw_on_exit_request",
 }
@@ -156,6 +160,8 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         self._sw_failure_id: int | None = None
         self._sw_outstanding: dict[int, int] = {}  # retried messages -> calls still out
         self._sw_caches = new_cache_set()  # caches that take part in memory cleanup
+        self._sw_faults = 0  # messages still to fail on purpose (chaos)
+        self._sw_leaked: list[bytearray] = []  # memory held on purpose (chaos)
         self._sw_init_caller()
 
     # -- hooks --------------------------------------------------------------------
@@ -334,6 +340,11 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
                 self._sw_handlers[type(msg)] = handler
         self._sw_msg, self._sw_sender, self._sw_failure_id = msg, sender, failure_id
         try:
+            if self._sw_faults:
+                self._sw_faults -= 1
+                if not self._sw_faults:
+                    self._sw_table = self._sw_handlers
+                raise InjectedFault(f"{self.path}: fault injected by chaos")
             handler(self, msg, sender)
         except Exception as exc:
             self._sw_report(msg, sender, exc, failure_id)
@@ -554,6 +565,19 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         ok = verdict is True or verdict is None
         detail = "" if ok else (verdict if isinstance(verdict, str) else "health() said no")
         self.send(sender, HealthReport(self.path, self.incarnation, msg.seq, ok, detail))
+
+    def _sw_on_chaos(self, msg: Chaos, sender: Any) -> None:
+        if msg.kind == "hang":
+            self.log.warning("%s: chaos: hanging in a handler on purpose", self.path)
+            while True:  # on purpose: the tree must find and replace it
+                time.sleep(1.0)
+        if msg.kind == "leak":
+            buf = bytearray(msg.nbytes)
+            buf[::4096] = b"\x01" * len(range(0, msg.nbytes, 4096))
+            self._sw_leaked.append(buf)
+        else:
+            self._sw_faults += msg.count
+            self._sw_table = {}  # every message goes the long way while faults are armed
 
     def _sw_on_batch(self, msg: Batch, sender: Any) -> None:
         for item in msg.items:

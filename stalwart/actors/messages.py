@@ -26,6 +26,27 @@ class RecoveryLevel(IntEnum):
     CRITICAL = 5
 
 
+class Chaos(msgspec.Struct, frozen=True):
+    """Fault injection (``stalwart chaos``; needs ``start(..., chaos=True)``).
+
+    ``raise``: the actor's next ``count`` messages fail (a transient fault the
+    ladder recovers); ``hang``: its handler never returns (hang detection);
+    ``leak``: it keeps ``nbytes`` more of memory it never frees.
+    """
+
+    kind: str
+    count: int = 1
+    nbytes: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("raise", "hang", "leak"):
+            raise ValueError(f"Chaos.kind: expected raise, hang or leak, got {self.kind!r}")
+
+
+class InjectedFault(RuntimeError):
+    """The failure ``Chaos("raise")`` injects."""
+
+
 class Batch(msgspec.Struct, frozen=True):
     """Several messages for one actor in one envelope; each is handled in order as if sent alone."""
 

@@ -1,16 +1,20 @@
 """The ``stalwart`` command (also ``python -m stalwart``).
 
-Exit codes: 0 ok, 2 bad usage or invalid input, 1 the system stopped at level 5.
+Exit codes: 0 ok, 2 bad usage or invalid input (nothing was started), 1 the system
+stopped at level 5 (or a requested recovery failed).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from ._common import EXIT_OK, EXIT_USAGE, UsageError
+from ._control import add_chaos, add_recover, add_status
 from ._report import add_report
+from ._run import add_check, add_run
 from ._serve import add_serve
 
 
@@ -19,13 +23,24 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stalwart", description="Run and steer Stalwart supervision trees."
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_run(commands)
+    add_check(commands)
+    add_status(commands)
+    add_recover(commands)
+    add_chaos(commands)
     add_report(commands)
     add_serve(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    The current folder is importable (as with ``python -m``), so a tree file's
+    ``actor = "mypackage.actors:Cache"`` finds the user's own modules.
+    """
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -14,7 +14,7 @@ from thespian.actors import ActorSystemMessage, DeadEnvelope
 from ..actors._calls import Caller
 from ..actors._timers import WAKE
 from ..actors.errors import Overloaded, StalwartError, SystemStopped, UnknownPath
-from ..actors.messages import Batch, ErrorReply, RecoveryRequest, RecoveryResult, Request
+from ..actors.messages import Batch, Chaos, ErrorReply, RecoveryRequest, RecoveryResult, Request
 from ._registry import Registry
 from .messages import (
     DeadLetter,
@@ -52,6 +52,7 @@ class Gateway(Caller):
     stop_reason: str
     final_report: dict[str, Any] | None
     telemetry_on: bool
+    options: Any
 
     if TYPE_CHECKING:  # provided by RootActor
 
@@ -230,7 +231,12 @@ class Gateway(Caller):
             self._sw_pending.pop(request_id, None)
 
     def on_gateway_tell(self, msg: GatewayTell, sender: Any) -> None:
+        if isinstance(msg.message, Chaos) and not self.options.chaos:
+            self.record("chaos-refused", msg.path, detail="start(..., chaos=True) allows it")
+            return
         if self.registry.knows(msg.path) and self.phase not in ("stopping", "stopped"):
+            if isinstance(msg.message, Chaos):
+                self.record("chaos", msg.path, detail=f"{msg.message.kind} injected")
             self._sw_send_path(msg.path, msg.message)
 
     def on_query(self, msg: GatewayQuery, sender: Any) -> None:

@@ -42,6 +42,8 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       v2 limit if there is one, else the machine's memory.
     - ``memory_thresholds``: warning, critical and emergency percentages.
     - ``memory_interval_s``: how often memory is sampled.
+    - ``chaos``: accept fault injection (``stalwart chaos``, ``System.inject``); off
+      by default, for trying recovery policies before production.
     - ``memory``: further settings of the memory-pressure actor (see
       ``MemorySettings``: ``hysteresis``, ``horizon_s``, ``psi_some``...); ``None``
       turns it off.
@@ -66,6 +68,7 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     memory_budget: str | int | None = None
     memory_thresholds: tuple[float, float, float] = (70.0, 85.0, 95.0)
     memory_interval_s: float = 1.0
+    chaos: bool = False
 
     def __post_init__(self) -> None:
         for field in ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s"):
@@ -86,6 +89,9 @@ def parse_options(options: dict[str, Any]) -> SystemOptions:
         return msgspec.convert(options, SystemOptions)
     except msgspec.ValidationError as exc:
         text = str(exc)
+        if "`$." not in text and text.startswith("start: ") and text.count(": ") >= 2:
+            _start, field, problem = text.split(": ", 2)  # a SpecError from a check
+            raise SpecError("start", field, problem) from None
         field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else "options"
         if "unknown field" in text.lower():
             field = text.split("`")[1] if "`" in text else "options"

@@ -6,6 +6,7 @@ import contextlib
 import itertools
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -17,12 +18,13 @@ from thespian.actors import ActorSystem, WakeupMessage
 
 from ..actors._timers import CLOCKS, TICK, ExternalClock
 from ..actors.errors import BadMessage, StalwartError, SystemStopped, Timeout, UnknownPath
-from ..actors.messages import ErrorReply, RecoveryRequest, RecoveryResult
+from ..actors.messages import Chaos, ErrorReply, RecoveryRequest, RecoveryResult
 from ._bases import (
     LOG_DEFS,
     THESPIAN_BASES,
     bound_to,
     free_port,
+    port_open,
     shorten_idle_sockets,
     sweep_session,
 )
@@ -49,6 +51,7 @@ from .spec import SpecError, Supervisor, validate_children
 
 log = logging.getLogger("stalwart.system")
 _MARGIN_S = 2.0
+ROOT_NAME = "stalwart-root"  # the root's global name on the multi-process bases
 _TICK_S = 0.005  # in-process base: how often a waiting call looks at the clocks
 _LISTEN_S = 0.02  # multi-process bases: one listen while holding the lock
 
@@ -124,6 +127,7 @@ class System:
         self._hung: list[dict[str, Any]] = []
         self._waiting: set[int] = set()  # asks under way (in any thread)
         self._replies: dict[int, Any] = {}  # replies that came to another thread's listen
+        self._attached = False  # talking to a system another process owns
         if options.base == "simple":
             self._clock = ExternalClock()
             self._clock_id = id(self._clock)
@@ -259,6 +263,24 @@ class System:
         Returns its ``CleanupReport`` once every actor has answered.
         """
         return self.ask(MEMORY, MemoryCleanupRequest(tier, reason), timeout=60.0)
+
+    def inject(self, path: str, kind: str, count: int = 1, nbytes: int = 0) -> None:
+        """Inject a fault into the actor at ``path`` (needs ``start(..., chaos=True)``).
+
+        ``raise``: its next ``count`` messages fail; ``hang``: it blocks in a
+        handler forever; ``leak``: it holds ``nbytes`` more memory. ``kill`` (the
+        multi-process bases) SIGKILLs its process.
+        """
+        self._check_path(path)
+        if not self.options.chaos and not self._attached:
+            raise StalwartError("fault injection is off: start(..., chaos=True)")
+        if kind == "kill":
+            pid = self.status()[path].pid
+            if self.options.base == "simple" and not self._attached:
+                raise StalwartError(f"{path}: no process of its own to kill on the in-process base")
+            os.kill(pid, signal.SIGKILL)
+            return
+        self.tell(path, Chaos(kind, count, nbytes))
 
     def hung_actors(self) -> list[dict[str, Any]]:
         """In-process base: actors found stuck in a handler (they cannot be interrupted).
@@ -483,11 +505,47 @@ class System:
         if self._pump is not None and self._pump is not threading.current_thread():
             self._pump.join(timeout=2)
 
+    @property
+    def admin_port(self) -> int | None:
+        """The Thespian admin's port on the multi-process bases (what ``attach`` needs)."""
+        if self.options.base == "simple":
+            return None
+        return int(self._asys.capabilities["Admin Port"])
+
+    @classmethod
+    def attach(cls, admin_port: int, timeout: float = 10.0) -> System:
+        """Talk to a system another process started on a multi-process base (loopback).
+
+        The attached ``System`` answers ``status``, ``ask``, ``request_recovery``...
+        like the owner's; :meth:`detach` lets go of it (the system keeps running),
+        :meth:`shutdown` stops it. Raises ``SystemStopped`` if nothing listens there.
+        """
+        if not port_open("127.0.0.1", admin_port):
+            raise SystemStopped(f"no Stalwart system listens on 127.0.0.1:{admin_port}")
+        with bound_to("127.0.0.1"):
+            asys = ActorSystem(
+                THESPIAN_BASES["multiproc"], {"Admin Port": admin_port}, logDefs=LOG_DEFS
+            )
+        root = asys.createActor(RootActor, globalName=ROOT_NAME)
+        system = cls(asys, root, parse_options({"base": "multiproc"}), Supervisor("attached"))
+        system._attached = True
+        status = system._gateway("status", timeout=timeout)
+        system._known = frozenset(s.path for s in status[0])
+        system.tree = Supervisor(next((s.path for s in status[0] if "/" not in s.path), "tree"))
+        return system
+
+    def detach(self) -> None:
+        """Let go of an attached system; it keeps running."""
+        self._closed = True
+
     def __enter__(self) -> System:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        if self._attached:
+            self.detach()
+        else:
+            self.shutdown()
 
     # -- helpers -------------------------------------------------------------------------------
     def _check_path(self, path: str) -> None:
@@ -533,7 +591,8 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
     asys = _actor_system(opts)
     system: System | None = None
     try:
-        root = asys.createActor(RootActor)
+        # on the multi-process bases other processes find it by name (System.attach)
+        root = asys.createActor(RootActor, globalName=None if opts.base == "simple" else ROOT_NAME)
         system = System(asys, root, opts, tree)
         system._boot(opts.start_timeout_s + _MARGIN_S)
     except BaseException:

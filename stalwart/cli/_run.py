@@ -1,0 +1,166 @@
+"""``stalwart check TREE.toml`` and ``stalwart run TREE.toml``.
+
+``run`` starts the tree and shows it live: in a terminal, a view of the tree
+(state, level, restarts, breaker, memory level) redrawn as events happen;
+otherwise one line per event. Ctrl-C or SIGTERM stops it in order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from ..supervisors import System, start
+from ..supervisors._tree_file import TreeFile, TreeFileError, load_tree
+from ._common import EXIT_LEVEL5, EXIT_OK, UsageError, forget_run, remember_run
+
+_REDRAW_S = 0.5
+_EVENTS_SHOWN = 8
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def add_check(commands: Any) -> None:
+    p = commands.add_parser(
+        "check", help="validate a tree file", description="Validate a TOML tree file."
+    )
+    p.add_argument("tree", help="the tree file (TOML)")
+    p.set_defaults(run=run_check)
+
+
+def add_run(commands: Any) -> None:
+    p = commands.add_parser(
+        "run",
+        help="run a tree file",
+        description="Start the tree in a TOML file and show it live until Ctrl-C or SIGTERM.",
+    )
+    p.add_argument("tree", help="the tree file (TOML)")
+    p.add_argument("--base", choices=["simple", "multiproc", "tcp"], help="override the base")
+    p.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
+    p.add_argument("--chaos", action="store_true", help="accept `stalwart chaos` faults")
+    p.set_defaults(run=run_run)
+
+
+def load(path: str) -> TreeFile:
+    try:
+        return load_tree(path)
+    except TreeFileError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run_check(args: argparse.Namespace) -> int:
+    tree_file = load(args.tree)
+    actors = sum(1 for _path, node in tree_file.tree.walk() if not hasattr(node, "children"))
+    print(f"{args.tree}: ok: {tree_file.tree.name}, {actors} actor(s)")
+    for path, node in tree_file.tree.walk():
+        kind = "supervisor" if hasattr(node, "children") else node.actor.__name__
+        print(f"  {path}  ({kind})")
+    return EXIT_OK
+
+
+def run_run(args: argparse.Namespace) -> int:
+    tree_file = load(args.tree)
+    overrides: dict[str, Any] = {}
+    if args.base:
+        overrides["base"] = args.base
+    if args.chaos:
+        overrides["chaos"] = True
+    options = tree_file.system_options(**overrides)
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    settings = {f: getattr(options, f) for f in options.__struct_fields__}
+    base = settings.pop("base")
+    started = time.time()
+    try:
+        system = start(tree_file.tree, base=base, **settings)
+    except Exception as exc:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        print(f"stalwart: {tree_file.tree.name} did not start: {exc}", file=sys.stderr)
+        return EXIT_LEVEL5
+    state = remember_run(tree_file.tree.name, system.admin_port, args.tree)
+    kind = LiveView if sys.stdout.isatty() else EventLines
+    view = kind(system, sys.stdout, started)
+    print(
+        f"running {tree_file.tree.name} on the {base} base"
+        + (f" (admin port {system.admin_port}; {state})" if system.admin_port else ""),
+        flush=True,
+    )
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    stopped_at_level5 = False
+    try:
+        while not stop.is_set():
+            view.update()
+            if system.stopped:
+                stopped_at_level5 = True
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            stop.wait(_REDRAW_S if isinstance(view, LiveView) else 0.2)
+    finally:
+        report = None
+        if not stopped_at_level5:
+            print("stopping (reverse dependency order)...", flush=True)
+        system.shutdown()
+        report = system.final_report
+        forget_run(tree_file.tree.name)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stopped_at_level5 or (report and report.get("level") == 5):
+        reason = (report or {}).get("reason", "level 5")
+        print(f"the system stopped at level 5: {reason}", flush=True)
+        return EXIT_LEVEL5
+    print("stopped", flush=True)
+    return EXIT_OK
+
+
+class EventLines:
+    """Without a terminal: one line per event."""
+
+    def __init__(self, system: System, out: TextIO, t0: float) -> None:
+        self.system, self.out, self.seen, self.t0 = system, out, 0, t0
+
+    def update(self) -> None:
+        for e in self.system.events(self.seen):
+            self.seen = e.seq
+            level = f" level {e.level}" if e.level else ""
+            detail = f": {e.detail}" if e.detail else ""
+            self.out.write(f"{e.time - self.t0:8.2f}s {e.kind:<16} {e.path}{level}{detail}\n")
+        self.out.flush()
+
+
+class LiveView(EventLines):
+    """In a terminal: the tree and the latest events, redrawn."""
+
+    def update(self) -> None:
+        status = self.system.status()
+        try:
+            memory = self.system.memory()
+            mem = f"memory {memory.level.name.lower()} {memory.sample.percent:.0f}%"
+            mem += " (shedding load)" if memory.shedding else ""
+        except Exception:
+            mem = "memory: off"
+        events = self.system.events(max(0, self.seen - 200))[-_EVENTS_SHOWN:]
+        if events:
+            self.seen = events[-1].seq
+        lines = [
+            f"{self.system.tree.name}  [{status.phase}]  {mem}  ({time.time() - self.t0:.0f}s)",
+            "",
+            f"{'path':<34} {'state':<11} {'level':>5} {'restarts':>8}  breaker",
+        ]
+        for s in status:
+            name = "  " * s.path.count("/") + s.path.rsplit("/", 1)[-1]
+            lines.append(
+                f"{name:<34} {s.state:<11} {s.level or '':>5} {s.restarts or '':>8}  {s.breaker}"
+            )
+        lines += ["", "latest events:"]
+        for e in events:
+            level = f" level {e.level}" if e.level else ""
+            lines.append(f"  {e.kind:<16} {e.path}{level} {e.detail[:70]}")
+        self.out.write(CLEAR + "\n".join(lines) + "\n")
+        self.out.flush()

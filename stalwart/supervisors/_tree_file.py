@@ -1,0 +1,202 @@
+"""Trees written in TOML: the same structure as ``Supervisor``/``Child``, checked the same way.
+
+    [system]                     # keyword arguments of start() (optional)
+    base = "multiproc"
+    memory_budget = "1GiB"
+
+    [supervisor]                 # the top of the tree
+    name = "shop"
+    max_restarts = 5
+
+    [[supervisor.children]]      # an actor: it has "actor"
+    name = "db"
+    actor = "examples.shop.actors:Database"
+
+    [[supervisor.children]]      # a supervisor: it has "children"
+    name = "workers"
+    strategy = "one_for_all"
+      [[supervisor.children.children]]
+      name = "w"
+      actor = "examples.shop.actors:Worker"
+      replicas = 3
+
+Every mistake is a :class:`TreeFileError` naming the file, the place in the tree
+(``shop/workers/w``), where that is in the file (``supervisor.children[1].children[0]``)
+and the field, before anything starts.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from typing import Any
+
+import msgspec
+import msgspec.inspect
+
+from ._options import SystemOptions, parse_options
+from .spec import Child, SpecError, Supervisor, validate_children
+
+_SUPERVISOR_KEYS = set(Supervisor.__struct_fields__)
+
+
+# Supervisor's fields but its children (a union msgspec cannot convert untagged), for types
+def _field(f: Any) -> tuple[Any, ...]:
+    if f.default is not msgspec.NODEFAULT:
+        return (f.name, f.type, f.default)
+    if f.default_factory is not msgspec.NODEFAULT:
+        return (f.name, f.type, msgspec.field(default_factory=f.default_factory))
+    return (f.name, f.type)
+
+
+_SupervisorFields = msgspec.defstruct(
+    "SupervisorFields",
+    [_field(f) for f in msgspec.structs.fields(Supervisor) if f.name != "children"],
+    forbid_unknown_fields=True,
+)
+_CHILD_KEYS = set(Child.__struct_fields__)
+
+
+class TreeFileError(SpecError):
+    """A tree file is invalid: ``file: tree path (place in the file): field: problem``."""
+
+    def __init__(self, file: str, path: str, where: str, field: str, problem: str) -> None:
+        self.file, self.where = file, where
+        place = f"{path} ({where})" if path and where else path or where
+        parts = [file, place, field, problem] if place else [file, field, problem]
+        ValueError.__init__(self, ": ".join(parts))
+        self.path, self.field, self.problem = path, field, problem
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (TreeFileError, (self.file, self.path, self.where, self.field, self.problem))
+
+
+class TreeFile(msgspec.Struct, frozen=True):
+    """A parsed tree file: the tree and the ``start()`` options it gives."""
+
+    file: str
+    tree: Supervisor
+    options: dict[str, Any]
+
+    def system_options(self, **overrides: Any) -> SystemOptions:
+        """The options, validated, with ``overrides`` (e.g. ``base``) on top."""
+        return parse_options({**self.options, **overrides})
+
+
+def load_tree(file: str | os.PathLike[str]) -> TreeFile:
+    """Read and check a TOML tree file; raises :class:`TreeFileError` on any mistake."""
+    name = os.fspath(file)
+    label = os.path.basename(name)
+    try:
+        with open(name, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise TreeFileError(label, "", "", "file", "does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise TreeFileError(label, "", "", "syntax", str(exc)) from None
+    unknown = set(data) - {"system", "supervisor"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise TreeFileError(label, "", key, key, "unknown table (known: system, supervisor)")
+    top = data.get("supervisor")
+    if not isinstance(top, dict):
+        raise TreeFileError(label, "", "supervisor", "supervisor", "missing: the top of the tree")
+    tree = _supervisor(label, top, "supervisor", "")
+    try:
+        validate_children(tree.name, tree.children)
+    except SpecError as exc:
+        raise TreeFileError(label, exc.path, "", exc.field, exc.problem) from None
+    options = data.get("system", {})
+    if not isinstance(options, dict):
+        raise TreeFileError(label, "", "system", "system", "expected a table")
+    try:
+        parse_options(options)
+    except SpecError as exc:
+        raise TreeFileError(label, "", "system", exc.field, exc.problem) from None
+    return TreeFile(name, tree, dict(options))
+
+
+def _supervisor(file: str, node: dict[str, Any], where: str, parent: str) -> Supervisor:
+    path = _path(file, node, where, parent)
+    _known(file, node, _SUPERVISOR_KEYS, path, where, "supervisor")
+    children_nodes = node.get("children", [])
+    if not isinstance(children_nodes, list):
+        raise TreeFileError(file, path, where, "children", "expected an array of tables")
+    children: list[Child | Supervisor] = []
+    for i, child in enumerate(children_nodes):
+        place = f"{where}.children[{i}]"
+        if not isinstance(child, dict):
+            raise TreeFileError(file, path, place, "children", "expected a table")
+        if "children" in child:
+            children.append(_supervisor(file, child, place, path))
+        else:
+            children.append(_child(file, child, place, path))
+    fields = {k: v for k, v in node.items() if k != "children"}
+    checked = _convert(file, fields, _SupervisorFields, path, where)
+    try:
+        return Supervisor(**msgspec.structs.asdict(checked), children=tuple(children))
+    except SpecError as exc:
+        raise TreeFileError(file, path, where, exc.field, exc.problem) from None
+
+
+def _child(file: str, node: dict[str, Any], where: str, parent: str) -> Child:
+    path = _path(file, node, where, parent)
+    if "actor" not in node:
+        raise TreeFileError(
+            file, path, where, "actor", 'missing: "module:Class" (or give it "children")'
+        )
+    _known(file, node, _CHILD_KEYS, path, where, "child")
+    child: Child = _convert(file, node, Child, path, where)
+    return child
+
+
+def _path(file: str, node: dict[str, Any], where: str, parent: str) -> str:
+    name = node.get("name")
+    if not isinstance(name, str) or not name:
+        raise TreeFileError(file, parent, where, "name", f"expected a name, got {name!r}")
+    return f"{parent}/{name}" if parent else name
+
+
+def _known(
+    file: str, node: dict[str, Any], keys: set[str], path: str, where: str, what: str
+) -> None:
+    for key in node:
+        if key not in keys:
+            known = ", ".join(sorted(keys))
+            raise TreeFileError(file, path, where, key, f"unknown {what} setting (known: {known})")
+
+
+def _choices(cls: Any, field: str) -> tuple[Any, ...]:
+    """The values a Literal field accepts (empty if it is not one)."""
+    for f in msgspec.inspect.type_info(cls).fields:  # type: ignore[attr-defined]
+        if f.name != field:
+            continue
+        kinds = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
+        return tuple(
+            v for t in kinds if isinstance(t, msgspec.inspect.LiteralType) for v in t.values
+        )
+    return ()
+
+
+def _convert(file: str, node: dict[str, Any], cls: Any, path: str, where: str) -> Any:
+    try:
+        return msgspec.convert(node, cls)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        field = "?"
+        if "`$." in text:
+            field = text.rsplit("`$.", 1)[1].rstrip("`")
+            text = text.rsplit(" - at ", 1)[0]
+        elif text.count(": ") >= 2:  # a SpecError raised while checking: "name: field: problem"
+            _name, field, text = text.split(": ", 2)
+        if text.startswith("Object contains unknown field `"):
+            unknown = text.split("`")[1]
+            field = f"{field}.{unknown}" if field != "?" else unknown
+            text = "unknown setting"
+        choices = _choices(cls, field)
+        if choices and text.startswith("Invalid enum value"):
+            value = node.get(field)
+            text = f"expected one of {', '.join(map(str, choices))}, got {value!r}"
+        raise TreeFileError(file, path, where, field, text) from None
+    except SpecError as exc:
+        raise TreeFileError(file, path, where, exc.field, exc.problem) from None
