@@ -41,6 +41,9 @@ from .supervisors import (
     Status,
     Supervisor,
     System,
+    TreeFile,
+    TreeFileError,
+    load_tree,
     start,
 )
 
@@ -76,7 +79,10 @@ __all__ = [
     "System",
     "SystemStopped",
     "Timeout",
+    "TreeFile",
+    "TreeFileError",
     "UnknownMessage",
     "UnknownPath",
+    "load_tree",
     "start",
 ]

@@ -26,3 +26,16 @@ def test_the_readme_tree_example_runs(tmp_path):
     lines = out.stdout.splitlines()
     assert lines[0] == "4"
     assert "inventory" in out.stdout and "running" in out.stdout
+
+
+def test_the_configuration_reference_is_generated_from_the_spec_types():
+    from stalwart.cli._reference import reference_markdown
+
+    # regenerate with: python -m stalwart.cli._reference > docs/configuration.md
+    assert (ROOT / "docs" / "configuration.md").read_text() == reference_markdown()
+
+
+def test_every_documentation_page_is_linked_from_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"docs/{page.name}" in readme, page.name

@@ -79,6 +79,10 @@ def run_status(args: argparse.Namespace) -> int:
 def run_recover(args: argparse.Namespace) -> int:
     with attach(args) as system:
         try:
+            system.status()[args.path]
+        except KeyError:
+            raise UsageError(f"unknown actor path {args.path!r}") from None
+        try:
             result = system.request_recovery(RecoveryRequest(args.path, args.level, args.reason))
         except StalwartError as exc:
             raise UsageError(str(exc)) from None

@@ -4,6 +4,7 @@ from ._ladder import Action, Decision, Ladder, RestartIntensity, decide
 from ._options import SystemOptions
 from ._plan import Slot, dependency_graph, dependents, expand, restart_set, start_order
 from ._system import Status, System, start, validate_message
+from ._tree_file import TreeFile, TreeFileError, load_tree
 from .messages import ActorStatus, DeadLetter, Event
 from .spec import (
     Alternative,
@@ -40,10 +41,13 @@ __all__ = [
     "Supervisor",
     "System",
     "SystemOptions",
+    "TreeFile",
+    "TreeFileError",
     "decide",
     "dependency_graph",
     "dependents",
     "expand",
+    "load_tree",
     "restart_set",
     "start",
     "start_order",

@@ -1,0 +1,197 @@
+"""The `stalwart` command driven as a user drives it: real processes, signals, a terminal."""
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOP = "examples/shop/shop.toml"
+NEVER_STARTS = """
+[supervisor]
+name = "app"
+[[supervisor.children]]
+name = "w"
+actor = "tests.support:Worker"
+options = { fail_start_flag = "%s" }
+"""
+
+
+def stalwart(*args, env=None, timeout=60, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", "stalwart", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        **kwargs,
+    )
+
+
+def state_env(tmp_path):
+    return {**os.environ, "STALWART_STATE_DIR": str(tmp_path / "state")}
+
+
+def test_check_accepts_the_shop_and_refuses_a_bad_tree_with_exit_code_2(tmp_path):
+    ok = stalwart("check", SHOP)
+    assert ok.returncode == 0 and "shop/storefront/api  (Api)" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / SHOP).read_text().replace('strategy = "one_for_all"', 'strategy = "x"'))
+    out = stalwart("check", str(bad))
+    assert out.returncode == 2
+    assert "bad.toml: shop/storefront (supervisor.children[2]): strategy: expected one of" in (
+        out.stderr
+    )
+
+
+def test_run_refuses_a_bad_tree_before_anything_starts(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text((ROOT / SHOP).read_text().replace("replicas = 3", "replicas = -3"))
+    out = stalwart("run", str(bad), "--for", "5", env=state_env(tmp_path))
+    assert out.returncode == 2 and "replicas: must be" in out.stderr
+    assert "running" not in out.stdout
+
+
+def test_run_prints_one_line_per_event_without_a_terminal_and_stops_after_for(tmp_path):
+    out = stalwart("run", SHOP, "--for", "2", env=state_env(tmp_path))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "running shop on the simple base"
+    assert any("tree-started" in line and "shop" in line for line in lines)
+    assert lines[-2:] == ["stopping (reverse dependency order)...", "stopped"]
+
+
+def test_sigterm_stops_it_in_order_with_exit_code_0(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stalwart", "run", SHOP],
+        cwd=ROOT,
+        env=state_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().startswith("running shop")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.rstrip().endswith("stopped")
+
+
+def test_a_tree_that_stops_at_level_5_exits_1(tmp_path):
+    flag = tmp_path / "no-start"
+    flag.write_text("on")
+    tree = tmp_path / "app.toml"
+    tree.write_text(NEVER_STARTS % flag)
+    out = stalwart("run", str(tree), "--for", "10", env=state_env(tmp_path))
+    assert out.returncode == 1
+    assert "level 5: app/w kept failing to run" in out.stderr
+
+
+def test_the_live_view_in_a_terminal_shows_the_tree(tmp_path):
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, on a terminal
+        os.chdir(ROOT)
+        os.environ["STALWART_STATE_DIR"] = str(tmp_path / "state")
+        os.execv(sys.executable, [sys.executable, "-m", "stalwart", "run", SHOP, "--for", "2"])
+    chunks = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1.0)
+        if not ready:
+            continue
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data.decode(errors="replace"))
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    screen = "".join(chunks)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "\x1b[H\x1b[2J" in screen  # redrawn in place
+    last = screen.rsplit("\x1b[H\x1b[2J", 1)[-1]
+    assert "shop  [running]  memory normal" in last
+    assert "path" in last and "restarts" in last and "breaker" in last
+    for name in ("db", "inventory", "storefront", "sessions", "api", "w.0", "w.2"):
+        assert name in last
+
+
+def test_status_recover_and_chaos_steer_a_running_multiprocess_tree(tmp_path):
+    env = state_env(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stalwart", "run", SHOP, "--base", "multiproc", "--chaos"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("running shop on the multiproc base (admin port"), first
+        note = json.loads((tmp_path / "state" / "shop.json").read_text())
+        status = stalwart("status", env=env)
+        assert status.returncode == 0, status.stderr
+        assert "inventory" in status.stdout and "running" in status.stdout
+        old_pid = int(status.stdout.split("inventory")[1].split("pid ")[1].split()[0])
+
+        recover = stalwart("recover", "shop/inventory", "--level", "3", env=env)
+        assert recover.returncode == 0, recover.stderr
+        assert recover.stdout.startswith("shop/inventory: level 3 ok")
+        after = stalwart("status", "--port", str(note["admin_port"]), env=env).stdout
+        new_pid = int(after.split("inventory")[1].split("pid ")[1].split()[0])
+        assert new_pid != old_pid and "restarts 1" in after.split("inventory")[1].splitlines()[0]
+
+        chaos = stalwart("chaos", SHOP, "--raise", "shop/db", env=env)
+        assert chaos.returncode == 0 and "raise injected into shop/db" in chaos.stdout
+        killed = stalwart("chaos", SHOP, "--kill", "shop/storefront/sessions", env=env)
+        assert killed.returncode == 0, killed.stderr
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            view = stalwart("status", env=env).stdout
+            sessions = view.split("sessions")[1].splitlines()[0]
+            if "restarts 1" in sessions and "running" in sessions:
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError(view)
+        actor_pids = {int(part.split()[0]) for part in view.split("pid ")[1:]}
+        unknown = stalwart("recover", "shop/nobody", "--level", "3", env=env)
+        assert unknown.returncode == 2 and "shop/nobody" in unknown.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert not (tmp_path / "state" / "shop.json").exists()  # the note goes with it
+    sessions = {_session(pid) for pid in actor_pids} - {None, os.getsid(0)}
+    assert sessions
+    deadline = time.monotonic() + 15
+    while left := [p for p in psutil.process_iter() if _session(p.pid) in sessions]:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"left behind: {[(p.pid, p.status()) for p in left]}")
+        time.sleep(0.2)
+
+
+def test_status_without_a_running_tree_says_so(tmp_path):
+    out = stalwart("status", env=state_env(tmp_path))
+    assert out.returncode == 2 and "no running tree noted" in out.stderr
+    closed = stalwart("status", "--port", "1", env=state_env(tmp_path))
+    assert closed.returncode == 2 and "no Stalwart system listens on 127.0.0.1:1" in closed.stderr
+
+
+def _session(pid):
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
