@@ -44,3 +44,15 @@ def test_the_memory_example_runs_the_three_tiers_and_restarts_the_importer():
     assert "tiers run: warning, critical, emergency" in text
     assert "restarted to give memory back: shop/importer" in text
     assert "shedding: False" in text  # the restart gave the memory back; load is taken again
+
+
+def test_the_pool_example_rides_out_the_outage_behind_its_breaker():
+    out = run_example("examples.pool")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "200 of 200 jobs answered" in text and "errors: none" in text
+    assert "breaker states: open" in text and text.split("breaker states: ")[1].split("\n")[
+        0
+    ].endswith("closed")
+    assert "'cached'" in text  # answers came from the breaker's cache while it was open
+    assert "worker restarts: 0" in text  # held, not restarted

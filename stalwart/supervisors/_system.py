@@ -524,7 +524,10 @@ class System:
             raise SystemStopped(f"no Stalwart system listens on 127.0.0.1:{admin_port}")
         with bound_to("127.0.0.1"):
             asys = ActorSystem(
-                THESPIAN_BASES["multiproc"], {"Admin Port": admin_port}, logDefs=LOG_DEFS
+                THESPIAN_BASES["multiproc"],
+                {"Admin Port": admin_port},
+                logDefs=LOG_DEFS,
+                transientUnique=True,
             )
         root = asys.createActor(RootActor, globalName=ROOT_NAME)
         system = cls(asys, root, parse_options({"base": "multiproc"}), Supervisor("attached"))
@@ -535,8 +538,14 @@ class System:
         return system
 
     def detach(self) -> None:
-        """Let go of an attached system; it keeps running."""
+        """Let go of an attached system; it keeps running (only this end is closed)."""
+        if self._closed:
+            return
         self._closed = True
+        base = getattr(self._asys, "_systemBase", None)
+        if base is not None:  # close our endpoint without asking the admin to shut down
+            base.transport.close()
+            self._asys._systemBase = None
 
     def __enter__(self) -> System:
         return self

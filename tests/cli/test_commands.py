@@ -190,8 +190,114 @@ def test_status_without_a_running_tree_says_so(tmp_path):
     assert closed.returncode == 2 and "no Stalwart system listens on 127.0.0.1:1" in closed.stderr
 
 
+def _listening():
+    return sorted(
+        c.laddr.port for c in psutil.Process().net_connections("inet") if c.status == "LISTEN"
+    )
+
+
 def _session(pid):
     try:
         return os.getsid(pid)
     except OSError:
         return None
+
+
+HANGS_AND_LEAKS = """
+[system]
+base = "multiproc"
+
+[supervisor]
+name = "lab"
+health_interval_s = 0.3
+health_misses = 2
+
+[[supervisor.children]]
+name = "w"
+actor = "tests.support:Worker"
+
+[[supervisor.children]]
+name = "v"
+actor = "tests.support:Worker"
+"""
+
+
+def test_chaos_hang_is_found_and_replaced_and_leak_holds_real_memory(tmp_path):
+    env = state_env(tmp_path)
+    tree = tmp_path / "lab.toml"
+    tree.write_text(HANGS_AND_LEAKS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stalwart", "run", str(tree), "--chaos"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().startswith("running lab on the multiproc base")
+
+        def pid_of(name):
+            view = stalwart("status", env=env).stdout
+            line = next(line for line in view.splitlines() if line.strip().startswith(name + " "))
+            return int(line.split("pid ")[1].split()[0]), line
+
+        v_pid, _ = pid_of("v")
+        before = psutil.Process(v_pid).memory_info().rss
+        leak = stalwart("chaos", str(tree), "--leak", "lab/v", "--size", "64MiB", env=env)
+        assert leak.returncode == 0, leak.stderr
+        deadline = time.monotonic() + 20
+        while psutil.Process(v_pid).memory_info().rss - before < 60 * 2**20:
+            assert time.monotonic() < deadline, "the leak did not show in the process's RSS"
+            time.sleep(0.1)
+
+        w_pid, _ = pid_of("w")
+        hang = stalwart("chaos", str(tree), "--hang", "lab/w", env=env)
+        assert hang.returncode == 0, hang.stderr
+        deadline = time.monotonic() + 30
+        while True:  # health checks find it hung; its process is killed and replaced
+            pid, line = pid_of("w")
+            if pid != w_pid and "running" in line:
+                break
+            assert time.monotonic() < deadline, line
+            time.sleep(0.2)
+        assert not psutil.pid_exists(w_pid) or psutil.Process(w_pid).status() == "zombie"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
+def test_chaos_is_refused_unless_the_tree_was_started_for_it(tmp_path):
+    from stalwart import System
+
+    env = state_env(tmp_path)
+    tree = tmp_path / "lab.toml"
+    tree.write_text(HANGS_AND_LEAKS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stalwart", "run", str(tree)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().startswith("running lab")
+        port = json.loads((tmp_path / "state" / "lab.json").read_text())["admin_port"]
+        assert stalwart("chaos", str(tree), "--hang", "lab/w", env=env).returncode == 0
+        listening = _listening()
+        with System.attach(port) as system:
+            refused = None
+            deadline = time.monotonic() + 10
+            while not refused and time.monotonic() < deadline:
+                refused = [e for e in system.events() if e.kind == "chaos-refused"]
+                time.sleep(0.1)
+            assert refused and refused[0].path == "lab/w"
+            from tests.support import Ping
+
+            assert system.ask("lab/w", Ping(3)).n == 3  # not hanging: the fault never arrived
+        assert _listening() == listening  # detached: nothing of it stays open here
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)

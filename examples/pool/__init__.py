@@ -1,0 +1,1 @@
+"""A worker pool whose jobs need a flaky external service behind a circuit breaker."""
