@@ -374,6 +374,9 @@ class CircuitBreaker:
     def record(self, permit: tuple[int, float], error: BaseException | None = None) -> None:
         """Record how the call of ``permit`` went (``error=None``: success)."""
         generation, started = permit
+        if error is None and self._fast and generation == self._generation:
+            self._record(OK)  # closed, nobody listening, no slow calls: nothing else to do
+            return
         self._complete(generation, error, self.clock() - started)
 
     # -- the machine ---------------------------------------------------------------------

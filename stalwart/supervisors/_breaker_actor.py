@@ -189,8 +189,8 @@ class BreakerActor(ManagedActor):
             self.degrade(req.message, self.caller_of(req), exc.remaining_s)
             return
         onward = Request(req.id, req.message, self.myAddress, req.trace or req.id)
-        # the permit holds the breaker clock's start time (monotonic unless a test clock)
-        self.inflight[req.id] = _InFlight(req, onward, permit, time.monotonic())
+        # the permit holds the start time on the breaker's clock (time.monotonic)
+        self.inflight[req.id] = _InFlight(req, onward, permit, permit[1])
         if not self.sweep_due:
             self.sweep_due = True
             self.after(self.spec.call_timeout_s, "sweep", key="sweep")
