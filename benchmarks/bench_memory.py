@@ -21,6 +21,7 @@ import psutil
 from _report import Figure, Row, ns_per_call, percentile, print_rows
 
 from stalwart import Child, ManagedActor, Supervisor, start
+from stalwart.actors._memory import resident_buffer as touched
 from stalwart.memory import MemorySampler, TieredCache
 
 MiB = 2**20
@@ -39,12 +40,6 @@ class Allocate(msgspec.Struct, frozen=True):
 
 class Release(msgspec.Struct, frozen=True):
     pass
-
-
-def touched(nbytes: int) -> bytearray:
-    buf = bytearray(nbytes)
-    buf[::4096] = b"\x01" * len(range(0, nbytes, 4096))
-    return buf
 
 
 class Holder(ManagedActor):

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 
 from stalwart import LevelPolicy, ManagedActor
+from stalwart.actors._memory import resident_buffer as touched
 
 FAST = LevelPolicy(
     basic_attempts=1,
@@ -381,13 +382,6 @@ class Held(msgspec.Struct, frozen=True):
 
 class Holding(msgspec.Struct, frozen=True):
     pass
-
-
-def touched(nbytes: int) -> bytearray:
-    """A buffer whose every page has been written: it is resident, not just reserved."""
-    buf = bytearray(nbytes)
-    buf[::4096] = b"\x01" * len(range(0, nbytes, 4096))
-    return buf
 
 
 class Hog(ManagedActor):

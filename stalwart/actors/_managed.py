@@ -19,7 +19,7 @@ from thespian.actors import (
 
 from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
-from ._memory import collect_garbage, new_cache_set, rss, set_owner
+from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._timers import TICK, WAKE
 from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, UnknownMessage
 from .messages import (
@@ -572,9 +572,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             while True:  # on purpose: the tree must find and replace it
                 time.sleep(1.0)
         if msg.kind == "leak":
-            buf = bytearray(msg.nbytes)
-            buf[::4096] = b"\x01" * len(range(0, msg.nbytes, 4096))
-            self._sw_leaked.append(buf)
+            self._sw_leaked.append(resident_buffer(msg.nbytes))
         else:
             self._sw_faults += msg.count
             self._sw_table = {}  # every message goes the long way while faults are armed

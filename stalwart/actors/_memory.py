@@ -74,6 +74,13 @@ def new_cache_set() -> CacheSet:
     return CacheSet()
 
 
+def resident_buffer(nbytes: int) -> bytearray:
+    """``nbytes`` with every page written: resident memory, not just address space."""
+    buf = bytearray(nbytes)
+    buf[::4096] = b"\x01" * len(range(0, nbytes, 4096))
+    return buf
+
+
 def rss() -> int:
     """This process's resident set size in bytes."""
     proc = _process[0]

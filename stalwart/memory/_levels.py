@@ -19,6 +19,7 @@ import numpy as np
 
 from ..actors import MemoryLevel
 from ..supervisors import SpecError
+from ..supervisors.spec import check_range
 from ._sampler import MemorySample
 
 
@@ -58,21 +59,11 @@ class MemorySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 "memory_thresholds",
                 f"must increase (warning < critical < emergency), got {t!r}",
             )
-        for name in ("interval_s", "reply_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise SpecError(
-                    "start", f"memory.{name}", f"must be > 0, got {getattr(self, name)!r}"
-                )
-        for name in ("hysteresis", "repeat_s", "horizon_s", "psi_some"):
-            if getattr(self, name) < 0:
-                raise SpecError(
-                    "start", f"memory.{name}", f"must be >= 0, got {getattr(self, name)!r}"
-                )
-        for name, least in (("trend_samples", 3), ("restart_largest", 0)):
-            if getattr(self, name) < least:
-                raise SpecError(
-                    "start", f"memory.{name}", f"must be >= {least}, got {getattr(self, name)!r}"
-                )
+        m = "memory."
+        check_range("start", self, ("interval_s", "reply_timeout_s"), above=0, prefix=m)
+        zero_or_more = ("hysteresis", "repeat_s", "horizon_s", "psi_some", "restart_largest")
+        check_range("start", self, zero_or_more, at_least=0, prefix=m)
+        check_range("start", self, ("trend_samples",), at_least=3, prefix=m)
 
 
 class Trigger(msgspec.Struct, frozen=True):

@@ -7,7 +7,7 @@ from typing import Any, Literal
 import msgspec
 
 from ._services import check_service_options
-from .spec import SpecError
+from .spec import SpecError, spec_error_in
 
 Base = Literal["simple", "multiproc", "tcp"]
 BASES = ("simple", "multiproc", "tcp")
@@ -89,9 +89,9 @@ def parse_options(options: dict[str, Any]) -> SystemOptions:
         return msgspec.convert(options, SystemOptions)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        if "`$." not in text and text.startswith("start: ") and text.count(": ") >= 2:
-            _start, field, problem = text.split(": ", 2)  # a SpecError from a check
-            raise SpecError("start", field, problem) from None
+        inner = spec_error_in(text)  # a SpecError raised by a check while converting
+        if inner is not None and inner.path == "start":
+            raise inner from None
         field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else "options"
         if "unknown field" in text.lower():
             field = text.split("`")[1] if "`" in text else "options"

@@ -35,7 +35,7 @@ import msgspec
 import msgspec.inspect
 
 from ._options import SystemOptions, parse_options
-from .spec import Child, SpecError, Supervisor, validate_children
+from .spec import Child, SpecError, Supervisor, spec_error_in, validate_children
 
 _SUPERVISOR_KEYS = set(Supervisor.__struct_fields__)
 
@@ -187,8 +187,8 @@ def _convert(file: str, node: dict[str, Any], cls: Any, path: str, where: str) -
         if "`$." in text:
             field = text.rsplit("`$.", 1)[1].rstrip("`")
             text = text.rsplit(" - at ", 1)[0]
-        elif text.count(": ") >= 2:  # a SpecError raised while checking: "name: field: problem"
-            _name, field, text = text.split(": ", 2)
+        elif (inner := spec_error_in(text)) is not None:  # raised by a check while converting
+            field, text = inner.field, inner.problem
         if text.startswith("Object contains unknown field `"):
             unknown = text.split("`")[1]
             field = f"{field}.{unknown}" if field != "?" else unknown

@@ -316,6 +316,38 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False):
                 yield from child.walk(base)
 
 
+def check_range(
+    owner: str,
+    obj: Any,
+    names: Sequence[str],
+    *,
+    above: float | None = None,
+    at_least: float | None = None,
+    at_most: float | None = None,
+    prefix: str = "",
+) -> None:
+    """Raise SpecError(owner, prefix + name, ...) for the first field out of range."""
+    for name in names:
+        value = getattr(obj, name)
+        problem = None
+        if above is not None and not value > above:
+            problem = f"must be > {above:g}"
+        elif at_least is not None and not value >= at_least:
+            problem = f"must be >= {at_least:g}"
+        elif at_most is not None and not value <= at_most:
+            problem = f"must be <= {at_most:g}"
+        if problem:
+            raise SpecError(owner, prefix + name, f"{problem}, got {value!r}")
+
+
+def spec_error_in(text: str) -> SpecError | None:
+    """The SpecError a message carries (msgspec wraps those raised while converting)."""
+    if "`$." in text or text.count(": ") < 2:
+        return None
+    path, field, problem = text.split(": ", 2)
+    return SpecError(path, field, problem)
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from ..supervisors.spec import SpecError
+from ..supervisors.spec import SpecError, check_range
 
 OTHER = "(other)"
 _RECOVERY = -1  # the fingerprint column of a recovery marker
@@ -72,10 +72,9 @@ class CorrelatorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
     incident_max_s: float = 120.0
 
     def __post_init__(self) -> None:
-        for name in ("capacity", "min_events", "anomaly_min", "max_paths", "max_fingerprints"):
-            if getattr(self, name) < 1:
-                raise SpecError("correlator", name, f"must be >= 1, got {getattr(self, name)!r}")
-        for name in (
+        positive = ("capacity", "min_events", "anomaly_min", "max_paths", "max_fingerprints")
+        check_range("correlator", self, positive, at_least=1)
+        seconds = (
             "window_s",
             "rate_window_s",
             "bucket_s",
@@ -83,17 +82,11 @@ class CorrelatorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
             "analysis_interval_s",
             "incident_quiet_s",
             "incident_max_s",
-        ):
-            if not getattr(self, name) > 0:
-                raise SpecError("correlator", name, f"must be > 0, got {getattr(self, name)!r}")
-        for name in ("dominant_share", "explain_share", "ewma_alpha"):
-            if not 0 < getattr(self, name) <= 1:
-                raise SpecError(
-                    "correlator", name, f"must be in (0, 1], got {getattr(self, name)!r}"
-                )
-        if self.high_rate_per_s < 0 or self.z_threshold < 0:
-            field = "high_rate_per_s" if self.high_rate_per_s < 0 else "z_threshold"
-            raise SpecError("correlator", field, f"must be >= 0, got {getattr(self, field)!r}")
+        )
+        check_range("correlator", self, seconds, above=0)
+        shares = ("dominant_share", "explain_share", "ewma_alpha")
+        check_range("correlator", self, shares, above=0, at_most=1)
+        check_range("correlator", self, ("high_rate_per_s", "z_threshold"), at_least=0)
 
     @classmethod
     def of(cls, settings: Mapping[str, Any] | None) -> CorrelatorSettings:

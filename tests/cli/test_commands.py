@@ -36,6 +36,18 @@ def stalwart(*args, env=None, timeout=60, **kwargs):
     )
 
 
+def run_in_background(*args, env):
+    """``stalwart ARGS`` as a child process (its first line is read by the caller)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "stalwart", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def state_env(tmp_path):
     return {**os.environ, "STALWART_STATE_DIR": str(tmp_path / "state")}
 
@@ -70,14 +82,7 @@ def test_run_prints_one_line_per_event_without_a_terminal_and_stops_after_for(tm
 
 
 def test_sigterm_stops_it_in_order_with_exit_code_0(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stalwart", "run", SHOP],
-        cwd=ROOT,
-        env=state_env(tmp_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = run_in_background("run", SHOP, env=state_env(tmp_path))
     assert proc.stdout.readline().startswith("running shop")
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
@@ -129,14 +134,7 @@ def test_the_live_view_in_a_terminal_shows_the_tree(tmp_path):
 
 def test_status_recover_and_chaos_steer_a_running_multiprocess_tree(tmp_path):
     env = state_env(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stalwart", "run", SHOP, "--base", "multiproc", "--chaos"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = run_in_background("run", SHOP, "--base", "multiproc", "--chaos", env=env)
     try:
         first = proc.stdout.readline()
         assert first.startswith("running shop on the multiproc base (admin port"), first
@@ -226,14 +224,7 @@ def test_chaos_hang_is_found_and_replaced_and_leak_holds_real_memory(tmp_path):
     env = state_env(tmp_path)
     tree = tmp_path / "lab.toml"
     tree.write_text(HANGS_AND_LEAKS)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stalwart", "run", str(tree), "--chaos"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = run_in_background("run", str(tree), "--chaos", env=env)
     try:
         assert proc.stdout.readline().startswith("running lab on the multiproc base")
 
@@ -274,14 +265,7 @@ def test_chaos_is_refused_unless_the_tree_was_started_for_it(tmp_path):
     env = state_env(tmp_path)
     tree = tmp_path / "lab.toml"
     tree.write_text(HANGS_AND_LEAKS)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stalwart", "run", str(tree)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = run_in_background("run", str(tree), env=env)
     try:
         assert proc.stdout.readline().startswith("running lab")
         port = json.loads((tmp_path / "state" / "lab.json").read_text())["admin_port"]
