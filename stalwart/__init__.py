@@ -30,6 +30,7 @@ from .actors import (
     UnknownMessage,
     UnknownPath,
 )
+from .recover import Recovery, RecoveryOutcome
 from .supervisors import (
     ActorStatus,
     Breaker,
@@ -68,8 +69,10 @@ __all__ = [
     "Overloaded",
     "PoisonMessageError",
     "QueuedForLater",
+    "Recovery",
     "RecoveryFailed",
     "RecoveryLevel",
+    "RecoveryOutcome",
     "RecoveryRequest",
     "RecoveryResult",
     "SpecError",

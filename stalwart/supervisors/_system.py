@@ -33,10 +33,12 @@ from ._options import SystemOptions, parse_options
 from ._root import RootActor
 from .messages import (
     ActorStatus,
+    Attempt,
     Boot,
     CorrelatorQuery,
     DeadLetter,
     Event,
+    EventNote,
     GatewayAsk,
     GatewayCancel,
     GatewayQuery,
@@ -344,6 +346,21 @@ class System:
             raise BadMessage(f"request_recovery needs a RecoveryRequest, got {request!r}")
         result: RecoveryResult = self._gateway("recover", request, timeout)
         return result
+
+    def record(self, *notes: EventNote | Attempt) -> None:
+        """Record events and attempts of recovery done outside the tree (``stalwart.recover``).
+
+        They join the tree's own: :meth:`events`, the correlator and the recovery store.
+        """
+        for note in notes:
+            if not isinstance(note, EventNote | Attempt):
+                raise BadMessage(f"record takes EventNote or Attempt, got {note!r}")
+        with self._lock:
+            if self._closed:
+                raise SystemStopped("the system has been shut down")
+            with self._running():
+                for note in notes:
+                    self._asys.tell(self._root, note)
 
     # -- the recovery store -------------------------------------------------------------------
     def _telemetry(self, what: str, timeout: float = 30.0, **args: Any) -> Any:

@@ -22,6 +22,7 @@ from ..strategies import AdaptiveSelector
 from ..supervisors._recovery import TREE_CANDIDATES
 from ..supervisors.messages import DeadLetter, Event
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule
+from ._rows import attempt_row, error_seen_statements, event_row, recovered_statement
 from ._store import RecoveryStore, Statement, checkpoint_statement, strategy_score_statements
 from .messages import (
     Alert,
@@ -89,34 +90,15 @@ class TelemetryActor(ManagedActor):
 
     # -- what the tree reports --------------------------------------------------------
     def receiveMsg_Event(self, e: Event, sender: Any) -> None:
-        self.add(
-            "events",
-            {
-                "time": e.time,
-                "kind": e.kind,
-                "path": e.path,
-                "level": e.level,
-                "strategy": e.strategy,
-                "category": e.category,
-                "fingerprint": e.fingerprint,
-                "detail": e.detail,
-                "duration_ms": e.duration_ms,
-            },
-        )
+        self.add("events", event_row(e))
         if e.fingerprint and e.kind in FAILURE_KINDS:
             if e.kind in ERROR_KINDS:
-                self.error_seen(e)
+                self.statements.extend(error_seen_statements(e))
             stable_since = self.watch.pop((e.path, e.fingerprint), None)
             if stable_since is not None:  # failed again soon after recovering
                 self.statements.append(_stability(e.path, e.fingerprint, stable_since, 0))
         elif e.kind == "recovered" and e.fingerprint:
-            self.statements.append(
-                (
-                    "UPDATE errors SET status='resolved', resolved_by=?, resolved_at=?"
-                    " WHERE path=? AND fingerprint=? AND status='open'",
-                    (f"recovery:{e.strategy}@level{e.level}", e.time, e.path, e.fingerprint),
-                )
-            )
+            self.statements.append(recovered_statement(e))
         elif e.kind == "reset":
             self.statements.append(
                 (
@@ -127,53 +109,8 @@ class TelemetryActor(ManagedActor):
             )
         self.maybe_flush()
 
-    def error_seen(self, e: Event) -> None:
-        self.statements.append(
-            (
-                "INSERT INTO errors (path, fingerprint, category, severity, error_type, message,"
-                " first_seen, last_seen, count, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 'open')"
-                " ON CONFLICT(path, fingerprint) DO UPDATE SET last_seen=excluded.last_seen,"
-                " count=count+1, status='open', resolved_by=NULL, resolved_at=NULL,"
-                " message=excluded.message, severity=excluded.severity",
-                (
-                    e.path,
-                    e.fingerprint,
-                    e.category,
-                    e.severity or None,
-                    e.detail.split(":", 1)[0],
-                    e.detail,
-                    e.time,
-                    e.time,
-                ),
-            )
-        )
-        self.statements.append(
-            (
-                "INSERT INTO progressive_recovery VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(path, fingerprint) DO UPDATE SET level=excluded.level,"
-                " category=excluded.category, updated_at=excluded.updated_at",
-                (e.path, e.fingerprint, e.category, e.level, e.time),
-            )
-        )
-
     def receiveMsg_Attempt(self, a: Attempt, sender: Any) -> None:
-        self.add(
-            "recovery_performance",
-            {
-                "time": a.time,
-                "path": a.path,
-                "operation": a.operation,
-                "category": a.category,
-                "fingerprint": a.fingerprint,
-                "level": a.level,
-                "strategy": a.strategy,
-                "success": int(a.success),
-                "duration_s": a.duration_s,
-                "mem_delta_bytes": a.mem_delta_bytes,
-                "cpu_delta_s": a.cpu_delta_s,
-                "stability": None,
-            },
-        )
+        self.add("recovery_performance", attempt_row(a))
         if a.strategy in TREE_CANDIDATES.get(a.level, ()):
             self.selector.record(a.category, a.level, a.strategy, a.success, a.duration_s)
             self.scores_dirty = True

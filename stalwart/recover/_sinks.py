@@ -1,0 +1,75 @@
+"""Where plain-code recovery records go: a running system, a store file, or nowhere."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..supervisors.messages import Attempt, Event, EventNote
+from ..telemetry._rows import attempt_row, error_seen_statements, event_row, recovered_statement
+from ..telemetry._store import RecoveryStore, Statement, strategy_score_statements
+
+log = logging.getLogger("stalwart.recover")
+ERROR_KINDS = ("failure",)
+
+Note = EventNote | Attempt
+
+
+def _event(note: EventNote, when: float) -> Event:
+    return Event(
+        0,
+        when,
+        note.kind,
+        note.path,
+        level=note.level,
+        detail=note.detail,
+        category=note.category,
+        fingerprint=note.fingerprint,
+        strategy=note.strategy,
+        duration_ms=note.duration_ms,
+        severity=note.severity,
+    )
+
+
+class StoreSink:
+    """Writes records straight into a recovery store, one batch per handled error."""
+
+    def __init__(self, store: RecoveryStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+
+    def publish(
+        self, notes: Sequence[tuple[float, Note]], scores: Mapping[str, Sequence[float]]
+    ) -> None:
+        rows: dict[str, list[dict[str, Any]]] = {"events": [], "recovery_performance": []}
+        statements: list[Statement] = []
+        for when, note in notes:
+            if isinstance(note, Attempt):
+                rows["recovery_performance"].append(attempt_row(note))
+                continue
+            event = _event(note, when)
+            rows["events"].append(event_row(event))
+            if event.kind in ERROR_KINDS and event.fingerprint:
+                statements += error_seen_statements(event)
+            elif event.kind == "recovered" and event.fingerprint:
+                statements.append(recovered_statement(event))
+        statements += strategy_score_statements(scores)
+        with self._lock:
+            self.store.write_batch(rows, statements)
+
+
+class SystemSink:
+    """Hands records to a running system: its events, correlator and store see them."""
+
+    def __init__(self, system: Any) -> None:
+        self.system = system
+
+    def publish(
+        self, notes: Sequence[tuple[float, Note]], scores: Mapping[str, Sequence[float]]
+    ) -> None:
+        try:
+            self.system.record(*(note for _, note in notes))
+        except Exception as exc:  # a stopped system must not fail the caller's recovery
+            log.warning("recovery records not delivered to the system: %s", exc)
