@@ -407,6 +407,10 @@ class System:
         rows: list[dict[str, Any]] = self._telemetry("alerts", active=active)
         return rows
 
+    def insights(self, window_s: float | None = None) -> Any:
+        """Error-rate trends, degradation, effectiveness and recommendations (``Insights``)."""
+        return self._telemetry("insights", window_s=window_s)
+
     def flush(self) -> None:
         """Make the telemetry actor write what it holds now."""
         self._telemetry("flush")

@@ -23,6 +23,15 @@ from ._correlator import (
     RootCause,
 )
 from ._correlator_actor import CorrelatorActor
+from ._insights import (
+    Degradation,
+    Effectiveness,
+    ErrorTrend,
+    Insights,
+    PredictionScore,
+    insights,
+    score_predictions,
+)
 from ._report import render_html, report_text, write_html_report
 from ._store import Metrics, RecoveryStore
 from .messages import (
@@ -72,11 +81,16 @@ __all__ = [
     "Correlator",
     "CorrelatorActor",
     "CorrelatorSettings",
+    "Degradation",
     "DurableCheckpoint",
+    "Effectiveness",
     "ErrorPattern",
+    "ErrorTrend",
+    "Insights",
     "LearnedState",
     "MemoryEvent",
     "Metrics",
+    "PredictionScore",
     "RecoveryStore",
     "RootCause",
     "StoreBackend",
@@ -84,7 +98,9 @@ __all__ = [
     "SystemBackend",
     "TelemetryActor",
     "TelemetryQuery",
+    "insights",
     "render_html",
     "report_text",
+    "score_predictions",
     "write_html_report",
 ]

@@ -22,6 +22,7 @@ from ..strategies import AdaptiveSelector
 from ..supervisors._recovery import TREE_CANDIDATES
 from ..supervisors.messages import DeadLetter, Event
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule
+from ._insights import insights
 from ._rows import attempt_row, error_seen_statements, event_row, recovered_statement
 from ._store import RecoveryStore, Statement, checkpoint_statement, strategy_score_statements
 from .messages import (
@@ -200,6 +201,8 @@ class TelemetryActor(ManagedActor):
             )
         elif q.what == "alerts":
             value = store.alerts(a.get("active"))
+        elif q.what == "insights":
+            value = insights(store, a.get("window_s"))
         elif q.what == "path":
             value = store.path
         elif q.what == "diagnostics":

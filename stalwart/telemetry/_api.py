@@ -24,6 +24,7 @@ import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ._insights import insights
 from ._store import RecoveryStore
 
 log = logging.getLogger("stalwart.api")
@@ -45,6 +46,7 @@ class Backend(Protocol):
     def diagnostics(self) -> dict[str, Any]: ...
     def actors(self) -> list[dict[str, Any]]: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
+    def insights(self, window_s: float | None) -> Any: ...
 
 
 class ApiError(Exception):
@@ -73,6 +75,10 @@ class ErrorsQuery(msgspec.Struct, forbid_unknown_fields=True):
 class MetricsQuery(msgspec.Struct, forbid_unknown_fields=True):
     window_s: float | None = None
     path: str | None = None
+
+
+class InsightsQuery(msgspec.Struct, forbid_unknown_fields=True):
+    window_s: float | None = None
 
 
 class HistoryQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -194,6 +200,7 @@ class Api:
             ("GET", re.compile(r"/api/recovery/history"), False, self.get_history),
             ("POST", re.compile(r"/api/recovery/reset"), True, self.reset),
             ("GET", re.compile(r"/api/diagnostics"), False, self.diagnostics),
+            ("GET", re.compile(r"/api/insights"), False, self.get_insights),
         ]
 
     def handle(
@@ -245,6 +252,10 @@ class Api:
 
     def diagnostics(self, *, query: Any, body: bytes) -> Any:
         return self.backend.diagnostics()
+
+    def get_insights(self, *, query: Any, body: bytes) -> Any:
+        q = parse_query(query, InsightsQuery)
+        return self.backend.insights(q.window_s)
 
     def prometheus(self) -> bytes:
         return bytes(generate_latest(self.registry))
@@ -410,6 +421,9 @@ class SystemBackend:
         rows: list[dict[str, Any]] = self.system.alerts(active)
         return rows
 
+    def insights(self, window_s: float | None) -> Any:
+        return self.system.insights(window_s)
+
 
 class StoreBackend:
     """Answers from a store file (``stalwart serve --db``); no live actions without a system."""
@@ -462,3 +476,6 @@ class StoreBackend:
 
     def alerts(self, active: bool | None) -> list[dict[str, Any]]:
         return self.store.alerts(active)
+
+    def insights(self, window_s: float | None) -> Any:
+        return insights(self.store, window_s)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..strategies import AdaptiveSelector
+from ._insights import Insights, insights
 from ._store import Metrics, RecoveryStore
 
 LEVEL_COLOURS = {1: "#4c9a2a", 2: "#c7a600", 3: "#e07b00", 4: "#d03b1f", 5: "#7b1fa2", 0: "#777"}
@@ -139,7 +140,41 @@ def report_text(store: RecoveryStore, window_s: float | None = None) -> str:
         lines += ["", "Memory cleanups"]
         for r in memory:
             lines.append(f"  {r['tier']:<12} {r['n']:>5} runs  freed {r['freed'] or 0:>14,} bytes")
+    lines += insight_lines(insights(store, window_s, now))
     return "\n".join(lines) + "\n"
+
+
+def insight_lines(found: Insights) -> list[str]:
+    """The insights part of the terminal report."""
+    lines = ["", "Error rate per service (errors/min, first half -> second half)"]
+    for t in found.error_trends[:10]:
+        lines.append(
+            f"  {t.path:<40} {t.errors:>6} errors  {t.first_per_min:>7.2f} -> "
+            f"{t.second_per_min:<7.2f} {t.direction}"
+        )
+    if not found.error_trends:
+        lines.append("  (no errors)")
+    lines += ["", "Effectiveness per level and strategy"]
+    for e in found.effectiveness:
+        lines.append(
+            f"  level {e.level}  {e.strategy:<18} {e.attempts:>7} attempts"
+            f"  {_pct(e.success_rate):>7}  {_fmt_s(e.mean_s):>7}"
+        )
+    if not found.effectiveness:
+        lines.append("  (no attempts)")
+    p = found.predictions
+    lines += ["", "Resource predictions"]
+    if p.predictions or p.exhaustions:
+        lines.append(
+            f"  {p.predictions} scored: {p.hits} hit, {p.false_alarms} false alarm,"
+            f" {p.averted} averted; {p.exhaustions} exhaustions, {p.predicted_exhaustions}"
+            f" foreseen; precision {_pct(p.precision)}, recall {_pct(p.recall)}"
+        )
+    else:
+        lines.append("  (none recorded)")
+    lines += ["", "Recommendations"]
+    lines += [f"  - {advice}" for advice in found.recommendations] or ["  (none)"]
+    return lines
 
 
 def timeline(
@@ -330,7 +365,17 @@ def render_html(
         f"<td>{html.escape((e['message'] or '')[:120])}</td></tr>"
         for e in store.errors(status="open", limit=50)
     ]
-    parts.append("</table></body></html>")
+    found = insights(store, window_s, now)
+    parts.append("</table><h2>Recommendations</h2><ul id='recommendations'>")
+    parts += [f"<li>{html.escape(a)}</li>" for a in found.recommendations] or ["<li>none</li>"]
+    p = found.predictions
+    parts.append(
+        f"</ul><h2>Resource predictions</h2><p id='predictions'>{p.predictions} scored:"
+        f" {p.hits} hit, {p.false_alarms} false alarm, {p.averted} averted;"
+        f" {p.exhaustions} exhaustions, {p.predicted_exhaustions} foreseen; precision"
+        f" {_pct(p.precision)}, recall {_pct(p.recall)}</p>"
+    )
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 

@@ -5,10 +5,18 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # tables whose rows belong to a batch (they carry batch_id) and are kept by time
-TIME_SERIES = ("recovery_performance", "events", "memory_events", "dead_letters", "alerts")
+TIME_SERIES = (
+    "recovery_performance",
+    "events",
+    "memory_events",
+    "dead_letters",
+    "alerts",
+    "resource_predictions",
+    "resource_exhaustions",
+)
 
 
 def _v1(conn: sqlite3.Connection) -> None:
@@ -66,7 +74,23 @@ def _v1(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1}
+def _v2(conn: sqlite3.Connection) -> None:
+    """Resource trends: the predictions made (scored later) and the exhaustions seen."""
+    conn.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS resource_predictions (
+            id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, time REAL NOT NULL,
+            key TEXT NOT NULL UNIQUE, resource TEXT NOT NULL, value REAL, limit_value REAL,
+            slope REAL, confidence REAL, ttl_s REAL, deadline REAL NOT NULL, action TEXT,
+            action_detail TEXT, outcome TEXT, scored_at REAL);
+        CREATE TABLE IF NOT EXISTS resource_exhaustions (
+            id INTEGER PRIMARY KEY, batch_id INTEGER NOT NULL, time REAL NOT NULL,
+            resource TEXT NOT NULL, value REAL, limit_value REAL, predicted INTEGER NOT NULL);
+        """
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -38,6 +38,7 @@ QUERIES = (
     "history",
     "events",
     "alerts",
+    "insights",
     "flush",
     "path",
 )
