@@ -14,7 +14,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-ORDER = ["strategies", "selector", "core", "telemetry", "mediation", "memory"]
+ORDER = ["strategies", "selector", "core", "telemetry", "mediation", "memory", "recover"]
 
 
 def main(argv: list[str]) -> int:

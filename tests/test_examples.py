@@ -56,3 +56,13 @@ def test_the_pool_example_rides_out_the_outage_behind_its_breaker():
     ].endswith("closed")
     assert "'cached'" in text  # answers came from the breaker's cache while it was open
     assert "worker restarts: 0" in text  # held, not restarted
+
+
+def test_the_plain_code_example_recovers_predicts_and_records():
+    out = run_example("examples.plain_code")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "recovered: b'paid' by reconnect at level 1" in text
+    assert "partner answered 429; waited as asked, then: 'report ready'" in text
+    assert "fds predicted to reach" in text and "action: close_leaked_fds: " in text
+    assert "payments   level 1  reconnect    ok=True" in text
