@@ -359,6 +359,11 @@ def test_levels_4_and_5_ask_an_attached_system(tmp_path: Any) -> None:
         assert {(h["level"], h["strategy"], h["success"]) for h in rows} >= {
             (4, "restart_subtree", 1)
         }
+        found = system.insights()
+        assert any(
+            (e.level, e.strategy, e.success_rate) == (4, "restart_subtree", 1.0)
+            for e in found.effectiveness
+        )
 
 
 @pytest.mark.parametrize(
