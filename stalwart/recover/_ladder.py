@@ -82,6 +82,8 @@ class _Run:
 def available(r: Recovery, level: int, run: _Run, remedy: RemedyAction | None) -> list[str]:
     """The strategies that apply at ``level`` to this failure and context."""
     ctx, retryable = run.ctx, run.info.retryable and run.ctx.retry is not None
+    if r.tries.get(level, 1) == 0:  # this level is turned off
+        return []
     if run.circuit_open and level <= 2:  # no more re-runs; a reset or restart may still help
         return ["fallback"] if level == 2 and ctx.fallback and not run.fallback_tried else []
     if level == 1:
@@ -104,6 +106,9 @@ def ladder(r: Recovery, error: BaseException, ctx: Context) -> Ladder[RecoveryOu
     key = (ctx.service, info.fingerprint)
     first = r.start_level(key)
     run.note("failure", first, detail=describe(error), severity=int(info.severity))
+    if r.system is not None:  # the system hears of the failure before any request it gets
+        failure, run.notes = run.notes, []
+        yield Blocking(lambda: r.publish(failure))
     r.breaker_saw_failure(ctx.service, error)
     remedy = r.remedy_for(Problem(error, info, ctx, r))
     run.reached = first

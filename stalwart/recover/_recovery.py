@@ -15,7 +15,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from ..strategies import AdaptiveSelector, Backoff, CircuitBreaker, Classifier, Exponential
+from ..strategies import (
+    AdaptiveSelector,
+    Backoff,
+    CircuitBreaker,
+    CircuitOpenError,
+    Classifier,
+    Exponential,
+)
 from ..strategies._classify import default_classifier
 from ..telemetry._store import RecoveryStore
 from ._context import Context, Hook
@@ -240,7 +247,7 @@ class Recovery:
         breaker = self.breaker(service)
         try:
             breaker.record(breaker.permit(), error)
-        except Exception:  # open already, or the error is not one it counts
+        except CircuitOpenError:  # open already: nothing more to count
             pass
 
     def learn_duration(self, ctx: Context, seconds: float) -> None:

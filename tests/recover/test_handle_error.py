@@ -398,3 +398,21 @@ def test_any_context_is_either_accepted_or_refused_with_a_named_key(ctx: dict[st
         assert any(repr(k) in str(exc) for k in ctx)
     else:
         assert not out.success and out.attempts == 0
+
+
+def test_level_5_asks_the_system_for_its_measures(tmp_path: Any) -> None:
+    tree = Supervisor("app", children=[Child("db", Worker, levels=FAST)])
+    with start(tree) as system:
+        recovery = quick(system=system, tries={4: 0})  # no subtree restart: straight to 5
+        out = recovery.handle_error_sync(
+            ConnectionError("stale connection pool"),
+            {"service": "reporting", "target": "app/db"},
+        )
+        assert not out.success and (out.strategy, out.level) == ("restart_tree", 5)
+        seen = [(e.kind, e.path, e.level) for e in system.events()]
+        assert (
+            seen.index(("failure", "reporting", 1))
+            < seen.index(("recovery-request", "app/db", 5))
+            < seen.index(("restart-tree", "app", 5))
+        )
+        assert seen[-1] == ("unrecovered", "reporting", 5)  # the request worked; nothing re-ran
