@@ -24,7 +24,7 @@ from ..strategies import (
     Exponential,
 )
 from ..strategies._classify import default_classifier
-from ..telemetry._store import RecoveryStore
+from ..telemetry._store import RecoveryStore, open_store
 from ._context import Context, Hook
 from ._ladder import ladder
 from ._outcome import RecoveryOutcome
@@ -104,13 +104,8 @@ class Recovery:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._levels: dict[tuple[str, str], tuple[int, float]] = {}
         self._durations: dict[tuple[str, str], deque[float]] = {}
-        self.store: RecoveryStore | None = None
-        self._own_store = False
-        if store is not None:
-            if isinstance(store, RecoveryStore):
-                self.store = store
-            else:
-                self.store, self._own_store = RecoveryStore(store), True
+        self.store, self._own_store = open_store(store)
+        if self.store is not None:
             self.selector.load_state(self.store.strategy_scores())
         self.system = system
         self._store_sink = StoreSink(self.store) if self.store is not None else None

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from ..telemetry._insights import PredictionScore, score_predictions
-from ..telemetry._store import RecoveryStore, Statement
+from ..telemetry._store import RecoveryStore, Statement, open_store
 from ._probes import Probe, default_probes
 from ._trend import Trend, fit
 
@@ -103,13 +103,7 @@ class ResourceWatch:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.store: RecoveryStore | None = None
-        self._own_store = False
-        if store is not None:
-            if isinstance(store, RecoveryStore):
-                self.store = store
-            else:
-                self.store, self._own_store = RecoveryStore(store), True
+        self.store, self._own_store = open_store(store)
 
     # -- configuration -------------------------------------------------------------------------
     def on(self, resource: str, action: Action | None = None, name: str | None = None) -> Any:

@@ -352,6 +352,13 @@ class RecoveryStore:
         return sorted(r["path"] for r in rows if r["detail"] in ("open", "forced_open"))
 
 
+def open_store(store: str | Path | RecoveryStore | None) -> tuple[RecoveryStore | None, bool]:
+    """A store from a path (opened here: owned, True) or an open store (not owned), or None."""
+    if store is None or isinstance(store, RecoveryStore):
+        return store, False
+    return RecoveryStore(store), True
+
+
 def _where(
     path: str | None = None, since: float | None = None, kinds: Sequence[str] | None = None
 ) -> tuple[str, list[Any]]:
