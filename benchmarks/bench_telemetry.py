@@ -23,6 +23,7 @@ from _report import Figure, Row, print_rows
 from stalwart import Child, ManagedActor, Supervisor, start
 from stalwart.telemetry import Attempt, RecoveryStore
 from stalwart.telemetry._report import render_html, report_text
+from stalwart.telemetry._rows import attempt_row
 
 EVENTS = 20_000
 PEER_EVENTS = 2_000
@@ -84,20 +85,7 @@ def peer(folder: str, tuned: bool) -> float:
     started = time.perf_counter()
     for i in range(PEER_EVENTS):
         a = attempt(i)
-        table.insert(
-            {
-                "batch_id": 0,
-                "time": a.time,
-                "path": a.path,
-                "operation": a.operation,
-                "category": a.category,
-                "fingerprint": a.fingerprint,
-                "level": a.level,
-                "strategy": a.strategy,
-                "success": int(a.success),
-                "duration_s": a.duration_s,
-            }
-        )
+        table.insert({"batch_id": 0, **attempt_row(a)})
     elapsed = time.perf_counter() - started
     conn.close()
     return PEER_EVENTS / elapsed
