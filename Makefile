@@ -44,7 +44,7 @@ $(CHROMIUM):
 test: lint $(CHROMIUM)
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench $(CHROMIUM)
 	$(PY) benchmarks/run.py
 
 clean:

@@ -14,7 +14,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-ORDER = ["strategies", "selector", "core", "telemetry", "mediation", "memory", "recover"]
+ORDER = [
+    "strategies",
+    "selector",
+    "core",
+    "telemetry",
+    "mediation",
+    "memory",
+    "recover",
+    "dashboard",
+]
 
 
 def main(argv: list[str]) -> int:

@@ -20,6 +20,13 @@ def test_the_shop_demo_shows_levels_one_to_four_and_the_tree():
     assert "shop/storefront/api" in text and "w.2" in text  # the status tree at the end
 
 
+def test_the_shop_demo_serves_its_dashboard_while_it_runs():
+    out = run_example("examples.shop", "--seconds", "1", "--dashboard", "0")
+    assert out.returncode == 0, out.stderr
+    line = next(x for x in out.stdout.splitlines() if x.startswith("dashboard: "))
+    assert line.startswith("dashboard: http://127.0.0.1:") and "/#token=" in line
+
+
 def test_the_shop_demo_reaches_level_five_when_asked_on_real_processes():
     out = run_example("examples.shop", "--seconds", "2", "--critical", "--base", "multiproc")
     assert out.returncode == 0, out.stderr

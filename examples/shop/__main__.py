@@ -1,9 +1,11 @@
 """Run the shop with injected faults and watch the tree recover.
 
     python -m examples.shop [--seconds 8] [--base simple|multiproc] [--critical]
+                            [--dashboard PORT]
 
 Each scenario injects one fault; every failure and the level that handled it is
-printed as it happens, and the run ends with the live tree.
+printed as it happens, and the run ends with the live tree. With ``--dashboard``
+the live dashboard is served on that loopback port (0: any free port) while it runs.
 """
 
 from __future__ import annotations
@@ -128,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=6.0, help="how long to run (default 6)")
     parser.add_argument("--base", default="simple", choices=["simple", "multiproc"])
     parser.add_argument("--critical", action="store_true", help="also ask for level 5")
+    parser.add_argument(
+        "--dashboard", type=int, metavar="PORT", help="serve the dashboard on 127.0.0.1:PORT"
+    )
     args = parser.parse_args(argv)
     folder = tempfile.mkdtemp(prefix="stalwart-shop-")
     backend = new_backend(folder)
@@ -135,6 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"starting the shop on the {args.base} base ...")
     with start(shop_tree(backend.path), base=args.base, report_path=None) as system:
         printer = EventPrinter(system, t0)
+        if args.dashboard is not None:
+            server = system.serve_api(port=args.dashboard)
+            print(f"dashboard: {server.dashboard_url}")
         stop = threading.Event()
         traffic = threading.Thread(target=background_traffic, args=(system, stop), daemon=True)
         traffic.start()

@@ -41,7 +41,25 @@ def add_run(commands: Any) -> None:
     p.add_argument("--base", choices=["simple", "multiproc", "tcp"], help="override the base")
     p.add_argument("--for", dest="seconds", type=float, help="stop after this many seconds")
     p.add_argument("--chaos", action="store_true", help="accept `stalwart chaos` faults")
+    p.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the dashboard and the JSON API there (HOST defaults to 127.0.0.1)",
+    )
+    p.add_argument("--token", help="token for the API's actions (default: a new random one)")
     p.set_defaults(run=run_run)
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """``PORT`` or ``HOST:PORT`` (loopback when no host is given)."""
+    host, _, port = text.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise UsageError(f"--serve: expected [HOST:]PORT, got {text!r}") from None
+    if not 0 <= number <= 65535:
+        raise UsageError(f"--serve: port {number} is out of range 0..65535")
+    return host.strip("[]") or "127.0.0.1", number
 
 
 def load(path: str) -> TreeFile:
@@ -69,6 +87,7 @@ def run_run(args: argparse.Namespace) -> int:
     if args.chaos:
         overrides["chaos"] = True
     options = tree_file.system_options(**overrides)
+    address = listen_address(args.serve) if args.serve else None
     stop = threading.Event()
     previous = {
         sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -83,6 +102,19 @@ def run_run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         print(f"stalwart: {tree_file.tree.name} did not start: {exc}", file=sys.stderr)
         return EXIT_LEVEL5
+    if address is not None:
+        try:
+            server = system.serve_api(*address, token=args.token)
+        except OSError as exc:
+            system.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            raise UsageError(
+                f"--serve: cannot listen on {address[0]}:{address[1]}: {exc}"
+            ) from None
+        served = [f"dashboard: {server.url}/  (JSON API under {server.url}/api/)"]
+        if not args.token:
+            served.append(f"token for actions: {server.token}  (or open {server.dashboard_url})")
     state = remember_run(tree_file.tree.name, system.admin_port, args.tree)
     kind = LiveView if sys.stdout.isatty() else EventLines
     view = kind(system, sys.stdout, started)
@@ -91,6 +123,8 @@ def run_run(args: argparse.Namespace) -> int:
         + (f" (admin port {system.admin_port}; {state})" if system.admin_port else ""),
         flush=True,
     )
+    if address is not None:
+        print("\n".join(served), flush=True)
     deadline = time.monotonic() + args.seconds if args.seconds else None
     stopped_at_level5 = False
     try:

@@ -1,4 +1,4 @@
-"""``stalwart serve --db FILE``: the JSON API and /metrics for a store file."""
+"""``stalwart serve --db FILE``: the dashboard, the JSON API and /metrics for a store file."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def run_serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with ApiServer(StoreBackend(args.db), args.host, args.port, args.token) as server:
-        print(f"serving {args.db} on {server.url}", flush=True)
+        print(f"serving {args.db} on {server.url} (dashboard: {server.url}/)", flush=True)
         if not args.token:
             print(f"token for write endpoints: {server.token}", flush=True)
         stop.wait()

@@ -356,7 +356,7 @@ class Gateway(Caller):
             "recovery-result",
             req.target,
             level=req.level,
-            detail=detail,
+            detail=f"{'ok' if ok else 'failed'}: {detail}",
             duration_ms=result.duration_ms,
         )
         if gateway_id is None:

@@ -17,13 +17,14 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from ..dashboard import PAGE_HEADERS, Snapshots, static_file
 from ._insights import insights
 from ._store import RecoveryStore
 
@@ -47,6 +48,11 @@ class Backend(Protocol):
     def actors(self) -> list[dict[str, Any]]: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
     def insights(self, window_s: float | None) -> Any: ...
+    def tree(self) -> tuple[str, str, list[dict[str, Any]]]: ...
+    def events(self, since: int) -> list[Any]: ...
+    def incidents(self) -> list[dict[str, Any]]: ...
+    def memory(self) -> dict[str, Any] | None: ...
+    def request_recovery(self, path: str, level: int, reason: str) -> Any: ...
 
 
 class ApiError(Exception):
@@ -95,6 +101,16 @@ class ResetBody(msgspec.Struct, forbid_unknown_fields=True):
     path: str | None = None
 
 
+class RecoverBody(msgspec.Struct, forbid_unknown_fields=True):
+    path: str
+    level: Annotated[int, msgspec.Meta(ge=1, le=5)]
+    reason: str = "requested from the API"
+
+
+class DashboardQuery(msgspec.Struct, forbid_unknown_fields=True):
+    episodes: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+
+
 _FIELD = re.compile(r"`\$\.([\w.\[\]]+)`")
 
 
@@ -102,7 +118,7 @@ def _invalid(exc: msgspec.ValidationError | msgspec.DecodeError) -> ApiError:
     text = str(exc)
     match = _FIELD.search(text)
     field = match.group(1) if match else None
-    if field is None and "unknown field" in text.lower():
+    if field is None and ("unknown field" in text or "missing required field" in text):
         quoted = re.search(r"`(\w+)`", text)
         field = quoted.group(1) if quoted else None
     return ApiError(400, text, field)
@@ -190,6 +206,7 @@ class Api:
     def __init__(self, backend: Backend, token: str) -> None:
         self.backend = backend
         self.token = token
+        self.snapshots = Snapshots(backend)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(backend))  # type: ignore[arg-type]
         self.routes: list[Route] = [
@@ -201,6 +218,8 @@ class Api:
             ("POST", re.compile(r"/api/recovery/reset"), True, self.reset),
             ("GET", re.compile(r"/api/diagnostics"), False, self.diagnostics),
             ("GET", re.compile(r"/api/insights"), False, self.get_insights),
+            ("GET", re.compile(r"/api/dashboard"), False, self.dashboard),
+            ("POST", re.compile(r"/api/recovery/request"), True, self.request_recovery),
         ]
 
     def handle(
@@ -257,6 +276,17 @@ class Api:
         q = parse_query(query, InsightsQuery)
         return self.backend.insights(q.window_s)
 
+    def dashboard(self, *, query: Any, body: bytes) -> Any:
+        q = parse_query(query, DashboardQuery)
+        return self.snapshots.snapshot(q.episodes)
+
+    def request_recovery(self, *, query: Any, body: bytes) -> Any:
+        b = parse_body(body, RecoverBody)
+        result = self.backend.request_recovery(b.path, b.level, b.reason)
+        if not result.ok and result.detail.startswith("unknown actor path"):
+            raise ApiError(400, result.detail, "path")
+        return result
+
     def prometheus(self) -> bytes:
         return bytes(generate_latest(self.registry))
 
@@ -281,18 +311,14 @@ class ApiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
-        extra: Callable[
-            [str, str, dict[str, list[str]], bytes, str | None], tuple[int, str, bytes] | None
-        ]
-        | None = None,
     ) -> None:
         self.token = token or secrets.token_urlsafe(18)
         self.api = Api(backend, self.token)
-        self.extra = extra
-        api, extra_handler = self.api, extra
+        api = self.api
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out without waiting for ACKs
 
             def _serve(self, method: str) -> None:
                 url = urlsplit(self.path)
@@ -301,11 +327,10 @@ class ApiServer:
                 token = _token(self.headers)
                 query = parse_qs(url.query)
                 try:
-                    if extra_handler is not None:
-                        answered = extra_handler(method, url.path, query, body, token)
-                        if answered is not None:
-                            self._send(*answered)
-                            return
+                    page = static_file(url.path) if method == "GET" else None
+                    if page is not None:
+                        self._send(200, page[0], page[1], PAGE_HEADERS)
+                        return
                     if url.path == "/metrics" and method == "GET":
                         self._send(200, "text/plain; version=0.0.4", api.prometheus())
                         return
@@ -321,8 +346,12 @@ class ApiServer:
                     payload = {"error": f"{type(exc).__name__}: {exc}", "status": 500}
                     self._send(500, "application/json", json.dumps(payload).encode())
 
-            def _send(self, status: int, content_type: str, data: bytes) -> None:
+            def _send(
+                self, status: int, content_type: str, data: bytes, headers: Any = None
+            ) -> None:
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Cache-Control", "no-store")
@@ -351,6 +380,11 @@ class ApiServer:
     def url(self) -> str:
         """``http://host:port``."""
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard page, with the token in the fragment (which browsers do not send)."""
+        return f"{self.url}/#token={self.token}"
 
     def stop(self) -> None:
         """Stop serving and close the port."""
@@ -424,6 +458,51 @@ class SystemBackend:
     def insights(self, window_s: float | None) -> Any:
         return self.system.insights(window_s)
 
+    def tree(self) -> tuple[str, str, list[dict[str, Any]]]:
+        status = self.system.status()
+        return self.system.tree.name, status.phase, [msgspec.to_builtins(s) for s in status]
+
+    def events(self, since: int) -> list[Any]:
+        events: list[Any] = self.system.events(since)
+        return events
+
+    def incidents(self) -> list[dict[str, Any]]:
+        return [msgspec.to_builtins(i) for i in self.system.incidents()]
+
+    def memory(self) -> dict[str, Any] | None:
+        from ..actors.errors import StalwartError
+
+        try:
+            status = self.system.memory()
+        except StalwartError:
+            return None  # the memory service is off
+        sample = status.sample
+        return {
+            "level": status.level.name.lower(),
+            "percent": sample.percent if sample else None,
+            "used": sample.used if sample else None,
+            "limit": sample.limit if sample else None,
+            "source": sample.source if sample else "",
+            "shedding": status.shedding,
+            "thresholds": list(self.system.options.memory_thresholds),
+            "cleanups": [
+                {
+                    "time": c.time,
+                    "tier": c.tier,
+                    "trigger": c.trigger,
+                    "freed_bytes": max(0, c.before_bytes - c.after_bytes),
+                    "percent_before": c.percent_before,
+                    "percent_after": c.percent_after,
+                }
+                for c in reversed(status.cleanups)
+            ],
+        }
+
+    def request_recovery(self, path: str, level: int, reason: str) -> Any:
+        from ..actors.messages import RecoveryRequest
+
+        return self.system.request_recovery(RecoveryRequest(path, level, reason))
+
 
 class StoreBackend:
     """Answers from a store file (``stalwart serve --db``); no live actions without a system."""
@@ -479,3 +558,41 @@ class StoreBackend:
 
     def insights(self, window_s: float | None) -> Any:
         return insights(self.store, window_s)
+
+    def tree(self) -> tuple[str, str, list[dict[str, Any]]]:
+        return self.path, "recorded", []
+
+    def events(self, since: int) -> list[Any]:
+        rows = self.store.query(
+            "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT 10000", (since,)
+        )
+        return [{**row, "seq": row["id"], "trace": ""} for row in rows]
+
+    def incidents(self) -> list[dict[str, Any]]:
+        return []
+
+    def memory(self) -> dict[str, Any] | None:
+        rows = self.store.query("SELECT * FROM memory_events ORDER BY id DESC LIMIT 20")
+        return {
+            "level": None,
+            "percent": None,
+            "used": None,
+            "limit": None,
+            "source": "",
+            "shedding": False,
+            "thresholds": [70.0, 85.0, 95.0],
+            "cleanups": [
+                {
+                    "time": r["time"],
+                    "tier": r["tier"],
+                    "trigger": r["trigger"],
+                    "freed_bytes": r["freed_bytes"] or 0,
+                    "percent_before": r["percent"],
+                    "percent_after": None,
+                }
+                for r in rows
+            ],
+        }
+
+    def request_recovery(self, path: str, level: int, reason: str) -> Any:
+        raise NoSystem()

@@ -286,3 +286,39 @@ def test_chaos_is_refused_unless_the_tree_was_started_for_it(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)
+
+
+def test_run_serves_the_dashboard_on_loopback_and_stops_it_with_the_tree(tmp_path):
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = run_in_background("run", SHOP, "--serve", str(port), env=state_env(tmp_path))
+    try:
+        assert proc.stdout.readline().startswith("running shop")
+        served = proc.stdout.readline()
+        assert served.startswith(f"dashboard: http://127.0.0.1:{port}/"), served
+        token_line = proc.stdout.readline()
+        assert token_line.startswith("token for actions: ")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as page:
+            assert b"dashboard.js" in page.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/dashboard", timeout=10) as r:
+            snapshot = json.loads(r.read())
+        assert snapshot["name"] == "shop" and "shop/storefront/api" in {
+            n["path"] for n in snapshot["tree"]
+        }
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", port)) != 0  # the port is closed again
+
+
+def test_run_refuses_a_bad_serve_address(tmp_path):
+    out = stalwart("run", SHOP, "--serve", "localhost:http", env=state_env(tmp_path))
+    assert out.returncode == 2 and "--serve: expected [HOST:]PORT, got 'localhost:http'" in (
+        out.stderr
+    )

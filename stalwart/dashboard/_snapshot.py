@@ -1,0 +1,123 @@
+"""What the dashboard page polls: the live tree, the timeline, memory and headline figures.
+
+One :class:`Snapshots` per server folds the tree's events into the
+:class:`~stalwart.dashboard.Timeline` as they come, so a poll costs only the
+events since the last one. The slower figures (metrics from the store, memory,
+alerts, the correlator's incidents) are read at most once per ``slow_s``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Protocol
+
+import msgspec
+
+from ._timeline import Timeline
+
+OPEN_BREAKER_STATES = frozenset({"open", "forced_open", "half_open"})
+PROTECTED = ".protected"
+
+
+class Source(Protocol):
+    """The part of the API's backend the dashboard reads."""
+
+    def tree(self) -> tuple[str, str, list[dict[str, Any]]]: ...
+    def events(self, since: int) -> list[Any]: ...
+    def incidents(self) -> list[dict[str, Any]]: ...
+    def memory(self) -> dict[str, Any] | None: ...
+    def metrics(self, window_s: float | None, path: str | None) -> Any: ...
+    def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
+
+
+def with_breaker_badges(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each protected actor (``x.protected``, ``x.protected.N``) its breaker's state.
+
+    A breaker that has not reported a change yet is in its first state: closed.
+    """
+    for node in nodes:
+        if node["kind"] == "breaker" and not node["breaker"]:
+            node["breaker"] = "closed"
+    breakers = {n["path"]: n["breaker"] for n in nodes if n["kind"] == "breaker"}
+    for node in nodes:
+        if node["kind"] != "actor" or PROTECTED not in node["path"]:
+            continue
+        front = node["path"][: node["path"].rindex(PROTECTED)]
+        if front in breakers:
+            node["breaker"] = breakers[front]
+    return nodes
+
+
+class Snapshots:
+    """Builds the page's snapshots from a backend; thread-safe."""
+
+    def __init__(self, source: Source, slow_s: float = 1.0, keep: int = 200) -> None:
+        self.source = source
+        self.slow_s = slow_s
+        self.timeline = Timeline(keep)
+        self._lock = threading.Lock()
+        self._slow: dict[str, Any] = {}
+        self._slow_at = float("-inf")
+
+    def snapshot(self, episodes: int = 100) -> dict[str, Any]:
+        """The tree, the newest ``episodes`` of the timeline, memory and the headline."""
+        name, phase, nodes = self.source.tree()
+        nodes = with_breaker_badges(nodes)
+        with self._lock:
+            self.timeline.feed(self.source.events(self.timeline.seq))
+            now = time.monotonic()
+            if now - self._slow_at >= self.slow_s:
+                self._slow = self._read_slow()
+                self._slow_at = now
+                self.timeline.attach_incidents(self._slow["incidents"])
+            slow = self._slow
+            timeline = [msgspec.to_builtins(e) for e in self.timeline.newest(episodes)]
+            seq = self.timeline.seq
+        open_breakers = sorted(
+            {
+                n["path"]
+                for n in nodes
+                if n["kind"] == "breaker" and n["breaker"] in OPEN_BREAKER_STATES
+            }
+            | set(slow["metrics"].get("open_breakers") or ())
+        )
+        return {
+            "time": time.time(),
+            "name": name,
+            "phase": phase,
+            "live": bool(nodes),
+            "seq": seq,
+            "tree": nodes,
+            "timeline": timeline,
+            "memory": slow["memory"],
+            "headline": headline(slow["metrics"], open_breakers, slow["alerts"]),
+        }
+
+    def _read_slow(self) -> dict[str, Any]:
+        metrics = msgspec.to_builtins(self.source.metrics(None, None))
+        return {
+            "metrics": metrics,
+            "memory": self.source.memory(),
+            "alerts": self.source.alerts(True),
+            "incidents": self.source.incidents(),
+        }
+
+
+def headline(
+    metrics: dict[str, Any], open_breakers: list[str], alerts: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The figures at the top of the page."""
+    return {
+        "success_rate": metrics.get("success_rate"),
+        "p50_s": metrics.get("p50_s"),
+        "p95_s": metrics.get("p95_s"),
+        "attempts": metrics.get("attempts", 0),
+        "errors": metrics.get("errors", 0),
+        "restarts": metrics.get("restarts", 0),
+        "open_breakers": open_breakers,
+        "alerts": [
+            {"rule": a["rule"], "severity": a["severity"], "message": a.get("message") or ""}
+            for a in alerts
+        ],
+    }

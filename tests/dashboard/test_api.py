@@ -1,0 +1,108 @@
+"""The dashboard's data and actions over HTTP, from a running tree and from a store file."""
+
+import pytest
+
+from stalwart import Breaker, Child, Supervisor, Timeout
+from stalwart.telemetry._api import ApiServer, StoreBackend
+from tests.support import FAST, Never, Work, Worker, wait_for
+from tests.telemetry.test_api import call
+
+
+def test_the_page_and_its_files_are_served_with_a_strict_policy(make_system):
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]))
+    server = system.serve_api(token="t0k")
+    status, page = call(f"{server.url}/")
+    assert status == 200 and '<script type="module" src="/dashboard/dashboard.js">' in page
+    for name in ("dashboard.js", "dashboard.css"):
+        assert call(f"{server.url}/dashboard/{name}")[0] == 200
+    for bad in ("/dashboard/../_api.py", "/dashboard/nothing.js", "/dashboard/%2e%2e%2fx.js"):
+        assert call(f"{server.url}{bad}")[0] == 404, bad
+    import urllib.request
+
+    with urllib.request.urlopen(f"{server.url}/", timeout=10) as response:
+        assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert server.dashboard_url == f"{server.url}/#token=t0k"
+
+
+def test_a_snapshot_has_the_tree_its_episodes_and_the_headline(make_system):
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST)]))
+    server = system.serve_api(token="t0k")
+    system.ask("s/w", Work(1, fail_times=1), timeout=10)
+    system.flush()
+    status, snap = call(f"{server.url}/api/dashboard")
+    assert status == 200 and snap["live"] and snap["name"] == "s" and snap["phase"] == "running"
+    paths = {n["path"] for n in snap["tree"]}
+    assert {"s", "s/w"} <= paths and paths == {s.path for s in system.status()}
+    [episode] = [e for e in snap["timeline"] if e["path"] == "s/w"]
+    assert episode["outcome"] == "recovered" and episode["level"] == 1
+    assert snap["headline"]["attempts"] >= 1 and snap["headline"]["success_rate"] == 1.0
+    assert snap["memory"]["thresholds"] == [70.0, 85.0, 95.0] and snap["memory"]["percent"] > 0
+    # the next poll folds only what is new
+    system.ask("s/w", Work(2, fail_times=1), timeout=10)
+    status, again = call(f"{server.url}/api/dashboard?episodes=1")
+    assert [e["id"] for e in again["timeline"]] == [max(e["id"] for e in again["timeline"])]
+    assert again["timeline"][0]["id"] > episode["id"] and again["seq"] > snap["seq"]
+    assert call(f"{server.url}/api/dashboard?episodes=0")[1]["field"] == "episodes"
+
+
+def test_protected_actors_carry_their_breakers_badge(make_system):
+    tree = Supervisor(
+        "s", children=[Child("w", Worker, breaker=Breaker(2, 30, 1, call_timeout_s=0.2))]
+    )
+    system = make_system(tree)
+    server = system.serve_api()
+    badges = {n["path"]: n["breaker"] for n in call(f"{server.url}/api/dashboard")[1]["tree"]}
+    assert badges["s/w"] == badges["s/w.protected"] == "closed"
+    for _ in range(2):
+        with pytest.raises(Timeout):
+            system.ask("s/w", Never(), timeout=5)
+    snap = wait_for(
+        lambda: (s := call(f"{server.url}/api/dashboard")[1])["headline"]["open_breakers"] and s
+    )
+    badges = {n["path"]: n["breaker"] for n in snap["tree"]}
+    assert badges["s/w"] == badges["s/w.protected"] == "open"
+    assert snap["headline"]["open_breakers"] == ["s/w"]
+
+
+def test_a_recovery_request_needs_the_token_and_names_what_is_wrong(make_system):
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]))
+    server = system.serve_api(token="t0k")
+    url = f"{server.url}/api/recovery/request"
+    status, body = call(url, "POST", {"path": "s/w", "level": 3})
+    assert status == 401 and "token" in body["error"]
+    assert system.status()["s/w"].restarts == 0
+    status, result = call(url, "POST", {"path": "s/w", "level": 3}, token="t0k")
+    assert status == 200 and result["ok"] and result["target"] == "s/w"
+    assert system.status()["s/w"].restarts == 1
+    for body, field in (
+        ({"path": "s/ghost", "level": 3}, "path"),
+        ({"path": "s/w", "level": 6}, "level"),
+        ({"path": "s/w"}, "level"),
+        ({"path": "s/w", "level": 3, "colour": "red"}, "colour"),
+    ):
+        status, answer = call(url, "POST", body, token="t0k")
+        assert (status, answer["field"]) == (400, field), answer
+    assert system.status()["s/w"].restarts == 1
+    episodes = call(f"{server.url}/api/dashboard")[1]["timeline"]
+    assert [(e["kind"], e["outcome"]) for e in episodes if e["path"] == "s/w"] == [
+        ("requested", "done")
+    ]
+
+
+def test_a_store_file_is_shown_without_a_live_tree_and_refuses_live_actions(make_system, tmp_path):
+    db = tmp_path / "recovery.db"
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST)]), store=str(db))
+    system.ask("s/w", Work(1, fail_times=1), timeout=10)
+    system.shutdown()
+    with ApiServer(StoreBackend(str(db)), token="t0k") as server:
+        status, snap = call(f"{server.url}/api/dashboard")
+        assert status == 200 and not snap["live"] and snap["tree"] == []
+        assert [(e["path"], e["outcome"]) for e in snap["timeline"] if e["path"] == "s/w"] == [
+            ("s/w", "recovered")
+        ]
+        status, body = call(
+            f"{server.url}/api/recovery/request", "POST", {"path": "s/w", "level": 3}, token="t0k"
+        )
+        assert status == 503 and "no running system" in body["error"]
+        assert call(f"{server.url}/")[0] == 200

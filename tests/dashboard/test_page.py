@@ -1,0 +1,75 @@
+"""The dashboard in a real headless Chromium, against the shop example's tree."""
+
+from playwright.sync_api import expect
+
+from examples.shop.backend import new_backend
+from examples.shop.messages import Job
+from examples.shop.tree import shop_tree
+from tests.browser import browser_page
+from tests.support import wait_for
+
+TOKEN = "dashboard-test-token"
+
+
+def node(path: str) -> str:
+    return f'#tree li[data-path="{path}"] > .node'
+
+
+def test_the_dashboard_follows_the_shop_live_and_acts_only_with_the_token(make_system, tmp_path):
+    backend = new_backend(str(tmp_path))
+    system = make_system(shop_tree(backend.path), chaos=True)
+    server = system.serve_api(token=TOKEN)
+    with browser_page() as page:
+        page.goto(f"{server.url}/")
+        page.locator("body[data-ready='1']").wait_for()
+        # the whole tree, nested like the tree
+        shown = page.eval_on_selector_all(
+            "#tree li[data-path]", "els => els.map(e => e.dataset.path)"
+        )
+        assert sorted(shown) == sorted(s.path for s in system.status())
+        assert page.locator(f'{node("shop/workers")} + ul li[data-path="shop/workers/w.1"]').count()
+        assert page.inner_text(f"{node('shop/db')} .state") == "running"
+        assert page.inner_text("#h-breakers") == "0"
+        page.evaluate("window.pageMarker = 'not reloaded'")
+
+        # a failure climbs to level 3: the actor's level and the timeline change in place
+        system.inject("shop/workers/w.1", "raise", count=3)
+        assert system.ask("shop/workers/w.1", Job(1), timeout=10).worker == "shop/workers/w.1"
+        expect(page.locator(f"{node('shop/workers/w.1')} .level")).to_have_text("level 3")
+        assert page.inner_text(f"{node('shop/workers/w.1')} .restarts") == "↻ 1"
+        episode = page.locator('#timeline li[data-path="shop/workers/w.1"]')
+        episode.locator(".outcome", has_text="recovered").wait_for(timeout=5000)
+        assert page.inner_text('#timeline li[data-path="shop/workers/w.1"] .answered') == (
+            "level 3 · restart"
+        )
+        episode.click()
+        page.locator("#details-panel").wait_for(state="visible")
+        details = page.inner_text("#details")
+        assert "fault injected by chaos" in details and "level 3 (restart)" in details
+        assert len(page.locator("#steps tr").all()) == 4  # levels 1, 2, 3 and the recovery
+        page.locator("#attempts tr").first.wait_for(timeout=5000)  # read from the store
+        assert page.evaluate("window.pageMarker") == "not reloaded"
+
+        # a restart asked for with the token
+        page.fill("#token", TOKEN)
+        page.click(node("shop/db"))
+        page.select_option("#level", "3")
+        page.click("#recover")
+        page.locator("#action-result.done").wait_for(timeout=10000)
+        assert "level 3 on shop/db: done" in page.inner_text("#action-result")
+        assert system.status()["shop/db"].restarts == 1
+        expect(page.locator(f"{node('shop/db')} .restarts")).to_have_text("↻ 1")
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+        assert page.errors == []
+        assert page.evaluate("window.pageMarker") == "not reloaded"
+
+        # without the token the same action is refused, and nothing restarts
+        page.fill("#token", "")
+        page.click("#recover")
+        page.locator("#action-result.refused").wait_for(timeout=10000)
+        assert page.inner_text("#action-result") == "refused: this action needs the API token"
+        assert system.status()["shop/db"].restarts == 1
+        # the browser reports the refused request itself (a 401), and nothing else
+        assert all("401" in e for e in page.errors), page.errors
+    wait_for(lambda: system.status()["shop/db"].state == "running")
