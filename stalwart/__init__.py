@@ -5,6 +5,7 @@ the actor, restart the subtree, system-wide measures); the tree learns which
 recovery works best from what it records.
 """
 
+from . import cluster as _cluster  # noqa: F401  (registers the service)
 from . import memory as _memory  # noqa: F401  (registers the service)
 from . import telemetry as _telemetry  # noqa: F401  (registers the service)
 from .actors import (

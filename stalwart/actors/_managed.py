@@ -20,6 +20,7 @@ from thespian.actors import (
 from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
+from ._placement import NODE_ENV, satisfies
 from ._timers import TICK, WAKE
 from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, UnknownMessage
 from .messages import (
@@ -165,6 +166,11 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         self._sw_init_caller()
 
     # -- hooks --------------------------------------------------------------------
+    @staticmethod
+    def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: Any) -> bool:
+        """Thespian asks this of each node that could run the actor (``Child.requires``)."""
+        return satisfies(capabilities, requirements)
+
     def on_start(self) -> None:
         """Runs before the first message, and again after every restart.
 
@@ -459,13 +465,19 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
                     classify(exc),
                     brief_traceback(exc),
                     (*init.redeliver, *held),
+                    os.environ.get(NODE_ENV, ""),
                 ),
             )
             return
         set_owner(previous)
         self._sw_mode = _RUNNING
         self._sw_table = self._sw_handlers
-        self.send(self.supervisor, Started(self.path, self.incarnation, True, os.getpid()))
+        self.send(
+            self.supervisor,
+            Started(
+                self.path, self.incarnation, True, os.getpid(), node=os.environ.get(NODE_ENV, "")
+            ),
+        )
         for item in init.redeliver:
             self._sw_redeliver(item.message, item.sender, item.failure_id)
         waiting, self._sw_held = self._sw_held, []

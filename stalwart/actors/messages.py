@@ -184,6 +184,7 @@ class Started(msgspec.Struct, frozen=True):
     error: ErrorInfo | None = None
     traceback: str = ""
     held: tuple[Redelivery, ...] = ()
+    node: str = ""  # the cluster node it runs on ("" outside a cluster)
 
 
 class FailureReport(msgspec.Struct, frozen=True):

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ._common import EXIT_OK, EXIT_USAGE, UsageError
 from ._control import add_chaos, add_recover, add_status
+from ._node import add_node
 from ._report import add_report
 from ._run import add_check, add_run
 from ._serve import add_serve
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_chaos(commands)
     add_report(commands)
     add_serve(commands)
+    add_node(commands)
     return parser
 
 

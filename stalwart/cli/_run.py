@@ -50,15 +50,15 @@ def add_run(commands: Any) -> None:
     p.set_defaults(run=run_run)
 
 
-def listen_address(text: str) -> tuple[str, int]:
+def listen_address(text: str, option: str = "--serve") -> tuple[str, int]:
     """``PORT`` or ``HOST:PORT`` (loopback when no host is given)."""
     host, _, port = text.rpartition(":")
     try:
         number = int(port)
     except ValueError:
-        raise UsageError(f"--serve: expected [HOST:]PORT, got {text!r}") from None
+        raise UsageError(f"{option}: expected [HOST:]PORT, got {text!r}") from None
     if not 0 <= number <= 65535:
-        raise UsageError(f"--serve: port {number} is out of range 0..65535")
+        raise UsageError(f"{option}: port {number} is out of range 0..65535")
     return host.strip("[]") or "127.0.0.1", number
 
 

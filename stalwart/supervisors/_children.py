@@ -36,6 +36,7 @@ class ChildState:
         self.address: Any = None
         self.incarnation = 0
         self.pid = 0
+        self.node = ""  # the cluster node it runs on
         self.restart_pending = False
         self.stop_for_good = False
         self.keep_final_state = True

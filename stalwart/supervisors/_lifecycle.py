@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from thespian.actors import ActorExitRequest
 
+from ..actors._placement import AVOID, NODE_ENV
 from ..actors._timers import WAKE
 from ..actors.messages import Init, Release, Retire, Retired, Started, Successor
 from ..strategies import ErrorInfo
@@ -86,7 +87,16 @@ class Lifecycle:
         if all(c.phase in (UP, REMOVED) for c in self.order):
             if self.initial:
                 self.initial = False
-                self.send(self.parent, Started(self.path, self.incarnation, True, os.getpid()))
+                self.send(
+                    self.parent,
+                    Started(
+                        self.path,
+                        self.incarnation,
+                        True,
+                        os.getpid(),
+                        node=os.environ.get(NODE_ENV, ""),
+                    ),
+                )
             self.on_settled()
 
     def dependencies_up(self, c: ChildState) -> bool:
@@ -97,7 +107,12 @@ class Lifecycle:
         self._incarnations += 1
         c.incarnation = self._incarnations
         cls = self.supervisor_class() if c.kind == "supervisor" else c.actor_class
-        c.address = self.createActor(cls)
+        requires = getattr(c.spec, "requires", None)
+        if requires:  # placed by Thespian on a node that offers them, never on a lost one
+            lost = tuple(self.settings.get("lost", ()))
+            c.address = self.createActor(cls, targetActorRequirements={**requires, AVOID: lost})
+        else:
+            c.address = self.createActor(cls)
         c.phase = STARTING
         if c.kind == "supervisor":
             self.send(
@@ -151,7 +166,7 @@ class Lifecycle:
             self.on_start_failed(c, msg)
             self.reconcile()
             return
-        c.phase, c.pid = UP, msg.pid
+        c.phase, c.pid, c.node = UP, msg.pid, msg.node
         self.send(
             self.root,
             Registered(
@@ -165,6 +180,7 @@ class Lifecycle:
                 _class_name(c),
                 c.level,
                 c.restarts,
+                msg.node,
             ),
         )
         c.lost_inflight = False
@@ -227,7 +243,7 @@ class Lifecycle:
     def kill(self, c: ChildState) -> None:
         if c.address is not None:
             self.send(c.address, ActorExitRequest())
-        if c.pid and c.pid != os.getpid():
+        if c.pid and c.pid != os.getpid() and c.node == os.environ.get(NODE_ENV, ""):
             try:
                 os.kill(c.pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):

@@ -47,6 +47,14 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     - ``memory``: further settings of the memory-pressure actor (see
       ``MemorySettings``: ``hysteresis``, ``horizon_s``, ``psi_some``...); ``None``
       turns it off.
+    - ``node``: on the ``tcp`` base, this node's name in the cluster (default
+      ``"leader"``); the system is then the cluster's leader, that other nodes join.
+    - ``listen``: on the ``tcp`` base, the leader's ``(host, port)`` (default
+      127.0.0.1 and ``admin_port`` or a free port). A host other than loopback
+      also needs ``loopback_only=False``.
+    - ``capabilities``: what this node offers to ``Child.requires`` (``{"zone": "a"}``).
+    - ``cluster``: settings of the node monitor (see ``ClusterSettings``:
+      ``expect_nodes``, ``wait_s``, ``heartbeat_s``, ``phi_threshold``...).
     """
 
     base: Base = "simple"
@@ -69,6 +77,10 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     memory_thresholds: tuple[float, float, float] = (70.0, 85.0, 95.0)
     memory_interval_s: float = 1.0
     chaos: bool = False
+    node: str | None = None
+    listen: tuple[str, int] | None = None
+    capabilities: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
+    cluster: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for field in ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s"):
@@ -81,6 +93,35 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         check_service_options(self)
         if self.admin_port is not None and not 1 <= self.admin_port <= 65535:
             raise SpecError("start", "admin_port", f"must be a TCP port, got {self.admin_port!r}")
+        self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        from ..actors._placement import check_requires
+
+        if self.base != "tcp":
+            for field in ("node", "listen"):
+                if getattr(self, field) is not None:
+                    raise SpecError("start", field, 'needs base="tcp" (a cluster)')
+            return
+        if self.node is None:
+            msgspec.structs.force_setattr(self, "node", "leader")
+        if not self.node or "/" in str(self.node):
+            raise SpecError("start", "node", f"expected a name without '/', got {self.node!r}")
+        if self.listen is not None:
+            host, port = self.listen
+            if not 0 <= port <= 65535:
+                raise SpecError("start", "listen", f"port must be 0..65535, got {port!r}")
+            if self.loopback_only and host not in ("127.0.0.1", "localhost", "::1"):
+                raise SpecError(
+                    "start",
+                    "listen",
+                    f"{host} is not loopback: Thespian's TCP transport unpickles what it"
+                    " receives, so pass loopback_only=False only on a network you trust",
+                )
+        try:
+            check_requires(self.capabilities)
+        except ValueError as exc:
+            raise SpecError("start", "capabilities", str(exc)) from None
 
 
 def parse_options(options: dict[str, Any]) -> SystemOptions:

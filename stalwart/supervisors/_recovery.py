@@ -437,7 +437,7 @@ class Recovery(_Base):
         self.on_retry_outcome(RetryOutcome(c.path, record.id, True))
 
     # -- crashes and start failures ---------------------------------------------------------
-    def on_child_exited(self, address: Any) -> None:
+    def on_child_exited(self, address: Any, reason: str = "process exited unexpectedly") -> None:
         if address in self.forwarders:
             self.forwarders.remove(address)
             self.reconcile()
@@ -457,12 +457,12 @@ class Recovery(_Base):
         # a hung actor's request would hang the new one too: its callers time out instead
         c.phase, c.address, c.pid, c.lost_inflight = "down", None, 0, not c.hung_killed
         c.hung_killed = c.hung_reported = False
-        c.last_error = "process exited unexpectedly"
-        self.note("crash", c, level=3, detail=f"{c.path}: process exited unexpectedly")
+        c.last_error = reason
+        self.note("crash", c, level=3, detail=f"{c.path}: {reason}")
         self.send(self.root, Unavailable(c.path, "crashed", lost_inflight=True))
         if c.kind == "supervisor":
             self.send(self.root, KillSubtree(c.path))
-        self.restart_after_crash(c, crash_info(c.path, "process exited unexpectedly"), 3)
+        self.restart_after_crash(c, crash_info(c.path, reason), 3)
 
     def on_start_failed(self, c: ChildState, msg: Started) -> None:
         info = msg.error or crash_info(c.path, "start failed")

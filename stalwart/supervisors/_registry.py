@@ -30,6 +30,7 @@ class Entry:
         "kind",
         "last_error",
         "level",
+        "node",
         "path",
         "pid",
         "restarts",
@@ -50,6 +51,7 @@ class Entry:
         self.restarts = 0
         self.last_error = ""
         self.breaker = ""  # a breaker actor's state
+        self.node = ""  # the cluster node it runs on
 
 
 class Registry:
@@ -125,6 +127,7 @@ class Registry:
         entry.address, entry.pid, entry.incarnation = msg.address, msg.pid, msg.incarnation
         entry.available, entry.state = True, "running"
         entry.level, entry.restarts = msg.level, msg.restarts
+        entry.node = msg.node
 
     def _retire_address(self, address: Any, path: str) -> None:
         self._retired[str(address)] = path
@@ -169,6 +172,14 @@ class Registry:
         """Paths of the entries of ``kind`` (``actor``, ``supervisor``, ``breaker``)."""
         return [p for p, e in self.entries.items() if e.kind == kind]
 
+    def on_node(self, node: str) -> list[Entry]:
+        """Actors and breakers running on ``node`` now, in start (dependency) order."""
+        return [
+            e
+            for e in self.entries.values()
+            if e.node == node and e.kind != "supervisor" and e.state != "stopped"
+        ]
+
     def all_stopped(self) -> None:
         for e in self.entries.values():
             e.available, e.pid, e.state = False, 0, "stopped"
@@ -203,7 +214,7 @@ class Registry:
                 e.restarts,
                 e.last_error,
                 e.pid,
-                "",
+                e.node,
                 e.incarnation,
                 e.actor_class,
                 e.breaker,

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 import psutil
-from thespian.actors import Actor, ChildActorExited, DeadEnvelope, WakeupMessage
+from thespian.actors import Actor, ActorExitRequest, ChildActorExited, DeadEnvelope, WakeupMessage
 
 from ..actors._timers import TICK, WAKE
 from ..actors.errors import ActorStopped, SystemStopped
@@ -42,7 +42,7 @@ from ._gateway import CORRELATOR, TELEMETRY, Gateway
 from ._incidents import Incidents
 from ._ladder import RestartIntensity
 from ._registry import Registry
-from ._services import system_services
+from ._services import SYSTEM_NAME, system_services
 from .messages import (
     Attempt,
     Boot,
@@ -60,6 +60,9 @@ from .messages import (
     KillSubtree,
     LearnedState,
     MemoryEvent,
+    NodeDown,
+    Nodes,
+    NodesChanged,
     RecoveryDone,
     Registered,
     RootCauseFound,
@@ -114,6 +117,9 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         self.final_report: dict[str, Any] | None = None
         self.starter_pid = 0
         self.clock_id = 0
+        self.cluster_nodes: dict[str, dict[str, Any]] = {}
+        self.cluster_lost: tuple[str, ...] = ()
+        self.fenced: dict[str, list[Any]] = {}  # lost node -> addresses that ran there
 
     # -- plumbing ---------------------------------------------------------------------------
     def _sw_resolver(self) -> Any:
@@ -185,7 +191,11 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
                 checkpoints,
                 self.clock_id,
                 self.learned if sub is self.user else None,
-                {"store": self.options.store},
+                {
+                    "store": self.options.store,
+                    "nodes": self.cluster_nodes,
+                    "lost": self.cluster_lost,
+                },
             ),
         )
         self.after(
@@ -214,6 +224,7 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
                 msg.incarnation,
                 "supervisor",
                 actor_class="Supervisor",
+                node=msg.node,
             )
         )
         self.push(msg.path)
@@ -499,6 +510,32 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
     def on_address_update(self, msg: AddressUpdate, sender: Any) -> None:
         self._sw_on_address_update(msg)
 
+    # -- the cluster -----------------------------------------------------------------------
+    def on_nodes_changed(self, msg: NodesChanged, sender: Any) -> None:
+        """A node joined, was lost or left: tell the supervisors; move what ran on a lost one."""
+        self.cluster_nodes, self.cluster_lost = dict(msg.nodes), tuple(msg.lost)
+        moved = self.registry.on_node(msg.node) if msg.event != "node-joined" else []
+        detail = f"{msg.node}: {msg.detail}"
+        if moved:
+            detail += f"; moving {', '.join(e.path for e in moved)}"
+        self.record(msg.event, sender_path(msg), level=3 if moved else 0, detail=detail[:300])
+        note = Nodes(self.cluster_nodes, self.cluster_lost)
+        for address in self.registry.supervisor_addresses():
+            self.send(address, note)
+        if msg.event == "node-joined":
+            for address in self.fenced.pop(msg.node, []):
+                self.send(address, ActorExitRequest())  # what ran there before was replaced
+            return
+        by_parent: dict[str, list[str]] = {}
+        for entry in moved:  # in start order, so dependencies come first
+            by_parent.setdefault(entry.path.rsplit("/", 1)[0], []).append(entry.path)
+            if entry.address is not None:
+                self.fenced.setdefault(msg.node, []).append(entry.address)
+        for parent, paths in by_parent.items():
+            address = self.registry.address_of(parent)
+            if address is not None:
+                self.send(address, NodeDown(msg.node, tuple(paths), msg.detail, self.cluster_lost))
+
     def on_request(self, msg: Request, sender: Any) -> None:
         self.send(
             msg.reply_to,
@@ -547,4 +584,10 @@ _HANDLERS: dict[type, Any] = {
     DurableCheckpoint: RootActor.to_telemetry,
     MemoryEvent: RootActor.on_memory_event,
     ShedLoad: RootActor.on_shed_load,
+    NodesChanged: RootActor.on_nodes_changed,
 }
+
+
+def sender_path(msg: NodesChanged) -> str:
+    """Events about nodes are recorded under the node monitor's path."""
+    return f"{SYSTEM_NAME}/nodes"

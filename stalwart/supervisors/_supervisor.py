@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from thespian.actors import Actor, ActorExitRequest, ChildActorExited, WakeupMessage
+from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
+from ..actors._placement import placeable
 from ..actors._timers import TICK, Timers
 from ..actors.messages import (
     Checkpoint,
     FailureReport,
     HealthReport,
     HooksDone,
+    Init,
     Release,
     Retire,
     Retired,
@@ -25,18 +27,20 @@ from ..actors.messages import (
     Started,
     StoppedNormally,
 )
-from ._children import STOPPING, UP, ChildState
+from ._children import DOWN, STARTING, STOPPING, UP, ChildState
 from ._health import Health
 from ._holding import Holding
 from ._lifecycle import Lifecycle
 from ._plan import expand, restart_set
-from ._recovery import Recovery
+from ._recovery import Recovery, crash_info
 from .messages import (
     BreakerNote,
     DependencyDown,
     DurableCheckpoint,
     Escalate,
     IncidentHold,
+    NodeDown,
+    Nodes,
     PerformRecovery,
     ResetLevels,
     SupervisorInit,
@@ -231,6 +235,46 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
     def on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
         self.finished = True
 
+    # -- the cluster ------------------------------------------------------------------------
+    def on_nodes(self, msg: Nodes, sender: Any) -> None:
+        self.settings["lost"] = tuple(msg.lost)  # placements avoid them from now on
+        self.settings["nodes"] = dict(msg.nodes)
+
+    def on_node_down(self, msg: NodeDown, sender: Any) -> None:
+        """The children ``msg.paths`` ran on a lost node: recover them as crashed (level 3)."""
+        self.settings["lost"] = tuple(msg.lost)
+        for c in list(self.order):
+            if c.path in msg.paths and c.address is not None and c.phase in (UP, STARTING):
+                self.cancel(("start", c.name))
+                c.phase = UP
+                self.on_child_exited(c.address, f"node {msg.node} lost ({msg.reason})")
+
+    def on_poison(self, msg: PoisonMessage, sender: Any) -> None:
+        """An Init came back undelivered: escalate if no live node offers what the child needs.
+
+        (Thespian also reports the child as exited, which restarts it; without a node
+        for it, that would go on until the restart intensity ran out.)
+        """
+        init = msg.poisonMessage
+        if not isinstance(init, Init):
+            return
+        c = self.children_by_path().get(init.path)
+        requires = dict(getattr(c.spec, "requires", {}) or {}) if c is not None else {}
+        if c is None or not requires or c.phase not in (STARTING, DOWN) or self.escalated:
+            return
+        nodes = self.settings.get("nodes", {})
+        lost = tuple(self.settings.get("lost", ()))
+        if placeable(requires, nodes, lost):
+            return  # a node can take it: the restart under way will find it
+        reason = (
+            f"{c.path}: no live node satisfies requires {requires}"
+            f" (live nodes: {', '.join(sorted(nodes)) or 'none'}; lost: {', '.join(lost)})"
+        )
+        self.cancel(("start", c.name))
+        c.phase, c.address, c.last_error, c.stop_for_good = DOWN, None, reason, True
+        self.note("placement-failed", c, level=4, detail=reason, state="failed")
+        self.escalate(reason, crash_info(c.path, reason), c.path)
+
 
 _HANDLERS: dict[type, Any] = {
     SupervisorInit: SupervisorActor.on_init,
@@ -247,6 +291,9 @@ _HANDLERS: dict[type, Any] = {
     PerformRecovery: SupervisorActor.on_perform,
     WakeupMessage: SupervisorActor.on_wakeup,
     ActorExitRequest: SupervisorActor.on_exit_request,
+    Nodes: SupervisorActor.on_nodes,
+    NodeDown: SupervisorActor.on_node_down,
+    PoisonMessage: SupervisorActor.on_poison,
     ResetLevels: SupervisorActor.on_reset_levels,
     BreakerNote: SupervisorActor.on_breaker_note,
     HealthReport: SupervisorActor.on_health_report,

@@ -16,6 +16,7 @@ from typing import Any
 import msgspec
 from thespian.actors import ActorSystem, WakeupMessage
 
+from ..actors._placement import NODE, NODE_ENV
 from ..actors._timers import CLOCKS, TICK, ExternalClock
 from ..actors.errors import BadMessage, StalwartError, SystemStopped, Timeout, UnknownPath
 from ..actors.messages import Chaos, ErrorReply, RecoveryRequest, RecoveryResult
@@ -478,6 +479,14 @@ class System:
         self._servers.append(server)
         return server
 
+    def nodes(self) -> list[Any]:
+        """The cluster's nodes as the leader sees them (``NodeStatus``; ``tcp`` base only)."""
+        from ..cluster.messages import NodesQuery
+
+        if self.options.base != "tcp" and not self._attached:
+            raise StalwartError('nodes() needs a cluster: start(..., base="tcp")')
+        return list(self.ask("_system/nodes", NodesQuery(), timeout=10.0))
+
     def reset_levels(self, path: str | None = None) -> int:
         """Reset the recovery ladders of ``path`` and below (or of every actor)."""
         if path is not None:
@@ -621,6 +630,7 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
     asys = _actor_system(opts)
     system: System | None = None
     try:
+        _wait_for_nodes(asys, opts)
         # on the multi-process bases other processes find it by name (System.attach)
         root = asys.createActor(RootActor, globalName=None if opts.base == "simple" else ROOT_NAME)
         system = System(asys, root, opts, tree)
@@ -659,11 +669,51 @@ def _actor_system(opts: SystemOptions) -> ActorSystem:
     name = THESPIAN_BASES[opts.base]
     if opts.base == "simple":
         return ActorSystem(name, {}, logDefs=False, transientUnique=True)
-    port = opts.admin_port or free_port()
-    host = "127.0.0.1" if opts.loopback_only else None
+    host: str | None = "127.0.0.1" if opts.loopback_only else None
+    port = opts.admin_port
+    capabilities: dict[str, Any] = {}
+    if opts.base == "tcp":  # the leader of a cluster: members join at (host, port)
+        if opts.listen is not None:
+            host, port = opts.listen[0], opts.listen[1] or port
+        host = host or "127.0.0.1"
+        port = port or free_port(host)
+        capabilities = {
+            "Convention Address.IPv4": (host, port),
+            NODE: opts.node,
+            **opts.capabilities,
+        }
+    port = port or free_port()
     shorten_idle_sockets()
-    with bound_to(host):
-        return ActorSystem(name, {"Admin Port": port}, logDefs=LOG_DEFS, transientUnique=True)
+    saved = os.environ.get(NODE_ENV)
+    if opts.node:
+        os.environ[NODE_ENV] = str(opts.node)  # inherited by its admin and actors
+    try:
+        with bound_to(host):
+            return ActorSystem(
+                name, {"Admin Port": port, **capabilities}, logDefs=LOG_DEFS, transientUnique=True
+            )
+    finally:
+        if saved is None:
+            os.environ.pop(NODE_ENV, None)
+        else:
+            os.environ[NODE_ENV] = saved
+
+
+def _wait_for_nodes(asys: ActorSystem, opts: SystemOptions) -> None:
+    """On a cluster's leader: wait until the expected members have joined."""
+    from ..cluster import cluster_settings
+    from ..cluster._monitor import NodeWaiter, WaitForNodes
+
+    settings = cluster_settings(opts)
+    if opts.base != "tcp" or not settings.expect_nodes:
+        return
+    waiter = asys.createActor(NodeWaiter)
+    missing = asys.ask(
+        waiter, WaitForNodes(settings.expect_nodes, settings.wait_s), settings.wait_s + _MARGIN_S
+    )
+    if missing is None or missing:
+        names = ", ".join(missing or settings.expect_nodes)
+        raise SystemStopped(f"node(s) {names} did not join within {settings.wait_s:g}s")
 
 
 def _abandon(asys: ActorSystem, opts: SystemOptions) -> None:

@@ -97,6 +97,7 @@ class Registered(msgspec.Struct, frozen=True):
     actor_class: str = ""
     level: int = 0
     restarts: int = 0
+    node: str = ""
 
 
 class Unavailable(msgspec.Struct, frozen=True):
@@ -395,3 +396,32 @@ class ResetLevels(msgspec.Struct, frozen=True):
     """Reset the recovery ladders of ``path`` and below ("" for every actor)."""
 
     path: str = ""
+
+
+# -- the cluster: node monitor -> root -> supervisors ------------------------------------------
+
+
+class NodesChanged(msgspec.Struct, frozen=True):
+    """The node monitor's news: a node joined, was lost or left; the live nodes now."""
+
+    event: str  # node-joined, node-lost, node-left
+    node: str
+    detail: str
+    nodes: dict[str, dict[str, Any]]  # live nodes -> capabilities
+    lost: tuple[str, ...]
+
+
+class Nodes(msgspec.Struct, frozen=True):
+    """The root tells every supervisor which nodes are live and which were lost."""
+
+    nodes: dict[str, dict[str, Any]]
+    lost: tuple[str, ...]
+
+
+class NodeDown(msgspec.Struct, frozen=True):
+    """The children ``paths`` ran on ``node``, which is lost: recover them elsewhere."""
+
+    node: str
+    paths: tuple[str, ...]
+    reason: str
+    lost: tuple[str, ...]

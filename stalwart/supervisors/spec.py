@@ -208,6 +208,9 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
     - ``breaker``: put a :class:`Breaker` in front of it; its path then reaches the
       breaker, and the actor itself runs as ``<name>.protected``.
     - ``options``: free-form settings the actor reads as ``self.options``.
+    - ``requires``: capabilities a node must offer to run it, on a cluster
+      (``{"gpu": 1, "zone": "b"}``: a number is met by one at least as large,
+      anything else by an equal one). See the distribution guide.
     """
 
     name: str
@@ -223,9 +226,16 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
     durable: bool = False
     breaker: Breaker | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
+    requires: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_name(self.name, self.name)
+        from ..actors._placement import check_requires
+
+        try:
+            msgspec.structs.force_setattr(self, "requires", check_requires(self.requires))
+        except ValueError as exc:
+            raise SpecError(self.name, "requires", str(exc)) from None
         if self.breaker is not None:
             if not isinstance(self.breaker, Breaker):
                 raise SpecError(self.name, "breaker", f"expected a Breaker, got {self.breaker!r}")

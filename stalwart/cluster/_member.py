@@ -1,0 +1,131 @@
+"""Joining a cluster: a member node that runs the actors the leader places on it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from thespian.actors import Actor, ActorExitRequest, ActorSystem
+
+from ..actors._placement import NODE, NODE_ENV, check_requires
+from ..actors.errors import SystemStopped
+from ..supervisors._bases import (
+    LOG_DEFS,
+    bound_to,
+    free_port,
+    port_open,
+    shorten_idle_sockets,
+    sweep_session,
+)
+from ..supervisors.spec import SpecError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class _SessionProbe(Actor):  # type: ignore[misc]
+    """Answers with its session: the node's Thespian admin and actors share it."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if msg == "session":
+            self.send(sender, os.getsid(0))
+            self.send(self.myAddress, ActorExitRequest())
+
+
+class Member:
+    """A node that joined a leader; :meth:`shutdown` leaves the cluster in order."""
+
+    def __init__(
+        self, asys: ActorSystem, name: str, listen: tuple[str, int], leader: tuple[str, int]
+    ) -> None:
+        self._asys = asys
+        self.name, self.listen, self.leader = name, listen, leader
+        probe = asys.createActor(_SessionProbe)
+        sid = asys.ask(probe, "session", 10)
+        if not isinstance(sid, int):
+            asys.shutdown()
+            raise SystemStopped(f"node {name}: its Thespian admin did not answer")
+        self.sid = sid  # the session of its admin and actors (what a SIGKILL of the node hits)
+        self._closed = False
+
+    def shutdown(self) -> None:
+        """Leave the cluster: the leader moves what ran here; no process is left behind."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._asys.shutdown()
+        finally:
+            sweep_session(self.sid)
+
+    def __enter__(self) -> Member:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def join(
+    leader: tuple[str, int],
+    node: str,
+    listen: tuple[str, int] = ("127.0.0.1", 0),
+    capabilities: Mapping[str, Any] | None = None,
+    loopback_only: bool = True,
+) -> Member:
+    """Join the cluster whose leader listens at ``leader`` as the node ``node``.
+
+    ``listen`` is this node's own address (port 0: a free one); ``capabilities``
+    are what it offers to ``Child.requires``. A host other than loopback needs
+    ``loopback_only=False``: Thespian's transport unpickles what it receives.
+    Start the leader first: raises ``SystemStopped`` if nothing listens at ``leader``.
+    """
+    if not node or "/" in node:
+        raise SpecError("join", "node", f"expected a name without '/', got {node!r}")
+    try:
+        caps = check_requires(dict(capabilities or {}))
+    except ValueError as exc:
+        raise SpecError("join", "capabilities", str(exc)) from None
+    host, port = listen
+    for field, address in (("listen", host), ("leader", leader[0])):
+        if loopback_only and address not in LOOPBACK:
+            raise SpecError(
+                "join",
+                field,
+                f"{address} is not loopback: Thespian's TCP transport unpickles what it"
+                " receives, so pass loopback_only=False only on a network you trust",
+            )
+    if not port_open(leader[0], leader[1]):
+        raise SystemStopped(f"no leader listens at {leader[0]}:{leader[1]} (start it first)")
+    port = port or free_port(host)
+    shorten_idle_sockets()
+    with (
+        _environment(**{NODE_ENV: node}),
+        bound_to(host if loopback_only or host not in ("", "0.0.0.0") else None),
+    ):
+        asys = ActorSystem(
+            "multiprocTCPBase",
+            {
+                "Admin Port": port,
+                "Convention Address.IPv4": (leader[0], leader[1]),
+                NODE: node,
+                **caps,
+            },
+            logDefs=LOG_DEFS,
+            transientUnique=True,
+        )
+    return Member(asys, node, (host, port), leader)

@@ -1,0 +1,238 @@
+"""The node monitor (``_system/nodes`` on the leader) and the agents it puts on each node.
+
+Thespian tells the monitor when a node registers with the leader or leaves in
+order; it notices a node that simply died only after missed re-registrations
+(about 22 minutes with its defaults). So the monitor places a small agent on
+every node that joins, the agent sends a heartbeat every ``heartbeat_s``, and a
+phi-accrual detector per node turns silence into suspicion. Past the threshold
+the node is declared lost and the root moves its actors elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from thespian.actors import (
+    Actor,
+    ActorExitRequest,
+    ActorSystemConventionUpdate,
+    PoisonMessage,
+    WakeupMessage,
+)
+
+from ..actors import ManagedActor
+from ..actors._placement import NODE, satisfies
+from ..supervisors.messages import NodesChanged
+from ._phi import PhiAccrual
+from .messages import ClusterSettings, Heartbeat, NodesQuery, NodeStatus, Watch
+
+
+class NodeAgent(Actor):  # type: ignore[misc]
+    """Runs on one node: heartbeats to the monitor until told to stop."""
+
+    @staticmethod
+    def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: Any) -> bool:
+        return satisfies(capabilities, requirements)
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, Watch):
+            self.watch, self.seq = msg, 0
+            self._beat()
+        elif isinstance(msg, WakeupMessage) and getattr(self, "watch", None) is not None:
+            self._beat()
+        elif isinstance(msg, PoisonMessage):  # the monitor is gone: so is this agent's purpose
+            self.send(self.myAddress, ActorExitRequest())
+
+    def _beat(self) -> None:
+        self.seq += 1
+        self.send(self.watch.monitor, Heartbeat(self.watch.node, self.seq))
+        self.wakeupAfter(timedelta(seconds=self.watch.interval_s))
+
+
+class _Node:
+    def __init__(self, name: str, caps: dict[str, Any], admin: Any, detector: PhiAccrual) -> None:
+        self.name, self.caps, self.admin, self.detector = name, caps, admin, detector
+        self.state = "joining"
+        self.agent: Any = None
+        self.joined = time.time()
+        self.lost_at = 0.0
+        self.heartbeats = 0
+        self.detail = ""
+
+
+class NodeMonitor(ManagedActor):
+    """Keeps the table of nodes; tells the root when one joins, is lost or leaves."""
+
+    def on_start(self) -> None:
+        self.settings = ClusterSettings(**self.options["settings"])
+        me = self.options["node"]
+        self.me = me
+        self.table: dict[str, _Node] = {}
+        leader = _Node(me, dict(self.options["capabilities"]), None, self._detector())
+        leader.state = "up"
+        self.table[me] = leader
+        for name in (self.restored_state or {}).get("lost", ()):
+            node = _Node(name, {}, None, self._detector())
+            node.state, node.detail = "lost", "lost before the monitor restarted"
+            self.table[name] = node
+        self.notifyOnSystemRegistrationChanges(True)
+        self.after(self.settings.heartbeat_s / 2, "check", key="check")
+
+    def on_stop(self) -> None:
+        for node in self.table.values():
+            if node.agent is not None:
+                self.send(node.agent, ActorExitRequest())
+
+    def snapshot(self) -> Any:
+        return {"lost": [n.name for n in self.table.values() if n.state in ("lost", "left")]}
+
+    def _detector(self) -> PhiAccrual:
+        s = self.settings
+        return PhiAccrual(
+            s.phi_threshold,
+            min_std_s=s.min_std_s,
+            acceptable_pause_s=s.acceptable_pause_s,
+            first_interval_s=s.heartbeat_s,
+        )
+
+    # -- Thespian's convention -----------------------------------------------------------
+    def receiveMsg_ActorSystemConventionUpdate(
+        self, msg: ActorSystemConventionUpdate, sender: Any
+    ) -> None:
+        name = (msg.remoteCapabilities or {}).get(NODE)
+        if not name or name == self.me:
+            return  # not a Stalwart node
+        node = self.table.get(name)
+        if not msg.remoteAdded:
+            if node is not None and node.state in ("up", "joining"):
+                self._down(node, "left", "it left the cluster in order")
+            return
+        if (
+            node is not None
+            and node.state in ("up", "joining")
+            and node.admin == msg.remoteAdminAddress
+        ):
+            return  # a repeated registration
+        node = _Node(
+            name, offered(msg.remoteCapabilities), msg.remoteAdminAddress, self._detector()
+        )
+        self.table[name] = node
+        node.agent = self.createActor(NodeAgent, targetActorRequirements={NODE: name})
+        self.send(node.agent, Watch(self.myAddress, name, self.settings.heartbeat_s))
+
+    def receiveMsg_Heartbeat(self, msg: Heartbeat, sender: Any) -> None:
+        node = self.table.get(msg.node)
+        if node is None or sender != node.agent:
+            return  # an agent of an earlier incarnation of the node
+        node.heartbeats += 1
+        node.detector.heartbeat(time.monotonic())
+        if node.state == "joining":
+            node.state, node.detail = "up", ""
+            self._tell_root("node-joined", node, f"joined with {_caps(node.caps)}")
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if msg.payload != "check":
+            return
+        now = time.monotonic()
+        for node in list(self.table.values()):
+            if node.state == "up" and node.name != self.me and not node.detector.available(now):
+                silence, phi = node.detector.silence(now), node.detector.phi(now)
+                self._down(
+                    node,
+                    "lost",
+                    f"no heartbeat for {silence:.1f}s (phi {min(phi, 99.9):.1f}"
+                    f" > {self.settings.phi_threshold:g})",
+                )
+        self.after(self.settings.heartbeat_s / 2, "check", key="check")
+
+    def receiveMsg_NodesQuery(self, msg: NodesQuery, sender: Any) -> None:
+        now = time.monotonic()
+        self.reply(
+            sender,
+            tuple(
+                NodeStatus(
+                    n.name,
+                    n.state,
+                    n.caps,
+                    leader=n.name == self.me,
+                    joined=n.joined,
+                    lost_at=n.lost_at,
+                    silence_s=0.0 if n.name == self.me else n.detector.silence(now),
+                    phi=0.0 if n.name == self.me else min(n.detector.phi(now), 300.0),
+                    heartbeats=n.heartbeats,
+                    detail=n.detail,
+                )
+                for n in self.table.values()
+            ),
+        )
+
+    def receiveMsg_PoisonMessage(self, msg: PoisonMessage, sender: Any) -> None:
+        if isinstance(msg.poisonMessage, Watch):  # its agent could not be placed or reached
+            node = self.table.get(msg.poisonMessage.node)
+            if node is not None and node.state == "joining":
+                node.detail = "its agent could not be placed there"
+
+    # -- news -----------------------------------------------------------------------------
+    def _down(self, node: _Node, state: str, detail: str) -> None:
+        node.state, node.detail, node.lost_at = state, detail, time.time()
+        if node.agent is not None:
+            self.send(node.agent, ActorExitRequest())
+            node.agent = None
+        self._tell_root(f"node-{state}", node, detail)
+
+    def _tell_root(self, event: str, node: _Node, detail: str) -> None:
+        live = {n.name: n.caps for n in self.table.values() if n.state == "up"}
+        lost = tuple(n.name for n in self.table.values() if n.state in ("lost", "left"))
+        self.send(self.root, NodesChanged(event, node.name, detail, live, lost))
+
+
+_THESPIAN_OWN = ("Thespian ", "Python Version", "Admin Port", "Convention Address")
+
+
+def offered(capabilities: dict[str, Any]) -> dict[str, Any]:
+    """A node's capabilities without Thespian's own entries."""
+    return {k: v for k, v in capabilities.items() if not k.startswith(_THESPIAN_OWN)}
+
+
+def _caps(caps: dict[str, Any]) -> str:
+    shown = {k: v for k, v in caps.items() if not k.startswith("stalwart.")}
+    return ", ".join(f"{k}={v}" for k, v in sorted(shown.items())) or "no capabilities"
+
+
+class WaitForNodes(msgspec.Struct, frozen=True):
+    """``start()`` -> :class:`NodeWaiter`: answer with the names still missing."""
+
+    names: tuple[str, ...]
+    timeout_s: float
+
+
+class NodeWaiter(Actor):  # type: ignore[misc]
+    """Answers once the named nodes have registered with this leader (or the time is up)."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, WaitForNodes):
+            self.want, self.asker = set(msg.names), sender
+            self.seen: set[str] = set()
+            self.notifyOnSystemRegistrationChanges(True)
+            self.wakeupAfter(timedelta(seconds=msg.timeout_s))
+        elif isinstance(msg, ActorSystemConventionUpdate):
+            name = str((msg.remoteCapabilities or {}).get(NODE, ""))
+            if msg.remoteAdded:
+                self.seen.add(name)
+            else:
+                self.seen.discard(name)
+            if self.want <= self.seen:
+                self._answer()
+        elif isinstance(msg, WakeupMessage):
+            self._answer()
+
+    def _answer(self) -> None:
+        if getattr(self, "asker", None) is None:
+            return
+        self.send(self.asker, tuple(sorted(self.want - self.seen)))
+        self.asker = None
+        self.notifyOnSystemRegistrationChanges(False)
+        self.send(self.myAddress, ActorExitRequest())

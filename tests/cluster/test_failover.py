@@ -1,0 +1,133 @@
+"""Three nodes on loopback: placement by capability, a node SIGKILLed, its actors moved."""
+
+import threading
+import time
+
+import psutil
+
+from stalwart import Child, StalwartError, Supervisor
+from tests.support import GetLog, Work, Worker, wait_for
+
+GPU_NODES = {"b": ["gpu=1", "zone=b"], "c": ["gpu=2", "zone=c"]}
+
+
+def shop() -> Supervisor:
+    return Supervisor(
+        "t",
+        max_restarts=10,
+        within_s=60,
+        children=[
+            Child("db", Worker),
+            Child("trainer", Worker, requires={"gpu": 1}, depends_on=["db"]),
+            Child("reporter", Worker, requires={"zone": "c"}),
+        ],
+    )
+
+
+def test_children_are_placed_by_capability_and_moved_when_their_node_dies(cluster):
+    c = cluster(shop(), GPU_NODES)
+    system = c.system
+    status = system.status()
+    assert status["t/db"].node == "leader" and status["t"].node == "leader"
+    assert status["t/reporter"].node == "c"
+    home = status["t/trainer"].node
+    assert home in ("b", "c")
+    nodes = {n.name: n for n in system.nodes()}
+    assert {n: nodes[n].state for n in nodes} == {"leader": "up", "b": "up", "c": "up"}
+    assert nodes["b"].capabilities["gpu"] == 1 and nodes["leader"].leader
+
+    for i in range(3):
+        assert system.ask("t/trainer", Work(i), timeout=10).id == i
+    old_pid = status["t/trainer"].pid
+
+    # a client keeps asking through the failover
+    outcomes: list[object] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        n = 100
+        while not stop.is_set():
+            n += 1
+            try:
+                outcomes.append(system.ask("t/trainer", Work(n), timeout=8))
+            except StalwartError as exc:  # a clear error is an acceptable answer
+                outcomes.append(exc)
+            except Exception as exc:  # anything else is not
+                outcomes.append(("unexpected", exc))
+            time.sleep(0.02)
+
+    asking = threading.Thread(target=client)
+    asking.start()
+    time.sleep(0.3)
+    killed_at = time.time()
+    c.nodes[home].kill()
+    moved = wait_for(
+        lambda: (s := system.status()["t/trainer"]).state == "running" and s.node != home and s,
+        timeout=30,
+    )
+    time.sleep(0.5)
+    stop.set()
+    asking.join(30)
+
+    survivor = moved.node
+    assert survivor in ("b", "c") and survivor != home
+    assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == "zombie"
+    # its checkpoint came along: what it handled before the crash is still there
+    log = system.ask("t/trainer", GetLog(), timeout=10)
+    assert [0, 1, 2] == log[:3]
+    # every request got a reply or a clear error, and the service answered again
+    assert [o for o in outcomes if isinstance(o, tuple)] == []
+    assert any(type(o).__name__ == "Done" for o in outcomes[-3:]), outcomes[-5:]
+    # the loss was declared by the failure detector within seconds, and recorded
+    events = system.events()
+    lost = next(e for e in events if e.kind == "node-lost")
+    assert lost.detail.startswith(f"{home}: no heartbeat for") and "t/trainer" in lost.detail
+    assert lost.time - killed_at < 10
+    crash = next(e for e in events if e.kind == "crash" and e.path == "t/trainer")
+    assert crash.level == 3 and f"node {home} lost" in crash.detail
+    assert any(e.kind == "restart" and e.path == "t/trainer" and e.level == 3 for e in events)
+    assert {n.name: n.state for n in system.nodes()}[home] == "lost"
+    # nothing ran twice: one trainer, on one node
+    assert [s.path for s in system.status() if s.path.startswith("t/trainer")] == ["t/trainer"]
+    if home == "c":  # the reporter needed zone=c: no live node has it
+        assert system.status()["t/reporter"].state in ("failed", "stopped", "restarting")
+
+
+def test_a_node_that_comes_back_rejoins_and_takes_new_placements(cluster):
+    members = {"b": ["gpu=1"], "c": ["gpu=1"]}
+    tree = Supervisor("t", children=[Child("trainer", Worker, requires={"gpu": 1})])
+    c = cluster(tree, members)
+    system = c.system
+    home = system.status()["t/trainer"].node
+    port = c.nodes[home].port
+    c.nodes[home].kill()
+    wait_for(lambda: system.status()["t/trainer"].node not in ("", home), timeout=30)
+    other = system.status()["t/trainer"].node
+    c.join(home, members[home], port)  # the same name and address, a new process
+    wait_for(lambda: {n.name: n.state for n in system.nodes()}[home] == "up", timeout=30)
+    assert any(e.kind == "node-joined" and e.detail.startswith(home) for e in system.events())
+    assert system.ask("t/trainer", Work(6), timeout=10).id == 6
+    c.nodes[other].kill()  # now only the node that came back offers a gpu
+    placed = wait_for(
+        lambda: (s := system.status()["t/trainer"]).state == "running" and s.node == home and s,
+        timeout=30,
+    )
+    assert placed.restarts == 2
+    assert system.ask("t/trainer", GetLog(), timeout=10) == [6]  # its checkpoint, once
+    assert system.ask("t/trainer", Work(7), timeout=10).id == 7
+
+
+def test_when_no_live_node_offers_what_a_child_needs_it_escalates_naming_it(cluster):
+    tree = Supervisor("t", children=[Child("trainer", Worker, requires={"gpu": 1})])
+    c = cluster(tree, {"b": ["gpu=1"]}, root_max_restarts=0)
+    system = c.system
+    assert system.status()["t/trainer"].node == "b"
+    c.nodes["b"].kill()
+    failed = wait_for(
+        lambda: next((e for e in system.events() if e.kind == "placement-failed"), None),
+        timeout=30,
+    )
+    assert "no live node satisfies requires {'gpu': 1}" in failed.detail
+    assert "lost: b" in failed.detail
+    wait_for(lambda: system.stopped, timeout=30)
+    assert "no live node satisfies requires" in (system.final_report or {}).get("reason", "")
