@@ -73,3 +73,13 @@ def test_the_plain_code_example_recovers_predicts_and_records():
     assert "partner answered 429; waited as asked, then: 'report ready'" in text
     assert "fds predicted to reach" in text and "action: close_leaked_fds: " in text
     assert "payments   level 1  reconnect    ok=True" in text
+
+
+def test_the_cluster_example_moves_the_trainer_with_its_steps_when_its_node_dies():
+    out = run_example("examples.cluster")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "trained steps [1, 2, 3]" in text
+    assert "node-lost: " in text and "no heartbeat for" in text
+    assert "trained steps [1, 2, 3, 4]" in text  # its checkpoint came along
+    assert "stopped; no process left" in text

@@ -13,6 +13,7 @@ from typing import Any
 from ..actors._placement import NODE, parse_capability, placeable, satisfies
 from ..supervisors._services import register_service
 from ..supervisors.spec import Child, SpecError, Supervisor
+from ._local import LocalCluster, LocalNode
 from ._member import Member, join
 from ._monitor import NodeAgent, NodeMonitor
 from ._phi import PhiAccrual
@@ -57,6 +58,8 @@ __all__ = [
     "NODE",
     "NODES",
     "ClusterSettings",
+    "LocalCluster",
+    "LocalNode",
     "Member",
     "NodeAgent",
     "NodeMonitor",

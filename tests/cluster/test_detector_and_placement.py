@@ -111,7 +111,7 @@ def test_capabilities_from_the_command_line(text, expected):
 @given(st.text(max_size=30))
 def test_bad_capability_text_is_refused_with_a_clear_error(text):
     try:
-        key, value = parse_capability(text)
+        key, _value = parse_capability(text)
     except ValueError as exc:
         assert str(exc)
     else:
@@ -119,18 +119,18 @@ def test_bad_capability_text_is_refused_with_a_clear_error(text):
 
 
 def test_bad_requirements_and_cluster_options_name_the_field():
-    with pytest.raises(SpecError, match="requires.*expected a string, number or boolean"):
+    with pytest.raises(SpecError, match=r"requires.*expected a string, number or boolean"):
         Child("w", Worker, requires={"gpu": [1]})
-    with pytest.raises(SpecError, match="requires.*reserved"):
+    with pytest.raises(SpecError, match=r"requires.*reserved"):
         Child("w", Worker, requires={"stalwart.node": "b"})
     tree = Supervisor("t", children=[Child("w", Worker)])
     with pytest.raises(SpecError, match=r"listen.*not loopback.*trust"):
         start(tree, base="tcp", listen=("10.1.2.3", 1900))
-    with pytest.raises(SpecError, match='node.*needs base="tcp"'):
+    with pytest.raises(SpecError, match=r'node.*needs base="tcp"'):
         start(tree, node="b")
-    with pytest.raises(SpecError, match="cluster.*heartbeat_s"):
+    with pytest.raises(SpecError, match=r"cluster.*heartbeat_s"):
         start(tree, base="tcp", cluster={"heartbeat_s": 0})
-    with pytest.raises(SpecError, match="cluster.*unknown field `colour`"):
+    with pytest.raises(SpecError, match=r"cluster.*unknown field `colour`"):
         start(tree, base="tcp", cluster={"colour": "red"})
 
 
@@ -141,7 +141,7 @@ def test_joining_needs_a_leader_and_stays_on_loopback_unless_told():
     port = free_port()
     with pytest.raises(SystemStopped, match=f"no leader listens at 127.0.0.1:{port}"):
         join(("127.0.0.1", port), "b")
-    with pytest.raises(SpecError, match="leader.*not loopback"):
+    with pytest.raises(SpecError, match=r"leader.*not loopback"):
         join(("10.0.0.9", 1900), "b")
-    with pytest.raises(SpecError, match="node"):
+    with pytest.raises(SpecError, match=r"node"):
         join(("127.0.0.1", port), "a/b")

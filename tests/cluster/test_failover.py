@@ -6,6 +6,7 @@ import time
 import psutil
 
 from stalwart import Child, StalwartError, Supervisor
+from stalwart.supervisors._bases import session_processes
 from tests.support import GetLog, Work, Worker, wait_for
 
 GPU_NODES = {"b": ["gpu=1", "zone=b"], "c": ["gpu=2", "zone=c"]}
@@ -36,6 +37,14 @@ def test_children_are_placed_by_capability_and_moved_when_their_node_dies(cluste
     assert {n: nodes[n].state for n in nodes} == {"leader": "up", "b": "up", "c": "up"}
     assert nodes["b"].capabilities["gpu"] == 1 and nodes["leader"].leader
 
+    for node in c.nodes.values():  # every socket of a member stays on loopback
+        listening = [
+            conn.laddr.ip
+            for proc in session_processes(node.sid)
+            for conn in proc.net_connections("tcp")
+            if conn.status == psutil.CONN_LISTEN
+        ]
+        assert listening and set(listening) == {"127.0.0.1"}, (node.name, listening)
     for i in range(3):
         assert system.ask("t/trainer", Work(i), timeout=10).id == i
     old_pid = status["t/trainer"].pid
@@ -74,7 +83,7 @@ def test_children_are_placed_by_capability_and_moved_when_their_node_dies(cluste
     assert not psutil.pid_exists(old_pid) or psutil.Process(old_pid).status() == "zombie"
     # its checkpoint came along: what it handled before the crash is still there
     log = system.ask("t/trainer", GetLog(), timeout=10)
-    assert [0, 1, 2] == log[:3]
+    assert log[:3] == [0, 1, 2]
     # every request got a reply or a clear error, and the service answered again
     assert [o for o in outcomes if isinstance(o, tuple)] == []
     assert any(type(o).__name__ == "Done" for o in outcomes[-3:]), outcomes[-5:]

@@ -1,0 +1,115 @@
+"""A cluster on loopback: cross-node round trips, and how fast a lost node's actors move.
+
+Peers: the same round trips between two actors of one node on ``multiprocTCPBase``;
+for detection, Thespian's own rule (a member is dropped after 3 missed
+re-registrations of 7 min 22 s: about 22 minutes), which is computed, not run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from _report import Figure, Row, percentile, print_rows
+from bench_core import Go, ManagedDriver, ManagedEcho, Ping
+
+from stalwart import Child, LevelPolicy, StalwartError, Supervisor
+from stalwart.cluster import LocalCluster
+
+HERE = str(Path(__file__).resolve().parent)  # member nodes import bench_core from here
+ROUND_TRIPS, REPEATS, FAILOVERS = 2000, 3, 6
+THESPIAN_DETECTION_S = 3 * (7 * 60 + 22)
+
+
+def round_trip_rows() -> list[Row | Figure]:
+    tree = Supervisor(
+        "rt",
+        children=[
+            Child("driver", ManagedDriver),
+            Child("near", ManagedEcho),
+            Child("far", ManagedEcho, requires={"remote": True}),
+        ],
+    )
+    with LocalCluster(tree, {"b": ["remote=true"]}, cwd=HERE, report_path=None) as c:
+        system = c.system
+        assert system is not None and system.status()["rt/far"].node == "b"
+        for path in ("rt/near", "rt/far"):
+            system.ask("rt/driver", Go(100, path=path), timeout=60)  # warm up
+        time.sleep(3.0)  # let start-up connections close
+        near, far = [], []
+        for _ in range(REPEATS):
+            near.append(system.ask("rt/driver", Go(ROUND_TRIPS, "rt/near"), timeout=120).per_second)
+            far.append(system.ask("rt/driver", Go(ROUND_TRIPS, "rt/far"), timeout=120).per_second)
+    return [
+        Row(
+            f"round trips/s, actor on another node (best of {REPEATS})",
+            max(far),
+            "same node",
+            max(near),
+            "msg/s",
+            better="higher",
+        )
+    ]
+
+
+def failover_rows() -> list[Row | Figure]:
+    # each loss is a fresh incident: a quiet second resets the ladder to level 3
+    levels = LevelPolicy(quiet_period_s=1.0)
+    tree = Supervisor(
+        "f",
+        max_restarts=50,
+        within_s=60,
+        children=[Child("svc", ManagedEcho, requires={"gpu": 1}, levels=levels)],
+    )
+    members = {"b": ["gpu=1"], "c": ["gpu=1"]}
+    detection, failover = [], []
+    with LocalCluster(tree, members, cwd=HERE, report_path=None) as c:
+        system = c.system
+        assert system is not None
+        for _ in range(FAILOVERS):
+            home = system.status()["f/svc"].node
+            port = c.nodes[home].port
+            seen = system.events()[-1].seq if system.events() else 0
+            killed = time.time()
+            c.nodes[home].kill()
+            deadline = time.monotonic() + 60
+            while True:  # a client asking until the moved actor serves again
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"f/svc did not serve again after {home} was killed")
+                try:
+                    system.ask("f/svc", Ping(), timeout=0.5)
+                    if system.status()["f/svc"].node != home:
+                        break
+                except StalwartError:
+                    pass
+            failover.append(time.time() - killed)
+            lost = next(e for e in system.events(seen) if e.kind == "node-lost")
+            detection.append(lost.time - killed)
+            c.join(home, members[home], port)
+            time.sleep(1.0)  # the quiet period
+            deadline = time.monotonic() + 30
+            while {n.name: n.state for n in system.nodes()}.get(home) != "up":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{home} did not rejoin")
+                time.sleep(0.05)
+    return [
+        Row(
+            f"node loss declared, p50 of {FAILOVERS}",
+            percentile(detection, 50),
+            "Thespian alone (computed)",
+            THESPIAN_DETECTION_S,
+            "s",
+        ),
+        Figure("node loss declared, p95", percentile(detection, 95), "s"),
+        Figure(
+            "crash -> moved actor serves again, p50",
+            percentile(failover, 50),
+            "s",
+            f"p95 {percentile(failover, 95):.2f} s",
+        ),
+    ]
+
+
+def run() -> None:
+    rows = round_trip_rows() + failover_rows()
+    print_rows("cluster: three nodes on loopback (multiprocTCPBase)", rows)

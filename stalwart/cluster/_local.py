@@ -1,0 +1,148 @@
+"""A whole cluster on one host: the leader here, each member node in its own process.
+
+For trying placement and failover before there are several hosts, for tests
+and for benchmarks. Members run ``stalwart node`` on loopback ports; killing
+one (:meth:`LocalNode.kill`) is what losing a host looks like to the leader.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..actors.errors import SystemStopped
+from ..supervisors._bases import free_port, port_open, session_processes
+from ..supervisors._system import System, start
+from ..supervisors.spec import Supervisor
+
+
+class LocalNode:
+    """A member node started as ``stalwart node`` in a session of its own."""
+
+    def __init__(
+        self,
+        name: str,
+        leader_port: int,
+        capabilities: Sequence[str] = (),
+        port: int | None = None,
+        cwd: str | None = None,
+    ) -> None:
+        self.name, self.port = name, port or free_port()
+        args = ["--join", f"127.0.0.1:{leader_port}", "--name", name, "--listen", str(self.port)]
+        for cap in capabilities:
+            args += ["--capability", cap]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stalwart", "node", *args],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith(f"node {name} on "):
+            self.proc.kill()
+            raise SystemStopped(f"node {name} did not start: {line}{self.proc.stderr.read()}")
+        self.sid = int(line.rsplit("session ", 1)[1].rstrip(")\n"))  # its Thespian admin's
+
+    def kill(self) -> None:
+        """SIGKILL the node: its command and its admin's session, with every actor in them."""
+        for group in (self.sid, self.proc.pid):
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Leave in order (SIGTERM), or be killed if that takes more than 30 s."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        for proc in session_processes(self.sid):
+            proc.kill()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+class LocalCluster:
+    """``start(tree)`` as the leader on loopback, with ``members`` joined before the tree starts.
+
+    ``members`` maps node names to capabilities (``["gpu=1", "zone=b"]``). Use it
+    as a context manager: :meth:`stop` shuts the tree and every node down.
+    """
+
+    def __init__(
+        self,
+        tree: Supervisor,
+        members: Mapping[str, Sequence[str]],
+        wait_s: float = 30.0,
+        cwd: str | None = None,
+        **options: Any,
+    ) -> None:
+        self.leader_port = free_port()
+        self.nodes: dict[str, LocalNode] = {}
+        self.cwd = cwd
+        self.system: System | None = None
+        box: dict[str, Any] = {}
+        cluster = {**options.pop("cluster", {}), "expect_nodes": list(members), "wait_s": wait_s}
+
+        def lead() -> None:
+            try:
+                box["system"] = start(
+                    tree,
+                    base="tcp",
+                    listen=("127.0.0.1", self.leader_port),
+                    cluster=cluster,
+                    **options,
+                )
+            except BaseException as exc:
+                box["error"] = exc
+
+        thread = threading.Thread(target=lead, name="stalwart-leader")
+        thread.start()
+        try:
+            deadline = time.monotonic() + wait_s
+            while not port_open("127.0.0.1", self.leader_port, 0.2):
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+            if thread.is_alive():
+                for name, caps in members.items():
+                    self.join(name, caps)
+        finally:
+            thread.join(wait_s + 60)
+        if "error" in box:
+            self.stop()
+            raise box["error"]
+        self.system = box["system"]
+
+    def join(self, name: str, capabilities: Sequence[str], port: int | None = None) -> LocalNode:
+        """Start a member (again): the same ``name`` and ``port`` make it the same node back."""
+        node = LocalNode(name, self.leader_port, capabilities, port, self.cwd)
+        self.nodes[name] = node
+        return node
+
+    def stop(self) -> None:
+        """Shut the tree down, then every node; no process is left."""
+        if self.system is not None:
+            self.system.shutdown()
+        for node in self.nodes.values():
+            node.stop()
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
