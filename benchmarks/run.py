@@ -23,6 +23,7 @@ ORDER = [
     "memory",
     "recover",
     "dashboard",
+    "cluster",
 ]
 
 
