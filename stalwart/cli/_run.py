@@ -185,12 +185,13 @@ class LiveView(EventLines):
         lines = [
             f"{self.system.tree.name}  [{status.phase}]  {mem}  ({time.time() - self.t0:.0f}s)",
             "",
-            f"{'path':<34} {'state':<11} {'level':>5} {'restarts':>8}  breaker",
+            f"{'path':<34} {'state':<11} {'level':>5} {'restarts':>8}  {'node':<8} breaker",
         ]
         for s in status:
             name = "  " * s.path.count("/") + s.path.rsplit("/", 1)[-1]
             lines.append(
-                f"{name:<34} {s.state:<11} {s.level or '':>5} {s.restarts or '':>8}  {s.breaker}"
+                f"{name:<34} {s.state:<11} {s.level or '':>5} {s.restarts or '':>8}"
+                f"  {s.node or '-':<8} {s.breaker}"
             )
         lines += ["", "latest events:"]
         for e in events:

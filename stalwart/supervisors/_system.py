@@ -82,6 +82,7 @@ class Status(tuple[ActorStatus, ...]):
             extra = f" level {s.level}" if s.level else ""
             extra += f" restarts {s.restarts}" if s.restarts else ""
             extra += f" pid {s.pid}" if s.pid else ""
+            extra += f" on {s.node}" if s.node else ""
             extra += f"  last error: {s.last_error}" if s.last_error else ""
             lines.append(f"{'  ' * depth}{name:<{max(1, 28 - 2 * depth)}} {s.state:<11}{extra}")
         return "\n".join(lines)

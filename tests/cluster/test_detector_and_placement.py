@@ -145,3 +145,35 @@ def test_joining_needs_a_leader_and_stays_on_loopback_unless_told():
         join(("10.0.0.9", 1900), "b")
     with pytest.raises(SpecError, match=r"node"):
         join(("127.0.0.1", port), "a/b")
+
+
+def test_a_tree_file_declares_requirements_and_the_cluster(tmp_path):
+    from stalwart import TreeFileError, load_tree
+
+    good = tmp_path / "lab.toml"
+    good.write_text(
+        """
+[system]
+base = "tcp"
+listen = ["127.0.0.1", 1900]
+capabilities = { zone = "a" }
+cluster = { expect_nodes = ["b"], heartbeat_s = 0.25 }
+
+[supervisor]
+name = "lab"
+[[supervisor.children]]
+name = "trainer"
+actor = "tests.support:Worker"
+requires = { gpu = 1, zone = "b" }
+"""
+    )
+    tree_file = load_tree(str(good))
+    [trainer] = tree_file.tree.children
+    assert trainer.requires == {"gpu": 1, "zone": "b"}
+    options = tree_file.system_options()
+    assert options.node == "leader" and options.listen == ("127.0.0.1", 1900)
+    assert options.cluster["expect_nodes"] == ["b"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace("gpu = 1,", "gpu = [1],"))
+    with pytest.raises(TreeFileError, match=r"lab/trainer.*requires"):
+        load_tree(str(bad))
