@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from thespian.actors import Actor, ActorExitRequest, ActorSystem
@@ -14,6 +13,7 @@ from ..actors.errors import SystemStopped
 from ..supervisors._bases import (
     LOG_DEFS,
     bound_to,
+    environment,
     free_port,
     port_open,
     shorten_idle_sockets,
@@ -66,20 +66,6 @@ class Member:
         self.shutdown()
 
 
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def join(
     leader: tuple[str, int],
     node: str,
@@ -114,7 +100,7 @@ def join(
     port = port or free_port(host)
     shorten_idle_sockets()
     with (
-        _environment(**{NODE_ENV: node}),
+        environment(**{NODE_ENV: node}),
         bound_to(host if loopback_only or host not in ("", "0.0.0.0") else None),
     ):
         asys = ActorSystem(

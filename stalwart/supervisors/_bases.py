@@ -77,15 +77,10 @@ def confine_thespian_sockets() -> None:
 
 
 @contextlib.contextmanager
-def bound_to(host: str | None) -> Iterator[None]:
-    """While creating a system: advertise and bind ``host`` (children inherit it)."""
-    if host is None:
-        yield
-        return
-    confine_thespian_sockets()
-    saved = {k: os.environ.get(k) for k in (BIND_ENV, "THESPIAN_BASE_IPADDR")}
-    os.environ[BIND_ENV] = host
-    os.environ["THESPIAN_BASE_IPADDR"] = host
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for a while (processes forked meanwhile keep them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -94,6 +89,17 @@ def bound_to(host: str | None) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def bound_to(host: str | None) -> Iterator[None]:
+    """While creating a system: advertise and bind ``host`` (children inherit it)."""
+    if host is None:
+        yield
+        return
+    confine_thespian_sockets()
+    with environment(**{BIND_ENV: host, "THESPIAN_BASE_IPADDR": host}):
+        yield
 
 
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:

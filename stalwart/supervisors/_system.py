@@ -24,6 +24,7 @@ from ._bases import (
     LOG_DEFS,
     THESPIAN_BASES,
     bound_to,
+    environment,
     free_port,
     port_open,
     shorten_idle_sockets,
@@ -685,19 +686,11 @@ def _actor_system(opts: SystemOptions) -> ActorSystem:
         }
     port = port or free_port()
     shorten_idle_sockets()
-    saved = os.environ.get(NODE_ENV)
-    if opts.node:
-        os.environ[NODE_ENV] = str(opts.node)  # inherited by its admin and actors
-    try:
-        with bound_to(host):
-            return ActorSystem(
-                name, {"Admin Port": port, **capabilities}, logDefs=LOG_DEFS, transientUnique=True
-            )
-    finally:
-        if saved is None:
-            os.environ.pop(NODE_ENV, None)
-        else:
-            os.environ[NODE_ENV] = saved
+    node = {NODE_ENV: str(opts.node)} if opts.node else {}  # inherited by its admin and actors
+    with environment(**node), bound_to(host):
+        return ActorSystem(
+            name, {"Admin Port": port, **capabilities}, logDefs=LOG_DEFS, transientUnique=True
+        )
 
 
 def _wait_for_nodes(asys: ActorSystem, opts: SystemOptions) -> None:
