@@ -61,6 +61,7 @@ Handler = Callable[[Any, Any, Any], None]
 
 _PENDING, _RUNNING, _FAILED, _RETIRED, _STOPPED = range(5)
 _REPLAY_MEMORY = 256  # request ids (and replies) remembered to answer a replayed request once
+FORWARD_QUIET_S = 1.0  # a replaced instance leaves once it had nothing to forward this long
 
 _INTERNAL: dict[type, str] = {
     Init: "_sw_on_init",
@@ -152,6 +153,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         self._sw_dirty = False
         self._sw_held: list[tuple[Any, Any]] = []
         self._sw_successor: Any = None
+        self._sw_forwarded_at = float("-inf")  # when it last forwarded to its successor
         self._sw_handled: OrderedDict[str, Any] = OrderedDict()
         self._sw_also_answer: dict[str, list[Any]] = {}  # request id -> more reply addresses
         self._sw_last_reply: tuple[str, Any] | None = None
@@ -328,6 +330,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
 
     def _sw_hold_or_forward(self, msg: Any, sender: Any) -> None:
         if self._sw_successor is not None:
+            self._sw_forwarded_at = time.monotonic()
             self.send(self._sw_successor, Forwarded(msg, sender))
         elif self._sw_mode == _STOPPED:
             self._sw_reject(sender, ActorStopped(f"{self.path} has stopped", self.path))
@@ -716,8 +719,14 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             self._sw_held = []
         self.send(self.myAddress, ActorExitRequest())
 
-    def _sw_on_release(self, msg: Release, sender: Any) -> None:
-        self._sw_exit()
+    def _sw_on_release(self, msg: Release | None, sender: Any) -> None:
+        """Leave once nothing has come to forward for a while: senders that still have
+        this address (a burst under way) would otherwise lose what is in flight."""
+        quiet = time.monotonic() - self._sw_forwarded_at
+        if quiet < FORWARD_QUIET_S:
+            self.after(FORWARD_QUIET_S - quiet, (WAKE, "release"), key="release")
+        else:
+            self._sw_exit()
 
     def _sw_on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
         if self._sw_mode == _RUNNING:
@@ -743,6 +752,8 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         kind = payload[1]
         if kind == "call-timeout":
             self._sw_on_call_timeout(payload[2])
+        elif kind == "release":
+            self._sw_on_release(None, None)
         elif kind == "checkpoint" and self._sw_mode == _RUNNING:
             if self._sw_dirty:
                 self._sw_checkpoint()
