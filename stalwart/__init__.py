@@ -31,6 +31,7 @@ from .actors import (
     UnknownMessage,
     UnknownPath,
 )
+from .cluster import LocalCluster, NodeStatus, join
 from .recover import Recovery, RecoveryOutcome
 from .supervisors import (
     ActorStatus,
@@ -65,8 +66,10 @@ __all__ = [
     "Failure",
     "HandlerError",
     "LevelPolicy",
+    "LocalCluster",
     "ManagedActor",
     "MemoryLevel",
+    "NodeStatus",
     "Overloaded",
     "PoisonMessageError",
     "QueuedForLater",
@@ -87,6 +90,7 @@ __all__ = [
     "TreeFileError",
     "UnknownMessage",
     "UnknownPath",
+    "join",
     "load_tree",
     "start",
 ]
