@@ -10,6 +10,8 @@ its actors are then restarted on the surviving nodes that meet their needs.
 
 from typing import Any
 
+import msgspec
+
 from ..actors._placement import NODE, parse_capability, placeable, satisfies
 from ..supervisors._services import register_service
 from ..supervisors.spec import Child, SpecError, Supervisor
@@ -25,8 +27,6 @@ NODES = "_system/nodes"
 def cluster_settings(options: Any) -> ClusterSettings:
     """The node monitor's settings from ``start(..., cluster={...})``; errors name the field."""
     try:
-        import msgspec
-
         return msgspec.convert(dict(options.cluster or {}), ClusterSettings)
     except Exception as exc:  # msgspec.ValidationError, or a ValueError from the checks
         raise SpecError("start", "cluster", str(exc)) from None
@@ -39,8 +39,6 @@ def _check(options: Any) -> None:
 def _service(options: Any, tree: Supervisor) -> Child | None:
     if options.base != "tcp":
         return None
-    import msgspec
-
     return Child(
         "nodes",
         NodeMonitor,

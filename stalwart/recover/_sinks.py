@@ -18,19 +18,7 @@ Note = EventNote | Attempt
 
 
 def _event(note: EventNote, when: float) -> Event:
-    return Event(
-        0,
-        when,
-        note.kind,
-        note.path,
-        level=note.level,
-        detail=note.detail,
-        category=note.category,
-        fingerprint=note.fingerprint,
-        strategy=note.strategy,
-        duration_ms=note.duration_ms,
-        severity=note.severity,
-    )
+    return Event(0, when, note.kind, note.path, **note.event_fields())
 
 
 class StoreSink:

@@ -109,18 +109,7 @@ class Gateway(Caller):
             self._sw_send_path(path, items[0] if len(items) == 1 else Batch(tuple(items)))
 
     def on_event(self, msg: EventNote, sender: Any) -> None:
-        self.record(
-            msg.kind,
-            msg.path,
-            level=msg.level,
-            detail=msg.detail,
-            category=msg.category,
-            fingerprint=msg.fingerprint,
-            strategy=msg.strategy,
-            duration_ms=msg.duration_ms,
-            severity=msg.severity,
-            trace=msg.trace,
-        )
+        self.record(msg.kind, msg.path, **msg.event_fields())
         if msg.state:
             self.registry.note_state(
                 StateNote(msg.path, msg.state, msg.current_level, msg.restarts, msg.last_error)

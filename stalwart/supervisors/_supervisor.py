@@ -246,7 +246,6 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
         for c in list(self.order):
             if c.path in msg.paths and c.address is not None and c.phase in (UP, STARTING):
                 self.cancel(("start", c.name))
-                c.phase = UP
                 self.on_child_exited(c.address, f"node {msg.node} lost ({msg.reason})")
 
     def on_poison(self, msg: PoisonMessage, sender: Any) -> None:

@@ -135,6 +135,19 @@ class EventNote(msgspec.Struct, frozen=True):
     severity: int = 0
     trace: str = ""
 
+    def event_fields(self) -> dict[str, Any]:
+        """What an :class:`Event` recorded from this note carries besides kind and path."""
+        return {
+            "level": self.level,
+            "detail": self.detail,
+            "category": self.category,
+            "fingerprint": self.fingerprint,
+            "strategy": self.strategy,
+            "duration_ms": self.duration_ms,
+            "severity": self.severity,
+            "trace": self.trace,
+        }
+
 
 class DeadLetterNote(msgspec.Struct, frozen=True):
     path: str
