@@ -228,6 +228,45 @@ class Burster(ManagedActor):
         self.result = msg
 
 
+class LateBurst(msgspec.Struct, frozen=True):
+    """Sleep ``delay_s`` in the handler, then send ``count`` Appends to ``path``."""
+
+    path: str
+    count: int
+    delay_s: float
+
+
+class LateBurster(ManagedActor):
+    """Busy while its target is replaced: what it sends next goes to the old address."""
+
+    def receiveMsg_LateBurst(self, msg: LateBurst, sender: Any) -> None:
+        time.sleep(msg.delay_s)
+        for i in range(msg.count):
+            self.tell(msg.path, Append(i))
+        self.reply(sender, "sent")
+
+
+class RestartLater(msgspec.Struct, frozen=True):
+    path: str
+    delay_s: float
+
+
+class Restarter(ManagedActor):
+    """Asks the root for a level-3 restart of ``path`` after ``delay_s``."""
+
+    def receiveMsg_RestartLater(self, msg: RestartLater, sender: Any) -> None:
+        self.after(msg.delay_s, msg.path)
+        self.reply(sender, "armed")
+
+    def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
+        from stalwart import RecoveryRequest
+
+        self.send(self.root, RecoveryRequest(msg.payload, 3, "restart later"))
+
+    def receiveMsg_RecoveryResult(self, msg: Any, sender: Any) -> None:
+        pass
+
+
 class NeedsAdjust(msgspec.Struct, frozen=True):
     id: int
 

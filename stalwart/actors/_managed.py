@@ -85,6 +85,18 @@ _INTERNAL: dict[type, str] = {
 }
 
 
+def redirectable(msg: Any) -> bool:
+    """True for what may go to a path's new instance when its old one is gone.
+
+    That is the workload's own messages, requests and forwarded messages; not the
+    framework's instructions to one instance (``Init``, ``Retry``, ``Release``...)
+    nor Thespian's notices.
+    """
+    if isinstance(msg, ActorSystemMessage):
+        return False
+    return type(msg) not in _INTERNAL or type(msg) in (Request, Forwarded)
+
+
 def brief_traceback(exc: BaseException, limit: int = 12) -> str:
     """Where ``exc`` came from: file, line and function of its last frames, then the error.
 

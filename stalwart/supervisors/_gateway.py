@@ -9,12 +9,13 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from thespian.actors import ActorSystemMessage, DeadEnvelope
+from thespian.actors import DeadEnvelope
 
 from ..actors._calls import Caller
+from ..actors._managed import redirectable
 from ..actors._timers import WAKE
 from ..actors.errors import Overloaded, StalwartError, SystemStopped, UnknownPath
-from ..actors.messages import Batch, Chaos, ErrorReply, RecoveryRequest, RecoveryResult, Request
+from ..actors.messages import Batch, Chaos, ErrorReply, RecoveryRequest, RecoveryResult
 from ._registry import Registry
 from .messages import (
     DeadLetter,
@@ -166,7 +167,7 @@ class Gateway(Caller):
 
     def on_dead_envelope(self, msg: DeadEnvelope, sender: Any) -> None:
         message = msg.deadMessage
-        if isinstance(message, ActorSystemMessage) or not isinstance(message, Request):
+        if not redirectable(message):
             return
         path = self.registry.path_of_retired(msg.deadAddress)
         if path is not None:

@@ -21,6 +21,7 @@ from ..actors._timers import WAKE
 from ..actors.messages import Init, Release, Retire, Retired, Started, Successor
 from ..strategies import ErrorInfo
 from ._children import DOWN, REMOVED, STARTING, STOPPING, UP, ChildState
+from ._spawn import create_child
 from .messages import EventNote, Registered, StateNote, SupervisorInit, Unavailable
 
 FORWARD_GRACE_S = 2.0  # how long a replaced instance forwards late messages to its successor
@@ -110,9 +111,9 @@ class Lifecycle:
         requires = getattr(c.spec, "requires", None)
         if requires:  # placed by Thespian on a node that offers them, never on a lost one
             lost = tuple(self.settings.get("lost", ()))
-            c.address = self.createActor(cls, targetActorRequirements={**requires, AVOID: lost})
+            c.address = create_child(self, cls, targetActorRequirements={**requires, AVOID: lost})
         else:
-            c.address = self.createActor(cls)
+            c.address = create_child(self, cls)
         c.phase = STARTING
         if c.kind == "supervisor":
             self.send(

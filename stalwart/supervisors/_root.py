@@ -43,6 +43,7 @@ from ._incidents import Incidents
 from ._ladder import RestartIntensity
 from ._registry import Registry
 from ._services import SYSTEM_NAME, system_services
+from ._spawn import create_child
 from .messages import (
     Attempt,
     Boot,
@@ -178,7 +179,7 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
     def start_subtree(self, sub: _Subtree) -> None:
         sub.incarnation += 1
         sub.starting = True
-        sub.address = self.createActor(_supervisor_class())
+        sub.address = create_child(self, _supervisor_class())
         checkpoints = dict(self.checkpoints) if sub is self.user else {}
         self.send(
             sub.address,

@@ -1,5 +1,7 @@
 """Messages: bad input gets clear errors, nothing is lost while an actor restarts."""
 
+import os
+import signal
 import threading
 import time
 
@@ -22,9 +24,13 @@ from tests.support import (
     Burster,
     Client,
     GetLog,
+    LateBurst,
+    LateBurster,
     Never,
     Ping,
     Relay,
+    Restarter,
+    RestartLater,
     Unhandled,
     Work,
     Worker,
@@ -98,6 +104,30 @@ def test_messages_sent_during_a_restart_are_delivered_after_it_in_order(make_sys
     )
     wait_for(lambda: len(system.ask("s/c", GetLog())) == 200, timeout=10)
     assert system.ask("s/c", GetLog()) == list(range(200))
+
+
+@pytest.mark.parametrize("how", ["restart", "sigkill"])
+def test_what_a_busy_sender_sends_to_a_replaced_instance_reaches_the_new_one(make_system, how):
+    # the sender is inside one handler while its target is replaced, so it still holds
+    # the old address; it sends once the old instance is gone (released, or killed)
+    tree = Supervisor(
+        "s", children=[Child("c", Client), Child("b", LateBurster), Child("r", Restarter)]
+    )
+    system = make_system(tree, base="multiproc")
+    assert system.ask("s/b", LateBurst("s/c", 1, 0)) == "sent"  # now it has the address
+    wait_for(lambda: system.ask("s/c", GetLog()) == [0])
+    old = system.status()["s/c"].pid
+    if how == "restart":
+        assert system.ask("s/r", RestartLater("s/c", 0.3)) == "armed"
+    else:
+        threading.Timer(0.3, os.kill, (old, signal.SIGKILL)).start()
+    # the old instance forwards for 2 s, then for as long as traffic goes on, then leaves
+    assert system.ask("s/b", LateBurst("s/c", 10, 4.0), timeout=10) == "sent"
+    assert system.status()["s/c"].pid != old
+    log = wait_for(
+        lambda: (lambda h: h if len(h) == 11 else None)(system.ask("s/c", GetLog())), timeout=15
+    )
+    assert sorted(log) == [0, *range(10)]  # none lost, none twice
 
 
 def test_the_failed_message_and_the_ones_queued_behind_it_reach_the_new_instance(
