@@ -7,10 +7,18 @@
    recovers the way its documentation suggests: the parent sees ``PoisonMessage``
    (after Thespian's own retry) or ``ChildActorExited``, creates a new actor and
    sends the message again.
+
+In-process measurements run on one CPU, the same for both sides (the last this
+process may use): on a shared machine the cores differ in speed by a third from
+minute to minute, and a single-threaded run would otherwise measure which core it
+landed on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import logging
 import os
 import signal
@@ -20,6 +28,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -38,8 +47,10 @@ from stalwart.supervisors._bases import LOG_DEFS, bound_to, free_port, sweep_ses
 RESTART_FIRST = LevelPolicy(
     basic_attempts=0, enhanced_attempts=0, component_attempts=1000, quiet_period_s=0.001
 )
-ROUND_TRIPS = {"simple": 50_000, "multiproc": 3_000}
+ROUND_TRIPS = {"simple": 30_000, "multiproc": 2_000}
+ROUNDS = 4  # per process, alternating: this machine's speed drifts for seconds at a time
 CRASHES = 60
+BLOCKS = 3  # crashes alternate between the two sides in blocks, for the same reason
 REPEATS = 5
 
 
@@ -107,21 +118,33 @@ def reset_markers() -> None:
     FAILED_AT.clear()
 
 
-def first_attempt(ident: int) -> bool:
-    """True the first time any instance (in any process) sees message ``ident``."""
+TOKENS = itertools.count()
+
+
+def first_instance(ident: int, instance: object) -> bool:
+    """True while ``instance`` is the first (in any process) to have seen message ``ident``.
+
+    The victims fail every attempt of their first instance at a message, so Thespian's
+    own retry on the same instance fails too, and only a new instance answers it.
+    """
+    token = instance.__dict__.setdefault("_bench_token", f"{os.getpid()}-{next(TOKENS)}")
+    marker = os.path.join(MARKERS, str(ident))
     try:
-        os.close(os.open(os.path.join(MARKERS, str(ident)), os.O_CREAT | os.O_EXCL))
-        return True
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
     except FileExistsError:
-        return False
+        with open(marker) as fh:
+            return fh.read() == token
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    return True
 
 
 def fail_first_attempt(ident: int) -> None:
-    """The victims' shared behaviour: the first attempt dies (killed) or raises."""
+    """The victims' shared behaviour: the first instance dies (killed) or raises."""
     if os.environ.get("BENCH_KILL"):
         time.sleep(5)  # the bench kills the process in here
     FAILED_AT.setdefault(ident, time.monotonic())
-    raise RuntimeError("first attempt fails")
+    raise RuntimeError("the first instance fails")
 
 
 class SidProbe(Actor):
@@ -130,11 +153,11 @@ class SidProbe(Actor):
 
 
 class RawVictim(Actor):
-    """Fails the first attempt at a message (raises, or is killed); answers the next."""
+    """Its first instance fails at a message (raises, or is killed); a new one answers."""
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         if isinstance(msg, Slow):
-            if first_attempt(msg.id):
+            if first_instance(msg.id, self):
                 if os.environ.get("BENCH_KILL"):
                     self.send(sender, ("pid", os.getpid()))
                 fail_first_attempt(msg.id)
@@ -152,6 +175,8 @@ class RawParent(Actor):
         elif isinstance(msg, tuple) and msg[0] == "pid":
             self.send(self.asker, msg)
         elif isinstance(msg, (PoisonMessage, ChildActorExited)):
+            if isinstance(msg, ChildActorExited) and msg.childAddress != self.victim:
+                return  # the instance it replaced after a PoisonMessage, now gone
             if isinstance(msg, PoisonMessage):
                 self.send(self.victim, ActorExitRequest())
             self.victim = self.createActor(RawVictim)
@@ -182,7 +207,7 @@ class ManagedDriver(ManagedActor):
 
 class ManagedVictim(ManagedActor):
     def receiveMsg_Slow(self, msg: Slow, sender: Any) -> None:
-        if first_attempt(msg.id):
+        if first_instance(msg.id, self):
             fail_first_attempt(msg.id)
         self.reply(sender, Served(msg.id, time.monotonic()))
 
@@ -218,43 +243,44 @@ def close_raw(asys: ActorSystem, base: str) -> None:
 SETTLE_S = 3.0  # steady state: connections used only at start-up have closed
 
 
-def raw_throughput(base: str, n: int) -> float:
+def paired_throughput(base: str, n: int) -> tuple[list[float], list[float]]:
+    """Both sides in one process, each round of one followed by a round of the other."""
     asys = raw_system(base)
+    tree = Supervisor("b", children=[Child("echo", ManagedEcho), Child("driver", ManagedDriver)])
     try:
         echo, driver = asys.createActor(RawEcho), asys.createActor(RawDriver)
-        asys.ask(driver, Go(100, target=echo), 30)
-        time.sleep(SETTLE_S)
-        return float(asys.ask(driver, Go(n, target=echo), 120).per_second)
+        with start(tree, base=base, report_path=None) as system:
+            asys.ask(driver, Go(100, target=echo), 30)
+            system.ask("b/driver", Go(100, "b/echo"), timeout=30)
+            time.sleep(SETTLE_S)
+            raws, ours = [], []
+            for _ in range(ROUNDS):
+                raws.append(asys.ask(driver, Go(n, target=echo), 120).per_second)
+                ours.append(system.ask("b/driver", Go(n, "b/echo"), timeout=120).per_second)
+            return raws, ours
     finally:
         close_raw(asys, base)
 
 
-def managed_throughput(base: str, n: int) -> float:
-    tree = Supervisor("b", children=[Child("echo", ManagedEcho), Child("driver", ManagedDriver)])
-    with start(tree, base=base, report_path=None) as system:
-        system.ask("b/driver", Go(100, "b/echo"), timeout=30)
-        time.sleep(SETTLE_S)
-        return float(system.ask("b/driver", Go(n, "b/echo"), timeout=120).per_second)
-
-
-def throughput_in_subprocess(side: str, base: str) -> float:
+def throughput_in_subprocess(base: str) -> tuple[list[float], list[float]]:
     out = subprocess.run(
-        [sys.executable, __file__, "--throughput", side, base, str(ROUND_TRIPS[base])],
+        [sys.executable, __file__, "--throughput", base, str(ROUND_TRIPS[base])],
         capture_output=True,
         text=True,
         timeout=600,
         check=True,
     )
-    return float(out.stdout.strip().splitlines()[-1])
+    raws, ours = json.loads(out.stdout.strip().splitlines()[-1])
+    return raws, ours
 
 
-def raw_crash_latencies(base: str) -> list[float]:
+def raw_crash_latencies(base: str, count: int) -> list[float]:
     reset_markers()
     asys = raw_system(base)
     latencies = []
     try:
         parent = asys.createActor(RawParent)
-        for i in range(CRASHES):
+        for i in range(count):
             asys.tell(parent, Kill(i))
             if base == "simple":
                 served = asys.listen(10)
@@ -271,7 +297,7 @@ def raw_crash_latencies(base: str) -> list[float]:
     return latencies
 
 
-def managed_crash_latencies(base: str) -> list[float]:
+def managed_crash_latencies(base: str, count: int) -> list[float]:
     reset_markers()
     tree = Supervisor(
         "b",
@@ -281,7 +307,7 @@ def managed_crash_latencies(base: str) -> list[float]:
     )
     latencies = []
     with start(tree, base=base, report_path=None) as system:
-        for i in range(CRASHES):
+        for i in range(count):
             if base == "simple":
                 served = system.ask("b/caller", Go(i), timeout=30)
                 latencies.append(served.at - FAILED_AT[i])
@@ -302,6 +328,29 @@ def managed_crash_latencies(base: str) -> list[float]:
     return latencies
 
 
+@contextlib.contextmanager
+def on_one_cpu(base: str) -> Iterator[None]:
+    """In-process runs: this process on one CPU (the same each time) while inside."""
+    allowed = os.sched_getaffinity(0)
+    if base == "simple":
+        os.sched_setaffinity(0, {max(allowed)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def crash_latencies(base: str) -> tuple[list[float], list[float]]:
+    """Both sides' crash-to-serving latencies, measured in alternating blocks."""
+    raw: list[float] = []
+    ours: list[float] = []
+    with on_one_cpu(base):
+        for _ in range(BLOCKS):
+            raw += raw_crash_latencies(base, CRASHES // BLOCKS)
+            ours += managed_crash_latencies(base, CRASHES // BLOCKS)
+    return raw, ours
+
+
 def run() -> None:
     quiet = logging.getLogger("Thespian")  # raw Thespian logs every actor exception
     quiet.addHandler(logging.NullHandler())
@@ -309,16 +358,15 @@ def run() -> None:
     rows: list[Row | Figure] = []
     for base in ("simple", "multiproc"):
         raws, ourses = [], []
-        for _ in range(REPEATS):
-            # each measurement in a fresh process, alternating: in one long-lived process
-            # the later systems run measurably slower whichever kind they are
-            raws.append(throughput_in_subprocess("raw", base))
-            ourses.append(throughput_in_subprocess("ours", base))
+        for _ in range(REPEATS):  # each in a fresh process
+            raw_rounds, our_rounds = throughput_in_subprocess(base)
+            raws += raw_rounds
+            ourses += our_rounds
         raw, ours = statistics.median(raws), statistics.median(ourses)
         goal = 0.90 if base == "simple" else 0.95
         rows.append(
             Row(
-                f"round trips/s, {base} base (median of {REPEATS})",
+                f"round trips/s, {base} base (median of {REPEATS}x{ROUNDS})",
                 ours,
                 "raw Thespian",
                 raw,
@@ -331,8 +379,7 @@ def run() -> None:
 
     rows = []
     os.environ.pop("BENCH_KILL", None)
-    raw = raw_crash_latencies("simple")
-    ours = managed_crash_latencies("simple")
+    raw, ours = crash_latencies("simple")
     for q in (50, 95):
         rows.append(
             Row(
@@ -346,8 +393,7 @@ def run() -> None:
         )
     os.environ["BENCH_KILL"] = "1"
     try:
-        raw = raw_crash_latencies("multiproc")
-        ours = managed_crash_latencies("multiproc")
+        raw, ours = crash_latencies("multiproc")
     finally:
         os.environ.pop("BENCH_KILL", None)
     for q in (50, 95):
@@ -366,8 +412,8 @@ def run() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--throughput"]:
-        side, base, n = sys.argv[2], sys.argv[3], int(sys.argv[4])
-        measure = raw_throughput if side == "raw" else managed_throughput
-        print(measure(base, n))
+        base, n = sys.argv[2], int(sys.argv[3])
+        with on_one_cpu(base):
+            print(json.dumps(paired_throughput(base, n)))
     else:
         run()

@@ -107,6 +107,10 @@ class Worker(ManagedActor):
         flag = self.options.get("fail_start_flag")
         if flag and os.path.exists(flag):
             raise RuntimeError(f"{self.path} cannot start: flag {flag} is set")
+        once = self.options.get("fail_start_once")
+        if once and os.path.exists(once):
+            os.unlink(once)
+            raise RuntimeError(f"{self.path} cannot start this once: {once} was set")
 
     def on_stop(self) -> None:
         journal(self.options.get("journal"), f"stop {self.path}")

@@ -54,6 +54,7 @@ from .messages import (
     RunHooks,
     Started,
     StoppedNormally,
+    Stray,
     Successor,
 )
 
@@ -346,6 +347,9 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             self.send(self._sw_successor, Forwarded(msg, sender))
         elif self._sw_mode == _STOPPED:
             self._sw_reject(sender, ActorStopped(f"{self.path} has stopped", self.path))
+        elif self._sw_mode == _FAILED:  # what it held went back; the root finds the next one
+            self._sw_forwarded_at = time.monotonic()  # it leaves once strays stop coming
+            self.send(self.root, Stray(self.path, msg, sender))
         else:
             self._sw_held.append((msg, sender))
 

@@ -262,6 +262,14 @@ class Forwarded(msgspec.Struct, frozen=True):
     sender: Any
 
 
+class Stray(msgspec.Struct, frozen=True):
+    """To the root: a message reached an instance of ``path`` that failed to start."""
+
+    path: str
+    message: Any
+    sender: Any
+
+
 class StoppedNormally(msgspec.Struct, frozen=True):
     """The actor stopped itself (``self.stop()``): not a failure."""
 

@@ -27,7 +27,9 @@ from ..actors._timers import TICK, WAKE
 from ..actors.errors import ActorStopped, SystemStopped
 from ..actors.messages import (
     AddressUpdate,
+    Batch,
     ErrorReply,
+    Forwarded,
     RecoveryRequest,
     Reply,
     Request,
@@ -37,6 +39,7 @@ from ..actors.messages import (
     Retired,
     RouteState,
     Started,
+    Stray,
 )
 from ._gateway import CORRELATOR, TELEMETRY, Gateway
 from ._incidents import Incidents
@@ -66,6 +69,7 @@ from .messages import (
     NodesChanged,
     RecoveryDone,
     Registered,
+    Replacing,
     RootCauseFound,
     ShedLoad,
     StateNote,
@@ -143,6 +147,10 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         except Exception:
             log.exception("root failed handling %s", type(msg).__name__)
 
+    def on_batch(self, msg: Batch, sender: Any) -> None:
+        for item in msg.items:
+            self.receiveMessage(item, sender)
+
     @property
     def top(self) -> Any:
         """The user's tree's supervisor (for tests and the gateway)."""
@@ -179,7 +187,7 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
     def start_subtree(self, sub: _Subtree) -> None:
         sub.incarnation += 1
         sub.starting = True
-        sub.address = create_child(self, _supervisor_class())
+        sub.address = create_child(self, _supervisor_class(), not self.clock_id)
         checkpoints = dict(self.checkpoints) if sub is self.user else {}
         self.send(
             sub.address,
@@ -266,6 +274,19 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         self.registry.register(msg)
         self.push(msg.path, msg.lost_inflight)
         self.incident_holds_for(msg)
+
+    def on_replacing(self, msg: Replacing, sender: Any) -> None:
+        """Callers resend what a crash lost to the new instance while it starts."""
+        self.registry.remember(msg.address, msg.path)  # dead letters to it find the path
+        update = AddressUpdate(msg.path, (msg.address,), True)
+        for subscriber in self.registry.subscribers(msg.path):
+            self.send(subscriber, update)
+        if msg.path in self._sw_routes:
+            self._sw_on_address_update(update)
+
+    def on_stray(self, msg: Stray, sender: Any) -> None:
+        """A message that reached an instance which failed to start goes to the next one."""
+        self._sw_send_path(msg.path, Forwarded(msg.message, msg.sender))
 
     def on_unavailable(self, msg: Unavailable, sender: Any) -> None:
         self.registry.unavailable(msg)
@@ -557,6 +578,9 @@ _HANDLERS: dict[type, Any] = {
     Boot: RootActor.on_boot,
     Started: RootActor.on_started,
     Registered: RootActor.on_registered,
+    Batch: RootActor.on_batch,
+    Replacing: RootActor.on_replacing,
+    Stray: RootActor.on_stray,
     Unavailable: RootActor.on_unavailable,
     StateNote: RootActor.on_state,
     Resolve: RootActor.on_resolve,

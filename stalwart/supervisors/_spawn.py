@@ -17,6 +17,7 @@ creates.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,17 @@ def _frame_with_room() -> Callable[[Callable[[], Any]], Any]:
 _run_with_room = _frame_with_room()
 
 
-def create_child(parent: Any, cls: Any, **kwargs: Any) -> Any:
-    """``parent.createActor(cls, **kwargs)``, forked (if it forks) with room on the frame stack."""
-    return _run_with_room(lambda: parent.createActor(cls, **kwargs))
+def create_child(parent: Any, cls: Any, forks: bool, **kwargs: Any) -> Any:
+    """``parent.createActor(cls, **kwargs)``; if that ``forks``, with room on the frame stack.
+
+    The in-process base does not fork, and there the room would only cost time.
+    """
+    if not forks:
+        return parent.createActor(cls, **kwargs)
+    # what the child inherits stays out of its garbage collector's way (no page is
+    # copied just to be scanned); the parent's objects are collected as before
+    gc.freeze()
+    try:
+        return _run_with_room(lambda: parent.createActor(cls, **kwargs))
+    finally:
+        gc.unfreeze()

@@ -14,6 +14,7 @@ from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMes
 from ..actors._placement import placeable
 from ..actors._timers import TICK, Timers
 from ..actors.messages import (
+    Batch,
     Checkpoint,
     FailureReport,
     HealthReport,
@@ -42,6 +43,7 @@ from .messages import (
     NodeDown,
     Nodes,
     PerformRecovery,
+    Replacing,
     ResetLevels,
     SupervisorInit,
     Unavailable,
@@ -75,7 +77,16 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
         self.health_seq = 0
         self.waiting_recoveries: list[tuple[int, str]] = []
         self.forwarders: list[Any] = []
+        self.mail_held: list[tuple[Any, Any]] | None = None
         self._sw_init_timers()
+
+    def send(self, target: Any, msg: Any) -> None:
+        """Send now; while a crash is being answered, mail for the root waits for the fork
+        (and goes in one envelope)."""
+        if self.mail_held is not None and target == self.root:
+            self.mail_held.append((target, msg))
+        else:
+            super().send(target, msg)
 
     def supervisor_class(self) -> type:
         return SupervisorActor
@@ -163,7 +174,16 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
             self.on_child_escalated(msg)
 
     def on_child_exited_msg(self, msg: ChildActorExited, sender: Any) -> None:
-        self.on_child_exited(msg.childAddress)
+        # the restart comes first: what the crash tells the root can wait for the fork;
+        # then where callers find the path, before the events
+        self.mail_held = []
+        try:
+            self.on_child_exited(msg.childAddress)
+        finally:
+            held, self.mail_held = self.mail_held, None
+            if held:  # in one envelope: each send costs the supervisor more than its size
+                items = sorted((m for _, m in held), key=lambda m: not isinstance(m, _ROUTING))
+                self.send(self.root, Batch(tuple(items)))
 
     def on_hooks_done(self, msg: HooksDone, sender: Any) -> None:
         self.recovery_done(msg.request_id, msg.ok, msg.detail or f"{msg.path}: hooks ran")
@@ -274,6 +294,8 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
         self.note("placement-failed", c, level=4, detail=reason, state="failed")
         self.escalate(reason, crash_info(c.path, reason), c.path)
 
+
+_ROUTING = (Unavailable, Replacing)  # what changes where the root sends a path's messages
 
 _HANDLERS: dict[type, Any] = {
     SupervisorInit: SupervisorActor.on_init,

@@ -37,6 +37,36 @@ def test_sigkill_mid_message_restarts_restores_and_handles_it_exactly_once(make_
     assert status["s/peer"].pid == peer_pid  # one_for_one at level 3: the sibling is untouched
     crash = wait_for(lambda: [e for e in system.events() if e.kind == "crash"])
     assert crash[0].path == "s/w" and crash[0].level == 3
+    # what the supervisor tells the root about the crash goes after the fork, in one
+    # envelope, and still in order
+    kinds = [e.kind for e in system.events() if e.path == "s/w" and e.kind in ("crash", "restart")]
+    assert kinds[:2] == ["crash", "restart"]
+
+
+def test_a_request_lost_in_a_crash_survives_a_failed_start_of_the_next_instance(
+    make_system, tmp_path
+):
+    flag = tmp_path / "fail-next-start"
+    tree = Supervisor("s", children=[Child("w", Worker, options={"fail_start_once": str(flag)})])
+    system = make_system(tree, base="multiproc")
+    system.ask("s/w", Work(1))
+    old_pid = system.status()["s/w"].pid
+
+    def kill_when_busy():
+        time.sleep(0.5)
+        flag.touch()  # the instance started after the kill fails in on_start, once
+        os.kill(old_pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_when_busy)
+    killer.start()
+    # the request is resent to the new instance while it starts; that one fails to start
+    # and passes the request on (held, or arriving late), and the next one answers it
+    done = system.ask("s/w", Work(7, sleep_s=1.5), timeout=20)
+    killer.join()
+    assert not flag.exists()
+    assert done.id == 7 and done.pid != old_pid and done.attempts == 1
+    assert system.ask("s/w", GetLog()) == [1, 7]
+    assert [e.kind for e in system.events() if e.kind == "start-failure"] == ["start-failure"]
 
 
 def test_a_killed_supervisor_takes_its_orphans_down_and_its_subtree_comes_back(make_system):

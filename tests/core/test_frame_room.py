@@ -45,13 +45,15 @@ class Spawner:
 
 
 def test_create_child_passes_arguments_and_returns_the_address():
-    assert create_child(Spawner(), int, globalName="x") == ("address", int, {"globalName": "x"})
+    for forks in (True, False):
+        address = create_child(Spawner(), int, forks, globalName="x")
+        assert address == ("address", int, {"globalName": "x"})
 
 
 def test_code_run_from_create_child_never_straddles_a_chunk_boundary():
     depths = range(0, 400, 3)  # wherever the caller's stack ends
     plain = [minor_faults(d, busy) for d in depths]
-    with_room = [minor_faults(d, lambda: create_child(Spawner(), int)) for d in depths]
+    with_room = [minor_faults(d, lambda: create_child(Spawner(), int, True)) for d in depths]
     # one fresh 64 KiB chunk per call at most (16 pages), never one per inner call
     assert max(with_room) < CALLS // 3, (max(with_room), max(plain))
 
