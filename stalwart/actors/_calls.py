@@ -19,7 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from ._timers import WAKE, Timers
 from .errors import ActorStopped, BreakerOpen, StalwartError, Timeout, UnknownPath
-from .messages import AddressUpdate, ErrorReply, Reply, Request, Resolve, Resolved, RouteState
+from .messages import (
+    AddressUpdate,
+    ErrorReply,
+    LostRequest,
+    Reply,
+    Request,
+    Resolve,
+    Resolved,
+    RouteState,
+)
 
 log = logging.getLogger("stalwart.calls")
 
@@ -41,7 +50,17 @@ class _Route:
 
 
 class _Pending:
-    __slots__ = ("on_error", "on_reply", "origin", "path", "request", "resends", "sent", "timeout")
+    __slots__ = (
+        "handed",
+        "on_error",
+        "on_reply",
+        "origin",
+        "path",
+        "request",
+        "resends",
+        "sent",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -58,6 +77,7 @@ class _Pending:
         self.on_error = on_error
         self.sent = False
         self.resends = 0
+        self.handed = False  # given to the supervisor of its crashed callee
         self.origin: tuple[Any, Any, int | None] | None = None  # being handled at call time
 
 
@@ -191,7 +211,9 @@ class Caller(Timers):
         if route is None:
             return
         self._sw_set_addresses(msg.path, route, list(msg.addresses))
-        if msg.lost_inflight and msg.addresses:
+        if msg.holder is not None:
+            self._sw_resend_inflight(msg.path, msg.holder)
+        elif msg.lost_inflight and msg.addresses:
             self._sw_resend_inflight(msg.path)
 
     def _sw_set_addresses(self, path: str, route: _Route, addresses: list[Any]) -> None:
@@ -204,9 +226,18 @@ class Caller(Timers):
             if isinstance(held, Request) and held.id in self._sw_pending:
                 self._sw_pending[held.id].sent = True
 
-    def _sw_resend_inflight(self, path: str) -> None:
+    def _sw_resend_inflight(self, path: str, holder: Any = None) -> None:
+        """Send again what the crashed instance of ``path`` was handling.
+
+        With a ``holder`` (the supervisor starting the next instance) the requests go to
+        it at once, to reach the new instance right after its start; without one, to
+        the new instance's address, unless they went to the holder already.
+        """
         for pending in list(self._sw_pending.values()):
             if pending.path != path or not pending.sent:
+                continue
+            if holder is None and pending.handed:
+                pending.handed = False
                 continue
             pending.resends += 1
             if pending.resends > MAX_RESENDS:
@@ -215,7 +246,11 @@ class Caller(Timers):
                     ActorStopped(f"{path} kept dying while handling the request", path),
                 )
                 continue
-            self._sw_send_path(path, pending.request)
+            if holder is None:
+                self._sw_send_path(path, pending.request)
+            else:
+                pending.handed = True
+                self.send(holder, LostRequest(path, pending.request))
 
     def _sw_fail_held(self, held: Any, error: StalwartError) -> None:
         if isinstance(held, Request) and held.id in self._sw_pending:

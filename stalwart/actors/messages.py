@@ -354,11 +354,23 @@ class Resolved(msgspec.Struct, frozen=True):
 
 
 class AddressUpdate(msgspec.Struct, frozen=True):
-    """A path's addresses changed; ``lost_inflight`` if the old instance died mid-message."""
+    """A path's addresses changed; ``lost_inflight`` if the old instance died mid-message.
+
+    ``holder`` (when its instance has just crashed) is the supervisor starting the next
+    one: requests the crash lost go to it at once, as :class:`LostRequest`.
+    """
 
     path: str
     addresses: tuple[Any, ...] = ()
     lost_inflight: bool = False
+    holder: Any = None
+
+
+class LostRequest(msgspec.Struct, frozen=True):
+    """To a supervisor: a request its crashed child was handling, for the next instance."""
+
+    path: str
+    request: Any
 
 
 class RouteState(msgspec.Struct, frozen=True):

@@ -245,10 +245,10 @@ class BreakerActor(ManagedActor):
             caller = self.caller_of(entry.caller)
             self.degrade(entry.request.message, caller, self.cb.remaining_open_s, error, ident)
 
-    def _sw_resend_inflight(self, path: str) -> None:
-        super()._sw_resend_inflight(path)
-        if path != self.protected:
-            return
+    def _sw_resend_inflight(self, path: str, holder: Any = None) -> None:
+        super()._sw_resend_inflight(path, holder)
+        if path != self.protected or holder is not None:
+            return  # its own calls go again to the new instance once it is up
         route = self._sw_routes.get(path)
         for ident, entry in list(self.inflight.items()):
             if route is not None and entry.request in route.waiting:

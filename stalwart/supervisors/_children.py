@@ -50,7 +50,6 @@ class ChildState:
         self.restarts = 0
         self.last_error = ""
         self.lost_inflight = False
-        self.announced = False  # callers were sent to the instance starting now (Replacing)
 
     @property
     def spec(self) -> Child | Supervisor:

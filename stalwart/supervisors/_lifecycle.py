@@ -22,7 +22,7 @@ from ..actors.messages import Init, Release, Retire, Retired, Started, Successor
 from ..strategies import ErrorInfo
 from ._children import DOWN, REMOVED, STARTING, STOPPING, UP, ChildState
 from ._spawn import create_child
-from .messages import EventNote, Registered, Replacing, StateNote, SupervisorInit, Unavailable
+from .messages import EventNote, Registered, StateNote, SupervisorInit, Unavailable
 
 FORWARD_GRACE_S = 2.0  # how long a replaced instance forwards late messages to its successor
 
@@ -152,10 +152,6 @@ class Lifecycle:
                 ),
             )
             c.redeliver = []
-            if c.lost_inflight and not c.slot.group:
-                # what the crash lost goes to the new instance now, not once it has started
-                self.send(self.root, Replacing(c.path, c.address))
-                c.lost_inflight, c.announced = False, True
         self.after(
             c.spec.start_timeout_s,
             (WAKE, "start-timeout", c.name, c.incarnation),
@@ -172,13 +168,11 @@ class Lifecycle:
             # and leaves once that has stopped
             self.send(c.address, Release())
             self.forwarders.append(c.address)
-            if c.announced:  # callers hold their messages again until the next one is up
-                self.send(self.root, Unavailable(c.path, "restarting"))
-            c.phase, c.address, c.announced = DOWN, None, False
+            c.phase, c.address = DOWN, None
             self.on_start_failed(c, msg)
             self.reconcile()
             return
-        c.phase, c.pid, c.node, c.announced = UP, msg.pid, msg.node, False
+        c.phase, c.pid, c.node = UP, msg.pid, msg.node
         self.send(
             self.root,
             Registered(

@@ -69,7 +69,6 @@ from .messages import (
     NodesChanged,
     RecoveryDone,
     Registered,
-    Replacing,
     RootCauseFound,
     ShedLoad,
     StateNote,
@@ -275,30 +274,24 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         self.push(msg.path, msg.lost_inflight)
         self.incident_holds_for(msg)
 
-    def on_replacing(self, msg: Replacing, sender: Any) -> None:
-        """Callers resend what a crash lost to the new instance while it starts."""
-        self.registry.remember(msg.address, msg.path)  # dead letters to it find the path
-        update = AddressUpdate(msg.path, (msg.address,), True)
-        for subscriber in self.registry.subscribers(msg.path):
-            self.send(subscriber, update)
-        if msg.path in self._sw_routes:
-            self._sw_on_address_update(update)
-
     def on_stray(self, msg: Stray, sender: Any) -> None:
         """A message that reached an instance which failed to start goes to the next one."""
         self._sw_send_path(msg.path, Forwarded(msg.message, msg.sender))
 
     def on_unavailable(self, msg: Unavailable, sender: Any) -> None:
         self.registry.unavailable(msg)
-        self.push(msg.path)
+        # after a crash, callers hand what it lost to the supervisor starting the next one
+        self.push(msg.path, holder=sender if msg.lost_inflight else None)
 
     def on_state(self, msg: StateNote, sender: Any) -> None:
         self.registry.note_state(msg)
 
-    def push(self, path: str, lost_inflight: bool = False) -> None:
+    def push(self, path: str, lost_inflight: bool = False, holder: Any = None) -> None:
         """Tell every subscriber of ``path`` (and of its replica group) its new addresses."""
         for p in self.registry.affected(path):
-            update = AddressUpdate(p, self.registry.addresses(p), lost_inflight)
+            update = AddressUpdate(
+                p, self.registry.addresses(p), lost_inflight, holder if p == path else None
+            )
             for subscriber in self.registry.subscribers(p):
                 self.send(subscriber, update)
             if p in self._sw_routes:
@@ -579,7 +572,6 @@ _HANDLERS: dict[type, Any] = {
     Started: RootActor.on_started,
     Registered: RootActor.on_registered,
     Batch: RootActor.on_batch,
-    Replacing: RootActor.on_replacing,
     Stray: RootActor.on_stray,
     Unavailable: RootActor.on_unavailable,
     StateNote: RootActor.on_state,

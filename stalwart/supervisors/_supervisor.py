@@ -20,6 +20,8 @@ from ..actors.messages import (
     HealthReport,
     HooksDone,
     Init,
+    LostRequest,
+    Redelivery,
     Release,
     Retire,
     Retired,
@@ -43,7 +45,6 @@ from .messages import (
     NodeDown,
     Nodes,
     PerformRecovery,
-    Replacing,
     ResetLevels,
     SupervisorInit,
     Unavailable,
@@ -185,6 +186,16 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
                 items = sorted((m for _, m in held), key=lambda m: not isinstance(m, _ROUTING))
                 self.send(self.root, Batch(tuple(items)))
 
+    def on_lost_request(self, msg: LostRequest, sender: Any) -> None:
+        """A request the crashed child was handling: to the next instance, after its Init."""
+        c = self.children_by_path().get(msg.path)
+        if c is None or c.kind != "actor" or c.stop_for_good:
+            return  # the caller's timeout or the path's removal answers it
+        if c.address is not None and c.phase in (STARTING, UP):
+            self.send(c.address, msg.request)  # after the Init it was sent
+        else:
+            c.redeliver.append(Redelivery(msg.request, msg.request.reply_to))
+
     def on_hooks_done(self, msg: HooksDone, sender: Any) -> None:
         self.recovery_done(msg.request_id, msg.ok, msg.detail or f"{msg.path}: hooks ran")
 
@@ -295,7 +306,7 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
         self.escalate(reason, crash_info(c.path, reason), c.path)
 
 
-_ROUTING = (Unavailable, Replacing)  # what changes where the root sends a path's messages
+_ROUTING = (Unavailable,)  # what changes where the root sends a path's messages
 
 _HANDLERS: dict[type, Any] = {
     SupervisorInit: SupervisorActor.on_init,
@@ -308,6 +319,7 @@ _HANDLERS: dict[type, Any] = {
     Escalate: SupervisorActor.on_escalate,
     ChildActorExited: SupervisorActor.on_child_exited_msg,
     HooksDone: SupervisorActor.on_hooks_done,
+    LostRequest: SupervisorActor.on_lost_request,
     Retire: SupervisorActor.on_retire,
     PerformRecovery: SupervisorActor.on_perform,
     WakeupMessage: SupervisorActor.on_wakeup,

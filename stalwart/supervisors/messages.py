@@ -109,17 +109,6 @@ class Unavailable(msgspec.Struct, frozen=True):
     lost_inflight: bool = False
 
 
-class Replacing(msgspec.Struct, frozen=True):
-    """A crashed actor's new instance exists but has not started yet.
-
-    Callers may resend at once what the crash lost: the instance holds messages
-    until its ``on_start`` is done (and hands them on if it fails).
-    """
-
-    path: str
-    address: Any
-
-
 class StateNote(msgspec.Struct, frozen=True):
     path: str
     state: str

@@ -8,7 +8,7 @@ import time
 import psutil
 
 from stalwart import Child, Supervisor
-from tests.support import GetLog, Ping, Work, Worker, wait_for
+from tests.support import Client, GetLog, Ping, Relay, Work, Worker, wait_for
 
 
 def test_sigkill_mid_message_restarts_restores_and_handles_it_exactly_once(make_system):
@@ -67,6 +67,23 @@ def test_a_request_lost_in_a_crash_survives_a_failed_start_of_the_next_instance(
     assert done.id == 7 and done.pid != old_pid and done.attempts == 1
     assert system.ask("s/w", GetLog()) == [1, 7]
     assert [e.kind for e in system.events() if e.kind == "start-failure"] == ["start-failure"]
+
+
+def test_a_call_in_flight_when_its_callee_is_killed_is_answered_by_the_next_instance(
+    make_system,
+):
+    # the caller hands the lost request to the supervisor starting the next instance,
+    # which gives it to that instance right after its Init
+    tree = Supervisor("s", children=[Child("w", Worker), Child("client", Client)])
+    system = make_system(tree, base="multiproc")
+    system.ask("s/w", Work(1))
+    old_pid = system.status()["s/w"].pid
+    threading.Timer(0.5, os.kill, (old_pid, signal.SIGKILL)).start()
+    relayed = system.ask("s/client", Relay("s/w", Work(8, sleep_s=1.5), timeout=15), timeout=20)
+    assert relayed.ok, relayed
+    assert relayed.value.id == 8 and relayed.value.pid != old_pid
+    assert relayed.value.attempts == 1  # once, by the new instance
+    assert system.ask("s/w", GetLog()) == [1, 8]
 
 
 def test_a_killed_supervisor_takes_its_orphans_down_and_its_subtree_comes_back(make_system):
