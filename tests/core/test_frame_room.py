@@ -89,4 +89,6 @@ def test_actors_forked_at_every_depth_of_a_tree_handle_messages_without_page_fau
         for i in range(CALLS):
             assert system.ask(path, Ping(i)).n == i
         per_message[path] = (process_minor_faults(pid) - before) / CALLS
-    assert max(per_message.values()) < 0.25, per_message
+    # a thrashing loop maps a fresh chunk (one fault at least) on every message; other
+    # causes (new connections, a busy machine) stay well below one fault per message
+    assert max(per_message.values()) < 0.6, per_message
