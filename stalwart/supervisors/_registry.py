@@ -129,10 +129,6 @@ class Registry:
         entry.level, entry.restarts = msg.level, msg.restarts
         entry.node = msg.node
 
-    def remember(self, address: Any, path: str) -> None:
-        """Dead letters to ``address`` go on to ``path`` (an instance not yet registered)."""
-        self._retire_address(address, path)
-
     def _retire_address(self, address: Any, path: str) -> None:
         self._retired[str(address)] = path
         while len(self._retired) > _RETIRED_KEPT:

@@ -78,14 +78,14 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
         self.health_seq = 0
         self.waiting_recoveries: list[tuple[int, str]] = []
         self.forwarders: list[Any] = []
-        self.mail_held: list[tuple[Any, Any]] | None = None
+        self.mail_held: list[Any] | None = None  # for the root, while answering a crash
         self._sw_init_timers()
 
     def send(self, target: Any, msg: Any) -> None:
         """Send now; while a crash is being answered, mail for the root waits for the fork
         (and goes in one envelope)."""
         if self.mail_held is not None and target == self.root:
-            self.mail_held.append((target, msg))
+            self.mail_held.append(msg)
         else:
             super().send(target, msg)
 
@@ -176,15 +176,15 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
 
     def on_child_exited_msg(self, msg: ChildActorExited, sender: Any) -> None:
         # the restart comes first: what the crash tells the root can wait for the fork;
-        # then where callers find the path, before the events
+        # then that the path is down (callers hand over what it lost), then the events
         self.mail_held = []
         try:
             self.on_child_exited(msg.childAddress)
         finally:
             held, self.mail_held = self.mail_held, None
             if held:  # in one envelope: each send costs the supervisor more than its size
-                items = sorted((m for _, m in held), key=lambda m: not isinstance(m, _ROUTING))
-                self.send(self.root, Batch(tuple(items)))
+                held.sort(key=lambda m: not isinstance(m, Unavailable))
+                self.send(self.root, Batch(tuple(held)))
 
     def on_lost_request(self, msg: LostRequest, sender: Any) -> None:
         """A request the crashed child was handling: to the next instance, after its Init."""
@@ -305,8 +305,6 @@ class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # t
         self.note("placement-failed", c, level=4, detail=reason, state="failed")
         self.escalate(reason, crash_info(c.path, reason), c.path)
 
-
-_ROUTING = (Unavailable,)  # what changes where the root sends a path's messages
 
 _HANDLERS: dict[type, Any] = {
     SupervisorInit: SupervisorActor.on_init,
