@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
-from thespian.actors import ActorSystem, WakeupMessage
+from thespian.actors import ActorSystem, InvalidActorAddress, WakeupMessage
 
 from ..actors._placement import NODE, NODE_ENV
 from ..actors._timers import CLOCKS, TICK, ExternalClock
@@ -667,30 +667,42 @@ def _stuck_handler(thread_id: int) -> tuple[str, str] | None:
     return found
 
 
+_PORT_TRIES = 3
+
+
 def _actor_system(opts: SystemOptions) -> ActorSystem:
     name = THESPIAN_BASES[opts.base]
     if opts.base == "simple":
         return ActorSystem(name, {}, logDefs=False, transientUnique=True)
     host: str | None = "127.0.0.1" if opts.loopback_only else None
     port = opts.admin_port
-    capabilities: dict[str, Any] = {}
     if opts.base == "tcp":  # the leader of a cluster: members join at (host, port)
         if opts.listen is not None:
             host, port = opts.listen[0], opts.listen[1] or port
         host = host or "127.0.0.1"
-        port = port or free_port(host)
-        capabilities = {
-            "Convention Address.IPv4": (host, port),
-            NODE: opts.node,
-            **opts.capabilities,
-        }
-    port = port or free_port()
     shorten_idle_sockets()
     node = {NODE_ENV: str(opts.node)} if opts.node else {}  # inherited by its admin and actors
-    with environment(**node), bound_to(host):
-        return ActorSystem(
-            name, {"Admin Port": port, **capabilities}, logDefs=LOG_DEFS, transientUnique=True
-        )
+    # a port picked here can be taken by someone else before the admin binds it: pick again
+    tries = 1 if port else _PORT_TRIES
+    for attempt in range(1, tries + 1):
+        admin_port = port or free_port(host or "127.0.0.1")
+        capabilities: dict[str, Any] = {"Admin Port": admin_port}
+        if opts.base == "tcp":
+            capabilities |= {
+                "Convention Address.IPv4": (host, admin_port),
+                NODE: opts.node,
+                **opts.capabilities,
+            }
+        try:
+            with environment(**node), bound_to(host):
+                return ActorSystem(name, capabilities, logDefs=LOG_DEFS, transientUnique=True)
+        except InvalidActorAddress:
+            if attempt == tries:
+                raise
+            log.warning(
+                "port %d was taken before the admin could use it; trying another", admin_port
+            )
+    raise AssertionError("unreachable")
 
 
 def _wait_for_nodes(asys: ActorSystem, opts: SystemOptions) -> None:

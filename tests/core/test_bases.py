@@ -69,3 +69,23 @@ def test_shutdown_leaves_no_process_and_no_listening_port(make_system):
         if c.status == psutil.CONN_LISTEN and c.laddr.port in ports
     ]
     assert still == []
+
+
+def test_an_admin_port_taken_after_it_was_picked_is_picked_again(make_system, monkeypatch):
+    import socket
+
+    from stalwart.supervisors import _bases, _system
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()  # someone else got the port between the pick and the admin's bind
+    picks = iter([taken.getsockname()[1]])
+    monkeypatch.setattr(
+        _system, "free_port", lambda host="127.0.0.1": next(picks, None) or _bases.free_port(host)
+    )
+    try:
+        system = make_system(Supervisor("s", children=[Child("a", Worker)]), base="multiproc")
+        assert system.ask("s/a", Ping(3)).n == 3
+        assert system.admin_port != taken.getsockname()[1]
+    finally:
+        taken.close()
