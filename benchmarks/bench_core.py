@@ -42,7 +42,8 @@ from thespian.actors import (
 )
 
 from stalwart import Child, LevelPolicy, ManagedActor, Supervisor, start
-from stalwart.supervisors._bases import LOG_DEFS, bound_to, free_port, sweep_session
+from stalwart.actors._runtime import new_system
+from stalwart.supervisors._bases import free_port, sweep_session
 
 RESTART_FIRST = LevelPolicy(
     basic_attempts=0, enhanced_attempts=0, component_attempts=1000, quiet_period_s=0.001
@@ -226,10 +227,9 @@ class Caller(ManagedActor):
 def raw_system(base: str) -> ActorSystem:
     if base == "simple":
         return ActorSystem("simpleSystemBase", {}, logDefs=False, transientUnique=True)
-    with bound_to("127.0.0.1"):
-        return ActorSystem(
-            "multiprocTCPBase", {"Admin Port": free_port()}, logDefs=LOG_DEFS, transientUnique=True
-        )
+    # on loopback, with the transport settings Stalwart's systems use, so that both sides
+    # run on the same transport and the figure compares the actor layers
+    return new_system("multiproc", {"Admin Port": free_port()}, "127.0.0.1")
 
 
 def close_raw(asys: ActorSystem, base: str) -> None:

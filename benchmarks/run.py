@@ -18,6 +18,7 @@ ORDER = [
     "strategies",
     "selector",
     "core",
+    "supervision",
     "telemetry",
     "mediation",
     "memory",

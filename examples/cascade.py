@@ -34,7 +34,6 @@ from stalwart import (
     System,
     start,
 )
-from stalwart.strategies import Exponential
 from stalwart.supervisors import QueueForLater
 
 
@@ -118,19 +117,13 @@ class OrderBook(ManagedActor):
 
 def shop(flag: str, journal: str, queue: str) -> Supervisor:
     """Inventory and orders depend on the database, the API on the inventory."""
-    patient = LevelPolicy(  # rides out an outage at level 2 rather than restarting
-        basic_attempts=2,
-        enhanced_attempts=200,
-        backoff=Exponential(initial=0.02).capped(0.15),
-        component_attempts=3,
-    )
     # left to their own ladders, the dependents would restart on their third failure
     hasty = LevelPolicy(basic_attempts=1, enhanced_attempts=1, component_attempts=5)
     return Supervisor(
         "shop",
         max_restarts=20,
         children=[
-            Child("db", Database, options={"down_flag": flag}, levels=patient),
+            Child("db", Database, options={"down_flag": flag}),  # the default policy
             Child("inventory", Inventory, depends_on=["db"], levels=hasty),
             Child("api", Api, depends_on=["inventory"], levels=hasty),
             Child(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,12 @@ FAST = LevelPolicy(
     basic_delay_s=0.001,
     enhanced_attempts=1,
     component_attempts=1,
-    system_attempts=1,
     quiet_period_s=60.0,
 )
 RESTART_FIRST = LevelPolicy(
     basic_attempts=0,
     enhanced_attempts=0,
     component_attempts=1,
-    system_attempts=1,
     quiet_period_s=60.0,
 )
 
@@ -44,7 +43,7 @@ class Pong(msgspec.Struct, frozen=True):
 class Work(msgspec.Struct, frozen=True):
     id: int
     fail_times: int = 0  # how many times this id fails before it succeeds (-1: always)
-    error: str = "connection"
+    error: str = "runtime"  # a fault in the actor; "connection" is an outage
     sleep_s: float = 0.0
     fail_while: str = ""  # fails while this file exists
     counter: str = ""  # count attempts in this file (shared by every instance) instead of memory
@@ -106,6 +105,8 @@ class Worker(ManagedActor):
         journal(self.options.get("journal"), f"start {self.path}")
         flag = self.options.get("fail_start_flag")
         if flag and os.path.exists(flag):
+            if self.options.get("fail_start_error") == "connection":  # an outage keeps it down
+                raise ConnectionRefusedError(f"{self.path} cannot reach its database")
             raise RuntimeError(f"{self.path} cannot start: flag {flag} is set")
         once = self.options.get("fail_start_once")
         if once and os.path.exists(once):
@@ -358,13 +359,20 @@ class Shop(ManagedActor):
         self.reply(sender, sorted(self.degraded))
 
 
+class HealthChecks(msgspec.Struct, frozen=True):
+    """Ask a ``Sick`` actor how many health checks this instance has answered."""
+
+
 class Sick(ManagedActor):
-    """Unhealthy while its flag file exists; counts the healing attempts (on_retry)."""
+    """Unhealthy while its flag file exists; counts the healing attempts (on_retry) and the
+    health checks it answered."""
 
     def on_start(self) -> None:
         self.heals = 0
+        self.checks = 0
 
     def health(self) -> bool | str:
+        self.checks += 1
         flag = self.options.get("sick_flag")
         return "feeling unwell" if flag and os.path.exists(flag) else True
 
@@ -373,6 +381,46 @@ class Sick(ManagedActor):
 
     def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
         self.reply(sender, self.heals)
+
+    def receiveMsg_HealthChecks(self, msg: HealthChecks, sender: Any) -> None:
+        self.reply(sender, self.checks)
+
+
+GATES: dict[str, threading.Event] = {}  # in-process tests: handlers wait on these
+
+
+class Wait(msgspec.Struct, frozen=True):
+    gate: str
+
+
+class WhereAmI(msgspec.Struct, frozen=True):
+    pass
+
+
+class Gated(ManagedActor):
+    """In-process: ``Wait`` blocks its handler until the test opens the gate; records the
+    thread every handler and timer runs on, and uses a sqlite connection opened in on_start."""
+
+    def on_start(self) -> None:
+        import sqlite3
+
+        self.threads = {threading.current_thread().name}
+        self.db = sqlite3.connect(":memory:")  # usable only on the thread that opened it
+        self.db.execute("CREATE TABLE seen (n INTEGER)")
+        self.after(0.01, "tick")
+
+    def receiveMsg_Wait(self, msg: Wait, sender: Any) -> None:
+        GATES[msg.gate].wait()
+        self.reply(sender, "done")
+
+    def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
+        self.threads.add(threading.current_thread().name)
+
+    def receiveMsg_WhereAmI(self, msg: WhereAmI, sender: Any) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.db.execute("INSERT INTO seen VALUES (1)")
+        count = self.db.execute("SELECT count(*) FROM seen").fetchone()[0]
+        self.reply(sender, (sorted(self.threads), count))
 
 
 class StartTicking(msgspec.Struct, frozen=True):
@@ -474,3 +522,17 @@ class Hog(ManagedActor):
             os.getpid(),
             self.incarnation,
         )
+
+
+class Pay(msgspec.Struct, frozen=True):
+    n: int
+
+
+class Gateway(ManagedActor):
+    """Charges at an external gateway that refuses connections while ``options["down_flag"]``
+    exists (a dependency outage: restarting this actor does not help)."""
+
+    def receiveMsg_Pay(self, msg: Pay, sender: Any) -> None:
+        if os.path.exists(self.options["down_flag"]):
+            raise ConnectionRefusedError("the payment gateway refused the connection")
+        self.reply(sender, msg.n)

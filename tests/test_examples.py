@@ -18,6 +18,12 @@ def test_the_shop_demo_shows_levels_one_to_four_and_the_tree():
         assert f"failed -> level {level}" in text
     assert "recovery levels used: 1, 2, 3, 4" in text
     assert "shop/storefront/api" in text and "w.2" in text  # the status tree at the end
+    # the outage: the breaker opened and closed again, and the tree kept running throughout
+    outage = text[text.index("== outage") :]
+    assert "breaker: open" in outage and "breaker: closed" in outage
+    assert "BreakerOpen" in outage and "placed" in outage
+    assert "the tree kept running through the outage" in outage
+    assert "escalate" not in text and "level5" not in text
 
 
 def test_the_shop_demo_serves_its_dashboard_while_it_runs():

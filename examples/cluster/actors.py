@@ -21,7 +21,12 @@ class Trained(msgspec.Struct, frozen=True):
 
 
 class Trainer(ManagedActor):
-    """Remembers the steps it trained; its checkpoint follows it to another node."""
+    """Remembers the steps it trained; its checkpoint follows it to another node.
+
+    Training a step is idempotent: an ask that timed out may still be handled (a request
+    in flight when a node dies is handed to the next instance), so a caller that asks
+    again after a timeout must not get the step trained twice.
+    """
 
     def on_start(self) -> None:
         self.steps: list[int] = list(self.restored_state or [])
@@ -30,7 +35,8 @@ class Trainer(ManagedActor):
         return self.steps
 
     def receiveMsg_Train(self, msg: Train, sender: Any) -> None:
-        self.steps.append(msg.step)
+        if msg.step not in self.steps:
+            self.steps.append(msg.step)
         self.reply(
             sender, Trained(tuple(self.steps), os.environ.get("STALWART_NODE", ""), os.getpid())
         )

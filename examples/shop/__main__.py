@@ -4,13 +4,17 @@
                             [--dashboard PORT]
 
 Each scenario injects one fault; every failure and the level that handled it is
-printed as it happens, and the run ends with the live tree. With ``--dashboard``
-the live dashboard is served on that loopback port (0: any free port) while it runs.
+printed as it happens, and the run ends with the live tree. The last scenario is
+an outage: the payment provider is down for a few seconds while orders keep
+coming, and the tree rides it out (its breaker answers at once, nothing is
+restarted over and over, nothing escalates). With ``--dashboard`` the live
+dashboard is served on that loopback port (0: any free port) while it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import tempfile
 import threading
 import time
@@ -49,8 +53,9 @@ class EventPrinter:
                 "level5",
                 "restart-tree",
                 "tree-started",
-                "dead-letter",
                 "recovery-result",
+                "outage",
+                "breaker",
             ):
                 if e.kind in ("level5", "restart-tree"):
                     self.levels_used.add(5)
@@ -83,12 +88,33 @@ def scenarios(system: System, backend, critical: bool) -> list[tuple[str, Callab
             attempt(f"job {i}", lambda i=i: system.ask("shop/workers/w.1", Job(i), timeout=10))
 
     def level4() -> None:
-        backend.fail_next("payments", 5)
-        for order in (100, 101, 102):
+        system.tell("shop/storefront/sessions", Corrupt())
+        for order in (100, 101):
             attempt(
                 f"order {order}",
                 lambda o=order: system.ask("shop/storefront/api", PlaceOrder(o, "A1"), timeout=15),
             )
+
+    def outage() -> None:
+        down_s, orders = 2.5, collections.Counter[str]()
+        backend.down("payments", down_s)
+        began = time.monotonic()
+        order = 200
+        while time.monotonic() - began < down_s + 1.5:
+            order += 1
+            asked = time.monotonic()
+            try:
+                system.ask("shop/storefront/api", PlaceOrder(order, "B2"), timeout=5)
+                outcome = "placed" if asked - began > down_s else "placed before it was noticed"
+            except StalwartError as exc:
+                outcome = type(exc).__name__
+            orders[outcome] += 1
+            time.sleep(0.15)
+        print(f"    -> {sum(orders.values())} orders while the provider was down and after:")
+        for outcome, n in orders.most_common():
+            print(f"         {n:3d} {outcome}")
+        stopped = system.status().phase != "running"
+        print(f"    -> the tree {'stopped' if stopped else 'kept running'} through the outage")
 
     def level5() -> None:
         result = system.request_recovery(RecoveryRequest("shop", 5, "operator: --critical"))
@@ -99,9 +125,13 @@ def scenarios(system: System, backend, critical: bool) -> list[tuple[str, Callab
         ("level 2: the supplier API rate-limits twice", level2),
         ("level 3: a worker's memory is corrupted", level3),
         (
-            "level 4: the payment provider fails five calls in a row"
-            " (the first order is set aside after level 3; the next one climbs to level 4)",
+            "level 4: the session store goes stale (restarting the API alone does not help:"
+            " the first order is set aside; the next restarts the whole storefront)",
             level4,
+        ),
+        (
+            "outage: the payment provider is down for 2.5s while orders keep coming",
+            outage,
         ),
     ]
     if critical:

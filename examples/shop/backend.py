@@ -3,7 +3,8 @@
 Their state lives in a small JSON file so that every actor process sees the same
 outage, as it would with a real external service: restarting an actor does not
 make the provider come back. ``fail_next("payments", 3)`` makes the next three
-calls to ``payments`` fail.
+calls to ``payments`` fail; ``down("payments", 2.5)`` makes every call fail for
+2.5 seconds (an outage).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,13 +47,20 @@ class Backend:
         with self._state() as state:
             state[service] = {"left": times, "kind": kind}
 
+    def down(self, service: str, seconds: float, kind: str = "connection") -> None:
+        """Make every call to ``service`` fail with a ``kind`` error for ``seconds``."""
+        with self._state() as state:
+            state[service] = {"left": 0, "until": time.time() + seconds, "kind": kind}
+
     def call(self, service: str) -> None:
-        """One call to ``service``: raises while a fault is pending."""
+        """One call to ``service``: raises while a fault is pending or it is down."""
         failure = None
         with self._state() as state:
             fault = state.get(service)
             if fault and fault["left"] > 0:
                 fault["left"] -= 1
+                failure = FAULTS[fault["kind"]](service)
+            elif fault and fault.get("until", 0) > time.time():
                 failure = FAULTS[fault["kind"]](service)
         if failure is not None:
             raise failure

@@ -48,4 +48,21 @@ class JobDone(msgspec.Struct, frozen=True):
 
 
 class Corrupt(msgspec.Struct, frozen=True):
-    """Fault injection: the worker's in-memory state goes bad until it is restarted."""
+    """Fault injection: an actor's in-memory state goes bad until it is restarted."""
+
+
+class Token(msgspec.Struct, frozen=True):
+    """Ask the session store for a session token."""
+
+
+class Session(msgspec.Struct, frozen=True):
+    token: str
+    stale: bool
+
+
+class Charge(msgspec.Struct, frozen=True):
+    order_id: int
+
+
+class Charged(msgspec.Struct, frozen=True):
+    order_id: int

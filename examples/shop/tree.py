@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from stalwart import Child, LevelPolicy, Supervisor
+from stalwart import Breaker, Child, LevelPolicy, Supervisor
 
-from .actors import Api, Database, Inventory, Sessions, Worker
+from .actors import Api, Database, Inventory, Payments, Sessions, Worker
 
 # short waits and one attempt per level, so the demo climbs the ladder quickly
 DEMO_LEVELS = LevelPolicy(
@@ -12,7 +12,6 @@ DEMO_LEVELS = LevelPolicy(
     basic_delay_s=0.01,
     enhanced_attempts=1,
     component_attempts=1,
-    system_attempts=1,
     quiet_period_s=2.0,
 )
 
@@ -28,16 +27,22 @@ def shop_tree(backend_path: str) -> Supervisor:
         children=[
             Child("db", Database, options=opts),
             Child("inventory", Inventory, depends_on=["db"], options=opts),
+            Child(
+                "payments",
+                Payments,
+                options=opts,
+                breaker=Breaker(failure_threshold=3, recovery_timeout=1.0, success_threshold=1),
+            ),
             Supervisor(
                 "storefront",
                 strategy="one_for_all",
-                depends_on=["inventory"],
+                depends_on=["inventory", "payments"],
                 max_restarts=5,
                 within_s=60,
                 levels=DEMO_LEVELS,
                 children=[
                     Child("sessions", Sessions),
-                    Child("api", Api, depends_on=["sessions"], options=opts),
+                    Child("api", Api, depends_on=["sessions"]),
                 ],
             ),
             Supervisor(

@@ -2,9 +2,13 @@
 
 An actor that sends to a path asks the registry (the root) once; the root then
 pushes every address change. While a path has no address (its actor is
-restarting) messages wait here, in order, and go out when it is back. A request
-whose callee died mid-message is sent again to the new instance, which answers
-it once (it keeps the ids of requests it handled).
+restarting) messages wait here, in order, and go out when it is back; at most
+``hold_limit`` wait per path (past that a request is answered with
+``Overloaded`` and a message is kept as a dead letter). A path whose actor has
+stopped for good takes nothing: requests get ``ActorStopped`` at once and
+messages become dead letters. A request whose callee died mid-message is sent
+again to the new instance, which answers it once (it keeps the ids of requests
+it handled).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._timers import WAKE, Timers
-from .errors import ActorStopped, BreakerOpen, StalwartError, Timeout, UnknownPath
+from .errors import ActorStopped, BreakerOpen, Overloaded, StalwartError, Timeout, UnknownPath
 from .messages import (
     AddressUpdate,
     ErrorReply,
@@ -28,18 +32,20 @@ from .messages import (
     Resolve,
     Resolved,
     RouteState,
+    Undeliverable,
 )
 
 log = logging.getLogger("stalwart.calls")
 
 MAX_RESENDS = 5
+HOLD_LIMIT = 10_000  # messages that may wait for one path
 
 OnReply = Callable[[Any], None]
 OnError = Callable[[StalwartError], None]
 
 
 class _Route:
-    __slots__ = ("addresses", "blocked_until", "next", "resolved", "waiting")
+    __slots__ = ("addresses", "blocked_until", "next", "resolved", "stopped", "waiting")
 
     def __init__(self) -> None:
         self.addresses: list[Any] = []
@@ -47,6 +53,7 @@ class _Route:
         self.resolved = False
         self.waiting: list[Any] = []
         self.blocked_until = 0.0  # a breaker in front of the path is open until then
+        self.stopped = False  # its actor stopped for good (until its supervisor starts it)
 
 
 class _Pending:
@@ -97,6 +104,7 @@ class Caller(Timers):
         self._sw_pending: dict[str, _Pending] = {}
         self._sw_ids = itertools.count(1)
         self._sw_id_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
+        self._sw_hold_limit = HOLD_LIMIT
 
     if TYPE_CHECKING:  # provided by the Thespian Actor this is mixed into
 
@@ -148,7 +156,13 @@ class Caller(Timers):
                 route.next = (route.next + 1) % len(addresses)
                 self.send(addresses[route.next], msg)
             return True
-        route.waiting.append(msg)
+        if route.stopped:
+            self._sw_fail_held(msg, ActorStopped(f"{path} has stopped for good", path), path)
+        elif len(route.waiting) >= self._sw_hold_limit:
+            error = Overloaded(f"{path}: {self._sw_hold_limit} messages already wait for it", path)
+            self._sw_fail_held(msg, error, path)
+        else:
+            route.waiting.append(msg)
         return False
 
     def _sw_call(
@@ -159,8 +173,10 @@ class Caller(Timers):
         on_reply: OnReply | None,
         on_error: OnError | None,
         request_id: str | None = None,
+        deadline: float = 0.0,
     ) -> str:
-        """Send a request; ``timeout=None`` leaves timing out to the caller (the gateway's case)."""
+        """Send a request; ``timeout=None`` leaves timing out to the caller (the gateway's case,
+        which gives the caller's ``deadline`` instead)."""
         request_id = request_id or self._sw_id_prefix + str(next(self._sw_ids))
         on_error = on_error or _log_error(path)
         route = self._sw_routes.get(path)
@@ -176,7 +192,9 @@ class Caller(Timers):
                 )
                 return request_id
             route.blocked_until = 0.0
-        request = Request(request_id, msg, self.myAddress, self._sw_trace() or request_id)
+        if timeout is not None:
+            deadline = time.time() + timeout
+        request = Request(request_id, msg, self.myAddress, self._sw_trace() or request_id, deadline)
         pending = _Pending(path, request, timeout, on_reply or (lambda _reply: None), on_error)
         pending.origin = self._sw_origin()
         self._sw_pending[request_id] = pending
@@ -193,9 +211,9 @@ class Caller(Timers):
             waiting, route.waiting = route.waiting, []
             del self._sw_routes[msg.path]
             for held in waiting:
-                self._sw_fail_held(held, UnknownPath(msg.error, msg.path))
+                self._sw_fail_held(held, UnknownPath(msg.error, msg.path), msg.path)
             return
-        self._sw_set_addresses(msg.path, route, list(msg.addresses))
+        self._sw_set_addresses(msg.path, route, list(msg.addresses), msg.stopped)
 
     def _sw_on_route_state(self, msg: RouteState) -> None:
         route = self._sw_routes.get(msg.path)
@@ -210,15 +228,17 @@ class Caller(Timers):
         route = self._sw_routes.get(msg.path)
         if route is None:
             return
-        self._sw_set_addresses(msg.path, route, list(msg.addresses))
+        self._sw_set_addresses(msg.path, route, list(msg.addresses), msg.stopped)
         if msg.holder is not None:
             self._sw_resend_inflight(msg.path, msg.holder)
         elif msg.lost_inflight and msg.addresses:
             self._sw_resend_inflight(msg.path)
 
-    def _sw_set_addresses(self, path: str, route: _Route, addresses: list[Any]) -> None:
-        route.addresses = addresses
-        if not addresses or not route.waiting:
+    def _sw_set_addresses(
+        self, path: str, route: _Route, addresses: list[Any], stopped: bool = False
+    ) -> None:
+        route.addresses, route.stopped = addresses, stopped and not addresses
+        if not route.waiting or not (addresses or route.stopped):
             return
         waiting, route.waiting = route.waiting, []
         for held in waiting:
@@ -252,11 +272,26 @@ class Caller(Timers):
                 pending.handed = True
                 self.send(holder, LostRequest(path, pending.request))
 
-    def _sw_fail_held(self, held: Any, error: StalwartError) -> None:
+    def _sw_fail_held(self, held: Any, error: StalwartError, path: str = "") -> None:
+        """A message that cannot go to ``path``: a request fails; anything else is a dead letter."""
         if isinstance(held, Request) and held.id in self._sw_pending:
             self._sw_finish(held.id, error)
         else:
-            log.warning("message %s dropped: %s", type(held).__name__, error)
+            self._sw_undeliverable(path, held, error)
+
+    def _sw_undeliverable(self, path: str, msg: Any, error: StalwartError) -> None:
+        """Keep ``msg`` as a dead letter (the root records it)."""
+        self.send(self._sw_resolver(), Undeliverable(path, msg, str(error)))
+
+    def _sw_cancel(self, request_id: str) -> _Pending | None:
+        """Forget a request its caller no longer waits for (it leaves the waiting line too)."""
+        pending = self._sw_pending.pop(request_id, None)
+        self.cancel(request_id)
+        if pending is not None:
+            route = self._sw_routes.get(pending.path)
+            if route is not None and pending.request in route.waiting:
+                route.waiting.remove(pending.request)
+        return pending
 
     def _sw_on_reply(self, msg: Reply) -> None:
         pending = self._sw_pending.pop(msg.id, None)
@@ -281,11 +316,7 @@ class Caller(Timers):
             )
 
     def _sw_finish(self, request_id: str, error: StalwartError) -> None:
-        pending = self._sw_pending.pop(request_id, None)
-        self.cancel(request_id)
-        if pending is None:
-            return
-        route = self._sw_routes.get(pending.path)
-        if route is not None and pending.request in route.waiting:
-            route.waiting.remove(pending.request)
-        self._sw_callback(pending, pending.on_error, error)
+        """End a request with ``error`` (its ``on_error`` runs)."""
+        pending = self._sw_cancel(request_id)
+        if pending is not None:
+            self._sw_callback(pending, pending.on_error, error)

@@ -10,17 +10,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from thespian.actors import (
-    Actor,
-    ActorExitRequest,
-    ActorSystemMessage,
-    WakeupMessage,
-)
-
 from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._placement import NODE_ENV, satisfies
+from ._runtime import ActorExitRequest, ActorSystemMessage, RuntimeActor, WakeupMessage
 from ._timers import TICK, WAKE
 from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, UnknownMessage
 from .messages import (
@@ -32,6 +26,7 @@ from .messages import (
     Failure,
     FailureReport,
     Forwarded,
+    GaveUp,
     HealthCheck,
     HealthReport,
     HooksDone,
@@ -69,6 +64,7 @@ _INTERNAL: dict[type, str] = {
     Retry: "_sw_on_retry",
     Request: "_sw_on_request",
     Forwarded: "_sw_on_forwarded",
+    GaveUp: "_sw_on_gave_up",
     Reply: "_sw_on_reply_msg",
     Resolved: "_sw_on_resolved_msg",
     AddressUpdate: "_sw_on_address_update_msg",
@@ -127,7 +123,7 @@ def find_handler(actor_cls: type, msg_type: type) -> Handler | None:
     return None
 
 
-class ManagedActor(Caller, Actor):  # type: ignore[misc]
+class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
     """Base class for actors that run under a supervisor.
 
     Define typed handlers ``receiveMsg_<MessageType>(self, msg, sender)``. An
@@ -170,6 +166,8 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         self._sw_handled: OrderedDict[str, Any] = OrderedDict()
         self._sw_also_answer: dict[str, list[Any]] = {}  # request id -> more reply addresses
         self._sw_last_reply: tuple[str, Any] | None = None
+        self._sw_checkpoint_each = False  # checkpoint after each message (answers wait for it)
+        self._sw_outbox: list[tuple[Any, Reply]] | None = None  # answers held for the checkpoint
         self.degraded: set[str] = set()
         self._sw_msg: Any = None
         self._sw_sender: Any = None
@@ -249,18 +247,37 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         return sender.trace if type(sender) is ReplyTo else ""
 
     def reply(self, sender: Any, msg: Any) -> None:
-        """Answer the sender of the message being handled (works for ``ask``/``call`` too)."""
+        """Answer the sender of the message being handled (works for ``ask``/``call`` too).
+
+        With a checkpoint after each message (the default when ``snapshot`` is defined),
+        the answer to a request travels with the checkpoint and its supervisor sends it
+        on once it holds that state: a caller never sees an answer whose state a crash
+        right after could lose.
+        """
         if type(sender) is ReplyTo:
-            self.send(sender.address, Reply(sender.id, msg))
+            self._sw_post(sender.address, Reply(sender.id, msg))
             self._sw_last_reply = (sender.id, msg)
             if sender.id in self._sw_handled:
                 self._sw_handled[sender.id] = msg
             if self._sw_also_answer:
                 for address in self._sw_also_answer.pop(sender.id, ()):
                     if address != sender.address:
-                        self.send(address, Reply(sender.id, msg))
+                        self._sw_post(address, Reply(sender.id, msg))
         else:
             self.send(sender, msg)
+
+    def _sw_post(self, address: Any, reply: Reply) -> None:
+        outbox = self._sw_outbox
+        if outbox is None:
+            self.send(address, reply)
+        else:
+            outbox.append((address, reply))
+
+    def _sw_flush_outbox(self) -> None:
+        """No checkpoint follows (a failure): the held answers go out as they are."""
+        outbox, self._sw_outbox = self._sw_outbox, None
+        for address, reply in outbox or ():
+            self.send(address, reply)
 
     def reply_error(self, sender: Any, error: BaseException) -> None:
         """Answer the sender with an error; ``ask``/``call`` raise it on the other side.
@@ -321,9 +338,12 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         if handler is not None:
             self._sw_msg = msg  # what a call made from here answers to
             self._sw_sender = sender
+            if self._sw_checkpoint_each:
+                self._sw_outbox = []
             try:
                 handler(self, msg, sender)
             except Exception as exc:
+                self._sw_flush_outbox()
                 self._sw_report(msg, sender, exc)
                 return
             after = self._sw_after
@@ -364,6 +384,8 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             if type(msg) not in _INTERNAL:  # those must always reach the framework first
                 self._sw_handlers[type(msg)] = handler
         self._sw_msg, self._sw_sender, self._sw_failure_id = msg, sender, failure_id
+        if self._sw_checkpoint_each:
+            self._sw_outbox = []
         try:
             if self._sw_faults:
                 self._sw_faults -= 1
@@ -372,6 +394,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
                 raise InjectedFault(f"{self.path}: fault injected by chaos")
             handler(self, msg, sender)
         except Exception as exc:
+            self._sw_flush_outbox()
             self._sw_report(msg, sender, exc, failure_id)
             return False
         finally:
@@ -435,11 +458,12 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             state = self.snapshot()
         except Exception:
             self.log.exception("%s: snapshot() failed; checkpoint skipped", self.path)
+            self._sw_flush_outbox()
             return
         self._sw_dirty = False
-        self.send(
-            self.supervisor, Checkpoint(self.path, self.incarnation, state, self._sw_last_reply)
-        )
+        replies, self._sw_outbox = tuple(self._sw_outbox or ()), None
+        checkpoint = Checkpoint(self.path, self.incarnation, state, self._sw_last_reply, replies)
+        self.send(self.supervisor, checkpoint)
 
     # -- the tree's protocol ------------------------------------------------------------
     def _sw_resolver(self) -> Any:
@@ -451,6 +475,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         self.root = init.root
         self.incarnation = init.incarnation
         self._sw_use_clock(init.clock_id)
+        self._sw_hold_limit = init.hold_limit
         self.restored_state = init.restored_state
         self.options = dict(init.options)
         self.log = logging.getLogger(f"stalwart.actor.{init.path.replace('/', '.')}")
@@ -463,6 +488,7 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         checkpointing = type(self).snapshot is not ManagedActor.snapshot
         if checkpointing and init.checkpoint == "message":
             self._sw_after = self._sw_checkpoint
+            self._sw_checkpoint_each = True
         elif checkpointing and isinstance(init.checkpoint, (int, float)):
             self._sw_after = self._sw_mark_dirty
             self.after(float(init.checkpoint), (WAKE, "checkpoint", float(init.checkpoint)))
@@ -531,7 +557,9 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
             forgotten, _ = handled.popitem(last=False)
             self._sw_also_answer.pop(forgotten, None)
         ok = self._sw_dispatch(
-            req.message, ReplyTo(req.reply_to, req.id, req.trace or req.id), failure_id
+            req.message,
+            ReplyTo(req.reply_to, req.id, req.trace or req.id, req.deadline),
+            failure_id,
         )
         if ok and failure_id is not None:
             self._sw_retry_done(failure_id)
@@ -568,6 +596,12 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
         elif self._sw_dispatch(retry.message, retry.sender, retry.failure_id):
             self._sw_retry_done(retry.failure_id)
 
+    def _sw_on_gave_up(self, msg: GaveUp, sender: Any) -> None:
+        if self._sw_handled.get(msg.request_id, 0) is None:  # not answered: it failed
+            del self._sw_handled[msg.request_id]
+        for address in self._sw_also_answer.pop(msg.request_id, ()):
+            self.send(address, Reply(msg.request_id, msg.error))
+
     def _sw_on_run_hooks(self, msg: RunHooks, sender: Any) -> None:
         failure = Failure(
             self.path,
@@ -589,13 +623,15 @@ class ManagedActor(Caller, Actor):  # type: ignore[misc]
     def _sw_on_health_check(self, msg: HealthCheck, sender: Any) -> None:
         if self._sw_mode != _RUNNING:
             return
+        info = None
         try:
             verdict = self.health()
-        except Exception as exc:
+        except Exception as exc:  # classified like a failing handler (an outage, a fault...)
             verdict = f"health() raised {type(exc).__name__}: {exc}"
+            info = classify(exc)
         ok = verdict is True or verdict is None
         detail = "" if ok else (verdict if isinstance(verdict, str) else "health() said no")
-        self.send(sender, HealthReport(self.path, self.incarnation, msg.seq, ok, detail))
+        self.send(sender, HealthReport(self.path, self.incarnation, msg.seq, ok, detail, info))
 
     def _sw_on_chaos(self, msg: Chaos, sender: Any) -> None:
         if msg.kind == "hang":

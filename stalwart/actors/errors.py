@@ -6,11 +6,20 @@ message and becomes one of these exceptions again on the caller's side.
 
 from __future__ import annotations
 
-from ..strategies import CircuitOpenError
+from typing import ClassVar
+
+from ..strategies import CircuitOpenError, ErrorCategory
 
 
 class StalwartError(Exception):
-    """Base class of Stalwart's errors. ``path`` names the actor involved, if any."""
+    """Base class of Stalwart's errors. ``path`` names the actor involved, if any.
+
+    ``error_category`` is how a handler that re-raises one is classified: errors that
+    mean the callee (or the tree) could not do it are outages of the caller's
+    dependency; those that mean the caller asked wrongly are not retried.
+    """
+
+    error_category: ClassVar[ErrorCategory] = ErrorCategory.DEPENDENCY
 
     def __init__(self, message: str, path: str = "") -> None:
         super().__init__(message)
@@ -23,6 +32,8 @@ class StalwartError(Exception):
 class Timeout(StalwartError, TimeoutError):
     """No reply came within the timeout."""
 
+    error_category = ErrorCategory.TIMEOUT
+
 
 class ActorStopped(StalwartError):
     """The actor stopped (or was never started) and cannot take the message."""
@@ -31,17 +42,25 @@ class ActorStopped(StalwartError):
 class UnknownPath(StalwartError, LookupError):
     """No actor has that path in the tree."""
 
+    error_category = ErrorCategory.CONFIGURATION
+
 
 class UnknownMessage(StalwartError, TypeError):
     """The actor has no handler for that message type; it kept running."""
+
+    error_category = ErrorCategory.CONFIGURATION
 
 
 class BadMessage(StalwartError, ValueError):
     """The message is malformed (a field has the wrong type or value)."""
 
+    error_category = ErrorCategory.VALIDATION
+
 
 class HandlerError(StalwartError):
     """The handler raised an error that retrying cannot fix (bad input, configuration)."""
+
+    error_category = ErrorCategory.VALIDATION
 
 
 class DownstreamError(StalwartError):
@@ -62,6 +81,8 @@ class SystemStopped(StalwartError):
 
 class Overloaded(StalwartError):
     """The tree is shedding load and refuses new work for now."""
+
+    error_category = ErrorCategory.RATE_LIMIT
 
 
 class BreakerOpen(StalwartError, CircuitOpenError):

@@ -172,6 +172,7 @@ class Init(msgspec.Struct, frozen=True):
     checkpoint: str | float = "message"
     supervisor_pid: int = 0
     clock_id: int = 0
+    hold_limit: int = 10_000
 
 
 class Started(msgspec.Struct, frozen=True):
@@ -213,6 +214,14 @@ class Retry(msgspec.Struct, frozen=True):
     traceback: str = ""
 
 
+class GaveUp(msgspec.Struct, frozen=True):
+    """The supervisor set request ``request_id`` aside with ``error``: whoever else waits for
+    it gets that error, and the id may be handled afresh if it comes again."""
+
+    request_id: str
+    error: Any  # an ErrorReply
+
+
 class RetryOutcome(msgspec.Struct, frozen=True):
     """A retried or redelivered message was handled."""
 
@@ -222,12 +231,17 @@ class RetryOutcome(msgspec.Struct, frozen=True):
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
-    """State to restore after a restart; ``last_reply`` lets a replayed request be answered."""
+    """State to restore after a restart; ``last_reply`` lets a replayed request be answered.
+
+    ``replies`` are the answers (address, ``Reply``) the handler gave: the supervisor
+    sends them on once it holds the state they reflect.
+    """
 
     path: str
     incarnation: int
     state: Any
     last_reply: tuple[str, Any] | None = None
+    replies: tuple[tuple[Any, Any], ...] = ()
 
 
 class Retire(msgspec.Struct, frozen=True):
@@ -301,11 +315,14 @@ class HealthCheck(msgspec.Struct, frozen=True):
 
 
 class HealthReport(msgspec.Struct, frozen=True):
+    """Answer to :class:`HealthCheck`; ``info`` classifies what a failed ``health()`` said."""
+
     path: str
     incarnation: int
     seq: int
     ok: bool
     detail: str = ""
+    info: ErrorInfo | None = None
 
 
 class Request(msgspec.Struct, frozen=True):
@@ -314,12 +331,15 @@ class Request(msgspec.Struct, frozen=True):
     ``trace`` is the id of the request that started the chain of calls this one
     belongs to (its own id if it started one): failures carry it, so the
     correlator can tie an error in one service to the error that caused it.
+    ``deadline`` is when the caller stops waiting (``time.time()``; 0: never): the
+    tree answers before it rather than keep the request waiting past it.
     """
 
     id: str
     message: Any
     reply_to: Any
     trace: str = ""
+    deadline: float = 0.0
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -330,11 +350,15 @@ class Reply(msgspec.Struct, frozen=True):
 
 
 class ReplyTo(msgspec.Struct, frozen=True):
-    """The ``sender`` a handler sees for a request; answer it with ``self.reply``."""
+    """The ``sender`` a handler sees for a request; answer it with ``self.reply``.
+
+    ``deadline``: when the caller stops waiting (``time.time()``; 0: never).
+    """
 
     address: Any
     id: str
     trace: str = ""
+    deadline: float = 0.0
 
 
 class Resolve(msgspec.Struct, frozen=True):
@@ -346,11 +370,15 @@ class Resolve(msgspec.Struct, frozen=True):
 
 
 class Resolved(msgspec.Struct, frozen=True):
-    """A path's current addresses (empty while restarting), or an error."""
+    """A path's current addresses (empty while restarting), or an error.
+
+    ``stopped``: its actor stopped for good (messages to it are not held).
+    """
 
     path: str
     addresses: tuple[Any, ...] = ()
     error: str | None = None
+    stopped: bool = False
 
 
 class AddressUpdate(msgspec.Struct, frozen=True):
@@ -364,6 +392,15 @@ class AddressUpdate(msgspec.Struct, frozen=True):
     addresses: tuple[Any, ...] = ()
     lost_inflight: bool = False
     holder: Any = None
+    stopped: bool = False
+
+
+class Undeliverable(msgspec.Struct, frozen=True):
+    """To the root: ``message`` could not go to ``path`` (``error`` says why); a dead letter."""
+
+    path: str
+    message: Any
+    error: str
 
 
 class LostRequest(msgspec.Struct, frozen=True):

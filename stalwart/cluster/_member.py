@@ -6,25 +6,16 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from thespian.actors import Actor, ActorExitRequest, ActorSystem
-
 from ..actors._placement import NODE, NODE_ENV, check_requires
+from ..actors._runtime import ActorExitRequest, RuntimeActor, environment, new_system
 from ..actors.errors import SystemStopped
-from ..supervisors._bases import (
-    LOG_DEFS,
-    bound_to,
-    environment,
-    free_port,
-    port_open,
-    shorten_idle_sockets,
-    sweep_session,
-)
+from ..supervisors._bases import free_port, port_open, sweep_session
 from ..supervisors.spec import SpecError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-class _SessionProbe(Actor):  # type: ignore[misc]
+class _SessionProbe(RuntimeActor):  # type: ignore[misc]
     """Answers with its session: the node's Thespian admin and actors share it."""
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:
@@ -37,7 +28,7 @@ class Member:
     """A node that joined a leader; :meth:`shutdown` leaves the cluster in order."""
 
     def __init__(
-        self, asys: ActorSystem, name: str, listen: tuple[str, int], leader: tuple[str, int]
+        self, asys: Any, name: str, listen: tuple[str, int], leader: tuple[str, int]
     ) -> None:
         self._asys = asys
         self.name, self.listen, self.leader = name, listen, leader
@@ -98,20 +89,13 @@ def join(
     if not port_open(leader[0], leader[1]):
         raise SystemStopped(f"no leader listens at {leader[0]}:{leader[1]} (start it first)")
     port = port or free_port(host)
-    shorten_idle_sockets()
-    with (
-        environment(**{NODE_ENV: node}),
-        bound_to(host if loopback_only or host not in ("", "0.0.0.0") else None),
-    ):
-        asys = ActorSystem(
-            "multiprocTCPBase",
-            {
-                "Admin Port": port,
-                "Convention Address.IPv4": (leader[0], leader[1]),
-                NODE: node,
-                **caps,
-            },
-            logDefs=LOG_DEFS,
-            transientUnique=True,
-        )
+    bind = host if loopback_only or host not in ("", "0.0.0.0") else None
+    with environment(**{NODE_ENV: node}):
+        capabilities = {
+            "Admin Port": port,
+            "Convention Address.IPv4": (leader[0], leader[1]),
+            NODE: node,
+            **caps,
+        }
+        asys = new_system("tcp", capabilities, bind)
     return Member(asys, node, (host, port), leader)

@@ -15,22 +15,22 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
-from thespian.actors import (
-    Actor,
-    ActorExitRequest,
-    ActorSystemConventionUpdate,
-    PoisonMessage,
-    WakeupMessage,
-)
 
 from ..actors import ManagedActor
 from ..actors._placement import NODE, satisfies
+from ..actors._runtime import (
+    ActorExitRequest,
+    ActorSystemConventionUpdate,
+    PoisonMessage,
+    RuntimeActor,
+    WakeupMessage,
+)
 from ..supervisors.messages import NodesChanged
 from ._phi import PhiAccrual
 from .messages import ClusterSettings, Heartbeat, NodesQuery, NodeStatus, Watch
 
 
-class NodeAgent(Actor):  # type: ignore[misc]
+class NodeAgent(RuntimeActor):  # type: ignore[misc]
     """Runs on one node: heartbeats to the monitor until told to stop."""
 
     @staticmethod
@@ -209,7 +209,7 @@ class WaitForNodes(msgspec.Struct, frozen=True):
     timeout_s: float
 
 
-class NodeWaiter(Actor):  # type: ignore[misc]
+class NodeWaiter(RuntimeActor):  # type: ignore[misc]
     """Answers once the named nodes have registered with this leader (or the time is up)."""
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:

@@ -3,7 +3,9 @@
 One :class:`Snapshots` per server folds the tree's events into the
 :class:`~stalwart.dashboard.Timeline` as they come, so a poll costs only the
 events since the last one. The slower figures (metrics from the store, memory,
-alerts, the correlator's incidents) are read at most once per ``slow_s``.
+alerts), which actors answer, are read at most once per ``slow_s``, in the
+background after the first time: a poll never waits for them, so the page keeps
+answering while an actor's handler holds the in-process base for seconds.
 """
 
 from __future__ import annotations
@@ -59,18 +61,21 @@ class Snapshots:
         self._lock = threading.Lock()
         self._slow: dict[str, Any] = {}
         self._slow_at = float("-inf")
+        self._reading = False  # a background read of the slow figures is under way
 
     def snapshot(self, episodes: int = 100) -> dict[str, Any]:
         """The tree, the newest ``episodes`` of the timeline, memory and the headline."""
         name, phase, nodes = self.source.tree()
         nodes = with_breaker_badges(nodes)
+        incidents = self.source.incidents()
+        if not self._slow:
+            self._refresh_slow()  # the first time, the page waits for them
+        elif time.monotonic() - self._slow_at >= self.slow_s and not self._reading:
+            self._reading = True
+            threading.Thread(target=self._refresh_slow, daemon=True).start()
         with self._lock:
             self.timeline.feed(self.source.events(self.timeline.seq))
-            now = time.monotonic()
-            if now - self._slow_at >= self.slow_s:
-                self._slow = self._read_slow()
-                self._slow_at = now
-                self.timeline.attach_incidents(self._slow["incidents"])
+            self.timeline.attach_incidents(incidents)
             slow = self._slow
             timeline = [msgspec.to_builtins(e) for e in self.timeline.newest(episodes)]
             seq = self.timeline.seq
@@ -94,14 +99,17 @@ class Snapshots:
             "headline": headline(slow["metrics"], open_breakers, slow["alerts"]),
         }
 
-    def _read_slow(self) -> dict[str, Any]:
-        metrics = msgspec.to_builtins(self.source.metrics(None, None))
-        return {
-            "metrics": metrics,
-            "memory": self.source.memory(),
-            "alerts": self.source.alerts(True),
-            "incidents": self.source.incidents(),
-        }
+    def _refresh_slow(self) -> None:
+        try:
+            slow = {
+                "metrics": msgspec.to_builtins(self.source.metrics(None, None)),
+                "memory": self.source.memory(),
+                "alerts": self.source.alerts(True),
+            }
+            with self._lock:
+                self._slow, self._slow_at = slow, time.monotonic()
+        finally:
+            self._reading = False
 
 
 def headline(

@@ -23,6 +23,7 @@ from ..actors._memory import collect_garbage
 from ..actors.messages import MemoryFreed, MemoryPressure
 from ..supervisors._bases import session_processes
 from ..supervisors.messages import GatewayQuery, GatewayReply, MemoryEvent, ShedLoad
+from ..supervisors.queries import StatusQuery
 from ._levels import LevelTracker, MemorySettings, Trigger
 from ._sampler import MemorySample, MemorySampler
 from .messages import (
@@ -130,7 +131,7 @@ class MemoryPressureActor(ManagedActor):
             return
         sample = self.sampler.sample()
         self.running = _Cleanup(next(self.ids), trigger, sample, asker)
-        self.send(self.root, GatewayQuery(self.running.id, "status"))
+        self.send(self.root, GatewayQuery(self.running.id, StatusQuery()))
 
     def receiveMsg_GatewayReply(self, msg: GatewayReply, sender: Any) -> None:
         cleanup = self.running

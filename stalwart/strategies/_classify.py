@@ -2,7 +2,8 @@
 
 :func:`classify` answers an :class:`ErrorInfo` (category, severity, whether a
 retry may help, a stable fingerprint). Rules are tried in order: user rules
-(newest first), then the exception type, HTTP-like status codes found on the
+(newest first), then the category the exception's class declares as
+``error_category``, the exception type, HTTP-like status codes found on the
 exception or in its message, message patterns, and finally broad type families.
 """
 
@@ -231,6 +232,16 @@ def _db_error(exc: BaseException) -> Verdict | None:
     return None
 
 
+def _declared(exc: BaseException) -> Verdict | ErrorCategory | None:
+    """What the exception's class declares as ``error_category`` (an ErrorCategory), if any."""
+    declared = getattr(type(exc), "error_category", None)
+    if isinstance(declared, ErrorCategory):
+        return declared
+    if isinstance(declared, str) and declared in ErrorCategory.__members__.values():
+        return ErrorCategory(declared)
+    return None
+
+
 def _specific_type(exc: BaseException) -> Verdict | ErrorCategory | None:
     if isinstance(exc, MemoryError):
         return Verdict(C.RESOURCE_EXHAUSTION, Severity.CRITICAL, True)
@@ -289,7 +300,13 @@ class Classifier:
 
     def __init__(self) -> None:
         self._user_rules: list[Rule] = []
-        self._builtin_rules: list[Rule] = [_specific_type, _status_rule, _message_rule, _broad_type]
+        self._builtin_rules: list[Rule] = [
+            _declared,
+            _specific_type,
+            _status_rule,
+            _message_rule,
+            _broad_type,
+        ]
 
     def register(self, rule: Rule) -> Rule:
         """Add a rule (usable as a decorator); newer rules are tried first.

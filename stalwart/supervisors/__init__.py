@@ -1,6 +1,7 @@
 """Supervision trees: specs, the supervisor actor, restart strategies and the five levels."""
 
-from ._ladder import Action, Decision, Ladder, RestartIntensity, decide
+from ._kernel import RootState, SupervisorState, decide, decide_root
+from ._ladder import Decision, FailureKind, Ladder, RestartIntensity, failure_kind
 from ._options import SystemOptions
 from ._plan import Slot, dependency_graph, dependents, expand, restart_set, start_order
 from ._system import Status, System, start, validate_message
@@ -20,7 +21,6 @@ from .spec import (
 )
 
 __all__ = [
-    "Action",
     "ActorStatus",
     "Alternative",
     "Breaker",
@@ -30,23 +30,28 @@ __all__ = [
     "Decision",
     "DefaultReply",
     "Event",
+    "FailureKind",
     "Ladder",
     "LevelPolicy",
     "QueueForLater",
     "ReducedFunctionality",
     "RestartIntensity",
+    "RootState",
     "Slot",
     "SpecError",
     "Status",
     "Supervisor",
+    "SupervisorState",
     "System",
     "SystemOptions",
     "TreeFile",
     "TreeFileError",
     "decide",
+    "decide_root",
     "dependency_graph",
     "dependents",
     "expand",
+    "failure_kind",
     "load_tree",
     "restart_set",
     "start",

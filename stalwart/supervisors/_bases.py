@@ -1,14 +1,7 @@
-"""Thespian system bases: creating them, keeping them on loopback, and leaving nothing behind.
+"""Ports and processes of the multi-process bases: free ports, and leaving nothing behind.
 
-Thespian's TCP transport binds every socket to all interfaces and unpickles
-whatever arrives, so anyone who can reach a port can run code in the process.
-For single-host use Stalwart keeps those sockets on 127.0.0.1: it sets
-Thespian's ``THESPIAN_BASE_IPADDR`` (the address it advertises) and, through
-one small wrapper around Thespian's address class, binds to that address
-instead of all interfaces. The wrapper only acts in processes started while a
-Stalwart system was being created (it reads an environment variable that the
-forked admin and actor processes inherit), so other Thespian users in the same
-program are unaffected.
+Creating Thespian systems (and keeping their sockets on loopback) is the
+runtime adapter's job (:mod:`stalwart.actors._runtime`).
 """
 
 from __future__ import annotations
@@ -18,88 +11,8 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import psutil
-
-BIND_ENV = "STALWART_BIND_HOST"
-THESPIAN_BASES = {
-    "simple": "simpleSystemBase",
-    "multiproc": "multiprocTCPBase",
-    "tcp": "multiprocTCPBase",
-}
-LOG_DEFS: dict[str, Any] = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "level": "WARNING"}},
-    "root": {"level": "WARNING", "handlers": ["stderr"]},
-}
-
-_patched = False
-IDLE_SOCKET_S = 2.0
-INCOMING_SOCKET_S = 2.0  # incoming ones too: each costs every later message as much
-
-
-def shorten_idle_sockets() -> None:
-    """Close Thespian's idle TCP connections after seconds, not its default 20 minutes.
-
-    Thespian registers every open connection with its selector on every turn of
-    an actor's loop, so connections a managed actor used once (to report to its
-    supervisor, to resolve a path at the root) would tax every later message.
-    Closing them when idle keeps the per-message cost at raw Thespian's.
-    """
-    from datetime import timedelta
-
-    from thespian.system.transport import TCPTransport
-
-    TCPTransport.MAX_IDLE_SOCKET_PERIOD = timedelta(seconds=IDLE_SOCKET_S)
-    TCPTransport.MAX_INCOMING_SOCKET_PERIOD = timedelta(seconds=INCOMING_SOCKET_S)
-
-
-def confine_thespian_sockets() -> None:
-    """Make Thespian bind to ``$STALWART_BIND_HOST`` (when set) instead of all interfaces."""
-    global _patched
-    if _patched:
-        return
-    from thespian.system.transport import IPBase
-
-    original = IPBase.IPActorAddress.__init__
-
-    def bind_to_configured_host(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        host = os.environ.get(BIND_ENV)
-        if host and self.bindname[0] in ("", "0.0.0.0"):
-            self.bindname = (host, self.bindname[1])
-
-    IPBase.IPActorAddress.__init__ = bind_to_configured_host
-    _patched = True
-
-
-@contextlib.contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """Set environment variables for a while (processes forked meanwhile keep them)."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-@contextlib.contextmanager
-def bound_to(host: str | None) -> Iterator[None]:
-    """While creating a system: advertise and bind ``host`` (children inherit it)."""
-    if host is None:
-        yield
-        return
-    confine_thespian_sockets()
-    with environment(**{BIND_ENV: host, "THESPIAN_BASE_IPADDR": host}):
-        yield
 
 
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:

@@ -19,11 +19,10 @@ import tempfile
 import time
 from typing import Any
 
-from thespian.actors import ActorSystemMessage
-
 from ..actors import ManagedActor
 from ..actors._calls import MAX_RESENDS
 from ..actors._managed import _RUNNING as RUNNING
+from ..actors._runtime import ActorSystemMessage
 from ..actors.errors import (
     ActorStopped,
     BadMessage,
@@ -188,7 +187,11 @@ class BreakerActor(ManagedActor):
         except CircuitOpenError as exc:
             self.degrade(req.message, self.caller_of(req), exc.remaining_s)
             return
-        onward = Request(req.id, req.message, self.myAddress, req.trace or req.id)
+        # the call ends at the breaker's timeout, or before, when its caller stops waiting
+        deadline = time.time() + self.spec.call_timeout_s
+        if req.deadline:
+            deadline = min(deadline, req.deadline)
+        onward = Request(req.id, req.message, self.myAddress, req.trace or req.id, deadline)
         # the permit holds the start time on the breaker's clock (time.monotonic)
         self.inflight[req.id] = _InFlight(req, onward, permit, permit[1])
         if not self.sweep_due:
@@ -217,7 +220,7 @@ class BreakerActor(ManagedActor):
 
     def caller_of(self, req: Request) -> ReplyTo:
         """The sender a relayed request's answers go to; calls made for it carry its trace."""
-        caller = ReplyTo(req.reply_to, req.id, req.trace or req.id)
+        caller = ReplyTo(req.reply_to, req.id, req.trace or req.id, req.deadline)
         self._sw_msg, self._sw_sender, self._sw_failure_id = req.message, caller, None
         return caller
 

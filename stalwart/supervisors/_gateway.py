@@ -1,6 +1,9 @@
-"""The root's outward half: answering the ``System``, requested recoveries, the event log.
+"""The root's outward half: the ``System``'s questions, requested recoveries, the event log.
 
-Mixed into :class:`~stalwart.supervisors._root.RootActor`.
+Mixed into :class:`~stalwart.supervisors._root.RootActor`. Each question is one
+type from :mod:`.queries`; :func:`answer_query` answers the ones that only read
+the root's state, so that on the in-process base ``System`` can answer them
+directly (under the root's lock) while an actor's handler runs for seconds.
 """
 
 from __future__ import annotations
@@ -9,15 +12,35 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from thespian.actors import DeadEnvelope
-
 from ..actors._calls import Caller
 from ..actors._managed import redirectable
+from ..actors._runtime import DeadEnvelope
 from ..actors._timers import WAKE
-from ..actors.errors import Overloaded, StalwartError, SystemStopped, UnknownPath
+from ..actors.errors import (
+    ActorStopped,
+    BadMessage,
+    Overloaded,
+    StalwartError,
+    SystemStopped,
+    UnknownPath,
+)
 from ..actors.messages import Batch, Chaos, ErrorReply, RecoveryRequest, RecoveryResult
+from ..supervisors.queries import (
+    DeadLettersQuery,
+    EventsQuery,
+    FinalReportQuery,
+    IncidentsQuery,
+    RecoverQuery,
+    RedeliverQuery,
+    ResetQuery,
+    ServiceQuery,
+    ShutdownQuery,
+    StatusQuery,
+    StoreQuery,
+)
 from ._registry import Registry
 from .messages import (
+    CorrelatorQuery,
     DeadLetter,
     DeadLetterNote,
     Event,
@@ -42,6 +65,7 @@ MEMORY = "_system/memory"
 _BATCH_S = 0.02  # how long events for the services may wait to go out together
 _BATCH_MAX = 256
 SYSTEM_PREFIX = "_system/"
+READ_ONLY = (StatusQuery, EventsQuery, DeadLettersQuery, FinalReportQuery, IncidentsQuery)
 
 
 class Gateway(Caller):
@@ -49,15 +73,17 @@ class Gateway(Caller):
 
     registry: Registry
     tree: Supervisor | None
-    phase: str
-    stop_reason: str
     final_report: dict[str, Any] | None
     telemetry_on: bool
     options: Any
 
     if TYPE_CHECKING:  # provided by RootActor
 
-        def system_measures(self, reason: str, counted: bool = True) -> None: ...
+        @property
+        def phase(self) -> str: ...
+        @property
+        def stop_reason(self) -> str: ...
+        def system_measures(self, reason: str) -> None: ...
         def begin_shutdown(self, asker: Any, ident: int) -> None: ...
         def correlate(self, event: Event) -> None: ...
         def incidents(self) -> tuple[Any, ...]: ...
@@ -117,10 +143,7 @@ class Gateway(Caller):
             )
 
     def on_dead_letter(self, msg: DeadLetterNote, sender: Any) -> None:
-        self._dead_ids += 1
-        letter = DeadLetter(
-            self._dead_ids,
-            time.time(),
+        self.dead_letter(
             msg.path,
             msg.message,
             msg.error,
@@ -129,15 +152,41 @@ class Gateway(Caller):
             msg.reply_to,
             msg.request_id,
         )
+
+    def dead_letter(
+        self,
+        path: str,
+        message: Any,
+        error: str,
+        category: str = "",
+        fingerprint: str = "",
+        reply_to: Any = None,
+        request_id: str | None = None,
+        kind: str = "dead-letter",
+    ) -> None:
+        """Keep ``message`` as a dead letter (inspectable, re-sendable) and record the event
+        (``kind``: ``dead-letter`` for what the tree gave up on)."""
+        self._dead_ids += 1
+        letter = DeadLetter(
+            self._dead_ids,
+            time.time(),
+            path,
+            message,
+            error,
+            category,
+            fingerprint,
+            reply_to,
+            request_id,
+        )
         self.dead.append(letter)
         if self.telemetry_on:
             self.post(TELEMETRY, letter)
         self.record(
-            "dead-letter",
-            msg.path,
-            detail=f"#{self._dead_ids}: {msg.error}"[:300],
-            category=msg.category,
-            fingerprint=msg.fingerprint,
+            kind,
+            path,
+            detail=f"#{self._dead_ids}: {error}"[:300],
+            category=category,
+            fingerprint=fingerprint,
         )
 
     def to_telemetry(self, msg: Any, sender: Any) -> None:
@@ -173,35 +222,35 @@ class Gateway(Caller):
         if path is not None:
             self._sw_send_path(path, message)
 
-    # -- the System's questions ----------------------------------------------------------------
-    def on_gateway_ask(self, msg: GatewayAsk, sender: Any) -> None:
+    # -- asks and tells from the System ---------------------------------------------------------
+    def refusal(self, path: str) -> StalwartError | None:
+        """Why an ask or tell to ``path`` cannot go ahead now, or None."""
         if self.phase in ("stopping", "stopped"):
-            self.send(
-                sender,
-                GatewayReply(
-                    msg.id,
-                    ErrorReply.of(
-                        SystemStopped(f"the system has stopped: {self.stop_reason or 'shut down'}")
-                    ),
-                ),
-            )
+            return SystemStopped(f"the system has stopped: {self.stop_reason or 'shut down'}")
+        if not self.registry.knows(path):
+            return UnknownPath(f"unknown actor path {path!r}", path)
+        if self.registry.stopped(path):
+            return ActorStopped(f"{path} has stopped for good", path)
+        if self.shedding and not path.startswith(SYSTEM_PREFIX):
+            return Overloaded(f"{path}: the tree is shedding load ({self.shedding})", path)
+        return None
+
+    def on_gateway_ask(self, msg: GatewayAsk, sender: Any) -> None:
+        refused = self.refusal(msg.path)
+        if refused is not None:
+            self.send(sender, GatewayReply(msg.id, ErrorReply.of(refused)))
             return
-        if not self.registry.knows(msg.path):
-            self.send(
-                sender,
-                GatewayReply(
-                    msg.id, ErrorReply.of(UnknownPath(f"unknown actor path {msg.path!r}", msg.path))
-                ),
-            )
-            return
-        if self.shedding and not msg.path.startswith(SYSTEM_PREFIX):
-            error = Overloaded(f"{msg.path}: the tree is shedding load ({self.shedding})", msg.path)
-            self.send(sender, GatewayReply(msg.id, ErrorReply.of(error)))
-            return
-        self.gateway_call(msg.id, sender, msg.path, msg.message)
+        deadline = time.time() + msg.timeout if msg.timeout else 0.0
+        self.gateway_call(msg.id, sender, msg.path, msg.message, deadline=deadline)
 
     def gateway_call(
-        self, ident: int, asker: Any, path: str, message: Any, timeout: float | None = None
+        self,
+        ident: int,
+        asker: Any,
+        path: str,
+        message: Any,
+        timeout: float | None = None,
+        deadline: float = 0.0,
     ) -> None:
         """Call ``path`` for the System; the answer goes back as ``GatewayReply(ident)``."""
 
@@ -212,81 +261,80 @@ class Gateway(Caller):
         self.flush_outbox()  # a question to a service comes after what was sent to it
         # without a timeout here the System times the ask out itself and sends GatewayCancel
         self.gateway_calls[ident] = self._sw_call(
-            path, message, timeout, answer, lambda error: answer(ErrorReply.of(error))
+            path,
+            message,
+            timeout,
+            answer,
+            lambda error: answer(ErrorReply.of(error)),
+            deadline=deadline,
         )
 
     def on_gateway_cancel(self, msg: GatewayCancel, sender: Any) -> None:
         request_id = self.gateway_calls.pop(msg.id, None)
         if request_id is not None:
-            self._sw_pending.pop(request_id, None)
+            self._sw_cancel(request_id)
 
     def on_gateway_tell(self, msg: GatewayTell, sender: Any) -> None:
         if isinstance(msg.message, Chaos) and not self.options.chaos:
             self.record("chaos-refused", msg.path, detail="start(..., chaos=True) allows it")
             return
-        if self.registry.knows(msg.path) and self.phase not in ("stopping", "stopped"):
-            if isinstance(msg.message, Chaos):
-                self.record("chaos", msg.path, detail=f"{msg.message.kind} injected")
-            self._sw_send_path(msg.path, msg.message)
+        refused = self.refusal(msg.path)
+        if refused is not None:
+            if not isinstance(refused, SystemStopped):
+                self.dead_letter(msg.path, msg.message, str(refused))
+            return
+        if isinstance(msg.message, Chaos):
+            self.record("chaos", msg.path, detail=f"{msg.message.kind} injected")
+        self._sw_send_path(msg.path, msg.message)
 
+    # -- questions ----------------------------------------------------------------------------
     def on_query(self, msg: GatewayQuery, sender: Any) -> None:
-        what, arg = msg.what, msg.arg
-        if what == "status":
-            value: Any = (self.registry.status(self.tree), self.phase, self.stop_reason)
-        elif what == "events":
-            value = tuple(e for e in self.events if e.seq > int(arg or 0))
-        elif what == "dead_letters":
-            value = tuple(self.dead)
-        elif what == "final_report":
-            value = self.final_report
-        elif what == "reset":
-            value = self.reset_levels(arg)
-        elif what == "incidents":
-            value = self.incidents()
-        elif what == "correlation":
-            if not self.correlator_on:
-                value = ErrorReply.of(
-                    StalwartError("the correlator is off (start(..., correlator=None))")
-                )
-            else:
-                self.gateway_call(msg.id, sender, CORRELATOR, arg, 30.0)
-                return
-        elif what == "telemetry":
-            if not self.telemetry_on:
-                value = ErrorReply.of(StalwartError("telemetry is off (start(..., store=None))"))
-            else:
-                self.gateway_call(msg.id, sender, TELEMETRY, arg, 30.0)
-                return
-        elif what == "redeliver":
-            self.redeliver(msg, sender)
+        query = msg.query
+        if isinstance(query, READ_ONLY):
+            value: Any = answer_query(self, query)
+        elif isinstance(query, ResetQuery):
+            value = self.reset_levels(query.path)
+        elif isinstance(query, ServiceQuery):
+            self.service_query(msg.id, sender, query.query)
             return
-        elif what == "recover":
-            self.begin_recovery(arg, sender, msg.id)
+        elif isinstance(query, RedeliverQuery):
+            self.redeliver(msg.id, query, sender)
             return
-        elif what == "shutdown":
+        elif isinstance(query, RecoverQuery):
+            self.begin_recovery(query.request, sender, msg.id)
+            return
+        elif isinstance(query, ShutdownQuery):
             self.begin_shutdown(sender, msg.id)
             return
         else:
-            value = ErrorReply("StalwartError", f"unknown query {what!r}")
+            value = ErrorReply.of(BadMessage(f"unknown query type {type(query).__name__}"))
         self.send(sender, GatewayReply(msg.id, value))
 
-    def redeliver(self, msg: GatewayQuery, sender: Any) -> None:
-        ident, timeout = msg.arg
-        letter = next((d for d in self.dead if d.id == ident), None)
+    def service_query(self, ident: int, asker: Any, query: Any) -> None:
+        if isinstance(query, CorrelatorQuery):
+            path, on, off = CORRELATOR, self.correlator_on, "the correlator is off"
+            off += " (start(..., correlator=None))"
+        elif isinstance(query, StoreQuery):
+            path, on, off = TELEMETRY, self.telemetry_on, "telemetry is off"
+            off += " (start(..., store=None))"
+        else:
+            error = BadMessage(f"no service answers {type(query).__name__}")
+            self.send(asker, GatewayReply(ident, ErrorReply.of(error)))
+            return
+        if not on:
+            self.send(asker, GatewayReply(ident, ErrorReply.of(StalwartError(off))))
+            return
+        self.gateway_call(ident, asker, path, query, 30.0)
+
+    def redeliver(self, ident: int, query: RedeliverQuery, sender: Any) -> None:
+        letter = next((d for d in self.dead if d.id == query.id), None)
         if letter is None:
-            self.send(
-                sender,
-                GatewayReply(
-                    msg.id,
-                    ErrorReply(
-                        "StalwartError", f"no dead letter #{ident} (kept: {len(self.dead)})"
-                    ),
-                ),
-            )
+            text = f"no dead letter #{query.id} (kept: {len(self.dead)})"
+            self.send(sender, GatewayReply(ident, ErrorReply("StalwartError", text)))
             return
         self.dead.remove(letter)
-        self.record("redeliver", letter.path, detail=f"dead letter #{ident}")
-        self.on_gateway_ask(GatewayAsk(msg.id, letter.path, letter.message, timeout), sender)
+        self.record("redeliver", letter.path, detail=f"dead letter #{query.id}")
+        self.on_gateway_ask(GatewayAsk(ident, letter.path, letter.message, query.timeout), sender)
 
     def reset_levels(self, path: str | None) -> int:
         """Reset the ladders of ``path`` (and below), or of every actor.
@@ -321,7 +369,7 @@ class Gateway(Caller):
                 self.finish_recovery(rid, True, "a supervisor has no hooks to run")
             else:
                 self.tree_waiters.append(rid)
-                self.system_measures(f"requested: {req.reason or 'level 5'}", counted=False)
+                self.system_measures(f"requested: {req.reason or 'level 5'}")
         elif not self.registry.knows(req.target) or group_hint:
             self.finish_recovery(rid, False, f"unknown actor path {req.target!r}{group_hint}")
         else:
@@ -353,3 +401,18 @@ class Gateway(Caller):
             self.send(reply_to, result)
         else:
             self.send(reply_to, GatewayReply(gateway_id, result))
+
+
+def answer_query(root: Any, query: Any) -> Any:
+    """The answer to a question that only reads the root's state (see :data:`READ_ONLY`)."""
+    if isinstance(query, StatusQuery):
+        return (root.registry.status(root.tree), root.phase, root.stop_reason)
+    if isinstance(query, EventsQuery):
+        return tuple(e for e in root.events if e.seq > query.since)
+    if isinstance(query, DeadLettersQuery):
+        return tuple(root.dead)
+    if isinstance(query, FinalReportQuery):
+        return root.final_report
+    if isinstance(query, IncidentsQuery):
+        return root.incidents()
+    raise TypeError(f"not a read-only query: {type(query).__name__}")

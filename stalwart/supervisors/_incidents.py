@@ -61,7 +61,11 @@ class Incidents:
     """Mixin for the root actor."""
 
     registry: Registry
-    phase: str
+    if TYPE_CHECKING:
+
+        @property
+        def phase(self) -> str: ...
+
     correlator_on: bool
     options: Any
 

@@ -1,88 +1,143 @@
-"""The escalation ladder and restart intensity: the whole recovery policy, in one place.
+"""The escalation ladder, restart intensity and the kinds of failure: the recovery policy's parts.
 
-A :class:`Ladder` holds the level reached for one actor and one error
-fingerprint. Each failure gets the lowest level whose attempts are not used up;
-after a failure-free quiet period (a success restarts the clock) the ladder is
-back at level 1. Failures are counted in *rounds*: while one message's retry
-at a level is under way, other messages failing the same way join that level
-instead of each using an attempt, so ten requests failing together climb the
-ladder as fast as one does. :class:`RestartIntensity` is OTP's restart intensity: at most
-``max_restarts`` restarts within ``within_s`` seconds. :func:`decide` combines
-the two exactly as a supervisor does.
+Everything here is pure: time comes in as ``now`` (monotonic seconds), nothing
+reads a clock. The kernel (:mod:`._kernel`) combines these pieces into every
+decision a supervisor makes.
+
+- :class:`RestartIntensity` is OTP's restart intensity, exactly: a restart is
+  allowed while the restarts within the last ``within_s`` seconds (the window's
+  start included), this one counted, are at most ``max_restarts``.
+- :class:`Ladder` holds the level reached for one actor and one error
+  fingerprint. A failure gets the lowest level whose attempts are not used up;
+  level 4 is the top and repeats (only restart intensity escalates beyond a
+  supervisor); a failure-free quiet period sends the ladder back to level 1.
+  Failures are counted in *rounds*: while one message's retry at level 1 or 2
+  is under way, other messages failing the same way join that level instead of
+  each using an attempt.
+- :func:`failure_kind` sorts failures into the three the policy treats apart:
+  bad input, outages (the cause is outside the actor) and faults.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
-from collections.abc import Callable
+from enum import StrEnum
 from typing import NamedTuple
 
+from ..strategies import ErrorCategory, ErrorInfo
 from .spec import LevelPolicy
 
-MAX_LEVEL = 5
+TOP_LEVEL = 4  # the highest rung a ladder reaches; level 5 is the root's, by intensity only
+
+
+class FailureKind(StrEnum):
+    """How the policy treats a failure."""
+
+    INPUT = "input"  # retrying cannot fix it (bad input, configuration): answered at once
+    OUTAGE = "outage"  # something the actor depends on is failing: restarts rarely help
+    FAULT = "fault"  # something in the actor: retries, then restarts, escalating
+
+
+OUTAGE_CATEGORIES = frozenset(
+    {
+        ErrorCategory.CONNECTION,
+        ErrorCategory.TIMEOUT,
+        ErrorCategory.RATE_LIMIT,
+        ErrorCategory.DEPENDENCY,
+        ErrorCategory.DATABASE,
+    }
+)
+
+
+def failure_kind(info: ErrorInfo) -> FailureKind:
+    """Input if retrying cannot help; an outage if the cause is outside the actor; else a fault."""
+    if not info.retryable:
+        return FailureKind.INPUT
+    if info.category in OUTAGE_CATEGORIES:
+        return FailureKind.OUTAGE
+    return FailureKind.FAULT
 
 
 class RestartIntensity:
-    """At most ``max_restarts`` restarts within any ``within_s`` seconds."""
+    """At most ``max_restarts`` restarts within any ``within_s`` seconds (OTP's rule).
 
-    def __init__(
-        self, max_restarts: int, within_s: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    :meth:`add` counts a restart at ``now`` and answers whether it is allowed:
+    the restarts at or after ``now - within_s``, this one included, must number
+    at most ``max_restarts``. With ``max_restarts=0`` every restart exceeds it.
+    """
+
+    def __init__(self, max_restarts: int, within_s: float) -> None:
         self.max_restarts = max_restarts
         self.within_s = within_s
-        self._clock = clock
         self._restarts: deque[float] = deque()
 
     def _prune(self, now: float) -> None:
-        while self._restarts and now - self._restarts[0] >= self.within_s:
+        threshold = now - self.within_s
+        while self._restarts and self._restarts[0] < threshold:
             self._restarts.popleft()
 
-    def try_restart(self) -> bool:
-        """Count a restart and return True, or return False if it would exceed the intensity."""
-        now = self._clock()
+    def add(self, now: float) -> bool:
+        """Count a restart at ``now``; False if that exceeds the intensity (give up)."""
         self._prune(now)
-        if len(self._restarts) >= self.max_restarts:
-            return False
         self._restarts.append(now)
-        return True
+        return len(self._restarts) <= self.max_restarts
 
-    def recent(self) -> int:
-        """Restarts counted within the current period."""
-        self._prune(self._clock())
+    def room(self, now: float) -> bool:
+        """True if a restart at ``now`` would be within the intensity (nothing is counted)."""
+        self._prune(now)
+        return len(self._restarts) < self.max_restarts
+
+    def recent(self, now: float) -> int:
+        """Restarts counted within the window ending at ``now``."""
+        self._prune(now)
         return len(self._restarts)
 
 
 class Decision(NamedTuple):
-    """The level to use for a failure, and which attempt at that level it is."""
+    """The level for a failure, and which attempt at that level it is."""
 
     level: int
     attempt: int
 
 
 class Ladder:
-    """Escalation state for one actor and one error fingerprint."""
+    """Escalation state for one actor and one error fingerprint.
 
-    def __init__(self, policy: LevelPolicy, clock: Callable[[], float] = time.monotonic) -> None:
+    ``restarts`` counts the level-3/4 decisions of the current episode (since the
+    ladder last went quiet); ``outage`` is set once restarting has been found not
+    to help against an outage, and holds until the quiet period passes.
+    """
+
+    def __init__(self, policy: LevelPolicy) -> None:
         self.policy = policy
-        self._clock = clock
         self.level = 0
         self.attempts = 0
         self.round = 0  # attempts used so far (a failure from an earlier round joins)
-        self._last_event = float("-inf")
+        self.restarts = 0
+        self.outage = False
+        self.last_event = float("-inf")
 
-    def on_failure(self, minimum: int = 1, seen: int | None = None) -> Decision:
-        """The decision for a new failure; ``minimum`` raises the floor (a crash starts at 3).
+    def _expire(self, now: float) -> None:
+        if self.level and now - self.last_event >= self.policy.quiet_period_s:
+            self.level, self.attempts, self.restarts, self.outage = 0, 0, 0, False
 
-        ``seen`` is the :attr:`round` this message last got a decision in (0 for
-        its first failure). If another message has used an attempt since, this
-        failure joins the current level 1 or 2 without using one. Without
-        ``seen`` every failure uses an attempt.
+    def on_failure(
+        self,
+        now: float,
+        minimum: int = 1,
+        seen: int | None = None,
+        restarts_allowed: int | None = None,
+    ) -> Decision | None:
+        """The decision for a new failure at ``now``; ``minimum`` raises the floor (crash: 3).
+
+        ``seen`` is the :attr:`round` this message last got a decision in (0 for its
+        first failure): if another message has used an attempt since, this failure
+        joins the current level 1 or 2 without using one. Without ``seen`` every
+        failure uses an attempt. ``restarts_allowed`` caps the level-3/4 decisions
+        of this episode: past it, None is returned (and nothing changes).
         """
-        now = self._clock()
-        if self.level and now - self._last_event >= self.policy.quiet_period_s:
-            self.level, self.attempts = 0, 0
-        self._last_event = now
+        self._expire(now)
+        self.last_event = now
         if (
             seen is not None
             and seen < self.round
@@ -93,38 +148,36 @@ class Ladder:
         level, attempts = (self.level, self.attempts) if self.level else (1, 0)
         if level < minimum:
             level, attempts = minimum, 0
-        while level < MAX_LEVEL and attempts >= self.policy.budget(level):
+        while level < TOP_LEVEL and attempts >= self.policy.budget(level):
             level, attempts = level + 1, 0
+        if level >= 3 and restarts_allowed is not None and self.restarts >= restarts_allowed:
+            return None  # no restart left for this outage (the caller enters outage mode)
         attempts += 1
         self.level, self.attempts = level, attempts
         self.round += 1
+        if level >= 3:
+            self.restarts += 1
         return Decision(level, attempts)
 
-    def on_success(self) -> None:
+    def in_outage(self, now: float) -> bool:
+        """True while restarting has been found not to help (until a quiet period passes)."""
+        self._expire(now)
+        return self.outage
+
+    def enter_outage(self, now: float) -> None:
+        """Restarting did not help against this failure: stop restarting for it."""
+        self._expire(now)
+        self.last_event = now
+        self.outage = True
+        self.level = max(self.level, 2)
+
+    def on_success(self, now: float) -> None:
         """A recovery worked: the ladder resets once a quiet period passes without failures."""
-        self._last_event = self._clock()
+        self._expire(now)
+        if self.level:
+            self.last_event = now
 
-    @property
-    def current(self) -> int:
-        """The level reached (0 before any failure, 1 again after a quiet period)."""
-        if self.level and self._clock() - self._last_event >= self.policy.quiet_period_s:
-            return 0
+    def current(self, now: float) -> int:
+        """The level reached (0 before any failure, and again after a quiet period)."""
+        self._expire(now)
         return self.level
-
-
-class Action(NamedTuple):
-    """What a supervisor does about a failure."""
-
-    level: int
-    attempt: int
-    escalate: bool  # the restart would exceed the intensity: fail to the parent instead
-
-
-def decide(
-    ladder: Ladder, intensity: RestartIntensity, minimum: int = 1, seen: int | None = None
-) -> Action:
-    """Pick the level for a failure; levels 3 and 4 must also fit the restart intensity."""
-    level, attempt = ladder.on_failure(minimum, seen)
-    if level in (3, 4) and not intensity.try_restart():
-        return Action(level, attempt, True)
-    return Action(level, attempt, False)

@@ -42,6 +42,9 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       v2 limit if there is one, else the machine's memory.
     - ``memory_thresholds``: warning, critical and emergency percentages.
     - ``memory_interval_s``: how often memory is sampled.
+    - ``hold_limit``: how many messages may wait for one path (while its actor restarts,
+      or a dependency of it is down); past that a request is answered with
+      ``Overloaded`` and any other message becomes a dead letter.
     - ``chaos``: accept fault injection (``stalwart chaos``, ``System.inject``); off
       by default, for trying recovery policies before production.
     - ``memory``: further settings of the memory-pressure actor (see
@@ -76,6 +79,7 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     memory_budget: str | int | None = None
     memory_thresholds: tuple[float, float, float] = (70.0, 85.0, 95.0)
     memory_interval_s: float = 1.0
+    hold_limit: int = 10_000
     chaos: bool = False
     node: str | None = None
     listen: tuple[str, int] | None = None
@@ -86,6 +90,8 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for field in ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s"):
             if not getattr(self, field) > 0:
                 raise SpecError("start", field, f"must be > 0, got {getattr(self, field)!r}")
+        if self.hold_limit < 1:
+            raise SpecError("start", "hold_limit", f"must be >= 1, got {self.hold_limit!r}")
         if self.root_max_restarts < 0:
             raise SpecError(
                 "start", "root_max_restarts", f"must be >= 0, got {self.root_max_restarts!r}"

@@ -33,6 +33,7 @@ class Entry:
         "node",
         "path",
         "pid",
+        "removed",
         "restarts",
         "state",
     )
@@ -52,6 +53,7 @@ class Entry:
         self.last_error = ""
         self.breaker = ""  # a breaker actor's state
         self.node = ""  # the cluster node it runs on
+        self.removed = False  # stopped for good (until its supervisor starts it again)
 
 
 class Registry:
@@ -112,6 +114,31 @@ class Registry:
     def path_of_retired(self, address: Any) -> str | None:
         return self._retired.get(str(address))
 
+    def stopped(self, path: str) -> bool:
+        """True if the actor at ``path`` (every member, for a group) stopped for good, or a
+        supervisor above it did."""
+        return all(self._removed(m) for m in self.groups.get(path, [path]))
+
+    def _removed(self, path: str) -> bool:
+        while path:
+            entry = self.entries.get(path)
+            if entry is not None and entry.removed:
+                return True
+            path = path.rpartition("/")[0]
+        return False
+
+    def settled(self) -> bool:
+        """True when every path is registered, or stopped for good, or waiting for a node."""
+        return all(
+            e.available or e.state in ("waiting", "stopped") or self._removed(p)
+            for p, e in self.entries.items()
+        )
+
+    def floors(self, under: str) -> dict[str, int]:
+        """The last incarnation of every path below ``under``."""
+        prefix = under + "/"
+        return {p: e.incarnation for p, e in self.entries.items() if p.startswith(prefix)}
+
     # -- updates -------------------------------------------------------------------------
     def register(self, msg: Registered) -> None:
         entry = self.entries.get(msg.path)
@@ -125,7 +152,7 @@ class Registry:
             if old is not None and old[0] < msg.incarnation:
                 del subscribers[msg.path]
         entry.address, entry.pid, entry.incarnation = msg.address, msg.pid, msg.incarnation
-        entry.available, entry.state = True, "running"
+        entry.available, entry.state, entry.removed = True, "running", False
         entry.level, entry.restarts = msg.level, msg.restarts
         entry.node = msg.node
 
@@ -140,6 +167,7 @@ class Registry:
             return
         entry.available = False
         entry.state = "stopped" if msg.removed else msg.state
+        entry.removed = msg.removed
         if msg.state == "crashed" or msg.removed:
             entry.pid = 0
 
@@ -202,14 +230,14 @@ class Registry:
         prefix = path + "/"
         for p, e in self.entries.items():
             if p.startswith(prefix):
-                e.available, e.pid, e.state = False, 0, "restarting"
+                e.available, e.pid, e.state, e.removed = False, 0, "restarting", False
 
     def status(self, tree: Supervisor | None) -> tuple[ActorStatus, ...]:
         return tuple(
             ActorStatus(
                 e.path,
                 e.kind,
-                e.state,
+                "stopped" if self._removed(e.path) else e.state,
                 e.level,
                 e.restarts,
                 e.last_error,

@@ -1,13 +1,14 @@
 """The root actor: the registry of paths, the two subtrees, and level 5.
 
-The root is the one actor every other knows. It starts the system services
-(``_system``: telemetry and the other mediating actors) and then the user's
-tree, holds the live registry (who runs where, in what state), resolves paths
-and pushes address changes to senders, and takes the system-wide measures
-when a recovery reaches level 5: it restarts the user's tree, at most
-``root_max_restarts`` times within ``root_within_s``; beyond that it stops
-everything in order and writes a final report. Its outward half (the
-``System``'s questions) is in :mod:`._gateway`.
+The root is the one actor every other knows. It holds the live registry (who
+runs where, in what state), resolves paths and pushes address changes to
+senders, and starts, restarts and stops its two children, the system services
+and the user's tree, as :func:`._kernel.decide_root` decides (level 5 included).
+Its outward half (the ``System``'s questions) is in :mod:`._gateway`.
+
+It fails safe: an exception while it handles a message is recorded, and the
+system stops in order with a final report rather than go on with half-updated
+state. A message it has no use for becomes a dead letter.
 """
 
 from __future__ import annotations
@@ -16,15 +17,24 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any
 
 import msgspec
 import psutil
-from thespian.actors import Actor, ActorExitRequest, ChildActorExited, DeadEnvelope, WakeupMessage
 
+from ..actors._runtime import (
+    ActorExitRequest,
+    ActorSystemMessage,
+    ChildActorExited,
+    DeadEnvelope,
+    RuntimeActor,
+    WakeupMessage,
+    create_child,
+)
 from ..actors._timers import TICK, WAKE
-from ..actors.errors import ActorStopped, SystemStopped
+from ..actors.errors import SystemStopped
 from ..actors.messages import (
     AddressUpdate,
     Batch,
@@ -40,13 +50,13 @@ from ..actors.messages import (
     RouteState,
     Started,
     Stray,
+    Undeliverable,
 )
 from ._gateway import CORRELATOR, TELEMETRY, Gateway
 from ._incidents import Incidents
-from ._ladder import RestartIntensity
+from ._kernel import root as rk
 from ._registry import Registry
 from ._services import SYSTEM_NAME, system_services
-from ._spawn import create_child
 from .messages import (
     Attempt,
     Boot,
@@ -56,6 +66,8 @@ from .messages import (
     DurableCheckpoint,
     Escalate,
     EventNote,
+    Floors,
+    FloorsQuery,
     GatewayAsk,
     GatewayCancel,
     GatewayQuery,
@@ -73,29 +85,16 @@ from .messages import (
     ShedLoad,
     StateNote,
     SupervisorInit,
-    TelemetryQuery,
     Unavailable,
 )
+from .queries import LearnedQuery
 from .spec import Supervisor
 
 log = logging.getLogger("stalwart.root")
+ROOTS: dict[int, RootActor] = {}  # in-process systems' roots, by clock id (read by System)
 
 
-class _Subtree:
-    """One of the root's two children: the system services or the user's tree."""
-
-    def __init__(self, spec: Supervisor) -> None:
-        self.spec = spec
-        self.address: Any = None
-        self.incarnation = 0
-        self.starting = False  # created, not yet reported started
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-
-class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
+class RootActor(Incidents, Gateway, RuntimeActor):  # type: ignore[misc]
     """The top of every Stalwart system (internal; users talk to it through ``System``)."""
 
     def __init__(self) -> None:
@@ -103,27 +102,34 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         self._sw_init_caller()
         self.init_gateway()
         self.init_incidents()
+        self.lock = threading.RLock()  # in-process, System reads the registry under it
         self.correlator_on = False
         self.registry = Registry()
         self.tree: Supervisor | None = None
         self.options: Any = None
-        self.user: _Subtree | None = None
-        self.services: _Subtree | None = None
+        self.specs: dict[str, Supervisor] = {}
+        self.addresses: dict[str, Any] = {}  # subtree -> its supervisor's address
+        self.retiring: set[str] = set()  # subtrees asked to stop
+        self.kernel: rk.RootState | None = None
         self.telemetry_on = False
-        self.learned = LearnedState()
+        self.learned: LearnedState | None = None
         self.checkpoints: dict[str, Any] = {}
-        self.intensity: RestartIntensity | None = None
-        self.phase = "idle"  # booting, running, restarting, stopping, stopped
         self.boot_reply: tuple[Any, int] | None = None
         self.shutdown_replies: list[tuple[Any, int]] = []
-        self.stop_reason = ""
-        self.final = False
         self.final_report: dict[str, Any] | None = None
         self.starter_pid = 0
         self.clock_id = 0
         self.cluster_nodes: dict[str, dict[str, Any]] = {}
         self.cluster_lost: tuple[str, ...] = ()
         self.fenced: dict[str, list[Any]] = {}  # lost node -> addresses that ran there
+
+    @property
+    def phase(self) -> str:
+        return self.kernel.phase if self.kernel is not None else "idle"
+
+    @property
+    def stop_reason(self) -> str:
+        return self.kernel.stop_reason if self.kernel is not None else ""
 
     # -- plumbing ---------------------------------------------------------------------------
     def _sw_resolver(self) -> Any:
@@ -135,41 +141,74 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
     def _resolve(self, path: str) -> Resolved:
         if not self.registry.knows(path):
             return Resolved(path, (), f"unknown actor path {path!r}")
-        return Resolved(path, self.registry.addresses(path))
+        return Resolved(path, self.registry.addresses(path), stopped=self.registry.stopped(path))
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:
-        handler = _HANDLERS.get(type(msg))
-        if handler is None:
+        with self.lock:
+            handler = _HANDLERS.get(type(msg))
+            if handler is None:
+                self.unhandled(msg, sender)
+                return
+            try:
+                handler(self, msg, sender)
+            except Exception as exc:
+                log.exception("root failed handling %s", type(msg).__name__)
+                self.fault(f"{type(exc).__name__}: {exc} (handling {type(msg).__name__})")
+
+    def unhandled(self, msg: Any, sender: Any) -> None:
+        """A message the root has no use for becomes a dead letter (runtime notices aside)."""
+        if isinstance(msg, (ActorSystemMessage, ErrorReply)):
+            return  # Thespian's notices; errors answering tells the gateway sent for System.tell
+        # most often an actor's answer to a System.tell, which nobody waits for: kept as a
+        # dead letter to inspect, but not an error of the tree (no alert, no correlation)
+        path = self.tree.name if self.tree is not None else ""
+        error = f"the root has no handler for {type(msg).__name__} (nobody waits for it)"
+        self.dead_letter(path, msg, error, kind="unhandled")
+
+    def fault(self, reason: str) -> None:
+        if self.kernel is None or self.phase == "stopped":
             return
         try:
-            handler(self, msg, sender)
-        except Exception:
-            log.exception("root failed handling %s", type(msg).__name__)
+            self.decide(rk.RootFault(reason, now=time.monotonic()))
+        except Exception:  # nothing more can be trusted: leave nothing behind
+            log.exception("root failed stopping after a fault")
+            self.actorSystemShutdown()
+
+    def decide(self, event: rk.RootEvent) -> None:
+        assert self.kernel is not None
+        _, commands = rk.decide_root(self.kernel, event)
+        for command in commands:
+            _COMMANDS[type(command)](self, command)
 
     def on_batch(self, msg: Batch, sender: Any) -> None:
         for item in msg.items:
-            self.receiveMessage(item, sender)
+            handler = _HANDLERS.get(type(item))
+            if handler is None:
+                self.unhandled(item, sender)
+            else:
+                handler(self, item, sender)
 
     @property
     def top(self) -> Any:
         """The user's tree's supervisor (for tests and the gateway)."""
-        return self.user.address if self.user else None
+        return self.addresses.get(rk.TREE)
 
     # -- boot ---------------------------------------------------------------------------------
     def on_boot(self, msg: Boot, sender: Any) -> None:
         self.tree, self.options = msg.tree, msg.options
         self.starter_pid, self.clock_id = msg.starter_pid, msg.clock_id
+        if msg.clock_id:
+            ROOTS[msg.clock_id] = self
         self._sw_use_clock(msg.clock_id)
+        self._sw_hold_limit = self.options.hold_limit
         self.events = type(self.events)(maxlen=self.options.event_limit)
         self.dead = type(self.dead)(maxlen=self.options.dead_letter_limit)
-        self.intensity = RestartIntensity(
-            self.options.root_max_restarts, self.options.root_within_s
-        )
-        self.user = _Subtree(self.tree)
+        self.kernel = rk.RootState(self.options.root_max_restarts, self.options.root_within_s)
+        self.specs[rk.TREE] = self.tree
         self.registry.plan(self.tree)
         services = system_services(self.options, self.tree)
         if services is not None:
-            self.services = _Subtree(services)
+            self.specs[rk.SERVICES] = services
             self.registry.plan(services)
             self.telemetry_on = self.registry.knows(TELEMETRY)
             self.correlator_on = self.registry.knows(CORRELATOR)
@@ -180,54 +219,70 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         self.handleDeadLetters(True)
         if self.options.base != "simple":
             self.after(1.0, (WAKE, "watchdog"))
-        self.phase = "booting"
-        self.start_subtree(self.services or self.user)
+        self.decide(rk.Boot(services=services is not None, now=time.monotonic()))
 
-    def start_subtree(self, sub: _Subtree) -> None:
-        sub.incarnation += 1
-        sub.starting = True
-        sub.address = create_child(self, _supervisor_class(), not self.clock_id)
-        checkpoints = dict(self.checkpoints) if sub is self.user else {}
+    def subtree_of(self, path: str, sender: Any = None) -> str | None:
+        """Which subtree ``path`` is the top of (and, with ``sender``, only its current one)."""
+        for name, spec in self.specs.items():
+            if spec.name == path and (sender is None or sender == self.addresses.get(name)):
+                return name
+        return None
+
+    def do_start_subtree(self, c: rk.StartSubtree) -> None:
+        if c.subtree == rk.TREE and self.telemetry_on and self.learned is None:
+            # what the store learned in earlier runs, before the tree's first start
+            self._sw_call(
+                TELEMETRY,
+                LearnedQuery(),
+                30.0,
+                lambda value: self.on_learned(value, c),
+                lambda error: self.on_learned(None, c),
+            )
+            return
+        spec = self.specs[c.subtree]
+        address = create_child(self, _supervisor_class(), not self.clock_id)
+        self.addresses[c.subtree] = address
+        tree = c.subtree == rk.TREE
         self.send(
-            sub.address,
+            address,
             SupervisorInit(
-                sub.name,
-                sub.spec,
+                spec.name,
+                spec,
                 self.myAddress,
                 self.myAddress,
-                sub.incarnation,
-                checkpoints,
+                c.incarnation,
+                dict(self.checkpoints) if tree else {},
                 self.clock_id,
-                self.learned if sub is self.user else None,
+                self.learned if tree else None,
                 {
                     "store": self.options.store,
                     "nodes": self.cluster_nodes,
                     "lost": self.cluster_lost,
+                    "hold_limit": self.options.hold_limit,
                 },
+                self.registry.floors(spec.name),
             ),
         )
-        self.after(
-            self.options.start_timeout_s,
-            (WAKE, "start-timeout", sub.name, sub.incarnation),
-            key=("start", sub.name),
-        )
+        timer = (WAKE, "subtree-timeout", c.subtree, c.incarnation, "start")
+        self.after(self.options.start_timeout_s, timer, key=("start", c.subtree))
 
-    def subtree(self, path: str, incarnation: int | None = None) -> _Subtree | None:
-        for sub in (self.user, self.services):
-            if sub is not None and sub.name == path and incarnation in (None, sub.incarnation):
-                return sub
-        return None
+    def on_learned(self, learned: Any, start: rk.StartSubtree) -> None:
+        """What the store learned in earlier runs: selector state, timeouts, durable checkpoints."""
+        self.learned = learned if isinstance(learned, LearnedState) else LearnedState()
+        for path, state in self.learned.checkpoints.items():
+            self.checkpoints.setdefault(path, (state, ()))
+        if self.kernel is not None and self.kernel.incarnation[rk.TREE] == start.incarnation:
+            self.do_start_subtree(start)
 
     def on_started(self, msg: Started, sender: Any) -> None:
-        sub = self.subtree(msg.path, msg.incarnation)
-        if sub is None or self.phase in ("stopping", "stopped"):
+        subtree = self.subtree_of(msg.path, sender)
+        if subtree is None or self.kernel is None:
             return
-        self.cancel(("start", sub.name))
-        sub.starting = False
+        self.cancel(("start", subtree))
         self.registry.register(
             Registered(
                 msg.path,
-                sub.address,
+                sender,
                 msg.pid,
                 msg.incarnation,
                 "supervisor",
@@ -236,47 +291,125 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
             )
         )
         self.push(msg.path)
-        if sub is self.services:
-            self.record("services-started", sub.name, detail=f"incarnation {sub.incarnation}")
-            if self.telemetry_on and self.user is not None and self.user.address is None:
-                self._sw_call(
-                    TELEMETRY,
-                    TelemetryQuery("learned"),
-                    30.0,
-                    self.on_learned,
-                    lambda error: self.on_learned(None),
-                )
-            elif self.user is not None and self.user.address is None:
-                self.start_subtree(self.user)
+        self.decide(rk.SubtreeUp(subtree, msg.incarnation, now=time.monotonic()))
+        self.answer_when_all_registered()
+
+    def answer_when_all_registered(self) -> None:
+        """Once the tree is up and every path in it has registered (supervisors register
+        their children themselves, so those may still be on their way): the boot and the
+        requested whole-tree restarts are done."""
+        if self.phase != "running" or not (self.boot_reply or self.tree_waiters):
             return
-        was, self.phase = self.phase, "running"
-        self.record("tree-started", sub.name, detail=f"incarnation {sub.incarnation}")
-        if was == "booting" and self.boot_reply:
+        if not self.registry.settled():
+            return
+        if self.boot_reply:
             asker, ident = self.boot_reply
             self.boot_reply = None
-            self.send(asker, GatewayReply(ident, ("ok", self.registry.known_paths(), os.getsid(0))))
+            paths = self.registry.known_paths()
+            self.send(asker, GatewayReply(ident, ("ok", paths, os.getsid(0))))
         for rid in self.tree_waiters:
             self.finish_recovery(rid, True, "the whole tree was restarted")
         self.tree_waiters = []
 
-    def on_learned(self, learned: LearnedState | None) -> None:
-        """What the store learned in earlier runs: selector state, timeouts, durable checkpoints."""
-        if learned is not None:
-            self.learned = learned
-            for path, state in learned.checkpoints.items():
-                self.checkpoints.setdefault(path, (state, ()))
-        if self.user is not None and self.user.address is None and self.phase == "booting":
-            self.start_subtree(self.user)
+    def do_retire_subtree(self, c: rk.RetireSubtree) -> None:
+        if c.subtree == rk.SERVICES:
+            self.flush_outbox()  # what the services were sent reaches them before they stop
+        self.cancel(("start", c.subtree))
+        self.retiring.add(c.subtree)
+        address = self.addresses.get(c.subtree)
+        if address is not None:
+            self.send(address, Retire(False))
+        timer = (WAKE, "subtree-timeout", c.subtree, c.incarnation, "stop")
+        self.after(self.options.shutdown_timeout_s, timer, key=("stop", c.subtree))
+
+    def on_retired(self, msg: Retired, sender: Any) -> None:
+        subtree = self.subtree_of(msg.path, sender)
+        if subtree is None or self.kernel is None:
+            return
+        if subtree == rk.TREE:
+            self.checkpoints = dict(msg.final_state or {})
+        self.subtree_gone(subtree)
+
+    def subtree_gone(self, subtree: str) -> None:
+        assert self.kernel is not None
+        self.cancel(("stop", subtree))
+        self.addresses.pop(subtree, None)
+        self.retiring.discard(subtree)
+        self.decide(rk.SubtreeDown(subtree, self.kernel.incarnation[subtree], now=time.monotonic()))
+
+    def on_escalate(self, msg: Escalate, sender: Any) -> None:
+        subtree = self.subtree_of(msg.path, sender)
+        if subtree is None or self.kernel is None:
+            return
+        inc = self.kernel.incarnation[subtree]
+        self.decide(rk.SubtreeGaveUp(subtree, inc, msg.reason, now=time.monotonic()))
+
+    def on_child_exited(self, msg: ChildActorExited, sender: Any) -> None:
+        if self.kernel is None:
+            return
+        for subtree, address in list(self.addresses.items()):
+            if address != msg.childAddress:
+                continue
+            inc = self.kernel.incarnation[subtree]
+            if subtree in self.retiring:  # it stopped when asked (or was killed for not)
+                self.subtree_gone(subtree)
+            else:
+                self.addresses.pop(subtree, None)
+                reason = f"{self.specs[subtree].name}'s process exited"
+                now = time.monotonic()
+                self.decide(rk.SubtreeGaveUp(subtree, inc, reason, crashed=True, now=now))
+
+    def do_kill_subtree(self, c: rk.KillSubtree) -> None:
+        """Its supervisor is gone (or did not stop in time): the kernel counts it down."""
+        self.cancel(("stop", c.subtree))
+        self.retiring.discard(c.subtree)
+        address = self.addresses.pop(c.subtree, None)
+        if address is not None:
+            self.send(address, ActorExitRequest())
+        self.kill_subtree(self.specs[c.subtree].name)
+
+    def do_record(self, c: rk.Record) -> None:
+        path = (
+            self.specs[c.subtree].name
+            if c.subtree in self.specs
+            else (self.tree.name if self.tree else "")
+        )
+        self.record(c.kind, path, level=c.level, detail=c.detail[:300])
+
+    def do_stopped(self, c: rk.Stopped) -> None:
+        self.registry.all_stopped()
+        if c.final:
+            self.write_final_report()
+        for asker, ident in self.shutdown_replies:
+            self.send(asker, GatewayReply(ident, self.final_report))
+        self.shutdown_replies = []
+        if self.boot_reply:
+            asker, ident = self.boot_reply
+            self.boot_reply = None
+            self.send(asker, GatewayReply(ident, ("stopped", c.reason)))
+        for rid in list(self.recoveries):
+            self.finish_recovery(rid, False, "the system stopped")
+        for request_id in list(self._sw_pending):
+            self._sw_finish(
+                request_id, SystemStopped(f"the system has stopped: {c.reason or 'shut down'}")
+            )
 
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
         self.push(msg.path, msg.lost_inflight)
         self.incident_holds_for(msg)
+        self.answer_when_all_registered()
+
+    def on_floors_query(self, msg: FloorsQuery, sender: Any) -> None:
+        self.send(sender, Floors(msg.path, self.registry.floors(msg.path)))
 
     def on_stray(self, msg: Stray, sender: Any) -> None:
         """A message that reached an instance which failed to start goes to the next one."""
         self._sw_send_path(msg.path, Forwarded(msg.message, msg.sender))
+
+    def on_undeliverable(self, msg: Undeliverable, sender: Any) -> None:
+        self.dead_letter(msg.path, msg.message, msg.error)
 
     def on_unavailable(self, msg: Unavailable, sender: Any) -> None:
         self.registry.unavailable(msg)
@@ -290,7 +423,11 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         """Tell every subscriber of ``path`` (and of its replica group) its new addresses."""
         for p in self.registry.affected(path):
             update = AddressUpdate(
-                p, self.registry.addresses(p), lost_inflight, holder if p == path else None
+                p,
+                self.registry.addresses(p),
+                lost_inflight,
+                holder if p == path else None,
+                self.registry.stopped(p),
             )
             for subscriber in self.registry.subscribers(p):
                 self.send(subscriber, update)
@@ -314,137 +451,18 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
             )
         self.send(sender, resolved)
 
-    # -- level 5 ---------------------------------------------------------------------------------
-    def on_escalate(self, msg: Escalate, sender: Any) -> None:
-        info = msg.info
-        self.record(
-            "level5",
-            msg.path,
-            level=5,
-            detail=msg.reason,
-            category=info.category if info else "",
-            fingerprint=info.fingerprint if info else "",
-        )
-        if self.services is not None and msg.path.split("/")[0] == self.services.name:
-            self.restart_subtree(self.services, msg.reason)
-            return
-        user = self.user
-        if self.phase == "restarting" and user is not None and user.starting:
-            restarted = sender == user.address
-            if restarted:  # the restarted tree fails before it is up: the restart did not help
-                self.phase = "running"
-        self.system_measures(msg.reason)
-
-    def system_measures(self, reason: str, counted: bool = True) -> None:
-        """Level 5: restart the user's tree, or stop in order once the root's intensity is spent."""
-        if self.phase in ("restarting", "stopping", "stopped") or self.user is None:
-            return
-        assert self.intensity is not None
-        if counted and not self.intensity.try_restart():
-            self.stop_reason = f"level 5: {reason}"
-            self.begin_stop(final=True)
-            return
-        self.phase = "restarting"
-        self.record("restart-tree", self.user.name, level=5, detail=reason)
-        self.retire_subtree(self.user)
-
-    def restart_subtree(self, sub: _Subtree, reason: str) -> None:
-        self.record("restart-services", sub.name, level=5, detail=reason)
-        sub.restarting = True  # type: ignore[attr-defined]
-        self.retire_subtree(sub)
-
-    def retire_subtree(self, sub: _Subtree) -> None:
-        if sub is self.services:
-            self.flush_outbox()  # what the services were sent reaches them before they stop
-        sub.starting = False
-        if sub.address is None:
-            self.subtree_down(sub)
-            return
-        self.send(sub.address, Retire(False))
-        self.after(
-            self.options.shutdown_timeout_s,
-            (WAKE, "stop-timeout", sub.name, sub.incarnation),
-            key=("stop", sub.name),
-        )
-
-    def on_retired(self, msg: Retired, sender: Any) -> None:
-        sub = self.subtree(msg.path, msg.incarnation)
-        if sub is None:
-            return
-        if sub is self.user:
-            self.checkpoints = dict(msg.final_state or {})
-        self.subtree_down(sub)
-
-    def subtree_down(self, sub: _Subtree) -> None:
-        self.cancel(("stop", sub.name))
-        sub.address = None
-        if getattr(sub, "restarting", False):
-            sub.restarting = False  # type: ignore[attr-defined]
-            self.start_subtree(sub)
-        elif self.phase == "restarting" and sub is self.user:
-            self.start_subtree(sub)
-        elif self.phase == "stopping":
-            if self.services is not None and self.services.address is not None:
-                self.retire_subtree(self.services)  # services stop last
-            else:
-                self.stopped()
-
-    def on_child_exited(self, msg: ChildActorExited, sender: Any) -> None:
-        for sub in (self.user, self.services):
-            if sub is None or sub.address is None or msg.childAddress != sub.address:
-                continue
-            self.record("crash", sub.name, level=5, detail=f"{sub.name}'s process exited")
-            self.kill_subtree(sub.name)
-            if self.phase == "stopping" or (self.phase == "restarting" and sub is self.user):
-                self.subtree_down(sub)
-            elif sub is self.services:
-                sub.restarting = True  # type: ignore[attr-defined]
-                self.subtree_down(sub)
-            else:
-                sub.address = None
-                self.system_measures(f"{sub.name}'s process exited")
-                if self.phase == "restarting":
-                    self.start_subtree(sub)
-
     # -- stopping --------------------------------------------------------------------------------
     def begin_shutdown(self, asker: Any, ident: int) -> None:
         if self.phase == "stopped":
             self.send(asker, GatewayReply(ident, self.final_report))
             return
         self.shutdown_replies.append((asker, ident))
-        if self.phase != "stopping":
-            self.begin_stop(final=False)
-
-    def begin_stop(self, final: bool) -> None:
         self.flush_outbox()
-        self.phase = "stopping"
-        self.final = final
-        if self.user is not None and self.user.address is not None:
-            self.retire_subtree(self.user)  # the user's tree first, services last
-        elif self.services is not None and self.services.address is not None:
-            self.retire_subtree(self.services)
-        else:
-            self.stopped()
+        self.decide(rk.ShutdownAsked(now=time.monotonic()))
 
-    def stopped(self) -> None:
-        self.phase = "stopped"
-        self.registry.all_stopped()
-        if self.final:
-            self.write_final_report()
-        for asker, ident in self.shutdown_replies:
-            self.send(asker, GatewayReply(ident, self.final_report))
-        self.shutdown_replies = []
-        if self.boot_reply:
-            asker, ident = self.boot_reply
-            self.boot_reply = None
-            self.send(asker, GatewayReply(ident, ("stopped", self.stop_reason)))
-        for rid in list(self.recoveries):
-            self.finish_recovery(rid, False, "the system stopped")
-        for request_id in list(self._sw_pending):
-            self._sw_finish(
-                request_id,
-                SystemStopped(f"the system has stopped: {self.stop_reason or 'shut down'}"),
-            )
+    def system_measures(self, reason: str) -> None:
+        """A requested level 5: restart the whole tree (whatever the intensity says)."""
+        self.decide(rk.TreeRestartAsked(reason, now=time.monotonic()))
 
     def write_final_report(self) -> None:
         self.final_report = {
@@ -499,22 +517,10 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
                 self.actorSystemShutdown()  # our owner is gone: leave nothing behind
                 return
             self.after(1.0, payload)
-        elif kind == "stop-timeout":
-            sub = self.subtree(payload[2], payload[3])
-            if sub is not None and sub.address is not None:
-                self.record(
-                    "stop-timeout",
-                    sub.name,
-                    detail="it did not stop in time; its processes were killed",
-                )
-                self.kill_subtree(sub.name)
-                self.subtree_down(sub)
-        elif kind == "start-timeout":
-            sub = self.subtree(payload[2], payload[3])
-            if sub is not None and self.phase in ("booting", "restarting"):
-                self.stop_reason = f"{sub.name} did not start within start_timeout_s"
-                self.phase = "running"
-                self.system_measures(self.stop_reason)
+        elif kind == "subtree-timeout":
+            _, _, subtree, incarnation, stage = payload
+            now = time.monotonic()
+            self.decide(rk.SubtreeTimedOut(subtree, incarnation, stage, now=now))
 
     def on_reply(self, msg: Reply, sender: Any) -> None:
         self._sw_on_reply(msg)
@@ -525,6 +531,12 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
     def on_address_update(self, msg: AddressUpdate, sender: Any) -> None:
         self._sw_on_address_update(msg)
 
+    def on_request(self, msg: Request, sender: Any) -> None:
+        from ..actors.errors import ActorStopped
+
+        error = ActorStopped("the root takes no requests; address an actor path")
+        self.send(msg.reply_to, Reply(msg.id, ErrorReply.of(error)))
+
     # -- the cluster -----------------------------------------------------------------------
     def on_nodes_changed(self, msg: NodesChanged, sender: Any) -> None:
         """A node joined, was lost or left: tell the supervisors; move what ran on a lost one."""
@@ -533,7 +545,7 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
         detail = f"{msg.node}: {msg.detail}"
         if moved:
             detail += f"; moving {', '.join(e.path for e in moved)}"
-        self.record(msg.event, sender_path(msg), level=3 if moved else 0, detail=detail[:300])
+        self.record(msg.event, f"{SYSTEM_NAME}/nodes", level=3 if moved else 0, detail=detail[:300])
         note = Nodes(self.cluster_nodes, self.cluster_lost)
         for address in self.registry.supervisor_addresses():
             self.send(address, note)
@@ -551,15 +563,6 @@ class RootActor(Incidents, Gateway, Actor):  # type: ignore[misc]
             if address is not None:
                 self.send(address, NodeDown(msg.node, tuple(paths), msg.detail, self.cluster_lost))
 
-    def on_request(self, msg: Request, sender: Any) -> None:
-        self.send(
-            msg.reply_to,
-            Reply(
-                msg.id,
-                ErrorReply.of(ActorStopped("the root takes no requests; address an actor path")),
-            ),
-        )
-
 
 def _supervisor_class() -> type:
     from ._supervisor import SupervisorActor
@@ -571,8 +574,10 @@ _HANDLERS: dict[type, Any] = {
     Boot: RootActor.on_boot,
     Started: RootActor.on_started,
     Registered: RootActor.on_registered,
+    FloorsQuery: RootActor.on_floors_query,
     Batch: RootActor.on_batch,
     Stray: RootActor.on_stray,
+    Undeliverable: RootActor.on_undeliverable,
     Unavailable: RootActor.on_unavailable,
     StateNote: RootActor.on_state,
     Resolve: RootActor.on_resolve,
@@ -604,7 +609,10 @@ _HANDLERS: dict[type, Any] = {
     NodesChanged: RootActor.on_nodes_changed,
 }
 
-
-def sender_path(msg: NodesChanged) -> str:
-    """Events about nodes are recorded under the node monitor's path."""
-    return f"{SYSTEM_NAME}/nodes"
+_COMMANDS: dict[type, Any] = {
+    rk.StartSubtree: RootActor.do_start_subtree,
+    rk.RetireSubtree: RootActor.do_retire_subtree,
+    rk.KillSubtree: RootActor.do_kill_subtree,
+    rk.Record: RootActor.do_record,
+    rk.Stopped: RootActor.do_stopped,
+}

@@ -1,321 +1,650 @@
-"""The supervisor actor: interprets a :class:`~stalwart.Supervisor` spec at run time.
+"""The supervisor actor: an interpreter of the supervision kernel.
 
-Starting and stopping live in :mod:`._lifecycle`, answering failures in
-:mod:`._recovery`; this module wires the messages to them.
+It turns what it hears into kernel events (:mod:`._kernel.events`), asks
+:func:`._kernel.decide` what to do, and carries out the commands in order. What
+the kernel does not decide is kept here: the instances' addresses and processes,
+their checkpoints, and the replies that let a replayed request be answered once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import time
+from collections import OrderedDict
 from typing import Any
 
-from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
+import msgspec
 
-from ..actors._placement import placeable
-from ..actors._timers import TICK, Timers
+from ..actors._placement import NODE_ENV, placeable
+from ..actors._runtime import (
+    ActorExitRequest,
+    ChildActorExited,
+    PoisonMessage,
+    RuntimeActor,
+    WakeupMessage,
+    child_process_gone,
+    create_child,
+)
+from ..actors._timers import TICK, WAKE, Timers
 from ..actors.messages import (
     Batch,
     Checkpoint,
+    ErrorReply,
     FailureReport,
+    GaveUp,
     HealthReport,
     HooksDone,
     Init,
     LostRequest,
-    Redelivery,
     Release,
+    Reply,
+    ReplyTo,
+    Request,
     Retire,
     Retired,
     RetryOutcome,
-    RunHooks,
     Started,
     StoppedNormally,
+    Successor,
 )
-from ._children import DOWN, STARTING, STOPPING, UP, ChildState
-from ._health import Health
-from ._holding import Holding
-from ._lifecycle import Lifecycle
-from ._plan import expand, restart_set
-from ._recovery import Recovery, crash_info
+from . import _kernel as kernel
+from ._kernel import commands as cmd
+from ._kernel import events as ev
+from ._usage import ProcessUsage
 from .messages import (
     BreakerNote,
+    DeadLetterNote,
     DependencyDown,
     DurableCheckpoint,
     Escalate,
+    Floors,
+    FloorsQuery,
     IncidentHold,
+    LearnedState,
     NodeDown,
     Nodes,
     PerformRecovery,
+    Registered,
     ResetLevels,
     SupervisorInit,
     Unavailable,
 )
-from .spec import Supervisor
 
 log = logging.getLogger("stalwart.supervisor")
+_REPLIES_KEPT = 64
 
 
-class SupervisorActor(Health, Holding, Recovery, Lifecycle, Timers, Actor):  # type: ignore[misc]
+class Keeper:
+    """What the supervisor keeps for one child across its instances: state and replies."""
+
+    def __init__(self) -> None:
+        self.checkpoint: Any = None
+        self.has_checkpoint = False
+        self.sub_checkpoints: dict[str, Any] = {}  # a child supervisor's table
+        self.replies: OrderedDict[str, Any] = OrderedDict()
+
+    def remember_reply(self, request_id: str, reply: Any) -> None:
+        self.replies[request_id] = reply
+        while len(self.replies) > _REPLIES_KEPT:
+            self.replies.popitem(last=False)
+
+    def restore(self, entry: Any) -> None:
+        """Take a checkpoint-table entry ``(state, replies)`` saved by an earlier instance."""
+        state, replies = entry
+        self.checkpoint, self.has_checkpoint = state, True
+        for request_id, reply in replies:
+            self.remember_reply(request_id, reply)
+
+    def table_entry(self) -> tuple[Any, tuple[tuple[str, Any], ...]]:
+        return (self.checkpoint, tuple(self.replies.items()))
+
+
+class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     """Runs one supervisor of the tree (internal; declare trees with ``Supervisor``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.path = ""
-        self.spec: Any = None
         self.parent: Any = None
         self.root: Any = None
         self.incarnation = 0
-        self.children: dict[str, ChildState] = {}
-        self.order: list[ChildState] = []
-        self.escalated = False
-        self.retiring = False
-        self.finished = False
-        self.initial = True
-        self._incarnations = 0
         self.clock_id = 0
         self.settings: dict[str, Any] = {}
-        self.down_dependencies: set[str] = set()
-        self.incident_holds: dict[str, str] = {}
-        self.health_seq = 0
-        self.waiting_recoveries: list[tuple[int, str]] = []
-        self.forwarders: list[Any] = []
+        self.state: kernel.SupervisorState | None = None
+        self.keepers: dict[str, Keeper] = {}
+        self.addresses: dict[tuple[str, int], Any] = {}  # (child, incarnation) -> address
+        self.pids: dict[tuple[str, int], tuple[int, str]] = {}  # -> (pid, node)
+        self.spawned: set[str] = set()
+        self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}
         self.mail_held: list[Any] | None = None  # for the root, while answering a crash
+        self.begun = False  # the kernel has begun (it knows the incarnations below)
+        self._usage = ProcessUsage()
         self._sw_init_timers()
 
-    def send(self, target: Any, msg: Any) -> None:
-        """Send now; while a crash is being answered, mail for the root waits for the fork
-        (and goes in one envelope)."""
-        if self.mail_held is not None and target == self.root:
-            self.mail_held.append(msg)
-        else:
-            super().send(target, msg)
-
-    def supervisor_class(self) -> type:
-        return SupervisorActor
-
+    # -- the loop ------------------------------------------------------------------------------
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         handler = _HANDLERS.get(type(msg))
-        if handler is None or self.finished:
+        if handler is None or (self.state is not None and self.state.finished):
             return
         try:
             handler(self, msg, sender)
         except Exception as exc:
             log.exception("%s: supervisor failed handling %s", self.path, type(msg).__name__)
-            self.escalate(f"{self.path}: internal error: {exc!r}", None, self.path)
+            if self.state is not None and not self.state.escalated:
+                self.state.escalated = True  # it cannot be trusted to decide any more
+                self.send(
+                    self.parent, Escalate(self.path, 4, f"{self.path}: internal error: {exc!r}")
+                )
+
+    def decide(self, event: ev.KernelEvent) -> None:
+        """Carry out the kernel's commands; what they tell the root goes in one envelope."""
+        assert self.state is not None
+        _, commands = kernel.decide(self.state, event)
+        outermost = self.mail_held is None
+        if outermost:
+            self.mail_held = []
+        try:
+            for command in commands:
+                _COMMANDS[type(command)](self, command)
+        finally:
+            if outermost:
+                held, self.mail_held = self.mail_held, None
+                if held:
+                    self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
+
+    def send(self, target: Any, msg: Any) -> None:
+        """Send now; mail for the root waits until the decision has been carried out."""
+        if self.mail_held is not None and target == self.root:
+            self.mail_held.append(msg)
+        else:
+            super().send(target, msg)
+
+    @property
+    def now(self) -> float:
+        return time.monotonic()
+
+    def child_name(self, path: str) -> str | None:
+        assert self.state is not None
+        c = self.state.by_path.get(path)
+        return c.name if c is not None else None
+
+    def current(self, name: str) -> Any:
+        assert self.state is not None
+        c = self.state.children[name]
+        return self.addresses.get((name, c.incarnation))
 
     # -- set-up --------------------------------------------------------------------------------
     def on_init(self, msg: SupervisorInit, sender: Any) -> None:
-        spec: Supervisor = msg.spec
-        self.path, self.spec, self.parent, self.root = msg.path, spec, msg.parent, msg.root
-        self.incarnation = msg.incarnation
-        self.clock_id = msg.clock_id
+        self.path, self.parent, self.root = msg.path, msg.parent, msg.root
+        self.incarnation, self.clock_id = msg.incarnation, msg.clock_id
         self.settings = dict(msg.settings)
         self._sw_use_clock(msg.clock_id)
-        self.init_recovery(spec, msg.learned)
-        for slot in expand(spec.children):
-            policy = getattr(slot.spec, "levels", None) or spec.levels
-            c = ChildState(slot, f"{self.path}/{slot.name}", policy)
-            prefix = c.path + "/"
+        state = kernel.SupervisorState(
+            msg.path,
+            msg.spec,
+            can_kill=not msg.clock_id,
+            hold_limit=int(self.settings.get("hold_limit", 10_000)),
+        )
+        learned: LearnedState | None = msg.learned
+        if learned is not None:
+            state.selector.load_state(learned.selector)
+            state.timeouts = dict(learned.timeouts)
+        self.state = state
+        for c in state.order:
+            keeper = self.keepers[c.name] = Keeper()
             if c.kind == "supervisor":
-                c.sub_checkpoints = {
+                prefix = c.path + "/"
+                keeper.sub_checkpoints = {
                     k: v for k, v in msg.checkpoints.items() if k.startswith(prefix)
                 }
             elif c.path in msg.checkpoints:
-                c.restore(msg.checkpoints[c.path])
-            self.children[slot.name] = c
-            self.order.append(c)
-        self.start_health()
-        self.reconcile()
+                keeper.restore(msg.checkpoints[c.path])
+        if msg.floors is None:  # restarted by its parent: the root knows the incarnations
+            self.send(self.root, FloorsQuery(self.path))
+        else:
+            self.begun = True
+            self.decide(ev.Begin(floors=dict(msg.floors), now=self.now))
 
-    # -- reports to the root ------------------------------------------------------------------
-    def on_settled(self) -> None:
-        """Every child is up: answer the requested recoveries that waited for it."""
-        waiting, self.waiting_recoveries = self.waiting_recoveries, []
-        for request_id, target in waiting:
-            self.recovery_done(request_id, True, f"{target} and its restart set are running")
+    def on_floors(self, msg: Floors, sender: Any) -> None:
+        if self.state is not None and msg.path == self.path and not self.begun:
+            self.begun = True
+            self.decide(ev.Begin(floors=dict(msg.floors), now=self.now))
 
-    # -- messages from children ------------------------------------------------------------------
-    def on_started_msg(self, msg: Started, sender: Any) -> None:
-        self.on_started(msg)
+    # -- messages from children -------------------------------------------------------------
+    def on_started(self, msg: Started, sender: Any) -> None:
+        name = self.child_name(msg.path)
+        if name is None:
+            return
+        if msg.ok:
+            self.pids[(name, msg.incarnation)] = (msg.pid, msg.node)
+        self.decide(
+            ev.ChildStarted(name, msg.incarnation, msg.ok, msg.error, msg.held, now=self.now)
+        )
 
-    def on_failure_msg(self, msg: FailureReport, sender: Any) -> None:
-        self.on_failure(msg)
+    def on_failure(self, msg: FailureReport, sender: Any) -> None:
+        name = self.child_name(msg.path)
+        if name is None:
+            return
+        deadline = 0.0
+        if type(msg.sender) is ReplyTo and msg.sender.deadline:
+            deadline = time.monotonic() + (msg.sender.deadline - time.time())
+        self.decide(
+            ev.Failed(
+                name,
+                msg.incarnation,
+                msg.info,
+                msg.message,
+                msg.sender,
+                msg.traceback,
+                msg.failure_id,
+                msg.during,
+                deadline,
+                now=self.now,
+            )
+        )
 
-    def on_retry_outcome_msg(self, msg: RetryOutcome, sender: Any) -> None:
-        self.on_retry_outcome(msg)
+    def on_retry_outcome(self, msg: RetryOutcome, sender: Any) -> None:
+        name = self.child_name(msg.path)
+        if name is not None:
+            self.decide(ev.Recovered(name, msg.failure_id, now=self.now))
 
     def on_checkpoint(self, msg: Checkpoint, sender: Any) -> None:
-        c = self.children_by_path().get(msg.path)
+        """Keep the state, then send on the answers that reflect it."""
+        assert self.state is not None
+        c = self.state.by_path.get(msg.path)
+        if c is not None and c.incarnation == msg.incarnation:
+            keeper = self.keepers[c.name]
+            keeper.checkpoint, keeper.has_checkpoint = msg.state, True
+            if msg.last_reply is not None:
+                keeper.remember_reply(*msg.last_reply)
+            for _, reply in msg.replies:
+                keeper.remember_reply(reply.id, reply.value)
+            if getattr(c.spec, "durable", False):
+                self.send(self.root, DurableCheckpoint(c.path, msg.state, msg.incarnation))
+        for address, reply in msg.replies:  # (a replaced instance's answers go out too)
+            self.send(address, reply)
+
+    def on_retired(self, msg: Retired, sender: Any) -> None:
+        assert self.state is not None
+        c = self.state.by_path.get(msg.path)
         if c is None or c.incarnation != msg.incarnation:
             return
-        c.checkpoint, c.has_checkpoint = msg.state, True
-        if msg.last_reply is not None:
-            c.remember_reply(*msg.last_reply)
-        if getattr(c.spec, "durable", False):
-            self.send(self.root, DurableCheckpoint(c.path, msg.state, msg.incarnation))
-
-    def on_retired_msg(self, msg: Retired, sender: Any) -> None:
-        self.on_retired(msg)
+        keeper = self.keepers[c.name]
+        if c.kind == "supervisor":
+            keeper.sub_checkpoints = dict(msg.final_state or {})
+        elif msg.has_state and c.trust_final_state:
+            keeper.checkpoint, keeper.has_checkpoint = msg.final_state, True
+        self.decide(ev.ChildRetired(c.name, msg.incarnation, now=self.now))
 
     def on_stopped_normally(self, msg: StoppedNormally, sender: Any) -> None:
-        c = self.children_by_path().get(msg.path)
-        if c is None or c.incarnation != msg.incarnation or c.phase != UP:
-            return
-        if c.spec.restart == "permanent":
-            c.restart_pending = True
-        else:
-            c.stop_for_good = True
-        c.phase = STOPPING
-        self.send(self.root, Unavailable(c.path, "stopping", removed=c.stop_for_good))
-        self.note("stopped", c, detail=f"{c.path} stopped itself ({c.spec.restart})")
+        name = self.child_name(msg.path)
+        if name is not None:
+            self.decide(ev.StoppedItself(name, msg.incarnation, now=self.now))
 
     def on_escalate(self, msg: Escalate, sender: Any) -> None:
-        if msg.level >= 5:
-            self.send(self.root, msg)
-        else:
-            self.on_child_escalated(msg)
+        name = self.child_name(msg.path)
+        if name is not None:
+            self.decide(ev.ChildGaveUp(name, msg.reason, msg.info, now=self.now))
 
-    def on_child_exited_msg(self, msg: ChildActorExited, sender: Any) -> None:
-        # the restart comes first: what the crash tells the root can wait for the fork;
-        # then that the path is down (callers hand over what it lost), then the events
+    def on_child_exited(self, msg: ChildActorExited, sender: Any) -> None:
+        # (addresses compare by Thespian's rules: a child's first, local address equals
+        # the one it has once its process is connected, though they print differently)
+        instance = next((k for k, a in self.addresses.items() if a == msg.childAddress), None)
+        if instance is not None:
+            self.instance_exited(instance)
+        self.find_lost_exits()  # Thespian may have forgotten a sibling that died meanwhile
+
+    def find_lost_exits(self) -> None:
+        """Children whose processes are gone although no exit notice came: they exited."""
+        node = os.environ.get(NODE_ENV, "")
+        for instance, (pid, where) in list(self.pids.items()):
+            if pid and pid != os.getpid() and where == node and child_process_gone(pid):
+                self.instance_exited(instance)
+
+    def instance_exited(self, instance: tuple[str, int]) -> None:
+        if instance not in self.addresses:
+            return
+        del self.addresses[instance]
+        self.pids.pop(instance, None)
+        # the restart comes first: what the crash tells the root waits for the fork, and
+        # goes in one envelope (callers hand over what it lost, then the events)
         self.mail_held = []
         try:
-            self.on_child_exited(msg.childAddress)
+            self.decide(ev.ChildExited(*instance, now=self.now))
         finally:
             held, self.mail_held = self.mail_held, None
-            if held:  # in one envelope: each send costs the supervisor more than its size
+            if held:
                 held.sort(key=lambda m: not isinstance(m, Unavailable))
-                self.send(self.root, Batch(tuple(held)))
+                self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
 
     def on_lost_request(self, msg: LostRequest, sender: Any) -> None:
-        """A request the crashed child was handling: to the next instance, after its Init."""
-        c = self.children_by_path().get(msg.path)
-        if c is None or c.kind != "actor" or c.stop_for_good:
-            return  # the caller's timeout or the path's removal answers it
-        if c.address is not None and c.phase in (STARTING, UP):
-            self.send(c.address, msg.request)  # after the Init it was sent
-        else:
-            c.redeliver.append(Redelivery(msg.request, msg.request.reply_to))
+        name = self.child_name(msg.path)
+        if name is not None:
+            self.decide(ev.LostRequestArrived(name, msg.request, now=self.now))
 
     def on_hooks_done(self, msg: HooksDone, sender: Any) -> None:
-        self.recovery_done(msg.request_id, msg.ok, msg.detail or f"{msg.path}: hooks ran")
+        self.decide(ev.HooksRan(msg.request_id, msg.ok, msg.detail, now=self.now))
 
-    # -- messages from the parent and the root ---------------------------------------------------
+    def on_health_report(self, msg: HealthReport, sender: Any) -> None:
+        name = self.child_name(msg.path)
+        if name is not None:
+            self.decide(ev.HealthReported(name, msg.incarnation, msg.ok, msg.info, now=self.now))
+
+    def on_breaker_note(self, msg: BreakerNote, sender: Any) -> None:
+        name = self.child_name(msg.path)
+        if name is not None:
+            self.decide(ev.BreakerChanged(name, msg.state, now=self.now))
+
+    # -- messages from the parent and the root -------------------------------------------------
     def on_retire(self, msg: Retire, sender: Any) -> None:
-        self.begin_retire()
+        self.decide(ev.RetireRequested(now=self.now))
 
     def on_perform(self, msg: PerformRecovery, sender: Any) -> None:
-        c = self.children_by_path().get(msg.target)
-        if c is None:
-            self.recovery_done(msg.request_id, False, f"{msg.target} is not a child of {self.path}")
-            return
-        self.note("requested", c, level=msg.level, detail=msg.reason)
-        if msg.level <= 2:
-            if c.kind == "actor" and c.phase == UP:
-                self.send(c.address, RunHooks(msg.request_id, msg.level, msg.reason))
-            else:
-                self.recovery_done(
-                    msg.request_id,
-                    c.kind != "actor",
-                    "a supervisor has no hooks to run"
-                    if c.kind != "actor"
-                    else f"{c.path} is not running",
-                )
-            return
-        self.intensity.try_restart()  # counted, but a requested recovery is always performed
-        names = (
-            [c.name]
-            if msg.level == 3
-            else restart_set(self.spec.strategy, [o.slot for o in self.order], c.name)
-        )
-        for name in names:
-            other = self.children[name]
-            other.restarts += 1
-            self.mark_restart(other)
-        self.waiting_recoveries.append((msg.request_id, c.path))
-        self.reconcile()
+        name = self.child_name(msg.target) or msg.target
+        self.decide(ev.RecoveryRequested(msg.request_id, name, msg.level, msg.reason, now=self.now))
+
+    def on_dependency_down(self, msg: DependencyDown, sender: Any) -> None:
+        self.decide(ev.DependencyChanged(msg.path, msg.down, now=self.now))
+
+    def on_incident_hold(self, msg: IncidentHold, sender: Any) -> None:
+        self.decide(ev.IncidentHeld(msg.cause, msg.dependents, msg.on, now=self.now))
+
+    def on_reset_levels(self, msg: ResetLevels, sender: Any) -> None:
+        self.decide(ev.LevelsReset(msg.path, now=self.now))
 
     def on_wakeup(self, msg: WakeupMessage, sender: Any) -> None:
         if msg.payload != TICK:
             return
         for payload in self._sw_tick():
-            kind = payload[1]
-            if kind == "retry":
-                self.on_retry_timer(payload[2])
-            elif kind == "start-timeout":
-                self.on_start_timeout(payload[2], payload[3])
-            elif kind == "stop-timeout":
-                self.on_stop_timeout(payload[2], payload[3])
-            elif kind == "retry-timeout":
-                self.on_retry_timeout(payload[2], payload[3], payload[4])
-            elif kind == "health":
-                self.on_health_timer()
-            elif kind == "release":
-                self.send(payload[2], Release())
-            elif kind == "quiet":
-                c = self.children.get(payload[2])
-                if c is not None and c.phase == UP:
-                    self.state_note(c, "running")
-
-    def on_reset_levels(self, msg: ResetLevels, sender: Any) -> None:
-        for c in self.order:
-            if not msg.path or c.path == msg.path or c.path.startswith(msg.path + "/"):
-                c.ladders = {}
-                if c.phase == UP:
-                    self.state_note(c, "running")
+            if payload[2] == ("health",):
+                self.find_lost_exits()
+            self.decide(ev.TimerFired(payload[2], now=self.now))
 
     def on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
-        self.finished = True
+        if self.state is not None:
+            self.state.finished = True
 
-    # -- the cluster ------------------------------------------------------------------------
+    # -- the cluster ----------------------------------------------------------------------------
     def on_nodes(self, msg: Nodes, sender: Any) -> None:
         self.settings["lost"] = tuple(msg.lost)  # placements avoid them from now on
         self.settings["nodes"] = dict(msg.nodes)
+        assert self.state is not None
+        ready = tuple(c.name for c in self.state.order if c.waiting and self.placeable(c.spec))
+        if ready:
+            self.decide(ev.NodesChanged(ready, now=self.now))
+
+    def placeable(self, spec: Any) -> bool:
+        requires = dict(getattr(spec, "requires", {}) or {})
+        nodes = self.settings.get("nodes", {})
+        return bool(placeable(requires, nodes, tuple(self.settings.get("lost", ()))))
 
     def on_node_down(self, msg: NodeDown, sender: Any) -> None:
-        """The children ``msg.paths`` ran on a lost node: recover them as crashed (level 3)."""
+        """The children ``msg.paths`` ran on a lost node: they are gone like crashed ones."""
         self.settings["lost"] = tuple(msg.lost)
-        for c in list(self.order):
-            if c.path in msg.paths and c.address is not None and c.phase in (UP, STARTING):
-                self.cancel(("start", c.name))
-                self.on_child_exited(c.address, f"node {msg.node} lost ({msg.reason})")
+        names = tuple(n for p in msg.paths if (n := self.child_name(p)) is not None)
+        self.decide(ev.NodeLost(msg.node, names, msg.reason, now=self.now))
 
     def on_poison(self, msg: PoisonMessage, sender: Any) -> None:
-        """An Init came back undelivered: escalate if no live node offers what the child needs.
-
-        (Thespian also reports the child as exited, which restarts it; without a node
-        for it, that would go on until the restart intensity ran out.)
-        """
+        """An Init came back undelivered: the child waits if no live node offers what it needs."""
         init = msg.poisonMessage
         if not isinstance(init, Init):
             return
-        c = self.children_by_path().get(init.path)
-        requires = dict(getattr(c.spec, "requires", {}) or {}) if c is not None else {}
-        if c is None or not requires or c.phase not in (STARTING, DOWN) or self.escalated:
-            return
+        assert self.state is not None
+        c = self.state.by_path.get(init.path)
+        if c is None or not getattr(c.spec, "requires", None) or self.placeable(c.spec):
+            return  # a node can take it: the restart under way will find it
+        self.decide(ev.Unplaceable(c.name, init.incarnation, self.unplaceable(c), now=self.now))
+
+    def unplaceable(self, c: Any) -> str:
+        """Why no node can host ``c`` now."""
         nodes = self.settings.get("nodes", {})
         lost = tuple(self.settings.get("lost", ()))
-        if placeable(requires, nodes, lost):
-            return  # a node can take it: the restart under way will find it
-        reason = (
-            f"{c.path}: no live node satisfies requires {requires}"
+        return (
+            f"{c.path}: no live node satisfies requires {dict(c.spec.requires)}"
             f" (live nodes: {', '.join(sorted(nodes)) or 'none'}; lost: {', '.join(lost)})"
         )
-        self.cancel(("start", c.name))
-        c.phase, c.address, c.last_error, c.stop_for_good = DOWN, None, reason, True
-        self.note("placement-failed", c, level=4, detail=reason, state="failed")
-        self.escalate(reason, crash_info(c.path, reason), c.path)
+
+    # -- carrying out commands -----------------------------------------------------------------
+    def do_spawn(self, c: cmd.Spawn) -> None:
+        assert self.state is not None
+        child = self.state.children[c.child]
+        keeper = self.keepers[c.child]
+        cls = SupervisorActor if child.kind == "supervisor" else _actor_class(child)
+        requires = getattr(child.spec, "requires", None)
+        kwargs: dict[str, Any] = {}
+        if requires and not self.placeable(child.spec):  # it waits for a node that can host it
+            self.decide(
+                ev.Unplaceable(c.child, c.incarnation, self.unplaceable(child), now=self.now)
+            )
+            return
+        if requires:  # placed by Thespian on a node that offers them, never on a lost one
+            from ..actors._placement import AVOID
+
+            lost = tuple(self.settings.get("lost", ()))
+            kwargs["targetActorRequirements"] = {**requires, AVOID: lost}
+        address = create_child(self, cls, not self.clock_id, **kwargs)
+        key = (c.child, c.incarnation)
+        self.addresses[key] = address
+        if child.kind == "supervisor":
+            first = c.child not in self.spawned
+            prefix = child.path + "/"
+            floors = {p: n for p, n in self.state.floors.items() if p.startswith(prefix)}
+            learned = LearnedState(self.state.selector.state(), dict(self.state.timeouts))
+            init: Any = SupervisorInit(
+                child.path,
+                child.spec,
+                self.myAddress,
+                self.root,
+                c.incarnation,
+                dict(keeper.sub_checkpoints),
+                self.clock_id,
+                learned,
+                self.settings,
+                floors if first else None,
+            )
+        else:
+            init = Init(
+                child.path,
+                self.myAddress,
+                self.root,
+                c.incarnation,
+                keeper.checkpoint if keeper.has_checkpoint else None,
+                c.redeliver,
+                tuple(keeper.replies.items()),
+                _actor_options(child, self.settings),
+                getattr(child.spec, "checkpoint", "message"),
+                os.getpid(),
+                self.clock_id,
+                self.state.hold_limit,
+            )
+        self.spawned.add(c.child)
+        self.send(address, init)
+
+    def do_stop(self, c: cmd.Stop) -> None:
+        address = self.addresses.get((c.child, c.incarnation))
+        if address is not None:
+            self.send(address, Retire(c.forward))
+
+    def do_kill(self, c: cmd.Kill) -> None:
+        assert self.state is not None
+        key = (c.child, self.state.children[c.child].incarnation)
+        address = self.addresses.get(key)
+        if address is not None:
+            self.send(address, ActorExitRequest())
+        pid, node = self.pids.get(key, (0, ""))
+        if pid and pid != os.getpid() and node == os.environ.get(NODE_ENV, ""):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def do_retry(self, c: cmd.Retry) -> None:
+        address = self.current(c.child)
+        if address is not None:
+            self.send(address, c.retry)
+
+    def do_send(self, c: cmd.Send) -> None:
+        address = self.current(c.child)
+        if address is not None:
+            self.send(address, c.message)
+
+    def do_answer(self, c: cmd.Answer) -> None:
+        answer(self, c.sender, c.value)
+
+    def do_dead_letter(self, c: cmd.DeadLetter) -> None:
+        message, request_id, reply_to = c.message, None, None
+        if isinstance(message, Request):
+            message, request_id, reply_to = message.message, message.id, message.reply_to
+        if isinstance(c.sender, ReplyTo):
+            request_id, reply_to = c.sender.id, c.sender.address
+        self.send(
+            self.root,
+            DeadLetterNote(
+                c.path, message, str(c.error), c.category, c.fingerprint, reply_to, request_id
+            ),
+        )
+        # after the note, so whoever hears of the error can already see the dead letter
+        error = ErrorReply.of(c.error)
+        answer(self, c.sender if not isinstance(c.message, Request) else c.message, error)
+        name = self.child_name(c.path)
+        if request_id is not None and name is not None:  # it may come again: handle it afresh
+            address = self.current(name)
+            if address is not None:
+                self.send(address, GaveUp(request_id, error))
+
+    def do_escalate(self, c: cmd.Escalate) -> None:
+        self.send(self.parent, Escalate(self.path, 4, c.reason, c.info, c.origin))
+
+    def do_report(self, c: cmd.Report) -> None:
+        self.send(self.root, c.message)
+
+    def do_register(self, c: cmd.Register) -> None:
+        assert self.state is not None
+        child = self.state.children[c.child]
+        address = self.addresses.get((c.child, c.incarnation))
+        pid, node = self.pids.get((c.child, c.incarnation), (0, ""))
+        self.send(
+            self.root,
+            Registered(
+                child.path,
+                address,
+                pid,
+                c.incarnation,
+                child.kind,
+                child.slot.group,
+                c.lost_inflight,
+                _class_name(child),
+                c.level,
+                c.restarts,
+                node,
+            ),
+        )
+        old = self.addresses.get((c.child, c.predecessor)) if c.predecessor else None
+        if old is not None:
+            self.send(old, Successor(address))
+
+    def do_release(self, c: cmd.Release) -> None:
+        address = self.addresses.get((c.child, c.incarnation))
+        if address is not None:
+            self.send(address, Release())
+
+    def do_timer(self, c: cmd.Timer) -> None:
+        self.after(c.delay, (WAKE, "kernel", c.payload), c.key)
+
+    def do_cancel(self, c: cmd.Cancel) -> None:
+        self.cancel(c.key)
+
+    def do_attempt_begins(self, c: cmd.AttemptBegins) -> None:
+        assert self.state is not None
+        pid = self.pids.get((c.child, self.state.children[c.child].incarnation), (0, ""))[0]
+        self.usage_at[c.failure_id] = (pid, self._usage.usage(pid) if pid else (0, 0.0))
+
+    def do_attempt_ends(self, c: cmd.AttemptEnds) -> None:
+        assert self.state is not None
+        child = self.state.children.get(c.child)
+        key = (c.child, child.incarnation) if child is not None else (c.child, 0)
+        pid = self.pids.get(key, (0, ""))[0]
+        rss, cpu = self._usage.usage(pid) if pid else (0, 0.0)
+        pid0, (rss0, cpu0) = self.usage_at.pop(c.failure_id, (0, (0, 0.0)))
+        attempt = msgspec.structs.replace(
+            c.attempt,
+            time=time.time(),
+            mem_delta_bytes=rss - rss0 if rss0 else 0,
+            cpu_delta_s=cpu - cpu0 if pid == pid0 else cpu,
+        )
+        self.send(self.root, attempt)
+
+    def do_report_started(self, c: cmd.ReportStarted) -> None:
+        node = os.environ.get(NODE_ENV, "")
+        self.send(self.parent, Started(self.path, self.incarnation, True, os.getpid(), node=node))
+
+    def do_finish(self, c: cmd.Finish) -> None:
+        assert self.state is not None
+        table: dict[str, Any] = {}
+        for child in self.state.order:
+            keeper = self.keepers[child.name]
+            if child.kind == "supervisor":
+                table.update(keeper.sub_checkpoints)
+            elif keeper.has_checkpoint:
+                table[child.path] = keeper.table_entry()
+        self.send(self.parent, Retired(self.path, self.incarnation, table, True))
+        # not recursive: the children are gone already
+        self.send(self.myAddress, ActorExitRequest(recursive=False))
+
+
+def answer(actor: Any, sender: Any, value: Any) -> None:
+    """Answer a request's ``ReplyTo``, a ``Request`` itself, or a plain sender's address."""
+    if sender is None:
+        return
+    if isinstance(sender, Request):
+        actor.send(sender.reply_to, Reply(sender.id, value))
+    elif isinstance(sender, ReplyTo):
+        actor.send(sender.address, Reply(sender.id, value))
+    else:
+        actor.send(sender, value)
+
+
+def _actor_class(child: Any) -> type:
+    if child.role == "breaker":
+        from ._breaker_actor import BreakerActor
+
+        return BreakerActor
+    return child.spec.actor  # type: ignore[no-any-return]
+
+
+def _actor_options(child: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """What the actor reads as ``self.options``."""
+    spec = child.spec
+    if child.role == "breaker":
+        parent = child.path.rsplit("/", 1)[0]
+        return {
+            "breaker": spec.breaker,
+            "protected": f"{parent}/{spec.name}.protected",
+            "store": settings.get("store"),
+        }
+    return dict(getattr(spec, "options", {}))
+
+
+def _class_name(child: Any) -> str:
+    if child.kind == "supervisor":
+        return "Supervisor"
+    cls = _actor_class(child)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 _HANDLERS: dict[type, Any] = {
     SupervisorInit: SupervisorActor.on_init,
-    Started: SupervisorActor.on_started_msg,
-    FailureReport: SupervisorActor.on_failure_msg,
-    RetryOutcome: SupervisorActor.on_retry_outcome_msg,
+    Floors: SupervisorActor.on_floors,
+    Started: SupervisorActor.on_started,
+    FailureReport: SupervisorActor.on_failure,
+    RetryOutcome: SupervisorActor.on_retry_outcome,
     Checkpoint: SupervisorActor.on_checkpoint,
-    Retired: SupervisorActor.on_retired_msg,
+    Retired: SupervisorActor.on_retired,
     StoppedNormally: SupervisorActor.on_stopped_normally,
     Escalate: SupervisorActor.on_escalate,
-    ChildActorExited: SupervisorActor.on_child_exited_msg,
+    ChildActorExited: SupervisorActor.on_child_exited,
     HooksDone: SupervisorActor.on_hooks_done,
     LostRequest: SupervisorActor.on_lost_request,
     Retire: SupervisorActor.on_retire,
@@ -330,4 +659,24 @@ _HANDLERS: dict[type, Any] = {
     HealthReport: SupervisorActor.on_health_report,
     DependencyDown: SupervisorActor.on_dependency_down,
     IncidentHold: SupervisorActor.on_incident_hold,
+}
+
+_COMMANDS: dict[type, Any] = {
+    cmd.Spawn: SupervisorActor.do_spawn,
+    cmd.Stop: SupervisorActor.do_stop,
+    cmd.Kill: SupervisorActor.do_kill,
+    cmd.Retry: SupervisorActor.do_retry,
+    cmd.Send: SupervisorActor.do_send,
+    cmd.Answer: SupervisorActor.do_answer,
+    cmd.DeadLetter: SupervisorActor.do_dead_letter,
+    cmd.Escalate: SupervisorActor.do_escalate,
+    cmd.Report: SupervisorActor.do_report,
+    cmd.Register: SupervisorActor.do_register,
+    cmd.Release: SupervisorActor.do_release,
+    cmd.Timer: SupervisorActor.do_timer,
+    cmd.Cancel: SupervisorActor.do_cancel,
+    cmd.AttemptBegins: SupervisorActor.do_attempt_begins,
+    cmd.AttemptEnds: SupervisorActor.do_attempt_ends,
+    cmd.ReportStarted: SupervisorActor.do_report_started,
+    cmd.Finish: SupervisorActor.do_finish,
 }

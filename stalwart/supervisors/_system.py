@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import os
@@ -10,54 +9,63 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from thespian.actors import ActorSystem, InvalidActorAddress, WakeupMessage
 
 from ..actors._placement import NODE, NODE_ENV
-from ..actors._timers import CLOCKS, TICK, ExternalClock
-from ..actors.errors import BadMessage, StalwartError, SystemStopped, Timeout, UnknownPath
+from ..actors._runtime import InvalidActorAddress, environment, new_system
+from ..actors._timers import CLOCKS, ExternalClock
+from ..actors.errors import BadMessage, StalwartError, SystemStopped, UnknownPath
 from ..actors.messages import Chaos, ErrorReply, RecoveryRequest, RecoveryResult
-from ._bases import (
-    LOG_DEFS,
-    THESPIAN_BASES,
-    bound_to,
-    environment,
-    free_port,
-    port_open,
-    shorten_idle_sockets,
-    sweep_session,
-)
-from ._gateway import MEMORY
+from ._bases import free_port, port_open, sweep_session
+from ._gateway import MEMORY, READ_ONLY, answer_query
 from ._options import SystemOptions, parse_options
-from ._root import RootActor
+from ._root import ROOTS, RootActor
+from ._transport import InProcess, MultiProcess
 from .messages import (
     ActorStatus,
+    AnalysisQuery,
     Attempt,
     Boot,
-    CorrelatorQuery,
     DeadLetter,
     Event,
     EventNote,
     GatewayAsk,
-    GatewayCancel,
     GatewayQuery,
-    GatewayReply,
     GatewayTell,
     Incident,
     MemoryCleanupRequest,
     MemoryQuery,
-    TelemetryQuery,
+)
+from .queries import (
+    AlertsQuery,
+    DeadLettersQuery,
+    ErrorQuery,
+    ErrorsQuery,
+    EventsQuery,
+    FinalReportQuery,
+    FlushQuery,
+    HistoryQuery,
+    IncidentsQuery,
+    InsightsQuery,
+    MetricsQuery,
+    Query,
+    RecoverQuery,
+    RedeliverQuery,
+    ResetQuery,
+    ResolveErrorQuery,
+    ServiceQuery,
+    ShutdownQuery,
+    StatusQuery,
+    StoreDiagnosticsQuery,
 )
 from .spec import SpecError, Supervisor, validate_children
 
 log = logging.getLogger("stalwart.system")
 _MARGIN_S = 2.0
 ROOT_NAME = "stalwart-root"  # the root's global name on the multi-process bases
-_TICK_S = 0.005  # in-process base: how often a waiting call looks at the clocks
-_LISTEN_S = 0.02  # multi-process bases: one listen while holding the lock
 
 
 class Status(tuple[ActorStatus, ...]):
@@ -89,6 +97,14 @@ class Status(tuple[ActorStatus, ...]):
         return "\n".join(lines)
 
 
+def checked(query: type[Any], **fields: Any) -> Any:
+    """A query of type ``query`` with ``fields``; BadMessage names a field out of range."""
+    try:
+        return msgspec.convert(fields, query)
+    except msgspec.ValidationError as exc:
+        raise BadMessage(f"{query.__name__}: {exc}") from None
+
+
 def validate_message(msg: Any) -> None:
     """Raise BadMessage naming the field if a msgspec Struct message has a wrong field."""
     if not isinstance(msg, msgspec.Struct):
@@ -106,124 +122,56 @@ def validate_message(msg: Any) -> None:
 class System:
     """A running Stalwart system; returned by :func:`start`, usable as a context manager.
 
-    Its methods are thread-safe. On the in-process base a background thread runs
-    the actors' timers between calls; on the multi-process bases the actors run
-    in their own processes.
+    Its methods are thread-safe. On the in-process base every actor runs on one
+    thread of its own (``stalwart-actors``); questions that only read the tree's
+    state (:meth:`status`, :meth:`events`, :meth:`dead_letters`...) answer at once
+    even while a handler runs. On the multi-process bases the actors run in their
+    own processes.
     """
 
-    def __init__(
-        self, asys: ActorSystem, root: Any, options: SystemOptions, tree: Supervisor
-    ) -> None:
+    def __init__(self, asys: Any, root: Any, options: SystemOptions, tree: Supervisor) -> None:
         self._asys = asys
         self._root = root
         self.options = options
         self.tree = tree
-        self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self._closed = False
         self._known: frozenset[str] = frozenset()
         self._sid = 0
         self._stopping = threading.Event()
-        self._pump: threading.Thread | None = None
-        self._clock: ExternalClock | None = None
-        self._clock_id = 0
         self._servers: list[Any] = []
-        self._busy: tuple[int, float] | None = None  # (thread, since): running actors
-        self._hung: list[dict[str, Any]] = []
-        self._waiting: set[int] = set()  # asks under way (in any thread)
-        self._replies: dict[int, Any] = {}  # replies that came to another thread's listen
+        self._stuck: dict[str, Any] | None = None  # in-process: the handler stuck right now
         self._attached = False  # talking to a system another process owns
+        self._clock_id = 0
+        self._final_report: dict[str, Any] | None = None
+        self._transport: InProcess | MultiProcess
         if options.base == "simple":
-            self._clock = ExternalClock()
-            self._clock_id = id(self._clock)
-            CLOCKS[self._clock_id] = self._clock
+            clock = ExternalClock()
+            self._clock_id = id(clock)
+            CLOCKS[self._clock_id] = clock
+            self._transport = InProcess(asys, clock)
+        else:
+            self._transport = MultiProcess(asys)
 
     # -- the conversation with the root ----------------------------------------------------------
     def _query(self, msg: Any, ident: int, timeout: float, late: str = "") -> Any:
-        """Send ``msg`` to the root and wait for ``GatewayReply(ident)``.
+        """Send ``msg`` to the root and wait for ``GatewayReply(ident)``."""
+        if self._closed:
+            raise SystemStopped("the system has been shut down")
+        return self._transport.ask(self._root, msg, ident, timeout, late)
 
-        Several threads may wait at once: each takes the lock only for a short
-        listen (on the in-process base, running the actors and their timers), and
-        keeps the replies meant for the others where they will find them.
-        """
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            if self._closed:
+    def _gateway(self, query: Query, timeout: float = 10.0) -> Any:
+        """Ask the root ``query``; on the in-process base a read-only one is read directly."""
+        root = ROOTS.get(self._clock_id) if self._clock_id else None
+        if root is not None and isinstance(query, READ_ONLY):
+            if self._closed and not isinstance(query, FinalReportQuery):
                 raise SystemStopped("the system has been shut down")
-            self._waiting.add(ident)
-            with self._running():
-                self._asys.tell(self._root, msg)  # in-process: runs the actors until idle
-        try:
-            while True:
-                with self._lock:
-                    if ident in self._replies:
-                        return self._replies.pop(ident)
-                    found, value = self._listen(ident)
-                    if found:
-                        return value
-                    now = time.monotonic()
-                    if now >= deadline:
-                        if not self._closed:
-                            self._asys.tell(self._root, GatewayCancel(ident))
-                        raise Timeout(late or f"the system did not answer within {timeout:g}s")
-                    wait = self._idle_wait(now, deadline)
-                if wait > 0:
-                    time.sleep(wait)  # without the lock: other callers get their turn
-        finally:
-            with self._lock:
-                self._waiting.discard(ident)
-                self._replies.pop(ident, None)
-
-    @contextlib.contextmanager
-    def _running(self) -> Iterator[None]:
-        """Mark this thread as the one running the actors (for the hang watchdog)."""
-        self._busy = (threading.get_ident(), time.monotonic())
-        try:
-            yield
-        finally:
-            self._busy = None
-
-    def _listen(self, ident: int) -> tuple[bool, Any]:
-        """One short listen (holding the lock): (True, value) if ``ident``'s reply came.
-
-        Replies for other waiting asks are kept for them; any other reply is dropped.
-        """
-        if self._clock is None:
-            reply = self._asys.listen(_LISTEN_S)
-        else:
-            with self._running():
-                self._fire_timers()
-                reply = self._asys.listen(0.001)  # also Thespian's own due wakeups
-        while reply is not None:
-            if isinstance(reply, GatewayReply):
-                if reply.id == ident:
-                    return True, reply.value
-                if reply.id in self._waiting:
-                    self._replies[reply.id] = reply.value
-            if self._clock is None:
-                return False, None
-            reply = self._asys.listen(0.001)
-        return False, None
-
-    def _idle_wait(self, now: float, deadline: float) -> float:
-        """How long to sleep before listening again (in-process: until a timer is due)."""
-        if self._clock is None:
-            return 0.0 if len(self._waiting) <= 1 else 0.0005
-        nxt = self._clock.next_deadline()
-        return min(deadline, nxt if nxt is not None else deadline, now + _TICK_S) - now
-
-    def _fire_timers(self) -> None:
-        assert self._clock is not None
-        while True:
-            due = self._clock.pop_due(time.monotonic())
-            if not due:
-                return
-            for address in due:
-                self._asys.tell(address, WakeupMessage(0, TICK))
-
-    def _gateway(self, what: str, arg: Any = None, timeout: float = 10.0) -> Any:
+            if isinstance(self._transport, InProcess):
+                self._transport.caught_up()
+            with root.lock:
+                return answer_query(root, query)
         ident = next(self._ids)
-        return self._query(GatewayQuery(ident, what, arg), ident, timeout)
+        return self._query(GatewayQuery(ident, query), ident, timeout)
 
     # -- public API -------------------------------------------------------------------------------
     def ask(self, path: str, msg: Any, timeout: float | None = None) -> Any:
@@ -251,11 +199,9 @@ class System:
         """Send ``msg`` to the actor at ``path``; no reply. Held while it restarts."""
         self._check_path(path)
         validate_message(msg)
-        with self._lock:
-            if self._closed:
-                raise SystemStopped("the system has been shut down")
-            with self._running():
-                self._asys.tell(self._root, GatewayTell(path, msg))
+        if self._closed:
+            raise SystemStopped("the system has been shut down")
+        self._transport.tell(self._root, GatewayTell(path, msg))
 
     def memory(self) -> Any:
         """The memory-pressure actor's view (a ``MemoryStatus``): level, latest sample, trend,
@@ -288,29 +234,38 @@ class System:
         self.tell(path, Chaos(kind, count, nbytes))
 
     def hung_actors(self) -> list[dict[str, Any]]:
-        """In-process base: actors found stuck in a handler (they cannot be interrupted).
+        """In-process base: the actor stuck in a handler right now, if any (it cannot be
+        interrupted there).
 
         Each entry names the actor's path, the handler and how long it had run
         when the watchdog saw it. Answers without waiting for the system.
         """
-        return list(self._hung)
+        stuck = self._stuck
+        return [stuck] if stuck is not None else []
 
     def _watch_for_hangs(self) -> None:
+        assert isinstance(self._transport, InProcess)
+        runner = self._transport
         limit = self.options.hang_report_s
-        reported: tuple[int, float] | None = None
+        reported: float | None = None
         while not self._stopping.wait(min(1.0, limit / 2)):
-            busy = self._busy
-            if busy is None or busy == reported or time.monotonic() - busy[1] < limit:
+            since = runner.busy_since
+            if since != reported:
+                self._stuck = None  # the handler it was stuck in has returned
+            if since is None or since == reported or time.monotonic() - since < limit:
                 continue
-            stuck = _stuck_handler(busy[0])
+            stuck = _stuck_handler(runner.thread.ident or 0)
             if stuck is None:
                 continue
-            reported = busy
+            reported = since
             path, handler = stuck
-            took = time.monotonic() - busy[1]
-            self._hung.append(
-                {"path": path, "handler": handler, "seconds": round(took, 1), "time": time.time()}
-            )
+            took = time.monotonic() - since
+            self._stuck = {
+                "path": path,
+                "handler": handler,
+                "seconds": round(took, 1),
+                "time": time.time(),
+            }
             log.error(
                 "%s has been in %s for %.0fs: it looks hung (on the in-process base a"
                 " handler cannot be interrupted; run it on base='multiproc' to have it"
@@ -322,23 +277,23 @@ class System:
 
     def status(self) -> Status:
         """The live tree: every supervisor and actor with its state, level and restarts."""
-        entries, phase, reason = self._gateway("status")
+        entries, phase, reason = self._gateway(StatusQuery())
         status = Status(entries)
         status.phase, status.stop_reason = phase, reason
         return status
 
     def events(self, since: int = 0) -> list[Event]:
         """What the tree did (failures, retries, restarts...) after event number ``since``."""
-        return list(self._gateway("events", since))
+        return list(self._gateway(EventsQuery(since)))
 
     def dead_letters(self) -> list[DeadLetter]:
         """Messages set aside because recovery could not get them handled."""
-        return list(self._gateway("dead_letters"))
+        return list(self._gateway(DeadLettersQuery()))
 
     def redeliver(self, dead_letter_id: int, timeout: float | None = None) -> Any:
         """Send a dead letter to its actor again and return the reply."""
         timeout = self.options.ask_timeout_s if timeout is None else timeout
-        value = self._gateway("redeliver", (dead_letter_id, timeout), timeout + _MARGIN_S)
+        value = self._gateway(RedeliverQuery(dead_letter_id, timeout), timeout + _MARGIN_S)
         if isinstance(value, ErrorReply):
             raise value.exception()
         return value
@@ -347,7 +302,7 @@ class System:
         """Perform a recovery level's action on an actor and wait for the result."""
         if not isinstance(request, RecoveryRequest):
             raise BadMessage(f"request_recovery needs a RecoveryRequest, got {request!r}")
-        result: RecoveryResult = self._gateway("recover", request, timeout)
+        result: RecoveryResult = self._gateway(RecoverQuery(request), timeout)
         return result
 
     def record(self, *notes: EventNote | Attempt) -> None:
@@ -358,23 +313,21 @@ class System:
         for note in notes:
             if not isinstance(note, EventNote | Attempt):
                 raise BadMessage(f"record takes EventNote or Attempt, got {note!r}")
-        with self._lock:
-            if self._closed:
-                raise SystemStopped("the system has been shut down")
-            with self._running():
-                for note in notes:
-                    self._asys.tell(self._root, note)
+        if self._closed:
+            raise SystemStopped("the system has been shut down")
+        for note in notes:
+            self._transport.tell(self._root, note)
 
     # -- the recovery store -------------------------------------------------------------------
-    def _telemetry(self, what: str, timeout: float = 30.0, **args: Any) -> Any:
-        value = self._gateway("telemetry", TelemetryQuery(what, args), timeout)
+    def _service(self, query: Any, timeout: float = 30.0) -> Any:
+        value = self._gateway(ServiceQuery(query), timeout)
         if isinstance(value, ErrorReply):
             raise value.exception()
         return value
 
     def metrics(self, window_s: float | None = None, path: str | None = None) -> Any:
         """Success rate, mean/p50/p95 time to recover, failures, error frequency, restarts."""
-        return self._telemetry("metrics", window_s=window_s, path=path)
+        return self._service(checked(MetricsQuery, window_s=window_s, path=path))
 
     def errors(
         self,
@@ -384,51 +337,48 @@ class System:
         limit: int = 100,
     ) -> list[dict[str, Any]]:
         """Error groups (per actor and fingerprint) with their status."""
-        rows: list[dict[str, Any]] = self._telemetry(
-            "errors", status=status, path=path, category=category, limit=limit
-        )
+        query = checked(ErrorsQuery, status=status, path=path, category=category, limit=limit)
+        rows: list[dict[str, Any]] = self._service(query)
         return rows
 
     def error(self, error_id: int) -> dict[str, Any] | None:
         """One error group with its recent events, or None."""
-        row: dict[str, Any] | None = self._telemetry("error", id=error_id)
+        row: dict[str, Any] | None = self._service(checked(ErrorQuery, id=error_id))
         return row
 
     def resolve_error(self, error_id: int, by: str = "operator") -> bool:
         """Mark an error resolved by ``by``; False if it is not open."""
-        return bool(self._telemetry("resolve", id=error_id, by=by))
+        return bool(self._service(checked(ResolveErrorQuery, id=error_id, by=by)))
 
     def history(
         self, path: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Recovery attempts (newest first)."""
-        rows: list[dict[str, Any]] = self._telemetry("history", path=path, since=since, limit=limit)
+        query = checked(HistoryQuery, path=path, since=since, limit=limit)
+        rows: list[dict[str, Any]] = self._service(query)
         return rows
 
     def alerts(self, active: bool | None = None) -> list[dict[str, Any]]:
         """Alerts raised from the thresholds (newest first)."""
-        rows: list[dict[str, Any]] = self._telemetry("alerts", active=active)
+        rows: list[dict[str, Any]] = self._service(checked(AlertsQuery, active=active))
         return rows
 
     def insights(self, window_s: float | None = None) -> Any:
         """Error-rate trends, degradation, effectiveness and recommendations (``Insights``)."""
-        return self._telemetry("insights", window_s=window_s)
+        return self._service(checked(InsightsQuery, window_s=window_s))
 
     def flush(self) -> None:
         """Make the telemetry actor write what it holds now."""
-        self._telemetry("flush")
+        self._service(FlushQuery())
 
     def correlation(self) -> Any:
         """The correlator's analysis of the recent errors (an ``Analysis``): error rate,
         dominant pattern, anomalies and root causes."""
-        value = self._gateway("correlation", CorrelatorQuery("analysis"), 30.0)
-        if isinstance(value, ErrorReply):
-            raise value.exception()
-        return value
+        return self._service(AnalysisQuery())
 
     def incidents(self) -> list[Incident]:
         """Cascades traced to a root cause: the recent closed ones, then the open ones."""
-        return list(self._gateway("incidents"))
+        return list(self._gateway(IncidentsQuery()))
 
     def diagnostics(self) -> dict[str, Any]:
         """Check now: the live tree, its health, memory, the correlator and the recovery store."""
@@ -439,7 +389,7 @@ class System:
             "unhealthy": [s.path for s in status if s.state not in ("running", "starting")],
             "health": {
                 "hung": [s.path for s in status if s.state == "hung"]
-                + [h["path"] for h in self._hung],
+                + [h["path"] for h in self.hung_actors()],
                 "open_breakers": [
                     s.path for s in status if s.breaker in ("open", "forced_open", "half_open")
                 ],
@@ -463,7 +413,7 @@ class System:
         except StalwartError as exc:
             result["correlation"] = {"error": str(exc)}
         try:
-            result["store"] = self._telemetry("diagnostics")
+            result["store"] = self._service(StoreDiagnosticsQuery())
         except StalwartError as exc:
             result["store"] = {"error": str(exc)}
         return result
@@ -493,7 +443,7 @@ class System:
         """Reset the recovery ladders of ``path`` and below (or of every actor)."""
         if path is not None:
             self._check_path(path)
-        return int(self._gateway("reset", path))
+        return int(self._gateway(ResetQuery(path)))
 
     @property
     def stopped(self) -> bool:
@@ -507,7 +457,7 @@ class System:
         """The report written when the system stopped at level 5 (else None)."""
         if self._closed:
             return self._final_report
-        report: dict[str, Any] | None = self._gateway("final_report")
+        report: dict[str, Any] | None = self._gateway(FinalReportQuery())
         return report
 
     def shutdown(self) -> None:
@@ -515,27 +465,26 @@ class System:
         for server in self._servers:
             server.stop()
         self._servers = []
-        with self._lock:
-            if self._closed:
-                return
-            self._final_report = None
-            try:
-                self._final_report = self._gateway(
-                    "shutdown", timeout=self.options.shutdown_timeout_s
-                )
-            except StalwartError as exc:
-                log.warning("orderly stop did not finish: %s", exc)
-            self._closed = True
-            self._stopping.set()
-            CLOCKS.pop(self._clock_id, None)
-            try:
-                self._asys.shutdown()
-            finally:
-                killed = sweep_session(self._sid)
-                if killed:
-                    log.warning("killed %d leftover actor process(es): %s", len(killed), killed)
-        if self._pump is not None and self._pump is not threading.current_thread():
-            self._pump.join(timeout=2)
+        if self._closed:
+            return
+        try:
+            report = self._gateway(ShutdownQuery(), timeout=self.options.shutdown_timeout_s)
+            self._final_report = report
+        except StalwartError as exc:
+            log.warning("orderly stop did not finish: %s", exc)
+            root = ROOTS.get(self._clock_id)
+            self._final_report = root.final_report if root is not None else None
+        self._closed = True
+        self._stopping.set()
+        self._transport.close()
+        CLOCKS.pop(self._clock_id, None)
+        ROOTS.pop(self._clock_id, None)
+        try:
+            self._asys.shutdown()
+        finally:
+            killed = sweep_session(self._sid)
+            if killed:
+                log.warning("killed %d leftover actor process(es): %s", len(killed), killed)
 
     @property
     def admin_port(self) -> int | None:
@@ -554,17 +503,11 @@ class System:
         """
         if not port_open("127.0.0.1", admin_port):
             raise SystemStopped(f"no Stalwart system listens on 127.0.0.1:{admin_port}")
-        with bound_to("127.0.0.1"):
-            asys = ActorSystem(
-                THESPIAN_BASES["multiproc"],
-                {"Admin Port": admin_port},
-                logDefs=LOG_DEFS,
-                transientUnique=True,
-            )
+        asys = new_system("multiproc", {"Admin Port": admin_port}, "127.0.0.1")
         root = asys.createActor(RootActor, globalName=ROOT_NAME)
         system = cls(asys, root, parse_options({"base": "multiproc"}), Supervisor("attached"))
         system._attached = True
-        status = system._gateway("status", timeout=timeout)
+        status = system._gateway(StatusQuery(), timeout=timeout)
         system._known = frozenset(s.path for s in status[0])
         system.tree = Supervisor(next((s.path for s in status[0] if "/" not in s.path), "tree"))
         return system
@@ -574,6 +517,7 @@ class System:
         if self._closed:
             return
         self._closed = True
+        self._transport.close()
         base = getattr(self._asys, "_systemBase", None)
         if base is not None:  # close our endpoint without asking the admin to shut down
             base.transport.close()
@@ -604,18 +548,6 @@ class System:
         self._known = frozenset(value[1])
         self._sid = value[2] if self.options.base != "simple" else 0
 
-    def _run_timers(self) -> None:
-        """In-process base, between calls: deliver the actors' due timers (holding the lock)."""
-        assert self._clock is not None
-        while not self._stopping.is_set():
-            with self._lock:
-                if self._closed:
-                    return
-                self._listen(0)  # Thespian's own due wakeups; replies kept for their askers
-                nxt = self._clock.next_deadline()
-            wait = _TICK_S if nxt is None else min(_TICK_S, nxt - time.monotonic())
-            self._stopping.wait(max(0.001, wait))
-
 
 def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
     """Start ``tree`` and return the running :class:`System` once every child has started.
@@ -639,14 +571,12 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
         system._boot(opts.start_timeout_s + _MARGIN_S)
     except BaseException:
         if system is not None:
+            system._transport.close()
             CLOCKS.pop(system._clock_id, None)
+            ROOTS.pop(system._clock_id, None)
         _abandon(asys, opts)
         raise
     if opts.base == "simple":
-        system._pump = threading.Thread(
-            target=system._run_timers, name="stalwart-timers", daemon=True
-        )
-        system._pump.start()
         threading.Thread(
             target=system._watch_for_hangs, name="stalwart-hang-watch", daemon=True
         ).start()
@@ -670,17 +600,15 @@ def _stuck_handler(thread_id: int) -> tuple[str, str] | None:
 _PORT_TRIES = 3
 
 
-def _actor_system(opts: SystemOptions) -> ActorSystem:
-    name = THESPIAN_BASES[opts.base]
+def _actor_system(opts: SystemOptions) -> Any:
     if opts.base == "simple":
-        return ActorSystem(name, {}, logDefs=False, transientUnique=True)
+        return new_system("simple", {})
     host: str | None = "127.0.0.1" if opts.loopback_only else None
     port = opts.admin_port
     if opts.base == "tcp":  # the leader of a cluster: members join at (host, port)
         if opts.listen is not None:
             host, port = opts.listen[0], opts.listen[1] or port
         host = host or "127.0.0.1"
-    shorten_idle_sockets()
     node = {NODE_ENV: str(opts.node)} if opts.node else {}  # inherited by its admin and actors
     # a port picked here can be taken by someone else before the admin binds it: pick again
     tries = 1 if port else _PORT_TRIES
@@ -694,8 +622,8 @@ def _actor_system(opts: SystemOptions) -> ActorSystem:
                 **opts.capabilities,
             }
         try:
-            with environment(**node), bound_to(host):
-                return ActorSystem(name, capabilities, logDefs=LOG_DEFS, transientUnique=True)
+            with environment(**node):
+                return new_system(opts.base, capabilities, host)
         except InvalidActorAddress:
             if attempt == tries:
                 raise
@@ -705,7 +633,7 @@ def _actor_system(opts: SystemOptions) -> ActorSystem:
     raise AssertionError("unreachable")
 
 
-def _wait_for_nodes(asys: ActorSystem, opts: SystemOptions) -> None:
+def _wait_for_nodes(asys: Any, opts: SystemOptions) -> None:
     """On a cluster's leader: wait until the expected members have joined."""
     from ..cluster import cluster_settings
     from ..cluster._monitor import NodeWaiter, WaitForNodes
@@ -722,7 +650,7 @@ def _wait_for_nodes(asys: ActorSystem, opts: SystemOptions) -> None:
         raise SystemStopped(f"node(s) {names} did not join within {settings.wait_s:g}s")
 
 
-def _abandon(asys: ActorSystem, opts: SystemOptions) -> None:
+def _abandon(asys: Any, opts: SystemOptions) -> None:
     try:
         asys.shutdown()
     except Exception:  # already broken; the sweep below is what matters

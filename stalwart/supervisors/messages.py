@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ..actors.messages import MemoryLevel, RecoveryRequest
+from ..actors.messages import MemoryLevel
 from ..strategies import ErrorInfo
 
 
@@ -74,6 +74,20 @@ class SupervisorInit(msgspec.Struct, frozen=True):
     clock_id: int = 0
     learned: Any = None  # LearnedState
     settings: dict[str, Any] = msgspec.field(default_factory=dict)  # system-wide (store path)
+    floors: dict[str, int] | None = None  # last incarnation per path below; None: ask the root
+
+
+class FloorsQuery(msgspec.Struct, frozen=True):
+    """A restarted supervisor asks the root for the last incarnations below ``path``."""
+
+    path: str
+
+
+class Floors(msgspec.Struct, frozen=True):
+    """The root's answer: the last incarnation of every path below ``path``."""
+
+    path: str
+    floors: dict[str, int]
 
 
 class Escalate(msgspec.Struct, frozen=True):
@@ -271,9 +285,15 @@ class IncidentClosed(msgspec.Struct, frozen=True):
 
 
 class CorrelatorQuery(msgspec.Struct, frozen=True):
-    """Ask the correlator (``what``: ``analysis`` or ``memory``)."""
+    """Base of the questions the correlator answers."""
 
-    what: str = "analysis"
+
+class AnalysisQuery(CorrelatorQuery, frozen=True):
+    """The correlator's analysis of the recent errors (an ``Analysis``)."""
+
+
+class WindowQuery(CorrelatorQuery, frozen=True):
+    """How much the correlator's window holds: events, added, bytes."""
 
 
 class Incident(msgspec.Struct, frozen=True):
@@ -327,21 +347,16 @@ class GatewayTell(msgspec.Struct, frozen=True):
 
 
 class GatewayQuery(msgspec.Struct, frozen=True):
-    """``what``: status, events, dead_letters, redeliver, recover, shutdown, final_report."""
+    """A question of the ``System`` to the root: ``query`` is one of the types in
+    :mod:`.queries`."""
 
     id: int
-    what: str
-    arg: Any = None
+    query: Any
 
 
 class GatewayReply(msgspec.Struct, frozen=True):
     id: int
     value: Any
-
-
-class RecoveryAsk(msgspec.Struct, frozen=True):
-    id: int
-    request: RecoveryRequest
 
 
 # -- records for the telemetry service (produced by the tree, forwarded by the root) -------
@@ -387,14 +402,6 @@ class DurableCheckpoint(TelemetryRecord, frozen=True):
     path: str
     state: Any
     incarnation: int = 0
-
-
-class TelemetryQuery(msgspec.Struct, frozen=True):
-    """Ask the telemetry service (``what``: learned, metrics, errors, error, resolve, history,
-    events, alerts, flush, path)."""
-
-    what: str
-    args: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class LearnedState(msgspec.Struct, frozen=True):

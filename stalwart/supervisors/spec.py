@@ -45,10 +45,17 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     Defaults: level 1 retries twice after ``basic_delay_s``; level 2 retries three
     times on an exponential backoff with full jitter (50 ms doubling, capped at
-    2 s); levels 3 and 4 restart once each; a failure-free ``quiet_period_s``
+    2 s); level 3 restarts the actor once; after that every further failure of
+    the same kind restarts the restart set (level 4), as often as the
+    supervisor's restart intensity allows. A failure-free ``quiet_period_s``
     resets the ladder to level 1. A count of 0 skips that level. A level 1-2
     retry that gets no answer within ``retry_timeout_s`` (or the adaptive timeout
     learned for that actor and message type) counts as failed.
+
+    ``outage_restarts``: restarts tried against an outage (a failure whose cause
+    is outside the actor: connection refused, timeouts, ``DownstreamError``...)
+    before the tree stops restarting for it until it has been quiet; its
+    messages are then answered with ``DownstreamError`` after their retries.
     """
 
     basic_attempts: int = 2
@@ -56,18 +63,35 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     enhanced_attempts: int = 3
     backoff: AnyBackoff = msgspec.field(default_factory=_default_backoff)
     component_attempts: int = 1
-    system_attempts: int = 1
     quiet_period_s: float = 30.0
     retry_timeout_s: float = 30.0
+    outage_restarts: int = 1
+
+    @classmethod
+    def otp(cls, **overrides: Any) -> LevelPolicy:
+        """Erlang/OTP's supervisor: no retries; every failure restarts the restart set
+        per the strategy, bounded only by restart intensity (outages included)."""
+        settings: dict[str, Any] = {
+            "basic_attempts": 0,
+            "enhanced_attempts": 0,
+            "component_attempts": 0,
+            "outage_restarts": 1_000_000_000,
+            **overrides,
+        }
+        return cls(**settings)
 
     def budget(self, level: int) -> int:
-        """Attempts allowed at ``level`` (level 5 always has one)."""
+        """Attempts at ``level`` before the ladder moves up (level 4, the top, repeats)."""
         return {
             1: self.basic_attempts,
             2: self.enhanced_attempts,
             3: self.component_attempts,
-            4: self.system_attempts,
         }.get(level, 1)
+
+    @property
+    def retries(self) -> int:
+        """Retries one message gets in place (levels 1 and 2 together)."""
+        return self.basic_attempts + self.enhanced_attempts
 
     def check(self, path: str) -> None:
         """Raise SpecError if a number is out of range."""
@@ -75,7 +99,7 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             "basic_attempts",
             "enhanced_attempts",
             "component_attempts",
-            "system_attempts",
+            "outage_restarts",
         ):
             _integer(path, f"levels.{field}", getattr(self, field), 0)
         value = self.basic_delay_s
@@ -268,14 +292,18 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
 class Supervisor(msgspec.Struct, frozen=True, kw_only=False):
     """A supervisor and its children (actors or nested supervisors).
 
+    Children start one after another in start order (``depends_on`` first, then
+    declaration order; the replicas of one child together) and stop in reverse.
     ``strategy`` decides which siblings a level-4 recovery restarts, as in
-    Erlang/OTP: ``one_for_one`` (the failing child and those that depend on
-    it), ``one_for_all`` (every child), ``rest_for_one`` (the failing child and
-    the children declared after it). ``max_restarts`` within ``within_s``
-    seconds bounds the restarts it performs; beyond that it fails to its parent.
-    Every ``health_interval_s`` (0: never) it checks that its actors answer; one
-    that misses ``health_misses`` checks in a row is hung: on the multi-process
-    bases its process is killed and it is restarted (level 3).
+    Erlang/OTP: ``one_for_one`` (the failing child and those that depend on it),
+    ``one_for_all`` (every child), ``rest_for_one`` (the failing child and the
+    children started after it). Restart intensity is OTP's: a restart is allowed
+    while the restarts within the last ``within_s`` seconds, this one included,
+    number at most ``max_restarts``; past that the supervisor gives up and fails
+    to its parent. Every ``health_interval_s`` (0: never) it asks its actors
+    whether they are well; one that misses ``health_misses`` checks in a row is
+    hung: on the multi-process bases its process is killed once and it is
+    restarted (level 3).
     """
 
     name: str

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..actors import ManagedActor
 from ..strategies import AdaptiveSelector
-from ..supervisors._recovery import TREE_CANDIDATES
+from ..supervisors._kernel.state import TREE_CANDIDATES
 from ..supervisors.messages import DeadLetter, Event
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule
 from ._insights import insights
@@ -27,12 +27,23 @@ from ._rows import attempt_row, error_seen_statements, event_row, recovered_stat
 from ._store import RecoveryStore, Statement, checkpoint_statement, strategy_score_statements
 from .messages import (
     Alert,
+    AlertsQuery,
     Attempt,
     DurableCheckpoint,
+    ErrorQuery,
+    ErrorsQuery,
+    FlushQuery,
+    HistoryQuery,
+    InsightsQuery,
+    LearnedQuery,
     LearnedState,
     MemoryEvent,
+    MetricsQuery,
+    ResolveErrorQuery,
+    StoredEventsQuery,
+    StoreDiagnosticsQuery,
+    StorePathQuery,
     SubscribeAlerts,
-    TelemetryQuery,
 )
 
 FAILURE_KINDS = ("failure", "crash", "start-failure", "restart", "poison")
@@ -174,47 +185,62 @@ class TelemetryActor(ManagedActor):
             self.after(self.flush_interval_s, "flush")
 
     # -- questions ----------------------------------------------------------------------
-    def receiveMsg_TelemetryQuery(self, q: TelemetryQuery, sender: Any) -> None:
-        if q.what in ("flush", "alerts"):
-            self.alerts_due = 0.0  # evaluate now
+    def written(self, alerts: bool = False) -> RecoveryStore:
+        """The store, once what is held has been written (``alerts``: evaluated now too)."""
+        if alerts:
+            self.alerts_due = 0.0
         self.flush()
-        a = q.args
-        store = self.store
-        value: Any
-        if q.what == "learned":
-            value = LearnedState(self.selector.state(), self.timeouts(), store.checkpoints())
-        elif q.what == "metrics":
-            value = store.metrics(a.get("window_s"), a.get("path"))
-        elif q.what == "errors":
-            value = store.errors(
-                a.get("status"), a.get("path"), a.get("category"), int(a.get("limit", 100))
-            )
-        elif q.what == "error":
-            value = store.error(int(a["id"]))
-        elif q.what == "resolve":
-            value = store.resolve_error(int(a["id"]), str(a.get("by", "operator")))
-        elif q.what == "history":
-            value = store.recovery_history(a.get("path"), a.get("since"), int(a.get("limit", 1000)))
-        elif q.what == "events":
-            value = store.events(
-                a.get("since"), a.get("kinds"), a.get("path"), int(a.get("limit", 1000))
-            )
-        elif q.what == "alerts":
-            value = store.alerts(a.get("active"))
-        elif q.what == "insights":
-            value = insights(store, a.get("window_s"))
-        elif q.what == "path":
-            value = store.path
-        elif q.what == "diagnostics":
-            value = {
+        return self.store
+
+    def receiveMsg_LearnedQuery(self, q: LearnedQuery, sender: Any) -> None:
+        store = self.written()
+        self.reply(
+            sender, LearnedState(self.selector.state(), self.timeouts(), store.checkpoints())
+        )
+
+    def receiveMsg_MetricsQuery(self, q: MetricsQuery, sender: Any) -> None:
+        self.reply(sender, self.written().metrics(q.window_s, q.path))
+
+    def receiveMsg_ErrorsQuery(self, q: ErrorsQuery, sender: Any) -> None:
+        self.reply(sender, self.written().errors(q.status, q.path, q.category, q.limit))
+
+    def receiveMsg_ErrorQuery(self, q: ErrorQuery, sender: Any) -> None:
+        self.reply(sender, self.written().error(q.id))
+
+    def receiveMsg_ResolveErrorQuery(self, q: ResolveErrorQuery, sender: Any) -> None:
+        self.reply(sender, self.written().resolve_error(q.id, q.by))
+
+    def receiveMsg_HistoryQuery(self, q: HistoryQuery, sender: Any) -> None:
+        self.reply(sender, self.written().recovery_history(q.path, q.since, q.limit))
+
+    def receiveMsg_StoredEventsQuery(self, q: StoredEventsQuery, sender: Any) -> None:
+        kinds = list(q.kinds) if q.kinds is not None else None
+        self.reply(sender, self.written().events(q.since, kinds, q.path, q.limit))
+
+    def receiveMsg_AlertsQuery(self, q: AlertsQuery, sender: Any) -> None:
+        self.reply(sender, self.written(alerts=True).alerts(q.active))
+
+    def receiveMsg_InsightsQuery(self, q: InsightsQuery, sender: Any) -> None:
+        self.reply(sender, insights(self.written(), q.window_s))
+
+    def receiveMsg_StorePathQuery(self, q: StorePathQuery, sender: Any) -> None:
+        self.reply(sender, self.store.path)
+
+    def receiveMsg_StoreDiagnosticsQuery(self, q: StoreDiagnosticsQuery, sender: Any) -> None:
+        store = self.written()
+        self.reply(
+            sender,
+            {
                 "path": store.path,
                 "integrity_ok": store.integrity_ok(),
                 "partial_batches": store.partial_batches(),
                 "attempts": store.db.table("recovery_performance").count,
-            }
-        else:  # "flush"
-            value = True
-        self.reply(sender, value)
+            },
+        )
+
+    def receiveMsg_FlushQuery(self, q: FlushQuery, sender: Any) -> None:
+        self.written(alerts=True)
+        self.reply(sender, True)
 
     # -- batching -----------------------------------------------------------------------------
     def add(self, table: str, row: dict[str, Any]) -> None:

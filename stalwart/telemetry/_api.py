@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ..dashboard import PAGE_HEADERS, Snapshots, static_file
+from ..supervisors.queries import ErrorsQuery, HistoryQuery, InsightsQuery, MetricsQuery
 from ._insights import insights
 from ._store import RecoveryStore
 
@@ -69,28 +70,6 @@ class NoSystem(ApiError):
 
 
 # -- request shapes -------------------------------------------------------------------------
-
-
-class ErrorsQuery(msgspec.Struct, forbid_unknown_fields=True):
-    status: str | None = None
-    path: str | None = None
-    category: str | None = None
-    limit: int = 100
-
-
-class MetricsQuery(msgspec.Struct, forbid_unknown_fields=True):
-    window_s: float | None = None
-    path: str | None = None
-
-
-class InsightsQuery(msgspec.Struct, forbid_unknown_fields=True):
-    window_s: float | None = None
-
-
-class HistoryQuery(msgspec.Struct, forbid_unknown_fields=True):
-    path: str | None = None
-    since: float | None = None
-    limit: int = 1000
 
 
 class ResolveBody(msgspec.Struct, forbid_unknown_fields=True):

@@ -13,11 +13,12 @@ from typing import Any
 
 from ..actors import ManagedActor
 from ..supervisors.messages import (
+    AnalysisQuery,
     CorrelationNote,
-    CorrelatorQuery,
     Event,
     IncidentClosed,
     RootCauseFound,
+    WindowQuery,
 )
 from ._correlator import Analysis, Correlator, CorrelatorSettings
 
@@ -92,15 +93,14 @@ class CorrelatorActor(ManagedActor):
         self.correlator.settle(msg.cause, msg.time)
         self.reported.pop(msg.cause, None)
 
-    def receiveMsg_CorrelatorQuery(self, msg: CorrelatorQuery, sender: Any) -> None:
-        if msg.what == "memory":
-            self.reply(
-                sender,
-                {
-                    "events": len(self.correlator),
-                    "added": self.correlator.added,
-                    "bytes": self.correlator.nbytes(),
-                },
-            )
-        else:
-            self.reply(sender, self.analyze())
+    def receiveMsg_AnalysisQuery(self, msg: AnalysisQuery, sender: Any) -> None:
+        self.reply(sender, self.analyze())
+
+    def receiveMsg_WindowQuery(self, msg: WindowQuery, sender: Any) -> None:
+        correlator = self.correlator
+        window = {
+            "events": len(correlator),
+            "added": correlator.added,
+            "bytes": correlator.nbytes(),
+        }
+        self.reply(sender, window)

@@ -9,8 +9,22 @@ from ..supervisors.messages import (
     DurableCheckpoint,
     LearnedState,
     MemoryEvent,
-    TelemetryQuery,
     TelemetryRecord,
+)
+from ..supervisors.queries import (
+    AlertsQuery,
+    ErrorQuery,
+    ErrorsQuery,
+    FlushQuery,
+    HistoryQuery,
+    InsightsQuery,
+    LearnedQuery,
+    MetricsQuery,
+    ResolveErrorQuery,
+    StoredEventsQuery,
+    StoreDiagnosticsQuery,
+    StorePathQuery,
+    StoreQuery,
 )
 
 
@@ -29,29 +43,25 @@ class SubscribeAlerts(msgspec.Struct, frozen=True):
     """Send every :class:`Alert` to the sender from now on."""
 
 
-QUERIES = (
-    "learned",
-    "metrics",
-    "errors",
-    "error",
-    "resolve",
-    "history",
-    "events",
-    "alerts",
-    "insights",
-    "flush",
-    "path",
-)
-
-
 __all__ = [
-    "QUERIES",
     "Alert",
+    "AlertsQuery",
     "Attempt",
     "DurableCheckpoint",
+    "ErrorQuery",
+    "ErrorsQuery",
+    "FlushQuery",
+    "HistoryQuery",
+    "InsightsQuery",
+    "LearnedQuery",
     "LearnedState",
     "MemoryEvent",
+    "MetricsQuery",
+    "ResolveErrorQuery",
+    "StoreDiagnosticsQuery",
+    "StorePathQuery",
+    "StoreQuery",
+    "StoredEventsQuery",
     "SubscribeAlerts",
-    "TelemetryQuery",
     "TelemetryRecord",
 ]

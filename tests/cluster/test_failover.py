@@ -7,7 +7,7 @@ import psutil
 
 from stalwart import Child, StalwartError, Supervisor
 from stalwart.supervisors._bases import session_processes
-from tests.support import GetLog, Work, Worker, wait_for
+from tests.support import GetLog, Ping, Work, Worker, wait_for
 
 GPU_NODES = {"b": ["gpu=1", "zone=b"], "c": ["gpu=2", "zone=c"]}
 
@@ -126,17 +126,27 @@ def test_a_node_that_comes_back_rejoins_and_takes_new_placements(cluster):
     assert system.ask("t/trainer", Work(7), timeout=10).id == 7
 
 
-def test_when_no_live_node_offers_what_a_child_needs_it_escalates_naming_it(cluster):
-    tree = Supervisor("t", children=[Child("trainer", Worker, requires={"gpu": 1})])
+def test_a_child_no_live_node_can_host_waits_for_one_while_the_rest_serves(cluster):
+    tree = Supervisor(
+        "t", children=[Child("trainer", Worker, requires={"gpu": 1}), Child("other", Worker)]
+    )
     c = cluster(tree, {"b": ["gpu=1"]}, root_max_restarts=0)
     system = c.system
     assert system.status()["t/trainer"].node == "b"
     c.nodes["b"].kill()
-    failed = wait_for(
-        lambda: next((e for e in system.events() if e.kind == "placement-failed"), None),
+    pending = wait_for(
+        lambda: next((e for e in system.events() if e.kind == "placement-pending"), None),
         timeout=30,
     )
-    assert "no live node satisfies requires {'gpu': 1}" in failed.detail
-    assert "lost: b" in failed.detail
-    wait_for(lambda: system.stopped, timeout=30)
-    assert "no live node satisfies requires" in (system.final_report or {}).get("reason", "")
+    assert "no live node satisfies requires {'gpu': 1}" in pending.detail
+    assert "lost: b" in pending.detail
+    assert system.status()["t/trainer"].state == "waiting"
+    # a lost node is an outage like any other: nothing escalates, the rest of the tree serves
+    assert system.ask("t/other", Ping(5), timeout=10).n == 5
+    assert not system.stopped
+    assert not any(e.kind in ("escalate", "level5") for e in system.events())
+    # a node that offers a gpu joins: the trainer is placed there and serves again
+    c.join("c", ["gpu=1"])
+    wait_for(lambda: system.status()["t/trainer"].state == "running", timeout=30)
+    assert system.ask("t/trainer", Ping(6), timeout=10).n == 6
+    assert system.status()["t/trainer"].node == "c"

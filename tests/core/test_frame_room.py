@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stalwart import Child, ManagedActor, Supervisor
-from stalwart.supervisors._spawn import create_child
+from stalwart.actors._runtime import create_child
 from tests.support import Ping
 
 CALLS = 300

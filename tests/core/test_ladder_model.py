@@ -1,107 +1,119 @@
-"""The escalation ladder and restart intensity as a state machine (no actors)."""
+"""The documented levels as state machines: the ladder, restart intensity, and outages.
+
+The first machine checks the ladder against the table in docs/concepts.md (levels
+never skip, budgets are respected, level 4 is the top and repeats, a quiet period
+resets to level 1). The kernel machines feed whole supervisors with failures and
+check the policy's promises: an outage never escalates and never restarts more
+than ``outage_restarts`` times per episode; every failed request gets exactly one
+answer; restarts in any window stay within the intensity; level 5 (escalation)
+happens only when the intensity is exceeded.
+"""
+
+from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from stalwart import LevelPolicy
-from stalwart.supervisors import Ladder, RestartIntensity, decide
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
+from stalwart import Child, LevelPolicy, Supervisor
+from stalwart.strategies import ErrorCategory
+from stalwart.supervisors import Ladder, RestartIntensity
+from stalwart.supervisors._ladder import TOP_LEVEL
+from tests.core.kernel_harness import Runtime, info, request
+from tests.support import Worker
 
 
 class LadderMachine(RuleBasedStateMachine):
     @initialize(
-        budgets=st.tuples(*[st.integers(1, 3)] * 4),
+        budgets=st.tuples(*[st.integers(0, 3)] * 3),
         quiet=st.sampled_from([1.0, 5.0]),
-        max_restarts=st.integers(0, 4),
-        within=st.sampled_from([2.0, 10.0]),
     )
-    def setup(self, budgets, quiet, max_restarts, within):
-        self.clock = Clock()
+    def setup(self, budgets, quiet):
+        self.now = 0.0
         self.policy = LevelPolicy(
             basic_attempts=budgets[0],
             enhanced_attempts=budgets[1],
             component_attempts=budgets[2],
-            system_attempts=budgets[3],
             quiet_period_s=quiet,
         )
-        self.ladder = Ladder(self.policy, self.clock)
-        self.intensity = RestartIntensity(max_restarts, within, self.clock)
+        self.ladder = Ladder(self.policy)
         self.last_level = 0
         self.used = 0  # attempts at last_level
-        self.last_event = None
-        self.granted = []  # times of restarts that were allowed
+        self.last_event: float | None = None
+
+    def expected_next(self, quiet_passed: bool) -> int:
+        level, used = (
+            (1, 0) if quiet_passed or self.last_level == 0 else (self.last_level, self.used)
+        )
+        while level < TOP_LEVEL and used >= self.policy.budget(level):
+            level, used = level + 1, 0
+        return level
 
     @rule()
     def failure(self):
         quiet_passed = (
-            self.last_event is not None
-            and self.clock.now - self.last_event >= self.policy.quiet_period_s
+            self.last_event is not None and self.now - self.last_event >= self.policy.quiet_period_s
         )
-        action = decide(self.ladder, self.intensity)
-        if quiet_passed or self.last_level == 0:
-            assert action.level == 1, "a quiet period (or a first failure) starts at level 1"
-        else:
-            assert action.level in (self.last_level, self.last_level + 1), "levels never skip"
-            if action.level == self.last_level and self.last_level < 5:
-                assert self.used < self.policy.budget(self.last_level)
-        assert 1 <= action.level <= 5
-        self.used = self.used + 1 if action.level == self.last_level and not quiet_passed else 1
-        self.last_level = action.level
-        self.last_event = self.clock.now
-        if action.level in (3, 4) and not action.escalate:
-            self.granted.append(self.clock.now)
+        expected = self.expected_next(quiet_passed)
+        decision = self.ladder.on_failure(self.now)
+        assert decision is not None
+        assert decision.level == expected, "the lowest level whose attempts are not used up"
+        if not (quiet_passed or self.last_level == 0):
+            assert decision.level >= self.last_level, "levels never go down within an episode"
+        same = decision.level == self.last_level and not quiet_passed
+        self.used = self.used + 1 if same else 1
+        self.last_level = decision.level
+        self.last_event = self.now
 
     @rule()
     def success(self):
-        self.ladder.on_success()
-        if self.last_level:
-            self.last_event = self.clock.now
+        self.ladder.on_success(self.now)
+        if self.last_event is not None and self.now - self.last_event >= self.policy.quiet_period_s:
+            self.last_level, self.used = 0, 0  # the quiet period had passed already
+        elif self.last_level:
+            self.last_event = self.now
 
     @rule(dt=st.sampled_from([0.1, 0.5, 1.0, 3.0, 6.0]))
     def wait(self, dt):
-        self.clock.now += dt
-
-    @invariant()
-    def restarts_in_any_window_stay_within_the_intensity(self):
-        within, limit = self.intensity.within_s, self.intensity.max_restarts
-        for t in self.granted:
-            in_window = [u for u in self.granted if t <= u < t + within]
-            assert len(in_window) <= limit
+        self.now += dt
 
     @invariant()
     def level_is_bounded(self):
-        assert 0 <= self.ladder.current <= 5
+        assert 0 <= self.ladder.current(self.now) <= TOP_LEVEL
 
 
 LadderMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=50, deadline=None)
 TestLadder = LadderMachine.TestCase
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    max_r=st.integers(0, 4),
+    period=st.sampled_from([1.0, 2.5, 10.0]),
+    gaps=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5, 3.0]), max_size=30),
+)
+def test_restart_intensity_is_otps_rule(max_r, period, gaps):
+    """Allowed iff the restarts at or after now - period, this one counted, are <= max_r."""
+    intensity = RestartIntensity(max_r, period)
+    now, times = 0.0, []
+    for gap in gaps:
+        now += gap
+        times.append(now)
+        in_window = [t for t in times if t >= now - period]
+        assert intensity.add(now) == (len(in_window) <= max_r)
+
+
 def test_a_crash_starts_at_level_three():
-    ladder = Ladder(LevelPolicy())
-    assert ladder.on_failure(minimum=3).level == 3
+    assert Ladder(LevelPolicy()).on_failure(0.0, minimum=3).level == 3
 
 
 def test_zero_attempts_skips_a_level():
-    ladder = Ladder(LevelPolicy(basic_attempts=0, enhanced_attempts=0))
-    assert ladder.on_failure().level == 3
+    assert Ladder(LevelPolicy(basic_attempts=0, enhanced_attempts=0)).on_failure(0.0).level == 3
 
 
-def test_intensity_refuses_once_spent_and_allows_again_after_the_period():
-    clock = Clock()
-    intensity = RestartIntensity(2, 10.0, clock)
-    assert intensity.try_restart() and intensity.try_restart()
-    assert not intensity.try_restart()
-    clock.now = 10.0
-    assert intensity.try_restart()
+def test_level_four_is_the_top_and_repeats():
+    ladder = Ladder(LevelPolicy(basic_attempts=1, enhanced_attempts=1, component_attempts=1))
+    assert [ladder.on_failure(float(i)).level for i in range(6)] == [1, 2, 3, 4, 4, 4]
 
 
 @settings(max_examples=200, deadline=None)
@@ -116,23 +128,135 @@ def test_messages_failing_together_climb_levels_one_and_two_as_fast_as_one(
     policy = LevelPolicy(
         basic_attempts=budgets[0], enhanced_attempts=budgets[1], quiet_period_s=100.0
     )
-    clock = Clock()
-    alone, together = Ladder(policy, clock), Ladder(policy, clock)
+    now = 0.0
+    alone, together = Ladder(policy), Ladder(policy)
     seen_alone, seen = 0, [0] * messages
     for _ in range(rounds):
-        expected = alone.on_failure(seen=seen_alone)
+        expected = alone.on_failure(now, seen=seen_alone)
         seen_alone = alone.round
         decisions = []
         for i in range(messages):  # every message fails once in the round, one after another
-            decisions.append(together.on_failure(seen=seen[i]))
+            decisions.append(together.on_failure(now, seen=seen[i]))
             seen[i] = together.round
         assert decisions[0] == expected  # the first to fail moves the ladder on
         if expected.level > 2:
             break  # a restart is one event for the actor, whatever was in flight
         assert all(d == expected for d in decisions), decisions  # the others join the level
-        clock.now += 0.1
+        now += 0.1
 
 
-def test_without_rounds_every_failure_uses_an_attempt():
-    ladder = Ladder(LevelPolicy(basic_attempts=2, enhanced_attempts=2), Clock())
-    assert [ladder.on_failure().level for _ in range(5)] == [1, 1, 2, 2, 3]
+# -- whole supervisors: outages, answers, intensity ---------------------------------------------
+OUTAGE = info(ErrorCategory.CONNECTION, "ConnectionRefusedError")
+FAULT = info(ErrorCategory.CRASH, "KeyError")
+
+
+class OutageMachine(RuleBasedStateMachine):
+    """A dependency of ``c0`` goes down and comes back while requests keep arriving."""
+
+    @initialize(
+        restarts=st.integers(0, 2),
+        levels=st.tuples(st.integers(0, 2), st.integers(0, 3), st.integers(0, 2)),
+        max_r=st.integers(0, 3),
+    )
+    def setup(self, restarts, levels, max_r):
+        policy = LevelPolicy(
+            basic_attempts=levels[0],
+            enhanced_attempts=levels[1],
+            component_attempts=levels[2],
+            outage_restarts=restarts,
+            quiet_period_s=30.0,
+        )
+        spec = Supervisor(
+            "s",
+            max_restarts=max_r,
+            within_s=60,
+            health_interval_s=0,
+            children=[Child("c0", Worker, levels=policy), Child("c1", Worker)],
+        )
+        self.outage_restarts = restarts
+        self.down = True
+        self.rt = Runtime(spec, handler=lambda child, message: not self.down)
+        self.rt.failure = OUTAGE
+        self.rt.begin()
+        self.asked: list[str] = []
+        self.spawns = len(self.rt.effects("spawn"))
+
+    @rule()
+    def a_request_fails(self):
+        ident = f"r{len(self.asked)}"
+        message, sender = request(ident, deadline=self.rt.now + 5.0)
+        self.asked.append(sender.address)
+        if self.down:
+            self.rt.fail("c0", message, OUTAGE, sender, sender.deadline)
+        else:
+            self.rt.log.append(("answer", sender.address, ("ok", message)))
+
+    @rule(dt=st.sampled_from([0.01, 0.1, 0.5, 2.0, 6.0]))
+    def time_passes(self, dt):
+        self.rt.advance(dt)
+
+    @rule()
+    def the_dependency_comes_back(self):
+        self.down = False
+
+    @rule()
+    def it_goes_down_again(self):
+        self.down = True
+
+    @invariant()
+    def an_outage_never_escalates(self):
+        assert not self.rt.effects("escalate")
+
+    @invariant()
+    def restarts_stay_within_the_outage_budget(self):
+        restarts = len(self.rt.effects("spawn")) - self.spawns
+        assert restarts <= self.outage_restarts  # one episode: the quiet period never passes
+
+    @invariant()
+    def every_request_has_at_most_one_answer(self):
+        for caller in self.asked:
+            assert len(self.rt.answers_to(caller)) <= 1, caller
+
+    def teardown(self):
+        self.rt.settle()
+        for caller in self.asked:  # and, once everything settled, exactly one
+            assert len(self.rt.answers_to(caller)) == 1, caller
+
+
+OutageMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=30, deadline=None)
+TestOutage = OutageMachine.TestCase
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    max_r=st.integers(0, 3),
+    period=st.sampled_from([1.0, 10.0]),
+    steps=st.lists(st.tuples(st.booleans(), st.sampled_from([0.0, 0.25, 2.0])), max_size=20),
+)
+def test_faults_escalate_only_when_restart_intensity_is_exceeded(max_r, period, steps):
+    """Requests that always fail (a fault): restarts never exceed the intensity, and the
+    supervisor gives up exactly when the next restart would exceed it."""
+    spec = Supervisor(
+        "s",
+        max_restarts=max_r,
+        within_s=period,
+        health_interval_s=0,
+        children=[Child("c", Worker, levels=LevelPolicy(basic_attempts=0, enhanced_attempts=0))],
+    )
+    rt = Runtime(spec, handler=lambda child, message: False)
+    rt.begin()
+    for n, (crash, gap) in enumerate(steps):  # times are sums of exact binary fractions
+        rt.advance(gap)
+        if rt.effects("escalate"):
+            break
+        if crash:
+            rt.crash("c")
+        else:
+            message, sender = request(f"q{n}")
+            rt.fail("c", message, FAULT, sender)
+        rt.settle(limit=1.0)
+    restarts = [e[3] for e in rt.effects("spawn")][1:]  # after the first start
+    for t in restarts:  # restarts in any window stay within the intensity
+        assert len([u for u in restarts if t <= u <= t + period]) <= max_r
+    for _, _, when in rt.effects("escalate"):  # given up when one more would have exceeded it
+        assert len([t for t in restarts if t >= when - period]) == max_r

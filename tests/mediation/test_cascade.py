@@ -76,11 +76,15 @@ def test_the_database_is_named_recovered_first_and_dependents_resume_once(
             assert isinstance(value, (InStock, StalwartError)), (key, value)
         else:
             assert isinstance(value, (Placed, QueuedForLater, StalwartError)), (key, value)
-    # the database recovered before its dependents resumed
+    # the dependents waited (held, not restarted) once the database was named, and resumed
+    # only after its incident was resolved
     events = system.events()
-    recovered = [e.seq for e in events if e.path == "shop/db" and e.kind == "recovered"]
+    named = min(e.seq for e in events if e.path == "shop/db" and e.kind == "incident")
+    held = [e.seq for e in events if e.kind == "held" and e.path in incident.dependents]
+    resolved = [e.seq for e in events if e.path == "shop/db" and e.kind == "incident-resolved"]
     resumed = [e.seq for e in events if e.kind == "resumed" and e.path in incident.dependents]
-    assert recovered and resumed and min(recovered) < min(resumed)
+    assert held and resumed and named < min(held)
+    assert min(resolved) < min(resumed)
     # no restart storm: each dependent restarted at most once for the incident
     assert all(n <= 1 for n in incident.restarts.values()), incident.restarts
     after = {s.path: s.restarts for s in system.status()}

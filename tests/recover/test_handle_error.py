@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -25,12 +26,18 @@ def free_port() -> int:
 
 
 class Server:
-    """A loopback server that answers ``pong`` after ``delay_s``; started on demand."""
+    """A loopback server that answers ``pong`` after ``delay_s``; started on demand.
+
+    Each connection is answered on its own thread, so every request takes ``delay_s``:
+    a request the client gave up on does not hold up the next one, as it would if the
+    server answered them in turn.
+    """
 
     def __init__(self, port: int, delay_s: float = 0.0) -> None:
         self.port, self.delay_s = port, delay_s
         self.sock: socket.socket | None = None
         self.thread: threading.Thread | None = None
+        self.answering: list[threading.Thread] = []
         self.stopping = False
 
     def listen(self) -> None:
@@ -50,15 +57,22 @@ class Server:
                 conn, _ = self.sock.accept()
             except OSError:
                 continue
-            with conn:
-                conn.recv(16)
-                time.sleep(self.delay_s)
-                conn.sendall(b"pong")
+            answer = threading.Thread(target=self._answer, args=(conn,), daemon=True)
+            self.answering.append(answer)
+            answer.start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):  # the client may have given up and gone
+            conn.recv(16)
+            time.sleep(self.delay_s)  # the service's latency
+            conn.sendall(b"pong")
 
     def close(self) -> None:
         self.stopping = True
         if self.thread is not None:
             self.thread.join()
+        for answer in self.answering:
+            answer.join()
         if self.sock is not None:
             self.sock.close()
 

@@ -29,7 +29,7 @@ def call(url, method="GET", body=None, token=None, raw=None):
 @pytest.fixture
 def served(make_system):
     system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST)]))
-    system.ask("s/w", Work(1, fail_times=1), timeout=10)
+    system.ask("s/w", Work(1, fail_times=1, error="connection"), timeout=10)
     with pytest.raises(StalwartError):
         system.ask("s/w", Work(2, fail_times=-1, error="runtime"), timeout=10)
     system.flush()

@@ -19,7 +19,7 @@ def recorded(make_system, tmp_path):
         Supervisor("shop", children=[Child("db", Worker, levels=FAST), Child("api", Worker)]),
         store=str(db),
     )
-    system.ask("shop/db", Work(1, fail_times=2), timeout=10)
+    system.ask("shop/db", Work(1, fail_times=2, error="connection"), timeout=10)
     with pytest.raises(PoisonMessageError):
         system.ask("shop/db", Work(2, fail_times=-1), timeout=10)
     system.ask("shop/api", Work(3))
@@ -32,7 +32,7 @@ def test_the_text_report_shows_figures_worst_actors_and_learned_strategies(recor
         text = report_text(store)
     assert "Worst actors" in text and "shop/db" in text
     assert "Learned strategy per category" in text and "connection" in text
-    assert "Open errors" in text and "backend refused work 2" in text
+    assert "Open errors" in text and "flaky 2" in text
 
 
 def test_the_html_report_timeline_shows_the_incidents_in_chromium(recorded, tmp_path):

@@ -49,7 +49,7 @@ def test_every_recovery_attempt_is_recorded_with_its_outcome(make_system, base, 
     outcomes = sorted((r["level"], r["strategy"], r["success"]) for r in history)
     assert (1, "retry", 0) in outcomes and (2, "backoff", 1) in outcomes
     assert (3, "restart", 0) in outcomes
-    assert all(r["operation"] == "Work" and r["category"] == "connection" for r in history)
+    assert all(r["operation"] == "Work" and r["category"] == "unknown" for r in history)
     m = system.metrics()
     assert m.attempts == len(history) and 0 < m.success_rate < 1
     errors = system.errors(path="s/w")
@@ -108,7 +108,7 @@ def test_adaptive_timeouts_come_from_recorded_durations(make_system, tmp_path):
 
 def test_recovered_errors_are_resolved_and_operators_can_resolve_the_others(make_system):
     system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST)]))
-    system.ask("s/w", Work(1, fail_times=1), timeout=10)
+    system.ask("s/w", Work(1, fail_times=1, error="connection"), timeout=10)
     with pytest.raises(StalwartError):
         system.ask("s/w", Work(2, fail_times=-1, error="runtime"), timeout=10)
     system.flush()

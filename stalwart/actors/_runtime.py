@@ -1,0 +1,202 @@
+"""The one adapter over Thespian: its names, spawning, and the settings Stalwart's systems use.
+
+Everything of Stalwart that touches Thespian imports it from here, so the
+runtime's vocabulary (``receiveMessage``, ``wakeupAfter``, ``ChildActorExited``,
+transport settings) stays in one place.
+
+**Settings confined to Stalwart's own systems.** Two of Thespian's settings are
+not per system, so Stalwart changes them only while it creates a system
+(:func:`stalwart_system`) and puts them back at once in the creating process:
+
+- Thespian's TCP transport binds every socket to all interfaces. Stalwart makes
+  it bind the address the system advertises (``THESPIAN_BASE_IPADDR``, set to
+  127.0.0.1 unless configured otherwise).
+- Thespian keeps idle TCP connections for 20 minutes and registers every one of
+  them with its selector on every turn of an actor's loop; Stalwart closes them
+  after 2 seconds, which keeps the per-message cost at raw Thespian's.
+
+The admin and actor processes of a Stalwart system are forked while these are in
+effect, so they keep them; another Thespian system created in the same program
+(outside that window) is not affected. Thespian's version is pinned to the 4.0
+series, whose transport these settings were checked against.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+from thespian.actors import (
+    Actor,
+    ActorExitRequest,
+    ActorSystem,
+    ActorSystemConventionUpdate,
+    ActorSystemMessage,
+    ChildActorExited,
+    DeadEnvelope,
+    InvalidActorAddress,
+    PoisonMessage,
+    WakeupMessage,
+)
+
+RuntimeActor = Actor  # the base of every actor class Stalwart runs
+
+__all__ = [
+    "THESPIAN_BASES",
+    "ActorExitRequest",
+    "ActorSystem",
+    "ActorSystemConventionUpdate",
+    "ActorSystemMessage",
+    "ChildActorExited",
+    "DeadEnvelope",
+    "InvalidActorAddress",
+    "PoisonMessage",
+    "RuntimeActor",
+    "WakeupMessage",
+    "child_process_gone",
+    "create_child",
+    "environment",
+    "new_system",
+    "stalwart_system",
+]
+
+THESPIAN_BASES = {
+    "simple": "simpleSystemBase",
+    "multiproc": "multiprocTCPBase",
+    "tcp": "multiprocTCPBase",
+}
+LOG_DEFS: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "level": "WARNING"}},
+    "root": {"level": "WARNING", "handlers": ["stderr"]},
+}
+BIND_ENV = "STALWART_BIND_HOST"
+IDLE_SOCKET = timedelta(seconds=2)
+_creating = threading.Lock()  # one system's settings window at a time
+
+
+# -- spawning ----------------------------------------------------------------------------
+_SLOTS = 4000  # 32 KiB of frame: CPython allocates 64 KiB, leaving 32 KiB of room
+
+
+def _frame_with_room() -> Callable[[Callable[[], Any]], Any]:
+    # a function whose frame holds _SLOTS locals (never assigned: only their room counts)
+    names = " = ".join(f"_{i}" for i in range(_SLOTS))
+    source = f"def run(fn):\n    if False:\n        {names} = None\n    return fn()\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<stalwart frame room>", "exec"), namespace)
+    return namespace["run"]  # type: ignore[no-any-return]
+
+
+_run_with_room = _frame_with_room()
+
+
+def create_child(parent: Any, cls: Any, forks: bool, **kwargs: Any) -> Any:
+    """``parent.createActor(cls, **kwargs)``; if that ``forks``, with room on the frame stack.
+
+    On the multi-process bases Thespian forks the new actor's process inside
+    ``createActor``, and the child runs its whole life on top of the parent's call
+    stack. CPython (3.11 on) keeps frames in 16 KiB chunks and frees a chunk as
+    soon as the frame at its start returns: a child whose message loop sits just
+    below a chunk boundary maps and unmaps a chunk several times per message. So
+    ``createActor`` runs inside one frame too large for any existing chunk; CPython
+    gives it a chunk of its own, and the child's loop runs in the room left there.
+    The in-process base does not fork, and there the room would only cost time.
+    """
+    if not forks:
+        return parent.createActor(cls, **kwargs)
+    # what the child inherits stays out of its garbage collector's way (no page is
+    # copied just to be scanned); the parent's objects are collected as before
+    gc.freeze()
+    try:
+        return _run_with_room(lambda: parent.createActor(cls, **kwargs))
+    finally:
+        gc.unfreeze()
+
+
+def child_process_gone(pid: int) -> bool:
+    """True if ``pid`` is no longer a live child process of this one.
+
+    Thespian 4.0 can miss a child's exit: handling one child's exit it forgets every
+    other child that has died by then without reporting them. Supervisors ask this of
+    their children's processes to find such exits themselves.
+    """
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return bool(proc.ppid() != os.getpid() or proc.status() == psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return True
+
+
+# -- creating systems ----------------------------------------------------------------------
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for a while (processes forked meanwhile keep them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _bind_to_configured_host(original: Callable[..., None]) -> Callable[..., None]:
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        host = os.environ.get(BIND_ENV)
+        if host and self.bindname[0] in ("", "0.0.0.0"):
+            self.bindname = (host, self.bindname[1])
+
+    return init
+
+
+@contextlib.contextmanager
+def stalwart_system(host: str | None) -> Iterator[None]:
+    """While a Stalwart system is created: its settings are in effect (see the module doc).
+
+    ``host``: the address its sockets advertise and bind (None: Thespian's defaults).
+    Processes forked meanwhile keep the settings; this process gets Thespian's back.
+    """
+    from thespian.system.transport import IPBase, TCPTransport
+
+    with _creating:
+        saved = (
+            TCPTransport.MAX_IDLE_SOCKET_PERIOD,
+            TCPTransport.MAX_INCOMING_SOCKET_PERIOD,
+            IPBase.IPActorAddress.__init__,
+        )
+        TCPTransport.MAX_IDLE_SOCKET_PERIOD = IDLE_SOCKET
+        TCPTransport.MAX_INCOMING_SOCKET_PERIOD = IDLE_SOCKET
+        variables = {BIND_ENV: host, "THESPIAN_BASE_IPADDR": host} if host else {}
+        if host:
+            IPBase.IPActorAddress.__init__ = _bind_to_configured_host(saved[2])
+        try:
+            with environment(**variables):
+                yield
+        finally:
+            (
+                TCPTransport.MAX_IDLE_SOCKET_PERIOD,
+                TCPTransport.MAX_INCOMING_SOCKET_PERIOD,
+                IPBase.IPActorAddress.__init__,
+            ) = saved
+
+
+def new_system(base: str, capabilities: dict[str, Any], host: str | None = None) -> Any:
+    """A Thespian ``ActorSystem`` of Stalwart's ``base`` (``simple``, ``multiproc``, ``tcp``)."""
+    name = THESPIAN_BASES[base]
+    if base == "simple":
+        return ActorSystem(name, capabilities, logDefs=False, transientUnique=True)
+    with stalwart_system(host):
+        return ActorSystem(name, capabilities, logDefs=LOG_DEFS, transientUnique=True)

@@ -1,0 +1,610 @@
+"""Answering failures: the five levels, applied by a supervisor to its children.
+
+Every failure comes here with the failed message attached, and is one of three kinds
+(:func:`~.._ladder.failure_kind`):
+
+- **input** (retrying cannot fix it): the sender gets ``HandlerError`` at once;
+- **fault** (something in the actor): the ladder picks the level, from retries in
+  place (1, 2) to restarting the actor (3) and its restart set (4, repeated);
+  restarts are bounded by the supervisor's restart intensity, and only exceeding
+  it escalates (to the parent, and at the top to the root: level 5);
+- **outage** (a dependency is failing): retries as for a fault, then at most
+  ``outage_restarts`` restarts; once a restart has not helped, the tree stops
+  restarting for it, and each message gets its retries in place, then a
+  ``DownstreamError``. An outage never escalates.
+
+A message that fails again on a freshly restarted instance is a poison message (a
+fault) or proof that restarting does not help (an outage). Retries and waits end
+before the caller's deadline, so callers get an answer, not a timeout.
+"""
+
+from __future__ import annotations
+
+from ...actors.errors import (
+    ActorStopped,
+    DownstreamError,
+    HandlerError,
+    Overloaded,
+    PoisonMessageError,
+    RecoveryFailed,
+    StalwartError,
+)
+from ...actors.messages import Redelivery
+from ...actors.messages import Retry as RetryMessage
+from ...strategies import ErrorInfo
+from .._ladder import Decision, FailureKind, Ladder, failure_kind
+from .._plan import restart_set
+from . import lifecycle, mediation
+from .commands import Answer, Cancel, Escalate, Retry, Timer
+from .common import (
+    Out,
+    attempt_begins,
+    attempt_done,
+    crash_info,
+    describe,
+    note,
+    operation,
+    set_aside,
+    state_note,
+    trace_of,
+)
+from .events import ChildStarted, Failed, Recovered
+from .state import TREE_CANDIDATES, UP, ChildRecord, FailedMessage, SupervisorState
+
+DEADLINE_MARGIN_S = 0.1  # an answer leaves this long before the caller's deadline
+OUTAGE_WAIT = "outage"  # a child down because an outage keeps it from starting
+
+
+def on_failed(s: SupervisorState, e: Failed, out: Out) -> None:
+    c = s.children.get(e.child)
+    if c is None:
+        return
+    now = e.now
+    record = s.failures.get(e.failure_id) if e.failure_id is not None else None
+    if record is not None:
+        attempt_done(s, out, record, False, now)
+    else:
+        record = s.new_failure(c.name, e.message, e.sender, e.info, now)
+        record.deadline = e.deadline
+    record.info, record.traceback = e.info, e.traceback
+    c.last_error = f"{e.info.error_type}: {e.info.message}"[:300]
+    owner = s.children.get(record.assigned_to, c)
+    if e.incarnation != c.incarnation or c.restart_pending or c.phase != UP:
+        redeliver_later(s, owner, record, now, out)
+        return
+    kind = failure_kind(e.info)
+    error: StalwartError
+    if kind is FailureKind.INPUT and e.message is not None:
+        error = HandlerError(
+            f"{c.path}: {e.info.error_type}: {e.info.message} ({e.info.category}; not retried)",
+            c.path,
+        )
+        set_aside(s, out, record, error, now)
+        return
+    dependency = mediation.dependency_down(s, c) if e.info.retryable else None
+    if dependency is not None and e.message is not None:
+        mediation.hold(s, c, record, dependency, now, out)
+        return
+    if record.fresh is not None and record.fresh == (c.name, e.incarnation):
+        if kind is FailureKind.OUTAGE:
+            announce_outage(s, c, record.info, now, out)
+            give_up_outage(s, c, record, now, out, "restarting it did not help")
+        else:
+            error = PoisonMessageError(
+                f"{c.path}: {describe(record.message)} failed again on a freshly restarted"
+                f" instance ({e.info.error_type}: {e.info.message}); set aside as a dead letter",
+                c.path,
+            )
+            set_aside(s, out, record, error, now, poison=True)
+        return
+    decide_failure(s, c, record, kind, now, out)
+
+
+def decide_failure(
+    s: SupervisorState,
+    c: ChildRecord,
+    record: FailedMessage,
+    kind: FailureKind,
+    now: float,
+    out: Out,
+) -> None:
+    """Climb the ladder for ``record`` (a new failure of it) and act on the level."""
+    ladder = c.ladder(record.info.fingerprint)
+    if kind is FailureKind.OUTAGE and ladder.in_outage(now):
+        outage_retry(s, c, record, now, out)
+        return
+    allowed = outage_restarts(s, c, ladder, kind, now)
+    seen = None if record.health else record.round
+    decision = ladder.on_failure(now, seen=seen, restarts_allowed=allowed)
+    record.round = ladder.round
+    if decision is None:
+        announce_outage(s, c, record.info, now, out)
+        outage_retry(s, c, record, now, out)
+        return
+    if decision.level >= 3:
+        if c.restart == "temporary":
+            stop_temporary(s, c, record, decision, now, out)
+            return
+        if not s.intensity.add(now):
+            error = RecoveryFailed(f"{c.path}: restart intensity of {s.path} exceeded", c.path)
+            set_aside(s, out, record, error, now)
+            escalate(s, intensity_reason(s, c), record.info, c.path, now, out)
+            return
+    apply(s, c, record, decision, now, out)
+
+
+def apply(
+    s: SupervisorState,
+    c: ChildRecord,
+    record: FailedMessage,
+    decision: Decision,
+    now: float,
+    out: Out,
+) -> None:
+    level = decision.level
+    strategy = choose(s, c, record, level)
+    record.level, record.attempt, record.strategy = level, decision.attempt, strategy
+    attempt_begins(out, c, record, now)
+    if level >= 3:
+        c.restarts += 1
+    note(
+        s,
+        out,
+        "failure",
+        c,
+        now,
+        level=level,
+        info=record.info,
+        strategy=strategy,
+        detail=f"{record.info.error_type}: {record.info.message}",
+        state="retrying" if level <= 2 else "restarting",
+        trace=trace_of(record.sender),
+    )
+    if level <= 2:
+        if strategy == "fallback":
+            answer_with_fallback(s, c, record, now, out)
+        else:
+            schedule_retry(s, c, record, now, out)
+    elif level == 3:
+        if strategy == "reassign" and reassign(s, c, record, out):
+            c.restart_pending = True
+        else:
+            restart_with(s, c, record, now, out)
+        lifecycle.reconcile(s, now, out)
+    else:
+        for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
+            other = s.children[name]
+            other.restarts += other is not c
+            lifecycle.mark_restart(other)
+        restart_with(s, c, record, now, out)
+        lifecycle.reconcile(s, now, out)
+
+
+def outage_restarts(
+    s: SupervisorState, c: ChildRecord, ladder: Ladder, kind: FailureKind, now: float
+) -> int | None:
+    """How many restarts an outage may have used (None: not an outage, no such cap).
+
+    A restart against an outage is a guess that a fresh instance helps: it is tried
+    only while it fits within the restart intensity, never at the price of escalating.
+    """
+    if kind is not FailureKind.OUTAGE:
+        return None
+    if not s.intensity.room(now):
+        return min(ladder.restarts, c.policy.outage_restarts)
+    return c.policy.outage_restarts
+
+
+def choose(s: SupervisorState, c: ChildRecord, record: FailedMessage, level: int) -> str:
+    available = list(TREE_CANDIDATES.get(level, ()))
+    if "fallback" in available and (c.kind != "actor" or c.fallback is None or record.health):
+        available.remove("fallback")
+    if "reassign" in available and healthy_replica(s, c) is None:
+        available.remove("reassign")
+    tried = record.tried.setdefault(level, [])
+    try:
+        strategy = s.selector.choose(
+            record.info.category, level, exclude=tried, available=available
+        )
+    except LookupError:
+        tried.clear()
+        strategy = s.selector.choose(record.info.category, level, available=available)
+    tried.append(strategy)
+    return strategy
+
+
+def stop_temporary(
+    s: SupervisorState,
+    c: ChildRecord,
+    record: FailedMessage,
+    decision: Decision,
+    now: float,
+    out: Out,
+) -> None:
+    """A temporary child is never restarted: it stops for good (no restart is counted)."""
+    note(
+        s,
+        out,
+        "failure",
+        c,
+        now,
+        level=decision.level,
+        info=record.info,
+        strategy="stop",
+        detail=f"{record.info.error_type}: {record.info.message}",
+        state="stopping",
+    )
+    error = ActorStopped(
+        f"{c.path} was stopped for good: it failed and is temporary (never restarted)", c.path
+    )
+    set_aside(s, out, record, error, now)
+    c.stop_for_good = True
+    lifecycle.reconcile(s, now, out)
+
+
+# -- retries in place ---------------------------------------------------------------------
+def schedule_retry(
+    s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out
+) -> None:
+    policy = c.policy
+    if record.level == 1:
+        delay = policy.basic_delay_s
+    else:
+        delay = policy.backoff.next_delay(record.attempt, record.last_delay, s.rng)
+    if record.deadline and now + delay > record.deadline - DEADLINE_MARGIN_S:
+        give_up_at_deadline(s, c, record, now, out)
+        return
+    record.last_delay = delay
+    record.retries += 1
+    out.append(Timer(delay, ("retry", record.id)))
+
+
+def on_retry_timer(s: SupervisorState, record_id: int, now: float, out: Out) -> None:
+    record = s.failures.get(record_id)
+    if record is None or record.held_for:
+        return
+    c = s.children[record.assigned_to]
+    if c.phase != UP or c.restart_pending:
+        redeliver_later(s, c, record, now, out)
+        return
+    out.append(Retry(c.name, retry_message(record)))
+    # an attempt that never answers (a hung handler) counts as failed after a timeout
+    timeout = s.timeouts.get(f"{c.path}|{operation(record.message)}", c.policy.retry_timeout_s)
+    payload = ("retry-timeout", record.id, record.attempt, record.level)
+    out.append(Timer(timeout, payload, ("retry-timeout", record.id)))
+
+
+def retry_message(
+    record: FailedMessage, level: int | None = None, strategy: str = ""
+) -> RetryMessage:
+    return RetryMessage(
+        record.id,
+        record.message,
+        record.sender,
+        level or record.level,
+        record.attempt,
+        strategy or record.strategy,
+        record.info,
+        record.traceback,
+    )
+
+
+def on_retry_timeout(
+    s: SupervisorState, record_id: int, attempt: int, level: int, now: float, out: Out
+) -> None:
+    record = s.failures.get(record_id)
+    if record is None or (record.attempt, record.level) != (attempt, level) or record.held_for:
+        return
+    c = s.children.get(record.assigned_to)
+    if c is None or c.phase != UP:
+        return
+    info = crash_info(c.path, f"{c.path}: a level-{level} retry got no answer", "RetryTimeout")
+    failed = Failed(
+        c.name,
+        c.incarnation,
+        info,
+        record.message,
+        record.sender,
+        info.message,
+        record.id,
+        "retry",
+        now=now,
+    )
+    on_failed(s, failed, out)
+
+
+def on_recovered(s: SupervisorState, e: Recovered, out: Out) -> None:
+    record = s.failures.get(e.failure_id)
+    if record is None:
+        return
+    out.append(Cancel(("retry-timeout", record.id)))
+    if record.health:
+        return  # a health check's hooks ran: the next check says whether they helped
+    del s.failures[e.failure_id]
+    recovered(s, record, e.now, out)
+
+
+def recovered(s: SupervisorState, record: FailedMessage, now: float, out: Out) -> None:
+    c = s.children.get(record.child)
+    if c is not None:
+        c.ladder(record.info.fingerprint).on_success(now)
+        note(
+            s,
+            out,
+            "recovered",
+            c,
+            now,
+            level=record.level,
+            info=record.info,
+            strategy=record.strategy,
+            duration_ms=1000 * (now - record.first_time),
+            state="running" if c.phase == UP and not c.in_outage(now) else "",
+        )
+    attempt_done(s, out, record, True, now)
+    if c is not None:
+        quiet_timer(c, out)
+
+
+def quiet_timer(c: ChildRecord, out: Out) -> None:
+    """Report the ladder's reset once the quiet period has passed."""
+    out.append(Timer(c.policy.quiet_period_s + 0.01, ("quiet", c.name), ("quiet", c.name)))
+
+
+def on_quiet(s: SupervisorState, name: str, now: float, out: Out) -> None:
+    c = s.children.get(name)
+    if c is not None and c.phase == UP and not c.in_outage(now):
+        state_note(out, c, "running", now)
+
+
+def answer_with_fallback(
+    s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out
+) -> None:
+    out.append(Answer(record.sender if record.sender is not None else record.message, c.fallback))
+    s.failures.pop(record.id, None)
+    recovered(s, record, now, out)
+
+
+# -- outages ----------------------------------------------------------------------------------
+def announce_outage(
+    s: SupervisorState, c: ChildRecord, info: ErrorInfo, now: float, out: Out
+) -> None:
+    """Restarting does not help: say so once, and stop restarting for it until it is quiet."""
+    ladder = c.ladder(info.fingerprint)
+    was = ladder.in_outage(now)
+    ladder.enter_outage(now)
+    quiet_timer(c, out)
+    if was:
+        return
+    note(
+        s,
+        out,
+        "outage",
+        c,
+        now,
+        level=2,
+        info=info,
+        detail=f"{info.error_type}: {info.message}: a dependency is failing and restarting"
+        f" {c.path} did not help; its messages get their retries, then DownstreamError,"
+        " until the failures stop",
+        state="degraded",
+    )
+
+
+def outage_retry(
+    s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out
+) -> None:
+    """During an outage each message gets its quick level-1 retries, then a clear error.
+
+    Backing off against a dependency known to be down only multiplies the load on it
+    (and keeps the caller waiting): the level-2 retries are for trouble that passes.
+    """
+    policy = c.policy
+    if record.retries >= max(policy.basic_attempts, 0) or record.level > 1:
+        give_up_outage(s, c, record, now, out, f"retried {record.retries} time(s)")
+        return
+    quiet_timer(c, out)
+    first = record.retries == 0
+    record.level, record.attempt, record.strategy = 1, record.retries + 1, "retry"
+    attempt_begins(out, c, record, now)
+    if first:  # one event per message, not one per retry
+        note(
+            s,
+            out,
+            "failure",
+            c,
+            now,
+            level=1,
+            info=record.info,
+            strategy="retry",
+            detail=f"{record.info.error_type}: {record.info.message}",
+            state="degraded",
+            trace=trace_of(record.sender),
+        )
+    schedule_retry(s, c, record, now, out)
+
+
+def give_up_outage(
+    s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out, why: str
+) -> None:
+    why = f"a dependency is failing; {why}; not restarted while the outage lasts"
+    give_up_downstream(s, c, record, why, now, out)
+
+
+def give_up_downstream(
+    s: SupervisorState, c: ChildRecord, record: FailedMessage, why: str, now: float, out: Out
+) -> None:
+    """Set ``record`` aside with a ``DownstreamError`` naming its error and ``why``."""
+    info = record.info
+    error = DownstreamError(f"{c.path}: {info.error_type}: {info.message} ({why})", c.path)
+    set_aside(s, out, record, error, now)
+
+
+def give_up_at_deadline(
+    s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out
+) -> None:
+    why = (
+        f"gave up after {record.retries} retries: its caller's deadline leaves no time for another"
+    )
+    if failure_kind(record.info) is FailureKind.OUTAGE:
+        give_up_downstream(s, c, record, why, now, out)
+    else:
+        info = record.info
+        error = RecoveryFailed(f"{c.path}: {info.error_type}: {info.message} ({why})", c.path)
+        set_aside(s, out, record, error, now)
+
+
+# -- restarts -------------------------------------------------------------------------------
+def restart_with(
+    s: SupervisorState, c: ChildRecord, record: FailedMessage | None, now: float, out: Out
+) -> None:
+    """Restart ``c`` from its last good checkpoint and hand it the failed message."""
+    lifecycle.mark_restart(c)
+    c.trust_final_state = False  # its state after the failure is not trusted
+    if record is not None:
+        redeliver_later(s, c, record, now, out)
+
+
+def redeliver_later(
+    s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out
+) -> None:
+    if record.message is None:
+        s.failures.pop(record.id, None)
+        if c.health_failure == record.id:
+            c.health_failure = None
+        return
+    if len(c.redeliver) >= s.hold_limit:
+        error = Overloaded(f"{c.path}: {s.hold_limit} messages already wait for it", c.path)
+        set_aside(s, out, record, error, now)
+        return
+    record.assigned_to = c.name
+    c.redeliver.append(Redelivery(record.message, record.sender, record.id))
+
+
+def drop_waiting(s: SupervisorState, c: ChildRecord, now: float, out: Out) -> None:
+    """``c`` is gone for good: what waited for it is answered and kept as dead letters."""
+    waiting, c.redeliver = c.redeliver, []
+    held, c.held = c.held, []
+    for item in waiting:
+        record = s.failures.get(item.failure_id) if item.failure_id else None
+        if record is None:
+            info = crash_info(c.path, "stopped")
+            record = s.new_failure(c.name, item.message, item.sender, info, now)
+        held.append(record)
+    for record in held:
+        text = f"{c.path} was stopped for good before handling {describe(record.message)}"
+        set_aside(s, out, record, ActorStopped(text, c.path), now)
+
+
+def healthy_replica(s: SupervisorState, c: ChildRecord) -> ChildRecord | None:
+    if c.slot.group is None:
+        return None
+    for other in s.order:
+        if (
+            other is not c
+            and other.slot.group == c.slot.group
+            and other.phase == UP
+            and not other.restart_pending
+        ):
+            return other
+    return None
+
+
+def reassign(s: SupervisorState, c: ChildRecord, record: FailedMessage, out: Out) -> bool:
+    other = healthy_replica(s, c)
+    if other is None or record.message is None:
+        return False
+    record.assigned_to = other.name
+    record.fresh = (other.name, other.incarnation)
+    out.append(Retry(other.name, retry_message(record, 3, "reassign")))
+    return True
+
+
+def restart_after_crash(
+    s: SupervisorState, c: ChildRecord, info: ErrorInfo, minimum: int, now: float, out: Out
+) -> None:
+    """``c`` is down (crashed, failed to start, gave up): start it again, from ``minimum``."""
+    if c.restart == "temporary":
+        c.stop_for_good = True
+        lifecycle.reconcile(s, now, out)
+        return
+    kind = failure_kind(info)
+    ladder = c.ladder(info.fingerprint)
+    allowed = outage_restarts(s, c, ladder, kind, now)
+    decision = ladder.on_failure(now, minimum, restarts_allowed=allowed)
+    if decision is None:
+        wait_out_outage(s, c, info, now, out)
+        return
+    if not s.intensity.add(now):
+        escalate(s, intensity_reason(s, c), info, c.path, now, out)
+        return
+    c.restarts += 1
+    note(
+        s,
+        out,
+        "restart",
+        c,
+        now,
+        level=decision.level,
+        info=info,
+        detail=c.last_error,
+        strategy="restart" if decision.level == 3 else "restart_subtree",
+        state="restarting",
+    )
+    if decision.level >= 4:
+        for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
+            other = s.children[name]
+            other.restarts += other is not c
+            lifecycle.mark_restart(other)
+    elif c.phase != "down":
+        lifecycle.mark_restart(c)
+    lifecycle.reconcile(s, now, out)
+
+
+def wait_out_outage(
+    s: SupervisorState, c: ChildRecord, info: ErrorInfo, now: float, out: Out
+) -> None:
+    """An outage keeps ``c`` from starting: try again on the backoff, without counting restarts."""
+    announce_outage(s, c, info, now, out)
+    c.start_failures += 1
+    c.start_outage = info.fingerprint
+    delay = c.policy.backoff.next_delay(c.start_failures, 0.0, s.rng)
+    c.waiting = OUTAGE_WAIT
+    note(
+        s,
+        out,
+        "restart",
+        c,
+        now,
+        level=3,
+        info=info,
+        strategy="backoff",
+        state="waiting",
+        detail=f"{c.last_error}; starting again in {delay:.2f}s",
+    )
+    out.append(Timer(delay, ("start-backoff", c.name), ("start-backoff", c.name)))
+    lifecycle.reconcile(s, now, out)
+
+
+def on_start_failed(s: SupervisorState, c: ChildRecord, e: ChildStarted, out: Out) -> None:
+    info = e.error or crash_info(c.path, "start failed")
+    c.last_error = f"start failed: {info.error_type}: {info.message}"[:300]
+    c.redeliver.extend(e.held)
+    note(s, out, "start-failure", c, e.now, level=3, info=info, detail=c.last_error)
+    restart_after_crash(s, c, info, 3, e.now, out)
+
+
+def intensity_reason(s: SupervisorState, c: ChildRecord) -> str:
+    return f"{c.path}: {s.spec.max_restarts} restarts within {s.spec.within_s:g}s exceeded"
+
+
+def escalate(
+    s: SupervisorState, reason: str, info: ErrorInfo | None, origin: str, now: float, out: Out
+) -> None:
+    """Restart intensity exceeded: this supervisor gives up and its parent takes over."""
+    if s.escalated:
+        return
+    s.escalated = True
+    for record in list(s.failures.values()):
+        set_aside(s, out, record, RecoveryFailed(f"{s.path} gave up: {reason}", s.path), now)
+    note(s, out, "escalate", None, now, level=4, detail=reason)
+    out.append(Escalate(reason, info, origin))

@@ -1,0 +1,415 @@
+"""Starting and stopping: start in order, stop in reverse, one at a time; say so in one place.
+
+The kernel *reconciles* after every event: children marked for a restart (or
+for good) are stopped one at a time, latest-started first; when none is left
+to stop, the children that are down start in start order (dependencies first,
+then declaration order), each once the one before it is running, as in OTP.
+Replicas of one child start together. Nothing starts while a stop is under way,
+so a restart set goes fully down before it comes back up.
+"""
+
+from __future__ import annotations
+
+from ...actors.errors import ActorStopped, Overloaded, StalwartError
+from ...actors.messages import ErrorReply, Redelivery, RunHooks
+from .._plan import restart_set
+from ..messages import KillSubtree, RecoveryDone, Unavailable
+from . import failures
+from .commands import (
+    Answer,
+    Cancel,
+    Finish,
+    Kill,
+    Register,
+    Release,
+    Report,
+    ReportStarted,
+    Send,
+    Spawn,
+    Stop,
+    Timer,
+)
+from .common import Out, crash_info, note
+from .events import (
+    Begin,
+    ChildExited,
+    ChildGaveUp,
+    ChildRetired,
+    ChildStarted,
+    HooksRan,
+    LostRequestArrived,
+    NodeLost,
+    NodesChanged,
+    RecoveryRequested,
+    RetireRequested,
+    StoppedItself,
+    Unplaceable,
+)
+from .state import DOWN, REMOVED, STARTING, STOPPING, UP, ChildRecord, SupervisorState
+
+FORWARD_GRACE_S = 2.0  # how long a replaced instance forwards late messages to its successor
+
+
+def on_begin(s: SupervisorState, e: Begin, out: Out) -> None:
+    s.floors.update(e.floors)
+    if s.spec.health_interval_s > 0:
+        out.append(Timer(s.spec.health_interval_s, ("health",), "health"))
+    reconcile(s, e.now, out)
+
+
+def reconcile(s: SupervisorState, now: float, out: Out) -> None:
+    """Compare what runs with what should run, and take the next step."""
+    if s.escalated or s.finished:
+        return
+    if any(c.phase == STOPPING for c in s.order):
+        return
+    for c in reversed(s.order):
+        if (c.restart_pending or c.stop_for_good) and c.phase in (UP, STARTING):
+            if c.phase == UP:
+                stop_child(s, c, out)
+            return  # a starting child is stopped once it is up
+    for c in s.order:
+        if c.phase == DOWN:
+            c.restart_pending = False
+            if c.stop_for_good:
+                c.phase, c.waiting = REMOVED, ""
+                if not s.retiring:  # (it may have crashed, never asked to stop)
+                    out.append(Report(Unavailable(c.path, "stopped", removed=True)))
+                failures.drop_waiting(s, c, now, out)
+    if s.retiring:
+        if not s.lingering and all(c.phase in (DOWN, REMOVED) and not c.retiring for c in s.order):
+            s.retiring, s.finished = False, True
+            out.append(Finish())
+        return
+    start_next(s, now, out)
+    if all(c.phase in (UP, REMOVED) or (c.phase == DOWN and c.waiting) for c in s.order):
+        if not s.reported_started:
+            s.reported_started = True
+            out.append(ReportStarted())
+        waiting, s.waiting_recoveries = s.waiting_recoveries, []
+        for request_id, target in waiting:
+            out.append(Report(RecoveryDone(request_id, True, f"{target} and its set are running")))
+
+
+def start_next(s: SupervisorState, now: float, out: Out) -> None:
+    """Start the first child that can start (with its replicas), unless one is starting."""
+    starting: str | None = None
+    for c in s.order:
+        group = c.slot.group or c.name
+        if starting is not None and group != starting:
+            return
+        if c.phase == STARTING:
+            starting = group
+        elif c.phase == DOWN and not c.waiting and dependencies_up(s, c):
+            start_child(s, c, out)
+            starting = group
+
+
+def dependencies_up(s: SupervisorState, c: ChildRecord) -> bool:
+    return all(s.children[d].phase in (UP, REMOVED) for d in c.slot.depends_on)
+
+
+def start_child(s: SupervisorState, c: ChildRecord, out: Out) -> None:
+    incarnation = max(s.floors.get(c.path, 0), c.incarnation) + 1
+    s.floors[c.path] = c.incarnation = incarnation
+    c.phase = STARTING
+    c.health_pending, c.health_missed = False, 0
+    c.hung_reported = c.hung_killed = False
+    redeliver, c.redeliver = tuple(c.redeliver), []
+    for item in redeliver:  # they belong to this fresh incarnation now
+        record = s.failures.get(item.failure_id) if item.failure_id else None
+        if record is not None:
+            record.fresh = (c.name, incarnation)
+    out.append(Spawn(c.name, incarnation, redeliver))
+    out.append(
+        Timer(c.spec.start_timeout_s, ("start-timeout", c.name, incarnation), ("start", c.name))
+    )
+
+
+def stop_child(s: SupervisorState, c: ChildRecord, out: Out) -> None:
+    forward = c.restart_pending and c.kind == "actor" and not c.stop_for_good
+    c.phase = STOPPING
+    label = "restarting" if forward else "stopping"
+    # children of a supervisor that is itself being stopped are not gone for good: whether
+    # they come back is its parent's decision (a subtree gone for good is gone at its top)
+    out.append(Report(Unavailable(c.path, label, removed=c.stop_for_good and not s.retiring)))
+    out.append(Stop(c.name, c.incarnation, forward))
+    out.append(Timer(c.spec.shutdown_s, ("stop-timeout", c.name, c.incarnation), ("stop", c.name)))
+
+
+def child_down(s: SupervisorState, c: ChildRecord, now: float, out: Out) -> None:
+    out.append(Cancel(("stop", c.name)))
+    c.phase = DOWN
+    reconcile(s, now, out)
+
+
+def mark_restart(c: ChildRecord) -> None:
+    """``c`` goes down and comes back, as part of a restart.
+
+    A temporary child goes for good instead (it is never restarted); a transient
+    one that had stopped normally comes back with the others, as in OTP.
+    """
+    if c.restart == "temporary":
+        c.stop_for_good = True
+    elif c.phase == REMOVED:
+        c.phase, c.stop_for_good = DOWN, False
+    c.restart_pending = True
+
+
+# -- what instances report ---------------------------------------------------------------
+def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
+    c = s.children.get(e.child)
+    if c is None or c.incarnation != e.incarnation or c.phase != STARTING:
+        return
+    out.append(Cancel(("start", c.name)))
+    if not e.ok:
+        # it sends what still reaches it on to the root, and leaves once that has stopped
+        s.lingering.add((c.name, e.incarnation))
+        out.append(Release(c.name, e.incarnation))
+        c.phase = DOWN
+        failures.on_start_failed(s, c, e, out)
+        reconcile(s, e.now, out)
+        return
+    c.phase, c.start_failures = UP, 0
+    if c.start_outage:  # it started: what kept it from starting is back
+        c.ladder(c.start_outage).outage = False
+        c.start_outage = ""
+    out.append(
+        Register(c.name, c.incarnation, c.lost_inflight, c.level(e.now), c.restarts, c.retiring)
+    )
+    c.lost_inflight = False
+    if c.retiring:  # the replaced instance forwards stragglers for a while, then is released
+        s.lingering.add((c.name, c.retiring))
+        out.append(Timer(FORWARD_GRACE_S, ("release", c.name, c.retiring)))
+        c.retiring = 0
+    reconcile(s, e.now, out)
+
+
+def on_child_retired(s: SupervisorState, e: ChildRetired, out: Out) -> None:
+    c = s.children.get(e.child)
+    if c is None or c.incarnation != e.incarnation:
+        return
+    c.trust_final_state = True
+    if c.phase != STOPPING:
+        return
+    if c.restart_pending and c.kind == "actor" and not c.stop_for_good:
+        c.retiring = c.incarnation  # it forwards to its successor, then exits
+        child_down(s, c, e.now, out)
+    # otherwise it is down once its process has exited
+
+
+def on_stop_timeout(s: SupervisorState, name: str, incarnation: int, now: float, out: Out) -> None:
+    c = s.children.get(name)
+    if c is None or c.incarnation != incarnation or c.phase != STOPPING:
+        return
+    note(
+        s,
+        out,
+        "stop-timeout",
+        c,
+        now,
+        detail=f"{c.path} did not stop within {c.spec.shutdown_s:g}s; killed",
+    )
+    out.append(Kill(c.name))
+    child_down(s, c, now, out)
+
+
+def on_start_timeout(s: SupervisorState, name: str, incarnation: int, now: float, out: Out) -> None:
+    c = s.children.get(name)
+    if c is None or c.incarnation != incarnation or c.phase != STARTING:
+        return
+    detail = f"{c.path} did not finish starting within {c.spec.start_timeout_s:g}s"
+    out.append(Kill(c.name))
+    info = crash_info(c.path, detail, "StartTimeout")
+    on_child_started(s, ChildStarted(name, incarnation, False, info, now=now), out)
+
+
+def on_child_exited(s: SupervisorState, e: ChildExited, out: Out) -> None:
+    key = (e.child, e.incarnation)
+    if key in s.lingering:
+        s.lingering.discard(key)
+        reconcile(s, e.now, out)
+        return
+    c = s.children.get(e.child)
+    if c is None:
+        return
+    if c.retiring and c.retiring == e.incarnation:
+        c.retiring = 0
+        reconcile(s, e.now, out)
+        return
+    if c.incarnation != e.incarnation or c.phase in (DOWN, REMOVED):
+        return
+    if c.phase == STOPPING:
+        child_down(s, c, e.now, out)
+        return
+    out.append(Cancel(("start", c.name)))
+    crashed(s, c, e.reason, e.now, out)
+
+
+def crashed(s: SupervisorState, c: ChildRecord, reason: str, now: float, out: Out) -> None:
+    """An instance is gone without being asked to stop: restarted from level 3."""
+    # a hung actor's request would hang the new instance too: its callers time out instead
+    c.phase, c.lost_inflight = DOWN, not c.hung_killed
+    if c.hung_killed:
+        reason = f"killed: it was hung ({c.last_error})"
+    c.last_error = reason
+    note(s, out, "crash", c, now, level=3, detail=f"{c.path}: {reason}")
+    out.append(Report(Unavailable(c.path, "crashed", lost_inflight=c.lost_inflight)))
+    if c.kind == "supervisor":
+        out.append(Report(KillSubtree(c.path)))
+    failures.restart_after_crash(s, c, crash_info(c.path, reason), 3, now, out)
+
+
+def on_stopped_itself(s: SupervisorState, e: StoppedItself, out: Out) -> None:
+    """A normal stop: a permanent child is restarted (a restart like any other, counted
+    against the intensity); a transient or temporary one is not."""
+    c = s.children.get(e.child)
+    if c is None or c.incarnation != e.incarnation or c.phase != UP:
+        return
+    c.phase = STOPPING
+    out.append(Timer(c.spec.shutdown_s, ("stop-timeout", c.name, c.incarnation), ("stop", c.name)))
+    if c.restart != "permanent":
+        c.stop_for_good = True
+        out.append(Report(Unavailable(c.path, "stopping", removed=True)))
+        note(
+            s,
+            out,
+            "stopped",
+            c,
+            e.now,
+            detail=f"{c.path} stopped itself ({c.restart}): not restarted",
+        )
+        return
+    out.append(Report(Unavailable(c.path, "restarting")))
+    if not s.intensity.add(e.now):
+        failures.escalate(s, failures.intensity_reason(s, c), None, c.path, e.now, out)
+        return
+    note(s, out, "stopped", c, e.now, detail=f"{c.path} stopped itself (permanent): restarted")
+    for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
+        other = s.children[name]
+        other.restarts += 1
+        mark_restart(other)  # its restart set goes with it, as OTP restarts any exited child
+
+
+def on_child_gave_up(s: SupervisorState, e: ChildGaveUp, out: Out) -> None:
+    """A child supervisor exceeded its intensity: to this supervisor it is a failed child."""
+    c = s.children.get(e.child)
+    if c is None or c.phase not in (UP, STARTING):
+        return
+    c.last_error = e.reason[:300]
+    note(s, out, "escalated", c, e.now, level=4, info=e.info, detail=e.reason)
+    if c.phase == STARTING:
+        out.append(Kill(c.name))
+        c.phase = DOWN
+    if c.restart != "permanent":  # it exited with "shutdown": OTP restarts only a permanent one
+        c.stop_for_good = True
+        reconcile(s, e.now, out)
+        return
+    failures.restart_after_crash(
+        s, c, crash_info(c.path, "subtree gave up", "GaveUp"), 4, e.now, out
+    )
+
+
+def on_retire_requested(s: SupervisorState, e: RetireRequested, out: Out) -> None:
+    s.retiring, s.escalated = True, False
+    for c in s.order:
+        c.stop_for_good = True
+        if c.retiring:  # retired, its successor never came
+            s.lingering.add((c.name, c.retiring))
+            c.retiring = 0
+    for name, incarnation in sorted(s.lingering):
+        out.append(Release(name, incarnation))
+    reconcile(s, e.now, out)
+
+
+# -- asked for from outside ---------------------------------------------------------------
+def on_recovery_requested(s: SupervisorState, e: RecoveryRequested, out: Out) -> None:
+    c = s.children.get(e.child)
+    if c is None:
+        out.append(
+            Report(RecoveryDone(e.request_id, False, f"{e.child} is not a child of {s.path}"))
+        )
+        return
+    note(s, out, "requested", c, e.now, level=e.level, detail=e.reason)
+    if e.level <= 2:
+        if c.kind == "actor" and c.phase == UP:
+            out.append(Send(c.name, RunHooks(e.request_id, e.level, e.reason)))
+        else:
+            ok = c.kind != "actor"
+            why = "a supervisor has no hooks to run" if ok else f"{c.path} is not running"
+            out.append(Report(RecoveryDone(e.request_id, ok, why)))
+        return
+    s.intensity.add(e.now)  # counted, but a requested recovery is always performed
+    names = (
+        [c.name]
+        if e.level == 3
+        else restart_set(s.spec.strategy, [o.slot for o in s.order], c.name)
+    )
+    for name in names:
+        other = s.children[name]
+        other.restarts += 1
+        mark_restart(other)
+    s.waiting_recoveries.append((e.request_id, c.path))
+    reconcile(s, e.now, out)
+
+
+def on_hooks_ran(s: SupervisorState, e: HooksRan, out: Out) -> None:
+    out.append(Report(RecoveryDone(e.request_id, e.ok, e.detail or "hooks ran")))
+
+
+def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None:
+    """A request the crashed child was handling: to the next instance, after its Init."""
+    c = s.children.get(e.child)
+    if c is None or c.kind != "actor":
+        return
+    error: StalwartError
+    if c.stop_for_good or c.phase == REMOVED:
+        error = ActorStopped(f"{c.path} was stopped for good before handling the request", c.path)
+        out.append(Answer(e.request, ErrorReply.of(error)))
+    elif c.phase in (STARTING, UP):
+        out.append(Send(c.name, e.request))  # the Init it was sent comes first
+    elif len(c.redeliver) >= s.hold_limit:
+        error = Overloaded(f"{c.path}: {s.hold_limit} messages already wait for it", c.path)
+        out.append(Answer(e.request, ErrorReply.of(error)))
+    else:
+        c.redeliver.append(Redelivery(e.request, e.request.reply_to))
+
+
+# -- nodes --------------------------------------------------------------------------------
+def on_node_lost(s: SupervisorState, e: NodeLost, out: Out) -> None:
+    for name in e.children:
+        c = s.children.get(name)
+        if c is not None and c.phase in (UP, STARTING):
+            out.append(Cancel(("start", c.name)))
+            crashed(s, c, f"node {e.node} lost ({e.reason})", e.now, out)
+
+
+def on_unplaceable(s: SupervisorState, e: Unplaceable, out: Out) -> None:
+    """No live node can take it: it waits for one, and the rest of the tree goes on."""
+    c = s.children.get(e.child)
+    if c is None or c.incarnation != e.incarnation or c.phase not in (STARTING, DOWN):
+        return
+    out.append(Cancel(("start", c.name)))
+    c.phase, c.waiting, c.last_error = DOWN, e.reason, e.reason
+    note(s, out, "placement-pending", c, e.now, detail=e.reason, state="waiting")
+    out.append(Report(Unavailable(c.path, "waiting")))
+    reconcile(s, e.now, out)
+
+
+def on_nodes_changed(s: SupervisorState, e: NodesChanged, out: Out) -> None:
+    for name in e.placeable:
+        c = s.children.get(name)
+        if c is not None and c.phase == DOWN and c.waiting and c.waiting != failures.OUTAGE_WAIT:
+            c.waiting = ""
+    reconcile(s, e.now, out)
+
+
+def on_release_timer(name: str, incarnation: int, out: Out) -> None:
+    out.append(Release(name, incarnation))
+
+
+def on_start_backoff(s: SupervisorState, name: str, now: float, out: Out) -> None:
+    c = s.children.get(name)
+    if c is not None and c.waiting == failures.OUTAGE_WAIT:
+        c.waiting = ""
+        reconcile(s, now, out)

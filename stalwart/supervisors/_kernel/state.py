@@ -1,0 +1,170 @@
+"""The kernel's state: what a supervisor knows about its children and the failed messages.
+
+Runtime facts (addresses, process ids, checkpoints) are not here: they are the
+supervisor actor's. The kernel owns everything a decision depends on.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from ...actors.messages import Redelivery
+from ...strategies import AdaptiveSelector, ErrorInfo
+from .._ladder import Ladder, RestartIntensity
+from .._plan import Slot, expand
+from ..spec import Child, LevelPolicy, Supervisor
+
+DOWN, STARTING, UP, STOPPING, REMOVED = "down", "starting", "up", "stopping", "removed"
+
+TREE_CANDIDATES: dict[int, tuple[str, ...]] = {
+    1: ("retry",),
+    2: ("backoff", "adjust", "fallback"),
+    3: ("restart", "reassign"),
+    4: ("restart_subtree",),
+}
+
+
+class FailedMessage:
+    """A message that failed, followed through the levels until handled or set aside.
+
+    A failure without a message (a failed health check, a hook) is followed the same way.
+    """
+
+    def __init__(
+        self, ident: int, child: str, message: Any, sender: Any, info: ErrorInfo, now: float
+    ) -> None:
+        self.id = ident
+        self.child = child
+        self.message = message
+        self.sender = sender
+        self.info = info
+        self.traceback = ""
+        self.first_time = now
+        self.deadline = 0.0  # the caller's, on the kernel's clock (0: none)
+        self.level = 0
+        self.attempt = 0
+        self.retries = 0  # retries this message got in place
+        self.round = 0  # the ladder's round when this message last got a decision
+        self.strategy = ""
+        self.level_started = now
+        self.last_delay = 0.0
+        self.tried: dict[int, list[str]] = {}
+        self.fresh: tuple[str, int] | None = None  # (child, incarnation) it was redelivered to
+        self.assigned_to = child
+        self.health = False  # a failed health check, judged by the next one
+        self.held_for = ""  # the dependency it waits for, while held
+
+
+class ChildRecord:
+    """One slot's state inside its supervisor."""
+
+    def __init__(self, slot: Slot, path: str, policy: LevelPolicy) -> None:
+        self.slot = slot
+        self.name = slot.name
+        self.path = path
+        self.kind = "supervisor" if slot.role == "supervisor" else "actor"
+        self.role = slot.role  # actor, supervisor or breaker
+        self.policy = policy
+        self.phase = DOWN
+        self.incarnation = 0
+        self.restart_pending = False
+        self.stop_for_good = False
+        self.trust_final_state = True  # keep the state it reports as it stops
+        self.retiring = 0  # incarnation of a replaced instance still forwarding (0: none)
+        self.waiting = ""  # why it is down and not started yet (a node, an outage)
+        self.start_failures = 0  # consecutive starts that failed against an outage
+        self.start_outage = ""  # the fingerprint of the outage that keeps it from starting
+        self.breaker_state = ""
+        self.held: list[FailedMessage] = []
+        self.redeliver: list[Redelivery] = []
+        self.health_pending = False
+        self.health_missed = 0
+        self.hung_reported = False
+        self.hung_killed = False
+        self.health_failure: int | None = None  # the open failure record of its health
+        self.ladders: dict[str, Ladder] = {}
+        self.restarts = 0
+        self.last_error = ""
+        self.lost_inflight = False
+
+    @property
+    def spec(self) -> Child | Supervisor:
+        return self.slot.spec
+
+    @property
+    def restart(self) -> str:
+        """Its restart type: permanent, transient or temporary."""
+        return self.slot.spec.restart
+
+    @property
+    def fallback(self) -> Any:
+        """The declared fallback reply, or None."""
+        return getattr(self.slot.spec, "fallback", None)
+
+    def ladder(self, fingerprint: str) -> Ladder:
+        ladder = self.ladders.get(fingerprint)
+        if ladder is None:
+            ladder = self.ladders[fingerprint] = Ladder(self.policy)
+        return ladder
+
+    def level(self, now: float) -> int:
+        """The highest level reached across this child's error fingerprints."""
+        return max((ladder.current(now) for ladder in self.ladders.values()), default=0)
+
+    def in_outage(self, now: float) -> bool:
+        return any(ladder.in_outage(now) for ladder in self.ladders.values())
+
+
+class SupervisorState:
+    """Everything a supervisor's decisions depend on.
+
+    ``can_kill``: its children run in processes of their own (a hung one can be killed).
+    ``hold_limit``: how many messages may wait for one child (held or to redeliver).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        spec: Supervisor,
+        *,
+        can_kill: bool = False,
+        hold_limit: int = 10_000,
+        seed: int | None = None,
+    ) -> None:
+        self.path = path
+        self.spec = spec
+        self.can_kill = can_kill
+        self.hold_limit = hold_limit
+        self.intensity = RestartIntensity(spec.max_restarts, spec.within_s)
+        self.selector = AdaptiveSelector(TREE_CANDIDATES)
+        self.timeouts: dict[str, float] = {}  # learned: "path|operation" -> seconds
+        self.rng = random.Random(seed)
+        self.children: dict[str, ChildRecord] = {}
+        self.order: list[ChildRecord] = []
+        for slot in expand(spec.children):
+            policy = getattr(slot.spec, "levels", None) or spec.levels
+            record = ChildRecord(slot, f"{path}/{slot.name}", policy)
+            self.children[slot.name] = record
+            self.order.append(record)
+        self.by_path = {c.path: c for c in self.order}
+        self.failures: dict[int, FailedMessage] = {}
+        self.next_failure = 0
+        self.floors: dict[str, int] = {}  # last incarnation of each path (the system's lifetime)
+        self.escalated = False
+        self.retiring = False
+        self.finished = False
+        self.reported_started = False
+        self.lingering: set[tuple[str, int]] = set()  # old instances not yet gone
+        self.down_dependencies: set[str] = set()  # paths above this supervisor that are down
+        self.incident_holds: dict[str, str] = {}  # child path -> the root cause it waits for
+        self.health_seq = 0
+        self.waiting_recoveries: list[tuple[int, str]] = []
+
+    def new_failure(
+        self, child: str, message: Any, sender: Any, info: ErrorInfo, now: float
+    ) -> FailedMessage:
+        self.next_failure += 1
+        record = FailedMessage(self.next_failure, child, message, sender, info, now)
+        self.failures[record.id] = record
+        return record

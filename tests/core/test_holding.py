@@ -1,0 +1,95 @@
+"""What waits for an actor is bounded and answered: stopped-for-good paths take nothing,
+waiting lines have a limit, cancelled asks leave, an outage keeping an actor from
+starting is waited out, and incarnations grow for the system's lifetime."""
+
+from __future__ import annotations
+
+import pytest
+
+from stalwart import (
+    ActorStopped,
+    Child,
+    Overloaded,
+    RecoveryRequest,
+    Supervisor,
+    Timeout,
+)
+from tests.support import Crash, GetLog, Ping, StopSelf, Work, Worker, wait_for
+
+
+def test_a_child_stopped_for_good_answers_at_once_and_holds_nothing(make_system, base):
+    tree = Supervisor("s", children=[Child("t", Worker, restart="transient"), Child("x", Worker)])
+    system = make_system(tree, base=base)
+    system.tell("s/t", StopSelf())
+    wait_for(lambda: system.status()["s/t"].state == "stopped")
+    with pytest.raises(ActorStopped, match="s/t has stopped for good"):
+        system.ask("s/t", Ping(1), timeout=30)  # at once, not after 30 s
+    for n in range(1000):
+        system.tell("s/t", Work(n))  # nothing waits for it: each is a dead letter
+    wait_for(lambda: len(system.dead_letters()) == 1000)
+    assert {d.path for d in system.dead_letters()} == {"s/t"}
+    assert system.ask("s/x", Ping(2)).n == 2
+
+
+def outage_keeps_it_down(make_system, base, tmp_path, **options):
+    flag = tmp_path / "db-down"
+    opts = {"fail_start_flag": str(flag), "fail_start_error": "connection"}
+    tree = Supervisor("s", children=[Child("w", Worker, options=opts), Child("x", Worker)])
+    system = make_system(tree, base=base, **options)
+    assert system.ask("s/w", Work(1)).id == 1
+    flag.write_text("down")
+    system.tell("s/w", Crash() if base == "multiproc" else Work(99, fail_times=-1))
+    wait_for(lambda: any(e.kind == "outage" and e.path == "s/w" for e in system.events()))
+    return system, flag
+
+
+def test_an_outage_that_keeps_a_child_from_starting_is_waited_out(make_system, base, tmp_path):
+    system, flag = outage_keeps_it_down(make_system, base, tmp_path)
+    waits = lambda: [e for e in system.events() if e.kind == "restart" and e.strategy == "backoff"]  # noqa: E731
+    wait_for(lambda: len(waits()) >= 3)  # tried again and again, on the backoff
+    assert system.status()["s/w"].state == "waiting"
+    assert not [e for e in system.events() if e.kind in ("escalate", "level5")]
+    system.tell("s/w", Work(2))  # held while it is down
+    flag.unlink()
+    wait_for(lambda: system.status()["s/w"].state == "running", timeout=30)
+    wait_for(lambda: 2 in system.ask("s/w", GetLog()))
+
+
+def test_the_waiting_line_for_a_path_is_bounded(make_system, base, tmp_path):
+    system, flag = outage_keeps_it_down(make_system, base, tmp_path, hold_limit=5)
+    for n in range(10, 20):
+        system.tell("s/w", Work(n))  # five wait, five are dead letters
+    wait_for(lambda: len([d for d in system.dead_letters() if d.path == "s/w"]) >= 5)
+    with pytest.raises(Overloaded, match="5 messages already wait for it"):
+        system.ask("s/w", Ping(), timeout=30)  # at once
+    flag.unlink()
+    wait_for(lambda: system.status()["s/w"].state == "running", timeout=30)
+    handled = wait_for(lambda: [n for n in system.ask("s/w", GetLog()) if n >= 10] or None)
+    assert handled == [10, 11, 12, 13, 14]  # the first five, in order
+
+
+def test_an_ask_that_timed_out_leaves_the_waiting_line(make_system, base, tmp_path):
+    system, flag = outage_keeps_it_down(make_system, base, tmp_path)
+    with pytest.raises(Timeout):
+        system.ask("s/w", Work(7), timeout=0.3)
+    system.tell("s/w", Work(8))
+    flag.unlink()
+    wait_for(lambda: 8 in system.ask("s/w", GetLog()), timeout=30)
+    assert 7 not in system.ask("s/w", GetLog())  # its caller gave up: it was never handled
+
+
+def test_incarnations_grow_for_the_systems_lifetime_even_across_subtree_restarts(make_system, base):
+    tree = Supervisor(
+        "s",
+        children=[Supervisor("sub", children=[Child("w", Worker)]), Child("x", Worker)],
+    )
+    system = make_system(tree, base=base)
+    seen = [system.ask("s/sub/w", Ping()).incarnation]
+    for _ in range(2):
+        result = system.request_recovery(RecoveryRequest("s/sub", 3, "test"))
+        assert result.ok, result
+        seen.append(system.ask("s/sub/w", Ping()).incarnation)
+    result = system.request_recovery(RecoveryRequest("s", 5, "test"))
+    assert result.ok, result
+    seen.append(system.ask("s/sub/w", Ping()).incarnation)
+    assert seen == sorted(set(seen)), seen  # never the same twice, never smaller
