@@ -578,9 +578,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             retry.traceback,
         )
         try:
-            if retry.strategy == "adjust":
-                self.on_adjust(failure, retry.attempt)
-            self.on_retry(failure)
+            if retry.level <= 2:  # the hooks are for retries in place, not redeliveries
+                if retry.strategy == "adjust":
+                    self.on_adjust(failure, retry.attempt)
+                self.on_retry(failure)
         except Exception as exc:
             self._sw_report(retry.message, retry.sender, exc, retry.failure_id, "retry")
             return

@@ -53,6 +53,8 @@ class Runtime:
         self.reports: list[Any] = []
         self.pending: deque[ev.KernelEvent] = deque()
         self.failure = info(ErrorCategory.CRASH, "Boom")  # what a failing handler raises
+        self.defer_starts = False  # spawned instances start only when finish_start is called
+        self.starting: dict[str, tuple[int, list[tuple[Any, Any, int | None]]]] = {}
 
     # -- feeding events -------------------------------------------------------------------
     def feed(self, event: ev.KernelEvent) -> None:
@@ -122,7 +124,10 @@ class Runtime:
     def apply(self, c: cmd.Command) -> None:
         if isinstance(c, cmd.Spawn):
             self.log.append(("spawn", c.child, c.incarnation, self.now))
-            if self.start_ok(c.child, c.incarnation):
+            if self.defer_starts:  # it holds what reaches it until it has started
+                held = [(i.message, i.sender, i.failure_id) for i in c.redeliver]
+                self.starting[c.child] = (c.incarnation, held)
+            elif self.start_ok(c.child, c.incarnation):
                 self.alive[c.child] = c.incarnation
                 self.pending.append(ev.ChildStarted(c.child, c.incarnation, True, now=self.now))
                 for item in c.redeliver:
@@ -172,8 +177,26 @@ class Runtime:
         elif isinstance(c, cmd.Report):
             self.reports.append(c.message)
 
+    def finish_start(self, child: str) -> None:
+        """A deferred instance finishes its start and handles what it held, in order."""
+        incarnation, held = self.starting.pop(child)
+        self.alive[child] = incarnation
+        self.feed(ev.ChildStarted(child, incarnation, True, now=self.now))
+        for message, sender, failure_id in held:
+            self.handle(child, message, sender, failure_id)
+        self.feed_pending()
+
+    def feed_pending(self) -> None:
+        while self.pending:
+            _, commands = decide(self.state, self.pending.popleft())
+            for command in commands:
+                self.apply(command)
+
     def handle(self, child: str, message: Any, sender: Any, failure_id: int | None) -> None:
         """The running instance of ``child`` handles ``message`` (a retry or a redelivery)."""
+        if child in self.starting:
+            self.starting[child][1].append((message, sender, failure_id))
+            return
         incarnation = self.alive.get(child)
         if incarnation is None or message is None:
             if failure_id is not None and incarnation is not None:

@@ -18,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from stalwart import Child, LevelPolicy, Supervisor
 from stalwart.strategies import ErrorCategory
 from stalwart.supervisors import Ladder, RestartIntensity
+from stalwart.supervisors._kernel.events import Failed
 from stalwart.supervisors._ladder import TOP_LEVEL
 from tests.core.kernel_harness import Runtime, info, request
 from tests.support import Worker
@@ -187,13 +188,25 @@ class OutageMachine(RuleBasedStateMachine):
         message, sender = request(ident, deadline=self.rt.now + 5.0)
         self.asked.append(sender.address)
         if self.down:
-            self.rt.fail("c0", message, OUTAGE, sender, sender.deadline)
+            if "c0" in self.rt.alive:
+                self.rt.fail("c0", message, OUTAGE, sender, sender.deadline)
+            else:  # it is starting: the request waits in it, and fails once it runs
+                self.rt.handle("c0", message, sender, None)
         else:
             self.rt.log.append(("answer", sender.address, ("ok", message)))
 
     @rule(dt=st.sampled_from([0.01, 0.1, 0.5, 2.0, 6.0]))
     def time_passes(self, dt):
         self.rt.advance(dt)
+
+    @rule(defer=st.booleans())
+    def instances_start_slowly(self, defer):
+        self.rt.defer_starts = defer  # what reaches a starting instance waits in it
+
+    @rule()
+    def starting_instances_finish(self):
+        for child in list(self.rt.starting):
+            self.rt.finish_start(child)
 
     @rule()
     def the_dependency_comes_back(self):
@@ -218,6 +231,8 @@ class OutageMachine(RuleBasedStateMachine):
             assert len(self.rt.answers_to(caller)) <= 1, caller
 
     def teardown(self):
+        self.rt.defer_starts = False
+        self.starting_instances_finish()
         self.rt.settle()
         for caller in self.asked:  # and, once everything settled, exactly one
             assert len(self.rt.answers_to(caller)) == 1, caller
@@ -260,3 +275,25 @@ def test_faults_escalate_only_when_restart_intensity_is_exceeded(max_r, period, 
         assert len([u for u in restarts if t <= u <= t + period]) <= max_r
     for _, _, when in rt.effects("escalate"):  # given up when one more would have exceeded it
         assert len([t for t in restarts if t >= when - period]) == max_r
+
+
+def test_a_failure_of_the_old_instance_reported_while_the_new_one_starts_reaches_it():
+    """A message the previous instance failed, reported after its successor was spawned,
+    goes to that successor (it used to wait for a restart that never came)."""
+    restart_at_once = LevelPolicy(basic_attempts=0, enhanced_attempts=0)
+    spec = Supervisor(
+        "s", health_interval_s=0, children=[Child("c", Worker, levels=restart_at_once)]
+    )
+    rt = Runtime(spec)
+    rt.begin()
+    old = rt.alive["c"]
+    rt.defer_starts = True
+    a, a_sender = request("a")
+    rt.fail("c", a, FAULT, a_sender)  # level 3: the instance is replaced
+    assert "c" in rt.starting  # the successor is spawned, and still starting
+    b, b_sender = request("b")
+    rt.feed(Failed("c", old, FAULT, b, b_sender, now=rt.now))  # in flight at the old one
+    rt.finish_start("c")
+    rt.settle()
+    assert rt.answers_to(a_sender.address) == [("ok", a)]
+    assert rt.answers_to(b_sender.address) == [("ok", b)]

@@ -49,7 +49,15 @@ from .common import (
     trace_of,
 )
 from .events import ChildStarted, Failed, Recovered
-from .state import TREE_CANDIDATES, UP, ChildRecord, FailedMessage, SupervisorState
+from .state import (
+    REMOVED,
+    STARTING,
+    TREE_CANDIDATES,
+    UP,
+    ChildRecord,
+    FailedMessage,
+    SupervisorState,
+)
 
 DEADLINE_MARGIN_S = 0.1  # an answer leaves this long before the caller's deadline
 OUTAGE_WAIT = "outage"  # a child down because an outage keeps it from starting
@@ -467,10 +475,20 @@ def restart_with(
 def redeliver_later(
     s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out
 ) -> None:
+    """``record`` goes to ``c``'s next instance: the one starting now, or the next to start."""
     if record.message is None:
         s.failures.pop(record.id, None)
         if c.health_failure == record.id:
             c.health_failure = None
+        return
+    if c.phase == REMOVED:
+        text = f"{c.path} was stopped for good before handling {describe(record.message)}"
+        set_aside(s, out, record, ActorStopped(text, c.path), now)
+        return
+    if c.phase == STARTING and not c.restart_pending:
+        # spawned already (with what waited then): it holds this until it has started
+        record.assigned_to, record.fresh = c.name, (c.name, c.incarnation)
+        out.append(Retry(c.name, retry_message(record, 3, "restart")))
         return
     if len(c.redeliver) >= s.hold_limit:
         error = Overloaded(f"{c.path}: {s.hold_limit} messages already wait for it", c.path)
