@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 PYPATHS := stalwart tests examples benchmarks
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean flake
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -30,19 +30,27 @@ lint: $(VENV)/.installed-test
 	$(PY) -m ruff format --check $(PYPATHS)
 	$(PY) -m mypy
 
-# the browser tests drive Debian's chromium (installed here when absent)
+# the browser tests drive Debian's chromium (installed here when absent; without it, and
+# without root to install it, make test stops: the page tests must not pass by skipping)
 CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	elif command -v sudo >/dev/null 2>&1; then \
 		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	else \
-		echo "chromium is missing and needs root to install: browser tests will be skipped"; \
 	fi
+	@test -x $(CHROMIUM) || { echo "make: chromium is missing at $(CHROMIUM) and could not be" \
+		"installed (needs root or sudo): install Debian's chromium package, then run make test" \
+		"again" >&2; exit 1; }
 
 test: lint $(CHROMIUM)
-	$(PY) -m pytest
+	CI=true $(PY) -m pytest
+
+# run the whole suite N times, each from a clean clone of this checkout's HEAD, and list every
+# test that failed at least once (make flake N=10)
+N ?= 5
+flake: $(VENV)/.installed-test $(CHROMIUM)
+	$(PY) tests/flake.py --runs $(N)
 
 bench: $(VENV)/.installed-bench $(CHROMIUM)
 	$(PY) benchmarks/run.py

@@ -172,7 +172,11 @@ class OutageMachine(RuleBasedStateMachine):
             max_restarts=max_r,
             within_s=60,
             health_interval_s=0,
-            children=[Child("c0", Worker, levels=policy), Child("c1", Worker)],
+            # (a start is never slow enough to time out here: a hung start is a fault)
+            children=[
+                Child("c0", Worker, levels=policy, start_timeout_s=1e6),
+                Child("c1", Worker),
+            ],
         )
         self.outage_restarts = restarts
         self.down = True

@@ -24,17 +24,15 @@ from ...actors.errors import (
     ActorStopped,
     DownstreamError,
     HandlerError,
-    Overloaded,
     PoisonMessageError,
     RecoveryFailed,
     StalwartError,
 )
-from ...actors.messages import Redelivery
 from ...actors.messages import Retry as RetryMessage
 from ...strategies import ErrorInfo
-from .._ladder import Decision, FailureKind, Ladder, failure_kind
+from .._ladder import Decision, FailureKind, failure_kind
 from .._plan import restart_set
-from . import lifecycle, mediation
+from . import lifecycle, mediation, outages, restarts
 from .commands import Answer, Cancel, Escalate, Retry, Timer
 from .common import (
     Out,
@@ -48,10 +46,8 @@ from .common import (
     state_note,
     trace_of,
 )
-from .events import ChildStarted, Failed, Recovered
+from .events import Failed, Recovered
 from .state import (
-    REMOVED,
-    STARTING,
     TREE_CANDIDATES,
     UP,
     ChildRecord,
@@ -60,7 +56,6 @@ from .state import (
 )
 
 DEADLINE_MARGIN_S = 0.1  # an answer leaves this long before the caller's deadline
-OUTAGE_WAIT = "outage"  # a child down because an outage keeps it from starting
 
 
 def on_failed(s: SupervisorState, e: Failed, out: Out) -> None:
@@ -78,7 +73,7 @@ def on_failed(s: SupervisorState, e: Failed, out: Out) -> None:
     c.last_error = f"{e.info.error_type}: {e.info.message}"[:300]
     owner = s.children.get(record.assigned_to, c)
     if e.incarnation != c.incarnation or c.restart_pending or c.phase != UP:
-        redeliver_later(s, owner, record, now, out)
+        restarts.redeliver_later(s, owner, record, now, out)
         return
     kind = failure_kind(e.info)
     error: StalwartError
@@ -95,8 +90,8 @@ def on_failed(s: SupervisorState, e: Failed, out: Out) -> None:
         return
     if record.fresh is not None and record.fresh == (c.name, e.incarnation):
         if kind is FailureKind.OUTAGE:
-            announce_outage(s, c, record.info, now, out)
-            give_up_outage(s, c, record, now, out, "restarting it did not help")
+            outages.announce_outage(s, c, record.info, now, out)
+            outages.give_up_outage(s, c, record, now, out, "restarting it did not help")
         else:
             error = PoisonMessageError(
                 f"{c.path}: {describe(record.message)} failed again on a freshly restarted"
@@ -119,15 +114,15 @@ def decide_failure(
     """Climb the ladder for ``record`` (a new failure of it) and act on the level."""
     ladder = c.ladder(record.info.fingerprint)
     if kind is FailureKind.OUTAGE and ladder.in_outage(now):
-        outage_retry(s, c, record, now, out)
+        outages.outage_retry(s, c, record, now, out)
         return
-    allowed = outage_restarts(s, c, ladder, kind, now)
+    allowed = outages.outage_restarts(s, c, ladder, kind, now)
     seen = None if record.health else record.round
     decision = ladder.on_failure(now, seen=seen, restarts_allowed=allowed)
     record.round = ladder.round
     if decision is None:
-        announce_outage(s, c, record.info, now, out)
-        outage_retry(s, c, record, now, out)
+        outages.announce_outage(s, c, record.info, now, out)
+        outages.outage_retry(s, c, record, now, out)
         return
     if decision.level >= 3:
         if c.restart == "temporary":
@@ -174,40 +169,25 @@ def apply(
         else:
             schedule_retry(s, c, record, now, out)
     elif level == 3:
-        if strategy == "reassign" and reassign(s, c, record, out):
+        if strategy == "reassign" and restarts.reassign(s, c, record, out):
             c.restart_pending = True
         else:
-            restart_with(s, c, record, now, out)
+            restarts.restart_with(s, c, record, now, out)
         lifecycle.reconcile(s, now, out)
     else:
         for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
             other = s.children[name]
             other.restarts += other is not c
             lifecycle.mark_restart(other)
-        restart_with(s, c, record, now, out)
+        restarts.restart_with(s, c, record, now, out)
         lifecycle.reconcile(s, now, out)
-
-
-def outage_restarts(
-    s: SupervisorState, c: ChildRecord, ladder: Ladder, kind: FailureKind, now: float
-) -> int | None:
-    """How many restarts an outage may have used (None: not an outage, no such cap).
-
-    A restart against an outage is a guess that a fresh instance helps: it is tried
-    only while it fits within the restart intensity, never at the price of escalating.
-    """
-    if kind is not FailureKind.OUTAGE:
-        return None
-    if not s.intensity.room(now):
-        return min(ladder.restarts, c.policy.outage_restarts)
-    return c.policy.outage_restarts
 
 
 def choose(s: SupervisorState, c: ChildRecord, record: FailedMessage, level: int) -> str:
     available = list(TREE_CANDIDATES.get(level, ()))
     if "fallback" in available and (c.kind != "actor" or c.fallback is None or record.health):
         available.remove("fallback")
-    if "reassign" in available and healthy_replica(s, c) is None:
+    if "reassign" in available and restarts.healthy_replica(s, c) is None:
         available.remove("reassign")
     tried = record.tried.setdefault(level, [])
     try:
@@ -251,6 +231,8 @@ def stop_temporary(
 
 
 # -- retries in place ---------------------------------------------------------------------
+
+
 def schedule_retry(
     s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out
 ) -> None:
@@ -273,7 +255,7 @@ def on_retry_timer(s: SupervisorState, record_id: int, now: float, out: Out) -> 
         return
     c = s.children[record.assigned_to]
     if c.phase != UP or c.restart_pending:
-        redeliver_later(s, c, record, now, out)
+        restarts.redeliver_later(s, c, record, now, out)
         return
     out.append(Retry(c.name, retry_message(record)))
     # an attempt that never answers (a hung handler) counts as failed after a timeout
@@ -373,69 +355,6 @@ def answer_with_fallback(
 
 
 # -- outages ----------------------------------------------------------------------------------
-def announce_outage(
-    s: SupervisorState, c: ChildRecord, info: ErrorInfo, now: float, out: Out
-) -> None:
-    """Restarting does not help: say so once, and stop restarting for it until it is quiet."""
-    ladder = c.ladder(info.fingerprint)
-    was = ladder.in_outage(now)
-    ladder.enter_outage(now)
-    quiet_timer(c, out)
-    if was:
-        return
-    note(
-        s,
-        out,
-        "outage",
-        c,
-        now,
-        level=2,
-        info=info,
-        detail=f"{info.error_type}: {info.message}: a dependency is failing and restarting"
-        f" {c.path} did not help; its messages get their retries, then DownstreamError,"
-        " until the failures stop",
-        state="degraded",
-    )
-
-
-def outage_retry(
-    s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out
-) -> None:
-    """During an outage each message gets its quick level-1 retries, then a clear error.
-
-    Backing off against a dependency known to be down only multiplies the load on it
-    (and keeps the caller waiting): the level-2 retries are for trouble that passes.
-    """
-    policy = c.policy
-    if record.retries >= max(policy.basic_attempts, 0) or record.level > 1:
-        give_up_outage(s, c, record, now, out, f"retried {record.retries} time(s)")
-        return
-    quiet_timer(c, out)
-    first = record.retries == 0
-    record.level, record.attempt, record.strategy = 1, record.retries + 1, "retry"
-    attempt_begins(out, c, record, now)
-    if first:  # one event per message, not one per retry
-        note(
-            s,
-            out,
-            "failure",
-            c,
-            now,
-            level=1,
-            info=record.info,
-            strategy="retry",
-            detail=f"{record.info.error_type}: {record.info.message}",
-            state="degraded",
-            trace=trace_of(record.sender),
-        )
-    schedule_retry(s, c, record, now, out)
-
-
-def give_up_outage(
-    s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out, why: str
-) -> None:
-    why = f"a dependency is failing; {why}; not restarted while the outage lasts"
-    give_up_downstream(s, c, record, why, now, out)
 
 
 def give_up_downstream(
@@ -462,153 +381,6 @@ def give_up_at_deadline(
 
 
 # -- restarts -------------------------------------------------------------------------------
-def restart_with(
-    s: SupervisorState, c: ChildRecord, record: FailedMessage | None, now: float, out: Out
-) -> None:
-    """Restart ``c`` from its last good checkpoint and hand it the failed message."""
-    lifecycle.mark_restart(c)
-    c.trust_final_state = False  # its state after the failure is not trusted
-    if record is not None:
-        redeliver_later(s, c, record, now, out)
-
-
-def redeliver_later(
-    s: SupervisorState, c: ChildRecord, record: FailedMessage, now: float, out: Out
-) -> None:
-    """``record`` goes to ``c``'s next instance: the one starting now, or the next to start."""
-    if record.message is None:
-        s.failures.pop(record.id, None)
-        if c.health_failure == record.id:
-            c.health_failure = None
-        return
-    if c.phase == REMOVED:
-        text = f"{c.path} was stopped for good before handling {describe(record.message)}"
-        set_aside(s, out, record, ActorStopped(text, c.path), now)
-        return
-    if c.phase == STARTING and not c.restart_pending:
-        # spawned already (with what waited then): it holds this until it has started
-        record.assigned_to, record.fresh = c.name, (c.name, c.incarnation)
-        out.append(Retry(c.name, retry_message(record, 3, "restart")))
-        return
-    if len(c.redeliver) >= s.hold_limit:
-        error = Overloaded(f"{c.path}: {s.hold_limit} messages already wait for it", c.path)
-        set_aside(s, out, record, error, now)
-        return
-    record.assigned_to = c.name
-    c.redeliver.append(Redelivery(record.message, record.sender, record.id))
-
-
-def drop_waiting(s: SupervisorState, c: ChildRecord, now: float, out: Out) -> None:
-    """``c`` is gone for good: what waited for it is answered and kept as dead letters."""
-    waiting, c.redeliver = c.redeliver, []
-    held, c.held = c.held, []
-    for item in waiting:
-        record = s.failures.get(item.failure_id) if item.failure_id else None
-        if record is None:
-            info = crash_info(c.path, "stopped")
-            record = s.new_failure(c.name, item.message, item.sender, info, now)
-        held.append(record)
-    for record in held:
-        text = f"{c.path} was stopped for good before handling {describe(record.message)}"
-        set_aside(s, out, record, ActorStopped(text, c.path), now)
-
-
-def healthy_replica(s: SupervisorState, c: ChildRecord) -> ChildRecord | None:
-    if c.slot.group is None:
-        return None
-    for other in s.order:
-        if (
-            other is not c
-            and other.slot.group == c.slot.group
-            and other.phase == UP
-            and not other.restart_pending
-        ):
-            return other
-    return None
-
-
-def reassign(s: SupervisorState, c: ChildRecord, record: FailedMessage, out: Out) -> bool:
-    other = healthy_replica(s, c)
-    if other is None or record.message is None:
-        return False
-    record.assigned_to = other.name
-    record.fresh = (other.name, other.incarnation)
-    out.append(Retry(other.name, retry_message(record, 3, "reassign")))
-    return True
-
-
-def restart_after_crash(
-    s: SupervisorState, c: ChildRecord, info: ErrorInfo, minimum: int, now: float, out: Out
-) -> None:
-    """``c`` is down (crashed, failed to start, gave up): start it again, from ``minimum``."""
-    if c.restart == "temporary":
-        c.stop_for_good = True
-        lifecycle.reconcile(s, now, out)
-        return
-    kind = failure_kind(info)
-    ladder = c.ladder(info.fingerprint)
-    allowed = outage_restarts(s, c, ladder, kind, now)
-    decision = ladder.on_failure(now, minimum, restarts_allowed=allowed)
-    if decision is None:
-        wait_out_outage(s, c, info, now, out)
-        return
-    if not s.intensity.add(now):
-        escalate(s, intensity_reason(s, c), info, c.path, now, out)
-        return
-    c.restarts += 1
-    note(
-        s,
-        out,
-        "restart",
-        c,
-        now,
-        level=decision.level,
-        info=info,
-        detail=c.last_error,
-        strategy="restart" if decision.level == 3 else "restart_subtree",
-        state="restarting",
-    )
-    if decision.level >= 4:
-        for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
-            other = s.children[name]
-            other.restarts += other is not c
-            lifecycle.mark_restart(other)
-    elif c.phase != "down":
-        lifecycle.mark_restart(c)
-    lifecycle.reconcile(s, now, out)
-
-
-def wait_out_outage(
-    s: SupervisorState, c: ChildRecord, info: ErrorInfo, now: float, out: Out
-) -> None:
-    """An outage keeps ``c`` from starting: try again on the backoff, without counting restarts."""
-    announce_outage(s, c, info, now, out)
-    c.start_failures += 1
-    c.start_outage = info.fingerprint
-    delay = c.policy.backoff.next_delay(c.start_failures, 0.0, s.rng)
-    c.waiting = OUTAGE_WAIT
-    note(
-        s,
-        out,
-        "restart",
-        c,
-        now,
-        level=3,
-        info=info,
-        strategy="backoff",
-        state="waiting",
-        detail=f"{c.last_error}; starting again in {delay:.2f}s",
-    )
-    out.append(Timer(delay, ("start-backoff", c.name), ("start-backoff", c.name)))
-    lifecycle.reconcile(s, now, out)
-
-
-def on_start_failed(s: SupervisorState, c: ChildRecord, e: ChildStarted, out: Out) -> None:
-    info = e.error or crash_info(c.path, "start failed")
-    c.last_error = f"start failed: {info.error_type}: {info.message}"[:300]
-    c.redeliver.extend(e.held)
-    note(s, out, "start-failure", c, e.now, level=3, info=info, detail=c.last_error)
-    restart_after_crash(s, c, info, 3, e.now, out)
 
 
 def intensity_reason(s: SupervisorState, c: ChildRecord) -> str:

@@ -14,7 +14,7 @@ from ...actors.errors import ActorStopped, Overloaded, StalwartError
 from ...actors.messages import ErrorReply, Redelivery, RunHooks
 from .._plan import restart_set
 from ..messages import KillSubtree, RecoveryDone, Unavailable
-from . import failures
+from . import failures, outages, restarts
 from .commands import (
     Answer,
     Cancel,
@@ -75,7 +75,7 @@ def reconcile(s: SupervisorState, now: float, out: Out) -> None:
                 c.phase, c.waiting = REMOVED, ""
                 if not s.retiring:  # (it may have crashed, never asked to stop)
                     out.append(Report(Unavailable(c.path, "stopped", removed=True)))
-                failures.drop_waiting(s, c, now, out)
+                restarts.drop_waiting(s, c, now, out)
     if s.retiring:
         if not s.lingering and all(c.phase in (DOWN, REMOVED) and not c.retiring for c in s.order):
             s.retiring, s.finished = False, True
@@ -167,7 +167,7 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
         s.lingering.add((c.name, e.incarnation))
         out.append(Release(c.name, e.incarnation))
         c.phase = DOWN
-        failures.on_start_failed(s, c, e, out)
+        restarts.on_start_failed(s, c, e, out)
         reconcile(s, e.now, out)
         return
     c.phase, c.start_failures = UP, 0
@@ -257,7 +257,7 @@ def crashed(s: SupervisorState, c: ChildRecord, reason: str, now: float, out: Ou
     out.append(Report(Unavailable(c.path, "crashed", lost_inflight=c.lost_inflight)))
     if c.kind == "supervisor":
         out.append(Report(KillSubtree(c.path)))
-    failures.restart_after_crash(s, c, crash_info(c.path, reason), 3, now, out)
+    restarts.restart_after_crash(s, c, crash_info(c.path, reason), 3, now, out)
 
 
 def on_stopped_itself(s: SupervisorState, e: StoppedItself, out: Out) -> None:
@@ -305,7 +305,7 @@ def on_child_gave_up(s: SupervisorState, e: ChildGaveUp, out: Out) -> None:
         c.stop_for_good = True
         reconcile(s, e.now, out)
         return
-    failures.restart_after_crash(
+    restarts.restart_after_crash(
         s, c, crash_info(c.path, "subtree gave up", "GaveUp"), 4, e.now, out
     )
 
@@ -399,7 +399,7 @@ def on_unplaceable(s: SupervisorState, e: Unplaceable, out: Out) -> None:
 def on_nodes_changed(s: SupervisorState, e: NodesChanged, out: Out) -> None:
     for name in e.placeable:
         c = s.children.get(name)
-        if c is not None and c.phase == DOWN and c.waiting and c.waiting != failures.OUTAGE_WAIT:
+        if c is not None and c.phase == DOWN and c.waiting and c.waiting != outages.OUTAGE_WAIT:
             c.waiting = ""
     reconcile(s, e.now, out)
 
@@ -410,6 +410,6 @@ def on_release_timer(name: str, incarnation: int, out: Out) -> None:
 
 def on_start_backoff(s: SupervisorState, name: str, now: float, out: Out) -> None:
     c = s.children.get(name)
-    if c is not None and c.waiting == failures.OUTAGE_WAIT:
+    if c is not None and c.waiting == outages.OUTAGE_WAIT:
         c.waiting = ""
         reconcile(s, now, out)

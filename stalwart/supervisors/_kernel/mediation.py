@@ -24,7 +24,7 @@ from ...actors.messages import HealthCheck
 from ...strategies import ErrorCategory, ErrorInfo, Severity, fingerprint_of
 from .._ladder import FailureKind, failure_kind
 from ..messages import DependencyDown
-from . import failures
+from . import failures, restarts
 from .commands import Cancel, Kill, Retry, Send, Timer
 from .common import Out, attempt_done, note, set_aside, state_note, trace_of
 from .events import BreakerChanged, DependencyChanged, HealthReported, IncidentHeld
@@ -147,7 +147,7 @@ def release_held(s: SupervisorState, now: float, out: Out, probe: str | None = N
                 record.level_started = now
                 out.append(Retry(c.name, failures.retry_message(record)))
             else:
-                failures.redeliver_later(s, c, record, now, out)
+                restarts.redeliver_later(s, c, record, now, out)
         note(
             s,
             out,

@@ -1,0 +1,312 @@
+"""What a supervisor does: the kernel's commands, carried out by the supervisor actor.
+
+Each command of :mod:`._kernel.commands` has one function here; they use what the
+actor keeps (addresses, processes, checkpoints) and Thespian only through the
+runtime adapter.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..actors._placement import NODE_ENV
+from ..actors._runtime import ActorExitRequest, create_child
+from ..actors._timers import WAKE
+from ..actors.messages import (
+    ErrorReply,
+    GaveUp,
+    Init,
+    Release,
+    Reply,
+    ReplyTo,
+    Request,
+    Retire,
+    Retired,
+    Started,
+    Successor,
+)
+from ._kernel import commands as cmd
+from ._kernel import events as ev
+from .messages import (
+    DeadLetterNote,
+    Escalate,
+    LearnedState,
+    Registered,
+    SupervisorInit,
+)
+
+if TYPE_CHECKING:
+    from ._supervisor import SupervisorActor
+
+
+def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
+    assert self.state is not None
+    child = self.state.children[c.child]
+    keeper = self.keepers[c.child]
+    cls = _supervisor_class() if child.kind == "supervisor" else _actor_class(child)
+    requires = getattr(child.spec, "requires", None)
+    kwargs: dict[str, Any] = {}
+    if requires and not self.placeable(child.spec):  # it waits for a node that can host it
+        self.decide(ev.Unplaceable(c.child, c.incarnation, self.unplaceable(child), now=self.now))
+        return
+    if requires:  # placed by Thespian on a node that offers them, never on a lost one
+        from ..actors._placement import AVOID
+
+        lost = tuple(self.settings.get("lost", ()))
+        kwargs["targetActorRequirements"] = {**requires, AVOID: lost}
+    address = create_child(self, cls, not self.clock_id, **kwargs)
+    key = (c.child, c.incarnation)
+    self.addresses[key] = address
+    if child.kind == "supervisor":
+        first = c.child not in self.spawned
+        prefix = child.path + "/"
+        floors = {p: n for p, n in self.state.floors.items() if p.startswith(prefix)}
+        learned = LearnedState(self.state.selector.state(), dict(self.state.timeouts))
+        init: Any = SupervisorInit(
+            child.path,
+            child.spec,
+            self.myAddress,
+            self.root,
+            c.incarnation,
+            dict(keeper.sub_checkpoints),
+            self.clock_id,
+            learned,
+            self.settings,
+            floors if first else None,
+        )
+    else:
+        init = Init(
+            child.path,
+            self.myAddress,
+            self.root,
+            c.incarnation,
+            keeper.checkpoint if keeper.has_checkpoint else None,
+            c.redeliver,
+            tuple(keeper.replies.items()),
+            _actor_options(child, self.settings),
+            getattr(child.spec, "checkpoint", "message"),
+            os.getpid(),
+            self.clock_id,
+            self.state.hold_limit,
+        )
+    self.spawned.add(c.child)
+    self.send(address, init)
+
+
+def do_stop(self: SupervisorActor, c: cmd.Stop) -> None:
+    address = self.addresses.get((c.child, c.incarnation))
+    if address is not None:
+        self.send(address, Retire(c.forward))
+
+
+def do_kill(self: SupervisorActor, c: cmd.Kill) -> None:
+    assert self.state is not None
+    key = (c.child, self.state.children[c.child].incarnation)
+    address = self.addresses.get(key)
+    if address is not None:
+        self.send(address, ActorExitRequest())
+    pid, node = self.pids.get(key, (0, ""))
+    if pid and pid != os.getpid() and node == os.environ.get(NODE_ENV, ""):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def do_retry(self: SupervisorActor, c: cmd.Retry) -> None:
+    address = self.current(c.child)
+    if address is not None:
+        self.send(address, c.retry)
+
+
+def do_send(self: SupervisorActor, c: cmd.Send) -> None:
+    address = self.current(c.child)
+    if address is not None:
+        self.send(address, c.message)
+
+
+def do_answer(self: SupervisorActor, c: cmd.Answer) -> None:
+    answer(self, c.sender, c.value)
+
+
+def do_dead_letter(self: SupervisorActor, c: cmd.DeadLetter) -> None:
+    message, request_id, reply_to = c.message, None, None
+    if isinstance(message, Request):
+        message, request_id, reply_to = message.message, message.id, message.reply_to
+    if isinstance(c.sender, ReplyTo):
+        request_id, reply_to = c.sender.id, c.sender.address
+    self.send(
+        self.root,
+        DeadLetterNote(
+            c.path, message, str(c.error), c.category, c.fingerprint, reply_to, request_id
+        ),
+    )
+    # after the note, so whoever hears of the error can already see the dead letter
+    error = ErrorReply.of(c.error)
+    answer(self, c.sender if not isinstance(c.message, Request) else c.message, error)
+    name = self.child_name(c.path)
+    if request_id is not None and name is not None:  # it may come again: handle it afresh
+        address = self.current(name)
+        if address is not None:
+            self.send(address, GaveUp(request_id, error))
+
+
+def do_escalate(self: SupervisorActor, c: cmd.Escalate) -> None:
+    self.send(self.parent, Escalate(self.path, 4, c.reason, c.info, c.origin))
+
+
+def do_report(self: SupervisorActor, c: cmd.Report) -> None:
+    self.send(self.root, c.message)
+
+
+def do_register(self: SupervisorActor, c: cmd.Register) -> None:
+    assert self.state is not None
+    child = self.state.children[c.child]
+    address = self.addresses.get((c.child, c.incarnation))
+    pid, node = self.pids.get((c.child, c.incarnation), (0, ""))
+    self.send(
+        self.root,
+        Registered(
+            child.path,
+            address,
+            pid,
+            c.incarnation,
+            child.kind,
+            child.slot.group,
+            c.lost_inflight,
+            _class_name(child),
+            c.level,
+            c.restarts,
+            node,
+        ),
+    )
+    old = self.addresses.get((c.child, c.predecessor)) if c.predecessor else None
+    if old is not None:
+        self.send(old, Successor(address))
+
+
+def do_release(self: SupervisorActor, c: cmd.Release) -> None:
+    address = self.addresses.get((c.child, c.incarnation))
+    if address is not None:
+        self.send(address, Release())
+
+
+def do_timer(self: SupervisorActor, c: cmd.Timer) -> None:
+    self.after(c.delay, (WAKE, "kernel", c.payload), c.key)
+
+
+def do_cancel(self: SupervisorActor, c: cmd.Cancel) -> None:
+    self.cancel(c.key)
+
+
+def do_attempt_begins(self: SupervisorActor, c: cmd.AttemptBegins) -> None:
+    assert self.state is not None
+    pid = self.pids.get((c.child, self.state.children[c.child].incarnation), (0, ""))[0]
+    self.usage_at[c.failure_id] = (pid, self._usage.usage(pid) if pid else (0, 0.0))
+
+
+def do_attempt_ends(self: SupervisorActor, c: cmd.AttemptEnds) -> None:
+    assert self.state is not None
+    child = self.state.children.get(c.child)
+    key = (c.child, child.incarnation) if child is not None else (c.child, 0)
+    pid = self.pids.get(key, (0, ""))[0]
+    rss, cpu = self._usage.usage(pid) if pid else (0, 0.0)
+    pid0, (rss0, cpu0) = self.usage_at.pop(c.failure_id, (0, (0, 0.0)))
+    attempt = msgspec.structs.replace(
+        c.attempt,
+        time=time.time(),
+        mem_delta_bytes=rss - rss0 if rss0 else 0,
+        cpu_delta_s=cpu - cpu0 if pid == pid0 else cpu,
+    )
+    self.send(self.root, attempt)
+
+
+def do_report_started(self: SupervisorActor, c: cmd.ReportStarted) -> None:
+    node = os.environ.get(NODE_ENV, "")
+    self.send(self.parent, Started(self.path, self.incarnation, True, os.getpid(), node=node))
+
+
+def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
+    assert self.state is not None
+    table: dict[str, Any] = {}
+    for child in self.state.order:
+        keeper = self.keepers[child.name]
+        if child.kind == "supervisor":
+            table.update(keeper.sub_checkpoints)
+        elif keeper.has_checkpoint:
+            table[child.path] = keeper.table_entry()
+    self.send(self.parent, Retired(self.path, self.incarnation, table, True))
+    # not recursive: the children are gone already
+    self.send(self.myAddress, ActorExitRequest(recursive=False))
+
+
+def answer(actor: Any, sender: Any, value: Any) -> None:
+    """Answer a request's ``ReplyTo``, a ``Request`` itself, or a plain sender's address."""
+    if sender is None:
+        return
+    if isinstance(sender, Request):
+        actor.send(sender.reply_to, Reply(sender.id, value))
+    elif isinstance(sender, ReplyTo):
+        actor.send(sender.address, Reply(sender.id, value))
+    else:
+        actor.send(sender, value)
+
+
+def _actor_class(child: Any) -> type:
+    if child.role == "breaker":
+        from ._breaker_actor import BreakerActor
+
+        return BreakerActor
+    return child.spec.actor  # type: ignore[no-any-return]
+
+
+def _actor_options(child: Any, settings: dict[str, Any]) -> dict[str, Any]:
+    """What the actor reads as ``self.options``."""
+    spec = child.spec
+    if child.role == "breaker":
+        parent = child.path.rsplit("/", 1)[0]
+        return {
+            "breaker": spec.breaker,
+            "protected": f"{parent}/{spec.name}.protected",
+            "store": settings.get("store"),
+        }
+    return dict(getattr(spec, "options", {}))
+
+
+def _class_name(child: Any) -> str:
+    if child.kind == "supervisor":
+        return "Supervisor"
+    cls = _actor_class(child)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+EFFECTS: dict[type, Any] = {
+    cmd.Spawn: do_spawn,
+    cmd.Stop: do_stop,
+    cmd.Kill: do_kill,
+    cmd.Retry: do_retry,
+    cmd.Send: do_send,
+    cmd.Answer: do_answer,
+    cmd.DeadLetter: do_dead_letter,
+    cmd.Escalate: do_escalate,
+    cmd.Report: do_report,
+    cmd.Register: do_register,
+    cmd.Release: do_release,
+    cmd.Timer: do_timer,
+    cmd.Cancel: do_cancel,
+    cmd.AttemptBegins: do_attempt_begins,
+    cmd.AttemptEnds: do_attempt_ends,
+    cmd.ReportStarted: do_report_started,
+    cmd.Finish: do_finish,
+}
+
+
+def _supervisor_class() -> type:
+    from ._supervisor import SupervisorActor
+
+    return SupervisorActor
