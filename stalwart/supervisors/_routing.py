@@ -1,0 +1,164 @@
+"""The root's registry half: paths, their addresses and states, and who hears of changes.
+
+Mixed into :class:`~stalwart.supervisors._root.RootActor`. Supervisors register
+their children here; senders resolve paths here and are told of every address
+change (and of breakers' state changes), so messages follow a path across restarts;
+what cannot be delivered is kept as a dead letter. On a cluster, a lost node's
+actors are moved from here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..actors._calls import Caller
+from ..actors._runtime import ActorExitRequest
+from ..actors.errors import ActorStopped
+from ..actors.messages import (
+    AddressUpdate,
+    ErrorReply,
+    Forwarded,
+    Reply,
+    Request,
+    Resolve,
+    Resolved,
+    RouteState,
+    Stray,
+    Undeliverable,
+)
+from ._registry import Registry
+from ._services import SYSTEM_NAME
+from .messages import (
+    BreakerNote,
+    Floors,
+    FloorsQuery,
+    NodeDown,
+    Nodes,
+    NodesChanged,
+    Registered,
+    StateNote,
+    Unavailable,
+)
+
+
+class Routing(Caller):
+    """Mixin: registrations, path resolution, address pushes, and lost nodes."""
+
+    registry: Registry
+    cluster_nodes: dict[str, dict[str, Any]]
+    cluster_lost: tuple[str, ...]
+    fenced: dict[str, list[Any]]
+
+    if TYPE_CHECKING:  # provided by RootActor and its other mixins
+
+        def record(self, kind: str, path: str, **fields: Any) -> None: ...
+        def dead_letter(self, path: str, message: Any, error: str, *a: Any, **k: Any) -> None: ...
+        def incident_holds_for(self, msg: Registered) -> None: ...
+        def answer_when_all_registered(self) -> None: ...
+
+    def _sw_resolver(self) -> Any:
+        return self.myAddress
+
+    def _sw_request_resolution(self, path: str) -> None:
+        self._sw_on_resolved(self._resolve(path))
+
+    def _resolve(self, path: str) -> Resolved:
+        if not self.registry.knows(path):
+            return Resolved(path, (), f"unknown actor path {path!r}")
+        return Resolved(path, self.registry.addresses(path), stopped=self.registry.stopped(path))
+
+    # -- registry updates from supervisors -------------------------------------------------
+    def on_registered(self, msg: Registered, sender: Any) -> None:
+        self.registry.register(msg)
+        self.push(msg.path, msg.lost_inflight)
+        self.incident_holds_for(msg)
+        self.answer_when_all_registered()
+
+    def on_floors_query(self, msg: FloorsQuery, sender: Any) -> None:
+        self.send(sender, Floors(msg.path, self.registry.floors(msg.path)))
+
+    def on_stray(self, msg: Stray, sender: Any) -> None:
+        """A message that reached an instance which failed to start goes to the next one."""
+        self._sw_send_path(msg.path, Forwarded(msg.message, msg.sender))
+
+    def on_undeliverable(self, msg: Undeliverable, sender: Any) -> None:
+        self.dead_letter(msg.path, msg.message, msg.error)
+
+    def on_unavailable(self, msg: Unavailable, sender: Any) -> None:
+        self.registry.unavailable(msg)
+        # after a crash, callers hand what it lost to the supervisor starting the next one
+        self.push(msg.path, holder=sender if msg.lost_inflight else None)
+
+    def on_state(self, msg: StateNote, sender: Any) -> None:
+        self.registry.note_state(msg)
+
+    def push(self, path: str, lost_inflight: bool = False, holder: Any = None) -> None:
+        """Tell every subscriber of ``path`` (and of its replica group) its new addresses."""
+        for p in self.registry.affected(path):
+            update = AddressUpdate(
+                p,
+                self.registry.addresses(p),
+                lost_inflight,
+                holder if p == path else None,
+                self.registry.stopped(p),
+            )
+            for subscriber in self.registry.subscribers(p):
+                self.send(subscriber, update)
+            if p in self._sw_routes:
+                self._sw_on_address_update(update)
+
+    def on_breaker_note(self, msg: BreakerNote, sender: Any) -> None:
+        """A breaker changed state: record it and tell everyone who sends to that path."""
+        self.registry.note_breaker(msg.path, msg.state)
+        self.record("breaker", msg.path, detail=msg.state)
+        update = RouteState(msg.path, msg.state, msg.remaining_s, msg.fails_fast)
+        for subscriber in self.registry.subscribers(msg.path):
+            self.send(subscriber, update)
+        self._sw_on_route_state(update)
+
+    def on_resolve(self, msg: Resolve, sender: Any) -> None:
+        resolved = self._resolve(msg.path)
+        if resolved.error is None:
+            self.registry.subscribe(
+                msg.path, msg.subscriber or str(sender), msg.incarnation, sender
+            )
+        self.send(sender, resolved)
+
+    def on_reply(self, msg: Reply, sender: Any) -> None:
+        self._sw_on_reply(msg)
+
+    def on_resolved(self, msg: Resolved, sender: Any) -> None:
+        self._sw_on_resolved(msg)
+
+    def on_address_update(self, msg: AddressUpdate, sender: Any) -> None:
+        self._sw_on_address_update(msg)
+
+    def on_request(self, msg: Request, sender: Any) -> None:
+        error = ActorStopped("the root takes no requests; address an actor path")
+        self.send(msg.reply_to, Reply(msg.id, ErrorReply.of(error)))
+
+    # -- the cluster -----------------------------------------------------------------------
+    def on_nodes_changed(self, msg: NodesChanged, sender: Any) -> None:
+        """A node joined, was lost or left: tell the supervisors; move what ran on a lost one."""
+        self.cluster_nodes, self.cluster_lost = dict(msg.nodes), tuple(msg.lost)
+        moved = self.registry.on_node(msg.node) if msg.event != "node-joined" else []
+        detail = f"{msg.node}: {msg.detail}"
+        if moved:
+            detail += f"; moving {', '.join(e.path for e in moved)}"
+        self.record(msg.event, f"{SYSTEM_NAME}/nodes", level=3 if moved else 0, detail=detail[:300])
+        note = Nodes(self.cluster_nodes, self.cluster_lost)
+        for address in self.registry.supervisor_addresses():
+            self.send(address, note)
+        if msg.event == "node-joined":
+            for address in self.fenced.pop(msg.node, []):
+                self.send(address, ActorExitRequest())  # what ran there before was replaced
+            return
+        by_parent: dict[str, list[str]] = {}
+        for entry in moved:  # in start order, so dependencies come first
+            by_parent.setdefault(entry.path.rsplit("/", 1)[0], []).append(entry.path)
+            if entry.address is not None:
+                self.fenced.setdefault(msg.node, []).append(entry.address)
+        for parent, paths in by_parent.items():
+            address = self.registry.address_of(parent)
+            if address is not None:
+                self.send(address, NodeDown(msg.node, tuple(paths), msg.detail, self.cluster_lost))
