@@ -28,6 +28,7 @@ from .actors import (
     StalwartError,
     SystemStopped,
     Timeout,
+    Unavailable,
     UnknownMessage,
     UnknownPath,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "Timeout",
     "TreeFile",
     "TreeFileError",
+    "Unavailable",
     "UnknownMessage",
     "UnknownPath",
     "join",

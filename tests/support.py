@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -536,3 +537,150 @@ class Gateway(ManagedActor):
         if os.path.exists(self.options["down_flag"]):
             raise ConnectionRefusedError("the payment gateway refused the connection")
         self.reply(sender, msg.n)
+
+
+# -- synchronising on what the system does, not on time -----------------------------------
+
+
+def wait_for_event(
+    system: Any, kind: str, path: str | None = None, since: int = 0, timeout: float = 10.0
+) -> Any:
+    """Wait until ``system.events(since)`` holds an event of ``kind`` (at ``path``, if given)
+    and return the first such event; fail naming what was awaited and the last events seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        events = system.events(since)
+        for event in events:
+            if event.kind == kind and (path is None or event.path == path):
+                return event
+        if time.monotonic() > deadline:
+            where = f" at {path!r}" if path is not None else ""
+            last = events[-12:]
+            seen = "\n".join(f"  #{e.seq} {e.kind} {e.path}: {e.detail[:100]}" for e in last)
+            raise AssertionError(
+                f"no {kind!r} event{where} after event #{since} within {timeout}s;"
+                f" the last events seen:\n{seen or '  (none)'}"
+            )
+        time.sleep(0.02)
+
+
+def wait_for_file(path: str | Path, timeout: float = 60.0) -> None:
+    """Block until ``path`` exists (a barrier between the test and a handler in any process)."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} was not created within {timeout}s")
+        time.sleep(0.005)
+
+
+def pids_in(marker: str | Path) -> list[int]:
+    """The pids a ``HeldWork`` or ``GatedBurst`` handler wrote to its ``started`` marker."""
+    marker = Path(marker)
+    return [int(line) for line in marker.read_text().split()] if marker.exists() else []
+
+
+def process_gone(pid: int) -> bool:
+    """The process is gone (or a zombie: dead, not yet reaped by its parent)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def queued_requests(queue_file: str | Path) -> int:
+    """How many requests a ``QueueForLater`` fallback still holds in ``queue_file``.
+
+    Read from the breaker's SQLite file, which is part of what ``QueueForLater`` promises
+    (durable storage); 0 once every queued request has been replayed and answered.
+    """
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{queue_file}?mode=ro", uri=True)) as conn:
+        return int(conn.execute("SELECT count(*) FROM queued").fetchone()[0])
+
+
+class HeldWork(msgspec.Struct, frozen=True):
+    """Work whose handler says it has begun and then waits for the test to let it finish:
+    it appends its pid to the file ``started``, then blocks until the file ``release``
+    exists (use on ``base="multiproc"``, where a blocked handler holds up one process)."""
+
+    id: int
+    started: str
+    release: str
+
+
+class BarrierWorker(Worker):
+    """A ``Worker`` that also takes ``HeldWork`` (counted and logged as ``Work`` is)."""
+
+    def receiveMsg_HeldWork(self, msg: HeldWork, sender: Any) -> None:
+        n = self.attempts.get(msg.id, 0) + 1
+        self.attempts[msg.id] = n
+        with open(msg.started, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        wait_for_file(msg.release)
+        self.handled.append(msg.id)
+        self.reply(sender, Done(msg.id, n, os.getpid(), self.incarnation))
+
+
+class GatedBurst(msgspec.Struct, frozen=True):
+    """Append this process's pid to ``started``, wait until ``release`` exists, then send
+    ``count`` Appends to ``path`` (from the address learned before the wait)."""
+
+    path: str
+    count: int
+    started: str
+    release: str
+
+
+class GatedBurster(LateBurster):
+    """Busy in one handler, for exactly as long as the test wants, while its target is
+    replaced: what it sends after the wait goes to the old address."""
+
+    def receiveMsg_GatedBurst(self, msg: GatedBurst, sender: Any) -> None:
+        with open(msg.started, "a") as fh:
+            fh.write(f"{os.getpid()}\n")
+        wait_for_file(msg.release)
+        for i in range(msg.count):
+            self.tell(msg.path, Append(i))
+        self.reply(sender, "sent")
+
+
+class CallThenPing(msgspec.Struct, frozen=True):
+    """Call ``path`` with ``message`` as ``request_id``, and Ping ``path`` right behind it."""
+
+    path: str
+    message: Any
+    request_id: str
+    timeout: float = 20.0
+
+
+class Resender(ManagedActor):
+    """Sends a request and a Ping behind it to the same actor, and replies once the Pong is
+    back: by then the callee has taken the request in, since the messages one actor sends
+    another arrive in the order they were sent. The request's own answer is kept for
+    ``GetLog`` (as a ``Relayed``)."""
+
+    def on_start(self) -> None:
+        self.answers: list[Relayed] = []
+
+    def receiveMsg_CallThenPing(self, msg: CallThenPing, sender: Any) -> None:
+        self.call(
+            msg.path,
+            msg.message,
+            msg.timeout,
+            on_reply=lambda r: self.answers.append(Relayed(True, r)),
+            on_error=lambda e: self.answers.append(Relayed(False, None, type(e).__name__, str(e))),
+            request_id=msg.request_id,
+        )
+        self.call(
+            msg.path,
+            Ping(),
+            msg.timeout,
+            on_reply=lambda pong: self.reply(sender, "taken in"),
+            on_error=lambda e: self.reply(sender, Relayed(False, None, type(e).__name__, str(e))),
+        )
+
+    def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
+        self.reply(sender, list(self.answers))

@@ -22,7 +22,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ._timers import WAKE, Timers
-from .errors import ActorStopped, BreakerOpen, Overloaded, StalwartError, Timeout, UnknownPath
+from .errors import (
+    ActorStopped,
+    BreakerOpen,
+    Overloaded,
+    StalwartError,
+    Timeout,
+    Unavailable,
+    UnknownPath,
+)
 from .messages import (
     AddressUpdate,
     ErrorReply,
@@ -39,6 +47,8 @@ log = logging.getLogger("stalwart.calls")
 
 MAX_RESENDS = 5
 HOLD_LIMIT = 10_000  # messages that may wait for one path
+HOP_MARGIN_S = 0.1  # a call made for a request ends this long before that request's deadline
+DEADLINE_MARGIN_S = 0.15  # a request still waiting for its path is answered this long before
 
 OnReply = Callable[[Any], None]
 OnError = Callable[[StalwartError], None]
@@ -127,6 +137,10 @@ class Caller(Timers):
         """The trace id of what is being handled ("" if none): calls made now carry it on."""
         return ""
 
+    def _sw_deadline(self) -> float:
+        """The deadline of the request being handled (0: none): calls made now end before."""
+        return 0.0
+
     def _sw_callback(self, pending: _Pending, fn: Callable[[Any], None], value: Any) -> None:
         """Run a call's callback (hosts may report what it raises)."""
         fn(value)
@@ -159,7 +173,7 @@ class Caller(Timers):
         if route.stopped:
             self._sw_fail_held(msg, ActorStopped(f"{path} has stopped for good", path), path)
         elif len(route.waiting) >= self._sw_hold_limit:
-            error = Overloaded(f"{path}: {self._sw_hold_limit} messages already wait for it", path)
+            error = Overloaded.waiting(path, self._sw_hold_limit)
             self._sw_fail_held(msg, error, path)
         else:
             route.waiting.append(msg)
@@ -194,13 +208,21 @@ class Caller(Timers):
             route.blocked_until = 0.0
         if timeout is not None:
             deadline = time.time() + timeout
+        inherited = self._sw_deadline()
+        if inherited:  # it is done for a request: it ends before that one's caller gives up
+            deadline = min(deadline or inherited, inherited - HOP_MARGIN_S)
         request = Request(request_id, msg, self.myAddress, self._sw_trace() or request_id, deadline)
         pending = _Pending(path, request, timeout, on_reply or (lambda _reply: None), on_error)
         pending.origin = self._sw_origin()
         self._sw_pending[request_id] = pending
         pending.sent = self._sw_send_path(path, request)
+        if request_id not in self._sw_pending:
+            return request_id  # answered at once (the path has stopped, or too many wait)
         if timeout is not None:
             self.after(timeout, (WAKE, "call-timeout", request_id), key=request_id)
+        elif deadline:  # the caller times out itself; one still waiting is answered first
+            wait = deadline - time.time() - DEADLINE_MARGIN_S
+            self.after(max(0.0, wait), (WAKE, "call-timeout", request_id), key=request_id)
         return request_id
 
     # -- what comes back ---------------------------------------------------------------
@@ -307,13 +329,20 @@ class Caller(Timers):
 
     def _sw_on_call_timeout(self, request_id: str) -> None:
         pending = self._sw_pending.get(request_id)
-        if pending is not None:
-            self._sw_finish(
-                request_id,
-                Timeout(
-                    f"no reply from {pending.path} within {pending.timeout or 0:g}s", pending.path
-                ),
+        if pending is None:
+            return
+        path = pending.path
+        if not pending.sent:  # it never reached an instance: the path was not available
+            error: StalwartError = Unavailable(
+                f"{path} could not take the request before its deadline (restarting, or"
+                " waiting for a node or a dependency)",
+                path,
             )
+        elif pending.timeout is None:
+            return  # sent: its caller times it out itself
+        else:
+            error = Timeout(f"no reply from {path} within {pending.timeout:g}s", path)
+        self._sw_finish(request_id, error)
 
     def _sw_finish(self, request_id: str, error: StalwartError) -> None:
         """End a request with ``error`` (its ``on_error`` runs)."""

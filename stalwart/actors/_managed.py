@@ -27,6 +27,8 @@ from .messages import (
     FailureReport,
     Forwarded,
     GaveUp,
+    Handover,
+    HandoverDone,
     HealthCheck,
     HealthReport,
     HooksDone,
@@ -65,6 +67,7 @@ _INTERNAL: dict[type, str] = {
     Request: "_sw_on_request",
     Forwarded: "_sw_on_forwarded",
     GaveUp: "_sw_on_gave_up",
+    Handover: "_sw_on_handover",
     Reply: "_sw_on_reply_msg",
     Resolved: "_sw_on_resolved_msg",
     AddressUpdate: "_sw_on_address_update_msg",
@@ -121,6 +124,10 @@ def find_handler(actor_cls: type, msg_type: type) -> Handler | None:
         if fn is not None:
             return fn  # type: ignore[no-any-return]
     return None
+
+
+class Unhealthy(Exception):
+    """What a ``health()`` that answered with a description said (classified like an error)."""
 
 
 class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
@@ -245,6 +252,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
     def _sw_trace(self) -> str:
         sender = self._sw_sender
         return sender.trace if type(sender) is ReplyTo else ""
+
+    def _sw_deadline(self) -> float:
+        sender = self._sw_sender
+        return sender.deadline if type(sender) is ReplyTo else 0.0
 
     def reply(self, sender: Any, msg: Any) -> None:
         """Answer the sender of the message being handled (works for ``ask``/``call`` too).
@@ -530,7 +541,9 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             self.receiveMessage(waiting_msg, waiting_sender)
 
     def _sw_redeliver(self, msg: Any, sender: Any, failure_id: int | None) -> None:
-        if isinstance(msg, Request):
+        if type(msg) is Handover:
+            self._sw_on_handover(msg, sender)
+        elif isinstance(msg, Request):
             self._sw_on_request(msg, sender, failure_id)
         elif self._sw_dispatch(msg, sender, failure_id) and failure_id is not None:
             self._sw_retry_done(failure_id)
@@ -538,6 +551,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
     def _sw_on_request(self, req: Request, sender: Any, failure_id: int | None = None) -> None:
         if self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(req, sender)
+            return
+        if failure_id is None and req.deadline and time.time() > req.deadline:
+            # its caller has given up (and was told so): nobody waits for what it would do
+            self.log.debug("%s: request %s came after its deadline; not handled", self.path, req.id)
             return
         handled = self._sw_handled
         if req.id in handled:
@@ -597,6 +614,14 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         elif self._sw_dispatch(retry.message, retry.sender, retry.failure_id):
             self._sw_retry_done(retry.failure_id)
 
+    def _sw_on_handover(self, msg: Handover, sender: Any) -> None:
+        if self._sw_mode != _RUNNING:
+            self._sw_hold_or_forward(msg, sender)
+            return
+        self._sw_on_request(msg.request, msg.request.reply_to)
+        done = HandoverDone(self.path, self.incarnation, msg.request.id)
+        self.send(self.supervisor, done)
+
     def _sw_on_gave_up(self, msg: GaveUp, sender: Any) -> None:
         if self._sw_handled.get(msg.request_id, 0) is None:  # not answered: it failed
             del self._sw_handled[msg.request_id]
@@ -632,6 +657,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             info = classify(exc)
         ok = verdict is True or verdict is None
         detail = "" if ok else (verdict if isinstance(verdict, str) else "health() said no")
+        if not ok and info is None and isinstance(verdict, str):
+            info = classify(Unhealthy(verdict))  # "redis does not answer": an outage
         self.send(sender, HealthReport(self.path, self.incarnation, msg.seq, ok, detail, info))
 
     def _sw_on_chaos(self, msg: Chaos, sender: Any) -> None:

@@ -67,6 +67,11 @@ class DownstreamError(StalwartError):
     """The actor could not do it because something it depends on failed (retrying may help)."""
 
 
+class Unavailable(StalwartError):
+    """The actor could not take the message before its deadline: it was restarting, waiting
+    for a node, or kept from starting by a dependency (retrying later may help)."""
+
+
 class PoisonMessageError(StalwartError):
     """The message failed again on a freshly restarted actor; it was set aside as a dead letter."""
 
@@ -80,9 +85,19 @@ class SystemStopped(StalwartError):
 
 
 class Overloaded(StalwartError):
-    """The tree is shedding load and refuses new work for now."""
+    """The tree is shedding load, or too many messages already wait: refused for now."""
 
     error_category = ErrorCategory.RATE_LIMIT
+
+    @classmethod
+    def waiting(cls, path: str, limit: int, dependency: str = "") -> Overloaded:
+        """``limit`` messages already wait for ``path`` (or, held, for its ``dependency``)."""
+        return cls(f"{path}: {limit} messages already wait for {dependency or 'it'}", path)
+
+    @classmethod
+    def shedding(cls, path: str, reason: str) -> Overloaded:
+        """The tree refuses new work for ``path`` (a memory emergency: ``reason``)."""
+        return cls(f"{path}: the tree is shedding load ({reason})", path)
 
 
 class BreakerOpen(StalwartError, CircuitOpenError):
@@ -126,6 +141,7 @@ ERROR_TYPES: dict[str, type[StalwartError]] = {
         BadMessage,
         HandlerError,
         DownstreamError,
+        Unavailable,
         PoisonMessageError,
         RecoveryFailed,
         SystemStopped,

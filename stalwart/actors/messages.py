@@ -403,6 +403,21 @@ class Undeliverable(msgspec.Struct, frozen=True):
     error: str
 
 
+class Handover(msgspec.Struct, frozen=True):
+    """To an instance: a request its predecessor was handling when it died; handle it, then
+    say so with :class:`HandoverDone` (an instance that dies on it too has found a poison)."""
+
+    request: Any
+
+
+class HandoverDone(msgspec.Struct, frozen=True):
+    """To the supervisor: the handed-over request ``request_id`` has been handled."""
+
+    path: str
+    incarnation: int
+    request_id: str
+
+
 class LostRequest(msgspec.Struct, frozen=True):
     """To a supervisor: a request its crashed child was handling, for the next instance."""
 

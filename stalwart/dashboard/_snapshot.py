@@ -4,8 +4,9 @@ One :class:`Snapshots` per server folds the tree's events into the
 :class:`~stalwart.dashboard.Timeline` as they come, so a poll costs only the
 events since the last one. The slower figures (metrics from the store, memory,
 alerts), which actors answer, are read at most once per ``slow_s``, in the
-background after the first time: a poll never waits for them, so the page keeps
-answering while an actor's handler holds the in-process base for seconds.
+background: a poll never waits for them (until the first read is back, the
+snapshot says ``"figures": "reading"``), so the page keeps answering while an
+actor's handler holds the in-process base for seconds.
 """
 
 from __future__ import annotations
@@ -59,8 +60,8 @@ class Snapshots:
         self.slow_s = slow_s
         self.timeline = Timeline(keep)
         self._lock = threading.Lock()
-        self._slow: dict[str, Any] = {}
-        self._slow_at = float("-inf")
+        self._slow: dict[str, Any] = {"metrics": {}, "memory": None, "alerts": []}
+        self._slow_at = float("-inf")  # never read yet
         self._reading = False  # a background read of the slow figures is under way
 
     def snapshot(self, episodes: int = 100) -> dict[str, Any]:
@@ -68,15 +69,15 @@ class Snapshots:
         name, phase, nodes = self.source.tree()
         nodes = with_breaker_badges(nodes)
         incidents = self.source.incidents()
-        if not self._slow:
-            self._refresh_slow()  # the first time, the page waits for them
-        elif time.monotonic() - self._slow_at >= self.slow_s and not self._reading:
-            self._reading = True
+        with self._lock:
+            read = time.monotonic() - self._slow_at >= self.slow_s and not self._reading
+            self._reading = self._reading or read
+        if read:
             threading.Thread(target=self._refresh_slow, daemon=True).start()
         with self._lock:
             self.timeline.feed(self.source.events(self.timeline.seq))
             self.timeline.attach_incidents(incidents)
-            slow = self._slow
+            slow, ready = self._slow, self._slow_at > float("-inf")
             timeline = [msgspec.to_builtins(e) for e in self.timeline.newest(episodes)]
             seq = self.timeline.seq
         open_breakers = sorted(
@@ -95,6 +96,7 @@ class Snapshots:
             "seq": seq,
             "tree": nodes,
             "timeline": timeline,
+            "figures": "ready" if ready else "reading",
             "memory": slow["memory"],
             "headline": headline(slow["metrics"], open_breakers, slow["alerts"]),
         }
@@ -109,7 +111,8 @@ class Snapshots:
             with self._lock:
                 self._slow, self._slow_at = slow, time.monotonic()
         finally:
-            self._reading = False
+            with self._lock:
+                self._reading = False
 
 
 def headline(

@@ -141,7 +141,12 @@ _MESSAGE_PATTERNS: list[tuple[re.Pattern[str], ErrorCategory]] = [
     ),
     (re.compile(r"database|deadlock|locked|sql|no such table|constraint", re.I), C.DATABASE),
     (
-        re.compile(r"service unavailable|bad gateway|upstream|dependency|circuit .* open", re.I),
+        re.compile(
+            r"service unavailable|bad gateway|upstream|dependency|circuit .* open|"
+            r"\b(does|did)( not|n't) (answer|respond)|\bno (answer|response) from\b|"
+            r"\bnot responding\b|\bcannot reach\b",
+            re.I,
+        ),
         C.DEPENDENCY,
     ),
     (

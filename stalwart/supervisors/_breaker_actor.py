@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from ..actors import ManagedActor
-from ..actors._calls import MAX_RESENDS
+from ..actors._calls import DEADLINE_MARGIN_S, MAX_RESENDS
 from ..actors._managed import _RUNNING as RUNNING
 from ..actors._runtime import ActorSystemMessage
 from ..actors.errors import (
@@ -98,15 +98,15 @@ class _InFlight:
     ``caller`` is the request as the caller sent it; ``request`` as it went on.
     """
 
-    __slots__ = ("caller", "permit", "request", "resends", "sent")
+    __slots__ = ("caller", "expires", "permit", "request", "resends")
 
     def __init__(
-        self, caller: Request, request: Request, permit: tuple[int, float], sent: float
+        self, caller: Request, request: Request, permit: tuple[int, float], expires: float
     ) -> None:
         self.caller = caller
         self.request = request
         self.permit = permit
-        self.sent = sent
+        self.expires = expires  # when it counts as timed out (monotonic)
         self.resends = 0
 
 
@@ -147,6 +147,7 @@ class BreakerActor(ManagedActor):
         self.caching = any(isinstance(f, CachedReply) for f in self.fallbacks)
         self.inflight: dict[str, _InFlight] = {}  # relayed calls, oldest first
         self.sweep_due = False  # a timer will look for relayed calls that timed out
+        self.sweep_at = 0.0  # when (monotonic)
         self.shedding = ""  # why calls are refused with Overloaded (memory emergency)
         self.queue: RequestQueue | None = None
         self.replaying = False
@@ -177,9 +178,7 @@ class BreakerActor(ManagedActor):
         once by the protected actor.
         """
         if self.shedding:
-            error = Overloaded(
-                f"{self.path}: the tree is shedding load ({self.shedding})", self.path
-            )
+            error = Overloaded.shedding(self.path, self.shedding)
             self.send(req.reply_to, Reply(req.id, ErrorReply.of(error)))
             return
         try:
@@ -187,16 +186,21 @@ class BreakerActor(ManagedActor):
         except CircuitOpenError as exc:
             self.degrade(req.message, self.caller_of(req), exc.remaining_s)
             return
-        # the call ends at the breaker's timeout, or before, when its caller stops waiting
-        deadline = time.time() + self.spec.call_timeout_s
+        # the call ends at the breaker's timeout, or before, when its caller stops waiting:
+        # then it counts as timed out (so a slow dependency opens the breaker in time) and
+        # the caller gets the fallback or the error while it still listens
+        wait = self.spec.call_timeout_s
         if req.deadline:
-            deadline = min(deadline, req.deadline)
-        onward = Request(req.id, req.message, self.myAddress, req.trace or req.id, deadline)
+            wait = min(wait, req.deadline - time.time() - DEADLINE_MARGIN_S)
+        ends = time.time() + self.spec.call_timeout_s
+        ends = min(ends, req.deadline) if req.deadline else ends
+        onward = Request(req.id, req.message, self.myAddress, req.trace or req.id, ends)
         # the permit holds the start time on the breaker's clock (time.monotonic)
-        self.inflight[req.id] = _InFlight(req, onward, permit, permit[1])
-        if not self.sweep_due:
-            self.sweep_due = True
-            self.after(self.spec.call_timeout_s, "sweep", key="sweep")
+        expires = permit[1] + max(0.0, wait)
+        self.inflight[req.id] = _InFlight(req, onward, permit, expires)
+        if not self.sweep_due or expires < self.sweep_at:
+            self.sweep_due, self.sweep_at = True, expires
+            self.after(expires - time.monotonic(), "sweep", key="sweep")
         self._sw_send_path(self.protected, onward)
 
     def relayed(self, reply: Reply) -> None:
@@ -225,28 +229,27 @@ class BreakerActor(ManagedActor):
         return caller
 
     def sweep(self) -> None:
-        """Relayed calls past ``call_timeout_s`` fail with ``Timeout``."""
+        """Relayed calls past their time (``call_timeout_s``, or their caller's deadline) fail
+        with ``Timeout``."""
         now = time.monotonic()
         self.sweep_due = False
-        while self.inflight:
-            ident, entry = next(iter(self.inflight.items()))
-            deadline = entry.sent + self.spec.call_timeout_s
-            if deadline > now:
-                self.sweep_due = True
-                self.after(deadline - now, "sweep", key="sweep")
-                return
+        for ident, entry in list(self.inflight.items()):
+            if entry.expires > now:
+                if not self.sweep_due or entry.expires < self.sweep_at:
+                    self.sweep_due, self.sweep_at = True, entry.expires
+                continue
             del self.inflight[ident]
             route = self._sw_routes.get(self.protected)
             if route is not None and entry.request in route.waiting:
                 route.waiting.remove(entry.request)
-            error = Timeout(
-                f"no reply from {self.protected} within {self.spec.call_timeout_s:g}s",
-                self.protected,
-            )
+            waited = entry.expires - entry.permit[1]
+            error = Timeout(f"no reply from {self.protected} within {waited:.3g}s", self.protected)
             self.cb.record(entry.permit, error)
             # it may still be handled later: queued and replayed, it keeps its id
             caller = self.caller_of(entry.caller)
             self.degrade(entry.request.message, caller, self.cb.remaining_open_s, error, ident)
+        if self.sweep_due:
+            self.after(max(0.0, self.sweep_at - now), "sweep", key="sweep")
 
     def _sw_resend_inflight(self, path: str, holder: Any = None) -> None:
         super()._sw_resend_inflight(path, holder)

@@ -52,7 +52,8 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     requires = getattr(child.spec, "requires", None)
     kwargs: dict[str, Any] = {}
     if requires and not self.placeable(child.spec):  # it waits for a node that can host it
-        self.decide(ev.Unplaceable(c.child, c.incarnation, self.unplaceable(child), now=self.now))
+        why = self.unplaceable(child)
+        self.later.append(ev.Unplaceable(c.child, c.incarnation, why, now=self.now))
         return
     if requires:  # placed by Thespian on a node that offers them, never on a lost one
         from ..actors._placement import AVOID

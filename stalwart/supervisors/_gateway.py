@@ -8,6 +8,7 @@ directly (under the root's lock) while an actor's handler runs for seconds.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -89,6 +90,7 @@ class Gateway(Caller):
         def incidents(self) -> tuple[Any, ...]: ...
 
         correlator_on: bool
+        lock: threading.RLock
 
     def init_gateway(self) -> None:
         self.events: deque[Event] = deque(maxlen=10_000)
@@ -102,6 +104,7 @@ class Gateway(Caller):
         self.shedding = ""  # why new work is refused (memory emergency), or "" if it is not
         self.outbox: dict[str, list[Any]] = {}  # batched messages for system services
         self.outbox_due = False
+        self.before_hang: dict[str, str] = {}  # in-process: hung path -> its state before
 
     # -- events and dead letters ------------------------------------------------------------
     def record(self, kind: str, path: str, **fields: Any) -> None:
@@ -111,6 +114,25 @@ class Gateway(Caller):
         if self.telemetry_on:
             self.post(TELEMETRY, event)
         self.correlate(event)
+
+    def note_hang(self, path: str, hung: bool, detail: str) -> None:
+        """In-process: the watchdog thread saw ``path`` stuck in a handler (or leave it).
+
+        The actors cannot run meanwhile, so this runs on the watchdog's thread, under
+        :attr:`lock`: the status says ``hung`` and an event is kept (the event stays out of
+        telemetry and the correlator, which live on the stuck thread).
+        """
+        with self.lock:
+            entry = self.registry.entries.get(path)
+            if entry is not None:
+                if hung:
+                    self.before_hang[path] = entry.state
+                    entry.state = "hung"
+                elif entry.state == "hung":
+                    entry.state = self.before_hang.pop(path, "running")
+            self._seq += 1
+            kind = "hung" if hung else "recovered"
+            self.events.append(Event(self._seq, time.time(), kind, path, level=3, detail=detail))
 
     def post(self, path: str, msg: Any) -> None:
         """Send ``msg`` to a system service soon, batched with others (off the hot path).
@@ -232,7 +254,7 @@ class Gateway(Caller):
         if self.registry.stopped(path):
             return ActorStopped(f"{path} has stopped for good", path)
         if self.shedding and not path.startswith(SYSTEM_PREFIX):
-            return Overloaded(f"{path}: the tree is shedding load ({self.shedding})", path)
+            return Overloaded.shedding(path, self.shedding)
         return None
 
     def on_gateway_ask(self, msg: GatewayAsk, sender: Any) -> None:
@@ -279,9 +301,8 @@ class Gateway(Caller):
             self.record("chaos-refused", msg.path, detail="start(..., chaos=True) allows it")
             return
         refused = self.refusal(msg.path)
-        if refused is not None:
-            if not isinstance(refused, SystemStopped):
-                self.dead_letter(msg.path, msg.message, str(refused))
+        if refused is not None:  # a tell has no one to answer: it is kept as a dead letter
+            self.dead_letter(msg.path, msg.message, str(refused))
             return
         if isinstance(msg.message, Chaos):
             self.record("chaos", msg.path, detail=f"{msg.message.kind} injected")
@@ -331,6 +352,10 @@ class Gateway(Caller):
         if letter is None:
             text = f"no dead letter #{query.id} (kept: {len(self.dead)})"
             self.send(sender, GatewayReply(ident, ErrorReply("StalwartError", text)))
+            return
+        refused = self.refusal(letter.path)
+        if refused is not None:  # the letter stays where it is, to be sent again later
+            self.send(sender, GatewayReply(ident, ErrorReply.of(refused)))
             return
         self.dead.remove(letter)
         self.record("redeliver", letter.path, detail=f"dead letter #{query.id}")

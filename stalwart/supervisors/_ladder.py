@@ -87,11 +87,6 @@ class RestartIntensity:
         self._prune(now)
         return len(self._restarts) < self.max_restarts
 
-    def recent(self, now: float) -> int:
-        """Restarts counted within the window ending at ``now``."""
-        self._prune(now)
-        return len(self._restarts)
-
 
 class Decision(NamedTuple):
     """The level for a failure, and which attempt at that level it is."""
@@ -170,6 +165,10 @@ class Ladder:
         self.last_event = now
         self.outage = True
         self.level = max(self.level, 2)
+
+    def end_outage(self) -> None:
+        """What failed is back (a message went through, or the actor started)."""
+        self.outage = False
 
     def on_success(self, now: float) -> None:
         """A recovery worked: the ladder resets once a quiet period passes without failures."""

@@ -39,6 +39,7 @@ from ..actors.messages import (
     Started,
     StoppedNormally,
 )
+from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
 from ._effects import EFFECTS
 from ._kernel import events as ev
@@ -108,6 +109,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}
         self.mail_held: list[Any] | None = None  # for the root, while answering a crash
         self.begun = False  # the kernel has begun (it knows the incarnations below)
+        self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
         self._usage = ProcessUsage()
         self._sw_init_timers()
 
@@ -120,27 +122,41 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             handler(self, msg, sender)
         except Exception as exc:
             log.exception("%s: supervisor failed handling %s", self.path, type(msg).__name__)
-            if self.state is not None and not self.state.escalated:
-                self.state.escalated = True  # it cannot be trusted to decide any more
-                self.send(
-                    self.parent, Escalate(self.path, 4, f"{self.path}: internal error: {exc!r}")
-                )
+            reason = f"{self.path}: internal error: {exc!r}"
+            if self.state is None:
+                self.send(self.parent, Escalate(self.path, 4, reason))
+            else:  # it cannot be trusted to decide any more: it escalates
+                try:
+                    self.decide(ev.InternalError(reason, now=self.now))
+                except Exception:
+                    log.exception("%s: supervisor failed escalating", self.path)
+                    self.send(self.parent, Escalate(self.path, 4, reason))
 
     def decide(self, event: ev.KernelEvent) -> None:
-        """Carry out the kernel's commands; what they tell the root goes in one envelope."""
+        """Carry out the kernel's commands; what they tell the root goes in one envelope,
+        after them (after a restart's fork, say), routes going down first: callers hand
+        over what a crash lost, then the events follow.
+
+        An effect that finds something the kernel must hear of (a child no node can host)
+        adds an event to :attr:`later`: it is decided once these commands have been carried
+        out, never in the middle of them.
+        """
         assert self.state is not None
-        _, commands = kernel.decide(self.state, event)
-        outermost = self.mail_held is None
-        if outermost:
-            self.mail_held = []
+        self.mail_held = []
         try:
-            for command in commands:
-                EFFECTS[type(command)](self, command)
+            events = [event]
+            while events:
+                _, commands = kernel.decide(self.state, events.pop(0))
+                for command in commands:
+                    EFFECTS[type(command)](self, command)
+                events += self.later
+                self.later.clear()
         finally:
-            if outermost:
-                held, self.mail_held = self.mail_held, None
-                if held:
-                    self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
+            held, self.mail_held = self.mail_held, None
+            self.later.clear()
+            if held:
+                held.sort(key=lambda m: not isinstance(m, Unavailable))
+                self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
 
     def send(self, target: Any, msg: Any) -> None:
         """Send now; mail for the root waits until the decision has been carried out."""
@@ -296,21 +312,17 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             return
         del self.addresses[instance]
         self.pids.pop(instance, None)
-        # the restart comes first: what the crash tells the root waits for the fork, and
-        # goes in one envelope (callers hand over what it lost, then the events)
-        self.mail_held = []
-        try:
-            self.decide(ev.ChildExited(*instance, now=self.now))
-        finally:
-            held, self.mail_held = self.mail_held, None
-            if held:
-                held.sort(key=lambda m: not isinstance(m, Unavailable))
-                self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
+        self.decide(ev.ChildExited(*instance, now=self.now))
 
     def on_lost_request(self, msg: LostRequest, sender: Any) -> None:
         name = self.child_name(msg.path)
         if name is not None:
             self.decide(ev.LostRequestArrived(name, msg.request, now=self.now))
+
+    def on_handover_done(self, msg: HandoverDoneMessage, sender: Any) -> None:
+        name = self.child_name(msg.path)
+        if name is not None:
+            self.decide(ev.HandoverDone(name, msg.incarnation, msg.request_id, now=self.now))
 
     def on_hooks_done(self, msg: HooksDone, sender: Any) -> None:
         self.decide(ev.HooksRan(msg.request_id, msg.ok, msg.detail, now=self.now))
@@ -323,7 +335,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     def on_breaker_note(self, msg: BreakerNote, sender: Any) -> None:
         name = self.child_name(msg.path)
         if name is not None:
-            self.decide(ev.BreakerChanged(name, msg.state, now=self.now))
+            self.decide(ev.BreakerChanged(name, msg.state, msg.remaining_s, now=self.now))
 
     # -- messages from the parent and the root -------------------------------------------------
     def on_retire(self, msg: Retire, sender: Any) -> None:
@@ -352,7 +364,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     def on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
         if self.state is not None:
-            self.state.finished = True
+            self.decide(ev.Exiting(now=self.now))
 
     # -- the cluster ----------------------------------------------------------------------------
     def on_nodes(self, msg: Nodes, sender: Any) -> None:
@@ -407,6 +419,7 @@ _HANDLERS: dict[type, Any] = {
     Escalate: SupervisorActor.on_escalate,
     ChildActorExited: SupervisorActor.on_child_exited,
     HooksDone: SupervisorActor.on_hooks_done,
+    HandoverDoneMessage: SupervisorActor.on_handover_done,
     LostRequest: SupervisorActor.on_lost_request,
     Retire: SupervisorActor.on_retire,
     PerformRecovery: SupervisorActor.on_perform,

@@ -244,36 +244,54 @@ class System:
         return [stuck] if stuck is not None else []
 
     def _watch_for_hangs(self) -> None:
+        """In-process: report a handler that has run ``hang_report_s`` (and its return).
+
+        The same handler call is recognised by its frame, so a busy thread going from
+        one quick handler to the next is never taken for a hung one.
+        """
         assert isinstance(self._transport, InProcess)
         runner = self._transport
         limit = self.options.hang_report_s
-        reported: float | None = None
-        while not self._stopping.wait(min(1.0, limit / 2)):
-            since = runner.busy_since
-            if since != reported:
-                self._stuck = None  # the handler it was stuck in has returned
-            if since is None or since == reported or time.monotonic() - since < limit:
+        seen: tuple[Any, float] | None = None  # the handler call running, seen since
+        while not self._stopping.wait(min(1.0, limit / 4)):
+            found = _running_handler(runner.thread.ident or 0)
+            now = time.monotonic()
+            if found is None or seen is None or found[0] is not seen[0]:
+                if self._stuck is not None:
+                    self._note_hang(self._stuck["path"], False, now - seen[1] if seen else 0.0)
+                seen = (found[0], now) if found is not None else None
                 continue
-            stuck = _stuck_handler(runner.thread.ident or 0)
-            if stuck is None:
-                continue
-            reported = since
-            path, handler = stuck
-            took = time.monotonic() - since
-            self._stuck = {
-                "path": path,
-                "handler": handler,
-                "seconds": round(took, 1),
-                "time": time.time(),
-            }
+            took = now - seen[1]
+            if self._stuck is not None:
+                self._stuck["seconds"] = round(took, 1)
+            elif took >= limit:
+                _, path, handler = found
+                self._stuck = {
+                    "path": path,
+                    "handler": handler,
+                    "seconds": round(took, 1),
+                    "time": time.time(),
+                }
+                self._note_hang(path, True, took)
+        seen = None
+
+    def _note_hang(self, path: str, hung: bool, took: float) -> None:
+        stuck = self._stuck or {}
+        handler = stuck.get("handler", "a handler")
+        if hung:
+            detail = f"{path} has been in {handler} for {took:.1f}s"
             log.error(
-                "%s has been in %s for %.0fs: it looks hung (on the in-process base a"
-                " handler cannot be interrupted; run it on base='multiproc' to have it"
-                " killed and restarted)",
-                path,
-                handler,
-                took,
+                "%s: it looks hung (on the in-process base a handler cannot be interrupted;"
+                " run it on base='multiproc' to have it killed and restarted)",
+                detail,
             )
+        else:
+            self._stuck = None
+            detail = f"{path} returned from {handler} after about {took:.1f}s"
+            log.warning("%s", detail)
+        root = ROOTS.get(self._clock_id) if self._clock_id else None
+        if root is not None:
+            root.note_hang(path, hung, detail)
 
     def status(self) -> Status:
         """The live tree: every supervisor and actor with its state, level and restarts."""
@@ -583,8 +601,9 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
     return system
 
 
-def _stuck_handler(thread_id: int) -> tuple[str, str] | None:
-    """The managed actor (path, handler) that thread ``thread_id`` is running, if any."""
+def _running_handler(thread_id: int) -> tuple[Any, str, str] | None:
+    """The handler call (its frame, the actor's path, the handler's name) that thread
+    ``thread_id`` is running in a managed actor, if any."""
     from ..actors import ManagedActor
 
     frame = sys._current_frames().get(thread_id)
@@ -592,7 +611,7 @@ def _stuck_handler(thread_id: int) -> tuple[str, str] | None:
     while frame is not None:
         actor = frame.f_locals.get("self")
         if isinstance(actor, ManagedActor) and frame.f_code.co_name.startswith("receiveMsg_"):
-            found = (actor.path, f"{type(actor).__name__}.{frame.f_code.co_name}")
+            found = (frame, actor.path, f"{type(actor).__name__}.{frame.f_code.co_name}")
         frame = frame.f_back
     return found
 

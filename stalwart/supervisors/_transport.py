@@ -31,6 +31,7 @@ _LISTEN_S = 0.005  # multi-process: one listen while holding the endpoint
 _FOLLOW_S = 0.01  # multi-process: how often a waiting caller checks whether to take over
 _IDLE_S = 0.02  # in-process: the longest the actor thread sleeps (Thespian's own wakeups)
 READ_WAIT_S = 0.05  # in-process: how long a read waits for the reader's own tells
+_TIMERS_EVERY_S = 0.002  # in-process, while messages keep coming: how often timers fire
 _STOP = object()
 
 
@@ -55,7 +56,6 @@ class InProcess:
         self.progress = threading.Condition()
         self.mine = threading.local()  # per calling thread: the last it handed over
         self.waiters: dict[int, _Waiter] = {}
-        self.busy_since: float | None = None  # running actors since (for the hang watchdog)
         self.closed = False
         self.thread = threading.Thread(target=self._run, name="stalwart-actors", daemon=True)
         self.thread.start()
@@ -112,25 +112,25 @@ class InProcess:
                 item = None
             if item is _STOP:
                 return
-            self.busy_since = time.monotonic()
-            try:
-                while item is not None:
-                    seq, address, msg = item
-                    self.asys.tell(address, msg)  # runs the actors until they are idle
-                    with self.progress:
-                        self.handled = seq
-                        self.progress.notify_all()
-                    try:
-                        item = self.inbox.get_nowait()
-                    except queue.Empty:
-                        item = None
-                    if item is _STOP:
-                        self.inbox.put(_STOP)
-                        item = None
-                self._fire_timers()
-                self._collect_replies()
-            finally:
-                self.busy_since = None
+            fired = time.monotonic()
+            while item is not None:
+                seq, address, msg = item
+                self.asys.tell(address, msg)  # runs the actors until they are idle
+                with self.progress:
+                    self.handled = seq
+                    self.progress.notify_all()
+                if time.monotonic() - fired >= _TIMERS_EVERY_S:  # busy: timers still fire
+                    self._fire_timers()
+                    fired = time.monotonic()
+                try:
+                    item = self.inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+                if item is _STOP:
+                    self.inbox.put(_STOP)
+                    item = None
+            self._fire_timers()
+            self._collect_replies()
 
     def _fire_timers(self) -> None:
         while True:

@@ -53,9 +53,12 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     learned for that actor and message type) counts as failed.
 
     ``outage_restarts``: restarts tried against an outage (a failure whose cause
-    is outside the actor: connection refused, timeouts, ``DownstreamError``...)
-    before the tree stops restarting for it until it has been quiet; its
-    messages are then answered with ``DownstreamError`` after their retries.
+    is outside the actor: connection refused, timeouts, ``DownstreamError``, a
+    hang...), per child, before the tree stops restarting for it until a message
+    goes through or it has been quiet; its messages are then answered with
+    ``DownstreamError`` after their retries.
+    ``outages_as_faults``: no outage policy; an outage is a failure like any other
+    (restarted until the restart intensity is exceeded, as OTP does).
     """
 
     basic_attempts: int = 2
@@ -66,16 +69,21 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     quiet_period_s: float = 30.0
     retry_timeout_s: float = 30.0
     outage_restarts: int = 1
+    outages_as_faults: bool = False
 
     @classmethod
     def otp(cls, **overrides: Any) -> LevelPolicy:
-        """Erlang/OTP's supervisor: no retries; every failure restarts the restart set
-        per the strategy, bounded only by restart intensity (outages included)."""
+        """Erlang/OTP's supervisor: no retries; every failure, outages included, restarts
+        the restart set per the strategy, bounded only by restart intensity.
+
+        Unlike OTP, the failed message is not lost: it goes to the new instance, and if it
+        fails there too it is set aside as a poison message.
+        """
         settings: dict[str, Any] = {
             "basic_attempts": 0,
             "enhanced_attempts": 0,
             "component_attempts": 0,
-            "outage_restarts": 1_000_000_000,
+            "outages_as_faults": True,
             **overrides,
         }
         return cls(**settings)
@@ -87,11 +95,6 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             2: self.enhanced_attempts,
             3: self.component_attempts,
         }.get(level, 1)
-
-    @property
-    def retries(self) -> int:
-        """Retries one message gets in place (levels 1 and 2 together)."""
-        return self.basic_attempts + self.enhanced_attempts
 
     def check(self, path: str) -> None:
         """Raise SpecError if a number is out of range."""

@@ -84,7 +84,9 @@ def test_run_prints_one_line_per_event_without_a_terminal_and_stops_after_for(tm
 def test_sigterm_stops_it_in_order_with_exit_code_0(tmp_path):
     proc = run_in_background("run", SHOP, env=state_env(tmp_path))
     assert proc.stdout.readline().startswith("running shop")
-    time.sleep(0.5)
+    # it is serving: its event lines have begun, and the tree has started
+    while "tree-started" not in (line := proc.stdout.readline()):
+        assert line, "the command ended before its tree started"
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

@@ -67,14 +67,15 @@ def test_children_are_placed_by_capability_and_moved_when_their_node_dies(cluste
 
     asking = threading.Thread(target=client)
     asking.start()
-    time.sleep(0.3)
+    wait_for(lambda: len(outcomes) >= 3)  # the client is being answered
     killed_at = time.time()
     c.nodes[home].kill()
     moved = wait_for(
         lambda: (s := system.status()["t/trainer"]).state == "running" and s.node != home and s,
         timeout=30,
     )
-    time.sleep(0.5)
+    # the client is answered again, by the moved trainer
+    wait_for(lambda: [o for o in outcomes if type(o).__name__ == "Done" and o.pid == moved.pid])
     stop.set()
     asking.join(30)
 

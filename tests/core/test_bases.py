@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import psutil
 
@@ -62,13 +61,16 @@ def test_shutdown_leaves_no_process_and_no_listening_port(make_system):
     ports = [port for _, _, port in listening([p.pid for p in session_processes(sid)])]
     system.shutdown()
     assert session_processes(sid) == []
-    time.sleep(0.1)
-    still = [
-        c
-        for c in psutil.net_connections(kind="inet")
-        if c.status == psutil.CONN_LISTEN and c.laddr.port in ports
-    ]
-    assert still == []
+
+    def still_listening():
+        return [
+            c
+            for c in psutil.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port in ports
+        ]
+
+    # the processes are gone, and their sockets with them (allowing the kernel a moment)
+    wait_for(lambda: still_listening() == [], timeout=5)
 
 
 def test_an_admin_port_taken_after_it_was_picked_is_picked_again(make_system, monkeypatch):

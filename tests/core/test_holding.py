@@ -9,10 +9,11 @@ import pytest
 from stalwart import (
     ActorStopped,
     Child,
+    LevelPolicy,
     Overloaded,
     RecoveryRequest,
     Supervisor,
-    Timeout,
+    Unavailable,
 )
 from tests.support import Crash, GetLog, Ping, StopSelf, Work, Worker, wait_for
 
@@ -29,6 +30,21 @@ def test_a_child_stopped_for_good_answers_at_once_and_holds_nothing(make_system,
     wait_for(lambda: len(system.dead_letters()) == 1000)
     assert {d.path for d in system.dead_letters()} == {"s/t"}
     assert system.ask("s/x", Ping(2)).n == 2
+    first = system.dead_letters()[0]
+    with pytest.raises(ActorStopped):  # sending it again is refused, and it stays kept
+        system.redeliver(first.id, timeout=10)
+    assert system.dead_letters()[0] == first and len(system.dead_letters()) == 1000
+
+
+def test_a_tell_to_a_tree_that_stopped_at_level_5_is_kept_as_a_dead_letter(make_system, base):
+    restart_at_once = LevelPolicy(basic_attempts=0, enhanced_attempts=0)
+    tree = Supervisor("s", max_restarts=0, children=[Child("w", Worker, levels=restart_at_once)])
+    system = make_system(tree, base=base, root_max_restarts=0)
+    system.tell("s/w", Work(1, fail_times=-1))  # no restart allowed: the system stops
+    wait_for(lambda: system.stopped)
+    system.tell("s/w", Work(7))  # no one can answer a tell: it must not vanish either
+    letters = wait_for(lambda: [d for d in system.dead_letters() if d.message == Work(7)])
+    assert letters[0].path == "s/w" and "the system has stopped" in letters[0].error
 
 
 def outage_keeps_it_down(make_system, base, tmp_path, **options):
@@ -68,10 +84,12 @@ def test_the_waiting_line_for_a_path_is_bounded(make_system, base, tmp_path):
     assert handled == [10, 11, 12, 13, 14]  # the first five, in order
 
 
-def test_an_ask_that_timed_out_leaves_the_waiting_line(make_system, base, tmp_path):
+def test_an_ask_the_path_cannot_take_in_time_is_answered_and_leaves_the_line(
+    make_system, base, tmp_path
+):
     system, flag = outage_keeps_it_down(make_system, base, tmp_path)
-    with pytest.raises(Timeout):
-        system.ask("s/w", Work(7), timeout=0.3)
+    with pytest.raises(Unavailable, match="s/w could not take the request before its deadline"):
+        system.ask("s/w", Work(7), timeout=0.5)  # answered before it, not a Timeout
     system.tell("s/w", Work(8))
     flag.unlink()
     wait_for(lambda: 8 in system.ask("s/w", GetLog()), timeout=30)

@@ -3,7 +3,6 @@
 import os
 import signal
 import threading
-import time
 
 import pytest
 
@@ -22,19 +21,23 @@ from tests.support import (
     RESTART_FIRST,
     Burst,
     Burster,
+    CallThenPing,
     Client,
+    GatedBurst,
+    GatedBurster,
     GetLog,
     LateBurst,
-    LateBurster,
     Never,
     Ping,
     Relay,
-    Restarter,
-    RestartLater,
+    Resender,
     Unhandled,
     Work,
     Worker,
+    pids_in,
+    process_gone,
     wait_for,
+    wait_for_event,
 )
 
 
@@ -107,22 +110,31 @@ def test_messages_sent_during_a_restart_are_delivered_after_it_in_order(make_sys
 
 
 @pytest.mark.parametrize("how", ["restart", "sigkill"])
-def test_what_a_busy_sender_sends_to_a_replaced_instance_reaches_the_new_one(make_system, how):
+def test_what_a_busy_sender_sends_to_a_replaced_instance_reaches_the_new_one(
+    make_system, how, tmp_path
+):
     # the sender is inside one handler while its target is replaced, so it still holds
     # the old address; it sends once the old instance is gone (released, or killed)
-    tree = Supervisor(
-        "s", children=[Child("c", Client), Child("b", LateBurster), Child("r", Restarter)]
-    )
+    tree = Supervisor("s", children=[Child("c", Client), Child("b", GatedBurster)])
     system = make_system(tree, base="multiproc")
     assert system.ask("s/b", LateBurst("s/c", 1, 0)) == "sent"  # now it has the address
     wait_for(lambda: system.ask("s/c", GetLog()) == [0])
     old = system.status()["s/c"].pid
+    started, release = tmp_path / "started", tmp_path / "release"
+    sent: list[object] = []
+    burst = GatedBurst("s/c", 10, str(started), str(release))
+    sender = threading.Thread(target=lambda: sent.append(system.ask("s/b", burst, timeout=30)))
+    sender.start()
+    wait_for(lambda: pids_in(started), timeout=10)  # the sender is inside its handler
     if how == "restart":
-        assert system.ask("s/r", RestartLater("s/c", 0.3)) == "armed"
+        assert system.request_recovery(RecoveryRequest("s/c", 3, "replace it")).ok
     else:
-        threading.Timer(0.3, os.kill, (old, signal.SIGKILL)).start()
+        os.kill(old, signal.SIGKILL)
     # the old instance forwards for 2 s, then for as long as traffic goes on, then leaves
-    assert system.ask("s/b", LateBurst("s/c", 10, 4.0), timeout=10) == "sent"
+    wait_for(lambda: process_gone(old), timeout=15)
+    release.touch()
+    sender.join(30)
+    assert sent == ["sent"]
     assert system.status()["s/c"].pid != old
     log = wait_for(
         lambda: (lambda h: h if len(h) == 11 else None)(system.ask("s/c", GetLog())), timeout=15
@@ -186,27 +198,28 @@ def test_a_request_sent_again_while_it_is_being_recovered_is_handled_once(
         children=[
             Child("w", Worker, levels=patient),
             Child("a", Client),
-            Child("b", Client),
+            Child("b", Resender),
         ],
     )
     system = make_system(t, base=base)
     work = Work(5, fail_while=str(flag))
     replies: dict[str, object] = {}
 
-    def relay(client):
-        replies[client] = system.ask(
-            f"s/{client}", Relay("s/w", work, timeout=20, request_id="order-5"), timeout=25
+    def relay():
+        replies["a"] = system.ask(
+            "s/a", Relay("s/w", work, timeout=20, request_id="order-5"), timeout=25
         )
 
-    first = threading.Thread(target=relay, args=("a",))
+    first = threading.Thread(target=relay)
     first.start()
-    wait_for(lambda: [e for e in system.events() if e.kind == "failure" and e.path == "s/w"])
-    second = threading.Thread(target=relay, args=("b",))  # the same request, while it retries
-    second.start()
-    time.sleep(0.3)
+    wait_for_event(system, "failure", path="s/w")
+    # the same request, while the first copy is retried (it fails for as long as the flag
+    # exists); the reply says that s/w has taken it in
+    again = CallThenPing("s/w", work, request_id="order-5")
+    assert system.ask("s/b", again, timeout=25) == "taken in"
     flag.unlink()
     first.join(30)
-    second.join(30)
+    replies["b"] = wait_for(lambda: system.ask("s/b", GetLog()))[0]
     assert replies["a"].ok and replies["b"].ok, replies
     assert replies["a"].value == replies["b"].value  # one answer, sent to both
     assert system.ask("s/w", GetLog()) == [5]  # handled once

@@ -1,10 +1,12 @@
 """The dashboard's data and actions over HTTP, from a running tree and from a store file."""
 
+import threading
+
 import pytest
 
 from stalwart import Breaker, Child, Supervisor, Timeout
 from stalwart.telemetry._api import ApiServer, StoreBackend
-from tests.support import FAST, Never, Work, Worker, wait_for
+from tests.support import FAST, GATES, Gated, Never, Wait, Work, Worker, wait_for
 from tests.telemetry.test_api import call
 
 
@@ -30,8 +32,13 @@ def test_a_snapshot_has_the_tree_its_episodes_and_the_headline(make_system):
     server = system.serve_api(token="t0k")
     system.ask("s/w", Work(1, fail_times=1), timeout=10)
     system.flush()
-    status, snap = call(f"{server.url}/api/dashboard")
-    assert status == 200 and snap["live"] and snap["name"] == "s" and snap["phase"] == "running"
+    status, first = call(f"{server.url}/api/dashboard")
+    assert status == 200 and first["name"] == "s"  # answered without waiting for the figures
+    # read in the background: the headline is there once they are back
+    snap = wait_for(
+        lambda: (s := call(f"{server.url}/api/dashboard")[1])["figures"] == "ready" and s
+    )
+    assert snap["live"] and snap["name"] == "s" and snap["phase"] == "running"
     paths = {n["path"] for n in snap["tree"]}
     assert {"s", "s/w"} <= paths and paths == {s.path for s in system.status()}
     [episode] = [e for e in snap["timeline"] if e["path"] == "s/w"]
@@ -98,6 +105,10 @@ def test_a_store_file_is_shown_without_a_live_tree_and_refuses_live_actions(make
     with ApiServer(StoreBackend(str(db)), token="t0k") as server:
         status, snap = call(f"{server.url}/api/dashboard")
         assert status == 200 and not snap["live"] and snap["tree"] == []
+        snap = wait_for(
+            lambda: (s := call(f"{server.url}/api/dashboard")[1])["figures"] == "ready" and s
+        )
+        assert snap["headline"]["attempts"] >= 1
         assert [(e["path"], e["outcome"]) for e in snap["timeline"] if e["path"] == "s/w"] == [
             ("s/w", "recovered")
         ]
@@ -106,3 +117,25 @@ def test_a_store_file_is_shown_without_a_live_tree_and_refuses_live_actions(make
         )
         assert status == 503 and "no running system" in body["error"]
         assert call(f"{server.url}/")[0] == 200
+
+
+def test_the_first_poll_answers_while_a_handler_holds_the_in_process_base(make_system):
+    """The figures actors answer (metrics, memory, alerts) are read in the background, even
+    the first time: the page is never stuck behind a handler."""
+    system = make_system(Supervisor("s", children=[Child("g", Gated)]), hang_report_s=0.2)
+    server = system.serve_api()
+    gate = GATES["dashboard"] = threading.Event()
+    asker = threading.Thread(target=lambda: system.ask("s/g", Wait("dashboard"), 60))
+    asker.start()
+    try:
+        wait_for(system.hung_actors, timeout=10)  # the handler holds the actor thread now
+        status, snap = call(f"{server.url}/api/dashboard")
+        assert status == 200 and snap["figures"] == "reading"
+        assert {n["path"]: n["state"] for n in snap["tree"]}["s/g"] == "hung"
+    finally:
+        gate.set()
+        asker.join(10)
+    snap = wait_for(
+        lambda: (s := call(f"{server.url}/api/dashboard")[1])["figures"] == "ready" and s
+    )
+    assert snap["memory"]["thresholds"] == [70.0, 85.0, 95.0]

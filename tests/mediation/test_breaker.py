@@ -3,7 +3,6 @@
 import os
 import signal
 import threading
-import time
 
 import pytest
 
@@ -25,19 +24,24 @@ from stalwart.supervisors import (
     ReducedFunctionality,
 )
 from tests.support import (
+    BarrierWorker,
     Charge,
     Charged,
     Client,
     GetLog,
     GetOrders,
+    HeldWork,
     Never,
     Payments,
     Ping,
     Relay,
     Shop,
-    Work,
     Worker,
+    pids_in,
+    process_gone,
+    queued_requests,
     wait_for,
+    wait_for_event,
 )
 
 
@@ -84,9 +88,12 @@ def test_opens_fails_fast_probes_and_closes(make_system, base, tmp_path):
     assert (reply.ok, reply.error) == (False, "BreakerOpen")
     assert orders(system)["calls"] == calls
     flag.unlink()  # the provider is back
-    time.sleep(0.6)
+    opened = wait_for_event(system, "breaker", path="s/pay")
+    assert opened.detail == "open"
+    # after its recovery_timeout the breaker lets a trial call through
+    assert wait_for_event(system, "breaker", path="s/pay", since=opened.seq).detail == "half_open"
     assert system.ask("s/pay", Charge(6)) == Charged(6, "s/pay.protected")  # the probe
-    wait_for(lambda: breaker_states(system, "s/pay")[-2:] == ["half_open", "closed"])
+    wait_for(lambda: breaker_states(system, "s/pay") == ["open", "half_open", "closed"])
     assert system.ask("s/client", Relay("s/pay", Charge(7))).ok
     assert orders(system)["orders"] == [1, 6, 7]
     assert system.status()["s/pay"].breaker == "closed"
@@ -175,8 +182,10 @@ def test_queued_requests_are_replayed_in_order_exactly_once_when_it_closes(
     expected = [100, 101, 10, 11, 12, 13, 14, 15]
     wait_for(lambda: orders(system)["orders"] == expected)
     wait_for(lambda: breaker_states(system, "s/pay")[-2:] == ["half_open", "closed"])
+    # every queued request has been answered and taken off the queue: nothing is left that
+    # could be replayed a second time
+    wait_for(lambda: queued_requests(queue) == 0)
     assert system.ask("s/pay", Charge(99)) == Charged(99, "s/pay.protected")
-    time.sleep(0.3)
     assert orders(system)["orders"] == [*expected, 99]  # and nothing is replayed twice
 
 
@@ -219,19 +228,25 @@ def test_a_call_the_protected_actor_never_answers_times_out_and_counts(make_syst
         system.ask("s/w", Ping(1))
 
 
-def test_a_call_whose_protected_actor_is_killed_is_answered_once_by_the_new_one(make_system):
-    t = Supervisor("s", children=[Child("w", Worker, breaker=Breaker(call_timeout_s=20))])
+def test_a_call_whose_protected_actor_is_killed_is_answered_once_by_the_new_one(
+    make_system, tmp_path
+):
+    t = Supervisor("s", children=[Child("w", BarrierWorker, breaker=Breaker(call_timeout_s=20))])
     system = make_system(t, base="multiproc")
     old_pid = system.status()["s/w.protected"].pid
+    started, release = tmp_path / "started", tmp_path / "release"
 
     def kill_when_busy():
-        time.sleep(0.5)  # the ask below is in the handler's sleep by now
+        wait_for(lambda: old_pid in pids_in(started), timeout=15)  # inside the handler
         os.kill(old_pid, signal.SIGKILL)
+        wait_for(lambda: process_gone(old_pid), timeout=15)
+        release.touch()  # the next instance may finish it
 
     killer = threading.Thread(target=kill_when_busy)
     killer.start()
-    done = system.ask("s/w", Work(7, sleep_s=1.5), timeout=20)
+    done = system.ask("s/w", HeldWork(7, str(started), str(release)), timeout=20)
     killer.join()
+    assert pids_in(started) == [old_pid, done.pid]
     assert done.id == 7 and done.pid != old_pid and done.attempts == 1
     assert system.ask("s/w", GetLog()) == [7]  # handled once, by the new instance
     assert breaker_states(system, "s/w") == []  # a crash the tree recovered is no failure

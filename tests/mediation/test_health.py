@@ -4,10 +4,13 @@ actor is replaced once; in one process a slow handler never blocks the questions
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any
 
+import msgspec
 import pytest
 
-from stalwart import Child, LevelPolicy, Supervisor
+from stalwart import Child, LevelPolicy, ManagedActor, Supervisor
 from tests.support import (
     GATES,
     Gated,
@@ -107,14 +110,54 @@ def test_in_one_process_a_slow_handler_blocks_no_question_and_is_reported_while_
         report = wait_for(system.hung_actors, timeout=10)  # seen while it is stuck
         assert report[0]["path"] == "s/g" and report[0]["handler"] == "Gated.receiveMsg_Wait"
         # the handler holds the actor thread; these answer anyway (they would deadlock if not)
-        assert system.status()["s/g"].state == "running"
-        assert [e.kind for e in system.events()][:2] == ["services-started", "tree-started"]
+        assert system.status()["s/g"].state == "hung"
+        kinds = [(e.kind, e.path) for e in system.events()]
+        assert [kind for kind, _ in kinds[:2]] == ["services-started", "tree-started"]
+        assert ("hung", "s/g") in kinds
         assert system.dead_letters() == [] and system.incidents() == []
     finally:
         gate.set()
         asker.join(10)
     assert answers == ["done"]
     wait_for(lambda: system.hung_actors() == [])  # not listed once its handler returned
+    assert system.status()["s/g"].state == "running"
+    assert [e.kind for e in system.events() if e.path == "s/g"][-2:] == ["hung", "recovered"]
+
+
+class Bounce(msgspec.Struct, frozen=True):
+    """Sent to itself, again and again, until the gate opens; then the count is the answer."""
+
+    gate: str
+    asker: Any = None
+    count: int = 0
+
+
+class Bouncer(ManagedActor):
+    def receiveMsg_Bounce(self, msg: Bounce, sender: Any) -> None:
+        asker = msg.asker or sender
+        if GATES[msg.gate].is_set():
+            self.reply(asker, msg.count)
+        else:  # one quick handler after another: the actor thread never goes idle
+            self.send(self.myAddress, Bounce(msg.gate, asker, msg.count + 1))
+
+
+def test_in_one_process_a_stream_of_quick_handlers_is_not_taken_for_a_hung_one(make_system):
+    """The watchdog follows each handler call: a thread kept busy without a pause by short
+    calls, for five times ``hang_report_s``, is not reported."""
+    system = make_system(Supervisor("s", children=[Child("b", Bouncer)]), hang_report_s=0.3)
+    gate = GATES["bounce"] = threading.Event()
+    answers: list[int] = []
+    asker = threading.Thread(target=lambda: answers.append(system.ask("s/b", Bounce("bounce"))))
+    started = time.monotonic()
+    asker.start()
+    try:  # the watchdog samples the busy thread twenty times meanwhile
+        wait_for(lambda: time.monotonic() - started >= 1.5, timeout=60)
+    finally:
+        gate.set()
+        asker.join(10)
+    assert answers and answers[0] > 100  # it did bounce, all along
+    assert system.hung_actors() == []
+    assert [e for e in system.events() if e.kind == "hung"] == []
 
 
 def test_in_one_process_every_handler_and_timer_runs_on_one_thread(make_system):

@@ -1,5 +1,7 @@
 import asyncio
+import collections
 import pickle
+import sys
 import threading
 
 import pytest
@@ -253,30 +255,172 @@ def test_open_error_pickles_with_its_details():
     assert "payments" in str(err) and "2.500s" in str(err)
 
 
-def test_concurrent_callers_never_exceed_the_threshold_while_closed():
-    b = CircuitBreaker(50, 60, 1, window=CountWindow(1000))
-    errors = []
+@pytest.fixture
+def busy_switching():
+    """Let the interpreter switch threads every microsecond or so (by default: every 5 ms),
+    so that threads interleave inside the breaker's methods, where a race would show."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(previous)
 
-    def worker(i):
-        for j in range(300):
+
+class Crowd:
+    """``size`` threads that run one step all at the same moment, as often as the test says,
+    and count what happened to them. Barriers line them up; the test changes the clock only
+    while they wait."""
+
+    def __init__(self, size):
+        self.size = size
+        self.start = threading.Barrier(size + 1, timeout=30)
+        self.end = threading.Barrier(size + 1, timeout=30)
+        self.decided = threading.Barrier(size + 1, timeout=30)  # see race_for_trials
+        self.gates: list[threading.Event] = []
+        self.step = None
+        self.tally = collections.Counter()
+        self.errors = []
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._work) for _ in range(size)]
+        for thread in self._threads:
+            thread.start()
+
+    def count(self, what):
+        with self._lock:
+            self.tally[what] += 1
+
+    def run(self, step, meanwhile=None):
+        """Have every thread run ``step`` at once (the test runs ``meanwhile``); what they
+        counted."""
+        self.tally.clear()
+        self.step = step
+        self.start.wait()
+        if meanwhile is not None:
+            meanwhile()
+        self.end.wait()
+        return dict(self.tally)
+
+    def close(self):
+        for barrier in (self.start, self.end, self.decided):
+            barrier.abort()
+        for gate in self.gates:
+            gate.set()
+        for thread in self._threads:
+            thread.join(30)
+
+    def _work(self):
+        try:
+            while True:
+                self.start.wait()
+                try:
+                    self.step()
+                except Exception as exc:  # anything a step does not expect is a bug
+                    self.errors.append(exc)
+                self.end.wait()
+        except threading.BrokenBarrierError:
+            return  # closed
+
+
+def test_many_threads_drive_it_across_its_thresholds_and_every_limit_holds(busy_switching):
+    """Round after round, a crowd of threads trips the breaker at once, hits it while it is
+    open, and races for its half-open trials, which fail and reopen it, then succeed and
+    close it. A race inside the breaker would show as a count that does not add up: more
+    trials than allowed, a second trip, a failure recorded twice or not at all, a wrong
+    state."""
+    size, calls_each, rounds = 12, 25, 15
+    threshold, wait, successes, trials = 5, 10.0, 2, 3
+    clock = Clock()
+    b = CircuitBreaker(
+        threshold, wait, successes, half_open_max_calls=trials, open_backoff=2.0, clock=clock
+    )
+    changes = []
+    b.on_state_change(lambda br, old, new: changes.append((old.value, new.value)))
+    crowd = Crowd(size)
+
+    def failing():
+        crowd.count("ran")
+        raise ConnectionError("down")
+
+    def call_it_failing():
+        for _ in range(calls_each):
             try:
-                if (i + j) % 3 == 0:
-                    b.call(fail)
-                else:
-                    b.call(lambda: None)
+                b.call(failing)
             except ConnectionError:
-                pass
-            except Exception as exc:  # anything else is a bug
-                errors.append(exc)
+                crowd.count("failed")
+            except CircuitOpenError as exc:
+                crowd.count(("refused", exc.state, exc.remaining_s))
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert b.state is BreakerState.CLOSED
-    assert b.counts().calls == 1000
+    def race_for_trials(fails):
+        """Each thread asks for a trial once; a trial waits until every thread has been
+        let in or refused, and then until the test opens the gate."""
+        gate = threading.Event()
+        crowd.gates.append(gate)
+
+        def trial():
+            crowd.count("trial")
+            crowd.decided.wait()
+            gate.wait(30)
+            if fails:
+                raise ConnectionError("still down")
+
+        def step():
+            try:
+                b.call(trial)
+            except ConnectionError:
+                crowd.count("trial failed")
+            except CircuitOpenError as exc:
+                crowd.count(("refused", exc.state, exc.remaining_s))
+                crowd.decided.wait()
+
+        def let_them_finish():
+            crowd.decided.wait()
+            assert crowd.tally["trial"] == trials  # taken while the others are refused
+            gate.set()
+
+        return crowd.run(step, let_them_finish)
+
+    total = size * calls_each
+    try:
+        for _ in range(rounds):
+            # closed: exactly `threshold` failures are recorded and open it, once. The calls
+            # already under way fail too (at most one per other thread); every call after is
+            # refused with the whole wait left, since the clock stands still
+            done = crowd.run(call_it_failing)
+            failed = done.pop("failed")
+            assert done.pop("ran") == failed
+            assert threshold <= failed <= threshold + size - 1, failed
+            assert done == {("refused", "open", wait): total - failed}, done
+            assert b.state is BreakerState.OPEN and b.remaining_open_s == wait
+            assert b.counts().calls == b.counts().failures == threshold
+            # open: nothing goes through
+            assert crowd.run(call_it_failing) == {("refused", "open", wait): total}
+            # half-open: `trials` are let in, the rest refused; the first trial to fail
+            # reopens it, once (for twice as long: open_backoff), the others change nothing
+            clock.now += wait
+            assert race_for_trials(fails=True) == {
+                "trial": trials,
+                "trial failed": trials,
+                ("refused", "half_open", 0.0): size - trials,
+            }
+            assert b.state is BreakerState.OPEN and b.remaining_open_s == 2 * wait
+            # half-open again: the trials succeed; `successes` of them close it, and those
+            # that finish after that are not recorded in the fresh window
+            clock.now += 2 * wait
+            assert race_for_trials(fails=False) == {
+                "trial": trials,
+                ("refused", "half_open", 0.0): size - trials,
+            }
+            assert b.state is BreakerState.CLOSED and b.counts().calls == 0
+    finally:
+        crowd.close()
+    assert crowd.errors == []
+    # one legal path through the states, each change reported once, in order
+    assert changes == rounds * [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]
 
 
 def test_bad_configuration_names_the_field():

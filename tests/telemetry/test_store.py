@@ -146,12 +146,14 @@ def test_a_writer_killed_mid_stream_leaves_whole_batches_and_a_sound_file(tmp_pa
                     for i in range(2000)]
             for r in rows:
                 r.pop("detail")
+            print(f"writing {{n}}", flush=True)
             store.write_batch({{"recovery_performance": rows}})
     """)
     )
     writer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     assert writer.stdout.readline().strip() == "ready"
-    time.sleep(1.0)  # several batches are committed and one is under way
+    while (line := writer.stdout.readline().strip()) != "writing 3":  # two batches committed,
+        assert line.startswith("writing "), line  # and the third one under way
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait()
     with RecoveryStore(path) as store:

@@ -176,9 +176,9 @@ function select(path) {
 }
 
 // -- headline and memory -------------------------------------------------------------------------
-function renderHeadline(h) {
+function renderHeadline(h, ready) {
   $("h-success").textContent = h.success_rate === null ? "–" : `${(h.success_rate * 100).toFixed(1)}%`;
-  $("h-attempts").textContent = `${h.attempts} attempts · ${h.errors} errors`;
+  $("h-attempts").textContent = ready ? `${h.attempts} attempts · ${h.errors} errors` : "reading…";
   $("h-times").textContent = `${ms(h.p50_s)} / ${ms(h.p95_s)}`;
   $("h-restarts").textContent = `${h.restarts} restarts`;
   $("h-breakers").textContent = String(h.open_breakers.length);
@@ -190,11 +190,11 @@ function renderHeadline(h) {
 }
 
 let ticksFor = "";
-function renderMemory(m) {
+function renderMemory(m, ready) {
   const gauge = $("gauge");
   const fill = $("mem-fill");
   if (!m) {
-    $("mem-text").textContent = "memory service off";
+    $("mem-text").textContent = ready ? "memory service off" : "reading…";
     fill.style.width = "0";
     return;
   }
@@ -372,8 +372,9 @@ function render(snap) {
   $("phase").textContent = snap.phase;
   document.title = `${snap.name} · Stalwart`;
   renderTree(snap.tree);
-  renderHeadline(snap.headline);
-  renderMemory(snap.memory);
+  const ready = snap.figures !== "reading";
+  renderHeadline(snap.headline, ready);
+  renderMemory(snap.memory, ready);
   renderTimeline(snap.timeline);
   const took = performance.now() - t0;
   stats.renders += 1;

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import failures, lifecycle, mediation
-from .commands import Command
+from .commands import Command, Escalate
 from .events import (
     Begin,
     BreakerChanged,
@@ -26,10 +26,13 @@ from .events import (
     ChildRetired,
     ChildStarted,
     DependencyChanged,
+    Exiting,
     Failed,
+    HandoverDone,
     HealthReported,
     HooksRan,
     IncidentHeld,
+    InternalError,
     KernelEvent,
     LevelsReset,
     LostRequestArrived,
@@ -73,6 +76,17 @@ def _on_timer(s: SupervisorState, e: TimerFired, out: list[Command]) -> None:
         raise ValueError(f"decide: unknown timer {p!r}")
 
 
+def _on_exiting(s: SupervisorState, e: Exiting, out: list[Command]) -> None:
+    s.finished = True
+
+
+def _on_internal_error(s: SupervisorState, e: InternalError, out: list[Command]) -> None:
+    """Its state cannot be trusted any more: it escalates, once, and sets nothing aside."""
+    if not s.escalated:
+        s.escalated = True
+        out.append(Escalate(e.reason, None, s.path))
+
+
 def _on_levels_reset(s: SupervisorState, e: LevelsReset, out: list[Command]) -> None:
     mediation.on_levels_reset(s, e.path, e.now, out)
 
@@ -88,6 +102,7 @@ _HANDLERS: dict[type, Handler] = {
     RecoveryRequested: lifecycle.on_recovery_requested,
     HooksRan: lifecycle.on_hooks_ran,
     LostRequestArrived: lifecycle.on_lost_request,
+    HandoverDone: lifecycle.on_handover_done,
     NodeLost: lifecycle.on_node_lost,
     Unplaceable: lifecycle.on_unplaceable,
     NodesChanged: lifecycle.on_nodes_changed,
@@ -99,6 +114,8 @@ _HANDLERS: dict[type, Handler] = {
     IncidentHeld: mediation.on_incident_held,
     LevelsReset: _on_levels_reset,
     TimerFired: _on_timer,
+    Exiting: _on_exiting,
+    InternalError: _on_internal_error,
 }
 
 

@@ -57,9 +57,18 @@ def state_note(out: Out, c: ChildRecord, label: str, now: float) -> None:
 
 
 def crash_info(path: str, detail: str, kind: str = "ProcessExit") -> ErrorInfo:
-    """The classification of an instance that died, hung or gave up (a fault, never an outage)."""
+    """The classification of an instance that died or gave up (a fault)."""
     return ErrorInfo(
         ErrorCategory.CRASH, Severity.HIGH, fingerprint_of(kind, path), True, kind, detail
+    )
+
+
+def hang_info(path: str, detail: str, kind: str) -> ErrorInfo:
+    """The classification of an instance that stopped answering (it hung, a retry or a start
+    got no answer): most often it waits for something that does not answer, so it is an
+    outage, which restarts do not fix."""
+    return ErrorInfo(
+        ErrorCategory.TIMEOUT, Severity.HIGH, fingerprint_of(kind, path), True, kind, detail
     )
 
 

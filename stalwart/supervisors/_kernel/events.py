@@ -99,10 +99,12 @@ class TimerFired(KernelEvent, frozen=True):
 
 
 class BreakerChanged(KernelEvent, frozen=True):
-    """The breaker actor ``child`` changed state (closed, open, half_open, forced_open...)."""
+    """The breaker actor ``child`` changed state (closed, open, half_open, forced_open...);
+    ``remaining_s``: how long it stays open."""
 
     child: str
     state: str
+    remaining_s: float = 0.0
 
 
 class DependencyChanged(KernelEvent, frozen=True):
@@ -174,6 +176,14 @@ class LostRequestArrived(KernelEvent, frozen=True):
     request: Any
 
 
+class HandoverDone(KernelEvent, frozen=True):
+    """Instance ``incarnation`` of ``child`` has handled the handed-over request ``request_id``."""
+
+    child: str
+    incarnation: int
+    request_id: str
+
+
 class LevelsReset(KernelEvent, frozen=True):
     """Reset the ladders of ``path`` and below ("" for every child)."""
 
@@ -182,3 +192,13 @@ class LevelsReset(KernelEvent, frozen=True):
 
 class RetireRequested(KernelEvent, frozen=True):
     """The parent stops this supervisor: every child stops for good, in reverse order."""
+
+
+class Exiting(KernelEvent, frozen=True):
+    """The runtime is taking this supervisor down: it decides nothing more."""
+
+
+class InternalError(KernelEvent, frozen=True):
+    """Handling a message raised inside the supervisor: it gives up to its parent."""
+
+    reason: str

@@ -30,16 +30,15 @@ from ...actors.errors import (
 )
 from ...actors.messages import Retry as RetryMessage
 from ...strategies import ErrorInfo
-from .._ladder import Decision, FailureKind, failure_kind
-from .._plan import restart_set
+from .._ladder import Decision, FailureKind
 from . import lifecycle, mediation, outages, restarts
 from .commands import Answer, Cancel, Escalate, Retry, Timer
 from .common import (
     Out,
     attempt_begins,
     attempt_done,
-    crash_info,
     describe,
+    hang_info,
     note,
     operation,
     set_aside,
@@ -55,7 +54,7 @@ from .state import (
     SupervisorState,
 )
 
-DEADLINE_MARGIN_S = 0.1  # an answer leaves this long before the caller's deadline
+DEADLINE_MARGIN_S = 0.15  # an answer leaves this long before the caller's deadline
 
 
 def on_failed(s: SupervisorState, e: Failed, out: Out) -> None:
@@ -70,12 +69,14 @@ def on_failed(s: SupervisorState, e: Failed, out: Out) -> None:
         record = s.new_failure(c.name, e.message, e.sender, e.info, now)
         record.deadline = e.deadline
     record.info, record.traceback = e.info, e.traceback
+    if record.sent_at:
+        record.took, record.sent_at = now - record.sent_at, 0.0
     c.last_error = f"{e.info.error_type}: {e.info.message}"[:300]
     owner = s.children.get(record.assigned_to, c)
     if e.incarnation != c.incarnation or c.restart_pending or c.phase != UP:
         restarts.redeliver_later(s, owner, record, now, out)
         return
-    kind = failure_kind(e.info)
+    kind = c.kind_of(e.info)
     error: StalwartError
     if kind is FailureKind.INPUT and e.message is not None:
         error = HandlerError(
@@ -175,10 +176,7 @@ def apply(
             restarts.restart_with(s, c, record, now, out)
         lifecycle.reconcile(s, now, out)
     else:
-        for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
-            other = s.children[name]
-            other.restarts += other is not c
-            lifecycle.mark_restart(other)
+        lifecycle.mark_restart_set(s, c, count_c=False)
         restarts.restart_with(s, c, record, now, out)
         lifecycle.reconcile(s, now, out)
 
@@ -241,7 +239,8 @@ def schedule_retry(
         delay = policy.basic_delay_s
     else:
         delay = policy.backoff.next_delay(record.attempt, record.last_delay, s.rng)
-    if record.deadline and now + delay > record.deadline - DEADLINE_MARGIN_S:
+    # another try must fit, with the time the last one ran, before the caller gives up
+    if record.deadline and now + delay + record.took > record.deadline - DEADLINE_MARGIN_S:
         give_up_at_deadline(s, c, record, now, out)
         return
     record.last_delay = delay
@@ -258,6 +257,7 @@ def on_retry_timer(s: SupervisorState, record_id: int, now: float, out: Out) -> 
         restarts.redeliver_later(s, c, record, now, out)
         return
     out.append(Retry(c.name, retry_message(record)))
+    record.sent_at = now
     # an attempt that never answers (a hung handler) counts as failed after a timeout
     timeout = s.timeouts.get(f"{c.path}|{operation(record.message)}", c.policy.retry_timeout_s)
     payload = ("retry-timeout", record.id, record.attempt, record.level)
@@ -288,7 +288,7 @@ def on_retry_timeout(
     c = s.children.get(record.assigned_to)
     if c is None or c.phase != UP:
         return
-    info = crash_info(c.path, f"{c.path}: a level-{level} retry got no answer", "RetryTimeout")
+    info = hang_info(c.path, f"{c.path}: a level-{level} retry got no answer", "RetryTimeout")
     failed = Failed(
         c.name,
         c.incarnation,
@@ -317,7 +317,9 @@ def on_recovered(s: SupervisorState, e: Recovered, out: Out) -> None:
 def recovered(s: SupervisorState, record: FailedMessage, now: float, out: Out) -> None:
     c = s.children.get(record.child)
     if c is not None:
-        c.ladder(record.info.fingerprint).on_success(now)
+        ladder = c.ladder(record.info.fingerprint)
+        ladder.on_success(now)
+        ladder.end_outage()  # it went through: what it depends on is back
         note(
             s,
             out,
@@ -372,7 +374,7 @@ def give_up_at_deadline(
     why = (
         f"gave up after {record.retries} retries: its caller's deadline leaves no time for another"
     )
-    if failure_kind(record.info) is FailureKind.OUTAGE:
+    if c.kind_of(record.info) is FailureKind.OUTAGE:
         give_up_downstream(s, c, record, why, now, out)
     else:
         info = record.info
@@ -384,7 +386,9 @@ def give_up_at_deadline(
 
 
 def intensity_reason(s: SupervisorState, c: ChildRecord) -> str:
-    return f"{c.path}: {s.spec.max_restarts} restarts within {s.spec.within_s:g}s exceeded"
+    """Why ``s`` gives up on ``c``: its intensity, and the error that used it up."""
+    last = f" (last: {c.last_error})" if c.last_error else ""
+    return f"{c.path}: {s.spec.max_restarts} restarts within {s.spec.within_s:g}s exceeded{last}"
 
 
 def escalate(

@@ -10,14 +10,15 @@ so a restart set goes fully down before it comes back up.
 
 from __future__ import annotations
 
-from ...actors.errors import ActorStopped, Overloaded, StalwartError
-from ...actors.messages import ErrorReply, Redelivery, RunHooks
+from ...actors.errors import ActorStopped, Overloaded, PoisonMessageError, StalwartError
+from ...actors.messages import ErrorReply, Handover, Redelivery, RunHooks
 from .._plan import restart_set
 from ..messages import KillSubtree, RecoveryDone, Unavailable
 from . import failures, outages, restarts
 from .commands import (
     Answer,
     Cancel,
+    DeadLetter,
     Finish,
     Kill,
     Register,
@@ -29,13 +30,14 @@ from .commands import (
     Stop,
     Timer,
 )
-from .common import Out, crash_info, note
+from .common import Out, crash_info, describe, hang_info, note
 from .events import (
     Begin,
     ChildExited,
     ChildGaveUp,
     ChildRetired,
     ChildStarted,
+    HandoverDone,
     HooksRan,
     LostRequestArrived,
     NodeLost,
@@ -156,6 +158,17 @@ def mark_restart(c: ChildRecord) -> None:
     c.restart_pending = True
 
 
+def mark_restart_set(s: SupervisorState, c: ChildRecord, count_c: bool = True) -> None:
+    """``c`` and the siblings the strategy restarts with it go down and come back.
+
+    Each sibling counts a restart; ``c`` too unless ``count_c`` is False (counted already).
+    """
+    for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
+        other = s.children[name]
+        other.restarts += count_c or other is not c
+        mark_restart(other)
+
+
 # -- what instances report ---------------------------------------------------------------
 def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
     c = s.children.get(e.child)
@@ -172,7 +185,7 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
         return
     c.phase, c.start_failures = UP, 0
     if c.start_outage:  # it started: what kept it from starting is back
-        c.ladder(c.start_outage).outage = False
+        c.ladder(c.start_outage).end_outage()
         c.start_outage = ""
     out.append(
         Register(c.name, c.incarnation, c.lost_inflight, c.level(e.now), c.restarts, c.retiring)
@@ -220,7 +233,7 @@ def on_start_timeout(s: SupervisorState, name: str, incarnation: int, now: float
         return
     detail = f"{c.path} did not finish starting within {c.spec.start_timeout_s:g}s"
     out.append(Kill(c.name))
-    info = crash_info(c.path, detail, "StartTimeout")
+    info = hang_info(c.path, detail, "StartTimeout")
     on_child_started(s, ChildStarted(name, incarnation, False, info, now=now), out)
 
 
@@ -250,14 +263,19 @@ def crashed(s: SupervisorState, c: ChildRecord, reason: str, now: float, out: Ou
     """An instance is gone without being asked to stop: restarted from level 3."""
     # a hung actor's request would hang the new instance too: its callers time out instead
     c.phase, c.lost_inflight = DOWN, not c.hung_killed
-    if c.hung_killed:
+    if c.handed:  # it died on what was handed to it after the last death: a poison
+        c.poisoned = [*c.poisoned[-63:], c.handed[0]]
+        c.handed = []
+    hung = c.hung_killed
+    if hung:
         reason = f"killed: it was hung ({c.last_error})"
     c.last_error = reason
     note(s, out, "crash", c, now, level=3, detail=f"{c.path}: {reason}")
     out.append(Report(Unavailable(c.path, "crashed", lost_inflight=c.lost_inflight)))
     if c.kind == "supervisor":
         out.append(Report(KillSubtree(c.path)))
-    restarts.restart_after_crash(s, c, crash_info(c.path, reason), 3, now, out)
+    info = hang_info(c.path, reason, "Hung") if hung else crash_info(c.path, reason)
+    restarts.restart_after_crash(s, c, info, 3, now, out)
 
 
 def on_stopped_itself(s: SupervisorState, e: StoppedItself, out: Out) -> None:
@@ -285,10 +303,7 @@ def on_stopped_itself(s: SupervisorState, e: StoppedItself, out: Out) -> None:
         failures.escalate(s, failures.intensity_reason(s, c), None, c.path, e.now, out)
         return
     note(s, out, "stopped", c, e.now, detail=f"{c.path} stopped itself (permanent): restarted")
-    for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
-        other = s.children[name]
-        other.restarts += 1
-        mark_restart(other)  # its restart set goes with it, as OTP restarts any exited child
+    mark_restart_set(s, c)  # its restart set goes with it, as OTP restarts any exited child
 
 
 def on_child_gave_up(s: SupervisorState, e: ChildGaveUp, out: Out) -> None:
@@ -339,16 +354,16 @@ def on_recovery_requested(s: SupervisorState, e: RecoveryRequested, out: Out) ->
             why = "a supervisor has no hooks to run" if ok else f"{c.path} is not running"
             out.append(Report(RecoveryDone(e.request_id, ok, why)))
         return
+    if c.restart == "temporary":  # a restart would stop it for good
+        why = f"{c.path} is temporary: it is never restarted (level {e.level} refused)"
+        out.append(Report(RecoveryDone(e.request_id, False, why)))
+        return
     s.intensity.add(e.now)  # counted, but a requested recovery is always performed
-    names = (
-        [c.name]
-        if e.level == 3
-        else restart_set(s.spec.strategy, [o.slot for o in s.order], c.name)
-    )
-    for name in names:
-        other = s.children[name]
-        other.restarts += 1
-        mark_restart(other)
+    if e.level == 3:
+        c.restarts += 1
+        mark_restart(c)
+    else:
+        mark_restart_set(s, c)
     s.waiting_recoveries.append((e.request_id, c.path))
     reconcile(s, e.now, out)
 
@@ -358,21 +373,41 @@ def on_hooks_ran(s: SupervisorState, e: HooksRan, out: Out) -> None:
 
 
 def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None:
-    """A request the crashed child was handling: to the next instance, after its Init."""
+    """A request the crashed child was handling: to the next instance, after its Init.
+
+    A request that was still being handled when the instance it was handed to died too
+    has killed two instances in a row: it is set aside as a poison message instead.
+    """
     c = s.children.get(e.child)
     if c is None or c.kind != "actor":
         return
+    request = e.request
     error: StalwartError
-    if c.stop_for_good or c.phase == REMOVED:
+    if request.id in c.poisoned:
+        error = PoisonMessageError(
+            f"{c.path}: {describe(request)} was being handled when two instances died in a"
+            " row; set aside as a dead letter",
+            c.path,
+        )
+        out.append(DeadLetter(c.path, request, None, error, "crash", ""))
+    elif c.stop_for_good or c.phase == REMOVED:
         error = ActorStopped(f"{c.path} was stopped for good before handling the request", c.path)
-        out.append(Answer(e.request, ErrorReply.of(error)))
+        out.append(Answer(request, ErrorReply.of(error)))
     elif c.phase in (STARTING, UP):
-        out.append(Send(c.name, e.request))  # the Init it was sent comes first
+        c.handed.append(request.id)
+        out.append(Send(c.name, Handover(request)))  # the Init it was sent comes first
     elif len(c.redeliver) >= s.hold_limit:
-        error = Overloaded(f"{c.path}: {s.hold_limit} messages already wait for it", c.path)
-        out.append(Answer(e.request, ErrorReply.of(error)))
+        error = Overloaded.waiting(c.path, s.hold_limit)
+        out.append(Answer(request, ErrorReply.of(error)))
     else:
-        c.redeliver.append(Redelivery(e.request, e.request.reply_to))
+        c.handed.append(request.id)
+        c.redeliver.append(Redelivery(Handover(request), request.reply_to))
+
+
+def on_handover_done(s: SupervisorState, e: HandoverDone, out: Out) -> None:
+    c = s.children.get(e.child)
+    if c is not None and c.incarnation == e.incarnation and e.request_id in c.handed:
+        c.handed.remove(e.request_id)
 
 
 # -- nodes --------------------------------------------------------------------------------

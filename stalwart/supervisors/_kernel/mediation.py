@@ -22,7 +22,7 @@ from __future__ import annotations
 from ...actors.errors import Overloaded
 from ...actors.messages import HealthCheck
 from ...strategies import ErrorCategory, ErrorInfo, Severity, fingerprint_of
-from .._ladder import FailureKind, failure_kind
+from .._ladder import FailureKind
 from ..messages import DependencyDown
 from . import failures, restarts
 from .commands import Cancel, Kill, Retry, Send, Timer
@@ -40,6 +40,7 @@ def on_breaker_changed(s: SupervisorState, e: BreakerChanged, out: Out) -> None:
         return
     was_down = c.breaker_state in DOWN_STATES
     c.breaker_state = e.state
+    c.breaker_until = e.now + e.remaining_s if e.state in ("open", "forced_open") else 0.0
     down = e.state in DOWN_STATES
     if e.state == "half_open":
         release_held(s, e.now, out, probe=c.path)  # one held message is the trial call
@@ -92,11 +93,19 @@ def dependency_down(s: SupervisorState, c: ChildRecord) -> str | None:
 def hold(
     s: SupervisorState, c: ChildRecord, record: FailedMessage, dependency: str, now: float, out: Out
 ) -> None:
-    """Park a failure until ``dependency`` is back (no ladder, no restart)."""
+    """Park a failure until ``dependency`` is back (no ladder, no restart).
+
+    A request whose deadline comes before the dependency's breaker even lets a trial
+    through is answered at once: waiting cannot help it.
+    """
+    blocker = s.by_path.get(dependency)
+    until = blocker.breaker_until if blocker is not None else 0.0
+    if record.deadline and until >= record.deadline - failures.DEADLINE_MARGIN_S:
+        why = f"{dependency} is down (its breaker stays open for another {until - now:.1f}s)"
+        failures.give_up_downstream(s, c, record, why, now, out)
+        return
     if len(c.held) >= s.hold_limit:
-        error = Overloaded(
-            f"{c.path}: {s.hold_limit} messages already wait for {dependency}", c.path
-        )
+        error = Overloaded.waiting(c.path, s.hold_limit, dependency)
         set_aside(s, out, record, error, now)
         return
     record.held_for = dependency
@@ -236,7 +245,7 @@ def on_health_reported(s: SupervisorState, e: HealthReported, out: Out) -> None:
     c.last_error = f"unhealthy: {info.message}"[:300]
     if c.phase != UP or c.restart_pending:
         return
-    kind = failure_kind(info)
+    kind = c.kind_of(info)
     failures.decide_failure(
         s, c, record, FailureKind.FAULT if kind is FailureKind.INPUT else kind, e.now, out
     )

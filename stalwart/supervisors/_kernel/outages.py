@@ -36,11 +36,13 @@ def outage_restarts(
     """How many restarts an outage may have used (None: not an outage, no such cap).
 
     A restart against an outage is a guess that a fresh instance helps: it is tried
-    only while it fits within the restart intensity, never at the price of escalating.
+    only while it fits within the restart intensity, never at the price of escalating,
+    and not at all while restarting has already not helped ``c`` against another
+    outage (the budget is the child's: an outage whose errors vary gets no more).
     """
     if kind is not FailureKind.OUTAGE:
         return None
-    if not s.intensity.room(now):
+    if c.in_outage(now) or not s.intensity.room(now):
         return min(ladder.restarts, c.policy.outage_restarts)
     return c.policy.outage_restarts
 

@@ -14,8 +14,6 @@ from ...actors.errors import (
 )
 from ...actors.messages import Redelivery
 from ...strategies import ErrorInfo
-from .._ladder import failure_kind
-from .._plan import restart_set
 from . import failures, lifecycle, outages
 from .commands import Retry
 from .common import (
@@ -65,7 +63,7 @@ def redeliver_later(
         out.append(Retry(c.name, failures.retry_message(record, 3, "restart")))
         return
     if len(c.redeliver) >= s.hold_limit:
-        error = Overloaded(f"{c.path}: {s.hold_limit} messages already wait for it", c.path)
+        error = Overloaded.waiting(c.path, s.hold_limit)
         set_aside(s, out, record, error, now)
         return
     record.assigned_to = c.name
@@ -119,7 +117,7 @@ def restart_after_crash(
         c.stop_for_good = True
         lifecycle.reconcile(s, now, out)
         return
-    kind = failure_kind(info)
+    kind = c.kind_of(info)
     ladder = c.ladder(info.fingerprint)
     allowed = outages.outage_restarts(s, c, ladder, kind, now)
     decision = ladder.on_failure(now, minimum, restarts_allowed=allowed)
@@ -143,10 +141,7 @@ def restart_after_crash(
         state="restarting",
     )
     if decision.level >= 4:
-        for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
-            other = s.children[name]
-            other.restarts += other is not c
-            lifecycle.mark_restart(other)
+        lifecycle.mark_restart_set(s, c, count_c=False)
     elif c.phase != "down":
         lifecycle.mark_restart(c)
     lifecycle.reconcile(s, now, out)

@@ -11,7 +11,7 @@ from typing import Any
 
 from ...actors.messages import Redelivery
 from ...strategies import AdaptiveSelector, ErrorInfo
-from .._ladder import Ladder, RestartIntensity
+from .._ladder import FailureKind, Ladder, RestartIntensity, failure_kind
 from .._plan import Slot, expand
 from ..spec import Child, LevelPolicy, Supervisor
 
@@ -49,6 +49,8 @@ class FailedMessage:
         self.strategy = ""
         self.level_started = now
         self.last_delay = 0.0
+        self.sent_at = 0.0  # when its latest retry went to the instance (0: not yet)
+        self.took = 0.0  # how long its latest retry ran before it failed
         self.tried: dict[int, list[str]] = {}
         self.fresh: tuple[str, int] | None = None  # (child, incarnation) it was redelivered to
         self.assigned_to = child
@@ -76,6 +78,7 @@ class ChildRecord:
         self.start_failures = 0  # consecutive starts that failed against an outage
         self.start_outage = ""  # the fingerprint of the outage that keeps it from starting
         self.breaker_state = ""
+        self.breaker_until = 0.0  # while open: when it may let a trial through
         self.held: list[FailedMessage] = []
         self.redeliver: list[Redelivery] = []
         self.health_pending = False
@@ -87,6 +90,8 @@ class ChildRecord:
         self.restarts = 0
         self.last_error = ""
         self.lost_inflight = False
+        self.handed: list[str] = []  # requests handed to this instance after a crash, not done
+        self.poisoned: list[str] = []  # requests two instances in a row died handling
 
     @property
     def spec(self) -> Child | Supervisor:
@@ -101,6 +106,13 @@ class ChildRecord:
     def fallback(self) -> Any:
         """The declared fallback reply, or None."""
         return getattr(self.slot.spec, "fallback", None)
+
+    def kind_of(self, info: ErrorInfo) -> FailureKind:
+        """How this child's policy treats a failure (an outage is a fault under OTP's)."""
+        kind = failure_kind(info)
+        if kind is FailureKind.OUTAGE and self.policy.outages_as_faults:
+            return FailureKind.FAULT
+        return kind
 
     def ladder(self, fingerprint: str) -> Ladder:
         ladder = self.ladders.get(fingerprint)
@@ -137,7 +149,7 @@ class SupervisorState:
         self.can_kill = can_kill
         self.hold_limit = hold_limit
         self.intensity = RestartIntensity(spec.max_restarts, spec.within_s)
-        self.selector = AdaptiveSelector(TREE_CANDIDATES)
+        self.selector = AdaptiveSelector(TREE_CANDIDATES, seed=seed)
         self.timeouts: dict[str, float] = {}  # learned: "path|operation" -> seconds
         self.rng = random.Random(seed)
         self.children: dict[str, ChildRecord] = {}

@@ -1,0 +1,120 @@
+"""Rules of the supervision kernel that a whole-tree test would take long to reach: requested
+restarts of temporary children, the outage budget per child, the end of an outage, internal
+errors, and determinism under a seed."""
+
+from __future__ import annotations
+
+from stalwart import Child, LevelPolicy, Supervisor
+from stalwart.strategies import ErrorCategory
+from stalwart.supervisors import SupervisorState, decide
+from stalwart.supervisors._kernel import commands as cmd
+from stalwart.supervisors._kernel import events as ev
+from stalwart.supervisors.messages import RecoveryDone
+from tests.core.kernel_harness import Runtime, info, request
+from tests.support import Worker
+
+OUTAGE_A = info(ErrorCategory.CONNECTION, "ConnectionRefusedError")
+OUTAGE_B = info(ErrorCategory.TIMEOUT, "TimeoutError")
+FAULT = info(ErrorCategory.CRASH, "KeyError")
+ONE_RESTART = LevelPolicy(
+    basic_attempts=1, basic_delay_s=0.01, enhanced_attempts=0, outage_restarts=1
+)
+
+
+def tree(*children: Child, **options) -> Supervisor:
+    return Supervisor("s", health_interval_s=0, children=list(children), **options)
+
+
+def test_a_requested_restart_of_a_temporary_child_is_refused_and_it_keeps_running():
+    """Restarting a temporary child would stop it for good (it is never restarted)."""
+    rt = Runtime(tree(Child("t", Worker, restart="temporary"), Child("p", Worker)))
+    rt.begin()
+    spawns = len(rt.effects("spawn"))
+    for level in (3, 4):
+        rt.feed(ev.RecoveryRequested(level, "t", level, "asked", now=rt.now))
+    done = [r for r in rt.reports if isinstance(r, RecoveryDone)]
+    assert [(d.request_id, d.ok) for d in done] == [(3, False), (4, False)]
+    assert "s/t is temporary: it is never restarted" in done[0].detail
+    assert len(rt.effects("spawn")) == spawns and set(rt.alive) == {"t", "p"}
+    rt.feed(ev.RecoveryRequested(5, "p", 3, "asked", now=rt.now))  # a permanent one is
+    assert [r.ok for r in rt.reports if isinstance(r, RecoveryDone)][-1] is True
+    assert len(rt.effects("spawn")) == spawns + 1
+
+
+def fail_until_outage(rt: Runtime, error, n: int) -> None:
+    for i in range(n):
+        message, sender = request(f"{error.error_type}{i}", deadline=rt.now + 30)
+        rt.failure = error
+        rt.fail("c", message, error, sender, sender.deadline)
+        rt.advance(1.0)  # its retries and restarts run; the quiet period (30 s) never passes
+
+
+def test_the_outage_budget_of_restarts_is_the_childs_whatever_the_errors_say():
+    """An outage whose errors vary (refused, then timing out) gets ``outage_restarts``
+    restarts in all, not that many per kind of error."""
+    rt = Runtime(tree(Child("c", Worker, levels=ONE_RESTART)), handler=lambda c, m: False)
+    rt.begin()
+    fail_until_outage(rt, OUTAGE_A, 4)
+    assert len(rt.effects("spawn")) == 2  # the first start, and its one restart
+    assert rt.state.children["c"].in_outage(rt.now)
+    fail_until_outage(rt, OUTAGE_B, 4)
+    assert len(rt.effects("spawn")) == 2  # no restart for the other face of the outage
+    assert not rt.effects("escalate")
+    assert len([e for e in rt.events("outage")]) == 2  # each error is announced
+
+
+def test_a_message_that_goes_through_during_an_outage_ends_it():
+    down = [True]
+    rt = Runtime(tree(Child("c", Worker, levels=ONE_RESTART)), handler=lambda c, m: not down[0])
+    rt.begin()
+    fail_until_outage(rt, OUTAGE_A, 3)
+    c = rt.state.children["c"]
+    assert c.in_outage(rt.now)
+    down[0] = False  # the dependency is back: the next retried message goes through
+    message, sender = request("back", deadline=rt.now + 30)
+    rt.fail("c", message, OUTAGE_A, sender, sender.deadline)
+    rt.advance(1.0)
+    assert rt.answers_to(sender.address) == [("ok", message)]
+    assert not c.in_outage(rt.now)  # over, well before its quiet period
+    states = [r.state for r in rt.reports if getattr(r, "path", "") == "s/c" and r.state]
+    assert states[-1] == "running"
+
+
+def test_giving_up_names_the_error_that_used_up_the_intensity():
+    never = LevelPolicy(basic_attempts=0, enhanced_attempts=0)
+    rt = Runtime(tree(Child("c", Worker, levels=never), max_restarts=1, within_s=60))
+    rt.begin()
+    rt.crash("c", "segfault in the codec")
+    rt.crash("c", "segfault in the codec")
+    [(_, reason, _)] = rt.effects("escalate")
+    assert reason.startswith("s/c: 1 restarts within 60s exceeded (last: ")
+    assert "segfault in the codec" in reason
+
+
+def test_an_internal_error_escalates_once_and_an_exiting_supervisor_decides_nothing():
+    state = SupervisorState("s", tree(Child("c", Worker)), seed=1)
+    decide(state, ev.Begin(now=0.0))
+    _, first = decide(state, ev.InternalError("s: internal error: KeyError('x')", now=1.0))
+    _, again = decide(state, ev.InternalError("s: internal error: KeyError('y')", now=2.0))
+    assert [c.reason for c in first if isinstance(c, cmd.Escalate)] == [
+        "s: internal error: KeyError('x')"
+    ]
+    assert again == []
+    other = SupervisorState("s", tree(Child("c", Worker)), seed=1)
+    decide(other, ev.Begin(now=0.0))
+    decide(other, ev.Exiting(now=1.0))
+    assert decide(other, ev.ChildExited("c", 1, "killed", now=2.0))[1] == []
+
+
+def test_the_same_seed_makes_the_same_choices():
+    """The kernel draws randomness only from its seed: backoff jitter and strategy choices
+    repeat exactly, so a recorded sequence of events can be replayed."""
+
+    def choices(seed: int) -> list[str]:
+        state = SupervisorState("s", tree(Child("c", Worker)), seed=seed)
+        return [state.selector.choose("connection", 2) for _ in range(50)] + [
+            f"{state.rng.random():.12f}" for _ in range(5)
+        ]
+
+    assert choices(3) == choices(3)
+    assert choices(3) != choices(4)
