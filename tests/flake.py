@@ -56,6 +56,12 @@ def one_run(n: int, total: int) -> tuple[list[str], float, int]:
         failed = failed_tests(junit)
         summary = out.stdout.strip().splitlines()[-1:] or [""]
         print(f"run {n}/{total}: exit {out.returncode} in {took:.0f}s: {summary[0]}", flush=True)
+        if failed:  # what pytest printed is kept, to read the failure
+            log = Path(tempfile.gettempdir()) / f"stalwart-flake-run-{n}.log"
+            log.write_text(out.stdout + out.stderr)
+            for test in failed:
+                print(f"  failed: {test}", flush=True)
+            print(f"  output: {log}", flush=True)
         return failed, took, out.returncode
 
 
