@@ -5,9 +5,9 @@ from __future__ import annotations
 import circuitbreaker
 import pybreaker
 import tenacity
-from _report import Row, ns_per_call, print_rows
+from _report import Figure, Row, ns_per_call, print_rows
 
-from stalwart.strategies import CircuitBreaker, CircuitOpenError, CountWindow, retry
+from stalwart.strategies import CircuitBreaker, CircuitOpenError, CountWindow, RetryBudget, retry
 
 
 def trivial() -> int:
@@ -72,11 +72,11 @@ def breaker_rows() -> list[Row]:
     ]
 
 
-def retry_rows() -> list[Row]:
+def retry_rows() -> list[Row | Figure]:
     bare = ns_per_call(trivial)
     ten = tenacity.retry(stop=tenacity.stop_after_attempt(3))(trivial)
     ours = retry(max_attempts=3)(trivial)
-    rows = [
+    rows: list[Row | Figure] = [
         Row(
             "retry success-path overhead",
             ns_per_call(ours) - bare,
@@ -111,6 +111,13 @@ def retry_rows() -> list[Row]:
             "us",
             goal=0.1,
         )
+    )
+    budget = RetryBudget(ratio=0.2, min_retries_per_s=10, window_s=10)
+    with_budget = retry(max_attempts=3, budget=budget)(trivial)
+    budget_ns = ns_per_call(with_budget) - ns_per_call(ours)
+    verdict = "meets" if budget_ns <= 200 else "MISSES"
+    rows.append(
+        Figure("retry-budget overhead per call", budget_ns, "ns", f"{verdict} goal <= 200 ns")
     )
     return rows
 

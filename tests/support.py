@@ -684,3 +684,50 @@ class Resender(ManagedActor):
 
     def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
         self.reply(sender, list(self.answers))
+
+
+class Say(msgspec.Struct, frozen=True):
+    """Print ``kib`` KiB to stdout and as much to stderr, ending with ``last``."""
+
+    kib: int
+    last: str
+
+
+class Chatter(ManagedActor):
+    """Prints as told, then answers how many bytes it printed (it blocks if nobody reads)."""
+
+    def receiveMsg_Say(self, msg: Say, sender: Any) -> None:
+        import sys
+
+        line = "x" * 1023 + "\n"
+        for stream in (sys.stdout, sys.stderr):
+            for _ in range(msg.kib):
+                stream.write(line)
+            stream.write(f"{msg.last}\n")
+            stream.flush()
+        self.reply(sender, 2 * msg.kib * 1024)
+
+
+class Spawn(msgspec.Struct, frozen=True):
+    """Start a helper process (it waits on its stdin); the answer is its pid."""
+
+
+class Spawner(ManagedActor):
+    """Starts helper processes in its own session (as a worker pool would); ends them on stop."""
+
+    def on_start(self) -> None:
+        self.helpers: list[Any] = []
+
+    def receiveMsg_Spawn(self, msg: Spawn, sender: Any) -> None:
+        import subprocess
+        import sys
+
+        code = "import sys; sys.stdin.read()"
+        helper = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+        self.helpers.append(helper)
+        self.reply(sender, helper.pid)
+
+    def on_stop(self) -> None:
+        for helper in self.helpers:
+            helper.kill()
+            helper.wait()

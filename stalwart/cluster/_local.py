@@ -3,10 +3,13 @@
 For trying placement and failover before there are several hosts, for tests
 and for benchmarks. Members run ``stalwart node`` on loopback ports; killing
 one (:meth:`LocalNode.kill`) is what losing a host looks like to the leader.
+What a member and its actors print is read as it comes (a member never blocks
+on a full pipe) and its last lines are kept: :meth:`LocalNode.output`.
 """
 
 from __future__ import annotations
 
+import collections
 import os
 import signal
 import subprocess
@@ -14,12 +17,14 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import IO, Any
 
 from ..actors.errors import SystemStopped
 from ..supervisors._bases import free_port, port_open, session_processes
 from ..supervisors._system import System, start
 from ..supervisors.spec import Supervisor
+
+OUTPUT_LINES = 1000  # how many of a member's last output lines are kept
 
 
 class LocalNode:
@@ -51,6 +56,24 @@ class LocalNode:
             self.proc.kill()
             raise SystemStopped(f"node {name} did not start: {line}{self.proc.stderr.read()}")
         self.sid = int(line.rsplit("session ", 1)[1].rstrip(")\n"))  # its Thespian admin's
+        self.lines: collections.deque[str] = collections.deque([line], maxlen=OUTPUT_LINES)
+        self.readers = [
+            threading.Thread(
+                target=self._read, args=(stream,), name=f"stalwart-{name}-output", daemon=True
+            )
+            for stream in (self.proc.stdout, self.proc.stderr)
+        ]
+        for reader in self.readers:
+            reader.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        """Keep reading a pipe until every process holding it has gone (end of file)."""
+        for line in stream:
+            self.lines.append(line)
+
+    def output(self) -> list[str]:
+        """The node's last lines on stdout and stderr (its actors' included), oldest first."""
+        return list(self.lines)
 
     def kill(self) -> None:
         """SIGKILL the node: its command and its admin's session, with every actor in them."""
@@ -71,8 +94,14 @@ class LocalNode:
                 self.kill()
         for proc in session_processes(self.sid):
             proc.kill()
+        self._close_output()
+
+    def _close_output(self) -> None:
+        """Read to the end once every writer has gone, then close the pipes."""
+        for reader in self.readers:
+            reader.join(10)
         for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
+            if stream is not None and not any(r.is_alive() for r in self.readers):
                 stream.close()
 
 

@@ -35,20 +35,22 @@ class Source(Protocol):
 
 
 def with_breaker_badges(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Give each protected actor (``x.protected``, ``x.protected.N``) its breaker's state.
+    """Give each protected actor (``x.protected``, ``x.protected.N``) its breaker's state
+    and health score.
 
     A breaker that has not reported a change yet is in its first state: closed.
     """
     for node in nodes:
         if node["kind"] == "breaker" and not node["breaker"]:
             node["breaker"] = "closed"
-    breakers = {n["path"]: n["breaker"] for n in nodes if n["kind"] == "breaker"}
+    breakers = {n["path"]: n for n in nodes if n["kind"] == "breaker"}
     for node in nodes:
         if node["kind"] != "actor" or PROTECTED not in node["path"]:
             continue
-        front = node["path"][: node["path"].rindex(PROTECTED)]
-        if front in breakers:
-            node["breaker"] = breakers[front]
+        front = breakers.get(node["path"][: node["path"].rindex(PROTECTED)])
+        if front is not None:
+            node["breaker"] = front["breaker"]
+            node["breaker_health"] = front.get("breaker_health")
     return nodes
 
 

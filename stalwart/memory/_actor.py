@@ -21,7 +21,7 @@ from typing import Any
 from ..actors import ManagedActor, MemoryLevel, RecoveryRequest
 from ..actors._memory import collect_garbage
 from ..actors.messages import MemoryFreed, MemoryPressure
-from ..supervisors._bases import session_processes
+from ..supervisors._bases import SessionWatch, session_processes
 from ..supervisors.messages import GatewayQuery, GatewayReply, MemoryEvent, ShedLoad
 from ..supervisors.queries import StatusQuery
 from ._levels import LevelTracker, MemorySettings, Trigger
@@ -62,6 +62,7 @@ class MemoryPressureActor(ManagedActor):
         self.own_process = self.options.get("base", "simple") == "simple"
         self._pids: list[int] = [os.getpid()]
         self._scanned = 0.0
+        self._session = SessionWatch(os.getsid(0))
         self.sampler = MemorySampler(
             self.options.get("budget"),
             pids=self.system_pids,
@@ -78,13 +79,17 @@ class MemoryPressureActor(ManagedActor):
         self.after(self.settings.interval_s, "sample", key="sample")
 
     def system_pids(self) -> list[int]:
-        """This process, and on the multi-process bases every process of the actor system."""
+        """This process, and on the multi-process bases every process of the actor system
+        (listed again when one has gone or joined, and every few seconds)."""
         if self.own_process:
             return [os.getpid()]
         now = time.monotonic()
-        if now - self._scanned >= _RESCAN_S or any(not _alive(p) for p in self._pids):
-            sid = os.getsid(0)
-            self._pids = [os.getpid(), *(p.pid for p in session_processes(sid))]
+        if (
+            now - self._scanned >= _RESCAN_S
+            or any(not _alive(p) for p in self._pids)
+            or self._session.joined()
+        ):
+            self._pids = [os.getpid(), *(p.pid for p in session_processes(self._session.sid))]
             self._scanned = now
         return self._pids
 

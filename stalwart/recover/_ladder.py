@@ -99,8 +99,13 @@ def available(r: Recovery, level: int, run: _Run, remedy: RemedyAction | None) -
     return []
 
 
-def ladder(r: Recovery, error: BaseException, ctx: Context) -> Ladder[RecoveryOutcome]:
-    """Recover from ``error``; yields the I/O it needs, returns the outcome."""
+def ladder(
+    r: Recovery, error: BaseException, ctx: Context, *, counted: bool = False
+) -> Ladder[RecoveryOutcome]:
+    """Recover from ``error``; yields the I/O it needs, returns the outcome.
+
+    ``counted``: the service's breaker has already seen ``error`` (or rejected the call).
+    """
     info = r.classifier.classify(error)
     run = _Run(ctx, info, time.perf_counter(), error)
     key = (ctx.service, info.fingerprint)
@@ -109,7 +114,8 @@ def ladder(r: Recovery, error: BaseException, ctx: Context) -> Ladder[RecoveryOu
     if r.system is not None:  # the system hears of the failure before any request it gets
         failure, run.notes = run.notes, []
         yield Blocking(lambda: r.publish(failure))
-    r.breaker_saw_failure(ctx.service, error)
+    if not counted:
+        r.breaker_saw_failure(ctx.service, error)
     remedy = r.remedy_for(Problem(error, info, ctx, r))
     run.reached = first
     for level in range(first, r.max_level + 1):

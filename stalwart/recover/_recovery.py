@@ -131,7 +131,10 @@ class Recovery:
         function's module, ``operation`` to its name); ``retry`` re-runs the call
         with its arguments and ``fallback`` is called with them too. If recovery
         fails, the last error is raised. ``breaker=True`` also sends the first
-        call through the service's breaker (an open one rejects it at once).
+        call through the service's breaker: an open one rejects it at once (and
+        recovery starts from the rejection), and the call's outcome, whatever it
+        is (a failure, an ignored exception, a cancellation), goes back to the
+        breaker with its permit, once.
         """
 
         def decorate(func: F) -> F:
@@ -159,13 +162,13 @@ class Recovery:
                     try:
                         if guard is None:
                             return await func(*args, **kwargs)
-                        permit = guard.permit()
-                        value = await func(*args, **kwargs)
-                        guard.record(permit)
-                        return value
+                        return await guard.call_async(func, *args, **kwargs)
                     except Exception as exc:
-                        out = await self.handle_error(exc, for_call(args, kwargs))
-                        return _result(out)
+                        ctx = for_call(args, kwargs)
+                        if guard is None:
+                            return _result(await self.handle_error(exc, ctx))
+                        # the breaker has this outcome (or rejected the call): not twice
+                        return _result(await drive_async(ladder(self, exc, ctx, counted=True)))
 
                 return async_wrapper  # type: ignore[return-value]
 
@@ -174,12 +177,13 @@ class Recovery:
                 try:
                     if guard is None:
                         return func(*args, **kwargs)
-                    permit = guard.permit()
-                    value = func(*args, **kwargs)
-                    guard.record(permit)
-                    return value
+                    return guard.call(func, *args, **kwargs)
                 except Exception as exc:
-                    return _result(self.handle_error_sync(exc, for_call(args, kwargs)))
+                    ctx = for_call(args, kwargs)
+                    if guard is None:
+                        return _result(self.handle_error_sync(exc, ctx))
+                    # the breaker has this outcome (or rejected the call): not twice
+                    return _result(drive_sync(ladder(self, exc, ctx, counted=True)))
 
             return wrapper  # type: ignore[return-value]
 

@@ -4,6 +4,7 @@ Everything here is plain Python, usable on its own (like tenacity or pybreaker)
 and used by the actors for levels 1-2 of recovery and by the breaker actors.
 """
 
+from ._attempts import Attempt
 from ._backoff import (
     AnyBackoff,
     Backoff,
@@ -20,7 +21,9 @@ from ._backoff import (
     chain,
     schedule_from,
 )
-from ._breaker import BreakerState, CircuitBreaker, CircuitOpenError, Outcome
+from ._breaker import CircuitBreaker
+from ._breaker_types import BreakerState, CircuitOpenError, Outcome
+from ._budget import BudgetStats, RetryBudget
 from ._classify import (
     Classifier,
     ErrorCategory,
@@ -44,7 +47,8 @@ from ._database import (
     safe_bulk_insert,
     transaction,
 )
-from ._retry import Attempt, Retrying, RetryState, RetryStats, retry
+from ._retry import Retrying, retry
+from ._retry_state import ResultRejected, RetryState, RetryStats
 from ._selector import DEFAULT_CANDIDATES, AdaptiveSelector, Ranked, StrategyStats
 from ._window import CountWindow, TimeWindow, WindowCounts
 from ._wrappers import BatchResult, OperationTimeout, batch_with_retry, fallback, safe_call, timeout
@@ -57,6 +61,7 @@ __all__ = [
     "Backoff",
     "BatchResult",
     "BreakerState",
+    "BudgetStats",
     "BulkResult",
     "Capped",
     "Chain",
@@ -79,6 +84,8 @@ __all__ = [
     "PoolStats",
     "Random",
     "Ranked",
+    "ResultRejected",
+    "RetryBudget",
     "RetryState",
     "RetryStats",
     "Retrying",

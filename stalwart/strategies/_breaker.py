@@ -13,87 +13,61 @@ Semantics, precisely (the property tests hold the breaker to a reference model):
   since the breaker last closed, capped at ``max_recovery_timeout``. The first
   call (or ``state`` read) after the wait moves it to half-open.
 - **Half-open.** Up to ``half_open_max_calls`` trial calls are permitted (others
-  are rejected). ``success_threshold`` successes close it; any failure re-opens it.
-- **Forced-open / disabled.** Manual states: reject everything / permit
-  everything without recording. :meth:`reset` closes the breaker again.
+  are rejected). Any failure re-opens it. ``success_threshold`` successes close
+  it, unless ``slow_call_rate_threshold`` is set and the slow share of those
+  trials is at or above it: then it re-opens. A breaker that stays half-open for
+  ``max_wait_in_half_open_s`` (trials never recorded) re-opens.
+- **Metrics-only.** Permits every call and records it in a fresh window, but
+  never changes state by itself.
+- **Forced-open / disabled.** Reject everything / permit everything and record
+  nothing. These two and metrics-only are left only by a manual transition
+  (:meth:`open`, :meth:`half_open`, :meth:`close` and the like enter any state at
+  any time); a breaker can also start in any state (``state=``).
+
+Generations: every state change starts a new generation, and a permit carries
+the generation it was taken in. A late outcome (one whose generation is no
+longer current) is recorded only in the window of the closed period that
+admitted it, if that window is still the breaker's, and never decides anything:
+it does not trip, close or re-open the breaker, nor return a half-open permit.
+This holds on the lock-free path as on the others, so a breaker behaves the same
+with or without listeners.
 
 Exceptions count as failures when ``is_failure(exc)`` says so if given, else when
 they are instances of ``record_on`` and not of ``ignore_on``; ignored exceptions
-are not recorded at all, other exceptions count as successes.
+(and ``BaseException``s such as cancellation) are not recorded at all and give a
+half-open permit back; other exceptions count as successes.
 
 Thread safety: every state change happens under a lock. The closed-state path
 of a call takes no lock (it appends to a deque, an atomic operation), which is
-what keeps a protected call cheap.
+what keeps a protected call cheap. ``with`` and ``async with`` keep each entry's
+permit in the current context (thread or task), so concurrent blocks never
+record each other's outcome.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
+import itertools
 import math
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from enum import StrEnum
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
+from ._breaker_types import (
+    BreakerState,
+    CircuitOpenError,
+    Outcome,
+    OutcomeListener,
+    Permit,
+    StateListener,
+)
+from ._guard import _STALE, enter, guard, initial_state, leave, validate
 from ._window import FAILED, OK, SLOW_FAILED, SLOW_OK, CountWindow, TimeWindow, WindowCounts
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-
-class BreakerState(StrEnum):
-    """The states of a :class:`CircuitBreaker`."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-    FORCED_OPEN = "forced_open"
-    DISABLED = "disabled"
-
-
-class Outcome(StrEnum):
-    """What a call through the breaker came to; passed to outcome listeners."""
-
-    SUCCESS = "success"
-    FAILURE = "failure"
-    SLOW_SUCCESS = "slow_success"
-    SLOW_FAILURE = "slow_failure"
-    IGNORED = "ignored"
-    REJECTED = "rejected"
-
-
-class CircuitOpenError(Exception):
-    """A call was rejected because the breaker is open; ``remaining_s`` says for how long.
-
-    Raised as ``CircuitOpenError(name, state, remaining_s)``; it pickles, so it can
-    cross process boundaries.
-    """
-
-    args: tuple[str, str, float]
-
-    @property
-    def name(self) -> str:
-        """The breaker's name."""
-        return self.args[0]
-
-    @property
-    def state(self) -> str:
-        """The breaker's state when the call was rejected."""
-        return self.args[1]
-
-    @property
-    def remaining_s(self) -> float:
-        """Seconds until the breaker lets a trial call through (``inf`` when forced open)."""
-        return self.args[2]
-
-    def __str__(self) -> str:
-        return (
-            f"circuit {self.name!r} is {self.state}: calls are rejected"
-            f" for another {self.remaining_s:.3f}s"
-        )
 
 
 _CLOSED = BreakerState.CLOSED
@@ -101,6 +75,8 @@ _OPEN = BreakerState.OPEN
 _HALF_OPEN = BreakerState.HALF_OPEN
 _FORCED_OPEN = BreakerState.FORCED_OPEN
 _DISABLED = BreakerState.DISABLED
+_METRICS_ONLY = BreakerState.METRICS_ONLY
+_RECORDING = (_CLOSED, _METRICS_ONLY)  # the states that open a window
 
 _CODES = {
     (False, False): OK,
@@ -115,16 +91,15 @@ _OUTCOMES = {
     SLOW_FAILED: Outcome.SLOW_FAILURE,
 }
 
-StateListener = Callable[["CircuitBreaker", BreakerState, BreakerState], None]
-OutcomeListener = Callable[["CircuitBreaker", Outcome, float, BaseException | None], None]
-
 
 class CircuitBreaker:
     """Protects calls to something that may be down; see the module docstring for semantics.
 
     Use as ``breaker.call(fn, *args)``, ``await breaker.call_async(fn, *args)``,
-    a decorator (``@breaker``), or a context manager (``with breaker: ...``).
-    ``clock`` is a zero-argument callable returning seconds (tests inject one).
+    a decorator (``@breaker`` on a function, coroutine function or generator
+    function, sync or async), or a context manager (``with breaker: ...``,
+    ``async with breaker: ...``). ``clock`` is a zero-argument callable returning
+    seconds (tests inject one). ``state`` is the state it starts in.
     """
 
     def __init__(
@@ -140,6 +115,7 @@ class CircuitBreaker:
         slow_call_duration_s: float | None = None,
         minimum_calls: int = 10,
         half_open_max_calls: int | None = None,
+        max_wait_in_half_open_s: float | None = None,
         open_backoff: float = 1.0,
         max_recovery_timeout: float | None = None,
         record_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
@@ -149,10 +125,12 @@ class CircuitBreaker:
         adaptive_min_threshold: int = 1,
         cluster_window_s: float = 60.0,
         stable_period_s: float = 300.0,
+        state: BreakerState | str = BreakerState.CLOSED,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         window = window or CountWindow(max(100, failure_threshold or 0))
-        _validate(
+        initial = initial_state(state)
+        validate(
             failure_threshold,
             recovery_timeout,
             success_threshold,
@@ -161,7 +139,11 @@ class CircuitBreaker:
             slow_call_rate_threshold,
             minimum_calls,
             half_open_max_calls,
+            max_wait_in_half_open_s,
             open_backoff,
+            record_on,
+            ignore_on,
+            is_failure,
         )
         self.name = name
         self.failure_threshold = failure_threshold
@@ -172,6 +154,7 @@ class CircuitBreaker:
         self.slow_call_duration_s = slow_call_duration_s
         self.minimum_calls = minimum_calls
         self.half_open_max_calls = half_open_max_calls or success_threshold
+        self.max_wait_in_half_open_s = max_wait_in_half_open_s
         self.open_backoff = open_backoff
         self.max_recovery_timeout = max_recovery_timeout
         self.record_on = record_on if isinstance(record_on, tuple) else (record_on,)
@@ -184,32 +167,42 @@ class CircuitBreaker:
         self.clock = clock
 
         self._lock = threading.RLock()
-        self._window = window.build(clock)
-        self._record = self._window.record
+        self._window_spec = window
         self._state = _CLOSED
+        self._generation = 0
+        self._new_window()
         self._opened_at = 0.0
         self._wait = recovery_timeout
         self._reopen_at = 0.0
+        self._rejecting_until = -math.inf
+        self._half_opened_at = 0.0
         self._trips = 0
         self._half_open_permits = 0
         self._half_open_successes = 0
-        self._generation = 0
+        self._half_open_slow = 0
+        self._streak = 0  # consecutive failures, outside the window's states
+        self._rejections = itertools.count()
         self._threshold = failure_threshold
         self._closed_at: float | None = None
         self._adapted_at = clock()
         self._state_listeners: list[StateListener] = []
         self._outcome_listeners: list[OutcomeListener] = []
         self._local = threading.local()
-        self._fast = True
+        self._fast: Callable[[int], None] | None = None  # see _update_fast
         self._update_fast()
+        if initial is _OPEN:
+            self._open(self._adapted_at, None)
+        elif initial is not _CLOSED:
+            self._set_state(initial, self._adapted_at)
 
     # -- introspection --------------------------------------------------------------
     @property
     def state(self) -> BreakerState:
         """The current state (an open breaker whose wait has passed reads as half-open)."""
-        if self._state is _OPEN:
+        state = self._state
+        if state is _OPEN or (state is _HALF_OPEN and self.max_wait_in_half_open_s is not None):
             with self._lock:
-                self._enter_half_open_if_due(self.clock())
+                self._advance(self.clock())
             self._fire_pending()
         return self._state
 
@@ -227,6 +220,22 @@ class CircuitBreaker:
         """The consecutive-failure threshold in force (differs from the base when adaptive)."""
         return self._threshold
 
+    @property
+    def consecutive_failures(self) -> int:
+        """Failures recorded since the last recorded success or the last close.
+
+        While closed (or metrics-only) they are counted in the window, so at most its size.
+        """
+        if self._state in _RECORDING:
+            return self._window.trailing_failures(sys.maxsize)
+        return self._streak
+
+    @property
+    def rejected_calls(self) -> int:
+        """Calls rejected with :class:`CircuitOpenError` since the breaker was created."""
+        # itertools.count counts atomically but has no getter; its repr is "count(n)"
+        return int(repr(self._rejections)[6:-1])
+
     def counts(self) -> WindowCounts:
         """Calls, failures and slow calls in the current window."""
         return self._window.counts()
@@ -235,8 +244,8 @@ class CircuitBreaker:
         """A 0-100 health score.
 
         Open or forced-open: 0. Disabled: 100. Half-open: 50 times the fraction of
-        the successes needed to close. Closed: ``100 * (1 - failure rate) * (1 -
-        slow rate / 2)`` over the window, 100 when the window is empty.
+        the successes needed to close. Closed and metrics-only: ``100 * (1 - failure
+        rate) * (1 - slow rate / 2)`` over the window, 100 when the window is empty.
         """
         state = self.state
         if state in (_OPEN, _FORCED_OPEN):
@@ -257,38 +266,76 @@ class CircuitBreaker:
 
     def on_outcome(self, listener: OutcomeListener) -> None:
         """Call ``listener(breaker, outcome, duration_s, exc)`` after every call."""
-        self._outcome_listeners.append(listener)
-        self._update_fast()
+        with self._lock:
+            self._outcome_listeners.append(listener)
+            self._update_fast()
+
+    def remove_listener(self, listener: StateListener | OutcomeListener) -> None:
+        """Stop calling ``listener`` (a state or an outcome listener); ``ValueError`` if unknown."""
+        with self._lock:
+            found = False
+            for listeners in (self._state_listeners, self._outcome_listeners):
+                if listener in listeners:
+                    listeners.remove(listener)  # type: ignore[arg-type]
+                    found = True
+            self._update_fast()
+        if not found:
+            raise ValueError(f"{self!r}: no such listener {listener!r}")
 
     # -- manual control ----------------------------------------------------------------
+    def open(self, for_s: float | None = None) -> None:
+        """Open the breaker now: for ``for_s`` seconds, or the wait a trip would get.
+
+        It counts as a trip (the next automatic wait grows by ``open_backoff``) and,
+        as after a trip, the first call after the wait moves it to half-open.
+        """
+        if for_s is not None and not for_s >= 0:
+            raise ValueError(f"CircuitBreaker.open: for_s must be >= 0, got {for_s!r}")
+        with self._lock:
+            self._open(self.clock(), for_s)
+        self._fire_pending()
+
+    def half_open(self) -> None:
+        """Let ``half_open_max_calls`` trial calls decide, from now."""
+        self._transition(_HALF_OPEN)
+
+    def close(self) -> None:
+        """Close the breaker with an empty window and forget the trip history."""
+        self._transition(_CLOSED)
+
+    def reset(self) -> None:
+        """The same as :meth:`close`."""
+        self._transition(_CLOSED)
+
     def force_open(self) -> None:
-        """Reject every call until :meth:`reset`."""
+        """Reject every call until another state is chosen."""
         self._transition(_FORCED_OPEN)
 
     def disable(self) -> None:
-        """Permit every call and record nothing until :meth:`reset`."""
+        """Permit every call and record nothing until another state is chosen."""
         self._transition(_DISABLED)
 
-    def reset(self) -> None:
-        """Close the breaker and forget the window and the trip history."""
-        self._transition(_CLOSED)
+    def metrics_only(self) -> None:
+        """Permit every call and record it in a fresh window, but never change state alone."""
+        self._transition(_METRICS_ONLY)
 
     # -- calls -----------------------------------------------------------------------
     def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         """Call ``fn(*args, **kwargs)`` through the breaker."""
-        if self._fast:
+        record = self._fast  # the window the call is admitted into, if no lock is needed
+        if record is not None:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:
-                self._complete(-1, exc, 0.0)
+                self._complete(_STALE, exc, 0.0, record)
                 raise
-            self._record(OK)
+            record(OK)
             return result
-        if self._state is _OPEN and not self._outcome_listeners:
-            now = self.clock()
-            if now < self._reopen_at:
-                raise CircuitOpenError(self.name, "open", self._reopen_at - now)
-        generation, started = self._acquire()
+        now = self.clock()
+        if now < self._rejecting_until:  # open, and no listener to tell
+            next(self._rejections)
+            raise CircuitOpenError(self.name, "open", self._rejecting_until - now)
+        generation, started = self._acquire(now)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
@@ -311,36 +358,15 @@ class CircuitBreaker:
         return result
 
     def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
-        """Use the breaker as a decorator of a plain or ``async def`` function."""
-        if inspect.iscoroutinefunction(fn):
-            call_async = self.call_async
+        """Decorate a function, coroutine function or (async) generator function.
 
-            @functools.wraps(fn)
-            async def async_guarded(*args: Any, **kwargs: Any) -> Any:
-                return await call_async(fn, *args, **kwargs)
-
-            return async_guarded  # type: ignore[return-value]
-
-        breaker = self
-        record = self._record
-
-        @functools.wraps(fn)
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            if breaker._fast:
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as exc:
-                    breaker._complete(-1, exc, 0.0)
-                    raise
-                record(OK)
-                return result
-            return breaker.call(fn, *args, **kwargs)
-
-        return guarded
+        A generator takes its permit when iteration starts and holds it until it
+        returns, raises (a failure, if it counts) or is closed (ignored).
+        """
+        return guard(self, fn)
 
     def __enter__(self) -> CircuitBreaker:
-        stack = self._local.__dict__.setdefault("permits", [])
-        stack.append(self._acquire())
+        enter(self)
         return self
 
     def __exit__(
@@ -349,8 +375,7 @@ class CircuitBreaker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        generation, started = self._local.permits.pop()
-        self._complete(generation, exc, self.clock() - started)
+        leave(self, exc)
 
     async def __aenter__(self) -> CircuitBreaker:
         return self.__enter__()
@@ -364,52 +389,53 @@ class CircuitBreaker:
         self.__exit__(exc_type, exc, tb)
 
     # -- for callers whose call completes later (actors, callbacks) ---------------------------
-    def permit(self) -> tuple[int, float]:
+    def permit(self) -> Permit:
         """Take a permit for a call that will finish later, or raise :class:`CircuitOpenError`.
 
         Hand the permit back with :meth:`record` when the call has finished.
         """
         return self._acquire()
 
-    def record(self, permit: tuple[int, float], error: BaseException | None = None) -> None:
+    def record(self, permit: Permit, error: BaseException | None = None) -> None:
         """Record how the call of ``permit`` went (``error=None``: success)."""
         generation, started = permit
-        if error is None and self._fast and generation == self._generation:
-            self._record(OK)  # closed, nobody listening, no slow calls: nothing else to do
+        record = self._fast  # read before the check: the window of `generation` or newer
+        if error is None and record is not None and generation == self._generation:
+            record(OK)  # closed, nobody listening, no slow calls: nothing else to do
             return
         self._complete(generation, error, self.clock() - started)
 
     # -- the machine ---------------------------------------------------------------------
-    def _acquire(self) -> tuple[int, float]:
+    def _acquire(self, now: float | None = None) -> Permit:
         """Permit a call or raise CircuitOpenError; returns (generation, start time)."""
+        generation = self._generation  # before the state: see _set_state
         state = self._state
-        now = self.clock()
-        if state is _CLOSED or state is _DISABLED:
-            return self._generation, now
-        if state is _OPEN and now < self._opened_at + self._wait:
+        if now is None:
+            now = self.clock()
+        if state is _CLOSED or state is _DISABLED or state is _METRICS_ONLY:
+            return generation, now
+        if state is _OPEN and now < self._reopen_at:
             self._reject(now)
         with self._lock:
-            self._enter_half_open_if_due(now)
+            self._advance(now)
             state = self._state
+            permit: Permit | None = None
             if state is _HALF_OPEN:
                 if self._half_open_permits < self.half_open_max_calls:
                     self._half_open_permits += 1
                     permit = (self._generation, now)
-                else:
-                    permit = None
-            elif state is _CLOSED or state is _DISABLED:
+            elif state is _CLOSED or state is _DISABLED or state is _METRICS_ONLY:
                 permit = (self._generation, now)
-            else:
-                permit = None
         self._fire_pending()
         if permit is None:
             self._reject(now)
         return permit  # type: ignore[return-value]
 
     def _reject(self, now: float) -> None:
+        next(self._rejections)
         state = self._state
         if state is _OPEN:
-            remaining = max(0.0, self._opened_at + self._wait - now)
+            remaining = max(0.0, self._reopen_at - now)
         elif state is _FORCED_OPEN:
             remaining = math.inf
         else:
@@ -431,35 +457,56 @@ class CircuitBreaker:
             return None
         return isinstance(exc, self.record_on)
 
-    def _complete(self, generation: int, exc: BaseException | None, duration: float) -> None:
+    def _complete(
+        self,
+        generation: int,
+        exc: BaseException | None,
+        duration: float,
+        record: Callable[[int], None] | None = None,
+    ) -> None:
+        """Record an outcome; ``record`` (the lock-free path) names the window it was admitted
+        into instead of a generation."""
         failed = self._classify(exc)
         slow = self.slow_call_duration_s is not None and duration >= self.slow_call_duration_s
+        code = -1 if failed is None else _CODES[(failed, slow)]
         with self._lock:
+            if record is not None:
+                generation = self._window_generation if record is self._record else _STALE
             now = self.clock()
+            self._advance(now)
+            current = generation == self._generation
             state = self._state
-            same_epoch = generation == -1 or generation == self._generation
-            if failed is None:
-                if state is _HALF_OPEN and same_epoch:
+            if code == -1:
+                if current and state is _HALF_OPEN:
                     self._half_open_permits -= 1
-                code = -1
             else:
-                code = _CODES[(failed, slow)]
-                if state is _CLOSED and same_epoch:
+                if generation == self._window_generation:
                     self._record(code)
-                    if code != OK:
-                        self._evaluate_trip(now, failed)
-                elif state is _HALF_OPEN and same_epoch:
-                    if failed:
-                        self._trip(now)
-                    else:
-                        self._half_open_successes += 1
-                        if self._half_open_successes >= self.success_threshold:
-                            self._set_state(_CLOSED, now)
+                if current and state is _CLOSED and code != OK:
+                    self._evaluate_trip(now, bool(failed))
+                elif current and state is _HALF_OPEN:
+                    self._trial_done(now, bool(failed), slow)
         self._fire_pending()
         if self._outcome_listeners:
             outcome = Outcome.IGNORED if code == -1 else _OUTCOMES[code]
             for listener in list(self._outcome_listeners):
                 listener(self, outcome, duration, exc)
+
+    def _trial_done(self, now: float, failed: bool, slow: bool) -> None:
+        if failed:
+            self._streak += 1
+            self._trip(now)
+            return
+        self._streak = 0
+        self._half_open_successes += 1
+        self._half_open_slow += slow
+        if self._half_open_successes < self.success_threshold:
+            return
+        rate = self.slow_call_rate_threshold
+        if rate is not None and 100.0 * self._half_open_slow / self._half_open_successes >= rate:
+            self._trip(now)
+        else:
+            self._set_state(_CLOSED, now)
 
     def _evaluate_trip(self, now: float, failed: bool) -> None:
         if self.adaptive:
@@ -489,10 +536,14 @@ class CircuitBreaker:
     def _trip(self, now: float) -> None:
         if self.adaptive and self._state is _CLOSED:
             self._tighten_threshold(now)
+        self._open(now, None)
+
+    def _open(self, now: float, wait: float | None) -> None:
         self._trips += 1
-        wait = self.recovery_timeout * self.open_backoff ** (self._trips - 1)
-        if self.max_recovery_timeout is not None:
-            wait = min(wait, self.max_recovery_timeout)
+        if wait is None:
+            wait = self.recovery_timeout * self.open_backoff ** (self._trips - 1)
+            if self.max_recovery_timeout is not None:
+                wait = min(wait, self.max_recovery_timeout)
         self._wait = wait
         self._opened_at = now
         self._reopen_at = now + wait
@@ -517,9 +568,18 @@ class CircuitBreaker:
             self._threshold = min(base, current + periods)
             self._adapted_at += periods * self.stable_period_s
 
-    def _enter_half_open_if_due(self, now: float) -> None:
-        if self._state is _OPEN and now >= self._opened_at + self._wait:
+    def _advance(self, now: float) -> None:
+        """The timed transitions (caller holds the lock): open -> half-open after the wait,
+        half-open -> open after ``max_wait_in_half_open_s``."""
+        if self._state is _OPEN and now >= self._reopen_at:
             self._set_state(_HALF_OPEN, now)
+        max_wait = self.max_wait_in_half_open_s
+        if (
+            self._state is _HALF_OPEN
+            and max_wait is not None
+            and now >= self._half_opened_at + max_wait
+        ):
+            self._open(now, None)
 
     def _transition(self, state: BreakerState) -> None:
         with self._lock:
@@ -527,19 +587,37 @@ class CircuitBreaker:
         self._fire_pending()
 
     def _set_state(self, state: BreakerState, now: float) -> None:
-        """Enter ``state`` (caller holds the lock); listeners fire after the lock is released."""
+        """Enter ``state`` (caller holds the lock); listeners fire after the lock is released.
+
+        The lock-free path is shut first. ``_acquire`` reads the generation before the
+        state, so the state is written first: a reader that sees the old state also gets
+        the old generation.
+        """
         old = self._state
-        self._generation += 1
-        self._half_open_permits = 0
-        self._half_open_successes = 0
-        if state is _CLOSED:
-            self._trips = 0
-            self._window.clear()
-            self._closed_at = now
+        self._fast = None
+        if old in _RECORDING:
+            self._streak = self._window.trailing_failures(sys.maxsize)
         self._state = state
+        self._generation += 1
+        self._half_open_permits = self._half_open_successes = self._half_open_slow = 0
+        if state is _HALF_OPEN:
+            self._half_opened_at = now
+        elif state in _RECORDING:
+            if state is _CLOSED:
+                self._trips = 0
+                self._closed_at = now
+            self._streak = 0
+            self._new_window()
         self._update_fast()
         if old is not state and self._state_listeners:
             self._local.__dict__.setdefault("pending", []).append((old, state))
+
+    def _new_window(self) -> None:
+        """A fresh window for the generation now starting; late outcomes of earlier
+        generations go to the old window, which nothing reads any more."""
+        self._window = self._window_spec.build(self.clock)
+        self._record = self._window.record
+        self._window_generation = self._generation
 
     def _fire_pending(self) -> None:
         pending = self._local.__dict__.get("pending")
@@ -551,57 +629,17 @@ class CircuitBreaker:
                 listener(self, old, new)
 
     def _update_fast(self) -> None:
-        self._fast = (
-            self._state is _CLOSED
-            and not self._outcome_listeners
-            and self.slow_call_duration_s is None
-        )
+        """Open or shut the lock-free paths (caller holds the lock).
+
+        ``_fast`` is the window's recorder while a call may run and record without the
+        lock (closed or metrics-only, nobody listening, no slow calls), else None: one
+        read tells a caller both whether it may and where its outcome goes.
+        ``_rejecting_until`` lets an open breaker nobody listens to reject without it.
+        """
+        quiet = not self._outcome_listeners
+        fast = self._state in _RECORDING and quiet and self.slow_call_duration_s is None
+        self._fast = self._record if fast else None
+        self._rejecting_until = self._reopen_at if self._state is _OPEN and quiet else -math.inf
 
     def __repr__(self) -> str:
         return f"<CircuitBreaker {self.name!r} {self._state.value}>"
-
-
-def _validate(
-    failure_threshold: int | None,
-    recovery_timeout: float,
-    success_threshold: int,
-    window: CountWindow | TimeWindow,
-    failure_rate_threshold: float | None,
-    slow_call_rate_threshold: float | None,
-    minimum_calls: int,
-    half_open_max_calls: int | None,
-    open_backoff: float,
-) -> None:
-    def bad(field: str, why: str, value: object) -> ValueError:
-        return ValueError(f"CircuitBreaker.{field}: {why}, got {value!r}")
-
-    if failure_threshold is not None and failure_threshold < 1:
-        raise bad("failure_threshold", "must be >= 1 or None", failure_threshold)
-    if (
-        failure_threshold is None
-        and failure_rate_threshold is None
-        and (slow_call_rate_threshold is None)
-    ):
-        raise bad("failure_threshold", "some threshold is needed or the breaker never opens", None)
-    if recovery_timeout < 0:
-        raise bad("recovery_timeout", "must be >= 0", recovery_timeout)
-    if success_threshold < 1:
-        raise bad("success_threshold", "must be >= 1", success_threshold)
-    for field, rate in (
-        ("failure_rate_threshold", failure_rate_threshold),
-        ("slow_call_rate_threshold", slow_call_rate_threshold),
-    ):
-        if rate is not None and not 0 < rate <= 100:
-            raise bad(field, "must be a percentage in (0, 100]", rate)
-    if minimum_calls < 1:
-        raise bad("minimum_calls", "must be >= 1", minimum_calls)
-    if half_open_max_calls is not None and half_open_max_calls < success_threshold:
-        raise bad("half_open_max_calls", "must be >= success_threshold", half_open_max_calls)
-    if open_backoff < 1:
-        raise bad("open_backoff", "must be >= 1", open_backoff)
-    if (
-        isinstance(window, CountWindow)
-        and failure_threshold is not None
-        and window.size < failure_threshold
-    ):
-        raise bad("window", "a CountWindow must hold at least failure_threshold calls", window)

@@ -16,7 +16,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -65,13 +65,23 @@ def db_retry(
     retry_if: Callable[[BaseException], bool] = is_transient,
     connection: Any = None,
     rng: random.Random | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Any:
     """Retry a database operation on transient errors (``@db_retry`` or ``@db_retry(...)``).
 
     Before each retry the transaction is rolled back on ``connection`` (default:
     the connection, or a cursor's, among the call's arguments), so the retry
     starts clean. Errors ``retry_if`` rejects (constraint violations, bad SQL)
-    are raised at once; after ``attempts`` the last error is raised.
+    are raised at once; after ``attempts`` the last error is raised. ``sleep``
+    waits between attempts (inject a fake one in tests).
+
+    Inside a transaction that was already open when the call began (one that
+    :func:`transaction` opened, or any the driver reports as
+    ``conn.in_transaction``) nothing is retried or rolled back: the error is
+    raised at once, with a note, so the transaction's owner decides. A rollback
+    there would discard the caller's earlier writes, and a lock or deadlock
+    error is only cured by restarting the whole transaction: put ``db_retry``
+    around the function that opens it.
     """
     if attempts < 1:
         raise ValueError(f"db_retry.attempts: must be >= 1, got {attempts!r}")
@@ -79,6 +89,8 @@ def db_retry(
     def decorate(func: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> T:
+            conn = connection if connection is not None else _connection_of(args, kwargs)
+            nested = conn is not None and _in_open_transaction(conn)
             delays = backoff.delays(rng)
             for attempt in range(1, attempts + 1):
                 try:
@@ -86,13 +98,18 @@ def db_retry(
                 except Exception as exc:
                     if attempt == attempts or not retry_if(exc):
                         raise
-                    conn = connection if connection is not None else _connection_of(args, kwargs)
+                    if nested:
+                        exc.add_note(
+                            "stalwart.db_retry: not retried inside an open transaction; "
+                            "retry around the code that opens it"
+                        )
+                        raise
                     if conn is not None:
                         try:
                             conn.rollback()
                         except Exception:  # a dead connection: the retry will say so
                             pass
-                    time.sleep(next(delays))
+                    sleep(next(delays))
             raise AssertionError("unreachable")
 
         return wrapper
@@ -139,6 +156,15 @@ def transaction(conn: Any) -> Iterator[Any]:
                 _depths.pop(key, None)
             else:
                 _depths[key] = depth
+
+
+def _in_open_transaction(conn: Any) -> bool:
+    """True when ``conn`` is inside a transaction: one :func:`transaction` opened, or any
+    the driver reports (``conn.in_transaction``, as sqlite3 and some others have)."""
+    with _depth_lock:
+        if _depths.get(id(conn), 0) > 0:
+            return True
+    return getattr(conn, "in_transaction", False) is True
 
 
 # -- optimistic locking --------------------------------------------------------------------------
@@ -204,37 +230,39 @@ class BulkResult(msgspec.Struct, frozen=True):
 def safe_bulk_insert(
     conn: Any,
     table: str,
-    rows: Iterable[Sequence[Any]],
+    rows: Iterable[Sequence[Any] | Mapping[str, Any]],
     columns: Sequence[str],
     batch_size: int = 500,
     paramstyle: str = "qmark",
 ) -> BulkResult:
     """Insert ``rows`` in batches; a batch with a bad row is redone row by row.
 
-    Good rows go in, bad rows (constraint violations, wrong types) are returned
-    with their errors; the caller's transaction is not aborted by them.
+    A row is a sequence in the order of ``columns``, or a mapping whose values
+    are taken by column name (a mapping without one of them fails alone). Good
+    rows go in, bad rows (constraint violations, wrong types) are returned with
+    their errors; the caller's transaction is not aborted by them.
     """
     table = _name("table", table)
     cols = ", ".join(_name("column", c) for c in columns)
     ph = "?" if paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join([ph] * len(columns))})"
     inserted, failed = 0, []
-    batch: list[Sequence[Any]] = []
+    batch: list[tuple[Any, tuple[Any, ...]]] = []  # (row as given, its values)
 
     def flush() -> None:
         nonlocal inserted
         try:
             with transaction(conn):
-                conn.cursor().executemany(sql, batch)
+                conn.cursor().executemany(sql, [values for _row, values in batch])
             inserted += len(batch)
             return
         except Exception as exc:
             if is_transient(exc):
                 raise
-        for row in batch:  # find the bad ones
+        for row, values in batch:  # find the bad ones
             try:
                 with transaction(conn):
-                    conn.cursor().execute(sql, tuple(row))
+                    conn.cursor().execute(sql, values)
                 inserted += 1
             except Exception as exc:
                 if is_transient(exc):
@@ -242,7 +270,14 @@ def safe_bulk_insert(
                 failed.append((row, f"{type(exc).__name__}: {exc}"))
 
     for row in rows:
-        batch.append(row)
+        if isinstance(row, Mapping):
+            missing = [c for c in columns if c not in row]
+            if missing:
+                failed.append((row, f"KeyError: row has no column {missing[0]!r}"))
+                continue
+            batch.append((row, tuple(row[c] for c in columns)))
+        else:
+            batch.append((row, tuple(row)))
         if len(batch) >= batch_size:
             flush()
             batch = []

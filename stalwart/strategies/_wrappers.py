@@ -30,7 +30,9 @@ class OperationTimeout(TimeoutError):
 def timeout(seconds: float) -> Callable[[F], F]:
     """Limit a call to ``seconds``; raise :class:`OperationTimeout` (a ``TimeoutError``) after.
 
-    ``async def`` functions are cancelled at the deadline. Plain functions run on
+    ``async def`` functions are cancelled at the deadline. A ``TimeoutError`` the
+    call raises itself passes through unchanged in both forms: only an overrun of
+    this limit is an ``OperationTimeout``. Plain functions run on
     a daemon thread and the caller stops waiting at the deadline; Python cannot
     interrupt arbitrary code, so a plain function that never returns keeps its
     thread busy.
@@ -44,10 +46,14 @@ def timeout(seconds: float) -> Callable[[F], F]:
 
             @functools.wraps(fn)
             async def async_guarded(*args: Any, **kwargs: Any) -> Any:
+                deadline = asyncio.timeout(seconds)
                 try:
-                    return await asyncio.wait_for(fn(*args, **kwargs), seconds)
+                    async with deadline:
+                        return await fn(*args, **kwargs)
                 except TimeoutError as exc:
-                    raise OperationTimeout(name, seconds) from exc
+                    if deadline.expired():  # ours; a TimeoutError of the call's own passes through
+                        raise OperationTimeout(name, seconds) from exc
+                    raise
 
             return async_guarded  # type: ignore[return-value]
 
@@ -192,9 +198,9 @@ def batch_with_retry(
             policy.call(fn, batch)
             succeeded.extend(batch)
             continue
-        except Exception:
+        except Exception as exc:
             if len(batch) == 1:
-                failed.append((batch[0], policy.statistics.last_error or RuntimeError("failed")))
+                failed.append((batch[0], exc))
                 continue
         for item in batch:
             try:

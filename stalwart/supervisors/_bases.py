@@ -46,6 +46,32 @@ def session_processes(sid: int) -> list[psutil.Process]:
     return found
 
 
+class SessionWatch:
+    """Tells cheaply whether a process has joined the session ``sid`` since the last look.
+
+    Lists ``/proc`` and asks only new process ids for their session; where there is
+    no ``/proc``, it never tells (callers then rely on their periodic full listing).
+    """
+
+    def __init__(self, sid: int) -> None:
+        self.sid = sid
+        self.seen: set[int] = set()
+
+    def joined(self) -> bool:
+        try:
+            now = {int(name) for name in os.listdir("/proc") if name.isdigit()}
+        except OSError:
+            return False
+        new, self.seen = now - self.seen, now
+        for pid in new:
+            try:
+                if os.getsid(pid) == self.sid:
+                    return True
+            except OSError:  # gone already, or not ours to ask
+                continue
+        return False
+
+
 def sweep_session(sid: int, grace_s: float = 5.0) -> list[int]:
     """Wait for the session's processes to exit; SIGKILL what is left. Returns killed pids."""
     if sid <= 0 or sid == os.getsid(0):

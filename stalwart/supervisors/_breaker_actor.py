@@ -34,8 +34,8 @@ from ..actors.errors import (
     UnknownMessage,
 )
 from ..actors.messages import ErrorReply, QueuedForLater, Reply, ReplyTo, Request
-from ..strategies import BreakerState, CircuitBreaker, CircuitOpenError, CountWindow
-from .messages import BreakerNote, ShedLoad
+from ..strategies import BreakerState, CircuitBreaker, CircuitOpenError
+from .messages import BreakerHealth, BreakerNote, ShedLoad
 from .spec import (
     Alternative,
     Breaker,
@@ -48,6 +48,7 @@ from .spec import (
 _OPEN = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
 _NOT_COUNTED = (HandlerError, UnknownMessage, BadMessage)  # the caller's fault, not the callee's
 _CACHE_KEPT = 10_000
+HEALTH_EVERY_S = 0.5  # the root hears of a changed health score at most this often
 
 
 class RequestQueue:
@@ -128,16 +129,8 @@ class BreakerActor(ManagedActor):
         self.protected: str = self.options["protected"]
         self.fallbacks = tuple(spec.fallback)
         self.fails_fast = all(isinstance(f, ReducedFunctionality) for f in self.fallbacks)
-        self.cb = CircuitBreaker(
-            spec.failure_threshold,
-            spec.recovery_timeout,
-            spec.success_threshold,
-            name=self.path,
-            window=CountWindow(spec.window),
-            failure_rate_threshold=spec.failure_rate_threshold,
-            minimum_calls=spec.minimum_calls,
-            open_backoff=spec.open_backoff,
-            max_recovery_timeout=spec.max_recovery_timeout,
+        self.cb = spec.build(
+            self.path,
             record_on=(StalwartError,),
             ignore_on=_NOT_COUNTED,
             # DownstreamError, Timeout, PoisonMessageError, RecoveryFailed... count
@@ -154,6 +147,9 @@ class BreakerActor(ManagedActor):
         for f in self.fallbacks:
             if isinstance(f, QueueForLater):
                 self.queue = RequestQueue(queue_file(f, self.options.get("store"), self.path))
+        self.health_sent = (self.cb.health(), 0.0)  # (score, when: monotonic)
+        self.health_due = False  # a timer will send the score if it changed
+        self.send(self.root, BreakerHealth(self.path, self.health_sent[0]))
         self.replay()  # what an earlier run queued
 
     def on_stop(self) -> None:
@@ -208,13 +204,13 @@ class BreakerActor(ManagedActor):
         entry = self.inflight.pop(reply.id)
         value = reply.value
         if type(value) is not ErrorReply:
-            self.cb.record(entry.permit)
+            self.outcome(entry.permit)
             if self.caching:
                 self.remember(entry.request.message, value)
             self.send(entry.caller.reply_to, reply)
             return
         error = value.exception()
-        self.cb.record(entry.permit, error)
+        self.outcome(entry.permit, error)
         if isinstance(error, _NOT_COUNTED):
             self.send(entry.caller.reply_to, reply)
             return
@@ -244,7 +240,7 @@ class BreakerActor(ManagedActor):
                 route.waiting.remove(entry.request)
             waited = entry.expires - entry.permit[1]
             error = Timeout(f"no reply from {self.protected} within {waited:.3g}s", self.protected)
-            self.cb.record(entry.permit, error)
+            self.outcome(entry.permit, error)
             # it may still be handled later: queued and replayed, it keeps its id
             caller = self.caller_of(entry.caller)
             self.degrade(entry.request.message, caller, self.cb.remaining_open_s, error, ident)
@@ -263,7 +259,7 @@ class BreakerActor(ManagedActor):
             if entry.resends > MAX_RESENDS:
                 del self.inflight[ident]
                 error = ActorStopped(f"{path} kept dying while handling the request", path)
-                self.cb.record(entry.permit, error)
+                self.outcome(entry.permit, error)
                 caller = self.caller_of(entry.caller)
                 self.degrade(entry.request.message, caller, self.cb.remaining_open_s, error)
                 continue
@@ -286,12 +282,12 @@ class BreakerActor(ManagedActor):
         request_id = f"{self._sw_id_prefix}{next(self._sw_ids)}"
 
         def ok(reply: Any) -> None:
-            self.cb.record(permit)
+            self.outcome(permit)
             self.remember(msg, reply)
             self.answer(sender, reply)
 
         def failed(error: StalwartError) -> None:
-            self.cb.record(permit, error)
+            self.outcome(permit, error)
             if isinstance(error, _NOT_COUNTED):
                 self.answer_error(sender, error)
             else:
@@ -375,9 +371,27 @@ class BreakerActor(ManagedActor):
             ),
         )
 
-    # -- state changes ------------------------------------------------------------------------
+    # -- state changes and health ------------------------------------------------------------
+    def outcome(self, permit: tuple[int, float], error: BaseException | None = None) -> None:
+        """Record a call's outcome; the root hears of the new health score soon after."""
+        self.cb.record(permit, error)
+        if not self.health_due:
+            self.health_due = True
+            due = self.health_sent[1] + HEALTH_EVERY_S - time.monotonic()
+            self.after(max(0.0, due), "health", key="health")
+
+    def send_health(self) -> None:
+        self.health_due = False
+        score = self.cb.health()
+        if score != self.health_sent[0]:
+            self.health_sent = (score, time.monotonic())
+            self.send(self.root, BreakerHealth(self.path, score))
+
     def on_breaker_change(self, cb: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
-        note = BreakerNote(self.path, new.value, cb.remaining_open_s, self.fails_fast)
+        self.health_sent = (cb.health(), time.monotonic())
+        note = BreakerNote(
+            self.path, new.value, cb.remaining_open_s, self.fails_fast, self.health_sent[0]
+        )
         self.send(self.root, note)
         self.send(self.supervisor, note)
         if new is BreakerState.OPEN:
@@ -391,6 +405,8 @@ class BreakerActor(ManagedActor):
     def receiveMsg_WakeupMessage(self, msg: Any, sender: Any) -> None:
         if msg.payload == "sweep":
             self.sweep()
+        elif msg.payload == "health":
+            self.send_health()
         elif msg.payload == "half-open":
             _ = self.cb.state  # moves to half-open (and tells everyone) once the wait is over
 
@@ -410,14 +426,14 @@ class BreakerActor(ManagedActor):
             return
 
         def ok(reply: Any) -> None:
-            self.cb.record(permit)
+            self.outcome(permit)
             self.queue.done(ident)  # type: ignore[union-attr]
             self.replaying = False
             self.answer(sender, reply)  # the original caller, if it still listens
             self.replay()
 
         def failed(error: StalwartError) -> None:
-            self.cb.record(permit, error)
+            self.outcome(permit, error)
             self.replaying = False  # stays queued; replayed when the breaker closes again
 
         # a stable id (the one it was first sent with, if it was): however often it goes

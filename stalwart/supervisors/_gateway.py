@@ -262,8 +262,7 @@ class Gateway(Caller):
         if refused is not None:
             self.send(sender, GatewayReply(msg.id, ErrorReply.of(refused)))
             return
-        deadline = time.time() + msg.timeout if msg.timeout else 0.0
-        self.gateway_call(msg.id, sender, msg.path, msg.message, deadline=deadline)
+        self.gateway_call(msg.id, sender, msg.path, msg.message, deadline=msg.deadline)
 
     def gateway_call(
         self,
@@ -359,7 +358,8 @@ class Gateway(Caller):
             return
         self.dead.remove(letter)
         self.record("redeliver", letter.path, detail=f"dead letter #{query.id}")
-        self.on_gateway_ask(GatewayAsk(ident, letter.path, letter.message, query.timeout), sender)
+        deadline = time.time() + query.timeout if query.timeout else 0.0
+        self.on_gateway_ask(GatewayAsk(ident, letter.path, letter.message, deadline), sender)
 
     def reset_levels(self, path: str | None) -> int:
         """Reset the ladders of ``path`` (and below), or of every actor.

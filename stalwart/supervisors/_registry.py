@@ -25,6 +25,7 @@ class Entry:
         "address",
         "available",
         "breaker",
+        "breaker_health",
         "group",
         "incarnation",
         "kind",
@@ -52,6 +53,7 @@ class Entry:
         self.restarts = 0
         self.last_error = ""
         self.breaker = ""  # a breaker actor's state
+        self.breaker_health: int | None = 100 if kind == "breaker" else None
         self.node = ""  # the cluster node it runs on
         self.removed = False  # stopped for good (until its supervisor starts it again)
 
@@ -179,10 +181,12 @@ class Registry:
         if msg.last_error:
             entry.last_error = msg.last_error
 
-    def note_breaker(self, path: str, state: str) -> None:
+    def note_breaker(self, path: str, state: str | None, health: int) -> None:
+        """A breaker's state (``None``: unchanged) and health score."""
         entry = self.entries.get(path)
         if entry is not None:
-            entry.breaker = state
+            entry.breaker = entry.breaker if state is None else state
+            entry.breaker_health = health
 
     def supervisor_addresses(self, under: str | None = None) -> list[Any]:
         """Running supervisors that hold ``under`` or anything below it (all when None)."""
@@ -246,6 +250,7 @@ class Registry:
                 e.incarnation,
                 e.actor_class,
                 e.breaker,
+                e.breaker_health,
             )
             for e in self.entries.values()
         )

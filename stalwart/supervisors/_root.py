@@ -59,6 +59,7 @@ from ._services import system_services
 from .messages import (
     Attempt,
     Boot,
+    BreakerHealth,
     BreakerNote,
     CorrelationNote,
     DeadLetterNote,
@@ -486,6 +487,7 @@ _HANDLERS: dict[type, Any] = {
     Resolved: RootActor.on_resolved,
     AddressUpdate: RootActor.on_address_update,
     BreakerNote: RootActor.on_breaker_note,
+    BreakerHealth: RootActor.on_breaker_health,
     RootCauseFound: RootActor.on_root_cause,
     CorrelationNote: RootActor.on_correlation_note,
     Request: RootActor.on_request,

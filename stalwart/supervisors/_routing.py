@@ -29,6 +29,7 @@ from ..actors.messages import (
 from ._registry import Registry
 from ._services import SYSTEM_NAME
 from .messages import (
+    BreakerHealth,
     BreakerNote,
     Floors,
     FloorsQuery,
@@ -109,12 +110,15 @@ class Routing(Caller):
 
     def on_breaker_note(self, msg: BreakerNote, sender: Any) -> None:
         """A breaker changed state: record it and tell everyone who sends to that path."""
-        self.registry.note_breaker(msg.path, msg.state)
+        self.registry.note_breaker(msg.path, msg.state, msg.health)
         self.record("breaker", msg.path, detail=msg.state)
         update = RouteState(msg.path, msg.state, msg.remaining_s, msg.fails_fast)
         for subscriber in self.registry.subscribers(msg.path):
             self.send(subscriber, update)
         self._sw_on_route_state(update)
+
+    def on_breaker_health(self, msg: BreakerHealth, sender: Any) -> None:
+        self.registry.note_breaker(msg.path, None, msg.health)
 
     def on_resolve(self, msg: Resolve, sender: Any) -> None:
         resolved = self._resolve(msg.path)

@@ -185,8 +185,10 @@ class System:
         self._check_path(path)
         validate_message(msg)
         ident = next(self._ids)
+        # the deadline starts here: the time the ask takes to reach the root counts
+        deadline = time.time() + timeout if timeout else 0.0
         value = self._query(
-            GatewayAsk(ident, path, msg, timeout),
+            GatewayAsk(ident, path, msg, deadline),
             ident,
             timeout,
             f"no reply from {path} within {timeout:g}s",

@@ -28,6 +28,7 @@ class ActorStatus(msgspec.Struct, frozen=True):
     incarnation: int = 0
     actor_class: str = ""
     breaker: str = ""  # the state of a breaker actor (closed, open, half_open...)
+    breaker_health: int | None = None  # a breaker actor's health score, 0-100
 
 
 class Event(msgspec.Struct, frozen=True):
@@ -180,6 +181,14 @@ class BreakerNote(msgspec.Struct, frozen=True):
     state: str
     remaining_s: float = 0.0
     fails_fast: bool = True
+    health: int = 100
+
+
+class BreakerHealth(msgspec.Struct, frozen=True):
+    """A breaker actor's health score (0-100) changed (to the root, at most twice a second)."""
+
+    path: str
+    health: int
 
 
 class DependencyDown(msgspec.Struct, frozen=True):
@@ -329,10 +338,13 @@ class Boot(msgspec.Struct, frozen=True):
 
 
 class GatewayAsk(msgspec.Struct, frozen=True):
+    """Ask ``path`` for the System; ``deadline``: when the caller stops waiting (its
+    ``time.time()``, taken before the ask left it; 0: never)."""
+
     id: int
     path: str
     message: Any
-    timeout: float
+    deadline: float
 
 
 class GatewayCancel(msgspec.Struct, frozen=True):

@@ -14,7 +14,15 @@ from typing import Any, Literal, Union
 
 import msgspec
 
-from ..strategies import AnyBackoff, Capped, Exponential, Jitter
+from ..strategies import (
+    AnyBackoff,
+    Capped,
+    CircuitBreaker,
+    CountWindow,
+    Exponential,
+    Jitter,
+    TimeWindow,
+)
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 RestartType = Literal["permanent", "transient", "temporary"]
@@ -181,6 +189,8 @@ class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     call ``call_timeout_s``, and, while open, answers with the first fallback that
     can answer (or ``CircuitOpenError``). Callers learn of state changes by
     message, so while it is open and has no fallback they fail without a hop.
+    The settings mean what they mean on ``CircuitBreaker``; ``window`` counts the
+    last calls, or ``window_s`` (when set) keeps the calls of the last seconds.
     """
 
     failure_threshold: int | None = 5
@@ -189,30 +199,51 @@ class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     failure_rate_threshold: float | None = None
     minimum_calls: int = 10
     window: int = 100
+    window_s: float | None = None
+    slow_call_rate_threshold: float | None = None
+    slow_call_duration_s: float | None = None
+    half_open_max_calls: int | None = None
+    max_wait_in_half_open_s: float | None = None
+    adaptive: bool = False
+    adaptive_min_threshold: int = 1
+    stable_period_s: float = 300.0
     call_timeout_s: float = 5.0
     open_backoff: float = 1.0
     max_recovery_timeout: float | None = None
     fallback: tuple[AnyFallback, ...] = ()
 
+    def build(self, name: str = "breaker", **extra: Any) -> CircuitBreaker:
+        """The :class:`~stalwart.strategies.CircuitBreaker` these settings describe."""
+        window: CountWindow | TimeWindow = CountWindow(self.window)
+        if self.window_s is not None:
+            window = TimeWindow(self.window_s)
+        return CircuitBreaker(
+            self.failure_threshold,
+            self.recovery_timeout,
+            self.success_threshold,
+            name=name,
+            window=window,
+            failure_rate_threshold=self.failure_rate_threshold,
+            slow_call_rate_threshold=self.slow_call_rate_threshold,
+            slow_call_duration_s=self.slow_call_duration_s,
+            minimum_calls=self.minimum_calls,
+            half_open_max_calls=self.half_open_max_calls,
+            max_wait_in_half_open_s=self.max_wait_in_half_open_s,
+            open_backoff=self.open_backoff,
+            max_recovery_timeout=self.max_recovery_timeout,
+            adaptive=self.adaptive,
+            adaptive_min_threshold=self.adaptive_min_threshold,
+            stable_period_s=self.stable_period_s,
+            **extra,
+        )
+
     def check(self, path: str) -> None:
         """Raise SpecError (naming ``breaker.<field>``) if a setting is out of range."""
-        from ..strategies import CircuitBreaker, CountWindow
-
-        if not self.call_timeout_s > 0:
-            raise SpecError(
-                path, "breaker.call_timeout_s", f"must be > 0, got {self.call_timeout_s!r}"
-            )
+        for field, value in (("call_timeout_s", self.call_timeout_s), ("window_s", self.window_s)):
+            if value is not None and not value > 0:
+                raise SpecError(path, f"breaker.{field}", f"must be > 0, got {value!r}")
         try:
-            CircuitBreaker(
-                self.failure_threshold,
-                self.recovery_timeout,
-                self.success_threshold,
-                failure_rate_threshold=self.failure_rate_threshold,
-                minimum_calls=self.minimum_calls,
-                window=CountWindow(self.window),
-                open_backoff=self.open_backoff,
-                max_recovery_timeout=self.max_recovery_timeout,
-            )
+            self.build()
         except (ValueError, TypeError) as exc:
             field = str(exc).split(":", 1)[0].replace("CircuitBreaker.", "")
             raise SpecError(path, f"breaker.{field}", str(exc).split(": ", 1)[-1]) from None

@@ -108,6 +108,16 @@ WHOLE_FILE_MISTAKES = [
         f"shop/workers/pay ({P}): breaker.failure_threshold:",
     ),
     (
+        GOOD.replace("failure_threshold = 2", "failure_threshold = 2, window_s = 0"),
+        f"shop/workers/pay ({P}): breaker.window_s: must be > 0, got 0",
+    ),
+    (
+        GOOD.replace(
+            "failure_threshold = 2", "failure_threshold = 2, slow_call_rate_threshold = 0"
+        ),
+        f"shop/workers/pay ({P}): breaker.slow_call_rate_threshold: must be a percentage",
+    ),
+    (
         GOOD.replace('kind = "defaultreply"', 'kind = "maybe"'),
         f"shop/workers/pay ({P}): breaker.fallback[0].kind: Invalid value 'maybe'",
     ),

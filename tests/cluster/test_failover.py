@@ -7,7 +7,7 @@ import psutil
 
 from stalwart import Child, StalwartError, Supervisor
 from stalwart.supervisors._bases import session_processes
-from tests.support import GetLog, Ping, Work, Worker, wait_for
+from tests.support import Chatter, GetLog, Ping, Say, Work, Worker, wait_for
 
 GPU_NODES = {"b": ["gpu=1", "zone=b"], "c": ["gpu=2", "zone=c"]}
 
@@ -151,3 +151,16 @@ def test_a_child_no_live_node_can_host_waits_for_one_while_the_rest_serves(clust
     wait_for(lambda: system.status()["t/trainer"].state == "running", timeout=30)
     assert system.ask("t/trainer", Ping(6), timeout=10).n == 6
     assert system.status()["t/trainer"].node == "c"
+
+
+def test_a_member_whose_actors_print_a_lot_keeps_serving_and_its_output_is_kept(cluster):
+    tree = Supervisor("t", children=[Child("chatter", Chatter, requires={"gpu": 1})])
+    c = cluster(tree, {"b": ["gpu=1"]})
+    system = c.system
+    assert system.status()["t/chatter"].node == "b"
+    for i in range(4):  # 64 KiB to each stream per ask: a pipe nobody reads is full at once
+        assert system.ask("t/chatter", Say(64, f"said {i}"), timeout=10) == 2 * 64 * 1024
+    wait_for(lambda: c.nodes["b"].output().count("said 3\n") == 2)  # stdout and stderr
+    assert len(c.nodes["b"].output()) <= 1000  # the last lines, not everything
+    assert {n.name: n.state for n in system.nodes()}["b"] == "up"
+    assert not any(e.kind == "node-lost" for e in system.events())

@@ -4,6 +4,8 @@ starting is waited out, and incarnations grow for the system's lifetime."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from stalwart import (
@@ -15,7 +17,7 @@ from stalwart import (
     Supervisor,
     Unavailable,
 )
-from tests.support import Crash, GetLog, Ping, StopSelf, Work, Worker, wait_for
+from tests.support import Crash, GetLog, Ping, StopSelf, Work, Worker, wait_for, wait_for_file
 
 
 def test_a_child_stopped_for_good_answers_at_once_and_holds_nothing(make_system, base):
@@ -111,3 +113,20 @@ def test_incarnations_grow_for_the_systems_lifetime_even_across_subtree_restarts
     assert result.ok, result
     seen.append(system.ask("s/sub/w", Ping()).incarnation)
     assert seen == sorted(set(seen)), seen  # never the same twice, never smaller
+
+
+def test_an_asks_deadline_runs_from_when_it_was_asked_not_from_when_the_root_reads_it(
+    make_system, tmp_path
+):
+    # in one process, every actor's handlers share one thread: while s/x handles a long
+    # message, the root reads the ask for s/w only once that handler returns
+    system, _ = outage_keeps_it_down(make_system, "simple", tmp_path)
+    began = tmp_path / "began"
+    busy = threading.Thread(
+        target=lambda: system.ask("s/x", Work(1, sleep_s=1.0, counter=str(began)), timeout=30)
+    )
+    busy.start()
+    wait_for_file(began)  # s/x is in its handler: the ask below waits for the root to read it
+    with pytest.raises(Unavailable, match="could not take the request before its deadline"):
+        system.ask("s/w", Work(7), timeout=3.0)  # answered before the caller's deadline
+    busy.join(30)

@@ -135,7 +135,8 @@ def test_what_a_busy_sender_sends_to_a_replaced_instance_reaches_the_new_one(
     release.touch()
     sender.join(30)
     assert sent == ["sent"]
-    assert system.status()["s/c"].pid != old
+    # a SIGKILL reaches the tree as an exit notice, on its own time: wait for the new instance
+    wait_for(lambda: (s := system.status()["s/c"]).pid not in (0, old) and s.state == "running")
     log = wait_for(
         lambda: (lambda h: h if len(h) == 11 else None)(system.ask("s/c", GetLog())), timeout=15
     )

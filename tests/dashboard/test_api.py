@@ -53,22 +53,23 @@ def test_a_snapshot_has_the_tree_its_episodes_and_the_headline(make_system):
     assert call(f"{server.url}/api/dashboard?episodes=0")[1]["field"] == "episodes"
 
 
-def test_protected_actors_carry_their_breakers_badge(make_system):
+def test_protected_actors_carry_their_breakers_badge_and_health(make_system):
     tree = Supervisor(
         "s", children=[Child("w", Worker, breaker=Breaker(2, 30, 1, call_timeout_s=0.2))]
     )
     system = make_system(tree)
     server = system.serve_api()
-    badges = {n["path"]: n["breaker"] for n in call(f"{server.url}/api/dashboard")[1]["tree"]}
-    assert badges["s/w"] == badges["s/w.protected"] == "closed"
+    tree = call(f"{server.url}/api/dashboard")[1]["tree"]
+    badges = {n["path"]: (n["breaker"], n["breaker_health"]) for n in tree}
+    assert badges["s/w"] == badges["s/w.protected"] == ("closed", 100)
     for _ in range(2):
         with pytest.raises(Timeout):
             system.ask("s/w", Never(), timeout=5)
     snap = wait_for(
         lambda: (s := call(f"{server.url}/api/dashboard")[1])["headline"]["open_breakers"] and s
     )
-    badges = {n["path"]: n["breaker"] for n in snap["tree"]}
-    assert badges["s/w"] == badges["s/w.protected"] == "open"
+    badges = {n["path"]: (n["breaker"], n["breaker_health"]) for n in snap["tree"]}
+    assert badges["s/w"] == badges["s/w.protected"] == ("open", 0)
     assert snap["headline"]["open_breakers"] == ["s/w"]
 
 

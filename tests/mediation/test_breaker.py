@@ -36,6 +36,7 @@ from tests.support import (
     Ping,
     Relay,
     Shop,
+    Work,
     Worker,
     pids_in,
     process_gone,
@@ -97,6 +98,45 @@ def test_opens_fails_fast_probes_and_closes(make_system, base, tmp_path):
     assert system.ask("s/client", Relay("s/pay", Charge(7))).ok
     assert orders(system)["orders"] == [1, 6, 7]
     assert system.status()["s/pay"].breaker == "closed"
+
+
+def test_the_breakers_health_score_follows_its_calls_in_status(make_system, base, tmp_path):
+    flag = tmp_path / "down"
+    system = make_system(tree(flag, failure_threshold=3), base=base)
+    health = lambda: system.status()["s/pay"].breaker_health  # noqa: E731
+    assert health() == 100 and system.status()["s/pay.protected"].breaker_health is None
+    assert system.ask("s/pay", Charge(1)) == Charged(1, "s/pay.protected")
+    flag.write_text("down")
+    from stalwart import DownstreamError
+
+    with pytest.raises(DownstreamError):
+        system.ask("s/pay", Charge(2))
+    wait_for(lambda: health() == 50)  # closed: 1 failure in 2 calls
+    with pytest.raises(DownstreamError):
+        system.ask("s/pay", Charge(3))
+    wait_for(lambda: health() == 33)  # closed: 2 failures in 3 calls
+    with pytest.raises(DownstreamError):
+        system.ask("s/pay", Charge(4))
+    wait_for(lambda: (system.status()["s/pay"].breaker, health()) == ("open", 0))
+
+
+def test_the_tree_breaker_takes_the_slow_call_and_time_window_settings(make_system):
+    """A dependency that answers, but slowly, opens a breaker told to count slow calls
+    (with no failure threshold, nothing else could open it)."""
+    slow = Breaker(
+        failure_threshold=None,
+        slow_call_rate_threshold=100,
+        slow_call_duration_s=0.05,
+        minimum_calls=2,
+        window_s=60,
+        call_timeout_s=5,
+    )
+    system = make_system(Supervisor("s", children=[Child("w", Worker, breaker=slow)]))
+    for n in (1, 2):  # each call takes at least 0.2 s: slow, though it succeeds
+        assert system.ask("s/w", Work(n, sleep_s=0.2), timeout=10).id == n
+    wait_for(lambda: breaker_states(system, "s/w") == ["open"])
+    with pytest.raises(BreakerOpen):
+        system.ask("s/w", Ping(3))
 
 
 def open_breaker(system, flag):

@@ -154,3 +154,16 @@ def test_a_budget_sums_the_real_rss_of_the_processes():
     assert sample.source == "budget" and list(sample.processes) == [me]  # the dead pid is left out
     assert abs(sample.used - rss) < 64 * 2**20
     assert sample.percent == pytest.approx(100 * sample.used / budget)
+
+
+def test_a_process_that_joins_the_actor_systems_session_is_counted_at_once(make_system):
+    from stalwart import Child, Supervisor
+    from tests.support import Spawn, Spawner
+
+    tree = Supervisor("s", children=[Child("spawner", Spawner)])
+    system = make_system(tree, base="multiproc", memory_budget="1TiB")
+    before = system.memory().sample.processes
+    assert system.status()["s/spawner"].pid in before
+    helper = system.ask("s/spawner", Spawn())
+    # not only after the periodic listing (every few seconds): at the next sample
+    assert helper not in before and helper in system.memory().sample.processes

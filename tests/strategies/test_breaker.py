@@ -14,24 +14,7 @@ from stalwart.strategies import (
     Outcome,
     TimeWindow,
 )
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-
-def fail():
-    raise ConnectionError("down")
-
-
-def trip(breaker, n):
-    for _ in range(n):
-        with pytest.raises(ConnectionError):
-            breaker.call(fail)
+from tests.strategies.fakes import Clock, trip
 
 
 def test_familiar_names_open_after_the_threshold_and_close_after_successes():
@@ -379,18 +362,20 @@ def test_many_threads_drive_it_across_its_thresholds_and_every_limit_holds(busy_
         return crowd.run(step, let_them_finish)
 
     total = size * calls_each
+    refused = 0
     try:
         for _ in range(rounds):
-            # closed: exactly `threshold` failures are recorded and open it, once. The calls
-            # already under way fail too (at most one per other thread); every call after is
-            # refused with the whole wait left, since the clock stands still
+            # closed: `threshold` failures open it, once. The calls already under way fail
+            # too (at most one per other thread) and are counted in the window that admitted
+            # them, each once; every call after is refused with the whole wait left, since the
+            # clock stands still
             done = crowd.run(call_it_failing)
             failed = done.pop("failed")
             assert done.pop("ran") == failed
             assert threshold <= failed <= threshold + size - 1, failed
             assert done == {("refused", "open", wait): total - failed}, done
             assert b.state is BreakerState.OPEN and b.remaining_open_s == wait
-            assert b.counts().calls == b.counts().failures == threshold
+            assert b.counts().calls == b.counts().failures == failed
             # open: nothing goes through
             assert crowd.run(call_it_failing) == {("refused", "open", wait): total}
             # half-open: `trials` are let in, the rest refused; the first trial to fail
@@ -410,9 +395,11 @@ def test_many_threads_drive_it_across_its_thresholds_and_every_limit_holds(busy_
                 ("refused", "half_open", 0.0): size - trials,
             }
             assert b.state is BreakerState.CLOSED and b.counts().calls == 0
+            refused += (total - failed) + total + 2 * (size - trials)
     finally:
         crowd.close()
     assert crowd.errors == []
+    assert b.rejected_calls == refused  # every refusal counted, once, whatever the thread
     # one legal path through the states, each change reported once, in order
     assert changes == rounds * [
         ("closed", "open"),

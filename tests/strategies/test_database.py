@@ -175,3 +175,81 @@ def test_the_pool_monitor_counts_use_waits_and_leaks():
     stats = monitor.stats()
     assert (stats.size, stats.in_use, stats.acquired, stats.waits) == (2, 1, 2, 2)
     assert len(stats.leaks) == 1 and stats.leaks[0][1] > 10
+
+
+def rows_of(path):
+    return sorted(x for (x,) in connect(path).execute("SELECT x FROM t"))
+
+
+def test_db_retry_inside_a_transaction_leaves_the_decision_to_the_transaction(db):
+    conn = connect(db)
+    calls = []
+
+    @db_retry(attempts=3, backoff=Fixed(0.0))
+    def insert_b(conn):
+        calls.append("b")
+        conn.execute("INSERT INTO t (x) VALUES (2)")
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError) as info, transaction(conn):
+        conn.execute("INSERT INTO t (x) VALUES (1)")
+        insert_b(conn)
+    assert calls == ["b"]  # not retried: a retry would have rolled back row 1
+    assert any("inside an open transaction" in note for note in info.value.__notes__)
+    assert rows_of(db) == []  # the transaction rolled back whole: nothing half-saved
+
+
+def test_db_retry_inside_a_transaction_the_driver_opened_does_not_roll_it_back(db):
+    conn = connect(db)
+    calls = []
+
+    @db_retry(attempts=3, backoff=Fixed(0.0))
+    def insert_b(conn):
+        calls.append("b")
+        conn.execute("INSERT INTO t (x) VALUES (2)")
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+
+    conn.execute("INSERT INTO t (x) VALUES (1)")  # sqlite3 opens a transaction implicitly
+    with pytest.raises(sqlite3.OperationalError):
+        insert_b(conn)
+    conn.commit()  # the caller decides: here, keep what succeeded
+    assert rows_of(db) == [1, 2]
+
+
+def test_db_retry_around_a_transaction_retries_it_whole(db):
+    conn = connect(db)
+    calls = []
+
+    @db_retry(attempts=3, backoff=Fixed(0.0))
+    def record(conn):
+        with transaction(conn):
+            conn.execute("INSERT INTO t (x) VALUES (1)")
+            calls.append("attempt")
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("database is locked")
+            conn.execute("INSERT INTO t (x) VALUES (2)")
+
+    record(conn)
+    assert calls == ["attempt", "attempt"]
+    assert rows_of(db) == [1, 2]
+
+
+def test_bulk_insert_takes_dict_rows_by_column_name(db):
+    conn = connect(db)
+    conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    rows = [
+        {"name": "ada", "id": 1},  # keys in another order than the columns
+        {"id": 2, "name": "grace"},
+        {"id": 1, "name": "again"},  # duplicate key
+        {"id": 3},  # no name
+        {"id": 4, "name": "barbara", "extra": "ignored"},
+    ]
+    result = safe_bulk_insert(conn, "people", rows, ["id", "name"], batch_size=10)
+    assert result.inserted == 3
+    assert [row["id"] for row, _error in result.failed] == [3, 1]
+    assert result.failed[0][1] == "KeyError: row has no column 'name'"
+    assert result.failed[1][1].startswith("IntegrityError: UNIQUE constraint failed")
+    stored = connect(db).execute("SELECT id, name FROM people ORDER BY id").fetchall()
+    assert stored == [(1, "ada"), (2, "grace"), (4, "barbara")]

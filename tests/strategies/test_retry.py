@@ -194,3 +194,194 @@ def test_bad_configuration_names_the_field():
         retry(max_attempts=0)
     with pytest.raises(ValueError, match="never stops"):
         retry(max_attempts=None)
+
+
+class FakeTime:
+    """A clock that moves only when the code under test works or sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+        self.slept = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def run_in_form(form, policy, body):
+    """Run ``body`` (a plain function) under ``policy`` in one of its five forms."""
+
+    async def async_body():
+        return body()
+
+    async def async_iterate():
+        async for attempt in policy:
+            with attempt:
+                return body()
+
+    def iterate():
+        for attempt in policy:
+            with attempt:
+                return body()
+
+    runners = {
+        "decorator": lambda: policy(body)(),
+        "call": lambda: policy.call(body),
+        "async": lambda: asyncio.run(policy(async_body)()),
+        "iterator": iterate,
+        "async iterator": lambda: asyncio.run(async_iterate()),
+    }
+    return runners[form]()
+
+
+FORMS = ["decorator", "call", "async", "iterator", "async iterator"]
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_stop_after_s_counts_the_first_attempt_in_every_form(form):
+    clock = FakeTime()
+    starts = []
+
+    def slow_failure():
+        starts.append(clock.now)
+        clock.now += 0.3
+        raise ConnectionError("slow and failing")
+
+    policy = retry(stop_after_s=0.45, delay=0, clock=clock, sleep=clock.sleep)
+    with pytest.raises(ConnectionError):
+        run_in_form(form, policy, slow_failure)
+    assert starts == [0.0, 0.3]  # a third attempt would start at 0.6, past the budget
+
+
+def test_stop_after_s_alone_bounds_attempts_by_time_only():
+    clock = FakeTime()
+    fn = Flaky(10)
+    wrapped = retry(stop_after_s=30, delay=1.0, backoff=1.0, clock=clock, sleep=clock.sleep)(fn)
+    assert wrapped()[0] == "ok"
+    assert fn.calls == 11
+    assert wrapped.retry.max_attempts is None
+
+
+def test_retry_on_and_retry_if_must_both_hold():
+    wrong_type = Flaky(5, error=RuntimeError("boom"))
+    policy = retry(max_attempts=5, delay=0, retry_on=(ConnectionError,), retry_if=lambda e: True)
+    with pytest.raises(RuntimeError):
+        policy(wrong_type)()
+    assert wrong_type.calls == 1
+    refused = Flaky(5, error=ConnectionError("HTTP 400"))
+    with pytest.raises(ConnectionError):
+        retry(
+            max_attempts=5, delay=0, retry_on=ConnectionError, retry_if=lambda e: "503" in str(e)
+        )(refused)()
+    assert refused.calls == 1
+
+
+def test_the_predicate_runs_once_per_failure_even_when_giving_up_at_once():
+    asked = []
+
+    def never(exc):
+        asked.append(exc)
+        return False
+
+    with pytest.raises(ConnectionError):
+        retry(max_attempts=3, delay=0, retry_if=never)(Flaky(5))()
+    assert len(asked) == 1
+
+
+def test_statistics_belong_to_each_call_when_calls_of_one_policy_nest():
+    policy = retry(max_attempts=5, delay=0)
+    inner = policy(Flaky(1))  # one failure: 2 attempts each time it is called
+    outer_failures = [2]
+
+    @policy
+    def outer():
+        inner()
+        if outer_failures[0]:
+            outer_failures[0] -= 1
+            raise ConnectionError("outer blip")
+        return "done"
+
+    assert outer() == "done"
+    assert policy.statistics.attempts == 3
+    assert outer.statistics.attempts == 3
+
+
+def test_statistics_belong_to_each_call_when_a_function_recurses():
+    policy = retry(max_attempts=5, delay=0)
+    failures = {0: 2, 1: 1, 2: 0}  # depth -> failures left at that depth
+
+    @policy
+    def descend(depth):
+        if depth < 2:
+            descend(depth + 1)
+        if failures[depth]:
+            failures[depth] -= 1
+            raise ConnectionError(f"blip at depth {depth}")
+        return depth
+
+    assert descend(0) == 0
+    assert descend.retry.statistics.attempts == 3  # the outermost call's own attempts
+
+
+def test_statistics_belong_to_each_asyncio_task():
+    policy = retry(max_attempts=5, delay=0)
+
+    async def main():
+        first_done = asyncio.Event()
+        second_done = asyncio.Event()
+        flaky = Flaky(2)
+
+        @policy
+        async def fetch(fn):
+            return fn()
+
+        async def first():
+            await fetch(flaky)  # three attempts
+            first_done.set()
+            await second_done.wait()
+            return policy.statistics.attempts
+
+        async def second():
+            await first_done.wait()
+            await fetch(lambda: "at once")
+            second_done.set()
+            return policy.statistics.attempts
+
+        return await asyncio.gather(first(), second())
+
+    assert asyncio.run(main()) == [3, 1]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NameError("name 'x' is not defined"),
+        TypeError("unsupported operand"),
+        AttributeError("'NoneType' object has no attribute 'id'"),
+        KeyError("user"),
+        ValueError("not a number: 'abc'"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_plain_retry_does_not_retry_bugs_or_bad_input(error):
+    fn = Flaky(5, error=error)
+    wrapped = retry(fn)
+    wrapped.retry.sleep = lambda s: None
+    with pytest.raises(type(error)):
+        wrapped()
+    assert fn.calls == 1
+
+
+def test_retry_on_names_the_errors_to_retry_even_bugs():
+    fn = Flaky(2, error=KeyError("cache not warm yet"))
+    assert retry(max_attempts=3, delay=0, retry_on=KeyError)(fn)()[0] == "ok"
+    assert fn.calls == 3
+
+
+def test_plain_retry_still_retries_what_may_pass():
+    for error in (ConnectionError("reset"), TimeoutError(), RuntimeError("HTTP 503"), OSError()):
+        fn = Flaky(1, error=error)
+        assert retry(max_attempts=2, delay=0)(fn)()[0] == "ok", error

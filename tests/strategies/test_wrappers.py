@@ -149,3 +149,23 @@ def test_timeout_does_not_wait_for_the_stuck_thread():
         timeout(0.05)(lambda: gate.wait(2))()
     assert time.monotonic() - started < 1.5
     gate.set()
+
+
+def test_async_timeout_passes_through_a_timeout_error_the_call_raises_itself():
+    @timeout(60)
+    async def upstream():
+        raise TimeoutError("the upstream said: gateway timeout")
+
+    with pytest.raises(TimeoutError, match="gateway timeout") as info:
+        asyncio.run(upstream())
+    assert type(info.value) is TimeoutError
+
+
+def test_sync_timeout_passes_through_a_timeout_error_the_call_raises_itself():
+    @timeout(60)
+    def upstream():
+        raise TimeoutError("the upstream said: gateway timeout")
+
+    with pytest.raises(TimeoutError, match="gateway timeout") as info:
+        upstream()
+    assert type(info.value) is TimeoutError

@@ -113,7 +113,8 @@ function makeNode(n) {
 }
 
 function updateNode(item, n) {
-  const sig = `${n.state}|${n.level}|${n.restarts}|${n.breaker}|${n.node}|${n.pid}|${n.last_error}`;
+  const health = n.breaker_health ?? null;
+  const sig = `${n.state}|${n.level}|${n.restarts}|${n.breaker}|${health}|${n.node}|${n.pid}|${n.last_error}`;
   if (sig === item.sig) return false;
   item.sig = sig;
   item.state.textContent = n.state;
@@ -122,7 +123,10 @@ function updateNode(item, n) {
   item.level.dataset.level = String(n.level || 0);
   item.restarts.textContent = n.restarts ? `↻ ${n.restarts}` : "";
   item.restarts.title = "restarts";
-  item.breaker.textContent = n.breaker ? `breaker ${n.breaker.replace("_", "-")}` : "";
+  item.breaker.textContent = n.breaker
+    ? `breaker ${n.breaker.replace("_", "-")}` + (health === null ? "" : ` · ${health}`)
+    : "";
+  item.breaker.title = health === null ? "" : "breaker health score, 0-100";
   item.breaker.className = `badge breaker ${n.breaker || ""}`;
   item.host.textContent = (n.node || "local") + (n.pid ? ` · pid ${n.pid}` : "");
   item.row.title = n.last_error ? `${n.path}\nlast error: ${n.last_error}` : n.path;
