@@ -42,7 +42,7 @@ class Attempt:
         if exc is None:
             self._policy._report(self._stats, self._started, None, None)
             return False
-        wanted, asked = self._judge(exc)
+        _, wanted, asked = self._policy._failed(self._stats, self._started, exc)
         if wanted and self._policy.retry_if is not None:
             wanted = truth(self._policy.retry_if(exc), "retry_if")
         return self._decide(exc, wanted, asked)
@@ -59,23 +59,15 @@ class Attempt:
         if exc is None:
             self._policy._report(self._stats, self._started, None, None)
             return False
-        wanted, asked = self._judge(exc)
+        _, wanted, asked = self._policy._failed(self._stats, self._started, exc)
         if wanted and self._policy.retry_if is not None:
             wanted = await async_truth(self._policy.retry_if(exc))
         return self._decide(exc, wanted, asked)
 
-    def _judge(self, exc: BaseException) -> tuple[bool, float | None]:
-        self._stats.last_error = exc
-        self._policy._report(self._stats, self._started, exc, None)
-        return self._policy._matches(exc)
-
     def _decide(self, exc: BaseException, wanted: bool, asked: float | None) -> bool:
-        delay = self._policy._plan(self._stats, self._started, wanted, exc, asked)
-        if delay is None:
-            publish(self._policy._key, self._stats)
-            return False
-        self.delay = delay
-        return True
+        """Whether to swallow ``exc`` and try again (after ``self.delay``)."""
+        self.delay = self._policy._wait_or_stop(self._stats, self._started, wanted, exc, asked)
+        return self.delay is not None
 
 
 def attempts(policy: Retrying) -> Iterator[Attempt]:
@@ -83,10 +75,7 @@ def attempts(policy: Retrying) -> Iterator[Attempt]:
     stats = RetryStats(attempts=0)
     started = policy._start_call(stats)
     while True:
-        stats.attempts += 1
-        if policy.before is not None:
-            policy.before(policy._state(stats, started, stats.attempts))
-        attempt = Attempt(policy, stats, started)
+        attempt = _next_attempt(policy, stats, started)
         yield attempt
         if attempt.delay is None:
             publish(policy._key, stats)
@@ -99,12 +88,17 @@ async def async_attempts(policy: Retrying) -> AsyncIterator[Attempt]:
     stats = RetryStats(attempts=0)
     started = policy._start_call(stats)
     while True:
-        stats.attempts += 1
-        if policy.before is not None:
-            policy.before(policy._state(stats, started, stats.attempts))
-        attempt = Attempt(policy, stats, started)
+        attempt = _next_attempt(policy, stats, started)
         yield attempt
         if attempt.delay is None:
             publish(policy._key, stats)
             return
         await policy._sleep_async(attempt.delay)
+
+
+def _next_attempt(policy: Retrying, stats: RetryStats, started: float) -> Attempt:
+    """Count one more attempt of the call, tell ``before``, and make its block."""
+    stats.attempts += 1
+    if policy.before is not None:
+        policy.before(policy._state(stats, started, stats.attempts))
+    return Attempt(policy, stats, started)

@@ -249,6 +249,43 @@ class Retrying:
         publish(self._key, stats)
         return started
 
+    def _failed(
+        self, stats: RetryStats, started: float, error: BaseException
+    ) -> tuple[RetryStats, bool, float | None]:
+        """Record a failed attempt: the call's stats, whether ``error`` is retried, its wait."""
+        if stats is FIRST_TRY:
+            stats = self._start_retrying()
+        stats.last_error = error
+        self._report(stats, started, error, None)
+        wanted, asked = self._matches(error)
+        return stats, wanted, asked
+
+    def _wait_or_stop(
+        self,
+        stats: RetryStats,
+        started: float,
+        wanted: bool,
+        error: BaseException | None,
+        asked_wait: float | None,
+    ) -> float | None:
+        """:meth:`_plan`, publishing the call's final stats when it stops."""
+        delay = self._plan(stats, started, wanted, error, asked_wait)
+        if delay is None:
+            publish(self._key, stats)
+        return delay
+
+    def _result_rejected(
+        self, fn: Callable[..., Any], stats: RetryStats, started: float, result: Any
+    ) -> tuple[RetryStats, float]:
+        """Record a rejected result: the call's stats and the wait, or ResultRejected."""
+        if stats is FIRST_TRY:
+            stats = self._start_retrying()
+        stats.last_result = result
+        delay = self._wait_or_stop(stats, started, True, None, None)
+        if delay is None:
+            raise self._rejected(fn, stats)
+        return stats, delay
+
     def _sleep_sync(self, delay: float) -> None:
         if delay > 0:
             slept = self.sleep(delay)
@@ -308,16 +345,11 @@ class Retrying:
                     failed = exc
             if failed is not None:
                 error, failed = failed, None
-                if stats is FIRST_TRY:
-                    stats = self._start_retrying()
-                stats.last_error = error
-                self._report(stats, started, error, None)
-                wanted, asked = self._matches(error)
+                stats, wanted, asked = self._failed(stats, started, error)
                 if wanted and self.retry_if is not None:
                     wanted = truth(self.retry_if(error), "retry_if")
-                delay = self._plan(stats, started, wanted, error, asked)
+                delay = self._wait_or_stop(stats, started, wanted, error, asked)
                 if delay is None:
-                    publish(self._key, stats)
                     raise error
             else:
                 self._report(stats, started, None, result)
@@ -325,13 +357,7 @@ class Retrying:
                 if check is None or not truth(check(result), "retry_if_result"):
                     publish(self._key, stats)
                     return result
-                if stats is FIRST_TRY:
-                    stats = self._start_retrying()
-                stats.last_result = result
-                delay = self._plan(stats, started, True, None)
-                if delay is None:
-                    publish(self._key, stats)
-                    raise self._rejected(fn, stats)
+                stats, delay = self._result_rejected(fn, stats, started, result)
             self._sleep_sync(delay)
             stats.attempts += 1
 
@@ -350,16 +376,11 @@ class Retrying:
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
-                if stats is FIRST_TRY:
-                    stats = self._start_retrying()
-                stats.last_error = exc
-                self._report(stats, started, exc, None)
-                wanted, asked = self._matches(exc)
+                stats, wanted, asked = self._failed(stats, started, exc)
                 if wanted and self.retry_if is not None:
                     wanted = await async_truth(self.retry_if(exc))
-                delay = self._plan(stats, started, wanted, exc, asked)
+                delay = self._wait_or_stop(stats, started, wanted, exc, asked)
                 if delay is None:
-                    publish(self._key, stats)
                     raise
             else:
                 self._report(stats, started, None, result)
@@ -367,13 +388,7 @@ class Retrying:
                 if check is None or not await async_truth(check(result)):
                     publish(self._key, stats)
                     return result
-                if stats is FIRST_TRY:
-                    stats = self._start_retrying()
-                stats.last_result = result
-                delay = self._plan(stats, started, True, None)
-                if delay is None:
-                    publish(self._key, stats)
-                    raise self._rejected(fn, stats)
+                stats, delay = self._result_rejected(fn, stats, started, result)
             await self._sleep_async(delay)
             stats.attempts += 1
 

@@ -14,6 +14,17 @@ def half_open_breaker(clock, **options):
     return b
 
 
+def guarded_rows(b):
+    """A generator function yielding 1 and 2, guarded by ``b``."""
+
+    @b
+    def rows():
+        yield 1
+        yield 2
+
+    return rows
+
+
 def test_an_error_raised_while_a_generator_is_iterated_counts_as_a_failure():
     b = CircuitBreaker(1, 10.0, 1)
 
@@ -29,13 +40,7 @@ def test_an_error_raised_while_a_generator_is_iterated_counts_as_a_failure():
 
 def test_a_generator_holds_its_permit_until_it_is_exhausted():
     b = half_open_breaker(Clock())
-
-    @b
-    def rows():
-        yield 1
-        yield 2
-
-    it = rows()
+    it = guarded_rows(b)()
     assert next(it) == 1
     with pytest.raises(CircuitOpenError):
         b.call(lambda: None)  # the generator holds the only trial
@@ -45,13 +50,7 @@ def test_a_generator_holds_its_permit_until_it_is_exhausted():
 
 def test_a_generator_closed_early_gives_its_permit_back():
     b = half_open_breaker(Clock())
-
-    @b
-    def rows():
-        yield 1
-        yield 2
-
-    it = rows()
+    it = guarded_rows(b)()
     next(it)
     it.close()
     assert b.state is BreakerState.HALF_OPEN

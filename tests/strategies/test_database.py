@@ -181,35 +181,35 @@ def rows_of(path):
     return sorted(x for (x,) in connect(path).execute("SELECT x FROM t"))
 
 
-def test_db_retry_inside_a_transaction_leaves_the_decision_to_the_transaction(db):
-    conn = connect(db)
-    calls = []
+def locked_once_inserting(x):
+    """A ``db_retry`` function that inserts ``x``; its first call then finds the db locked."""
 
     @db_retry(attempts=3, backoff=Fixed(0.0))
-    def insert_b(conn):
-        calls.append("b")
-        conn.execute("INSERT INTO t (x) VALUES (2)")
-        if len(calls) == 1:
+    def insert(conn):
+        insert.calls += 1
+        conn.execute("INSERT INTO t (x) VALUES (?)", (x,))
+        if insert.calls == 1:
             raise sqlite3.OperationalError("database is locked")
+
+    insert.calls = 0
+    return insert
+
+
+def test_db_retry_inside_a_transaction_leaves_the_decision_to_the_transaction(db):
+    conn = connect(db)
+    insert_b = locked_once_inserting(2)
 
     with pytest.raises(sqlite3.OperationalError) as info, transaction(conn):
         conn.execute("INSERT INTO t (x) VALUES (1)")
         insert_b(conn)
-    assert calls == ["b"]  # not retried: a retry would have rolled back row 1
+    assert insert_b.calls == 1  # not retried: a retry would have rolled back row 1
     assert any("inside an open transaction" in note for note in info.value.__notes__)
     assert rows_of(db) == []  # the transaction rolled back whole: nothing half-saved
 
 
 def test_db_retry_inside_a_transaction_the_driver_opened_does_not_roll_it_back(db):
     conn = connect(db)
-    calls = []
-
-    @db_retry(attempts=3, backoff=Fixed(0.0))
-    def insert_b(conn):
-        calls.append("b")
-        conn.execute("INSERT INTO t (x) VALUES (2)")
-        if len(calls) == 1:
-            raise sqlite3.OperationalError("database is locked")
+    insert_b = locked_once_inserting(2)
 
     conn.execute("INSERT INTO t (x) VALUES (1)")  # sqlite3 opens a transaction implicitly
     with pytest.raises(sqlite3.OperationalError):

@@ -433,29 +433,28 @@ def test_name():
     assert b.name == "breaker_test"
 
 
-def open_then_wait(b, clock):
+def opened_and_waited(clock, **options):
+    """A breaker (3 failures, 0.1 s to recover) that has opened and waited its timeout out."""
+    b = breaker(clock, failure_threshold=3, recovery_timeout=0.1, **options)
     for _ in range(3):
         with pytest.raises(NotImplementedError):
             b.call(err)
     with pytest.raises(CircuitOpenError):
         b.call(err)
     clock.now += 0.2
+    return b
 
 
 # pybreaker: test_success_threshold_default_behavior
 def test_success_threshold_default_behavior():
-    clock = Clock()
-    b = breaker(clock, failure_threshold=3, recovery_timeout=0.1)  # success_threshold=1
-    open_then_wait(b, clock)
+    b = opened_and_waited(Clock())
     assert b.call(suc)
     assert b.state is CLOSED
 
 
 # pybreaker: test_success_threshold_multiple_successes_required
 def test_success_threshold_multiple_successes_required():
-    clock = Clock()
-    b = breaker(clock, failure_threshold=3, recovery_timeout=0.1, success_threshold=3)
-    open_then_wait(b, clock)
+    b = opened_and_waited(Clock(), success_threshold=3)
     for _ in range(2):
         assert b.call(suc)
         assert b.state is HALF_OPEN
@@ -466,8 +465,7 @@ def test_success_threshold_multiple_successes_required():
 # pybreaker: test_success_threshold_failure_resets_counter
 def test_success_threshold_failure_resets_counter():
     clock = Clock()
-    b = breaker(clock, failure_threshold=3, recovery_timeout=0.1, success_threshold=3)
-    open_then_wait(b, clock)
+    b = opened_and_waited(clock, success_threshold=3)
     for _ in range(2):
         assert b.call(suc)
     with pytest.raises(NotImplementedError):
@@ -516,6 +514,24 @@ def run_threads(target, n):
         t.join(30)
 
 
+def fail_from_threads(b, threads, calls_each, error=Exception):
+    """Call a function that ``b`` guards and that raises ``error``, ``calls_each`` times
+    from each of ``threads`` threads at once; the errors are swallowed."""
+
+    @b
+    def failing():
+        raise error
+
+    def trigger_error():
+        for _ in range(calls_each):
+            try:
+                failing()
+            except error:
+                pass
+
+    run_threads(trigger_error, threads)
+
+
 class SpecificException(Exception):
     pass
 
@@ -523,19 +539,7 @@ class SpecificException(Exception):
 # pybreaker: test_fail_thread_safety (CircuitBreakerThreadsTestCase)
 def test_fail_thread_safety():
     b = breaker(failure_threshold=3000, recovery_timeout=1)
-
-    @b
-    def fail_specifically():
-        raise SpecificException
-
-    def trigger_error():
-        for _ in range(500):
-            try:
-                fail_specifically()
-            except SpecificException:
-                pass
-
-    run_threads(trigger_error, 3)
+    fail_from_threads(b, 3, 500, SpecificException)
     assert b.consecutive_failures == 1500 == b.counts().failures
 
 
@@ -560,37 +564,14 @@ def test_half_open_thread_safety():
     clock.now += 0.01
     half_opened = []
     b.on_state_change(lambda cb, old, new: new is HALF_OPEN and half_opened.append(1))
-
-    @b
-    def failing():
-        raise Exception
-
-    def trigger_failure():
-        try:
-            failing()
-        except Exception:
-            pass
-
-    run_threads(trigger_failure, 5)
+    fail_from_threads(b, 5, 1)
     assert len(half_opened) == 1
 
 
 # pybreaker: test_fail_max_thread_safety (CircuitBreakerThreadsTestCase)
 def test_fail_max_thread_safety():
     b = breaker(failure_threshold=3000, recovery_timeout=1)
-
-    @b
-    def failing():
-        raise Exception
-
-    def trigger_error():
-        for _ in range(2000):
-            try:
-                failing()
-            except Exception:
-                pass
-
-    run_threads(trigger_error, 3)
+    fail_from_threads(b, 3, 2000)
     assert b.consecutive_failures == b.failure_threshold
 
 

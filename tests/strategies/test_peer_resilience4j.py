@@ -121,16 +121,10 @@ def test_should_return_the_correct_name(breaker):
 
 
 # resilience4j: shouldThrowCallNotPermittedExceptionWhenStateIsOpen
-def test_should_throw_call_not_permitted_exception_when_state_is_open(breaker):
-    breaker.open()
-    with pytest.raises(CircuitOpenError):
-        breaker.permit()
-    assert breaker.rejected_calls == 1
-
-
 # resilience4j: shouldThrowCallNotPermittedExceptionWhenStateIsForcedOpen
-def test_should_throw_call_not_permitted_exception_when_state_is_forced_open(breaker):
-    breaker.force_open()
+@pytest.mark.parametrize("move", ["open", "force_open"], ids=["open", "forced_open"])
+def test_should_throw_call_not_permitted_exception_when_state_is(breaker, move):
+    getattr(breaker, move)()
     with pytest.raises(CircuitOpenError):
         breaker.permit()
     assert breaker.rejected_calls == 1
@@ -371,21 +365,18 @@ def test_should_reset_to_closed_state(breaker):
 
 
 # resilience4j: shouldResetClosedState
-def test_should_reset_closed_state(breaker, clock):
-    on_success(breaker, clock)
-    on_success(breaker, clock)
-    assert breaker.counts().calls == 2
-    breaker.reset()
-    assert breaker.state is CLOSED and breaker.counts().calls == 0
-
-
 # resilience4j: shouldResetMetricsAfterMetricsOnlyStateTransition
-def test_should_reset_metrics_after_metrics_only_state_transition(breaker, clock):
+@pytest.mark.parametrize(
+    ("move", "state"),
+    [("reset", CLOSED), ("metrics_only", METRICS_ONLY)],
+    ids=["reset_closed_state", "reset_metrics_after_metrics_only_state_transition"],
+)
+def test_a_state_transition_resets_the_metrics(breaker, clock, move, state):
     on_success(breaker, clock)
     on_success(breaker, clock)
     assert breaker.counts().calls == 2
-    breaker.metrics_only()
-    assert breaker.state is METRICS_ONLY and breaker.counts().calls == 0
+    getattr(breaker, move)()
+    assert breaker.state is state and breaker.counts().calls == 0
 
 
 # resilience4j: shouldRecordMetricsInMetricsOnlyState

@@ -114,20 +114,9 @@ from stalwart.strategies import (
     retry,
 )
 
+from .fakes import Clock
+
 RNG = random.Random(7)
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.slept = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 def no_wait(**options):
@@ -140,94 +129,24 @@ def no_wait(**options):
 
 
 # -- tenacity's helpers, translated ------------------------------------------------------
-class NoneReturnUntilAfterCount:
-    def __init__(self, count):
+class AfterCount:
+    """tenacity's ``*AfterCount`` and ``*UntilCount`` helpers in one.
+
+    ``go()`` gives ``first()`` for its first ``count`` calls and ``then()`` after them;
+    each is a function that returns a value or raises.
+    """
+
+    def __init__(self, count, first, then=lambda: True):
         self.counter = 0
         self.count = count
+        self.first = first
+        self.then = then
 
     def go(self):
         if self.counter < self.count:
             self.counter += 1
-            return None
-        return True
-
-
-class NoIOErrorAfterCount:
-    def __init__(self, count):
-        self.counter = 0
-        self.count = count
-
-    def go(self):
-        if self.counter < self.count:
-            self.counter += 1
-            raise OSError("Hi there, I'm an IOError")
-        return True
-
-
-class NoNameErrorAfterCount:
-    def __init__(self, count):
-        self.counter = 0
-        self.count = count
-
-    def go(self):
-        if self.counter < self.count:
-            self.counter += 1
-            raise NameError("Hi there, I'm a NameError")
-        return True
-
-
-class NoNameErrorCauseAfterCount:
-    def __init__(self, count):
-        self.counter = 0
-        self.count = count
-
-    def go(self):
-        if self.counter < self.count:
-            self.counter += 1
-            try:
-                raise NameError("Hi there, I'm a NameError")
-            except NameError as e:
-                raise OSError from e
-        return True
-
-
-class NoIOErrorCauseAfterCount:
-    def __init__(self, count):
-        self.counter = 0
-        self.count = count
-
-    def go(self):
-        if self.counter < self.count:
-            self.counter += 1
-            try:
-                raise OSError("Hi there, I'm an IOError")
-            except OSError as e:
-                raise NameError from e
-        return True
-
-
-class NameErrorUntilCount:
-    def __init__(self, count):
-        self.counter = 0
-        self.count = count
-
-    def go(self):
-        if self.counter < self.count:
-            self.counter += 1
-            return True
-        raise NameError("Hi there, I'm a NameError")
-
-
-class IOErrorUntilCount:
-    def __init__(self, count):
-        self.counter = 0
-        self.count = count
-
-    def go(self):
-        if self.counter < self.count:
-            self.counter += 1
-            return True
-        raise OSError("Hi there, I'm an IOError")
+            return self.first()
+        return self.then()
 
 
 class CustomError(Exception):
@@ -238,23 +157,36 @@ class CustomError(Exception):
         return self.value
 
 
-class NoCustomErrorAfterCount:
-    derived_message = "This is a Custom exception class"
+DERIVED_MESSAGE = "This is a Custom exception class"
 
-    def __init__(self, count):
-        self.counter = 0
-        self.count = count
 
-    def go(self):
-        if self.counter < self.count:
-            self.counter += 1
-            raise CustomError(self.derived_message)
-        return True
+def io_error():
+    raise OSError("Hi there, I'm an IOError")
+
+
+def name_error():
+    raise NameError("Hi there, I'm a NameError")
+
+
+def custom_error():
+    raise CustomError(DERIVED_MESSAGE)
+
+
+def raised_from(error, cause):
+    """A function that raises ``error`` from the error ``cause()`` raises."""
+
+    def act():
+        try:
+            cause()
+        except Exception as e:
+            raise error from e
+
+    return act
 
 
 def attempts_until_stop(ends, **options):
     """How many attempts a policy makes when attempt ``i`` ends at ``ends[i]`` and fails."""
-    clock = FakeClock()
+    clock = Clock()
     times = iter(ends)
     calls = []
 
@@ -347,7 +279,7 @@ def test_exponential_caps_when_max_multiplier_ratio_underflows():
 def sleeps_with_min_wait(schedule, min_wait_s, attempts):
     policy = no_wait(max_attempts=attempts + 1, delay=schedule, min_wait_s=min_wait_s)
     with pytest.raises(OSError):
-        policy(NoIOErrorAfterCount(10**6).go)()
+        policy(AfterCount(10**6, io_error).go)()
     return policy.slept
 
 
@@ -463,15 +395,11 @@ def test_wait_exception():
     # adapted: the error itself asks for the wait (a Retry-After), not a predicate
     for seconds in (3.5, 10.0):
         policy = no_wait(max_attempts=2)
-        thing = NoIOErrorAfterCount(1)
 
-        def fail_once(thing=thing, seconds=seconds):
-            if thing.counter == 0:
-                thing.counter += 1
-                raise WaitFor(seconds)
-            return True
+        def wait_for(seconds=seconds):
+            raise WaitFor(seconds)
 
-        assert policy(fail_once)()
+        assert policy(AfterCount(1, wait_for).go)()
         assert policy.slept == [seconds]
 
 
@@ -498,7 +426,7 @@ def returning(value):
 # tenacity: TestDecoratorWrapper.test_with_wait
 def test_with_wait():
     policy = no_wait(delay=0.05, backoff=1.0, max_attempts=10, retry_if_result=lambda r: r is None)
-    assert policy(NoneReturnUntilAfterCount(5).go)() is True
+    assert policy(AfterCount(5, lambda: None).go)() is True
     assert policy.slept == [0.05] * 5
 
 
@@ -506,7 +434,7 @@ def test_with_wait():
 def test_with_stop_on_return_value():
     policy = no_wait(max_attempts=3, retry_if_result=lambda r: r is None)
     with pytest.raises(ResultRejected) as info:
-        policy(NoneReturnUntilAfterCount(5).go)()
+        policy(AfterCount(5, lambda: None).go)()
     assert info.value.attempts == 3 and info.value.result is None
 
 
@@ -514,33 +442,35 @@ def test_with_stop_on_return_value():
 def test_with_stop_on_exception():
     policy = no_wait(max_attempts=3, retry_if_result=lambda r: r is None)
     with pytest.raises(OSError):
-        policy(NoIOErrorAfterCount(5).go)()
+        policy(AfterCount(5, io_error).go)()
 
 
 # tenacity: TestDecoratorWrapper.test_retry_if_exception_of_type
 def test_retry_if_exception_of_type():
     io = no_wait(max_attempts=10, retry_on=OSError)
-    assert io(NoIOErrorAfterCount(5).go)()
+    assert io(AfterCount(5, io_error).go)()
     with pytest.raises(NameError):
-        io(NoNameErrorAfterCount(5).go)()
+        io(AfterCount(5, name_error).go)()
     custom = no_wait(max_attempts=10, retry_on=CustomError)
-    assert custom(NoCustomErrorAfterCount(5).go)()
+    assert custom(AfterCount(5, custom_error).go)()
     with pytest.raises(NameError):
-        custom(NoNameErrorAfterCount(5).go)()
+        custom(AfterCount(5, name_error).go)()
 
 
 # tenacity: TestDecoratorWrapper.test_retry_except_exception_of_type
 def test_retry_except_exception_of_type():
     not_io = no_wait(max_attempts=10, retry_on=Exception, give_up_on=OSError)
-    assert not_io(NoNameErrorAfterCount(5).go)()
+    assert not_io(AfterCount(5, name_error).go)()
     with pytest.raises(OSError):
-        not_io(NoIOErrorAfterCount(5).go)()
+        not_io(AfterCount(5, io_error).go)()
 
 
 # tenacity: TestDecoratorWrapper.test_retry_until_exception_of_type_attempt_number
 def test_retry_until_exception_of_type_attempt_number():
     # results are always retried; NameError is not (a bug, by default)
-    fn = no_wait(max_attempts=10, retry_if_result=lambda r: True)(NameErrorUntilCount(5).go)
+    fn = no_wait(max_attempts=10, retry_if_result=lambda r: True)(
+        AfterCount(5, lambda: True, name_error).go
+    )
     with pytest.raises(NameError):
         fn()
     assert fn.statistics.attempts == 6
@@ -549,7 +479,7 @@ def test_retry_until_exception_of_type_attempt_number():
 # tenacity: TestDecoratorWrapper.test_retry_until_exception_of_type_no_type
 def test_retry_until_exception_of_type_no_type():
     policy = no_wait(max_attempts=10, retry_if_result=lambda r: True, give_up_on=Exception)
-    fn = policy(NameErrorUntilCount(5).go)
+    fn = policy(AfterCount(5, lambda: True, name_error).go)
     with pytest.raises(NameError):
         fn()
     assert fn.statistics.attempts == 6
@@ -560,23 +490,23 @@ def test_retry_until_exception_of_type_wrong_exception():
     # two results, then an OSError that is retried but attempts have run out
     policy = no_wait(max_attempts=3, retry_if_result=lambda r: True, give_up_on=NameError)
     with pytest.raises(OSError) as info:
-        policy(IOErrorUntilCount(2).go)()
+        policy(AfterCount(2, lambda: True, io_error).go)()
     assert "gave up after 3 attempt(s)" in info.value.__notes__[-1]
 
 
 # tenacity: TestDecoratorWrapper.test_retry_if_exception_message
 def test_retry_if_exception_message():
-    message = NoCustomErrorAfterCount.derived_message
+    message = DERIVED_MESSAGE
     policy = no_wait(max_attempts=5, retry_if=lambda e: str(e) == message)
-    assert policy(NoCustomErrorAfterCount(3).go)()
+    assert policy(AfterCount(3, custom_error).go)()
 
 
 # tenacity: TestDecoratorWrapper.test_retry_if_not_exception_message
 # tenacity: TestDecoratorWrapper.test_retry_if_not_exception_message_match
 def test_retry_if_not_exception_message():
-    message = NoCustomErrorAfterCount.derived_message
+    message = DERIVED_MESSAGE
     fn = no_wait(max_attempts=5, retry_if=lambda e: str(e) != message)(
-        NoCustomErrorAfterCount(2).go
+        AfterCount(2, custom_error).go
     )
     with pytest.raises(CustomError):
         fn()
@@ -586,15 +516,15 @@ def test_retry_if_not_exception_message():
 # tenacity: TestDecoratorWrapper.test_retry_if_exception_message_match
 def test_retry_if_exception_message_match():
     policy = no_wait(max_attempts=5, retry_if=lambda e: str(e).startswith("Thi"))
-    assert policy(NoCustomErrorAfterCount(3).go)()
+    assert policy(AfterCount(3, custom_error).go)()
 
 
 # tenacity: TestDecoratorWrapper.test_retry_if_exception_cause_type
 def test_retry_if_exception_cause_type():
     policy = no_wait(max_attempts=10, retry_if=lambda e: isinstance(e.__cause__, NameError))
-    assert policy(NoNameErrorCauseAfterCount(5).go)()
+    assert policy(AfterCount(5, raised_from(OSError, name_error)).go)()
     with pytest.raises(NameError):
-        policy(NoIOErrorCauseAfterCount(5).go)()
+        policy(AfterCount(5, raised_from(NameError, io_error)).go)()
 
 
 # tenacity: TestDecoratorWrapper.test_retry_preserves_argument_defaults
@@ -614,14 +544,14 @@ def test_retry_preserves_argument_defaults():
 
 # tenacity: TestDecoratorWrapper.test_defaults
 def test_defaults():
-    custom = retry(NoCustomErrorAfterCount(2).go)
+    custom = retry(AfterCount(2, custom_error).go)
     custom.retry.sleep = lambda s: None
     assert custom()
     # a difference on purpose: plain @retry leaves bugs (NameError) alone
-    name_error = retry(NoNameErrorAfterCount(2).go)
+    bug = retry(AfterCount(2, name_error).go)
     with pytest.raises(NameError):
-        name_error()
-    assert name_error.statistics.attempts == 1
+        bug()
+    assert bug.statistics.attempts == 1
 
 
 # tenacity: TestDecoratorWrapper.test_retry_function_object
@@ -636,13 +566,13 @@ def test_retry_function_object():
 # tenacity: TestDecoratorWrapper.test_retry_function_attributes
 def test_retry_function_attributes():
     fn = no_wait(max_attempts=3, retry_if_result=lambda r: r is None)(
-        NoneReturnUntilAfterCount(2).go
+        AfterCount(2, lambda: None).go
     )
     assert fn() is True
     assert fn.statistics.attempts == 3
     assert fn.retry.statistics.attempts == 3
     fn = no_wait(max_attempts=3, retry_if_result=lambda r: r is None)(
-        NoneReturnUntilAfterCount(2).go
+        AfterCount(2, lambda: None).go
     )
     with mock.patch.object(fn.retry, "max_attempts", 1), pytest.raises(ResultRejected) as info:
         fn()
@@ -900,7 +830,7 @@ def retryable_coroutine(**options):
 
 # tenacity: TestAsyncio.test_retry
 def test_async_retry():
-    thing = NoIOErrorAfterCount(5)
+    thing = AfterCount(5, io_error)
     asyncio.run(retryable_coroutine()(thing))
     assert thing.counter == thing.count
 
@@ -914,14 +844,14 @@ def test_async_iscoroutinefunction():
 
 # tenacity: TestAsyncio.test_retry_using_async_retying
 def test_async_retry_using_call_async():
-    thing = NoIOErrorAfterCount(5)
+    thing = AfterCount(5, io_error)
     asyncio.run(no_wait(max_attempts=10).call_async(_async_function, thing))
     assert thing.counter == thing.count
 
 
 # tenacity: TestAsyncio.test_stop_after_attempt
 def test_async_stop_after_attempt():
-    thing = NoIOErrorAfterCount(2)
+    thing = AfterCount(2, io_error)
     with pytest.raises(OSError):
         asyncio.run(no_wait(max_attempts=2).call_async(_async_function, thing))
     assert thing.counter == 2
@@ -977,7 +907,7 @@ def test_attempt_number_is_correct_for_interleaved_coroutines():
             attempts.append((id(state.stats), state.attempt))
 
     fn = retryable_coroutine(after=after)
-    thing1, thing2 = NoIOErrorAfterCount(3), NoIOErrorAfterCount(3)
+    thing1, thing2 = AfterCount(3, io_error), AfterCount(3, io_error)
 
     async def main():
         await asyncio.gather(fn(thing1), fn(thing2))
@@ -1090,10 +1020,10 @@ def test_async_retry_function_attributes():
     fn = no_wait(max_attempts=2)(_async_function)
 
     async def main():
-        assert await fn(NoIOErrorAfterCount(1))
+        assert await fn(AfterCount(1, io_error))
         first = fn.statistics.attempts
         with mock.patch.object(fn.retry, "max_attempts", 1), pytest.raises(OSError):
-            await fn(NoIOErrorAfterCount(2))
+            await fn(AfterCount(2, io_error))
         return first, fn.statistics.attempts, fn.retry.statistics.attempts
 
     assert asyncio.run(main()) == (2, 1, 1)
@@ -1103,7 +1033,7 @@ def test_async_retry_function_attributes():
 def test_async_sleep_is_awaited():
     # adapted: an async function (ours keep a sync function sync)
     mock_sleep = mock.AsyncMock()
-    thing = NoneReturnUntilAfterCount(2)
+    thing = AfterCount(2, lambda: None)
 
     @retry(sleep=mock_sleep, delay=1, backoff=1.0, retry_if_result=lambda x: x is None)
     async def function():

@@ -6,21 +6,7 @@ import pytest
 
 from stalwart.strategies import Fixed, retry
 
-
-class Flaky:
-    """Fails ``failures`` times with ``error``, then returns ``value``."""
-
-    def __init__(self, failures, error=None, value="ok"):
-        self.failures = failures
-        self.error = error or ConnectionError("refused")
-        self.value = value
-        self.calls = 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        if self.calls <= self.failures:
-            raise self.error
-        return (self.value, args, kwargs)
+from .fakes import Clock, Flaky
 
 
 def no_sleep(recorded):
@@ -196,21 +182,6 @@ def test_bad_configuration_names_the_field():
         retry(max_attempts=None)
 
 
-class FakeTime:
-    """A clock that moves only when the code under test works or sleeps."""
-
-    def __init__(self):
-        self.now = 0.0
-        self.slept = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def run_in_form(form, policy, body):
     """Run ``body`` (a plain function) under ``policy`` in one of its five forms."""
 
@@ -242,7 +213,7 @@ FORMS = ["decorator", "call", "async", "iterator", "async iterator"]
 
 @pytest.mark.parametrize("form", FORMS)
 def test_stop_after_s_counts_the_first_attempt_in_every_form(form):
-    clock = FakeTime()
+    clock = Clock()
     starts = []
 
     def slow_failure():
@@ -257,7 +228,7 @@ def test_stop_after_s_counts_the_first_attempt_in_every_form(form):
 
 
 def test_stop_after_s_alone_bounds_attempts_by_time_only():
-    clock = FakeTime()
+    clock = Clock()
     fn = Flaky(10)
     wrapped = retry(stop_after_s=30, delay=1.0, backoff=1.0, clock=clock, sleep=clock.sleep)(fn)
     assert wrapped()[0] == "ok"

@@ -8,7 +8,7 @@ import pytest
 
 from stalwart.strategies import Exponential, Fixed, ResultRejected, retry
 
-from .test_retry import FakeTime, Flaky
+from .fakes import Clock, Flaky
 
 
 def returns(*values):
@@ -62,7 +62,7 @@ def test_retry_if_result_leaves_errors_to_the_error_rules():
 
 
 def test_before_and_after_see_every_attempt_with_its_outcome():
-    clock = FakeTime()
+    clock = Clock()
     seen = []
     state = {"n": 0}
 
