@@ -114,6 +114,11 @@ class Retrying:
             raise ValueError(f"retry: stop_after_s must be >= 0, got {stop_after_s}")
         if min_wait_s < 0:
             raise ValueError(f"retry: min_wait_s must be >= 0, got {min_wait_s}")
+        hooks = {"retry_if": retry_if, "retry_if_result": retry_if_result, "before": before}
+        hooks |= {"after": after, "before_sleep": before_sleep, "on_give_up": on_give_up}
+        for name, hook in (*hooks.items(), ("sleep", sleep), ("clock", clock)):
+            if hook is not None and not callable(hook):
+                raise ValueError(f"retry: {name} must be callable, got {hook!r}")
         self.max_attempts = max_attempts
         self.schedule = schedule_from(delay, backoff, max_delay, jitter)
         self.min_wait_s = min_wait_s

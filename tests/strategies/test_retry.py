@@ -180,6 +180,9 @@ def test_bad_configuration_names_the_field():
         retry(max_attempts=0)
     with pytest.raises(ValueError, match="never stops"):
         retry(max_attempts=None)
+    for hook in ("retry_if", "retry_if_result", "before", "after", "before_sleep", "sleep"):
+        with pytest.raises(ValueError, match=f"retry: {hook} must be callable, got 3"):
+            retry(**{hook: 3})
 
 
 def run_in_form(form, policy, body):
