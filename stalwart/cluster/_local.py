@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from ..actors.errors import SystemStopped
-from ..supervisors._bases import free_port, port_open, session_processes
+from ..supervisors._bases import free_port, port_open, session_processes, sweep_session
 from ..supervisors._system import System, start
 from ..supervisors.spec import Supervisor
 
@@ -76,13 +76,18 @@ class LocalNode:
         return list(self.lines)
 
     def kill(self) -> None:
-        """SIGKILL the node: its command and its admin's session, with every actor in them."""
+        """SIGKILL the node: its command and its admin's session, with every actor in them.
+
+        Returns once every one of those processes has exited, so the node's ports are
+        free again (a node started again on the same port can listen there).
+        """
         for group in (self.sid, self.proc.pid):
             try:
                 os.killpg(group, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         self.proc.wait(10)
+        sweep_session(self.sid, grace_s=10.0)
 
     def stop(self) -> None:
         """Leave in order (SIGTERM), or be killed if that takes more than 30 s."""

@@ -147,9 +147,10 @@ class BreakerActor(ManagedActor):
         for f in self.fallbacks:
             if isinstance(f, QueueForLater):
                 self.queue = RequestQueue(queue_file(f, self.options.get("store"), self.path))
-        self.health_sent = (self.cb.health(), 0.0)  # (score, when: monotonic)
+        self.health_sent = self.cb.health()
+        self.health_looked = 0.0  # when the score was last looked at (monotonic)
         self.health_due = False  # a timer will send the score if it changed
-        self.send(self.root, BreakerHealth(self.path, self.health_sent[0]))
+        self.send(self.root, BreakerHealth(self.path, self.health_sent))
         self.replay()  # what an earlier run queued
 
     def on_stop(self) -> None:
@@ -375,22 +376,23 @@ class BreakerActor(ManagedActor):
     def outcome(self, permit: tuple[int, float], error: BaseException | None = None) -> None:
         """Record a call's outcome; the root hears of the new health score soon after."""
         self.cb.record(permit, error)
-        if not self.health_due:
+        if not self.health_due:  # at most one look per HEALTH_EVERY_S, however busy
             self.health_due = True
-            due = self.health_sent[1] + HEALTH_EVERY_S - time.monotonic()
+            due = self.health_looked + HEALTH_EVERY_S - time.monotonic()
             self.after(max(0.0, due), "health", key="health")
 
     def send_health(self) -> None:
         self.health_due = False
+        self.health_looked = time.monotonic()
         score = self.cb.health()
-        if score != self.health_sent[0]:
-            self.health_sent = (score, time.monotonic())
+        if score != self.health_sent:
+            self.health_sent = score
             self.send(self.root, BreakerHealth(self.path, score))
 
     def on_breaker_change(self, cb: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
-        self.health_sent = (cb.health(), time.monotonic())
+        self.health_sent = cb.health()
         note = BreakerNote(
-            self.path, new.value, cb.remaining_open_s, self.fails_fast, self.health_sent[0]
+            self.path, new.value, cb.remaining_open_s, self.fails_fast, self.health_sent
         )
         self.send(self.root, note)
         self.send(self.supervisor, note)

@@ -4,10 +4,14 @@ The root forwards every error event to the correlator (``_system/correlator``).
 When the correlator traces the errors of some actors to a dependency of theirs,
 the root opens an incident: the dependents' supervisors hold their failures
 (the failed messages wait; no retries, no restarts) while the cause recovers
-through its own ladder. Once the cause has been running without an error for
-``incident_quiet_s``, the incident is resolved: the held messages are retried,
-and the correlator stops counting the cause's older errors. A dependent is thus
-not restarted because of the cause while the incident is open.
+through its own ladder. A cause that nothing calls shows no errors, so quiet
+alone proves nothing: once the cause has been running without an error for
+``incident_quiet_s``, one held message is retried as a trial (a ``trial``
+event). The incident is resolved when the trial goes through (or when no
+dependent waits any more): the held messages are retried, and the correlator
+stops counting the cause's older errors. A trial that fails is held again, and
+the next one comes after another quiet period. A dependent is thus not
+restarted because of the cause while the incident is open.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class _Open:
         self.opened_mono = time.monotonic()
         self.last_error = self.opened_mono
         self.restarts_at_open = restarts
+        self.trial_at = 0.0  # when a held message was last retried as a trial (monotonic)
 
 
 def under(path: str, node: str) -> bool:
@@ -92,7 +97,12 @@ class Incidents:
             return
         if self.correlator_on:
             self.post(CORRELATOR, event)
-        if event.kind != "held" and event.kind != "recovered":
+        if event.kind == "recovered":
+            if event.strategy == "resume":  # a held message went through: its cause is back
+                for incident in list(self.open_incidents.values()):
+                    if incident.trial_at and event.path in incident.dependents:
+                        self.close_incident(incident, "resolved")
+        elif event.kind != "held":
             for incident in self.open_incidents.values():
                 if under(event.path, incident.cause):
                     incident.last_error = time.monotonic()
@@ -172,12 +182,29 @@ class Incidents:
         if incident is None:
             return
         now = time.monotonic()
-        if self.cause_settled(cause) and now - incident.last_error >= self.incident_quiet_s:
-            self.close_incident(incident, "resolved")
-        elif now - incident.opened_mono >= self.incident_max_s:
+        quiet = now - max(incident.last_error, incident.trial_at) >= self.incident_quiet_s
+        if self.cause_settled(cause) and quiet:
+            waiting = self.waiting_dependents(incident)
+            if not waiting:
+                self.close_incident(incident, "resolved")
+                return
+            incident.trial_at = now
+            parent = self.registry.address_of(waiting[0].rsplit("/", 1)[0])
+            if parent is not None:
+                self.send(parent, IncidentHold(cause, (waiting[0],), True, probe=True))
+        if now - incident.opened_mono >= self.incident_max_s:
             self.close_incident(incident, "expired")
         else:
             self.after(_CHECK_S, (WAKE, "incident", cause), key=("incident", cause))
+
+    def waiting_dependents(self, incident: _Open) -> list[str]:
+        """The dependents holding messages for ``incident`` (the first is the next trial's)."""
+        entries = self.registry.entries
+        return [
+            d
+            for d in sorted(incident.dependents)
+            if "/" in d and (e := entries.get(d)) is not None and e.state == "waiting"
+        ]
 
     def cause_settled(self, cause: str) -> bool:
         entries = [e for p, e in self.registry.entries.items() if under(p, cause)]

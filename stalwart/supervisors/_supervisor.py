@@ -349,7 +349,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.decide(ev.DependencyChanged(msg.path, msg.down, now=self.now))
 
     def on_incident_hold(self, msg: IncidentHold, sender: Any) -> None:
-        self.decide(ev.IncidentHeld(msg.cause, msg.dependents, msg.on, now=self.now))
+        self.decide(ev.IncidentHeld(msg.cause, msg.dependents, msg.on, msg.probe, now=self.now))
 
     def on_reset_levels(self, msg: ResetLevels, sender: Any) -> None:
         self.decide(ev.LevelsReset(msg.path, now=self.now))

@@ -241,11 +241,15 @@ class ShedLoad(msgspec.Struct, frozen=True):
 
 
 class IncidentHold(msgspec.Struct, frozen=True):
-    """Hold (``on``) or resume the failures of ``dependents`` while ``cause`` recovers."""
+    """Hold (``on``) or resume the failures of ``dependents`` while ``cause`` recovers.
+
+    ``probe``: retry one message held for ``cause`` as a trial (whether it is back).
+    """
 
     cause: str
     dependents: tuple[str, ...]
     on: bool
+    probe: bool = False
 
 
 class KillSubtree(msgspec.Struct, frozen=True):

@@ -104,3 +104,48 @@ def test_the_database_is_named_recovered_first_and_dependents_resume_once(
     assert system.ask("shop/orders", Order(5)) == Placed(5)  # the breaker is closed again
     assert sorted(read_journal(journal)) == [str(i) for i in range(6)]
     assert system.ask("shop/api", Stock("pear")) == InStock("pear", 4)
+
+
+def test_an_incident_stays_open_while_its_cause_is_down_though_nothing_calls_it(
+    make_system, base, tmp_path
+):
+    # every caller of the database is held, so it sees no traffic and shows no error: quiet
+    # alone must not resolve the incident. A held message is retried as a trial instead, and
+    # only a trial that goes through resolves it
+    flag, journal, queue = tmp_path / "db-down", tmp_path / "orders.log", tmp_path / "queue.db"
+    system = make_system(
+        shop(str(flag), str(journal), str(queue)),
+        base=base,
+        correlator={"incident_quiet_s": 0.3},
+    )
+    flag.write_text("down")
+    answers = []
+    clients = [
+        threading.Thread(
+            target=lambda i=i: answers.append(system.ask("shop/api", Stock(f"i{i}"), timeout=30))
+        )
+        for i in range(3)
+    ]
+    for client in clients:
+        client.start()
+
+    def failed_trials():
+        events = system.events()
+        trials = [e.seq for e in events if e.kind == "trial"]
+        db_errors = [e.seq for e in events if e.path == "shop/db" and e.kind == "failure"]
+        return [t for t in trials if any(f > t for f in db_errors)]
+
+    wait_for(lambda: len(failed_trials()) >= 2, timeout=20)
+    assert not [i for i in incidents_of(system, "shop/db") if i.state != "open"]
+    assert answers == []  # still held: nobody got an error while the database was down
+
+    flag.unlink()
+    for client in clients:
+        client.join(30)
+    assert sorted(answers, key=lambda a: a.item) == [InStock(f"i{i}", 2) for i in range(3)]
+    resolved = wait_for(
+        lambda: [e for e in system.events() if e.kind == "incident-resolved"], timeout=15
+    )
+    trials = [e.seq for e in system.events() if e.kind == "trial"]
+    assert len(incidents_of(system, "shop/db")) == 1  # one incident, resolved once
+    assert max(trials) < resolved[0].seq  # resolved by a trial that went through

@@ -115,11 +115,15 @@ class DependencyChanged(KernelEvent, frozen=True):
 
 
 class IncidentHeld(KernelEvent, frozen=True):
-    """The root traced the failures of ``dependents`` (paths) to ``cause``: hold or resume them."""
+    """The root traced the failures of ``dependents`` (paths) to ``cause``: hold or resume them.
+
+    ``probe``: retry one message held for ``cause``, as a trial of whether it is back.
+    """
 
     cause: str
     dependents: tuple[str, ...]
     on: bool
+    probe: bool = False
 
 
 class RecoveryRequested(KernelEvent, frozen=True):

@@ -67,6 +67,9 @@ def on_dependency_changed(s: SupervisorState, e: DependencyChanged, out: Out) ->
 
 
 def on_incident_held(s: SupervisorState, e: IncidentHeld, out: Out) -> None:
+    if e.probe:  # the root asks whether the cause is back: one held message is the trial
+        release_held(s, e.now, out, probe=e.cause, trial=True)
+        return
     for path in e.dependents:
         if e.on:
             s.incident_holds[path] = e.cause
@@ -139,10 +142,14 @@ def on_hold_deadline(s: SupervisorState, record_id: int, now: float, out: Out) -
     failures.give_up_downstream(s, c, record, why, now, out)
 
 
-def release_held(s: SupervisorState, now: float, out: Out, probe: str | None = None) -> None:
+def release_held(
+    s: SupervisorState, now: float, out: Out, probe: str | None = None, trial: bool = False
+) -> None:
     """Retry the held messages whose dependencies are back.
 
     ``probe``: a breaker gone half-open; one message held for it alone is retried.
+    ``trial``: the probe is an incident's; the child still waits until it is resolved
+    (a ``trial`` event, not ``resumed``).
     """
     for c in s.order:
         if not c.held or dependency_down(s, c) != probe:
@@ -157,15 +164,18 @@ def release_held(s: SupervisorState, now: float, out: Out, probe: str | None = N
                 out.append(Retry(c.name, failures.retry_message(record)))
             else:
                 restarts.redeliver_later(s, c, record, now, out)
-        note(
-            s,
-            out,
-            "resumed",
-            c,
-            now,
-            detail=f"{len(held)} held message(s) retried",
-            state="running",
-        )
+        if trial:
+            note(s, out, "trial", c, now, detail=f"1 held message retried: is {probe} back?")
+        else:
+            note(
+                s,
+                out,
+                "resumed",
+                c,
+                now,
+                detail=f"{len(held)} held message(s) retried",
+                state="running",
+            )
         if probe:
             return
 
