@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 PYPATHS := stalwart tests examples benchmarks
 
-.PHONY: demo test lint bench clean flake
+.PHONY: demo test lint bench clean flake soak
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test: lint $(CHROMIUM)
 N ?= 5
 flake: $(VENV)/.installed-test $(CHROMIUM)
 	$(PY) tests/flake.py --runs $(N)
+
+# a SIGKILL storm under load with a ledger of acknowledged requests (make soak SOAK_SECONDS=300)
+SOAK_SECONDS ?= 60
+soak: $(VENV)/.installed-test
+	$(PY) benchmarks/soak.py --seconds $(SOAK_SECONDS)
 
 bench: $(VENV)/.installed-bench $(CHROMIUM)
 	$(PY) benchmarks/run.py

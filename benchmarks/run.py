@@ -25,6 +25,7 @@ ORDER = [
     "recover",
     "dashboard",
     "cluster",
+    "delivery",
 ]
 
 

@@ -731,3 +731,91 @@ class Spawner(ManagedActor):
         for helper in self.helpers:
             helper.kill()
             helper.wait()
+
+
+class Deposit(msgspec.Struct, frozen=True):
+    """Add ``amount`` to a ``Ledger``; ``id`` makes it idempotent (applied once)."""
+
+    id: int
+    amount: int = 1
+
+
+class Balance(msgspec.Struct, frozen=True):
+    """Ask a ``Ledger`` for ``(total, applied ids in order, ids seen twice)``."""
+
+
+class Ledger(ManagedActor):
+    """Idempotent deposits, checkpointed after each; ``options["ballast"]`` bytes ride along
+    in the state (to checkpoint a large state)."""
+
+    def on_start(self) -> None:
+        state = self.restored_state or {}
+        self.total: int = state.get("total", 0)
+        self.applied: list[int] = list(state.get("applied", []))
+        self.twice: list[int] = list(state.get("twice", []))
+        self.seen = set(self.applied)
+        self.ballast = state.get("ballast") or bytes(int(self.options.get("ballast", 0)))
+
+    def snapshot(self) -> Any:
+        return {
+            "total": self.total,
+            "applied": self.applied,
+            "twice": self.twice,
+            "ballast": self.ballast,
+        }
+
+    def receiveMsg_Deposit(self, msg: Deposit, sender: Any) -> None:
+        if msg.id in self.seen:
+            self.twice.append(msg.id)
+        else:
+            self.seen.add(msg.id)
+            self.applied.append(msg.id)
+            self.total += msg.amount
+        self.reply(sender, self.total)
+
+    def receiveMsg_Balance(self, msg: Balance, sender: Any) -> None:
+        self.reply(sender, (self.total, list(self.applied), list(self.twice)))
+
+
+class AppendThenFail(msgspec.Struct, frozen=True):
+    """Append ``item`` to a ``Notebook``'s list, then fail ``fail_times`` times."""
+
+    item: int
+    fail_times: int = 1
+
+
+class GetItems(msgspec.Struct, frozen=True):
+    pass
+
+
+class Notebook(ManagedActor):
+    """Keeps a list (checkpointed); its handler changes the list before it may fail."""
+
+    def on_start(self) -> None:
+        self.items: list[int] = list(self.restored_state or [])
+        self.attempts: dict[int, int] = getattr(self, "attempts", {})  # kept across restores
+
+    def snapshot(self) -> Any:
+        return self.items
+
+    def receiveMsg_AppendThenFail(self, msg: AppendThenFail, sender: Any) -> None:
+        self.items.append(msg.item)  # changed before the failure
+        n = self.attempts[msg.item] = self.attempts.get(msg.item, 0) + 1
+        if n <= msg.fail_times:
+            raise ConnectionResetError(f"attempt {n} at {msg.item} failed")
+        self.reply(sender, list(self.items))
+
+    def receiveMsg_GetItems(self, msg: GetItems, sender: Any) -> None:
+        self.reply(sender, list(self.items))
+
+
+class SlowStarter(ManagedActor):
+    """Its ``on_start`` waits while the file ``options["hold"]`` exists (up to 60 s)."""
+
+    def on_start(self) -> None:
+        deadline = time.monotonic() + 60
+        while os.path.exists(self.options["hold"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
+        self.reply(sender, Pong(msg.n, self.path, os.getpid(), self.incarnation, {}))

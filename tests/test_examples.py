@@ -89,3 +89,11 @@ def test_the_cluster_example_moves_the_trainer_with_its_steps_when_its_node_dies
     assert "node-lost: " in text and "no heartbeat for" in text
     assert "trained steps [1, 2, 3, 4]" in text  # its checkpoint came along
     assert "stopped; no process left" in text
+
+
+def test_the_acknowledged_example_loses_no_deposit_to_kills_of_accounts_and_their_branch():
+    out = run_example("examples.acknowledged", "--deposits", "10")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "alice: acknowledged 30, balance now 30" in out.stdout  # 2 + 4 + ... + 10
+    assert "bob: acknowledged 25, balance now 25" in out.stdout  # 1 + 3 + ... + 9
+    assert "nothing acknowledged was lost (the branch restarted 1 time(s))" in out.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import pickle
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -14,7 +15,14 @@ from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._placement import NODE_ENV, satisfies
-from ._runtime import ActorExitRequest, ActorSystemMessage, RuntimeActor, WakeupMessage
+from ._runtime import (
+    ActorExitRequest,
+    ActorSystemMessage,
+    RuntimeActor,
+    WakeupMessage,
+    die_with_parent,
+)
+from ._state_file import StateFile, StateTable, latest, open_state, usable
 from ._timers import TICK, WAKE
 from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, UnknownMessage
 from .messages import (
@@ -59,6 +67,7 @@ Handler = Callable[[Any, Any, Any], None]
 
 _PENDING, _RUNNING, _FAILED, _RETIRED, _STOPPED = range(5)
 _REPLAY_MEMORY = 256  # request ids (and replies) remembered to answer a replayed request once
+_REPLIES_FILED = 64  # the latest answers kept with a checkpoint file, for requests sent again
 FORWARD_QUIET_S = 1.0  # a replaced instance leaves once it had nothing to forward this long
 
 _INTERNAL: dict[type, str] = {
@@ -155,6 +164,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         cls._sw_handlers = {}
 
     def __init__(self) -> None:
+        die_with_parent()  # a process of its own does not outlive its supervisor's
         super().__init__()
         self.path = ""
         self.restored_state: Any = None
@@ -175,6 +185,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_last_reply: tuple[str, Any] | None = None
         self._sw_checkpoint_each = False  # checkpoint after each message (answers wait for it)
         self._sw_outbox: list[tuple[Any, Reply]] | None = None  # answers held for the checkpoint
+        self._sw_state_file: StateFile | StateTable | None = None  # checkpoints go there first
+        self._sw_durable = False  # its supervisor also keeps each checkpoint in the store
+        self._sw_saved: bytes | None = None  # the last checkpoint, for retry_from_checkpoint
+        self._sw_filed: OrderedDict[str, Any] = OrderedDict()  # answers kept with the file
         self.degraded: set[str] = set()
         self._sw_msg: Any = None
         self._sw_sender: Any = None
@@ -237,6 +251,16 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         Not overriding it turns checkpointing off. The state must pickle.
         """
         return None
+
+    def restore(self, state: Any) -> None:
+        """Go back to ``state``, the last checkpoint (a copy), before a level 1-2 retry.
+
+        Runs only with ``Child(..., retry_from_checkpoint=True)``. By default it sets
+        ``restored_state`` and runs ``on_start`` again: override it when ``on_start``
+        does more than read the state (opens connections, starts timers...).
+        """
+        self.restored_state = state
+        self.on_start()
 
     # -- helpers --------------------------------------------------------------------
     @property
@@ -473,8 +497,54 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             return
         self._sw_dirty = False
         replies, self._sw_outbox = tuple(self._sw_outbox or ()), None
+        if self._sw_saved is not None and self._sw_state_file is None:
+            self._sw_saved = pickle.dumps((state, ()), pickle.HIGHEST_PROTOCOL)
+        if self._sw_state_file is not None and self._sw_file(state, replies):
+            for address, reply in replies:  # the state they reflect is safe: they can go
+                self.send(address, reply)
+            if not self._sw_durable:
+                return
+            replies = ()
         checkpoint = Checkpoint(self.path, self.incarnation, state, self._sw_last_reply, replies)
         self.send(self.supervisor, checkpoint)
+
+    def _sw_file(self, state: Any, replies: tuple[tuple[Any, Reply], ...]) -> bool:
+        """Write the checkpoint file; False (the supervisor keeps it instead) if that fails."""
+        assert self._sw_state_file is not None
+        filed = self._sw_filed
+        for _, reply in replies:
+            filed[reply.id] = reply.value
+            filed.move_to_end(reply.id)
+        while len(filed) > _REPLIES_FILED:
+            filed.popitem(last=False)
+        try:
+            saved = self._sw_state_file.write(state, tuple(filed.items()))
+        except Exception:
+            self.log.exception("%s: checkpoint not kept; its supervisor keeps it", self.path)
+            self._sw_state_file = None
+            return False
+        if self._sw_saved is not None:
+            self._sw_saved = saved
+        return True
+
+    def _sw_restore_file(self, init: Init) -> None:
+        """Take the newest checkpoint an earlier instance filed, if newer than ``init``'s."""
+        self._sw_state_file = open_state(init.state_dir, init.path, init.incarnation)
+        self._sw_durable = init.durable
+        try:
+            found = latest(init.state_dir, init.path, init.incarnation)
+        except Exception:
+            self.log.exception("%s: checkpoint unreadable; the supervisor's is used", self.path)
+            return
+        if found is None:
+            return
+        source, state, replies = found
+        newer = source > init.restored_from
+        if newer or (source == init.restored_from and not init.restored_final):
+            self.restored_state = state
+            for request_id, reply in replies:
+                self._sw_handled[request_id] = reply
+                self._sw_filed[request_id] = reply
 
     # -- the tree's protocol ------------------------------------------------------------
     def _sw_resolver(self) -> Any:
@@ -500,6 +570,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         if checkpointing and init.checkpoint == "message":
             self._sw_after = self._sw_checkpoint
             self._sw_checkpoint_each = True
+            if usable(init.state_dir):
+                self._sw_restore_file(init)
+            if init.retry_from_checkpoint:  # what a retry goes back to until the next one
+                self._sw_saved = pickle.dumps((self.restored_state, ()), pickle.HIGHEST_PROTOCOL)
         elif checkpointing and isinstance(init.checkpoint, (int, float)):
             self._sw_after = self._sw_mark_dirty
             self.after(float(init.checkpoint), (WAKE, "checkpoint", float(init.checkpoint)))
@@ -595,6 +669,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             retry.traceback,
         )
         try:
+            if retry.level <= 2 and self._sw_saved is not None:  # retry_from_checkpoint
+                self.restore(pickle.loads(self._sw_saved)[0])
             if retry.level <= 2:  # the hooks are for retries in place, not redeliveries
                 if retry.strategy == "adjust":
                     self.on_adjust(failure, retry.attempt)

@@ -26,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -60,6 +62,7 @@ __all__ = [
     "WakeupMessage",
     "child_process_gone",
     "create_child",
+    "die_with_parent",
     "environment",
     "new_system",
     "stalwart_system",
@@ -111,6 +114,8 @@ def create_child(parent: Any, cls: Any, forks: bool, **kwargs: Any) -> Any:
     """
     if not forks:
         return parent.createActor(cls, **kwargs)
+    global _forked_by
+    _forked_by = os.getpid()  # what the child sees: it dies with this process
     # what the child inherits stays out of its garbage collector's way (no page is
     # copied just to be scanned); the parent's objects are collected as before
     gc.freeze()
@@ -118,6 +123,31 @@ def create_child(parent: Any, cls: Any, forks: bool, **kwargs: Any) -> Any:
         return _run_with_room(lambda: parent.createActor(cls, **kwargs))
     finally:
         gc.unfreeze()
+
+
+_forked_by = 0  # in a process forked by create_child: the pid of the process that forked it
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In an actor process forked by :func:`create_child`: die when its parent dies.
+
+    A supervisor's children are its child processes. Killed, it takes with it those
+    the root knows of; one it had just forked, not yet registered, would outlive it
+    unsupervised. The kernel SIGKILLs such a child when its parent exits (Linux);
+    elsewhere nothing changes.
+    """
+    parent = _forked_by
+    if not parent or parent == os.getpid():
+        return  # not a forked actor process (the in-process base, or the root)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(0)
 
 
 def child_process_gone(pid: int) -> bool:

@@ -173,6 +173,11 @@ class Init(msgspec.Struct, frozen=True):
     supervisor_pid: int = 0
     clock_id: int = 0
     hold_limit: int = 10_000
+    state_dir: str = ""  # checkpoint to a file there before replying ("": to the supervisor)
+    restored_from: int = -1  # the incarnation that left ``restored_state`` (-1: none)
+    restored_final: bool = False  # ``restored_state`` is what it reported as it stopped
+    durable: bool = False  # its checkpoints go to the supervisor too (for the store)
+    retry_from_checkpoint: bool = False  # level 1-2 retries start from the last checkpoint
 
 
 class Started(msgspec.Struct, frozen=True):

@@ -94,6 +94,11 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             os.getpid(),
             self.clock_id,
             self.state.hold_limit,
+            str(self.settings.get("state_dir", "")),
+            keeper.source if keeper.has_checkpoint else -1,
+            keeper.final,
+            bool(getattr(child.spec, "durable", False)),
+            bool(getattr(child.spec, "retry_from_checkpoint", False)),
         )
     self.spawned.add(c.child)
     self.send(address, init)

@@ -66,6 +66,7 @@ class Registry:
         self.groups: dict[str, list[str]] = {}
         self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
         self._retired: OrderedDict[str, str] = OrderedDict()
+        self.lost_with_supervisor: set[str] = set()  # died with their supervisor mid-message?
 
     def plan(self, tree: Supervisor, prefix: str = "") -> None:
         """Learn every path of ``tree`` (replicas and breakers expanded) before anything starts."""
@@ -230,11 +231,28 @@ class Registry:
         prefix = path + "/"
         return [e.pid for p, e in self.entries.items() if p.startswith(prefix) and e.pid]
 
-    def drop_under(self, path: str) -> None:
+    def drop_under(self, path: str) -> list[str]:
+        """The subtree below ``path`` is gone (its supervisor crashed): returns its paths.
+
+        What its actors were handling is sent again to their next instances
+        (:meth:`take_lost`, when they register).
+        """
         prefix = path + "/"
+        dropped = []
         for p, e in self.entries.items():
             if p.startswith(prefix):
+                if e.available and e.kind != "supervisor":
+                    self.lost_with_supervisor.add(p)
                 e.available, e.pid, e.state, e.removed = False, 0, "restarting", False
+                dropped.append(p)
+        return dropped
+
+    def take_lost(self, path: str) -> bool:
+        """True once if ``path``'s last instance died with its supervisor."""
+        if path in self.lost_with_supervisor:
+            self.lost_with_supervisor.discard(path)
+            return True
+        return False
 
     def status(self, tree: Supervisor | None) -> tuple[ActorStatus, ...]:
         return tuple(

@@ -33,6 +33,7 @@ from ..actors._runtime import (
     WakeupMessage,
     create_child,
 )
+from ..actors._state_file import drop_state
 from ..actors._timers import TICK, WAKE
 from ..actors.errors import SystemStopped
 from ..actors.messages import (
@@ -115,6 +116,7 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
         self.shutdown_replies: list[tuple[Any, int]] = []
         self.final_report: dict[str, Any] | None = None
         self.starter_pid = 0
+        self.state_dir = ""  # the actors' checkpoint files (multi-process bases)
         self.clock_id = 0
         self.cluster_nodes: dict[str, dict[str, Any]] = {}
         self.cluster_lost: tuple[str, ...] = ()
@@ -183,6 +185,7 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
     def on_boot(self, msg: Boot, sender: Any) -> None:
         self.tree, self.options = msg.tree, msg.options
         self.starter_pid, self.clock_id = msg.starter_pid, msg.clock_id
+        self.state_dir = msg.state_dir
         if msg.clock_id:
             ROOTS[msg.clock_id] = self
         self._sw_use_clock(msg.clock_id)
@@ -245,6 +248,7 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
                     "nodes": self.cluster_nodes,
                     "lost": self.cluster_lost,
                     "hold_limit": self.options.hold_limit,
+                    "state_dir": self.state_dir,
                 },
                 self.registry.floors(spec.name),
             ),
@@ -366,6 +370,8 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
         self.registry.all_stopped()
         if c.final:
             self.write_final_report()
+            if self.state_dir:  # nothing will restart from these checkpoints any more
+                drop_state(self.state_dir)
         for asker, ident in self.shutdown_replies:
             self.send(asker, GatewayReply(ident, self.final_report))
         self.shutdown_replies = []
@@ -425,7 +431,8 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
                     os.kill(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-        self.registry.drop_under(path)
+        for dropped in self.registry.drop_under(path):
+            self.push(dropped)  # senders hold what they send until the new instances run
 
     def on_wakeup(self, msg: WakeupMessage, sender: Any) -> None:
         if msg.payload != TICK:

@@ -71,7 +71,7 @@ class Routing(Caller):
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
-        self.push(msg.path, msg.lost_inflight)
+        self.push(msg.path, msg.lost_inflight or self.registry.take_lost(msg.path))
         self.incident_holds_for(msg)
         self.answer_when_all_registered()
 

@@ -22,6 +22,7 @@ from ..actors._runtime import (
     RuntimeActor,
     WakeupMessage,
     child_process_gone,
+    die_with_parent,
 )
 from ..actors._timers import TICK, Timers
 from ..actors.messages import (
@@ -66,13 +67,24 @@ _REPLIES_KEPT = 64
 
 
 class Keeper:
-    """What the supervisor keeps for one child across its instances: state and replies."""
+    """What the supervisor keeps for one child across its instances: state and replies.
+
+    ``source`` is the incarnation whose checkpoint it holds (-1: an earlier run's or
+    none), ``final`` whether that is what the instance reported as it stopped: an
+    instance's own checkpoint file, if newer, wins over this copy.
+    """
 
     def __init__(self) -> None:
         self.checkpoint: Any = None
         self.has_checkpoint = False
+        self.source = -1
+        self.final = False
         self.sub_checkpoints: dict[str, Any] = {}  # a child supervisor's table
         self.replies: OrderedDict[str, Any] = OrderedDict()
+
+    def keep(self, state: Any, source: int, final: bool) -> None:
+        self.checkpoint, self.has_checkpoint = state, True
+        self.source, self.final = source, final
 
     def remember_reply(self, request_id: str, reply: Any) -> None:
         self.replies[request_id] = reply
@@ -80,20 +92,23 @@ class Keeper:
             self.replies.popitem(last=False)
 
     def restore(self, entry: Any) -> None:
-        """Take a checkpoint-table entry ``(state, replies)`` saved by an earlier instance."""
-        state, replies = entry
-        self.checkpoint, self.has_checkpoint = state, True
+        """Take a checkpoint-table entry saved by an earlier instance:
+        ``(state, replies)`` or ``(state, replies, source, final)``."""
+        state, replies, *rest = entry
+        source, final = rest if rest else (-1, False)
+        self.keep(state, source, final)
         for request_id, reply in replies:
             self.remember_reply(request_id, reply)
 
-    def table_entry(self) -> tuple[Any, tuple[tuple[str, Any], ...]]:
-        return (self.checkpoint, tuple(self.replies.items()))
+    def table_entry(self) -> tuple[Any, tuple[tuple[str, Any], ...], int, bool]:
+        return (self.checkpoint, tuple(self.replies.items()), self.source, self.final)
 
 
 class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     """Runs one supervisor of the tree (internal; declare trees with ``Supervisor``)."""
 
     def __init__(self) -> None:
+        die_with_parent()  # a process of its own does not outlive its parent's
         super().__init__()
         self.path = ""
         self.parent: Any = None
@@ -260,7 +275,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         c = self.state.by_path.get(msg.path)
         if c is not None and c.incarnation == msg.incarnation:
             keeper = self.keepers[c.name]
-            keeper.checkpoint, keeper.has_checkpoint = msg.state, True
+            keeper.keep(msg.state, msg.incarnation, False)
             if msg.last_reply is not None:
                 keeper.remember_reply(*msg.last_reply)
             for _, reply in msg.replies:
@@ -279,7 +294,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if c.kind == "supervisor":
             keeper.sub_checkpoints = dict(msg.final_state or {})
         elif msg.has_state and c.trust_final_state:
-            keeper.checkpoint, keeper.has_checkpoint = msg.final_state, True
+            keeper.keep(msg.final_state, msg.incarnation, True)
         self.decide(ev.ChildRetired(c.name, msg.incarnation, now=self.now))
 
     def on_stopped_normally(self, msg: StoppedNormally, sender: Any) -> None:

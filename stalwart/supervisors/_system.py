@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -16,6 +17,7 @@ import msgspec
 
 from ..actors._placement import NODE, NODE_ENV
 from ..actors._runtime import InvalidActorAddress, environment, new_system
+from ..actors._state_file import drop_state, new_table
 from ..actors._timers import CLOCKS, ExternalClock
 from ..actors.errors import BadMessage, StalwartError, SystemStopped, UnknownPath
 from ..actors.messages import Chaos, ErrorReply, RecoveryRequest, RecoveryResult
@@ -138,6 +140,7 @@ class System:
         self._closed = False
         self._known: frozenset[str] = frozenset()
         self._sid = 0
+        self._state_dir = ""  # the actors' checkpoint files, while the tree runs
         self._stopping = threading.Event()
         self._servers: list[Any] = []
         self._stuck: dict[str, Any] | None = None  # in-process: the handler stuck right now
@@ -505,6 +508,7 @@ class System:
             killed = sweep_session(self._sid)
             if killed:
                 log.warning("killed %d leftover actor process(es): %s", len(killed), killed)
+            drop_state(self._state_dir)
 
     @property
     def admin_port(self) -> int | None:
@@ -560,7 +564,9 @@ class System:
     def _boot(self, timeout: float) -> None:
         ident = next(self._ids)
         value = self._query(
-            Boot(ident, self.tree, self.options, os.getpid(), self._clock_id), ident, timeout
+            Boot(ident, self.tree, self.options, os.getpid(), self._clock_id, self._state_dir),
+            ident,
+            timeout,
         )
         if value[0] != "ok":
             self._closed = True
@@ -588,10 +594,17 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
         # on the multi-process bases other processes find it by name (System.attach)
         root = asys.createActor(RootActor, globalName=None if opts.base == "simple" else ROOT_NAME)
         system = System(asys, root, opts, tree)
+        # each actor keeps its checkpoint there before its answers leave: a file of its own
+        # where it has a process of its own, a table in this process on the in-process base
+        if opts.base == "simple":
+            system._state_dir = new_table(f"{os.getpid()}-{id(system)}")
+        else:
+            system._state_dir = tempfile.mkdtemp(prefix="stalwart-state-")
         system._boot(opts.start_timeout_s + _MARGIN_S)
     except BaseException:
         if system is not None:
             system._transport.close()
+            drop_state(system._state_dir)
             CLOCKS.pop(system._clock_id, None)
             ROOTS.pop(system._clock_id, None)
         _abandon(asys, opts)

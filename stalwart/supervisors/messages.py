@@ -339,6 +339,7 @@ class Boot(msgspec.Struct, frozen=True):
     options: Any
     starter_pid: int
     clock_id: int = 0
+    state_dir: str = ""  # where actors keep their checkpoint files ("": in memory only)
 
 
 class GatewayAsk(msgspec.Struct, frozen=True):

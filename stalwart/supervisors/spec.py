@@ -258,8 +258,15 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
     - ``replicas``: that many instances, ``name.0`` ... ``name.N-1``; messages to
       ``name`` go to them in turn and level 3 may reassign work to a healthy one.
     - ``levels``: this child's :class:`LevelPolicy` (default: its supervisor's).
-    - ``checkpoint``: ``"message"`` (after each handled message, if the actor
-      defines ``snapshot``), a number of seconds between checkpoints, or ``"off"``.
+    - ``checkpoint``: ``"message"`` (the default: after each handled message, if
+      the actor defines ``snapshot``; an answer leaves only once the state it
+      reflects is kept, so a crash right after it loses nothing acknowledged), a
+      number of seconds between checkpoints (cheaper: answers do not wait, and a
+      crash loses what changed since the last one), or ``"off"``.
+    - ``retry_from_checkpoint``: before each level 1-2 retry, the actor is put back
+      to its last checkpoint (its ``restore``), so a retry never builds on what
+      the failed attempt half changed. Off by default (retries run on the state
+      the failure left); needs ``checkpoint="message"``.
     - ``fallback``: a reply the tree may send instead when the message keeps failing.
     - ``durable``: keep its checkpoints in the recovery store, so its state survives a
       restart of the whole system (needs ``start(..., store=...)`` with a file).
@@ -282,6 +289,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
     start_timeout_s: float = 10.0
     shutdown_s: float = 5.0
     durable: bool = False
+    retry_from_checkpoint: bool = False
     breaker: Breaker | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     requires: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
@@ -316,6 +324,13 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
                 self.name,
                 "checkpoint",
                 f'expected "message", "off" or seconds > 0, got {self.checkpoint!r}',
+            )
+        if self.retry_from_checkpoint and self.checkpoint != "message":
+            raise SpecError(
+                self.name,
+                "retry_from_checkpoint",
+                f'needs checkpoint="message" (a checkpoint after each message), got'
+                f" checkpoint={self.checkpoint!r}",
             )
         for field in ("start_timeout_s", "shutdown_s"):
             _positive(self.name, field, getattr(self, field))

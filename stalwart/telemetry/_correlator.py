@@ -49,8 +49,9 @@ class CorrelatorSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True
       when at least ``explain_share`` of its errors are explained.
     - ``max_paths`` / ``max_fingerprints``: distinct names kept (beyond, "(other)").
     - ``analysis_interval_s``: the correlator actor analyses at most this often.
-    - ``incident_quiet_s``: a root cause is back once it has been running without an
-      error for this long; ``incident_max_s``: dependents are held at most this long.
+    - ``incident_quiet_s``: once a root cause has been running without an error for this
+      long, one held message is retried as a trial; the cause is back when a trial goes
+      through. ``incident_max_s``: dependents are held at most this long.
     """
 
     capacity: int = 10_000

@@ -48,6 +48,15 @@ def run_in_background(*args, env):
     )
 
 
+def first_line(proc):
+    """The command's first line of output; if it ended before writing one, what it said."""
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(30)
+        raise AssertionError(f"exited {proc.returncode} without output: {proc.stderr.read()}")
+    return line
+
+
 def state_env(tmp_path):
     return {**os.environ, "STALWART_STATE_DIR": str(tmp_path / "state")}
 
@@ -83,7 +92,7 @@ def test_run_prints_one_line_per_event_without_a_terminal_and_stops_after_for(tm
 
 def test_sigterm_stops_it_in_order_with_exit_code_0(tmp_path):
     proc = run_in_background("run", SHOP, env=state_env(tmp_path))
-    assert proc.stdout.readline().startswith("running shop")
+    assert first_line(proc).startswith("running shop")
     # it is serving: its event lines have begun, and the tree has started
     while "tree-started" not in (line := proc.stdout.readline()):
         assert line, "the command ended before its tree started"
@@ -138,7 +147,7 @@ def test_status_recover_and_chaos_steer_a_running_multiprocess_tree(tmp_path):
     env = state_env(tmp_path)
     proc = run_in_background("run", SHOP, "--base", "multiproc", "--chaos", env=env)
     try:
-        first = proc.stdout.readline()
+        first = first_line(proc)
         assert first.startswith("running shop on the multiproc base (admin port"), first
         note = json.loads((tmp_path / "state" / "shop.json").read_text())
         status = stalwart("status", env=env)
@@ -228,7 +237,7 @@ def test_chaos_hang_is_found_and_replaced_and_leak_holds_real_memory(tmp_path):
     tree.write_text(HANGS_AND_LEAKS)
     proc = run_in_background("run", str(tree), "--chaos", env=env)
     try:
-        assert proc.stdout.readline().startswith("running lab on the multiproc base")
+        assert first_line(proc).startswith("running lab on the multiproc base")
 
         def pid_of(name):
             view = stalwart("status", env=env).stdout
@@ -270,7 +279,7 @@ def test_chaos_is_refused_unless_the_tree_was_started_for_it(tmp_path):
     tree.write_text(HANGS_AND_LEAKS)
     proc = run_in_background("run", str(tree), env=env)
     try:
-        assert proc.stdout.readline().startswith("running lab")
+        assert first_line(proc).startswith("running lab")
         port = json.loads((tmp_path / "state" / "lab.json").read_text())["admin_port"]
         assert stalwart("chaos", str(tree), "--hang", "lab/w", env=env).returncode == 0
         listening = _listening()
@@ -299,7 +308,7 @@ def test_run_serves_the_dashboard_on_loopback_and_stops_it_with_the_tree(tmp_pat
         port = s.getsockname()[1]
     proc = run_in_background("run", SHOP, "--serve", str(port), env=state_env(tmp_path))
     try:
-        assert proc.stdout.readline().startswith("running shop")
+        assert first_line(proc).startswith("running shop")
         served = proc.stdout.readline()
         assert served.startswith(f"dashboard: http://127.0.0.1:{port}/"), served
         token_line = proc.stdout.readline()

@@ -1,0 +1,206 @@
+"""A SIGKILL storm under load, with a ledger of every acknowledged request.
+
+    python benchmarks/soak.py [--seconds 60] [--clients 3] [--seed N]
+
+A multi-process tree of accounts under two branch supervisors. Client threads send
+numbered deposits (``System.ask``) to random accounts and note every one that was
+acknowledged. Meanwhile a killer SIGKILLs, every 0.5-2 s, an account's process, a
+branch supervisor's (with every account below it), or the account that has just
+acknowledged a deposit. At the end each account lists the deposits it applied:
+
+- **lost**: acknowledged, yet not applied in the state the account has now;
+- **applied twice**: applied more than once (an account does not deduplicate, so a
+  request handled again after its state was saved would show here).
+
+It prints requests sent and acknowledged, errors by type, kills, lost, applied
+twice and latency percentiles, and exits 1 if anything was lost or applied twice.
+A request whose answer was an error is not acknowledged: it may or may not have
+been applied, and is counted under its error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import signal
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+import msgspec
+
+from stalwart import Child, ManagedActor, StalwartError, Supervisor, start
+
+BRANCHES = 2
+ACCOUNTS = 3  # per branch
+ASK_TIMEOUT_S = 15.0
+
+
+class Deposit(msgspec.Struct, frozen=True):
+    id: int
+
+
+class Applied(msgspec.Struct, frozen=True):
+    pass
+
+
+class Account(ManagedActor):
+    """Applies every deposit it handles (no deduplication of its own)."""
+
+    def on_start(self) -> None:
+        self.applied: list[int] = list(self.restored_state or [])
+
+    def snapshot(self) -> Any:
+        return self.applied
+
+    def receiveMsg_Deposit(self, msg: Deposit, sender: Any) -> None:
+        self.applied.append(msg.id)
+        self.reply(sender, len(self.applied))
+
+    def receiveMsg_Applied(self, msg: Applied, sender: Any) -> None:
+        self.reply(sender, list(self.applied))
+
+
+def tree() -> Supervisor:
+    branches = [
+        Supervisor(
+            f"branch{b}",
+            max_restarts=10_000,
+            within_s=60,
+            children=[Child(f"a{a}", Account) for a in range(ACCOUNTS)],
+        )
+        for b in range(BRANCHES)
+    ]
+    return Supervisor("bank", max_restarts=10_000, within_s=60, children=branches)
+
+
+ACCOUNT_PATHS = [f"bank/branch{b}/a{a}" for b in range(BRANCHES) for a in range(ACCOUNTS)]
+BRANCH_PATHS = [f"bank/branch{b}" for b in range(BRANCHES)]
+
+
+class Ledger:
+    """What the clients saw: acknowledged deposits per account, errors, latencies."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sent = 0
+        self.acknowledged: dict[str, set[int]] = collections.defaultdict(set)
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.latencies: list[float] = []
+        self.last_acknowledged = ""
+
+
+def client(system: Any, ledger: Ledger, ids: Any, stop: threading.Event, seed: int) -> None:
+    rng = random.Random(seed)
+    while not stop.is_set():
+        path = rng.choice(ACCOUNT_PATHS)
+        with ledger.lock:
+            ident = next(ids)
+            ledger.sent += 1
+        began = time.perf_counter()
+        try:
+            system.ask(path, Deposit(ident), timeout=ASK_TIMEOUT_S)
+        except StalwartError as exc:
+            with ledger.lock:
+                ledger.errors[type(exc).__name__] += 1
+            continue
+        took = time.perf_counter() - began
+        with ledger.lock:
+            ledger.acknowledged[path].add(ident)
+            ledger.latencies.append(took)
+            ledger.last_acknowledged = path
+
+
+def killer(
+    system: Any, ledger: Ledger, stop: threading.Event, seed: int, kills: collections.Counter[str]
+) -> None:
+    rng = random.Random(seed)
+    while not stop.wait(rng.uniform(0.5, 2.0)):
+        roll = rng.random()
+        if roll < 0.25:
+            kind, path = "branch supervisor", rng.choice(BRANCH_PATHS)
+        elif roll < 0.5 and ledger.last_acknowledged:
+            kind, path = "account that just acknowledged", ledger.last_acknowledged
+        else:
+            kind, path = "account", rng.choice(ACCOUNT_PATHS)
+        try:
+            pid = system.status()[path].pid
+        except (KeyError, StalwartError):
+            continue
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            kills[kind] += 1
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def soak(seconds: float, clients: int, seed: int, out: Any = sys.stdout) -> int:
+    """Run the storm; print the figures; 0 if nothing acknowledged was lost or doubled."""
+    ledger = Ledger()
+    kills: collections.Counter[str] = collections.Counter()
+    stop, ids = threading.Event(), iter(range(1, 1 << 62))
+    with tempfile.TemporaryDirectory() as folder:
+        system = start(tree(), base="multiproc", report_path=f"{folder}/report.json")
+        try:
+            threads = [
+                threading.Thread(target=client, args=(system, ledger, ids, stop, seed + i))
+                for i in range(clients)
+            ]
+            threads.append(
+                threading.Thread(target=killer, args=(system, ledger, stop, seed - 1, kills))
+            )
+            for thread in threads:
+                thread.start()
+            time.sleep(seconds)  # the storm runs for this long (this is the soak's length)
+            stop.set()
+            for thread in threads:
+                thread.join(ASK_TIMEOUT_S + 30)
+            applied = {
+                path: system.ask(path, Applied(), timeout=ASK_TIMEOUT_S) for path in ACCOUNT_PATHS
+            }
+            stopped = system.stopped
+        finally:
+            system.shutdown()
+    lost = sum(len(acked - set(applied[p])) for p, acked in ledger.acknowledged.items())
+    twice = sum(
+        n - 1 for ids_ in applied.values() for n in collections.Counter(ids_).values() if n > 1
+    )
+    acknowledged = sum(len(a) for a in ledger.acknowledged.values())
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(ledger.errors.items())) or "none"
+    kill_text = ", ".join(f"{k} {v}" for k, v in sorted(kills.items())) or "none"
+    print(f"soak: {seconds:g} s, {clients} clients, multiproc, seed {seed}", file=out)
+    print(f"  requests sent        {ledger.sent}", file=out)
+    print(f"  acknowledged         {acknowledged}", file=out)
+    print(f"  errors               {errors}", file=out)
+    print(f"  kills                {sum(kills.values())} ({kill_text})", file=out)
+    print(f"  lost                 {lost}", file=out)
+    print(f"  applied twice        {twice}", file=out)
+    p50, p99 = percentile(ledger.latencies, 0.5), percentile(ledger.latencies, 0.99)
+    print(f"  latency p50 / p99    {1000 * p50:.1f} / {1000 * p99:.1f} ms", file=out)
+    print(f"  tree still running   {'yes' if not stopped else 'no'}", file=out)
+    return 1 if lost or twice or stopped else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    args = parser.parse_args(argv)
+    return soak(args.seconds, args.clients, args.seed)
+
+
+if __name__ == "__main__":
+    import soak as importable  # the actors' module must be importable by its own name
+
+    sys.exit(importable.main())

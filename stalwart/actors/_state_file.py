@@ -1,0 +1,191 @@
+"""An actor's checkpoint kept safe before the reply that depends on it leaves.
+
+On the multi-process bases every actor instance that checkpoints writes its state
+(and the answers it gave lately) to a file in the system's state directory before
+any reply leaves. A SIGKILL of the actor, of its supervisor or of both cannot take
+an acknowledged state with it: the next instance reads the newest file of an
+earlier instance of its path. The file lives in the page cache; it survives its
+writer's death (not the host's).
+
+Each instance has a file of its own (``<path>.<incarnation>``), so an instance that
+is being replaced can never overwrite its successor's state. The file has two
+slots, written in turn; each carries a sequence number and a CRC, so a write torn
+by a kill leaves the other slot intact.
+
+On the in-process base the "directory" is a table in memory (``memory:<name>``):
+a crash there is an exception, the process lives on, and so does the table. The
+state is pickled on both, so a restarted instance never shares objects with the
+instance that failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import shutil
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+MEMORY = "memory:"  # a state directory that is a table in this process
+_TABLES: dict[str, dict[tuple[str, int], bytes]] = {}
+_MAGIC = b"SWCK"
+_HEADER = struct.Struct("<4sQQI")  # magic, sequence, payload length, crc32 of the payload
+_SLOT_FILES = ("a", "b")
+
+
+def _stem(path: str) -> str:
+    return quote(path, safe="").replace(".", "%2E")  # no dot: it separates the fields
+
+
+def _read_slot(file: Path) -> tuple[int, bytes] | None:
+    """(sequence, payload) of a slot, or None if it is missing or torn."""
+    try:
+        data = file.read_bytes()
+    except OSError:
+        return None
+    if len(data) < _HEADER.size:
+        return None
+    magic, seq, size, crc = _HEADER.unpack_from(data)
+    payload = data[_HEADER.size : _HEADER.size + size]
+    if magic != _MAGIC or len(payload) != size or zlib.crc32(payload) != crc:
+        return None
+    return seq, payload
+
+
+class StateFile:
+    """The checkpoint file of one actor instance (``path`` in ``incarnation``)."""
+
+    def __init__(self, directory: str, path: str, incarnation: int) -> None:
+        self.directory = Path(directory)
+        self.path, self.incarnation = path, incarnation
+        base = self.directory / f"{_stem(path)}.{incarnation}"
+        self.files = [Path(f"{base}.{slot}") for slot in _SLOT_FILES]
+        self.fds: list[int] = []
+        self.seq = 0
+        self.earlier_dropped = False
+
+    def write(self, state: Any, replies: tuple[tuple[str, Any], ...]) -> bytes:
+        """Keep ``(state, replies)``; returns (their pickle) once a later reader would find it."""
+        if not self.fds:
+            self.fds = [os.open(f, os.O_WRONLY | os.O_CREAT, 0o600) for f in self.files]
+        payload = pickle.dumps((state, replies), pickle.HIGHEST_PROTOCOL)
+        self.seq += 1
+        header = _HEADER.pack(_MAGIC, self.seq, len(payload), zlib.crc32(payload))
+        os.pwrite(self.fds[self.seq % 2], header + payload, 0)
+        if not self.earlier_dropped:  # the state is ours now: earlier instances' can go
+            self.earlier_dropped = True
+            drop_earlier(str(self.directory), self.path, self.incarnation)
+        return payload
+
+    def close(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = []
+
+
+class StateTable:
+    """The checkpoint of one actor instance, in its in-process system's table."""
+
+    def __init__(self, name: str, path: str, incarnation: int) -> None:
+        self.name, self.path, self.incarnation = name, path, incarnation
+        self.earlier_dropped = False
+
+    def write(self, state: Any, replies: tuple[tuple[str, Any], ...]) -> bytes:
+        table = _TABLES.get(self.name)
+        if table is None:
+            raise OSError(f"the state table {self.name} is gone (the system stopped)")
+        payload = table[(self.path, self.incarnation)] = pickle.dumps((state, replies), -1)
+        if not self.earlier_dropped:
+            self.earlier_dropped = True
+            drop_earlier(self.name, self.path, self.incarnation)
+        return payload
+
+    def close(self) -> None:
+        pass
+
+
+def usable(directory: str) -> bool:
+    """True if an actor here can keep its checkpoints in ``directory``."""
+    if directory.startswith(MEMORY):
+        return directory in _TABLES
+    return bool(directory) and os.path.isdir(directory)
+
+
+def open_state(directory: str, path: str, incarnation: int) -> StateFile | StateTable:
+    """Where the instance ``incarnation`` of ``path`` keeps its checkpoints."""
+    if directory.startswith(MEMORY):
+        return StateTable(directory, path, incarnation)
+    return StateFile(directory, path, incarnation)
+
+
+def new_table(name: str) -> str:
+    """A state table for an in-process system; returns its "directory"."""
+    directory = MEMORY + name
+    _TABLES[directory] = {}
+    return directory
+
+
+def drop_state(directory: str) -> None:
+    """Remove the checkpoints kept in ``directory`` (a table or a folder): the system stopped."""
+    if directory.startswith(MEMORY):
+        _TABLES.pop(directory, None)
+    elif directory:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def latest(directory: str, path: str, before: int) -> tuple[int, Any, tuple[Any, ...]] | None:
+    """The newest state an instance of ``path`` earlier than ``before`` wrote.
+
+    Returns ``(incarnation, state, replies)``, or None if there is none (or the
+    directory does not exist, as on a host that is not the leader's).
+    """
+    if directory.startswith(MEMORY):
+        table = _TABLES.get(directory, {})
+        kept = [i for (p, i) in list(table) if p == path and i < before]
+        if not kept:
+            return None
+        newest = max(kept)
+        payload = table.get((path, newest))
+        if payload is None:
+            return None
+        state, replies = pickle.loads(payload)
+        return newest, state, tuple(replies)
+    found: list[tuple[int, Path]] = []
+    stem = _stem(path)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            name, _, rest = entry.name.partition(".")
+            number, _, slot = rest.partition(".")
+            mine = name == stem and number.isdigit() and slot in _SLOT_FILES
+            if mine and int(number) < before:
+                found.append((int(number), Path(entry.path)))
+    for incarnation in sorted({i for i, _ in found}, reverse=True):
+        slots = [_read_slot(f) for i, f in found if i == incarnation]
+        valid = [s for s in slots if s is not None]
+        if valid:
+            _, payload = max(valid)
+            state, replies = pickle.loads(payload)
+            return incarnation, state, tuple(replies)
+    return None
+
+
+def drop_earlier(directory: str, path: str, incarnation: int) -> None:
+    """Remove the files of ``path``'s instances earlier than ``incarnation``."""
+    if directory.startswith(MEMORY):
+        table = _TABLES.get(directory, {})
+        for key in [k for k in list(table) if k[0] == path and k[1] < incarnation]:
+            table.pop(key, None)
+        return
+    stem = _stem(path)
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            name, _, rest = entry.name.partition(".")
+            number = rest.partition(".")[0]
+            if name == stem and number.isdigit() and int(number) < incarnation:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)

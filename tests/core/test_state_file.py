@@ -1,0 +1,65 @@
+"""The checkpoint file: the newest whole state wins, torn writes and earlier runs do not."""
+
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stalwart.actors._state_file import _HEADER, StateFile, drop_earlier, latest
+
+
+def test_the_newest_state_of_the_newest_earlier_instance_is_read(tmp_path):
+    d = str(tmp_path)
+    first, second = StateFile(d, "s/w.2", 1), StateFile(d, "s/w.2", 2)
+    first.write({"n": 1}, (("r1", "one"),))
+    first.write({"n": 2}, (("r1", "one"), ("r2", "two")))
+    assert latest(d, "s/w.2", 2) == (1, {"n": 2}, (("r1", "one"), ("r2", "two")))
+    second.write({"n": 3}, ())
+    assert latest(d, "s/w.2", 3) == (2, {"n": 3}, ())
+    assert latest(d, "s/w.2", 1) is None  # an instance never reads its own or later files
+    assert latest(d, "s/w", 9) is None  # another path (a prefix of this one) has none
+    first.close()
+    second.close()
+
+
+def test_an_instance_drops_earlier_files_once_it_has_written_its_own(tmp_path):
+    d = str(tmp_path)
+    StateFile(d, "a/b", 1).write(1, ())
+    StateFile(d, "a/bc", 1).write(1, ())
+    assert len(os.listdir(d)) == 4  # two slots each
+    StateFile(d, "a/b", 2).write(2, ())
+    names = sorted(os.listdir(d))
+    assert len(names) == 4 and all(".1." not in n for n in names if n.startswith("a%2Fb."))
+    assert latest(d, "a/bc", 2) == (1, 1, ())  # another path's files are left alone
+    drop_earlier(d, "a/bc", 5)
+    assert latest(d, "a/bc", 5) is None
+
+
+def test_a_missing_directory_has_no_state():
+    assert latest("/nonexistent/stalwart-state", "s/w", 5) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    states=st.lists(st.integers(), min_size=1, max_size=8),
+    cut=st.integers(min_value=0, max_value=200),
+)
+def test_a_write_torn_by_a_kill_leaves_the_state_before_it(tmp_path_factory, states, cut):
+    d = str(tmp_path_factory.mktemp("state"))
+    f = StateFile(d, "s/w", 1)
+    for state in states:
+        f.write(state, (("r", state),))
+    f.close()
+    # the last write is torn at byte ``cut`` (a kill in the middle of it)
+    last = f.files[len(states) % 2]
+    data = last.read_bytes()  # (an earlier, longer record may have left bytes after it)
+    record = _HEADER.size + _HEADER.unpack_from(data)[2]
+    torn = cut < record
+    last.write_bytes(data[:cut] if torn else data)
+    found = latest(d, "s/w", 2)
+    if not torn:
+        assert found == (1, states[-1], (("r", states[-1]),))
+    elif len(states) > 1:
+        assert found == (1, states[-2], (("r", states[-2]),))
+    else:
+        assert found is None
