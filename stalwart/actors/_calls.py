@@ -254,7 +254,7 @@ class Caller(Timers):
         if msg.holder is not None:
             self._sw_resend_inflight(msg.path, msg.holder)
         elif msg.lost_inflight and msg.addresses:
-            self._sw_resend_inflight(msg.path)
+            self._sw_resend_inflight(msg.path, everything=msg.orphaned)
 
     def _sw_set_addresses(
         self, path: str, route: _Route, addresses: list[Any], stopped: bool = False
@@ -268,17 +268,18 @@ class Caller(Timers):
             if isinstance(held, Request) and held.id in self._sw_pending:
                 self._sw_pending[held.id].sent = True
 
-    def _sw_resend_inflight(self, path: str, holder: Any = None) -> None:
+    def _sw_resend_inflight(self, path: str, holder: Any = None, everything: bool = False) -> None:
         """Send again what the crashed instance of ``path`` was handling.
 
         With a ``holder`` (the supervisor starting the next instance) the requests go to
         it at once, to reach the new instance right after its start; without one, to
-        the new instance's address, unless they went to the holder already.
+        the new instance's address, unless they went to the holder already (and, with
+        ``everything``, even then: that holder died too).
         """
         for pending in list(self._sw_pending.values()):
             if pending.path != path or not pending.sent:
                 continue
-            if holder is None and pending.handed:
+            if holder is None and pending.handed and not everything:
                 pending.handed = False
                 continue
             pending.resends += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -379,6 +380,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
                 handler(self, msg, sender)
             except Exception as exc:
                 self._sw_flush_outbox()
+                if self._sw_saved is not None:
+                    self._sw_roll_back()
                 self._sw_report(msg, sender, exc)
                 return
             after = self._sw_after
@@ -430,6 +433,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             handler(self, msg, sender)
         except Exception as exc:
             self._sw_flush_outbox()
+            if self._sw_saved is not None:
+                self._sw_roll_back()
             self._sw_report(msg, sender, exc, failure_id)
             return False
         finally:
@@ -498,7 +503,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_dirty = False
         replies, self._sw_outbox = tuple(self._sw_outbox or ()), None
         if self._sw_saved is not None and self._sw_state_file is None:
-            self._sw_saved = pickle.dumps((state, ()), pickle.HIGHEST_PROTOCOL)
+            try:
+                self._sw_saved = pickle.dumps((state, ()), pickle.HIGHEST_PROTOCOL)
+            except Exception:
+                self.log.exception("%s: state does not pickle; a retry rolls back less", self.path)
         if self._sw_state_file is not None and self._sw_file(state, replies):
             for address, reply in replies:  # the state they reflect is safe: they can go
                 self.send(address, reply)
@@ -521,30 +529,40 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             saved = self._sw_state_file.write(state, tuple(filed.items()))
         except Exception:
             self.log.exception("%s: checkpoint not kept; its supervisor keeps it", self.path)
+            with contextlib.suppress(Exception):  # its older file must not win over that
+                self._sw_state_file.discard()
             self._sw_state_file = None
             return False
         if self._sw_saved is not None:
             self._sw_saved = saved
         return True
 
+    def _sw_roll_back(self) -> None:
+        """retry_from_checkpoint: a failed message leaves nothing for the next to build on."""
+        assert self._sw_saved is not None
+        try:
+            self.restore(pickle.loads(self._sw_saved)[0])
+        except Exception:
+            self.log.exception("%s: restore() failed after a failure", self.path)
+
     def _sw_restore_file(self, init: Init) -> None:
         """Take the newest checkpoint an earlier instance filed, if newer than ``init``'s."""
         self._sw_state_file = open_state(init.state_dir, init.path, init.incarnation)
         self._sw_durable = init.durable
-        try:
-            found = latest(init.state_dir, init.path, init.incarnation)
+        try:  # (its own number too: a predecessor the root never heard of may have had it)
+            found = latest(init.state_dir, init.path, init.incarnation + 1)
         except Exception:
             self.log.exception("%s: checkpoint unreadable; the supervisor's is used", self.path)
             return
         if found is None:
             return
         source, state, replies = found
+        for request_id, reply in replies:  # answered once, whichever state wins
+            self._sw_handled.setdefault(request_id, reply)
+            self._sw_filed[request_id] = reply
         newer = source > init.restored_from
         if newer or (source == init.restored_from and not init.restored_final):
             self.restored_state = state
-            for request_id, reply in replies:
-                self._sw_handled[request_id] = reply
-                self._sw_filed[request_id] = reply
 
     # -- the tree's protocol ------------------------------------------------------------
     def _sw_resolver(self) -> Any:
@@ -570,10 +588,16 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         if checkpointing and init.checkpoint == "message":
             self._sw_after = self._sw_checkpoint
             self._sw_checkpoint_each = True
-            if usable(init.state_dir):
+            # only where its supervisor forked it (or in its process): an instance placed on
+            # another node keeps its state with its supervisor, which any node can restore
+            local = init.supervisor_pid in (os.getpid(), os.getppid())
+            if local and usable(init.state_dir):
                 self._sw_restore_file(init)
             if init.retry_from_checkpoint:  # what a retry goes back to until the next one
-                self._sw_saved = pickle.dumps((self.restored_state, ()), pickle.HIGHEST_PROTOCOL)
+                try:
+                    self._sw_saved = pickle.dumps((self.restored_state, ()), -1)
+                except Exception:
+                    self.log.exception("%s: restored state does not pickle", self.path)
         elif checkpointing and isinstance(init.checkpoint, (int, float)):
             self._sw_after = self._sw_mark_dirty
             self.after(float(init.checkpoint), (WAKE, "checkpoint", float(init.checkpoint)))
@@ -670,7 +694,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         )
         try:
             if retry.level <= 2 and self._sw_saved is not None:  # retry_from_checkpoint
-                self.restore(pickle.loads(self._sw_saved)[0])
+                self.restore(pickle.loads(self._sw_saved)[0])  # (others' successes since)
             if retry.level <= 2:  # the hooks are for retries in place, not redeliveries
                 if retry.strategy == "adjust":
                     self.on_adjust(failure, retry.attempt)

@@ -115,13 +115,14 @@ def create_child(parent: Any, cls: Any, forks: bool, **kwargs: Any) -> Any:
     if not forks:
         return parent.createActor(cls, **kwargs)
     global _forked_by
-    _forked_by = os.getpid()  # what the child sees: it dies with this process
     # what the child inherits stays out of its garbage collector's way (no page is
     # copied just to be scanned); the parent's objects are collected as before
     gc.freeze()
+    _forked_by = os.getpid()  # what a child forked now sees: it dies with this process
     try:
         return _run_with_room(lambda: parent.createActor(cls, **kwargs))
     finally:
+        _forked_by = 0  # a process forked later, by anything else, is not such a child
         gc.unfreeze()
 
 
@@ -138,15 +139,15 @@ def die_with_parent() -> None:
     elsewhere nothing changes.
     """
     parent = _forked_by
-    if not parent or parent == os.getpid():
-        return  # not a forked actor process (the in-process base, or the root)
+    if not parent or parent == os.getpid() or os.getppid() not in (parent, 1):
+        return  # not an actor process create_child forked (the in-process base, the root)
     if sys.platform.startswith("linux"):
         import ctypes
 
         with contextlib.suppress(OSError, AttributeError):
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # it died before that took effect
+    if os.getppid() != parent:  # its parent died before that took effect
         os._exit(0)
 
 

@@ -8,7 +8,10 @@ earlier instance of its path. The file lives in the page cache; it survives its
 writer's death (not the host's).
 
 Each instance has a file of its own (``<path>.<incarnation>``), so an instance that
-is being replaced can never overwrite its successor's state. The file has two
+is being replaced can never overwrite its successor's state. An incarnation number
+can come round again (a supervisor killed before the root heard of its child's
+last instance starts the next one with the same number): the new instance then
+reads that file too, and its own writes carry higher sequence numbers. The file has two
 slots, written in turn; each carries a sequence number and a CRC, so a write torn
 by a kill leaves the other slot intact.
 
@@ -25,6 +28,7 @@ import os
 import pickle
 import shutil
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -65,7 +69,8 @@ class StateFile:
         base = self.directory / f"{_stem(path)}.{incarnation}"
         self.files = [Path(f"{base}.{slot}") for slot in _SLOT_FILES]
         self.fds: list[int] = []
-        self.seq = 0
+        slots = [_read_slot(f) for f in self.files]  # a predecessor with the same number
+        self.seq = max((s[0] for s in slots if s is not None), default=0)
         self.earlier_dropped = False
 
     def write(self, state: Any, replies: tuple[tuple[str, Any], ...]) -> bytes:
@@ -74,12 +79,24 @@ class StateFile:
             self.fds = [os.open(f, os.O_WRONLY | os.O_CREAT, 0o600) for f in self.files]
         payload = pickle.dumps((state, replies), pickle.HIGHEST_PROTOCOL)
         self.seq += 1
-        header = _HEADER.pack(_MAGIC, self.seq, len(payload), zlib.crc32(payload))
-        os.pwrite(self.fds[self.seq % 2], header + payload, 0)
+        record = _HEADER.pack(_MAGIC, self.seq, len(payload), zlib.crc32(payload)) + payload
+        written = os.pwrite(self.fds[self.seq % 2], record, 0)
+        while written < len(record):  # a short write (a signal, a full disk): the rest
+            more = os.pwrite(self.fds[self.seq % 2], record[written:], written)
+            if more <= 0:
+                raise OSError(f"checkpoint of {self.path}: wrote {written} of {len(record)} bytes")
+            written += more
         if not self.earlier_dropped:  # the state is ours now: earlier instances' can go
             self.earlier_dropped = True
             drop_earlier(str(self.directory), self.path, self.incarnation)
         return payload
+
+    def discard(self) -> None:
+        """Give up this file (it could not be written): readers use the supervisor's copy."""
+        self.close()
+        for f in self.files:
+            with contextlib.suppress(OSError):
+                f.unlink()
 
     def close(self) -> None:
         for fd in self.fds:
@@ -105,6 +122,9 @@ class StateTable:
             drop_earlier(self.name, self.path, self.incarnation)
         return payload
 
+    def discard(self) -> None:
+        _TABLES.get(self.name, {}).pop((self.path, self.incarnation), None)
+
     def close(self) -> None:
         pass
 
@@ -128,6 +148,35 @@ def new_table(name: str) -> str:
     directory = MEMORY + name
     _TABLES[directory] = {}
     return directory
+
+
+_DIR_PREFIX = "stalwart-state-"
+
+
+def new_state_dir() -> str:
+    """A folder for a multi-process system's checkpoint files, named after this process.
+
+    Folders left by systems whose starting process died without shutting down (a
+    SIGKILL) are removed first.
+    """
+    base = Path(tempfile.gettempdir())
+    with contextlib.suppress(OSError):
+        for entry in base.iterdir():
+            owner = entry.name[len(_DIR_PREFIX) :].split("-", 1)[0]
+            stale = entry.name.startswith(_DIR_PREFIX) and owner.isdigit()
+            if stale and not _alive(int(owner)):
+                shutil.rmtree(entry, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def drop_state(directory: str) -> None:

@@ -398,6 +398,7 @@ class AddressUpdate(msgspec.Struct, frozen=True):
     lost_inflight: bool = False
     holder: Any = None
     stopped: bool = False
+    orphaned: bool = False  # its last instance died with its supervisor (and what it held)
 
 
 class Undeliverable(msgspec.Struct, frozen=True):

@@ -55,6 +55,7 @@ class _Open:
         self.last_error = self.opened_mono
         self.restarts_at_open = restarts
         self.trial_at = 0.0  # when a held message was last retried as a trial (monotonic)
+        self.trials = 0
 
 
 def under(path: str, node: str) -> bool:
@@ -189,16 +190,18 @@ class Incidents:
                 self.close_incident(incident, "resolved")
                 return
             incident.trial_at = now
-            parent = self.registry.address_of(waiting[0].rsplit("/", 1)[0])
+            incident.trials += 1  # each waiting dependent in turn gives the trial
+            dependent = waiting[incident.trials % len(waiting)]
+            parent = self.registry.address_of(dependent.rsplit("/", 1)[0])
             if parent is not None:
-                self.send(parent, IncidentHold(cause, (waiting[0],), True, probe=True))
+                self.send(parent, IncidentHold(cause, (dependent,), True, probe=True))
         if now - incident.opened_mono >= self.incident_max_s:
             self.close_incident(incident, "expired")
         else:
             self.after(_CHECK_S, (WAKE, "incident", cause), key=("incident", cause))
 
     def waiting_dependents(self, incident: _Open) -> list[str]:
-        """The dependents holding messages for ``incident`` (the first is the next trial's)."""
+        """The dependents holding messages for ``incident``."""
         entries = self.registry.entries
         return [
             d

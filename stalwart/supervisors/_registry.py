@@ -227,9 +227,15 @@ class Registry:
     def subscribers(self, path: str) -> list[Any]:
         return [address for _, address in self._subscribers.get(path, {}).values()]
 
-    def pids_under(self, path: str) -> list[int]:
+    def pids_under(self, path: str, node: str) -> list[int]:
+        """Processes of the actors below ``path`` that run on ``node`` (a pid means nothing
+        on another host)."""
         prefix = path + "/"
-        return [e.pid for p, e in self.entries.items() if p.startswith(prefix) and e.pid]
+        return [
+            e.pid
+            for p, e in self.entries.items()
+            if p.startswith(prefix) and e.pid and e.node == node
+        ]
 
     def drop_under(self, path: str) -> list[str]:
         """The subtree below ``path`` is gone (its supervisor crashed): returns its paths.
@@ -241,7 +247,7 @@ class Registry:
         dropped = []
         for p, e in self.entries.items():
             if p.startswith(prefix):
-                if e.available and e.kind != "supervisor":
+                if e.kind != "supervisor":  # (one restarting may hold requests handed to it)
                     self.lost_with_supervisor.add(p)
                 e.available, e.pid, e.state, e.removed = False, 0, "restarting", False
                 dropped.append(p)

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 import psutil
 
+from ..actors._placement import NODE_ENV
 from ..actors._runtime import (
     ActorExitRequest,
     ActorSystemMessage,
@@ -425,7 +426,7 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
         self.kill_subtree(msg.path)
 
     def kill_subtree(self, path: str) -> None:
-        for pid in self.registry.pids_under(path):
+        for pid in self.registry.pids_under(path, os.environ.get(NODE_ENV, "")):
             if pid and pid != os.getpid():
                 try:
                     os.kill(pid, signal.SIGKILL)

@@ -71,7 +71,8 @@ class Routing(Caller):
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
-        self.push(msg.path, msg.lost_inflight or self.registry.take_lost(msg.path))
+        orphaned = self.registry.take_lost(msg.path)  # died with its supervisor
+        self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned)
         self.incident_holds_for(msg)
         self.answer_when_all_registered()
 
@@ -93,7 +94,9 @@ class Routing(Caller):
     def on_state(self, msg: StateNote, sender: Any) -> None:
         self.registry.note_state(msg)
 
-    def push(self, path: str, lost_inflight: bool = False, holder: Any = None) -> None:
+    def push(
+        self, path: str, lost_inflight: bool = False, holder: Any = None, orphaned: bool = False
+    ) -> None:
         """Tell every subscriber of ``path`` (and of its replica group) its new addresses."""
         for p in self.registry.affected(path):
             update = AddressUpdate(
@@ -102,6 +105,7 @@ class Routing(Caller):
                 lost_inflight,
                 holder if p == path else None,
                 self.registry.stopped(p),
+                orphaned,
             )
             for subscriber in self.registry.subscribers(p):
                 self.send(subscriber, update)

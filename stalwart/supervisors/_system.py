@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ import msgspec
 
 from ..actors._placement import NODE, NODE_ENV
 from ..actors._runtime import InvalidActorAddress, environment, new_system
-from ..actors._state_file import drop_state, new_table
+from ..actors._state_file import drop_state, new_state_dir, new_table
 from ..actors._timers import CLOCKS, ExternalClock
 from ..actors.errors import BadMessage, StalwartError, SystemStopped, UnknownPath
 from ..actors.messages import Chaos, ErrorReply, RecoveryRequest, RecoveryResult
@@ -599,7 +598,7 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
         if opts.base == "simple":
             system._state_dir = new_table(f"{os.getpid()}-{id(system)}")
         else:
-            system._state_dir = tempfile.mkdtemp(prefix="stalwart-state-")
+            system._state_dir = new_state_dir()
         system._boot(opts.start_timeout_s + _MARGIN_S)
     except BaseException:
         if system is not None:

@@ -263,10 +263,11 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
       reflects is kept, so a crash right after it loses nothing acknowledged), a
       number of seconds between checkpoints (cheaper: answers do not wait, and a
       crash loses what changed since the last one), or ``"off"``.
-    - ``retry_from_checkpoint``: before each level 1-2 retry, the actor is put back
-      to its last checkpoint (its ``restore``), so a retry never builds on what
-      the failed attempt half changed. Off by default (retries run on the state
-      the failure left); needs ``checkpoint="message"``.
+    - ``retry_from_checkpoint``: when a message fails, the actor is put back to its
+      last checkpoint (its ``restore``) before it handles anything else, and again
+      before each level 1-2 retry: neither the retry nor the messages in between
+      build on what the failed attempt half changed. Off by default (retries run
+      on the state the failure left); needs ``checkpoint="message"``.
     - ``fallback``: a reply the tree may send instead when the message keeps failing.
     - ``durable``: keep its checkpoints in the recovery store, so its state survives a
       restart of the whole system (needs ``start(..., store=...)`` with a file).

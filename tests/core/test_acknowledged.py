@@ -30,6 +30,7 @@ BIG = 8 * 1024 * 1024  # a large state: 8 MB of ballast checkpointed after every
 
 
 def kill(pid):
+    assert pid > 0  # (0 would be this test's own process group)
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: process_gone(pid), timeout=15)
 

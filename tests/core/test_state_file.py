@@ -35,6 +35,23 @@ def test_an_instance_drops_earlier_files_once_it_has_written_its_own(tmp_path):
     assert latest(d, "a/bc", 5) is None
 
 
+def test_an_incarnation_number_that_comes_round_again_reads_and_then_beats_its_namesake(
+    tmp_path,
+):
+    # a supervisor killed before the root heard of its child's last instance starts the
+    # next one with the same number: it reads what its namesake kept, and its own writes win
+    d = str(tmp_path)
+    namesake = StateFile(d, "s/w", 4)
+    for n in (1, 2, 3):
+        namesake.write(n, ())
+    namesake.close()
+    assert latest(d, "s/w", 5) == (4, 3, ())
+    again = StateFile(d, "s/w", 4)
+    again.write("mine", ())
+    again.close()
+    assert latest(d, "s/w", 5) == (4, "mine", ())
+
+
 def test_a_missing_directory_has_no_state():
     assert latest("/nonexistent/stalwart-state", "s/w", 5) is None
 
@@ -63,3 +80,24 @@ def test_a_write_torn_by_a_kill_leaves_the_state_before_it(tmp_path_factory, sta
         assert found == (1, states[-2], (("r", states[-2]),))
     else:
         assert found is None
+
+
+def test_a_new_state_folder_sweeps_those_whose_starting_process_died(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from stalwart.actors._state_file import drop_state, new_state_dir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"stalwart-state-{gone.pid}-abc"
+    live = tmp_path / f"stalwart-state-{os.getpid()}-def"
+    stale.mkdir()
+    live.mkdir()
+    made = new_state_dir()
+    assert not stale.exists() and live.exists()
+    assert os.path.basename(made).startswith(f"stalwart-state-{os.getpid()}-")
+    drop_state(made)
+    assert not os.path.exists(made)
