@@ -254,9 +254,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         return None
 
     def restore(self, state: Any) -> None:
-        """Go back to ``state``, the last checkpoint (a copy), before a level 1-2 retry.
+        """Go back to ``state``, the last checkpoint (a copy), after a message failed.
 
-        Runs only with ``Child(..., retry_from_checkpoint=True)``. By default it sets
+        Runs only with ``Child(..., retry_from_checkpoint=True)``: right after the
+        failure, and again before each level 1-2 retry. By default it sets
         ``restored_state`` and runs ``on_start`` again: override it when ``on_start``
         does more than read the state (opens connections, starts timers...).
         """

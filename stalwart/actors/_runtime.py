@@ -65,6 +65,7 @@ __all__ = [
     "die_with_parent",
     "environment",
     "new_system",
+    "pid_alive",
     "stalwart_system",
 ]
 
@@ -149,6 +150,17 @@ def die_with_parent() -> None:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # its parent died before that took effect
         os._exit(0)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if a process ``pid`` exists (ours to signal or not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def child_process_gone(pid: int) -> bool:

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ._runtime import pid_alive
+
 MEMORY = "memory:"  # a state directory that is a table in this process
 _TABLES: dict[str, dict[tuple[str, int], bytes]] = {}
 _MAGIC = b"SWCK"
@@ -164,19 +166,9 @@ def new_state_dir() -> str:
         for entry in base.iterdir():
             owner = entry.name[len(_DIR_PREFIX) :].split("-", 1)[0]
             stale = entry.name.startswith(_DIR_PREFIX) and owner.isdigit()
-            if stale and not _alive(int(owner)):
+            if stale and not pid_alive(int(owner)):
                 shutil.rmtree(entry, ignore_errors=True)
     return tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def drop_state(directory: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..actors import ManagedActor, MemoryLevel, RecoveryRequest
 from ..actors._memory import collect_garbage
+from ..actors._runtime import pid_alive
 from ..actors.messages import MemoryFreed, MemoryPressure
 from ..supervisors._bases import SessionWatch, session_processes
 from ..supervisors.messages import GatewayQuery, GatewayReply, MemoryEvent, ShedLoad
@@ -86,7 +87,7 @@ class MemoryPressureActor(ManagedActor):
         now = time.monotonic()
         if (
             now - self._scanned >= _RESCAN_S
-            or any(not _alive(p) for p in self._pids)
+            or any(not pid_alive(p) for p in self._pids)
             or self._session.joined()
         ):
             self._pids = [os.getpid(), *(p.pid for p in session_processes(self._session.sid))]
@@ -237,16 +238,6 @@ class MemoryPressureActor(ManagedActor):
 
     def receiveMsg_RecoveryResult(self, msg: Any, sender: Any) -> None:
         pass  # the restart is recorded by the tree
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _memory_event(report: CleanupReport) -> MemoryEvent:
