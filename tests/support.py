@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -579,6 +580,20 @@ def pids_in(marker: str | Path) -> list[int]:
     return [int(line) for line in marker.read_text().split()] if marker.exists() else []
 
 
+def sigkill(pid: int) -> None:
+    """SIGKILL ``pid`` and wait until it is gone."""
+    assert pid > 0  # (0 would be the test's own process group)
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: process_gone(pid), timeout=15)
+
+
+def sigkill_actor(system: Any, path: str) -> int:
+    """SIGKILL the process of the actor at ``path`` from outside (OTP's ``exit(Pid, kill)``)."""
+    pid = int(system.status()[path].pid)
+    sigkill(pid)
+    return pid
+
+
 def process_gone(pid: int) -> bool:
     """The process is gone (or a zombie: dead, not yet reaped by its parent)."""
     import psutil
@@ -819,3 +834,41 @@ class SlowStarter(ManagedActor):
 
     def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
         self.reply(sender, Pong(msg.n, self.path, os.getpid(), self.incarnation, {}))
+
+
+class Note(msgspec.Struct, frozen=True):
+    """Add ``value`` to an ``OrderLog``; with ``started``, the first time create that file
+    and sleep ``sleep_s`` (a handler to be killed in)."""
+
+    value: int
+    started: str = ""
+    sleep_s: float = 0.0
+
+
+class NoteAsked(msgspec.Struct, frozen=True):
+    """Add ``value`` to an ``OrderLog`` and answer how many it holds."""
+
+    value: int
+
+
+class OrderLog(ManagedActor):
+    """Keeps (and checkpoints) every value it was sent, in the order it handled them."""
+
+    def on_start(self) -> None:
+        self.values: list[int] = list(self.restored_state or [])
+
+    def snapshot(self) -> Any:
+        return self.values
+
+    def receiveMsg_Note(self, msg: Note, sender: Any) -> None:
+        if msg.started and not os.path.exists(msg.started):  # (only the first time)
+            Path(msg.started).touch()
+            time.sleep(msg.sleep_s)
+        self.values.append(msg.value)
+
+    def receiveMsg_NoteAsked(self, msg: NoteAsked, sender: Any) -> None:
+        self.values.append(msg.value)
+        self.reply(sender, len(self.values))
+
+    def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
+        self.reply(sender, list(self.values))

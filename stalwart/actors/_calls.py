@@ -21,6 +21,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from ._order import Outbox
 from ._timers import WAKE, Timers
 from .errors import (
     ActorStopped,
@@ -32,6 +35,7 @@ from .errors import (
     UnknownPath,
 )
 from .messages import (
+    Acked,
     AddressUpdate,
     ErrorReply,
     LostRequest,
@@ -39,7 +43,10 @@ from .messages import (
     Request,
     Resolve,
     Resolved,
+    Resync,
     RouteState,
+    SendAgain,
+    Told,
     Undeliverable,
 )
 
@@ -49,15 +56,42 @@ MAX_RESENDS = 5
 HOLD_LIMIT = 10_000  # messages that may wait for one path
 HOP_MARGIN_S = 0.1  # a call made for a request ends this long before that request's deadline
 DEADLINE_MARGIN_S = 0.15  # a request still waiting for its path is answered this long before
+STOPPED_GRACE_S = 1.0  # a path stopped for good: tells unconfirmed this long after are dead
+
+_NUMBERED: dict[type, bool] = {}  # message type -> numbered on its channel
+
+
+def numbered(kind: type) -> bool:
+    """True for the workload's own messages (numbered, in order, sent again after a crash).
+
+    The framework's instructions (chaos, memory pressure, telemetry...) are not: they
+    are about one instance, and a crash makes them moot.
+    """
+    known = _NUMBERED.get(kind)
+    if known is None:
+        known = _NUMBERED[kind] = not kind.__module__.startswith("stalwart.")
+    return known
+
 
 OnReply = Callable[[Any], None]
 OnError = Callable[[StalwartError], None]
 
 
 class _Route:
-    __slots__ = ("addresses", "blocked_until", "next", "resolved", "stopped", "waiting")
+    __slots__ = (
+        "addresses",
+        "blocked_until",
+        "group",
+        "next",
+        "out",
+        "resolved",
+        "stopped",
+        "waiting",
+    )
 
     def __init__(self) -> None:
+        self.out = Outbox()  # numbered messages the path has not confirmed
+        self.group = False  # a replica group: no order across its members
         self.addresses: list[Any] = []
         self.next = 0
         self.resolved = False
@@ -164,8 +198,8 @@ class Caller(Timers):
         route = self._sw_route(path)
         if route.addresses and not route.waiting:
             addresses = route.addresses
-            if len(addresses) == 1:
-                self.send(addresses[0], msg)
+            if len(addresses) == 1 and not route.group:
+                self.send(addresses[0], self._sw_number(route, msg))
             else:
                 route.next = (route.next + 1) % len(addresses)
                 self.send(addresses[route.next], msg)
@@ -178,6 +212,66 @@ class Caller(Timers):
         else:
             route.waiting.append(msg)
         return False
+
+    def _sw_number(self, route: _Route, msg: Any) -> Any:
+        """``msg`` with the next number of this sender's channel to the route's path."""
+        kind = type(msg)
+        out = route.out
+        if kind is Request:
+            if msg.seq:
+                return msg
+            seq, base = out.number()
+            msg = msgspec.structs.replace(msg, chan=self._sw_id_prefix, seq=seq, base=base)
+            pending = self._sw_pending.get(msg.id)
+            if pending is not None:
+                pending.request = msg  # sent again with the same number
+        elif numbered(kind):
+            seq, base = out.number()
+            msg = Told(msg, self._sw_id_prefix, seq, base, self.myAddress)
+        else:  # numbered already (Told), someone else's (Forwarded), or the framework's
+            return msg
+        out.unacked[seq] = msg
+        return msg
+
+    def _sw_send_unconfirmed(self, path: str, route: _Route, address: Any) -> None:
+        """The path's instance died: send again, in order, every tell it had not confirmed.
+
+        A tell that was unconfirmed at ``MAX_RESENDS`` deaths becomes a dead letter: it
+        may be what kills the process.
+        """
+        out = route.out
+        for seq, msg in list(out.unacked.items()):
+            if type(msg) is not Told:
+                continue
+            tries = out.resends[seq] = out.resends.get(seq, 0) + 1
+            if tries > MAX_RESENDS:
+                del out.unacked[seq], out.resends[seq]
+                error = ActorStopped(
+                    f"{path} died {MAX_RESENDS + 1} times before confirming it"
+                    " (it may be what kills the process)",
+                    path,
+                )
+                self._sw_undeliverable(path, msg.message, error)
+        base = out.base()
+        for msg in list(out.unacked.values()):
+            if type(msg) is Told:
+                self.send(address, msgspec.structs.replace(msg, base=base))
+
+    def _sw_on_acked(self, msg: Acked) -> None:
+        route = self._sw_routes.get(msg.path)
+        if route is not None and msg.chan == self._sw_id_prefix:
+            route.out.confirm(msg.upto)
+
+    def _sw_on_send_again(self, msg: SendAgain, sender: Any) -> None:
+        """A receiver misses a message of this channel: say what was confirmed, resend the rest."""
+        route = self._sw_routes.get(msg.path)
+        if route is None or msg.chan != self._sw_id_prefix:
+            return
+        out = route.out
+        base = out.base()
+        self.send(sender, Resync(msg.chan, base))
+        for item in list(out.unacked.values()):
+            self.send(sender, msgspec.structs.replace(item, base=base))
 
     def _sw_call(
         self,
@@ -235,6 +329,7 @@ class Caller(Timers):
             for held in waiting:
                 self._sw_fail_held(held, UnknownPath(msg.error, msg.path), msg.path)
             return
+        route.group = msg.group
         self._sw_set_addresses(msg.path, route, list(msg.addresses), msg.stopped)
 
     def _sw_on_route_state(self, msg: RouteState) -> None:
@@ -250,6 +345,9 @@ class Caller(Timers):
         route = self._sw_routes.get(msg.path)
         if route is None:
             return
+        route.group = msg.group
+        if msg.lost_inflight and msg.addresses and len(msg.addresses) == 1:
+            self._sw_send_unconfirmed(msg.path, route, msg.addresses[0])  # died with it
         self._sw_set_addresses(msg.path, route, list(msg.addresses), msg.stopped)
         if msg.holder is not None:
             self._sw_resend_inflight(msg.path, msg.holder)
@@ -260,6 +358,8 @@ class Caller(Timers):
         self, path: str, route: _Route, addresses: list[Any], stopped: bool = False
     ) -> None:
         route.addresses, route.stopped = addresses, stopped and not addresses
+        if route.stopped and route.out.unacked:  # confirmations may still be on their way
+            self.after(STOPPED_GRACE_S, (WAKE, "unconfirmed", path), key=("unconfirmed", path))
         if not route.waiting or not (addresses or route.stopped):
             return
         waiting, route.waiting = route.waiting, []
@@ -267,6 +367,30 @@ class Caller(Timers):
             self._sw_send_path(path, held)
             if isinstance(held, Request) and held.id in self._sw_pending:
                 self._sw_pending[held.id].sent = True
+
+    def _sw_caller_timer(self, kind: str, arg: Any) -> bool:
+        """Handle a timer of this mixin's (True if ``kind`` was one)."""
+        if kind == "call-timeout":
+            self._sw_on_call_timeout(arg)
+        elif kind == "unconfirmed":
+            self._sw_unconfirmed_dead(arg)
+        else:
+            return False
+        return True
+
+    def _sw_unconfirmed_dead(self, path: str) -> None:
+        """The path stopped for good: tells it never confirmed become dead letters."""
+        route = self._sw_routes.get(path)
+        if route is None or not route.stopped:
+            return
+        unacked, route.out.unacked = route.out.unacked, {}
+        for msg in unacked.values():
+            if type(msg) is Told:
+                error = ActorStopped(
+                    f"{path} stopped for good before confirming it (it may have been handled)",
+                    path,
+                )
+                self._sw_undeliverable(path, msg.message, error)
 
     def _sw_resend_inflight(self, path: str, holder: Any = None, everything: bool = False) -> None:
         """Send again what the crashed instance of ``path`` was handling.
@@ -312,8 +436,10 @@ class Caller(Timers):
         self.cancel(request_id)
         if pending is not None:
             route = self._sw_routes.get(pending.path)
-            if route is not None and pending.request in route.waiting:
-                route.waiting.remove(pending.request)
+            if route is not None:
+                if pending.request in route.waiting:
+                    route.waiting.remove(pending.request)
+                route.out.unacked.pop(pending.request.seq, None)
         return pending
 
     def _sw_on_reply(self, msg: Reply) -> None:
@@ -322,6 +448,11 @@ class Caller(Timers):
         if pending is None:
             log.debug("late reply %s ignored (timed out or answered already)", msg.id)
             return
+        seq = pending.request.seq
+        if seq:  # handled in order: everything before it was handled too
+            route = self._sw_routes.get(pending.path)
+            if route is not None:
+                route.out.confirm(seq)
         value = msg.value
         if isinstance(value, ErrorReply):
             self._sw_callback(pending, pending.on_error, value.exception())

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
+from ._order import ACK_S, GAP_S, Lane, Lanes
 from ._placement import NODE_ENV, satisfies
 from ._runtime import (
     ActorExitRequest,
@@ -27,6 +28,7 @@ from ._state_file import StateFile, StateTable, latest, open_state, usable
 from ._timers import TICK, WAKE
 from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, UnknownMessage
 from .messages import (
+    Acked,
     AddressUpdate,
     Batch,
     Chaos,
@@ -52,16 +54,19 @@ from .messages import (
     ReplyTo,
     Request,
     Resolved,
+    Resync,
     Retire,
     Retired,
     Retry,
     RetryOutcome,
     RouteState,
     RunHooks,
+    SendAgain,
     Started,
     StoppedNormally,
     Stray,
     Successor,
+    Told,
 )
 
 Handler = Callable[[Any, Any, Any], None]
@@ -75,6 +80,10 @@ _INTERNAL: dict[type, str] = {
     Init: "_sw_on_init",
     Retry: "_sw_on_retry",
     Request: "_sw_on_request",
+    Told: "_sw_on_told",
+    Acked: "_sw_on_acked_msg",
+    SendAgain: "_sw_on_send_again_msg",
+    Resync: "_sw_on_resync",
     Forwarded: "_sw_on_forwarded",
     GaveUp: "_sw_on_gave_up",
     Handover: "_sw_on_handover",
@@ -104,7 +113,7 @@ def redirectable(msg: Any) -> bool:
     """
     if isinstance(msg, ActorSystemMessage):
         return False
-    return type(msg) not in _INTERNAL or type(msg) in (Request, Forwarded)
+    return type(msg) not in _INTERNAL or type(msg) in (Request, Forwarded, Told)
 
 
 def brief_traceback(exc: BaseException, limit: int = 12) -> str:
@@ -190,6 +199,9 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_durable = False  # its supervisor also keeps each checkpoint in the store
         self._sw_saved: bytes | None = None  # the last checkpoint, for retry_from_checkpoint
         self._sw_filed: OrderedDict[str, Any] = OrderedDict()  # answers kept with the file
+        self._sw_lanes = Lanes()  # senders' channels: handled in order, each message once
+        self._sw_ack_due = False
+        self._sw_gap_due = False
         self.degraded: set[str] = set()
         self._sw_msg: Any = None
         self._sw_sender: Any = None
@@ -333,8 +345,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
     def tell(self, target: Any, msg: Any) -> None:
         """Send ``msg`` to an actor path (``"shop/db"``) or address; no reply expected.
 
-        Messages to an actor that is restarting are held and delivered, in
-        order, once it is back.
+        To a path: this actor's messages to it are handled in the order sent, each
+        once, across its restarts; messages to an actor that is restarting wait
+        and go once it is back; what its process was handling or had queued when
+        it died is sent again. To an address: plain Thespian delivery.
         """
         if isinstance(target, str):
             self._sw_send_path(target, msg)
@@ -366,6 +380,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
 
     def stop(self) -> None:
         """Stop this actor normally (a ``permanent`` child is started again, others are not)."""
+        self._sw_send_acks()
         self.send(self.supervisor, StoppedNormally(self.path, self.incarnation))
         self._sw_retire(forward=False)
 
@@ -527,7 +542,9 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         while len(filed) > _REPLIES_FILED:
             filed.popitem(last=False)
         try:
-            saved = self._sw_state_file.write(state, tuple(filed.items()))
+            saved = self._sw_state_file.write(
+                state, tuple(filed.items()), self._sw_lanes.snapshot()
+            )
         except Exception:
             self.log.exception("%s: checkpoint not kept; its supervisor keeps it", self.path)
             with contextlib.suppress(Exception):  # its older file must not win over that
@@ -557,7 +574,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             return
         if found is None:
             return
-        source, state, replies = found
+        source, state, replies, marks = found
+        self._sw_lanes.learn(marks)
         for request_id, reply in replies:  # answered once, whichever state wins
             self._sw_handled.setdefault(request_id, reply)
             self._sw_filed[request_id] = reply
@@ -581,6 +599,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self.log = logging.getLogger(f"stalwart.actor.{init.path.replace('/', '.')}")
         for request_id, reply in init.replies:
             self._sw_handled[request_id] = reply
+        self._sw_lanes.learn(init.marks)
         if init.supervisor_pid and init.supervisor_pid != os.getpid():
             # a process of its own, forked from its supervisor: what it inherited lives
             # as long as it does, so the garbage collector need not scan it again
@@ -642,6 +661,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
     def _sw_redeliver(self, msg: Any, sender: Any, failure_id: int | None) -> None:
         if type(msg) is Handover:
             self._sw_on_handover(msg, sender)
+        elif type(msg) is Told:
+            self._sw_on_told(msg, sender)
         elif isinstance(msg, Request):
             self._sw_on_request(msg, sender, failure_id)
         elif self._sw_dispatch(msg, sender, failure_id) and failure_id is not None:
@@ -651,6 +672,100 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         if self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(req, sender)
             return
+        if req.seq and failure_id is None:
+            self._sw_in_order(req, sender)
+        else:
+            self._sw_handle_request(req, sender, failure_id)
+
+    # -- each sender's messages in order, once --------------------------------------------
+    def _sw_on_told(self, msg: Told, sender: Any) -> None:
+        if self._sw_mode != _RUNNING:
+            self._sw_hold_or_forward(msg, sender)
+        else:
+            self._sw_in_order(msg, sender)
+
+    def _sw_in_order(self, msg: Told | Request, sender: Any) -> None:
+        """Handle ``msg`` if it is its channel's next; hold it back if it overtook one."""
+        lane = self._sw_lanes.lane(msg.chan, msg.base, msg.reply_to)
+        if lane.early and min(lane.early) < lane.expected:
+            self._sw_drop_handled(lane)
+        if msg.seq == lane.expected:
+            self._sw_run_lane(lane, msg, sender)
+        elif msg.seq > lane.expected:
+            lane.early[msg.seq] = (msg, sender)
+            if not self._sw_gap_due:
+                self._sw_gap_due = True
+                self.after(GAP_S, (WAKE, "gap"), key="gap")
+        else:
+            self._sw_handle_again(msg, sender)
+
+    def _sw_run_lane(self, lane: Lane, msg: Told | Request, sender: Any) -> None:
+        while True:
+            lane.expected = msg.seq + 1
+            if isinstance(msg, Request):
+                self._sw_handle_request(msg, sender)
+            else:  # confirmed once handled: by the timer, or as the actor stops (from there)
+                lane.owed = True
+                if not self._sw_ack_due:
+                    self._sw_ack_due = True
+                    self.after(ACK_S, (WAKE, "ack"), key="ack")
+                self.receiveMessage(msg.message, msg.reply_to)
+            if self._sw_mode != _RUNNING or not lane.early:
+                return
+            nxt = lane.early.pop(lane.expected, None)
+            if nxt is None:
+                return
+            msg, sender = nxt
+
+    def _sw_handle_again(self, msg: Told | Request, sender: Any) -> None:
+        """A message its channel had already: a request is answered (once); a tell dropped."""
+        if isinstance(msg, Request):
+            self._sw_handle_request(msg, sender)
+        else:
+            self.log.debug("%s: tell %s of %s handled already", self.path, msg.seq, msg.chan)
+
+    def _sw_drop_handled(self, lane: Lane) -> None:
+        for seq in [s for s in lane.early if s < lane.expected]:
+            self._sw_handle_again(*lane.early.pop(seq))
+        nxt = lane.early.pop(lane.expected, None)
+        if nxt is not None:
+            self._sw_run_lane(lane, *nxt)
+
+    def _sw_on_resync(self, msg: Resync, sender: Any) -> None:
+        lane = self._sw_lanes.lanes.get(msg.chan)
+        if lane is not None and msg.base > lane.expected and self._sw_mode == _RUNNING:
+            lane.expected = msg.base
+            self._sw_drop_handled(lane)
+
+    def _sw_send_acks(self) -> None:
+        self._sw_ack_due = False
+        for chan, lane in self._sw_lanes.lanes.items():
+            if lane.owed:
+                lane.owed = False
+                self.send(lane.reply_to, Acked(self.path, chan, lane.expected - 1))
+
+    def _sw_look_at_gaps(self) -> None:
+        """Held-back messages still wait for a missing one: ask their senders again."""
+        self._sw_gap_due = False
+        waiting = False
+        for chan, lane in self._sw_lanes.lanes.items():
+            if not lane.early:
+                continue
+            waiting = True
+            if lane.gap_mark == lane.expected:  # no progress since the last look
+                self.send(lane.reply_to, SendAgain(self.path, chan, lane.expected))
+            lane.gap_mark = lane.expected
+        if waiting and self._sw_mode == _RUNNING:
+            self._sw_gap_due = True
+            self.after(GAP_S, (WAKE, "gap"), key="gap")
+
+    def _sw_on_acked_msg(self, msg: Acked, sender: Any) -> None:
+        self._sw_on_acked(msg)
+
+    def _sw_on_send_again_msg(self, msg: SendAgain, sender: Any) -> None:
+        self._sw_on_send_again(msg, sender)
+
+    def _sw_handle_request(self, req: Request, sender: Any, failure_id: int | None = None) -> None:
         if failure_id is None and req.deadline and time.time() > req.deadline:
             # its caller has given up (and was told so): nobody waits for what it would do
             self.log.debug("%s: request %s came after its deadline; not handled", self.path, req.id)
@@ -880,7 +995,11 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
                     final, has_state = self.snapshot(), True
                 except Exception:
                     self.log.exception("%s: snapshot() failed at stop", self.path)
-        self.send(self.supervisor, Retired(self.path, self.incarnation, final, has_state))
+        lanes = self._sw_lanes
+        self._sw_held[:0] = lanes.held_back()  # for the successor, ahead of what came since
+        self._sw_send_acks()
+        retired = Retired(self.path, self.incarnation, final, has_state, lanes.snapshot())
+        self.send(self.supervisor, retired)
         if not forward:
             self._sw_exit()
         # a forwarding instance lives until its supervisor sends Release
@@ -931,8 +1050,12 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
                 self._sw_dispatch(WakeupMessage(0, payload), self.myAddress)
             return
         kind = payload[1]
-        if kind == "call-timeout":
-            self._sw_on_call_timeout(payload[2])
+        if self._sw_caller_timer(kind, payload[-1]):
+            pass
+        elif kind == "ack":
+            self._sw_send_acks()
+        elif kind == "gap":
+            self._sw_look_at_gaps()
         elif kind == "release":
             self._sw_on_release(None, None)
         elif kind == "checkpoint" and self._sw_mode == _RUNNING:

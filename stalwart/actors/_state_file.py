@@ -4,8 +4,9 @@ On the multi-process bases every actor instance that checkpoints writes its stat
 (and the answers it gave lately) to a file in the system's state directory before
 any reply leaves. A SIGKILL of the actor, of its supervisor or of both cannot take
 an acknowledged state with it: the next instance reads the newest file of an
-earlier instance of its path. The file lives in the page cache; it survives its
-writer's death (not the host's).
+earlier instance of its path. With the state go the marks of the senders'
+channels (how far it handled each), so the next instance handles none twice.
+The file lives in the page cache; it survives its writer's death (not the host's).
 
 Each instance has a file of its own (``<path>.<incarnation>``), so an instance that
 is being replaced can never overwrite its successor's state. An incarnation number
@@ -42,6 +43,9 @@ _MAGIC = b"SWCK"
 _HEADER = struct.Struct("<4sQQI")  # magic, sequence, payload length, crc32 of the payload
 _SLOT_FILES = ("a", "b")
 
+Marks = tuple[tuple[str, int], ...]  # per sender channel, the next message number to handle
+Found = tuple[int, Any, tuple[Any, ...], Marks]  # (incarnation, state, replies, marks)
+
 
 def _stem(path: str) -> str:
     return quote(path, safe="").replace(".", "%2E")  # no dot: it separates the fields
@@ -75,11 +79,11 @@ class StateFile:
         self.seq = max((s[0] for s in slots if s is not None), default=0)
         self.earlier_dropped = False
 
-    def write(self, state: Any, replies: tuple[tuple[str, Any], ...]) -> bytes:
-        """Keep ``(state, replies)``; returns (their pickle) once a later reader would find it."""
+    def write(self, state: Any, replies: tuple[tuple[str, Any], ...], marks: Marks = ()) -> bytes:
+        """Keep ``(state, replies, marks)``; returns their pickle once a later reader finds it."""
         if not self.fds:
             self.fds = [os.open(f, os.O_WRONLY | os.O_CREAT, 0o600) for f in self.files]
-        payload = pickle.dumps((state, replies), pickle.HIGHEST_PROTOCOL)
+        payload = pickle.dumps((state, replies, marks), pickle.HIGHEST_PROTOCOL)
         self.seq += 1
         record = _HEADER.pack(_MAGIC, self.seq, len(payload), zlib.crc32(payload)) + payload
         written = os.pwrite(self.fds[self.seq % 2], record, 0)
@@ -114,11 +118,12 @@ class StateTable:
         self.name, self.path, self.incarnation = name, path, incarnation
         self.earlier_dropped = False
 
-    def write(self, state: Any, replies: tuple[tuple[str, Any], ...]) -> bytes:
+    def write(self, state: Any, replies: tuple[tuple[str, Any], ...], marks: Marks = ()) -> bytes:
         table = _TABLES.get(self.name)
         if table is None:
             raise OSError(f"the state table {self.name} is gone (the system stopped)")
-        payload = table[(self.path, self.incarnation)] = pickle.dumps((state, replies), -1)
+        payload = pickle.dumps((state, replies, marks), -1)
+        table[(self.path, self.incarnation)] = payload
         if not self.earlier_dropped:
             self.earlier_dropped = True
             drop_earlier(self.name, self.path, self.incarnation)
@@ -179,10 +184,15 @@ def drop_state(directory: str) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def latest(directory: str, path: str, before: int) -> tuple[int, Any, tuple[Any, ...]] | None:
+def _found(incarnation: int, payload: bytes) -> Found:
+    state, replies, *rest = pickle.loads(payload)
+    return incarnation, state, tuple(replies), tuple(rest[0]) if rest else ()
+
+
+def latest(directory: str, path: str, before: int) -> Found | None:
     """The newest state an instance of ``path`` earlier than ``before`` wrote.
 
-    Returns ``(incarnation, state, replies)``, or None if there is none (or the
+    Returns ``(incarnation, state, replies, marks)``, or None if there is none (or the
     directory does not exist, as on a host that is not the leader's).
     """
     if directory.startswith(MEMORY):
@@ -194,8 +204,7 @@ def latest(directory: str, path: str, before: int) -> tuple[int, Any, tuple[Any,
         payload = table.get((path, newest))
         if payload is None:
             return None
-        state, replies = pickle.loads(payload)
-        return newest, state, tuple(replies)
+        return _found(newest, payload)
     found: list[tuple[int, Path]] = []
     stem = _stem(path)
     with contextlib.suppress(OSError):
@@ -209,9 +218,7 @@ def latest(directory: str, path: str, before: int) -> tuple[int, Any, tuple[Any,
         slots = [_read_slot(f) for i, f in found if i == incarnation]
         valid = [s for s in slots if s is not None]
         if valid:
-            _, payload = max(valid)
-            state, replies = pickle.loads(payload)
-            return incarnation, state, tuple(replies)
+            return _found(incarnation, max(valid)[1])
     return None
 
 

@@ -178,6 +178,7 @@ class Init(msgspec.Struct, frozen=True):
     restored_final: bool = False  # ``restored_state`` is what it reported as it stopped
     durable: bool = False  # its checkpoints go to the supervisor too (for the store)
     retry_from_checkpoint: bool = False  # level 1-2 retries start from the last checkpoint
+    marks: tuple[tuple[str, int], ...] = ()  # per sender channel, the next number to handle
 
 
 class Started(msgspec.Struct, frozen=True):
@@ -262,6 +263,7 @@ class Retired(msgspec.Struct, frozen=True):
     incarnation: int
     final_state: Any = None
     has_state: bool = False
+    marks: tuple[tuple[str, int], ...] = ()  # how far it handled each sender's channel
 
 
 class Successor(msgspec.Struct, frozen=True):
@@ -345,6 +347,48 @@ class Request(msgspec.Struct, frozen=True):
     reply_to: Any
     trace: str = ""
     deadline: float = 0.0
+    chan: str = ""  # the sender's channel to the path ("": not in order with others)
+    seq: int = 0  # its number on that channel
+    base: int = 0  # the sender's lowest number the path has not confirmed
+
+
+class Told(msgspec.Struct, frozen=True):
+    """A message sent to a path with ``tell``, numbered on its sender's channel to it.
+
+    The receiving actor handles a channel's messages in the order of ``seq``
+    (holding back those that overtook others), drops one it handled already, and
+    confirms them with :class:`Acked`; the sender sends again what was not
+    confirmed when the path's instance died.
+    """
+
+    message: Any
+    chan: str
+    seq: int
+    base: int  # every number below it was confirmed
+    reply_to: Any  # the sender (acknowledgements go there)
+
+
+class Acked(msgspec.Struct, frozen=True):
+    """To a sender: ``path`` handled (and checkpointed) its messages up to ``upto``."""
+
+    path: str
+    chan: str
+    upto: int
+
+
+class SendAgain(msgspec.Struct, frozen=True):
+    """To a sender: ``path`` misses message ``expected`` of ``chan``; send what is unconfirmed."""
+
+    path: str
+    chan: str
+    expected: int
+
+
+class Resync(msgspec.Struct, frozen=True):
+    """To a receiver: every message of ``chan`` below ``base`` was confirmed (skip to it)."""
+
+    chan: str
+    base: int
 
 
 class Reply(msgspec.Struct, frozen=True):
@@ -384,6 +428,7 @@ class Resolved(msgspec.Struct, frozen=True):
     addresses: tuple[Any, ...] = ()
     error: str | None = None
     stopped: bool = False
+    group: bool = False  # a replica group: messages go round its members, in no order
 
 
 class AddressUpdate(msgspec.Struct, frozen=True):
@@ -399,6 +444,7 @@ class AddressUpdate(msgspec.Struct, frozen=True):
     holder: Any = None
     stopped: bool = False
     orphaned: bool = False  # its last instance died with its supervisor (and what it held)
+    group: bool = False
 
 
 class Undeliverable(msgspec.Struct, frozen=True):

@@ -99,6 +99,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             keeper.final,
             bool(getattr(child.spec, "durable", False)),
             bool(getattr(child.spec, "retry_from_checkpoint", False)),
+            keeper.marks,
         )
     self.spawned.add(c.child)
     self.send(address, init)

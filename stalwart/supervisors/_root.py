@@ -38,6 +38,7 @@ from ..actors._state_file import drop_state
 from ..actors._timers import TICK, WAKE
 from ..actors.errors import SystemStopped
 from ..actors.messages import (
+    Acked,
     AddressUpdate,
     Batch,
     ErrorReply,
@@ -48,6 +49,7 @@ from ..actors.messages import (
     Resolved,
     Retire,
     Retired,
+    SendAgain,
     Started,
     Stray,
     Undeliverable,
@@ -443,8 +445,8 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
 
     def on_timer(self, payload: Any) -> None:
         kind = payload[1]
-        if kind == "call-timeout":
-            self._sw_on_call_timeout(payload[2])
+        if self._sw_caller_timer(kind, payload[-1]):
+            pass
         elif kind == "incident":
             self.on_incident_timer(payload[2])
         elif kind == "flush-outbox":
@@ -494,6 +496,8 @@ _HANDLERS: dict[type, Any] = {
     Reply: RootActor.on_reply,
     Resolved: RootActor.on_resolved,
     AddressUpdate: RootActor.on_address_update,
+    Acked: RootActor.on_acked,
+    SendAgain: RootActor.on_send_again,
     BreakerNote: RootActor.on_breaker_note,
     BreakerHealth: RootActor.on_breaker_health,
     RootCauseFound: RootActor.on_root_cause,

@@ -15,6 +15,7 @@ from ..actors._calls import Caller
 from ..actors._runtime import ActorExitRequest
 from ..actors.errors import ActorStopped
 from ..actors.messages import (
+    Acked,
     AddressUpdate,
     ErrorReply,
     Forwarded,
@@ -23,6 +24,7 @@ from ..actors.messages import (
     Resolve,
     Resolved,
     RouteState,
+    SendAgain,
     Stray,
     Undeliverable,
 )
@@ -66,7 +68,12 @@ class Routing(Caller):
     def _resolve(self, path: str) -> Resolved:
         if not self.registry.knows(path):
             return Resolved(path, (), f"unknown actor path {path!r}")
-        return Resolved(path, self.registry.addresses(path), stopped=self.registry.stopped(path))
+        return Resolved(
+            path,
+            self.registry.addresses(path),
+            stopped=self.registry.stopped(path),
+            group=path in self.registry.groups,
+        )
 
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
@@ -106,6 +113,7 @@ class Routing(Caller):
                 holder if p == path else None,
                 self.registry.stopped(p),
                 orphaned,
+                p in self.registry.groups,
             )
             for subscriber in self.registry.subscribers(p):
                 self.send(subscriber, update)
@@ -140,6 +148,12 @@ class Routing(Caller):
 
     def on_address_update(self, msg: AddressUpdate, sender: Any) -> None:
         self._sw_on_address_update(msg)
+
+    def on_acked(self, msg: Acked, sender: Any) -> None:
+        self._sw_on_acked(msg)
+
+    def on_send_again(self, msg: SendAgain, sender: Any) -> None:
+        self._sw_on_send_again(msg, sender)
 
     def on_request(self, msg: Request, sender: Any) -> None:
         error = ActorStopped("the root takes no requests; address an actor path")

@@ -81,6 +81,7 @@ class Keeper:
         self.final = False
         self.sub_checkpoints: dict[str, Any] = {}  # a child supervisor's table
         self.replies: OrderedDict[str, Any] = OrderedDict()
+        self.marks: tuple[tuple[str, int], ...] = ()  # how far its last instance handled
 
     def keep(self, state: Any, source: int, final: bool) -> None:
         self.checkpoint, self.has_checkpoint = state, True
@@ -291,6 +292,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if c is None or c.incarnation != msg.incarnation:
             return
         keeper = self.keepers[c.name]
+        keeper.marks = msg.marks
         if c.kind == "supervisor":
             keeper.sub_checkpoints = dict(msg.final_state or {})
         elif msg.has_state and c.trust_final_state:

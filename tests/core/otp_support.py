@@ -6,7 +6,7 @@ import pytest
 
 from stalwart import ActorStopped, Child, LevelPolicy, Supervisor
 from tests.core.otp_actors import Die, OtpChild
-from tests.support import Crash, Ping, wait_for
+from tests.support import Ping, sigkill_actor, wait_for
 
 OTP = LevelPolicy.otp()
 PERIOD = 60.0  # a period no test outlives: only the count of restarts matters
@@ -34,7 +34,7 @@ def child(name, journal=None, restart="permanent", **options):
 def crash(system, base, path):
     """OTP's ``die``: the child exits abnormally (its process dies where it has one)."""
     if base == "multiproc":
-        system.tell(path, Crash())
+        sigkill_actor(system, path)
     else:
         system.tell(path, Die(system.status()[path].incarnation))
 

@@ -5,8 +5,6 @@ its answer leaves; a SIGKILL of the actor, of its supervisor, or of both, right 
 the answer, leaves that state for the next instance.
 """
 
-import os
-import signal
 import threading
 
 import psutil
@@ -23,16 +21,11 @@ from tests.support import (
     SlowStarter,
     pids_in,
     process_gone,
+    sigkill,
     wait_for,
 )
 
 BIG = 8 * 1024 * 1024  # a large state: 8 MB of ballast checkpointed after every message
-
-
-def kill(pid):
-    assert pid > 0  # (0 would be this test's own process group)
-    os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: process_gone(pid), timeout=15)
 
 
 @pytest.mark.parametrize("ballast", [0, BIG], ids=["small-state", "8mb-state"])
@@ -48,7 +41,7 @@ def test_a_sigkill_right_after_each_reply_loses_no_acknowledged_deposit(make_sys
         total = system.ask("s/ledger", Deposit(i), timeout=15)
         acknowledged.append(i)
         assert total == len(acknowledged)  # each restart began from the last acknowledged
-        kill(system.status()["s/ledger"].pid)  # at once, right after the reply
+        sigkill(system.status()["s/ledger"].pid)  # at once, right after the reply
     total, applied, twice = system.ask("s/ledger", Balance(), timeout=15)
     assert (total, applied, twice) == (8, acknowledged, [])
     assert system.status()["s/ledger"].restarts == 8
@@ -75,7 +68,7 @@ def test_a_sigkill_of_the_supervisor_keeps_its_childrens_state_and_answers_their
     asker = threading.Thread(target=ask)
     asker.start()
     wait_for(lambda: worker in pids_in(started), timeout=15)  # the request is being handled
-    kill(supervisor)  # its children go with it, mid-message
+    sigkill(supervisor)  # its children go with it, mid-message
     wait_for(lambda: process_gone(worker), timeout=15)
     release.touch()
     asker.join(30)
@@ -109,7 +102,7 @@ def test_no_actor_process_outlives_its_killed_supervisor_even_one_still_starting
         timeout=15,
     )
     assert system.status()["s/sub/w"].pid in (0, first)  # the root does not know it yet
-    kill(supervisor)
+    sigkill(supervisor)
     hold.unlink()
     wait_for(lambda: all(process_gone(pid) for pid in starting), timeout=15)
     restart.join(30)

@@ -17,7 +17,16 @@ from stalwart import (
     Supervisor,
     Unavailable,
 )
-from tests.support import Crash, GetLog, Ping, StopSelf, Work, Worker, wait_for, wait_for_file
+from tests.support import (
+    GetLog,
+    Ping,
+    StopSelf,
+    Work,
+    Worker,
+    sigkill_actor,
+    wait_for,
+    wait_for_file,
+)
 
 
 def test_a_child_stopped_for_good_answers_at_once_and_holds_nothing(make_system, base):
@@ -56,7 +65,10 @@ def outage_keeps_it_down(make_system, base, tmp_path, **options):
     system = make_system(tree, base=base, **options)
     assert system.ask("s/w", Work(1)).id == 1
     flag.write_text("down")
-    system.tell("s/w", Crash() if base == "multiproc" else Work(99, fail_times=-1))
+    if base == "multiproc":
+        sigkill_actor(system, "s/w")
+    else:
+        system.tell("s/w", Work(99, fail_times=-1))
     wait_for(lambda: any(e.kind == "outage" and e.path == "s/w" for e in system.events()))
     return system, flag
 

@@ -13,9 +13,9 @@ def test_the_newest_state_of_the_newest_earlier_instance_is_read(tmp_path):
     first, second = StateFile(d, "s/w.2", 1), StateFile(d, "s/w.2", 2)
     first.write({"n": 1}, (("r1", "one"),))
     first.write({"n": 2}, (("r1", "one"), ("r2", "two")))
-    assert latest(d, "s/w.2", 2) == (1, {"n": 2}, (("r1", "one"), ("r2", "two")))
+    assert latest(d, "s/w.2", 2) == (1, {"n": 2}, (("r1", "one"), ("r2", "two")), ())
     second.write({"n": 3}, ())
-    assert latest(d, "s/w.2", 3) == (2, {"n": 3}, ())
+    assert latest(d, "s/w.2", 3) == (2, {"n": 3}, (), ())
     assert latest(d, "s/w.2", 1) is None  # an instance never reads its own or later files
     assert latest(d, "s/w", 9) is None  # another path (a prefix of this one) has none
     first.close()
@@ -30,7 +30,7 @@ def test_an_instance_drops_earlier_files_once_it_has_written_its_own(tmp_path):
     StateFile(d, "a/b", 2).write(2, ())
     names = sorted(os.listdir(d))
     assert len(names) == 4 and all(".1." not in n for n in names if n.startswith("a%2Fb."))
-    assert latest(d, "a/bc", 2) == (1, 1, ())  # another path's files are left alone
+    assert latest(d, "a/bc", 2) == (1, 1, (), ())  # another path's files are left alone
     drop_earlier(d, "a/bc", 5)
     assert latest(d, "a/bc", 5) is None
 
@@ -45,11 +45,11 @@ def test_an_incarnation_number_that_comes_round_again_reads_and_then_beats_its_n
     for n in (1, 2, 3):
         namesake.write(n, ())
     namesake.close()
-    assert latest(d, "s/w", 5) == (4, 3, ())
+    assert latest(d, "s/w", 5) == (4, 3, (), ())
     again = StateFile(d, "s/w", 4)
     again.write("mine", ())
     again.close()
-    assert latest(d, "s/w", 5) == (4, "mine", ())
+    assert latest(d, "s/w", 5) == (4, "mine", (), ())
 
 
 def test_a_missing_directory_has_no_state():
@@ -75,9 +75,9 @@ def test_a_write_torn_by_a_kill_leaves_the_state_before_it(tmp_path_factory, sta
     last.write_bytes(data[:cut] if torn else data)
     found = latest(d, "s/w", 2)
     if not torn:
-        assert found == (1, states[-1], (("r", states[-1]),))
+        assert found == (1, states[-1], (("r", states[-1]),), ())
     elif len(states) > 1:
-        assert found == (1, states[-2], (("r", states[-2]),))
+        assert found == (1, states[-2], (("r", states[-2]),), ())
     else:
         assert found is None
 

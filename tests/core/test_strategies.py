@@ -5,12 +5,12 @@ import pytest
 from stalwart import Child, RecoveryRequest, Supervisor
 from tests.support import (
     RESTART_FIRST,
-    Crash,
     Ping,
     StopSelf,
     Work,
     Worker,
     read_journal,
+    sigkill_actor,
     wait_for,
 )
 
@@ -168,7 +168,7 @@ def test_a_crashed_process_is_restarted_at_level_three(make_system):
     )
     system.ask("s/c", Work(1))
     before = system.status()
-    system.tell("s/c", Crash())
+    sigkill_actor(system, "s/c")
     wait_for(
         lambda: (
             system.status()["s/c"].pid not in (0, before["s/c"].pid)

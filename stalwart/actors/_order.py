@@ -1,0 +1,109 @@
+"""Per-path order and redelivery: numbered channels between a sender and a path.
+
+Every message a sender sends to a path (a ``tell`` as :class:`Told`, a request
+with its ``seq``) gets the next number of the sender's channel to that path. The
+sender keeps what the path has not confirmed; the receiving actor handles each
+channel in number order, holds back a message that overtook another (restarts
+and redirections can reorder them), and drops one it handled already. It
+confirms tells with :class:`Acked` once the checkpoint after them is kept (a
+reply confirms a request and everything before it), and keeps its marks (the
+next number per channel) with that checkpoint. When the path's instance dies,
+the sender sends again everything unconfirmed: so a tell is handled at least
+once, in order, and once only when its actor checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+MAX_LANES = 1024  # sender channels an actor keeps marks for (the oldest are forgotten)
+GAP_S = 0.3  # a message held back this long for a missing one: ask the sender again
+ACK_S = 0.02  # confirmations wait this long, to go out together
+
+
+class Lane:
+    """The receiver's side of one sender's channel."""
+
+    __slots__ = ("early", "expected", "gap_mark", "owed", "reply_to")
+
+    def __init__(self, expected: int, reply_to: Any) -> None:
+        self.expected = expected  # the number to handle next
+        self.reply_to = reply_to  # the sender
+        self.early: dict[int, tuple[Any, Any]] = {}  # held back: seq -> (message, sender)
+        self.owed = False  # handled tells not yet confirmed
+        self.gap_mark = 0  # ``expected`` when the gap was last looked at
+
+
+class Lanes:
+    """An actor's lanes, with the marks an earlier instance left."""
+
+    def __init__(self) -> None:
+        self.lanes: OrderedDict[str, Lane] = OrderedDict()
+        self.marks: dict[str, int] = {}
+
+    def learn(self, marks: Any) -> None:
+        """Take marks from a checkpoint or a predecessor (the furthest wins)."""
+        for chan, expected in marks or ():
+            if expected > self.marks.get(chan, 0):
+                self.marks[chan] = expected
+
+    def lane(self, chan: str, base: int, reply_to: Any) -> Lane:
+        lane = self.lanes.get(chan)
+        if lane is None:
+            lane = self.lanes[chan] = Lane(max(self.marks.pop(chan, 1), base, 1), reply_to)
+            if len(self.lanes) > MAX_LANES:
+                self.lanes.popitem(last=False)
+        elif base > lane.expected:
+            lane.expected = base
+        return lane
+
+    def snapshot(self) -> tuple[tuple[str, int], ...]:
+        """The marks to keep with a checkpoint."""
+        marks = dict(self.marks)
+        for chan, lane in self.lanes.items():
+            marks[chan] = lane.expected
+        return tuple(marks.items())
+
+    def held_back(self) -> list[tuple[Any, Any]]:
+        """Take every held-back message, in number order per channel."""
+        out: list[tuple[Any, Any]] = []
+        for lane in self.lanes.values():
+            for seq in sorted(lane.early):
+                out.append(lane.early[seq])
+            lane.early.clear()
+        return out
+
+
+class Outbox:
+    """The sender's side of its channel to one path: what the path has not confirmed."""
+
+    __slots__ = ("next", "resends", "unacked")
+
+    def __init__(self) -> None:
+        self.next = 1
+        self.unacked: dict[int, Any] = {}  # seq -> the Told or Request, in number order
+        self.resends: dict[int, int] = {}  # seq -> deaths of the path it was unconfirmed at
+
+    def number(self) -> tuple[int, int]:
+        """(seq, base) for the next message."""
+        seq = self.next
+        self.next = seq + 1
+        return seq, self.base(seq)
+
+    def base(self, default: int | None = None) -> int:
+        unacked = self.unacked
+        if unacked:
+            first: int = next(iter(unacked))
+            return first
+        return self.next if default is None else default
+
+    def confirm(self, upto: int) -> None:
+        unacked = self.unacked
+        while unacked:
+            first = next(iter(unacked))
+            if first > upto:
+                return
+            del unacked[first]
+            if self.resends:
+                self.resends.pop(first, None)
