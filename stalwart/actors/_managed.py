@@ -18,11 +18,13 @@ from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_o
 from ._order import ACK_S, GAP_S, Lane, Lanes
 from ._placement import NODE_ENV, satisfies
 from ._runtime import (
+    ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
     ActorSystemMessage,
     RuntimeActor,
     WakeupMessage,
     die_with_parent,
+    name_process,
 )
 from ._state_file import StateFile, StateTable, latest, open_state, usable
 from ._timers import TICK, WAKE
@@ -601,6 +603,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             self._sw_handled[request_id] = reply
         self._sw_lanes.learn(init.marks)
         if init.supervisor_pid and init.supervisor_pid != os.getpid():
+            name_process(ACTOR_PROCESS_PREFIX + init.path.rsplit("/", 1)[-1])
             # a process of its own, forked from its supervisor: what it inherited lives
             # as long as it does, so the garbage collector need not scan it again
             gc.freeze()

@@ -129,6 +129,8 @@ def create_child(parent: Any, cls: Any, forks: bool, **kwargs: Any) -> Any:
 
 _forked_by = 0  # in a process forked by create_child: the pid of the process that forked it
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
+ACTOR_PROCESS_PREFIX = "sw:"  # the name of every actor process of its own
 
 
 def die_with_parent() -> None:
@@ -150,6 +152,20 @@ def die_with_parent() -> None:
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # its parent died before that took effect
         os._exit(0)
+
+
+def name_process(name: str) -> None:
+    """Give this process ``name`` (what ``top`` and ``ps -o comm`` show; Linux, 15 bytes).
+
+    Actor processes are named ``sw:<name>``: a node that fences itself finds and stops
+    its actors by that name.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
 def pid_alive(pid: int) -> bool:

@@ -23,12 +23,18 @@ from ..actors.errors import SystemStopped
 from ..supervisors._bases import free_port, port_open, session_processes, sweep_session
 from ..supervisors._system import System, start
 from ..supervisors.spec import Supervisor
+from ._member import LOOPBACK
 
 OUTPUT_LINES = 1000  # how many of a member's last output lines are kept
 
 
 class LocalNode:
-    """A member node started as ``stalwart node`` in a session of its own."""
+    """A member node started as ``stalwart node`` in a session of its own.
+
+    By default on loopback; with ``netns`` it runs in that network namespace (as root),
+    listening on ``host`` there and joining the leader at ``leader_host``: a host of its
+    own, which taking its link down cuts off.
+    """
 
     def __init__(
         self,
@@ -37,13 +43,23 @@ class LocalNode:
         capabilities: Sequence[str] = (),
         port: int | None = None,
         cwd: str | None = None,
+        host: str = "127.0.0.1",
+        leader_host: str = "127.0.0.1",
+        netns: str | None = None,
     ) -> None:
-        self.name, self.port = name, port or free_port()
-        args = ["--join", f"127.0.0.1:{leader_port}", "--name", name, "--listen", str(self.port)]
+        self.name, self.host = name, host
+        self.port = port or free_port(host)
+        args = ["--join", f"{leader_host}:{leader_port}", "--name", name]
+        args += ["--listen", f"{host}:{self.port}"]
+        if host not in LOOPBACK or leader_host not in LOOPBACK:
+            args.append("--allow-remote")  # (a network the caller made for it)
         for cap in capabilities:
             args += ["--capability", cap]
+        command = [sys.executable, "-m", "stalwart", "node", *args]
+        if netns:  # another host: a network namespace with an address of its own
+            command = ["ip", "netns", "exec", netns, *command]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stalwart", "node", *args],
+            command,
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -115,6 +131,10 @@ class LocalCluster:
 
     ``members`` maps node names to capabilities (``["gpu=1", "zone=b"]``). Use it
     as a context manager: :meth:`stop` shuts the tree and every node down.
+
+    ``host`` is the leader's address, ``hosts`` maps a member to the network namespace
+    it runs in and its address there (``{"b": ("ns-b", "10.231.0.2")}``): hosts of their
+    own, for partitions. Addresses beyond loopback are for networks made for the purpose.
     """
 
     def __init__(
@@ -123,9 +143,12 @@ class LocalCluster:
         members: Mapping[str, Sequence[str]],
         wait_s: float = 30.0,
         cwd: str | None = None,
+        host: str = "127.0.0.1",
+        hosts: Mapping[str, tuple[str, str]] | None = None,
         **options: Any,
     ) -> None:
-        self.leader_port = free_port()
+        self.host, self.hosts = host, dict(hosts or {})
+        self.leader_port = free_port(host)
         self.nodes: dict[str, LocalNode] = {}
         self.cwd = cwd
         self.system: System | None = None
@@ -137,7 +160,8 @@ class LocalCluster:
                 box["system"] = start(
                     tree,
                     base="tcp",
-                    listen=("127.0.0.1", self.leader_port),
+                    listen=(host, self.leader_port),
+                    loopback_only=host in LOOPBACK,
                     cluster=cluster,
                     **options,
                 )
@@ -148,7 +172,7 @@ class LocalCluster:
         thread.start()
         try:
             deadline = time.monotonic() + wait_s
-            while not port_open("127.0.0.1", self.leader_port, 0.2):
+            while not port_open(host, self.leader_port, 0.2):
                 if not thread.is_alive() or time.monotonic() > deadline:
                     break
                 time.sleep(0.02)
@@ -164,7 +188,12 @@ class LocalCluster:
 
     def join(self, name: str, capabilities: Sequence[str], port: int | None = None) -> LocalNode:
         """Start a member (again): the same ``name`` and ``port`` make it the same node back."""
-        node = LocalNode(name, self.leader_port, capabilities, port, self.cwd)
+        netns, address = self.hosts.get(name, (None, "127.0.0.1"))
+        if netns is not None and port is None:
+            port = free_port()  # (a number free here; the namespace has every port free)
+        node = LocalNode(
+            name, self.leader_port, capabilities, port, self.cwd, address, self.host, netns
+        )
         self.nodes[name] = node
         return node
 

@@ -10,15 +10,20 @@ the node is declared lost and the root moves its actors elsewhere.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from datetime import timedelta
 from typing import Any
 
 import msgspec
+import psutil
 
 from ..actors import ManagedActor
 from ..actors._placement import NODE, satisfies
 from ..actors._runtime import (
+    ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
     ActorSystemConventionUpdate,
     PoisonMessage,
@@ -27,11 +32,19 @@ from ..actors._runtime import (
 )
 from ..supervisors.messages import NodesChanged
 from ._phi import PhiAccrual
-from .messages import ClusterSettings, Heartbeat, NodesQuery, NodeStatus, Watch
+from .messages import ClusterSettings, Heartbeat, HeartbeatAck, NodesQuery, NodeStatus, Watch
 
 
 class NodeAgent(RuntimeActor):  # type: ignore[misc]
-    """Runs on one node: heartbeats to the monitor until told to stop."""
+    """Runs on one node: heartbeats to the monitor until told to stop.
+
+    It also fences the node: when the monitor has not answered for ``fence_s``
+    (the leader is unreachable, or gone), it SIGKILLs every actor process of its
+    node and leaves. The leader waits longer than that before it places those
+    actors elsewhere, so none runs in two places.
+    """
+
+    watch: Watch | None = None
 
     @staticmethod
     def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: Any) -> bool:
@@ -40,16 +53,54 @@ class NodeAgent(RuntimeActor):  # type: ignore[misc]
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         if isinstance(msg, Watch):
             self.watch, self.seq = msg, 0
-            self._beat()
-        elif isinstance(msg, WakeupMessage) and getattr(self, "watch", None) is not None:
-            self._beat()
+            self.heard = self.next_beat = time.monotonic()
+            self._tick()
+        elif isinstance(msg, HeartbeatAck):
+            self.heard = time.monotonic()
+        elif isinstance(msg, WakeupMessage) and self.watch is not None:
+            self._tick()
         elif isinstance(msg, PoisonMessage):  # the monitor is gone: so is this agent's purpose
             self.send(self.myAddress, ActorExitRequest())
 
-    def _beat(self) -> None:
-        self.seq += 1
-        self.send(self.watch.monitor, Heartbeat(self.watch.node, self.seq))
-        self.wakeupAfter(timedelta(seconds=self.watch.interval_s))
+    def _tick(self) -> None:
+        watch = self.watch
+        assert watch is not None
+        now = time.monotonic()
+        silence = now - self.heard
+        if watch.fence_s and silence > watch.fence_s:
+            self._fence(watch, silence)
+            return
+        if now >= self.next_beat:
+            self.seq += 1
+            self.send(watch.monitor, Heartbeat(watch.node, self.seq))
+            self.next_beat = now + watch.interval_s
+        self.wakeupAfter(timedelta(seconds=watch.interval_s / 4))
+
+    def _fence(self, watch: Watch, silence: float) -> None:
+        stopped = stop_actor_processes()
+        print(
+            f"node {watch.node}: fenced at {time.time():.3f}: no answer from the leader for"
+            f" {silence:.1f}s; stopped {len(stopped)} actor processes",
+            file=sys.stderr,
+            flush=True,
+        )
+        self.watch = None
+        self.send(self.myAddress, ActorExitRequest())
+
+
+def stop_actor_processes() -> list[int]:
+    """SIGKILL every actor process of this process's session (its node) and wait for them."""
+    me, session = os.getpid(), os.getsid(0)
+    doomed = []
+    for proc in psutil.process_iter(["name"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            name = proc.info["name"] or ""
+            mine = proc.pid != me and name.startswith(ACTOR_PROCESS_PREFIX)
+            if mine and os.getsid(proc.pid) == session:
+                proc.kill()
+                doomed.append(proc)
+    psutil.wait_procs(doomed, timeout=5)
+    return [p.pid for p in doomed]
 
 
 class _Node:
@@ -121,7 +172,8 @@ class NodeMonitor(ManagedActor):
         )
         self.table[name] = node
         node.agent = self.createActor(NodeAgent, targetActorRequirements={NODE: name})
-        self.send(node.agent, Watch(self.myAddress, name, self.settings.heartbeat_s))
+        watch = Watch(self.myAddress, name, self.settings.heartbeat_s, self.settings.fence_s)
+        self.send(node.agent, watch)
 
     def receiveMsg_Heartbeat(self, msg: Heartbeat, sender: Any) -> None:
         node = self.table.get(msg.node)
@@ -129,6 +181,7 @@ class NodeMonitor(ManagedActor):
             return  # an agent of an earlier incarnation of the node
         node.heartbeats += 1
         node.detector.heartbeat(time.monotonic())
+        self.send(sender, HeartbeatAck(msg.seq))  # the agent fences its node without these
         if node.state == "joining":
             node.state, node.detail = "up", ""
             self._tell_root("node-joined", node, f"joined with {_caps(node.caps)}")
@@ -137,9 +190,12 @@ class NodeMonitor(ManagedActor):
         if msg.payload != "check":
             return
         now = time.monotonic()
+        wait_s = self.settings.lost_after_s()  # its actors have fenced themselves by then
         for node in list(self.table.values()):
-            if node.state == "up" and node.name != self.me and not node.detector.available(now):
-                silence, phi = node.detector.silence(now), node.detector.phi(now)
+            if node.state != "up" or node.name == self.me or node.detector.available(now):
+                continue
+            silence, phi = node.detector.silence(now), node.detector.phi(now)
+            if silence >= wait_s:
                 self._down(
                     node,
                     "lost",

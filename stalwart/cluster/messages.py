@@ -17,6 +17,11 @@ class ClusterSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       (8: one chance in 10^8 that its heartbeat is merely late).
     - ``acceptable_pause_s``: silence tolerated on top of the usual interval.
     - ``min_std_s``: the least spread assumed for the intervals.
+    - ``fence_s``: a member that has heard nothing from the leader for this long stops its
+      actors itself (0: never), so the leader can place them elsewhere without their
+      running twice.
+    - ``fence_margin_s``: the leader declares a node lost only after ``fence_s`` plus this
+      much silence, so its actors have stopped before they are placed elsewhere.
     """
 
     expect_nodes: tuple[str, ...] = ()
@@ -25,13 +30,25 @@ class ClusterSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     phi_threshold: float = 8.0
     acceptable_pause_s: float = 1.0
     min_std_s: float = 0.1
+    fence_s: float = 2.0
+    fence_margin_s: float = 1.5
 
     def __post_init__(self) -> None:
         for field in ("wait_s", "heartbeat_s", "phi_threshold", "min_std_s"):
             if not getattr(self, field) > 0:
                 raise ValueError(f"{field}: must be > 0, got {getattr(self, field)!r}")
-        if self.acceptable_pause_s < 0:
-            raise ValueError(f"acceptable_pause_s: must be >= 0, got {self.acceptable_pause_s!r}")
+        for field in ("acceptable_pause_s", "fence_s", "fence_margin_s"):
+            if not getattr(self, field) >= 0:
+                raise ValueError(f"{field}: must be >= 0, got {getattr(self, field)!r}")
+        if self.fence_s and self.fence_s <= 2 * self.heartbeat_s:
+            raise ValueError(
+                f"fence_s: must be more than two heartbeats ({2 * self.heartbeat_s:g}s) or 0,"
+                f" got {self.fence_s!r}"
+            )
+
+    def lost_after_s(self) -> float:
+        """The least silence after which the leader may declare a node lost."""
+        return self.fence_s + self.fence_margin_s if self.fence_s else 0.0
 
 
 class NodeStatus(msgspec.Struct, frozen=True):
@@ -63,6 +80,13 @@ class Watch(msgspec.Struct, frozen=True):
     monitor: Any
     node: str
     interval_s: float
+    fence_s: float = 0.0  # stop the node's actors after this long without an answer
+
+
+class HeartbeatAck(msgspec.Struct, frozen=True):
+    """The monitor -> a node's agent: its heartbeat ``seq`` arrived (the leader is there)."""
+
+    seq: int
 
 
 class Heartbeat(msgspec.Struct, frozen=True):

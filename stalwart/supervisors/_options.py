@@ -57,7 +57,7 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
       also needs ``loopback_only=False``.
     - ``capabilities``: what this node offers to ``Child.requires`` (``{"zone": "a"}``).
     - ``cluster``: settings of the node monitor (see ``ClusterSettings``:
-      ``expect_nodes``, ``wait_s``, ``heartbeat_s``, ``phi_threshold``...).
+      ``expect_nodes``, ``wait_s``, ``heartbeat_s``, ``phi_threshold``, ``fence_s``...).
     """
 
     base: Base = "simple"

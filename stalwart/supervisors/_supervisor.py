@@ -16,6 +16,7 @@ from typing import Any
 
 from ..actors._placement import NODE_ENV, placeable
 from ..actors._runtime import (
+    ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
     ChildActorExited,
     PoisonMessage,
@@ -23,6 +24,7 @@ from ..actors._runtime import (
     WakeupMessage,
     child_process_gone,
     die_with_parent,
+    name_process,
 )
 from ..actors._timers import TICK, Timers
 from ..actors.messages import (
@@ -201,6 +203,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.incarnation, self.clock_id = msg.incarnation, msg.clock_id
         self.settings = dict(msg.settings)
         self._sw_use_clock(msg.clock_id)
+        if not msg.clock_id:  # a process of its own (the multi-process bases)
+            name_process(ACTOR_PROCESS_PREFIX + msg.path.rsplit("/", 1)[-1])
         state = kernel.SupervisorState(
             msg.path,
             msg.spec,

@@ -130,6 +130,10 @@ def test_bad_requirements_and_cluster_options_name_the_field():
         start(tree, node="b")
     with pytest.raises(SpecError, match=r"cluster.*heartbeat_s"):
         start(tree, base="tcp", cluster={"heartbeat_s": 0})
+    with pytest.raises(SpecError, match=r"cluster.*fence_s: must be more than two heartbeats"):
+        start(tree, base="tcp", cluster={"fence_s": 0.5})  # it would fence between heartbeats
+    with pytest.raises(SpecError, match=r"cluster.*fence_margin_s: must be >= 0"):
+        start(tree, base="tcp", cluster={"fence_margin_s": -1})
     with pytest.raises(SpecError, match=r"cluster.*unknown field `colour`"):
         start(tree, base="tcp", cluster={"colour": "red"})
 
