@@ -225,13 +225,23 @@ class Caller(Timers):
             pending = self._sw_pending.get(msg.id)
             if pending is not None:
                 pending.request = msg  # sent again with the same number
+            out.keep(seq, msg, msg.id)
         elif numbered(kind):
             seq, base = out.number()
             msg = Told(msg, self._sw_id_prefix, seq, base, self.myAddress)
+            out.keep(seq, msg)
         else:  # numbered already (Told), someone else's (Forwarded), or the framework's
             return msg
-        out.unacked[seq] = msg
         return msg
+
+    def _sw_numbered(self, path: str, request: Request) -> Request:
+        """``request`` as it was numbered when sent to ``path`` (itself if it was not)."""
+        route = self._sw_routes.get(path)
+        if route is None:
+            return request
+        seq = route.out.ids.get(request.id)
+        found: Request = request if seq is None else route.out.unacked.get(seq, request)
+        return found
 
     def _sw_send_unconfirmed(self, path: str, route: _Route, address: Any) -> None:
         """The path's instance died: send again, in order, every tell it had not confirmed.
@@ -305,7 +315,20 @@ class Caller(Timers):
         inherited = self._sw_deadline()
         if inherited:  # it is done for a request: it ends before that one's caller gives up
             deadline = min(deadline or inherited, inherited - HOP_MARGIN_S)
-        request = Request(request_id, msg, self.myAddress, self._sw_trace() or request_id, deadline)
+        trace = self._sw_trace() or request_id
+        if (
+            route is not None
+            and len(route.addresses) == 1
+            and not route.waiting
+            and not route.group
+        ):
+            seq, base = route.out.number()  # goes out at once: numbered here, not copied later
+            request = Request(
+                request_id, msg, self.myAddress, trace, deadline, self._sw_id_prefix, seq, base
+            )
+            route.out.keep(seq, request, request_id)
+        else:
+            request = Request(request_id, msg, self.myAddress, trace, deadline)
         pending = _Pending(path, request, timeout, on_reply or (lambda _reply: None), on_error)
         pending.origin = self._sw_origin()
         self._sw_pending[request_id] = pending
@@ -439,7 +462,7 @@ class Caller(Timers):
             if route is not None:
                 if pending.request in route.waiting:
                     route.waiting.remove(pending.request)
-                route.out.unacked.pop(pending.request.seq, None)
+                route.out.forget(request_id)
         return pending
 
     def _sw_on_reply(self, msg: Reply) -> None:
@@ -448,11 +471,9 @@ class Caller(Timers):
         if pending is None:
             log.debug("late reply %s ignored (timed out or answered already)", msg.id)
             return
-        seq = pending.request.seq
-        if seq:  # handled in order: everything before it was handled too
-            route = self._sw_routes.get(pending.path)
-            if route is not None:
-                route.out.confirm(seq)
+        route = self._sw_routes.get(pending.path)
+        if route is not None:  # handled in order: everything before it was handled too
+            route.out.answered(msg.id)
         value = msg.value
         if isinstance(value, ErrorReply):
             self._sw_callback(pending, pending.on_error, value.exception())

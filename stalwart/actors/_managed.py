@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
-from ._order import ACK_S, GAP_S, Lane, Lanes
+from ._order import ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
 from ._placement import NODE_ENV, satisfies
 from ._runtime import (
     ACTOR_PROCESS_PREFIX,
@@ -751,13 +751,24 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         """Held-back messages still wait for a missing one: ask their senders again."""
         self._sw_gap_due = False
         waiting = False
-        for chan, lane in self._sw_lanes.lanes.items():
+        for chan, lane in list(self._sw_lanes.lanes.items()):
             if not lane.early:
                 continue
             waiting = True
-            if lane.gap_mark == lane.expected:  # no progress since the last look
+            if lane.gap_mark != lane.expected:  # progress since the last look
+                lane.gap_mark, lane.gap_looks = lane.expected, 0
+                continue
+            lane.gap_looks += 1
+            if lane.gap_looks < GAP_LOOKS:
                 self.send(lane.reply_to, SendAgain(self.path, chan, lane.expected))
-            lane.gap_mark = lane.expected
+                continue
+            missing = lane.expected  # its sender does not answer: it died with what it sent
+            self.log.warning(
+                "%s: message %d of %s never came; going on without it", self.path, missing, chan
+            )
+            lane.expected = min(lane.early)
+            lane.gap_looks = 0
+            self._sw_drop_handled(lane)
         if waiting and self._sw_mode == _RUNNING:
             self._sw_gap_due = True
             self.after(GAP_S, (WAKE, "gap"), key="gap")

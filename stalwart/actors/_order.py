@@ -17,15 +17,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-MAX_LANES = 1024  # sender channels an actor keeps marks for (the oldest are forgotten)
+MAX_LANES = 256  # sender channels an actor keeps marks for (the least recently used go)
 GAP_S = 0.3  # a message held back this long for a missing one: ask the sender again
+GAP_LOOKS = 10  # asked this often in vain (the sender is gone): go on without the missing one
 ACK_S = 0.02  # confirmations wait this long, to go out together
 
 
 class Lane:
     """The receiver's side of one sender's channel."""
 
-    __slots__ = ("early", "expected", "gap_mark", "owed", "reply_to")
+    __slots__ = ("early", "expected", "gap_looks", "gap_mark", "owed", "reply_to")
 
     def __init__(self, expected: int, reply_to: Any) -> None:
         self.expected = expected  # the number to handle next
@@ -33,6 +34,7 @@ class Lane:
         self.early: dict[int, tuple[Any, Any]] = {}  # held back: seq -> (message, sender)
         self.owed = False  # handled tells not yet confirmed
         self.gap_mark = 0  # ``expected`` when the gap was last looked at
+        self.gap_looks = 0  # looks in a row that found no progress
 
 
 class Lanes:
@@ -49,13 +51,16 @@ class Lanes:
                 self.marks[chan] = expected
 
     def lane(self, chan: str, base: int, reply_to: Any) -> Lane:
-        lane = self.lanes.get(chan)
+        lanes = self.lanes
+        lane = lanes.get(chan)
         if lane is None:
-            lane = self.lanes[chan] = Lane(max(self.marks.pop(chan, 1), base, 1), reply_to)
-            if len(self.lanes) > MAX_LANES:
-                self.lanes.popitem(last=False)
-        elif base > lane.expected:
-            lane.expected = base
+            lane = lanes[chan] = Lane(max(self.marks.pop(chan, 1), base, 1), reply_to)
+            if len(lanes) > MAX_LANES:  # the least recently used goes (a sender long gone)
+                lanes.popitem(last=False)
+        else:
+            lanes.move_to_end(chan)
+            if base > lane.expected:
+                lane.expected = base
         return lane
 
     def snapshot(self) -> tuple[tuple[str, int], ...]:
@@ -78,12 +83,23 @@ class Lanes:
 class Outbox:
     """The sender's side of its channel to one path: what the path has not confirmed."""
 
-    __slots__ = ("next", "resends", "unacked")
+    __slots__ = ("ids", "next", "resends", "unacked")
 
     def __init__(self) -> None:
         self.next = 1
         self.unacked: dict[int, Any] = {}  # seq -> the Told or Request, in number order
+        self.ids: dict[str, int] = {}  # request id -> its seq (while unconfirmed)
         self.resends: dict[int, int] = {}  # seq -> deaths of the path it was unconfirmed at
+
+    def keep(self, seq: int, msg: Any, request_id: str = "") -> None:
+        self.unacked[seq] = msg
+        if request_id:
+            self.ids[request_id] = seq
+
+    def forget(self, request_id: str) -> None:
+        """A request its caller no longer waits for: nothing keeps the base below it."""
+        seq = self.ids.pop(request_id, 0)
+        self.unacked.pop(seq, None)
 
     def number(self) -> tuple[int, int]:
         """(seq, base) for the next message."""
@@ -104,6 +120,15 @@ class Outbox:
             first = next(iter(unacked))
             if first > upto:
                 return
-            del unacked[first]
+            msg = unacked.pop(first)
+            request_id = getattr(msg, "id", None)
+            if request_id is not None:
+                self.ids.pop(request_id, None)
             if self.resends:
                 self.resends.pop(first, None)
+
+    def answered(self, request_id: str) -> None:
+        """A request was answered: it, and everything sent before it, was handled."""
+        seq = self.ids.get(request_id)
+        if seq is not None:
+            self.confirm(seq)

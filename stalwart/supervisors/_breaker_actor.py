@@ -203,6 +203,9 @@ class BreakerActor(ManagedActor):
     def relayed(self, reply: Reply) -> None:
         """The protected actor answered a relayed call: the reply goes back as it came."""
         entry = self.inflight.pop(reply.id)
+        route = self._sw_routes.get(self.protected)
+        if route is not None:
+            route.out.answered(reply.id)
         value = reply.value
         if type(value) is not ErrorReply:
             self.outcome(entry.permit)
@@ -237,8 +240,10 @@ class BreakerActor(ManagedActor):
                 continue
             del self.inflight[ident]
             route = self._sw_routes.get(self.protected)
-            if route is not None and entry.request in route.waiting:
-                route.waiting.remove(entry.request)
+            if route is not None:
+                if entry.request in route.waiting:
+                    route.waiting.remove(entry.request)
+                route.out.forget(ident)
             waited = entry.expires - entry.permit[1]
             error = Timeout(f"no reply from {self.protected} within {waited:.3g}s", self.protected)
             self.outcome(entry.permit, error)
@@ -259,12 +264,14 @@ class BreakerActor(ManagedActor):
             entry.resends += 1
             if entry.resends > MAX_RESENDS:
                 del self.inflight[ident]
+                if route is not None:
+                    route.out.forget(ident)
                 error = ActorStopped(f"{path} kept dying while handling the request", path)
                 self.outcome(entry.permit, error)
                 caller = self.caller_of(entry.caller)
                 self.degrade(entry.request.message, caller, self.cb.remaining_open_s, error)
                 continue
-            self._sw_send_path(path, entry.request)
+            self._sw_send_path(path, self._sw_numbered(path, entry.request))  # its number
 
     def receiveMsg_object(self, msg: Any, sender: Any) -> None:
         """A message sent with ``tell``: it goes on as a call; its reply to the sender."""

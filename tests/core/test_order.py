@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from stalwart import Child, RecoveryRequest, Supervisor
+from stalwart.actors._order import Outbox
+from stalwart.actors.messages import Request, Told
 from tests.support import (
     Crash,
     GetLog,
@@ -108,3 +110,55 @@ def test_a_tell_whose_actor_keeps_dying_before_confirming_it_becomes_a_dead_lett
     assert "died 6 times before confirming it" in letters[0].error
     assert system.ask("s/w", GetLog(), timeout=30) == []  # and it serves what comes next
     assert system.status()["s/w"].restarts == 6
+
+
+def test_a_message_whose_predecessor_never_comes_is_handled_once_its_sender_stays_silent(
+    make_system,
+):
+    system = make_system(unbounded(Child("log", OrderLog)))
+    assert system.ask(PATH, NoteAsked(1)) == 1
+    # number 2 of a channel whose number 1 was lost with its sender: asked again in vain
+    # (the root knows no such channel), the log goes on without it after GAP_LOOKS looks
+    ghost = Told(Note(2), "ghost.", 2, 1, system._root)
+    system.tell(PATH, ghost)
+    assert system.ask(PATH, GetLog(), timeout=30) == [1]  # another channel: not held up
+    assert wait_for(lambda: system.ask(PATH, GetLog()) == [1, 2], timeout=30)
+    system.tell(PATH, ghost)  # the same message again: handled already, dropped
+    assert system.ask(PATH, NoteAsked(3)) == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["tell", "ask", "answer", "ack", "forget"]), st.integers(0, 30))
+    )
+)
+def test_a_senders_base_never_passes_a_message_the_path_has_not_confirmed(steps):
+    out = Outbox()
+    confirmed: set[int] = set()
+    asked: dict[str, int] = {}
+    for op, k in steps:
+        if op in ("tell", "ask"):
+            seq, base = out.number()
+            assert base <= seq and all(s in confirmed for s in range(1, base))
+            if op == "ask":
+                asked[f"r{seq}"] = seq
+                out.keep(seq, Request(f"r{seq}", None, None), f"r{seq}")
+            else:
+                out.keep(seq, Told(None, "c", seq, base, None))
+        elif op == "answer" and asked:
+            request_id = sorted(asked)[k % len(asked)]
+            out.answered(request_id)  # handled in order: everything before it too
+            confirmed.update(range(1, asked.pop(request_id) + 1))
+        elif op == "ack" and out.next > 1:
+            upto = k % out.next
+            out.confirm(upto)
+            confirmed.update(range(1, upto + 1))
+        elif op == "forget" and asked:
+            request_id = sorted(asked)[k % len(asked)]
+            out.forget(request_id)  # its caller gave up: it no longer holds the base back
+            confirmed.add(asked.pop(request_id))
+        for request_id in [r for r, s in asked.items() if s in confirmed]:
+            del asked[request_id]
+        assert set(out.unacked) == {s for s in range(1, out.next) if s not in confirmed}
+        assert set(out.ids) == {r for r, s in asked.items() if s in out.unacked}
