@@ -451,6 +451,8 @@ class Caller(Timers):
 
     def _sw_undeliverable(self, path: str, msg: Any, error: StalwartError) -> None:
         """Keep ``msg`` as a dead letter (the root records it)."""
+        if type(msg) is Told:  # the sender's own message, not its envelope
+            msg = msg.message
         self.send(self._sw_resolver(), Undeliverable(path, msg, str(error)))
 
     def _sw_cancel(self, request_id: str) -> _Pending | None:
