@@ -81,6 +81,8 @@ class Unhandled(msgspec.Struct, frozen=True):
 ERRORS = {
     "connection": lambda i: ConnectionError(f"backend refused work {i}"),
     "value": lambda i: ValueError(f"bad input {i}"),
+    "value-locked": lambda i: ValueError(f"database is locked for input {i}"),
+    "value-timed-out": lambda i: ValueError(f"input {i} timed out"),
     "runtime": lambda i: RuntimeError(f"flaky {i}"),
 }
 

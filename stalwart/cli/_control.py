@@ -109,17 +109,15 @@ def run_chaos(args: argparse.Namespace) -> int:
         nbytes = parse_size(args.size, "--size") if kind == "leak" else 0
     except SpecError as exc:
         raise UsageError(str(exc)) from None
+    # --rate R --for S: R x S injections, 1/R apart (at least one)
+    times = max(1, round(args.rate * args.seconds)) if args.rate else 1
     with attach(args, name) as system:
-        count = 0
-        deadline = time.monotonic() + args.seconds
-        while True:
+        start = time.monotonic()
+        for n in range(times):
+            time.sleep(max(0.0, start + n / args.rate - time.monotonic()) if n else 0.0)
             try:
                 system.inject(path, kind, nbytes=nbytes)
             except StalwartError as exc:
                 raise UsageError(str(exc)) from None
-            count += 1
-            if not args.rate or time.monotonic() >= deadline:
-                break
-            time.sleep(1.0 / args.rate)
-    print(f"{kind} injected into {path} ({count} time{'s' if count != 1 else ''})")
+    print(f"{kind} injected into {path} ({times} time{'s' if times != 1 else ''})")
     return EXIT_OK

@@ -3,8 +3,11 @@
 :func:`classify` answers an :class:`ErrorInfo` (category, severity, whether a
 retry may help, a stable fingerprint). Rules are tried in order: user rules
 (newest first), then the category the exception's class declares as
-``error_category``, the exception type, HTTP-like status codes found on the
-exception or in its message, message patterns, and finally broad type families.
+``error_category``, the exception type, bad-input types (``ValueError``,
+``TypeError``, ``UnicodeError``, msgspec's ``ValidationError``: bad input whatever
+their message says), HTTP-like status codes found on the exception or in its
+message, message patterns, and finally broad type families. So a message's words
+only refine an error whose type does not say what it is.
 """
 
 from __future__ import annotations
@@ -263,6 +266,14 @@ def _specific_type(exc: BaseException) -> Verdict | ErrorCategory | None:
     return _db_error(exc)
 
 
+_BAD_INPUT = (ValueError, TypeError, UnicodeError, msgspec.ValidationError)
+
+
+def _bad_input(exc: BaseException) -> ErrorCategory | None:
+    """Bad input stays bad input: ``ValueError("database is locked")`` is not an outage."""
+    return C.VALIDATION if isinstance(exc, _BAD_INPUT) else None
+
+
 def _status_rule(exc: BaseException) -> Verdict | ErrorCategory | None:
     status = _status_of(exc)
     if status is None:
@@ -308,6 +319,7 @@ class Classifier:
         self._builtin_rules: list[Rule] = [
             _declared,
             _specific_type,
+            _bad_input,
             _status_rule,
             _message_rule,
             _broad_type,

@@ -8,6 +8,9 @@ directly (under the root's lock) while an actor's handler runs for seconds.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
 import time
 from collections import deque
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..actors._calls import Caller
 from ..actors._managed import redirectable
+from ..actors._placement import NODE_ENV
 from ..actors._runtime import DeadEnvelope
 from ..actors._timers import WAKE
 from ..actors.errors import (
@@ -31,6 +35,7 @@ from ..supervisors.queries import (
     EventsQuery,
     FinalReportQuery,
     IncidentsQuery,
+    InjectQuery,
     RecoverQuery,
     RedeliverQuery,
     ResetQuery,
@@ -323,12 +328,51 @@ class Gateway(Caller):
         elif isinstance(query, RecoverQuery):
             self.begin_recovery(query.request, sender, msg.id)
             return
+        elif isinstance(query, InjectQuery):
+            value = self.inject_fault(query)
         elif isinstance(query, ShutdownQuery):
             self.begin_shutdown(sender, msg.id)
             return
         else:
             value = ErrorReply.of(BadMessage(f"unknown query type {type(query).__name__}"))
         self.send(sender, GatewayReply(msg.id, value))
+
+    def inject_fault(self, query: InjectQuery) -> Any:
+        """Inject a fault, if this system was started for it: ``True``, or why not."""
+        path, kind = query.path, query.kind
+        if not self.options.chaos:
+            self.record("chaos-refused", path, detail=f"{kind}: start(..., chaos=True) allows it")
+            return ErrorReply.of(
+                StalwartError(
+                    f"{kind} not injected into {path}: fault injection is off in this system"
+                    " (start it with chaos=True, or stalwart run --chaos)"
+                )
+            )
+        refused = self.refusal(path)
+        if refused is not None:
+            return ErrorReply.of(refused)
+        if kind == "kill":
+            entry = self.registry.entries[path]
+            if self.options.base == "simple":
+                return ErrorReply.of(
+                    StalwartError(f"{path}: no process of its own to kill on the in-process base")
+                )
+            if entry.pid <= 0 or entry.pid == os.getpid() or not entry.available:
+                return ErrorReply.of(StalwartError(f"{path}: no running process to kill now"))
+            if entry.node and entry.node != os.environ.get(NODE_ENV, ""):
+                return ErrorReply.of(
+                    StalwartError(f"{path} runs on node {entry.node}: kill it from there")
+                )
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(entry.pid, signal.SIGKILL)
+        else:
+            try:
+                fault = Chaos(kind, query.count, query.nbytes)
+            except ValueError as exc:
+                return ErrorReply.of(BadMessage(str(exc)))
+            self._sw_send_path(path, fault)
+        self.record("chaos", path, detail=f"{kind} injected")
+        return True
 
     def service_query(self, ident: int, asker: Any, query: Any) -> None:
         if isinstance(query, CorrelatorQuery):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import signal
 import sys
 import threading
 import time
@@ -19,7 +18,7 @@ from ..actors._runtime import InvalidActorAddress, environment, new_system
 from ..actors._state_file import drop_state, new_state_dir, new_table
 from ..actors._timers import CLOCKS, ExternalClock
 from ..actors.errors import BadMessage, StalwartError, SystemStopped, UnknownPath
-from ..actors.messages import Chaos, ErrorReply, RecoveryRequest, RecoveryResult
+from ..actors.messages import ErrorReply, RecoveryRequest, RecoveryResult
 from ._bases import free_port, port_open, sweep_session
 from ._gateway import MEMORY, READ_ONLY, answer_query
 from ._options import SystemOptions, parse_options
@@ -50,6 +49,7 @@ from .queries import (
     FlushQuery,
     HistoryQuery,
     IncidentsQuery,
+    InjectQuery,
     InsightsQuery,
     MetricsQuery,
     Query,
@@ -222,20 +222,19 @@ class System:
     def inject(self, path: str, kind: str, count: int = 1, nbytes: int = 0) -> None:
         """Inject a fault into the actor at ``path`` (needs ``start(..., chaos=True)``).
 
+        The system decides, also when attached to: a system started without chaos refuses
+        every kind (``StalwartError``, and a ``chaos-refused`` event).
+
         ``raise``: its next ``count`` messages fail; ``hang``: it blocks in a
         handler forever; ``leak``: it holds ``nbytes`` more memory. ``kill`` (the
         multi-process bases) SIGKILLs its process.
         """
         self._check_path(path)
-        if not self.options.chaos and not self._attached:
-            raise StalwartError("fault injection is off: start(..., chaos=True)")
-        if kind == "kill":
-            pid = self.status()[path].pid
-            if self.options.base == "simple" and not self._attached:
-                raise StalwartError(f"{path}: no process of its own to kill on the in-process base")
-            os.kill(pid, signal.SIGKILL)
-            return
-        self.tell(path, Chaos(kind, count, nbytes))
+        if kind not in ("kill", "raise", "hang", "leak"):
+            raise BadMessage(f"inject: kind must be kill, raise, hang or leak, got {kind!r}")
+        value = self._gateway(InjectQuery(path, kind, count, nbytes))
+        if isinstance(value, ErrorReply):  # refused (not started for chaos), or not possible
+            raise value.exception()
 
     def hung_actors(self) -> list[dict[str, Any]]:
         """In-process base: the actor stuck in a handler right now, if any (it cannot be

@@ -22,6 +22,16 @@ class Query(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Base of the questions the root answers (or passes on); an unknown type is an error."""
 
 
+class InjectQuery(Query, frozen=True):
+    """Inject a fault (``System.inject``): answered ``True``, or refused with an error when
+    the system was not started with ``chaos=True``."""
+
+    path: str
+    kind: str
+    count: Annotated[int, msgspec.Meta(ge=1)] = 1
+    nbytes: Annotated[int, msgspec.Meta(ge=0)] = 0
+
+
 class StatusQuery(Query, frozen=True):
     """The live tree: ``(entries, phase, stop_reason)``."""
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOP = "examples/shop/shop.toml"
@@ -272,7 +273,8 @@ def test_chaos_hang_is_found_and_replaced_and_leak_holds_real_memory(tmp_path):
 
 
 def test_chaos_is_refused_unless_the_tree_was_started_for_it(tmp_path):
-    from stalwart import System
+    from stalwart import StalwartError, System
+    from tests.support import Ping
 
     env = state_env(tmp_path)
     tree = tmp_path / "lab.toml"
@@ -281,19 +283,44 @@ def test_chaos_is_refused_unless_the_tree_was_started_for_it(tmp_path):
     try:
         assert first_line(proc).startswith("running lab")
         port = json.loads((tmp_path / "state" / "lab.json").read_text())["admin_port"]
-        assert stalwart("chaos", str(tree), "--hang", "lab/w", env=env).returncode == 0
         listening = _listening()
         with System.attach(port) as system:
-            refused = None
-            deadline = time.monotonic() + 10
-            while not refused and time.monotonic() < deadline:
-                refused = [e for e in system.events() if e.kind == "chaos-refused"]
-                time.sleep(0.1)
-            assert refused and refused[0].path == "lab/w"
-            from tests.support import Ping
-
-            assert system.ask("lab/w", Ping(3)).n == 3  # not hanging: the fault never arrived
+            w = system.status()["lab/w"].pid
+            for kind in ("--hang", "--raise", "--kill", "--leak"):
+                refused = stalwart("chaos", str(tree), kind, "lab/w", env=env)
+                assert refused.returncode == 2, (kind, refused.stdout)
+                assert "fault injection is off in this system" in refused.stderr, kind
+                assert "injected" not in refused.stdout
+            with pytest.raises(StalwartError, match="fault injection is off"):
+                system.inject("lab/w", "kill")  # attached from Python: the same answer
+            events = [e for e in system.events() if e.kind.startswith("chaos")]
+            assert [e.kind for e in events] == ["chaos-refused"] * 5
+            assert system.ask("lab/w", Ping(3)).n == 3  # not hanging: no fault arrived
+            assert system.status()["lab/w"].pid == w and system.status()["lab/w"].restarts == 0
         assert _listening() == listening  # detached: nothing of it stays open here
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+
+
+def test_chaos_at_a_rate_for_a_time_injects_rate_times_seconds(tmp_path):
+    from stalwart import System
+
+    env = state_env(tmp_path)
+    tree = tmp_path / "lab.toml"
+    tree.write_text(HANGS_AND_LEAKS)
+    proc = run_in_background("run", str(tree), "--chaos", env=env)
+    try:
+        assert first_line(proc).startswith("running lab")
+        port = json.loads((tmp_path / "state" / "lab.json").read_text())["admin_port"]
+        chaos = stalwart(
+            "chaos", str(tree), "--raise", "lab/v", "--rate", "5", "--for", "2", env=env
+        )
+        assert chaos.returncode == 0, chaos.stderr
+        assert "raise injected into lab/v (10 times)" in chaos.stdout
+        with System.attach(port) as system:
+            injected = [e for e in system.events() if e.kind == "chaos" and e.path == "lab/v"]
+            assert len(injected) == 10
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=60)

@@ -187,3 +187,15 @@ def test_user_rules_come_first_and_can_be_removed():
     assert (info.category, info.severity, info.retryable) == (C.DEPENDENCY, Severity.LOW, False)
     classifier.unregister(payments)
     assert classifier.classify(PaymentDeclined("card declined")).category is C.UNKNOWN
+
+
+@pytest.mark.parametrize(
+    "text", ["timed out", "connection refused", "database is locked", "HTTP 503", "rate limit"]
+)
+def test_bad_input_stays_bad_input_whatever_its_message_says(text):
+    for exc in (ValueError(text), TypeError(text), UnicodeError(text)):
+        info = classify(exc)
+        assert (info.category, info.retryable) == (C.VALIDATION, False), exc
+    # a type that says nothing of its own is refined by the message
+    assert classify(RuntimeError(text)).category != C.VALIDATION
+    assert classify(RuntimeError(text)).retryable
