@@ -55,6 +55,7 @@ _SupervisorFields = msgspec.defstruct(
     forbid_unknown_fields=True,
 )
 _CHILD_KEYS = set(Child.__struct_fields__)
+MAX_DEPTH = 32  # supervisors within supervisors (each level is a process and a restart scope)
 
 
 class TreeFileError(SpecError):
@@ -92,6 +93,13 @@ def load_tree(file: str | os.PathLike[str]) -> TreeFile:
             data = tomllib.load(fh)
     except FileNotFoundError:
         raise TreeFileError(label, "", "", "file", "does not exist") from None
+    except IsADirectoryError:
+        raise TreeFileError(label, "", "", "file", "is a folder, not a TOML file") from None
+    except OSError as exc:
+        raise TreeFileError(label, "", "", "file", f"cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})"
+        raise TreeFileError(label, "", "", "syntax", problem) from None
     except tomllib.TOMLDecodeError as exc:
         raise TreeFileError(label, "", "", "syntax", str(exc)) from None
     unknown = set(data) - {"system", "supervisor"}
@@ -118,6 +126,9 @@ def load_tree(file: str | os.PathLike[str]) -> TreeFile:
 
 def _supervisor(file: str, node: dict[str, Any], where: str, parent: str) -> Supervisor:
     path = _path(file, node, where, parent)
+    if path.count("/") >= MAX_DEPTH:
+        problem = f"supervisors nested more than {MAX_DEPTH} deep (flatten the tree)"
+        raise TreeFileError(file, path, where, "children", problem)
     _known(file, node, _SUPERVISOR_KEYS, path, where, "supervisor")
     children_nodes = node.get("children", [])
     if not isinstance(children_nodes, list):

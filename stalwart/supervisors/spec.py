@@ -105,7 +105,8 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         }.get(level, 1)
 
     def check(self, path: str) -> None:
-        """Raise SpecError if a number is out of range."""
+        """Raise SpecError if a setting has the wrong type or a number is out of range."""
+        check_types(path, self, "levels.")
         for field in (
             "basic_attempts",
             "enhanced_attempts",
@@ -130,8 +131,10 @@ def resolve_actor_class(path: str, actor: Any) -> type:
             raise SpecError(path, "actor", f'expected "module:Class", got {actor!r}')
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise SpecError(path, "actor", f"cannot import {module_name!r}: {exc}") from exc
+        except Exception as exc:  # not found, a relative name, or the module itself failed
+            raise SpecError(
+                path, "actor", f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+            ) from exc
         try:
             actor = getattr(module, attr)
         except AttributeError as exc:
@@ -238,7 +241,8 @@ class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         )
 
     def check(self, path: str) -> None:
-        """Raise SpecError (naming ``breaker.<field>``) if a setting is out of range."""
+        """Raise SpecError (naming ``breaker.<field>``) if a setting is wrong or out of range."""
+        check_types(path, self, "breaker.")
         for field, value in (("call_timeout_s", self.call_timeout_s), ("window_s", self.window_s)):
             if value is not None and not value > 0:
                 raise SpecError(path, f"breaker.{field}", f"must be > 0, got {value!r}")
@@ -297,6 +301,8 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
 
     def __post_init__(self) -> None:
         _check_name(self.name, self.name)
+        msgspec.structs.force_setattr(self, "depends_on", _names(self.name, self.depends_on))
+        check_types(self.name, self, skip=("requires",))  # (checked below, with its rules)
         from ..actors._placement import check_requires
 
         try:
@@ -310,7 +316,6 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
             if isinstance(fallback, Fallback):
                 msgspec.structs.force_setattr(self.breaker, "fallback", (fallback,))
             self.breaker.check(self.name)
-        msgspec.structs.force_setattr(self, "depends_on", _names(self.name, self.depends_on))
         msgspec.structs.force_setattr(self, "actor", resolve_actor_class(self.name, self.actor))
         if self.restart not in RESTART_TYPES:
             raise SpecError(
@@ -372,8 +377,13 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False):
     def __post_init__(self) -> None:
         path = self.name
         _check_name(path, self.name)
+        if isinstance(self.children, (str, bytes)) or not isinstance(self.children, Sequence):
+            raise SpecError(
+                path, "children", f"expected a list of Child and Supervisor, got {self.children!r}"
+            )
         msgspec.structs.force_setattr(self, "children", tuple(self.children))
         msgspec.structs.force_setattr(self, "depends_on", _names(path, self.depends_on))
+        check_types(path, self, skip=("children",))  # (each child checked itself)
         if self.strategy not in STRATEGIES:
             raise SpecError(
                 path, "strategy", f"expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
@@ -426,6 +436,31 @@ def check_range(
             problem = f"must be <= {at_most:g}"
         if problem:
             raise SpecError(owner, prefix + name, f"{problem}, got {value!r}")
+
+
+def check_types(owner: str, obj: Any, prefix: str = "", skip: Sequence[str] = ()) -> None:
+    """Raise SpecError(owner, prefix + field, ...) for the first field of the wrong type."""
+    for f in msgspec.structs.fields(obj):
+        if f.name in skip or f.type is Any:
+            continue
+        value = getattr(obj, f.name)
+        try:
+            msgspec.convert(value, f.type, strict=True)
+        except (msgspec.ValidationError, TypeError) as exc:
+            text, where = str(exc), ""
+            if " - at `$" in text:
+                where = text.rsplit(" - at `$", 1)[1].rstrip("`")
+            if text.startswith("Expected `") and "` >= " not in text and "` <= " not in text:
+                text = f"expected {type_name(f.type)}"  # ("object" is how msgspec says a Struct)
+            raise SpecError(owner, prefix + f.name + where, f"{text}, got {value!r}") from None
+
+
+def type_name(tp: Any) -> str:
+    """``tp`` as a reader would write it: ``LevelPolicy | None``, ``tuple[str, ...]``."""
+    text = tp.__name__ if isinstance(tp, type) and not getattr(tp, "__args__", None) else str(tp)
+    text = re.sub(r"typing\.Union\[(.*)\]$", lambda m: m.group(1).replace(", ", " | "), text)
+    text = text.replace("NoneType", "None")
+    return re.sub(r"\b(?:[a-z_][\w]*\.)+(\w+)", r"\1", text)
 
 
 def spec_error_in(text: str) -> SpecError | None:

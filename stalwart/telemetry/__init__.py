@@ -33,6 +33,7 @@ from ._insights import (
     score_predictions,
 )
 from ._report import render_html, report_text, write_html_report
+from ._settings import TelemetrySettings, check_telemetry
 from ._store import Metrics, RecoveryStore
 from .messages import (
     Alert,
@@ -71,7 +72,11 @@ def _correlator_service(options: Any, tree: Any) -> Child | None:
     return Child("correlator", CorrelatorActor, checkpoint="off", options=settings)
 
 
-register_service("telemetry", _telemetry_service)
+def _check_telemetry(options: Any) -> None:
+    check_telemetry(options.telemetry)
+
+
+register_service("telemetry", _telemetry_service, _check_telemetry)
 
 
 def _check_correlator(options: Any) -> None:
@@ -122,6 +127,7 @@ __all__ = [
     "SubscribeAlerts",
     "SystemBackend",
     "TelemetryActor",
+    "TelemetrySettings",
     "insights",
     "render_html",
     "report_text",

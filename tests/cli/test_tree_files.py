@@ -179,3 +179,37 @@ def test_a_mistake_anywhere_in_the_file_is_named(tmp_path, text, message):
 def test_a_missing_file_is_named(tmp_path):
     with pytest.raises(TreeFileError, match=r"nothing\.toml: file: does not exist"):
         load_tree(tmp_path / "nothing.toml")
+
+
+def test_a_file_that_cannot_be_read_as_toml_text_is_named(tmp_path):
+    with pytest.raises(TreeFileError, match=r"file: is a folder, not a TOML file"):
+        load_tree(tmp_path)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b'[supervisor]\nname = "caf\xe9"\n')
+    with pytest.raises(TreeFileError, match=r"latin\.toml: syntax: not UTF-8 text \(byte 24"):
+        load_tree(latin)
+
+
+def test_an_actor_that_cannot_be_imported_in_any_way_names_the_field(tmp_path):
+    for actor, reason in ((".:X", "relative import"), ("no_such_module_here:X", "No module")):
+        file = tmp_path / "t.toml"
+        file.write_text(
+            f'[supervisor]\nname = "s"\n[[supervisor.children]]\nname = "w"\nactor = "{actor}"\n'
+        )
+        with pytest.raises(
+            TreeFileError,
+            match=rf"s/w \(supervisor.children\[0\]\): actor: cannot import .*{reason}",
+        ):
+            load_tree(file)
+
+
+def test_supervisors_nested_too_deep_are_refused_with_a_clear_error(tmp_path):
+    lines, table = ["[supervisor]", 'name = "s"'], "supervisor"
+    for i in range(200):
+        table += ".children"
+        lines += [f"[[{table}]]", f'name = "n{i}"']
+    lines += [f"[[{table}.children]]", 'name = "w"', 'actor = "tests.support:Worker"']
+    file = tmp_path / "deep.toml"
+    file.write_text("\n".join(lines) + "\n")
+    with pytest.raises(TreeFileError, match=r"children: supervisors nested more than 32 deep"):
+        load_tree(file)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stalwart import Child, LevelPolicy, SpecError, Supervisor, start
+from stalwart import Breaker, Child, LevelPolicy, SpecError, Supervisor, start
 from tests.support import Worker
 
 
@@ -97,3 +97,52 @@ def test_random_supervisor_settings_are_accepted_or_refused_naming_the_field(set
         Supervisor("s", **settings)
     except SpecError as exc:
         assert exc.field in settings
+
+
+@pytest.mark.parametrize(
+    ("make", "field", "expected"),
+    [
+        (lambda: Child("w", Worker, levels="x"), "levels", "expected LevelPolicy | None, got 'x'"),
+        (lambda: Child("w", Worker, options=None), "options", "expected dict[str, Any]"),
+        (lambda: Child("w", Worker, durable=[]), "durable", "expected bool, got []"),
+        (lambda: Supervisor("s", children=5), "children", "expected a list of Child"),
+        (
+            lambda: Child("w", Worker, breaker=Breaker(call_timeout_s=None)),
+            "breaker.call_timeout_s",
+            "expected float, got None",
+        ),
+        (lambda: Child("w", Worker, breaker=Breaker(window="x")), "breaker.window", "expected int"),
+        (
+            lambda: Child("w", Worker, breaker=Breaker(success_threshold=4.0)),
+            "breaker.success_threshold",
+            "expected int, got 4.0",
+        ),
+        (
+            lambda: Child("w", Worker, breaker=Breaker(fallback=[1])),
+            "breaker.fallback[0]",
+            "got [1]",
+        ),
+        (
+            lambda: Child("w", Worker, levels=LevelPolicy(backoff="x")),
+            "levels.backoff",
+            "expected Fixed | Linear | Exponential",
+        ),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_named_with_what_was_expected(make, field, expected):
+    with pytest.raises(SpecError) as info:
+        make()
+    assert info.value.field == field and expected in info.value.problem
+
+
+def test_telemetry_settings_are_checked_when_declared():
+    tree = Supervisor("s", children=[Child("w", Worker)])
+    for settings, message in (
+        ({"flush_rows": "x"}, "telemetry.flush_rows: Expected `int`, got `str`"),
+        ({"flush_rowz": 3}, "telemetry.flush_rowz: unknown setting (known: flush_rows,"),
+        ({"timeout_percentile": 150}, "telemetry.timeout_percentile: Expected `float` <= 100"),
+        ({"retention_rows": 0}, "telemetry.retention_rows: Expected `int` >= 1"),
+    ):
+        with pytest.raises(SpecError) as info:
+            start(tree, telemetry=settings)  # refused before anything starts
+        assert message in str(info.value)
