@@ -246,19 +246,21 @@ class Caller(Timers):
     def _sw_send_unconfirmed(self, path: str, route: _Route, address: Any) -> None:
         """The path's instance died: send again, in order, every tell it had not confirmed.
 
-        A tell that was unconfirmed at ``MAX_RESENDS`` deaths becomes a dead letter: it
-        may be what kills the process.
+        The death counts against the first unconfirmed tell (those before it were
+        confirmed; it was being handled, or next): one that was first at
+        ``MAX_RESENDS + 1`` deaths becomes a dead letter, as it may be what kills the
+        process (or hangs it); the ones behind it go on.
         """
         out = route.out
-        for seq, msg in list(out.unacked.items()):
-            if type(msg) is not Told:
-                continue
-            tries = out.resends[seq] = out.resends.get(seq, 0) + 1
+        head = next(iter(out.unacked), None)  # (a request there counts its own deaths)
+        if head is not None and type(out.unacked[head]) is Told:
+            tries = out.resends[head] = out.resends.get(head, 0) + 1
             if tries > MAX_RESENDS:
-                del out.unacked[seq], out.resends[seq]
+                msg = out.unacked.pop(head)
+                del out.resends[head]
                 error = ActorStopped(
                     f"{path} died {MAX_RESENDS + 1} times before confirming it"
-                    " (it may be what kills the process)",
+                    " (it may be what kills or hangs the process)",
                     path,
                 )
                 self._sw_undeliverable(path, msg.message, error)
@@ -369,7 +371,7 @@ class Caller(Timers):
         if route is None:
             return
         route.group = msg.group
-        if msg.lost_inflight and msg.addresses and len(msg.addresses) == 1:
+        if (msg.died or msg.lost_inflight) and len(msg.addresses) == 1 and not msg.group:
             self._sw_send_unconfirmed(msg.path, route, msg.addresses[0])  # died with it
         self._sw_set_addresses(msg.path, route, list(msg.addresses), msg.stopped)
         if msg.holder is not None:
@@ -423,13 +425,18 @@ class Caller(Timers):
         the new instance's address, unless they went to the holder already (and, with
         ``everything``, even then: that holder died too).
         """
+        route = self._sw_routes.get(path)
+        unacked = route.out.unacked if route is not None else {}
+        head = next(iter(unacked), None)  # what its death counts against (see below)
         for pending in list(self._sw_pending.values()):
             if pending.path != path or not pending.sent:
                 continue
             if holder is None and pending.handed and not everything:
                 pending.handed = False
                 continue
-            pending.resends += 1
+            seq = pending.request.seq
+            if not seq or seq == head or seq not in unacked:
+                pending.resends += 1  # (one queued behind another is not to blame)
             if pending.resends > MAX_RESENDS:
                 self._sw_finish(
                     pending.request.id,

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
-from ._order import ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
+from ._order import ACK_S, EAGER_ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
 from ._placement import NODE_ENV, satisfies
 from ._runtime import (
     ACTOR_PROCESS_PREFIX,
@@ -204,6 +204,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_lanes = Lanes()  # senders' channels: handled in order, each message once
         self._sw_ack_due = False
         self._sw_gap_due = False
+        self._sw_eager_until = 0.0  # until then, tells are confirmed as each is handled
         self.degraded: set[str] = set()
         self._sw_msg: Any = None
         self._sw_sender: Any = None
@@ -649,6 +650,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         set_owner(previous)
         self._sw_mode = _RUNNING
         self._sw_table = self._sw_handlers
+        if self.incarnation > 1:
+            self._sw_eager_until = time.monotonic() + EAGER_ACK_S
         self.send(
             self.supervisor,
             Started(
@@ -700,7 +703,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
                 self._sw_gap_due = True
                 self.after(GAP_S, (WAKE, "gap"), key="gap")
         else:
-            self._sw_handle_again(msg, sender)
+            self._sw_handle_again(lane, msg, sender)
 
     def _sw_run_lane(self, lane: Lane, msg: Told | Request, sender: Any) -> None:
         while True:
@@ -713,6 +716,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
                     self._sw_ack_due = True
                     self.after(ACK_S, (WAKE, "ack"), key="ack")
                 self.receiveMessage(msg.message, msg.reply_to)
+                if self._sw_eager_until and time.monotonic() < self._sw_eager_until:
+                    # just restarted: what went again after a death is confirmed one by one,
+                    # so a message that kills the process again is the one its sender blames
+                    self._sw_send_acks()
             if self._sw_mode != _RUNNING or not lane.early:
                 return
             nxt = lane.early.pop(lane.expected, None)
@@ -720,16 +727,23 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
                 return
             msg, sender = nxt
 
-    def _sw_handle_again(self, msg: Told | Request, sender: Any) -> None:
-        """A message its channel had already: a request is answered (once); a tell dropped."""
+    def _sw_handle_again(self, lane: Lane, msg: Told | Request, sender: Any) -> None:
+        """A message its channel had already: a request is answered (once); a tell is
+        confirmed again (its sender did not hear of it) unless it was given up on."""
         if isinstance(msg, Request):
             self._sw_handle_request(msg, sender)
+        elif msg.seq in lane.skipped:  # late, after its lane went on without it
+            lane.skipped.discard(msg.seq)
+            self.log.warning("%s: message %d of %s came late", self.path, msg.seq, msg.chan)
+            self.receiveMessage(msg.message, msg.reply_to)
         else:
             self.log.debug("%s: tell %s of %s handled already", self.path, msg.seq, msg.chan)
+            lane.owed = True
+            self._sw_send_acks()
 
     def _sw_drop_handled(self, lane: Lane) -> None:
         for seq in [s for s in lane.early if s < lane.expected]:
-            self._sw_handle_again(*lane.early.pop(seq))
+            self._sw_handle_again(lane, *lane.early.pop(seq))
         nxt = lane.early.pop(lane.expected, None)
         if nxt is not None:
             self._sw_run_lane(lane, *nxt)
@@ -766,8 +780,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             self.log.warning(
                 "%s: message %d of %s never came; going on without it", self.path, missing, chan
             )
-            lane.expected = min(lane.early)
-            lane.gap_looks = 0
+            lane.skip_to(min(lane.early))
             self._sw_drop_handled(lane)
         if waiting and self._sw_mode == _RUNNING:
             self._sw_gap_due = True

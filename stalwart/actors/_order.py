@@ -21,12 +21,14 @@ MAX_LANES = 256  # sender channels an actor keeps marks for (the least recently 
 GAP_S = 0.3  # a message held back this long for a missing one: ask the sender again
 GAP_LOOKS = 10  # asked this often in vain (the sender is gone): go on without the missing one
 ACK_S = 0.02  # confirmations wait this long, to go out together
+EAGER_ACK_S = 2.0  # after a restart, tells are confirmed one by one for this long
+MAX_SKIPPED = 64  # numbers a lane went on without, remembered to handle if they come late
 
 
 class Lane:
     """The receiver's side of one sender's channel."""
 
-    __slots__ = ("early", "expected", "gap_looks", "gap_mark", "owed", "reply_to")
+    __slots__ = ("early", "expected", "gap_looks", "gap_mark", "owed", "reply_to", "skipped")
 
     def __init__(self, expected: int, reply_to: Any) -> None:
         self.expected = expected  # the number to handle next
@@ -35,6 +37,14 @@ class Lane:
         self.owed = False  # handled tells not yet confirmed
         self.gap_mark = 0  # ``expected`` when the gap was last looked at
         self.gap_looks = 0  # looks in a row that found no progress
+        self.skipped: set[int] = set()  # numbers it went on without
+
+    def skip_to(self, seq: int) -> None:
+        """Go on at ``seq`` without the numbers before it (their sender is gone)."""
+        self.skipped.update(range(self.expected, seq))
+        while len(self.skipped) > MAX_SKIPPED:
+            self.skipped.discard(min(self.skipped))
+        self.expected, self.gap_looks = seq, 0
 
 
 class Lanes:
@@ -49,19 +59,31 @@ class Lanes:
         for chan, expected in marks or ():
             if expected > self.marks.get(chan, 0):
                 self.marks[chan] = expected
+        while len(self.marks) > MAX_LANES:  # the oldest go (their senders: at least once)
+            del self.marks[next(iter(self.marks))]
 
     def lane(self, chan: str, base: int, reply_to: Any) -> Lane:
         lanes = self.lanes
         lane = lanes.get(chan)
         if lane is None:
             lane = lanes[chan] = Lane(max(self.marks.pop(chan, 1), base, 1), reply_to)
-            if len(lanes) > MAX_LANES:  # the least recently used goes (a sender long gone)
-                lanes.popitem(last=False)
+            if len(lanes) > MAX_LANES:
+                self._forget_one()
         else:
             lanes.move_to_end(chan)
             if base > lane.expected:
                 lane.expected = base
         return lane
+
+    def _forget_one(self) -> None:
+        """Keep the least recently used idle lane as a mark only (a sender long gone)."""
+        for chan, lane in self.lanes.items():
+            if not lane.early and not lane.owed:
+                del self.lanes[chan]
+                self.marks[chan] = lane.expected
+                break
+        while len(self.marks) > MAX_LANES:  # the oldest marks go (their senders at least once)
+            del self.marks[next(iter(self.marks))]
 
     def snapshot(self) -> tuple[tuple[str, int], ...]:
         """The marks to keep with a checkpoint."""

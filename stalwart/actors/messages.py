@@ -445,6 +445,7 @@ class AddressUpdate(msgspec.Struct, frozen=True):
     stopped: bool = False
     orphaned: bool = False  # its last instance died with its supervisor (and what it held)
     group: bool = False
+    died: bool = False  # its last instance's process died: tells it did not confirm go again
 
 
 class Undeliverable(msgspec.Struct, frozen=True):

@@ -161,11 +161,20 @@ class BreakerActor(ManagedActor):
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         kind = type(msg)
         if kind is Request and self._sw_mode == RUNNING:
-            self.relay(msg)
+            if msg.seq:  # in its sender's order, behind the tells sent before it
+                self._sw_in_order(msg, sender)
+            else:
+                self.relay(msg)
         elif kind is Reply and msg.id in self.inflight:
             self.relayed(msg)
         else:
             super().receiveMessage(msg, sender)
+
+    def _sw_handle_request(self, req: Request, sender: Any, failure_id: int | None = None) -> None:
+        if failure_id is None and self._sw_mode == RUNNING:
+            self.relay(req)  # its turn on its sender's channel
+        else:
+            super()._sw_handle_request(req, sender, failure_id)
 
     def relay(self, req: Request) -> None:
         """A call for the protected actor: it goes on under the caller's request id.
@@ -174,6 +183,8 @@ class BreakerActor(ManagedActor):
         as it came). The same id means a request resent by its caller is answered
         once by the protected actor.
         """
+        if req.id in self.inflight:
+            return  # sent again while it is being relayed: the one answer goes to its caller
         if self.shedding:
             error = Overloaded.shedding(self.path, self.shedding)
             self.send(req.reply_to, Reply(req.id, ErrorReply.of(error)))

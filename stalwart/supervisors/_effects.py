@@ -190,6 +190,7 @@ def do_register(self: SupervisorActor, c: cmd.Register) -> None:
             c.level,
             c.restarts,
             node,
+            c.died,
         ),
     )
     old = self.addresses.get((c.child, c.predecessor)) if c.predecessor else None

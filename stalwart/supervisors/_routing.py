@@ -79,7 +79,8 @@ class Routing(Caller):
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
         orphaned = self.registry.take_lost(msg.path)  # died with its supervisor
-        self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned)
+        died = msg.died or orphaned
+        self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned, died=died)
         self.incident_holds_for(msg)
         self.answer_when_all_registered()
 
@@ -102,7 +103,12 @@ class Routing(Caller):
         self.registry.note_state(msg)
 
     def push(
-        self, path: str, lost_inflight: bool = False, holder: Any = None, orphaned: bool = False
+        self,
+        path: str,
+        lost_inflight: bool = False,
+        holder: Any = None,
+        orphaned: bool = False,
+        died: bool = False,
     ) -> None:
         """Tell every subscriber of ``path`` (and of its replica group) its new addresses."""
         for p in self.registry.affected(path):
@@ -114,6 +120,7 @@ class Routing(Caller):
                 self.registry.stopped(p),
                 orphaned,
                 p in self.registry.groups,
+                died and p == path,
             )
             for subscriber in self.registry.subscribers(p):
                 self.send(subscriber, update)

@@ -113,6 +113,7 @@ class Registered(msgspec.Struct, frozen=True):
     level: int = 0
     restarts: int = 0
     node: str = ""
+    died: bool = False  # the instance before it died (its unconfirmed tells go again)
 
 
 class Unavailable(msgspec.Struct, frozen=True):

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stalwart import Child, RecoveryRequest, Supervisor
+from stalwart import Breaker, Child, RecoveryRequest, Supervisor
 from stalwart.actors._order import Outbox
 from stalwart.actors.messages import Request, Told
 from tests.support import (
@@ -21,6 +21,7 @@ from tests.support import (
     Note,
     NoteAsked,
     OrderLog,
+    Work,
     Worker,
     sigkill,
     wait_for,
@@ -105,11 +106,47 @@ def test_tells_queued_behind_a_handler_killed_mid_message_are_handled_once_in_or
 def test_a_tell_whose_actor_keeps_dying_before_confirming_it_becomes_a_dead_letter(make_system):
     system = make_system(unbounded(Child("w", Worker)), base="multiproc")
     system.tell("s/w", Crash())  # its process dies handling it, every time it comes
-    letters = wait_for(lambda: system.dead_letters(), timeout=60)
+    for n in range(1, 5):
+        system.tell("s/w", Work(n))  # queued behind it: innocent, handled once it is given up
+    assert system.ask("s/w", GetLog(), timeout=60) == [1, 2, 3, 4]
+    # (a Worker answers a tell to its sender too: the System's root keeps those as dead letters)
+    letters = [d for d in system.dead_letters() if type(d.message).__name__ != "Done"]
     assert [d.message for d in letters] == [Crash()]
     assert "died 6 times before confirming it" in letters[0].error
-    assert system.ask("s/w", GetLog(), timeout=30) == []  # and it serves what comes next
     assert system.status()["s/w"].restarts == 6
+
+
+def test_a_tell_that_hangs_its_actor_is_given_up_and_the_ones_behind_it_are_handled(
+    make_system,
+):
+    tree = Supervisor(
+        "s",
+        max_restarts=100_000,
+        within_s=1.0,
+        health_interval_s=0.2,
+        health_misses=2,
+        children=[Child("w", Worker)],
+    )
+    system = make_system(tree, base="multiproc")
+    system.tell("s/w", Work(0, sleep_s=3600))  # hangs its handler, every time it comes
+    for n in range(1, 4):
+        system.tell("s/w", Work(n))
+    letters = wait_for(
+        lambda: [d for d in system.dead_letters() if isinstance(d.message, Work)], timeout=120
+    )
+    assert [d.message.id for d in letters] == [0] and "kills or hangs" in letters[0].error
+    assert system.ask("s/w", GetLog(), timeout=60) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("base", ["simple", "multiproc"])
+def test_tells_and_asks_through_a_breaker_keep_their_order(make_system, base):
+    system = make_system(unbounded(Child("log", OrderLog, breaker=Breaker())), base=base)
+    for n in range(0, 30, 3):
+        assert system.ask(PATH, NoteAsked(n), timeout=30) == n // 3 * 3 + 1
+        system.tell(PATH, Note(n + 1))
+        system.tell(PATH, Note(n + 2))
+    assert system.ask(PATH, GetLog(), timeout=30) == list(range(30))
+    assert system.dead_letters() == []
 
 
 def test_a_message_whose_predecessor_never_comes_is_handled_once_its_sender_stays_silent(

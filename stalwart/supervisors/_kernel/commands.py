@@ -99,6 +99,7 @@ class Register(Command, frozen=True):
     level: int = 0
     restarts: int = 0
     predecessor: int = 0
+    died: bool = False  # its predecessor's process died: senders send unconfirmed tells again
 
 
 class Release(Command, frozen=True):

@@ -188,9 +188,17 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
         c.ladder(c.start_outage).end_outage()
         c.start_outage = ""
     out.append(
-        Register(c.name, c.incarnation, c.lost_inflight, c.level(e.now), c.restarts, c.retiring)
+        Register(
+            c.name,
+            c.incarnation,
+            c.lost_inflight,
+            c.level(e.now),
+            c.restarts,
+            c.retiring,
+            c.died,
+        )
     )
-    c.lost_inflight = False
+    c.lost_inflight = c.died = False
     if c.retiring:  # the replaced instance forwards stragglers for a while, then is released
         s.lingering.add((c.name, c.retiring))
         out.append(Timer(FORWARD_GRACE_S, ("release", c.name, c.retiring)))
@@ -262,7 +270,7 @@ def on_child_exited(s: SupervisorState, e: ChildExited, out: Out) -> None:
 def crashed(s: SupervisorState, c: ChildRecord, reason: str, now: float, out: Out) -> None:
     """An instance is gone without being asked to stop: restarted from level 3."""
     # a hung actor's request would hang the new instance too: its callers time out instead
-    c.phase, c.lost_inflight = DOWN, not c.hung_killed
+    c.phase, c.lost_inflight, c.died = DOWN, not c.hung_killed, True
     if c.handed:  # it died on what was handed to it after the last death: a poison
         c.poisoned = [*c.poisoned[-63:], c.handed[0]]
         c.handed = []

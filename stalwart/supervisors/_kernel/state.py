@@ -90,6 +90,7 @@ class ChildRecord:
         self.restarts = 0
         self.last_error = ""
         self.lost_inflight = False
+        self.died = False  # its last instance's process died (crash, kill, hang, lost node)
         self.handed: list[str] = []  # requests handed to this instance after a crash, not done
         self.poisoned: list[str] = []  # requests two instances in a row died handling
 
