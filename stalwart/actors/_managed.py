@@ -16,7 +16,7 @@ from ..strategies import classify
 from ._calls import Caller, OnError, OnReply
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._order import ACK_S, EAGER_ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
-from ._placement import NODE_ENV, satisfies
+from ._placement import NODE_ENV, fenced, satisfies
 from ._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -627,6 +627,9 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             self.after(float(init.checkpoint), (WAKE, "checkpoint", float(init.checkpoint)))
         previous = set_owner(self)  # caches created in on_start register with this actor
         try:
+            if fenced():  # cut off from the leader, which places it elsewhere: never both
+                node = os.environ.get(NODE_ENV, "")
+                raise ConnectionRefusedError(f"node {node} has fenced itself off its leader")
             self.on_start()
         except Exception as exc:
             set_owner(previous)

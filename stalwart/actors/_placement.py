@@ -17,6 +17,7 @@ from typing import Any
 NODE = "stalwart.node"  # the capability naming a node
 AVOID = "stalwart.avoid"  # a requirement: nodes declared lost
 NODE_ENV = "STALWART_NODE"  # inherited by a node's admin and actor processes (as in actors)
+FENCE_ENV = "STALWART_FENCE"  # a member's fence file: while it exists, no actor starts there
 Scalar = str | int | float | bool
 
 
@@ -92,3 +93,9 @@ def parse_capability(text: str) -> tuple[str, Scalar]:
                 continue
     check_requires({key: value})
     return key, value
+
+
+def fenced() -> bool:
+    """True on a member node that has fenced itself (cut off from its leader)."""
+    marker = os.environ.get(FENCE_ENV)
+    return bool(marker) and os.path.exists(marker)  # type: ignore[arg-type]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Mapping
 from typing import Any
 
-from ..actors._placement import NODE, NODE_ENV, check_requires
+from ..actors._placement import FENCE_ENV, NODE, NODE_ENV, check_requires
 from ..actors._runtime import ActorExitRequest, RuntimeActor, environment, new_system
 from ..actors.errors import SystemStopped
 from ..supervisors._bases import free_port, port_open, sweep_session
@@ -38,6 +40,7 @@ class Member:
             asys.shutdown()
             raise SystemStopped(f"node {name}: its Thespian admin did not answer")
         self.sid = sid  # the session of its admin and actors (what a SIGKILL of the node hits)
+        self.folder = ""  # its private folder (the fence file)
         self._closed = False
 
     def shutdown(self) -> None:
@@ -49,6 +52,8 @@ class Member:
             self._asys.shutdown()
         finally:
             sweep_session(self.sid)
+            if self.folder:
+                shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> Member:
         return self
@@ -90,7 +95,9 @@ def join(
         raise SystemStopped(f"no leader listens at {leader[0]}:{leader[1]} (start it first)")
     port = port or free_port(host)
     bind = host if loopback_only or host not in ("", "0.0.0.0") else None
-    with environment(**{NODE_ENV: node}):
+    folder = tempfile.mkdtemp(prefix="stalwart-node-")  # private (0700): the fence file
+    fence = os.path.join(folder, "fenced")
+    with environment(**{NODE_ENV: node, FENCE_ENV: fence}):
         capabilities = {
             "Admin Port": port,
             "Convention Address.IPv4": (leader[0], leader[1]),
@@ -98,4 +105,6 @@ def join(
             **caps,
         }
         asys = new_system("tcp", capabilities, bind)
-    return Member(asys, node, (host, port), leader)
+    member = Member(asys, node, (host, port), leader)
+    member.folder = folder
+    return member

@@ -21,7 +21,7 @@ import msgspec
 import psutil
 
 from ..actors import ManagedActor
-from ..actors._placement import NODE, satisfies
+from ..actors._placement import FENCE_ENV, NODE, satisfies
 from ..actors._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -32,7 +32,15 @@ from ..actors._runtime import (
 )
 from ..supervisors.messages import NodesChanged
 from ._phi import PhiAccrual
-from .messages import ClusterSettings, Heartbeat, HeartbeatAck, NodesQuery, NodeStatus, Watch
+from .messages import (
+    ClusterSettings,
+    Fenced,
+    Heartbeat,
+    HeartbeatAck,
+    NodesQuery,
+    NodeStatus,
+    Watch,
+)
 
 
 class NodeAgent(RuntimeActor):  # type: ignore[misc]
@@ -45,62 +53,78 @@ class NodeAgent(RuntimeActor):  # type: ignore[misc]
     """
 
     watch: Watch | None = None
+    fenced_why = ""  # set once it has fenced its node: it stays fenced until told to leave
 
     @staticmethod
     def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: Any) -> bool:
         return satisfies(capabilities, requirements)
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:
-        if isinstance(msg, Watch):
-            self.watch, self.seq = msg, 0
+        if isinstance(msg, Watch):  # its first, or from a monitor that restarted
+            first = self.watch is None
+            self.watch = msg
             self.heard = self.next_beat = time.monotonic()
-            self._tick()
+            if first:
+                self.seq = 0
+                self._tick()
         elif isinstance(msg, HeartbeatAck):
             self.heard = time.monotonic()
         elif isinstance(msg, WakeupMessage) and self.watch is not None:
             self._tick()
         elif isinstance(msg, PoisonMessage):  # the monitor is gone: so is this agent's purpose
             self.send(self.myAddress, ActorExitRequest())
+        elif isinstance(msg, ActorExitRequest):  # the leader knows: its node may serve again
+            with contextlib.suppress(OSError):
+                os.unlink(os.environ.get(FENCE_ENV, "") or "/nonexistent")
 
     def _tick(self) -> None:
         watch = self.watch
         assert watch is not None
         now = time.monotonic()
         silence = now - self.heard
-        if watch.fence_s and silence > watch.fence_s:
+        if not self.fenced_why and watch.fence_s and silence > watch.fence_s:
             self._fence(watch, silence)
-            return
-        if now >= self.next_beat:
+        if self.fenced_why:  # nothing runs here, and the leader hears so once it can
+            stop_actor_processes()
+            self.send(watch.monitor, Fenced(watch.node, self.fenced_why))
+        elif now >= self.next_beat:
             self.seq += 1
             self.send(watch.monitor, Heartbeat(watch.node, self.seq))
             self.next_beat = now + watch.interval_s
         self.wakeupAfter(timedelta(seconds=watch.interval_s / 4))
 
     def _fence(self, watch: Watch, silence: float) -> None:
+        marker = os.environ.get(FENCE_ENV)
+        if marker:  # no actor starts here from now on
+            with contextlib.suppress(OSError), open(marker, "w"):
+                pass
         stopped = stop_actor_processes()
+        self.fenced_why = f"no answer from the leader for {silence:.1f}s"
         print(
-            f"node {watch.node}: fenced at {time.time():.3f}: no answer from the leader for"
-            f" {silence:.1f}s; stopped {len(stopped)} actor processes",
+            f"node {watch.node}: fenced at {time.time():.3f}: {self.fenced_why}; stopped"
+            f" {len(stopped)} actor processes",
             file=sys.stderr,
             flush=True,
         )
-        self.watch = None
-        self.send(self.myAddress, ActorExitRequest())
 
 
 def stop_actor_processes() -> list[int]:
-    """SIGKILL every actor process of this process's session (its node) and wait for them."""
+    """SIGKILL every actor process of this process's session (its node), with the processes
+    they started, and wait for them."""
     me, session = os.getpid(), os.getsid(0)
-    doomed = []
+    actors, doomed = [], []
     for proc in psutil.process_iter(["name"]):
         with contextlib.suppress(psutil.Error, OSError):
             name = proc.info["name"] or ""
             mine = proc.pid != me and name.startswith(ACTOR_PROCESS_PREFIX)
             if mine and os.getsid(proc.pid) == session:
-                proc.kill()
-                doomed.append(proc)
-    psutil.wait_procs(doomed, timeout=5)
-    return [p.pid for p in doomed]
+                actors.append(proc)
+                doomed += [proc, *proc.children(recursive=True)]
+    for proc in doomed:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(doomed, timeout=1)
+    return [p.pid for p in actors]
 
 
 class _Node:
@@ -129,6 +153,13 @@ class NodeMonitor(ManagedActor):
             node = _Node(name, {}, None, self._detector())
             node.state, node.detail = "lost", "lost before the monitor restarted"
             self.table[name] = node
+        for name, (agent, admin, caps) in (self.restored_state or {}).get("agents", {}).items():
+            # the agents an earlier monitor placed watch for this one now (else they would
+            # hear nothing and fence their nodes)
+            node = _Node(name, dict(caps), admin, self._detector())
+            node.state, node.agent = "up", agent
+            self.table[name] = node
+            self.send(agent, self._watch(name))
         self.notifyOnSystemRegistrationChanges(True)
         self.after(self.settings.heartbeat_s / 2, "check", key="check")
 
@@ -138,7 +169,17 @@ class NodeMonitor(ManagedActor):
                 self.send(node.agent, ActorExitRequest())
 
     def snapshot(self) -> Any:
-        return {"lost": [n.name for n in self.table.values() if n.state in ("lost", "left")]}
+        return {
+            "lost": [n.name for n in self.table.values() if n.state in ("lost", "left")],
+            "agents": {
+                n.name: (n.agent, n.admin, n.caps)
+                for n in self.table.values()
+                if n.state == "up" and n.agent is not None
+            },
+        }
+
+    def _watch(self, name: str) -> Watch:
+        return Watch(self.myAddress, name, self.settings.heartbeat_s, self.settings.fence_s)
 
     def _detector(self) -> PhiAccrual:
         s = self.settings
@@ -172,8 +213,7 @@ class NodeMonitor(ManagedActor):
         )
         self.table[name] = node
         node.agent = self.createActor(NodeAgent, targetActorRequirements={NODE: name})
-        watch = Watch(self.myAddress, name, self.settings.heartbeat_s, self.settings.fence_s)
-        self.send(node.agent, watch)
+        self.send(node.agent, self._watch(name))
 
     def receiveMsg_Heartbeat(self, msg: Heartbeat, sender: Any) -> None:
         node = self.table.get(msg.node)
@@ -185,6 +225,13 @@ class NodeMonitor(ManagedActor):
         if node.state == "joining":
             node.state, node.detail = "up", ""
             self._tell_root("node-joined", node, f"joined with {_caps(node.caps)}")
+
+    def receiveMsg_Fenced(self, msg: Fenced, sender: Any) -> None:
+        node = self.table.get(msg.node)
+        if node is not None and node.state in ("up", "joining") and sender == node.agent:
+            self._down(node, "lost", f"it fenced itself: {msg.detail}")
+        elif node is None or node.agent != sender:  # an agent no monitor watches any more
+            self.send(sender, ActorExitRequest())
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         if msg.payload != "check":

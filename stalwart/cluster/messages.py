@@ -45,6 +45,11 @@ class ClusterSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 f"fence_s: must be more than two heartbeats ({2 * self.heartbeat_s:g}s) or 0,"
                 f" got {self.fence_s!r}"
             )
+        if self.fence_s and self.fence_margin_s < self.heartbeat_s:
+            raise ValueError(
+                f"fence_margin_s: must be at least one heartbeat ({self.heartbeat_s:g}s) when"
+                f" fencing, got {self.fence_margin_s!r}"
+            )
 
     def lost_after_s(self) -> float:
         """The least silence after which the leader may declare a node lost."""
@@ -81,6 +86,14 @@ class Watch(msgspec.Struct, frozen=True):
     node: str
     interval_s: float
     fence_s: float = 0.0  # stop the node's actors after this long without an answer
+
+
+class Fenced(msgspec.Struct, frozen=True):
+    """A node's agent -> the monitor: it fenced its node (stopped its actors); ``detail``
+    says why. Sent until the monitor answers by declaring the node lost."""
+
+    node: str
+    detail: str
 
 
 class HeartbeatAck(msgspec.Struct, frozen=True):

@@ -14,7 +14,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from ..actors._placement import NODE_ENV, placeable
+from ..actors._placement import NODE_ENV, fenced, placeable
 from ..actors._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -204,6 +204,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.settings = dict(msg.settings)
         self._sw_use_clock(msg.clock_id)
         if not msg.clock_id:  # a process of its own (the multi-process bases)
+            if fenced():  # cut off from the leader, which places it elsewhere: never both
+                os._exit(0)
             name_process(ACTOR_PROCESS_PREFIX + msg.path.rsplit("/", 1)[-1])
         state = kernel.SupervisorState(
             msg.path,

@@ -10,11 +10,13 @@ import re
 import subprocess
 import sys
 
+import psutil
+
 from stalwart import Child, Supervisor
 from stalwart.cluster import LocalCluster
 from stalwart.supervisors._bases import session_processes
 from tests.cluster.conftest import ROOT
-from tests.support import GetLog, Work, Worker, process_gone, wait_for
+from tests.support import GetLog, Work, Worker, process_gone, sigkill, wait_for
 
 
 def actor_processes(sid):
@@ -92,3 +94,59 @@ except ConnectionRefusedError:
 except (TimeoutError, socket.timeout, OSError):
     print("timeout")
 """
+
+
+def sw_processes(c, name):
+    return [
+        p.pid
+        for node in c.nodes.values()
+        for p in session_processes(node.sid)
+        if p.name() == f"sw:{name}"
+    ]
+
+
+def test_a_restarted_node_monitor_keeps_watching_the_nodes_and_fences_none(cluster):
+    tree = Supervisor("t", children=[Child("trainer", Worker, requires={"gpu": 1})])
+    c = cluster(tree, {"b": ["gpu=1"], "c": ["gpu=1"]})
+    system = c.system
+    trainer = system.status()["t/trainer"].pid
+    monitor = system.status()["_system/nodes"].pid
+    sigkill(monitor)
+    wait_for(
+        lambda: (s := system.status()["_system/nodes"]).state == "running" and s.pid != monitor,
+        timeout=30,
+    )
+    # the new monitor hears from both agents for longer than fence_s + fence_margin_s
+    wait_for(lambda: all(n.heartbeats >= 8 for n in system.nodes() if not n.leader), timeout=30)
+    assert [e for e in system.events() if e.kind == "node-lost"] == []
+    assert not any(" fenced at " in line for n in c.nodes.values() for line in n.output())
+    assert system.status()["t/trainer"].pid == trainer
+
+
+def test_a_stalled_leader_never_gets_an_actor_running_twice(cluster):
+    tree = Supervisor("t", children=[Child("trainer", Worker, requires={"gpu": 1})])  # defaults
+    c = cluster(tree, {"b": ["gpu=1"], "c": ["gpu=1"]})
+    system = c.system
+    monitor = psutil.Process(system.status()["_system/nodes"].pid)
+    monitor.suspend()  # the leader hears no heartbeat and answers none: both members fence
+    try:
+        wait_for(
+            lambda: all(any(" fenced at " in x for x in n.output()) for n in c.nodes.values()),
+            timeout=30,
+        )
+    finally:
+        monitor.resume()
+    # each member tells the leader it fenced itself: both are lost, and the trainer (which
+    # only they can host) waits; at no time did two trainers run
+    wait_for(
+        lambda: (
+            {n.name: n.state for n in system.nodes() if not n.leader} == {"b": "lost", "c": "lost"}
+        ),
+        timeout=30,
+    )
+    lost = [e.detail for e in system.events() if e.kind == "node-lost"]
+    assert any("it fenced itself" in d for d in lost), lost
+    wait_for(lambda: system.status()["t/trainer"].state in ("waiting", "restarting"), timeout=30)
+    # an instance started there meanwhile refused to run (the node is fenced) and is gone
+    wait_for(lambda: sw_processes(c, "trainer") == [], timeout=30)
+    assert not system.stopped  # an outage: nothing escalated
