@@ -532,7 +532,16 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             if not self._sw_durable:
                 return
             replies = ()
-        checkpoint = Checkpoint(self.path, self.incarnation, state, self._sw_last_reply, replies)
+        acks = self._sw_take_acks() if self._sw_state_file is None else ()
+        checkpoint = Checkpoint(
+            self.path,
+            self.incarnation,
+            state,
+            self._sw_last_reply,
+            replies,
+            acks,
+            self._sw_lanes.snapshot(),
+        )
         self.send(self.supervisor, checkpoint)
 
     def _sw_file(self, state: Any, replies: tuple[tuple[Any, Reply], ...]) -> bool:
@@ -649,6 +658,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
                     os.environ.get(NODE_ENV, ""),
                 ),
             )
+            if fenced():  # nobody may be left to release it: it leaves by itself
+                self._sw_on_release(None, None)
             return
         set_owner(previous)
         self._sw_mode = _RUNNING
@@ -713,16 +724,10 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             lane.expected = msg.seq + 1
             if isinstance(msg, Request):
                 self._sw_handle_request(msg, sender)
-            else:  # confirmed once handled: by the timer, or as the actor stops (from there)
-                lane.owed = True
-                if not self._sw_ack_due:
-                    self._sw_ack_due = True
-                    self.after(ACK_S, (WAKE, "ack"), key="ack")
+            else:
+                lane.owed = True  # (if it stops itself meanwhile, it confirms as it stops)
                 self.receiveMessage(msg.message, msg.reply_to)
-                if self._sw_eager_until and time.monotonic() < self._sw_eager_until:
-                    # just restarted: what went again after a death is confirmed one by one,
-                    # so a message that kills the process again is the one its sender blames
-                    self._sw_send_acks()
+                self._sw_confirm()
             if self._sw_mode != _RUNNING or not lane.early:
                 return
             nxt = lane.early.pop(lane.expected, None)
@@ -756,6 +761,30 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         if lane is not None and msg.base > lane.expected and self._sw_mode == _RUNNING:
             lane.expected = msg.base
             self._sw_drop_handled(lane)
+
+    def _sw_confirm(self) -> None:
+        """Confirm the tells handled (their checkpoint kept) to their senders: soon, together.
+
+        An actor whose checkpoints only its supervisor keeps (placed on another node)
+        confirms through it, with the state they reflect. Just after a restart, each is
+        confirmed at once, so a message that kills the process again is the one its
+        sender blames.
+        """
+        if self._sw_checkpoint_each and self._sw_state_file is None:
+            return  # _sw_checkpoint hands them to the supervisor
+        if self._sw_eager_until and time.monotonic() < self._sw_eager_until:
+            self._sw_send_acks()
+        elif not self._sw_ack_due:
+            self._sw_ack_due = True
+            self.after(ACK_S, (WAKE, "ack"), key="ack")
+
+    def _sw_take_acks(self) -> tuple[tuple[Any, Acked], ...]:
+        taken = []
+        for chan, lane in self._sw_lanes.lanes.items():
+            if lane.owed:
+                lane.owed = False
+                taken.append((lane.reply_to, Acked(self.path, chan, lane.expected - 1)))
+        return tuple(taken)
 
     def _sw_send_acks(self) -> None:
         self._sw_ack_due = False

@@ -248,6 +248,8 @@ class Checkpoint(msgspec.Struct, frozen=True):
     state: Any
     last_reply: tuple[str, Any] | None = None
     replies: tuple[tuple[Any, Any], ...] = ()
+    acks: tuple[tuple[Any, Any], ...] = ()  # (sender, Acked): the tells this state reflects
+    marks: tuple[tuple[str, int], ...] = ()  # how far it handled each sender's channel
 
 
 class Retire(msgspec.Struct, frozen=True):

@@ -283,6 +283,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if c is not None and c.incarnation == msg.incarnation:
             keeper = self.keepers[c.name]
             keeper.keep(msg.state, msg.incarnation, False)
+            if msg.marks:
+                keeper.marks = msg.marks
             if msg.last_reply is not None:
                 keeper.remember_reply(*msg.last_reply)
             for _, reply in msg.replies:
@@ -291,6 +293,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 self.send(self.root, DurableCheckpoint(c.path, msg.state, msg.incarnation))
         for address, reply in msg.replies:  # (a replaced instance's answers go out too)
             self.send(address, reply)
+        for address, ack in msg.acks:  # the tells it reflects are safe with it now
+            self.send(address, ack)
 
     def on_retired(self, msg: Retired, sender: Any) -> None:
         assert self.state is not None

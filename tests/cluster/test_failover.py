@@ -7,7 +7,7 @@ import psutil
 
 from stalwart import Child, StalwartError, Supervisor
 from stalwart.supervisors._bases import session_processes
-from tests.support import Chatter, GetLog, Ping, Say, Work, Worker, wait_for
+from tests.support import Chatter, GetLog, Note, OrderLog, Ping, Say, Work, Worker, wait_for
 
 GPU_NODES = {"b": ["gpu=1", "zone=b"], "c": ["gpu=2", "zone=c"]}
 
@@ -164,3 +164,20 @@ def test_a_member_whose_actors_print_a_lot_keeps_serving_and_its_output_is_kept(
     assert len(c.nodes["b"].output()) <= 1000  # the last lines, not everything
     assert {n.name: n.state for n in system.nodes()}["b"] == "up"
     assert not any(e.kind == "node-lost" for e in system.events())
+
+
+def test_tells_to_an_actor_on_a_lost_node_are_handled_once_in_order_where_it_moves(cluster):
+    members = {"b": ["gpu=1"], "c": ["gpu=1"]}
+    tree = Supervisor("t", children=[Child("log", OrderLog, requires={"gpu": 1})])
+    c = cluster(tree, members)
+    system = c.system
+    home = system.status()["t/log"].node
+    for n in range(20):
+        system.tell("t/log", Note(n))
+    assert system.ask("t/log", GetLog(), timeout=10) == list(range(20))
+    for n in range(20, 40):
+        system.tell("t/log", Note(n))  # some handled, some queued or on their way: then lost
+    c.nodes[home].kill()
+    # its supervisor kept the state with the marks; what it had not confirmed goes again
+    log = system.ask("t/log", GetLog(), timeout=60)
+    assert log == list(range(40)) and system.status()["t/log"].node not in ("", home)
