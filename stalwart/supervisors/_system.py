@@ -8,7 +8,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -439,16 +439,23 @@ class System:
             result["store"] = {"error": str(exc)}
         return result
 
-    def serve_api(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None) -> Any:
+    def serve_api(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        allowed_hosts: Sequence[str] = (),
+    ) -> Any:
         """Serve the JSON API and ``/metrics`` from this process; returns the server.
 
-        Binds loopback unless told otherwise. Write endpoints need ``token``
-        (one is generated when not given: ``server.token``). The server stops
-        with the system, or with ``server.stop()``.
+        Binds loopback unless told otherwise. Write endpoints (and the diagnostics) need
+        ``token`` (one is generated when not given: ``server.token``). Requests must name
+        the server by a loopback name, ``host`` or one of ``allowed_hosts`` (in Host and
+        Origin). The server stops with the system, or with ``server.stop()``.
         """
         from ..telemetry._api import ApiServer, SystemBackend
 
-        server = ApiServer(SystemBackend(self), host, port, token)
+        server = ApiServer(SystemBackend(self), host, port, token, allowed_hosts)
         self._servers.append(server)
         return server
 

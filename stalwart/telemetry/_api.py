@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -58,6 +58,8 @@ class Backend(Protocol):
 
 class ApiError(Exception):
     """An HTTP error answer: status, message and (for a 400) the field at fault."""
+
+    allow = ""  # for 405: the methods the path takes
 
     def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -190,12 +192,12 @@ class Api:
         self.registry.register(_Collector(backend))  # type: ignore[arg-type]
         self.routes: list[Route] = [
             ("GET", re.compile(r"/api/errors"), False, self.list_errors),
-            ("GET", re.compile(r"/api/errors/(\d+)"), False, self.get_error),
-            ("POST", re.compile(r"/api/errors/(\d+)/resolve"), True, self.resolve),
+            ("GET", re.compile(r"/api/errors/(\d{1,18})"), False, self.get_error),
+            ("POST", re.compile(r"/api/errors/(\d{1,18})/resolve"), True, self.resolve),
             ("GET", re.compile(r"/api/recovery/metrics"), False, self.get_metrics),
             ("GET", re.compile(r"/api/recovery/history"), False, self.get_history),
             ("POST", re.compile(r"/api/recovery/reset"), True, self.reset),
-            ("GET", re.compile(r"/api/diagnostics"), False, self.diagnostics),
+            ("GET", re.compile(r"/api/diagnostics"), True, self.diagnostics),  # (a store scan)
             ("GET", re.compile(r"/api/insights"), False, self.get_insights),
             ("GET", re.compile(r"/api/dashboard"), False, self.dashboard),
             ("POST", re.compile(r"/api/recovery/request"), True, self.request_recovery),
@@ -204,19 +206,35 @@ class Api:
     def handle(
         self, method: str, path: str, query: dict[str, list[str]], body: bytes, token: str | None
     ) -> tuple[int, Any]:
-        for verb, pattern, writes, fn in self.routes:
-            match = pattern.fullmatch(path)
-            if match is None:
+        _, pattern, guarded, fn = self.route(method, path)
+        if guarded and not self.authorised(token):
+            raise ApiError(
+                401, "this endpoint needs the API token (header 'Authorization: Bearer <token>')"
+            )
+        match = pattern.fullmatch(path)
+        assert match is not None
+        return 200, fn(*match.groups(), query=query, body=body)
+
+    def route(self, method: str, path: str) -> Route:
+        """The route for ``method path``: 404 if no endpoint has the path, 405 if not the
+        method (the error's ``allow`` lists those it takes)."""
+        allowed = []
+        for route in self.routes:
+            if route[1].fullmatch(path) is None:
                 continue
-            if verb != method:
-                raise ApiError(405, f"{method} is not allowed on {path} (use {verb})")
-            if writes and not (token and secrets.compare_digest(token, self.token)):
-                raise ApiError(
-                    401,
-                    "this endpoint needs the API token (header 'Authorization: Bearer <token>')",
-                )
-            return 200, fn(*match.groups(), query=query, body=body)
+            if route[0] == method:
+                return route
+            allowed.append(route[0])
+        if allowed:
+            error = ApiError(405, f"{method} is not allowed on {path} (use {', '.join(allowed)})")
+            error.allow = ", ".join(allowed)
+            raise error
         raise ApiError(404, f"no endpoint {method} {path}")
+
+    def authorised(self, token: str | None) -> bool:
+        """True if ``token`` is the API token (any text compares safely)."""
+        given = (token or "").encode("utf-8", "surrogateescape")
+        return bool(token) and secrets.compare_digest(given, self.token.encode())
 
     def list_errors(self, *, query: Any, body: bytes) -> Any:
         q = parse_query(query, ErrorsQuery)
@@ -290,10 +308,14 @@ class ApiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         token: str | None = None,
+        allowed_hosts: Sequence[str] = (),
     ) -> None:
         self.token = token or secrets.token_urlsafe(18)
         self.api = Api(backend, self.token)
         api = self.api
+        # the names a request may address this server by (a page from another site that
+        # resolves its name to this address is refused: DNS rebinding)
+        hosts = {*LOOPBACK_NAMES, host.strip("[]").lower(), *(h.lower() for h in allowed_hosts)}
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -301,11 +323,21 @@ class ApiServer:
 
             def _serve(self, method: str) -> None:
                 url = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                token = _token(self.headers)
-                query = parse_qs(url.query)
                 try:
+                    refusal = _refused_origin(self.headers, hosts)
+                    if refusal:
+                        raise ApiError(403, refusal)
+                    token = _token(self.headers)
+                    query = parse_qs(url.query)
+                    body = b""
+                    if method == "POST":  # the token first, then a bounded body
+                        api.route(method, url.path)
+                        if not api.authorised(token):
+                            raise ApiError(401, "this endpoint needs the API token")
+                        body = self.rfile.read(_body_length(self.headers))
+                    elif method != "GET":
+                        api.route(method, url.path)  # 405 with the methods it takes, or 404
+                        raise ApiError(405, f"{method} is not allowed on {url.path}")
                     page = static_file(url.path) if method == "GET" else None
                     if page is not None:
                         self._send(200, page[0], page[1], PAGE_HEADERS)
@@ -319,10 +351,16 @@ class ApiServer:
                     payload = {"error": exc.message, "status": exc.status}
                     if exc.field:
                         payload["field"] = exc.field
-                    self._send(exc.status, "application/json", json.dumps(payload).encode())
-                except Exception as exc:  # the server must keep serving
-                    log.exception("API error on %s %s", method, url.path)
-                    payload = {"error": f"{type(exc).__name__}: {exc}", "status": 500}
+                    headers = {"Allow": exc.allow} if exc.allow else None
+                    if exc.status in (400, 413):  # the rest of the request is not read
+                        self.close_connection = True
+                    data = json.dumps(payload).encode()
+                    self._send(exc.status, "application/json", data, headers)
+                except Exception:  # the server must keep serving; the text stays in the log
+                    incident = secrets.token_hex(4)
+                    log.exception("API error %s on %s %s", incident, method, url.path)
+                    payload = {"error": "internal error (see the log)", "status": 500}
+                    payload["id"] = incident
                     self._send(500, "application/json", json.dumps(payload).encode())
 
             def _send(
@@ -342,6 +380,18 @@ class ApiServer:
 
             def do_POST(self) -> None:
                 self._serve("POST")
+
+            def do_PUT(self) -> None:
+                self._serve("PUT")
+
+            def do_DELETE(self) -> None:
+                self._serve("DELETE")
+
+            def do_PATCH(self) -> None:
+                self._serve("PATCH")
+
+            def do_HEAD(self) -> None:  # (no body may follow a HEAD answer: not served)
+                self._serve("HEAD")
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug("%s - %s", self.address_string(), fmt % args)
@@ -376,6 +426,44 @@ class ApiServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+MAX_BODY = 64 * 1024  # the largest request body read
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def _body_length(headers: Any) -> int:
+    """The request's Content-Length, checked (400 if not a number, 413 if too large)."""
+    text = headers.get("Content-Length")
+    if text is None:
+        return 0
+    if not text.strip().isdigit():
+        raise ApiError(400, f"Content-Length: expected a number of bytes, got {text!r}")
+    length = int(text)
+    if length > MAX_BODY:
+        raise ApiError(413, f"the body is {length} bytes; at most {MAX_BODY} are read")
+    return length
+
+
+def _hostname(value: str) -> str:
+    """The host name of a Host header or an origin's netloc (no port, no brackets)."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+def _refused_origin(headers: Any, hosts: set[str]) -> str:
+    """Why a request's Host or Origin is refused ("" if it is not)."""
+    host = headers.get("Host")
+    if host is not None and _hostname(host) not in hosts:
+        return f"Host {host!r} is not one this server answers to (allowed_hosts)"
+    origin = headers.get("Origin")
+    if origin is not None and origin != "null":
+        name = _hostname(urlsplit(origin).netloc)
+        if name not in hosts:
+            return f"Origin {origin!r} is not allowed (allowed_hosts)"
+    return ""
 
 
 def _token(headers: Any) -> str | None:

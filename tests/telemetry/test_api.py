@@ -1,6 +1,7 @@
 """The JSON API and /metrics, exercised with a real HTTP client on a loopback port."""
 
 import json
+import socket
 import urllib.error
 import urllib.request
 
@@ -105,7 +106,8 @@ def test_metrics_history_and_reset(served):
 
 def test_diagnostics_run_now(served):
     _, server = served
-    status, body = call(f"{server.url}/api/diagnostics")
+    assert call(f"{server.url}/api/diagnostics")[0] == 401  # a scan of the store: token only
+    status, body = call(f"{server.url}/api/diagnostics", token="s3cret")
     assert status == 200 and body["store"]["integrity_ok"] is True
     assert "s/w" in {a["path"] for a in body["actors"]}
     assert body["memory"]["level"] == "normal" and body["memory"]["sample"]["used"] > 0
@@ -132,3 +134,61 @@ def test_a_store_backed_server_reads_the_file_but_cannot_act(tmp_path, make_syst
         assert status == 200 and history[0]["path"] == "s/w"
         status, body = call(f"{server.url}/api/recovery/reset", "POST", {}, token="t")
         assert status == 503 and "no running system" in body["error"]
+
+
+def raw_request(server, head: bytes, body: bytes = b"") -> tuple[int, dict, bytes]:
+    """Send a hand-made HTTP request; answer (status, headers, body)."""
+    with socket.create_connection((server.host, server.port), timeout=10) as s:
+        s.sendall(head + b"\r\n" + body)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+            if b"\r\n\r\n" in data:
+                top, _, rest = data.partition(b"\r\n\r\n")
+                lines = top.decode().split("\r\n")
+                headers = dict(line.split(": ", 1) for line in lines[1:])
+                if len(rest) >= int(headers.get("Content-Length", 0)):
+                    return int(lines[0].split()[1]), headers, rest
+    raise AssertionError(f"no whole answer: {data!r}")
+
+
+def test_requests_from_other_sites_are_refused(served):
+    _, server = served
+    port = server.port
+    for head in (
+        f"GET /api/errors HTTP/1.1\r\nHost: evil.example:{port}\r\n",  # DNS rebinding
+        f"GET /api/errors HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://evil.example\r\n",
+    ):
+        status, _, body = raw_request(server, head.encode())
+        assert status == 403 and b"allowed_hosts" in body
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"):
+        status, _, _ = raw_request(server, f"GET /api/errors HTTP/1.1\r\nHost: {host}\r\n".encode())
+        assert status == 200
+
+
+def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(served):
+    _, server = served
+    host = f"Host: 127.0.0.1:{server.port}\r\n"
+
+    def reset(token, length):
+        auth = f"Authorization: Bearer {token}\r\n"
+        return f"POST /api/recovery/reset HTTP/1.1\r\n{host}{auth}Content-Length: {length}\r\n"
+
+    cases = [
+        # the token is checked before the body is read, and any text compares safely
+        (reset("\u00e9t\u00e9", 2), b"{}", 401),
+        (reset("s3cret", "abc"), b"", 400),
+        (reset("s3cret", -1), b"", 400),
+        (reset("s3cret", 99999999), b"", 413),
+        (f"GET /api/errors/100000000000000000000 HTTP/1.1\r\n{host}", b"", 404),
+        (f"GET /api/errors?limit=100000000000000000000 HTTP/1.1\r\n{host}", b"", 400),
+        (f"DELETE /api/errors HTTP/1.1\r\n{host}", b"", 405),
+        (f"PUT /api/recovery/reset HTTP/1.1\r\n{host}", b"", 405),
+    ]
+    for head, body, expected in cases:
+        status, headers, answer = raw_request(server, head.encode("utf-8"), body)
+        assert status == expected, (head, answer)
+        assert json.loads(answer)["status"] == expected
+        if expected == 405:
+            assert headers["Allow"] in ("GET", "POST")
+    assert call(f"{server.url}/api/errors")[0] == 200
