@@ -90,6 +90,9 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         for field in ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s"):
             if not getattr(self, field) > 0:
                 raise SpecError("start", field, f"must be > 0, got {getattr(self, field)!r}")
+        for field in ("dead_letter_limit", "event_limit"):
+            if getattr(self, field) < 0:
+                raise SpecError("start", field, f"must be >= 0, got {getattr(self, field)!r}")
         if self.hold_limit < 1:
             raise SpecError("start", "hold_limit", f"must be >= 1, got {self.hold_limit!r}")
         if self.root_max_restarts < 0:

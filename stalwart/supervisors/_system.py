@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from ..actors._placement import NODE, NODE_ENV
-from ..actors._runtime import InvalidActorAddress, environment, new_system
+from ..actors._runtime import ActorSystemMessage, InvalidActorAddress, environment, new_system
 from ..actors._state_file import drop_state, new_state_dir, new_table
 from ..actors._timers import CLOCKS, ExternalClock
 from ..actors.errors import BadMessage, StalwartError, SystemStopped, UnknownPath
@@ -106,12 +106,24 @@ def checked(query: type[Any], **fields: Any) -> Any:
         raise BadMessage(f"{query.__name__}: {exc}") from None
 
 
-def validate_message(msg: Any) -> None:
-    """Raise BadMessage naming the field if a msgspec Struct message has a wrong field."""
+def validate_message(msg: Any, processes: bool = False) -> None:
+    """Raise BadMessage naming the field if a msgspec Struct message has a wrong field, or
+    the type cannot be sent (Thespian's own; with ``processes``, one defined in ``__main__``,
+    which actor processes cannot import)."""
+    kind = type(msg)
+    if isinstance(msg, ActorSystemMessage):
+        raise BadMessage(
+            f"{kind.__name__} is one of Thespian's own messages: it cannot be sent to a path"
+        )
+    if processes and kind.__module__ == "__main__":
+        raise BadMessage(
+            f"{kind.__name__} is defined in the script being run (__main__): actor processes"
+            " cannot import it; define it in a module"
+        )
     if not isinstance(msg, msgspec.Struct):
         return
-    try:
-        builtins = msgspec.to_builtins(msg)
+    try:  # (bytes stay bytes: base64 text would pass for a str)
+        builtins = msgspec.to_builtins(msg, builtin_types=(bytes, bytearray, memoryview))
     except TypeError:
         return  # holds values msgspec cannot represent (addresses...): nothing to check
     try:
@@ -185,7 +197,7 @@ class System:
         """
         timeout = self.options.ask_timeout_s if timeout is None else timeout
         self._check_path(path)
-        validate_message(msg)
+        validate_message(msg, self.options.base != "simple")
         ident = next(self._ids)
         # the deadline starts here: the time the ask takes to reach the root counts
         deadline = time.time() + timeout if timeout else 0.0
@@ -202,7 +214,7 @@ class System:
     def tell(self, path: str, msg: Any) -> None:
         """Send ``msg`` to the actor at ``path``; no reply. Held while it restarts."""
         self._check_path(path)
-        validate_message(msg)
+        validate_message(msg, self.options.base != "simple")
         if self._closed:
             raise SystemStopped("the system has been shut down")
         self._transport.tell(self._root, GatewayTell(path, msg))

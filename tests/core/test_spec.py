@@ -69,6 +69,8 @@ def test_unknown_start_option_is_named():
         start(Supervisor("s"), base="quantum")
     with pytest.raises(SpecError, match="start: tree"):
         start("not a tree")
+    with pytest.raises(SpecError, match="start: dead_letter_limit: must be >= 0, got -1"):
+        start(Supervisor("s"), dead_letter_limit=-1)
 
 
 @given(st.text(max_size=12))
