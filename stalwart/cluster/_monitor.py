@@ -64,7 +64,9 @@ class NodeAgent(RuntimeActor):  # type: ignore[misc]
             first = self.watch is None
             self.watch = msg
             self.heard = self.next_beat = time.monotonic()
-            if first:
+            if first:  # the leader (again) counts this node in: it may serve
+                with contextlib.suppress(OSError):
+                    os.unlink(os.environ.get(FENCE_ENV, "") or "/nonexistent")
                 self.seq = 0
                 self._tick()
         elif isinstance(msg, HeartbeatAck):
@@ -73,9 +75,6 @@ class NodeAgent(RuntimeActor):  # type: ignore[misc]
             self._tick()
         elif isinstance(msg, PoisonMessage):  # the monitor is gone: so is this agent's purpose
             self.send(self.myAddress, ActorExitRequest())
-        elif isinstance(msg, ActorExitRequest):  # the leader knows: its node may serve again
-            with contextlib.suppress(OSError):
-                os.unlink(os.environ.get(FENCE_ENV, "") or "/nonexistent")
 
     def _tick(self) -> None:
         watch = self.watch
