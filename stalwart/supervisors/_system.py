@@ -106,19 +106,13 @@ def checked(query: type[Any], **fields: Any) -> Any:
         raise BadMessage(f"{query.__name__}: {exc}") from None
 
 
-def validate_message(msg: Any, processes: bool = False) -> None:
+def validate_message(msg: Any) -> None:
     """Raise BadMessage naming the field if a msgspec Struct message has a wrong field, or
-    the type cannot be sent (Thespian's own; with ``processes``, one defined in ``__main__``,
-    which actor processes cannot import)."""
+    the type cannot be sent (one of Thespian's own)."""
     kind = type(msg)
     if isinstance(msg, ActorSystemMessage):
         raise BadMessage(
             f"{kind.__name__} is one of Thespian's own messages: it cannot be sent to a path"
-        )
-    if processes and kind.__module__ == "__main__":
-        raise BadMessage(
-            f"{kind.__name__} is defined in the script being run (__main__): actor processes"
-            " cannot import it; define it in a module"
         )
     if not isinstance(msg, msgspec.Struct):
         return
@@ -197,7 +191,7 @@ class System:
         """
         timeout = self.options.ask_timeout_s if timeout is None else timeout
         self._check_path(path)
-        validate_message(msg, self.options.base != "simple")
+        validate_message(msg)
         ident = next(self._ids)
         # the deadline starts here: the time the ask takes to reach the root counts
         deadline = time.time() + timeout if timeout else 0.0
@@ -214,7 +208,7 @@ class System:
     def tell(self, path: str, msg: Any) -> None:
         """Send ``msg`` to the actor at ``path``; no reply. Held while it restarts."""
         self._check_path(path)
-        validate_message(msg, self.options.base != "simple")
+        validate_message(msg)
         if self._closed:
             raise SystemStopped("the system has been shut down")
         self._transport.tell(self._root, GatewayTell(path, msg))

@@ -4,7 +4,6 @@ import os
 import signal
 import threading
 
-import msgspec
 import pytest
 
 from stalwart import (
@@ -88,14 +87,6 @@ def test_a_malformed_message_is_refused_naming_the_field(make_system, base, tree
     with pytest.raises(BadMessage, match=r"ActorExitRequest is one of Thespian's own"):
         system.ask("s/w", ActorExitRequest())
     assert system.ask("s/w", Ping(7)).n == 7
-
-
-def test_a_message_type_actor_processes_cannot_import_is_refused_naming_it(make_system):
-    system = make_system(Supervisor("s", children=[Child("w", Worker)]), base="multiproc")
-    scripted = msgspec.defstruct("Scripted", [("n", int)], module="__main__", frozen=True)
-    with pytest.raises(BadMessage, match=r"Scripted is defined in the script being run"):
-        system.tell("s/w", scripted(1))
-    assert system.ask("s/w", Ping(8)).n == 8
 
 
 def test_an_ask_without_an_answer_times_out_clearly(make_system, base, tree):
