@@ -37,9 +37,23 @@ def stalwart(*args, env=None, timeout=60, **kwargs):
     )
 
 
+_BACKGROUND: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_command_left_running():
+    """A test that fails before it stops its command still leaves nothing running."""
+    yield
+    while _BACKGROUND:
+        proc = _BACKGROUND.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+
+
 def run_in_background(*args, env):
     """``stalwart ARGS`` as a child process (its first line is read by the caller)."""
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "stalwart", *args],
         cwd=ROOT,
         env=env,
@@ -47,6 +61,8 @@ def run_in_background(*args, env):
         stderr=subprocess.PIPE,
         text=True,
     )
+    _BACKGROUND.append(proc)
+    return proc
 
 
 def first_line(proc):
