@@ -10,6 +10,7 @@ ask it of their own view of the live nodes before they place a child.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -99,3 +100,15 @@ def fenced() -> bool:
     """True on a member node that has fenced itself (cut off from its leader)."""
     marker = os.environ.get(FENCE_ENV)
     return bool(marker) and os.path.exists(marker)  # type: ignore[arg-type]
+
+
+def set_fenced(on: bool) -> None:
+    """Fence this member node (no actor starts on it), or lift that (its leader watches it)."""
+    marker = os.environ.get(FENCE_ENV)
+    if not marker:
+        return  # not a member node
+    with contextlib.suppress(OSError):
+        if on:
+            open(marker, "w").close()
+        else:
+            os.unlink(marker)

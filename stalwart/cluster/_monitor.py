@@ -21,7 +21,7 @@ import msgspec
 import psutil
 
 from ..actors import ManagedActor
-from ..actors._placement import FENCE_ENV, NODE, satisfies
+from ..actors._placement import NODE, satisfies, set_fenced
 from ..actors._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -65,8 +65,7 @@ class NodeAgent(RuntimeActor):  # type: ignore[misc]
             self.watch = msg
             self.heard = self.next_beat = time.monotonic()
             if first:  # the leader (again) counts this node in: it may serve
-                with contextlib.suppress(OSError):
-                    os.unlink(os.environ.get(FENCE_ENV, "") or "/nonexistent")
+                set_fenced(False)
                 self.seq = 0
                 self._tick()
         elif isinstance(msg, HeartbeatAck):
@@ -93,10 +92,7 @@ class NodeAgent(RuntimeActor):  # type: ignore[misc]
         self.wakeupAfter(timedelta(seconds=watch.interval_s / 4))
 
     def _fence(self, watch: Watch, silence: float) -> None:
-        marker = os.environ.get(FENCE_ENV)
-        if marker:  # no actor starts here from now on
-            with contextlib.suppress(OSError), open(marker, "w"):
-                pass
+        set_fenced(True)  # no actor starts here from now on
         stopped = stop_actor_processes()
         self.fenced_why = f"no answer from the leader for {silence:.1f}s"
         print(

@@ -121,9 +121,9 @@ def validate_message(msg: Any) -> None:
     except TypeError:
         return  # holds values msgspec cannot represent (addresses...): nothing to check
     try:
-        msgspec.convert(builtins, type(msg))
+        msgspec.convert(builtins, kind)
     except msgspec.ValidationError as exc:
-        raise BadMessage(f"{type(msg).__name__}: {exc}") from None
+        raise BadMessage(f"{kind.__name__}: {exc}") from None
 
 
 class System:

@@ -248,13 +248,20 @@ actor = "tests.support:Worker"
 """
 
 
-def test_chaos_hang_is_found_and_replaced_and_leak_holds_real_memory(tmp_path):
+def start_lab(tmp_path, *flags):
+    """``stalwart run`` of the lab tree (HANGS_AND_LEAKS): (env, tree file, process, port)."""
     env = state_env(tmp_path)
     tree = tmp_path / "lab.toml"
     tree.write_text(HANGS_AND_LEAKS)
-    proc = run_in_background("run", str(tree), "--chaos", env=env)
+    proc = run_in_background("run", str(tree), *flags, env=env)
+    assert first_line(proc).startswith("running lab on the multiproc base")
+    port = json.loads((tmp_path / "state" / "lab.json").read_text())["admin_port"]
+    return env, tree, proc, port
+
+
+def test_chaos_hang_is_found_and_replaced_and_leak_holds_real_memory(tmp_path):
+    env, tree, proc, _ = start_lab(tmp_path, "--chaos")
     try:
-        assert first_line(proc).startswith("running lab on the multiproc base")
 
         def pid_of(name):
             view = stalwart("status", env=env).stdout
@@ -292,13 +299,8 @@ def test_chaos_is_refused_unless_the_tree_was_started_for_it(tmp_path):
     from stalwart import StalwartError, System
     from tests.support import Ping
 
-    env = state_env(tmp_path)
-    tree = tmp_path / "lab.toml"
-    tree.write_text(HANGS_AND_LEAKS)
-    proc = run_in_background("run", str(tree), env=env)
+    env, tree, proc, port = start_lab(tmp_path)
     try:
-        assert first_line(proc).startswith("running lab")
-        port = json.loads((tmp_path / "state" / "lab.json").read_text())["admin_port"]
         listening = _listening()
         with System.attach(port) as system:
             w = system.status()["lab/w"].pid
@@ -322,13 +324,8 @@ def test_chaos_is_refused_unless_the_tree_was_started_for_it(tmp_path):
 def test_chaos_at_a_rate_for_a_time_injects_rate_times_seconds(tmp_path):
     from stalwart import System
 
-    env = state_env(tmp_path)
-    tree = tmp_path / "lab.toml"
-    tree.write_text(HANGS_AND_LEAKS)
-    proc = run_in_background("run", str(tree), "--chaos", env=env)
+    env, tree, proc, port = start_lab(tmp_path, "--chaos")
     try:
-        assert first_line(proc).startswith("running lab")
-        port = json.loads((tmp_path / "state" / "lab.json").read_text())["admin_port"]
         chaos = stalwart(
             "chaos", str(tree), "--raise", "lab/v", "--rate", "5", "--for", "2", env=env
         )
