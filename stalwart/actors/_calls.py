@@ -435,7 +435,8 @@ class Caller(Timers):
                 pending.handed = False
                 continue
             seq = pending.request.seq
-            if not seq or seq == head or seq not in unacked:
+            behind = bool(seq) and seq != head and seq in unacked
+            if not behind:
                 pending.resends += 1  # (one queued behind another is not to blame)
             if pending.resends > MAX_RESENDS:
                 self._sw_finish(
@@ -447,7 +448,7 @@ class Caller(Timers):
                 self._sw_send_path(path, pending.request)
             else:
                 pending.handed = True
-                self.send(holder, LostRequest(path, pending.request))
+                self.send(holder, LostRequest(path, pending.request, behind))
 
     def _sw_fail_held(self, held: Any, error: StalwartError, path: str = "") -> None:
         """A message that cannot go to ``path``: a request fails; anything else is a dead letter."""

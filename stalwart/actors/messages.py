@@ -474,10 +474,15 @@ class HandoverDone(msgspec.Struct, frozen=True):
 
 
 class LostRequest(msgspec.Struct, frozen=True):
-    """To a supervisor: a request its crashed child was handling, for the next instance."""
+    """To a supervisor: a request its crashed child was handling, for the next instance.
+
+    ``behind``: it was queued behind an unconfirmed message of its channel when the child
+    died, so that death, and one before the next instance reaches it, is not its doing.
+    """
 
     path: str
     request: Any
+    behind: bool = False
 
 
 class RouteState(msgspec.Struct, frozen=True):

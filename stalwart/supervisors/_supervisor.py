@@ -344,7 +344,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     def on_lost_request(self, msg: LostRequest, sender: Any) -> None:
         name = self.child_name(msg.path)
         if name is not None:
-            self.decide(ev.LostRequestArrived(name, msg.request, now=self.now))
+            self.decide(ev.LostRequestArrived(name, msg.request, msg.behind, now=self.now))
 
     def on_handover_done(self, msg: HandoverDoneMessage, sender: Any) -> None:
         name = self.child_name(msg.path)

@@ -118,3 +118,28 @@ def test_the_same_seed_makes_the_same_choices():
 
     assert choices(3) == choices(3)
     assert choices(3) != choices(4)
+
+
+def hand_over_through_two_deaths(behind: bool) -> list[tuple]:
+    """A request handed to the next instance of ``c``, which dies before saying it handled it."""
+    from stalwart.actors.messages import Request
+
+    rt = Runtime(tree(Child("c", Worker)))
+    rt.begin()
+    lost = Request("r1", "GetLog", "caller", chan="caller", seq=6)
+    for _ in range(2):
+        rt.crash("c")
+        rt.feed(ev.LostRequestArrived("c", lost, behind, now=rt.now))
+        rt.settle()
+    return rt.effects("dead")
+
+
+def test_a_request_queued_behind_an_unconfirmed_message_is_not_blamed_for_the_deaths():
+    """The next instance may die on the tell before it (resent by its sender) without ever
+    reaching the request: two deaths in a row make it a poison message only when nothing
+    of its channel was unconfirmed before it (caught by
+    test_order.py::test_a_tell_whose_actor_keeps_dying_before_confirming_it_becomes_a_dead_letter,
+    where the handover reached the instance after the tell that killed it)."""
+    assert hand_over_through_two_deaths(behind=True) == []
+    [(_, message, error)] = hand_over_through_two_deaths(behind=False)
+    assert message.id == "r1" and "two instances died in a row" in str(error)

@@ -174,10 +174,12 @@ class NodesChanged(KernelEvent, frozen=True):
 
 
 class LostRequestArrived(KernelEvent, frozen=True):
-    """A caller hands over a request its crashed callee ``child`` was handling."""
+    """A caller hands over a request its crashed callee ``child`` was handling (``behind``:
+    queued behind an unconfirmed message of its channel, so not to blame)."""
 
     child: str
     request: Any
+    behind: bool = False
 
 
 class HandoverDone(KernelEvent, frozen=True):

@@ -384,7 +384,9 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
     """A request the crashed child was handling: to the next instance, after its Init.
 
     A request that was still being handled when the instance it was handed to died too
-    has killed two instances in a row: it is set aside as a poison message instead.
+    has killed two instances in a row: it is set aside as a poison message instead. One
+    queued behind an unconfirmed message of its channel is not blamed: the next instance
+    may die on that message before it reaches this one.
     """
     c = s.children.get(e.child)
     if c is None or c.kind != "actor":
@@ -402,13 +404,15 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
         error = ActorStopped(f"{c.path} was stopped for good before handling the request", c.path)
         out.append(Answer(request, ErrorReply.of(error)))
     elif c.phase in (STARTING, UP):
-        c.handed.append(request.id)
+        if not e.behind:
+            c.handed.append(request.id)
         out.append(Send(c.name, Handover(request)))  # the Init it was sent comes first
     elif len(c.redeliver) >= s.hold_limit:
         error = Overloaded.waiting(c.path, s.hold_limit)
         out.append(Answer(request, ErrorReply.of(error)))
     else:
-        c.handed.append(request.id)
+        if not e.behind:
+            c.handed.append(request.id)
         c.redeliver.append(Redelivery(Handover(request), request.reply_to))
 
 
