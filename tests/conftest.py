@@ -26,6 +26,7 @@ def make_system(tmp_path):
 
     def make(tree, base="simple", **options):
         options.setdefault("report_path", str(tmp_path / "final-report.json"))
+        options.setdefault("state_dir", str(tmp_path / "state"))
         system = start(tree, base=base, **options)
         systems.append(system)
         if system._sid:
@@ -38,6 +39,13 @@ def make_system(tmp_path):
     for system in systems:
         if system._sid:
             assert session_processes(system._sid) == [], "actor processes outlived their system"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def state_dir_of_the_session(tmp_path_factory):
+    """Systems, examples and commands the tests start write their files there, never
+    into the working directory."""
+    os.environ["STALWART_STATE_DIR"] = str(tmp_path_factory.mktemp("stalwart-state"))
 
 
 @pytest.fixture(scope="session", autouse=True)

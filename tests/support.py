@@ -615,7 +615,7 @@ def queued_requests(queue_file: str | Path) -> int:
     import sqlite3
 
     with contextlib.closing(sqlite3.connect(f"file:{queue_file}?mode=ro", uri=True)) as conn:
-        return int(conn.execute("SELECT count(*) FROM queued").fetchone()[0])
+        return int(conn.execute("SELECT count(*) FROM requests").fetchone()[0])
 
 
 class HeldWork(msgspec.Struct, frozen=True):

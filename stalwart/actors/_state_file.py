@@ -160,20 +160,20 @@ def new_table(name: str) -> str:
 _DIR_PREFIX = "stalwart-state-"
 
 
-def new_state_dir() -> str:
-    """A folder for a multi-process system's checkpoint files, named after this process.
+def new_state_dir(base: Path) -> str:
+    """A folder in ``base`` for a multi-process system's checkpoint files, named after this
+    process.
 
     Folders left by systems whose starting process died without shutting down (a
     SIGKILL) are removed first.
     """
-    base = Path(tempfile.gettempdir())
     with contextlib.suppress(OSError):
         for entry in base.iterdir():
             owner = entry.name[len(_DIR_PREFIX) :].split("-", 1)[0]
             stale = entry.name.startswith(_DIR_PREFIX) and owner.isdigit()
             if stale and not pid_alive(int(owner)):
                 shutil.rmtree(entry, ignore_errors=True)
-    return tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")
+    return tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=base)
 
 
 def drop_state(directory: str) -> None:

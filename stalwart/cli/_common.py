@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..supervisors._state_dir import configured_state_dir, private_dir
+
 EXIT_OK, EXIT_LEVEL5, EXIT_USAGE = 0, 1, 2
 
 
@@ -21,16 +23,16 @@ def existing_file(path: str, what: str) -> str:
 
 
 def state_dir() -> Path:
-    """Where ``stalwart run`` notes its running trees: ``$STALWART_STATE_DIR`` or ./.stalwart."""
-    return Path(os.environ.get("STALWART_STATE_DIR", ".stalwart"))
+    """Where ``stalwart run`` notes its running trees: ``$STALWART_STATE_DIR`` or ./.stalwart
+    (the default state directory of the systems it starts)."""
+    return configured_state_dir()
 
 
 def remember_run(name: str, admin_port: int | None, tree_file: str) -> str:
     """Note a running tree (multi-process bases) so other commands can find it."""
     if admin_port is None:
         return ""
-    folder = state_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = private_dir(state_dir())
     note = {"name": name, "admin_port": admin_port, "pid": os.getpid(), "tree": tree_file}
     for file in (folder / f"{name}.json", folder / "current.json"):
         file.write_text(json.dumps(note))

@@ -12,10 +12,6 @@ locally) and to the supervisor (which then holds the failures of dependents).
 
 from __future__ import annotations
 
-import os
-import pickle
-import sqlite3
-import tempfile
 import time
 from typing import Any
 
@@ -35,6 +31,8 @@ from ..actors.errors import (
 )
 from ..actors.messages import ErrorReply, QueuedForLater, Reply, ReplyTo, Request
 from ..strategies import BreakerState, CircuitBreaker, CircuitOpenError
+from ._queue import RequestQueue, decode
+from ._state_dir import queue_file
 from .messages import BreakerHealth, BreakerNote, ShedLoad
 from .spec import (
     Alternative,
@@ -49,48 +47,6 @@ _OPEN = (BreakerState.OPEN, BreakerState.FORCED_OPEN)
 _NOT_COUNTED = (HandlerError, UnknownMessage, BadMessage)  # the caller's fault, not the callee's
 _CACHE_KEPT = 10_000
 HEALTH_EVERY_S = 0.5  # the root hears of a changed health score at most this often
-
-
-class RequestQueue:
-    """Requests stored while the breaker is open, replayed in order once it closes."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.conn = sqlite3.connect(file, timeout=10, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS queued (id INTEGER PRIMARY KEY, time REAL,"
-            " path TEXT, message BLOB, sender BLOB, request_id TEXT)"
-        )
-        self.conn.commit()
-
-    def put(self, path: str, message: Any, sender: Any, request_id: str | None = None) -> int:
-        """Store a request; ``request_id``: the id it was already sent with, if it was."""
-        with self.conn:
-            cursor = self.conn.execute(
-                "INSERT INTO queued (time, path, message, sender, request_id)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (time.time(), path, pickle.dumps(message), pickle.dumps(sender), request_id),
-            )
-        return int(cursor.lastrowid or 0)
-
-    def oldest(self, path: str) -> tuple[int, Any, Any, str | None] | None:
-        row = self.conn.execute(
-            "SELECT id, message, sender, request_id FROM queued WHERE path = ? ORDER BY id LIMIT 1",
-            (path,),
-        ).fetchone()
-        if row is None:
-            return None
-        return int(row[0]), pickle.loads(row[1]), pickle.loads(row[2]), row[3]
-
-    def done(self, ident: int) -> None:
-        with self.conn:
-            self.conn.execute("DELETE FROM queued WHERE id = ?", (ident,))
-
-    def pending(self, path: str) -> int:
-        return int(
-            self.conn.execute("SELECT count(*) FROM queued WHERE path = ?", (path,)).fetchone()[0]
-        )
 
 
 class _InFlight:
@@ -109,15 +65,6 @@ class _InFlight:
         self.permit = permit
         self.expires = expires  # when it counts as timed out (monotonic)
         self.resends = 0
-
-
-def queue_file(spec: QueueForLater, store: str | None, path: str) -> str:
-    if spec.file:
-        return spec.file
-    if store and store != ":memory:":
-        return f"{store}.queue"
-    safe = path.replace("/", "_")
-    return os.path.join(tempfile.gettempdir(), f"stalwart-queue-{safe}.db")
 
 
 class BreakerActor(ManagedActor):
@@ -143,10 +90,12 @@ class BreakerActor(ManagedActor):
         self.sweep_at = 0.0  # when (monotonic)
         self.shedding = ""  # why calls are refused with Overloaded (memory emergency)
         self.queue: RequestQueue | None = None
+        self.senders: dict[int, Any] = {}  # queued request -> its caller (this instance's)
         self.replaying = False
         for f in self.fallbacks:
             if isinstance(f, QueueForLater):
-                self.queue = RequestQueue(queue_file(f, self.options.get("store"), self.path))
+                file = f.file or queue_file(self.options["queues"], self.path)
+                self.queue = RequestQueue(file)
         self.health_sent = self.cb.health()
         self.health_looked = 0.0  # when the score was last looked at (monotonic)
         self.health_due = False  # a timer will send the score if it changed
@@ -155,7 +104,7 @@ class BreakerActor(ManagedActor):
 
     def on_stop(self) -> None:
         if self.queue is not None:
-            self.queue.conn.close()
+            self.queue.close()
 
     # -- every message for the protected actor ----------------------------------------------
     def receiveMessage(self, msg: Any, sender: Any) -> None:
@@ -377,7 +326,12 @@ class BreakerActor(ManagedActor):
                 )
                 return
             elif isinstance(f, QueueForLater) and self.queue is not None:
-                ident = self.queue.put(self.path, msg, sender, request_id)
+                try:
+                    ident = self.queue.put(self.path, msg, request_id)
+                except BadMessage as exc:  # (cannot be stored without pickle)
+                    error = exc
+                    continue
+                self.senders[ident] = sender
                 self.answer(sender, QueuedForLater(self.path, ident))
                 return
         self.answer_error(
@@ -437,7 +391,16 @@ class BreakerActor(ManagedActor):
         entry = self.queue.oldest(self.path)
         if entry is None:
             return
-        ident, msg, sender, sent_as = entry
+        ident, kind, data, sent_as = entry
+        try:
+            msg = decode(kind, data)
+        except ValueError as exc:  # (its type is gone, or the row is not ours)
+            self.queue.done(ident)
+            error = BadMessage(f"{self.path}: queued request #{ident} dropped: {exc}")
+            self._sw_undeliverable(self.path, kind or "plain data", error)
+            self.replay()
+            return
+        sender = self.senders.get(ident)
         self.replaying = True
         try:
             permit = self.cb.permit()
@@ -448,6 +411,7 @@ class BreakerActor(ManagedActor):
         def ok(reply: Any) -> None:
             self.outcome(permit)
             self.queue.done(ident)  # type: ignore[union-attr]
+            self.senders.pop(ident, None)
             self.replaying = False
             self.answer(sender, reply)  # the original caller, if it still listens
             self.replay()

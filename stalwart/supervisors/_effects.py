@@ -281,7 +281,7 @@ def _actor_options(child: Any, settings: dict[str, Any]) -> dict[str, Any]:
         return {
             "breaker": spec.breaker,
             "protected": f"{parent}/{spec.name}.protected",
-            "store": settings.get("store"),
+            "queues": settings.get("queues"),
         }
     return dict(getattr(spec, "options", {}))
 

@@ -25,8 +25,12 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     - ``ask_timeout_s``: default timeout of ``System.ask``.
     - ``root_max_restarts`` within ``root_within_s``: how often level 5 may
       restart the whole tree before the system stops in order.
+    - ``state_dir``: the folder for every file the system writes (durable queues,
+      checkpoints, the final report), created private (0700); default
+      ``$STALWART_STATE_DIR`` or ``.stalwart/`` in the working directory. Another
+      user's folder is refused.
     - ``report_path``: where the final report is written if the system stops at
-      level 5 (``None``: not written to a file).
+      level 5, under ``state_dir`` if relative (``None``: not written to a file).
     - ``dead_letter_limit`` / ``event_limit``: how many are kept in memory.
     - ``loopback_only``: keep Thespian's sockets on 127.0.0.1 (see the security notes).
     - ``hang_report_s``: in-process base, report an actor whose handler has run this long
@@ -67,7 +71,8 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ask_timeout_s: float = 5.0
     root_max_restarts: int = 1
     root_within_s: float = 60.0
-    report_path: str | None = "stalwart-final-report.json"
+    state_dir: str | None = None
+    report_path: str | None = "final-report.json"
     dead_letter_limit: int = 10_000
     event_limit: int = 10_000
     loopback_only: bool = True

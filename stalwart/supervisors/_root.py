@@ -252,6 +252,7 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
                     "lost": self.cluster_lost,
                     "hold_limit": self.options.hold_limit,
                     "state_dir": self.state_dir,
+                    "queues": os.path.join(self.options.state_dir or ".stalwart", "queues"),
                 },
                 self.registry.floors(spec.name),
             ),
@@ -416,7 +417,9 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
         }
         path = self.options.report_path
         if path:
+            path = os.path.join(self.options.state_dir or "", path)  # (an absolute path stays)
             try:
+                os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
                 with open(path, "w") as fh:
                     json.dump(self.final_report, fh, indent=2, default=repr)
                 self.final_report["written_to"] = os.path.abspath(path)

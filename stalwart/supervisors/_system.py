@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from ._bases import free_port, port_open, sweep_session
 from ._gateway import MEMORY, READ_ONLY, answer_query
 from ._options import SystemOptions, parse_options
 from ._root import ROOTS, RootActor
+from ._state_dir import private_dir, state_dir
 from ._transport import InProcess, MultiProcess
 from .messages import (
     ActorStatus,
@@ -598,6 +600,7 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
         raise SpecError("start", "tree", f"expected a Supervisor, got {tree!r}")
     validate_children(tree.name, tree.children)
     opts = parse_options({"base": base, **options})
+    opts = msgspec.structs.replace(opts, state_dir=str(state_dir(opts.state_dir)))
     asys = _actor_system(opts)
     system: System | None = None
     try:
@@ -610,7 +613,9 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
         if opts.base == "simple":
             system._state_dir = new_table(f"{os.getpid()}-{id(system)}")
         else:
-            system._state_dir = new_state_dir()
+            system._state_dir = new_state_dir(
+                private_dir(Path(str(opts.state_dir)) / "checkpoints")
+            )
         system._boot(opts.start_timeout_s + _MARGIN_S)
     except BaseException:
         if system is not None:

@@ -173,9 +173,11 @@ class ReducedFunctionality(Fallback, frozen=True):
 class QueueForLater(Fallback, frozen=True):
     """Store requests durably and replay them, in order, once the breaker closes.
 
-    ``file`` is the SQLite file of the queue (default: beside the recovery store
-    file, or in the temporary folder when the store is not a file). Callers get
-    ``QueuedForLater(id)`` at once; the real reply follows the replay.
+    ``file`` is the SQLite file of the queue (default: ``queues/`` in the system's
+    private ``state_dir``). Messages are stored as MessagePack, never pickled: msgspec
+    Structs and plain data can be queued, anything else goes on to the next fallback
+    (or the caller gets ``BadMessage``). Callers get ``QueuedForLater(id)`` at once;
+    the real reply follows the replay if the breaker that queued it still runs.
     """
 
     file: str | None = None

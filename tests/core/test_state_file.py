@@ -82,21 +82,19 @@ def test_a_write_torn_by_a_kill_leaves_the_state_before_it(tmp_path_factory, sta
         assert found is None
 
 
-def test_a_new_state_folder_sweeps_those_whose_starting_process_died(tmp_path, monkeypatch):
+def test_a_new_state_folder_sweeps_those_whose_starting_process_died(tmp_path):
     import subprocess
     import sys
-    import tempfile
 
     from stalwart.actors._state_file import drop_state, new_state_dir
 
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     stale = tmp_path / f"stalwart-state-{gone.pid}-abc"
     live = tmp_path / f"stalwart-state-{os.getpid()}-def"
     stale.mkdir()
     live.mkdir()
-    made = new_state_dir()
+    made = new_state_dir(tmp_path)
     assert not stale.exists() and live.exists()
     assert os.path.basename(made).startswith(f"stalwart-state-{os.getpid()}-")
     drop_state(made)
