@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check
 PYPATHS := stalwart tests examples benchmarks
 
-.PHONY: demo test lint bench clean flake soak
+.PHONY: demo test lint bench clean flake soak fuzz
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test: lint $(CHROMIUM)
 N ?= 5
 flake: $(VENV)/.installed-test $(CHROMIUM)
 	$(PY) tests/flake.py --runs $(N)
+
+# the fuzz suite with many more examples than make test gives it (make fuzz EXAMPLES=5000)
+EXAMPLES ?= 2000
+fuzz: $(VENV)/.installed-test
+	STALWART_FUZZ_EXAMPLES=$(EXAMPLES) $(PY) -m pytest tests/fuzz -p no:cacheprovider
 
 # a SIGKILL storm under load with a ledger of acknowledged requests (make soak SOAK_SECONDS=300)
 SOAK_SECONDS ?= 60

@@ -31,6 +31,17 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def port_free(host: str, port: int) -> bool:
+    """True if nobody listens on ``host:port`` (as the admin binds it: reusing TIME_WAIT)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def session_processes(sid: int) -> list[psutil.Process]:
     """Live processes of the session ``sid`` (a Thespian admin and its actors), not ours."""
     me = os.getpid()

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from ..actors._calls import Caller
 from ..actors._managed import redirectable
@@ -27,6 +30,7 @@ from ..actors.errors import (
     Overloaded,
     StalwartError,
     SystemStopped,
+    UnknownMessage,
     UnknownPath,
 )
 from ..actors.messages import Batch, Chaos, ErrorReply, RecoveryRequest, RecoveryResult
@@ -72,6 +76,43 @@ _BATCH_S = 0.02  # how long events for the services may wait to go out together
 _BATCH_MAX = 256
 SYSTEM_PREFIX = "_system/"
 READ_ONLY = (StatusQuery, EventsQuery, DeadLettersQuery, FinalReportQuery, IncidentsQuery)
+
+
+class Sealed(msgspec.Struct, frozen=True):
+    """A message the ``System`` pickled itself (multi-process bases), opened by the root.
+
+    The runtime drops an envelope its receiver cannot unpickle without a word (an ask
+    would time out); opened here, such a message is refused naming its type.
+    """
+
+    kind: str  # the message's type, module.qualname
+    data: bytes
+
+
+def seal(msg: Any) -> Sealed:
+    """``msg`` pickled for the root; BadMessage naming the type if it cannot be."""
+    kind = f"{type(msg).__module__}.{type(msg).__qualname__}"
+    try:
+        return Sealed(kind, pickle.dumps(msg))
+    except Exception as exc:  # a class defined in a function, a lock, a failing __reduce__...
+        raise BadMessage(
+            f"{kind} cannot be sent to another process ({type(exc).__name__}: {exc}):"
+            " messages must pickle, and their types be importable by module and name"
+        ) from None
+
+
+def unseal(msg: Any) -> Any:
+    """The message a :class:`Sealed` holds (anything else as it is); BadMessage naming the
+    type if this process cannot unpickle it."""
+    if type(msg) is not Sealed:
+        return msg
+    try:
+        return pickle.loads(msg.data)
+    except Exception as exc:  # its module or class is missing here, a failing __reduce__...
+        raise BadMessage(
+            f"{msg.kind} cannot be read by the actors' processes ({type(exc).__name__}: {exc}):"
+            " its type must be importable there by module and name"
+        ) from None
 
 
 class Gateway(Caller):
@@ -262,12 +303,28 @@ class Gateway(Caller):
             return Overloaded.shedding(path, self.shedding)
         return None
 
+    def not_for(self, path: str, message: Any) -> StalwartError | None:
+        """Why ``message`` cannot go to ``path`` (a supervisor takes none), or None."""
+        entry = self.registry.entries.get(path)
+        if entry is not None and entry.kind == "supervisor":
+            name = type(message).__name__
+            return UnknownMessage(
+                f"{path} is a supervisor: it has no handler for message type {name!r}"
+                " (send messages to the actors under it)",
+                path,
+            )
+        return None
+
     def on_gateway_ask(self, msg: GatewayAsk, sender: Any) -> None:
-        refused = self.refusal(msg.path)
+        try:
+            message = unseal(msg.message)
+            refused = self.refusal(msg.path) or self.not_for(msg.path, message)
+        except BadMessage as exc:
+            refused = exc
         if refused is not None:
             self.send(sender, GatewayReply(msg.id, ErrorReply.of(refused)))
             return
-        self.gateway_call(msg.id, sender, msg.path, msg.message, deadline=msg.deadline)
+        self.gateway_call(msg.id, sender, msg.path, message, deadline=msg.deadline)
 
     def gateway_call(
         self,
@@ -301,16 +358,21 @@ class Gateway(Caller):
             self._sw_cancel(request_id)
 
     def on_gateway_tell(self, msg: GatewayTell, sender: Any) -> None:
-        if isinstance(msg.message, Chaos) and not self.options.chaos:
+        try:
+            message = unseal(msg.message)
+        except BadMessage as exc:  # a tell has no one to answer: it is kept as a dead letter
+            self.dead_letter(msg.path, msg.message, str(exc))
+            return
+        if isinstance(message, Chaos) and not self.options.chaos:
             self.record("chaos-refused", msg.path, detail="start(..., chaos=True) allows it")
             return
-        refused = self.refusal(msg.path)
-        if refused is not None:  # a tell has no one to answer: it is kept as a dead letter
-            self.dead_letter(msg.path, msg.message, str(refused))
+        refused = self.refusal(msg.path) or self.not_for(msg.path, message)
+        if refused is not None:
+            self.dead_letter(msg.path, message, str(refused))
             return
-        if isinstance(msg.message, Chaos):
-            self.record("chaos", msg.path, detail=f"{msg.message.kind} injected")
-        self._sw_send_path(msg.path, msg.message)
+        if isinstance(message, Chaos):
+            self.record("chaos", msg.path, detail=f"{message.kind} injected")
+        self._sw_send_path(msg.path, message)
 
     # -- questions ----------------------------------------------------------------------------
     def on_query(self, msg: GatewayQuery, sender: Any) -> None:
@@ -447,6 +509,13 @@ class Gateway(Caller):
                 self.finish_recovery(rid, False, f"the supervisor of {req.target} is not running")
             else:
                 self.send(parent, PerformRecovery(rid, req.target, req.level, req.reason))
+
+    def abandon_recoveries_under(self, path: str, why: str) -> None:
+        """Answer the requested recoveries of actors under ``path`` (not of ``path`` itself,
+        which its own supervisor performs) as failed: ``why``."""
+        for rid, (_, _, req, _) in list(self.recoveries.items()):
+            if req.target.startswith(path + "/"):
+                self.finish_recovery(rid, False, why)
 
     def on_recovery_done(self, msg: RecoveryDone, sender: Any) -> None:
         self.finish_recovery(msg.request_id, msg.ok, msg.detail)

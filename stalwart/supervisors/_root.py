@@ -431,6 +431,9 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
         self.kill_subtree(msg.path)
 
     def kill_subtree(self, path: str) -> None:
+        """The supervisor at ``path`` died: its processes go, and requested recoveries it or a
+        supervisor under it was performing are answered (they died with it)."""
+        self.abandon_recoveries_under(path, f"{path} died while it was being performed")
         for pid in self.registry.pids_under(path, os.environ.get(NODE_ENV, "")):
             if pid and pid != os.getpid():
                 try:

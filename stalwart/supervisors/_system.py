@@ -9,19 +9,24 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from datetime import time as dtime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import msgspec
 
+from ..actors._managed import _INTERNAL
 from ..actors._placement import NODE, NODE_ENV
 from ..actors._runtime import ActorSystemMessage, InvalidActorAddress, environment, new_system
 from ..actors._state_file import drop_state, new_state_dir, new_table
 from ..actors._timers import CLOCKS, ExternalClock
 from ..actors.errors import BadMessage, StalwartError, SystemStopped, UnknownPath
-from ..actors.messages import ErrorReply, RecoveryRequest, RecoveryResult
-from ._bases import free_port, port_open, sweep_session
-from ._gateway import MEMORY, READ_ONLY, answer_query
+from ..actors.messages import Chaos, ErrorReply, RecoveryRequest, RecoveryResult
+from ._bases import free_port, port_free, port_open, sweep_session
+from ._gateway import MEMORY, READ_ONLY, answer_query, seal
 from ._options import SystemOptions, parse_options
 from ._root import ROOTS, RootActor
 from ._state_dir import private_dir, state_dir
@@ -108,24 +113,35 @@ def checked(query: type[Any], **fields: Any) -> Any:
         raise BadMessage(f"{query.__name__}: {exc}") from None
 
 
+# kept as they are on the way through the check: a str passes for none of them (base64 text
+# for bytes, ISO text for a datetime...), nor bytes for a str
+_AS_IS = (bytes, bytearray, memoryview, datetime, date, dtime, timedelta, UUID, Decimal)
+
+
 def validate_message(msg: Any) -> None:
     """Raise BadMessage naming the field if a msgspec Struct message has a wrong field, or
-    the type cannot be sent (one of Thespian's own)."""
+    the type cannot be sent (one of Thespian's own, or an instruction of Stalwart's)."""
     kind = type(msg)
     if isinstance(msg, ActorSystemMessage):
         raise BadMessage(
             f"{kind.__name__} is one of Thespian's own messages: it cannot be sent to a path"
         )
+    if kind in _INTERNAL and kind is not Chaos:  # (Chaos: the root refuses it unless allowed)
+        raise BadMessage(
+            f"{kind.__name__} is one of Stalwart's own instructions: it cannot be sent to a path"
+        )
     if not isinstance(msg, msgspec.Struct):
         return
-    try:  # (bytes stay bytes: base64 text would pass for a str)
-        builtins = msgspec.to_builtins(msg, builtin_types=(bytes, bytearray, memoryview))
-    except TypeError:
-        return  # holds values msgspec cannot represent (addresses...): nothing to check
     try:
-        msgspec.convert(builtins, kind)
+        builtins = msgspec.to_builtins(msg, builtin_types=_AS_IS)
+    except Exception:  # values msgspec cannot represent (addresses, cycles...): nothing to check
+        return
+    try:
+        msgspec.convert(builtins, kind, builtin_types=_AS_IS)
     except msgspec.ValidationError as exc:
         raise BadMessage(f"{kind.__name__}: {exc}") from None
+    except Exception:  # a type msgspec cannot check (untagged Struct unions...): not checked
+        return
 
 
 class System:
@@ -194,6 +210,8 @@ class System:
         timeout = self.options.ask_timeout_s if timeout is None else timeout
         self._check_path(path)
         validate_message(msg)
+        if isinstance(self._transport, MultiProcess):  # read by the root, which names its type
+            msg = seal(msg)
         ident = next(self._ids)
         # the deadline starts here: the time the ask takes to reach the root counts
         deadline = time.time() + timeout if timeout else 0.0
@@ -211,6 +229,8 @@ class System:
         """Send ``msg`` to the actor at ``path``; no reply. Held while it restarts."""
         self._check_path(path)
         validate_message(msg)
+        if isinstance(self._transport, MultiProcess):
+            msg = seal(msg)
         if self._closed:
             raise SystemStopped("the system has been shut down")
         self._transport.tell(self._root, GatewayTell(path, msg))
@@ -664,6 +684,8 @@ def _actor_system(opts: SystemOptions) -> Any:
     tries = 1 if port else _PORT_TRIES
     for attempt in range(1, tries + 1):
         admin_port = port or free_port(host or "127.0.0.1")
+        if not port and attempt < tries and not port_free(host or "127.0.0.1", admin_port):
+            continue  # taken already: Thespian would take seconds to find out
         capabilities: dict[str, Any] = {"Admin Port": admin_port}
         if opts.base == "tcp":
             capabilities |= {

@@ -210,6 +210,7 @@ class Correlator:
         self.floors: dict[str, float] = {}
         self._deps: dict[int, np.ndarray] = {}
         self._deps_known = 0  # how many path names the cached dependency ids cover
+        self._compact_after: dict[str, int] = {}  # no compaction before so many events
 
     # -- recording ---------------------------------------------------------------------------
     def add(
@@ -260,7 +261,13 @@ class Correlator:
         return self._compact("fingerprints")
 
     def _compact(self, which: str) -> bool:
-        """The name table is full: drop names no kept event uses; True if room was made."""
+        """The name table is full: drop names no kept event uses; True if room was made.
+
+        A compaction that made no room is not tried again before an eighth of the window
+        has been replaced: while new names keep coming, each would otherwise scan it all.
+        """
+        if self.added < self._compact_after.get(which, 0):
+            return False
         self._flush()
         n = min(self.added, self.settings.capacity)
         names, column = (
@@ -270,6 +277,7 @@ class Correlator:
         named = values >= 0  # recoveries carry no fingerprint
         used = np.unique(values[named])
         if len(used) > names.limit * 3 // 4:
+            self._compact_after[which] = self.added + max(1, self.settings.capacity // 8)
             return False
         values[named] = names.keep(used)[values[named]]
         if which == "paths":

@@ -93,8 +93,11 @@ def test_no_actor_process_outlives_its_killed_supervisor_even_one_still_starting
     system = make_system(tree, base="multiproc")
     supervisor, first = system.status()["s/sub"].pid, system.status()["s/sub/w"].pid
     hold.touch()  # the next instance stays in on_start: forked, not yet known to the root
+    results = []
     restart = threading.Thread(
-        target=lambda: system.request_recovery(RecoveryRequest("s/sub/w", 3, "replace it"))
+        target=lambda: results.append(
+            system.request_recovery(RecoveryRequest("s/sub/w", 3, "replace it"))
+        )
     )
     restart.start()
     starting = wait_for(
@@ -105,5 +108,9 @@ def test_no_actor_process_outlives_its_killed_supervisor_even_one_still_starting
     sigkill(supervisor)
     hold.unlink()
     wait_for(lambda: all(process_gone(pid) for pid in starting), timeout=15)
-    restart.join(30)
+    restart.join(60)
+    # the supervisor performing the recovery died: its caller is answered, not left waiting
+    assert [(r.ok, r.detail) for r in results] == [
+        (False, "s/sub died while it was being performed")
+    ]
     assert system.ask("s/sub/w", Ping(1), timeout=15).n == 1  # the subtree serves again

@@ -93,7 +93,8 @@ def test_the_queue_lives_in_the_private_state_dir_and_a_planted_old_queue_is_nev
             assert system.ask(PATH, Charge(1)) == QueuedForLater(PATH, 4)
             assert queued_requests(new_location) == 4
             with closing(sqlite3.connect(new_location)) as conn:
-                kind, data = conn.execute("SELECT type, message FROM requests WHERE id = 4").fetchone()
+                row = conn.execute("SELECT type, message FROM requests WHERE id = 4").fetchone()
+            kind, data = row
             assert kind == "tests.support:Charge"
             assert msgspec.msgpack.decode(data, type=Charge) == Charge(1)
             flag.unlink()
