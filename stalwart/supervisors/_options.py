@@ -7,7 +7,7 @@ from typing import Any, Literal
 import msgspec
 
 from ._services import check_service_options
-from .spec import SpecError, spec_error_in
+from .spec import SpecError, shown
 
 Base = Literal["simple", "multiproc", "tcp"]
 BASES = ("simple", "multiproc", "tcp")
@@ -92,7 +92,12 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     cluster: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for field in ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s"):
+        for field in self.__struct_fields__:  # (as in TOML; a larger one cannot even be shown)
+            value = getattr(self, field)
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise SpecError("start", field, f"must be a 64-bit integer, got {shown(value)}")
+        positive = ("start_timeout_s", "shutdown_timeout_s", "ask_timeout_s", "root_within_s")
+        for field in (*positive, "hang_report_s"):
             if not getattr(self, field) > 0:
                 raise SpecError("start", field, f"must be > 0, got {getattr(self, field)!r}")
         for field in ("dead_letter_limit", "event_limit"):
@@ -124,7 +129,7 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.listen is not None:
             host, port = self.listen
             if not 0 <= port <= 65535:
-                raise SpecError("start", "listen", f"port must be 0..65535, got {port!r}")
+                raise SpecError("start", "listen", f"port must be 0..65535, got {shown(port)}")
             if self.loopback_only and host not in ("127.0.0.1", "localhost", "::1"):
                 raise SpecError(
                     "start",
@@ -144,8 +149,8 @@ def parse_options(options: dict[str, Any]) -> SystemOptions:
         return msgspec.convert(options, SystemOptions)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        inner = spec_error_in(text)  # a SpecError raised by a check while converting
-        if inner is not None and inner.path == "start":
+        inner = _raised_by_a_check(exc)
+        if inner is not None:
             raise inner from None
         field = text.rsplit("`$.", 1)[-1].rstrip("`") if "`$." in text else "options"
         if "unknown field" in text.lower():
@@ -153,3 +158,18 @@ def parse_options(options: dict[str, Any]) -> SystemOptions:
             known = ", ".join(SystemOptions.__struct_fields__)
             raise SpecError("start", field, f"unknown option (known: {known})") from None
         raise SpecError("start", field, text) from None
+
+
+def _raised_by_a_check(exc: BaseException) -> SpecError | None:
+    """The SpecError a check raised while converting (msgspec gives it as the cause).
+
+    A service's own settings are named after its option (``correlator: capacity: ...``).
+    """
+    cause = exc.__cause__
+    if not isinstance(cause, SpecError) or cause.path == "start":
+        return cause if isinstance(cause, SpecError) else None
+    first, inner = cause, cause.__cause__ or cause.__context__
+    while inner is not None:  # the first raised (a wrapper may have named it "settings")
+        first = inner if isinstance(inner, SpecError) else first
+        inner = inner.__cause__ or inner.__context__
+    return SpecError("start", first.path, f"{first.field}: {first.problem}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .spec import Child, Supervisor
+from .spec import Child, SpecError, Supervisor
 
 SYSTEM_NAME = "_system"
 ServiceFactory = Callable[[Any, Supervisor], Child | None]
@@ -31,9 +31,12 @@ def register_service(name: str, factory: ServiceFactory, check: OptionsCheck | N
 
 
 def check_service_options(options: Any) -> None:
-    """Run every service's options check."""
-    for check in _CHECKS.values():
-        check(options)
+    """Run every service's options check (an error it did not expect is named after it)."""
+    for name, check in _CHECKS.items():
+        try:
+            check(options)
+        except ArithmeticError as exc:  # e.g. a number too large to convert
+            raise SpecError("start", name, str(exc)) from None
 
 
 def system_services(options: Any, tree: Supervisor) -> Supervisor | None:

@@ -18,13 +18,20 @@ from uuid import UUID
 
 import msgspec
 
-from ..actors._managed import _INTERNAL
+from ..actors._managed import redirectable
 from ..actors._placement import NODE, NODE_ENV
 from ..actors._runtime import ActorSystemMessage, InvalidActorAddress, environment, new_system
 from ..actors._state_file import drop_state, new_state_dir, new_table
 from ..actors._timers import CLOCKS, ExternalClock
 from ..actors.errors import BadMessage, StalwartError, SystemStopped, UnknownPath
-from ..actors.messages import Chaos, ErrorReply, RecoveryRequest, RecoveryResult
+from ..actors.messages import (
+    Chaos,
+    ErrorReply,
+    Forwarded,
+    RecoveryRequest,
+    RecoveryResult,
+    Told,
+)
 from ._bases import free_port, port_free, port_open, sweep_session
 from ._gateway import MEMORY, READ_ONLY, answer_query, seal
 from ._options import SystemOptions, parse_options
@@ -122,13 +129,18 @@ def validate_message(msg: Any) -> None:
     """Raise BadMessage naming the field if a msgspec Struct message has a wrong field, or
     the type cannot be sent (one of Thespian's own, or an instruction of Stalwart's)."""
     kind = type(msg)
-    if isinstance(msg, ActorSystemMessage):
+    inner = msg
+    while isinstance(inner, Told | Forwarded):  # (what they carry is handled as if sent alone)
+        inner = inner.message
+    if isinstance(inner, ActorSystemMessage):
         raise BadMessage(
-            f"{kind.__name__} is one of Thespian's own messages: it cannot be sent to a path"
+            f"{type(inner).__name__} is one of Thespian's own messages: it cannot be sent to a path"
         )
-    if kind in _INTERNAL and kind is not Chaos:  # (Chaos: the root refuses it unless allowed)
+    # (Chaos alone goes on: the root refuses it unless the system was started for it)
+    if not redirectable(inner) and not (inner is msg and kind is Chaos):
         raise BadMessage(
-            f"{kind.__name__} is one of Stalwart's own instructions: it cannot be sent to a path"
+            f"{type(inner).__name__} is one of Stalwart's own instructions to an actor:"
+            " it cannot be sent to a path"
         )
     if not isinstance(msg, msgspec.Struct):
         return

@@ -35,7 +35,7 @@ import msgspec
 import msgspec.inspect
 
 from ._options import SystemOptions, parse_options
-from .spec import Child, SpecError, Supervisor, spec_error_in, validate_children
+from .spec import Child, SpecError, Supervisor, shown, spec_error_in, validate_children
 
 _SUPERVISOR_KEYS = set(Supervisor.__struct_fields__)
 
@@ -62,7 +62,7 @@ class TreeFileError(SpecError):
     """A tree file is invalid: ``file: tree path (place in the file): field: problem``."""
 
     def __init__(self, file: str, path: str, where: str, field: str, problem: str) -> None:
-        self.file, self.where = file, where
+        self.file, self.where, field = file, where, field or '""'
         place = f"{path} ({where})" if path and where else path or where
         parts = [file, place, field, problem] if place else [file, field, problem]
         ValueError.__init__(self, ": ".join(parts))
@@ -100,8 +100,10 @@ def load_tree(file: str | os.PathLike[str]) -> TreeFile:
     except UnicodeDecodeError as exc:
         problem = f"not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})"
         raise TreeFileError(label, "", "", "syntax", problem) from None
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or a number of more than 4300 digits
         raise TreeFileError(label, "", "", "syntax", str(exc)) from None
+    except RecursionError:
+        raise TreeFileError(label, "", "", "syntax", "arrays or tables nested too deep") from None
     unknown = set(data) - {"system", "supervisor"}
     if unknown:
         key = sorted(unknown)[0]
@@ -164,7 +166,7 @@ def _child(file: str, node: dict[str, Any], where: str, parent: str) -> Child:
 def _path(file: str, node: dict[str, Any], where: str, parent: str) -> str:
     name = node.get("name")
     if not isinstance(name, str) or not name:
-        raise TreeFileError(file, parent, where, "name", f"expected a name, got {name!r}")
+        raise TreeFileError(file, parent, where, "name", f"expected a name, got {shown(name)}")
     return f"{parent}/{name}" if parent else name
 
 
@@ -207,7 +209,7 @@ def _convert(file: str, node: dict[str, Any], cls: Any, path: str, where: str) -
         choices = _choices(cls, field)
         if choices and text.startswith("Invalid enum value"):
             value = node.get(field)
-            text = f"expected one of {', '.join(map(str, choices))}, got {value!r}"
+            text = f"expected one of {', '.join(map(str, choices))}, got {shown(value)}"
         raise TreeFileError(file, path, where, field, text) from None
     except SpecError as exc:
         raise TreeFileError(file, path, where, exc.field, exc.problem) from None

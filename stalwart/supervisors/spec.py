@@ -8,7 +8,10 @@ supervisor actor is the only code that interprets them.
 from __future__ import annotations
 
 import importlib
+import math
 import re
+import reprlib
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal, Union
 
@@ -35,6 +38,7 @@ class SpecError(ValueError):
     """A tree spec is invalid; the message names the path in the tree and the field."""
 
     def __init__(self, path: str, field: str, problem: str) -> None:
+        field = field or '""'  # (a setting named "": TOML allows it)
         super().__init__(f"{path}: {field}: {problem}")
         self.path = path
         self.field = field
@@ -44,11 +48,53 @@ class SpecError(ValueError):
         return (SpecError, (self.path, self.field, self.problem))
 
 
+class _Shown(reprlib.Repr):
+    """``repr`` for error messages: short, whatever the value (deep, huge, or unprintable)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maxlevel, self.maxstring, self.maxother, self.maxlong = 4, 80, 80, 40
+        self.maxlist = self.maxtuple = self.maxdict = self.maxset = 10
+
+    def repr_int(self, x: int, level: int) -> str:
+        if x.bit_length() > 128:  # (past 4300 digits Python refuses to print one)
+            return f"{'-' if x < 0 else ''}<a {x.bit_length()}-bit integer>"
+        return repr(x)
+
+
+shown = _Shown().repr
+
+
+class _Spec(msgspec.StructMeta):
+    """The specs' type: a wrong argument is a SpecError naming it, as a wrong value is."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        _check_arguments(cls, args, kwargs)
+        return super().__call__(*args, **kwargs)
+
+
+def _check_arguments(cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    fields, defaults = cls.__struct_fields__, cls.__struct_defaults__
+    name = args[0] if args else kwargs.get("name")
+    path = name if fields[:1] == ("name",) and isinstance(name, str) else cls.__name__
+    known = f"(known: {', '.join(fields)})"
+    if len(args) > len(fields):
+        raise SpecError(path, "arguments", f"{len(args)} given by position {known}")
+    for key in kwargs:
+        if key not in fields:
+            raise SpecError(path, key, f"unknown setting {known}")
+        if key in fields[: len(args)]:
+            raise SpecError(path, key, "given by position and by name")
+    for key in fields[len(args) : len(fields) - len(defaults)]:
+        if key not in kwargs:
+            raise SpecError(path, key, "missing: it has no default")
+
+
 def _default_backoff() -> AnyBackoff:
     return Jitter(Capped(Exponential(0.05, 2.0), 2.0), "full")
 
 
-class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, metaclass=_Spec):
     """How many attempts each recovery level gets, and how levels 1-2 wait.
 
     Defaults: level 1 retries twice after ``basic_delay_s``; level 2 retries three
@@ -115,8 +161,10 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         ):
             _integer(path, f"levels.{field}", getattr(self, field), 0)
         value = self.basic_delay_s
-        if not _is_number(value) or value < 0:
-            raise SpecError(path, "levels.basic_delay_s", f"must be a number >= 0, got {value!r}")
+        if not _is_number(value) or not value >= 0:
+            raise SpecError(
+                path, "levels.basic_delay_s", f"must be a number >= 0, got {shown(value)}"
+            )
         for field in ("quiet_period_s", "retry_timeout_s"):
             _positive(path, f"levels.{field}", getattr(self, field))
 
@@ -128,23 +176,30 @@ def resolve_actor_class(path: str, actor: Any) -> type:
     if isinstance(actor, str):
         module_name, _, attr = actor.partition(":")
         if not module_name or not attr:
-            raise SpecError(path, "actor", f'expected "module:Class", got {actor!r}')
+            raise SpecError(path, "actor", f'expected "module:Class", got {shown(actor)}')
         try:
             module = importlib.import_module(module_name)
         except Exception as exc:  # not found, a relative name, or the module itself failed
             raise SpecError(
-                path, "actor", f"cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+                path, "actor", f"cannot import {shown(module_name)}: {type(exc).__name__}: {exc}"
             ) from exc
         try:
             actor = getattr(module, attr)
         except AttributeError as exc:
-            raise SpecError(path, "actor", f"{module_name!r} has no {attr!r}") from exc
+            raise SpecError(path, "actor", f"{shown(module_name)} has no {shown(attr)}") from exc
     if not (isinstance(actor, type) and issubclass(actor, ManagedActor)):
-        raise SpecError(path, "actor", f"expected a ManagedActor subclass, got {actor!r}")
+        raise SpecError(path, "actor", f"expected a ManagedActor subclass, got {shown(actor)}")
     return actor
 
 
-class Fallback(msgspec.Struct, frozen=True, tag_field="kind", tag=str.lower):
+class Fallback(
+    msgspec.Struct,
+    frozen=True,
+    forbid_unknown_fields=True,
+    tag_field="kind",
+    tag=str.lower,
+    metaclass=_Spec,
+):
     """Base of the answers a breaker can give instead of the protected actor's."""
 
 
@@ -186,7 +241,7 @@ class QueueForLater(Fallback, frozen=True):
 AnyFallback = Union[CachedReply, Alternative, DefaultReply, ReducedFunctionality, QueueForLater]  # noqa: UP007
 
 
-class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True, metaclass=_Spec):
     """A circuit breaker in front of a child: ``Child("pay", Pay, breaker=Breaker(...))``.
 
     Calls to the child's path go through a breaker actor that hosts a
@@ -247,7 +302,12 @@ class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         check_types(path, self, "breaker.")
         for field, value in (("call_timeout_s", self.call_timeout_s), ("window_s", self.window_s)):
             if value is not None and not value > 0:
-                raise SpecError(path, f"breaker.{field}", f"must be > 0, got {value!r}")
+                raise SpecError(path, f"breaker.{field}", f"must be > 0, got {shown(value)}")
+        for field in self.__struct_fields__:  # (a larger one overflows, or cannot be shown)
+            value = getattr(self, field)
+            if isinstance(value, int) and not -sys.maxsize <= value <= sys.maxsize:
+                problem = f"must be within ±{sys.maxsize}, got {shown(value)}"
+                raise SpecError(path, f"breaker.{field}", problem)
         try:
             self.build()
         except (ValueError, TypeError) as exc:
@@ -255,7 +315,7 @@ class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise SpecError(path, f"breaker.{field}", str(exc).split(": ", 1)[-1]) from None
 
 
-class Child(msgspec.Struct, frozen=True, kw_only=False):
+class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     """One supervised actor: ``Child("db", Database, depends_on=["cache"])``.
 
     - ``restart``: ``permanent`` (always restarted), ``transient`` (restarted only
@@ -311,9 +371,14 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
             msgspec.structs.force_setattr(self, "requires", check_requires(self.requires))
         except ValueError as exc:
             raise SpecError(self.name, "requires", str(exc)) from None
+        except RecursionError:  # (its message could not show a value nested that deep)
+            problem = f"expected a table of capability = value, got {shown(self.requires)}"
+            raise SpecError(self.name, "requires", problem) from None
         if self.breaker is not None:
             if not isinstance(self.breaker, Breaker):
-                raise SpecError(self.name, "breaker", f"expected a Breaker, got {self.breaker!r}")
+                raise SpecError(
+                    self.name, "breaker", f"expected a Breaker, got {shown(self.breaker)}"
+                )
             fallback = self.breaker.fallback
             if isinstance(fallback, Fallback):
                 msgspec.structs.force_setattr(self.breaker, "fallback", (fallback,))
@@ -323,7 +388,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
             raise SpecError(
                 self.name,
                 "restart",
-                f"expected one of {', '.join(RESTART_TYPES)}, got {self.restart!r}",
+                f"expected one of {', '.join(RESTART_TYPES)}, got {shown(self.restart)}",
             )
         _integer(self.name, "replicas", self.replicas, 1)
         checkpoint: Any = self.checkpoint
@@ -331,14 +396,14 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
             raise SpecError(
                 self.name,
                 "checkpoint",
-                f'expected "message", "off" or seconds > 0, got {self.checkpoint!r}',
+                f'expected "message", "off" or seconds > 0, got {shown(self.checkpoint)}',
             )
         if self.retry_from_checkpoint and self.checkpoint != "message":
             raise SpecError(
                 self.name,
                 "retry_from_checkpoint",
                 f'needs checkpoint="message" (a checkpoint after each message), got'
-                f" checkpoint={self.checkpoint!r}",
+                f" checkpoint={shown(self.checkpoint)}",
             )
         for field in ("start_timeout_s", "shutdown_s"):
             _positive(self.name, field, getattr(self, field))
@@ -346,7 +411,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False):
             self.levels.check(self.name)
 
 
-class Supervisor(msgspec.Struct, frozen=True, kw_only=False):
+class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     """A supervisor and its children (actors or nested supervisors).
 
     Children start one after another in start order (``depends_on`` first, then
@@ -379,31 +444,34 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False):
     def __post_init__(self) -> None:
         path = self.name
         _check_name(path, self.name)
-        if isinstance(self.children, (str, bytes)) or not isinstance(self.children, Sequence):
-            raise SpecError(
-                path, "children", f"expected a list of Child and Supervisor, got {self.children!r}"
-            )
+        _check_sequence(path, self.children)
         msgspec.structs.force_setattr(self, "children", tuple(self.children))
         msgspec.structs.force_setattr(self, "depends_on", _names(path, self.depends_on))
         check_types(path, self, skip=("children",))  # (each child checked itself)
         if self.strategy not in STRATEGIES:
             raise SpecError(
-                path, "strategy", f"expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+                path,
+                "strategy",
+                f"expected one of {', '.join(STRATEGIES)}, got {shown(self.strategy)}",
             )
         if self.restart not in RESTART_TYPES:
             raise SpecError(
-                path, "restart", f"expected one of {', '.join(RESTART_TYPES)}, got {self.restart!r}"
+                path,
+                "restart",
+                f"expected one of {', '.join(RESTART_TYPES)}, got {shown(self.restart)}",
             )
         _integer(path, "max_restarts", self.max_restarts, 0)
         for field in ("within_s", "start_timeout_s", "shutdown_s"):
             _positive(path, field, getattr(self, field))
-        if not _is_number(self.health_interval_s) or self.health_interval_s < 0:
+        if not _is_number(self.health_interval_s) or not self.health_interval_s >= 0:
             raise SpecError(
-                path, "health_interval_s", f"must be a number >= 0, got {self.health_interval_s!r}"
+                path,
+                "health_interval_s",
+                f"must be a number >= 0, got {shown(self.health_interval_s)}",
             )
         _integer(path, "health_misses", self.health_misses, 1)
         if not isinstance(self.levels, LevelPolicy):
-            raise SpecError(path, "levels", f"expected a LevelPolicy, got {self.levels!r}")
+            raise SpecError(path, "levels", f"expected a LevelPolicy, got {shown(self.levels)}")
         self.levels.check(path)
         validate_children(path, self.children)
 
@@ -430,14 +498,16 @@ def check_range(
     for name in names:
         value = getattr(obj, name)
         problem = None
-        if above is not None and not value > above:
+        if not _is_number(value):
+            problem = "expected a number"
+        elif above is not None and not value > above:
             problem = f"must be > {above:g}"
         elif at_least is not None and not value >= at_least:
             problem = f"must be >= {at_least:g}"
         elif at_most is not None and not value <= at_most:
             problem = f"must be <= {at_most:g}"
         if problem:
-            raise SpecError(owner, prefix + name, f"{problem}, got {value!r}")
+            raise SpecError(owner, prefix + name, f"{problem}, got {shown(value)}")
 
 
 def check_types(owner: str, obj: Any, prefix: str = "", skip: Sequence[str] = ()) -> None:
@@ -447,14 +517,34 @@ def check_types(owner: str, obj: Any, prefix: str = "", skip: Sequence[str] = ()
             continue
         value = getattr(obj, f.name)
         try:
-            msgspec.convert(value, f.type, strict=True)
+            converted = msgspec.convert(value, f.type, strict=True)
         except (msgspec.ValidationError, TypeError) as exc:
             text, where = str(exc), ""
             if " - at `$" in text:
                 where = text.rsplit(" - at `$", 1)[1].rstrip("`")
             if text.startswith("Expected `") and "` >= " not in text and "` <= " not in text:
                 text = f"expected {type_name(f.type)}"  # ("object" is how msgspec says a Struct)
-            raise SpecError(owner, prefix + f.name + where, f"{text}, got {value!r}") from None
+            raise SpecError(owner, prefix + f.name + where, f"{text}, got {shown(value)}") from None
+        if isinstance(value, float) and math.isnan(value):
+            raise SpecError(owner, prefix + f.name, "must be a number, got nan")
+        _check_structs(owner, value, converted, prefix + f.name)
+
+
+def _check_structs(owner: str, value: Any, converted: Any, field: str) -> None:
+    """A Struct setting must be given as one (convert turns a dict into one), and a Struct
+    given as such passes convert unchecked: check a fallback's or a backoff's fields too
+    (levels, breaker and children are checked by their own checks)."""
+    many = isinstance(value, (list, tuple))
+    for i, (given, made) in enumerate(zip(value, converted) if many else [(value, converted)]):
+        place = f"{field}[{i}]" if many else field
+        if isinstance(made, msgspec.Struct) and not isinstance(given, msgspec.Struct):
+            problem = f"expected a {type(made).__name__}, got {shown(given)}"
+            raise SpecError(owner, place, problem)
+        if isinstance(given, msgspec.Struct) and not isinstance(given, _CHECKED_ALONE):
+            check_types(owner, given, f"{place}.")
+
+
+_CHECKED_ALONE = (Child, Supervisor, LevelPolicy, Breaker)
 
 
 def type_name(tp: Any) -> str:
@@ -479,41 +569,48 @@ def _is_number(value: Any) -> bool:
 
 def _integer(path: str, field: str, value: Any, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise SpecError(path, field, f"must be an integer >= {minimum}, got {value!r}")
+        raise SpecError(path, field, f"must be an integer >= {minimum}, got {shown(value)}")
 
 
 def _positive(path: str, field: str, value: Any) -> None:
     if not _is_number(value) or not value > 0:
-        raise SpecError(path, field, f"must be a number > 0, got {value!r}")
+        raise SpecError(path, field, f"must be a number > 0, got {shown(value)}")
 
 
-def _check_name(path: str, name: Any) -> None:
+def _check_name(path: Any, name: Any) -> None:
     if not isinstance(name, str) or not _NAME.match(name):
         raise SpecError(
-            path,
+            path if isinstance(path, str) else shown(path),
             "name",
-            f"must be letters, digits, '_' or '-' (starting with a letter), got {name!r}",
+            f"must be letters, digits, '_' or '-' (starting with a letter), got {shown(name)}",
         )
 
 
 def _names(path: str, names: Any) -> tuple[str, ...]:
     if isinstance(names, str) or not isinstance(names, Sequence):
-        raise SpecError(path, "depends_on", f"expected a list of sibling names, got {names!r}")
+        raise SpecError(path, "depends_on", f"expected a list of sibling names, got {shown(names)}")
     for n in names:
         if not isinstance(n, str):
-            raise SpecError(path, "depends_on", f"expected sibling names, got {n!r}")
+            raise SpecError(path, "depends_on", f"expected sibling names, got {shown(n)}")
     return tuple(names)
+
+
+def _check_sequence(path: str, children: Any) -> None:
+    if isinstance(children, (str, bytes)) or not isinstance(children, Sequence):
+        problem = f"expected a list of Child and Supervisor, got {shown(children)}"
+        raise SpecError(path, "children", problem)
 
 
 def validate_children(path: str, children: Sequence[Any]) -> None:
     """Check sibling names are unique and ``depends_on`` names existing siblings, without cycles."""
+    _check_sequence(path, children)
     seen: dict[str, Any] = {}
     for child in children:
         if not isinstance(child, (Child, Supervisor)):
-            raise SpecError(path, "children", f"expected Child or Supervisor, got {child!r}")
+            raise SpecError(path, "children", f"expected Child or Supervisor, got {shown(child)}")
         if child.name in seen:
             raise SpecError(
-                f"{path}/{child.name}", "name", f"duplicate sibling name {child.name!r}"
+                f"{path}/{child.name}", "name", f"duplicate sibling name {shown(child.name)}"
             )
         seen[child.name] = child
     for child in children:
@@ -526,7 +623,7 @@ def validate_children(path: str, children: Sequence[Any]) -> None:
                 raise SpecError(
                     f"{path}/{child.name}",
                     "depends_on",
-                    f"unknown sibling {dep!r} (siblings: {', '.join(seen)})",
+                    f"unknown sibling {shown(dep)} (siblings: {', '.join(seen)})",
                 )
     cycle = find_cycle({c.name: c.depends_on for c in children})
     if cycle:
@@ -535,26 +632,21 @@ def validate_children(path: str, children: Sequence[Any]) -> None:
 
 def find_cycle(graph: dict[str, tuple[str, ...]]) -> list[str] | None:
     """A dependency cycle in ``graph`` as a list of names (first repeated last), or None."""
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for dep in graph.get(node, ()):
-            if state.get(dep) == 1:
-                return [*stack[stack.index(dep) :], dep]
-            if state.get(dep) is None:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in graph:
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in graph:
+        if root in state:
+            continue
+        state[root] = 1
+        path, pending = [root], [iter(graph.get(root, ()))]  # (no recursion: chains are long)
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                state[path.pop()] = 2
+                pending.pop()
+            elif state.get(dep) == 1:
+                return [*path[path.index(dep) :], dep]
+            elif dep not in state:
+                state[dep] = 1
+                path.append(dep)
+                pending.append(iter(graph.get(dep, ())))
     return None

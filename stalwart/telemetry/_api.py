@@ -14,7 +14,9 @@ import json
 import logging
 import re
 import secrets
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, Any, Protocol
@@ -319,14 +321,32 @@ class ApiServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            default_request_version = "HTTP/1.1"  # (refusals of a bad request line included)
             disable_nagle_algorithm = True  # headers and body go out without waiting for ACKs
+            raw_requestline: bytes  # (read by http.server before parse_request)
+            linger = False  # the connection closes after the answer: see finish()
 
             def _serve(self, method: str) -> None:
-                url = urlsplit(self.path)
+                target = self.path
+                close = self.close_connection
+                # a body left unread would be taken for the next request: unless it is read,
+                # the connection closes after the answer
+                self.close_connection = close or _announces_body(self.headers)
                 try:
-                    refusal = _refused_origin(self.headers, hosts)
+                    try:
+                        url = urlsplit(target)
+                    except ValueError:
+                        raise ApiError(400, f"the request target {target!r} is not a URL") from None
+                    malformed = _malformed(self.headers)
+                    if malformed:
+                        raise ApiError(400, malformed)
+                    refusal = _refused_origin(self.headers, hosts, url.netloc)
                     if refusal:
                         raise ApiError(403, refusal)
+                    if "Transfer-Encoding" in self.headers:
+                        raise ApiError(
+                            411, "Transfer-Encoding is not supported: send a Content-Length"
+                        )
                     token = _token(self.headers)
                     query = parse_qs(url.query)
                     body = b""
@@ -334,7 +354,13 @@ class ApiServer:
                         api.route(method, url.path)
                         if not api.authorised(token):
                             raise ApiError(401, "this endpoint needs the API token")
-                        body = self.rfile.read(_body_length(self.headers))
+                        length = _body_length(self.headers)
+                        body = self.rfile.read(length)
+                        if len(body) < length:  # the client stopped sending: not acted on
+                            raise ApiError(
+                                400, f"the body ended after {len(body)} of {length} bytes"
+                            )
+                        self.close_connection = close
                     elif method != "GET":
                         api.route(method, url.path)  # 405 with the methods it takes, or 404
                         raise ApiError(405, f"{method} is not allowed on {url.path}")
@@ -358,7 +384,7 @@ class ApiServer:
                     self._send(exc.status, "application/json", data, headers)
                 except Exception:  # the server must keep serving; the text stays in the log
                     incident = secrets.token_hex(4)
-                    log.exception("API error %s on %s %s", incident, method, url.path)
+                    log.exception("API error %s on %s %r", incident, method, target)
                     payload = {"error": "internal error (see the log)", "status": 500}
                     payload["id"] = incident
                     self._send(500, "application/json", json.dumps(payload).encode())
@@ -372,8 +398,59 @@ class ApiServer:
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.send_header("Cache-Control", "no-store")
+                if self.close_connection:
+                    self.send_header("Connection", "close")
+                    self.linger = True
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != "HEAD":  # (the length of what a GET would get, no body)
+                    self.wfile.write(data)
+
+            def parse_request(self) -> bool:
+                """http.server's, without HTTP/0.9 (a request line without a version, or
+                HTTP/0.x), whose answers have no status line."""
+                line = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+                words = line.split()
+                if len(words) == 2 or (len(words) > 2 and _HTTP_0.fullmatch(words[-1])):
+                    self.command, self.requestline, self.close_connection = "", line, True
+                    self.request_version = self.default_request_version
+                    self.send_error(400, f"HTTP/0.9 is not served (request line {line[:200]!r})")
+                    return False
+                return bool(super().parse_request())
+
+            def send_error(
+                self, code: int, message: str | None = None, explain: str | None = None
+            ) -> None:
+                """http.server's own refusals (a malformed request line or headers, a method
+                no ``do_`` serves) as JSON, like the API's; none is a server error."""
+                if code == 501 and self.command:  # an unknown method: as for PUT, 405 or 404
+                    self._serve(self.command)
+                    return
+                if code == 505:  # (a version after HTTP/1.x)
+                    code = 400
+                text = message or self.responses[code][0]
+                self.log_error("code %d, message %s", code, text)
+                self.close_connection = True
+                payload = {"error": f"{text}: {explain}" if explain else text, "status": code}
+                self._send(code, "application/json", json.dumps(payload).encode())
+
+            def finish(self) -> None:
+                """After an answer on a connection that closes, take in (and drop) what the
+                client still sends, for a moment: closed with bytes of the request unread, the
+                connection is reset, and the client may lose the answer before reading it."""
+                super().finish()
+                if not self.linger:
+                    return
+                try:
+                    self.connection.shutdown(socket.SHUT_WR)
+                    deadline, taken = time.monotonic() + _LINGER_S, 0
+                    while taken < _LINGER_BYTES and (left := deadline - time.monotonic()) > 0:
+                        self.connection.settimeout(left)
+                        chunk = self.connection.recv(65536)
+                        if not chunk:  # the client closed its side
+                            break
+                        taken += len(chunk)
+                except OSError:
+                    pass
 
             def do_GET(self) -> None:
                 self._serve("GET")
@@ -430,6 +507,11 @@ class ApiServer:
 
 MAX_BODY = 64 * 1024  # the largest request body read
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+_ONCE = ("Host", "Origin", "Authorization", "X-Stalwart-Token", "Content-Length")
+_DIGITS = re.compile(r"[0-9]+")
+_LINGER_S = 2.0  # how long a closing connection takes in what the client still sends
+_LINGER_BYTES = 4 * MAX_BODY  # and how much of it at most
+_HTTP_0 = re.compile(r"HTTP/0+\.[0-9]+")  # (HTTP/0.9 and the like)
 
 
 def _body_length(headers: Any) -> int:
@@ -437,7 +519,7 @@ def _body_length(headers: Any) -> int:
     text = headers.get("Content-Length")
     if text is None:
         return 0
-    if not text.strip().isdigit():
+    if _DIGITS.fullmatch(text.strip()) is None:  # (not str.isdigit: "²" is a digit to it)
         raise ApiError(400, f"Content-Length: expected a number of bytes, got {text!r}")
     length = int(text)
     if length > MAX_BODY:
@@ -453,14 +535,37 @@ def _hostname(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-def _refused_origin(headers: Any, hosts: set[str]) -> str:
-    """Why a request's Host or Origin is refused ("" if it is not)."""
+def _malformed(headers: Any) -> str:
+    """Why a request's headers are ambiguous ("" if they are not): a line that is not a
+    header (no colon, a bare CR) hides those after it, or one of those that may be given
+    once is given more than once."""
+    if headers.defects or headers.get_payload():
+        return "a header line is malformed (no colon, or a bare CR): the headers are ambiguous"
+    for name in _ONCE:
+        if len(headers.get_all(name) or ()) > 1:
+            return f"more than one {name} header"
+    return ""
+
+
+def _announces_body(headers: Any) -> bool:
+    """True if the request says a body follows."""
+    return "Transfer-Encoding" in headers or headers.get("Content-Length", "0").strip() != "0"
+
+
+def _refused_origin(headers: Any, hosts: set[str], target_host: str = "") -> str:
+    """Why a request's Host, Origin or the host its target names (absolute form) is refused
+    ("" if none is)."""
     host = headers.get("Host")
     if host is not None and _hostname(host) not in hosts:
         return f"Host {host!r} is not one this server answers to (allowed_hosts)"
+    if target_host and _hostname(target_host) not in hosts:
+        return f"host {target_host!r} is not one this server answers to (allowed_hosts)"
     origin = headers.get("Origin")
     if origin is not None and origin != "null":
-        name = _hostname(urlsplit(origin).netloc)
+        try:
+            name = _hostname(urlsplit(origin).netloc)
+        except ValueError:  # ("http://[::1" and the like)
+            name = ""
         if name not in hosts:
             return f"Origin {origin!r} is not allowed (allowed_hosts)"
     return ""
