@@ -28,6 +28,7 @@ and the field, before anything starts.
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from typing import Any
 
@@ -55,6 +56,7 @@ _SupervisorFields = msgspec.defstruct(
     forbid_unknown_fields=True,
 )
 _CHILD_KEYS = set(Child.__struct_fields__)
+MAX_FILE_BYTES = 1 << 20  # a tree file larger than this is refused before it is read
 MAX_DEPTH = 32  # supervisors within supervisors (each level is a process and a restart scope)
 
 
@@ -89,6 +91,14 @@ def load_tree(file: str | os.PathLike[str]) -> TreeFile:
     name = os.fspath(file)
     label = os.path.basename(name)
     try:
+        info = os.stat(name)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):  # (reading a FIFO or a device might never end)
+            raise TreeFileError(label, "", "", "file", "is not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            problem = f"is {info.st_size} bytes: a tree file has at most {MAX_FILE_BYTES}"
+            raise TreeFileError(label, "", "", "file", problem)
         with open(name, "rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:

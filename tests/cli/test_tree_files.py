@@ -1,9 +1,11 @@
 """Tree files: the shop in TOML is the shop in Python; every mistake is named precisely."""
 
+import os
+
 import pytest
 
 from examples.shop.tree import shop_tree
-from stalwart.supervisors._tree_file import TreeFileError, load_tree
+from stalwart.supervisors._tree_file import MAX_FILE_BYTES, TreeFileError, load_tree
 
 GOOD = """
 [system]
@@ -188,6 +190,16 @@ def test_a_file_that_cannot_be_read_as_toml_text_is_named(tmp_path):
     latin.write_bytes(b'[supervisor]\nname = "caf\xe9"\n')
     with pytest.raises(TreeFileError, match=r"latin\.toml: syntax: not UTF-8 text \(byte 24"):
         load_tree(latin)
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)  # (opened for reading, it would wait for a writer forever)
+    with pytest.raises(TreeFileError, match=r"fifo\.toml: file: is not a regular file"):
+        load_tree(fifo)
+    with pytest.raises(TreeFileError, match=r"zero: file: is not a regular file"):
+        load_tree("/dev/zero")  # (it would never end)
+    huge = tmp_path / "huge.toml"
+    huge.write_bytes(b"#" * (MAX_FILE_BYTES + 1))
+    with pytest.raises(TreeFileError, match=rf"huge\.toml: file: is {MAX_FILE_BYTES + 1} bytes"):
+        load_tree(huge)
 
 
 def test_an_actor_that_cannot_be_imported_in_any_way_names_the_field(tmp_path):
