@@ -159,8 +159,10 @@ class NodeMonitor(ManagedActor):
         self.after(self.settings.heartbeat_s / 2, "check", key="check")
 
     def on_stop(self) -> None:
+        """The agents of the nodes still here stop (a send to a lost node's agent would hold
+        this actor's own exit up while the transport tries to reach it)."""
         for node in self.table.values():
-            if node.agent is not None:
+            if node.agent is not None and node.state not in ("lost", "left"):
                 self.send(node.agent, ActorExitRequest())
 
     def snapshot(self) -> Any:
@@ -276,9 +278,9 @@ class NodeMonitor(ManagedActor):
     # -- news -----------------------------------------------------------------------------
     def _down(self, node: _Node, state: str, detail: str) -> None:
         node.state, node.detail, node.lost_at = state, detail, time.time()
-        if node.agent is not None:
-            self.send(node.agent, ActorExitRequest())
-            node.agent = None
+        if node.agent is not None and state != "lost":  # (a lost one fences itself: a send
+            self.send(node.agent, ActorExitRequest())  # there would be retried for seconds)
+        node.agent = None
         self._tell_root(f"node-{state}", node, detail)
 
     def _tell_root(self, event: str, node: _Node, detail: str) -> None:
