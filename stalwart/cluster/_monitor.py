@@ -205,9 +205,12 @@ class NodeMonitor(ManagedActor):
             and node.admin == msg.remoteAdminAddress
         ):
             return  # a repeated registration
-        node = _Node(
-            name, offered(msg.remoteCapabilities), msg.remoteAdminAddress, self._detector()
-        )
+        self._admit(name, offered(msg.remoteCapabilities), msg.remoteAdminAddress)
+
+    def _admit(self, name: str, caps: dict[str, Any], admin: Any) -> None:
+        """Count ``name`` in (again): an agent of its own watches for the leader there; the
+        node is up once its first heartbeat arrives."""
+        node = _Node(name, caps, admin, self._detector())
         self.table[name] = node
         node.agent = self.createActor(NodeAgent, targetActorRequirements={NODE: name})
         self.send(node.agent, self._watch(name))
@@ -229,6 +232,8 @@ class NodeMonitor(ManagedActor):
             self._down(node, "lost", f"it fenced itself: {msg.detail}")
         elif node is None or node.agent != sender:  # an agent no monitor watches any more
             self.send(sender, ActorExitRequest())
+            if node is not None and node.state == "lost":  # reachable again (a partition
+                self._admit(node.name, node.caps, node.admin)  # healed): it rejoins
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         if msg.payload != "check":

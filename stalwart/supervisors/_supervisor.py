@@ -46,6 +46,7 @@ from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
 from ._effects import EFFECTS
 from ._kernel import events as ev
+from ._kernel.state import STARTING
 from ._usage import ProcessUsage
 from .messages import (
     BreakerNote,
@@ -395,9 +396,24 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     # -- the cluster ----------------------------------------------------------------------------
     def on_nodes(self, msg: Nodes, sender: Any) -> None:
+        before = self.settings.get("nodes", {})
+        newly = [n for n in msg.lost if n not in self.settings.get("lost", ())]
         self.settings["lost"] = tuple(msg.lost)  # placements avoid them from now on
         self.settings["nodes"] = dict(msg.nodes)
         assert self.state is not None
+        for node in newly:  # a child being placed may have been on its way there
+            caps = before.get(node)
+            placing = tuple(
+                c.name
+                for c in self.state.order
+                if c.phase == STARTING
+                and caps is not None
+                and (requires := getattr(c.spec, "requires", None))
+                and placeable(dict(requires), {node: caps}, ())
+            )
+            if placing:  # placed again (the start there would only time out)
+                why = "lost while a child was being placed there"
+                self.decide(ev.NodeLost(node, placing, why, now=self.now))
         ready = tuple(c.name for c in self.state.order if c.waiting and self.placeable(c.spec))
         if ready:
             self.decide(ev.NodesChanged(ready, now=self.now))

@@ -66,6 +66,59 @@ def test_a_member_cut_off_from_the_leader_stops_its_actors_before_they_run_elsew
         assert actor_processes(c.nodes[home].sid) == []  # nothing of it came back to life
         assert [s.path for s in system.status() if s.path.startswith("t/trainer")] == ["t/trainer"]
 
+        # healed, the member rejoins and takes placements again: with the other member gone,
+        # the trainer comes back to it, its steps with it
+        wait_for(lambda: {n.name: n.state for n in system.nodes()}[home] == "up", timeout=60)
+        c.nodes[moved.node].kill()
+        back = wait_for(
+            lambda: (s := system.status()["t/trainer"]).state == "running" and s.node == home and s,
+            timeout=60,
+        )
+        assert actor_processes(c.nodes[home].sid) == [back.pid]
+        assert system.ask("t/trainer", GetLog(), timeout=10)[:4] == [0, 1, 2, 7]
+
+
+def test_a_leader_cut_off_from_every_member_keeps_serving_and_takes_them_back(hosts):
+    """The leader's side of a partition: every member fences itself; the leader's own
+    children serve on, the members' wait for a node; healed, the members rejoin and the
+    waiting child is placed again, its steps with it."""
+    tree = Supervisor(
+        "t",
+        max_restarts=10,
+        within_s=60,
+        children=[Child("db", Worker), Child("trainer", Worker, requires={"gpu": 1})],
+    )
+    members = {"b": ["gpu=1"], "c": ["gpu=1"]}
+    with LocalCluster(
+        tree, members, cwd=str(ROOT), report_path=None, host=hosts.leader, hosts=hosts.members
+    ) as c:
+        system = c.system
+        before = system.status()["t/trainer"]
+        for i in range(3):
+            assert system.ask("t/trainer", Work(i), timeout=10).id == i
+        for name in members:  # the leader's host is cut off from both
+            hosts.cut(name)
+        waiting = wait_for(lambda: system.status()["t/trainer"].state == "waiting", timeout=60)
+        assert waiting and system.status().phase == "running"  # a lost node is an outage
+        assert system.ask("t/db", Work(50), timeout=10).id == 50  # the leader's side serves
+        for name in members:  # each member fenced itself: nothing of the tree runs there
+            wait_for(lambda n=name: any(" fenced at " in x for x in c.nodes[n].output()))
+            assert actor_processes(c.nodes[name].sid) == []
+        assert process_gone(before.pid)
+
+        for name in members:
+            hosts.heal(name)
+        wait_for(
+            lambda: all(n.state == "up" for n in system.nodes() if n.name in members), timeout=60
+        )
+        back = wait_for(
+            lambda: (s := system.status()["t/trainer"]).state == "running" and s, timeout=60
+        )
+        assert back.node in members and back.pid != before.pid
+        assert system.ask("t/trainer", GetLog(), timeout=10)[:3] == [0, 1, 2]
+        running = [pid for n in members for pid in actor_processes(c.nodes[n].sid)]
+        assert running == [back.pid]  # one trainer, on one node
+
 
 def test_the_partition_fixture_cuts_and_heals_a_real_link(hosts):
     """The namespaces are real hosts: the link down is a partition, up again heals it."""

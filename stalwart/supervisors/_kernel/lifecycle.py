@@ -428,6 +428,8 @@ def on_node_lost(s: SupervisorState, e: NodeLost, out: Out) -> None:
         c = s.children.get(name)
         if c is not None and c.phase in (UP, STARTING):
             out.append(Cancel(("start", c.name)))
+            if c.phase == STARTING:  # (if it got to another node after all, it goes)
+                out.append(Kill(c.name))
             crashed(s, c, f"node {e.node} lost ({e.reason})", e.now, out)
 
 
