@@ -7,21 +7,27 @@ re-registrations of 7 min 22 s: about 22 minutes), which is computed, not run.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from _report import Figure, Row, percentile, print_rows
 from bench_core import Go, ManagedDriver, ManagedEcho, Ping
 
 from stalwart import Child, LevelPolicy, StalwartError, Supervisor
 from stalwart.cluster import LocalCluster
+from stalwart.cluster._netns import Hosts
 
 HERE = str(Path(__file__).resolve().parent)  # member nodes import bench_core from here
-ROUND_TRIPS, REPEATS, FAILOVERS = 2000, 3, 6
+ROUND_TRIPS, REPEATS, FAILOVERS, ASKS = 2000, 3, 6, 300
 THESPIAN_DETECTION_S = 3 * (7 * 60 + 22)
 
 
-def round_trip_rows() -> list[Row | Figure]:
+def _round_trips(**where: Any) -> tuple[float, float, float]:
+    """Best round trips/s from a driver on the leader to an actor there and to one on
+    member ``b``; and the p50 of a ``System.ask`` to the latter (ms)."""
     tree = Supervisor(
         "rt",
         children=[
@@ -30,7 +36,7 @@ def round_trip_rows() -> list[Row | Figure]:
             Child("far", ManagedEcho, requires={"remote": True}),
         ],
     )
-    with LocalCluster(tree, {"b": ["remote=true"]}, cwd=HERE, report_path=None) as c:
+    with LocalCluster(tree, {"b": ["remote=true"]}, cwd=HERE, report_path=None, **where) as c:
         system = c.system
         assert system is not None and system.status()["rt/far"].node == "b"
         for path in ("rt/near", "rt/far"):
@@ -40,15 +46,52 @@ def round_trip_rows() -> list[Row | Figure]:
         for _ in range(REPEATS):
             near.append(system.ask("rt/driver", Go(ROUND_TRIPS, "rt/near"), timeout=120).per_second)
             far.append(system.ask("rt/driver", Go(ROUND_TRIPS, "rt/far"), timeout=120).per_second)
-    return [
+        asks = []
+        for _ in range(ASKS):
+            started = time.perf_counter()
+            system.ask("rt/far", Ping(), timeout=10)
+            asks.append(1000 * (time.perf_counter() - started))
+    return max(near), max(far), percentile(asks, 50)
+
+
+def round_trip_rows() -> list[Row | Figure]:
+    near, far, ask_ms = _round_trips()
+    rows: list[Row | Figure] = [
         Row(
             f"round trips/s, actor on another node (best of {REPEATS})",
-            max(far),
+            far,
             "same node",
-            max(near),
+            near,
             "msg/s",
             better="higher",
         )
+    ]
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        why = "needs root and iproute2 for the member host's network namespace"
+        return [*rows, Figure("round trips/s, actor on another host", float("nan"), "", why)]
+    hosts = Hosts.make(f"b{os.getpid() % 10000}", 249, ("b",))
+    try:
+        _, remote, remote_ask = _round_trips(host=hosts.leader, hosts=hosts.members)
+    finally:
+        hosts.remove()
+    return [
+        *rows,
+        Row(
+            "round trips/s, actor on another host (netns + veth)",
+            remote,
+            "another node, same host",
+            far,
+            "msg/s",
+            better="higher",
+        ),
+        Row(
+            "System.ask p50, actor on another host",
+            remote_ask,
+            "another node, same host",
+            ask_ms,
+            "ms",
+            better="lower",
+        ),
     ]
 
 
