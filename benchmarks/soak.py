@@ -94,10 +94,17 @@ class Ledger:
         self.last_acknowledged = ""
 
 
-def client(system: Any, ledger: Ledger, ids: Any, stop: threading.Event, seed: int) -> None:
+def client(
+    system: Any,
+    ledger: Ledger,
+    ids: Any,
+    stop: threading.Event,
+    seed: int,
+    paths: list[str] = ACCOUNT_PATHS,
+) -> None:
     rng = random.Random(seed)
     while not stop.is_set():
-        path = rng.choice(ACCOUNT_PATHS)
+        path = rng.choice(paths)
         with ledger.lock:
             ident = next(ids)
             ledger.sent += 1

@@ -1,0 +1,117 @@
+"""Partitions that come and go under load, with a ledger of every acknowledged request.
+
+    python benchmarks/partition_soak.py [--seconds 60] [--clients 3] [--seed N]   (as root)
+
+A leader and two member hosts (network namespaces on a bridge). The accounts of
+``soak.py`` run on the members. Client threads deposit into random accounts and note
+every acknowledged deposit, while a flapper takes one member's link down for 0.5-8 s at
+a time (long enough, mostly, for the member to fence itself and the leader to move its
+accounts), then up again, over and over. At the end each account lists what it applied:
+nothing acknowledged may be missing (**lost**) or applied twice, and the tree must still
+run. Exits 1 otherwise. Needs root and iproute2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import sys
+import threading
+import time
+from pathlib import Path
+
+from soak import ASK_TIMEOUT_S, Account, Applied, Ledger, client, percentile
+
+from stalwart import Child, Supervisor
+from stalwart.cluster import LocalCluster
+from stalwart.cluster._netns import Hosts
+
+HERE = str(Path(__file__).resolve().parent)  # members import soak's Account from here
+ACCOUNTS = 4
+PATHS = [f"bank/a{a}" for a in range(ACCOUNTS)]
+MEMBERS = ("b", "c")
+
+
+def tree() -> Supervisor:
+    accounts = [Child(f"a{a}", Account, requires={"member": True}) for a in range(ACCOUNTS)]
+    return Supervisor("bank", max_restarts=10_000, within_s=60, children=accounts)
+
+
+def flapper(hosts: Hosts, stop: threading.Event, seed: int, cuts: list[float]) -> None:
+    """Cut one member at a time, for 0.5-8 s, then heal it; until ``stop``."""
+    rng = random.Random(seed)
+    while not stop.wait(rng.uniform(2.0, 5.0)):
+        name = rng.choice(MEMBERS)
+        down = rng.choice((rng.uniform(0.5, 1.5), rng.uniform(4.0, 8.0)))
+        hosts.cut(name)
+        try:
+            stop.wait(down)
+        finally:
+            hosts.heal(name)
+        cuts.append(down)
+
+
+def partition_soak(seconds: float, clients: int, seed: int) -> int:
+    """Run the flapping partitions under load; print the figures; 0 if all is well."""
+    ledger, cuts = Ledger(), []
+    stop, ids = threading.Event(), iter(range(1, 1 << 62))
+    hosts = Hosts.make(f"p{os.getpid() % 10000}", 248, MEMBERS)
+    try:
+        members = {name: ["member=true"] for name in MEMBERS}
+        with LocalCluster(
+            tree(), members, cwd=HERE, report_path=None, host=hosts.leader, hosts=hosts.members
+        ) as cluster:
+            system = cluster.system
+            assert system is not None
+            threads = [
+                threading.Thread(target=client, args=(system, ledger, ids, stop, seed + i, PATHS))
+                for i in range(clients)
+            ]
+            threads.append(threading.Thread(target=flapper, args=(hosts, stop, seed - 1, cuts)))
+            for thread in threads:
+                thread.start()
+            time.sleep(seconds)  # the partitions come and go for this long (the soak's length)
+            stop.set()
+            for thread in threads:
+                thread.join(ASK_TIMEOUT_S + 30)
+            for name in MEMBERS:
+                hosts.heal(name)
+            applied = {path: system.ask(path, Applied(), timeout=60) for path in PATHS}
+            stopped = system.stopped
+            lost_events = sum(e.kind == "node-lost" for e in system.events())
+    finally:
+        hosts.remove()
+    lost = sum(len(acked - set(applied[p])) for p, acked in ledger.acknowledged.items())
+    twice = sum(
+        n - 1 for ids_ in applied.values() for n in collections.Counter(ids_).values() if n > 1
+    )
+    acknowledged = sum(len(a) for a in ledger.acknowledged.values())
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(ledger.errors.items())) or "none"
+    long_cuts = sum(c >= 4.0 for c in cuts)
+    print(f"partition soak: {seconds:g} s, {clients} clients, 2 member hosts, seed {seed}")
+    print(f"  requests sent        {ledger.sent}")
+    print(f"  acknowledged         {acknowledged}")
+    print(f"  errors               {errors}")
+    print(f"  partitions           {len(cuts)} ({long_cuts} of 4-8 s, the rest under 1.5 s)")
+    print(f"  nodes declared lost  {lost_events}")
+    print(f"  lost                 {lost}")
+    print(f"  applied twice        {twice}")
+    p50, p99 = percentile(ledger.latencies, 0.5), percentile(ledger.latencies, 0.99)
+    print(f"  latency p50 / p99    {1000 * p50:.1f} / {1000 * p99:.1f} ms")
+    print(f"  tree still running   {'yes' if not stopped else 'no'}")
+    return 1 if lost or twice or stopped else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--clients", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    args = parser.parse_args(argv)
+    return partition_soak(args.seconds, args.clients, args.seed)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
