@@ -736,14 +736,21 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             msg, sender = nxt
 
     def _sw_handle_again(self, lane: Lane, msg: Told | Request, sender: Any) -> None:
-        """A message its channel had already: a request is answered (once); a tell is
-        confirmed again (its sender did not hear of it) unless it was given up on."""
-        if isinstance(msg, Request):
-            self._sw_handle_request(msg, sender)
-        elif msg.seq in lane.skipped:  # late, after its lane went on without it
+        """A message its channel had already: a request is answered (once) while its answer
+        is remembered, and dropped after (never run twice); a tell is confirmed again (its
+        sender did not hear of it). One its lane went on without is handled, late."""
+        if msg.seq in lane.skipped:  # late, after its lane went on without it
             lane.skipped.discard(msg.seq)
             self.log.warning("%s: message %d of %s came late", self.path, msg.seq, msg.chan)
-            self.receiveMessage(msg.message, msg.reply_to)
+            if isinstance(msg, Request):
+                self._sw_handle_request(msg, sender)
+            else:
+                self.receiveMessage(msg.message, msg.reply_to)
+        elif isinstance(msg, Request):
+            if msg.id in self._sw_handled:
+                self._sw_handle_request(msg, sender)
+            else:  # handled so long ago that its answer is forgotten (its caller had it)
+                self.log.debug("%s: request %s handled long ago; dropped", self.path, msg.id)
         else:
             self.log.debug("%s: tell %s of %s handled already", self.path, msg.seq, msg.chan)
             lane.owed = True

@@ -199,3 +199,20 @@ def test_a_senders_base_never_passes_a_message_the_path_has_not_confirmed(steps)
             del asked[request_id]
         assert set(out.unacked) == {s for s in range(1, out.next) if s not in confirmed}
         assert set(out.ids) == {r for r, s in asked.items() if s in out.unacked}
+
+
+def test_a_request_delivered_again_after_its_answer_is_forgotten_is_not_run_again(make_system):
+    """A transport that lost an acknowledgement delivers a message again, possibly much later
+    (found by ``benchmarks/partition_soak.py``: a deposit applied twice after a partition).
+    Its number says it was handled: it is answered while the answer is remembered, and
+    dropped after that, never run again."""
+    system = make_system(unbounded(Child("log", OrderLog)))
+
+    def request(n: int) -> Request:
+        return Request(f"again-{n}", Note(n), system._root, chan="again.", seq=n + 1, base=1)
+
+    for n in range(300):  # more than an actor remembers answers of
+        system.tell(PATH, request(n))
+    system.tell(PATH, request(0))  # the first, again, long after
+    system.tell(PATH, request(299))  # and the last, whose answer is remembered
+    assert system.ask(PATH, GetLog()) == list(range(300))
