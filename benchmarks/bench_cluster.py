@@ -69,7 +69,7 @@ def round_trip_rows() -> list[Row | Figure]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         why = "needs root and iproute2 for the member host's network namespace"
         return [*rows, Figure("round trips/s, actor on another host", float("nan"), "", why)]
-    hosts = Hosts.make(f"b{os.getpid() % 10000}", 249, ("b",))
+    hosts = Hosts.make(f"b{os.getpid() % 10000}", os.getpid() % 250 + 1, ("b",))
     try:
         _, remote, remote_ask = _round_trips(host=hosts.leader, hosts=hosts.members)
     finally:

@@ -57,7 +57,7 @@ def partition_soak(seconds: float, clients: int, seed: int) -> int:
     """Run the flapping partitions under load; print the figures; 0 if all is well."""
     ledger, cuts = Ledger(), []
     stop, ids = threading.Event(), iter(range(1, 1 << 62))
-    hosts = Hosts.make(f"p{os.getpid() % 10000}", 248, MEMBERS)
+    hosts = Hosts.make(f"p{os.getpid() % 10000}", os.getpid() % 250 + 1, MEMBERS)
     try:
         members = {name: ["member=true"] for name in MEMBERS}
         with LocalCluster(
