@@ -14,7 +14,6 @@ run. Exits 1 otherwise. Needs root and iproute2.
 from __future__ import annotations
 
 import argparse
-import collections
 import os
 import random
 import sys
@@ -22,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from soak import ASK_TIMEOUT_S, Account, Applied, Ledger, client, percentile
+from soak import ASK_TIMEOUT_S, Account, Applied, Ledger, client, report
 
 from stalwart import Child, Supervisor
 from stalwart.cluster import LocalCluster
@@ -83,25 +82,13 @@ def partition_soak(seconds: float, clients: int, seed: int) -> int:
             lost_events = sum(e.kind == "node-lost" for e in system.events())
     finally:
         hosts.remove()
-    lost = sum(len(acked - set(applied[p])) for p, acked in ledger.acknowledged.items())
-    twice = sum(
-        n - 1 for ids_ in applied.values() for n in collections.Counter(ids_).values() if n > 1
-    )
-    acknowledged = sum(len(a) for a in ledger.acknowledged.values())
-    errors = ", ".join(f"{k} {v}" for k, v in sorted(ledger.errors.items())) or "none"
     long_cuts = sum(c >= 4.0 for c in cuts)
-    print(f"partition soak: {seconds:g} s, {clients} clients, 2 member hosts, seed {seed}")
-    print(f"  requests sent        {ledger.sent}")
-    print(f"  acknowledged         {acknowledged}")
-    print(f"  errors               {errors}")
-    print(f"  partitions           {len(cuts)} ({long_cuts} of 4-8 s, the rest under 1.5 s)")
-    print(f"  nodes declared lost  {lost_events}")
-    print(f"  lost                 {lost}")
-    print(f"  applied twice        {twice}")
-    p50, p99 = percentile(ledger.latencies, 0.5), percentile(ledger.latencies, 0.99)
-    print(f"  latency p50 / p99    {1000 * p50:.1f} / {1000 * p99:.1f} ms")
-    print(f"  tree still running   {'yes' if not stopped else 'no'}")
-    return 1 if lost or twice or stopped else 0
+    title = f"partition soak: {seconds:g} s, {clients} clients, 2 member hosts, seed {seed}"
+    rows = [
+        ("partitions", f"{len(cuts)} ({long_cuts} of 4-8 s, the rest under 1.5 s)"),
+        ("nodes declared lost", lost_events),
+    ]
+    return report(title, ledger, applied, stopped, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

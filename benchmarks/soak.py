@@ -178,23 +178,42 @@ def soak(seconds: float, clients: int, seed: int, out: Any = sys.stdout) -> int:
             stopped = system.stopped
         finally:
             system.shutdown()
+    kill_text = ", ".join(f"{k} {v}" for k, v in sorted(kills.items())) or "none"
+    title = f"soak: {seconds:g} s, {clients} clients, multiproc, seed {seed}"
+    kill_row = ("kills", f"{sum(kills.values())} ({kill_text})")
+    return report(title, ledger, applied, stopped, [kill_row], out)
+
+
+def report(
+    title: str,
+    ledger: Ledger,
+    applied: dict[str, list[int]],
+    stopped: bool,
+    rows: list[tuple[str, Any]],
+    out: Any = sys.stdout,
+) -> int:
+    """Print the ledger against what the accounts applied (``rows``: the soak's own figures,
+    shown after the errors); 0 if nothing acknowledged was lost or doubled and the tree runs."""
     lost = sum(len(acked - set(applied[p])) for p, acked in ledger.acknowledged.items())
     twice = sum(
         n - 1 for ids_ in applied.values() for n in collections.Counter(ids_).values() if n > 1
     )
     acknowledged = sum(len(a) for a in ledger.acknowledged.values())
     errors = ", ".join(f"{k} {v}" for k, v in sorted(ledger.errors.items())) or "none"
-    kill_text = ", ".join(f"{k} {v}" for k, v in sorted(kills.items())) or "none"
-    print(f"soak: {seconds:g} s, {clients} clients, multiproc, seed {seed}", file=out)
-    print(f"  requests sent        {ledger.sent}", file=out)
-    print(f"  acknowledged         {acknowledged}", file=out)
-    print(f"  errors               {errors}", file=out)
-    print(f"  kills                {sum(kills.values())} ({kill_text})", file=out)
-    print(f"  lost                 {lost}", file=out)
-    print(f"  applied twice        {twice}", file=out)
     p50, p99 = percentile(ledger.latencies, 0.5), percentile(ledger.latencies, 0.99)
-    print(f"  latency p50 / p99    {1000 * p50:.1f} / {1000 * p99:.1f} ms", file=out)
-    print(f"  tree still running   {'yes' if not stopped else 'no'}", file=out)
+    figures = [
+        ("requests sent", ledger.sent),
+        ("acknowledged", acknowledged),
+        ("errors", errors),
+        *rows,
+        ("lost", lost),
+        ("applied twice", twice),
+        ("latency p50 / p99", f"{1000 * p50:.1f} / {1000 * p99:.1f} ms"),
+        ("tree still running", "no" if stopped else "yes"),
+    ]
+    print(title, file=out)
+    for label, value in figures:
+        print(f"  {label:<20} {value}", file=out)
     return 1 if lost or twice or stopped else 0
 
 

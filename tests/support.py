@@ -874,3 +874,26 @@ class OrderLog(ManagedActor):
 
     def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
         self.reply(sender, list(self.values))
+
+
+def run_soak(script: str, *args: str, timeout: float) -> tuple[Any, dict[str, str]]:
+    """Run ``benchmarks/<script>`` with ``args``; its process and the figures it printed
+    (``  label   value`` lines) by label."""
+    import re
+    import subprocess
+    import sys
+
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    run = subprocess.run(
+        [sys.executable, script, *args],
+        cwd=benchmarks,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    figures = dict(
+        re.split(r"\s{2,}", line.strip(), maxsplit=1)
+        for line in run.stdout.splitlines()
+        if line.startswith("  ")
+    )
+    return run, figures

@@ -23,20 +23,32 @@ def actor_processes(sid):
     return [p.pid for p in session_processes(sid) if p.name().startswith("sw:")]
 
 
-def test_a_member_cut_off_from_the_leader_stops_its_actors_before_they_run_elsewhere(hosts):
-    tree = Supervisor(
-        "t", max_restarts=10, within_s=60, children=[Child("trainer", Worker, requires={"gpu": 1})]
+MEMBERS = {"b": ["gpu=1"], "c": ["gpu=1"]}
+
+
+def trainer_on_hosts(hosts, *others: Child) -> LocalCluster:
+    """A leader and members b and c on hosts of their own; the trainer on one of them has
+    handled steps 0, 1 and 2."""
+    children = [*others, Child("trainer", Worker, requires={"gpu": 1})]
+    tree = Supervisor("t", max_restarts=10, within_s=60, children=children)
+    c = LocalCluster(
+        tree, MEMBERS, cwd=str(ROOT), report_path=None, host=hosts.leader, hosts=hosts.members
     )
-    members = {"b": ["gpu=1"], "c": ["gpu=1"]}
-    with LocalCluster(
-        tree, members, cwd=str(ROOT), report_path=None, host=hosts.leader, hosts=hosts.members
-    ) as c:
+    try:
+        for i in range(3):
+            assert c.system.ask("t/trainer", Work(i), timeout=10).id == i
+    except BaseException:
+        c.stop()
+        raise
+    return c
+
+
+def test_a_member_cut_off_from_the_leader_stops_its_actors_before_they_run_elsewhere(hosts):
+    with trainer_on_hosts(hosts) as c:
         system = c.system
         before = system.status()["t/trainer"]
         home = before.node
-        assert home in members and actor_processes(c.nodes[home].sid) == [before.pid]
-        for i in range(3):
-            assert system.ask("t/trainer", Work(i), timeout=10).id == i
+        assert home in MEMBERS and actor_processes(c.nodes[home].sid) == [before.pid]
 
         hosts.cut(home)  # its link goes down: it can reach no one, and no one reaches it
         moved = wait_for(
@@ -82,41 +94,30 @@ def test_a_leader_cut_off_from_every_member_keeps_serving_and_takes_them_back(ho
     """The leader's side of a partition: every member fences itself; the leader's own
     children serve on, the members' wait for a node; healed, the members rejoin and the
     waiting child is placed again, its steps with it."""
-    tree = Supervisor(
-        "t",
-        max_restarts=10,
-        within_s=60,
-        children=[Child("db", Worker), Child("trainer", Worker, requires={"gpu": 1})],
-    )
-    members = {"b": ["gpu=1"], "c": ["gpu=1"]}
-    with LocalCluster(
-        tree, members, cwd=str(ROOT), report_path=None, host=hosts.leader, hosts=hosts.members
-    ) as c:
+    with trainer_on_hosts(hosts, Child("db", Worker)) as c:
         system = c.system
         before = system.status()["t/trainer"]
-        for i in range(3):
-            assert system.ask("t/trainer", Work(i), timeout=10).id == i
-        for name in members:  # the leader's host is cut off from both
+        for name in MEMBERS:  # the leader's host is cut off from both
             hosts.cut(name)
         waiting = wait_for(lambda: system.status()["t/trainer"].state == "waiting", timeout=60)
         assert waiting and system.status().phase == "running"  # a lost node is an outage
         assert system.ask("t/db", Work(50), timeout=10).id == 50  # the leader's side serves
-        for name in members:  # each member fenced itself: nothing of the tree runs there
+        for name in MEMBERS:  # each member fenced itself: nothing of the tree runs there
             wait_for(lambda n=name: any(" fenced at " in x for x in c.nodes[n].output()))
             assert actor_processes(c.nodes[name].sid) == []
         assert process_gone(before.pid)
 
-        for name in members:
+        for name in MEMBERS:
             hosts.heal(name)
         wait_for(
-            lambda: all(n.state == "up" for n in system.nodes() if n.name in members), timeout=60
+            lambda: all(n.state == "up" for n in system.nodes() if n.name in MEMBERS), timeout=60
         )
         back = wait_for(
             lambda: (s := system.status()["t/trainer"]).state == "running" and s, timeout=60
         )
-        assert back.node in members and back.pid != before.pid
+        assert back.node in MEMBERS and back.pid != before.pid
         assert system.ask("t/trainer", GetLog(), timeout=10)[:3] == [0, 1, 2]
-        running = [pid for n in members for pid in actor_processes(c.nodes[n].sid)]
+        running = [pid for n in MEMBERS for pid in actor_processes(c.nodes[n].sid)]
         assert running == [back.pid]  # one trainer, on one node
 
 
