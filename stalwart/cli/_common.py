@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,3 +63,35 @@ def find_run(name: str | None = None) -> dict[str, Any]:
             " or give --port)"
         ) from None
     return note
+
+
+class StopSignals:
+    """Ctrl-C and SIGTERM as a flag that a command's main loop polls.
+
+    Not a ``threading.Event`` set by the handler: the handler runs in the main thread, and
+    can run while that thread holds the Event's lock inside ``wait()``, which deadlocks.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+
+    def _handle(self, *_: Any) -> None:
+        self.requested = True
+
+    def wait(self, seconds: float | None = None) -> bool:
+        """Sleep until a stop is asked for or ``seconds`` pass; True if one was asked for."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not self.requested:
+            left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+            if left <= 0:
+                break
+            time.sleep(left)
+        return self.requested
+
+    def restore(self) -> None:
+        """Put back the handlers there were before."""
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import Any
 
 from ..actors._placement import parse_capability
 from ..actors.errors import SystemStopped
 from ..supervisors.spec import SpecError
-from ._common import EXIT_LEVEL5, EXIT_OK, UsageError
+from ._common import EXIT_LEVEL5, EXIT_OK, StopSignals, UsageError
 from ._run import listen_address
 
 
@@ -59,9 +57,7 @@ def run_node(args: argparse.Namespace) -> int:
         capabilities = dict(parse_capability(text) for text in args.capability)
     except ValueError as exc:
         raise UsageError(f"--capability: {exc}") from None
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopSignals()
     try:
         member = join(leader, args.name, listen, capabilities, not args.allow_remote)
     except SpecError as exc:

@@ -8,15 +8,13 @@ otherwise one line per event. Ctrl-C or SIGTERM stops it in order.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 import time
 from typing import Any, TextIO
 
 from ..supervisors import System, start
 from ..supervisors._tree_file import TreeFile, TreeFileError, load_tree
-from ._common import EXIT_LEVEL5, EXIT_OK, UsageError, forget_run, remember_run
+from ._common import EXIT_LEVEL5, EXIT_OK, StopSignals, UsageError, forget_run, remember_run
 
 _REDRAW_S = 0.5
 _EVENTS_SHOWN = 8
@@ -88,18 +86,14 @@ def run_run(args: argparse.Namespace) -> int:
         overrides["chaos"] = True
     options = tree_file.system_options(**overrides)
     address = listen_address(args.serve) if args.serve else None
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    stop = StopSignals()
     settings = {f: getattr(options, f) for f in options.__struct_fields__}
     base = settings.pop("base")
     started = time.time()
     try:
         system = start(tree_file.tree, base=base, **settings)
     except Exception as exc:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stop.restore()
         print(f"stalwart: {tree_file.tree.name} did not start: {exc}", file=sys.stderr)
         return EXIT_LEVEL5
     if address is not None:
@@ -107,8 +101,7 @@ def run_run(args: argparse.Namespace) -> int:
             server = system.serve_api(*address, token=args.token)
         except OSError as exc:
             system.shutdown()
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            stop.restore()
             raise UsageError(
                 f"--serve: cannot listen on {address[0]}:{address[1]}: {exc}"
             ) from None
@@ -128,7 +121,7 @@ def run_run(args: argparse.Namespace) -> int:
     deadline = time.monotonic() + args.seconds if args.seconds else None
     stopped_at_level5 = False
     try:
-        while not stop.is_set():
+        while not stop.requested:
             view.update()
             if system.stopped:
                 stopped_at_level5 = True
@@ -143,8 +136,7 @@ def run_run(args: argparse.Namespace) -> int:
         system.shutdown()
         report = system.final_report
         forget_run(tree_file.tree.name)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        stop.restore()
     if stopped_at_level5 or (report and report.get("level") == 5):
         reason = (report or {}).get("reason", "level 5")
         print(f"the system stopped at level 5: {reason}", flush=True)

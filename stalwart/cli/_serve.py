@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from typing import Any
 
 from ..telemetry._api import ApiServer, StoreBackend
-from ._common import EXIT_OK
+from ._common import EXIT_OK, StopSignals
 
 
 def add_serve(commands: Any) -> None:
@@ -26,9 +24,7 @@ def add_serve(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = StopSignals()
     with ApiServer(StoreBackend(args.db), args.host, args.port, args.token) as server:
         print(f"serving {args.db} on {server.url} (dashboard: {server.url}/)", flush=True)
         if not args.token:

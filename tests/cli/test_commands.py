@@ -373,3 +373,19 @@ def test_run_refuses_a_bad_serve_address(tmp_path):
     assert out.returncode == 2 and "--serve: expected [HOST:]PORT, got 'localhost:http'" in (
         out.stderr
     )
+
+
+def test_a_stop_signal_is_a_flag_the_command_polls_and_its_handlers_go_back():
+    """Ctrl-C and SIGTERM set a flag (an Event set from a handler can deadlock with the
+    main thread inside its wait: SIGTERM once went unanswered for a minute)."""
+    from stalwart.cli._common import StopSignals
+
+    before = signal.getsignal(signal.SIGTERM)
+    stop = StopSignals()
+    try:
+        assert stop.wait(0.05) is False
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.wait(30) is True and stop.requested
+    finally:
+        stop.restore()
+    assert signal.getsignal(signal.SIGTERM) is before
