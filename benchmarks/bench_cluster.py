@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 from _report import Figure, Row, percentile, print_rows
 from bench_core import Go, ManagedDriver, ManagedEcho, Ping
 
@@ -21,7 +23,7 @@ from stalwart.cluster import LocalCluster
 from stalwart.cluster._netns import Hosts
 
 HERE = str(Path(__file__).resolve().parent)  # member nodes import bench_core from here
-ROUND_TRIPS, REPEATS, FAILOVERS, ASKS = 2000, 3, 6, 300
+ROUND_TRIPS, REPEATS, FAILOVERS, ASKS, PARTITIONS = 2000, 3, 6, 300, 4
 THESPIAN_DETECTION_S = 3 * (7 * 60 + 22)
 
 
@@ -153,6 +155,93 @@ def failover_rows() -> list[Row | Figure]:
     ]
 
 
+def _until(done: Callable[[], bool], what: str, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} within {within:g} s")
+        time.sleep(0.01)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def _serves_elsewhere(system: Any, home: str) -> bool:
+    try:
+        system.ask("p/svc", Ping(), timeout=0.5)
+    except StalwartError:
+        return False
+    return bool(system.status()["p/svc"].node != home)
+
+
+def _one_partition(system: Any, hosts: Hosts) -> tuple[float, float]:
+    """Cut the service's host off; (seconds until it fenced itself, until the service
+    answered from the other host). Healed, the host has rejoined when this returns."""
+    before = system.status()["p/svc"]
+    home = before.node
+    cut = time.monotonic()
+    hosts.cut(home)
+    try:
+        _until(lambda: _gone(before.pid), f"{home} did not fence itself")
+        fenced = time.monotonic() - cut
+        _until(lambda: _serves_elsewhere(system, home), "p/svc did not move")
+        moved = time.monotonic() - cut
+    finally:
+        hosts.heal(home)
+    _until(lambda: {n.name: n.state for n in system.nodes()}.get(home) == "up", "no rejoin")
+    time.sleep(1.0)  # the quiet period: each cut is a fresh incident
+    return fenced, moved
+
+
+def partition_rows() -> list[Row | Figure]:
+    """Cut the link of the service's host (defaults: ``fence_s`` 2, margin 1.5): how long
+    until that host has fenced itself, and until the service answers from the other one."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        why = "needs root and iproute2 for the member hosts' network namespaces"
+        return [Figure("link down -> member fenced itself", float("nan"), "", why)]
+    levels = LevelPolicy(quiet_period_s=1.0)
+    tree = Supervisor(
+        "p",
+        max_restarts=50,
+        within_s=60,
+        children=[Child("svc", ManagedEcho, requires={"gpu": 1}, levels=levels)],
+    )
+    members = {"b": ["gpu=1"], "c": ["gpu=1"]}
+    fenced, failover = [], []
+    hosts = Hosts.make(f"f{os.getpid() % 10000}", (os.getpid() + 7) % 250 + 1, ("b", "c"))
+    try:
+        with LocalCluster(
+            tree, members, cwd=HERE, report_path=None, host=hosts.leader, hosts=hosts.members
+        ) as c:
+            system = c.system
+            assert system is not None
+            for _ in range(PARTITIONS):
+                took = _one_partition(system, hosts)
+                fenced.append(took[0])
+                failover.append(took[1])
+    finally:
+        hosts.remove()
+    return [
+        Figure(
+            f"link down -> member fenced itself, p50 of {PARTITIONS}",
+            percentile(fenced, 50),
+            "s",
+            "Thespian alone: never (the cut-off actor runs on)",
+        ),
+        Row(
+            f"link down -> actor serves on the other host, p50 of {PARTITIONS}",
+            percentile(failover, 50),
+            "Thespian alone (computed)",
+            THESPIAN_DETECTION_S,
+            "s",
+        ),
+    ]
+
+
 def run() -> None:
-    rows = round_trip_rows() + failover_rows()
+    rows = round_trip_rows() + failover_rows() + partition_rows()
     print_rows("cluster: three nodes on loopback (multiprocTCPBase)", rows)

@@ -79,7 +79,8 @@ def partition_soak(seconds: float, clients: int, seed: int) -> int:
                 hosts.heal(name)
             applied = {path: system.ask(path, Applied(), timeout=60) for path in PATHS}
             stopped = system.stopped
-            lost_events = sum(e.kind == "node-lost" for e in system.events())
+            events = system.events()
+            lost_events = sum(e.kind == "node-lost" for e in events)
     finally:
         hosts.remove()
     long_cuts = sum(c >= 4.0 for c in cuts)
@@ -88,7 +89,12 @@ def partition_soak(seconds: float, clients: int, seed: int) -> int:
         ("partitions", f"{len(cuts)} ({long_cuts} of 4-8 s, the rest under 1.5 s)"),
         ("nodes declared lost", lost_events),
     ]
-    return report(title, ledger, applied, stopped, rows)
+    failed = report(title, ledger, applied, stopped, rows)
+    if failed:
+        print(f"  events (now {time.monotonic():.3f}):")
+        for e in events[-300:]:
+            print(f"    {e.time:.3f} {e.kind} {e.path} {e.detail[:200]}")
+    return failed
 
 
 def main(argv: list[str] | None = None) -> int:

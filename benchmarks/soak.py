@@ -92,6 +92,8 @@ class Ledger:
         self.errors: collections.Counter[str] = collections.Counter()
         self.latencies: list[float] = []
         self.last_acknowledged = ""
+        self.replies: dict[int, tuple[float, Any]] = {}  # id: (when, the reply)
+        self.first_errors: dict[str, str] = {}  # error type: its first message
 
 
 def client(
@@ -110,16 +112,18 @@ def client(
             ledger.sent += 1
         began = time.perf_counter()
         try:
-            system.ask(path, Deposit(ident), timeout=ASK_TIMEOUT_S)
+            value = system.ask(path, Deposit(ident), timeout=ASK_TIMEOUT_S)
         except StalwartError as exc:
             with ledger.lock:
                 ledger.errors[type(exc).__name__] += 1
+                ledger.first_errors.setdefault(type(exc).__name__, str(exc)[:300])
             continue
         took = time.perf_counter() - began
         with ledger.lock:
             ledger.acknowledged[path].add(ident)
             ledger.latencies.append(took)
             ledger.last_acknowledged = path
+            ledger.replies[ident] = (time.monotonic(), value)
 
 
 def killer(
@@ -214,7 +218,19 @@ def report(
     print(title, file=out)
     for label, value in figures:
         print(f"  {label:<20} {value}", file=out)
-    return 1 if lost or twice or stopped else 0
+    failed = bool(lost or twice or stopped)
+    if failed:  # what it takes to find out why
+        for name, text in sorted(ledger.first_errors.items()):
+            print(f"  first {name}: {text}", file=out)
+        for path, acked in ledger.acknowledged.items():
+            for ident in sorted(acked - set(applied[path]))[:5]:
+                when, value = ledger.replies[ident]
+                print(
+                    f"  lost: deposit {ident} to {path}, acknowledged at {when:.3f} as number"
+                    f" {value}; {len(applied[path])} applied there now",
+                    file=out,
+                )
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 
@@ -51,7 +52,29 @@ class Hosts:
         subprocess.run(["ip", "link", "set", self.links[name], "down"], check=True)
 
     def heal(self, name: str) -> None:
+        """Bring ``name``'s link back up, without the delay :meth:`delay` added."""
         subprocess.run(["ip", "link", "set", self.links[name], "up"], check=True)
+        for tc, link in self._sides(name):
+            subprocess.run([*tc, "qdisc", "del", "dev", link, "root"], capture_output=True)
+
+    def delay(self, name: str, ms: float, jitter_ms: float = 0.0) -> None:
+        """Delay what goes to and from ``name`` by ``ms`` each way (give or take
+        ``jitter_ms``) with ``tc netem``: a slow network. Raises RuntimeError naming the
+        cause if that cannot be done (see :meth:`netem_missing`)."""
+        netem = ["netem", "delay", f"{ms:g}ms", *([f"{jitter_ms:g}ms"] if jitter_ms else [])]
+        for tc, link in self._sides(name):
+            done = subprocess.run(
+                [*tc, "qdisc", "replace", "dev", link, "root", *netem],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode:
+                raise RuntimeError(f"tc netem on {link}: {done.stderr.strip()}")
+
+    def _sides(self, name: str) -> list[tuple[list[str], str]]:
+        """``tc`` and the link on the bridge's side, and inside ``name``'s namespace."""
+        outer, ns = self.links[name], self.members[name][0]
+        return [(["tc"], outer), (["ip", "netns", "exec", ns, "tc"], f"{outer[:-1]}1")]
 
     def remove(self) -> None:
         for ns, _ in self.members.values():
@@ -62,6 +85,28 @@ class Hosts:
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         for link in (*self.links.values(), self.bridge):
             subprocess.run(["ip", "link", "del", link], capture_output=True)
+
+    @staticmethod
+    def netem_missing() -> str:
+        """Why ``tc netem`` cannot delay links here ("" if it can)."""
+        if shutil.which("tc") is None:
+            return "needs iproute2's tc command to delay links"
+        probe = f"swnetem{os.getpid() % 100000}"
+        subprocess.run(
+            ["ip", "link", "add", probe, "type", "veth", "peer", "name", f"{probe}p"],
+            capture_output=True,
+        )
+        try:
+            done = subprocess.run(
+                ["tc", "qdisc", "add", "dev", probe, "root", "netem", "delay", "1ms"],
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            subprocess.run(["ip", "link", "del", probe], capture_output=True)
+        if done.returncode:
+            return f"the kernel has no netem queueing discipline (sch_netem): {done.stderr.strip()}"
+        return ""
 
     @classmethod
     def make(cls, tag: str, subnet: int, names: tuple[str, ...]) -> Hosts:

@@ -244,11 +244,27 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         name = self.child_name(msg.path)
         if name is None:
             return
+        if msg.ok and self.given_up(name, msg.incarnation):
+            # its placement was cut off from us and it was replaced before it started (the
+            # partition healed, and the request to create it got through after all): it
+            # must not run beside its successor
+            log.warning(
+                "%s: instance %d started after it was replaced: stopped", msg.path, msg.incarnation
+            )
+            self.send(sender, ActorExitRequest())
+            return
         if msg.ok:
             self.pids[(name, msg.incarnation)] = (msg.pid, msg.node)
         self.decide(
             ev.ChildStarted(name, msg.incarnation, msg.ok, msg.error, msg.held, now=self.now)
         )
+
+    def given_up(self, name: str, incarnation: int) -> bool:
+        """Instance ``incarnation`` of ``name`` was replaced and is not being retired."""
+        assert self.state is not None
+        c = self.state.children[name]
+        retired = (name, incarnation) in self.state.lingering or c.retiring == incarnation
+        return incarnation < c.incarnation and not retired
 
     def on_failure(self, msg: FailureReport, sender: Any) -> None:
         name = self.child_name(msg.path)
@@ -278,21 +294,28 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.decide(ev.Recovered(name, msg.failure_id, now=self.now))
 
     def on_checkpoint(self, msg: Checkpoint, sender: Any) -> None:
-        """Keep the state, then send on the answers that reflect it."""
+        """Keep the state, then send on the answers that reflect it.
+
+        A replaced instance's checkpoint (one cut off by a partition, say, that arrives
+        once the link is back) is not kept, and so neither are its answers and
+        confirmations sent on: its callers had their requests handled again by its
+        successor, and that instance's answers are the ones that reflect a kept state.
+        """
         assert self.state is not None
         c = self.state.by_path.get(msg.path)
-        if c is not None and c.incarnation == msg.incarnation:
-            keeper = self.keepers[c.name]
-            keeper.keep(msg.state, msg.incarnation, False)
-            if msg.marks:
-                keeper.marks = msg.marks
-            if msg.last_reply is not None:
-                keeper.remember_reply(*msg.last_reply)
-            for _, reply in msg.replies:
-                keeper.remember_reply(reply.id, reply.value)
-            if getattr(c.spec, "durable", False):
-                self.send(self.root, DurableCheckpoint(c.path, msg.state, msg.incarnation))
-        for address, reply in msg.replies:  # (a replaced instance's answers go out too)
+        if c is None or c.incarnation != msg.incarnation:
+            return
+        keeper = self.keepers[c.name]
+        keeper.keep(msg.state, msg.incarnation, False)
+        if msg.marks:
+            keeper.marks = msg.marks
+        if msg.last_reply is not None:
+            keeper.remember_reply(*msg.last_reply)
+        for _, reply in msg.replies:
+            keeper.remember_reply(reply.id, reply.value)
+        if getattr(c.spec, "durable", False):
+            self.send(self.root, DurableCheckpoint(c.path, msg.state, msg.incarnation))
+        for address, reply in msg.replies:
             self.send(address, reply)
         for address, ack in msg.acks:  # the tells it reflects are safe with it now
             self.send(address, ack)

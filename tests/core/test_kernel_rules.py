@@ -120,15 +120,20 @@ def test_the_same_seed_makes_the_same_choices():
     assert choices(3) != choices(4)
 
 
-def hand_over_through_two_deaths(behind: bool) -> list[tuple]:
-    """A request handed to the next instance of ``c``, which dies before saying it handled it."""
+def hand_over_through_two_deaths(behind: bool, node_lost: bool = False) -> list[tuple]:
+    """A request handed to the next instance of ``c``, which dies before saying it handled it
+    (or whose node is lost)."""
     from stalwart.actors.messages import Request
 
     rt = Runtime(tree(Child("c", Worker)))
     rt.begin()
     lost = Request("r1", "GetLog", "caller", chan="caller", seq=6)
-    for _ in range(2):
-        rt.crash("c")
+    for i in range(2):
+        if node_lost:
+            rt.alive.pop("c", None)
+            rt.feed(ev.NodeLost(f"n{i}", ("c",), "no heartbeat", now=rt.now))
+        else:
+            rt.crash("c")
         rt.feed(ev.LostRequestArrived("c", lost, behind, now=rt.now))
         rt.settle()
     return rt.effects("dead")
@@ -143,3 +148,28 @@ def test_a_request_queued_behind_an_unconfirmed_message_is_not_blamed_for_the_de
     assert hand_over_through_two_deaths(behind=True) == []
     [(_, message, error)] = hand_over_through_two_deaths(behind=False)
     assert message.id == "r1" and "two instances died in a row" in str(error)
+
+
+def test_a_request_is_not_blamed_for_the_loss_of_the_nodes_it_was_handed_to():
+    """A partition that takes the node of each instance in turn is no fault of the request
+    (caught by the partition soak, where it came back as a PoisonMessageError)."""
+    assert hand_over_through_two_deaths(behind=False, node_lost=True) == []
+
+
+def test_a_dependent_whose_held_messages_all_went_out_as_trials_resumes_when_resolved():
+    """Its status goes back to running once the incident is resolved, even when nothing is
+    left in its hold (the trials took it all); it had stayed "waiting" for good before (seen
+    as a missing ``resumed`` event in tests/mediation/test_cascade.py)."""
+    rt = Runtime(tree(Child("db", Worker), Child("api", Worker)))
+    rt.begin()
+    rt.feed(ev.IncidentHeld("s/db", ("s/api",), True, now=rt.now))
+    message, sender = request("stock", deadline=rt.now + 30)
+    rt.fail("api", message, OUTAGE_A, sender, sender.deadline)
+    assert [e.state for e in rt.events("held")] == ["waiting"]
+    rt.feed(ev.IncidentHeld("s/db", (), True, probe=True, now=rt.now))  # the trial: it goes
+    rt.settle()
+    assert rt.answers_to(sender.address) == [("ok", message)]
+    assert rt.events("resumed") == []  # a trial's success is not yet the verdict
+    rt.feed(ev.IncidentHeld("s/db", ("s/api",), False, now=rt.now))
+    [resumed] = rt.events("resumed")
+    assert resumed.path == "s/api" and resumed.state == "running"

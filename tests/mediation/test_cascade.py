@@ -83,9 +83,16 @@ def test_the_database_is_named_recovered_first_and_dependents_resume_once(
         assert value == Placed(i) or queued, (i, value)
     queue_ids = [v.id for v in answers.values() if isinstance(v, QueuedForLater)]
     assert len(set(queue_ids)) == len(queue_ids), answers  # each order queued once at most
+
     # the dependents waited (held, not restarted) once the database was named, and resumed
     # only after its incident was resolved
-    events = system.events()
+    def resumed_events():  # each dependent resumes once it hears the incident was resolved
+        events = system.events()
+        resumed = {e.path for e in events if e.kind == "resumed"}
+        held = {e.path for e in events if e.kind == "held" and e.path in incident.dependents}
+        return events if held and held <= resumed else None
+
+    events = wait_for(resumed_events, timeout=15)
     named = min(e.seq for e in events if e.path == "shop/db" and e.kind == "incident")
     held = [e.seq for e in events if e.kind == "held" and e.path in incident.dependents]
     resolved = [e.seq for e in events if e.path == "shop/db" and e.kind == "incident-resolved"]

@@ -267,13 +267,19 @@ def on_child_exited(s: SupervisorState, e: ChildExited, out: Out) -> None:
     crashed(s, c, e.reason, e.now, out)
 
 
-def crashed(s: SupervisorState, c: ChildRecord, reason: str, now: float, out: Out) -> None:
-    """An instance is gone without being asked to stop: restarted from level 3."""
+def crashed(
+    s: SupervisorState, c: ChildRecord, reason: str, now: float, out: Out, blame: bool = True
+) -> None:
+    """An instance is gone without being asked to stop: restarted from level 3.
+
+    ``blame`` is False when the cause lies outside the instance (its node was lost): what
+    was handed to it is then handed to the next one without counting this death against it.
+    """
     # a hung actor's request would hang the new instance too: its callers time out instead
     c.phase, c.lost_inflight, c.died = DOWN, not c.hung_killed, True
-    if c.handed:  # it died on what was handed to it after the last death: a poison
+    if c.handed and blame:  # it died on what was handed to it after the last death: a poison
         c.poisoned = [*c.poisoned[-63:], c.handed[0]]
-        c.handed = []
+    c.handed = []
     hung = c.hung_killed
     if hung:
         reason = f"killed: it was hung ({c.last_error})"
@@ -430,7 +436,7 @@ def on_node_lost(s: SupervisorState, e: NodeLost, out: Out) -> None:
             out.append(Cancel(("start", c.name)))
             if c.phase == STARTING:  # (if it got to another node after all, it goes)
                 out.append(Kill(c.name))
-            crashed(s, c, f"node {e.node} lost ({e.reason})", e.now, out)
+            crashed(s, c, f"node {e.node} lost ({e.reason})", e.now, out, blame=False)
 
 
 def on_unplaceable(s: SupervisorState, e: Unplaceable, out: Out) -> None:

@@ -114,6 +114,7 @@ def hold(
     record.held_for = dependency
     c.held.append(record)
     info = record.info
+    c.holding = True
     note(
         s,
         out,
@@ -152,9 +153,13 @@ def release_held(
     (a ``trial`` event, not ``resumed``).
     """
     for c in s.order:
-        if not c.held or dependency_down(s, c) != probe:
+        if not (c.held or (c.holding and not probe)) or dependency_down(s, c) != probe:
+            continue
+        if not c.held and c.phase != UP:  # (what it held went out on trial; it restarted)
+            c.holding = False
             continue
         held, c.held = (c.held[:1], c.held[1:]) if probe else (c.held, [])
+        c.holding = bool(probe)  # resumed, unless this is a trial (it waits for the verdict)
         for record in held:
             record.held_for = ""
             out.append(Cancel(("hold", record.id)))

@@ -80,6 +80,7 @@ class ChildRecord:
         self.breaker_state = ""
         self.breaker_until = 0.0  # while open: when it may let a trial through
         self.held: list[FailedMessage] = []
+        self.holding = False  # it waits for a dependency (its held messages may be out on trial)
         self.redeliver: list[Redelivery] = []
         self.health_pending = False
         self.health_missed = 0
