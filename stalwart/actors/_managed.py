@@ -50,6 +50,8 @@ from .messages import (
     MemoryFreed,
     MemoryLevel,
     MemoryPressure,
+    Placed,
+    Proceed,
     Redelivery,
     Release,
     Reply,
@@ -80,6 +82,7 @@ FORWARD_QUIET_S = 1.0  # a replaced instance leaves once it had nothing to forwa
 
 _INTERNAL: dict[type, str] = {
     Init: "_sw_on_init",
+    Proceed: "_sw_on_proceed",
     Retry: "_sw_on_retry",
     Request: "_sw_on_request",
     Told: "_sw_on_told",
@@ -190,6 +193,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_after: Callable[[], None] | None = None  # run after each handled message
         self._sw_dirty = False
         self._sw_held: list[tuple[Any, Any]] = []
+        self._sw_placed: Init | None = None  # on another node: its Init, until told to start
         self._sw_successor: Any = None
         self._sw_forwarded_at = float("-inf")  # when it last forwarded to its successor
         self._sw_handled: OrderedDict[str, Any] = OrderedDict()
@@ -604,6 +608,12 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self.supervisor = init.supervisor
         self.root = init.root
         self.incarnation = init.incarnation
+        local = init.supervisor_pid in (0, os.getpid(), os.getppid())
+        if not local and self._sw_placed is None:  # on another node: it starts when told to
+            self._sw_placed = init
+            node = os.environ.get(NODE_ENV, "")
+            self.send(init.supervisor, Placed(init.path, init.incarnation, os.getpid(), node))
+            return
         self._sw_use_clock(init.clock_id)
         self._sw_hold_limit = init.hold_limit
         self.restored_state = init.restored_state
@@ -623,7 +633,6 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             self._sw_checkpoint_each = True
             # only where its supervisor forked it (or in its process): an instance placed on
             # another node keeps its state with its supervisor, which any node can restore
-            local = init.supervisor_pid in (os.getpid(), os.getppid())
             if local and usable(init.state_dir):
                 self._sw_restore_file(init)
             if init.retry_from_checkpoint:  # what a retry goes back to until the next one
@@ -677,6 +686,11 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         waiting, self._sw_held = self._sw_held, []
         for waiting_msg, waiting_sender in waiting:
             self.receiveMessage(waiting_msg, waiting_sender)
+
+    def _sw_on_proceed(self, msg: Proceed, sender: Any) -> None:
+        init = self._sw_placed
+        if init is not None and self._sw_mode == _PENDING:
+            self._sw_on_init(init, sender)
 
     def _sw_redeliver(self, msg: Any, sender: Any, failure_id: int | None) -> None:
         if type(msg) is Handover:

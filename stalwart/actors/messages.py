@@ -181,6 +181,24 @@ class Init(msgspec.Struct, frozen=True):
     marks: tuple[tuple[str, int], ...] = ()  # per sender channel, the next number to handle
 
 
+class Placed(msgspec.Struct, frozen=True):
+    """An instance on another node than its supervisor's has its ``Init``: may it start?
+
+    A partition can hold up the request to create it until its supervisor has given
+    it up and placed a successor elsewhere; so it starts only once its supervisor
+    answers :class:`Proceed` (and is stopped if it was replaced meanwhile).
+    """
+
+    path: str
+    incarnation: int
+    pid: int
+    node: str = ""
+
+
+class Proceed(msgspec.Struct, frozen=True):
+    """To a placed instance: it is still the one its supervisor wants; it may start."""
+
+
 class Started(msgspec.Struct, frozen=True):
     """An instance finished (or failed) ``on_start``; on failure it hands back what it held."""
 

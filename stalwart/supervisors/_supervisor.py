@@ -35,6 +35,8 @@ from ..actors.messages import (
     HooksDone,
     Init,
     LostRequest,
+    Placed,
+    Proceed,
     ReplyTo,
     Retire,
     Retired,
@@ -259,6 +261,20 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             ev.ChildStarted(name, msg.incarnation, msg.ok, msg.error, msg.held, now=self.now)
         )
 
+    def on_placed(self, msg: Placed, sender: Any) -> None:
+        """An instance on another node asks whether it may start: it may, unless it was
+        replaced while a partition held up its creation."""
+        name = self.child_name(msg.path)
+        if name is None or self.given_up(name, msg.incarnation):
+            log.warning(
+                "%s: instance %d was placed after it was replaced: stopped before it started",
+                msg.path,
+                msg.incarnation,
+            )
+            self.send(sender, ActorExitRequest())
+            return
+        self.send(sender, Proceed())
+
     def given_up(self, name: str, incarnation: int) -> bool:
         """Instance ``incarnation`` of ``name`` was replaced and is not being retired."""
         assert self.state is not None
@@ -477,6 +493,7 @@ _HANDLERS: dict[type, Any] = {
     SupervisorInit: SupervisorActor.on_init,
     Floors: SupervisorActor.on_floors,
     Started: SupervisorActor.on_started,
+    Placed: SupervisorActor.on_placed,
     FailureReport: SupervisorActor.on_failure,
     RetryOutcome: SupervisorActor.on_retry_outcome,
     Checkpoint: SupervisorActor.on_checkpoint,

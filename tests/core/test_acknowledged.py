@@ -183,3 +183,23 @@ def test_an_instance_that_starts_after_it_was_replaced_is_stopped(monkeypatch):
     shell.state.lingering.add(("c", 1))  # an instance being retired still forwards
     shell.on_started(Started("s/c", 1, True, 4243), "retiring-address")
     assert sent == [] and shell.pids[("c", 1)] == (4243, "")
+
+
+def test_an_instance_on_another_node_starts_only_when_its_supervisor_says_so(monkeypatch):
+    """An instance placed on another node than its supervisor's asks before it runs
+    anything (``on_start`` included): the one its supervisor wants is told to proceed; one
+    replaced while a partition held up its creation is stopped before it starts."""
+    from stalwart.actors.messages import Placed, Proceed
+    from stalwart.supervisors import _supervisor
+    from stalwart.supervisors._kernel import events as ev
+
+    shell = supervisor_shell(monkeypatch, ev)
+    shell.state.children["c"].incarnation = 3
+    shell.on_placed(Placed("s/c", 3, 4242, "b"), "wanted")
+    shell.on_placed(Placed("s/c", 2, 4243, "c"), "replaced")
+    shell.on_placed(Placed("s/unknown", 1, 4244, "c"), "stray")
+    assert shell.sent == [
+        ("wanted", Proceed()),
+        ("replaced", _supervisor.ActorExitRequest()),
+        ("stray", _supervisor.ActorExitRequest()),
+    ]
