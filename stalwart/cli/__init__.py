@@ -1,7 +1,9 @@
 """The ``stalwart`` command (also ``python -m stalwart``).
 
 Exit codes: 0 ok, 2 bad usage or invalid input (nothing was started), 1 the system
-stopped at level 5 (or a requested recovery failed).
+stopped at level 5 (or a requested recovery failed), 130 interrupted by Ctrl-C (``run``,
+``node`` and ``serve`` stop in order on it and exit 0), 141 the reader of the output went
+away (``stalwart report | head -1``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._common import EXIT_OK, EXIT_USAGE, UsageError
+from ._common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
 from ._control import add_chaos, add_recover, add_status
 from ._node import add_node
 from ._report import add_report
@@ -43,6 +45,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    try:
+        code = _command(argv)
+        sys.stdout.flush()  # (a reader gone shows here, not as an error at exit)
+    except BrokenPipeError:
+        # The reader went away (`stalwart report | head -1`). As Python's notes on SIGPIPE
+        # advise: stdout goes to devnull, so that the flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    return code
+
+
+def _command(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -56,8 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"stalwart: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return EXIT_OK
+    except KeyboardInterrupt:  # (run, node and serve take Ctrl-C as their way to stop)
+        return EXIT_INTERRUPTED
 
 
 __all__ = ["build_parser", "main"]

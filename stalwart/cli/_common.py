@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ..supervisors._state_dir import configured_state_dir, private_dir
+from ..supervisors.spec import SpecError
 
 EXIT_OK, EXIT_LEVEL5, EXIT_USAGE = 0, 1, 2
+# as a shell reports a command that a signal ended: 128 + SIGINT, 128 + SIGPIPE
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 class UsageError(Exception):
@@ -19,6 +22,8 @@ class UsageError(Exception):
 
 
 def existing_file(path: str, what: str) -> str:
+    if os.path.isdir(path):
+        raise UsageError(f"{what} {path!r} is a folder, not a file")
     if not os.path.isfile(path):
         raise UsageError(f"{what} {path!r} does not exist")
     return path
@@ -31,13 +36,15 @@ def state_dir() -> Path:
 
 
 def remember_run(name: str, admin_port: int | None, tree_file: str) -> str:
-    """Note a running tree (multi-process bases) so other commands can find it."""
-    if admin_port is None:
-        return ""
-    folder = private_dir(state_dir())
+    """Note a running tree so that other commands find it. On the simple base the note
+    only lets them say why they cannot reach it: the tree lives inside this process."""
     note = {"name": name, "admin_port": admin_port, "pid": os.getpid(), "tree": tree_file}
-    for file in (folder / f"{name}.json", folder / "current.json"):
-        file.write_text(json.dumps(note))
+    try:
+        folder = private_dir(state_dir())
+        for file in (folder / f"{name}.json", folder / "current.json"):
+            file.write_text(json.dumps(note))
+    except (SpecError, OSError) as exc:  # the tree runs on; it is only harder to find
+        return f"not noted: {exc}"
     return f"noted in {folder / (name + '.json')}"
 
 
@@ -52,17 +59,38 @@ def forget_run(name: str) -> None:
 
 
 def find_run(name: str | None = None) -> dict[str, Any]:
-    """The note of a running tree (by name, or the latest); UsageError if there is none."""
+    """The note of a running tree (by name, or the latest); UsageError if there is none,
+    or if the tree runs on the simple base (no other process can reach it there)."""
     file = state_dir() / (f"{name}.json" if name else "current.json")
     try:
-        note: dict[str, Any] = json.loads(file.read_text())
+        note = json.loads(file.read_text())
     except (OSError, ValueError):
+        note = None
+    in_process = isinstance(note, dict) and note.get("admin_port") is None
+    if not isinstance(note, dict) or (in_process and not _running(note.get("pid"))):
         what = f"tree {name!r}" if name else "tree"
         raise UsageError(
             f"no running {what} noted in {state_dir()}/ (start one with `stalwart run`,"
             " or give --port)"
-        ) from None
+        )
+    if in_process:
+        raise UsageError(
+            f"tree {note.get('name')!r} runs on the simple base, inside its `stalwart run`"
+            f" (pid {note['pid']}) where no other process can reach it: run it with"
+            " --base multiproc to steer it from here, or watch it with --serve"
+        )
     return note
+
+
+def _running(pid: Any) -> bool:
+    """Is there a process ``pid`` (a note's ``run``, if it was not killed)?"""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (OSError, OverflowError):
+        return False
+    return True
 
 
 class StopSignals:

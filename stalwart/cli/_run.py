@@ -8,17 +8,21 @@ otherwise one line per event. Ctrl-C or SIGTERM stops it in order.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
+import tomllib
 from typing import Any, TextIO
 
 from ..supervisors import System, start
-from ..supervisors._tree_file import TreeFile, TreeFileError, load_tree
+from ..supervisors._tree_file import MAX_FILE_BYTES, TreeFile, TreeFileError, load_tree
 from ._common import EXIT_LEVEL5, EXIT_OK, StopSignals, UsageError, forget_run, remember_run
 
 _REDRAW_S = 0.5
 _EVENTS_SHOWN = 8
 CLEAR = "\x1b[H\x1b[2J"
+_TOML_FILES_READ = 20  # a folder given for a tree file: how many of its .toml files to try
 
 
 def add_check(commands: Any) -> None:
@@ -61,10 +65,38 @@ def listen_address(text: str, option: str = "--serve") -> tuple[str, int]:
 
 
 def load(path: str) -> TreeFile:
+    """The tree file at ``path``; a UsageError that names it if it is not one."""
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a folder, not a tree file (.toml){_trees_in(path)}")
+    if path.endswith(".py") and os.path.isfile(path):
+        raise UsageError(f"{path}: is Python, not a tree file (.toml)")
     try:
         return load_tree(path)
     except TreeFileError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _trees_in(folder: str) -> str:
+    """The tree files in ``folder``, as a hint: the one that was meant, or the choice."""
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith(".toml"))[:_TOML_FILES_READ]
+    except OSError:
+        return ""
+    trees = [os.path.join(folder, n) for n in names if _is_tree_file(os.path.join(folder, n))]
+    if len(trees) == 1:
+        return f"; did you mean {trees[0]}?"
+    return f"; it holds {', '.join(trees)}" if trees else ""
+
+
+def _is_tree_file(path: str) -> bool:
+    """Does ``path`` look like a tree file (a TOML file with a [supervisor] table)?"""
+    try:
+        if not os.path.isfile(path) or os.path.getsize(path) > MAX_FILE_BYTES:
+            return False
+        with open(path, "rb") as fh:
+            return isinstance(tomllib.load(fh).get("supervisor"), dict)
+    except (OSError, ValueError, RecursionError):
+        return False
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -96,53 +128,73 @@ def run_run(args: argparse.Namespace) -> int:
         stop.restore()
         print(f"stalwart: {tree_file.tree.name} did not start: {exc}", file=sys.stderr)
         return EXIT_LEVEL5
-    if address is not None:
-        try:
-            server = system.serve_api(*address, token=args.token)
-        except OSError as exc:
-            system.shutdown()
-            stop.restore()
-            raise UsageError(
-                f"--serve: cannot listen on {address[0]}:{address[1]}: {exc}"
-            ) from None
-        served = [f"dashboard: {server.url}/  (JSON API under {server.url}/api/)"]
-        if not args.token:
-            served.append(f"token for actions: {server.token}  (or open {server.dashboard_url})")
-    state = remember_run(tree_file.tree.name, system.admin_port, args.tree)
-    kind = LiveView if sys.stdout.isatty() else EventLines
-    view = kind(system, sys.stdout, started)
-    print(
-        f"running {tree_file.tree.name} on the {base} base"
-        + (f" (admin port {system.admin_port}; {state})" if system.admin_port else ""),
-        flush=True,
-    )
-    if address is not None:
-        print("\n".join(served), flush=True)
-    deadline = time.monotonic() + args.seconds if args.seconds else None
+    try:
+        served = serve_dashboard(system, address, args.token) if address else []
+    except UsageError:
+        system.shutdown()
+        stop.restore()
+        raise
     stopped_at_level5 = False
     try:
-        while not stop.requested:
-            view.update()
-            if system.stopped:
-                stopped_at_level5 = True
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            stop.wait(_REDRAW_S if isinstance(view, LiveView) else 0.2)
+        stopped_at_level5 = watch(system, args, base, served, stop, started)
     finally:
-        report = None
-        if not stopped_at_level5:
-            print("stopping (reverse dependency order)...", flush=True)
+        with contextlib.suppress(BrokenPipeError):  # (no one reads: the tree stops all the same)
+            if not stopped_at_level5:
+                print("stopping (reverse dependency order)...", flush=True)
         system.shutdown()
-        report = system.final_report
         forget_run(tree_file.tree.name)
         stop.restore()
+    report = system.final_report
     if stopped_at_level5 or (report and report.get("level") == 5):
         reason = (report or {}).get("reason", "level 5")
         print(f"the system stopped at level 5: {reason}", flush=True)
         return EXIT_LEVEL5
     print("stopped", flush=True)
     return EXIT_OK
+
+
+def serve_dashboard(system: System, address: tuple[str, int], token: str | None) -> list[str]:
+    """Serve the dashboard and the JSON API of ``system``; the lines that say where."""
+    try:
+        server = system.serve_api(*address, token=token)
+    except OSError as exc:
+        raise UsageError(f"--serve: cannot listen on {address[0]}:{address[1]}: {exc}") from None
+    served = [f"dashboard: {server.url}/  (JSON API under {server.url}/api/)"]
+    if not token:
+        served.append(f"token for actions: {server.token}  (or open {server.dashboard_url})")
+    return served
+
+
+def watch(
+    system: System,
+    args: argparse.Namespace,
+    base: str,
+    served: list[str],
+    stop: StopSignals,
+    started: float,
+) -> bool:
+    """Show the running tree until a stop is asked for or ``--for`` has passed (False),
+    or the system stops at level 5 (True)."""
+    name = system.tree.name
+    state = remember_run(name, system.admin_port, args.tree)
+    kind = LiveView if sys.stdout.isatty() else EventLines
+    view = kind(system, sys.stdout, started)
+    print(
+        f"running {name} on the {base} base"
+        + (f" (admin port {system.admin_port}; {state})" if system.admin_port else ""),
+        flush=True,
+    )
+    if served:
+        print("\n".join(served), flush=True)
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    while not stop.requested:
+        view.update()
+        if system.stopped:
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        stop.wait(_REDRAW_S if isinstance(view, LiveView) else 0.2)
+    return False
 
 
 class EventLines:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sqlite3
 from typing import Any
 
 from ..telemetry._api import ApiServer, StoreBackend
-from ._common import EXIT_OK, StopSignals
+from ._common import EXIT_OK, StopSignals, UsageError
 
 
 def add_serve(commands: Any) -> None:
@@ -24,8 +26,19 @@ def add_serve(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    if os.path.isdir(args.db):
+        raise UsageError(f"recovery store {args.db!r} is a folder, not a file")
+    try:
+        backend = StoreBackend(args.db)  # (a new file becomes an empty store)
+    except sqlite3.Error as exc:
+        raise UsageError(f"{args.db}: not a usable recovery store ({exc})") from None
+    try:
+        api = ApiServer(backend, args.host, args.port, args.token)
+    except (OSError, OverflowError) as exc:  # in use, an unknown host, a port past 65535
+        reason = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {reason}") from None
     stop = StopSignals()
-    with ApiServer(StoreBackend(args.db), args.host, args.port, args.token) as server:
+    with api as server:
         print(f"serving {args.db} on {server.url} (dashboard: {server.url}/)", flush=True)
         if not args.token:
             print(f"token for write endpoints: {server.token}", flush=True)

@@ -24,7 +24,9 @@ JitterKind = Literal["none", "full", "equal", "decorrelated"]
 _DEFAULT_RNG = random.Random()
 
 
-class Backoff(msgspec.Struct, frozen=True, tag_field="kind", tag=str.lower):
+class Backoff(
+    msgspec.Struct, frozen=True, tag_field="kind", tag=str.lower, forbid_unknown_fields=True
+):
     """Base class of all schedules; subclasses implement :meth:`base_delay`."""
 
     def base_delay(self, attempt: int) -> float:

@@ -157,6 +157,9 @@ def parse_options(options: dict[str, Any]) -> SystemOptions:
             field = text.split("`")[1] if "`" in text else "options"
             known = ", ".join(SystemOptions.__struct_fields__)
             raise SpecError("start", field, f"unknown option (known: {known})") from None
+        if field == "base":
+            problem = f"expected one of {', '.join(BASES)}, got {shown(options.get(field))}"
+            raise SpecError("start", field, problem) from None
         raise SpecError("start", field, text) from None
 
 

@@ -189,16 +189,56 @@ def _known(
             raise TreeFileError(file, path, where, key, f"unknown {what} setting (known: {known})")
 
 
-def _choices(cls: Any, field: str) -> tuple[Any, ...]:
-    """The values a Literal field accepts (empty if it is not one)."""
-    for f in msgspec.inspect.type_info(cls).fields:  # type: ignore[attr-defined]
-        if f.name != field:
+def _at(cls: Any, field: str, node: Any) -> tuple[Any, Any]:
+    """The msgspec type and the value at ``field`` (``levels``, ``breaker.fallback[0]``,
+    ``?`` for ``cls`` itself); the type is None where it cannot be told."""
+    info: Any = msgspec.inspect.type_info(cls)
+    for part in field.replace("[", ".[").split(".") if field != "?" else ():
+        if part.startswith("["):
+            items = [t for t in _members(info) if hasattr(t, "item_type")]
+            index = int(part[1:-1]) if part[1:-1].isdigit() else -1
+            info = items[0].item_type if len(items) == 1 else None
+            node = node[index] if isinstance(node, list) and 0 <= index < len(node) else None
             continue
-        kinds = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
-        return tuple(
-            v for t in kinds if isinstance(t, msgspec.inspect.LiteralType) for v in t.values
-        )
-    return ()
+        struct = _struct_of(info, node)
+        fields = struct.fields if struct is not None else ()
+        info = next((f.type for f in fields if f.encode_name == part), None)
+        node = node.get(part) if isinstance(node, dict) else None
+    return info, node
+
+
+def _members(info: Any) -> tuple[Any, ...]:
+    if isinstance(info, msgspec.inspect.UnionType):
+        return tuple(info.types)
+    return () if info is None else (info,)
+
+
+def _struct_of(info: Any, node: Any) -> Any:
+    """The struct type among ``info``'s members that ``node`` is (by its tag if several)."""
+    structs = [t for t in _members(info) if isinstance(t, msgspec.inspect.StructType)]
+    if len(structs) > 1 and isinstance(node, dict):
+        structs = [t for t in structs if node.get(t.tag_field) == t.tag]
+    return structs[0] if len(structs) == 1 else None
+
+
+def _accepted(cls: Any, field: str, node: Any, text: str) -> str:
+    """What ``field`` accepts, when ``text`` says that a name or a value there is not: the
+    known settings of a table, the kinds of a tagged table, the values of a Literal; or ""."""
+    info, value = _at(cls, field, node)
+    if text.startswith("Object contains unknown field `"):
+        struct = _struct_of(info, value)
+        known = [f.encode_name for f in struct.fields] if struct is not None else []
+        return f"(known: {', '.join(known)})" if known else ""
+    if not text.startswith(("Invalid value", "Invalid enum value", "Expected `")):
+        return ""
+    parent, _, last = field.rpartition(".")  # a tag: the kind of a fallback or a backoff
+    union = _members(_at(cls, parent or "?", node)[0])
+    kinds = sorted(str(t.tag) for t in union if getattr(t, "tag_field", None) == last)
+    members = _members(info)
+    literals = [t for t in members if isinstance(t, msgspec.inspect.LiteralType)]
+    if not kinds and (len(literals) == len(members) or "enum" in text):
+        kinds = [str(v) for t in literals for v in t.values]  # (checkpoint = true: a type)
+    return f"expected one of {', '.join(kinds)}, got {shown(value)}" if kinds else ""
 
 
 def _convert(file: str, node: dict[str, Any], cls: Any, path: str, where: str) -> Any:
@@ -212,14 +252,13 @@ def _convert(file: str, node: dict[str, Any], cls: Any, path: str, where: str) -
             text = text.rsplit(" - at ", 1)[0]
         elif (inner := spec_error_in(text)) is not None:  # raised by a check while converting
             field, text = inner.field, inner.problem
+        accepted = _accepted(cls, field, node, text)
         if text.startswith("Object contains unknown field `"):
             unknown = text.split("`")[1]
             field = f"{field}.{unknown}" if field != "?" else unknown
-            text = "unknown setting"
-        choices = _choices(cls, field)
-        if choices and text.startswith("Invalid enum value"):
-            value = node.get(field)
-            text = f"expected one of {', '.join(map(str, choices))}, got {shown(value)}"
+            text = f"unknown setting {accepted}".rstrip()
+        elif accepted:
+            text = accepted
         raise TreeFileError(file, path, where, field, text) from None
     except SpecError as exc:
         raise TreeFileError(file, path, where, exc.field, exc.problem) from None

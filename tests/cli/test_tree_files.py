@@ -45,6 +45,28 @@ MISTAKES = [
     (("levels = { basic_attempts = -1 }", W), f"shop/workers/w ({W}): levels.basic_attempts:"),
     (("levels = { basic_tries = 1 }", W), f"shop/workers/w ({W}): levels.basic_tries: unknown"),
     (
+        ("levels = { basic_attemps = 1 }", W),
+        f"shop/workers/w ({W}): levels.basic_attemps: unknown setting (known: basic_attempts,"
+        " basic_delay_s, enhanced_attempts, backoff, component_attempts, quiet_period_s,"
+        " retry_timeout_s, outage_restarts, outages_as_faults)",
+    ),
+    (
+        ('levels = { backoff = { kind = "exponental" } }', "supervisor"),
+        "shop (supervisor): levels.backoff.kind: expected one of capped, chain, exponential,"
+        " fibonacci, fixed, jitter, linear, random, sum, got 'exponental'",
+    ),
+    (
+        ('levels = { backoff = { kind = "exponential", factr = 3 } }', W),
+        f"shop/workers/w ({W}): levels.backoff.factr: unknown setting (known: initial,"
+        " factor)",
+    ),
+    (
+        ("breaker = { failure_treshold = 2 }", W),
+        f"shop/workers/w ({W}): breaker.failure_treshold: unknown setting (known:"
+        " failure_threshold, recovery_timeout,",
+    ),
+    (("restart = 1", W), f"shop/workers/w ({W}): restart: expected one of permanent,"),
+    (
         ('depends_on = ["cache"]', W),
         "shop/workers (supervisor.children[1]): depends_on: unknown sibling 'cache'",
     ),
@@ -121,7 +143,12 @@ WHOLE_FILE_MISTAKES = [
     ),
     (
         GOOD.replace('kind = "defaultreply"', 'kind = "maybe"'),
-        f"shop/workers/pay ({P}): breaker.fallback[0].kind: Invalid value 'maybe'",
+        f"shop/workers/pay ({P}): breaker.fallback[0].kind: expected one of alternative,"
+        " cachedreply, defaultreply, queueforlater, reducedfunctionality, got 'maybe'",
+    ),
+    (
+        GOOD.replace('value = "later"', 'valu = "later"'),
+        f"shop/workers/pay ({P}): breaker.fallback[0].valu: unknown setting (known: value)",
     ),
     (
         GOOD.replace('actor = "tests.support:Worker"\n', "", 1),
@@ -147,7 +174,10 @@ WHOLE_FILE_MISTAKES = [
         GOOD.replace('name = "w"', 'name = "db"').replace('name = "workers"', 'name = "db"'),
         "shop (supervisor): name: duplicate sibling name 'db'",
     ),
-    (GOOD.replace('[system]\nbase = "simple"', '[system]\nbase = "cloud"'), "system: base:"),
+    (
+        GOOD.replace('[system]\nbase = "simple"', '[system]\nbase = "cloud"'),
+        "system: base: expected one of simple, multiproc, tcp, got 'cloud'",
+    ),
     (
         GOOD.replace('[system]\nbase = "simple"', "[system]\nmemory_thresholds = [85, 70, 95]"),
         "system: memory_thresholds: must increase",
