@@ -620,6 +620,22 @@ class System:
         self._sid = value[2] if self.options.base != "simple" else 0
 
 
+def _importable_elsewhere(tree: Supervisor) -> None:
+    """A child that may run on another node must be importable there: a class written in
+    the script that starts the system (``__main__``) is not (a process forked on this host
+    inherits it, so elsewhere the other children are fine)."""
+    for path, spec in tree.walk():
+        actor = getattr(spec, "actor", None)
+        if getattr(spec, "requires", None) and getattr(actor, "__module__", "") == "__main__":
+            name = getattr(actor, "__qualname__", repr(actor))
+            raise SpecError(
+                path,
+                "actor",
+                f"{name} is defined in the script that starts the system (__main__), which"
+                " the other nodes cannot import; move it to a module they can import",
+            )
+
+
 def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
     """Start ``tree`` and return the running :class:`System` once every child has started.
 
@@ -632,6 +648,8 @@ def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
         raise SpecError("start", "tree", f"expected a Supervisor, got {tree!r}")
     validate_children(tree.name, tree.children)
     opts = parse_options({"base": base, **options})
+    if opts.base == "tcp":
+        _importable_elsewhere(tree)
     opts = msgspec.structs.replace(opts, state_dir=str(state_dir(opts.state_dir)))
     asys = _actor_system(opts)
     system: System | None = None

@@ -57,8 +57,7 @@ MISTAKES = [
     ),
     (
         ('levels = { backoff = { kind = "exponential", factr = 3 } }', W),
-        f"shop/workers/w ({W}): levels.backoff.factr: unknown setting (known: initial,"
-        " factor)",
+        f"shop/workers/w ({W}): levels.backoff.factr: unknown setting (known: initial, factor)",
     ),
     (
         ("breaker = { failure_treshold = 2 }", W),

@@ -7,8 +7,9 @@ import sys
 import textwrap
 
 import psutil
+import pytest
 
-from stalwart import Child, Supervisor
+from stalwart import Child, SpecError, Supervisor, start
 from stalwart.supervisors._bases import session_processes
 from tests.support import Ping, Worker, wait_for
 
@@ -91,3 +92,58 @@ def test_an_admin_port_taken_after_it_was_picked_is_picked_again(make_system, mo
         assert system.admin_port != taken.getsockname()[1]
     finally:
         taken.close()
+
+
+def test_actor_and_message_classes_written_in_the_starting_script_work_on_multiproc(tmp_path):
+    """A script that defines its actor and its message in ``__main__`` and starts them on the
+    multi-process base: the actors' processes are forked from it, so they know both."""
+    script = tmp_path / "trainer.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.getcwd()!r})
+        import msgspec
+        from stalwart import Child, ManagedActor, Supervisor, start
+
+        class Step(msgspec.Struct):
+            n: int
+
+        class Trainer(ManagedActor):
+            def receiveMsg_Step(self, msg, sender):
+                self.reply(sender, (msg.n + 1, type(self).__module__))
+
+        if __name__ == "__main__":
+            system = start(Supervisor("m", children=[Child("t", Trainer)]), base="multiproc",
+                           report_path=None)
+            try:
+                print(system.ask("m/t", Step(1), timeout=30), system._sid, flush=True)
+            finally:
+                system.shutdown()
+    """)
+    )
+    env = {**os.environ, "STALWART_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    answer, sid = done.stdout.rsplit(" ", 1)
+    assert answer == "(2, '__main__')"
+    assert session_processes(int(sid)) == []
+
+
+def test_a_child_for_other_nodes_whose_class_is_in_the_starting_script_is_refused_at_start():
+    """Another node cannot import the script that started the system: said at ``start()``,
+    naming the class and what to do, before anything starts."""
+
+    class Trainer(Worker):
+        pass
+
+    Trainer.__module__ = "__main__"  # as if written in the script
+    tree = Supervisor("m", children=[Child("t", Trainer, requires={"gpu": 1})])
+    with pytest.raises(SpecError) as caught:
+        start(tree, base="tcp")
+    assert str(caught.value) == (
+        "m/t: actor: test_a_child_for_other_nodes_whose_class_is_in_the_starting_script_is"
+        "_refused_at_start.<locals>.Trainer is defined in the script that starts the system"
+        " (__main__), which the other nodes cannot import; move it to a module they can import"
+    )
