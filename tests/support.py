@@ -70,6 +70,10 @@ class StopSelf(msgspec.Struct, frozen=True):
     pass
 
 
+class AnswerThenStop(msgspec.Struct, frozen=True):
+    """Asks the actor to answer, then stop itself in the same handler."""
+
+
 class Never(msgspec.Struct, frozen=True):
     pass
 
@@ -155,6 +159,11 @@ class Worker(ManagedActor):
         self.reply(sender, list(self.handled))
 
     def receiveMsg_StopSelf(self, msg: StopSelf, sender: Any) -> None:
+        self.stop()
+
+    def receiveMsg_AnswerThenStop(self, msg: AnswerThenStop, sender: Any) -> None:
+        self.handled.append(-1)
+        self.reply(sender, "stopping")
         self.stop()
 
     def receiveMsg_Never(self, msg: Never, sender: Any) -> None:

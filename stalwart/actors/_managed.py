@@ -76,6 +76,7 @@ from .messages import (
 Handler = Callable[[Any, Any, Any], None]
 
 _PENDING, _RUNNING, _FAILED, _RETIRED, _STOPPED = range(5)
+PLACED_WAIT_S = 30.0  # on another node: no word from its supervisor for this long, it leaves
 _REPLAY_MEMORY = 256  # request ids (and replies) remembered to answer a replayed request once
 _REPLIES_FILED = 64  # the latest answers kept with a checkpoint file, for requests sent again
 FORWARD_QUIET_S = 1.0  # a replaced instance leaves once it had nothing to forward this long
@@ -608,13 +609,14 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self.supervisor = init.supervisor
         self.root = init.root
         self.incarnation = init.incarnation
-        local = init.supervisor_pid in (0, os.getpid(), os.getppid())
+        self._sw_use_clock(init.clock_id)
+        node = os.environ.get(NODE_ENV, "")
+        local = init.node == node  # (a pid says nothing across hosts)
         if not local and self._sw_placed is None:  # on another node: it starts when told to
             self._sw_placed = init
-            node = os.environ.get(NODE_ENV, "")
             self.send(init.supervisor, Placed(init.path, init.incarnation, os.getpid(), node))
+            self.after(PLACED_WAIT_S, (WAKE, "placed", PLACED_WAIT_S))
             return
-        self._sw_use_clock(init.clock_id)
         self._sw_hold_limit = init.hold_limit
         self.restored_state = init.restored_state
         self.options = dict(init.options)
@@ -631,8 +633,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         if checkpointing and init.checkpoint == "message":
             self._sw_after = self._sw_checkpoint
             self._sw_checkpoint_each = True
-            # only where its supervisor forked it (or in its process): an instance placed on
-            # another node keeps its state with its supervisor, which any node can restore
+            # only on its supervisor's node, which forked it: an instance placed on another
+            # node keeps its state with its supervisor, which any node can restore
             if local and usable(init.state_dir):
                 self._sw_restore_file(init)
             if init.retry_from_checkpoint:  # what a retry goes back to until the next one
@@ -1061,6 +1063,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_retire(msg.forward)
 
     def _sw_retire(self, forward: bool) -> None:
+        if self._sw_outbox:  # a handler stopped it: its answers go ahead of Retired, with
+            self._sw_checkpoint()  # the state they reflect (its successor comes after that)
         was_running = self._sw_mode == _RUNNING
         self._sw_table = {}
         self._sw_mode = _RETIRED if forward else _STOPPED
@@ -1138,6 +1142,9 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             self._sw_look_at_gaps()
         elif kind == "release":
             self._sw_on_release(None, None)
+        elif kind == "placed" and self._sw_mode == _PENDING:  # no answer: it was given up
+            self._sw_mode = _STOPPED
+            self._sw_exit()
         elif kind == "checkpoint" and self._sw_mode == _RUNNING:
             if self._sw_dirty:
                 self._sw_checkpoint()

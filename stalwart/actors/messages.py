@@ -179,6 +179,7 @@ class Init(msgspec.Struct, frozen=True):
     durable: bool = False  # its checkpoints go to the supervisor too (for the store)
     retry_from_checkpoint: bool = False  # level 1-2 retries start from the last checkpoint
     marks: tuple[tuple[str, int], ...] = ()  # per sender channel, the next number to handle
+    node: str = ""  # the supervisor's cluster node ("" outside a cluster)
 
 
 class Placed(msgspec.Struct, frozen=True):

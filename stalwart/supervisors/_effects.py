@@ -100,6 +100,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             bool(getattr(child.spec, "durable", False)),
             bool(getattr(child.spec, "retry_from_checkpoint", False)),
             keeper.marks,
+            node=os.environ.get(NODE_ENV, ""),
         )
     self.spawned.add(c.child)
     self.send(address, init)

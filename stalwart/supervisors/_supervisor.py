@@ -26,6 +26,7 @@ from ..actors._runtime import (
     die_with_parent,
     name_process,
 )
+from ..actors._state_file import StateFile, StateTable, latest, open_state, usable
 from ..actors._timers import TICK, Timers
 from ..actors.messages import (
     Batch,
@@ -127,6 +128,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.addresses: dict[tuple[str, int], Any] = {}  # (child, incarnation) -> address
         self.pids: dict[tuple[str, int], tuple[int, str]] = {}  # -> (pid, node)
         self.spawned: set[str] = set()
+        self.filed: dict[str, StateFile | StateTable] = {}  # children on other nodes: their files
         self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}
         self.mail_held: list[Any] | None = None  # for the root, while answering a crash
         self.begun = False  # the kernel has begun (it knows the incarnations below)
@@ -230,11 +232,51 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 }
             elif c.path in msg.checkpoints:
                 keeper.restore(msg.checkpoints[c.path])
+            elif getattr(c.spec, "requires", None):
+                self.restore_filed(c.path, keeper)
         if msg.floors is None:  # restarted by its parent: the root knows the incarnations
             self.send(self.root, FloorsQuery(self.path))
         else:
             self.begun = True
             self.decide(ev.Begin(floors=dict(msg.floors), now=self.now))
+
+    # -- the checkpoints of children on other nodes, kept in files on this host ----------------
+    def restore_filed(self, path: str, keeper: Keeper) -> None:
+        """Take the newest checkpoint this supervisor's earlier instance filed for ``path``
+        (it was SIGKILLed: nothing else kept what that child acknowledged)."""
+        directory = str(self.settings.get("state_dir", ""))
+        if not usable(directory):
+            return
+        try:
+            found = latest(directory, path, 1 << 62)
+        except Exception:
+            log.exception("%s: the checkpoint filed for %s is unreadable", self.path, path)
+            return
+        if found is not None:
+            source, state, replies, marks = found
+            keeper.restore((state, replies, source, False))
+            keeper.marks = marks
+
+    def file_checkpoint(self, c: Any, msg: Checkpoint) -> None:
+        """Keep the checkpoint of a child on another node in a file on this host before its
+        answers leave: a SIGKILL of this supervisor must not take that state with it (a
+        child on this host files its own)."""
+        directory = str(self.settings.get("state_dir", ""))
+        if not getattr(c.spec, "requires", None) or not usable(directory):
+            return
+        _pid, node = self.pids.get((c.name, msg.incarnation), (0, ""))
+        if node == os.environ.get(NODE_ENV, ""):
+            return
+        filed = self.filed.get(c.name)
+        if filed is None or filed.incarnation != msg.incarnation:
+            if filed is not None:
+                filed.close()
+            filed = self.filed[c.name] = open_state(directory, c.path, msg.incarnation)
+        keeper = self.keepers[c.name]
+        try:
+            filed.write(msg.state, tuple(keeper.replies.items()), msg.marks)
+        except Exception:
+            log.exception("%s: checkpoint of %s not filed; kept in memory", self.path, c.path)
 
     def on_floors(self, msg: Floors, sender: Any) -> None:
         if self.state is not None and msg.path == self.path and not self.begun:
@@ -246,7 +288,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         name = self.child_name(msg.path)
         if name is None:
             return
-        if msg.ok and self.given_up(name, msg.incarnation):
+        if msg.ok and not self.wanted(name, msg.incarnation):
             # its placement was cut off from us and it was replaced before it started (the
             # partition healed, and the request to create it got through after all): it
             # must not run beside its successor
@@ -265,7 +307,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         """An instance on another node asks whether it may start: it may, unless it was
         replaced while a partition held up its creation."""
         name = self.child_name(msg.path)
-        if name is None or self.given_up(name, msg.incarnation):
+        if name is None or not self.wanted(name, msg.incarnation):
             log.warning(
                 "%s: instance %d was placed after it was replaced: stopped before it started",
                 msg.path,
@@ -275,12 +317,12 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             return
         self.send(sender, Proceed())
 
-    def given_up(self, name: str, incarnation: int) -> bool:
-        """Instance ``incarnation`` of ``name`` was replaced and is not being retired."""
+    def wanted(self, name: str, incarnation: int) -> bool:
+        """Instance ``incarnation`` of ``name`` is the one being started (any other that
+        starts was given up: a start timeout, a lost node, a replacement)."""
         assert self.state is not None
         c = self.state.children[name]
-        retired = (name, incarnation) in self.state.lingering or c.retiring == incarnation
-        return incarnation < c.incarnation and not retired
+        return c.incarnation == incarnation and c.phase == STARTING
 
     def on_failure(self, msg: FailureReport, sender: Any) -> None:
         name = self.child_name(msg.path)
@@ -329,6 +371,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             keeper.remember_reply(*msg.last_reply)
         for _, reply in msg.replies:
             keeper.remember_reply(reply.id, reply.value)
+        self.file_checkpoint(c, msg)
         if getattr(c.spec, "durable", False):
             self.send(self.root, DurableCheckpoint(c.path, msg.state, msg.incarnation))
         for address, reply in msg.replies:

@@ -7,7 +7,18 @@ import psutil
 
 from stalwart import Child, StalwartError, Supervisor
 from stalwart.supervisors._bases import session_processes
-from tests.support import Chatter, GetLog, Note, OrderLog, Ping, Say, Work, Worker, wait_for
+from tests.support import (
+    AnswerThenStop,
+    Chatter,
+    GetLog,
+    Note,
+    OrderLog,
+    Ping,
+    Say,
+    Work,
+    Worker,
+    wait_for,
+)
 
 GPU_NODES = {"b": ["gpu=1", "zone=b"], "c": ["gpu=2", "zone=c"]}
 
@@ -181,3 +192,45 @@ def test_tells_to_an_actor_on_a_lost_node_are_handled_once_in_order_where_it_mov
     # its supervisor kept the state with the marks; what it had not confirmed goes again
     log = system.ask("t/log", GetLog(), timeout=60)
     assert log == list(range(40)) and system.status()["t/log"].node not in ("", home)
+
+
+def test_a_sigkill_of_the_supervisor_of_an_actor_on_another_node_loses_none_of_its_steps(
+    cluster,
+):
+    """The actor on the member keeps its checkpoints with its supervisor on the leader (a
+    file on the member's host would be lost with that host). A SIGKILL of that supervisor
+    right after the answers must not take the acknowledged steps with it."""
+    tree = Supervisor(
+        "t",
+        children=[Supervisor("sub", children=[Child("trainer", Worker, requires={"gpu": 1})])],
+    )
+    c = cluster(tree, {"b": ["gpu=1"]})
+    system = c.system
+    before = system.status()
+    assert before["t/sub/trainer"].node == "b" and before["t/sub"].node == "leader"
+    for i in range(5):
+        assert system.ask("t/sub/trainer", Work(i), timeout=10).id == i
+    psutil.Process(before["t/sub"].pid).kill()
+    wait_for(
+        lambda: (
+            (s := system.status()["t/sub/trainer"]).state == "running"
+            and s.pid != before["t/sub/trainer"].pid
+        ),
+        timeout=60,
+    )
+    assert system.ask("t/sub/trainer", GetLog(), timeout=10) == [0, 1, 2, 3, 4]
+
+
+def test_an_actor_on_another_node_that_answers_then_stops_itself_gets_its_answer_out(cluster):
+    """Its answer waits for its checkpoint to reach the supervisor; the stop must not
+    overtake it (the successor would make that checkpoint a replaced instance's)."""
+    c = cluster(shop(), GPU_NODES)
+    system = c.system
+    before = system.status()["t/trainer"]
+    assert system.ask("t/trainer", Work(1), timeout=10).id == 1
+    assert system.ask("t/trainer", AnswerThenStop(), timeout=10) == "stopping"
+    wait_for(
+        lambda: (s := system.status()["t/trainer"]).state == "running" and s.pid != before.pid,
+        timeout=60,
+    )
+    assert system.ask("t/trainer", GetLog(), timeout=10) == [1, -1]  # its state went along

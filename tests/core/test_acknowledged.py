@@ -11,6 +11,7 @@ import psutil
 import pytest
 
 from stalwart import Child, RecoveryRequest, Supervisor
+from stalwart.supervisors._kernel.state import STARTING
 from tests.support import (
     Balance,
     BarrierWorker,
@@ -167,22 +168,20 @@ def test_an_instance_that_starts_after_it_was_replaced_is_stopped(monkeypatch):
     """Its placement was cut off by a partition and its successor placed elsewhere; when the
     link heals, the request to create it gets through after all and it starts: it must not
     run beside its successor (seen in tests/cluster/test_fencing.py, where it ran on the
-    other member after the heal). An instance being retired is left alone."""
+    other member after the heal). The instance being started is taken."""
     from stalwart.actors.messages import Started
     from stalwart.supervisors import _supervisor
     from stalwart.supervisors._kernel import events as ev
 
     shell = supervisor_shell(monkeypatch, ev)
-    sent = shell.sent
     c = shell.state.children["c"]
-    c.incarnation = 3
+    c.incarnation, c.phase = 3, STARTING
     shell.on_started(Started("s/c", 2, True, 4242, node="b"), "late-address")
-    assert sent == [("late-address", _supervisor.ActorExitRequest())]
+    assert shell.sent == [("late-address", _supervisor.ActorExitRequest())]
     assert ("c", 2) not in shell.pids
-    sent.clear()
-    shell.state.lingering.add(("c", 1))  # an instance being retired still forwards
-    shell.on_started(Started("s/c", 1, True, 4243), "retiring-address")
-    assert sent == [] and shell.pids[("c", 1)] == (4243, "")
+    shell.on_started(Started("s/c", 3, True, 4243, node="c"), "wanted-address")
+    assert shell.pids[("c", 3)] == (4243, "c")  # taken: registered, not told to exit
+    assert not [to for to, _ in shell.sent if to == "wanted-address"]
 
 
 def test_an_instance_on_another_node_starts_only_when_its_supervisor_says_so(monkeypatch):
@@ -194,7 +193,8 @@ def test_an_instance_on_another_node_starts_only_when_its_supervisor_says_so(mon
     from stalwart.supervisors._kernel import events as ev
 
     shell = supervisor_shell(monkeypatch, ev)
-    shell.state.children["c"].incarnation = 3
+    c = shell.state.children["c"]
+    c.incarnation, c.phase = 3, STARTING
     shell.on_placed(Placed("s/c", 3, 4242, "b"), "wanted")
     shell.on_placed(Placed("s/c", 2, 4243, "c"), "replaced")
     shell.on_placed(Placed("s/unknown", 1, 4244, "c"), "stray")

@@ -159,7 +159,7 @@ def release_held(
             c.holding = False
             continue
         held, c.held = (c.held[:1], c.held[1:]) if probe else (c.held, [])
-        c.holding = bool(probe)  # resumed, unless this is a trial (it waits for the verdict)
+        c.holding = trial  # resumed, unless this is an incident's trial (it waits for the verdict)
         for record in held:
             record.held_for = ""
             out.append(Cancel(("hold", record.id)))
