@@ -1063,8 +1063,12 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_retire(msg.forward)
 
     def _sw_retire(self, forward: bool) -> None:
-        if self._sw_outbox:  # a handler stopped it: its answers go ahead of Retired, with
-            self._sw_checkpoint()  # the state they reflect (its successor comes after that)
+        replies: tuple[tuple[Any, Reply], ...] = ()
+        if self._sw_outbox:  # a handler stopped it: its answers go with the state they reflect
+            if self._sw_state_file is not None:
+                self._sw_checkpoint()  # filed here first, then they leave
+            else:  # with the final state, which its supervisor keeps before sending them on
+                replies, self._sw_outbox = tuple(self._sw_outbox), None
         was_running = self._sw_mode == _RUNNING
         self._sw_table = {}
         self._sw_mode = _RETIRED if forward else _STOPPED
@@ -1082,7 +1086,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         lanes = self._sw_lanes
         self._sw_held[:0] = lanes.held_back()  # for the successor, ahead of what came since
         self._sw_send_acks()
-        retired = Retired(self.path, self.incarnation, final, has_state, lanes.snapshot())
+        retired = Retired(self.path, self.incarnation, final, has_state, lanes.snapshot(), replies)
         self.send(self.supervisor, retired)
         if not forward:
             self._sw_exit()

@@ -285,6 +285,7 @@ class Retired(msgspec.Struct, frozen=True):
     final_state: Any = None
     has_state: bool = False
     marks: tuple[tuple[str, int], ...] = ()  # how far it handled each sender's channel
+    replies: tuple[tuple[Any, Any], ...] = ()  # answers of the handler that stopped it
 
 
 class Successor(msgspec.Struct, frozen=True):

@@ -390,6 +390,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             keeper.sub_checkpoints = dict(msg.final_state or {})
         elif msg.has_state and c.trust_final_state:
             keeper.keep(msg.final_state, msg.incarnation, True)
+            for address, reply in msg.replies:  # the handler that stopped it answered
+                keeper.remember_reply(reply.id, reply.value)
+                self.send(address, reply)
         self.decide(ev.ChildRetired(c.name, msg.incarnation, now=self.now))
 
     def on_stopped_normally(self, msg: StoppedNormally, sender: Any) -> None:

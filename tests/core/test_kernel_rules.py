@@ -173,3 +173,18 @@ def test_a_dependent_whose_held_messages_all_went_out_as_trials_resumes_when_res
     rt.feed(ev.IncidentHeld("s/db", ("s/api",), False, now=rt.now))
     [resumed] = rt.events("resumed")
     assert resumed.path == "s/api" and resumed.state == "running"
+
+
+def test_a_child_whose_exit_overtakes_its_retired_is_restarted_only_once_that_comes():
+    """Across hosts the exit notice can come before the instance's ``Retired`` (its final
+    state and the answers of the handler that stopped it): the successor must start from
+    that state, so it waits for it (up to the stop timeout)."""
+    rt = Runtime(tree(Child("c", Worker)))
+    rt.begin()
+    spawns = len(rt.effects("spawn"))
+    incarnation = rt.alive.pop("c")
+    rt.feed(ev.StoppedItself("c", incarnation, now=rt.now))
+    rt.feed(ev.ChildExited("c", incarnation, now=rt.now))
+    assert len(rt.effects("spawn")) == spawns  # not yet: its final state is on its way
+    rt.feed(ev.ChildRetired("c", incarnation, now=rt.now))
+    assert [s[3] for s in rt.effects("spawn")[spawns:]] == [rt.now]  # at once, when it came

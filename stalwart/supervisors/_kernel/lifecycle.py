@@ -211,7 +211,11 @@ def on_child_retired(s: SupervisorState, e: ChildRetired, out: Out) -> None:
     if c is None or c.incarnation != e.incarnation:
         return
     c.trust_final_state = True
+    c.retired_at = e.incarnation
     if c.phase != STOPPING:
+        return
+    if c.exited_early == e.incarnation:  # its exit overtook this: now it is down
+        child_down(s, c, e.now, out)
         return
     if c.restart_pending and c.kind == "actor" and not c.stop_for_good:
         c.retiring = c.incarnation  # it forwards to its successor, then exits
@@ -261,6 +265,9 @@ def on_child_exited(s: SupervisorState, e: ChildExited, out: Out) -> None:
     if c.incarnation != e.incarnation or c.phase in (DOWN, REMOVED):
         return
     if c.phase == STOPPING:
+        if c.retired_at != c.incarnation:  # its Retired (final state, last answers) is on its
+            c.exited_early = c.incarnation  # way: wait for it, up to the stop timeout
+            return
         child_down(s, c, e.now, out)
         return
     out.append(Cancel(("start", c.name)))

@@ -80,6 +80,8 @@ class ChildRecord:
         self.breaker_state = ""
         self.breaker_until = 0.0  # while open: when it may let a trial through
         self.held: list[FailedMessage] = []
+        self.retired_at = 0  # the incarnation whose Retired came last (its final state)
+        self.exited_early = 0  # the incarnation whose exit came before its Retired
         self.holding = False  # it waits for a dependency (its held messages may be out on trial)
         self.redeliver: list[Redelivery] = []
         self.health_pending = False
