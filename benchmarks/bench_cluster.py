@@ -97,46 +97,30 @@ def round_trip_rows() -> list[Row | Figure]:
     ]
 
 
-def failover_rows() -> list[Row | Figure]:
-    # each loss is a fresh incident: a quiet second resets the ladder to level 3
+MEMBERS = {"b": ["gpu=1"], "c": ["gpu=1"]}  # either can host the service
+
+
+def service_tree() -> Supervisor:
+    """``f/svc``, which either member can host; each loss of it is a fresh incident (a
+    quiet second resets its ladder to level 3)."""
     levels = LevelPolicy(quiet_period_s=1.0)
-    tree = Supervisor(
+    return Supervisor(
         "f",
         max_restarts=50,
         within_s=60,
         children=[Child("svc", ManagedEcho, requires={"gpu": 1}, levels=levels)],
     )
-    members = {"b": ["gpu=1"], "c": ["gpu=1"]}
+
+
+def failover_rows() -> list[Row | Figure]:
     detection, failover = [], []
-    with LocalCluster(tree, members, cwd=HERE, report_path=None) as c:
+    with LocalCluster(service_tree(), MEMBERS, cwd=HERE, report_path=None) as c:
         system = c.system
         assert system is not None
         for _ in range(FAILOVERS):
-            home = system.status()["f/svc"].node
-            port = c.nodes[home].port
-            seen = system.events()[-1].seq if system.events() else 0
-            killed = time.time()
-            c.nodes[home].kill()
-            deadline = time.monotonic() + 60
-            while True:  # a client asking until the moved actor serves again
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"f/svc did not serve again after {home} was killed")
-                try:
-                    system.ask("f/svc", Ping(), timeout=0.5)
-                    if system.status()["f/svc"].node != home:
-                        break
-                except StalwartError:
-                    pass
-            failover.append(time.time() - killed)
-            lost = next(e for e in system.events(seen) if e.kind == "node-lost")
-            detection.append(lost.time - killed)
-            c.join(home, members[home], port)
-            time.sleep(1.0)  # the quiet period
-            deadline = time.monotonic() + 30
-            while {n.name: n.state for n in system.nodes()}.get(home) != "up":
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{home} did not rejoin")
-                time.sleep(0.05)
+            took = _one_node_loss(c, system)
+            detection.append(took[0])
+            failover.append(took[1])
     return [
         Row(
             f"node loss declared, p50 of {FAILOVERS}",
@@ -172,29 +156,49 @@ def _gone(pid: int) -> bool:
 
 def _serves_elsewhere(system: Any, home: str) -> bool:
     try:
-        system.ask("p/svc", Ping(), timeout=0.5)
+        system.ask("f/svc", Ping(), timeout=0.5)
     except StalwartError:
         return False
-    return bool(system.status()["p/svc"].node != home)
+    return bool(system.status()["f/svc"].node != home)
 
 
 def _one_partition(system: Any, hosts: Hosts) -> tuple[float, float]:
     """Cut the service's host off; (seconds until it fenced itself, until the service
     answered from the other host). Healed, the host has rejoined when this returns."""
-    before = system.status()["p/svc"]
+    before = system.status()["f/svc"]
     home = before.node
     cut = time.monotonic()
     hosts.cut(home)
     try:
         _until(lambda: _gone(before.pid), f"{home} did not fence itself")
         fenced = time.monotonic() - cut
-        _until(lambda: _serves_elsewhere(system, home), "p/svc did not move")
+        _until(lambda: _serves_elsewhere(system, home), "f/svc did not move")
         moved = time.monotonic() - cut
     finally:
         hosts.heal(home)
-    _until(lambda: {n.name: n.state for n in system.nodes()}.get(home) == "up", "no rejoin")
-    time.sleep(1.0)  # the quiet period: each cut is a fresh incident
+    _rejoined(system, home)
     return fenced, moved
+
+
+def _rejoined(system: Any, home: str) -> None:
+    _until(lambda: {n.name: n.state for n in system.nodes()}.get(home) == "up", "no rejoin")
+    time.sleep(1.0)  # the quiet period: each loss is a fresh incident
+
+
+def _one_node_loss(c: LocalCluster, system: Any) -> tuple[float, float]:
+    """SIGKILL the service's node; (seconds until the node was declared lost, until the
+    service answered from the other one). The node has rejoined when this returns."""
+    home = system.status()["f/svc"].node
+    port = c.nodes[home].port
+    seen = system.events()[-1].seq if system.events() else 0
+    killed = time.time()
+    c.nodes[home].kill()
+    _until(lambda: _serves_elsewhere(system, home), f"f/svc did not move after {home} died")
+    moved = time.time() - killed
+    lost = next(e for e in system.events(seen) if e.kind == "node-lost")
+    c.join(home, MEMBERS[home], port)
+    _rejoined(system, home)
+    return lost.time - killed, moved
 
 
 def partition_rows() -> list[Row | Figure]:
@@ -203,19 +207,16 @@ def partition_rows() -> list[Row | Figure]:
     if os.geteuid() != 0 or shutil.which("ip") is None:
         why = "needs root and iproute2 for the member hosts' network namespaces"
         return [Figure("link down -> member fenced itself", float("nan"), "", why)]
-    levels = LevelPolicy(quiet_period_s=1.0)
-    tree = Supervisor(
-        "p",
-        max_restarts=50,
-        within_s=60,
-        children=[Child("svc", ManagedEcho, requires={"gpu": 1}, levels=levels)],
-    )
-    members = {"b": ["gpu=1"], "c": ["gpu=1"]}
     fenced, failover = [], []
-    hosts = Hosts.make(f"f{os.getpid() % 10000}", (os.getpid() + 7) % 250 + 1, ("b", "c"))
+    hosts = Hosts.make(f"f{os.getpid() % 10000}", (os.getpid() + 7) % 250 + 1, tuple(MEMBERS))
     try:
         with LocalCluster(
-            tree, members, cwd=HERE, report_path=None, host=hosts.leader, hosts=hosts.members
+            service_tree(),
+            MEMBERS,
+            cwd=HERE,
+            report_path=None,
+            host=hosts.leader,
+            hosts=hosts.members,
         ) as c:
             system = c.system
             assert system is not None

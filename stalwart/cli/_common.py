@@ -21,9 +21,15 @@ class UsageError(Exception):
     """Bad usage or invalid input: printed, exit code 2."""
 
 
-def existing_file(path: str, what: str) -> str:
+def not_a_folder(path: str, what: str) -> str:
+    """``path``, unless it is a folder (UsageError naming ``what`` it should be)."""
     if os.path.isdir(path):
         raise UsageError(f"{what} {path!r} is a folder, not a file")
+    return path
+
+
+def existing_file(path: str, what: str) -> str:
+    not_a_folder(path, what)
     if not os.path.isfile(path):
         raise UsageError(f"{what} {path!r} does not exist")
     return path

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 from typing import Any
 
 from ..telemetry._api import ApiServer, StoreBackend
-from ._common import EXIT_OK, StopSignals, UsageError
+from ._common import EXIT_OK, StopSignals, UsageError, not_a_folder
 
 
 def add_serve(commands: Any) -> None:
@@ -26,8 +25,7 @@ def add_serve(commands: Any) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    if os.path.isdir(args.db):
-        raise UsageError(f"recovery store {args.db!r} is a folder, not a file")
+    not_a_folder(args.db, "recovery store")
     try:
         backend = StoreBackend(args.db)  # (a new file becomes an empty store)
     except sqlite3.Error as exc:

@@ -289,13 +289,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if name is None:
             return
         if msg.ok and not self.wanted(name, msg.incarnation):
-            # its placement was cut off from us and it was replaced before it started (the
-            # partition healed, and the request to create it got through after all): it
-            # must not run beside its successor
-            log.warning(
-                "%s: instance %d started after it was replaced: stopped", msg.path, msg.incarnation
-            )
-            self.send(sender, ActorExitRequest())
+            self.stop_unwanted(msg.path, msg.incarnation, sender, "started")
             return
         if msg.ok:
             self.pids[(name, msg.incarnation)] = (msg.pid, msg.node)
@@ -308,14 +302,15 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         replaced while a partition held up its creation."""
         name = self.child_name(msg.path)
         if name is None or not self.wanted(name, msg.incarnation):
-            log.warning(
-                "%s: instance %d was placed after it was replaced: stopped before it started",
-                msg.path,
-                msg.incarnation,
-            )
-            self.send(sender, ActorExitRequest())
+            self.stop_unwanted(msg.path, msg.incarnation, sender, "was placed")
             return
         self.send(sender, Proceed())
+
+    def stop_unwanted(self, path: str, incarnation: int, sender: Any, what: str) -> None:
+        """An instance given up before it started (a partition held up its creation, say,
+        and the request got through once healed) must not run beside its successor."""
+        log.warning("%s: instance %d %s after it was replaced: stopped", path, incarnation, what)
+        self.send(sender, ActorExitRequest())
 
     def wanted(self, name: str, incarnation: int) -> bool:
         """Instance ``incarnation`` of ``name`` is the one being started (any other that
