@@ -26,6 +26,7 @@ ORDER = [
     "dashboard",
     "cluster",
     "delivery",
+    "async",
 ]
 
 

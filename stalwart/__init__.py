@@ -32,6 +32,7 @@ from .actors import (
     UnknownMessage,
     UnknownPath,
 )
+from .actors._asks import Asks
 from .cluster import LocalCluster, NodeStatus, join
 from .recover import Recovery, RecoveryOutcome
 from .supervisors import (
@@ -56,6 +57,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ActorStatus",
     "ActorStopped",
+    "Asks",
     "BadMessage",
     "Breaker",
     "BreakerOpen",

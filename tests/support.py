@@ -14,6 +14,7 @@ import msgspec
 
 from stalwart import LevelPolicy, ManagedActor
 from stalwart.actors._memory import resident_buffer as touched
+from stalwart.testing import wait_until
 
 FAST = LevelPolicy(
     basic_attempts=1,
@@ -170,16 +171,9 @@ class Worker(ManagedActor):
         pass  # never answers
 
 
-def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.02) -> Any:
+def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    value = predicate()
-    while not value:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
-        time.sleep(interval)
-        value = predicate()
-    return value
+    return wait_until(predicate, timeout)
 
 
 class Relay(msgspec.Struct, frozen=True):
@@ -554,28 +548,6 @@ class Gateway(ManagedActor):
 # -- synchronising on what the system does, not on time -----------------------------------
 
 
-def wait_for_event(
-    system: Any, kind: str, path: str | None = None, since: int = 0, timeout: float = 10.0
-) -> Any:
-    """Wait until ``system.events(since)`` holds an event of ``kind`` (at ``path``, if given)
-    and return the first such event; fail naming what was awaited and the last events seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        events = system.events(since)
-        for event in events:
-            if event.kind == kind and (path is None or event.path == path):
-                return event
-        if time.monotonic() > deadline:
-            where = f" at {path!r}" if path is not None else ""
-            last = events[-12:]
-            seen = "\n".join(f"  #{e.seq} {e.kind} {e.path}: {e.detail[:100]}" for e in last)
-            raise AssertionError(
-                f"no {kind!r} event{where} after event #{since} within {timeout}s;"
-                f" the last events seen:\n{seen or '  (none)'}"
-            )
-        time.sleep(0.02)
-
-
 def wait_for_file(path: str | Path, timeout: float = 60.0) -> None:
     """Block until ``path`` exists (a barrier between the test and a handler in any process)."""
     deadline = time.monotonic() + timeout
@@ -599,8 +571,9 @@ def sigkill(pid: int) -> None:
 
 
 def sigkill_actor(system: Any, path: str) -> int:
-    """SIGKILL the process of the actor at ``path`` from outside (OTP's ``exit(Pid, kill)``)."""
-    pid = int(system.status()[path].pid)
+    """SIGKILL the process of the actor at ``path`` from outside (OTP's ``exit(Pid, kill)``),
+    once the root knows it (an answer of a new instance can come before its registration)."""
+    pid = int(wait_for(lambda: system.status()[path].pid))
     sigkill(pid)
     return pid
 

@@ -97,3 +97,12 @@ def test_the_acknowledged_example_loses_no_deposit_to_kills_of_accounts_and_thei
     assert "alice: acknowledged 30, balance now 30" in out.stdout  # 2 + 4 + ... + 10
     assert "bob: acknowledged 25, balance now 25" in out.stdout  # 1 + 3 + ... + 9
     assert "nothing acknowledged was lost (the branch restarted 1 time(s))" in out.stdout
+
+
+def test_the_fanout_example_waits_on_every_supplier_at_once_on_both_bases():
+    for base in ("simple", "multiproc"):
+        out = run_example("examples.fanout", "--base", base)
+        assert out.returncode == 0, out.stderr
+        assert "24 quotes in" in out.stdout
+        assert out.stdout.count("(2 of 3 answered in time)") == 3  # the slow one was skipped
+        assert "Traceback" not in out.stderr

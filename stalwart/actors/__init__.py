@@ -1,5 +1,6 @@
 """Managed actors: the base class for workloads, its messages and errors."""
 
+from ._asks import Asks
 from ._managed import ManagedActor
 from .errors import (
     ActorStopped,
@@ -31,6 +32,7 @@ from .messages import (
 
 __all__ = [
     "ActorStopped",
+    "Asks",
     "BadMessage",
     "BreakerOpen",
     "DownstreamError",

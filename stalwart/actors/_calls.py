@@ -483,7 +483,7 @@ class Caller(Timers):
             return
         route = self._sw_routes.get(pending.path)
         if route is not None:  # handled in order: everything before it was handled too
-            route.out.answered(msg.id)
+            route.out.forget(msg.id) if msg.alone else route.out.answered(msg.id)
         value = msg.value
         if isinstance(value, ErrorReply):
             self._sw_callback(pending, pending.on_error, value.exception())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import logging
 import os
 import pickle
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..strategies import classify
+from ._async import AsyncHandlers
 from ._calls import Caller, OnError, OnReply
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._order import ACK_S, EAGER_ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
@@ -155,10 +157,11 @@ class Unhealthy(Exception):
     """What a ``health()`` that answered with a description said (classified like an error)."""
 
 
-class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
+class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
     """Base class for actors that run under a supervisor.
 
-    Define typed handlers ``receiveMsg_<MessageType>(self, msg, sender)``. An
+    Define typed handlers ``receiveMsg_<MessageType>(self, msg, sender)``, plain or
+    ``async def`` (see :attr:`max_concurrency` and :meth:`ask`). An
     exception raised in a handler is a *failure*: it is classified and reported,
     with the message and its sender, to the supervisor, which retries, restarts
     or escalates (the five levels). The actor is never left half-dead: it keeps
@@ -174,10 +177,12 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
     """
 
     _sw_handlers: ClassVar[dict[type, Handler]] = {}
+    _sw_coroutines: ClassVar[dict[type, Handler]] = {}  # the async handlers found
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._sw_handlers = {}
+        cls._sw_coroutines = {}
 
     def __init__(self) -> None:
         die_with_parent()  # a process of its own does not outlive its supervisor's
@@ -219,6 +224,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_faults = 0  # messages still to fail on purpose (chaos)
         self._sw_leaked: list[bytearray] = []  # memory held on purpose (chaos)
         self._sw_init_caller()
+        self._sw_init_turns()
 
     # -- hooks --------------------------------------------------------------------
     @staticmethod
@@ -312,16 +318,21 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         right after could lose.
         """
         if type(sender) is ReplyTo:
-            self._sw_post(sender.address, Reply(sender.id, msg))
+            self._sw_answer(sender.address, Reply(sender.id, msg))
             self._sw_last_reply = (sender.id, msg)
             if sender.id in self._sw_handled:
                 self._sw_handled[sender.id] = msg
             if self._sw_also_answer:
                 for address in self._sw_also_answer.pop(sender.id, ()):
                     if address != sender.address:
-                        self._sw_post(address, Reply(sender.id, msg))
+                        self._sw_answer(address, Reply(sender.id, msg))
         else:
             self.send(sender, msg)
+
+    def _sw_answer(self, address: Any, reply: Reply) -> None:
+        if self._sw_lane_at is not None and self._sw_overtakes():
+            reply = Reply(reply.id, reply.value, alone=True)
+        self._sw_post(address, reply)
 
     def _sw_post(self, address: Any, reply: Reply) -> None:
         outbox = self._sw_outbox
@@ -436,22 +447,36 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             self._sw_held.append((msg, sender))
 
     def _sw_dispatch(self, msg: Any, sender: Any, failure_id: int | None = None) -> bool:
-        """Run the user handler for ``msg``; report a failure; True if it succeeded."""
+        """Run the user handler for ``msg``; report a failure; True if it succeeded (False
+        too if it waits its turn or is a coroutine: that turn reports when it is done)."""
         handler = self._sw_handlers.get(type(msg))
+        is_async = False
+        if handler is None:
+            handler = self._sw_coroutines.get(type(msg))
+            is_async = handler is not None
         if handler is None:
             handler = find_handler(type(self), type(msg))
             if handler is None:
                 self._sw_unknown(msg, sender)
                 return False
+            is_async = inspect.iscoroutinefunction(handler)
             if type(msg) not in _INTERNAL:  # those must always reach the framework first
-                self._sw_handlers[type(msg)] = handler
+                known = self._sw_coroutines if is_async else self._sw_handlers
+                known[type(msg)] = handler
+        if is_async or self._sw_turns or self._sw_backlog:
+            if self._sw_faults:
+                self._sw_faults -= 1
+                self._sw_report(msg, sender, InjectedFault(f"{self.path}: fault injected"))
+                return False
+            self._sw_defer(handler, is_async, msg, sender, failure_id)
+            return False
         self._sw_msg, self._sw_sender, self._sw_failure_id = msg, sender, failure_id
         if self._sw_checkpoint_each:
             self._sw_outbox = []
         try:
             if self._sw_faults:
                 self._sw_faults -= 1
-                if not self._sw_faults:
+                if not self._sw_faults and not self._sw_busy():
                     self._sw_table = self._sw_handlers
                 raise InjectedFault(f"{self.path}: fault injected by chaos")
             handler(self, msg, sender)
@@ -738,12 +763,16 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
     def _sw_run_lane(self, lane: Lane, msg: Told | Request, sender: Any) -> None:
         while True:
             lane.expected = msg.seq + 1
-            if isinstance(msg, Request):
-                self._sw_handle_request(msg, sender)
-            else:
-                lane.owed = True  # (if it stops itself meanwhile, it confirms as it stops)
-                self.receiveMessage(msg.message, msg.reply_to)
-                self._sw_confirm()
+            self._sw_lane_at, self._sw_envelope = (lane, msg.seq), (msg, sender)
+            try:
+                if isinstance(msg, Request):
+                    self._sw_handle_request(msg, sender)
+                else:
+                    lane.owed = True  # (if it stops itself meanwhile, it confirms as it stops)
+                    self.receiveMessage(msg.message, msg.reply_to)
+                    self._sw_confirm()
+            finally:
+                self._sw_lane_at = self._sw_envelope = None
             if self._sw_mode != _RUNNING or not lane.early:
                 return
             nxt = lane.early.pop(lane.expected, None)
@@ -806,7 +835,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         for chan, lane in self._sw_lanes.lanes.items():
             if lane.owed:
                 lane.owed = False
-                taken.append((lane.reply_to, Acked(self.path, chan, lane.expected - 1)))
+                taken.append((lane.reply_to, Acked(self.path, chan, lane.done() - 1)))
         return tuple(taken)
 
     def _sw_send_acks(self) -> None:
@@ -814,7 +843,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         for chan, lane in self._sw_lanes.lanes.items():
             if lane.owed:
                 lane.owed = False
-                self.send(lane.reply_to, Acked(self.path, chan, lane.expected - 1))
+                self.send(lane.reply_to, Acked(self.path, chan, lane.done() - 1))
 
     def _sw_look_at_gaps(self) -> None:
         """Held-back messages still wait for a missing one: ask their senders again."""
@@ -869,11 +898,15 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         if len(handled) > _REPLAY_MEMORY:
             forgotten, _ = handled.popitem(last=False)
             self._sw_also_answer.pop(forgotten, None)
-        ok = self._sw_dispatch(
-            req.message,
-            ReplyTo(req.reply_to, req.id, req.trace or req.id, req.deadline),
-            failure_id,
-        )
+        envelope, self._sw_envelope = self._sw_envelope, (req, sender)
+        try:
+            ok = self._sw_dispatch(
+                req.message,
+                ReplyTo(req.reply_to, req.id, req.trace or req.id, req.deadline),
+                failure_id,
+            )
+        finally:
+            self._sw_envelope = envelope
         if ok and failure_id is not None:
             self._sw_retry_done(failure_id)
 
@@ -1007,6 +1040,17 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
 
     def _sw_on_reply_msg(self, msg: Reply, sender: Any) -> None:
         self._sw_on_reply(msg)
+        if self._sw_turns:  # the answer a coroutine awaited: it goes on now
+            self._sw_pump()
+
+    def _sw_running(self) -> bool:
+        return self._sw_mode == _RUNNING
+
+    def _sw_saved_state(self) -> bool:
+        return self._sw_saved is not None
+
+    def _sw_checkpoints_each(self) -> bool:
+        return self._sw_checkpoint_each
 
     def _sw_origin(self) -> tuple[Any, Any, int | None] | None:
         msg = self._sw_msg
@@ -1063,6 +1107,7 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_retire(msg.forward)
 
     def _sw_retire(self, forward: bool) -> None:
+        self._sw_cancel_turns()  # (their messages go to the successor with what is held)
         replies: tuple[tuple[Any, Reply], ...] = ()
         if self._sw_outbox:  # a handler stopped it: its answers go with the state they reflect
             if self._sw_state_file is not None:
@@ -1117,6 +1162,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
             self._sw_exit()
 
     def _sw_on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
+        if self._sw_turns or self._sw_backlog:
+            self._sw_cancel_turns()
         if self._sw_mode == _RUNNING:
             self._sw_table = {}
             self._sw_mode = _STOPPED
@@ -1129,6 +1176,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         if msg.payload == TICK:
             for payload in self._sw_tick():
                 self._sw_on_timer(payload)
+            if self._sw_turns:  # a call timed out, a timer or socket is due: coroutines go on
+                self._sw_pump()
         elif self._sw_mode == _RUNNING:
             self._sw_dispatch(msg, sender)  # the actor's own wakeupAfter
 
@@ -1140,6 +1189,8 @@ class ManagedActor(Caller, RuntimeActor):  # type: ignore[misc]
         kind = payload[1]
         if self._sw_caller_timer(kind, payload[-1]):
             pass
+        elif kind == "async":
+            pass  # coroutines' due timers and sockets: the loop's turn follows the tick
         elif kind == "ack":
             self._sw_send_acks()
         elif kind == "gap":

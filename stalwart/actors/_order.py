@@ -28,7 +28,16 @@ MAX_SKIPPED = 64  # numbers a lane went on without, remembered to handle if they
 class Lane:
     """The receiver's side of one sender's channel."""
 
-    __slots__ = ("early", "expected", "gap_looks", "gap_mark", "owed", "reply_to", "skipped")
+    __slots__ = (
+        "early",
+        "expected",
+        "gap_looks",
+        "gap_mark",
+        "owed",
+        "pending",
+        "reply_to",
+        "skipped",
+    )
 
     def __init__(self, expected: int, reply_to: Any) -> None:
         self.expected = expected  # the number to handle next
@@ -38,6 +47,11 @@ class Lane:
         self.gap_mark = 0  # ``expected`` when the gap was last looked at
         self.gap_looks = 0  # looks in a row that found no progress
         self.skipped: set[int] = set()  # numbers it went on without
+        self.pending: set[int] = set()  # taken, but their handlers are not done yet
+
+    def done(self) -> int:
+        """The first number not yet handled to the end (everything before it is)."""
+        return min(self.pending) if self.pending else self.expected
 
     def skip_to(self, seq: int) -> None:
         """Go on at ``seq`` without the numbers before it (their sender is gone)."""
@@ -78,7 +92,7 @@ class Lanes:
     def _forget_one(self) -> None:
         """Keep the least recently used idle lane as a mark only (a sender long gone)."""
         for chan, lane in self.lanes.items():
-            if not lane.early and not lane.owed:
+            if not lane.early and not lane.owed and not lane.pending:
                 del self.lanes[chan]
                 self.marks[chan] = lane.expected
                 break
@@ -89,7 +103,7 @@ class Lanes:
         """The marks to keep with a checkpoint."""
         marks = dict(self.marks)
         for chan, lane in self.lanes.items():
-            marks[chan] = lane.expected
+            marks[chan] = lane.done()
         return tuple(marks.items())
 
     def held_back(self) -> list[tuple[Any, Any]]:

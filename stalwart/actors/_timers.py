@@ -48,6 +48,20 @@ class ExternalClock:
 
 CLOCKS: dict[int, ExternalClock] = {}  # in-process systems, by clock id
 
+_shift = 0.0  # how far a test's fake clock has moved every timer forward
+
+
+def timer_now() -> float:
+    """The time timers go by: monotonic, plus what a test's fake clock has advanced."""
+    return time.monotonic() + _shift
+
+
+def shift_timers(seconds: float) -> None:
+    """Move the timers' time forward by ``seconds`` (``stalwart.testing.FakeClock``): the
+    timers of this process fire that much sooner. It never moves back."""
+    global _shift
+    _shift += max(0.0, seconds)
+
 
 class Timers:
     """Mixin for a Thespian actor: ``after(delay, payload, key)`` and ``cancel(key)``."""
@@ -80,7 +94,7 @@ class Timers:
         """
         seq = next(self._sw_seq)
         key = seq if key is None else key
-        deadline = time.monotonic() + max(0.0, delay)
+        deadline = timer_now() + max(0.0, delay)
         self._sw_due[key] = (seq, payload)
         heapq.heappush(self._sw_heap, (deadline, seq, key))
         self._sw_arm(deadline)
@@ -102,7 +116,7 @@ class Timers:
                 self._sw_armed = deadline
                 clock.arm(self.myAddress, deadline)
             return
-        now = time.monotonic()
+        now = timer_now()
         target = min(deadline, now + MAX_ARM_S)
         if self._sw_armed is not None and self._sw_armed <= target:
             return
@@ -112,7 +126,7 @@ class Timers:
     def _sw_tick(self) -> list[Any]:
         """The payloads that are due now; re-arms for the next deadline."""
         self._sw_armed = None
-        now = time.monotonic()
+        now = timer_now()
         heap, due, fired = self._sw_heap, self._sw_due, []
         while heap:
             deadline, seq, key = heap[0]

@@ -414,10 +414,14 @@ class Resync(msgspec.Struct, frozen=True):
 
 
 class Reply(msgspec.Struct, frozen=True):
-    """The reply to a :class:`Request` (``value`` may be an :class:`ErrorReply`)."""
+    """The reply to a :class:`Request` (``value`` may be an :class:`ErrorReply`).
+
+    ``alone``: it confirms this request only, not what its sender sent before (an earlier
+    message is still under way in an actor that handles several at once)."""
 
     id: str
     value: Any
+    alone: bool = False
 
 
 class ReplyTo(msgspec.Struct, frozen=True):

@@ -1,7 +1,8 @@
 """The ``stalwart`` command (also ``python -m stalwart``).
 
 Exit codes: 0 ok, 2 bad usage or invalid input (nothing was started), 1 the system
-stopped at level 5 (or a requested recovery failed), 130 interrupted by Ctrl-C (``run``,
+stopped at level 5 (or a requested recovery failed, or the actor a message was sent to
+answered with an error), 130 interrupted by Ctrl-C (``run``,
 ``node`` and ``serve`` stop in order on it and exit 0), 141 the reader of the output went
 away (``stalwart report | head -1``).
 """
@@ -13,8 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError
-from ._control import add_chaos, add_recover, add_status
+from ._common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, UsageError
+from ._control import add_chaos, add_recover, add_send, add_status
 from ._node import add_node
 from ._report import add_report
 from ._run import add_check, add_run
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status(commands)
     add_recover(commands)
     add_chaos(commands)
+    add_send(commands)
     add_report(commands)
     add_serve(commands)
     add_node(commands)
@@ -71,6 +73,9 @@ def _command(argv: Sequence[str] | None) -> int:
     except UsageError as exc:
         print(f"stalwart: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Interrupted as exc:
+        print(f"stalwart: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:  # (run, node and serve take Ctrl-C as their way to stop)
         return EXIT_INTERRUPTED
 

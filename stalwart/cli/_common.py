@@ -13,12 +13,18 @@ from ..supervisors._state_dir import configured_state_dir, private_dir
 from ..supervisors.spec import SpecError
 
 EXIT_OK, EXIT_LEVEL5, EXIT_USAGE = 0, 1, 2
+EXIT_FAILED = 1  # what was asked of the tree failed (a recovery; a message answered with an error)
 # as a shell reports a command that a signal ended: 128 + SIGINT, 128 + SIGPIPE
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 class UsageError(Exception):
     """Bad usage or invalid input: printed, exit code 2."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C at a point worth naming (a tree file's module being imported): the line is
+    printed, exit code 130."""
 
 
 def not_a_folder(path: str, what: str) -> str:
@@ -41,32 +47,55 @@ def state_dir() -> Path:
     return configured_state_dir()
 
 
-def remember_run(name: str, admin_port: int | None, tree_file: str) -> str:
-    """Note a running tree so that other commands find it. On the simple base the note
-    only lets them say why they cannot reach it: the tree lives inside this process."""
-    note = {"name": name, "admin_port": admin_port, "pid": os.getpid(), "tree": tree_file}
+def remember_run(
+    name: str, admin_port: int | None, tree_file: str, endpoint: tuple[str, str] | None = None
+) -> str:
+    """Note a running tree so that other commands find it: its admin port on the
+    multi-process bases; on the simple base the address and token of the control
+    endpoint its ``run`` opened (``endpoint``). The note is private to the user (mode 0600
+    in a 0700 folder): the token in it is what lets a command in.
+    """
+    note: dict[str, Any] = {
+        "name": name,
+        "admin_port": admin_port,
+        "pid": os.getpid(),
+        "tree": tree_file,
+        "cwd": os.getcwd(),  # (where the actors' modules import from)
+    }
+    if endpoint is not None:
+        note["endpoint"], note["token"] = endpoint
     try:
         folder = private_dir(state_dir())
         for file in (folder / f"{name}.json", folder / "current.json"):
-            file.write_text(json.dumps(note))
+            _write_private(file, json.dumps(note))
     except (SpecError, OSError) as exc:  # the tree runs on; it is only harder to find
         return f"not noted: {exc}"
     return f"noted in {folder / (name + '.json')}"
+
+
+def _write_private(file: Path, text: str) -> None:
+    """Write ``file`` readable by this user alone (replaced whole: no reader sees half)."""
+    part = file.with_name(f".{file.name}.{os.getpid()}")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(part, file)
 
 
 def forget_run(name: str) -> None:
     folder = state_dir()
     for file in (folder / f"{name}.json", folder / "current.json"):
         try:
-            if json.loads(file.read_text()).get("name") == name:
+            note = json.loads(file.read_text())
+            if note.get("name") == name and note.get("pid") == os.getpid():
                 file.unlink()
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             continue
 
 
 def find_run(name: str | None = None) -> dict[str, Any]:
     """The note of a running tree (by name, or the latest); UsageError if there is none,
-    or if the tree runs on the simple base (no other process can reach it there)."""
+    or if it runs on the simple base without a control endpoint to reach it by."""
     file = state_dir() / (f"{name}.json" if name else "current.json")
     try:
         note = json.loads(file.read_text())
@@ -76,16 +105,26 @@ def find_run(name: str | None = None) -> dict[str, Any]:
     if not isinstance(note, dict) or (in_process and not _running(note.get("pid"))):
         what = f"tree {name!r}" if name else "tree"
         raise UsageError(
-            f"no running {what} noted in {state_dir()}/ (start one with `stalwart run`,"
-            " or give --port)"
+            f"no running {what} noted in {state_dir()}/: start it with `stalwart run`"
+            " (a tree that a script start()s is reachable from here only on a multi-process"
+            " base: give --port with its System.admin_port)"
         )
-    if in_process:
+    if in_process and not note.get("endpoint"):
         raise UsageError(
             f"tree {note.get('name')!r} runs on the simple base, inside its `stalwart run`"
-            f" (pid {note['pid']}) where no other process can reach it: run it with"
+            f" (pid {note['pid']}), which could not open its control endpoint: run it with"
             " --base multiproc to steer it from here, or watch it with --serve"
         )
     return note
+
+
+def note_name_of(path: str) -> str | None:
+    """The tree an actor path belongs to (its first part) if a running tree of that name is
+    noted, else None (then the latest noted tree is meant)."""
+    name = path.split("/", 1)[0]
+    if not name or name.startswith((".", "_")) or name == "current":
+        return None
+    return name if (state_dir() / f"{name}.json").is_file() else None
 
 
 def _running(pid: Any) -> bool:

@@ -1,25 +1,24 @@
-"""``stalwart status``, ``stalwart recover`` and ``stalwart chaos``: steer a running tree.
+"""``stalwart status``, ``recover``, ``chaos`` and ``send``: steer a running tree.
 
-They attach to a tree that ``stalwart run`` started on a multi-process base,
-through Thespian's admin on loopback (``--port``, or the note ``run`` left in
-``.stalwart/``).
+They reach the tree as :mod:`._reach` says: through Thespian's admin on the
+multi-process bases, through the control endpoint of its ``stalwart run`` on the
+simple base (both found from the note ``run`` left in ``.stalwart/``, or ``--port``).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import Any
 
-from ..actors import RecoveryRequest, StalwartError
+from ..actors import StalwartError
 from ..memory._sampler import parse_size
-from ..supervisors import SpecError, System
-from ._common import EXIT_OK, UsageError, find_run
+from ..supervisors import SpecError
+from ._common import EXIT_FAILED, EXIT_OK, UsageError, note_name_of
+from ._reach import add_target as _target
+from ._reach import reach
 from ._run import load
-
-
-def _target(parser: Any) -> None:
-    parser.add_argument("--port", type=int, help="the admin port (default: from .stalwart/)")
 
 
 def add_status(commands: Any) -> None:
@@ -62,35 +61,57 @@ def add_chaos(commands: Any) -> None:
     p.set_defaults(run=run_chaos)
 
 
-def attach(args: argparse.Namespace, name: str | None = None) -> System:
-    port = args.port or int(find_run(name)["admin_port"])
-    try:
-        return System.attach(port)
-    except StalwartError as exc:
-        raise UsageError(str(exc)) from None
+def add_send(commands: Any) -> None:
+    p = commands.add_parser(
+        "send",
+        help="send a message to an actor of a running tree",
+        description="Send a message to the actor at PATH and print its reply (JSON when"
+        " msgspec can write it). TYPE is a type the actor handles (a receiveMsg_TYPE"
+        " handler), or module:Class; --json is decoded into it by msgspec.",
+    )
+    p.add_argument("path", metavar="PATH", help="the actor's path, e.g. shop/inventory")
+    p.add_argument("type", metavar="TYPE", help="the message type, e.g. Reserve")
+    p.add_argument(
+        "--json", default="{}", metavar="JSON", help="the message's fields (default: {})"
+    )
+    p.add_argument("--tell", action="store_true", help="send it without waiting for a reply")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long to wait for the reply (default: the tree's ask_timeout_s)",
+    )
+    _target(p)
+    p.set_defaults(run=run_send)
 
 
 def run_status(args: argparse.Namespace) -> int:
-    with attach(args) as system:
-        print(system.status())
+    with reach(args) as tree:
+        print(tree.status())
     return EXIT_OK
 
 
 def run_recover(args: argparse.Namespace) -> int:
-    with attach(args) as system:
-        try:
-            system.status()[args.path]
-        except KeyError:
-            raise UsageError(f"unknown actor path {args.path!r}") from None
-        try:
-            result = system.request_recovery(RecoveryRequest(args.path, args.level, args.reason))
-        except StalwartError as exc:
-            raise UsageError(str(exc)) from None
+    with reach(args, note_name_of(args.path)) as tree:
+        result = tree.recover(args.path, args.level, args.reason)
     print(
         f"{result.target}: level {result.level} {'ok' if result.ok else 'FAILED'}"
         f" in {result.duration_ms:.0f} ms: {result.detail}"
     )
-    return EXIT_OK if result.ok else 1
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def run_send(args: argparse.Namespace) -> int:
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout: must be more than 0 seconds, got {args.timeout:g}")
+    with reach(args, note_name_of(args.path)) as tree:
+        try:
+            reply = tree.send(args.path, args.type, args.json, args.tell, args.timeout)
+        except StalwartError as exc:  # the tree answered with an error: the input was fine
+            print(f"stalwart: {args.path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    print(f"sent {args.type} to {args.path}" if args.tell else reply)
+    return EXIT_OK
 
 
 def run_chaos(args: argparse.Namespace) -> int:
@@ -111,13 +132,10 @@ def run_chaos(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     # --rate R --for S: R x S injections, 1/R apart (at least one)
     times = max(1, round(args.rate * args.seconds)) if args.rate else 1
-    with attach(args, name) as system:
+    with reach(args, name) as tree:
         start = time.monotonic()
         for n in range(times):
             time.sleep(max(0.0, start + n / args.rate - time.monotonic()) if n else 0.0)
-            try:
-                system.inject(path, kind, nbytes=nbytes)
-            except StalwartError as exc:
-                raise UsageError(str(exc)) from None
+            tree.inject(path, kind, nbytes)
     print(f"{kind} injected into {path} ({times} time{'s' if times != 1 else ''})")
     return EXIT_OK

@@ -36,7 +36,8 @@ SECTIONS: list[tuple[str, Any, str]] = [
 
 
 def _type(t: Any) -> str:
-    text = str(t).replace("typing.", "").replace("stalwart.supervisors.spec.", "")
+    text = str(t).replace("typing.", "").replace("collections.abc.", "")
+    text = text.replace("stalwart.supervisors.spec.", "")
     text = text.replace("stalwart.strategies._backoff.", "").replace("NoneType", "None")
     text = text.replace("<class '", "").replace("'>", "")
     text = text if len(text) < 60 else text.split("[", 1)[0] + "[...]"

@@ -1,8 +1,10 @@
 """``stalwart check TREE.toml`` and ``stalwart run TREE.toml``.
 
-``run`` starts the tree and shows it live: in a terminal, a view of the tree
-(state, level, restarts, breaker, memory level) redrawn as events happen;
-otherwise one line per event. Ctrl-C or SIGTERM stops it in order.
+``run`` starts the tree and shows it live (:mod:`._view`): in a terminal, a view of
+the tree (state, level, restarts, breaker, memory level) redrawn in place; otherwise one
+line per event, rate-limited. Ctrl-C or SIGTERM stops it in order. It notes the tree in
+the state directory for the other commands; on the simple base it also opens the control
+endpoint they reach it by (:mod:`._reach`).
 """
 
 from __future__ import annotations
@@ -13,15 +15,24 @@ import os
 import sys
 import time
 import tomllib
-from typing import Any, TextIO
+from typing import Any
 
-from ..supervisors import System, start
+from ..supervisors import System, _tree_file, start
 from ..supervisors._tree_file import MAX_FILE_BYTES, TreeFile, TreeFileError, load_tree
-from ._common import EXIT_LEVEL5, EXIT_OK, StopSignals, UsageError, forget_run, remember_run
+from ._common import (
+    EXIT_LEVEL5,
+    EXIT_OK,
+    Interrupted,
+    StopSignals,
+    UsageError,
+    forget_run,
+    remember_run,
+)
+from ._reach import ControlServer
+from ._view import EventLines, LiveScreen
 
 _REDRAW_S = 0.5
-_EVENTS_SHOWN = 8
-CLEAR = "\x1b[H\x1b[2J"
+_POLL_S = 0.2  # without a terminal: how often new events are looked for
 _TOML_FILES_READ = 20  # a folder given for a tree file: how many of its .toml files to try
 
 
@@ -74,6 +85,23 @@ def load(path: str) -> TreeFile:
         return load_tree(path)
     except TreeFileError as exc:
         raise UsageError(str(exc)) from None
+    except KeyboardInterrupt as exc:  # (a module of the tree's can take a while to import)
+        raise Interrupted(f"{path}: interrupted while {_importing(exc)}") from None
+
+
+def _importing(exc: BaseException) -> str:
+    """What loading the tree file was doing when ``exc`` came: importing which module, for
+    which actor (read from the frames of the loader, where that is where it was)."""
+    path, module = "", ""
+    tb = exc.__traceback__
+    while tb is not None:
+        code, seen = tb.tb_frame.f_code, tb.tb_frame.f_locals
+        if code.co_name == "_child" and code.co_filename == _tree_file.__file__:
+            path = f"{seen.get('path')} ({seen.get('where')})"
+        elif code.co_name == "resolve_actor_class" and "module_name" in seen:
+            module, path = seen["module_name"], path or str(seen.get("path"))
+        tb = tb.tb_next
+    return f"importing {module!r} for {path}" if module else "loading it"
 
 
 def _trees_in(folder: str) -> str:
@@ -129,20 +157,23 @@ def run_run(args: argparse.Namespace) -> int:
         print(f"stalwart: {tree_file.tree.name} did not start: {exc}", file=sys.stderr)
         return EXIT_LEVEL5
     try:
-        served = serve_dashboard(system, address, args.token) if address else []
-    except UsageError:
+        served = serve_dashboard(system, address, args.token) if address else None
+        control = open_control(system) if base == "simple" else None
+    except BaseException:
         system.shutdown()
         stop.restore()
         raise
     stopped_at_level5 = False
     try:
-        stopped_at_level5 = watch(system, args, base, served, stop, started)
+        stopped_at_level5 = watch(system, args, base, served, control, stop, started)
     finally:
+        forget_run(tree_file.tree.name)  # (no command looks for the tree while it stops)
+        if control is not None:
+            control.stop()
         with contextlib.suppress(BrokenPipeError):  # (no one reads: the tree stops all the same)
             if not stopped_at_level5:
                 print("stopping (reverse dependency order)...", flush=True)
         system.shutdown()
-        forget_run(tree_file.tree.name)
         stop.restore()
     report = system.final_report
     if stopped_at_level5 or (report and report.get("level") == 5):
@@ -153,93 +184,79 @@ def run_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def serve_dashboard(system: System, address: tuple[str, int], token: str | None) -> list[str]:
-    """Serve the dashboard and the JSON API of ``system``; the lines that say where."""
+class Served:
+    """The dashboard ``run`` serves: what to say of it, at the start and atop the view."""
+
+    def __init__(self, server: Any, token_given: bool) -> None:
+        self.server, self.token_given = server, token_given
+
+    def lines(self) -> list[str]:
+        """Said once: the address, the JSON API, the token unless the user gave it."""
+        url = self.server.url
+        said = [f"dashboard: {url}/  (JSON API under {url}/api/)"]
+        if not self.token_given:
+            said.append(
+                f"token for actions: {self.server.token}  (or open {self.server.dashboard_url})"
+            )
+        return said
+
+    def top(self) -> list[str]:
+        """Atop every frame of the live view: the address, and the token."""
+        top = [f"dashboard: {self.server.url}/"]
+        return top if self.token_given else [*top, f"token for actions: {self.server.token}"]
+
+
+def serve_dashboard(system: System, address: tuple[str, int], token: str | None) -> Served:
+    """Serve the dashboard and the JSON API of ``system`` at ``address``."""
     try:
         server = system.serve_api(*address, token=token)
     except OSError as exc:
         raise UsageError(f"--serve: cannot listen on {address[0]}:{address[1]}: {exc}") from None
-    served = [f"dashboard: {server.url}/  (JSON API under {server.url}/api/)"]
-    if not token:
-        served.append(f"token for actions: {server.token}  (or open {server.dashboard_url})")
-    return served
+    return Served(server, bool(token))
+
+
+def open_control(system: System) -> ControlServer | None:
+    """The control endpoint of a tree on the simple base (None if it cannot listen: the
+    tree runs all the same, and the other commands say they cannot reach it)."""
+    try:
+        return ControlServer(system)
+    except OSError as exc:
+        print(f"stalwart: no control endpoint for status, send...: {exc}", file=sys.stderr)
+        return None
 
 
 def watch(
     system: System,
     args: argparse.Namespace,
     base: str,
-    served: list[str],
+    served: Served | None,
+    control: ControlServer | None,
     stop: StopSignals,
     started: float,
 ) -> bool:
     """Show the running tree until a stop is asked for or ``--for`` has passed (False),
     or the system stops at level 5 (True)."""
     name = system.tree.name
-    state = remember_run(name, system.admin_port, args.tree)
-    kind = LiveView if sys.stdout.isatty() else EventLines
-    view = kind(system, sys.stdout, started)
-    print(
-        f"running {name} on the {base} base"
-        + (f" (admin port {system.admin_port}; {state})" if system.admin_port else ""),
-        flush=True,
-    )
-    if served:
-        print("\n".join(served), flush=True)
+    endpoint = (control.address, control.token) if control else None
+    state = remember_run(name, system.admin_port, args.tree, endpoint)
+    where = f"admin port {system.admin_port}" if system.admin_port else ""
+    where = where or (f"control endpoint {control.address}" if control else "")
+    print(f"running {name} on the {base} base" + (f" ({where}; {state})" if where else ""))
+    for line in served.lines() if served else []:
+        print(line)
+    sys.stdout.flush()
+    view: LiveScreen | EventLines
+    if sys.stdout.isatty():
+        view = LiveScreen(system, sys.stdout, started, served.top() if served else [])
+    else:
+        view = EventLines(system, sys.stdout, started)
     deadline = time.monotonic() + args.seconds if args.seconds else None
-    while not stop.requested:
-        view.update()
-        if system.stopped:
-            return True
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        stop.wait(_REDRAW_S if isinstance(view, LiveView) else 0.2)
+    with view:
+        while not stop.requested:
+            view.update()
+            if system.stopped:
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            stop.wait(_REDRAW_S if isinstance(view, LiveScreen) else _POLL_S)
     return False
-
-
-class EventLines:
-    """Without a terminal: one line per event."""
-
-    def __init__(self, system: System, out: TextIO, t0: float) -> None:
-        self.system, self.out, self.seen, self.t0 = system, out, 0, t0
-
-    def update(self) -> None:
-        for e in self.system.events(self.seen):
-            self.seen = e.seq
-            level = f" level {e.level}" if e.level else ""
-            detail = f": {e.detail}" if e.detail else ""
-            self.out.write(f"{e.time - self.t0:8.2f}s {e.kind:<16} {e.path}{level}{detail}\n")
-        self.out.flush()
-
-
-class LiveView(EventLines):
-    """In a terminal: the tree and the latest events, redrawn."""
-
-    def update(self) -> None:
-        status = self.system.status()
-        try:
-            memory = self.system.memory()
-            mem = f"memory {memory.level.name.lower()} {memory.sample.percent:.0f}%"
-            mem += " (shedding load)" if memory.shedding else ""
-        except Exception:
-            mem = "memory: off"
-        events = self.system.events(max(0, self.seen - 200))[-_EVENTS_SHOWN:]
-        if events:
-            self.seen = events[-1].seq
-        lines = [
-            f"{self.system.tree.name}  [{status.phase}]  {mem}  ({time.time() - self.t0:.0f}s)",
-            "",
-            f"{'path':<34} {'state':<11} {'level':>5} {'restarts':>8}  {'node':<8} breaker",
-        ]
-        for s in status:
-            name = "  " * s.path.count("/") + s.path.rsplit("/", 1)[-1]
-            lines.append(
-                f"{name:<34} {s.state:<11} {s.level or '':>5} {s.restarts or '':>8}"
-                f"  {s.node or '-':<8} {s.breaker}"
-            )
-        lines += ["", "latest events:"]
-        for e in events:
-            level = f" level {e.level}" if e.level else ""
-            lines.append(f"  {e.kind:<16} {e.path}{level} {e.detail[:70]}")
-        self.out.write(CLEAR + "\n".join(lines) + "\n")
-        self.out.flush()

@@ -4,10 +4,11 @@
 retry may help, a stable fingerprint). Rules are tried in order: user rules
 (newest first), then the category the exception's class declares as
 ``error_category``, the exception type, bad-input types (``ValueError``,
-``TypeError``, ``UnicodeError``, msgspec's ``ValidationError``: bad input whatever
-their message says), HTTP-like status codes found on the exception or in its
-message, message patterns, and finally broad type families. So a message's words
-only refine an error whose type does not say what it is.
+``TypeError``, ``LookupError`` such as ``KeyError``, ``UnicodeError``, msgspec's
+``ValidationError``: bad input whatever their message says), HTTP-like status
+codes found on the exception or in its message, message patterns, and finally
+broad type families. So a message's words only refine an error whose type does not
+say what it is.
 """
 
 from __future__ import annotations
@@ -266,7 +267,9 @@ def _specific_type(exc: BaseException) -> Verdict | ErrorCategory | None:
     return _db_error(exc)
 
 
-_BAD_INPUT = (ValueError, TypeError, UnicodeError, msgspec.ValidationError)
+# a handler's KeyError or IndexError almost always comes from the message's own data (an
+# unknown key, a missing field): retrying it cannot help (a user rule can say otherwise)
+_BAD_INPUT = (ValueError, TypeError, LookupError, UnicodeError, msgspec.ValidationError)
 
 
 def _bad_input(exc: BaseException) -> ErrorCategory | None:
@@ -302,9 +305,9 @@ def _broad_type(exc: BaseException) -> Verdict | ErrorCategory | None:
         return Verdict(C.CRASH, Severity.HIGH, True)
     if isinstance(exc, (ImportError, NotImplementedError)):
         return C.CONFIGURATION
-    if isinstance(exc, (ValueError, TypeError, UnicodeError, msgspec.ValidationError)):
+    if isinstance(exc, _BAD_INPUT):
         return C.VALIDATION
-    if isinstance(exc, (LookupError, AttributeError, NameError, ArithmeticError, AssertionError)):
+    if isinstance(exc, (AttributeError, NameError, ArithmeticError, AssertionError)):
         return C.CRASH
     if isinstance(exc, OSError):
         return C.DEPENDENCY

@@ -165,7 +165,7 @@ class BreakerActor(ManagedActor):
         entry = self.inflight.pop(reply.id)
         route = self._sw_routes.get(self.protected)
         if route is not None:
-            route.out.answered(reply.id)
+            route.out.forget(reply.id) if reply.alone else route.out.answered(reply.id)
         value = reply.value
         if type(value) is not ErrorReply:
             self.outcome(entry.permit)

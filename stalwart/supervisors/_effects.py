@@ -148,12 +148,13 @@ def do_dead_letter(self: SupervisorActor, c: cmd.DeadLetter) -> None:
         message, request_id, reply_to = message.message, message.id, message.reply_to
     if isinstance(c.sender, ReplyTo):
         request_id, reply_to = c.sender.id, c.sender.address
-    self.send(
-        self.root,
-        DeadLetterNote(
-            c.path, message, str(c.error), c.category, c.fingerprint, reply_to, request_id
-        ),
-    )
+    if not (c.refused and request_id is not None):  # a refused request: its caller knows
+        self.send(
+            self.root,
+            DeadLetterNote(
+                c.path, message, str(c.error), c.category, c.fingerprint, reply_to, request_id
+            ),
+        )
     # after the note, so whoever hears of the error can already see the dead letter
     error = ErrorReply.of(c.error)
     answer(self, c.sender if not isinstance(c.message, Request) else c.message, error)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Literal
 
 import msgspec
@@ -16,52 +17,9 @@ BASES = ("simple", "multiproc", "tcp")
 class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Settings of a running system (the keyword arguments of :func:`stalwart.start`).
 
-    - ``base``: ``simple`` (in-process), ``multiproc`` (a process per actor, TCP
-      on loopback), ``tcp`` (multi-host; see the distribution guide).
-    - ``admin_port``: the Thespian admin's port on the multi-process bases
-      (default: a free port).
-    - ``start_timeout_s`` / ``shutdown_timeout_s``: bounds on starting and
-      stopping the whole tree.
-    - ``ask_timeout_s``: default timeout of ``System.ask``.
-    - ``root_max_restarts`` within ``root_within_s``: how often level 5 may
-      restart the whole tree before the system stops in order.
-    - ``state_dir``: the folder for every file the system writes (durable queues,
-      checkpoints, the final report), created private (0700); default
-      ``$STALWART_STATE_DIR`` or ``.stalwart/`` in the working directory. Another
-      user's folder is refused.
-    - ``report_path``: where the final report is written if the system stops at
-      level 5, under ``state_dir`` if relative (``None``: not written to a file).
-    - ``dead_letter_limit`` / ``event_limit``: how many are kept in memory.
-    - ``loopback_only``: keep Thespian's sockets on 127.0.0.1 (see the security notes).
-    - ``hang_report_s``: in-process base, report an actor whose handler has run this long
-      (it cannot be interrupted there; see ``System.hung_actors()``).
-    - ``store``: the recovery store's SQLite file; ``":memory:"`` (the default) records
-      without writing a file, ``None`` turns recording and learning off.
-    - ``telemetry``: settings of the telemetry actor (``flush_rows``, ``flush_interval_s``,
-      ``retention_age_s``, ``retention_rows``, ``stability_window_s``, ``timeout_factor``...).
-    - ``correlator``: settings of the correlator (see ``CorrelatorSettings``: windows,
-      thresholds, ``incident_quiet_s``...); ``None`` turns it and incidents off.
-    - ``memory_budget``: memory for the whole actor tree (``"512MiB"``, ``"2GB"``, bytes):
-      pressure is the summed RSS of its processes against it. Without it, the cgroup
-      v2 limit if there is one, else the machine's memory.
-    - ``memory_thresholds``: warning, critical and emergency percentages.
-    - ``memory_interval_s``: how often memory is sampled.
-    - ``hold_limit``: how many messages may wait for one path (while its actor restarts,
-      or a dependency of it is down); past that a request is answered with
-      ``Overloaded`` and any other message becomes a dead letter.
-    - ``chaos``: accept fault injection (``stalwart chaos``, ``System.inject``); off
-      by default, for trying recovery policies before production.
-    - ``memory``: further settings of the memory-pressure actor (see
-      ``MemorySettings``: ``hysteresis``, ``horizon_s``, ``psi_some``...); ``None``
-      turns it off.
-    - ``node``: on the ``tcp`` base, this node's name in the cluster (default
-      ``"leader"``); the system is then the cluster's leader, that other nodes join.
-    - ``listen``: on the ``tcp`` base, the leader's ``(host, port)`` (default
-      127.0.0.1 and ``admin_port`` or a free port). A host other than loopback
-      also needs ``loopback_only=False``.
-    - ``capabilities``: what this node offers to ``Child.requires`` (``{"zone": "a"}``).
-    - ``cluster``: settings of the node monitor (see ``ClusterSettings``:
-      ``expect_nodes``, ``wait_s``, ``heartbeat_s``, ``phi_threshold``, ``fence_s``...).
+    What each one means is written once, in the docstring of ``start`` (where editors show
+    it); importing ``stalwart`` adds those descriptions here. A test keeps the parameters of
+    ``start`` and these fields the same: names, order, types and defaults.
     """
 
     base: Base = "simple"
@@ -176,3 +134,15 @@ def _raised_by_a_check(exc: BaseException) -> SpecError | None:
         first = inner if isinstance(inner, SpecError) else first
         inner = inner.__cause__ or inner.__context__
     return SpecError("start", first.path, f"{first.field}: {first.problem}")
+
+
+def describe_options(start_doc: str | None) -> None:
+    """Add the description of each option, the items of ``start_doc`` (the docstring of
+    ``start``) from ``- ``base``:`` on, to the docstring of :class:`SystemOptions`, from
+    which the configuration reference is generated."""
+    first = "- ``base``:"
+    if not SystemOptions.__doc__ or not start_doc or first not in start_doc:  # (python -OO)
+        return
+    summary = inspect.cleandoc(SystemOptions.__doc__).split("\n\n", 1)[0]
+    items = inspect.cleandoc(start_doc).split(first, 1)[1]
+    SystemOptions.__doc__ = f"{summary}\n\n{first}{items}"

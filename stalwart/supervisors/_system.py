@@ -13,11 +13,12 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from uuid import UUID
 
 import msgspec
 
+from ..actors._asks import Asks, ReplyT
 from ..actors._managed import redirectable
 from ..actors._placement import NODE, NODE_ENV
 from ..actors._runtime import ActorSystemMessage, InvalidActorAddress, environment, new_system
@@ -34,7 +35,7 @@ from ..actors.messages import (
 )
 from ._bases import free_port, port_free, port_open, sweep_session
 from ._gateway import MEMORY, READ_ONLY, answer_query, seal
-from ._options import SystemOptions, parse_options
+from ._options import Base, SystemOptions, describe_options, parse_options
 from ._root import ROOTS, RootActor
 from ._state_dir import private_dir, state_dir
 from ._transport import InProcess, MultiProcess
@@ -212,33 +213,40 @@ class System:
         return self._query(GatewayQuery(ident, query), ident, timeout)
 
     # -- public API -------------------------------------------------------------------------------
+    @overload
+    def ask(self, path: str, msg: Asks[ReplyT], timeout: float | None = None) -> ReplyT: ...
+    @overload
+    def ask(self, path: str, msg: Any, timeout: float | None = None) -> Any: ...
     def ask(self, path: str, msg: Any, timeout: float | None = None) -> Any:
         """Send ``msg`` to the actor at ``path`` and return its reply.
 
-        Raises :class:`~stalwart.UnknownPath`, :class:`~stalwart.Timeout`,
+        Type checkers see the reply as ``T`` when the message's class derives from
+        :class:`~stalwart.Asks` ``[T]``, as ``Any`` otherwise (nothing is checked at run
+        time). Raises :class:`~stalwart.UnknownPath`, :class:`~stalwart.Timeout`,
         :class:`~stalwart.BadMessage`, or the error the tree answered with
         (:class:`~stalwart.PoisonMessageError`, :class:`~stalwart.UnknownMessage`...).
         """
+        timeout, ask, late = self._asking(path, msg, timeout)
+        return _answer(self._query(ask, ask.id, timeout, late))
+
+    def _asking(self, path: str, msg: Any, timeout: float | None) -> tuple[float, GatewayAsk, str]:
+        """The checked ask for the root, its timeout, and what to say if it runs out."""
         timeout = self.options.ask_timeout_s if timeout is None else timeout
         self._check_path(path)
         validate_message(msg)
         if isinstance(self._transport, MultiProcess):  # read by the root, which names its type
             msg = seal(msg)
-        ident = next(self._ids)
+        if self._closed:
+            raise SystemStopped("the system has been shut down")
         # the deadline starts here: the time the ask takes to reach the root counts
         deadline = time.time() + timeout if timeout else 0.0
-        value = self._query(
-            GatewayAsk(ident, path, msg, deadline),
-            ident,
-            timeout,
-            f"no reply from {path} within {timeout:g}s",
-        )
-        if isinstance(value, ErrorReply):
-            raise value.exception()
-        return value
+        ask = GatewayAsk(next(self._ids), path, msg, deadline)
+        return timeout, ask, f"no reply from {path} within {timeout:g}s"
 
     def tell(self, path: str, msg: Any) -> None:
-        """Send ``msg`` to the actor at ``path``; no reply. Held while it restarts."""
+        """Send ``msg`` to the actor at ``path``; no reply. Held while it restarts.
+
+        Safe from any thread, and from a coroutine (it does not wait for the tree)."""
         self._check_path(path)
         validate_message(msg)
         if isinstance(self._transport, MultiProcess):
@@ -246,6 +254,23 @@ class System:
         if self._closed:
             raise SystemStopped("the system has been shut down")
         self._transport.tell(self._root, GatewayTell(path, msg))
+
+    @overload
+    async def ask_async(
+        self, path: str, msg: Asks[ReplyT], timeout: float | None = None
+    ) -> ReplyT: ...
+    @overload
+    async def ask_async(self, path: str, msg: Any, timeout: float | None = None) -> Any: ...
+    async def ask_async(self, path: str, msg: Any, timeout: float | None = None) -> Any:
+        """:meth:`ask` for asyncio: ``await system.ask_async(path, msg)`` from any event loop.
+
+        Waits on the loop, not on a thread: thousands may be out at once, and those asked
+        in one turn of the loop travel to the tree together. Raises what :meth:`ask`
+        raises; ``timeout`` counts from the call; cancelling the awaiting task stops the
+        wait. Typed like :meth:`ask`.
+        """
+        timeout, ask, late = self._asking(path, msg, timeout)
+        return _answer(await self._transport.ask_async(self._root, ask, ask.id, timeout, late))
 
     def memory(self) -> Any:
         """The memory-pressure actor's view (a ``MemoryStatus``): level, latest sample, trend,
@@ -620,6 +645,13 @@ class System:
         self._sid = value[2] if self.options.base != "simple" else 0
 
 
+def _answer(value: Any) -> Any:
+    """An ask's reply, or the error the tree answered with, raised."""
+    if isinstance(value, ErrorReply):
+        raise value.exception()
+    return value
+
+
 def _importable_elsewhere(tree: Supervisor) -> None:
     """A child that may run on another node must be importable there: a class written in
     the script that starts the system (``__main__``) is not (a process forked on this host
@@ -636,18 +668,105 @@ def _importable_elsewhere(tree: Supervisor) -> None:
             )
 
 
-def start(tree: Supervisor, base: str = "simple", **options: Any) -> System:
+def start(
+    tree: Supervisor,
+    base: Base = "simple",
+    *,
+    admin_port: int | None = None,
+    start_timeout_s: float = 30.0,
+    shutdown_timeout_s: float = 30.0,
+    ask_timeout_s: float = 5.0,
+    root_max_restarts: int = 1,
+    root_within_s: float = 60.0,
+    state_dir: str | None = None,
+    report_path: str | None = "final-report.json",
+    dead_letter_limit: int = 10_000,
+    event_limit: int = 10_000,
+    loopback_only: bool = True,
+    hang_report_s: float = 10.0,
+    store: str | None = ":memory:",
+    telemetry: dict[str, Any] = {},  # noqa: B006  (never changed: the options copy it)
+    correlator: dict[str, Any] | None = {},  # noqa: B006
+    memory: dict[str, Any] | None = {},  # noqa: B006
+    memory_budget: str | int | None = None,
+    memory_thresholds: tuple[float, float, float] = (70.0, 85.0, 95.0),
+    memory_interval_s: float = 1.0,
+    hold_limit: int = 10_000,
+    chaos: bool = False,
+    node: str | None = None,
+    listen: tuple[str, int] | None = None,
+    capabilities: dict[str, str | int | float | bool] = {},  # noqa: B006
+    cluster: dict[str, Any] = {},  # noqa: B006
+) -> System:
     """Start ``tree`` and return the running :class:`System` once every child has started.
 
-    ``base`` is ``"simple"`` (in-process, the default), ``"multiproc"`` (a process
-    per actor) or ``"tcp"``; other keyword arguments are
-    :class:`~stalwart.supervisors.SystemOptions`. Raises :class:`SpecError` for a
-    bad tree or option, :class:`SystemStopped` if the tree cannot start.
+    Raises :class:`SpecError` naming the option for a bad value (or a bad tree),
+    :class:`SystemStopped` if the tree cannot start. The options are also the keys of a
+    tree file's ``[system]`` table (:class:`~stalwart.supervisors.SystemOptions` holds them,
+    checked):
+
+    - ``base``: ``simple`` (in-process), ``multiproc`` (a process per actor, TCP
+      on loopback), ``tcp`` (multi-host; see the distribution guide).
+    - ``admin_port``: the Thespian admin's port on the multi-process bases
+      (default: a free port).
+    - ``start_timeout_s`` / ``shutdown_timeout_s``: bounds on starting and
+      stopping the whole tree.
+    - ``ask_timeout_s``: default timeout of ``System.ask``.
+    - ``root_max_restarts`` within ``root_within_s``: how often level 5 may
+      restart the whole tree before the system stops in order.
+    - ``state_dir``: the folder for every file the system writes (durable queues,
+      checkpoints, the final report), created private (0700); default
+      ``$STALWART_STATE_DIR`` or ``.stalwart/`` in the working directory. Another
+      user's folder is refused.
+    - ``report_path``: where the final report is written if the system stops at
+      level 5, under ``state_dir`` if relative (``None``: not written to a file).
+    - ``dead_letter_limit`` / ``event_limit``: how many are kept in memory.
+    - ``loopback_only``: keep Thespian's sockets on 127.0.0.1 (see the security notes).
+    - ``hang_report_s``: in-process base, report an actor whose handler has run this long
+      (it cannot be interrupted there; see ``System.hung_actors()``).
+    - ``store``: the recovery store's SQLite file; ``":memory:"`` (the default) records
+      without writing a file, ``None`` turns recording and learning off.
+    - ``telemetry``: settings of the telemetry actor (``flush_rows``, ``flush_interval_s``,
+      ``retention_age_s``, ``retention_rows``, ``stability_window_s``, ``timeout_factor``...).
+    - ``correlator``: settings of the correlator (see ``CorrelatorSettings``: windows,
+      thresholds, ``incident_quiet_s``...); ``None`` turns it and incidents off.
+    - ``memory_budget``: memory for the whole actor tree (``"512MiB"``, ``"2GB"``, bytes):
+      pressure is the summed RSS of its processes against it. Without it, the cgroup
+      v2 limit if there is one, else the machine's memory.
+    - ``memory_thresholds``: warning, critical and emergency percentages.
+    - ``memory_interval_s``: how often memory is sampled.
+    - ``hold_limit``: how many messages may wait for one path (while its actor restarts,
+      or a dependency of it is down); past that a request is answered with
+      ``Overloaded`` and any other message becomes a dead letter.
+    - ``chaos``: accept fault injection (``stalwart chaos``, ``System.inject``); off
+      by default, for trying recovery policies before production.
+    - ``memory``: further settings of the memory-pressure actor (see
+      ``MemorySettings``: ``hysteresis``, ``horizon_s``, ``psi_some``...); ``None``
+      turns it off.
+    - ``node``: on the ``tcp`` base, this node's name in the cluster (default
+      ``"leader"``); the system is then the cluster's leader, that other nodes join.
+    - ``listen``: on the ``tcp`` base, the leader's ``(host, port)`` (default
+      127.0.0.1 and ``admin_port`` or a free port). A host other than loopback
+      also needs ``loopback_only=False``.
+    - ``capabilities``: what this node offers to ``Child.requires`` (``{"zone": "a"}``).
+    - ``cluster``: settings of the node monitor (see ``ClusterSettings``:
+      ``expect_nodes``, ``wait_s``, ``heartbeat_s``, ``phi_threshold``, ``fence_s``...).
     """
+    given = locals()  # (every parameter but ``tree`` is a field of SystemOptions, by name)
     if not isinstance(tree, Supervisor):
         raise SpecError("start", "tree", f"expected a Supervisor, got {tree!r}")
     validate_children(tree.name, tree.children)
-    opts = parse_options({"base": base, **options})
+    options = parse_options({name: given[name] for name in SystemOptions.__struct_fields__})
+    return _start(tree, options)
+
+
+# each option is described once, above, where editors show it; SystemOptions (and the
+# configuration reference generated from it) takes the same words
+describe_options(start.__doc__)
+
+
+def _start(tree: Supervisor, opts: SystemOptions) -> System:
+    """Start ``tree`` with checked options: the work of :func:`start`."""
     if opts.base == "tcp":
         _importable_elsewhere(tree)
     opts = msgspec.structs.replace(opts, state_dir=str(state_dir(opts.state_dir)))

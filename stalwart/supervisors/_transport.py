@@ -12,19 +12,33 @@ so a thread sees the effects of its own ``tell`` and ``record``.
 
 **Multi-process**: the root runs in a process of its own; callers share the
 Thespian endpoint under a lock, each taking it for a short listen at a time.
+
+**asyncio** (``System.ask_async``): a coroutine's ask waits on an asyncio future, not
+on a thread. In-process, the actor thread settles it. Multi-process, one thread per
+system (``stalwart-async``, there while async asks are out) sends what coroutines
+asked, several to an envelope, and listens for every caller's replies.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import itertools
+import logging
 import queue
 import threading
 import time
+import weakref
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+from ..actors._async import close_actor_loop
 from ..actors._runtime import WakeupMessage
-from ..actors._timers import TICK, ExternalClock
+from ..actors._timers import TICK, ExternalClock, timer_now
 from ..actors.errors import StalwartError, SystemStopped, Timeout
+from ..actors.messages import Batch
 from .messages import GatewayCancel, GatewayReply
 
 _LISTEN_S = 0.005  # multi-process: one listen while holding the endpoint
@@ -32,15 +46,88 @@ _FOLLOW_S = 0.01  # multi-process: how often a waiting caller checks whether to 
 _IDLE_S = 0.02  # in-process: the longest the actor thread sleeps (Thespian's own wakeups)
 READ_WAIT_S = 0.05  # in-process: how long a read waits for the reader's own tells
 _TIMERS_EVERY_S = 0.002  # in-process, while messages keep coming: how often timers fire
+log = logging.getLogger("stalwart.system")
+_BUNDLE = 256  # async asks in one envelope at most
+_WINDOW = 64  # multi-process: async asks out at the root at once (the rest wait their turn)
+_PUMP_LISTEN_S = 0.001  # multi-process: the async pump's listen (new asks wait at most that)
 _STOP = object()
 
 
 class _Waiter:
-    __slots__ = ("done", "value")
+    __slots__ = ("done", "notify", "value")
 
-    def __init__(self) -> None:
+    def __init__(self, notify: Callable[[Any], None] | None = None) -> None:
         self.done = threading.Event()
         self.value: Any = None
+        self.notify = notify  # an async ask's: settles its future on its loop
+
+    def settle(self, value: Any) -> None:
+        self.value = value
+        self.done.set()
+        if self.notify is not None:
+            self.notify(value)
+
+
+class _Settler:
+    """Settles futures of one event loop from other threads, many per wake-up of the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.due: list[tuple[asyncio.Future[Any], Any]] = []
+
+    def settle(self, future: asyncio.Future[Any], value: Any) -> None:
+        with self.lock:
+            first = not self.due
+            self.due.append((future, value))
+        if first:
+            with contextlib.suppress(RuntimeError):  # (its loop has closed: nobody waits)
+                self.loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:
+        with self.lock:
+            due, self.due = self.due, []
+        for future, value in due:
+            if not future.done():
+                future.set_result(value)
+
+
+_SETTLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Settler] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _future_waiter() -> tuple[asyncio.Future[Any], _Waiter]:
+    """A waiter that settles an asyncio future of the running loop (from any thread)."""
+    loop = asyncio.get_running_loop()
+    settler = _SETTLERS.get(loop)
+    if settler is None:
+        settler = _SETTLERS[loop] = _Settler(loop)
+    future: asyncio.Future[Any] = loop.create_future()
+    return future, _Waiter(functools.partial(settler.settle, future))
+
+
+async def _await_reply(
+    future: asyncio.Future[Any], timeout: float, late: str, cancel: Callable[[], None]
+) -> Any:
+    try:
+        async with asyncio.timeout(timeout):
+            return await future
+    except TimeoutError:
+        cancel()
+        raise Timeout(late or f"the system did not answer within {timeout:g}s") from None
+
+
+def _runs(items: list[tuple[Any, Any]]) -> list[tuple[Any, list[Any]]]:
+    """(address, message) pairs as runs of messages to one address, in order, each run at
+    most ``_BUNDLE`` long (one envelope each)."""
+    runs: list[tuple[Any, list[Any]]] = []
+    for address, msg in items:
+        if runs and runs[-1][0] == address and len(runs[-1][1]) < _BUNDLE:
+            runs[-1][1].append(msg)
+        else:
+            runs.append((address, [msg]))
+    return runs
 
 
 class InProcess:
@@ -57,6 +144,7 @@ class InProcess:
         self.mine = threading.local()  # per calling thread: the last it handed over
         self.waiters: dict[int, _Waiter] = {}
         self.closed = False
+        self.soon: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
         self.thread = threading.Thread(target=self._run, name="stalwart-actors", daemon=True)
         self.thread.start()
 
@@ -92,6 +180,38 @@ class InProcess:
         finally:
             self.waiters.pop(ident, None)
 
+    async def ask_async(
+        self, address: Any, msg: Any, ident: int, timeout: float, late: str = ""
+    ) -> Any:
+        future, waiter = _future_waiter()
+        self.waiters[ident] = waiter
+        try:
+            self._tell_soon(address, msg)
+
+            def cancel() -> None:
+                if not self.closed:
+                    self.tell(address, GatewayCancel(ident))
+
+            return await _await_reply(future, timeout, late, cancel)
+        finally:
+            self.waiters.pop(ident, None)
+
+    def _tell_soon(self, address: Any, msg: Any) -> None:
+        """Tell ``msg`` once the calling coroutine's loop turn ends, with what other
+        coroutines of that turn asked, in one envelope (the actor thread hands it over once)."""
+        loop = asyncio.get_running_loop()
+        queued = self.soon.get(loop)
+        if queued is None:
+            queued = self.soon[loop] = []
+            loop.call_soon(self._tell_queued, loop)
+        queued.append((address, msg))
+
+    def _tell_queued(self, loop: asyncio.AbstractEventLoop) -> None:
+        queued = self.soon.pop(loop, [])
+        with contextlib.suppress(SystemStopped):  # (their asks end as the system stops)
+            for address, msgs in _runs(queued):
+                self.tell(address, msgs[0] if len(msgs) == 1 else Batch(tuple(msgs)))
+
     def close(self) -> None:
         """Stop the actor thread (after the system has stopped) and wait for it."""
         with self.progress:
@@ -103,9 +223,15 @@ class InProcess:
 
     # -- the actor thread -------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._serve()
+        finally:
+            close_actor_loop()
+
+    def _serve(self) -> None:
         while True:
             nxt = self.clock.next_deadline()
-            wait = _IDLE_S if nxt is None else min(_IDLE_S, max(0.0, nxt - time.monotonic()))
+            wait = _IDLE_S if nxt is None else min(_IDLE_S, max(0.0, nxt - timer_now()))
             try:
                 item = self.inbox.get(timeout=wait) if wait > 0 else self.inbox.get_nowait()
             except queue.Empty:
@@ -134,7 +260,7 @@ class InProcess:
 
     def _fire_timers(self) -> None:
         while True:
-            due = self.clock.pop_due(time.monotonic())
+            due = self.clock.pop_due(timer_now())
             if not due:
                 return
             for address in due:
@@ -146,8 +272,7 @@ class InProcess:
             if isinstance(reply, GatewayReply):
                 waiter = self.waiters.get(reply.id)
                 if waiter is not None:
-                    waiter.value = reply.value
-                    waiter.done.set()
+                    waiter.settle(reply.value)
             reply = self.asys.listen(0.001)
 
 
@@ -167,6 +292,10 @@ class MultiProcess:
         self.waiters: dict[int, _Waiter] = {}
         self.listener: int | None = None  # the caller listening for everyone
         self.closed = False
+        self.outgoing: queue.SimpleQueue[tuple[Any, Any, int]] = queue.SimpleQueue()
+        self.async_out = 0  # async asks waiting for their replies
+        self.in_flight: set[int] = set()  # ... of which sent to the root
+        self.pump: threading.Thread | None = None
 
     def tell(self, address: Any, msg: Any) -> None:
         with self.lock:
@@ -215,8 +344,84 @@ class MultiProcess:
                 with self.waiting_lock:
                     other = self.waiters.get(reply.id)
                 if other is not None:
-                    other.value = reply.value
-                    other.done.set()
+                    other.settle(reply.value)
+
+    async def ask_async(
+        self, address: Any, msg: Any, ident: int, timeout: float, late: str = ""
+    ) -> Any:
+        if self.closed:
+            raise SystemStopped("the system has been shut down")
+        future, waiter = _future_waiter()
+        with self.waiting_lock:
+            self.waiters[ident] = waiter
+            self.async_out += 1
+            self.outgoing.put((address, msg, ident))
+            if self.pump is None:
+                self.pump = threading.Thread(target=self._pump, name="stalwart-async", daemon=True)
+                self.pump.start()
+
+        def cancel() -> None:
+            if not self.closed:
+                self.outgoing.put((address, GatewayCancel(ident), 0))
+
+        try:
+            return await _await_reply(future, timeout, late, cancel)
+        finally:
+            with self.waiting_lock:
+                self.waiters.pop(ident, None)
+                self.async_out -= 1
+                self.in_flight.discard(ident)
+
+    def _pump(self) -> None:
+        """Send what coroutines asked (bundled, ``_WINDOW`` at a time: Thespian's transport
+        slows down with many messages in flight) and listen for replies while any wait."""
+        waiting: deque[tuple[Any, Any, int]] = deque()
+        try:
+            while not self.closed:
+                self._send_outgoing(waiting)
+                with self.waiting_lock:
+                    if not self.async_out and not waiting and self.outgoing.empty():
+                        return
+                with self.lock:
+                    reply = None if self.closed else self.asys.listen(_PUMP_LISTEN_S)
+                if isinstance(reply, GatewayReply):
+                    with self.waiting_lock:
+                        waiter = self.waiters.get(reply.id)
+                        self.in_flight.discard(reply.id)
+                    if waiter is not None:
+                        waiter.settle(reply.value)
+        except SystemStopped:
+            pass
+        finally:
+            with self.waiting_lock:
+                self.pump = None
+
+    def _send_outgoing(self, waiting: deque[tuple[Any, Any, int]]) -> None:
+        while True:
+            try:
+                waiting.append(self.outgoing.get_nowait())
+            except queue.Empty:
+                break
+        leaving: list[tuple[Any, Any]] = []
+        with self.waiting_lock:
+            while waiting:
+                address, msg, ident = waiting[0]
+                if ident:
+                    if ident not in self.waiters:  # timed out before it left
+                        waiting.popleft()
+                        continue
+                    if len(self.in_flight) >= _WINDOW:
+                        break
+                    self.in_flight.add(ident)
+                waiting.popleft()
+                leaving.append((address, msg))
+        for address, msgs in _runs(leaving):
+            try:
+                self.tell(address, msgs[0] if len(msgs) == 1 else Batch(tuple(msgs)))
+            except SystemStopped:
+                raise
+            except Exception:  # (their asks time out, as if lost on the way)
+                log.exception("could not send %d async asks to the root", len(msgs))
 
     def close(self) -> None:
         self.closed = True

@@ -270,7 +270,16 @@ class Breaker(msgspec.Struct, frozen=True, forbid_unknown_fields=True, metaclass
     call_timeout_s: float = 5.0
     open_backoff: float = 1.0
     max_recovery_timeout: float | None = None
-    fallback: tuple[AnyFallback, ...] = ()
+    fallback: Sequence[AnyFallback] = ()
+
+    def __post_init__(self) -> None:
+        # kept as a tuple, so the spec stays hashable whatever sequence held the fallbacks;
+        # anything else stays as given, for check() to name
+        fallback: Any = self.fallback
+        if isinstance(fallback, Fallback):
+            msgspec.structs.force_setattr(self, "fallback", (fallback,))
+        elif isinstance(fallback, (list, tuple)) and all(isinstance(f, Fallback) for f in fallback):
+            msgspec.structs.force_setattr(self, "fallback", tuple(fallback))
 
     def build(self, name: str = "breaker", **extra: Any) -> CircuitBreaker:
         """The :class:`~stalwart.strategies.CircuitBreaker` these settings describe."""
@@ -348,7 +357,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     name: str
     actor: Any
     restart: RestartType = "permanent"
-    depends_on: tuple[str, ...] = ()
+    depends_on: Sequence[str] = ()
     replicas: int = 1
     levels: LevelPolicy | None = None
     checkpoint: Literal["message", "off"] | float = "message"
@@ -379,9 +388,6 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
                 raise SpecError(
                     self.name, "breaker", f"expected a Breaker, got {shown(self.breaker)}"
                 )
-            fallback = self.breaker.fallback
-            if isinstance(fallback, Fallback):
-                msgspec.structs.force_setattr(self.breaker, "fallback", (fallback,))
             self.breaker.check(self.name)
         msgspec.structs.force_setattr(self, "actor", resolve_actor_class(self.name, self.actor))
         if self.restart not in RESTART_TYPES:
@@ -425,17 +431,18 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     to its parent. Every ``health_interval_s`` (0: never) it asks its actors
     whether they are well; one that misses ``health_misses`` checks in a row is
     hung: on the multi-process bases its process is killed once and it is
-    restarted (level 3).
+    restarted (level 3). Sequences given (``children``, ``depends_on``, a breaker's
+    ``fallback``: a list, say) are kept as tuples.
     """
 
     name: str
     strategy: Strategy = "one_for_one"
     max_restarts: int = 3
     within_s: float = 5.0
-    children: tuple[Child | Supervisor, ...] = ()
+    children: Sequence[Child | Supervisor] = ()
     levels: LevelPolicy = msgspec.field(default_factory=LevelPolicy)
     restart: RestartType = "permanent"
-    depends_on: tuple[str, ...] = ()
+    depends_on: Sequence[str] = ()
     start_timeout_s: float = 30.0
     shutdown_s: float = 10.0
     health_interval_s: float = 5.0

@@ -155,22 +155,39 @@ def test_ctrl_c_while_a_command_waits_ends_it_with_exit_code_130_and_no_tracebac
     assert (proc.returncode, out, err) == (130, "", "")
 
 
-def test_status_of_a_tree_on_the_simple_base_says_why_it_cannot_reach_it(tmp_path):
+SLOW_TREE = """
+[supervisor]
+name = "app"
+[[supervisor.children]]
+name = "w"
+actor = "slowly_imported:Worker"
+"""
+SLOW_MODULE = """
+import time
+print("importing slowly_imported", flush=True)
+time.sleep(120)
+from tests.support import Worker
+"""
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_ctrl_c_while_a_tree_files_module_is_imported_is_one_line_and_exit_code_130(
+    tmp_path, command
+):
+    (tmp_path / "slowly_imported.py").write_text(SLOW_MODULE)
+    tree = tmp_path / "slow.toml"
+    tree.write_text(SLOW_TREE)
     env = state_env(tmp_path)
-    proc = run_in_background("run", SHOP, env=env)
-    assert first_line(proc) == "running shop on the simple base\n"
-    reason = (
-        f"tree 'shop' runs on the simple base, inside its `stalwart run` (pid {proc.pid})"
-        " where no other process can reach it: run it with --base multiproc"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tmp_path), env.get("PYTHONPATH")]))
+    proc = run_in_background(command, str(tree), env=env)
+    assert first_line(proc) == "importing slowly_imported\n"  # it is in the import now
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (130, "")
+    assert err == (
+        f"stalwart: {tree}: interrupted while importing 'slowly_imported'"
+        " for app/w (supervisor.children[0])\n"
     )
-    for command in (["status"], ["chaos", SHOP, "--raise", "shop/db"]):
-        out = stalwart(*command, env=env)
-        assert out.returncode == 2 and reason in out.stderr, out.stderr
-    proc.send_signal(signal.SIGTERM)
-    _out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
-    gone = stalwart("status", env=env)
-    assert gone.returncode == 2 and "no running tree noted" in gone.stderr
 
 
 def test_a_note_left_by_a_killed_run_on_the_simple_base_is_no_running_tree(tmp_path):

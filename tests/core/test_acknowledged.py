@@ -24,6 +24,7 @@ from tests.support import (
     pids_in,
     process_gone,
     sigkill,
+    sigkill_actor,
     wait_for,
 )
 
@@ -43,7 +44,7 @@ def test_a_sigkill_right_after_each_reply_loses_no_acknowledged_deposit(make_sys
         total = system.ask("s/ledger", Deposit(i), timeout=15)
         acknowledged.append(i)
         assert total == len(acknowledged)  # each restart began from the last acknowledged
-        sigkill(system.status()["s/ledger"].pid)  # at once, right after the reply
+        sigkill_actor(system, "s/ledger")  # at once, right after the reply
     total, applied, twice = system.ask("s/ledger", Balance(), timeout=15)
     assert (total, applied, twice) == (8, acknowledged, [])
     assert system.status()["s/ledger"].restarts == 8

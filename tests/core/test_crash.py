@@ -8,6 +8,7 @@ import psutil
 import pytest
 
 from stalwart import Child, PoisonMessageError, Supervisor
+from stalwart.testing import wait_for_event
 from tests.support import (
     BarrierWorker,
     Client,
@@ -61,8 +62,8 @@ def test_sigkill_mid_message_restarts_restores_and_handles_it_exactly_once(make_
     status = system.status()
     assert status["s/w"].restarts == 1 and status["s/w"].pid == done.pid
     assert status["s/peer"].pid == peer_pid  # one_for_one at level 3: the sibling is untouched
-    crash = wait_for(lambda: [e for e in system.events() if e.kind == "crash"])
-    assert crash[0].path == "s/w" and crash[0].level == 3
+    crash = wait_for_event(system, "crash")
+    assert crash.path == "s/w" and crash.level == 3
     # what the supervisor tells the root about the crash goes after the fork, in one
     # envelope, and still in order
     kinds = [e.kind for e in system.events() if e.path == "s/w" and e.kind in ("crash", "restart")]

@@ -17,6 +17,7 @@ from stalwart import (
     Supervisor,
     Unavailable,
 )
+from stalwart.testing import wait_for_event
 from tests.support import (
     GetLog,
     Ping,
@@ -69,7 +70,7 @@ def outage_keeps_it_down(make_system, base, tmp_path, **options):
         sigkill_actor(system, "s/w")
     else:
         system.tell("s/w", Work(99, fail_times=-1))
-    wait_for(lambda: any(e.kind == "outage" and e.path == "s/w" for e in system.events()))
+    wait_for_event(system, "outage", "s/w")
     return system, flag
 
 

@@ -12,6 +12,7 @@ from stalwart import (
     Supervisor,
     SystemStopped,
 )
+from stalwart.testing import wait_for_event
 from tests.support import FAST, RESTART_FIRST, Done, Ping, Work, Worker, wait_for
 
 
@@ -39,11 +40,7 @@ def test_each_level_is_reached_in_order_by_a_child_that_keeps_failing(make_syste
     # the fourth restart within 60 s exceeds the supervisor's intensity: it gives up
     with pytest.raises(RecoveryFailed, match="restart intensity of app exceeded"):
         system.ask("app/w", Work(4, fail_times=-1), timeout=10)
-    wait_for(
-        lambda: any(
-            e.kind == "tree-started" and "incarnation 2" in e.detail for e in system.events()
-        )
-    )
+    wait_for_event(system, "tree-started", where=lambda e: "incarnation 2" in e.detail)
     # the whole tree came back and serves again
     assert system.ask("app/w", Ping(7), timeout=10).n == 7
     kinds = [e.kind for e in system.events()]

@@ -18,6 +18,7 @@ from stalwart import (
 )
 from stalwart.actors._runtime import ActorExitRequest
 from stalwart.strategies import Exponential
+from stalwart.testing import wait_for_event
 from tests.support import (
     RESTART_FIRST,
     Burst,
@@ -39,7 +40,6 @@ from tests.support import (
     pids_in,
     process_gone,
     wait_for,
-    wait_for_event,
 )
 
 

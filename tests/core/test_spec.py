@@ -1,10 +1,20 @@
 """Tree specs are validated when declared; errors name the path and the field."""
 
+import inspect
+import pickle
+import subprocess
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stalwart import Breaker, Child, LevelPolicy, SpecError, Supervisor, start
+from stalwart import Asks, Breaker, Child, LevelPolicy, ManagedActor, SpecError, Supervisor, start
+from stalwart.supervisors import CachedReply, DefaultReply, SystemOptions
 from tests.support import Worker
 
 
@@ -63,7 +73,7 @@ def test_actor_classes_can_be_named_as_module_and_class():
 
 
 def test_unknown_start_option_is_named():
-    with pytest.raises(SpecError, match="start: colour: unknown option"):
+    with pytest.raises(TypeError, match="'colour'"):  # (a keyword start() does not have)
         start(Supervisor("s"), colour="blue")
     with pytest.raises(SpecError, match="start: base"):
         start(Supervisor("s"), base="quantum")
@@ -148,3 +158,118 @@ def test_telemetry_settings_are_checked_when_declared():
         with pytest.raises(SpecError) as info:
             start(tree, telemetry=settings)  # refused before anything starts
         assert message in str(info.value)
+
+
+# -- the typed API: sequences, start()'s keywords, typed replies -------------------------------
+
+
+def test_specs_take_any_sequence_and_keep_a_tuple():
+    child = Child("api", Worker, depends_on=["db"])
+    tree = Supervisor("s", children=[Child("db", Worker), child], depends_on=[])
+    assert type(tree.children) is tuple and type(tree.depends_on) is tuple
+    assert child.depends_on == ("db",)
+    from_list = Breaker(fallback=[CachedReply(ttl_s=5), DefaultReply("later")])
+    from_tuple = Breaker(fallback=(CachedReply(ttl_s=5), DefaultReply("later")))
+    assert from_list == from_tuple and hash(from_list) == hash(from_tuple)
+    assert Breaker(fallback=DefaultReply(1)).fallback == (DefaultReply(1),)
+
+
+def test_start_takes_every_system_option_as_a_keyword_of_the_same_type_and_default():
+    parameters = list(inspect.signature(start).parameters.values())[1:]
+    assert [p.name for p in parameters] == list(SystemOptions.__struct_fields__)
+    assert parameters[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD  # start(tree, "tcp")
+    assert {p.kind for p in parameters[1:]} == {inspect.Parameter.KEYWORD_ONLY}
+    hints, types = typing.get_type_hints(start), typing.get_type_hints(SystemOptions)
+    for parameter, field in zip(parameters, msgspec.structs.fields(SystemOptions)):
+        assert hints[parameter.name] == types[field.name], field.name
+        default = field.default
+        if default is msgspec.NODEFAULT:
+            default = field.default_factory()
+        assert parameter.default == default, field.name
+
+
+def test_each_option_is_described_in_starts_docstring_and_in_system_options():
+    for name in SystemOptions.__struct_fields__:
+        assert f"``{name}``" in (start.__doc__ or ""), name
+        assert f"``{name}``" in (SystemOptions.__doc__ or ""), name
+    # (docs/configuration.md is generated from SystemOptions: tests/test_docs.py)
+
+
+def test_a_message_that_declares_its_reply_type_is_still_a_plain_message(make_system, base):
+    assert pickle.loads(pickle.dumps(Balance("a"))) == Balance("a")
+    assert pickle.loads(pickle.dumps(Plain(2))).n == 2
+    assert Balance.__struct_fields__ == ("account",)  # (Asks adds no field)
+    system = make_system(Supervisor("s", children=[Child("teller", Teller)]), base=base)
+    assert system.ask("s/teller", Balance("a"), timeout=10) == 100
+    assert system.ask("s/teller", Plain(2), timeout=10) == "2"
+
+
+def test_type_checkers_see_the_reply_type_a_message_declares(tmp_path):
+    code = """
+from typing import Any, assert_type
+
+import msgspec
+from stalwart import Asks, Child, ManagedActor, Supervisor, System, start
+
+
+class Balance(msgspec.Struct, Asks[int], frozen=True):
+    account: str
+
+
+class Plain(Asks[str]):
+    pass
+
+
+class Untyped(msgspec.Struct, frozen=True):
+    pass
+
+
+def check(system: System) -> None:
+    assert_type(system.ask("s/teller", Balance("a")), int)
+    assert_type(system.ask("s/teller", Plain(), timeout=1), str)
+    assert_type(system.ask("s/teller", Untyped()), Any)
+    tree = Supervisor("s", children=[Child("t", ManagedActor, depends_on=["u"])])
+    start(tree, "multiproc", memory_thresholds=(60, 80, 90), correlator=None).shutdown()
+    start(tree, base="threads")  # E: base
+    start(tree, colour="blue")  # E: colour
+    start(tree, ask_timeout_s="5")  # E: ask_timeout_s
+"""
+    (tmp_path / "typed.py").write_text(code)
+    out = _mypy(tmp_path / "typed.py")
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    lines = code.splitlines()
+    flagged = sorted({int(line.split(":")[1]) for line in errors})
+    expected = [n for n, text in enumerate(lines, 1) if "# E:" in text]
+    assert flagged == expected, out
+
+
+def _mypy(*files: Path) -> str:
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-warn-unused-ignores"]
+        + ["--follow-imports=silent", "--cache-dir", str(root / ".mypy_cache" / "samples")]
+        + [str(f) for f in files],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        cwd=root,
+        check=False,
+    )
+    return out.stdout + out.stderr
+
+
+class Balance(msgspec.Struct, Asks[int], frozen=True):
+    account: str
+
+
+class Plain(Asks[str]):
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+
+class Teller(ManagedActor):
+    def receiveMsg_Balance(self, msg: Balance, sender: Any) -> None:
+        self.reply(sender, 100)
+
+    def receiveMsg_Plain(self, msg: Plain, sender: Any) -> None:
+        self.reply(sender, str(msg.n))

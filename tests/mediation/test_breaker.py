@@ -23,6 +23,7 @@ from stalwart.supervisors import (
     QueueForLater,
     ReducedFunctionality,
 )
+from stalwart.testing import wait_for_event
 from tests.support import (
     BarrierWorker,
     Charge,
@@ -42,7 +43,6 @@ from tests.support import (
     process_gone,
     queued_requests,
     wait_for,
-    wait_for_event,
 )
 
 

@@ -5,6 +5,7 @@ import time
 
 from examples.cascade import InStock, Order, Placed, Stock, shop
 from stalwart import QueuedForLater, StalwartError
+from stalwart.testing import wait_for_event
 from tests.support import queued_requests, wait_for
 
 
@@ -150,9 +151,7 @@ def test_an_incident_stays_open_while_its_cause_is_down_though_nothing_calls_it(
     for client in clients:
         client.join(30)
     assert sorted(answers, key=lambda a: a.item) == [InStock(f"i{i}", 2) for i in range(3)]
-    resolved = wait_for(
-        lambda: [e for e in system.events() if e.kind == "incident-resolved"], timeout=15
-    )
+    resolved = wait_for_event(system, "incident-resolved", timeout=15)
     events = system.events()
     trials = [e.seq for e in events if e.kind == "trial"]
     assert len(incidents_of(system, "shop/db")) == 1  # one incident, resolved once
@@ -162,4 +161,4 @@ def test_an_incident_stays_open_while_its_cause_is_down_though_nothing_calls_it(
         for e in events
         if e.kind == "recovered" and e.strategy == "resume" and max(trials) < e.seq
     ]
-    assert went_through and went_through[0] < resolved[0].seq
+    assert went_through and went_through[0] < resolved.seq

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 
 from stalwart import Child, LevelPolicy, ManagedActor, Supervisor
+from stalwart.testing import wait_for_event
 from tests.support import (
     GATES,
     Gated,
@@ -90,7 +91,7 @@ def test_an_unhealthy_actor_that_heals_is_recovered_and_left_alone(make_system, 
     system = make_system(tree)
     wait_for(lambda: system.ask("s/w", Ping()) >= 1)  # on_retry ran: it tried to heal
     flag.unlink()
-    wait_for(lambda: "recovered" in [e.kind for e in system.events() if e.path == "s/w"])
+    wait_for_event(system, "recovered", "s/w")
     failures = len(levels(system, "s/w"))
     checks = system.ask("s/w", HealthChecks())
     wait_for(lambda: system.ask("s/w", HealthChecks()) >= checks + 5)  # five more, all well

@@ -112,7 +112,7 @@ def test_classification_table_with_real_exceptions(tmp_path, http_status_server)
             False,
         ),
         (http_error(base, 503), C.DEPENDENCY, True),
-        (raised(lambda: {}["missing"]), C.CRASH, True),
+        (raised(lambda: {}["missing"]), C.VALIDATION, False),  # the message's data: final
         (type("WeirdThing", (Exception,), {})("???"), C.UNKNOWN, True),
     ]
     for exc, category, retryable in table:

@@ -65,7 +65,8 @@ class Answer(Command, frozen=True):
 
 
 class DeadLetter(Command, frozen=True):
-    """Set a message aside: a dead letter at the root, then ``error`` to its sender."""
+    """Set a message aside: a dead letter at the root, then ``error`` to its sender.
+    ``refused``: bad input; a request's caller hears why and that is all (no dead letter)."""
 
     path: str
     message: Any
@@ -73,6 +74,7 @@ class DeadLetter(Command, frozen=True):
     error: Any  # a StalwartError
     category: str = ""
     fingerprint: str = ""
+    refused: bool = False
 
 
 class Escalate(Command, frozen=True):

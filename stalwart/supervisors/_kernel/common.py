@@ -125,8 +125,10 @@ def set_aside(
     error: StalwartError,
     now: float,
     poison: bool = False,
+    refused: bool = False,
 ) -> None:
-    """Give up on a message: it becomes a dead letter and its sender gets ``error``."""
+    """Give up on a message: it becomes a dead letter and its sender gets ``error``
+    (``refused``: bad input, answered and not kept when it was a request)."""
     s.failures.pop(record.id, None)
     c = s.children.get(record.child)
     attempt_done(s, out, record, False, now)
@@ -146,5 +148,6 @@ def set_aside(
             error,
             record.info.category,
             record.info.fingerprint,
+            refused,
         )
     )

@@ -83,7 +83,7 @@ def on_failed(s: SupervisorState, e: Failed, out: Out) -> None:
             f"{c.path}: {e.info.error_type}: {e.info.message} ({e.info.category}; not retried)",
             c.path,
         )
-        set_aside(s, out, record, error, now)
+        set_aside(s, out, record, error, now, refused=True)
         return
     dependency = mediation.dependency_down(s, c) if e.info.retryable else None
     if dependency is not None and e.message is not None:
