@@ -56,8 +56,12 @@ class Lab:
                 text=True,
             )
         self.note_file = folder / "state" / "lab.json"
-        wait_for(lambda: self.note_file.exists() or self.proc.poll() is not None, 60, 0.05)
-        assert self.proc.poll() is None, self.proc.stderr.read()
+        try:
+            wait_for(lambda: self.note_file.exists() or self.proc.poll() is not None, 60)
+            assert self.proc.poll() is None, self.proc.stderr.read()
+        except BaseException:  # never leave the run behind (nor its actors: it stops them)
+            self.stop()
+            raise
 
     @property
     def note(self):
@@ -77,7 +81,11 @@ class Lab:
         """SIGTERM, as a service manager stops it; what it wrote."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        _out, err = self.proc.communicate(timeout=60)
+        try:
+            _out, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
         assert self.proc.returncode == 0, err
         return self.out.read_text()
 
@@ -107,7 +115,7 @@ def test_send_tell_sends_without_waiting_for_a_reply(lab):
         out = lab.command("send", "lab/w", "Ping")
         return 7 in json.loads(out.stdout)["state"]["handled"]
 
-    wait_for(handled, 30, 0.1)
+    wait_for(handled, 30)
 
 
 def test_send_to_a_breaker_reaches_the_actor_it_protects(lab):
@@ -240,8 +248,10 @@ def test_the_control_endpoint_is_noted_privately_and_refuses_calls_without_its_t
 
 def test_the_note_and_the_endpoint_go_when_the_tree_stops(tmp_path):
     running = Lab(tmp_path, "simple")
-    host, _, port = running.note["endpoint"].rpartition(":")
-    running.stop()
+    try:
+        host, _, port = running.note["endpoint"].rpartition(":")
+    finally:
+        running.stop()
     assert not running.note_file.exists()
     gone = running.command("status")
     assert gone.returncode == 2 and "no running tree noted" in gone.stderr
