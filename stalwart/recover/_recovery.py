@@ -11,7 +11,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import numpy as np
 
@@ -124,6 +124,12 @@ class Recovery:
         """Recover from ``error`` in this thread (waits block it)."""
         return drive_sync(ladder(self, error, Context.of(context)))
 
+    @overload
+    def protect(self, fn: F, /) -> F: ...
+    @overload
+    def protect(
+        self, fn: None = None, /, *, breaker: bool = False, **context: Any
+    ) -> Callable[[F], F]: ...
     def protect(self, fn: F | None = None, /, *, breaker: bool = False, **context: Any) -> Any:
         """Decorate a sync or async function: a failure goes through :meth:`handle_error`.
 

@@ -8,7 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import msgspec
 
@@ -19,6 +19,7 @@ from ._trend import Trend, fit
 
 log = logging.getLogger("stalwart.resources")
 Action = Callable[[Trend], Any]
+A = TypeVar("A", bound=Action)  # (a decorated action keeps its own type)
 
 
 class Prediction(msgspec.Struct):
@@ -106,6 +107,12 @@ class ResourceWatch:
         self.store, self._own_store = open_store(store)
 
     # -- configuration -------------------------------------------------------------------------
+    @overload
+    def on(self, resource: str, action: A, name: str | None = None) -> A: ...
+    @overload
+    def on(
+        self, resource: str, action: None = None, name: str | None = None
+    ) -> Callable[[A], A]: ...
     def on(self, resource: str, action: Action | None = None, name: str | None = None) -> Any:
         """Register a prevention action for ``resource`` (also a decorator).
 

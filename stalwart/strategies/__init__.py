@@ -47,7 +47,7 @@ from ._database import (
     safe_bulk_insert,
     transaction,
 )
-from ._retry import Retrying, retry
+from ._retry import Retried, Retrying, retry
 from ._retry_state import ResultRejected, RetryState, RetryStats
 from ._selector import DEFAULT_CANDIDATES, AdaptiveSelector, Ranked, StrategyStats
 from ._window import CountWindow, TimeWindow, WindowCounts
@@ -85,6 +85,7 @@ __all__ = [
     "Random",
     "Ranked",
     "ResultRejected",
+    "Retried",
     "RetryBudget",
     "RetryState",
     "RetryStats",

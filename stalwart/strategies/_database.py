@@ -18,13 +18,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 import msgspec
 
 from ._backoff import Backoff, Exponential
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 TRANSIENT_PATTERNS = re.compile(
     r"database is locked|database table is locked|database is busy|deadlock"
@@ -57,6 +58,19 @@ def _connection_of(args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     return None
 
 
+@overload
+def db_retry(fn: Callable[P, T], /) -> Callable[P, T]: ...
+@overload
+def db_retry(
+    fn: None = None,
+    *,
+    attempts: int = 5,
+    backoff: Backoff = ...,
+    retry_if: Callable[[BaseException], bool] = ...,
+    connection: Any = None,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], None] = ...,
+) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
 def db_retry(
     fn: Callable[..., T] | None = None,
     *,

@@ -17,7 +17,7 @@ import random
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, overload
 
 from ._backoff import Backoff, JitterKind, schedule_from
 from ._budget import RetryBudget
@@ -44,6 +44,18 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Retried(Protocol[P, T_co]):
+    """A function :func:`retry` decorated: called as before; ``.retry`` is its policy and
+    ``.statistics`` the statistics of its call running or last completed in this context."""
+
+    retry: Retrying
+    statistics: RetryStats
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> T_co: ...
+
 
 log = logging.getLogger("stalwart.retry")
 
@@ -407,7 +419,7 @@ class Retrying:
         if slept is not None and inspect.isawaitable(slept):
             await slept
 
-    def __call__(self, fn: Callable[P, T]) -> Callable[P, T]:
+    def __call__(self, fn: Callable[P, T]) -> Retried[P, T]:
         """Decorate ``fn`` (a plain or ``async def`` function)."""
         wrapper: Any
         if inspect.iscoroutinefunction(fn):
@@ -443,7 +455,7 @@ def _name(fn: Callable[..., Any]) -> str:
 
 
 @overload
-def retry(fn: Callable[P, T], /) -> Callable[P, T]: ...
+def retry(fn: Callable[P, T], /) -> Retried[P, T]: ...
 
 
 @overload

@@ -228,6 +228,16 @@ def check(system: System) -> None:
     assert_type(system.ask("s/teller", Balance("a")), int)
     assert_type(system.ask("s/teller", Plain(), timeout=1), str)
     assert_type(system.ask("s/teller", Untyped()), Any)
+
+
+async def check_async(system: System, actor: ManagedActor) -> None:
+    assert_type(await system.ask_async("s/teller", Balance("a")), int)
+    assert_type(await system.ask_async("s/teller", Untyped(), timeout=1), Any)
+    assert_type(await actor.ask("s/teller", Plain()), str)
+    assert_type(await actor.ask("s/teller", Balance("a")), str)  # E: the reply is an int
+
+
+def check_start(system: System) -> None:
     tree = Supervisor("s", children=[Child("t", ManagedActor, depends_on=["u"])])
     start(tree, "multiproc", memory_thresholds=(60, 80, 90), correlator=None).shutdown()
     start(tree, base="threads")  # E: base
