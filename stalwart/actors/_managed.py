@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from ..strategies import classify
 from ._async import AsyncHandlers
 from ._calls import Caller, OnError, OnReply
+from ._logs import ACTOR_PATH
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._order import ACK_S, EAGER_ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
 from ._placement import NODE_ENV, fenced, satisfies
@@ -405,6 +406,14 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
 
     # -- dispatch ---------------------------------------------------------------------
     def receiveMessage(self, msg: Any, sender: Any) -> None:
+        # what is logged meanwhile carries the path (coroutines started now keep it)
+        acting = ACTOR_PATH.set(self.path)
+        try:
+            self._sw_receive(msg, sender)
+        finally:
+            ACTOR_PATH.reset(acting)
+
+    def _sw_receive(self, msg: Any, sender: Any) -> None:
         handler = self._sw_table.get(type(msg))
         if handler is not None:
             self._sw_msg = msg  # what a call made from here answers to
@@ -631,6 +640,7 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
 
     def _sw_on_init(self, init: Init, sender: Any) -> None:
         self.path = init.path
+        ACTOR_PATH.set(init.path)  # (until receiveMessage puts the previous back)
         self.supervisor = init.supervisor
         self.root = init.root
         self.incarnation = init.incarnation

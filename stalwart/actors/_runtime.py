@@ -2,15 +2,19 @@
 
 Everything of Stalwart that touches Thespian imports it from here, so the
 runtime's vocabulary (``receiveMessage``, ``wakeupAfter``, ``ChildActorExited``,
-transport settings) stays in one place.
+transport settings) stays in one place; only its logging, which Stalwart takes
+over, is in :mod:`stalwart.actors._logs` and its two neighbours.
 
-**Settings confined to Stalwart's own systems.** Two of Thespian's settings are
+**Settings confined to Stalwart's own systems.** Some of Thespian's settings are
 not per system, so Stalwart changes them only while it creates a system
 (:func:`stalwart_system`) and puts them back at once in the creating process:
 
 - Thespian's TCP transport binds every socket to all interfaces. Stalwart makes
   it bind the address the system advertises (``THESPIAN_BASE_IPADDR``, set to
   127.0.0.1 unless configured otherwise).
+- What the system's processes log goes to the creating process's
+  :class:`~stalwart.actors._log_channel.LogChannel` (:mod:`stalwart.actors._logs`),
+  not to Thespian's logger.
 - Thespian keeps idle TCP connections for 20 minutes and registers every one of
   them with its selector on every turn of an actor's loop; Stalwart closes them
   after 2 seconds, which keeps the per-message cost at raw Thespian's.
@@ -46,7 +50,23 @@ from thespian.actors import (
     WakeupMessage,
 )
 
-RuntimeActor = Actor  # the base of every actor class Stalwart runs
+from ._log_channel import LogChannel
+from ._logs import adopt_actor_logging
+
+
+class _RuntimeActor(Actor):  # type: ignore[misc]
+    """The base of every actor class Stalwart runs.
+
+    In an actor process of its own it first takes over the process's logging, so that
+    what the actor logs reaches the system's owner (see :mod:`stalwart.actors._logs`).
+    """
+
+    def __init__(self) -> None:
+        adopt_actor_logging()
+        super().__init__()
+
+
+RuntimeActor: Any = _RuntimeActor  # (Thespian has no type hints: neither has its base)
 
 __all__ = [
     "THESPIAN_BASES",
@@ -74,7 +94,7 @@ THESPIAN_BASES = {
     "multiproc": "multiprocTCPBase",
     "tcp": "multiprocTCPBase",
 }
-LOG_DEFS: dict[str, Any] = {
+LOG_DEFS: dict[str, Any] = {  # Thespian's logging where no LogChannel takes the records
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"stderr": {"class": "logging.StreamHandler", "level": "WARNING"}},
@@ -252,10 +272,25 @@ def stalwart_system(host: str | None) -> Iterator[None]:
             ) = saved
 
 
-def new_system(base: str, capabilities: dict[str, Any], host: str | None = None) -> Any:
-    """A Thespian ``ActorSystem`` of Stalwart's ``base`` (``simple``, ``multiproc``, ``tcp``)."""
+def new_system(
+    base: str,
+    capabilities: dict[str, Any],
+    host: str | None = None,
+    logs: LogChannel | None = None,
+) -> Any:
+    """A Thespian ``ActorSystem`` of Stalwart's ``base`` (``simple``, ``multiproc``, ``tcp``).
+
+    ``logs``: on a multi-process base, where the records its processes log go (without
+    it, Thespian's own logging keeps them: warnings to standard error). On the
+    in-process base actors log in this process.
+    """
     name = THESPIAN_BASES[base]
     if base == "simple":
         return ActorSystem(name, capabilities, logDefs=False, transientUnique=True)
-    with stalwart_system(host):
-        return ActorSystem(name, capabilities, logDefs=LOG_DEFS, transientUnique=True)
+    with stalwart_system(host), logs.forking() if logs else _no_channel() as log_defs:
+        return ActorSystem(name, capabilities, logDefs=log_defs, transientUnique=True)
+
+
+@contextlib.contextmanager
+def _no_channel() -> Iterator[dict[str, Any]]:
+    yield LOG_DEFS

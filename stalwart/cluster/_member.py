@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Mapping
 from typing import Any
 
+from ..actors._log_channel import LogChannel
 from ..actors._placement import FENCE_ENV, NODE, NODE_ENV, check_requires
 from ..actors._runtime import ActorExitRequest, RuntimeActor, environment, new_system
 from ..actors.errors import SystemStopped
@@ -41,6 +42,7 @@ class Member:
             raise SystemStopped(f"node {name}: its Thespian admin did not answer")
         self.sid = sid  # the session of its admin and actors (what a SIGKILL of the node hits)
         self.folder = ""  # its private folder (the fence file)
+        self.logs: LogChannel | None = None  # what its actors log comes to this process
         self._closed = False
 
     def shutdown(self) -> None:
@@ -52,6 +54,8 @@ class Member:
             self._asys.shutdown()
         finally:
             sweep_session(self.sid)
+            if self.logs is not None:
+                self.logs.close()
             if self.folder:
                 shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -97,14 +101,20 @@ def join(
     bind = host if loopback_only or host not in ("", "0.0.0.0") else None
     folder = tempfile.mkdtemp(prefix="stalwart-node-")  # private (0700): the fence file
     fence = os.path.join(folder, "fenced")
-    with environment(**{NODE_ENV: node, FENCE_ENV: fence}):
-        capabilities = {
-            "Admin Port": port,
-            "Convention Address.IPv4": (leader[0], leader[1]),
-            NODE: node,
-            **caps,
-        }
-        asys = new_system("tcp", capabilities, bind)
-    member = Member(asys, node, (host, port), leader)
-    member.folder = folder
+    logs = LogChannel(folder)
+    try:
+        with environment(**{NODE_ENV: node, FENCE_ENV: fence}):
+            capabilities = {
+                "Admin Port": port,
+                "Convention Address.IPv4": (leader[0], leader[1]),
+                NODE: node,
+                **caps,
+            }
+            asys = new_system("tcp", capabilities, bind, logs)
+        member = Member(asys, node, (host, port), leader)
+    except BaseException:
+        logs.close()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    member.folder, member.logs = folder, logs
     return member

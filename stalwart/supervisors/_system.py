@@ -19,6 +19,8 @@ from uuid import UUID
 import msgspec
 
 from ..actors._asks import Asks, ReplyT
+from ..actors._log_channel import LogChannel, LogStats
+from ..actors._logs import in_process_logs
 from ..actors._managed import redirectable
 from ..actors._placement import NODE, NODE_ENV
 from ..actors._runtime import ActorSystemMessage, InvalidActorAddress, environment, new_system
@@ -183,6 +185,8 @@ class System:
         self._attached = False  # talking to a system another process owns
         self._clock_id = 0
         self._final_report: dict[str, Any] | None = None
+        self._logs: LogChannel | None = None  # the actor processes' records come there
+        self._logs_held = False  # holds in_process_logs (from before its actor system)
         self._transport: InProcess | MultiProcess
         if options.base == "simple":
             clock = ExternalClock()
@@ -502,6 +506,7 @@ class System:
             result["store"] = self._service(StoreDiagnosticsQuery())
         except StalwartError as exc:
             result["store"] = {"error": str(exc)}
+        result["logs"] = msgspec.to_builtins(self.log_stats)
         return result
 
     def serve_api(
@@ -579,6 +584,21 @@ class System:
             if killed:
                 log.warning("killed %d leftover actor process(es): %s", len(killed), killed)
             drop_state(self._state_dir)
+            self._let_go_of_logs()  # (after the processes: what they logged last is in)
+
+    def _let_go_of_logs(self) -> None:
+        if self._logs is not None:
+            self._logs.close()
+        if self._logs_held:
+            self._logs_held = False
+            in_process_logs(False)
+
+    @property
+    def log_stats(self) -> LogStats:
+        """What became of the records the actor processes logged (see the telemetry guide):
+        how many reached this process, how many were dropped because its log handlers did
+        not keep up. All zero on the in-process base, where actors log here directly."""
+        return self._logs.stats if self._logs is not None else LogStats()
 
     @property
     def admin_port(self) -> int | None:
@@ -601,7 +621,13 @@ class System:
         root = asys.createActor(RootActor, globalName=ROOT_NAME)
         system = cls(asys, root, parse_options({"base": "multiproc"}), Supervisor("attached"))
         system._attached = True
-        status = system._gateway(StatusQuery(), timeout=timeout)
+        in_process_logs(True)
+        system._logs_held = True
+        try:
+            status = system._gateway(StatusQuery(), timeout=timeout)
+        except BaseException:
+            system.detach()
+            raise
         system._known = frozenset(s.path for s in status[0])
         system.tree = Supervisor(next((s.path for s in status[0] if "/" not in s.path), "tree"))
         return system
@@ -612,6 +638,7 @@ class System:
             return
         self._closed = True
         self._transport.close()
+        self._let_go_of_logs()
         base = getattr(self._asys, "_systemBase", None)
         if base is not None:  # close our endpoint without asking the admin to shut down
             base.transport.close()
@@ -770,13 +797,23 @@ def _start(tree: Supervisor, opts: SystemOptions) -> System:
     if opts.base == "tcp":
         _importable_elsewhere(tree)
     opts = msgspec.structs.replace(opts, state_dir=str(state_dir(opts.state_dir)))
-    asys = _actor_system(opts)
+    in_process_logs(True)  # (Thespian logs as it starts)
+    logs = _log_channel(opts)
+    try:
+        asys = _actor_system(opts, logs)
+    except BaseException:
+        if logs is not None:
+            logs.close()
+        in_process_logs(False)
+        raise
     system: System | None = None
     try:
         _wait_for_nodes(asys, opts)
         # on the multi-process bases other processes find it by name (System.attach)
         root = asys.createActor(RootActor, globalName=None if opts.base == "simple" else ROOT_NAME)
         system = System(asys, root, opts, tree)
+        system._logs, logs = logs, None
+        system._logs_held = True
         # each actor keeps its checkpoint there before its answers leave: a file of its own
         # where it has a process of its own, a table in this process on the in-process base
         if opts.base == "simple":
@@ -793,6 +830,12 @@ def _start(tree: Supervisor, opts: SystemOptions) -> System:
             CLOCKS.pop(system._clock_id, None)
             ROOTS.pop(system._clock_id, None)
         _abandon(asys, opts)
+        if system is not None:
+            system._let_go_of_logs()
+        else:
+            if logs is not None:
+                logs.close()
+            in_process_logs(False)
         raise
     if opts.base == "simple":
         threading.Thread(
@@ -819,7 +862,18 @@ def _running_handler(thread_id: int) -> tuple[Any, str, str] | None:
 _PORT_TRIES = 3
 
 
-def _actor_system(opts: SystemOptions) -> Any:
+def _log_channel(opts: SystemOptions) -> LogChannel | None:
+    """Where the actor processes' log records come (in the private state folder)."""
+    if opts.base == "simple":
+        return None  # (actors log in this process)
+    try:
+        return LogChannel(str(opts.state_dir))
+    except OSError as exc:
+        log.warning("the actors' log records will not reach this process: %s", exc)
+        return None
+
+
+def _actor_system(opts: SystemOptions, logs: LogChannel | None) -> Any:
     if opts.base == "simple":
         return new_system("simple", {})
     host: str | None = "127.0.0.1" if opts.loopback_only else None
@@ -844,7 +898,7 @@ def _actor_system(opts: SystemOptions) -> Any:
             }
         try:
             with environment(**node):
-                return new_system(opts.base, capabilities, host)
+                return new_system(opts.base, capabilities, host, logs)
         except InvalidActorAddress:
             if attempt == tries:
                 raise

@@ -8,6 +8,7 @@ later with :class:`RecoveryStore`, or render it with :func:`report_text` and
 
 from typing import Any
 
+from ..actors._log_channel import LogStats
 from ..supervisors._plan import dependency_graph
 from ..supervisors._services import register_service
 from ..supervisors.spec import Child
@@ -112,6 +113,7 @@ __all__ = [
     "InsightsQuery",
     "LearnedQuery",
     "LearnedState",
+    "LogStats",
     "MemoryEvent",
     "Metrics",
     "MetricsQuery",
