@@ -117,7 +117,9 @@ def scenarios(system: System, backend, critical: bool) -> list[tuple[str, Callab
         print(f"    -> the tree {'stopped' if stopped else 'kept running'} through the outage")
 
     def level5() -> None:
-        result = system.request_recovery(RecoveryRequest("shop", 5, "operator: --critical"))
+        result = system.request_recovery(
+            RecoveryRequest("shop", 5, "operator: --critical", by="operator")
+        )
         print(f"    -> {result}")
 
     steps = [

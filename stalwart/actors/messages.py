@@ -89,12 +89,14 @@ class RecoveryRequest(msgspec.Struct, frozen=True):
     Level 1 runs the actor's ``on_retry`` hook, 2 its ``on_adjust`` and
     ``on_retry`` hooks, 3 restarts it, 4 restarts its subtree per its
     supervisor's strategy, 5 takes the system-wide measures. Answered with a
-    :class:`RecoveryResult`.
+    :class:`RecoveryResult`. ``by`` says who asks (``"api"``, ``"dashboard"``, ``"cli"``,
+    ``"memory"``...): the recovery store records it with the attempt.
     """
 
     target: str
     level: int
     reason: str = ""
+    by: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.level, int) or not 1 <= self.level <= 5:

@@ -52,7 +52,7 @@ class Steer:
         if path not in self.system.status().by_path():
             raise UsageError(f"unknown actor path {path!r}")
         try:
-            return self.system.request_recovery(RecoveryRequest(path, level, reason))
+            return self.system.request_recovery(RecoveryRequest(path, level, reason, by="cli"))
         except StalwartError as exc:
             raise UsageError(str(exc)) from None
 

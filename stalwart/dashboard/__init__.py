@@ -8,7 +8,7 @@ headline figures, and (with the API token) recovery actions. The page polls
 
 from ._files import PAGE_HEADERS, static_file
 from ._snapshot import Snapshots, headline, with_breaker_badges
-from ._timeline import Episode, Step, Timeline
+from ._timeline import Episode, Step, Timeline, error_groups
 
 __all__ = [
     "PAGE_HEADERS",
@@ -16,6 +16,7 @@ __all__ = [
     "Snapshots",
     "Step",
     "Timeline",
+    "error_groups",
     "headline",
     "static_file",
     "with_breaker_badges",

@@ -7,6 +7,11 @@ alerts), which actors answer, are read at most once per ``slow_s``, in the
 background: a poll never waits for them (until the first read is back, the
 snapshot says ``"figures": "reading"``), so the page keeps answering while an
 actor's handler holds the in-process base for seconds.
+
+What a snapshot says follows the system: ``live`` only while a tree is attached and
+running; an incident still open once the system has stopped is ``unresolved``, and one
+read from a store file whose writer has not said it stopped is ``open`` (as last
+recorded), never ``recovering``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ._timeline import Timeline
+from ._timeline import Timeline, error_groups, shown_outcome
 
 OPEN_BREAKER_STATES = frozenset({"open", "forced_open", "half_open"})
 PROTECTED = ".protected"
@@ -32,6 +37,7 @@ class Source(Protocol):
     def memory(self) -> dict[str, Any] | None: ...
     def metrics(self, window_s: float | None, path: str | None) -> Any: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
+    def quiet_periods(self) -> dict[str, float]: ...
 
 
 def with_breaker_badges(nodes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -60,15 +66,17 @@ class Snapshots:
     def __init__(self, source: Source, slow_s: float = 1.0, keep: int = 200) -> None:
         self.source = source
         self.slow_s = slow_s
-        self.timeline = Timeline(keep)
+        self.timeline = Timeline(keep, source.quiet_periods())
         self._lock = threading.Lock()
         self._slow: dict[str, Any] = {"metrics": {}, "memory": None, "alerts": []}
         self._slow_at = float("-inf")  # never read yet
         self._reading = False  # a background read of the slow figures is under way
 
     def snapshot(self, episodes: int = 100) -> dict[str, Any]:
-        """The tree, the newest ``episodes`` of the timeline, memory and the headline."""
+        """The tree, the newest ``episodes`` of the timeline (and as many error groups),
+        memory and the headline."""
         name, phase, nodes = self.source.tree()
+        live = bool(nodes) and phase != "stopped"
         nodes = with_breaker_badges(nodes)
         incidents = self.source.incidents()
         with self._lock:
@@ -80,7 +88,8 @@ class Snapshots:
             self.timeline.feed(self.source.events(self.timeline.seq))
             self.timeline.attach_incidents(incidents)
             slow, ready = self._slow, self._slow_at > float("-inf")
-            timeline = [msgspec.to_builtins(e) for e in self.timeline.newest(episodes)]
+            timeline = [as_shown(e, live, phase) for e in self.timeline.newest(episodes)]
+            groups = error_groups(self.timeline.newest(self.timeline.keep), live, phase, episodes)
             seq = self.timeline.seq
         open_breakers = sorted(
             {
@@ -94,10 +103,11 @@ class Snapshots:
             "time": time.time(),
             "name": name,
             "phase": phase,
-            "live": bool(nodes),
+            "live": live,
             "seq": seq,
             "tree": nodes,
             "timeline": timeline,
+            "groups": groups,
             "figures": "ready" if ready else "reading",
             "memory": slow["memory"],
             "headline": headline(slow["metrics"], open_breakers, slow["alerts"]),
@@ -117,15 +127,27 @@ class Snapshots:
                 self._reading = False
 
 
+def as_shown(episode: Any, live: bool, phase: str) -> dict[str, Any]:
+    """An episode as the page shows it (see :func:`shown_outcome`)."""
+    shown: dict[str, Any] = msgspec.to_builtins(episode)
+    shown["outcome"] = shown_outcome(shown["outcome"], live, phase)
+    return shown
+
+
 def headline(
     metrics: dict[str, Any], open_breakers: list[str], alerts: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The figures at the top of the page."""
+    """The figures at the top of the page: incidents first, then the attempts they took."""
     return {
-        "success_rate": metrics.get("success_rate"),
-        "p50_s": metrics.get("p50_s"),
-        "p95_s": metrics.get("p95_s"),
+        "incidents": metrics.get("incidents", 0),
+        "incidents_recovered": metrics.get("incidents_recovered", 0),
+        "incidents_given_up": metrics.get("incidents_given_up", 0),
+        "incidents_open": metrics.get("incidents_open", 0),
+        "incident_success_rate": metrics.get("incident_success_rate"),
+        "mttr_p50_s": metrics.get("mttr_p50_s"),
+        "mttr_p95_s": metrics.get("mttr_p95_s"),
         "attempts": metrics.get("attempts", 0),
+        "attempt_success_rate": metrics.get("attempt_success_rate"),
         "errors": metrics.get("errors", 0),
         "restarts": metrics.get("restarts", 0),
         "open_breakers": open_breakers,

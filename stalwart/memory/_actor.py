@@ -233,7 +233,7 @@ class MemoryPressureActor(ManagedActor):
         largest = sorted(sizes, reverse=True)[: self.settings.restart_largest]
         for size, path in largest:
             reason = f"memory emergency: its process holds {size / 2**20:.0f} MiB"
-            self.send(self.root, RecoveryRequest(path, 3, reason))
+            self.send(self.root, RecoveryRequest(path, 3, reason, by="memory"))
         return tuple(path for _size, path in largest)
 
     def receiveMsg_RecoveryResult(self, msg: Any, sender: Any) -> None:

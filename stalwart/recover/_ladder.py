@@ -158,7 +158,12 @@ def _strategy(
             return False, value
         return (yield from _after_reset(r, run))
     if strategy in ("restart_subtree", "restart_tree"):
-        request = RecoveryRequest(str(ctx.target), level, f"{ctx.service}: {describe(run.last)}")
+        request = RecoveryRequest(
+            str(ctx.target),
+            level,
+            f"{ctx.service}: {describe(run.last)}",
+            by=f"recovery of {ctx.service}",
+        )
         ok, result = yield Blocking(lambda: r.system.request_recovery(request))
         if not ok or not result.ok:
             detail = result if not ok else RuntimeError(result.detail)

@@ -50,6 +50,7 @@ from ..supervisors.queries import (
 )
 from ._registry import Registry
 from .messages import (
+    Attempt,
     CorrelatorQuery,
     DeadLetter,
     DeadLetterNote,
@@ -488,7 +489,10 @@ class Gateway(Caller):
         self._recovery_ids += 1
         rid = self._recovery_ids
         self.recoveries[rid] = (reply_to, gateway_id, req, time.monotonic())
-        self.record("recovery-request", req.target, level=req.level, detail=req.reason)
+        who = requester(req, gateway_id)
+        self.record(
+            "recovery-request", req.target, level=req.level, detail=f"{req.reason} (by {who})"
+        )
         assert self.tree is not None
         group_hint = (
             " (a replica group: name one replica)" if self.registry.is_group(req.target) else ""
@@ -528,17 +532,38 @@ class Gateway(Caller):
         result = RecoveryResult(
             req.target, req.level, ok, detail, 1000 * (time.monotonic() - started)
         )
+        who = requester(req, gateway_id)
         self.record(
             "recovery-result",
             req.target,
             level=req.level,
-            detail=f"{'ok' if ok else 'failed'}: {detail}",
+            detail=f"{'ok' if ok else 'failed'}: {detail} (by {who})",
             duration_ms=result.duration_ms,
         )
+        # recorded like the tree's own attempts, with who asked
+        attempt = Attempt(
+            time.time(),
+            req.target,
+            "RecoveryRequest",
+            "requested",
+            "",
+            req.level,
+            "requested",
+            ok,
+            result.duration_ms / 1000,
+            requested_by=who,
+        )
+        self.to_telemetry(attempt, None)
         if gateway_id is None:
             self.send(reply_to, result)
         else:
             self.send(reply_to, GatewayReply(gateway_id, result))
+
+
+def requester(req: RecoveryRequest, gateway_id: int | None) -> str:
+    """Who asked for ``req``: its ``by``, else ``system`` (``System.request_recovery``) or
+    ``actor`` (an actor sent it to the root)."""
+    return req.by or ("system" if gateway_id is not None else "actor")
 
 
 def answer_query(root: Any, query: Any) -> Any:

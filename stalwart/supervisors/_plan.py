@@ -86,6 +86,23 @@ def dependency_graph(tree: Supervisor) -> dict[str, tuple[str, ...]]:
     return graph
 
 
+def quiet_periods(tree: Supervisor) -> dict[str, float]:
+    """Every actor path of ``tree`` and its ladder's ``quiet_period_s`` (how long the tree
+    remembers a failure of it)."""
+    found: dict[str, float] = {}
+
+    def walk(sup: Supervisor, base: str) -> None:
+        for slot in expand(sup.children):
+            path = f"{base}/{slot.name}"
+            found[path] = (getattr(slot.spec, "levels", None) or sup.levels).quiet_period_s
+            if slot.role == "supervisor":
+                assert isinstance(slot.spec, Supervisor)
+                walk(slot.spec, path)
+
+    walk(tree, tree.name)
+    return found
+
+
 def start_order(slots: Sequence[Slot]) -> list[Slot]:
     """Topological order of ``slots`` by ``depends_on``; stable for independent slots."""
     remaining = list(slots)

@@ -81,6 +81,10 @@ class Routing(Caller):
         orphaned = self.registry.take_lost(msg.path)  # died with its supervisor
         died = msg.died or orphaned
         self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned, died=died)
+        if msg.incarnation > 1:  # a new instance serves: what took the last one down is over
+            self.record(
+                "restarted", msg.path, level=msg.level, detail=f"incarnation {msg.incarnation}"
+            )
         self.incident_holds_for(msg)
         self.answer_when_all_registered()
 

@@ -416,7 +416,8 @@ class System:
         return value
 
     def metrics(self, window_s: float | None = None, path: str | None = None) -> Any:
-        """Success rate, mean/p50/p95 time to recover, failures, error frequency, restarts."""
+        """Incidents (how many, how many recovered, their times to recover), the attempts they
+        took, errors per minute, restarts: a ``Metrics`` (docs/guide-telemetry.md#metrics)."""
         return self._service(checked(MetricsQuery, window_s=window_s, path=path))
 
     def errors(

@@ -385,7 +385,11 @@ class TelemetryRecord(msgspec.Struct, frozen=True):
 
 
 class Attempt(TelemetryRecord, frozen=True):
-    """One recovery attempt: which strategy ran at which level, and how it went."""
+    """One recovery attempt: which strategy ran at which level, and how it went.
+
+    ``requested_by`` names who asked for it when it was a ``RecoveryRequest`` (the API,
+    the dashboard, the memory service, ``System.request_recovery``...).
+    """
 
     time: float
     path: str
@@ -398,6 +402,7 @@ class Attempt(TelemetryRecord, frozen=True):
     duration_s: float
     mem_delta_bytes: int = 0
     cpu_delta_s: float = 0.0
+    requested_by: str = ""
 
 
 class MemoryEvent(TelemetryRecord, frozen=True):

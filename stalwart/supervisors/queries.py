@@ -93,7 +93,7 @@ class LearnedQuery(StoreQuery, frozen=True):
 
 
 class MetricsQuery(StoreQuery, frozen=True):
-    """Success rate, times to recover, failures, restarts (over ``window_s``, for ``path``)."""
+    """Incidents, times to recover, attempts, errors, restarts (over ``window_s``, for ``path``)."""
 
     window_s: Window | None = None
     path: str | None = None

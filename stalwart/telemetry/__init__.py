@@ -9,7 +9,8 @@ later with :class:`RecoveryStore`, or render it with :func:`report_text` and
 from typing import Any
 
 from ..actors._log_channel import LogStats
-from ..supervisors._plan import dependency_graph
+
+from ..supervisors._plan import dependency_graph, quiet_periods
 from ..supervisors._services import register_service
 from ..supervisors.spec import Child
 from ._actor import TelemetryActor
@@ -33,9 +34,10 @@ from ._insights import (
     insights,
     score_predictions,
 )
+from ._metrics import Metrics
 from ._report import render_html, report_text, write_html_report
 from ._settings import TelemetrySettings, check_telemetry
-from ._store import Metrics, RecoveryStore
+from ._store import RecoveryStore
 from .messages import (
     Alert,
     AlertsQuery,
@@ -62,7 +64,7 @@ from .messages import (
 def _telemetry_service(options: Any, tree: Any) -> Child | None:
     if options.store is None:
         return None
-    settings = {"path": options.store, **options.telemetry}
+    settings = {"path": options.store, **options.telemetry, "quiet_periods": quiet_periods(tree)}
     return Child("telemetry", TelemetryActor, checkpoint="off", options=settings)
 
 

@@ -19,11 +19,18 @@ import numpy as np
 
 from ..actors import ManagedActor
 from ..strategies import AdaptiveSelector
+from ..supervisors._incident_log import Incident, IncidentLog
 from ..supervisors._kernel.state import TREE_CANDIDATES
 from ..supervisors.messages import DeadLetter, Event
-from ._alerts import DEFAULT_RULES, AlertManager, AlertRule
+from ._alerts import DEFAULT_RULES, AlertManager, AlertRule, alert_values
 from ._insights import insights
-from ._rows import attempt_row, error_seen_statements, event_row, recovered_statement
+from ._rows import (
+    attempt_row,
+    error_seen_statements,
+    event_row,
+    incident_statement,
+    recovered_statement,
+)
 from ._store import RecoveryStore, Statement, checkpoint_statement, strategy_score_statements
 from .messages import (
     Alert,
@@ -52,14 +59,15 @@ _DURATIONS_KEPT = 200
 
 
 class TelemetryActor(ManagedActor):
-    """Records recovery attempts, events, dead letters, checkpoints and alerts.
+    """Records recovery attempts, events, incidents, dead letters, checkpoints and alerts.
 
     Options (``Child(..., options=...)``, set by ``start(store=...)``): ``path``
     (SQLite file or ``":memory:"``), ``flush_rows``, ``flush_interval_s``,
     ``retention_age_s``, ``retention_rows``, ``stability_window_s``,
     ``timeout_percentile``, ``timeout_factor``, ``timeout_min_s``, ``timeout_max_s``,
-    ``alert_window_s``, ``alert_interval_s`` and ``alert_rules`` (a list of
-    :class:`AlertRule`).
+    ``alert_window_s``, ``alert_interval_s``, ``alert_rules`` (a list of
+    :class:`AlertRule`) and ``quiet_periods`` (each actor path's ``quiet_period_s``, for
+    the incidents: see :class:`~stalwart.supervisors._incident_log.IncidentLog`).
     """
 
     def on_start(self) -> None:
@@ -94,10 +102,16 @@ class TelemetryActor(ManagedActor):
         self.memory_percent: float | None = None
         self.subscribers: list[Any] = []
         self.flushes = 0
+        quiet = dict(o.get("quiet_periods") or {})
+        self.incidents = IncidentLog(quiet)
+        self.changed: dict[int, Incident] = {}  # incidents to write at the next flush
+        self.run = self.store.start_run(quiet)
         self.after(self.flush_interval_s, "flush")
 
     def on_stop(self) -> None:
+        self.track(self.incidents.end_all(time.time()))  # what is still open is unresolved
         self.flush()
+        self.store.stop_run(self.run)
         self.store.close()
 
     # -- what the tree reports --------------------------------------------------------
@@ -119,10 +133,20 @@ class TelemetryActor(ManagedActor):
                     (e.time, e.path, e.path + "/%"),
                 )
             )
+        self.track(self.incidents.feed(e))
         self.maybe_flush()
+
+    def track(self, incidents: list[Incident]) -> None:
+        for incident in incidents:
+            self.changed[incident.id] = incident
 
     def receiveMsg_Attempt(self, a: Attempt, sender: Any) -> None:
         self.add("recovery_performance", attempt_row(a))
+        if a.requested_by:  # an operator's (or a service's) request: no failure to learn from
+            self.maybe_flush()
+            return
+        found = self.incidents.attempt(a.path, a.fingerprint, a.success, a.duration_s)
+        self.track([found] if found is not None else [])
         if a.strategy in TREE_CANDIDATES.get(a.level, ()):
             self.selector.record(a.category, a.level, a.strategy, a.success, a.duration_s)
             self.scores_dirty = True
@@ -265,6 +289,9 @@ class TelemetryActor(ManagedActor):
         for key in self.timeouts_dirty:
             statements.append(self.timeout_statement(key))
         self.timeouts_dirty = set()
+        for incident in self.changed.values():
+            statements.append(incident_statement(incident, f"{self.run}.{incident.id}"))
+        self.changed = {}
         if now >= self.alerts_due:
             self.alerts_due = now + self.alert_interval_s
             self.evaluate_alerts(now)
@@ -274,8 +301,10 @@ class TelemetryActor(ManagedActor):
         self.statements, self.pending = [], 0
         self.store.write_batch(rows, statements)
         self.flushes += 1
-        if self.flushes % 100 == 0 and any(self.retention):
-            self.store.retain(*self.retention)
+        if self.flushes % 100 == 0:
+            self.incidents.prune(now)
+            if any(self.retention):
+                self.store.retain(*self.retention)
 
     # -- learning ----------------------------------------------------------------------------
     def _load_durations(self) -> None:
@@ -315,18 +344,8 @@ class TelemetryActor(ManagedActor):
 
     # -- alerts --------------------------------------------------------------------------------
     def evaluate_alerts(self, now: float) -> None:
-        m = self.store.metrics(self.alert_window_s, now=now) if self.store else None
-        if m is None:
-            return
-        values = {
-            "recovery_p95_s": m.p95_s,
-            "success_rate_pct": None
-            if m.success_rate is None or m.attempts < 5
-            else 100 * m.success_rate,
-            "errors_per_min": m.errors_per_min,
-            "memory_percent": self.memory_percent,
-        }
-        for alert in self.alerts.evaluate(values, now):
+        m = self.store.metrics(self.alert_window_s, now=now)
+        for alert in self.alerts.evaluate(alert_values(m, self.memory_percent), now):
             self.record_alert(alert)
 
     def record_alert(self, alert: Alert) -> None:

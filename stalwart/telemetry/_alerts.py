@@ -7,7 +7,11 @@ from typing import Literal
 
 import msgspec
 
+from ._metrics import Metrics
 from .messages import Alert
+
+MIN_INCIDENTS = 1  # ended incidents before the incident success rate is judged
+MIN_ATTEMPTS = 5  # attempts before the attempt success rate is judged
 
 
 class AlertRule(msgspec.Struct, frozen=True):
@@ -44,11 +48,38 @@ class AlertRule(msgspec.Struct, frozen=True):
 
 
 DEFAULT_RULES = (
-    AlertRule("recovery_time", "recovery_p95_s", 5.0, 10.0, "above", unit="s"),
-    AlertRule("success_rate", "success_rate_pct", 80.0, 60.0, "below", unit="%"),
+    AlertRule("recovery_time", "mttr_p95_s", 5.0, 10.0, "above", unit="s"),
+    AlertRule("success_rate", "incident_success_pct", 80.0, 60.0, "below", unit="%"),
     AlertRule("error_frequency", "errors_per_min", 10.0, 30.0, "above", unit="/min"),
     AlertRule("memory_level", "memory_percent", 85.0, 95.0, "above", unit="%"),
 )
+
+
+def alert_values(m: Metrics, memory_percent: float | None) -> dict[str, float | None]:
+    """What a rule's ``metric`` may name, from the figures over the alert window.
+
+    A success rate is None (judged neither way) until enough has ended to judge it:
+    :data:`MIN_INCIDENTS` incidents, :data:`MIN_ATTEMPTS` attempts.
+    """
+    ended = m.incidents_recovered + m.incidents_given_up
+    incident_rate = m.incident_success_rate
+    attempt_rate = m.attempt_success_rate
+    return {
+        "mttr_p50_s": m.mttr_p50_s,
+        "mttr_p95_s": m.mttr_p95_s,
+        "mttr_p99_s": m.mttr_p99_s,
+        "incident_success_pct": None
+        if incident_rate is None or ended < MIN_INCIDENTS
+        else 100 * incident_rate,
+        "incidents_open": float(m.incidents_open),
+        "attempt_success_pct": None
+        if attempt_rate is None or m.attempts < MIN_ATTEMPTS
+        else 100 * attempt_rate,
+        "attempt_p95_s": m.attempt_p95_s,
+        "errors_per_min": m.errors_per_min,
+        "memory_percent": memory_percent,
+    }
+
 
 AlertListener = Callable[[Alert], None]
 

@@ -17,18 +17,19 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Annotated, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ..dashboard import PAGE_HEADERS, Snapshots, static_file
+from ..supervisors._plan import quiet_periods
 from ..supervisors.queries import ErrorsQuery, HistoryQuery, InsightsQuery, MetricsQuery
 from ._insights import insights
+from ._prometheus import Collector
 from ._store import RecoveryStore
 
 log = logging.getLogger("stalwart.api")
@@ -55,7 +56,8 @@ class Backend(Protocol):
     def events(self, since: int) -> list[Any]: ...
     def incidents(self) -> list[dict[str, Any]]: ...
     def memory(self) -> dict[str, Any] | None: ...
-    def request_recovery(self, path: str, level: int, reason: str) -> Any: ...
+    def request_recovery(self, path: str, level: int, reason: str, by: str) -> Any: ...
+    def quiet_periods(self) -> dict[str, float]: ...
 
 
 class ApiError(Exception):
@@ -88,6 +90,7 @@ class RecoverBody(msgspec.Struct, forbid_unknown_fields=True):
     path: str
     level: Annotated[int, msgspec.Meta(ge=1, le=5)]
     reason: str = "requested from the API"
+    by: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] = "api"
 
 
 class DashboardQuery(msgspec.Struct, forbid_unknown_fields=True):
@@ -122,62 +125,6 @@ def parse_body(body: bytes, shape: type[Any]) -> Any:
         raise _invalid(exc) from None
 
 
-# -- Prometheus ------------------------------------------------------------------------------
-
-
-class _Collector:
-    """Reads the backend at scrape time."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-
-    def collect(self) -> Iterator[Metric]:
-        m = self.backend.metrics(None, None)
-        attempts = CounterMetricFamily(
-            "stalwart_recovery_attempts", "Recovery attempts per level", labels=["level"]
-        )
-        for level, n in sorted(m.by_level.items()):
-            attempts.add_metric([str(level)], n)
-        yield attempts
-        yield GaugeMetricFamily(
-            "stalwart_recovery_success_ratio",
-            "Share of recovery attempts that worked",
-            value=m.success_rate if m.success_rate is not None else 0.0,
-        )
-        seconds = GaugeMetricFamily(
-            "stalwart_recovery_seconds",
-            "Time to recover (successful attempts)",
-            labels=["quantile"],
-        )
-        for q, v in (("0.5", m.p50_s), ("0.95", m.p95_s)):
-            seconds.add_metric([q], v if v is not None else 0.0)
-        yield seconds
-        yield CounterMetricFamily(
-            "stalwart_recovery_failures", "Recovery attempts that failed", value=m.failures
-        )
-        yield CounterMetricFamily("stalwart_errors", "Failures seen by the tree", value=m.errors)
-        yield GaugeMetricFamily(
-            "stalwart_open_breakers", "Circuit breakers open", value=len(m.open_breakers)
-        )
-        actors = self.backend.actors()
-        if actors:
-            level = GaugeMetricFamily(
-                "stalwart_actor_level", "Current recovery level", labels=["path"]
-            )
-            restarts = CounterMetricFamily("stalwart_actor_restarts", "Restarts", labels=["path"])
-            for a in actors:
-                level.add_metric([a["path"]], a["level"])
-                restarts.add_metric([a["path"]], a["restarts"])
-            yield level
-            yield restarts
-        alerts = GaugeMetricFamily(
-            "stalwart_alerts_active", "Active alerts", labels=["rule", "severity"]
-        )
-        for a in self.backend.alerts(True):
-            alerts.add_metric([a["rule"], a["severity"]], 1)
-        yield alerts
-
-
 # -- routing ---------------------------------------------------------------------------------
 
 Route = tuple[str, re.Pattern[str], bool, Callable[..., Any]]
@@ -191,7 +138,7 @@ class Api:
         self.token = token
         self.snapshots = Snapshots(backend)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(_Collector(backend))  # type: ignore[arg-type]
+        self.registry.register(Collector(backend))  # type: ignore[arg-type]
         self.routes: list[Route] = [
             ("GET", re.compile(r"/api/errors"), False, self.list_errors),
             ("GET", re.compile(r"/api/errors/(\d{1,18})"), False, self.get_error),
@@ -281,7 +228,7 @@ class Api:
 
     def request_recovery(self, *, query: Any, body: bytes) -> Any:
         b = parse_body(body, RecoverBody)
-        result = self.backend.request_recovery(b.path, b.level, b.reason)
+        result = self.backend.request_recovery(b.path, b.level, b.reason, b.by)
         if not result.ok and result.detail.startswith("unknown actor path"):
             raise ApiError(400, result.detail, "path")
         return result
@@ -631,7 +578,12 @@ class SystemBackend:
         return self.system.insights(window_s)
 
     def tree(self) -> tuple[str, str, list[dict[str, Any]]]:
-        status = self.system.status()
+        from ..actors.errors import StalwartError
+
+        try:
+            status = self.system.status()
+        except StalwartError:  # shut down (the server outlived it for a moment)
+            return self.system.tree.name, "stopped", []
         return self.system.tree.name, status.phase, [msgspec.to_builtins(s) for s in status]
 
     def events(self, since: int) -> list[Any]:
@@ -670,10 +622,13 @@ class SystemBackend:
             ],
         }
 
-    def request_recovery(self, path: str, level: int, reason: str) -> Any:
+    def request_recovery(self, path: str, level: int, reason: str, by: str) -> Any:
         from ..actors.messages import RecoveryRequest
 
-        return self.system.request_recovery(RecoveryRequest(path, level, reason))
+        return self.system.request_recovery(RecoveryRequest(path, level, reason, by))
+
+    def quiet_periods(self) -> dict[str, float]:
+        return quiet_periods(self.system.tree)
 
 
 class StoreBackend:
@@ -732,7 +687,10 @@ class StoreBackend:
         return insights(self.store, window_s)
 
     def tree(self) -> tuple[str, str, list[dict[str, Any]]]:
-        return self.path, "recorded", []
+        """No live tree; the phase is ``stopped`` once the recorded system stopped, else
+        ``recorded`` (the file may still be written, or its writer was cut short)."""
+        run = self.store.latest_run()
+        return self.path, "stopped" if run and run["stopped"] else "recorded", []
 
     def events(self, since: int) -> list[Any]:
         rows = self.store.query(
@@ -766,5 +724,9 @@ class StoreBackend:
             ],
         }
 
-    def request_recovery(self, path: str, level: int, reason: str) -> Any:
+    def request_recovery(self, path: str, level: int, reason: str, by: str) -> Any:
         raise NoSystem()
+
+    def quiet_periods(self) -> dict[str, float]:
+        run = self.store.latest_run()
+        return dict(run["quiet_periods"]) if run else {}

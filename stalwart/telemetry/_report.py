@@ -1,9 +1,7 @@
 """Reports from a recovery store: a terminal report and a self-contained HTML page.
 
-The HTML page has an SVG timeline: one lane per actor, a marker per incident
-(failures coloured by the level that answered them, recoveries, restarts,
-poison messages, level-5 measures). Incidents are gathered into time buckets,
-so a store of millions of attempts still renders a light page.
+Both lead with the incidents (how many, how many recovered, the time to recover), then
+the attempts they took. The HTML page has an SVG timeline (see :mod:`._report_svg`).
 """
 
 from __future__ import annotations
@@ -15,21 +13,9 @@ from typing import Any
 
 from ..strategies import AdaptiveSelector
 from ._insights import Insights, insights
-from ._store import Metrics, RecoveryStore
-
-LEVEL_COLOURS = {1: "#4c9a2a", 2: "#c7a600", 3: "#e07b00", 4: "#d03b1f", 5: "#7b1fa2", 0: "#777"}
-MARKED_KINDS = (
-    "failure",
-    "recovered",
-    "crash",
-    "restart",
-    "start-failure",
-    "poison",
-    "dead-letter",
-    "level5",
-    "restart-tree",
-    "escalate",
-)
+from ._metrics import Metrics
+from ._report_svg import LEVEL_COLOURS, svg_timeline
+from ._store import RecoveryStore
 
 
 def _fmt_s(value: float | None) -> str:
@@ -50,9 +36,21 @@ def _ago(t: float, now: float) -> str:
     return f"{d:.0f}s ago"
 
 
-def learned_strategies(store: RecoveryStore) -> list[dict[str, Any]]:
-    """The best strategy per (category, level) by what was recorded."""
+def learned_strategies(
+    store: RecoveryStore, window_s: float | None = None, now: float | None = None
+) -> list[dict[str, Any]]:
+    """The strategy the selector prefers per (category, level), with what its attempts did
+    in the window: counted from the same attempt rows as the effectiveness table."""
     state = store.strategy_scores()
+    since = -1.0 if window_s is None else (time.time() if now is None else now) - window_s
+    recorded = {
+        (category, int(level), strategy): (int(n), int(ok or 0), mean)
+        for category, level, strategy, n, ok, mean in store.db.execute(
+            "SELECT category, level, strategy, count(*), sum(success), avg(duration_s)"
+            " FROM recovery_performance WHERE time >= ? GROUP BY category, level, strategy",
+            (since,),
+        )
+    }
     selector = AdaptiveSelector({lvl: () for lvl in range(1, 6)})
     selector.load_state(state)
     keys = sorted({tuple(k.split("|")[:2]) for k in state})
@@ -62,15 +60,16 @@ def learned_strategies(store: RecoveryStore) -> list[dict[str, Any]]:
         selector.candidates[int(level)] = tuple(names)
         ranked = selector.ranking(category, int(level))
         if ranked:
-            best = ranked[0]
+            best = ranked[0].strategy
+            n, ok, mean = recorded.get((category, int(level), best), (0, 0, None))
             rows.append(
                 {
                     "category": category,
                     "level": int(level),
-                    "strategy": best.strategy,
-                    "success_rate": best.success_rate,
-                    "mean_time_s": best.mean_time_s,
-                    "attempts": sum(r.attempts for r in ranked),
+                    "strategy": best,
+                    "attempts": n,
+                    "success_rate": ok / n if n else None,
+                    "mean_time_s": mean,
                     "alternatives": [r.strategy for r in ranked[1:]],
                 }
             )
@@ -78,9 +77,37 @@ def learned_strategies(store: RecoveryStore) -> list[dict[str, Any]]:
 
 
 def worst_actors(m: Metrics, limit: int = 10) -> list[tuple[str, dict[str, Any]]]:
-    return sorted(m.per_actor.items(), key=lambda kv: (kv[1]["success_rate"], -kv[1]["attempts"]))[
-        :limit
+    """Actors by incident success rate (worst first), then by how much they needed."""
+
+    def badness(item: tuple[str, dict[str, Any]]) -> tuple[float, int, int]:
+        a = item[1]
+        rate = a["incident_success_rate"]
+        return (2.0 if rate is None else rate, -a["incidents"], -a["attempts"])
+
+    return sorted(m.per_actor.items(), key=badness)[:limit]
+
+
+def figure_lines(m: Metrics) -> list[str]:
+    """The figures: incidents first, then the attempts they took."""
+    lines = [
+        f"{'incidents':>10} {'recovered':>10} {'given up':>9} {'open':>6} {'success':>8}"
+        f" {'MTTR p50':>9} {'p95':>8} {'p99':>8}",
+        f"{m.incidents:>10} {m.incidents_recovered:>10} {m.incidents_given_up:>9}"
+        f" {m.incidents_open + m.incidents_unresolved:>6} {_pct(m.incident_success_rate):>8}"
+        f" {_fmt_s(m.mttr_p50_s):>9} {_fmt_s(m.mttr_p95_s):>8} {_fmt_s(m.mttr_p99_s):>8}",
+        "",
+        f"{'attempts':>10} {'worked':>10} {'failed':>9} {'success':>8} {'p50':>8} {'p95':>8}"
+        f" {'restarts':>9} {'requested':>10} {'errors/min':>11}",
+        f"{m.attempts:>10} {m.attempts_succeeded:>10} {m.attempts_failed:>9}"
+        f" {_pct(m.attempt_success_rate):>8} {_fmt_s(m.attempt_p50_s):>8}"
+        f" {_fmt_s(m.attempt_p95_s):>8} {m.restarts:>9} {m.requested:>10}"
+        f" {m.errors_per_min:>11.2f}",
     ]
+    resolved = "  ".join(f"level {lvl}: {n}" for lvl, n in sorted(m.incidents_by_level.items()))
+    levels = "  ".join(f"level {lvl}: {n}" for lvl, n in sorted(m.attempts_by_level.items()))
+    lines += ["", f"Incidents recovered at: {resolved or 'none'}"]
+    lines += [f"Attempts by level: {levels or 'none'}"]
+    return lines
 
 
 def report_text(store: RecoveryStore, window_s: float | None = None) -> str:
@@ -89,26 +116,19 @@ def report_text(store: RecoveryStore, window_s: float | None = None) -> str:
     m = store.metrics(window_s, now=now)
     window = "all history" if window_s is None else f"the last {window_s:g}s"
     lines = [f"Stalwart recovery report - {store.path} - {window}", ""]
-    lines.append(
-        f"{'attempts':>10} {'success':>9} {'mean':>8} {'p50':>8} {'p95':>8}"
-        f" {'failed':>8} {'restarts':>9} {'errors/min':>11}"
-    )
-    lines.append(
-        f"{m.attempts:>10} {_pct(m.success_rate):>9} {_fmt_s(m.mean_s):>8}"
-        f" {_fmt_s(m.p50_s):>8} {_fmt_s(m.p95_s):>8} {m.failures:>8} {m.restarts:>9}"
-        f" {m.errors_per_min:>11.2f}"
-    )
-    levels = "  ".join(f"level {lvl}: {n}" for lvl, n in sorted(m.by_level.items()))
-    lines += ["", f"Attempts by level: {levels or 'none'}"]
+    lines += figure_lines(m)
     if m.open_breakers:
         lines.append(f"Open breakers: {', '.join(m.open_breakers)}")
     lines += ["", "Worst actors"]
     for path, a in worst_actors(m) or []:
-        lines.append(f"  {path:<40} {a['attempts']:>7} attempts  {_pct(a['success_rate']):>7}")
+        lines.append(
+            f"  {path:<40} {a['incidents']:>5} incidents {_pct(a['incident_success_rate']):>7}"
+            f" recovered  {a['attempts']:>6} attempts {_pct(a['attempt_success_rate']):>7}"
+        )
     if not m.per_actor:
-        lines.append("  (no recovery attempts recorded)")
-    lines += ["", "Learned strategy per category"]
-    learned = learned_strategies(store)
+        lines.append("  (nothing recorded)")
+    lines += ["", "Learned strategy per category (its attempts in the window)"]
+    learned = learned_strategies(store, window_s, now)
     for r in learned:
         lines.append(
             f"  {r['category']:<20} level {r['level']}  {r['strategy']:<16}"
@@ -177,118 +197,6 @@ def insight_lines(found: Insights) -> list[str]:
     return lines
 
 
-def timeline(
-    store: RecoveryStore, window_s: float | None = None, bins: int = 300, lanes: int = 40
-) -> dict[str, Any]:
-    """Incidents per actor lane and time bucket, for the SVG timeline."""
-    where = "WHERE kind IN ({})".format(", ".join("?" for _ in MARKED_KINDS))
-    params: list[Any] = list(MARKED_KINDS)
-    if window_s is not None:
-        where += " AND time >= ?"
-        params.append(time.time() - window_s)
-    t0, t1 = store.db.execute(f"SELECT min(time), max(time) FROM events {where}", params).fetchone()
-    if t0 is None:
-        return {"t0": 0.0, "t1": 0.0, "lanes": [], "marks": []}
-    width = max((t1 - t0) / bins, 1e-6)
-    top = [
-        r[0]
-        for r in store.db.execute(
-            f"SELECT path FROM events {where} GROUP BY path ORDER BY count(*) DESC LIMIT ?",
-            (*params, lanes),
-        ).fetchall()
-    ]
-    marks = [
-        {
-            "path": path,
-            "kind": kind,
-            "level": level or 0,
-            "bin": int(b),
-            "count": n,
-            "first": first,
-            "strategy": strategy or "",
-            "detail": detail or "",
-        }
-        for path, kind, level, b, n, first, strategy, detail in store.db.execute(
-            f"SELECT path, kind, max(level), CAST((time - ?) / ? AS INTEGER) AS b, count(*),"
-            f" min(time), max(strategy), max(detail) FROM events {where}"
-            f" GROUP BY path, kind, b ORDER BY b",
-            (t0, width, *params),
-        ).fetchall()
-        if path in top
-    ]
-    return {"t0": t0, "t1": t1, "width": width, "lanes": sorted(top), "marks": marks}
-
-
-def _svg(data: dict[str, Any]) -> str:
-    lanes = data["lanes"]
-    if not lanes:
-        return '<p class="empty">No incidents recorded.</p>'
-    left, lane_h, plot_w = 260, 26, 900
-    height = lane_h * len(lanes) + 40
-    t0, t1 = data["t0"], data["t1"]
-    span = max(t1 - t0, 1e-6)
-    out = [
-        f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{left + plot_w + 20}"'
-        f' height="{height}" role="img" aria-label="incident timeline">'
-    ]
-    for i, lane in enumerate(lanes):
-        y = 20 + i * lane_h
-        out.append(
-            f'<text x="{left - 8}" y="{y + 4}" text-anchor="end" class="lane">'
-            f"{html.escape(lane)}</text>"
-        )
-        out.append(f'<line x1="{left}" y1="{y}" x2="{left + plot_w}" y2="{y}" class="rule"/>')
-    for mark in data["marks"]:
-        y = 20 + lanes.index(mark["path"]) * lane_h
-        t = data["t0"] + (mark["bin"] + 0.5) * data["width"]
-        x = left + plot_w * (t - t0) / span
-        colour = LEVEL_COLOURS.get(mark["level"], "#777")
-        when = time.strftime("%H:%M:%S", time.localtime(mark["first"]))
-        title = html.escape(
-            f"{mark['path']} {mark['kind']} level {mark['level']}"
-            f" {mark['strategy']} x{mark['count']} at {when}: {mark['detail']}"
-        )
-        kind = mark["kind"]
-        attrs = (
-            f'class="incident {kind}" data-path="{html.escape(mark["path"])}"'
-            f' data-kind="{kind}" data-level="{mark["level"]}" data-count="{mark["count"]}"'
-        )
-        if kind == "recovered":
-            shape = (
-                f'<path d="M{x:.1f} {y - 6} L{x + 6:.1f} {y} L{x:.1f} {y + 6}'
-                f' L{x - 6:.1f} {y} Z" fill="#2e7d32"/>'
-            )
-        elif kind in ("poison", "dead-letter"):
-            shape = (
-                f'<path d="M{x - 5:.1f} {y - 5} L{x + 5:.1f} {y + 5} M{x + 5:.1f} {y - 5}'
-                f' L{x - 5:.1f} {y + 5}" stroke="#b71c1c" stroke-width="2.5"/>'
-            )
-        elif kind in ("crash", "restart", "start-failure", "escalate"):
-            shape = f'<rect x="{x - 5:.1f}" y="{y - 5}" width="10" height="10" fill="{colour}"/>'
-        elif kind in ("level5", "restart-tree"):
-            shape = (
-                f'<circle cx="{x:.1f}" cy="{y}" r="8" fill="none" stroke="#7b1fa2"'
-                ' stroke-width="3"/>'
-            )
-        else:
-            shape = f'<circle cx="{x:.1f}" cy="{y}" r="5" fill="{colour}"/>'
-        out.append(f"<g {attrs}><title>{title}</title>{shape}</g>")
-    axis_y = height - 12
-    for frac in (0, 0.25, 0.5, 0.75, 1):
-        t = t0 + frac * span
-        x = left + plot_w * frac
-        label = (
-            time.strftime("%H:%M:%S", time.localtime(t))
-            if frac == 0 or span >= 120
-            else f"+{t - t0:.2f}s"
-        )
-        out.append(
-            f'<text x="{x:.0f}" y="{axis_y}" text-anchor="middle" class="axis">{label}</text>'
-        )
-    out.append("</svg>")
-    return "\n".join(out)
-
-
 _CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:24px;color:#1b1b1b}
 h1{font-size:20px}h2{font-size:16px;margin-top:28px}
@@ -310,12 +218,13 @@ def render_html(
     now = time.time()
     m = store.metrics(window_s, now=now)
     cards = [
+        ("incidents", str(m.incidents)),
+        ("recovered", _pct(m.incident_success_rate)),
+        ("MTTR p50", _fmt_s(m.mttr_p50_s)),
+        ("MTTR p95", _fmt_s(m.mttr_p95_s)),
+        ("MTTR p99", _fmt_s(m.mttr_p99_s)),
         ("attempts", str(m.attempts)),
-        ("success", _pct(m.success_rate)),
-        ("mean", _fmt_s(m.mean_s)),
-        ("p50", _fmt_s(m.p50_s)),
-        ("p95", _fmt_s(m.p95_s)),
-        ("failed", str(m.failures)),
+        ("attempts worked", _pct(m.attempt_success_rate)),
         ("restarts", str(m.restarts)),
         ("open breakers", str(len(m.open_breakers))),
     ]
@@ -336,24 +245,27 @@ def render_html(
         "<span>&#9670; recovered</span><span>&#9632; restart/crash</span>"
         "<span>&#10005; poison</span></div>"
     )
-    parts.append(_svg(timeline(store, window_s)))
+    parts.append(svg_timeline(store, window_s))
     parts.append(
-        "<h2>Worst actors</h2><table><tr><th>actor</th><th>attempts</th><th>success</th></tr>"
+        "<h2>Worst actors</h2><table><tr><th>actor</th><th>incidents</th><th>recovered</th>"
+        "<th>attempts</th><th>attempts worked</th></tr>"
     )
     parts += [
-        f"<tr><td>{html.escape(p)}</td><td>{a['attempts']}</td>"
-        f"<td>{_pct(a['success_rate'])}</td></tr>"
+        f"<tr><td>{html.escape(p)}</td><td>{a['incidents']}</td>"
+        f"<td>{_pct(a['incident_success_rate'])}</td><td>{a['attempts']}</td>"
+        f"<td>{_pct(a['attempt_success_rate'])}</td></tr>"
         for p, a in worst_actors(m)
     ]
     parts.append(
-        "</table><h2>Learned strategy per category</h2><table><tr><th>category</th>"
-        "<th>level</th><th>strategy</th><th>expected success</th><th>mean time</th></tr>"
+        "</table><h2>Learned strategy per category</h2><p>The strategy the selector prefers,"
+        " and what its attempts did in this report's window.</p><table><tr><th>category</th>"
+        "<th>level</th><th>strategy</th><th>attempts</th><th>worked</th><th>mean time</th></tr>"
     )
     parts += [
         f"<tr><td>{html.escape(r['category'])}</td><td>{r['level']}</td>"
-        f"<td>{html.escape(r['strategy'])}</td><td>{_pct(r['success_rate'])}</td>"
-        f"<td>{_fmt_s(r['mean_time_s'])}</td></tr>"
-        for r in learned_strategies(store)
+        f"<td>{html.escape(r['strategy'])}</td><td>{r['attempts']}</td>"
+        f"<td>{_pct(r['success_rate'])}</td><td>{_fmt_s(r['mean_time_s'])}</td></tr>"
+        for r in learned_strategies(store, window_s, now)
     ]
     parts.append(
         "</table><h2>Open errors</h2><table><tr><th>#</th><th>actor</th>"

@@ -4,8 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..supervisors._incident_log import Incident
 from ..supervisors.messages import Attempt, Event
 from ._store import Statement
+
+INCIDENT_COLUMNS = (
+    "key",
+    "path",
+    "fingerprint",
+    "category",
+    "kind",
+    "error",
+    "started",
+    "ended",
+    "outcome",
+    "level",
+    "strategy",
+    "duration_s",
+    "failures",
+    "attempts",
+    "attempts_failed",
+    "set_aside",
+)
+_INCIDENT_UPSERT = (
+    f"INSERT INTO incidents ({', '.join(INCIDENT_COLUMNS)}) VALUES"
+    f" ({', '.join('?' for _ in INCIDENT_COLUMNS)}) ON CONFLICT(key) DO UPDATE SET "
+    + ", ".join(f"{c}=excluded.{c}" for c in INCIDENT_COLUMNS[7:])
+)
 
 
 def event_row(e: Event) -> dict[str, Any]:
@@ -38,7 +63,33 @@ def attempt_row(a: Attempt) -> dict[str, Any]:
         "mem_delta_bytes": a.mem_delta_bytes,
         "cpu_delta_s": a.cpu_delta_s,
         "stability": None,
+        "requested_by": a.requested_by or None,
     }
+
+
+def incident_statement(incident: Incident, key: str) -> Statement:
+    """Write ``incident`` as it stands (its row is ``key``: ``<run>.<id>``)."""
+    return (
+        _INCIDENT_UPSERT,
+        (
+            key,
+            incident.path,
+            incident.fingerprint,
+            incident.category,
+            incident.kind,
+            incident.error[:300],
+            incident.started,
+            incident.ended,
+            incident.outcome,
+            incident.level,
+            incident.strategy,
+            incident.duration_s,
+            incident.failures,
+            incident.attempts,
+            incident.attempts_failed,
+            incident.set_aside,
+        ),
+    )
 
 
 def error_seen_statements(e: Event) -> list[Statement]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # tables whose rows belong to a batch (they carry batch_id) and are kept by time
 TIME_SERIES = (
@@ -90,7 +90,31 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2}
+def _v3(conn: sqlite3.Connection) -> None:
+    """Incidents (one per failure of a fingerprint at a path, until it serves again), the
+    recording runs, and who asked for a requested recovery."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(recovery_performance)")}
+    if "requested_by" not in columns:
+        conn.execute("ALTER TABLE recovery_performance ADD COLUMN requested_by TEXT")
+    conn.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS runs (
+            id INTEGER PRIMARY KEY, started REAL NOT NULL, stopped REAL,
+            quiet_periods TEXT);
+        CREATE TABLE IF NOT EXISTS incidents (
+            id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
+            fingerprint TEXT NOT NULL, category TEXT, kind TEXT, error TEXT,
+            started REAL NOT NULL, ended REAL, outcome TEXT NOT NULL, level INTEGER,
+            strategy TEXT, duration_s REAL, failures INTEGER NOT NULL,
+            attempts INTEGER NOT NULL, attempts_failed INTEGER NOT NULL,
+            set_aside INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS incidents_started ON incidents(started);
+        CREATE INDEX IF NOT EXISTS incidents_path ON incidents(path);
+        """
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def migrate(conn: sqlite3.Connection) -> int:

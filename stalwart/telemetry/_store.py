@@ -9,6 +9,7 @@ only files you (or your own system) wrote.
 
 from __future__ import annotations
 
+import json
 import pickle
 import sqlite3
 import time
@@ -16,36 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import numpy as np
 import sqlite_utils
 
+from ._metrics import Metrics, compute_metrics, where
 from ._schema import TIME_SERIES, migrate
 
 Statement = tuple[str, Sequence[Any]]
-
-
-class Metrics(msgspec.Struct, frozen=True):
-    """Recovery figures over a window (all of history when ``window_s`` is None)."""
-
-    window_s: float | None
-    attempts: int
-    successes: int
-    failures: int
-    success_rate: float | None
-    mean_s: float | None
-    p50_s: float | None
-    p95_s: float | None
-    errors: int
-    errors_per_min: float
-    by_level: dict[int, int]
-    restarts: int
-    per_actor: dict[str, dict[str, Any]]
-    open_breakers: list[str]
-
-
-def _percentile(values: np.ndarray[Any, Any], q: float) -> float | None:
-    return float(np.percentile(values, q)) if len(values) else None
 
 
 class RecoveryStore:
@@ -171,6 +148,8 @@ class RecoveryStore:
                 cursor = self.db.execute(f"DELETE FROM {table} WHERE batch_id < ?", (cutoff,))
                 deleted += cursor.rowcount
             self.db.execute("DELETE FROM batches WHERE id < ?", (cutoff,))
+            if max_age_s is not None:  # incidents are kept as long as the rows they sum up
+                self.db.execute("DELETE FROM incidents WHERE ended < ?", (time.time() - max_age_s,))
         return deleted
 
     # -- reading -------------------------------------------------------------------------
@@ -194,9 +173,9 @@ class RecoveryStore:
         self, path: str | None = None, since: float | None = None, limit: int = 1000
     ) -> list[dict[str, Any]]:
         """Recovery attempts, newest first."""
-        where, params = _where(path=path, since=since)
+        clause, params = where(path=path, since=since)
         return self.query(
-            f"SELECT * FROM recovery_performance {where} ORDER BY id DESC LIMIT ?",
+            f"SELECT * FROM recovery_performance {clause} ORDER BY id DESC LIMIT ?",
             (*params, limit),
         )
 
@@ -208,9 +187,9 @@ class RecoveryStore:
         limit: int = 1000,
     ) -> list[dict[str, Any]]:
         """Tree events (failures, recoveries, restarts...), oldest first."""
-        where, params = _where(path=path, since=since, kinds=kinds)
+        clause, params = where(path=path, since=since, kinds=kinds)
         rows = self.query(
-            f"SELECT * FROM events {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+            f"SELECT * FROM events {clause} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
         return rows[::-1]
 
@@ -290,58 +269,52 @@ class RecoveryStore:
     def metrics(
         self, window_s: float | None = None, path: str | None = None, now: float | None = None
     ) -> Metrics:
-        """Success rate, times to recover, failures, error frequency, restarts per level."""
-        now = time.time() if now is None else now
-        since = None if window_s is None else now - window_s
-        where, params = _where(path=path, since=since)
-        table = f"FROM recovery_performance {where}"
-        by_level = {
-            int(level): int(n)
-            for level, n in self.db.execute(
-                f"SELECT level, count(*) {table} GROUP BY level", params
-            ).fetchall()
-        }
-        per_actor = {
-            p: {"attempts": n, "successes": int(ok or 0), "success_rate": (ok or 0) / n}
-            for p, n, ok in self.db.execute(
-                f"SELECT path, count(*), sum(success) {table} GROUP BY path", params
-            ).fetchall()
-        }
-        attempts = sum(by_level.values())
-        successes = sum(a["successes"] for a in per_actor.values())
-        and_success = "AND success = 1" if where else "WHERE success = 1"
-        durations = np.fromiter(
-            (
-                d or 0.0
-                for (d,) in self.db.execute(f"SELECT duration_s {table} {and_success}", params)
-            ),
-            dtype=float,
+        """Incidents, their success rate and times to recover; attempts; errors per minute
+        (see :class:`Metrics`)."""
+        return compute_metrics(self, window_s, path, now)
+
+    def incidents(
+        self,
+        path: str | None = None,
+        since: float | None = None,
+        outcome: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Incidents (one per failure of a fingerprint at a path), newest first."""
+        clause, params = where(path=path, since=since, time_column="started")
+        if outcome is not None:
+            clause += f" {'AND' if clause else 'WHERE'} outcome = ?"
+            params.append(outcome)
+        return self.query(
+            f"SELECT * FROM incidents {clause} ORDER BY started DESC, id DESC LIMIT ?",
+            (*params, limit),
         )
-        ewhere, eparams = _where(path=path, since=since, kinds=["failure", "crash"])
-        errors = int(
-            self.db.execute(f"SELECT count(*) FROM events {ewhere}", eparams).fetchone()[0]
-        )
-        if window_s is not None:
-            minutes = window_s / 60
-        else:
-            first = self.db.execute("SELECT min(time) FROM events").fetchone()[0]
-            minutes = max((now - first) / 60, 1 / 60) if first else 1.0
-        return Metrics(
-            window_s=window_s,
-            attempts=attempts,
-            successes=successes,
-            failures=attempts - successes,
-            success_rate=successes / attempts if attempts else None,
-            mean_s=float(durations.mean()) if len(durations) else None,
-            p50_s=_percentile(durations, 50),
-            p95_s=_percentile(durations, 95),
-            errors=errors,
-            errors_per_min=errors / minutes if minutes else 0.0,
-            by_level=by_level,
-            restarts=sum(n for level, n in by_level.items() if level >= 3),
-            per_actor=per_actor,
-            open_breakers=self.open_breakers(),
-        )
+
+    # -- recording runs ----------------------------------------------------------------
+    def start_run(self, quiet_periods: Mapping[str, float] | None = None) -> int:
+        """A telemetry actor starts recording; answers the run's id. Incidents an earlier
+        run left open (its recording was cut short) are unresolved: nothing follows them."""
+        with self.db.atomic():
+            self.db.execute("UPDATE incidents SET outcome = 'unresolved' WHERE outcome = 'open'")
+            cursor = self.db.execute(
+                "INSERT INTO runs (started, quiet_periods) VALUES (?, ?)",
+                (time.time(), json.dumps(dict(quiet_periods or {}))),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def stop_run(self, run_id: int) -> None:
+        """Recording of run ``run_id`` stopped (its system stopped, or its actor)."""
+        with self.db.atomic():
+            self.db.execute("UPDATE runs SET stopped = ? WHERE id = ?", (time.time(), run_id))
+
+    def latest_run(self) -> dict[str, Any] | None:
+        """The newest recording run (``started``, ``stopped``: None while it records)."""
+        rows = self.query("SELECT * FROM runs ORDER BY id DESC LIMIT 1")
+        if not rows:
+            return None
+        row = rows[0]
+        row["quiet_periods"] = json.loads(row["quiet_periods"] or "{}")
+        return row
 
     def open_breakers(self) -> list[str]:
         """Paths whose breaker's latest recorded state is open."""
@@ -357,23 +330,6 @@ def open_store(store: str | Path | RecoveryStore | None) -> tuple[RecoveryStore 
     if store is None or isinstance(store, RecoveryStore):
         return store, False
     return RecoveryStore(store), True
-
-
-def _where(
-    path: str | None = None, since: float | None = None, kinds: Sequence[str] | None = None
-) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if path is not None:
-        clauses.append("(path = ? OR path LIKE ?)")
-        params += [path, path + "/%"]
-    if since is not None:
-        clauses.append("time >= ?")
-        params.append(since)
-    if kinds:
-        clauses.append(f"kind IN ({', '.join('?' for _ in kinds)})")
-        params += list(kinds)
-    return (f"WHERE {' AND '.join(clauses)}" if clauses else "", params)
 
 
 def strategy_score_statements(state: Mapping[str, Sequence[float]]) -> list[Statement]:

@@ -43,7 +43,8 @@ def test_a_snapshot_has_the_tree_its_episodes_and_the_headline(make_system):
     assert {"s", "s/w"} <= paths and paths == {s.path for s in system.status()}
     [episode] = [e for e in snap["timeline"] if e["path"] == "s/w"]
     assert episode["outcome"] == "recovered" and episode["level"] == 1
-    assert snap["headline"]["attempts"] >= 1 and snap["headline"]["success_rate"] == 1.0
+    assert snap["headline"]["incidents"] == 1 and snap["headline"]["incident_success_rate"] == 1.0
+    assert snap["headline"]["attempts"] >= 1 and snap["headline"]["attempt_success_rate"] == 1.0
     assert snap["memory"]["thresholds"] == [70.0, 85.0, 95.0] and snap["memory"]["percent"] > 0
     # the next poll folds only what is new
     system.ask("s/w", Work(2, fail_times=1), timeout=10)

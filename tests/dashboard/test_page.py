@@ -5,8 +5,10 @@ from playwright.sync_api import expect
 from examples.shop.backend import new_backend
 from examples.shop.messages import Job
 from examples.shop.tree import shop_tree
+from stalwart import Child, Supervisor
+from stalwart.telemetry._api import ApiServer, StoreBackend
 from tests.browser import browser_page
-from tests.support import wait_for
+from tests.support import FAST, Work, Worker, wait_for
 
 TOKEN = "dashboard-test-token"
 
@@ -73,3 +75,29 @@ def test_the_dashboard_follows_the_shop_live_and_acts_only_with_the_token(make_s
         # the browser reports the refused request itself (a 401), and nothing else
         assert all("401" in e for e in page.errors), page.errors
     wait_for(lambda: system.status()["shop/db"].state == "running")
+
+
+def test_the_state_badge_follows_the_system_and_a_store_is_never_live(make_system, tmp_path):
+    db = tmp_path / "recovery.db"
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST)]), store=str(db))
+    for i in range(3):  # one error, three incidents: one line with a count
+        system.ask("s/w", Work(i, fail_times=1), timeout=10)
+    server = system.serve_api()
+    with browser_page() as page:
+        page.goto(f"{server.url}/")
+        page.locator("body[data-ready='1']").wait_for()
+        expect(page.locator("#phase")).to_have_text("running")
+        line = page.locator('#timeline li[data-path="s/w"]')
+        expect(line).to_have_attribute("data-count", "3")
+        assert "\u00d73" in line.inner_text() and "first" in line.inner_text()
+        system.shutdown()  # the server goes with it: the page must not keep saying running
+        expect(page.locator("#phase")).to_have_text("disconnected")
+        expect(page.locator("#connection")).to_contain_text("disconnected")
+    with ApiServer(StoreBackend(str(db))) as stored, browser_page() as page:
+        page.goto(f"{stored.url}/")
+        page.locator("body[data-ready='1']").wait_for()
+        expect(page.locator("#phase")).to_have_text("stopped")
+        expect(page.locator("#connection")).to_contain_text("the system has stopped")
+        assert "live" not in page.inner_text("#connection")
+        expect(page.locator('#timeline li[data-path="s/w"] .outcome')).to_have_text("recovered")
+        assert page.errors == []

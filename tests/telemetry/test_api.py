@@ -96,7 +96,10 @@ def test_bad_json_and_bad_fields_are_400_naming_the_field(served):
 def test_metrics_history_and_reset(served):
     _, server = served
     status, metrics = call(f"{server.url}/api/recovery/metrics?window_s=3600")
-    assert status == 200 and metrics["attempts"] >= 2 and 0 < metrics["success_rate"] < 1
+    # one message recovered, one set aside as poison: two incidents, one recovered
+    assert status == 200 and metrics["incidents"] == 2 and metrics["incidents_recovered"] == 1
+    assert metrics["incident_success_rate"] == 0.5
+    assert metrics["attempts"] >= 2 and 0 < metrics["attempt_success_rate"] < 1
     status, history = call(f"{server.url}/api/recovery/history?path=s/w&limit=2")
     assert status == 200 and len(history) == 2
     assert call(f"{server.url}/api/recovery/reset", "POST", {}, token=None)[0] == 401
@@ -119,7 +122,10 @@ def test_prometheus_metrics_parse(served):
     assert status == 200
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert "stalwart_recovery_attempts" in families
-    assert families["stalwart_recovery_success_ratio"].samples[0].value > 0
+    assert families["stalwart_incident_success_ratio"].samples[0].value == 0.5
+    outcomes = {s.labels["outcome"]: s.value for s in families["stalwart_incidents"].samples}
+    assert (outcomes["recovered"], outcomes["given_up"]) == (1, 1)
+    assert families["stalwart_recovery_attempt_success_ratio"].samples[0].value > 0
     paths = {s.labels["path"] for s in families["stalwart_actor_level"].samples}
     assert "s/w" in paths
 

@@ -71,7 +71,7 @@ def test_a_batch_is_written_whole_or_not_at_all(tmp_path):
     assert store.partial_batches() == []
 
 
-def test_metrics_over_a_window(tmp_path):
+def test_attempt_figures_over_a_window(tmp_path):
     store = RecoveryStore(tmp_path / "r.db")
     now = time.time()
     rows = [attempt(success=True, duration=d, t=now - 10) for d in (0.1, 0.2, 0.3, 0.4)]
@@ -79,11 +79,12 @@ def test_metrics_over_a_window(tmp_path):
     rows += [attempt(path="a/old", success=False, t=now - 3600)]
     store.write_batch({"recovery_performance": rows})
     m = store.metrics(window_s=60, now=now)
-    assert (m.attempts, m.successes, m.failures) == (5, 4, 1)
-    assert m.success_rate == pytest.approx(0.8)
-    assert m.mean_s == pytest.approx(0.25)
-    assert m.p50_s == pytest.approx(0.25) and m.p95_s == pytest.approx(0.385)
-    assert m.by_level == {1: 4, 3: 1} and m.restarts == 1
+    assert (m.attempts, m.attempts_succeeded, m.attempts_failed) == (5, 4, 1)
+    assert m.attempt_success_rate == pytest.approx(0.8)
+    assert m.attempt_mean_s == pytest.approx(0.25)
+    assert m.attempt_p50_s == pytest.approx(0.25) and m.attempt_p95_s == pytest.approx(0.385)
+    assert m.attempts_by_level == {1: 4, 3: 1} and m.restarts == 1
+    assert m.incidents == 0 and m.incident_success_rate is None  # (attempt rows only)
     assert store.metrics(now=now).attempts == 6
     assert store.metrics(window_s=60, path="a/old", now=now).attempts == 0
 

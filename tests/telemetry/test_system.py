@@ -51,7 +51,9 @@ def test_every_recovery_attempt_is_recorded_with_its_outcome(make_system, base, 
     assert (3, "restart", 0) in outcomes
     assert all(r["operation"] == "Work" and r["category"] == "unknown" for r in history)
     m = system.metrics()
-    assert m.attempts == len(history) and 0 < m.success_rate < 1
+    assert m.attempts == len(history) and 0 < m.attempt_success_rate < 1
+    # two incidents: the first message recovered, the second was set aside as poison
+    assert (m.incidents, m.incidents_recovered, m.incidents_given_up) == (2, 1, 1)
     errors = system.errors(path="s/w")
     assert errors and errors[0]["count"] >= 3
     # the file can be read while the system runs

@@ -7,9 +7,10 @@ const $ = (id) => document.getElementById(id);
 const ui = {
   nodes: new Map(), // path -> {li, row, name, state, level, restarts, host, breaker, children, sig}
   selected: null, // the selected actor's path
-  episodes: [], // the latest timeline
+  groups: [], // the latest error groups (identical errors, with their latest incident)
   timelineSig: "",
-  detail: null, // the episode shown in the details panel
+  detail: null, // the incident shown in the details panel
+  detailKey: null, // the group it belongs to
   errorGroup: null,
   token: "",
 };
@@ -180,11 +181,18 @@ function select(path) {
 }
 
 // -- headline and memory -------------------------------------------------------------------------
+function pct(rate) {
+  return rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(1)}%`;
+}
+
 function renderHeadline(h, ready) {
-  $("h-success").textContent = h.success_rate === null ? "–" : `${(h.success_rate * 100).toFixed(1)}%`;
-  $("h-attempts").textContent = ready ? `${h.attempts} attempts · ${h.errors} errors` : "reading…";
-  $("h-times").textContent = `${ms(h.p50_s)} / ${ms(h.p95_s)}`;
-  $("h-restarts").textContent = `${h.restarts} restarts`;
+  $("h-success").textContent = pct(h.incident_success_rate);
+  $("h-attempts").textContent = ready
+    ? `${h.incidents_recovered} of ${h.incidents} incidents · ${h.incidents_open} open · ` +
+      `${h.attempts} attempts (${pct(h.attempt_success_rate)} worked)`
+    : "reading…";
+  $("h-times").textContent = `${ms(h.mttr_p50_s)} / ${ms(h.mttr_p95_s)}`;
+  $("h-restarts").textContent = `${h.restarts} restarts · ${h.errors} errors`;
   $("h-breakers").textContent = String(h.open_breakers.length);
   $("h-breakers").classList.toggle("bad", h.open_breakers.length > 0);
   $("h-breaker-list").textContent = h.open_breakers.join(", ");
@@ -232,46 +240,61 @@ function renderMemory(m, ready) {
   );
 }
 
-// -- the timeline ---------------------------------------------------------------------------------
+// -- the timeline: identical errors grouped ------------------------------------------------------
 function outcomeClass(outcome) {
   return outcome.replace(/[^a-z]+/g, "-");
 }
 
-function renderTimeline(episodes) {
-  const sig = episodes
-    .map((e) => `${e.id}:${e.outcome}:${e.level}:${e.steps.length}:${e.root_cause}`)
+function answeredBy(e) {
+  return e.level ? `level ${e.level}${e.strategy ? ` · ${e.strategy}` : ""}` : "";
+}
+
+function took(e) {
+  return e.duration_ms === null ? "" : ms(e.duration_ms / 1000);
+}
+
+function groupLine(g) {
+  const e = g.latest;
+  const li = el("li");
+  li.dataset.key = g.key;
+  li.dataset.path = g.path;
+  li.dataset.count = String(g.count);
+  if (ui.detailKey === g.key) li.classList.add("selected");
+  const error = el("span", "error", e.error);
+  error.title = e.error;
+  const last = el("span");
+  last.append(error);
+  const seen = g.count > 1
+    ? `×${g.count} · first ${clock(g.first_seen)} · last ${clock(g.last_seen)}`
+    : `seen ${clock(g.last_seen)}`;
+  last.append(el("div", "seen", seen));
+  if (e.root_cause) last.append(el("div", "cause", `root cause: ${e.root_cause}`));
+  li.append(
+    el("span", "when", clock(g.last_seen)),
+    el("span", "path", g.path),
+    el("span", `outcome ${outcomeClass(e.outcome)}`, e.outcome),
+    el("span", "answered", answeredBy(e)),
+    el("span", "took", took(e)),
+    last,
+  );
+  li.addEventListener("click", () => showDetails(g.key));
+  return li;
+}
+
+function renderTimeline(groups) {
+  const sig = groups
+    .map((g) => `${g.key}:${g.count}:${g.latest.id}:${g.latest.outcome}:${g.latest.level}:` +
+      `${g.latest.steps.length}:${g.latest.root_cause}:${g.last_seen}`)
     .join(",");
-  ui.episodes = episodes;
+  ui.groups = groups;
   if (sig === ui.timelineSig) return;
   ui.timelineSig = sig;
-  $("timeline-empty").hidden = episodes.length > 0;
-  const items = episodes.map((e) => {
-    const li = el("li");
-    li.dataset.id = String(e.id);
-    li.dataset.path = e.path;
-    if (ui.detail && ui.detail.id === e.id) li.classList.add("selected");
-    const answered = e.level ? `level ${e.level}${e.strategy ? ` · ${e.strategy}` : ""}` : "";
-    const took = e.duration_ms === null ? "" : ms(e.duration_ms / 1000);
-    const error = el("span", "error", e.error);
-    error.title = e.error;
-    const cells = [
-      el("span", "when", clock(e.started)),
-      el("span", "path", e.path),
-      el("span", `outcome ${outcomeClass(e.outcome)}`, e.outcome),
-      el("span", "answered", answered),
-      el("span", "took", took),
-    ];
-    const last = el("span");
-    last.append(error);
-    if (e.root_cause) last.append(el("div", "cause", `root cause: ${e.root_cause}`));
-    li.append(...cells, last);
-    li.addEventListener("click", () => showDetails(e.id));
-    return li;
-  });
-  $("timeline").replaceChildren(...items);
-  if (ui.detail) {
-    const fresh = episodes.find((e) => e.id === ui.detail.id);
-    if (fresh && fresh.steps.length !== ui.detail.steps.length) showDetails(fresh.id);
+  $("timeline-empty").hidden = groups.length > 0;
+  $("timeline").replaceChildren(...groups.map(groupLine));
+  if (ui.detailKey) {
+    const fresh = groups.find((g) => g.key === ui.detailKey);
+    if (fresh && (fresh.latest.id !== ui.detail.id || fresh.latest.steps.length !== ui.detail.steps.length ||
+        fresh.latest.outcome !== ui.detail.outcome)) showDetails(fresh.key);
   }
 }
 
@@ -290,11 +313,13 @@ function tableRows(tbody, rows) {
   );
 }
 
-async function showDetails(id) {
-  const e = ui.episodes.find((x) => x.id === id);
-  if (!e) return;
+async function showDetails(key) {
+  const g = ui.groups.find((x) => x.key === key);
+  if (!g) return;
+  const e = g.latest;
   ui.detail = e;
-  document.querySelectorAll("#timeline li").forEach((li) => li.classList.toggle("selected", li.dataset.id === String(id)));
+  ui.detailKey = key;
+  document.querySelectorAll("#timeline li").forEach((li) => li.classList.toggle("selected", li.dataset.key === key));
   $("details-panel").hidden = false;
   $("details-title").textContent = `${e.path} at ${clock(e.started)}`;
   const dl = $("details");
@@ -306,10 +331,16 @@ async function showDetails(id) {
   dlRow(dl, "Trace", e.trace);
   dlRow(dl, "Outcome", e.outcome);
   dlRow(dl, "Answered by", e.level ? `level ${e.level} (${e.strategy || "–"})` : "");
-  dlRow(dl, "Took", e.duration_ms === null ? "" : ms(e.duration_ms / 1000));
+  dlRow(dl, "Took", took(e));
+  dlRow(dl, "Errors in it", e.failures ? String(e.failures) : "");
   dlRow(dl, "Root cause", e.root_cause ? `${e.root_cause} (incident #${e.incident})` : "");
   dlRow(dl, "Messages set aside", e.set_aside ? String(e.set_aside) : "");
+  dlRow(dl, "Seen", g.count > 1
+    ? `${g.count} times, first at ${clock(g.first_seen)}, last at ${clock(g.last_seen)}`
+    : "");
   tableRows($("steps"), e.steps.map((s) => [clock(s.time), s.kind, s.level || "", s.strategy, s.detail]));
+  tableRows($("group-incidents"), g.incidents.map((i) => [clock(i.started), i.outcome, answeredBy(i), took(i)]));
+  $("group-incidents-panel").hidden = g.count < 2;
   await loadRecorded(e);
 }
 
@@ -345,7 +376,7 @@ async function requestRecovery() {
   if (level === 5 && !window.confirm("Level 5 acts on the whole system. Go on?")) return;
   showResult("", `asking for level ${level} on ${ui.selected}…`);
   const { status, payload } = await post("/api/recovery/request", {
-    path: ui.selected, level, reason: "requested from the dashboard",
+    path: ui.selected, level, reason: "requested from the dashboard", by: "dashboard",
   });
   if (status !== 200) return showResult("refused", refusedText(status, payload));
   const took = payload.duration_ms ? ` in ${ms(payload.duration_ms / 1000)}` : "";
@@ -370,16 +401,23 @@ async function resolveError() {
 }
 
 // -- polling ------------------------------------------------------------------------------------------
+function showPhase(text, kind) {
+  const pill = $("phase");
+  pill.textContent = text;
+  pill.className = `pill ${kind}`;
+  document.body.dataset.phase = kind;
+}
+
 function render(snap) {
   const t0 = performance.now();
   $("tree-name").textContent = snap.name || "Stalwart";
-  $("phase").textContent = snap.phase;
+  showPhase(snap.phase, snap.live ? "live" : snap.phase === "stopped" ? "stopped" : "recorded");
   document.title = `${snap.name} · Stalwart`;
   renderTree(snap.tree);
   const ready = snap.figures !== "reading";
   renderHeadline(snap.headline, ready);
   renderMemory(snap.memory, ready);
-  renderTimeline(snap.timeline);
+  renderTimeline(snap.groups);
   const took = performance.now() - t0;
   stats.renders += 1;
   stats.lastRenderMs = took;
@@ -394,11 +432,16 @@ async function poll() {
   try {
     const response = await fetch("/api/dashboard", { cache: "no-store" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    render(await response.json());
+    const snap = await response.json();
+    render(snap);
     stats.lastPollAt = Date.now();
-    conn.textContent = `live · ${new Date().toLocaleTimeString([], { hour12: false })}`;
+    const now = new Date().toLocaleTimeString([], { hour12: false });
+    conn.textContent = snap.live ? `live · ${now}` : snap.phase === "stopped"
+      ? `the system has stopped · read ${now}` : `store file, as last recorded · read ${now}`;
     conn.classList.remove("down");
   } catch (err) {
+    // what the page shows may be stale now: say so rather than keep a "running" badge
+    showPhase("disconnected", "down");
     conn.textContent = `disconnected (${err.message}); retrying`;
     conn.classList.add("down");
   } finally {
@@ -412,6 +455,7 @@ $("reset").addEventListener("click", resetLevels);
 $("resolve").addEventListener("click", resolveError);
 $("details-close").addEventListener("click", () => {
   ui.detail = null;
+  ui.detailKey = null;
   $("details-panel").hidden = true;
 });
 poll();
