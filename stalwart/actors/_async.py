@@ -28,6 +28,7 @@ from .messages import Told
 
 if TYPE_CHECKING:
     from ._order import Lane
+    from ._tracing import Tracing
 
 POLL_S = 0.002  # while a coroutine waits on a socket: how often the actor looks at it
 _SPINS = 64  # loop iterations in one turn; a coroutine that never waits yields after them
@@ -68,6 +69,7 @@ class Turn:
         "outbox",
         "sender",
         "seq",
+        "span",
         "task",
         "told",
     )
@@ -95,6 +97,7 @@ class Turn:
         self.told = told  # a tell of a channel: confirmed once done
         self.outbox: list[Any] | None = None
         self.task: asyncio.Task[Any] | None = None
+        self.span: Any = None  # OpenTelemetry: the message's span, ended with the turn
 
 
 class _InTurn:
@@ -145,8 +148,9 @@ class AsyncHandlers:
         _sw_after: Callable[[], None] | None
         _sw_held: list[tuple[Any, Any]]
         _sw_table: dict[type, Any]
-        _sw_handlers: ClassVar[dict[type, Any]]
+        _sw_fast: dict[type, Any]
         _sw_faults: int
+        _sw_tracing: Tracing | None
         path: str
 
         def after(self, delay: float, payload: Any, key: Any = None) -> Any: ...
@@ -170,6 +174,8 @@ class AsyncHandlers:
             on_reply: Callable[[Any], None] | None,
             on_error: Callable[[Any], None] | None,
             request_id: str | None = None,
+            deadline: float = 0.0,
+            context: str = "",
         ) -> str: ...
 
     def _sw_init_turns(self) -> None:
@@ -178,6 +184,7 @@ class AsyncHandlers:
         self._sw_turn_now: Turn | None = None
         self._sw_lane_at: tuple[Lane, int] | None = None  # the channel message being handled
         self._sw_envelope: tuple[Any, Any] | None = None  # ... and how it came
+        self._sw_opening: Any = None  # OpenTelemetry: the span of the message being dispatched
 
     def _sw_busy(self) -> bool:
         """Handlers are under way or waiting: every message goes through the queue."""
@@ -191,6 +198,8 @@ class AsyncHandlers:
         envelope = self._sw_envelope or (msg, sender)
         told = lane is not None and type(envelope[0]) is Told
         turn = Turn(handler, is_async, msg, sender, fid, lane, seq, envelope, told)
+        if self._sw_opening is not None:  # (tracing) the turn ends the message's span
+            turn.span, self._sw_opening = self._sw_opening, None
         if lane is not None:
             lane.pending.add(seq)
         self._sw_table = {}  # every message goes the long way while turns are under way
@@ -200,16 +209,21 @@ class AsyncHandlers:
             self._sw_backlog.append(turn)
 
     def _sw_begin(self, turn: Turn) -> None:
+        tracing = self._sw_tracing if turn.span is not None else None
         if not turn.is_async:  # a plain handler that had to wait its turn: it runs now
             before = self._sw_enter(turn, counts_calls=True)
+            token = tracing.enter(turn.span) if tracing is not None else None
             try:
                 turn.handler(self, turn.msg, turn.sender)
             except Exception as exc:
-                self._sw_leave(turn, before)
-                self._sw_end_turn(turn, exc)
-                return
+                error: Exception | None = exc
+            else:
+                error = None
+            finally:
+                if tracing is not None:
+                    tracing.leave(token)
             self._sw_leave(turn, before)
-            self._sw_end_turn(turn, None)
+            self._sw_end_turn(turn, error)
             return
         loop = actor_loop()
         before = self._sw_enter(turn)
@@ -220,7 +234,8 @@ class AsyncHandlers:
             self._sw_end_turn(turn, exc)
             return
         self._sw_leave(turn, before)
-        task = loop.create_task(_run(self, turn, coro))
+        context = tracing.task_context(turn.span) if tracing is not None else None
+        task = loop.create_task(_run(self, turn, coro), context=context)
         turn.task = task
         self._sw_turns[task] = turn
         task.add_done_callback(self._sw_task_done)
@@ -271,6 +286,8 @@ class AsyncHandlers:
             for address, reply in turn.outbox:
                 self._sw_post(address, reply)
         self._sw_held.append(turn.envelope)
+        if turn.span is not None and self._sw_tracing is not None:
+            self._sw_tracing.end(turn.span, None, cut_short=True)
 
     def _sw_end_turn(self, turn: Turn, exc: BaseException | None) -> None:
         before = self._sw_enter(turn, counts_calls=True)
@@ -292,6 +309,8 @@ class AsyncHandlers:
             self._sw_flush_outbox()  # (a checkpoint took them already, if one was made)
         finally:
             self._sw_leave(turn, before)
+        if turn.span is not None and self._sw_tracing is not None:
+            self._sw_tracing.end(turn.span, exc)
         if lane is not None and turn.told:
             self._sw_confirm()
         if exc is None and turn.failure_id is not None:
@@ -306,7 +325,7 @@ class AsyncHandlers:
                 return
             self._sw_begin(backlog.popleft())
         if not self._sw_busy() and self._sw_running() and not self._sw_faults:
-            self._sw_table = self._sw_handlers
+            self._sw_table = self._sw_fast
 
     # -- answers when handlers overlap -------------------------------------------------
     def _sw_overtakes(self) -> bool:
@@ -362,6 +381,8 @@ class AsyncHandlers:
         waiting, self._sw_backlog = self._sw_backlog, deque()
         for turn in waiting:
             self._sw_held.append(turn.envelope)
+            if turn.span is not None and self._sw_tracing is not None:
+                self._sw_tracing.end(turn.span, None, cut_short=True)
         if self._sw_turns:
             self._sw_pump()
 

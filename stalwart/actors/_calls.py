@@ -50,6 +50,9 @@ from .messages import (
     Undeliverable,
 )
 
+if TYPE_CHECKING:
+    from ._tracing import Tracing
+
 log = logging.getLogger("stalwart.calls")
 
 MAX_RESENDS = 5
@@ -149,6 +152,7 @@ class Caller(Timers):
         self._sw_ids = itertools.count(1)
         self._sw_id_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
         self._sw_hold_limit = HOLD_LIMIT
+        self._sw_tracing: Tracing | None = None  # OpenTelemetry, when the system traces
 
     if TYPE_CHECKING:  # provided by the Thespian Actor this is mixed into
 
@@ -202,6 +206,8 @@ class Caller(Timers):
                 self.send(addresses[0], self._sw_number(route, msg))
             else:
                 route.next = (route.next + 1) % len(addresses)
+                if type(msg) is Told and not msg.seq:  # (a group's members share no order)
+                    msg = msg.message
                 self.send(addresses[route.next], msg)
             return True
         if route.stopped:
@@ -229,6 +235,10 @@ class Caller(Timers):
         elif numbered(kind):
             seq, base = out.number()
             msg = Told(msg, self._sw_id_prefix, seq, base, self.myAddress)
+            out.keep(seq, msg)
+        elif kind is Told and not msg.seq:  # wrapped where it was told, with its trace context
+            seq, base = out.number()
+            msg = msgspec.structs.replace(msg, chan=self._sw_id_prefix, seq=seq, base=base)
             out.keep(seq, msg)
         else:  # numbered already (Told), someone else's (Forwarded), or the framework's
             return msg
@@ -294,11 +304,18 @@ class Caller(Timers):
         on_error: OnError | None,
         request_id: str | None = None,
         deadline: float = 0.0,
+        context: str = "",
     ) -> str:
         """Send a request; ``timeout=None`` leaves timing out to the caller (the gateway's case,
-        which gives the caller's ``deadline`` instead)."""
+        which gives the caller's ``deadline`` instead). ``context``: the W3C traceparent the
+        request carries (OpenTelemetry; by default, with tracing on, the current span's)."""
         request_id = request_id or self._sw_id_prefix + str(next(self._sw_ids))
         on_error = on_error or _log_error(path)
+        tracing = self._sw_tracing
+        if tracing is not None:  # a span for the call, ended by whichever callback runs
+            context, on_reply, on_error = tracing.calling(
+                self, path, msg, request_id, context, on_reply, on_error
+            )
         route = self._sw_routes.get(path)
         if route is not None and route.blocked_until:
             remaining = route.blocked_until - time.monotonic()
@@ -326,11 +343,19 @@ class Caller(Timers):
         ):
             seq, base = route.out.number()  # goes out at once: numbered here, not copied later
             request = Request(
-                request_id, msg, self.myAddress, trace, deadline, self._sw_id_prefix, seq, base
+                request_id,
+                msg,
+                self.myAddress,
+                trace,
+                deadline,
+                self._sw_id_prefix,
+                seq,
+                base,
+                context,
             )
             route.out.keep(seq, request, request_id)
         else:
-            request = Request(request_id, msg, self.myAddress, trace, deadline)
+            request = Request(request_id, msg, self.myAddress, trace, deadline, context=context)
         pending = _Pending(path, request, timeout, on_reply or (lambda _reply: None), on_error)
         pending.origin = self._sw_origin()
         self._sw_pending[request_id] = pending

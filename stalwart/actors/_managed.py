@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import inspect
 import logging
@@ -196,6 +197,7 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
         self.root: Any = None
         self.log = logging.getLogger("stalwart.actor")
         self._sw_table: dict[type, Handler] = {}  # the class's handlers once running
+        self._sw_fast: dict[type, Handler] = self._sw_handlers  # what _sw_table goes back to
         self._sw_mode = _PENDING
         self._sw_after: Callable[[], None] | None = None  # run after each handled message
         self._sw_dirty = False
@@ -371,6 +373,9 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
         it died is sent again. To an address: plain Thespian delivery.
         """
         if isinstance(target, str):
+            tracing = self._sw_tracing
+            if tracing is not None:  # OpenTelemetry: it carries the current span
+                msg = tracing.telling(self, msg)
             self._sw_send_path(target, msg)
         else:
             self.send(target, msg)
@@ -486,7 +491,7 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
             if self._sw_faults:
                 self._sw_faults -= 1
                 if not self._sw_faults and not self._sw_busy():
-                    self._sw_table = self._sw_handlers
+                    self._sw_table = self._sw_fast
                 raise InjectedFault(f"{self.path}: fault injected by chaos")
             handler(self, msg, sender)
         except Exception as exc:
@@ -534,6 +539,8 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
     ) -> None:
         info = classify(exc)
         self.log.debug("%s: handler failed: %r", self.path, exc)
+        if self._sw_tracing is not None:
+            self._sw_tracing.failed(self, exc)
         self.send(
             self.supervisor,
             FailureReport(
@@ -653,6 +660,8 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
             self.after(PLACED_WAIT_S, (WAKE, "placed", PLACED_WAIT_S))
             return
         self._sw_hold_limit = init.hold_limit
+        if init.tracing and self._sw_tracing is None:
+            self._sw_trace_with(init.tracing)
         self.restored_state = init.restored_state
         self.options = dict(init.options)
         self.log = logging.getLogger(f"stalwart.actor.{init.path.replace('/', '.')}")
@@ -709,7 +718,7 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
             return
         set_owner(previous)
         self._sw_mode = _RUNNING
-        self._sw_table = self._sw_handlers
+        self._sw_table = self._sw_fast
         if self.incarnation > 1:
             self._sw_eager_until = time.monotonic() + EAGER_ACK_S
         self.send(
@@ -723,6 +732,20 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
         waiting, self._sw_held = self._sw_held, []
         for waiting_msg, waiting_sender in waiting:
             self.receiveMessage(waiting_msg, waiting_sender)
+
+    def _sw_trace_with(self, channel: str) -> None:
+        """OpenTelemetry on: every message this instance handles goes through a span.
+
+        Only this instance changes (its dispatch is wrapped, its fast path left unused): an
+        actor of a system that does not trace runs the code it always ran.
+        """
+        from ._tracing import tracing_for
+
+        tracing = self._sw_tracing = tracing_for(channel)
+        self._sw_dispatch = functools.partial(  # type: ignore[method-assign]
+            tracing.dispatch, self, self._sw_dispatch
+        )
+        self._sw_fast = {}
 
     def _sw_on_proceed(self, msg: Proceed, sender: Any) -> None:
         init = self._sw_placed
@@ -1181,6 +1204,8 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
                 self.on_stop()
             except Exception:
                 self.log.exception("%s: on_stop() failed", self.path)
+        if self._sw_tracing is not None:  # its process ends next: its spans leave first
+            self._sw_tracing.flush()
 
     def _sw_on_wakeup(self, msg: WakeupMessage, sender: Any) -> None:
         if msg.payload == TICK:

@@ -182,6 +182,7 @@ class Init(msgspec.Struct, frozen=True):
     retry_from_checkpoint: bool = False  # level 1-2 retries start from the last checkpoint
     marks: tuple[tuple[str, int], ...] = ()  # per sender channel, the next number to handle
     node: str = ""  # the supervisor's cluster node ("" outside a cluster)
+    tracing: str = ""  # where its spans go ("": OpenTelemetry off; see stalwart.actors._tracing)
 
 
 class Placed(msgspec.Struct, frozen=True):
@@ -364,6 +365,8 @@ class Request(msgspec.Struct, frozen=True):
     correlator can tie an error in one service to the error that caused it.
     ``deadline`` is when the caller stops waiting (``time.time()``; 0: never): the
     tree answers before it rather than keep the request waiting past it.
+    ``context``: with OpenTelemetry on, the W3C ``traceparent`` of the caller's span, which
+    the span of its handling is a child of ("" when off).
     """
 
     id: str
@@ -374,6 +377,7 @@ class Request(msgspec.Struct, frozen=True):
     chan: str = ""  # the sender's channel to the path ("": not in order with others)
     seq: int = 0  # its number on that channel
     base: int = 0  # the sender's lowest number the path has not confirmed
+    context: str = ""
 
 
 class Told(msgspec.Struct, frozen=True):
@@ -382,7 +386,9 @@ class Told(msgspec.Struct, frozen=True):
     The receiving actor handles a channel's messages in the order of ``seq``
     (holding back those that overtook others), drops one it handled already, and
     confirms them with :class:`Acked`; the sender sends again what was not
-    confirmed when the path's instance died.
+    confirmed when the path's instance died. ``context``: as :attr:`Request.context`.
+    A ``Told`` with ``seq`` 0 is not numbered yet: a tell wrapped where it was made, to
+    keep that moment's trace context, numbered when it leaves.
     """
 
     message: Any
@@ -390,6 +396,7 @@ class Told(msgspec.Struct, frozen=True):
     seq: int
     base: int  # every number below it was confirmed
     reply_to: Any  # the sender (acknowledgements go there)
+    context: str = ""
 
 
 class Acked(msgspec.Struct, frozen=True):
@@ -430,12 +437,15 @@ class ReplyTo(msgspec.Struct, frozen=True):
     """The ``sender`` a handler sees for a request; answer it with ``self.reply``.
 
     ``deadline``: when the caller stops waiting (``time.time()``; 0: never).
+    ``context``: with OpenTelemetry on, the W3C ``traceparent`` of the span handling the
+    request (a failure report names it); "" when off.
     """
 
     address: Any
     id: str
     trace: str = ""
     deadline: float = 0.0
+    context: str = ""
 
 
 class Resolve(msgspec.Struct, frozen=True):

@@ -151,7 +151,9 @@ class BreakerActor(ManagedActor):
             wait = min(wait, req.deadline - time.time() - DEADLINE_MARGIN_S)
         ends = time.time() + self.spec.call_timeout_s
         ends = min(ends, req.deadline) if req.deadline else ends
-        onward = Request(req.id, req.message, self.myAddress, req.trace or req.id, ends)
+        onward = Request(
+            req.id, req.message, self.myAddress, req.trace or req.id, ends, context=req.context
+        )
         # the permit holds the start time on the breaker's clock (time.monotonic)
         expires = permit[1] + max(0.0, wait)
         self.inflight[req.id] = _InFlight(req, onward, permit, expires)
@@ -184,7 +186,7 @@ class BreakerActor(ManagedActor):
 
     def caller_of(self, req: Request) -> ReplyTo:
         """The sender a relayed request's answers go to; calls made for it carry its trace."""
-        caller = ReplyTo(req.reply_to, req.id, req.trace or req.id, req.deadline)
+        caller = ReplyTo(req.reply_to, req.id, req.trace or req.id, req.deadline, req.context)
         self._sw_msg, self._sw_sender, self._sw_failure_id = req.message, caller, None
         return caller
 

@@ -101,6 +101,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             bool(getattr(child.spec, "retry_from_checkpoint", False)),
             keeper.marks,
             node=os.environ.get(NODE_ENV, ""),
+            tracing=str(self.settings.get("tracing", "")),
         )
     self.spawned.add(c.child)
     self.send(address, init)

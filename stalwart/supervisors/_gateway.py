@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..actors._calls import Caller
+from ..actors._calls import Caller, numbered
 from ..actors._managed import redirectable
 from ..actors._placement import NODE_ENV
 from ..actors._runtime import DeadEnvelope
@@ -33,7 +33,7 @@ from ..actors.errors import (
     UnknownMessage,
     UnknownPath,
 )
-from ..actors.messages import Batch, Chaos, ErrorReply, RecoveryRequest, RecoveryResult
+from ..actors.messages import Batch, Chaos, ErrorReply, RecoveryRequest, RecoveryResult, Told
 from ..supervisors.queries import (
     DeadLettersQuery,
     EventsQuery,
@@ -69,6 +69,9 @@ from .messages import (
     StateNote,
 )
 from .spec import Supervisor
+
+if TYPE_CHECKING:
+    from ._spans import IncidentSpans
 
 TELEMETRY = "_system/telemetry"
 CORRELATOR = "_system/correlator"
@@ -152,15 +155,21 @@ class Gateway(Caller):
         self.outbox: dict[str, list[Any]] = {}  # batched messages for system services
         self.outbox_due = False
         self.before_hang: dict[str, str] = {}  # in-process: hung path -> its state before
+        self.spans: IncidentSpans | None = None  # OpenTelemetry, when the system traces
 
     # -- events and dead letters ------------------------------------------------------------
-    def record(self, kind: str, path: str, **fields: Any) -> None:
+    def record(self, kind: str, path: str, context: str = "", **fields: Any) -> None:
+        """Keep an event, and pass it on to telemetry, the correlator and the spans.
+
+        ``context``: the traceparent of the handler whose failure it reports (tracing)."""
         self._seq += 1
         event = Event(self._seq, time.time(), kind, path, **fields)
         self.events.append(event)
         if self.telemetry_on:
             self.post(TELEMETRY, event)
         self.correlate(event)
+        if self.spans is not None:
+            self.spans.on_event(event, context)
 
     def note_hang(self, path: str, hung: bool, detail: str) -> None:
         """In-process: the watchdog thread saw ``path`` stuck in a handler (or leave it).
@@ -205,7 +214,7 @@ class Gateway(Caller):
             self._sw_send_path(path, items[0] if len(items) == 1 else Batch(tuple(items)))
 
     def on_event(self, msg: EventNote, sender: Any) -> None:
-        self.record(msg.kind, msg.path, **msg.event_fields())
+        self.record(msg.kind, msg.path, msg.context, **msg.event_fields())
         if msg.state:
             self.registry.note_state(
                 StateNote(msg.path, msg.state, msg.current_level, msg.restarts, msg.last_error)
@@ -263,6 +272,12 @@ class Gateway(Caller):
         if self.telemetry_on:
             self.post(TELEMETRY, msg)
 
+    def on_attempt(self, msg: Attempt, sender: Any) -> None:
+        """A recovery attempt ended: a span of its incident (tracing), a row in the store."""
+        if self.spans is not None:
+            self.spans.on_attempt(msg)
+        self.to_telemetry(msg, sender)
+
     def on_memory_event(self, msg: MemoryEvent, sender: Any) -> None:
         """A memory cleanup ran: an event, and a row for the recovery store."""
         freed = msg.freed_bytes / 2**20
@@ -274,6 +289,8 @@ class Gateway(Caller):
             strategy=msg.tier,
             duration_ms=msg.duration_s * 1000,
         )
+        if self.spans is not None:
+            self.spans.on_memory(msg)
         self.to_telemetry(msg, sender)
 
     def on_shed_load(self, msg: ShedLoad, sender: Any) -> None:
@@ -325,7 +342,9 @@ class Gateway(Caller):
         if refused is not None:
             self.send(sender, GatewayReply(msg.id, ErrorReply.of(refused)))
             return
-        self.gateway_call(msg.id, sender, msg.path, message, deadline=msg.deadline)
+        self.gateway_call(
+            msg.id, sender, msg.path, message, deadline=msg.deadline, context=msg.context
+        )
 
     def gateway_call(
         self,
@@ -335,8 +354,11 @@ class Gateway(Caller):
         message: Any,
         timeout: float | None = None,
         deadline: float = 0.0,
+        context: str = "",
     ) -> None:
-        """Call ``path`` for the System; the answer goes back as ``GatewayReply(ident)``."""
+        """Call ``path`` for the System; the answer goes back as ``GatewayReply(ident)``.
+
+        ``context``: the traceparent of the System's span for the ask (tracing)."""
 
         def answer(value: Any) -> None:
             self.gateway_calls.pop(ident, None)
@@ -351,6 +373,7 @@ class Gateway(Caller):
             answer,
             lambda error: answer(ErrorReply.of(error)),
             deadline=deadline,
+            context=context,
         )
 
     def on_gateway_cancel(self, msg: GatewayCancel, sender: Any) -> None:
@@ -373,6 +396,8 @@ class Gateway(Caller):
             return
         if isinstance(message, Chaos):
             self.record("chaos", msg.path, detail=f"{message.kind} injected")
+        elif msg.context and numbered(type(message)):  # (tracing) it carries the tell's span
+            message = Told(message, "", 0, 0, self.myAddress, msg.context)
         self._sw_send_path(msg.path, message)
 
     # -- questions ----------------------------------------------------------------------------

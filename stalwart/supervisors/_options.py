@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from typing import Any, Literal
 
@@ -48,6 +49,7 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     listen: tuple[str, int] | None = None
     capabilities: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
     cluster: dict[str, Any] = msgspec.field(default_factory=dict)
+    tracing: bool = False
 
     def __post_init__(self) -> None:
         for field in self.__struct_fields__:  # (as in TOML; a larger one cannot even be shown)
@@ -68,6 +70,13 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 "start", "root_max_restarts", f"must be >= 0, got {self.root_max_restarts!r}"
             )
         check_service_options(self)
+        if self.tracing and not _otel_installed():
+            raise SpecError(
+                "start",
+                "tracing",
+                "needs the OpenTelemetry SDK: pip install 'stalwart[otel]'"
+                " (opentelemetry-api and opentelemetry-sdk)",
+            )
         if self.admin_port is not None and not 1 <= self.admin_port <= 65535:
             raise SpecError("start", "admin_port", f"must be a TCP port, got {self.admin_port!r}")
         self._check_cluster()
@@ -99,6 +108,14 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             check_requires(self.capabilities)
         except ValueError as exc:
             raise SpecError("start", "capabilities", str(exc)) from None
+
+
+def _otel_installed() -> bool:
+    """The OpenTelemetry SDK can be imported (looked up, not imported)."""
+    try:
+        return importlib.util.find_spec("opentelemetry.sdk.trace") is not None
+    except ModuleNotFoundError:  # (not even the ``opentelemetry`` namespace)
+        return False
 
 
 def parse_options(options: dict[str, Any]) -> SystemOptions:

@@ -120,6 +120,7 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
         self.final_report: dict[str, Any] | None = None
         self.starter_pid = 0
         self.state_dir = ""  # the actors' checkpoint files (multi-process bases)
+        self.tracing = ""  # where the tree's spans go ("": OpenTelemetry off)
         self.clock_id = 0
         self.cluster_nodes: dict[str, dict[str, Any]] = {}
         self.cluster_lost: tuple[str, ...] = ()
@@ -189,6 +190,12 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
         self.tree, self.options = msg.tree, msg.options
         self.starter_pid, self.clock_id = msg.starter_pid, msg.clock_id
         self.state_dir = msg.state_dir
+        self.tracing = msg.spans
+        if msg.spans:  # OpenTelemetry: incidents and attempts become spans here
+            from ..actors._tracing import tracing_for
+            from ._spans import IncidentSpans
+
+            self.spans = IncidentSpans(tracing_for(msg.spans))
         if msg.clock_id:
             ROOTS[msg.clock_id] = self
         self._sw_use_clock(msg.clock_id)
@@ -253,6 +260,7 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
                     "hold_limit": self.options.hold_limit,
                     "state_dir": self.state_dir,
                     "queues": os.path.join(self.options.state_dir or ".stalwart", "queues"),
+                    "tracing": self.tracing if tree else "",  # (the services: no spans)
                 },
                 self.registry.floors(spec.name),
             ),
@@ -372,6 +380,8 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
 
     def do_stopped(self, c: rk.Stopped) -> None:
         self.registry.all_stopped()
+        if self.spans is not None:
+            self.spans.close_all()
         if c.final:
             self.write_final_report()
             if self.state_dir:  # nothing will restart from these checkpoints any more
@@ -509,7 +519,7 @@ _HANDLERS: dict[type, Any] = {
     RootCauseFound: RootActor.on_root_cause,
     CorrelationNote: RootActor.on_correlation_note,
     Request: RootActor.on_request,
-    Attempt: RootActor.to_telemetry,
+    Attempt: RootActor.on_attempt,
     DurableCheckpoint: RootActor.to_telemetry,
     MemoryEvent: RootActor.on_memory_event,
     ShedLoad: RootActor.on_shed_load,

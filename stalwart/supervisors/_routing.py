@@ -43,6 +43,9 @@ from .messages import (
     Unavailable,
 )
 
+if TYPE_CHECKING:
+    from ._spans import IncidentSpans
+
 
 class Routing(Caller):
     """Mixin: registrations, path resolution, address pushes, and lost nodes."""
@@ -51,10 +54,11 @@ class Routing(Caller):
     cluster_nodes: dict[str, dict[str, Any]]
     cluster_lost: tuple[str, ...]
     fenced: dict[str, list[Any]]
+    spans: IncidentSpans | None
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
 
-        def record(self, kind: str, path: str, **fields: Any) -> None: ...
+        def record(self, kind: str, path: str, context: str = "", **fields: Any) -> None: ...
         def dead_letter(self, path: str, message: Any, error: str, *a: Any, **k: Any) -> None: ...
         def incident_holds_for(self, msg: Registered) -> None: ...
         def answer_when_all_registered(self) -> None: ...
@@ -105,6 +109,8 @@ class Routing(Caller):
 
     def on_state(self, msg: StateNote, sender: Any) -> None:
         self.registry.note_state(msg)
+        if self.spans is not None:
+            self.spans.on_state(msg.path, msg.state)
 
     def push(
         self,

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 from uuid import UUID
 
 import msgspec
@@ -80,6 +80,10 @@ from .queries import (
     StoreDiagnosticsQuery,
 )
 from .spec import SpecError, Supervisor, validate_children
+
+if TYPE_CHECKING:
+    from ..actors._span_wire import SpanReceiver
+    from ._spans import SystemSpans
 
 log = logging.getLogger("stalwart.system")
 _MARGIN_S = 2.0
@@ -185,6 +189,8 @@ class System:
         self._attached = False  # talking to a system another process owns
         self._clock_id = 0
         self._final_report: dict[str, Any] | None = None
+        self._tracing: SystemSpans | None = None  # OpenTelemetry: spans for asks and tells
+        self._spans_in: SpanReceiver | None = None  # ... and the spans of actor processes
         self._logs: LogChannel | None = None  # the actor processes' records come there
         self._logs_held = False  # holds in_process_logs (from before its actor system)
         self._transport: InProcess | MultiProcess
@@ -229,11 +235,18 @@ class System:
         time). Raises :class:`~stalwart.UnknownPath`, :class:`~stalwart.Timeout`,
         :class:`~stalwart.BadMessage`, or the error the tree answered with
         (:class:`~stalwart.PoisonMessageError`, :class:`~stalwart.UnknownMessage`...).
+        With ``tracing=True`` the ask is a span, the parent of the spans of its handling.
         """
+        if self._tracing is not None:
+            with self._tracing.asking(path, msg) as context:
+                timeout, ask, late = self._asking(path, msg, timeout, context)
+                return _answer(self._query(ask, ask.id, timeout, late))
         timeout, ask, late = self._asking(path, msg, timeout)
         return _answer(self._query(ask, ask.id, timeout, late))
 
-    def _asking(self, path: str, msg: Any, timeout: float | None) -> tuple[float, GatewayAsk, str]:
+    def _asking(
+        self, path: str, msg: Any, timeout: float | None, context: str = ""
+    ) -> tuple[float, GatewayAsk, str]:
         """The checked ask for the root, its timeout, and what to say if it runs out."""
         timeout = self.options.ask_timeout_s if timeout is None else timeout
         self._check_path(path)
@@ -244,7 +257,7 @@ class System:
             raise SystemStopped("the system has been shut down")
         # the deadline starts here: the time the ask takes to reach the root counts
         deadline = time.time() + timeout if timeout else 0.0
-        ask = GatewayAsk(next(self._ids), path, msg, deadline)
+        ask = GatewayAsk(next(self._ids), path, msg, deadline, context)
         return timeout, ask, f"no reply from {path} within {timeout:g}s"
 
     def tell(self, path: str, msg: Any) -> None:
@@ -257,7 +270,8 @@ class System:
             msg = seal(msg)
         if self._closed:
             raise SystemStopped("the system has been shut down")
-        self._transport.tell(self._root, GatewayTell(path, msg))
+        context = self._tracing.telling(path, msg) if self._tracing is not None else ""
+        self._transport.tell(self._root, GatewayTell(path, msg, context))
 
     @overload
     async def ask_async(
@@ -273,6 +287,11 @@ class System:
         raises; ``timeout`` counts from the call; cancelling the awaiting task stops the
         wait. Typed like :meth:`ask`.
         """
+        if self._tracing is not None:
+            with self._tracing.asking(path, msg) as context:
+                timeout, ask, late = self._asking(path, msg, timeout, context)
+                reply = await self._transport.ask_async(self._root, ask, ask.id, timeout, late)
+                return _answer(reply)
         timeout, ask, late = self._asking(path, msg, timeout)
         return _answer(await self._transport.ask_async(self._root, ask, ask.id, timeout, late))
 
@@ -585,6 +604,9 @@ class System:
             if killed:
                 log.warning("killed %d leftover actor process(es): %s", len(killed), killed)
             drop_state(self._state_dir)
+            if self._spans_in is not None:  # what the actors' processes sent as they left
+                self._spans_in.close()
+                self._spans_in = None
             self._let_go_of_logs()  # (after the processes: what they logged last is in)
 
     def _let_go_of_logs(self) -> None:
@@ -659,10 +681,34 @@ class System:
         if not isinstance(path, str) or path not in self._known:
             raise UnknownPath(f"unknown actor path {path!r}", str(path))
 
+    def _spans_channel(self) -> str:
+        """Where the tree's spans go: "" (not tracing), this process's provider ("local", the
+        in-process base), or the socket of :attr:`_spans_in` (the actors' own processes)."""
+        if self._tracing is None:
+            return ""
+        return self._spans_in.address if self._spans_in is not None else "local"
+
+    def _trace(self) -> None:
+        """OpenTelemetry on: spans for asks and tells, and a way in for the tree's spans."""
+        from ..actors._span_wire import SpanReceiver
+        from ._spans import SystemSpans
+
+        self._tracing = SystemSpans()
+        if self.options.base != "simple":
+            self._spans_in = SpanReceiver()
+
     def _boot(self, timeout: float) -> None:
         ident = next(self._ids)
         value = self._query(
-            Boot(ident, self.tree, self.options, os.getpid(), self._clock_id, self._state_dir),
+            Boot(
+                ident,
+                self.tree,
+                self.options,
+                os.getpid(),
+                self._clock_id,
+                self._state_dir,
+                self._spans_channel(),
+            ),
             ident,
             timeout,
         )
@@ -725,6 +771,7 @@ def start(
     listen: tuple[str, int] | None = None,
     capabilities: dict[str, str | int | float | bool] = {},  # noqa: B006
     cluster: dict[str, Any] = {},  # noqa: B006
+    tracing: bool = False,
 ) -> System:
     """Start ``tree`` and return the running :class:`System` once every child has started.
 
@@ -779,6 +826,11 @@ def start(
     - ``capabilities``: what this node offers to ``Child.requires`` (``{"zone": "a"}``).
     - ``cluster``: settings of the node monitor (see ``ClusterSettings``:
       ``expect_nodes``, ``wait_s``, ``heartbeat_s``, ``phi_threshold``, ``fence_s``...).
+    - ``tracing``: OpenTelemetry spans (needs ``stalwart[otel]``): a span per incident
+      with a child per recovery attempt, a span per handled message, ask, call and tell,
+      with W3C trace context carried from caller to callee. They go to the TracerProvider
+      of the process that calls ``start()``, also from actors in processes of their own
+      (see the telemetry guide). Off by default; off, no OpenTelemetry module is loaded.
     """
     given = locals()  # (every parameter but ``tree`` is a field of SystemOptions, by name)
     if not isinstance(tree, Supervisor):
@@ -813,6 +865,8 @@ def _start(tree: Supervisor, opts: SystemOptions) -> System:
         # on the multi-process bases other processes find it by name (System.attach)
         root = asys.createActor(RootActor, globalName=None if opts.base == "simple" else ROOT_NAME)
         system = System(asys, root, opts, tree)
+        if opts.tracing:
+            system._trace()
         system._logs, logs = logs, None
         system._logs_held = True
         # each actor keeps its checkpoint there before its answers leave: a file of its own
@@ -828,6 +882,8 @@ def _start(tree: Supervisor, opts: SystemOptions) -> System:
         if system is not None:
             system._transport.close()
             drop_state(system._state_dir)
+            if system._spans_in is not None:
+                system._spans_in.close(grace_s=0.0)
             CLOCKS.pop(system._clock_id, None)
             ROOTS.pop(system._clock_id, None)
         _abandon(asys, opts)

@@ -150,6 +150,7 @@ class EventNote(msgspec.Struct, frozen=True):
     last_error: str = ""
     severity: int = 0
     trace: str = ""
+    context: str = ""  # OpenTelemetry: the traceparent of the handler that failed (a link)
 
     def event_fields(self) -> dict[str, Any]:
         """What an :class:`Event` recorded from this note carries besides kind and path."""
@@ -341,6 +342,7 @@ class Boot(msgspec.Struct, frozen=True):
     starter_pid: int
     clock_id: int = 0
     state_dir: str = ""  # where actors keep their checkpoint files ("": in memory only)
+    spans: str = ""  # OpenTelemetry: where the tree's spans go ("": off; "local"; a socket)
 
 
 class GatewayAsk(msgspec.Struct, frozen=True):
@@ -351,6 +353,7 @@ class GatewayAsk(msgspec.Struct, frozen=True):
     path: str
     message: Any
     deadline: float
+    context: str = ""  # OpenTelemetry: the traceparent of the System's ask span
 
 
 class GatewayCancel(msgspec.Struct, frozen=True):
@@ -362,6 +365,7 @@ class GatewayCancel(msgspec.Struct, frozen=True):
 class GatewayTell(msgspec.Struct, frozen=True):
     path: str
     message: Any
+    context: str = ""  # OpenTelemetry: the traceparent of the System's tell span
 
 
 class GatewayQuery(msgspec.Struct, frozen=True):

@@ -253,6 +253,7 @@ SYSTEM = {
     "chaos": st.booleans(),
     "capabilities": st.dictionaries(st.sampled_from(["zone", "gpu"]), st.integers(0, 4)),
     "cluster": st.fixed_dictionaries({}, optional={"wait_s": SECONDS}),
+    "tracing": st.booleans(),
 }
 NO_TOML = {"node", "listen"}  # (tcp base only; None has no TOML: left out)
 assert set(LEVELS) == set(LevelPolicy.__struct_fields__)

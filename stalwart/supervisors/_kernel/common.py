@@ -28,6 +28,7 @@ def note(
     duration_ms: float = 0.0,
     state: str = "",
     trace: str = "",
+    context: str = "",
 ) -> None:
     """Tell the root what happened (and, with ``state``, the child's new state)."""
     out.append(
@@ -47,6 +48,7 @@ def note(
                 c.last_error if c is not None else "",
                 int(info.severity) if info else 0,
                 trace,
+                context,
             )
         )
     )
@@ -75,6 +77,11 @@ def hang_info(path: str, detail: str, kind: str) -> ErrorInfo:
 def trace_of(sender: Any) -> str:
     """The trace id a failed message's sender carries ("" for a plain message)."""
     return sender.trace if type(sender) is ReplyTo else ""
+
+
+def context_of(sender: Any) -> str:
+    """The traceparent of the span that handled a failed request ("" without tracing)."""
+    return sender.context if type(sender) is ReplyTo else ""
 
 
 def operation(message: Any) -> str:

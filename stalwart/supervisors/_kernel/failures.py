@@ -37,6 +37,7 @@ from .common import (
     Out,
     attempt_begins,
     attempt_done,
+    context_of,
     describe,
     hang_info,
     note,
@@ -163,6 +164,7 @@ def apply(
         detail=f"{record.info.error_type}: {record.info.message}",
         state="retrying" if level <= 2 else "restarting",
         trace=trace_of(record.sender),
+        context=context_of(record.sender),
     )
     if level <= 2:
         if strategy == "fallback":
