@@ -1,10 +1,10 @@
 """Async handlers: ``async def receiveMsg_X`` in a ``ManagedActor``.
 
 A coroutine handler runs on its actor's own thread, on an asyncio event loop that
-the actor runs in short turns: when the handler starts, when a message it waits
-for arrives (the reply to ``await self.ask(...)``), and when an asyncio timer or
-socket it waits on is due. So its code never runs beside another handler of the
-same actor, and every asyncio API works inside it.
+the actor runs in short turns: when the handler starts, after each message the actor
+handles meanwhile (the reply to ``await self.ask(...)`` among them), and when an
+asyncio timer, a socket or an executor job it waits on may be done. So its code never
+runs beside another handler of the same actor, and every asyncio API works inside it.
 
 While a handler awaits, the actor goes on with other messages: its replies, health
 checks, confirmations. Its users' messages wait their turn: at most
@@ -17,12 +17,12 @@ coroutine still running when its actor stops or is restarted is cancelled (its
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 from ._asks import Asks, ReplyT
+from ._async_loop import STATE, actor_loop, in_turn, spin
 from ._timers import WAKE
 from .messages import Told
 
@@ -30,30 +30,9 @@ if TYPE_CHECKING:
     from ._order import Lane
     from ._tracing import Tracing
 
-POLL_S = 0.002  # while a coroutine waits on a socket: how often the actor looks at it
-_SPINS = 64  # loop iterations in one turn; a coroutine that never waits yields after them
+POLL_S = 0.002  # while a coroutine waits on a socket or an executor job: how often to look
+IDLE_POLL_S = 0.05  # ... on anything else (another thread may complete it): at the latest
 _HOLD_S = 5e-4  # with a turn cut short: how soon the next one runs (messages go between)
-
-_LOOPS = threading.local()
-
-
-def actor_loop() -> asyncio.AbstractEventLoop:
-    """The event loop the async handlers of this thread's actors run on (one per thread)."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_LOOPS, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = _LOOPS.loop = asyncio.new_event_loop()
-    return loop
-
-
-def close_actor_loop() -> None:
-    """Close this thread's loop, if it has one (the in-process base's actor thread ends)."""
-    loop: asyncio.AbstractEventLoop | None = getattr(_LOOPS, "loop", None)
-    if loop is not None and not loop.is_running() and not loop.is_closed():
-        for task in asyncio.all_tasks(loop):
-            task.cancel()
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-    _LOOPS.loop = None
 
 
 class Turn:
@@ -63,6 +42,7 @@ class Turn:
         "envelope",
         "failure_id",
         "handler",
+        "internal",
         "is_async",
         "lane",
         "msg",
@@ -70,7 +50,7 @@ class Turn:
         "sender",
         "seq",
         "span",
-        "task",
+        "stopping",
         "told",
     )
 
@@ -85,6 +65,7 @@ class Turn:
         seq: int,
         envelope: tuple[Any, Any],
         told: bool,
+        internal: bool = False,
     ) -> None:
         self.handler = handler
         self.is_async = is_async
@@ -95,42 +76,19 @@ class Turn:
         self.seq = seq
         self.envelope = envelope  # what a successor gets if this one is cut short
         self.told = told  # a tell of a channel: confirmed once done
+        self.internal = internal  # the framework's (a retry that waited its turn)
+        self.stopping = False  # it stopped its actor: its message is done
         self.outbox: list[Any] | None = None
-        self.task: asyncio.Task[Any] | None = None
         self.span: Any = None  # OpenTelemetry: the message's span, ended with the turn
 
 
-class _InTurn:
-    """Awaits ``coro`` with its actor's context set around each of its steps."""
+class _Start:
+    """A waiting plain handler to start once the loop's turn is over."""
 
-    __slots__ = ("actor", "coro", "turn")
+    __slots__ = ("turn",)
 
-    def __init__(self, actor: Any, turn: Turn, coro: Coroutine[Any, Any, Any]) -> None:
-        self.actor, self.turn, self.coro = actor, turn, coro
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        actor, turn, coro = self.actor, self.turn, self.coro
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            before = actor._sw_enter(turn)
-            try:
-                step = coro.send(value) if error is None else coro.throw(error)
-            except StopIteration as stop:
-                return stop.value
-            finally:
-                actor._sw_leave(turn, before)
-            try:
-                value, error = (yield step), None
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as exc:  # a cancellation, or what the loop threw in
-                value, error = None, exc
-
-
-async def _run(actor: Any, turn: Turn, coro: Coroutine[Any, Any, Any]) -> Any:
-    return await _InTurn(actor, turn, coro)
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
 
 
 class AsyncHandlers:
@@ -182,6 +140,7 @@ class AsyncHandlers:
         self._sw_turns: dict[asyncio.Task[Any], Turn] = {}
         self._sw_backlog: deque[Turn] = deque()
         self._sw_turn_now: Turn | None = None
+        self._sw_queued_now = False  # a handler that waited its turn runs now
         self._sw_lane_at: tuple[Lane, int] | None = None  # the channel message being handled
         self._sw_envelope: tuple[Any, Any] | None = None  # ... and how it came
         self._sw_opening: Any = None  # OpenTelemetry: the span of the message being dispatched
@@ -189,6 +148,13 @@ class AsyncHandlers:
     def _sw_busy(self) -> bool:
         """Handlers are under way or waiting: every message goes through the queue."""
         return bool(self._sw_turns or self._sw_backlog)
+
+    def _sw_must_wait(self) -> bool:
+        """A message that comes now waits its turn (not one taken from the queue)."""
+        return bool(self._sw_turns or self._sw_backlog) and not self._sw_queued_now
+
+    def _sw_room(self) -> bool:
+        return len(self._sw_turns) < max(1, self.max_concurrency)
 
     def _sw_defer(
         self, handler: Callable[..., Any], is_async: bool, msg: Any, sender: Any, fid: int | None
@@ -203,29 +169,41 @@ class AsyncHandlers:
         if lane is not None:
             lane.pending.add(seq)
         self._sw_table = {}  # every message goes the long way while turns are under way
-        if len(self._sw_turns) < max(1, self.max_concurrency) and not self._sw_backlog:
+        if self._sw_queued_now:  # (from a turn taken from the queue: it keeps its place)
+            if self._sw_room():
+                self._sw_begin(turn)
+            else:
+                self._sw_backlog.appendleft(turn)
+        elif self._sw_room() and not self._sw_backlog:
             self._sw_begin(turn)
         else:
             self._sw_backlog.append(turn)
 
+    def _sw_wait_turn(self, handler: Callable[..., Any], msg: Any, sender: Any) -> None:
+        """A framework message that must not run beside a handler under way (a retry rolls
+        the state back): it runs first once the handlers under way are done."""
+        turn = Turn(handler, False, msg, sender, None, None, 0, (msg, sender), False, True)
+        self._sw_table = {}
+        self._sw_backlog.appendleft(turn)
+
     def _sw_begin(self, turn: Turn) -> None:
         tracing = self._sw_tracing if turn.span is not None else None
-        if not turn.is_async:  # a plain handler that had to wait its turn: it runs now
+        if not turn.is_async:  # a handler that had to wait its turn: it runs now
             before = self._sw_enter(turn, counts_calls=True)
+            queued, self._sw_queued_now = self._sw_queued_now, True
             token = tracing.enter(turn.span) if tracing is not None else None
+            error: BaseException | None = None
             try:
                 turn.handler(self, turn.msg, turn.sender)
             except Exception as exc:
-                error: Exception | None = exc
-            else:
-                error = None
+                error = exc
             finally:
                 if tracing is not None:
                     tracing.leave(token)
-            self._sw_leave(turn, before)
+                self._sw_queued_now = queued
+                self._sw_leave(turn, before)
             self._sw_end_turn(turn, error)
             return
-        loop = actor_loop()
         before = self._sw_enter(turn)
         try:
             coro = turn.handler(self, turn.msg, turn.sender)
@@ -235,8 +213,7 @@ class AsyncHandlers:
             return
         self._sw_leave(turn, before)
         context = tracing.task_context(turn.span) if tracing is not None else None
-        task = loop.create_task(_run(self, turn, coro), context=context)
-        turn.task = task
+        task = actor_loop().create_task(in_turn(self, turn, coro), context=context)
         self._sw_turns[task] = turn
         task.add_done_callback(self._sw_task_done)
         self._sw_pump()
@@ -249,6 +226,7 @@ class AsyncHandlers:
             self._sw_outbox,
             self._sw_turn_now,
             self._sw_lane_at,
+            STATE.step,
         )
         self._sw_msg, self._sw_sender = turn.msg, turn.sender
         # calls made by a coroutine count for its retry through the coroutine itself
@@ -258,6 +236,7 @@ class AsyncHandlers:
         self._sw_outbox = turn.outbox
         self._sw_turn_now = turn
         self._sw_lane_at = (turn.lane, turn.seq) if turn.lane is not None else None
+        STATE.step = (self, turn)
         return before
 
     def _sw_leave(self, turn: Turn, before: tuple[Any, ...]) -> None:
@@ -269,30 +248,33 @@ class AsyncHandlers:
             self._sw_outbox,
             self._sw_turn_now,
             self._sw_lane_at,
+            STATE.step,
         ) = before
 
     def _sw_task_done(self, task: asyncio.Task[Any]) -> None:
+        """(A loop callback: the turn is closed once the loop's turn is over.)"""
         turn = self._sw_turns.pop(task, None)
-        if turn is None:
+        if turn is None:  # cut short already
             return
-        if task.cancelled():
-            self._sw_cut_short(turn)
-            return
-        self._sw_end_turn(turn, task.exception())
-
-    def _sw_cut_short(self, turn: Turn) -> None:
-        """A cancelled turn: its message goes to the next instance (or is refused at a stop)."""
-        if turn.outbox:  # what it answered before it was cancelled still goes out
-            for address, reply in turn.outbox:
-                self._sw_post(address, reply)
-        self._sw_held.append(turn.envelope)
-        if turn.span is not None and self._sw_tracing is not None:
-            self._sw_tracing.end(turn.span, None, cut_short=True)
+        if task.cancelled():  # by the handler itself, not by a stop: a failure like any other
+            error: BaseException | None = asyncio.CancelledError("the handler was cancelled")
+        else:
+            error = task.exception()
+        STATE.ended.append((self, turn, error))
 
     def _sw_end_turn(self, turn: Turn, exc: BaseException | None) -> None:
+        if turn.internal:
+            self._sw_next()
+            return
+        if turn.stopping or not self._sw_running():  # it stopped its actor, or was cut short
+            outbox, turn.outbox = turn.outbox, None
+            for address, reply in outbox or ():
+                self._sw_post(address, reply)
+            self._sw_end_span(turn, exc)
+            return
         before = self._sw_enter(turn, counts_calls=True)
+        lane = turn.lane
         try:
-            lane = turn.lane
             if lane is not None:
                 lane.pending.discard(turn.seq)
                 if turn.told:
@@ -309,8 +291,7 @@ class AsyncHandlers:
             self._sw_flush_outbox()  # (a checkpoint took them already, if one was made)
         finally:
             self._sw_leave(turn, before)
-        if turn.span is not None and self._sw_tracing is not None:
-            self._sw_tracing.end(turn.span, exc)
+        self._sw_end_span(turn, exc)
         if lane is not None and turn.told:
             self._sw_confirm()
         if exc is None and turn.failure_id is not None:
@@ -318,14 +299,27 @@ class AsyncHandlers:
         self._sw_next()
 
     def _sw_next(self) -> None:
-        """Start what waits, as room allows; back to the fast path once nothing does."""
+        """Start what waits, in order, as room allows; back to the fast path once none waits.
+
+        A plain handler (or a retry) that waited is started by the loop's pump once this
+        returns, and takes the next when it ends: a long queue never grows the stack."""
         backlog = self._sw_backlog
-        while backlog and len(self._sw_turns) < max(1, self.max_concurrency):
-            if not self._sw_running():
-                return
-            self._sw_begin(backlog.popleft())
+        while backlog and self._sw_room() and self._sw_running():
+            turn = backlog.popleft()
+            if turn.is_async:
+                self._sw_begin(turn)
+                continue
+            STATE.ended.append((self, _Start(turn), None))
+            if not STATE.pumping:
+                self._sw_pump()
+            return
         if not self._sw_busy() and self._sw_running() and not self._sw_faults:
             self._sw_table = self._sw_fast
+
+    def _sw_end_span(self, turn: Turn, exc: BaseException | None, cut: bool = False) -> None:
+        if turn.span is not None and self._sw_tracing is not None:
+            self._sw_tracing.end(turn.span, exc, cut_short=cut)
+            turn.span = None
 
     # -- answers when handlers overlap -------------------------------------------------
     def _sw_overtakes(self) -> bool:
@@ -340,50 +334,74 @@ class AsyncHandlers:
 
     # -- the loop's turns ---------------------------------------------------------------
     def _sw_pump(self) -> None:
-        """Run the event loop until nothing is ready (bounded), then ask to be woken."""
+        """Run the event loop until nothing is ready, close the turns that ended (outside
+        the loop), again while that starts more; then ask to be woken for the next turn."""
         loop = actor_loop()
-        if loop.is_running():  # a turn further up this thread's stack runs it
+        if STATE.pumping or loop.is_running():  # a turn further up this stack runs it
             return
-        for _ in range(_SPINS):
-            loop.call_soon(loop.stop)
-            loop.run_forever()
-            if not getattr(loop, "_ready", True):
-                break
-        self._sw_arm_loop(loop)
+        STATE.pumping = True
+        try:
+            while True:
+                spin(loop)
+                ended, STATE.ended = STATE.ended, []
+                if not ended:
+                    break
+                for actor, turn, error in ended:  # (outside the loop: it is not running)
+                    if isinstance(turn, _Start):
+                        actor._sw_begin_waiting(turn.turn)
+                    else:
+                        actor._sw_end_turn(turn, error)
+        finally:
+            STATE.pumping = False
+        self._sw_arm_loop()
 
-    def _sw_arm_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _sw_begin_waiting(self, turn: Turn) -> None:
+        if self._sw_running():
+            self._sw_begin(turn)
+
+    def _sw_arm_loop(self) -> None:
         if not self._sw_turns:
             self.cancel("async")
             return
-        delay: float | None = None
-        if getattr(loop, "_ready", True):
+        loop = actor_loop()
+        if loop.has_ready() or STATE.ended:
             delay = _HOLD_S
+        elif loop.executor_jobs or loop.watches_sockets():
+            delay = POLL_S
         else:
-            selector = getattr(loop, "_selector", None)
-            if selector is None or len(selector.get_map()) > 1:  # (one is the loop's own)
-                delay = POLL_S
-            timers = [h.when() for h in getattr(loop, "_scheduled", ()) if not h.cancelled()]
-            if timers:
-                due = max(0.0, min(timers) - loop.time())
-                delay = due if delay is None else min(delay, due)
-        if delay is None:
-            self.cancel("async")  # woken by the message it waits for
-        else:
-            self.after(delay, (WAKE, "async"), key="async")
+            delay = IDLE_POLL_S
+        timer = loop.next_timer_in()
+        if timer is not None:
+            delay = min(delay, timer)
+        self.after(delay, (WAKE, "async"), key="async")
 
     def _sw_cancel_turns(self) -> None:
-        """Stopping or restarting: cancel the coroutines (not the one stopping it) and hand
-        what waits to the next instance."""
+        """Stopping or restarting: the turn that stops it is done as far as its channel goes;
+        the others are cancelled (their cleanup runs as far as one turn of the loop takes
+        it) and their messages, then those waiting, go to the next instance."""
         current = self._sw_turn_now
+        cut = []
         for task, turn in list(self._sw_turns.items()):
-            if turn is not current:
-                task.cancel()
+            if turn is current:
+                turn.stopping = True
+                if turn.lane is not None:
+                    turn.lane.pending.discard(turn.seq)
+                    turn.lane.owed = turn.lane.owed or turn.told
+                continue
+            del self._sw_turns[task]
+            task.cancel()
+            cut.append(turn)
+        for turn in cut:
+            outbox, turn.outbox = turn.outbox, None
+            for address, reply in outbox or ():  # what it answered before still goes out
+                self._sw_post(address, reply)
+            self._sw_held.append(turn.envelope)
+            self._sw_end_span(turn, None, cut=True)
         waiting, self._sw_backlog = self._sw_backlog, deque()
         for turn in waiting:
             self._sw_held.append(turn.envelope)
-            if turn.span is not None and self._sw_tracing is not None:
-                self._sw_tracing.end(turn.span, None, cut_short=True)
-        if self._sw_turns:
+            self._sw_end_span(turn, None, cut=True)
+        if cut:
             self._sw_pump()
 
     # -- inside a coroutine -------------------------------------------------------------

@@ -84,6 +84,7 @@ PLACED_WAIT_S = 30.0  # on another node: no word from its supervisor for this lo
 _REPLAY_MEMORY = 256  # request ids (and replies) remembered to answer a replayed request once
 _REPLIES_FILED = 64  # the latest answers kept with a checkpoint file, for requests sent again
 FORWARD_QUIET_S = 1.0  # a replaced instance leaves once it had nothing to forward this long
+LEAVE_WAIT_S = 2.0  # an instance that stopped for good leaves by itself after this long
 
 _INTERNAL: dict[type, str] = {
     Init: "_sw_on_init",
@@ -443,6 +444,8 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
         internal = _INTERNAL.get(type(msg))
         if internal is not None:
             getattr(self, internal)(msg, sender)
+            if self._sw_turns:  # a reply, a timer, a routing answer: coroutines may go on
+                self._sw_pump()
         elif self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(msg, sender)
         else:
@@ -477,7 +480,7 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
             if type(msg) not in _INTERNAL:  # those must always reach the framework first
                 known = self._sw_coroutines if is_async else self._sw_handlers
                 known[type(msg)] = handler
-        if is_async or self._sw_turns or self._sw_backlog:
+        if is_async or self._sw_must_wait():
             if self._sw_faults:
                 self._sw_faults -= 1
                 self._sw_report(msg, sender, InjectedFault(f"{self.path}: fault injected"))
@@ -947,6 +950,9 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
         if self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(retry, sender)
             return
+        if self._sw_must_wait():  # it may roll the state back: not under a handler's feet
+            self._sw_wait_turn(ManagedActor._sw_on_retry, retry, sender)
+            return
         failure = Failure(
             self.path,
             retry.info,
@@ -1073,8 +1079,6 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
 
     def _sw_on_reply_msg(self, msg: Reply, sender: Any) -> None:
         self._sw_on_reply(msg)
-        if self._sw_turns:  # the answer a coroutine awaited: it goes on now
-            self._sw_pump()
 
     def _sw_running(self) -> bool:
         return self._sw_mode == _RUNNING
@@ -1163,12 +1167,30 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
                     self.log.exception("%s: snapshot() failed at stop", self.path)
         lanes = self._sw_lanes
         self._sw_held[:0] = lanes.held_back()  # for the successor, ahead of what came since
+        if not forward:  # refused with the final state: a process about to exit may not send
+            replies += self._sw_refuse_held_requests()
         self._sw_send_acks()
-        retired = Retired(self.path, self.incarnation, final, has_state, lanes.snapshot(), replies)
+        retired = Retired(
+            self.path, self.incarnation, final, has_state, lanes.snapshot(), replies, not forward
+        )
         self.send(self.supervisor, retired)
+        # it lives until its supervisor sends Release: a forwarding instance forwards till
+        # then; a leaving one makes sure Retired got there (a process that exits right after
+        # sending may lose what it sent), and leaves by itself if no answer comes
         if not forward:
-            self._sw_exit()
-        # a forwarding instance lives until its supervisor sends Release
+            self.after(LEAVE_WAIT_S, (WAKE, "release"), key="release")
+
+    def _sw_refuse_held_requests(self) -> tuple[tuple[Any, Reply], ...]:
+        """The requests it holds, answered ``ActorStopped`` (it stops for good)."""
+        refused, kept = [], []
+        error = ErrorReply.of(ActorStopped(f"{self.path} stopped before handling it", self.path))
+        for m, s in self._sw_held:
+            if isinstance(m, Request):
+                refused.append((m.reply_to, Reply(m.id, error)))
+            else:
+                kept.append((m, s))
+        self._sw_held = kept
+        return tuple(refused)
 
     def _sw_on_successor(self, msg: Successor, sender: Any) -> None:
         self._sw_successor = msg.address
@@ -1178,7 +1200,9 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
 
     def _sw_exit(self) -> None:
         if self._sw_held and self._sw_successor is None:
-            for _, s in self._sw_held:
+            for m, s in self._sw_held:
+                if isinstance(m, Request):  # its caller waits on the request's id
+                    s = ReplyTo(m.reply_to, m.id)
                 self._sw_reject(
                     s, ActorStopped(f"{self.path} stopped before handling it", self.path)
                 )
@@ -1211,8 +1235,6 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
         if msg.payload == TICK:
             for payload in self._sw_tick():
                 self._sw_on_timer(payload)
-            if self._sw_turns:  # a call timed out, a timer or socket is due: coroutines go on
-                self._sw_pump()
         elif self._sw_mode == _RUNNING:
             self._sw_dispatch(msg, sender)  # the actor's own wakeupAfter
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 WAKE = "stalwart"  # marker in wakeupAfter payloads that belong to the framework
 TICK = (WAKE, "tick")
 MAX_ARM_S = 0.25
+_WAKE_EARLY_S = 0.001  # a Thespian wakeup this close to due counts as come
 
 
 class ExternalClock:
@@ -77,7 +78,8 @@ class Timers:
         self._sw_heap: list[tuple[float, int, Hashable]] = []
         self._sw_due: dict[Hashable, tuple[int, Any]] = {}
         self._sw_seq = itertools.count()
-        self._sw_armed: float | None = None
+        self._sw_armed: float | None = None  # in-process: the deadline its clock holds
+        self._sw_wakes: list[float] = []  # Thespian's: when the wakeups asked for are due
         self._sw_clock: ExternalClock | None = None
 
     def _sw_use_clock(self, clock_id: int) -> None:
@@ -118,15 +120,19 @@ class Timers:
             return
         now = timer_now()
         target = min(deadline, now + MAX_ARM_S)
-        if self._sw_armed is not None and self._sw_armed <= target:
+        wakes = self._sw_wakes
+        if wakes and wakes[0] <= target:  # a wakeup asked for earlier comes in time
             return
-        self._sw_armed = target
+        heapq.heappush(wakes, target)
         self.wakeupAfter(max(0.0, target - now), TICK)
 
     def _sw_tick(self) -> list[Any]:
         """The payloads that are due now; re-arms for the next deadline."""
         self._sw_armed = None
         now = timer_now()
+        wakes = self._sw_wakes
+        while wakes and wakes[0] <= now + _WAKE_EARLY_S:  # (Thespian's that came, or are due)
+            heapq.heappop(wakes)
         heap, due, fired = self._sw_heap, self._sw_due, []
         while heap:
             deadline, seq, key = heap[0]

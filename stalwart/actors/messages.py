@@ -289,6 +289,7 @@ class Retired(msgspec.Struct, frozen=True):
     has_state: bool = False
     marks: tuple[tuple[str, int], ...] = ()  # how far it handled each sender's channel
     replies: tuple[tuple[Any, Any], ...] = ()  # answers of the handler that stopped it
+    leaving: bool = False  # it stops for good: it exits once its supervisor has this
 
 
 class Successor(msgspec.Struct, frozen=True):

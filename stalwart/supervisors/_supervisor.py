@@ -31,6 +31,7 @@ from ..actors._timers import TICK, Timers
 from ..actors.messages import (
     Batch,
     Checkpoint,
+    ErrorReply,
     FailureReport,
     HealthReport,
     HooksDone,
@@ -38,6 +39,7 @@ from ..actors.messages import (
     LostRequest,
     Placed,
     Proceed,
+    Release,
     ReplyTo,
     Retire,
     Retired,
@@ -376,6 +378,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     def on_retired(self, msg: Retired, sender: Any) -> None:
         assert self.state is not None
+        if msg.leaving:  # what it sent before this is here: it may exit
+            self.send(sender, Release())
         c = self.state.by_path.get(msg.path)
         if c is None or c.incarnation != msg.incarnation:
             return
@@ -388,6 +392,10 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             for address, reply in msg.replies:  # the handler that stopped it answered
                 keeper.remember_reply(reply.id, reply.value)
                 self.send(address, reply)
+        else:  # no state kept: only refusals (requests it stopped before handling) go on
+            for address, reply in msg.replies:
+                if type(reply.value) is ErrorReply:
+                    self.send(address, reply)
         self.decide(ev.ChildRetired(c.name, msg.incarnation, now=self.now))
 
     def on_stopped_normally(self, msg: StoppedNormally, sender: Any) -> None:

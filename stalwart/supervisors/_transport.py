@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from ..actors._async import close_actor_loop
+from ..actors._async_loop import close_actor_loop
 from ..actors._runtime import WakeupMessage
 from ..actors._timers import TICK, ExternalClock, timer_now
 from ..actors.errors import StalwartError, SystemStopped, Timeout
@@ -107,15 +107,30 @@ def _future_waiter() -> tuple[asyncio.Future[Any], _Waiter]:
     return future, _Waiter(functools.partial(settler.settle, future))
 
 
+_CLOSED = object()  # what async asks still out get when their system closes
+
+
+def _close_async_waiters(waiters: dict[int, _Waiter]) -> None:
+    for waiter in list(waiters.values()):
+        if waiter.notify is not None:
+            waiter.settle(_CLOSED)
+
+
 async def _await_reply(
     future: asyncio.Future[Any], timeout: float, late: str, cancel: Callable[[], None]
 ) -> Any:
     try:
         async with asyncio.timeout(timeout):
-            return await future
+            value = await future
     except TimeoutError:
         cancel()
         raise Timeout(late or f"the system did not answer within {timeout:g}s") from None
+    except asyncio.CancelledError:  # its caller stopped waiting: the tree may stop too
+        cancel()
+        raise
+    if value is _CLOSED:
+        raise SystemStopped("the system has been shut down")
+    return value
 
 
 def _runs(items: list[tuple[Any, Any]]) -> list[tuple[Any, list[Any]]]:
@@ -217,6 +232,7 @@ class InProcess:
         with self.progress:
             self.closed = True
             self.progress.notify_all()
+        _close_async_waiters(self.waiters)
         self.inbox.put(_STOP)
         if self.thread is not threading.current_thread():
             self.thread.join(timeout=5)
@@ -381,6 +397,7 @@ class MultiProcess:
                 self._send_outgoing(waiting)
                 with self.waiting_lock:
                     if not self.async_out and not waiting and self.outgoing.empty():
+                        self.pump = None  # (decided under the lock an ask takes to start one)
                         return
                 with self.lock:
                     reply = None if self.closed else self.asys.listen(_PUMP_LISTEN_S)
@@ -392,9 +409,11 @@ class MultiProcess:
                         waiter.settle(reply.value)
         except SystemStopped:
             pass
-        finally:
-            with self.waiting_lock:
-                self.pump = None
+        except Exception:
+            if not self.closed:  # (its endpoint goes away as the system shuts down)
+                log.exception("the async pump stopped; asks still out will time out")
+        with self.waiting_lock:
+            self.pump = None
 
     def _send_outgoing(self, waiting: deque[tuple[Any, Any, int]]) -> None:
         while True:
@@ -425,3 +444,5 @@ class MultiProcess:
 
     def close(self) -> None:
         self.closed = True
+        with self.waiting_lock:
+            _close_async_waiters(self.waiters)

@@ -9,7 +9,6 @@ later with :class:`RecoveryStore`, or render it with :func:`report_text` and
 from typing import Any
 
 from ..actors._log_channel import LogStats
-
 from ..supervisors._plan import dependency_graph, quiet_periods
 from ..supervisors._services import register_service
 from ..supervisors.spec import Child

@@ -62,6 +62,52 @@ class Fan(msgspec.Struct, frozen=True):
     names: tuple[str, ...]
 
 
+class Offload(msgspec.Struct, frozen=True):
+    """Sum ``n`` numbers in a worker thread (``asyncio.to_thread``)."""
+
+    n: int
+
+
+class Bump(msgspec.Struct, frozen=True):
+    n: int
+
+
+class Bumps(msgspec.Struct, frozen=True):
+    pass
+
+
+class Quit(msgspec.Struct, frozen=True):
+    pass
+
+
+class Politely(msgspec.Struct, frozen=True):
+    """Like ``Step``, but its cleanup after a cancellation awaits too."""
+
+    name: str
+
+
+class NestedLoop(msgspec.Struct, frozen=True):
+    """A plain handler that runs an event loop of its own (``asyncio.run``)."""
+
+    n: int
+
+
+class FanWaitFor(msgspec.Struct, frozen=True):
+    """``Fan``, each ask under ``asyncio.wait_for`` (a task of its own)."""
+
+    names: tuple[str, ...]
+
+
+class Add(msgspec.Struct, frozen=True):
+    item: str
+    fail_once: bool = False
+    wait: bool = False
+
+
+class Items(msgspec.Struct, frozen=True):
+    pass
+
+
 class Gate(ManagedActor):
     """Holds every ``Hold`` until ``Open``; after that answers at once."""
 
@@ -98,6 +144,38 @@ class Stepper(ManagedActor):
 
     def on_start(self) -> None:
         self.tries = 0
+        self.bumps: list[int] = []
+
+    async def receiveMsg_Offload(self, msg: Offload, sender: Any) -> None:
+        self.reply(sender, await asyncio.to_thread(sum, range(msg.n)))
+
+    def receiveMsg_Bump(self, msg: Bump, sender: Any) -> None:
+        self.bumps.append(msg.n)
+
+    def receiveMsg_Bumps(self, msg: Bumps, sender: Any) -> None:
+        self.reply(sender, list(self.bumps))
+
+    async def receiveMsg_Quit(self, msg: Quit, sender: Any) -> None:
+        await asyncio.sleep(0)
+        self.tell("t/recorder", Note(f"quit-{self.incarnation}"))
+        self.stop()
+
+    async def receiveMsg_Politely(self, msg: Politely, sender: Any) -> None:
+        self.tell("t/recorder", Note(f"{msg.name}-start"))
+        try:
+            await self.ask("t/gate", Hold(msg.name), timeout=60)
+        except asyncio.CancelledError:
+            self.tell("t/recorder", Note(f"{msg.name}-cancelled"))
+            await asyncio.sleep(0.01)  # e.g. close a connection politely
+            raise
+        self.reply(sender, msg.name)
+
+    def receiveMsg_NestedLoop(self, msg: NestedLoop, sender: Any) -> None:
+        async def double() -> int:
+            await asyncio.sleep(0)
+            return 2 * msg.n
+
+        self.reply(sender, asyncio.run(double()))
 
     async def receiveMsg_Step(self, msg: Step, sender: Any) -> None:
         self.tell("t/recorder", Note(f"{msg.name}-start"))
@@ -116,6 +194,10 @@ class Stepper(ManagedActor):
     def receiveMsg_Plain(self, msg: Plain, sender: Any) -> None:
         self.tell("t/recorder", Note(msg.name))
         self.reply(sender, msg.name)
+
+    async def receiveMsg_FanWaitFor(self, msg: FanWaitFor, sender: Any) -> None:
+        asks = (asyncio.wait_for(self.ask("t/gate", Hold(n), timeout=5), 10) for n in msg.names)
+        self.reply(sender, list(await asyncio.gather(*asks)))
 
     async def receiveMsg_Flaky(self, msg: Flaky, sender: Any) -> None:
         await asyncio.sleep(0)
@@ -142,3 +224,31 @@ class Overlapping(Stepper):
     """Up to three handlers at once."""
 
     max_concurrency = 3
+
+
+FAILED_ONCE: set[str] = set()  # (in this process: survives the ledger's roll-backs)
+
+
+class Ledger(ManagedActor):
+    """Checkpointed; a retry goes back to the last checkpoint (``retry_from_checkpoint``)."""
+
+    def on_start(self) -> None:
+        self.items: list[str] = list(self.restored_state or [])
+
+    def snapshot(self) -> Any:
+        return list(self.items)
+
+    async def receiveMsg_Add(self, msg: Add, sender: Any) -> None:
+        self.items.append(msg.item)
+        if msg.wait:
+            self.tell("t/recorder", Note(f"{msg.item}-waits"))
+            await self.ask("t/gate", Hold(msg.item), timeout=30)
+        else:
+            await asyncio.sleep(0)
+        if msg.fail_once and msg.item not in FAILED_ONCE:
+            FAILED_ONCE.add(msg.item)
+            raise ConnectionResetError("the backend hiccuped")
+        self.reply(sender, list(self.items))
+
+    def receiveMsg_Items(self, msg: Items, sender: Any) -> None:
+        self.reply(sender, list(self.items))

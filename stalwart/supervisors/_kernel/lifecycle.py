@@ -324,6 +324,9 @@ def on_stopped_itself(s: SupervisorState, e: StoppedItself, out: Out) -> None:
         failures.escalate(s, failures.intensity_reason(s, c), None, c.path, e.now, out)
         return
     note(s, out, "stopped", c, e.now, detail=f"{c.path} stopped itself (permanent): restarted")
+    # what reached it after it stopped was refused: its senders send their unconfirmed
+    # tells again to the next instance (which drops what the stopped one had handled)
+    c.died = True
     mark_restart_set(s, c)  # its restart set goes with it, as OTP restarts any exited child
 
 
