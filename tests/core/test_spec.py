@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from stalwart import Asks, Breaker, Child, LevelPolicy, ManagedActor, SpecError, Supervisor, start
 from stalwart.supervisors import CachedReply, DefaultReply, SystemOptions
+from stalwart.supervisors.spec import shown
 from tests.support import Worker
 
 
@@ -88,7 +89,8 @@ def test_any_name_is_accepted_or_refused_with_a_spec_error(name):
     try:
         child = Child(name, Worker)
     except SpecError as exc:
-        assert exc.field == "name" and repr(name) in str(exc)
+        # (named as error messages show values: a long escaped repr is shortened)
+        assert exc.field == "name" and shown(name) in str(exc)
     else:
         assert child.name == name
         assert name[0].isalpha() or name[0] == "_"
