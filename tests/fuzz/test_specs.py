@@ -230,6 +230,7 @@ OPTIONS = {
     "correlator": st.none() | st.fixed_dictionaries({}, optional={"capacity": st.integers(1, 99)}),
     "memory": st.none() | st.fixed_dictionaries({}, optional={"hysteresis": st.floats(0, 10)}),
     "memory_budget": st.none() | st.sampled_from(["512MiB", "2GB", 10**9]),
+    "tracing": st.booleans(),
     "memory_thresholds": st.sampled_from([(70.0, 85.0, 95.0), [50, 60, 99.5]]),
     "memory_interval_s": SECONDS,
     "hold_limit": st.integers(1, 10**5),
