@@ -480,7 +480,7 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
             if type(msg) not in _INTERNAL:  # those must always reach the framework first
                 known = self._sw_coroutines if is_async else self._sw_handlers
                 known[type(msg)] = handler
-        if is_async or self._sw_must_wait():
+        if is_async or ((self._sw_turns or self._sw_backlog) and not self._sw_queued_now):
             if self._sw_faults:
                 self._sw_faults -= 1
                 self._sw_report(msg, sender, InjectedFault(f"{self.path}: fault injected"))

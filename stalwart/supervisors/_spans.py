@@ -71,6 +71,16 @@ def _text(value: Any) -> str:
     return str(value.value if isinstance(value, Enum) else value)
 
 
+def _sent(path: str, name: str) -> dict[str, str]:
+    """The attributes of a span for a message sent to ``path``."""
+    return {
+        "stalwart.path": path,
+        "stalwart.message.type": name,
+        "messaging.system": "stalwart",
+        "messaging.destination.name": path,
+    }
+
+
 class _Incident:
     __slots__ = ("last_ok", "path", "span", "started")
 
@@ -251,12 +261,7 @@ class SystemSpans:
         with self.tracer.start_as_current_span(
             f"ask {path} {name}",
             kind=SpanKind.CLIENT,
-            attributes={
-                "stalwart.path": path,
-                "stalwart.message.type": name,
-                "messaging.system": "stalwart",
-                "messaging.destination.name": path,
-            },
+            attributes=_sent(path, name),
         ) as span:
             yield traceparent(span.get_span_context())
 
@@ -266,12 +271,7 @@ class SystemSpans:
         span = self.tracer.start_span(
             f"tell {path} {name}",
             kind=SpanKind.PRODUCER,
-            attributes={
-                "stalwart.path": path,
-                "stalwart.message.type": name,
-                "messaging.system": "stalwart",
-                "messaging.destination.name": path,
-            },
+            attributes=_sent(path, name),
         )
         span.end()
         return traceparent(span.get_span_context())

@@ -85,24 +85,25 @@ def incident_families(m: Any) -> Iterator[Metric]:
     for q, v in (("0.5", m.mttr_p50_s), ("0.95", m.mttr_p95_s), ("0.99", m.mttr_p99_s)):
         mttr.add_metric([q], _value(v))
     yield mttr
-    levels = CounterMetricFamily(
+    yield _per_level(
         "stalwart_incidents_recovered_by_level",
         "Recovered incidents per level that resolved them",
-        labels=["level"],
+        m.incidents_by_level,
     )
-    for level, n in sorted(m.incidents_by_level.items()):
-        levels.add_metric([str(level)], n)
-    yield levels
+
+
+def _per_level(name: str, documentation: str, counts: dict[Any, int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=["level"])
+    for level, n in sorted(counts.items()):
+        family.add_metric([str(level)], n)
+    return family
 
 
 def attempt_families(m: Any) -> Iterator[Metric]:
     """Recovery attempts per level, their success ratio and durations."""
-    attempts = CounterMetricFamily(
-        "stalwart_recovery_attempts", "Recovery attempts per level", labels=["level"]
+    yield _per_level(
+        "stalwart_recovery_attempts", "Recovery attempts per level", m.attempts_by_level
     )
-    for level, n in sorted(m.attempts_by_level.items()):
-        attempts.add_metric([str(level)], n)
-    yield attempts
     yield GaugeMetricFamily(
         "stalwart_recovery_attempt_success_ratio",
         "Share of recovery attempts that worked",
