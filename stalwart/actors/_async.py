@@ -17,6 +17,7 @@ coroutine still running when its actor stops or is restarted is cancelled (its
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
@@ -39,6 +40,7 @@ class Turn:
     """One message on its way through a handler that had to wait (or was made to)."""
 
     __slots__ = (
+        "began",
         "envelope",
         "failure_id",
         "handler",
@@ -80,6 +82,7 @@ class Turn:
         self.stopping = False  # it stopped its actor: its message is done
         self.outbox: list[Any] | None = None
         self.span: Any = None  # OpenTelemetry: the message's span, ended with the turn
+        self.began = 0.0  # (perf_counter) when its handler started
 
 
 class _Start:
@@ -115,6 +118,7 @@ class AsyncHandlers:
         def cancel(self, key: Any) -> None: ...
         def _sw_flush_outbox(self) -> None: ...
         def _sw_roll_back(self) -> None: ...
+        def _sw_took(self, kind: type, seconds: float) -> None: ...
         def _sw_report(
             self, msg: Any, sender: Any, exc: BaseException, fid: Any = None
         ) -> None: ...
@@ -188,6 +192,7 @@ class AsyncHandlers:
 
     def _sw_begin(self, turn: Turn) -> None:
         tracing = self._sw_tracing if turn.span is not None else None
+        turn.began = time.perf_counter()
         if not turn.is_async:  # a handler that had to wait its turn: it runs now
             before = self._sw_enter(turn, counts_calls=True)
             queued, self._sw_queued_now = self._sw_queued_now, True
@@ -285,6 +290,7 @@ class AsyncHandlers:
                     self._sw_roll_back()
                 self._sw_report(turn.msg, turn.sender, exc, turn.failure_id)
             else:
+                self._sw_took(type(turn.msg), time.perf_counter() - turn.began)
                 after = self._sw_after
                 if after is not None:
                     after()

@@ -10,11 +10,12 @@ import logging
 import os
 import pickle
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ..strategies import classify
+from ..strategies._learned_timeout import HANDLER_SAMPLES
 from ._async import AsyncHandlers
 from ._calls import Caller, OnError, OnReply
 from ._logs import ACTOR_PATH
@@ -207,6 +208,7 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
         self._sw_successor: Any = None
         self._sw_forwarded_at = float("-inf")  # when it last forwarded to its successor
         self._sw_handled: OrderedDict[str, Any] = OrderedDict()
+        self._sw_times: dict[type, deque[float]] = {}  # latest successful handler durations
         self._sw_also_answer: dict[str, list[Any]] = {}  # request id -> more reply addresses
         self._sw_last_reply: tuple[str, Any] | None = None
         self._sw_checkpoint_each = False  # checkpoint after each message (answers wait for it)
@@ -496,7 +498,9 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
                 if not self._sw_faults and not self._sw_busy():
                     self._sw_table = self._sw_fast
                 raise InjectedFault(f"{self.path}: fault injected by chaos")
+            began = time.perf_counter()
             handler(self, msg, sender)
+            self._sw_took(type(msg), time.perf_counter() - began)
         except Exception as exc:
             self._sw_flush_outbox()
             if self._sw_saved is not None:
@@ -509,6 +513,19 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
         if after is not None:
             after()
         return True
+
+    def _sw_took(self, kind: type, seconds: float) -> None:
+        """A handler of ``kind`` succeeded in ``seconds`` (its supervisor learns retry
+        timeouts from these: they go with a failure report)."""
+        times = self._sw_times.get(kind)
+        if times is None:
+            times = self._sw_times[kind] = deque(maxlen=HANDLER_SAMPLES)
+        times.append(seconds)
+
+    def _sw_handled_s(self, msg: Any) -> tuple[float, ...]:
+        if isinstance(msg, Request):
+            msg = msg.message
+        return tuple(self._sw_times.get(type(msg), ()))
 
     def _sw_unknown(self, msg: Any, sender: Any) -> None:
         if isinstance(msg, ActorSystemMessage):
@@ -555,6 +572,7 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
                 brief_traceback(exc),
                 failure_id,
                 during,
+                self._sw_handled_s(msg),
             ),
         )
 

@@ -227,6 +227,7 @@ class FailureReport(msgspec.Struct, frozen=True):
     traceback: str = ""
     failure_id: int | None = None
     during: str = "message"
+    handled_s: tuple[float, ...] = ()  # the latest successful handlings of its message type
 
 
 class Retry(msgspec.Struct, frozen=True):

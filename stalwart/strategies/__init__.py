@@ -47,6 +47,7 @@ from ._database import (
     safe_bulk_insert,
     transaction,
 )
+from ._learned_timeout import LearnedTimeout, TimeoutRule
 from ._retry import Retried, Retrying, retry
 from ._retry_state import ResultRejected, RetryState, RetryStats
 from ._selector import DEFAULT_CANDIDATES, AdaptiveSelector, Ranked, StrategyStats
@@ -77,6 +78,7 @@ __all__ = [
     "Fixed",
     "Jitter",
     "JitterKind",
+    "LearnedTimeout",
     "Linear",
     "OperationTimeout",
     "Outcome",
@@ -94,6 +96,7 @@ __all__ = [
     "StrategyStats",
     "Sum",
     "TimeWindow",
+    "TimeoutRule",
     "Verdict",
     "WindowCounts",
     "atomic_update",

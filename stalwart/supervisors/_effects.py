@@ -67,7 +67,13 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
         first = c.child not in self.spawned
         prefix = child.path + "/"
         floors = {p: n for p, n in self.state.floors.items() if p.startswith(prefix)}
-        learned = LearnedState(self.state.selector.state(), dict(self.state.timeouts))
+        timeouts, longest = self.state.subtree_timeouts(prefix)
+        learned = LearnedState(
+            self.state.selector.state(),
+            timeouts,
+            longest=longest,
+            timeout_rule=self.state.timeout_rule,
+        )
         init: Any = SupervisorInit(
             child.path,
             child.spec,

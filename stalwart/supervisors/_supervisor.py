@@ -223,7 +223,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         learned: LearnedState | None = msg.learned
         if learned is not None:
             state.selector.load_state(learned.selector)
-            state.timeouts = dict(learned.timeouts)
+            state.learn_timeouts(learned.timeout_rule, learned.timeouts, learned.longest)
         self.state = state
         for c in state.order:
             keeper = self.keepers[c.name] = Keeper()
@@ -339,6 +339,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 msg.failure_id,
                 msg.during,
                 deadline,
+                msg.handled_s,
                 now=self.now,
             )
         )

@@ -12,6 +12,7 @@ import msgspec
 
 from ..actors.messages import MemoryLevel
 from ..strategies import ErrorInfo
+from ..strategies._learned_timeout import TimeoutRule
 
 
 class ActorStatus(msgspec.Struct, frozen=True):
@@ -392,7 +393,9 @@ class Attempt(TelemetryRecord, frozen=True):
     """One recovery attempt: which strategy ran at which level, and how it went.
 
     ``requested_by`` names who asked for it when it was a ``RecoveryRequest`` (the API,
-    the dashboard, the memory service, ``System.request_recovery``...).
+    the dashboard, the memory service, ``System.request_recovery``...). ``timeout_s`` is
+    the retry timeout the supervisor learned for the operation at the path by then, and
+    ``longest_s`` the longest success it saw (0: none learned), kept for the next run.
     """
 
     time: float
@@ -407,6 +410,8 @@ class Attempt(TelemetryRecord, frozen=True):
     mem_delta_bytes: int = 0
     cpu_delta_s: float = 0.0
     requested_by: str = ""
+    timeout_s: float = 0.0
+    longest_s: float = 0.0
 
 
 class MemoryEvent(TelemetryRecord, frozen=True):
@@ -437,6 +442,8 @@ class LearnedState(msgspec.Struct, frozen=True):
     selector: dict[str, list[float]] = msgspec.field(default_factory=dict)
     timeouts: dict[str, float] = msgspec.field(default_factory=dict)  # "path|operation" -> s
     checkpoints: dict[str, Any] = msgspec.field(default_factory=dict)
+    longest: dict[str, float] = msgspec.field(default_factory=dict)  # longest success seen
+    timeout_rule: TimeoutRule = msgspec.field(default_factory=TimeoutRule)
 
 
 class ResetLevels(msgspec.Struct, frozen=True):

@@ -103,8 +103,9 @@ class LevelPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True, metac
     the same kind restarts the restart set (level 4), as often as the
     supervisor's restart intensity allows. A failure-free ``quiet_period_s``
     resets the ladder to level 1. A count of 0 skips that level. A level 1-2
-    retry that gets no answer within ``retry_timeout_s`` (or the adaptive timeout
-    learned for that actor and message type) counts as failed.
+    retry that gets no answer within the timeout learned for that actor and message
+    type (from its handler's and its retries' successful durations; never above
+    ``retry_timeout_s``, which is the wait while nothing is learned) counts as failed.
 
     ``outage_restarts``: restarts tried against an outage (a failure whose cause
     is outside the actor: connection refused, timeouts, ``DownstreamError``, a

@@ -4,21 +4,20 @@ It lives under the system supervisor (``_system/telemetry``). Everything the
 tree reports arrives as messages; rows wait in memory and are written in one
 transaction when ``flush_rows`` have gathered or ``flush_interval_s`` has
 passed, so recording never slows recovery down. From what it records it keeps
-the adaptive selector's state, adaptive timeouts per (actor, operation), the
-error groups and the alerts.
+the adaptive selector's state, the retry timeouts the supervisors learned per
+(actor, operation) for the next run, the error groups and the alerts.
 """
 
 from __future__ import annotations
 
 import pickle
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from typing import Any
-
-import numpy as np
 
 from ..actors import ManagedActor
 from ..strategies import AdaptiveSelector
+from ..strategies._learned_timeout import TimeoutRule
 from ..supervisors._incident_log import Incident, IncidentLog
 from ..supervisors._kernel.state import TREE_CANDIDATES
 from ..supervisors.messages import DeadLetter, Event
@@ -55,7 +54,6 @@ from .messages import (
 
 FAILURE_KINDS = ("failure", "crash", "start-failure", "restart", "poison")
 ERROR_KINDS = ("failure", "crash", "start-failure")  # their detail is "Type: message"
-_DURATIONS_KEPT = 200
 
 
 class TelemetryActor(ManagedActor):
@@ -77,11 +75,12 @@ class TelemetryActor(ManagedActor):
         self.flush_interval_s = float(o.get("flush_interval_s", 0.5))
         self.retention = (o.get("retention_age_s"), o.get("retention_rows"))
         self.stability_window_s = float(o.get("stability_window_s", 60.0))
-        self.timeout_percentile = float(o.get("timeout_percentile", 95.0))
-        self.timeout_factor = float(o.get("timeout_factor", 3.0))
-        self.timeout_bounds = (
-            float(o.get("timeout_min_s", 0.05)),
-            float(o.get("timeout_max_s", 30.0)),
+        rule = TimeoutRule()
+        self.timeout_rule = TimeoutRule(
+            float(o.get("timeout_percentile", rule.percentile)),
+            float(o.get("timeout_factor", rule.factor)),
+            float(o.get("timeout_min_s", rule.min_s)),
+            float(o.get("timeout_max_s", rule.max_s)),
         )
         self.alert_window_s = float(o.get("alert_window_s", 300.0))
         self.alert_interval_s = float(o.get("alert_interval_s", 2.0))
@@ -89,10 +88,9 @@ class TelemetryActor(ManagedActor):
         self.alerts = AlertManager(tuple(o.get("alert_rules") or DEFAULT_RULES))
         self.selector = AdaptiveSelector(TREE_CANDIDATES)
         self.selector.load_state(self.store.strategy_scores())
-        self.durations: dict[tuple[str, str], deque[float]] = defaultdict(
-            lambda: deque(maxlen=_DURATIONS_KEPT)
-        )
-        self._load_durations()
+        # the supervisors learn retry timeouts as they go; kept here for the next run
+        self.learned_timeouts = self.store.adaptive_timeouts()
+        self.timeout_updates: dict[tuple[str, str], int] = defaultdict(int)
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.statements: list[Statement] = []
         self.pending = 0
@@ -152,9 +150,11 @@ class TelemetryActor(ManagedActor):
             self.scores_dirty = True
         if a.success:
             self.watch[(a.path, a.fingerprint)] = a.time
-            if a.operation and a.level <= 2:
-                self.durations[(a.path, a.operation)].append(a.duration_s)
-                self.timeouts_dirty.add((a.path, a.operation))
+        if a.timeout_s > 0 and a.operation:
+            key = (a.path, a.operation)
+            self.learned_timeouts[key] = (a.timeout_s, a.longest_s)
+            self.timeout_updates[key] += 1
+            self.timeouts_dirty.add(key)
         self.maybe_flush()
 
     def receiveMsg_DeadLetter(self, d: DeadLetter, sender: Any) -> None:
@@ -218,8 +218,13 @@ class TelemetryActor(ManagedActor):
 
     def receiveMsg_LearnedQuery(self, q: LearnedQuery, sender: Any) -> None:
         store = self.written()
+        timeouts = {f"{p}|{op}": t for (p, op), (t, _) in self.learned_timeouts.items()}
+        longest = {f"{p}|{op}": s for (p, op), (_, s) in self.learned_timeouts.items()}
         self.reply(
-            sender, LearnedState(self.selector.state(), self.timeouts(), store.checkpoints())
+            sender,
+            LearnedState(
+                self.selector.state(), timeouts, store.checkpoints(), longest, self.timeout_rule
+            ),
         )
 
     def receiveMsg_MetricsQuery(self, q: MetricsQuery, sender: Any) -> None:
@@ -307,39 +312,14 @@ class TelemetryActor(ManagedActor):
                 self.store.retain(*self.retention)
 
     # -- learning ----------------------------------------------------------------------------
-    def _load_durations(self) -> None:
-        for row in self.store.query(
-            "SELECT path, operation, duration_s FROM recovery_performance WHERE success = 1"
-            " AND level <= 2 AND operation != '' ORDER BY id DESC LIMIT 20000"
-        ):
-            self.durations[(row["path"], row["operation"])].appendleft(row["duration_s"])
-
-    def timeouts(self) -> dict[str, float]:
-        return {f"{p}|{op}": self.timeout_for((p, op)) for p, op in self.durations}
-
-    def timeout_for(self, key: tuple[str, str]) -> float:
-        """A high percentile of the recorded durations times a factor, within bounds."""
-        values = np.array(self.durations[key], dtype=float)
-        low, high = self.timeout_bounds
-        if not len(values):
-            return high
-        p = float(np.percentile(values, self.timeout_percentile))
-        return float(min(high, max(low, p * self.timeout_factor)))
-
     def timeout_statement(self, key: tuple[str, str]) -> Statement:
-        values = np.array(self.durations[key], dtype=float)
+        timeout, longest = self.learned_timeouts[key]
         return (
-            "INSERT INTO adaptive_timeouts VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path, operation)"
-            " DO UPDATE SET timeout_s=excluded.timeout_s, p95_s=excluded.p95_s,"
-            " samples=excluded.samples, updated_at=excluded.updated_at",
-            (
-                key[0],
-                key[1],
-                self.timeout_for(key),
-                float(np.percentile(values, 95)),
-                len(values),
-                time.time(),
-            ),
+            "INSERT INTO adaptive_timeouts (path, operation, timeout_s, longest_s, samples,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(path, operation)"
+            " DO UPDATE SET timeout_s=excluded.timeout_s, longest_s=excluded.longest_s,"
+            " samples=samples + excluded.samples, updated_at=excluded.updated_at",
+            (key[0], key[1], timeout, longest, self.timeout_updates.pop(key, 0), time.time()),
         )
 
     # -- alerts --------------------------------------------------------------------------------

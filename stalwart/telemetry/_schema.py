@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # tables whose rows belong to a batch (they carry batch_id) and are kept by time
 TIME_SERIES = (
@@ -114,7 +114,14 @@ def _v3(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v4(conn: sqlite3.Connection) -> None:
+    """A learned retry timeout keeps the longest success seen (it never goes below it)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(adaptive_timeouts)")}
+    if "p95_s" in columns:
+        conn.execute("ALTER TABLE adaptive_timeouts RENAME COLUMN p95_s TO longest_s")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -22,9 +22,9 @@ class TelemetrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     retention_age_s: Positive | None = None
     retention_rows: Count | None = None
     stability_window_s: Positive = 60.0
-    timeout_percentile: Annotated[float, msgspec.Meta(gt=0, le=100)] = 95.0
+    timeout_percentile: Annotated[float, msgspec.Meta(gt=0, le=100)] = 99.0
     timeout_factor: Positive = 3.0
-    timeout_min_s: Positive = 0.05
+    timeout_min_s: Positive = 1.0
     timeout_max_s: Positive = 30.0
     alert_window_s: Positive = 300.0
     alert_interval_s: Positive = 2.0

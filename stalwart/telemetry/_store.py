@@ -242,10 +242,11 @@ class RecoveryStore:
             for r in self.query("SELECT * FROM strategy_scores")
         }
 
-    def adaptive_timeouts(self) -> dict[tuple[str, str], float]:
-        """Learned timeouts per (actor path, operation)."""
+    def adaptive_timeouts(self) -> dict[tuple[str, str], tuple[float, float]]:
+        """Learned retry timeouts per (actor path, operation), each with the longest
+        success observed for it."""
         return {
-            (r["path"], r["operation"]): r["timeout_s"]
+            (r["path"], r["operation"]): (r["timeout_s"], r.get("longest_s", 0.0))
             for r in self.query("SELECT * FROM adaptive_timeouts")
         }
 

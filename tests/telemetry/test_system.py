@@ -105,7 +105,7 @@ def test_adaptive_timeouts_come_from_recorded_durations(make_system, tmp_path):
         [row] = store.query("SELECT * FROM adaptive_timeouts")
     assert ("s/w", "Work") in timeouts
     assert row["samples"] == 5
-    assert row["timeout_s"] == pytest.approx(max(0.01, 3.0 * row["p95_s"]))
+    assert row["timeout_s"] >= max(0.01, row["longest_s"])
 
 
 def test_recovered_errors_are_resolved_and_operators_can_resolve_the_others(make_system):

@@ -110,16 +110,21 @@ def attempt_done(
     if record.strategy in TREE_CANDIDATES.get(record.level, ()):
         s.selector.record(record.info.category, record.level, record.strategy, success, duration)
     c = s.children.get(record.assigned_to)
+    path, op = (c.path if c is not None else s.path), operation(record.message)
+    learned = s.timeouts.get(f"{path}|{op}")
+    timeout = learned.learned_s() if learned is not None else None
     attempt = Attempt(
         0.0,
-        c.path if c is not None else s.path,
-        operation(record.message),
+        path,
+        op,
         record.info.category,
         record.info.fingerprint,
         record.level,
         record.strategy,
         success,
         duration,
+        timeout_s=timeout or 0.0,
+        longest_s=learned.longest_s if learned is not None else 0.0,
     )
     out.append(AttemptEnds(record.id, record.assigned_to, attempt))
     record.strategy = ""

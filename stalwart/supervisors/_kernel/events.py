@@ -67,6 +67,7 @@ class Failed(KernelEvent, frozen=True):
     failure_id: int | None = None
     during: str = "message"
     deadline: float = 0.0
+    handled_s: tuple[float, ...] = ()  # how long its handler took when it succeeded lately
 
 
 class Recovered(KernelEvent, frozen=True):

@@ -70,6 +70,8 @@ def on_failed(s: SupervisorState, e: Failed, out: Out) -> None:
         record = s.new_failure(c.name, e.message, e.sender, e.info, now)
         record.deadline = e.deadline
     record.info, record.traceback = e.info, e.traceback
+    if e.handled_s:
+        s.timeout_of(c.path, operation(e.message)).observe_handler(e.handled_s)
     if record.sent_at:
         record.took, record.sent_at = now - record.sent_at, 0.0
     c.last_error = f"{e.info.error_type}: {e.info.message}"[:300]
@@ -261,7 +263,8 @@ def on_retry_timer(s: SupervisorState, record_id: int, now: float, out: Out) -> 
     out.append(Retry(c.name, retry_message(record)))
     record.sent_at = now
     # an attempt that never answers (a hung handler) counts as failed after a timeout
-    timeout = s.timeouts.get(f"{c.path}|{operation(record.message)}", c.policy.retry_timeout_s)
+    learned = s.timeout_of(c.path, operation(record.message))
+    timeout = record.waits_s = learned.value(c.policy.retry_timeout_s)
     payload = ("retry-timeout", record.id, record.attempt, record.level)
     out.append(Timer(timeout, payload, ("retry-timeout", record.id)))
 
@@ -290,7 +293,8 @@ def on_retry_timeout(
     c = s.children.get(record.assigned_to)
     if c is None or c.phase != UP:
         return
-    info = hang_info(c.path, f"{c.path}: a level-{level} retry got no answer", "RetryTimeout")
+    detail = f"{c.path}: a level-{level} retry got no answer within {record.waits_s:.3g}s"
+    info = hang_info(c.path, detail, "RetryTimeout")
     failed = Failed(
         c.name,
         c.incarnation,
@@ -310,6 +314,11 @@ def on_recovered(s: SupervisorState, e: Recovered, out: Out) -> None:
     if record is None:
         return
     out.append(Cancel(("retry-timeout", record.id)))
+    if record.sent_at:  # how long the retry really took: the timeout learns from it
+        c = s.children.get(record.assigned_to)
+        if c is not None:
+            s.timeout_of(c.path, operation(record.message)).observe_step(e.now - record.sent_at)
+        record.sent_at = 0.0
     if record.health:
         return  # a health check's hooks ran: the next check says whether they helped
     del s.failures[e.failure_id]

@@ -11,6 +11,7 @@ from typing import Any
 
 from ...actors.messages import Redelivery
 from ...strategies import AdaptiveSelector, ErrorInfo
+from ...strategies._learned_timeout import LearnedTimeout, TimeoutRule
 from .._ladder import FailureKind, Ladder, RestartIntensity, failure_kind
 from .._plan import Slot, expand
 from ..spec import Child, LevelPolicy, Supervisor
@@ -51,6 +52,7 @@ class FailedMessage:
         self.last_delay = 0.0
         self.sent_at = 0.0  # when its latest retry went to the instance (0: not yet)
         self.took = 0.0  # how long its latest retry ran before it failed
+        self.waits_s = 0.0  # how long its latest retry may take before it counts as failed
         self.tried: dict[int, list[str]] = {}
         self.fresh: tuple[str, int] | None = None  # (child, incarnation) it was redelivered to
         self.assigned_to = child
@@ -154,7 +156,8 @@ class SupervisorState:
         self.hold_limit = hold_limit
         self.intensity = RestartIntensity(spec.max_restarts, spec.within_s)
         self.selector = AdaptiveSelector(TREE_CANDIDATES, seed=seed)
-        self.timeouts: dict[str, float] = {}  # learned: "path|operation" -> seconds
+        self.timeout_rule = TimeoutRule()
+        self.timeouts: dict[str, LearnedTimeout] = {}  # "path|operation" -> its retry timeout
         self.rng = random.Random(seed)
         self.children: dict[str, ChildRecord] = {}
         self.order: list[ChildRecord] = []
@@ -176,6 +179,33 @@ class SupervisorState:
         self.incident_holds: dict[str, str] = {}  # child path -> the root cause it waits for
         self.health_seq = 0
         self.waiting_recoveries: list[tuple[int, str]] = []
+
+    def learn_timeouts(
+        self, rule: TimeoutRule, timeouts: dict[str, float], longest: dict[str, float]
+    ) -> None:
+        """Take over the retry timeouts learned before (by earlier runs, or by the parent
+        for this subtree), and how to go on learning them."""
+        self.timeout_rule = rule
+        for key, seconds in timeouts.items():
+            self.timeouts[key] = LearnedTimeout(rule, seconds, longest.get(key, 0.0))
+
+    def timeout_of(self, path: str, operation: str) -> LearnedTimeout:
+        """The learned retry timeout of ``operation`` at ``path`` (created empty)."""
+        key = f"{path}|{operation}"
+        found = self.timeouts.get(key)
+        if found is None:
+            found = self.timeouts[key] = LearnedTimeout(self.timeout_rule)
+        return found
+
+    def subtree_timeouts(self, prefix: str) -> tuple[dict[str, float], dict[str, float]]:
+        """The timeouts learned for paths under ``prefix``, and their longest successes."""
+        timeouts: dict[str, float] = {}
+        longest: dict[str, float] = {}
+        for key, learned in self.timeouts.items():
+            value = learned.learned_s()
+            if key.startswith(prefix) and value is not None:
+                timeouts[key], longest[key] = value, learned.longest_s
+        return timeouts, longest
 
     def new_failure(
         self, child: str, message: Any, sender: Any, info: ErrorInfo, now: float
