@@ -85,8 +85,16 @@ class _Mount(msgspec.Struct, frozen=True):
 
 # -- reading files -------------------------------------------------------------------------------
 def _text(path: Path, notes: list[str] | None) -> str | None:
+    # os.read, not Path.read_bytes: a third of the cost, and each sample reads several files
     try:
-        return path.read_bytes().decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            chunks = []
+            while chunk := os.read(fd, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode("utf-8", "replace")
     except FileNotFoundError:
         if notes is not None:
             notes.append(f"{path}: missing")
@@ -219,7 +227,7 @@ def _has_v2_memory(top: Path, folder: Path) -> bool:
 
 
 # -- reading the limits --------------------------------------------------------------------------
-def _level_v2(folder: Path, path: str, notes: list[str], top: bool) -> CgroupLevel:
+def _level_v2(folder: Path, path: str, notes: list[str], own: bool, top: bool) -> CgroupLevel:
     limit: int | None = None
     source = ""
     for name in ("memory.max", "memory.high"):
@@ -227,13 +235,19 @@ def _level_v2(folder: Path, path: str, notes: list[str], top: bool) -> CgroupLev
         value = _file_number(folder / name, notes, required=not top)
         if value is not None and (limit is None or value < limit):
             limit, source = value, name
+    if limit is None and not own:  # its usage matters only against a limit
+        return CgroupLevel(path, None, None)
     current = _file_number(folder / "memory.current", notes, required=not top)
     inactive = {} if current is None else _stat(folder / "memory.stat", ("inactive_file",), notes)
     return CgroupLevel(path, limit, current, inactive.get("inactive_file", 0), source)
 
 
-def _level_v1(folder: Path, path: str, notes: list[str]) -> tuple[CgroupLevel, dict[str, int]]:
+def _level_v1(
+    folder: Path, path: str, notes: list[str], own: bool
+) -> tuple[CgroupLevel, dict[str, int]]:
     limit = _file_number(folder / "memory.limit_in_bytes", notes)
+    if limit is None and not own:
+        return CgroupLevel(path, None, None), {}
     current = _file_number(folder / "memory.usage_in_bytes", notes)
     keys = ("total_inactive_file", "inactive_file", "hierarchical_memory_limit")
     stat = _stat(folder / "memory.stat", keys, notes)
@@ -243,32 +257,35 @@ def _level_v1(folder: Path, path: str, notes: list[str]) -> tuple[CgroupLevel, d
     return CgroupLevel(path, limit, current, inactive, source), stat
 
 
-def _ancestors(place: CgroupPlace) -> list[tuple[Path, str]]:
-    """(folder, cgroup path) from the process's cgroup up to the top of the mount."""
+def ancestors(place: CgroupPlace) -> list[tuple[Path, str]]:
+    """(folder, cgroup path) from the process's cgroup up to the top of the mount; on v1
+    not past a parent with ``memory.use_hierarchy`` 0, whose limit does not cover it."""
     folder, top, path = Path(place.folder), Path(place.top), place.path
     chain = [(folder, path)]
     while folder != top and top in folder.parents:
         folder, path = folder.parent, path.rstrip("/").rsplit("/", 1)[0] or "/"
+        if place.version == 1 and _use_hierarchy(folder) == "0":
+            break
         chain.append((folder, path))
     return chain
 
 
-def read_levels(place: CgroupPlace, notes: list[str]) -> list[CgroupLevel]:
-    """Every cgroup from the process's up to the top, each with its limit and usage."""
+def read_levels(
+    place: CgroupPlace, chain: list[tuple[Path, str]], notes: list[str]
+) -> list[CgroupLevel]:
+    """Each cgroup of ``chain`` with its limit, and its usage where it has a limit (the
+    process's own always)."""
     levels: list[CgroupLevel] = []
-    chain = _ancestors(place)
     hierarchical = None
     for i, (folder, path) in enumerate(chain):
         if place.version == 2:
-            levels.append(_level_v2(folder, path, notes, top=i == len(chain) - 1))
+            top = folder == Path(place.top)
+            levels.append(_level_v2(folder, path, notes, own=i == 0, top=top))
             continue
-        level, stat = _level_v1(folder, path, notes)
+        level, stat = _level_v1(folder, path, notes, own=i == 0)
         levels.append(level)
         if i == 0:  # the kernel's own answer, which sees limits above the mount too
             hierarchical = stat.get("hierarchical_memory_limit")
-        # a v1 parent with use_hierarchy 0 does not limit the cgroups below it
-        if i + 1 < len(chain) and _use_hierarchy(chain[i + 1][0]) == "0":
-            break
     if hierarchical is not None:
         levels.append(CgroupLevel(place.path, hierarchical, None, 0, "hierarchical_memory_limit"))
     return levels
@@ -306,12 +323,14 @@ class CgroupReader:
     ``root`` is where the filesystem starts (``/``; a folder holding ``proc/self/cgroup``,
     ``proc/self/mountinfo`` and the mounted hierarchies for a stand-in). The cgroup is
     found once, at construction (``place``, or None with ``notes`` saying why);
-    :meth:`read` reads the limits and usage again each time.
+    :meth:`read` reads the limits and usage again each time (which cgroups are above
+    it is settled at construction too).
     """
 
     def __init__(self, root: str | os.PathLike[str] = "/") -> None:
         self.root = Path(root)
         self.place, self.notes = locate_cgroup(self.root)
+        self.chain = ancestors(self.place) if self.place is not None else []
 
     def read(self) -> CgroupMemory | None:
         """The cgroups' limits and usage now; None if no memory cgroup was found."""
@@ -319,20 +338,9 @@ class CgroupReader:
         if place is None:
             return None
         notes: list[str] = []
-        levels = read_levels(place, notes)
-        own = levels[0]
-        chosen = binding_level(levels, notes) or own
-        return CgroupMemory(
-            chosen.current or 0,
-            chosen.limit,
-            chosen.inactive_file,
-            place.version,
-            chosen.path,
-            place.path,
-            chosen.limit_file if chosen.limit is not None else "",
-            tuple(levels),
-            tuple(notes),
-        )
+        levels = read_levels(place, self.chain, notes)
+        chosen = binding_level(levels, notes) or levels[0]
+        return _memory(chosen, place.version, place.path, levels, notes)
 
     def pressure_file(self) -> Path | None:
         """Where PSI is read: the cgroup's ``memory.pressure`` on v2, else
@@ -356,17 +364,17 @@ def read_cgroup(folder: str | os.PathLike[str]) -> CgroupMemory | None:
     base = Path(folder)
     if _file_number(base / "memory.current", notes) is None:
         return None
-    level = _level_v2(base, str(base), notes, top=False)
+    level = _level_v2(base, str(base), notes, own=True, top=False)
+    return _memory(level, 2, level.path, [level], notes)
+
+
+def _memory(
+    chosen: CgroupLevel, version: int, own: str, levels: list[CgroupLevel], notes: list[str]
+) -> CgroupMemory:
+    source = chosen.limit_file if chosen.limit is not None else ""
+    current, inactive = chosen.current or 0, chosen.inactive_file
     return CgroupMemory(
-        level.current or 0,
-        level.limit,
-        level.inactive_file,
-        2,
-        level.path,
-        level.path,
-        level.limit_file,
-        (level,),
-        tuple(notes),
+        current, chosen.limit, inactive, version, chosen.path, own, source, (*levels,), (*notes,)
     )
 
 

@@ -150,13 +150,18 @@ class MemorySampler:
         self.pids = pids or (lambda: [os.getpid()])
         self.cgroup = Path(cgroup) if cgroup is not None else None
         self.reader = CgroupReader(root) if cgroup is None else None
+        self.pressure_from = "none"
         if pressure_path == _AUTO:
             found = (
                 self.reader.pressure_file() if self.reader else Path(root, "proc/pressure/memory")
             )
             pressure_path = found if found is not None and found.exists() else None
+            if pressure_path is not None and read_pressure(pressure_path) is None:
+                self.pressure_from = f"none ({pressure_path} cannot be read)"  # e.g. psi=0
+                pressure_path = None
         self.pressure_path = pressure_path
-        self.pressure_from = str(pressure_path) if pressure_path else "none"
+        if pressure_path:
+            self.pressure_from = str(pressure_path)
         self.machine_total = psutil.virtual_memory().total
         self._usage = ProcessUsage(kept=512)
         self._noted: set[str] = set(self.reader.notes if self.reader else ())

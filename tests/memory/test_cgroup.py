@@ -289,6 +289,15 @@ def test_without_a_psi_file_the_sample_says_none_and_nothing_breaks(tmp_path):
     assert (sample.pressure, sample.pressure_from, sample.source) == (None, "none", "cgroup")
 
 
+def test_a_psi_file_that_cannot_be_read_is_named_and_nothing_breaks(tmp_path):
+    v1_host(tmp_path, KUBE, {KUBE: (str(512 * MiB), 1, 0)})
+    (tmp_path / "proc/pressure").mkdir()
+    (tmp_path / "proc/pressure/memory").write_text("not psi\n")
+    sample = MemorySampler(root=tmp_path).sample()
+    assert sample.pressure is None and sample.source == "cgroup"
+    assert sample.pressure_from == f"none ({tmp_path}/proc/pressure/memory cannot be read)"
+
+
 def test_a_malformed_file_is_logged_once_and_the_parents_limit_still_applies(tmp_path, caplog):
     top = v1_host(
         tmp_path,
