@@ -1,7 +1,9 @@
 """The memory-pressure actor: sampling cost, reaction time, memory each tier gives back.
 
 1. Sampling cost per tick with 1, 10 and 50 real processes, against the plain way
-   (a new ``psutil.Process`` per process per tick, summing RSS).
+   (a new ``psutil.Process`` per process per tick, summing RSS); and reading this
+   machine's cgroup limits (the process's cgroup and every parent) against reading the
+   machine's memory (``psutil.virtual_memory()``).
 2. Reaction time: from the sample that crosses a threshold to the cleanup report,
    on real processes (``multiproc``), p50/p95.
 3. Memory returned by each tier on a standard workload (four actors, each with a
@@ -22,7 +24,7 @@ from _report import Figure, Row, ns_per_call, percentile, print_rows
 
 from stalwart import Child, ManagedActor, Supervisor, start
 from stalwart.actors._memory import resident_buffer as touched
-from stalwart.memory import MemorySampler, TieredCache
+from stalwart.memory import CgroupReader, MemorySampler, TieredCache
 
 MiB = 2**20
 REACTIONS = 20
@@ -96,7 +98,19 @@ def sampling_rows() -> list[Row | Figure]:
             p.kill()
         for p in sleepers:
             p.wait()
-    return rows
+    return rows + cgroup_rows()
+
+
+def cgroup_rows() -> list[Row | Figure]:
+    reader = CgroupReader()
+    if reader.place is None:
+        return [Figure("cgroup limits per tick", float("nan"), "µs", "no memory cgroup here")]
+    group = reader.read()
+    assert group is not None
+    ours = ns_per_call(reader.read, number=2000, repeat=5) / 1000
+    peer = ns_per_call(psutil.virtual_memory, number=2000, repeat=5) / 1000
+    name = f"cgroup v{group.version} limits per tick, {len(group.levels)} levels"
+    return [Row(name, ours, "psutil.virtual_memory()", peer, "µs")]
 
 
 # -- 2. reaction time -----------------------------------------------------------------------------

@@ -144,7 +144,9 @@ class LiveScreen:
     def top_lines(self, status: Status) -> list[str]:
         try:
             memory = self.system.memory()
-            mem = f"memory {memory.level.name.lower()} {memory.sample.percent:.0f}%"
+            sample = memory.sample
+            mem = f"memory {memory.level.name.lower()} {sample.percent:.0f}%"
+            mem += f" of {(sample.limit_from or sample.source).split(' (')[0]}"
             mem += " (shedding load)" if memory.shedding else ""
         except Exception:
             mem = "memory: off"

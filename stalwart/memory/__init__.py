@@ -1,4 +1,4 @@
-"""Memory pressure: sampling (cgroup v2, PSI, budgets), tiered cleanup, caches that take part.
+"""Memory pressure: sampling (cgroup v1/v2, PSI, budgets), tiered cleanup, caches that take part.
 
 ``start(tree, memory_budget="512MiB", memory_thresholds=(70, 85, 95))`` runs the
 :class:`MemoryPressureActor` at ``_system/memory``. At WARNING every
@@ -18,17 +18,17 @@ from ..supervisors._plan import expand
 from ..supervisors._services import register_service
 from ._actor import MemoryPressureActor
 from ._cache import TieredCache, default_sizeof
-from ._levels import LevelTracker, MemorySettings, Trigger
-from ._sampler import (
+from ._cgroup import (
+    CgroupLevel,
     CgroupMemory,
-    MemorySample,
-    MemorySampler,
-    Pressure,
+    CgroupPlace,
+    CgroupReader,
+    locate_cgroup,
     own_cgroup,
-    parse_size,
     read_cgroup,
-    read_pressure,
 )
+from ._levels import LevelTracker, MemorySettings, Trigger
+from ._sampler import MemorySample, MemorySampler, Pressure, parse_size, read_pressure
 from .messages import ActorFreed, CleanupReport, MemoryCleanupRequest, MemoryQuery, MemoryStatus
 
 
@@ -102,7 +102,10 @@ register_service("memory", _service, _check)
 
 __all__ = [
     "ActorFreed",
+    "CgroupLevel",
     "CgroupMemory",
+    "CgroupPlace",
+    "CgroupReader",
     "CleanupReport",
     "LevelTracker",
     "MemoryCleanupRequest",
@@ -117,6 +120,7 @@ __all__ = [
     "TieredCache",
     "Trigger",
     "default_sizeof",
+    "locate_cgroup",
     "own_cgroup",
     "parse_size",
     "read_cgroup",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 import time
 from collections import deque
@@ -36,6 +37,7 @@ from .messages import (
     MemoryStatus,
 )
 
+log = logging.getLogger("stalwart.memory")
 _KEPT = 100
 _RESCAN_S = 5.0  # how often the session's processes are listed again
 
@@ -68,8 +70,10 @@ class MemoryPressureActor(ManagedActor):
             self.options.get("budget"),
             pids=self.system_pids,
             cgroup=self.options.get("cgroup"),
-            pressure_path=self.options.get("pressure_path", "/proc/pressure/memory"),
+            pressure_path=self.options.get("pressure_path", "auto"),
         )
+        if self.incarnation <= 1:  # once, not again after a restart of this actor
+            log.info(self.sampler.describe())
         self.tracker = LevelTracker(self.settings)
         self.latest: MemorySample | None = None
         self.reports: deque[CleanupReport] = deque(maxlen=_KEPT)

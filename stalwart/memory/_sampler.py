@@ -1,16 +1,19 @@
-"""Where memory pressure is measured: a cgroup v2 limit, an explicit budget, or the machine.
+"""Where memory pressure is measured: an explicit budget, a cgroup limit, or the machine.
 
-The percentage is of the limit that actually applies. In a container that is
-the cgroup's ``memory.max`` / ``memory.high`` with usage ``memory.current``
-less the inactive file pages of ``memory.stat`` (the page cache the kernel
-drops first). With ``memory_budget`` it is the summed RSS of the actor
-system's processes against the budget. Otherwise it is the machine: psutil's
-``available`` (not ``free``, which ignores reclaimable cache). PSI
-(``/proc/pressure/memory``) is read alongside when the kernel has it.
+The percentage is of the limit that actually applies. With ``memory_budget`` it
+is the summed RSS of the actor system's processes against the budget. In a
+container it is the cgroup's limit (v1 or v2, the process's cgroup or a parent's:
+see :class:`CgroupReader`) with usage less the inactive file pages of
+``memory.stat`` (the page cache the kernel drops first). Otherwise it is the
+machine: psutil's ``available`` (not ``free``, which ignores reclaimable cache).
+PSI is read alongside when the kernel has it: the cgroup's ``memory.pressure``
+on v2, else ``/proc/pressure/memory``. Each sample says where its limit and
+its PSI came from (``limit_from``, ``pressure_from``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -22,6 +25,9 @@ import psutil
 
 from ..supervisors import SpecError
 from ..supervisors._usage import ProcessUsage
+from ._cgroup import CgroupMemory, CgroupReader, read_cgroup
+
+log = logging.getLogger("stalwart.memory")
 
 _UNITS = {
     "": 1,
@@ -63,102 +69,48 @@ def parse_size(value: str | int | float, field: str = "memory_budget") -> int:
     return size
 
 
-# -- cgroup v2 -----------------------------------------------------------------------------------
-class CgroupMemory(msgspec.Struct, frozen=True):
-    """What a cgroup v2 folder says: ``limit`` None means no limit (``max``)."""
-
-    current: int
-    limit: int | None
-    inactive_file: int = 0
-
-    @property
-    def used(self) -> int:
-        """Usage without the inactive page cache (what the kernel reclaims first)."""
-        return max(0, self.current - self.inactive_file)
-
-
-def _limit(text: str) -> int | None:
-    text = text.strip()
-    return None if text in ("", "max") else int(text)
-
-
-def read_cgroup(folder: str | os.PathLike[str]) -> CgroupMemory | None:
-    """Read ``memory.current``, ``memory.max``, ``memory.high`` and ``memory.stat``.
-
-    The limit is the lower of ``memory.max`` and ``memory.high`` (``max`` is no
-    limit). None if the folder has no cgroup v2 memory files.
-    """
-    base = Path(folder)
-    try:
-        current = int((base / "memory.current").read_text().strip())
-    except (OSError, ValueError):
-        return None
-    limits = []
-    for name in ("memory.max", "memory.high"):
-        try:
-            value = _limit((base / name).read_text())
-        except (OSError, ValueError):
-            value = None
-        if value is not None:
-            limits.append(value)
-    inactive = 0
-    try:
-        for line in (base / "memory.stat").read_text().splitlines():
-            key, _, number = line.partition(" ")
-            if key == "inactive_file":
-                inactive = int(number)
-                break
-    except (OSError, ValueError):
-        pass
-    return CgroupMemory(current, min(limits) if limits else None, inactive)
-
-
-def own_cgroup(
-    proc_cgroup: str | os.PathLike[str] = "/proc/self/cgroup",
-    root: str | os.PathLike[str] = "/sys/fs/cgroup",
-) -> Path | None:
-    """The cgroup v2 folder of this process (the ``0::/path`` line), if it has one."""
-    try:
-        lines = Path(proc_cgroup).read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        if line.startswith("0::"):
-            folder = Path(root) / line[3:].lstrip("/")
-            return folder if (folder / "memory.current").exists() else None
-    return None
-
-
 # -- PSI -----------------------------------------------------------------------------------------
 class Pressure(msgspec.Struct, frozen=True):
-    """PSI memory: the share of time (percent, over 10 s) some / all tasks stalled on memory."""
+    """PSI memory: the share of time (percent, over 10 s and 60 s) some / all tasks stalled
+    waiting for memory, and the total stall time in microseconds since the counting began."""
 
     some_avg10: float
     full_avg10: float
+    some_avg60: float = 0.0
+    full_avg60: float = 0.0
+    some_total_us: int = 0
+    full_total_us: int = 0
 
 
 def read_pressure(path: str | os.PathLike[str] = "/proc/pressure/memory") -> Pressure | None:
     """Parse ``some avg10=.. avg60=.. avg300=.. total=..`` and the ``full`` line."""
     try:
-        text = Path(path).read_text()
+        text = Path(path).read_bytes().decode("utf-8", "replace")
     except OSError:
         return None
-    values = {}
+    values: dict[str, tuple[float, float, int]] = {}
     for line in text.splitlines():
         kind, _, rest = line.partition(" ")
         fields = dict(item.split("=", 1) for item in rest.split() if "=" in item)
         try:
-            values[kind] = float(fields["avg10"])
+            avg10, avg60 = float(fields["avg10"]), float(fields.get("avg60", "0"))
+            total = int(fields.get("total", "0"))
         except (KeyError, ValueError):
             continue
+        if all(0 <= v <= 100 for v in (avg10, avg60)) and total >= 0:
+            values[kind] = (avg10, avg60, total)
     if "some" not in values:
         return None
-    return Pressure(values["some"], values.get("full", 0.0))
+    some, full = values["some"], values.get("full", (0.0, 0.0, 0))
+    return Pressure(some[0], full[0], some[1], full[1], some[2], full[2])
 
 
 # -- samples -------------------------------------------------------------------------------------
 class MemorySample(msgspec.Struct, frozen=True):
-    """One measurement. ``source`` is ``budget``, ``cgroup`` or ``system``."""
+    """One measurement. ``source`` is ``budget``, ``cgroup`` or ``system``; ``limit_from``
+    says which limit in words (``cgroup v1 /path``, ``cgroup v2 /path``, ``machine``...),
+    ``pressure_from`` the PSI file read (``none`` without one), ``notes`` the cgroup
+    files that could not be used."""
 
     time: float
     percent: float
@@ -167,6 +119,12 @@ class MemorySample(msgspec.Struct, frozen=True):
     source: str
     pressure: Pressure | None = None
     processes: dict[int, int] = msgspec.field(default_factory=dict)  # pid -> RSS bytes
+    limit_from: str = ""
+    pressure_from: str = ""
+    notes: tuple[str, ...] = ()
+
+
+_AUTO = "auto"
 
 
 class MemorySampler:
@@ -175,6 +133,9 @@ class MemorySampler:
     ``budget``: bytes for the actor tree (the RSS of ``pids()`` summed), or None
     for the cgroup's limit if there is one, else the machine's memory.
     ``pids`` lists the actor system's processes (default: this one).
+    ``root``: where the cgroup files are looked for (``/``, see :class:`CgroupReader`);
+    ``cgroup``: one cgroup v2 folder to read instead (no parents).
+    ``pressure_path``: the PSI file; ``"auto"`` finds it, None reads none.
     """
 
     def __init__(
@@ -182,13 +143,28 @@ class MemorySampler:
         budget: int | None = None,
         pids: Callable[[], Iterable[int]] | None = None,
         cgroup: str | os.PathLike[str] | None = None,
-        pressure_path: str | os.PathLike[str] | None = "/proc/pressure/memory",
+        pressure_path: str | os.PathLike[str] | None = _AUTO,
+        root: str | os.PathLike[str] = "/",
     ) -> None:
         self.budget = budget
         self.pids = pids or (lambda: [os.getpid()])
-        self.cgroup = Path(cgroup) if cgroup is not None else own_cgroup()
+        self.cgroup = Path(cgroup) if cgroup is not None else None
+        self.reader = CgroupReader(root) if cgroup is None else None
+        self.pressure_from = "none"
+        if pressure_path == _AUTO:
+            found = (
+                self.reader.pressure_file() if self.reader else Path(root, "proc/pressure/memory")
+            )
+            pressure_path = found if found is not None and found.exists() else None
+            if pressure_path is not None and read_pressure(pressure_path) is None:
+                self.pressure_from = f"none ({pressure_path} cannot be read)"  # e.g. psi=0
+                pressure_path = None
         self.pressure_path = pressure_path
+        if pressure_path:
+            self.pressure_from = str(pressure_path)
+        self.machine_total = psutil.virtual_memory().total
         self._usage = ProcessUsage(kept=512)
+        self._noted: set[str] = set(self.reader.notes if self.reader else ())
 
     def process_rss(self) -> dict[int, int]:
         """RSS of each of the system's processes (those that went away are left out)."""
@@ -199,23 +175,68 @@ class MemorySampler:
                 sizes[pid] = rss
         return sizes
 
+    def read_group(self) -> CgroupMemory | None:
+        """The cgroup's figures now (None without one); a file newly found unusable is
+        logged once at WARNING."""
+        if self.reader is not None:
+            group = self.reader.read()
+        else:
+            group = read_cgroup(self.cgroup) if self.cgroup is not None else None
+        for note in group.notes if group is not None else ():
+            if note not in self._noted:
+                self._noted.add(note)
+                log.warning("memory limit: %s (no limit taken from it)", note)
+        return group
+
     def sample(self) -> MemorySample:
         now = time.time()
         pressure = read_pressure(self.pressure_path) if self.pressure_path else None
         processes = self.process_rss()
+        psi = self.pressure_from
         if self.budget is not None:
             used = sum(processes.values())
+            percent = 100.0 * used / self.budget
             return MemorySample(
-                now, 100.0 * used / self.budget, used, self.budget, "budget", pressure, processes
+                now, percent, used, self.budget, "budget", pressure, processes, "budget", psi
             )
-        group = read_cgroup(self.cgroup) if self.cgroup is not None else None
-        if group is not None and group.limit is not None:
-            used = group.used
+        group = self.read_group()
+        notes = group.notes if group is not None else ()
+        if group is not None and group.limit is not None and group.limit < self.machine_total:
+            used, limit = group.used, group.limit
             return MemorySample(
-                now, 100.0 * used / group.limit, used, group.limit, "cgroup", pressure, processes
+                now,
+                100.0 * used / limit,
+                used,
+                limit,
+                "cgroup",
+                pressure,
+                processes,
+                group.describe(),
+                psi,
+                notes,
             )
         vm = psutil.virtual_memory()
         used = vm.total - vm.available
         return MemorySample(
-            now, 100.0 * used / vm.total, used, vm.total, "system", pressure, processes
+            now, 100.0 * used / vm.total, used, vm.total, "system", pressure, processes,
+            self._machine_reason(group), psi, notes,
+        )  # fmt: skip
+
+    def _machine_reason(self, group: CgroupMemory | None) -> str:
+        if group is not None and group.limit is not None:
+            where = f"cgroup v{group.version} {group.path}"
+            return f"machine ({where}: its limit is above the machine's memory)"
+        if group is not None:
+            return f"machine (cgroup v{group.version} {group.own_path} sets no limit)"
+        if self.reader is not None and self.reader.notes:
+            return f"machine ({'; '.join(self.reader.notes)})"
+        return "machine"
+
+    def describe(self) -> str:
+        """One line saying what pressure is measured against, for the log at start."""
+        sample = self.sample()
+        return (
+            f"memory pressure is measured against {sample.limit_from}:"
+            f" limit {sample.limit / 2**20:.0f} MiB, {sample.percent:.1f}% used;"
+            f" PSI from {sample.pressure_from}"
         )

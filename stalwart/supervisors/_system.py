@@ -296,8 +296,9 @@ class System:
         return _answer(await self._transport.ask_async(self._root, ask, ask.id, timeout, late))
 
     def memory(self) -> Any:
-        """The memory-pressure actor's view (a ``MemoryStatus``): level, latest sample, trend,
-        recent cleanups. Raises ``UnknownPath`` if it is off (``start(..., memory=None)``)."""
+        """The memory-pressure actor's view (a ``MemoryStatus``): level, a sample taken now
+        (with ``limit_from``, the limit it is measured against, and PSI), trend, recent
+        cleanups. Raises ``UnknownPath`` if it is off (``start(..., memory=None)``)."""
         return self.ask(MEMORY, MemoryQuery(), timeout=30.0)
 
     def memory_cleanup(self, tier: int | str, reason: str = "") -> Any:
@@ -807,7 +808,8 @@ def start(
       thresholds, ``incident_quiet_s``...); ``None`` turns it and incidents off.
     - ``memory_budget``: memory for the whole actor tree (``"512MiB"``, ``"2GB"``, bytes):
       pressure is the summed RSS of its processes against it. Without it, the cgroup
-      v2 limit if there is one, else the machine's memory.
+      limit if there is one (v1 or v2, its own or a parent's: the nearest to being reached),
+      else the machine's memory; ``System.memory().sample.limit_from`` says which.
     - ``memory_thresholds``: warning, critical and emergency percentages.
     - ``memory_interval_s``: how often memory is sampled.
     - ``hold_limit``: how many messages may wait for one path (while its actor restarts,

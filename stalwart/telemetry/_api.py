@@ -607,6 +607,10 @@ class SystemBackend:
             "used": sample.used if sample else None,
             "limit": sample.limit if sample else None,
             "source": sample.source if sample else "",
+            "limit_from": sample.limit_from if sample else "",
+            "pressure": msgspec.to_builtins(sample.pressure) if sample else None,
+            "pressure_from": sample.pressure_from if sample else "",
+            "notes": list(sample.notes) if sample else [],
             "shedding": status.shedding,
             "thresholds": list(self.system.options.memory_thresholds),
             "cleanups": [
@@ -709,6 +713,10 @@ class StoreBackend:
             "used": None,
             "limit": None,
             "source": "",
+            "limit_from": "",
+            "pressure": None,
+            "pressure_from": "",
+            "notes": [],
             "shedding": False,
             "thresholds": [70.0, 85.0, 95.0],
             "cleanups": [

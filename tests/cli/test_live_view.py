@@ -106,6 +106,8 @@ def test_the_live_view_redraws_in_place_within_the_terminal_headed_by_address_an
         assert len(lines) <= ROWS  # nothing scrolls: it stays in the terminal's rows
         assert all(len(line) < COLUMNS for line in lines)
         assert lines[0].startswith("shop  [running]  memory ")
+        # what the percentage is of: a cgroup's limit or the machine's memory
+        assert re.search(r"memory \w+ \d+% of (cgroup v[12] /|machine)", lines[0]), lines[0]
         assert lines[1] == f"dashboard: http://127.0.0.1:{port}/"
         assert lines[2] == f"token for actions: {token}"
         assert lines[4].startswith("path") and "restarts" in lines[4]

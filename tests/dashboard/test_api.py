@@ -46,6 +46,11 @@ def test_a_snapshot_has_the_tree_its_episodes_and_the_headline(make_system):
     assert snap["headline"]["incidents"] == 1 and snap["headline"]["incident_success_rate"] == 1.0
     assert snap["headline"]["attempts"] >= 1 and snap["headline"]["attempt_success_rate"] == 1.0
     assert snap["memory"]["thresholds"] == [70.0, 85.0, 95.0] and snap["memory"]["percent"] > 0
+    # where the limit and PSI come from is shown, the same as System.memory() says
+    sample = system.memory().sample
+    assert snap["memory"]["limit_from"] == sample.limit_from != ""
+    assert snap["memory"]["pressure_from"] == sample.pressure_from
+    assert (snap["memory"]["pressure"] is None) == (sample.pressure is None)
     # the next poll folds only what is new
     system.ask("s/w", Work(2, fail_times=1), timeout=10)
     status, again = call(f"{server.url}/api/dashboard?episodes=1")

@@ -32,6 +32,11 @@ def test_the_dashboard_follows_the_shop_live_and_acts_only_with_the_token(make_s
         assert page.locator(f'{node("shop/workers")} + ul li[data-path="shop/workers/w.1"]').count()
         assert page.inner_text(f"{node('shop/db')} .state") == "running"
         assert page.inner_text("#h-breakers") == "0"
+        # the memory gauge says what it measures against, and the PSI (or that there is none)
+        sample = system.memory().sample
+        expect(page.locator("#mem-text")).to_contain_text(f"({sample.limit_from})")
+        psi = "PSI some" if sample.pressure is not None else "PSI not available"
+        assert psi in page.inner_text("#mem-text")
         page.evaluate("window.pageMarker = 'not reloaded'")
 
         # a failure climbs to level 3: the actor's level and the timeline change in place

@@ -1,4 +1,5 @@
-"""Sampling: sizes, cgroup v2 and PSI files in the kernel's formats, real processes."""
+"""Sampling: sizes, cgroup v2 folders and PSI files in the kernel's formats, real processes
+(cgroup v1 and parents: test_cgroup.py)."""
 
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from stalwart import SpecError
 from stalwart.memory import (
+    CgroupReader,
     MemorySampler,
     own_cgroup,
     parse_size,
@@ -129,12 +131,27 @@ def test_the_real_psi_file_parses_when_the_kernel_has_one():
     assert pressure is not None and 0 <= pressure.some_avg10 <= 100
 
 
-def test_the_real_cgroup_parses_when_this_machine_has_cgroup_v2():
-    folder = own_cgroup()
-    if folder is None:
-        pytest.skip("this machine has no cgroup v2 memory controller for this process")
-    group = read_cgroup(folder)
-    assert group is not None and group.current > 0
+def test_the_real_cgroup_parses_on_this_machine_v1_or_v2():
+    reader = CgroupReader()
+    if reader.place is None:
+        pytest.skip(f"no cgroup memory controller is mounted for this process: {reader.notes}")
+    group = reader.read()
+    assert group is not None and group.levels[0].current > 0 and group.notes == ()
+    assert group.own_path == reader.place.path
+
+
+def test_the_start_of_the_memory_actor_says_what_it_measures_against_once(make_system, caplog):
+    from stalwart import Child, Supervisor
+    from tests.support import Worker
+
+    with caplog.at_level("INFO", logger="stalwart.memory"):
+        system = make_system(Supervisor("s", children=[Child("w", Worker)]))
+        sample = system.memory().sample
+    said = [r.getMessage() for r in caplog.records if r.name == "stalwart.memory"]
+    assert len(said) == 1, said
+    assert said[0].startswith(f"memory pressure is measured against {sample.limit_from}:")
+    assert sample.limit_from.split(" ")[0] in ("cgroup", "machine")
+    assert f"PSI from {sample.pressure_from}" in said[0]
 
 
 def test_the_machine_figure_uses_available_memory():

@@ -227,9 +227,12 @@ function renderMemory(m, ready) {
   } else {
     fill.style.width = `${Math.min(100, m.percent)}%`;
     fill.className = `fill ${m.level}`;
+    const psi = m.pressure
+      ? `PSI some ${m.pressure.some_avg10.toFixed(1)}% full ${m.pressure.full_avg10.toFixed(1)}% (10 s)`
+      : "PSI not available";
     $("mem-text").textContent =
-      `${m.percent.toFixed(1)}% of ${bytes(m.limit)} (${m.source}) · level ${m.level}` +
-      (m.shedding ? " · shedding load" : "");
+      `${m.percent.toFixed(1)}% of ${bytes(m.limit)} (${m.limit_from || m.source}) · level ${m.level}` +
+      ` · ${psi}` + (m.shedding ? " · shedding load" : "");
   }
   const list = $("cleanups");
   list.replaceChildren(
