@@ -19,6 +19,7 @@ ORDER = [
     "selector",
     "core",
     "supervision",
+    "levels",
     "telemetry",
     "mediation",
     "memory",
