@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from ..actors._children import CHILD_REQUESTS, ActivityReport
 from ..actors._placement import NODE_ENV, fenced, placeable
 from ..actors._runtime import (
     ACTOR_PROCESS_PREFIX,
@@ -28,6 +29,7 @@ from ..actors._runtime import (
 )
 from ..actors._state_file import StateFile, StateTable, latest, open_state, usable
 from ..actors._timers import TICK, Timers
+from ..actors.errors import UnknownMessage
 from ..actors.messages import (
     Batch,
     Checkpoint,
@@ -41,6 +43,7 @@ from ..actors.messages import (
     Proceed,
     Release,
     ReplyTo,
+    Request,
     Retire,
     Retired,
     RetryOutcome,
@@ -49,12 +52,13 @@ from ..actors.messages import (
 )
 from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
-from ._effects import EFFECTS
+from ._effects import EFFECTS, answer
 from ._kernel import events as ev
 from ._kernel.state import STARTING
 from ._usage import ProcessUsage
 from .messages import (
     BreakerNote,
+    ChildrenNow,
     DependencyDown,
     DurableCheckpoint,
     Escalate,
@@ -199,6 +203,13 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         c = self.state.by_path.get(path)
         return c.name if c is not None else None
 
+    def keeper(self, name: str) -> Keeper:
+        """What is kept for child ``name`` (a child added at run time gets its own)."""
+        keeper = self.keepers.get(name)
+        if keeper is None:
+            keeper = self.keepers[name] = Keeper()
+        return keeper
+
     def current(self, name: str) -> Any:
         assert self.state is not None
         c = self.state.children[name]
@@ -239,8 +250,13 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if msg.floors is None:  # restarted by its parent: the root knows the incarnations
             self.send(self.root, FloorsQuery(self.path))
         else:
-            self.begun = True
-            self.decide(ev.Begin(floors=dict(msg.floors), now=self.now))
+            self.begin(msg.floors)
+
+    def begin(self, floors: dict[str, int]) -> None:
+        """Start the declared children; children an earlier instance added are gone."""
+        self.begun = True
+        self.send(self.root, ChildrenNow(self.path, self.incarnation))
+        self.decide(ev.Begin(floors=dict(floors), now=self.now))
 
     # -- the checkpoints of children on other nodes, kept in files on this host ----------------
     def restore_filed(self, path: str, keeper: Keeper) -> None:
@@ -274,7 +290,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             if filed is not None:
                 filed.close()
             filed = self.filed[c.name] = open_state(directory, c.path, msg.incarnation)
-        keeper = self.keepers[c.name]
+        keeper = self.keeper(c.name)
         try:
             filed.write(msg.state, tuple(keeper.replies.items()), msg.marks)
         except Exception:
@@ -282,8 +298,32 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     def on_floors(self, msg: Floors, sender: Any) -> None:
         if self.state is not None and msg.path == self.path and not self.begun:
-            self.begun = True
-            self.decide(ev.Begin(floors=dict(msg.floors), now=self.now))
+            self.begin(msg.floors)
+
+    # -- requests about the children (start_child...) -------------------------------------
+    def on_request(self, msg: Request, sender: Any) -> None:
+        request = msg.message
+        if type(request) not in CHILD_REQUESTS or self.state is None or not self.begun:
+            name = type(request).__name__
+            error = UnknownMessage(
+                f"{self.path} is a supervisor: it answers StartChild, TerminateChild,"
+                f" RestartChild, DeleteChild, WhichChildren and CountChildren, not {name}",
+                self.path,
+            )
+            answer(self, msg, ErrorReply.of(error))
+            return
+        self.decide(ev.ChildRequested(request, msg, now=self.now))
+
+    def on_child_request_told(self, msg: Any, sender: Any) -> None:
+        """A child request sent without waiting for the answer (a tell)."""
+        if self.state is not None and self.begun:
+            self.decide(ev.ChildRequested(msg, None, now=self.now))
+
+    def on_activity(self, msg: ActivityReport, sender: Any) -> None:
+        name = self.child_name(msg.path)
+        if name is not None:
+            event = ev.ActivityReported(name, msg.incarnation, msg.activity, msg.busy, now=self.now)
+            self.decide(event)
 
     # -- messages from children -------------------------------------------------------------
     def on_started(self, msg: Started, sender: Any) -> None:
@@ -360,7 +400,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         c = self.state.by_path.get(msg.path)
         if c is None or c.incarnation != msg.incarnation:
             return
-        keeper = self.keepers[c.name]
+        keeper = self.keeper(c.name)
         keeper.keep(msg.state, msg.incarnation, False)
         if msg.marks:
             keeper.marks = msg.marks
@@ -383,7 +423,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         c = self.state.by_path.get(msg.path)
         if c is None or c.incarnation != msg.incarnation:
             return
-        keeper = self.keepers[c.name]
+        keeper = self.keeper(c.name)
         keeper.marks = msg.marks
         if c.kind == "supervisor":
             keeper.sub_checkpoints = dict(msg.final_state or {})
@@ -565,4 +605,7 @@ _HANDLERS: dict[type, Any] = {
     HealthReport: SupervisorActor.on_health_report,
     DependencyDown: SupervisorActor.on_dependency_down,
     IncidentHold: SupervisorActor.on_incident_hold,
+    Request: SupervisorActor.on_request,
+    ActivityReport: SupervisorActor.on_activity,
+    **{kind: SupervisorActor.on_child_request_told for kind in CHILD_REQUESTS},
 }

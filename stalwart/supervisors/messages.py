@@ -260,6 +260,30 @@ class KillSubtree(msgspec.Struct, frozen=True):
     path: str
 
 
+class ChildrenPlanned(msgspec.Struct, frozen=True):
+    """Instance ``incarnation`` of the supervisor at ``path`` added ``spec``: the root learns
+    its paths (messages to them wait until they register)."""
+
+    path: str
+    incarnation: int
+    spec: Any
+
+
+class ChildrenGone(msgspec.Struct, frozen=True):
+    """The specs at ``paths`` were deleted: the root forgets them and what is below them."""
+
+    paths: tuple[str, ...]
+    reason: str
+
+
+class ChildrenNow(msgspec.Struct, frozen=True):
+    """Instance ``incarnation`` of the supervisor at ``path`` begins with its declared
+    children only: children an earlier instance added are gone."""
+
+    path: str
+    incarnation: int
+
+
 class PerformRecovery(msgspec.Struct, frozen=True):
     request_id: int
     target: str

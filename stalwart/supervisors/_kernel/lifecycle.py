@@ -14,7 +14,7 @@ from ...actors.errors import ActorStopped, Overloaded, PoisonMessageError, Stalw
 from ...actors.messages import ErrorReply, Handover, Redelivery, RunHooks
 from .._plan import restart_set
 from ..messages import KillSubtree, RecoveryDone, Unavailable
-from . import failures, outages, restarts
+from . import children, failures, outages, restarts
 from .commands import (
     Answer,
     Cancel,
@@ -56,6 +56,8 @@ def on_begin(s: SupervisorState, e: Begin, out: Out) -> None:
     s.floors.update(e.floors)
     if s.spec.health_interval_s > 0:
         out.append(Timer(s.spec.health_interval_s, ("health",), "health"))
+    if children.idle_interval(s):
+        out.append(Timer(children.idle_interval(s), ("idle",), "idle"))
     reconcile(s, e.now, out)
 
 
@@ -70,6 +72,7 @@ def reconcile(s: SupervisorState, now: float, out: Out) -> None:
             if c.phase == UP:
                 stop_child(s, c, out)
             return  # a starting child is stopped once it is up
+    removed = []
     for c in s.order:
         if c.phase == DOWN:
             c.restart_pending = False
@@ -78,6 +81,10 @@ def reconcile(s: SupervisorState, now: float, out: Out) -> None:
                 if not s.retiring:  # (it may have crashed, never asked to stop)
                     out.append(Report(Unavailable(c.path, "stopped", removed=True)))
                 restarts.drop_waiting(s, c, now, out)
+                removed.append(c)
+    if removed and children.after_removed(s, removed, now, out):
+        reconcile(s, now, out)  # it shuts itself down: its children stop now
+        return
     if s.retiring:
         if not s.lingering and all(c.phase in (DOWN, REMOVED) and not c.retiring for c in s.order):
             s.retiring, s.finished = False, True
@@ -166,6 +173,8 @@ def mark_restart_set(s: SupervisorState, c: ChildRecord, count_c: bool = True) -
     for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
         other = s.children[name]
         other.restarts += count_c or other is not c
+        if other is not c and other.restart == "temporary":  # it ends, by this supervisor's doing
+            other.stopped_by_us = True
         mark_restart(other)
 
 
@@ -180,7 +189,8 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
         s.lingering.add((c.name, e.incarnation))
         out.append(Release(c.name, e.incarnation))
         c.phase = DOWN
-        restarts.on_start_failed(s, c, e, out)
+        if not children.start_failed(s, c, e, out):  # (start_child's is answered instead)
+            restarts.on_start_failed(s, c, e, out)
         reconcile(s, e.now, out)
         return
     c.phase, c.start_failures = UP, 0
@@ -199,6 +209,7 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
         )
     )
     c.lost_inflight = c.died = False
+    children.on_up(s, c, e.now, out)
     if c.retiring:  # the replaced instance forwards stragglers for a while, then is released
         s.lingering.add((c.name, c.retiring))
         out.append(Timer(FORWARD_GRACE_S, ("release", c.name, c.retiring)))
@@ -340,6 +351,10 @@ def on_child_gave_up(s: SupervisorState, e: ChildGaveUp, out: Out) -> None:
     if c.phase == STARTING:
         out.append(Kill(c.name))
         c.phase = DOWN
+        failed = ChildStarted(c.name, c.incarnation, False, e.info, now=e.now)
+        if children.start_failed(s, c, failed, out):
+            reconcile(s, e.now, out)
+            return
     if c.restart != "permanent":  # it exited with "shutdown": OTP restarts only a permanent one
         c.stop_for_good = True
         reconcile(s, e.now, out)
@@ -350,6 +365,12 @@ def on_child_gave_up(s: SupervisorState, e: ChildGaveUp, out: Out) -> None:
 
 
 def on_retire_requested(s: SupervisorState, e: RetireRequested, out: Out) -> None:
+    begin_retiring(s, out)
+    reconcile(s, e.now, out)
+
+
+def begin_retiring(s: SupervisorState, out: Out) -> None:
+    """Every child stops for good, in reverse start order (reconcile does it)."""
     s.retiring, s.escalated = True, False
     for c in s.order:
         c.stop_for_good = True
@@ -358,7 +379,7 @@ def on_retire_requested(s: SupervisorState, e: RetireRequested, out: Out) -> Non
             c.retiring = 0
     for name, incarnation in sorted(s.lingering):
         out.append(Release(name, incarnation))
-    reconcile(s, e.now, out)
+    children.give_up_waiting(s, out)
 
 
 # -- asked for from outside ---------------------------------------------------------------

@@ -13,6 +13,7 @@ from ...actors.messages import Redelivery
 from ...strategies import AdaptiveSelector, ErrorInfo
 from .._ladder import FailureKind, Ladder, RestartIntensity, failure_kind
 from .._plan import Slot, expand
+from .._pool import Pool
 from ..spec import Child, LevelPolicy, Supervisor
 
 DOWN, STARTING, UP, STOPPING, REMOVED = "down", "starting", "up", "stopping", "removed"
@@ -96,10 +97,21 @@ class ChildRecord:
         self.died = False  # its last instance's process died (crash, kill, hang, lost node)
         self.handed: list[str] = []  # requests handed to this instance after a crash, not done
         self.poisoned: list[str] = []  # requests two instances in a row died handling
+        # children started and stopped at run time (see .children)
+        self.dynamic = False  # added by start_child: a restart of its supervisor forgets it
+        self.stopped_by_us = False  # its last end was its supervisor's doing, not its own
+        self.forget = ""  # why its spec goes once it is down ("": the spec is kept)
+        self.activity: int | None = None  # a Pool's idle check: the last activity reported
+        self.active_at = 0.0  # when that activity last changed (or it started)
 
     @property
     def spec(self) -> Child | Supervisor:
         return self.slot.spec
+
+    @property
+    def spec_name(self) -> str:
+        """The name of its spec (a replica's, ``w`` for ``w.1``; a breaker's protected actor's)."""
+        return self.slot.spec.name
 
     @property
     def restart(self) -> str:
@@ -158,12 +170,12 @@ class SupervisorState:
         self.rng = random.Random(seed)
         self.children: dict[str, ChildRecord] = {}
         self.order: list[ChildRecord] = []
+        self.by_path: dict[str, ChildRecord] = {}
         for slot in expand(spec.children):
-            policy = getattr(slot.spec, "levels", None) or spec.levels
-            record = ChildRecord(slot, f"{path}/{slot.name}", policy)
-            self.children[slot.name] = record
-            self.order.append(record)
-        self.by_path = {c.path: c for c in self.order}
+            self.add_slot(slot)
+        self.pool = spec if isinstance(spec, Pool) else None
+        self.starters: dict[str, tuple[Any, bool]] = {}  # spec name -> (who waits, keep spec)
+        self.stoppers: dict[str, list[Any]] = {}  # spec name -> who waits for it to stop
         self.failures: dict[int, FailedMessage] = {}
         self.next_failure = 0
         self.floors: dict[str, int] = {}  # last incarnation of each path (the system's lifetime)
@@ -176,6 +188,25 @@ class SupervisorState:
         self.incident_holds: dict[str, str] = {}  # child path -> the root cause it waits for
         self.health_seq = 0
         self.waiting_recoveries: list[tuple[int, str]] = []
+
+    def add_slot(self, slot: Slot, dynamic: bool = False) -> ChildRecord:
+        """A record for ``slot``, last in start order."""
+        policy = getattr(slot.spec, "levels", None) or self.spec.levels
+        record = ChildRecord(slot, f"{self.path}/{slot.name}", policy)
+        record.dynamic = dynamic
+        self.children[slot.name] = record
+        self.order.append(record)
+        self.by_path[record.path] = record
+        return record
+
+    def remove(self, record: ChildRecord) -> None:
+        """Forget ``record`` (its spec was deleted); what waited for it was answered already."""
+        self.children.pop(record.name, None)
+        self.by_path.pop(record.path, None)
+        if record in self.order:
+            self.order.remove(record)
+        for ident in [i for i, f in self.failures.items() if f.child == record.name]:
+            del self.failures[ident]
 
     def new_failure(
         self, child: str, message: Any, sender: Any, info: ErrorInfo, now: float
