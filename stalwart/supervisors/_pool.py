@@ -37,7 +37,9 @@ class Pool(Supervisor, frozen=True, kw_only=True):
       and forgotten; messages to its key are then refused (``UnknownPath``, saying so)
       until it is started again. Needs an actor template with one replica.
 
-    The strategy is always ``one_for_one``: instances are independent.
+    The strategy is always ``one_for_one``: instances are independent. As OTP's
+    ``simple_one_for_one``, a Pool never shuts itself down (``auto_shutdown="never"``), so
+    its template cannot be ``significant``.
     """
 
     template: Child | Supervisor
@@ -55,6 +57,9 @@ class Pool(Supervisor, frozen=True, kw_only=True):
             raise SpecError(
                 path, "strategy", f"a Pool is always one_for_one, got {shown(self.strategy)}"
             )
+        if self.auto_shutdown != "never":  # (as OTP's simple_one_for_one)
+            problem = f"a Pool never shuts itself down, got {shown(self.auto_shutdown)}"
+            raise SpecError(path, "auto_shutdown", problem)
         template: Any = self.template
         if not isinstance(template, (Child, Supervisor)):
             raise SpecError(

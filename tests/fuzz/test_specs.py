@@ -215,7 +215,8 @@ SUPERVISOR = {
     "significant": st.booleans(),
 }
 POOL = {
-    **{k: v for k, v in SUPERVISOR.items() if k not in ("children", "strategy")},
+    **{k: v for k, v in SUPERVISOR.items() if k not in ("children", "strategy", "auto_shutdown")},
+    "auto_shutdown": st.just("never"),
     "template": st.builds(Child, NAMES, st.just(Worker)) | st.builds(Supervisor, NAMES),
     "max_children": st.none() | st.integers(1, 10**6),
     "idle_timeout_s": st.none() | SECONDS,

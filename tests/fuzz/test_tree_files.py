@@ -233,7 +233,8 @@ SUPERVISOR = {  # name, children and depends_on are drawn by the tree
     "significant": st.just(False),
 }
 POOL = {  # name and template are drawn by the tree
-    **{k: v for k, v in SUPERVISOR.items() if k != "strategy"},
+    **{k: v for k, v in SUPERVISOR.items() if k not in ("strategy", "auto_shutdown")},
+    "auto_shutdown": st.just("never"),
     "max_children": st.integers(1, 10**6),
     "idle_timeout_s": SECONDS,
 }

@@ -57,7 +57,7 @@ from . import lifecycle
 from .commands import Answer, Forget, Planned, Send, ShutDown, Timer
 from .common import Out, note
 from .events import ActivityReported, ChildRequested, ChildStarted
-from .state import DOWN, REMOVED, UP, ChildRecord, SupervisorState
+from .state import DOWN, REMOVED, STARTING, UP, ChildRecord, SupervisorState
 
 BREAKER_CLASS = "stalwart.supervisors._breaker_actor.BreakerActor"
 IDLE_CHECKS = 4  # idle checks per idle_timeout_s
@@ -87,11 +87,13 @@ def start(s: SupervisorState, req: StartChild, asker: Any, now: float, out: Out)
     spec = spec_to_start(s, req)
     path = f"{s.path}/{spec.name}"
     kept = records_of(s, spec.name)
-    if kept:
-        if any(c.phase != REMOVED or c.restart_pending for c in kept):
+    if kept:  # (as OTP: one restarting is present, not started)
+        if any(c.phase in (UP, STARTING) and not c.restart_pending for c in kept):
             raise AlreadyStarted(f"{path} is already started", path)
+        state = "terminated" if all(c.phase == REMOVED for c in kept) else "restarting"
         raise AlreadyPresent(
-            f"{path} is already present, terminated: restart_child it, or delete_child it first",
+            f"{path} is already present ({state}): restart_child it once terminated, or"
+            " delete_child it",
             path,
         )
     pool = s.pool
@@ -262,6 +264,14 @@ def describe_spec(spec: Child | Supervisor) -> str:
     return f"{spec.actor.__qualname__}, {spec.restart}"
 
 
+def spec_goes(s: SupervisorState, c: ChildRecord) -> bool:
+    """Its spec goes now that it has ended: it was asked to, or it was added at run time and
+    is temporary or a Pool's instance (declared ones stay, as stopped)."""
+    if not c.forget and c.dynamic and (c.restart == "temporary" or s.pool is not None):
+        c.forget = "ended; a temporary child (or a Pool's instance) keeps no spec"
+    return bool(c.forget)
+
+
 def forget(s: SupervisorState, kept: list[ChildRecord], out: Out) -> None:
     """The spec of ``kept`` goes: its records, its checkpoints, its paths at the root."""
     paths = [c.path for c in kept]
@@ -315,7 +325,7 @@ def after_removed(s: SupervisorState, removed: list[ChildRecord], now: float, ou
             continue
         for asker in s.stoppers.pop(name, []):
             out.append(Answer(asker, None))
-        if kept and kept[0].forget and not s.retiring:
+        if kept and not s.retiring and spec_goes(s, kept[0]):
             forget(s, kept, out)
     if ended and not s.retiring:
         return auto_shutdown(s, ended[0], now, out)
