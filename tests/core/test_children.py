@@ -24,7 +24,7 @@ from stalwart import (
     UnknownMessage,
     UnknownPath,
 )
-from tests.core.dynamic_actors import StartSession, Starter, StartWorker, StopWorker
+from tests.core.dynamic_actors import Starter, StartSession, StartWorker, StopWorker
 from tests.core.otp_actors import OtpChild
 from tests.core.otp_support import (
     OTP,
