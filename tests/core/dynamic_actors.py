@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from stalwart import Child, ManagedActor, StartChild, TerminateChild
+from tests.core.otp_actors import OtpChild
 from tests.support import Worker
 
 
@@ -56,3 +57,14 @@ class Starter(ManagedActor):
     async def receiveMsg_StartSession(self, msg: StartSession, sender: Any) -> None:
         path = await self.ask(msg.pool, StartChild(key=msg.key, options={"by": self.path}))
         self.reply(sender, path)
+
+
+class Options(msgspec.Struct, frozen=True):
+    """Ask a ``Session`` for its options."""
+
+
+class Session(OtpChild):
+    """One instance of a Pool: answers ``Options`` with what it was started with."""
+
+    def receiveMsg_Options(self, msg: Options, sender: Any) -> None:
+        self.reply(sender, dict(self.options))
