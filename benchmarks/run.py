@@ -19,6 +19,7 @@ ORDER = [
     "selector",
     "core",
     "supervision",
+    "children",
     "telemetry",
     "mediation",
     "memory",

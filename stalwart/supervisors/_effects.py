@@ -67,6 +67,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     address = create_child(self, cls, not self.clock_id, **kwargs)
     key = (c.child, c.incarnation)
     self.addresses[key] = address
+    self.by_address[str(address)] = key
     if child.kind == "supervisor":
         first = c.child not in self.spawned
         prefix = child.path + "/"
@@ -190,7 +191,7 @@ def do_register(self: SupervisorActor, c: cmd.Register) -> None:
             address,
             pid,
             c.incarnation,
-            child.kind,
+            "breaker" if child.role == "breaker" else child.kind,
             child.slot.group,
             c.lost_inflight,
             _class_name(child),
@@ -198,6 +199,7 @@ def do_register(self: SupervisorActor, c: cmd.Register) -> None:
             c.restarts,
             node,
             c.died,
+            self.incarnation if child.dynamic else 0,
         ),
     )
     old = self.addresses.get((c.child, c.predecessor)) if c.predecessor else None

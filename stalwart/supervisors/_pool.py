@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,12 +95,17 @@ class Pool(Supervisor, frozen=True, kw_only=True):
             raise SpecError(self.name, "key", f"expected a name, got {shown(key)}")
         _check_name(f"{self.name}/{key}", key)
         template = self.template
-        if options is None:
-            return msgspec.structs.replace(template, name=key)
-        if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
-            problem = f"expected a table of settings, got {shown(options)}"
-            raise SpecError(f"{self.name}/{key}", "options", problem)
-        if not isinstance(template, Child):
-            problem = "a Pool of supervisors takes no options (only an actor reads them)"
-            raise SpecError(f"{self.name}/{key}", "options", problem)
-        return msgspec.structs.replace(template, name=key, options={**template.options, **options})
+        if options is not None:
+            if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+                problem = f"expected a table of settings, got {shown(options)}"
+                raise SpecError(f"{self.name}/{key}", "options", problem)
+            if not isinstance(template, Child):
+                problem = "a Pool of supervisors takes no options (only an actor reads them)"
+                raise SpecError(f"{self.name}/{key}", "options", problem)
+        # the template was checked; only the name and the options differ (checked above):
+        # a copy, not a spec built and checked again for every instance
+        made = copy.copy(template)
+        msgspec.structs.force_setattr(made, "name", key)
+        if options is not None and isinstance(made, Child):
+            msgspec.structs.force_setattr(made, "options", {**made.options, **options})
+        return made

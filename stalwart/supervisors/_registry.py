@@ -123,7 +123,7 @@ class Registry:
         if supervisor not in self.entries:
             return
         # (its siblings are not planned here: what it depends on makes no path of its own)
-        alone = msgspec.structs.replace(spec, depends_on=())
+        alone = msgspec.structs.replace(spec, depends_on=()) if spec.depends_on else spec
         self._plan_children(supervisor, (alone,), (supervisor, incarnation))
 
     def forget(self, paths: Any, reason: str) -> list[str]:
@@ -249,6 +249,14 @@ class Registry:
         entry.available, entry.state, entry.removed = True, "running", False
         entry.level, entry.restarts = msg.level, msg.restarts
         entry.node = msg.node
+        if msg.added_by:  # (a child added at run time, known from now on)
+            entry.owner = (msg.path.rpartition("/")[0], msg.added_by)
+            self.gone.pop(msg.path, None)
+            if entry.group is not None:
+                self.gone.pop(entry.group, None)
+                members = self.groups.setdefault(entry.group, [])
+                if msg.path not in members:
+                    members.append(msg.path)
 
     def _retire_address(self, address: Any, path: str) -> None:
         self._retired[str(address)] = path

@@ -76,6 +76,7 @@ from .messages import (
 
 log = logging.getLogger("stalwart.supervisor")
 _REPLIES_KEPT = 64
+LOST_LOOK_S = 0.25  # exit notices look for children that exited unnoticed at most this often
 
 
 class Keeper:
@@ -132,6 +133,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.state: kernel.SupervisorState | None = None
         self.keepers: dict[str, Keeper] = {}
         self.addresses: dict[tuple[str, int], Any] = {}  # (child, incarnation) -> address
+        self.by_address: dict[str, tuple[str, int]] = {}  # str(address) -> (child, incarnation)
+        self.looked_for_lost = 0.0  # when find_lost_exits last looked
         self.pids: dict[tuple[str, int], tuple[int, str]] = {}  # -> (pid, node)
         self.spawned: set[str] = set()
         self.filed: dict[str, StateFile | StateTable] = {}  # children on other nodes: their files
@@ -449,23 +452,31 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.decide(ev.ChildGaveUp(name, msg.reason, msg.info, now=self.now))
 
     def on_child_exited(self, msg: ChildActorExited, sender: Any) -> None:
-        # (addresses compare by Thespian's rules: a child's first, local address equals
-        # the one it has once its process is connected, though they print differently)
-        instance = next((k for k, a in self.addresses.items() if a == msg.childAddress), None)
+        address = msg.childAddress
+        instance = self.by_address.get(str(address))
+        if instance is None or self.addresses.get(instance) != address:
+            # (addresses compare by Thespian's rules: a child's first, local address equals
+            # the one it has once its process is connected, though they print differently)
+            instance = next((k for k, a in self.addresses.items() if a == address), None)
         if instance is not None:
             self.instance_exited(instance)
-        self.find_lost_exits()  # Thespian may have forgotten a sibling that died meanwhile
+        if time.monotonic() - self.looked_for_lost >= LOST_LOOK_S:
+            self.find_lost_exits()  # Thespian may have forgotten a sibling that died meanwhile
 
     def find_lost_exits(self) -> None:
         """Children whose processes are gone although no exit notice came: they exited."""
-        node = os.environ.get(NODE_ENV, "")
+        self.looked_for_lost = time.monotonic()
+        if self.clock_id:  # (in one process, every child's pid is this one's)
+            return
+        node, mine = os.environ.get(NODE_ENV, ""), os.getpid()
         for instance, (pid, where) in list(self.pids.items()):
-            if pid and pid != os.getpid() and where == node and child_process_gone(pid):
+            if pid and pid != mine and where == node and child_process_gone(pid):
                 self.instance_exited(instance)
 
     def instance_exited(self, instance: tuple[str, int]) -> None:
         if instance not in self.addresses:
             return
+        self.by_address.pop(str(self.addresses[instance]), None)
         del self.addresses[instance]
         self.pids.pop(instance, None)
         self.decide(ev.ChildExited(*instance, now=self.now))

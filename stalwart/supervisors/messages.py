@@ -114,6 +114,7 @@ class Registered(msgspec.Struct, frozen=True):
     restarts: int = 0
     node: str = ""
     died: bool = False  # the instance before it died (its unconfirmed tells go again)
+    added_by: int = 0  # added at run time by this instance of its supervisor (0: declared)
 
 
 class Unavailable(msgspec.Struct, frozen=True):

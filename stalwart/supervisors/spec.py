@@ -7,6 +7,7 @@ supervisor actor is the only code that interprets them.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import re
@@ -548,7 +549,8 @@ def check_range(
 
 def check_types(owner: str, obj: Any, prefix: str = "", skip: Sequence[str] = ()) -> None:
     """Raise SpecError(owner, prefix + field, ...) for the first field of the wrong type."""
-    for f in msgspec.structs.fields(obj):
+    kind: Any = type(obj)
+    for f in _fields(kind):
         if f.name in skip or f.type is Any:
             continue
         value = getattr(obj, f.name)
@@ -564,6 +566,12 @@ def check_types(owner: str, obj: Any, prefix: str = "", skip: Sequence[str] = ()
         if isinstance(value, float) and math.isnan(value):
             raise SpecError(owner, prefix + f.name, "must be a number, got nan")
         _check_structs(owner, value, converted, prefix + f.name)
+
+
+@functools.cache
+def _fields(cls: Any) -> tuple[Any, ...]:
+    """The fields of a Struct type (read once: msgspec evaluates the annotations each time)."""
+    return tuple(msgspec.structs.fields(cls))
 
 
 def _check_structs(owner: str, value: Any, converted: Any, field: str) -> None:

@@ -16,6 +16,7 @@ from stalwart import (
     ChildRunning,
     CountChildren,
     DeleteChild,
+    LevelPolicy,
     RestartChild,
     StartChild,
     Supervisor,
@@ -117,7 +118,8 @@ def answer(rt: Runtime, request: object, who: str) -> object:
 @settings(max_examples=100, deadline=None)
 @given(st.sampled_from(["one_for_one", "one_for_all", "rest_for_one"]), STEPS)
 def test_children_requests_do_what_otps_supervisor_does(strategy, steps):
-    rt = Runtime(Supervisor("s", strategy=strategy, max_restarts=10_000, within_s=1.0))
+    spec = Supervisor("s", strategy=strategy, max_restarts=10_000, levels=LevelPolicy.otp())
+    rt = Runtime(spec)
     rt.begin()
     model = OtpModel(strategy)
     for i, (op, name, *rest) in enumerate(steps):

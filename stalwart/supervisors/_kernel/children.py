@@ -51,8 +51,8 @@ from ...actors.errors import (
     UnknownPath,
 )
 from ...actors.messages import ErrorReply
-from .._plan import expand
-from ..spec import Child, SpecError, Supervisor, check_significant_under, validate_children
+from .._plan import slots_of
+from ..spec import Child, SpecError, Supervisor, check_significant_under
 from . import lifecycle
 from .commands import Answer, Forget, Planned, Send, ShutDown, Timer
 from .common import Out, note
@@ -96,22 +96,20 @@ def start(s: SupervisorState, req: StartChild, asker: Any, now: float, out: Out)
             " delete_child it",
             path,
         )
-    pool = s.pool
-    if pool is not None and pool.max_children is not None:
-        running = len({c.spec_name for c in s.order if not gone(c)})
-        if running >= pool.max_children:
-            raise PoolFull(f"{s.path} runs max_children={pool.max_children} instances", s.path)
-    for stale in [c for c in s.order if c.spec_name == spec.name]:  # a temporary one, gone
+    limit = s.pool.max_children if s.pool is not None else None
+    if limit is not None and len(s.by_spec) >= limit:  # (a Pool's instances go as they end)
+        raise PoolFull(f"{s.path} runs max_children={limit} instances", s.path)
+    check_siblings(s, spec)
+    for stale in list(s.by_spec.get(spec.name, ())):  # a temporary one that ended
         s.remove(stale)
-    siblings = list({id(c.spec): c.spec for c in s.order}.values())
-    validate_children(s.path, [*siblings, spec])
-    check_significant_under(s.spec, spec)
-    for slot in expand([*siblings, spec]):
-        if slot.spec is spec:
-            s.add_slot(slot, dynamic=True)
+    public = {dep: public_slots(s, dep) for dep in spec.depends_on}
+    for slot in slots_of(spec, public):
+        s.add_slot(slot, dynamic=True)
     s.starters[spec.name] = (asker, False)
-    out.append(Planned(spec))
-    note(s, out, "child-added", None, now, detail=f"{path} ({describe_spec(spec)})")
+    if isinstance(spec, Supervisor):  # its own children register before it is up
+        out.append(Planned(spec))
+    if s.pool is None:  # (a Pool's instances come and go by the thousand: no event each)
+        note(s, out, "child-added", None, now, detail=f"{path} ({describe_spec(spec)})")
     lifecycle.reconcile(s, now, out)
     return _LATER
 
@@ -218,8 +216,29 @@ def gone(c: ChildRecord) -> bool:
 
 def records_of(s: SupervisorState, name: str) -> list[ChildRecord]:
     """The records of the spec ``name`` still kept (none for one gone)."""
-    kept = [c for c in s.order if c.spec_name == name]
-    return [] if all(gone(c) for c in kept) else kept
+    kept = s.by_spec.get(name, [])
+    return [] if all(gone(c) for c in kept) else list(kept)
+
+
+def check_siblings(s: SupervisorState, spec: Child | Supervisor) -> None:
+    """Raise SpecError if ``spec`` depends on itself or on a child this supervisor does not
+    have, or is significant where its supervisor never shuts down (as validate_children
+    and the Supervisor's checks say for declared children)."""
+    path = f"{s.path}/{spec.name}"
+    for dep in spec.depends_on:
+        if dep == spec.name:
+            raise SpecError(path, "depends_on", "a child cannot depend on itself")
+        if not records_of(s, dep):
+            names = list(s.by_spec)
+            shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            raise SpecError(path, "depends_on", f"unknown sibling {dep!r} (siblings: {shown})")
+    check_significant_under(s.spec, spec)
+
+
+def public_slots(s: SupervisorState, name: str) -> list[str]:
+    """The slots a dependency on the child ``name`` means: its breaker, or all its slots."""
+    kept = s.by_spec[name]
+    return [c.name for c in kept if c.role == "breaker"] or [c.name for c in kept]
 
 
 def known(s: SupervisorState, name: Any, request: str = "") -> list[ChildRecord]:
@@ -320,7 +339,7 @@ def after_removed(s: SupervisorState, removed: list[ChildRecord], now: float, ou
     for c in removed:
         c.stopped_by_us = False
     for name in dict.fromkeys(c.spec_name for c in removed):
-        kept = [c for c in s.order if c.spec_name == name]
+        kept = list(s.by_spec.get(name, ()))
         if any(c.phase != REMOVED for c in kept):
             continue
         for asker in s.stoppers.pop(name, []):

@@ -62,36 +62,45 @@ def on_begin(s: SupervisorState, e: Begin, out: Out) -> None:
 
 
 def reconcile(s: SupervisorState, now: float, out: Out) -> None:
-    """Compare what runs with what should run, and take the next step."""
+    """Compare what runs with what should run, and take the next step.
+
+    It reads the phase index (:class:`.state.PhaseIndex`), not every child: a supervisor
+    of thousands of children pays for the few that change.
+    """
     if s.escalated or s.finished:
         return
-    if any(c.phase == STOPPING for c in s.order):
-        return
-    for c in reversed(s.order):
-        if (c.restart_pending or c.stop_for_good) and c.phase in (UP, STARTING):
+    by_phase = s.index.by_phase
+    if s.pool is not None:  # a Pool's instances stop all at once, in no order (as OTP's)
+        for c in list(s.index.marked.values()):
             if c.phase == UP:
                 stop_child(s, c, out)
-            return  # a starting child is stopped once it is up
+    elif by_phase[STOPPING]:
+        return
+    elif s.index.marked:  # the latest-started child marked to stop goes first
+        c = max(s.index.marked.values(), key=_in_order)
+        if c.phase == UP:
+            stop_child(s, c, out)
+        return  # a starting child is stopped once it is up
     removed = []
-    for c in s.order:
-        if c.phase == DOWN:
-            c.restart_pending = False
-            if c.stop_for_good:
-                c.phase, c.waiting = REMOVED, ""
-                if not s.retiring:  # (it may have crashed, never asked to stop)
-                    out.append(Report(Unavailable(c.path, "stopped", removed=True)))
-                restarts.drop_waiting(s, c, now, out)
-                removed.append(c)
+    for c in sorted(by_phase[DOWN].values(), key=_in_order):
+        c.restart_pending = False
+        if c.stop_for_good:
+            c.phase, c.waiting = REMOVED, ""
+            if not s.retiring:  # (it may have crashed, never asked to stop)
+                out.append(Report(Unavailable(c.path, "stopped", removed=True)))
+            restarts.drop_waiting(s, c, now, out)
+            removed.append(c)
     if removed and children.after_removed(s, removed, now, out):
         reconcile(s, now, out)  # it shuts itself down: its children stop now
         return
     if s.retiring:
-        if not s.lingering and all(c.phase in (DOWN, REMOVED) and not c.retiring for c in s.order):
+        running = by_phase[UP] or by_phase[STARTING] or by_phase[STOPPING]
+        if not s.lingering and not running and not any(c.retiring for c in s.order):
             s.retiring, s.finished = False, True
             out.append(Finish())
         return
     start_next(s, now, out)
-    if all(c.phase in (UP, REMOVED) or (c.phase == DOWN and c.waiting) for c in s.order):
+    if not by_phase[STARTING] and all(c.waiting for c in by_phase[DOWN].values()):
         if not s.reported_started:
             s.reported_started = True
             out.append(ReportStarted())
@@ -100,16 +109,26 @@ def reconcile(s: SupervisorState, now: float, out: Out) -> None:
             out.append(Report(RecoveryDone(request_id, True, f"{target} and its set are running")))
 
 
+def _in_order(c: ChildRecord) -> int:
+    return c.seq
+
+
 def start_next(s: SupervisorState, now: float, out: Out) -> None:
     """Start the first child that can start (with its replicas), unless one is starting."""
+    by_phase = s.index.by_phase
+    if not by_phase[DOWN]:
+        return
+    # (the replicas of a child are next to each other in start order: only children
+    # down or starting need a look)
+    waiting = sorted([*by_phase[DOWN].values(), *by_phase[STARTING].values()], key=_in_order)
     starting: str | None = None
-    for c in s.order:
+    for c in waiting:
         group = c.slot.group or c.name
         if starting is not None and group != starting:
             return
         if c.phase == STARTING:
             starting = group
-        elif c.phase == DOWN and not c.waiting and dependencies_up(s, c):
+        elif not c.waiting and dependencies_up(s, c):
             start_child(s, c, out)
             starting = group
 
