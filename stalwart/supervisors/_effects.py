@@ -145,7 +145,10 @@ def do_send(self: SupervisorActor, c: cmd.Send) -> None:
 
 
 def do_answer(self: SupervisorActor, c: cmd.Answer) -> None:
-    answer(self, c.sender, c.value)
+    if self.mail_held is not None:  # after what the root hears of this decision
+        self.answers_held.append((c.sender, c.value))
+    else:
+        answer(self, c.sender, c.value)
 
 
 def do_dead_letter(self: SupervisorActor, c: cmd.DeadLetter) -> None:

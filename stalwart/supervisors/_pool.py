@@ -29,8 +29,9 @@ class Pool(Supervisor, frozen=True, kw_only=True):
     "alice", {"user": "alice"})`` starts an instance of the template named ``alice``
     (at ``app/sessions/alice``), its ``options`` the template's with the given ones on
     top. Instances are supervised like declared children (the template's restart
-    type, levels and breaker; the pool's restart intensity) and stop in reverse
-    start order. A terminated instance keeps no spec (start it again by its key).
+    type, levels and breaker; the pool's restart intensity); when the pool stops,
+    they stop all at once, in no order (as OTP's ``simple_one_for_one``). A
+    terminated instance keeps no spec (start it again by its key).
 
     - ``max_children``: at most this many instances (``None``: no limit); one more is
       refused with :class:`~stalwart.PoolFull`.

@@ -140,6 +140,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.filed: dict[str, StateFile | StateTable] = {}  # children on other nodes: their files
         self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}
         self.mail_held: list[Any] | None = None  # for the root, while answering a crash
+        self.answers_held: list[tuple[Any, Any]] = []  # the kernel's answers, sent after it
         self.begun = False  # the kernel has begun (it knows the incarnations below)
         self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
         self._usage = ProcessUsage()
@@ -185,10 +186,13 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 self.later.clear()
         finally:
             held, self.mail_held = self.mail_held, None
+            answers, self.answers_held = self.answers_held, []
             self.later.clear()
             if held:
                 held.sort(key=lambda m: not isinstance(m, Unavailable))
                 self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
+            for target, value in answers:  # (the root has heard of what they answer first)
+                answer(self, target, value)
 
     def send(self, target: Any, msg: Any) -> None:
         """Send now; mail for the root waits until the decision has been carried out."""

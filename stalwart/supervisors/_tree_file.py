@@ -128,7 +128,7 @@ def load_tree(file: str | os.PathLike[str]) -> TreeFile:
     top = data.get("supervisor")
     if not isinstance(top, dict):
         raise TreeFileError(label, "", "supervisor", "supervisor", "missing: the top of the tree")
-    tree = _node(label, top, "supervisor", "", top=True)
+    tree = parse_node(label, top, "supervisor", "", top=True)
     assert isinstance(tree, Supervisor)
     try:
         validate_children(tree.name, tree.children)
@@ -158,7 +158,7 @@ def _supervisor(file: str, node: dict[str, Any], where: str, parent: str) -> Sup
         place = f"{where}.children[{i}]"
         if not isinstance(child, dict):
             raise TreeFileError(file, path, place, "children", "expected a table")
-        children.append(_node(file, child, place, path))
+        children.append(parse_node(file, child, place, path))
     fields = {k: v for k, v in node.items() if k != "children"}
     checked = _convert(file, fields, _SupervisorFields, path, where)
     try:
@@ -167,7 +167,7 @@ def _supervisor(file: str, node: dict[str, Any], where: str, parent: str) -> Sup
         raise TreeFileError(file, path, where, exc.field, exc.problem) from None
 
 
-def _node(
+def parse_node(
     file: str, node: dict[str, Any], where: str, parent: str, top: bool = False
 ) -> Child | Supervisor:
     """A table of the tree: a Pool (it has "template"), a supervisor ("children", or the
@@ -187,7 +187,7 @@ def _pool(file: str, node: dict[str, Any], where: str, parent: str) -> Pool:
         problem = "expected a table: an actor (with actor) or a supervisor (with children)"
         raise TreeFileError(file, path, where, "template", problem)
     place = f"{where}.template"
-    made = _node(file, template, place, path)
+    made = parse_node(file, template, place, path)
     fields = {k: v for k, v in node.items() if k != "template"}
     checked = _convert(file, fields, _PoolFields, path, where)
     try:

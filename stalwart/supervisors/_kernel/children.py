@@ -106,8 +106,9 @@ def start(s: SupervisorState, req: StartChild, asker: Any, now: float, out: Out)
     for slot in slots_of(spec, public):
         s.add_slot(slot, dynamic=True)
     s.starters[spec.name] = (asker, False)
-    if isinstance(spec, Supervisor):  # its own children register before it is up
-        out.append(Planned(spec))
+    # the root learns its paths now: what is sent to them waits until they run (an asker
+    # on another process may hear of the path before the root hears it registered)
+    out.append(Planned(spec))
     if s.pool is None:  # (a Pool's instances come and go by the thousand: no event each)
         note(s, out, "child-added", None, now, detail=f"{path} ({describe_spec(spec)})")
     lifecycle.reconcile(s, now, out)
