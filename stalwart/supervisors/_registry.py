@@ -73,6 +73,7 @@ class Registry:
         self._retired: OrderedDict[str, str] = OrderedDict()
         self.lost_with_supervisor: set[str] = set()  # died with their supervisor mid-message?
         self.gone: OrderedDict[str, str] = OrderedDict()  # forgotten paths -> why
+        self.owned: dict[str, set[str]] = {}  # supervisor -> paths added to it at run time
 
     def plan(self, tree: Supervisor, prefix: str = "") -> None:
         """Learn every path of ``tree`` (replicas and breakers expanded) before anything starts."""
@@ -114,7 +115,8 @@ class Registry:
             entry = self.entries[path] = Entry(path, kind, group, cls)
         elif entry.removed:  # (one ended earlier under that name: a new child now)
             entry.removed, entry.state = False, "starting"
-        entry.owner = owner
+        if owner is not None:
+            self._own(entry, owner)
         return entry
 
     def plan_child(self, supervisor: str, incarnation: int, spec: Child | Supervisor) -> None:
@@ -126,26 +128,41 @@ class Registry:
         alone = msgspec.structs.replace(spec, depends_on=()) if spec.depends_on else spec
         self._plan_children(supervisor, (alone,), (supervisor, incarnation))
 
+    def paths_under(self, top: str) -> list[str]:
+        """``top`` and every path below it (a group: its members)."""
+        if top in self.groups:
+            return list(self.groups[top])
+        entry = self.entries.get(top)
+        if entry is None:
+            return []
+        if entry.kind != "supervisor":  # (an actor has nothing below it)
+            return [top]
+        prefix = top + "/"
+        return [top, *(p for p in self.entries if p.startswith(prefix))]
+
     def forget(self, paths: Any, reason: str) -> list[str]:
         """Forget ``paths`` and every path below them; returns the paths forgotten.
 
         Asked for later, they are unknown, ``reason`` saying why."""
         dropped = []
         for top in paths:
-            prefix = top + "/"
-            for p in [p for p in self.entries if p == top or p.startswith(prefix)]:
-                del self.entries[p]
+            for p in self.paths_under(top):
+                entry = self.entries.pop(p, None)
+                if entry is None:
+                    continue
                 dropped.append(p)
-            for group in [g for g in self.groups if g == top or g.startswith(prefix)]:
-                del self.groups[group]
+                self._subscribers.pop(p, None)
+                self.lost_with_supervisor.discard(p)
+                if entry.owner is not None:
+                    self.owned.get(entry.owner[0], set()).discard(p)
+                members = self.groups.get(entry.group) if entry.group else None
+                if entry.group is not None and members is not None and p in members:
+                    members.remove(p)
+                    if not members:
+                        del self.groups[entry.group]
+                        self._remember_gone(entry.group, reason)
+            self.groups.pop(top, None)
             self._remember_gone(top, reason)
-        for group, members in list(self.groups.items()):
-            self.groups[group] = [m for m in members if m in self.entries]
-            if not self.groups[group]:
-                del self.groups[group]
-        for p in dropped:
-            self._subscribers.pop(p, None)
-            self.lost_with_supervisor.discard(p)
         return dropped
 
     def _remember_gone(self, path: str, reason: str) -> None:
@@ -154,23 +171,18 @@ class Registry:
         while len(self.gone) > _GONE_KEPT:
             self.gone.popitem(last=False)
 
+    def _own(self, entry: Entry, owner: tuple[str, int]) -> None:
+        entry.owner = owner
+        self.owned.setdefault(owner[0], set()).add(entry.path)
+
     def added_before(self, supervisor: str, incarnation: int) -> list[str]:
         """The children an instance of ``supervisor`` earlier than ``incarnation`` added."""
-        return [
-            p
-            for p, e in self.entries.items()
-            if e.owner is not None and e.owner[0] == supervisor and e.owner[1] < incarnation
-        ] + [
-            g
-            for g, members in self.groups.items()
-            if any(
-                (e := self.entries.get(m)) is not None
-                and e.owner is not None
-                and e.owner[0] == supervisor
-                and e.owner[1] < incarnation
-                for m in members
-            )
-        ]
+        found = []
+        for path in sorted(self.owned.get(supervisor, ())):
+            entry = self.entries.get(path)
+            if entry is not None and entry.owner is not None and entry.owner[1] < incarnation:
+                found.append(path)
+        return found
 
     def unknown(self, path: str) -> str:
         """Why ``path`` is not known: "unknown actor path ..." and, if it was forgotten, why."""
@@ -250,7 +262,7 @@ class Registry:
         entry.level, entry.restarts = msg.level, msg.restarts
         entry.node = msg.node
         if msg.added_by:  # (a child added at run time, known from now on)
-            entry.owner = (msg.path.rpartition("/")[0], msg.added_by)
+            self._own(entry, (msg.path.rpartition("/")[0], msg.added_by))
             self.gone.pop(msg.path, None)
             if entry.group is not None:
                 self.gone.pop(entry.group, None)

@@ -115,7 +115,7 @@ class Routing(Caller):
     def forget_paths(self, paths: Any, reason: str, drop_checkpoints: bool = False) -> None:
         """Forget ``paths`` (and below): who sends to them hears they stopped for good."""
         for path in list(paths):
-            for p in [p for p in self.registry.entries if p == path or p.startswith(path + "/")]:
+            for p in self.registry.paths_under(path):
                 entry = self.registry.entries[p]
                 entry.available, entry.removed, entry.pid = False, True, 0
                 self.push(p)

@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from ..actors import errors
 from ..actors._children import CHILD_REQUESTS, ActivityReport
 from ..actors._placement import NODE_ENV, fenced, placeable
 from ..actors._runtime import (
@@ -29,7 +30,6 @@ from ..actors._runtime import (
 )
 from ..actors._state_file import StateFile, StateTable, latest, open_state, usable
 from ..actors._timers import TICK, Timers
-from ..actors.errors import UnknownMessage
 from ..actors.messages import (
     Batch,
     Checkpoint,
@@ -310,16 +310,21 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     # -- requests about the children (start_child...) -------------------------------------
     def on_request(self, msg: Request, sender: Any) -> None:
         request = msg.message
-        if type(request) not in CHILD_REQUESTS or self.state is None or not self.begun:
+        error: errors.StalwartError
+        if type(request) not in CHILD_REQUESTS:
             name = type(request).__name__
-            error = UnknownMessage(
+            error = errors.UnknownMessage(
                 f"{self.path} is a supervisor: it answers StartChild, TerminateChild,"
                 f" RestartChild, DeleteChild, WhichChildren and CountChildren, not {name}",
                 self.path,
             )
-            answer(self, msg, ErrorReply.of(error))
+        elif self.state is None or not self.begun:
+            text = f"{self.path} is starting: ask again once it runs"
+            error = errors.Unavailable(text, self.path)
+        else:
+            self.decide(ev.ChildRequested(request, msg, now=self.now))
             return
-        self.decide(ev.ChildRequested(request, msg, now=self.now))
+        answer(self, msg, ErrorReply.of(error))
 
     def on_child_request_told(self, msg: Any, sender: Any) -> None:
         """A child request sent without waiting for the answer (a tell)."""
