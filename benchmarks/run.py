@@ -20,6 +20,7 @@ ORDER = [
     "core",
     "supervision",
     "levels",
+    "children",
     "telemetry",
     "mediation",
     "memory",

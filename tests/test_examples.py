@@ -106,3 +106,16 @@ def test_the_fanout_example_waits_on_every_supplier_at_once_on_both_bases():
         assert "24 quotes in" in out.stdout
         assert out.stdout.count("(2 of 3 answered in time)") == 3  # the slow one was skipped
         assert "Traceback" not in out.stderr
+
+
+def test_the_sessions_example_starts_one_actor_per_user_and_forgets_idle_ones():
+    out = run_example("examples.sessions", "--base", "multiproc")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "logged in: app/sessions/alice, app/sessions/bob" in text
+    assert "alice's cart: {'user': 'alice', 'items': ['tea', 'cups']}" in text
+    assert "alice again: app/sessions/alice (the same session)" in text
+    assert "carol: PoolFull: app/sessions runs max_children=2 instances" in text
+    assert "bob idle: unknown actor path 'app/sessions/bob'" in text and "idle_timeout_s" in text
+    assert "bob's new cart: {'user': 'bob', 'items': []}" in text
+    assert "app/batch shut itself down once its significant job ended" in text

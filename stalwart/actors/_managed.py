@@ -18,6 +18,7 @@ from ..strategies import classify
 from ..strategies._learned_timeout import HANDLER_SAMPLES
 from ._async import AsyncHandlers
 from ._calls import Caller, OnError, OnReply
+from ._children import ActivityCheck, ActivityReport, ChildCalls
 from ._logs import ACTOR_PATH
 from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._order import ACK_S, EAGER_ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
@@ -113,6 +114,7 @@ _INTERNAL: dict[type, str] = {
     Chaos: "_sw_on_chaos",
     WakeupMessage: "_sw_on_wakeup",
     ActorExitRequest: "_sw_on_exit_request",
+    ActivityCheck: "_sw_on_activity_check",
 }
 
 
@@ -161,7 +163,7 @@ class Unhealthy(Exception):
     """What a ``health()`` that answered with a description said (classified like an error)."""
 
 
-class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
+class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
     """Base class for actors that run under a supervisor.
 
     Define typed handlers ``receiveMsg_<MessageType>(self, msg, sender)``, plain or
@@ -1048,6 +1050,11 @@ class ManagedActor(AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
         if not ok and info is None and isinstance(verdict, str):
             info = classify(Unhealthy(verdict))  # "redis does not answer": an outage
         self.send(sender, HealthReport(self.path, self.incarnation, msg.seq, ok, detail, info))
+
+    def _sw_on_activity_check(self, msg: ActivityCheck, sender: Any) -> None:
+        if self._sw_mode == _RUNNING:
+            activity, busy = self._sw_lanes.activity()
+            self.send(sender, ActivityReport(self.path, self.incarnation, activity, busy))
 
     def _sw_on_chaos(self, msg: Chaos, sender: Any) -> None:
         if msg.kind == "hang":

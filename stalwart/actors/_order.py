@@ -106,6 +106,15 @@ class Lanes:
             marks[chan] = lane.done()
         return tuple(marks.items())
 
+    def activity(self) -> tuple[int, bool]:
+        """A number that grows with every message taken from a sender's channel, and
+        whether one taken is still being handled (how a Pool tells an idle instance)."""
+        total, busy = sum(self.marks.values()), False
+        for lane in self.lanes.values():
+            total += lane.expected
+            busy = busy or bool(lane.pending)
+        return total, busy
+
     def held_back(self) -> list[tuple[Any, Any]]:
         """Take every held-back message, in number order per channel."""
         out: list[tuple[Any, Any]] = []

@@ -237,3 +237,22 @@ def drop_earlier(directory: str, path: str, incarnation: int) -> None:
             if name == stem and number.isdigit() and int(number) < incarnation:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
+
+
+def drop_under(directory: str, path: str) -> None:
+    """Remove the checkpoints of ``path`` and of every path below it (its spec was deleted:
+    a child started again under that name starts afresh)."""
+    if not directory:
+        return
+    if directory.startswith(MEMORY):
+        table = _TABLES.get(directory, {})
+        for key in [k for k in list(table) if k[0] == path or k[0].startswith(path + "/")]:
+            table.pop(key, None)
+        return
+    stems = (_stem(path), _stem(path + "/"))
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(directory):
+            name = entry.name.partition(".")[0]
+            if name == stems[0] or name.startswith(stems[1]):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)

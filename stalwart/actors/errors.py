@@ -130,6 +130,37 @@ class BreakerOpen(StalwartError, CircuitOpenError):
         return (type(self), (StalwartError.__str__(self), self.path, self._remaining))
 
 
+class AlreadyStarted(StalwartError):
+    """``start_child``: a child of that name runs already (``path`` is its path)."""
+
+    error_category = ErrorCategory.VALIDATION
+
+
+class AlreadyPresent(StalwartError):
+    """``start_child``: a child of that name is kept, terminated (``restart_child`` it, or
+    ``delete_child`` it first)."""
+
+    error_category = ErrorCategory.VALIDATION
+
+
+class ChildRunning(StalwartError):
+    """``restart_child``/``delete_child``: the child runs (or is restarting); terminate it
+    first."""
+
+    error_category = ErrorCategory.VALIDATION
+
+
+class StartFailed(StalwartError):
+    """``start_child``/``restart_child``: the child failed to start (its error says why).
+
+    A child ``start_child`` could not start is not kept; one ``restart_child`` could not
+    start stays terminated, its spec kept."""
+
+
+class PoolFull(Overloaded):
+    """``start_child`` on a ``Pool`` that runs ``max_children`` instances already."""
+
+
 ERROR_TYPES: dict[str, type[StalwartError]] = {
     cls.__name__: cls
     for cls in (
@@ -147,6 +178,11 @@ ERROR_TYPES: dict[str, type[StalwartError]] = {
         SystemStopped,
         Overloaded,
         BreakerOpen,
+        AlreadyStarted,
+        AlreadyPresent,
+        ChildRunning,
+        StartFailed,
+        PoolFull,
     )
 }
 

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from ._children import add_child
 from ._common import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, Interrupted, UsageError
 from ._control import add_chaos, add_recover, add_send, add_status
 from ._node import add_node
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_recover(commands)
     add_chaos(commands)
     add_send(commands)
+    add_child(commands)
     add_report(commands)
     add_serve(commands)
     add_node(commands)

@@ -24,9 +24,18 @@ from typing import Any
 
 import msgspec
 
-from ..actors import BadMessage, RecoveryRequest, RecoveryResult, StalwartError, UnknownPath
+from ..actors import (
+    BadMessage,
+    ChildCounts,
+    ChildInfo,
+    RecoveryRequest,
+    RecoveryResult,
+    StalwartError,
+    UnknownPath,
+)
 from ..actors.messages import ErrorReply
-from ..supervisors import ActorStatus, Status, System
+from ..supervisors import ActorStatus, Status, System, TreeFileError
+from ..supervisors._tree_file import parse_node
 from ._common import UsageError, find_run
 from ._messages import actor_class, decode, message_type, shown
 
@@ -60,6 +69,34 @@ class Steer:
         try:
             self.system.inject(path, kind, nbytes=nbytes)
         except StalwartError as exc:
+            raise UsageError(str(exc)) from None
+
+    def children(self, supervisor: str) -> ChildrenAnswer:
+        """The children of ``supervisor`` and their counts."""
+        try:
+            infos = self.system.which_children(supervisor)
+            return ChildrenAnswer(infos, self.system.count_children(supervisor))
+        except (UnknownPath, BadMessage) as exc:
+            raise UsageError(str(exc)) from None
+
+    def child(self, call: ChildCall) -> str:
+        """Start, terminate, restart or delete a child; the path it is about."""
+        system, supervisor = self.system, call.supervisor
+        try:
+            if call.action == "start":
+                spec: Any = call.key if call.spec is None else _spec(supervisor, call.spec)
+                options = None if call.options is None else _table(call.options, "--options")
+                return system.start_child(supervisor, spec, options)
+            if call.action == "restart":
+                return system.restart_child(supervisor, call.name)
+            if call.action == "terminate":
+                system.terminate_child(supervisor, call.name)
+            elif call.action == "delete":
+                system.delete_child(supervisor, call.name)
+            else:
+                raise UsageError(f"no such child action {call.action!r}")
+            return f"{supervisor}/{call.name}"
+        except (UnknownPath, BadMessage) as exc:
             raise UsageError(str(exc)) from None
 
     def send(
@@ -102,7 +139,52 @@ class SendCall(msgspec.Struct, tag_field="op", tag="send", forbid_unknown_fields
     timeout: float | None = None
 
 
-Call = StatusCall | RecoverCall | InjectCall | SendCall
+class ChildrenCall(msgspec.Struct, tag_field="op", tag="children", forbid_unknown_fields=True):
+    supervisor: str
+
+
+class ChildCall(msgspec.Struct, tag_field="op", tag="child", forbid_unknown_fields=True):
+    """``action`` (start, terminate, restart, delete) on a child of ``supervisor``: ``name``,
+    or to start, ``spec`` (JSON of a tree file's table) or a Pool's ``key`` and ``options``."""
+
+    action: str
+    supervisor: str
+    name: str = ""
+    spec: str | None = None
+    key: str | None = None
+    options: str | None = None
+
+
+Call = StatusCall | RecoverCall | InjectCall | SendCall | ChildrenCall | ChildCall
+
+
+class ChildrenAnswer(msgspec.Struct):
+    children: list[ChildInfo]
+    counts: ChildCounts
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return msgspec.json.decode(text.encode())
+    except msgspec.DecodeError as exc:
+        raise UsageError(f"{what} is not JSON: {exc}") from None
+
+
+def _table(text: str, what: str) -> dict[str, Any]:
+    value = _json(text, what)
+    if not isinstance(value, dict):
+        raise UsageError(f"{what}: expected a JSON object of settings, got {text!r}")
+    return value
+
+
+def _spec(supervisor: str, text: str) -> Any:
+    """The spec ``--spec`` describes: a table as a tree file writes it (an actor with
+    "actor", a supervisor with "children", a Pool with "template")."""
+    node = _table(text, "--spec")
+    try:
+        return parse_node("--spec", node, "spec", supervisor)
+    except TreeFileError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class StatusAnswer(msgspec.Struct):
@@ -135,6 +217,10 @@ def answer(steer: Steer, body: bytes) -> Answer:
         if isinstance(call, InjectCall):
             steer.inject(call.path, call.kind, call.nbytes)
             return Answer()
+        if isinstance(call, ChildrenCall):
+            return Answer(steer.children(call.supervisor))
+        if isinstance(call, ChildCall):
+            return Answer(steer.child(call))
         return Answer(steer.send(call.path, call.type, call.json, call.tell, call.timeout))
     except UsageError as exc:
         return Answer(error="usage", message=str(exc))
@@ -266,6 +352,12 @@ class Remote:
 
     def inject(self, path: str, kind: str, nbytes: int) -> None:
         self._call(InjectCall(path, kind, nbytes))
+
+    def children(self, supervisor: str) -> ChildrenAnswer:
+        return msgspec.convert(self._call(ChildrenCall(supervisor)), ChildrenAnswer)
+
+    def child(self, call: ChildCall) -> str:
+        return str(self._call(call, timeout=120.0))
 
     def send(
         self, path: str, type_name: str, json_text: str, tell: bool, timeout: float | None

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from ..memory import MemorySettings
-from ..supervisors import Breaker, Child, LevelPolicy, Supervisor
+from ..supervisors import Breaker, Child, LevelPolicy, Pool, Supervisor
 from ..supervisors._options import SystemOptions
 from ..supervisors.spec import Alternative, CachedReply, DefaultReply, QueueForLater
 from ..telemetry import CorrelatorSettings
@@ -23,6 +23,7 @@ from ..telemetry import CorrelatorSettings
 SECTIONS: list[tuple[str, Any, str]] = [
     ("Supervisor", Supervisor, "`[supervisor]` and every table with `children`"),
     ("Child", Child, "every table in `children` with an `actor`"),
+    ("Pool", Pool, "every table in `children` with a `template` (an actor or supervisor table)"),
     ("LevelPolicy", LevelPolicy, "`levels = { ... }` of a supervisor or child"),
     ("Breaker", Breaker, "`breaker = { ... }` of a child"),
     ("CachedReply", CachedReply, 'a fallback: `{ kind = "cachedreply", ... }`'),
@@ -37,7 +38,7 @@ SECTIONS: list[tuple[str, Any, str]] = [
 
 def _type(t: Any) -> str:
     text = str(t).replace("typing.", "").replace("collections.abc.", "")
-    text = text.replace("stalwart.supervisors.spec.", "")
+    text = text.replace("stalwart.supervisors.spec.", "").replace("stalwart.supervisors._pool.", "")
     text = text.replace("stalwart.strategies._backoff.", "").replace("NoneType", "None")
     text = text.replace("<class '", "").replace("'>", "")
     text = text if len(text) < 60 else text.split("[", 1)[0] + "[...]"

@@ -4,6 +4,7 @@ from ._kernel import RootState, SupervisorState, decide, decide_root
 from ._ladder import Decision, FailureKind, Ladder, RestartIntensity, failure_kind
 from ._options import SystemOptions
 from ._plan import Slot, dependency_graph, dependents, expand, restart_set, start_order
+from ._pool import Pool
 from ._system import Status, System, start, validate_message
 from ._tree_file import TreeFile, TreeFileError, load_tree
 from .messages import ActorStatus, DeadLetter, Event
@@ -33,6 +34,7 @@ __all__ = [
     "FailureKind",
     "Ladder",
     "LevelPolicy",
+    "Pool",
     "QueueForLater",
     "ReducedFunctionality",
     "RestartIntensity",

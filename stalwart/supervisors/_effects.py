@@ -16,6 +16,7 @@ import msgspec
 
 from ..actors._placement import NODE_ENV
 from ..actors._runtime import ActorExitRequest, create_child
+from ..actors._state_file import drop_under
 from ..actors._timers import WAKE
 from ..actors.messages import (
     ErrorReply,
@@ -28,11 +29,14 @@ from ..actors.messages import (
     Retire,
     Retired,
     Started,
+    StoppedNormally,
     Successor,
 )
 from ._kernel import commands as cmd
 from ._kernel import events as ev
 from .messages import (
+    ChildrenGone,
+    ChildrenPlanned,
     DeadLetterNote,
     Escalate,
     LearnedState,
@@ -47,7 +51,7 @@ if TYPE_CHECKING:
 def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     assert self.state is not None
     child = self.state.children[c.child]
-    keeper = self.keepers[c.child]
+    keeper = self.keeper(c.child)
     cls = _supervisor_class() if child.kind == "supervisor" else _actor_class(child)
     requires = getattr(child.spec, "requires", None)
     kwargs: dict[str, Any] = {}
@@ -63,6 +67,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     address = create_child(self, cls, not self.clock_id, **kwargs)
     key = (c.child, c.incarnation)
     self.addresses[key] = address
+    self.by_address[str(address)] = key
     if child.kind == "supervisor":
         first = c.child not in self.spawned
         prefix = child.path + "/"
@@ -146,7 +151,10 @@ def do_send(self: SupervisorActor, c: cmd.Send) -> None:
 
 
 def do_answer(self: SupervisorActor, c: cmd.Answer) -> None:
-    answer(self, c.sender, c.value)
+    if self.mail_held is not None:  # after what the root hears of this decision
+        self.answers_held.append((c.sender, c.value))
+    else:
+        answer(self, c.sender, c.value)
 
 
 def do_dead_letter(self: SupervisorActor, c: cmd.DeadLetter) -> None:
@@ -192,7 +200,7 @@ def do_register(self: SupervisorActor, c: cmd.Register) -> None:
             address,
             pid,
             c.incarnation,
-            child.kind,
+            "breaker" if child.role == "breaker" else child.kind,
             child.slot.group,
             c.lost_inflight,
             _class_name(child),
@@ -200,6 +208,7 @@ def do_register(self: SupervisorActor, c: cmd.Register) -> None:
             c.restarts,
             node,
             c.died,
+            self.incarnation if child.dynamic else 0,
         ),
     )
     old = self.addresses.get((c.child, c.predecessor)) if c.predecessor else None
@@ -252,7 +261,7 @@ def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
     assert self.state is not None
     table: dict[str, Any] = {}
     for child in self.state.order:
-        keeper = self.keepers[child.name]
+        keeper = self.keeper(child.name)
         if child.kind == "supervisor":
             table.update(keeper.sub_checkpoints)
         elif keeper.has_checkpoint:
@@ -260,6 +269,30 @@ def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
     self.send(self.parent, Retired(self.path, self.incarnation, table, True))
     # not recursive: the children are gone already
     self.send(self.myAddress, ActorExitRequest(recursive=False))
+
+
+def do_planned(self: SupervisorActor, c: cmd.Planned) -> None:
+    self.send(self.root, ChildrenPlanned(self.path, self.incarnation, c.spec))
+
+
+def do_forget(self: SupervisorActor, c: cmd.Forget) -> None:
+    """The specs went: what was kept for them goes (a child started again under the name
+    starts afresh), and the root forgets their paths."""
+    for name in c.children:
+        self.keepers.pop(name, None)
+        filed = self.filed.pop(name, None)
+        if filed is not None:
+            filed.close()
+    directory = str(self.settings.get("state_dir", ""))
+    for path in c.paths:
+        drop_under(directory, path)
+    self.send(self.root, ChildrenGone(c.paths, c.reason))
+
+
+def do_shut_down(self: SupervisorActor, c: cmd.ShutDown) -> None:
+    """auto_shutdown: to the parent this supervisor stops normally (it stops its children
+    next, then retires as when the parent stops it)."""
+    self.send(self.parent, StoppedNormally(self.path, self.incarnation))
 
 
 def answer(actor: Any, sender: Any, value: Any) -> None:
@@ -320,6 +353,9 @@ EFFECTS: dict[type, Any] = {
     cmd.AttemptEnds: do_attempt_ends,
     cmd.ReportStarted: do_report_started,
     cmd.Finish: do_finish,
+    cmd.Planned: do_planned,
+    cmd.Forget: do_forget,
+    cmd.ShutDown: do_shut_down,
 }
 
 

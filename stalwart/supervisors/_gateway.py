@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..actors._calls import Caller, numbered
+from ..actors._children import CHILD_REQUESTS
 from ..actors._managed import redirectable
 from ..actors._placement import NODE_ENV
 from ..actors._runtime import DeadEnvelope
@@ -40,6 +41,7 @@ from ..supervisors.queries import (
     FinalReportQuery,
     IncidentsQuery,
     InjectQuery,
+    PathsQuery,
     RecoverQuery,
     RedeliverQuery,
     ResetQuery,
@@ -79,7 +81,14 @@ MEMORY = "_system/memory"
 _BATCH_S = 0.02  # how long events for the services may wait to go out together
 _BATCH_MAX = 256
 SYSTEM_PREFIX = "_system/"
-READ_ONLY = (StatusQuery, EventsQuery, DeadLettersQuery, FinalReportQuery, IncidentsQuery)
+READ_ONLY = (
+    StatusQuery,
+    EventsQuery,
+    DeadLettersQuery,
+    FinalReportQuery,
+    IncidentsQuery,
+    PathsQuery,
+)
 
 
 class Sealed(msgspec.Struct, frozen=True):
@@ -314,7 +323,7 @@ class Gateway(Caller):
         if self.phase in ("stopping", "stopped"):
             return SystemStopped(f"the system has stopped: {self.stop_reason or 'shut down'}")
         if not self.registry.knows(path):
-            return UnknownPath(f"unknown actor path {path!r}", path)
+            return UnknownPath(self.registry.unknown(path), path)
         if self.registry.stopped(path):
             return ActorStopped(f"{path} has stopped for good", path)
         if self.shedding and not path.startswith(SYSTEM_PREFIX):
@@ -322,8 +331,15 @@ class Gateway(Caller):
         return None
 
     def not_for(self, path: str, message: Any) -> StalwartError | None:
-        """Why ``message`` cannot go to ``path`` (a supervisor takes none), or None."""
+        """Why ``message`` cannot go to ``path`` (a supervisor takes only the requests about
+        its children, and only a supervisor takes those), or None."""
         entry = self.registry.entries.get(path)
+        if type(message) in CHILD_REQUESTS:
+            if entry is None or entry.kind == "supervisor":
+                return None
+            return UnknownPath(
+                f"{path} is not a supervisor (it is an {entry.kind}): it has no children", path
+            )
         if entry is not None and entry.kind == "supervisor":
             name = type(message).__name__
             return UnknownMessage(
@@ -603,4 +619,6 @@ def answer_query(root: Any, query: Any) -> Any:
         return root.final_report
     if isinstance(query, IncidentsQuery):
         return root.incidents()
+    if isinstance(query, PathsQuery):
+        return (root.registry.known_paths(), root.registry.unknown(query.path))
     raise TypeError(f"not a read-only query: {type(query).__name__}")

@@ -37,22 +37,31 @@ def expand(children: Sequence[Child | Supervisor]) -> list[Slot]:
     """Slots for ``children`` in start order (replicas expanded, dependencies first)."""
     public: dict[str, list[str]] = {}  # what a dependency on a child's name means
     for child in children:
-        public[child.name] = [child.name] if _protected(child) else _members(child, child.name)
+        public[child.name] = public_names(child)
     slots: list[Slot] = []
     for child in children:
-        deps = tuple(name for dep in child.depends_on for name in public[dep])
-        if _protected(child):
-            base = child.name + PROTECTED
-            inner = _members(child, base)
-            group = base if len(inner) > 1 else None
-            slots += [Slot(name, child, group, deps) for name in inner]
-            slots.append(Slot(child.name, child, None, (*deps, *inner), "breaker"))
-            continue
-        members = public[child.name]
-        group = child.name if len(members) > 1 else None
-        role = "supervisor" if isinstance(child, Supervisor) else "actor"
-        slots += [Slot(name, child, group, deps, role) for name in members]
+        slots += slots_of(child, public)
     return start_order(slots)
+
+
+def public_names(child: Child | Supervisor) -> list[str]:
+    """The slots a dependency on ``child`` means: its breaker, or all its replicas."""
+    return [child.name] if _protected(child) else _members(child, child.name)
+
+
+def slots_of(child: Child | Supervisor, public: dict[str, list[str]]) -> list[Slot]:
+    """The slots of ``child`` (``public``: the slots each sibling's name means)."""
+    deps = tuple(name for dep in child.depends_on for name in public[dep])
+    if _protected(child):
+        base = child.name + PROTECTED
+        inner = _members(child, base)
+        group = base if len(inner) > 1 else None
+        breaker = Slot(child.name, child, None, (*deps, *inner), "breaker")
+        return [*(Slot(name, child, group, deps) for name in inner), breaker]
+    members = public_names(child)
+    group = child.name if len(members) > 1 else None
+    role = "supervisor" if isinstance(child, Supervisor) else "actor"
+    return [Slot(name, child, group, deps, role) for name in members]
 
 
 def _protected(child: Child | Supervisor) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+import msgspec
+
 from ._plan import expand
 from .messages import ActorStatus, Registered, StateNote, Unavailable
 from .spec import Child, Supervisor
@@ -17,6 +19,7 @@ def _breaker_class() -> type:
 
 
 _RETIRED_KEPT = 4096
+_GONE_KEPT = 4096
 
 
 class Entry:
@@ -32,6 +35,7 @@ class Entry:
         "last_error",
         "level",
         "node",
+        "owner",
         "path",
         "pid",
         "removed",
@@ -56,6 +60,7 @@ class Entry:
         self.breaker_health: int | None = 100 if kind == "breaker" else None
         self.node = ""  # the cluster node it runs on
         self.removed = False  # stopped for good (until its supervisor starts it again)
+        self.owner: tuple[str, int] | None = None  # added at run time by (supervisor, instance)
 
 
 class Registry:
@@ -67,26 +72,122 @@ class Registry:
         self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
         self._retired: OrderedDict[str, str] = OrderedDict()
         self.lost_with_supervisor: set[str] = set()  # died with their supervisor mid-message?
+        self.gone: OrderedDict[str, str] = OrderedDict()  # forgotten paths -> why
+        self.owned: dict[str, set[str]] = {}  # supervisor -> paths added to it at run time
 
     def plan(self, tree: Supervisor, prefix: str = "") -> None:
         """Learn every path of ``tree`` (replicas and breakers expanded) before anything starts."""
         base = f"{prefix}/{tree.name}" if prefix else tree.name
         if not prefix:
             self.entries[base] = Entry(base, "supervisor", None, "Supervisor")
-        for slot in expand(tree.children):
+        self._plan_children(base, tree.children)
+
+    def _plan_children(
+        self, base: str, children: Any, owner: tuple[str, int] | None = None
+    ) -> list[str]:
+        planned = []
+        for slot in expand(children):
             path = f"{base}/{slot.name}"
             group = f"{base}/{slot.group}" if slot.group else None
+            self.gone.pop(path, None)
+            planned.append(path)
             if slot.role == "supervisor":
-                self.entries[path] = Entry(path, "supervisor", None, "Supervisor")
+                self._entry(path, "supervisor", None, type(slot.spec).__name__, owner)
                 assert isinstance(slot.spec, Supervisor)
                 self.plan(slot.spec, base)
                 continue
             assert isinstance(slot.spec, Child)
             actor = slot.spec.actor if slot.role == "actor" else _breaker_class()
             cls = f"{actor.__module__}.{actor.__qualname__}"
-            self.entries[path] = Entry(path, slot.role, group, cls)
+            self._entry(path, slot.role, group, cls, owner)
             if group:
-                self.groups.setdefault(group, []).append(path)
+                self.gone.pop(group, None)
+                members = self.groups.setdefault(group, [])
+                if path not in members:
+                    members.append(path)
+        return planned
+
+    def _entry(
+        self, path: str, kind: str, group: str | None, cls: str, owner: tuple[str, int] | None
+    ) -> Entry:
+        entry = self.entries.get(path)
+        if entry is None or owner is None:
+            entry = self.entries[path] = Entry(path, kind, group, cls)
+        elif entry.removed:  # (one ended earlier under that name: a new child now)
+            entry.removed, entry.state = False, "starting"
+        if owner is not None:
+            self._own(entry, owner)
+        return entry
+
+    def plan_child(self, supervisor: str, incarnation: int, spec: Child | Supervisor) -> None:
+        """Learn the paths of ``spec``, a child instance ``incarnation`` of ``supervisor``
+        added at run time (messages to them wait until they register)."""
+        if supervisor not in self.entries:
+            return
+        # (its siblings are not planned here: what it depends on makes no path of its own)
+        alone = msgspec.structs.replace(spec, depends_on=()) if spec.depends_on else spec
+        self._plan_children(supervisor, (alone,), (supervisor, incarnation))
+
+    def paths_under(self, top: str) -> list[str]:
+        """``top`` and every path below it (a group: its members)."""
+        if top in self.groups:
+            return list(self.groups[top])
+        entry = self.entries.get(top)
+        if entry is None:
+            return []
+        if entry.kind != "supervisor":  # (an actor has nothing below it)
+            return [top]
+        prefix = top + "/"
+        return [top, *(p for p in self.entries if p.startswith(prefix))]
+
+    def forget(self, paths: Any, reason: str) -> list[str]:
+        """Forget ``paths`` and every path below them; returns the paths forgotten.
+
+        Asked for later, they are unknown, ``reason`` saying why."""
+        dropped = []
+        for top in paths:
+            for p in self.paths_under(top):
+                entry = self.entries.pop(p, None)
+                if entry is None:
+                    continue
+                dropped.append(p)
+                self._subscribers.pop(p, None)
+                self.lost_with_supervisor.discard(p)
+                if entry.owner is not None:
+                    self.owned.get(entry.owner[0], set()).discard(p)
+                members = self.groups.get(entry.group) if entry.group else None
+                if entry.group is not None and members is not None and p in members:
+                    members.remove(p)
+                    if not members:
+                        del self.groups[entry.group]
+                        self._remember_gone(entry.group, reason)
+            self.groups.pop(top, None)
+            self._remember_gone(top, reason)
+        return dropped
+
+    def _remember_gone(self, path: str, reason: str) -> None:
+        self.gone[path] = reason
+        self.gone.move_to_end(path)
+        while len(self.gone) > _GONE_KEPT:
+            self.gone.popitem(last=False)
+
+    def _own(self, entry: Entry, owner: tuple[str, int]) -> None:
+        entry.owner = owner
+        self.owned.setdefault(owner[0], set()).add(entry.path)
+
+    def added_before(self, supervisor: str, incarnation: int) -> list[str]:
+        """The children an instance of ``supervisor`` earlier than ``incarnation`` added."""
+        found = []
+        for path in sorted(self.owned.get(supervisor, ())):
+            entry = self.entries.get(path)
+            if entry is not None and entry.owner is not None and entry.owner[1] < incarnation:
+                found.append(path)
+        return found
+
+    def unknown(self, path: str) -> str:
+        """Why ``path`` is not known: "unknown actor path ..." and, if it was forgotten, why."""
+        reason = self.gone.get(path)
+        return f"unknown actor path {path!r}" + (f" ({path} {reason})" if reason else "")
 
     # -- questions -----------------------------------------------------------------------
     def knows(self, path: str) -> bool:
@@ -145,8 +246,10 @@ class Registry:
     # -- updates -------------------------------------------------------------------------
     def register(self, msg: Registered) -> None:
         entry = self.entries.get(msg.path)
-        if entry is None:
-            entry = self.entries[msg.path] = Entry(msg.path, msg.kind, msg.group, msg.actor_class)
+        if entry is None:  # (a path a forgotten supervisor's late message names)
+            parent = msg.path.rpartition("/")[0]
+            group = f"{parent}/{msg.group}" if msg.group else None
+            entry = self.entries[msg.path] = Entry(msg.path, msg.kind, group, msg.actor_class)
         if entry.address is not None and entry.address != msg.address:
             self._retire_address(entry.address, msg.path)
         # a new incarnation subscribes again when it resolves; forget older ones
@@ -158,6 +261,14 @@ class Registry:
         entry.available, entry.state, entry.removed = True, "running", False
         entry.level, entry.restarts = msg.level, msg.restarts
         entry.node = msg.node
+        if msg.added_by:  # (a child added at run time, known from now on)
+            self._own(entry, (msg.path.rpartition("/")[0], msg.added_by))
+            self.gone.pop(msg.path, None)
+            if entry.group is not None:
+                self.gone.pop(entry.group, None)
+                members = self.groups.setdefault(entry.group, [])
+                if msg.path not in members:
+                    members.append(msg.path)
 
     def _retire_address(self, address: Any, path: str) -> None:
         self._retired[str(address)] = path
@@ -260,6 +371,23 @@ class Registry:
             return True
         return False
 
+    def in_tree_order(self) -> list[Entry]:
+        """The entries, each supervisor followed by what is below it (children added at run
+        time after their declared siblings)."""
+        below: dict[str, list[Entry]] = {}
+        for path, entry in self.entries.items():
+            below.setdefault(path.rpartition("/")[0], []).append(entry)
+        ordered: list[Entry] = []
+        pending = list(reversed(below.get("", [])))
+        while pending:  # (no recursion: trees can be deep)
+            entry = pending.pop()
+            ordered.append(entry)
+            pending.extend(reversed(below.get(entry.path, [])))
+        if len(ordered) < len(self.entries):  # (one whose supervisor is not known: at the end)
+            placed = {id(e) for e in ordered}
+            ordered += [e for e in self.entries.values() if id(e) not in placed]
+        return ordered
+
     def status(self, tree: Supervisor | None) -> tuple[ActorStatus, ...]:
         return tuple(
             ActorStatus(
@@ -276,5 +404,5 @@ class Registry:
                 e.breaker,
                 e.breaker_health,
             )
-            for e in self.entries.values()
+            for e in self.in_tree_order()
         )

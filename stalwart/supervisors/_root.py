@@ -51,6 +51,7 @@ from ..actors.messages import (
     Retired,
     SendAgain,
     Started,
+    StoppedNormally,
     Stray,
     Undeliverable,
 )
@@ -65,6 +66,9 @@ from .messages import (
     Boot,
     BreakerHealth,
     BreakerNote,
+    ChildrenGone,
+    ChildrenNow,
+    ChildrenPlanned,
     CorrelationNote,
     DeadLetterNote,
     DurableCheckpoint,
@@ -339,6 +343,13 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
         self.retiring.discard(subtree)
         self.decide(rk.SubtreeDown(subtree, self.kernel.incarnation[subtree], now=time.monotonic()))
 
+    def on_stopped_normally(self, msg: StoppedNormally, sender: Any) -> None:
+        """The tree's top supervisor shut itself down (``auto_shutdown``): the system stops."""
+        if self.kernel is None or self.subtree_of(msg.path, sender) != rk.TREE:
+            return
+        reason = f"{msg.path} shut itself down (auto_shutdown: its significant children ended)"
+        self.decide(rk.TreeShutDown(reason, now=time.monotonic()))
+
     def on_escalate(self, msg: Escalate, sender: Any) -> None:
         subtree = self.subtree_of(msg.path, sender)
         if subtree is None or self.kernel is None:
@@ -524,6 +535,10 @@ _HANDLERS: dict[type, Any] = {
     MemoryEvent: RootActor.on_memory_event,
     ShedLoad: RootActor.on_shed_load,
     NodesChanged: RootActor.on_nodes_changed,
+    StoppedNormally: RootActor.on_stopped_normally,
+    ChildrenPlanned: RootActor.on_children_planned,
+    ChildrenGone: RootActor.on_children_gone,
+    ChildrenNow: RootActor.on_children_now,
 }
 
 _COMMANDS: dict[type, Any] = {

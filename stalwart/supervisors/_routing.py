@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..actors._calls import Caller
 from ..actors._runtime import ActorExitRequest
+from ..actors._state_file import drop_under
 from ..actors.errors import ActorStopped
 from ..actors.messages import (
     Acked,
@@ -33,6 +34,9 @@ from ._services import SYSTEM_NAME
 from .messages import (
     BreakerHealth,
     BreakerNote,
+    ChildrenGone,
+    ChildrenNow,
+    ChildrenPlanned,
     Floors,
     FloorsQuery,
     NodeDown,
@@ -55,6 +59,7 @@ class Routing(Caller):
     cluster_lost: tuple[str, ...]
     fenced: dict[str, list[Any]]
     spans: IncidentSpans | None
+    state_dir: str
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
 
@@ -71,7 +76,7 @@ class Routing(Caller):
 
     def _resolve(self, path: str) -> Resolved:
         if not self.registry.knows(path):
-            return Resolved(path, (), f"unknown actor path {path!r}")
+            return Resolved(path, (), self.registry.unknown(path))
         return Resolved(
             path,
             self.registry.addresses(path),
@@ -91,6 +96,32 @@ class Routing(Caller):
             )
         self.incident_holds_for(msg)
         self.answer_when_all_registered()
+
+    # -- children added and removed at run time ----------------------------------------------
+    def on_children_planned(self, msg: ChildrenPlanned, sender: Any) -> None:
+        self.registry.plan_child(msg.path, msg.incarnation, msg.spec)
+
+    def on_children_gone(self, msg: ChildrenGone, sender: Any) -> None:
+        self.forget_paths(msg.paths, msg.reason)
+
+    def on_children_now(self, msg: ChildrenNow, sender: Any) -> None:
+        """A supervisor begins again: what an earlier instance of it added is gone."""
+        added = self.registry.added_before(msg.path, msg.incarnation)
+        if added:
+            why = f"was added at run time to {msg.path}, which was restarted since"
+            self.forget_paths(added, why, drop_checkpoints=True)
+            self.answer_when_all_registered()
+
+    def forget_paths(self, paths: Any, reason: str, drop_checkpoints: bool = False) -> None:
+        """Forget ``paths`` (and below): who sends to them hears they stopped for good."""
+        for path in list(paths):
+            for p in self.registry.paths_under(path):
+                entry = self.registry.entries[p]
+                entry.available, entry.removed, entry.pid = False, True, 0
+                self.push(p)
+            if drop_checkpoints and self.state_dir:
+                drop_under(self.state_dir, path)
+        self.registry.forget(paths, reason)
 
     def on_floors_query(self, msg: FloorsQuery, sender: Any) -> None:
         self.send(sender, Floors(msg.path, self.registry.floors(msg.path)))

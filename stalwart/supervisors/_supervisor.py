@@ -14,6 +14,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from ..actors import errors
+from ..actors._children import CHILD_REQUESTS, ActivityReport
 from ..actors._placement import NODE_ENV, fenced, placeable
 from ..actors._runtime import (
     ACTOR_PROCESS_PREFIX,
@@ -41,6 +43,7 @@ from ..actors.messages import (
     Proceed,
     Release,
     ReplyTo,
+    Request,
     Retire,
     Retired,
     RetryOutcome,
@@ -49,12 +52,13 @@ from ..actors.messages import (
 )
 from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
-from ._effects import EFFECTS
+from ._effects import EFFECTS, answer
 from ._kernel import events as ev
 from ._kernel.state import STARTING
 from ._usage import ProcessUsage
 from .messages import (
     BreakerNote,
+    ChildrenNow,
     DependencyDown,
     DurableCheckpoint,
     Escalate,
@@ -72,6 +76,7 @@ from .messages import (
 
 log = logging.getLogger("stalwart.supervisor")
 _REPLIES_KEPT = 64
+LOST_LOOK_S = 0.25  # exit notices look for children that exited unnoticed at most this often
 
 
 class Keeper:
@@ -128,11 +133,14 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.state: kernel.SupervisorState | None = None
         self.keepers: dict[str, Keeper] = {}
         self.addresses: dict[tuple[str, int], Any] = {}  # (child, incarnation) -> address
+        self.by_address: dict[str, tuple[str, int]] = {}  # str(address) -> (child, incarnation)
+        self.looked_for_lost = 0.0  # when find_lost_exits last looked
         self.pids: dict[tuple[str, int], tuple[int, str]] = {}  # -> (pid, node)
         self.spawned: set[str] = set()
         self.filed: dict[str, StateFile | StateTable] = {}  # children on other nodes: their files
         self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}
         self.mail_held: list[Any] | None = None  # for the root, while answering a crash
+        self.answers_held: list[tuple[Any, Any]] = []  # the kernel's answers, sent after it
         self.begun = False  # the kernel has begun (it knows the incarnations below)
         self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
         self._usage = ProcessUsage()
@@ -178,10 +186,13 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 self.later.clear()
         finally:
             held, self.mail_held = self.mail_held, None
+            answers, self.answers_held = self.answers_held, []
             self.later.clear()
             if held:
                 held.sort(key=lambda m: not isinstance(m, Unavailable))
                 self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
+            for target, value in answers:  # (the root has heard of what they answer first)
+                answer(self, target, value)
 
     def send(self, target: Any, msg: Any) -> None:
         """Send now; mail for the root waits until the decision has been carried out."""
@@ -198,6 +209,13 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         assert self.state is not None
         c = self.state.by_path.get(path)
         return c.name if c is not None else None
+
+    def keeper(self, name: str) -> Keeper:
+        """What is kept for child ``name`` (a child added at run time gets its own)."""
+        keeper = self.keepers.get(name)
+        if keeper is None:
+            keeper = self.keepers[name] = Keeper()
+        return keeper
 
     def current(self, name: str) -> Any:
         assert self.state is not None
@@ -239,8 +257,13 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if msg.floors is None:  # restarted by its parent: the root knows the incarnations
             self.send(self.root, FloorsQuery(self.path))
         else:
-            self.begun = True
-            self.decide(ev.Begin(floors=dict(msg.floors), now=self.now))
+            self.begin(msg.floors)
+
+    def begin(self, floors: dict[str, int]) -> None:
+        """Start the declared children; children an earlier instance added are gone."""
+        self.begun = True
+        self.send(self.root, ChildrenNow(self.path, self.incarnation))
+        self.decide(ev.Begin(floors=dict(floors), now=self.now))
 
     # -- the checkpoints of children on other nodes, kept in files on this host ----------------
     def restore_filed(self, path: str, keeper: Keeper) -> None:
@@ -274,7 +297,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             if filed is not None:
                 filed.close()
             filed = self.filed[c.name] = open_state(directory, c.path, msg.incarnation)
-        keeper = self.keepers[c.name]
+        keeper = self.keeper(c.name)
         try:
             filed.write(msg.state, tuple(keeper.replies.items()), msg.marks)
         except Exception:
@@ -282,8 +305,37 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     def on_floors(self, msg: Floors, sender: Any) -> None:
         if self.state is not None and msg.path == self.path and not self.begun:
-            self.begun = True
-            self.decide(ev.Begin(floors=dict(msg.floors), now=self.now))
+            self.begin(msg.floors)
+
+    # -- requests about the children (start_child...) -------------------------------------
+    def on_request(self, msg: Request, sender: Any) -> None:
+        request = msg.message
+        error: errors.StalwartError
+        if type(request) not in CHILD_REQUESTS:
+            name = type(request).__name__
+            error = errors.UnknownMessage(
+                f"{self.path} is a supervisor: it answers StartChild, TerminateChild,"
+                f" RestartChild, DeleteChild, WhichChildren and CountChildren, not {name}",
+                self.path,
+            )
+        elif self.state is None or not self.begun:
+            text = f"{self.path} is starting: ask again once it runs"
+            error = errors.Unavailable(text, self.path)
+        else:
+            self.decide(ev.ChildRequested(request, msg, now=self.now))
+            return
+        answer(self, msg, ErrorReply.of(error))
+
+    def on_child_request_told(self, msg: Any, sender: Any) -> None:
+        """A child request sent without waiting for the answer (a tell)."""
+        if self.state is not None and self.begun:
+            self.decide(ev.ChildRequested(msg, None, now=self.now))
+
+    def on_activity(self, msg: ActivityReport, sender: Any) -> None:
+        name = self.child_name(msg.path)
+        if name is not None:
+            event = ev.ActivityReported(name, msg.incarnation, msg.activity, msg.busy, now=self.now)
+            self.decide(event)
 
     # -- messages from children -------------------------------------------------------------
     def on_started(self, msg: Started, sender: Any) -> None:
@@ -361,7 +413,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         c = self.state.by_path.get(msg.path)
         if c is None or c.incarnation != msg.incarnation:
             return
-        keeper = self.keepers[c.name]
+        keeper = self.keeper(c.name)
         keeper.keep(msg.state, msg.incarnation, False)
         if msg.marks:
             keeper.marks = msg.marks
@@ -384,7 +436,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         c = self.state.by_path.get(msg.path)
         if c is None or c.incarnation != msg.incarnation:
             return
-        keeper = self.keepers[c.name]
+        keeper = self.keeper(c.name)
         keeper.marks = msg.marks
         if c.kind == "supervisor":
             keeper.sub_checkpoints = dict(msg.final_state or {})
@@ -410,23 +462,31 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.decide(ev.ChildGaveUp(name, msg.reason, msg.info, now=self.now))
 
     def on_child_exited(self, msg: ChildActorExited, sender: Any) -> None:
-        # (addresses compare by Thespian's rules: a child's first, local address equals
-        # the one it has once its process is connected, though they print differently)
-        instance = next((k for k, a in self.addresses.items() if a == msg.childAddress), None)
+        address = msg.childAddress
+        instance = self.by_address.get(str(address))
+        if instance is None or self.addresses.get(instance) != address:
+            # (addresses compare by Thespian's rules: a child's first, local address equals
+            # the one it has once its process is connected, though they print differently)
+            instance = next((k for k, a in self.addresses.items() if a == address), None)
         if instance is not None:
             self.instance_exited(instance)
-        self.find_lost_exits()  # Thespian may have forgotten a sibling that died meanwhile
+        if time.monotonic() - self.looked_for_lost >= LOST_LOOK_S:
+            self.find_lost_exits()  # Thespian may have forgotten a sibling that died meanwhile
 
     def find_lost_exits(self) -> None:
         """Children whose processes are gone although no exit notice came: they exited."""
-        node = os.environ.get(NODE_ENV, "")
+        self.looked_for_lost = time.monotonic()
+        if self.clock_id:  # (in one process, every child's pid is this one's)
+            return
+        node, mine = os.environ.get(NODE_ENV, ""), os.getpid()
         for instance, (pid, where) in list(self.pids.items()):
-            if pid and pid != os.getpid() and where == node and child_process_gone(pid):
+            if pid and pid != mine and where == node and child_process_gone(pid):
                 self.instance_exited(instance)
 
     def instance_exited(self, instance: tuple[str, int]) -> None:
         if instance not in self.addresses:
             return
+        self.by_address.pop(str(self.addresses[instance]), None)
         del self.addresses[instance]
         self.pids.pop(instance, None)
         self.decide(ev.ChildExited(*instance, now=self.now))
@@ -566,4 +626,7 @@ _HANDLERS: dict[type, Any] = {
     HealthReport: SupervisorActor.on_health_report,
     DependencyDown: SupervisorActor.on_dependency_down,
     IncidentHold: SupervisorActor.on_incident_hold,
+    Request: SupervisorActor.on_request,
+    ActivityReport: SupervisorActor.on_activity,
+    **{kind: SupervisorActor.on_child_request_told for kind in CHILD_REQUESTS},
 }

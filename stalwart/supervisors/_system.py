@@ -36,6 +36,7 @@ from ..actors.messages import (
     Told,
 )
 from ._bases import free_port, port_free, port_open, sweep_session
+from ._children import ChildCalls
 from ._gateway import MEMORY, READ_ONLY, answer_query, seal
 from ._options import Base, SystemOptions, describe_options, parse_options
 from ._root import ROOTS, RootActor
@@ -69,6 +70,7 @@ from .queries import (
     InjectQuery,
     InsightsQuery,
     MetricsQuery,
+    PathsQuery,
     Query,
     RecoverQuery,
     RedeliverQuery,
@@ -163,7 +165,7 @@ def validate_message(msg: Any) -> None:
         return
 
 
-class System:
+class System(ChildCalls):
     """A running Stalwart system; returned by :func:`start`, usable as a context manager.
 
     Its methods are thread-safe. On the in-process base every actor runs on one
@@ -679,8 +681,16 @@ class System:
 
     # -- helpers -------------------------------------------------------------------------------
     def _check_path(self, path: str) -> None:
-        if not isinstance(path, str) or path not in self._known:
+        if not isinstance(path, str):
             raise UnknownPath(f"unknown actor path {path!r}", str(path))
+        if path in self._known:
+            return
+        why = f"unknown actor path {path!r}"
+        if not self._closed:  # (a child started at run time, by an actor say)
+            known, why = self._gateway(PathsQuery(path))
+            self._known = frozenset(known)
+        if path not in self._known:
+            raise UnknownPath(why, path)
 
     def _spans_channel(self) -> str:
         """Where the tree's spans go: "" (not tracing), this process's provider ("local", the

@@ -36,6 +36,7 @@ import msgspec
 import msgspec.inspect
 
 from ._options import SystemOptions, parse_options
+from ._pool import Pool
 from .spec import Child, SpecError, Supervisor, shown, spec_error_in, validate_children
 
 _SUPERVISOR_KEYS = set(Supervisor.__struct_fields__)
@@ -55,6 +56,12 @@ _SupervisorFields = msgspec.defstruct(
     [_field(f) for f in msgspec.structs.fields(Supervisor) if f.name != "children"],
     forbid_unknown_fields=True,
 )
+_PoolFields = msgspec.defstruct(
+    "PoolFields",
+    [_field(f) for f in msgspec.structs.fields(Pool) if f.name not in ("children", "template")],
+    forbid_unknown_fields=True,
+)
+_POOL_KEYS = set(Pool.__struct_fields__) - {"children"}
 _CHILD_KEYS = set(Child.__struct_fields__)
 MAX_FILE_BYTES = 1 << 20  # a tree file larger than this is refused before it is read
 MAX_DEPTH = 32  # supervisors within supervisors (each level is a process and a restart scope)
@@ -121,7 +128,8 @@ def load_tree(file: str | os.PathLike[str]) -> TreeFile:
     top = data.get("supervisor")
     if not isinstance(top, dict):
         raise TreeFileError(label, "", "supervisor", "supervisor", "missing: the top of the tree")
-    tree = _supervisor(label, top, "supervisor", "")
+    tree = parse_node(label, top, "supervisor", "", top=True)
+    assert isinstance(tree, Supervisor)
     try:
         validate_children(tree.name, tree.children)
     except SpecError as exc:
@@ -150,14 +158,40 @@ def _supervisor(file: str, node: dict[str, Any], where: str, parent: str) -> Sup
         place = f"{where}.children[{i}]"
         if not isinstance(child, dict):
             raise TreeFileError(file, path, place, "children", "expected a table")
-        if "children" in child:
-            children.append(_supervisor(file, child, place, path))
-        else:
-            children.append(_child(file, child, place, path))
+        children.append(parse_node(file, child, place, path))
     fields = {k: v for k, v in node.items() if k != "children"}
     checked = _convert(file, fields, _SupervisorFields, path, where)
     try:
         return Supervisor(**msgspec.structs.asdict(checked), children=tuple(children))
+    except SpecError as exc:
+        raise TreeFileError(file, path, where, exc.field, exc.problem) from None
+
+
+def parse_node(
+    file: str, node: dict[str, Any], where: str, parent: str, top: bool = False
+) -> Child | Supervisor:
+    """A table of the tree: a Pool (it has "template"), a supervisor ("children", or the
+    top), or an actor."""
+    if "template" in node:
+        return _pool(file, node, where, parent)
+    if top or "children" in node:
+        return _supervisor(file, node, where, parent)
+    return _child(file, node, where, parent)
+
+
+def _pool(file: str, node: dict[str, Any], where: str, parent: str) -> Pool:
+    path = _path(file, node, where, parent)
+    _known(file, node, _POOL_KEYS, path, where, "pool")
+    template = node["template"]
+    if not isinstance(template, dict):
+        problem = "expected a table: an actor (with actor) or a supervisor (with children)"
+        raise TreeFileError(file, path, where, "template", problem)
+    place = f"{where}.template"
+    made = parse_node(file, template, place, path)
+    fields = {k: v for k, v in node.items() if k != "template"}
+    checked = _convert(file, fields, _PoolFields, path, where)
+    try:
+        return Pool(**msgspec.structs.asdict(checked), template=made)
     except SpecError as exc:
         raise TreeFileError(file, path, where, exc.field, exc.problem) from None
 

@@ -115,6 +115,7 @@ class Registered(msgspec.Struct, frozen=True):
     restarts: int = 0
     node: str = ""
     died: bool = False  # the instance before it died (its unconfirmed tells go again)
+    added_by: int = 0  # added at run time by this instance of its supervisor (0: declared)
 
 
 class Unavailable(msgspec.Struct, frozen=True):
@@ -259,6 +260,30 @@ class KillSubtree(msgspec.Struct, frozen=True):
     """Kill every process registered under ``path`` (its supervisor died)."""
 
     path: str
+
+
+class ChildrenPlanned(msgspec.Struct, frozen=True):
+    """Instance ``incarnation`` of the supervisor at ``path`` added ``spec``: the root learns
+    its paths (messages to them wait until they register)."""
+
+    path: str
+    incarnation: int
+    spec: Any
+
+
+class ChildrenGone(msgspec.Struct, frozen=True):
+    """The specs at ``paths`` were deleted: the root forgets them and what is below them."""
+
+    paths: tuple[str, ...]
+    reason: str
+
+
+class ChildrenNow(msgspec.Struct, frozen=True):
+    """Instance ``incarnation`` of the supervisor at ``path`` begins with its declared
+    children only: children an earlier instance added are gone."""
+
+    path: str
+    incarnation: int
 
 
 class PerformRecovery(msgspec.Struct, frozen=True):

@@ -36,6 +36,13 @@ class StatusQuery(Query, frozen=True):
     """The live tree: ``(entries, phase, stop_reason)``."""
 
 
+class PathsQuery(Query, frozen=True):
+    """``(paths, why)``: every path the tree knows now (children started at run time
+    included), and why ``path`` is unknown if it is."""
+
+    path: str = ""
+
+
 class EventsQuery(Query, frozen=True):
     """The events after number ``since``."""
 

@@ -7,6 +7,7 @@ supervisor actor is the only code that interprets them.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import re
@@ -29,8 +30,10 @@ from ..strategies import (
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 RestartType = Literal["permanent", "transient", "temporary"]
+AutoShutdown = Literal["never", "any_significant", "all_significant"]
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one")
 RESTART_TYPES = ("permanent", "transient", "temporary")
+AUTO_SHUTDOWNS = ("never", "any_significant", "all_significant")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
@@ -85,8 +88,10 @@ def _check_arguments(cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
             raise SpecError(path, key, f"unknown setting {known}")
         if key in fields[: len(args)]:
             raise SpecError(path, key, "given by position and by name")
-    for key in fields[len(args) : len(fields) - len(defaults)]:
-        if key not in kwargs:
+    first_default = len(fields) - len(defaults)
+    for i, key in enumerate(fields[len(args) :], len(args)):
+        required = i < first_default or defaults[i - first_default] is msgspec.NODEFAULT
+        if required and key not in kwargs:  # (a keyword-only field may come after defaults)
             raise SpecError(path, key, "missing: it has no default")
 
 
@@ -353,6 +358,9 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     - ``requires``: capabilities a node must offer to run it, on a cluster
       (``{"gpu": 1, "zone": "b"}``: a number is met by one at least as large,
       anything else by an equal one). See the distribution guide.
+    - ``significant``: its ending by itself (a normal stop of a transient child, any
+      end of a temporary one) can shut its supervisor down, per the supervisor's
+      ``auto_shutdown`` (as in OTP 24+). Never on a permanent child.
     """
 
     name: str
@@ -370,6 +378,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     breaker: Breaker | None = None
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     requires: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
+    significant: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self.name, self.name)
@@ -416,6 +425,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
             _positive(self.name, field, getattr(self, field))
         if self.levels is not None:
             self.levels.check(self.name)
+        _check_significant(self.name, self)
 
 
 class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
@@ -434,6 +444,14 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     hung: on the multi-process bases its process is killed once and it is
     restarted (level 3). Sequences given (``children``, ``depends_on``, a breaker's
     ``fallback``: a list, say) are kept as tuples.
+
+    ``auto_shutdown`` (OTP 24+): ``never`` (the default); ``any_significant``: the
+    supervisor stops itself, in order, as soon as one of its ``significant``
+    children ends by itself; ``all_significant``: once the last of them has. Ends
+    the supervisor causes (a restart set's restart, ``terminate_child``) do not
+    count. To its parent that is a normal stop (a permanent supervisor is started
+    again); at the top of the tree the system stops. ``significant``: this
+    supervisor's own such stop counts in its parent's ``auto_shutdown``.
     """
 
     name: str
@@ -448,6 +466,8 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     shutdown_s: float = 10.0
     health_interval_s: float = 5.0
     health_misses: int = 3
+    auto_shutdown: AutoShutdown = "never"
+    significant: bool = False
 
     def __post_init__(self) -> None:
         path = self.name
@@ -455,7 +475,8 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
         _check_sequence(path, self.children)
         msgspec.structs.force_setattr(self, "children", tuple(self.children))
         msgspec.structs.force_setattr(self, "depends_on", _names(path, self.depends_on))
-        check_types(path, self, skip=("children",))  # (each child checked itself)
+        # (each child checks itself; a Pool checks its template)
+        check_types(path, self, skip=("children", "template"))
         if self.strategy not in STRATEGIES:
             raise SpecError(
                 path,
@@ -481,7 +502,16 @@ class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
         if not isinstance(self.levels, LevelPolicy):
             raise SpecError(path, "levels", f"expected a LevelPolicy, got {shown(self.levels)}")
         self.levels.check(path)
+        if self.auto_shutdown not in AUTO_SHUTDOWNS:
+            raise SpecError(
+                path,
+                "auto_shutdown",
+                f"expected one of {', '.join(AUTO_SHUTDOWNS)}, got {shown(self.auto_shutdown)}",
+            )
+        _check_significant(path, self)
         validate_children(path, self.children)
+        for child in self.children:
+            check_significant_under(self, child)
 
     def walk(self, prefix: str = "") -> Iterator[tuple[str, Child | Supervisor]]:
         """Every node below this supervisor with its path, in declaration order."""
@@ -520,7 +550,8 @@ def check_range(
 
 def check_types(owner: str, obj: Any, prefix: str = "", skip: Sequence[str] = ()) -> None:
     """Raise SpecError(owner, prefix + field, ...) for the first field of the wrong type."""
-    for f in msgspec.structs.fields(obj):
+    kind: Any = type(obj)
+    for f in _fields(kind):
         if f.name in skip or f.type is Any:
             continue
         value = getattr(obj, f.name)
@@ -536,6 +567,12 @@ def check_types(owner: str, obj: Any, prefix: str = "", skip: Sequence[str] = ()
         if isinstance(value, float) and math.isnan(value):
             raise SpecError(owner, prefix + f.name, "must be a number, got nan")
         _check_structs(owner, value, converted, prefix + f.name)
+
+
+@functools.cache
+def _fields(cls: Any) -> tuple[Any, ...]:
+    """The fields of a Struct type (read once: msgspec evaluates the annotations each time)."""
+    return tuple(msgspec.structs.fields(cls))
 
 
 def _check_structs(owner: str, value: Any, converted: Any, field: str) -> None:
@@ -583,6 +620,27 @@ def _integer(path: str, field: str, value: Any, minimum: int) -> None:
 def _positive(path: str, field: str, value: Any) -> None:
     if not _is_number(value) or not value > 0:
         raise SpecError(path, field, f"must be a number > 0, got {shown(value)}")
+
+
+def _check_significant(path: str, spec: Child | Supervisor) -> None:
+    if spec.significant and spec.restart == "permanent":
+        raise SpecError(
+            path,
+            "significant",
+            "a permanent child cannot be significant (a normal stop restarts it):"
+            " make it transient or temporary",
+        )
+
+
+def check_significant_under(parent: Supervisor, child: Child | Supervisor) -> None:
+    """Raise SpecError if ``child`` is significant and ``parent`` never shuts down for it."""
+    if child.significant and parent.auto_shutdown == "never":
+        raise SpecError(
+            f"{parent.name}/{child.name}",
+            "significant",
+            f"needs auto_shutdown any_significant or all_significant on {parent.name}"
+            " (it is never)",
+        )
 
 
 def _check_name(path: Any, name: Any) -> None:

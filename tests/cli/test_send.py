@@ -40,11 +40,11 @@ breaker = { failure_threshold = 3 }
 class Lab:
     """A `stalwart run` of the lab tree, its output going to a file."""
 
-    def __init__(self, folder: Path, base: str, *flags: str) -> None:
+    def __init__(self, folder: Path, base: str, *flags: str, tree: str = LAB) -> None:
         self.folder = folder
         self.env = {**os.environ, "STALWART_STATE_DIR": str(folder / "state")}
         self.tree = folder / "lab.toml"
-        self.tree.write_text(LAB % base)
+        self.tree.write_text(tree % base)
         self.out = folder / "run.out"
         with open(self.out, "w") as out:
             self.proc = subprocess.Popen(

@@ -176,6 +176,12 @@ class Runtime:
             self.log.append(("finish",))
         elif isinstance(c, cmd.Report):
             self.reports.append(c.message)
+        elif isinstance(c, cmd.Planned):
+            self.log.append(("planned", c.spec.name))
+        elif isinstance(c, cmd.Forget):
+            self.log.append(("forget", c.children, c.reason))
+        elif isinstance(c, cmd.ShutDown):
+            self.log.append(("shutdown", c.reason))
 
     def finish_start(self, child: str) -> None:
         """A deferred instance finishes its start and handles what it held, in order."""

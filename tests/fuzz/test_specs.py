@@ -20,7 +20,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stalwart import Breaker, Child, LevelPolicy, SpecError, Supervisor
+from stalwart import Breaker, Child, LevelPolicy, Pool, SpecError, Supervisor
 from stalwart.cluster import ClusterSettings
 from stalwart.memory import MemorySettings
 from stalwart.strategies import Capped, Exponential, Fixed, Jitter
@@ -193,6 +193,7 @@ CHILD = {
         st.text(max_size=3) | st.integers() | st.booleans(),
         max_size=2,
     ),
+    "significant": st.booleans(),  # (with a permanent restart: refused, naming it)
 }
 SIBLINGS = st.lists(
     st.builds(Child, NAMES, st.just(Worker)), max_size=3, unique_by=lambda c: c.name
@@ -210,6 +211,15 @@ SUPERVISOR = {
     "shutdown_s": SECONDS,
     "health_interval_s": st.floats(0, 10),
     "health_misses": st.integers(1, 5),
+    "auto_shutdown": st.sampled_from(["never", "any_significant", "all_significant"]),
+    "significant": st.booleans(),
+}
+POOL = {
+    **{k: v for k, v in SUPERVISOR.items() if k not in ("children", "strategy", "auto_shutdown")},
+    "auto_shutdown": st.just("never"),
+    "template": st.builds(Child, NAMES, st.just(Worker)) | st.builds(Supervisor, NAMES),
+    "max_children": st.none() | st.integers(1, 10**6),
+    "idle_timeout_s": st.none() | SECONDS,
 }
 OPTIONS = {
     "base": st.sampled_from(["simple", "multiproc"]),
@@ -244,6 +254,7 @@ assert set(LEVELS) == set(LevelPolicy.__struct_fields__)
 assert set(BREAKER) == set(Breaker.__struct_fields__)
 assert set(CHILD) == set(Child.__struct_fields__)
 assert set(SUPERVISOR) == set(Supervisor.__struct_fields__)
+assert set(POOL) | {"children", "strategy"} == set(Pool.__struct_fields__)
 assert set(OPTIONS) == set(SystemOptions.__struct_fields__)
 
 
@@ -327,7 +338,12 @@ def accepted_or_named(result: Any, bad: str, *also: str) -> None:
 @example(({"name": "w", "actor": Worker, "": 1}, ""))  # was TypeError
 def test_a_child_is_accepted_or_the_bad_setting_named(case):
     kwargs, bad = case
-    accepted_or_named(attempt(lambda: Child(**kwargs)), bad)
+    accepted_or_named(attempt(lambda: Child(**kwargs)), bad, *significant(kwargs))
+
+
+def significant(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """``significant`` may be named too when it is set (a permanent child cannot be)."""
+    return ("significant",) if kwargs.get("significant") is True else ()
 
 
 @FUZZ
@@ -336,7 +352,22 @@ def test_a_child_is_accepted_or_the_bad_setting_named(case):
 @example(({}, "name"))  # (missing) was TypeError
 def test_a_supervisor_is_accepted_or_the_bad_setting_named(case):
     kwargs, bad = case
-    accepted_or_named(attempt(lambda: Supervisor(**kwargs)), bad)
+    accepted_or_named(attempt(lambda: Supervisor(**kwargs)), bad, *significant(kwargs))
+
+
+@FUZZ
+@given(one_bad(POOL, required=("name", "template")))
+@example(({"name": "p"}, "template"))  # (missing)
+@example(({"name": "p", "template": Child("w", Worker, replicas=2), "idle_timeout_s": 1.0}, "x"))
+def test_a_pool_is_accepted_or_the_bad_setting_named(case):
+    kwargs, bad = case
+    template = kwargs.get("template")
+    also = significant(kwargs)
+    if kwargs.get("idle_timeout_s") is not None and bad != "idle_timeout_s":
+        also += ("idle_timeout_s",)  # (it needs an actor template of one replica)
+    if isinstance(template, (Child, Supervisor)) and template.significant:
+        also += ("significant",)
+    accepted_or_named(attempt(lambda: Pool(**kwargs)), bad, *also)
 
 
 @FUZZ

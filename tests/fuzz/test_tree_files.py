@@ -38,6 +38,7 @@ from stalwart.supervisors import (
     Child,
     DefaultReply,
     LevelPolicy,
+    Pool,
     QueueForLater,
     ReducedFunctionality,
     Supervisor,
@@ -216,6 +217,7 @@ CHILD = {  # name, actor and depends_on are drawn by the tree
     "breaker": st.fixed_dictionaries({}, optional=BREAKER),
     "options": st.dictionaries(st.text(max_size=5), ANY_TOML, max_size=3),
     "requires": st.dictionaries(st.sampled_from(["zone", "gpu"]), st.integers(0, 3) | st.text()),
+    "significant": st.just(False),  # (true needs a transient child under auto_shutdown)
 }
 SUPERVISOR = {  # name, children and depends_on are drawn by the tree
     "strategy": st.sampled_from(["one_for_one", "one_for_all", "rest_for_one"]),
@@ -227,6 +229,14 @@ SUPERVISOR = {  # name, children and depends_on are drawn by the tree
     "shutdown_s": SECONDS,
     "health_interval_s": st.floats(0, 10),
     "health_misses": st.integers(1, 5),
+    "auto_shutdown": st.sampled_from(["never", "any_significant", "all_significant"]),
+    "significant": st.just(False),
+}
+POOL = {  # name and template are drawn by the tree
+    **{k: v for k, v in SUPERVISOR.items() if k not in ("strategy", "auto_shutdown")},
+    "auto_shutdown": st.just("never"),
+    "max_children": st.integers(1, 10**6),
+    "idle_timeout_s": SECONDS,
 }
 SYSTEM = {
     "base": st.sampled_from(["simple", "multiproc"]),
@@ -260,6 +270,9 @@ assert set(LEVELS) == set(LevelPolicy.__struct_fields__)
 assert set(BREAKER) == set(Breaker.__struct_fields__)
 assert set(CHILD) | {"name", "actor", "depends_on"} == set(Child.__struct_fields__)
 assert set(SUPERVISOR) | {"name", "children", "depends_on"} == set(Supervisor.__struct_fields__)
+assert set(POOL) | {"name", "children", "depends_on", "template", "strategy"} == set(
+    Pool.__struct_fields__
+)
 assert set(SYSTEM) | NO_TOML == set(SystemOptions.__struct_fields__)
 
 # the settings each kind of table takes (None: free-form, anything goes)
@@ -267,6 +280,7 @@ KEYS: dict[str, frozenset[str] | None] = {
     "document": frozenset({"system", "supervisor"}),
     "system": frozenset(SystemOptions.__struct_fields__),
     "supervisor": frozenset(Supervisor.__struct_fields__),
+    "pool": frozenset(Pool.__struct_fields__) - {"children"},
     "child": frozenset(Child.__struct_fields__),
     "levels": frozenset(LevelPolicy.__struct_fields__),
     "breaker": frozenset(Breaker.__struct_fields__),
@@ -310,6 +324,12 @@ def node(draw: Any, depth: int) -> dict[str, Any]:
     ):
         if depth > 1 and draw(st.booleans()):
             child = draw(node(depth - 1))
+        elif draw(st.integers(0, 4)) == 0:  # a Pool of actors, started by key
+            template = {"name": "t", "actor": draw(GOOD_ACTORS), **draw(settings_of(CHILD))}
+            template.pop("replicas", None)  # (idle_timeout_s takes one replica only)
+            if template.get("retry_from_checkpoint"):
+                template["checkpoint"] = "message"
+            child = {"template": template, **draw(settings_of(POOL))}
         else:
             child = {"actor": draw(GOOD_ACTORS), **draw(settings_of(CHILD))}
             if child.get("retry_from_checkpoint"):
@@ -353,9 +373,13 @@ def tables(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
         breaker = table.get("breaker")
         fallbacks = breaker.get("fallback") if isinstance(breaker, dict) else None
         found.extend((f, "fallback") for f in as_list(fallbacks) if isinstance(f, dict))
+        if isinstance(table.get("template"), dict):
+            template = table["template"]
+            walk(template, "supervisor" if "children" in template else "child")
         for child in as_list(table.get("children")):
             if isinstance(child, dict):
-                walk(child, "supervisor" if "children" in child else "child")
+                kind = "pool" if "template" in child else None
+                walk(child, kind or ("supervisor" if "children" in child else "child"))
 
     if isinstance(doc.get("supervisor"), dict):
         walk(doc["supervisor"], "supervisor")
@@ -428,6 +452,8 @@ def test_a_changed_setting_is_accepted_or_named(folder, case):
     if isinstance(result, TreeFileError):
         # renaming a child breaks a sibling's depends_on: the error is where that names it
         also = ("depends_on",) if setting == "name" else ()
+        # a Pool whose instances are told idle needs an actor template of one replica
+        also += ("idle_timeout_s",) if setting == "replicas" else ()
         assert any(named(result, s) for s in (setting, *also)), f"{setting!r}: {result}"
     else:
         assert not unknown, f"the unknown setting {setting!r} was accepted"
@@ -465,6 +491,11 @@ GOOD = dump(
                     "breaker": {"failure_threshold": 2, "fallback": [{"kind": "defaultreply"}]},
                 },
                 {"name": "w", "children": [{"name": "x", "actor": "tests.support:Worker"}]},
+                {
+                    "name": "sessions",
+                    "max_children": 5,
+                    "template": {"name": "s", "actor": "tests.support:Worker"},
+                },
             ],
         },
     }

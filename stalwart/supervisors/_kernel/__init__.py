@@ -16,13 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import failures, lifecycle, mediation
+from . import children, failures, lifecycle, mediation
 from .commands import Command, Escalate
 from .events import (
+    ActivityReported,
     Begin,
     BreakerChanged,
     ChildExited,
     ChildGaveUp,
+    ChildRequested,
     ChildRetired,
     ChildStarted,
     DependencyChanged,
@@ -72,6 +74,8 @@ def _on_timer(s: SupervisorState, e: TimerFired, out: list[Command]) -> None:
         lifecycle.on_release_timer(p[1], p[2], out)
     elif kind == "start-backoff":
         lifecycle.on_start_backoff(s, p[1], now, out)
+    elif kind == "idle":
+        children.on_idle_tick(s, now, out)
     else:
         raise ValueError(f"decide: unknown timer {p!r}")
 
@@ -106,6 +110,8 @@ _HANDLERS: dict[type, Handler] = {
     NodeLost: lifecycle.on_node_lost,
     Unplaceable: lifecycle.on_unplaceable,
     NodesChanged: lifecycle.on_nodes_changed,
+    ChildRequested: children.on_child_requested,
+    ActivityReported: children.on_activity,
     Failed: failures.on_failed,
     Recovered: failures.on_recovered,
     HealthReported: mediation.on_health_reported,

@@ -147,3 +147,24 @@ class ReportStarted(Command, frozen=True):
 
 class Finish(Command, frozen=True):
     """Every child has stopped: hand the checkpoints to the parent and exit."""
+
+
+class Planned(Command, frozen=True):
+    """A child was added at run time: the root learns the paths of ``spec``'s subtree."""
+
+    spec: Any
+
+
+class Forget(Command, frozen=True):
+    """The specs of ``children`` (slot names) are gone: their checkpoints go, and the root
+    forgets ``paths`` (and what is below them), saying ``reason`` to whoever asks for one."""
+
+    children: tuple[str, ...]
+    paths: tuple[str, ...]
+    reason: str
+
+
+class ShutDown(Command, frozen=True):
+    """This supervisor stops itself (``auto_shutdown``): its parent hears of a normal stop."""
+
+    reason: str

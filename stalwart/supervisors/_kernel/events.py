@@ -197,6 +197,23 @@ class LevelsReset(KernelEvent, frozen=True):
     path: str = ""
 
 
+class ChildRequested(KernelEvent, frozen=True):
+    """A request about the children (``StartChild``, ``TerminateChild``... of
+    :mod:`stalwart.actors._children`); ``asker`` is what the answer goes to."""
+
+    request: Any
+    asker: Any
+
+
+class ActivityReported(KernelEvent, frozen=True):
+    """A Pool's instance said how far it has got through its messages (idle checks)."""
+
+    child: str
+    incarnation: int
+    activity: int
+    busy: bool = False
+
+
 class RetireRequested(KernelEvent, frozen=True):
     """The parent stops this supervisor: every child stops for good, in reverse order."""
 

@@ -14,7 +14,7 @@ from ...actors.errors import ActorStopped, Overloaded, PoisonMessageError, Stalw
 from ...actors.messages import ErrorReply, Handover, Redelivery, RunHooks
 from .._plan import restart_set
 from ..messages import KillSubtree, RecoveryDone, Unavailable
-from . import failures, outages, restarts
+from . import children, failures, outages, restarts
 from .commands import (
     Answer,
     Cancel,
@@ -56,35 +56,51 @@ def on_begin(s: SupervisorState, e: Begin, out: Out) -> None:
     s.floors.update(e.floors)
     if s.spec.health_interval_s > 0:
         out.append(Timer(s.spec.health_interval_s, ("health",), "health"))
+    if children.idle_interval(s):
+        out.append(Timer(children.idle_interval(s), ("idle",), "idle"))
     reconcile(s, e.now, out)
 
 
 def reconcile(s: SupervisorState, now: float, out: Out) -> None:
-    """Compare what runs with what should run, and take the next step."""
+    """Compare what runs with what should run, and take the next step.
+
+    It reads the phase index (:class:`.state.PhaseIndex`), not every child: a supervisor
+    of thousands of children pays for the few that change.
+    """
     if s.escalated or s.finished:
         return
-    if any(c.phase == STOPPING for c in s.order):
-        return
-    for c in reversed(s.order):
-        if (c.restart_pending or c.stop_for_good) and c.phase in (UP, STARTING):
+    by_phase = s.index.by_phase
+    if s.pool is not None:  # a Pool's instances stop all at once, in no order (as OTP's)
+        for c in list(s.index.marked.values()):
             if c.phase == UP:
                 stop_child(s, c, out)
-            return  # a starting child is stopped once it is up
-    for c in s.order:
-        if c.phase == DOWN:
-            c.restart_pending = False
-            if c.stop_for_good:
-                c.phase, c.waiting = REMOVED, ""
-                if not s.retiring:  # (it may have crashed, never asked to stop)
-                    out.append(Report(Unavailable(c.path, "stopped", removed=True)))
-                restarts.drop_waiting(s, c, now, out)
+    elif by_phase[STOPPING]:
+        return
+    elif s.index.marked:  # the latest-started child marked to stop goes first
+        c = max(s.index.marked.values(), key=_in_order)
+        if c.phase == UP:
+            stop_child(s, c, out)
+        return  # a starting child is stopped once it is up
+    removed = []
+    for c in sorted(by_phase[DOWN].values(), key=_in_order):
+        c.restart_pending = False
+        if c.stop_for_good:
+            c.phase, c.waiting = REMOVED, ""
+            if not s.retiring:  # (it may have crashed, never asked to stop)
+                out.append(Report(Unavailable(c.path, "stopped", removed=True)))
+            restarts.drop_waiting(s, c, now, out)
+            removed.append(c)
+    if removed and children.after_removed(s, removed, now, out):
+        reconcile(s, now, out)  # it shuts itself down: its children stop now
+        return
     if s.retiring:
-        if not s.lingering and all(c.phase in (DOWN, REMOVED) and not c.retiring for c in s.order):
+        running = by_phase[UP] or by_phase[STARTING] or by_phase[STOPPING]
+        if not s.lingering and not running and not any(c.retiring for c in s.order):
             s.retiring, s.finished = False, True
             out.append(Finish())
         return
     start_next(s, now, out)
-    if all(c.phase in (UP, REMOVED) or (c.phase == DOWN and c.waiting) for c in s.order):
+    if not by_phase[STARTING] and all(c.waiting for c in by_phase[DOWN].values()):
         if not s.reported_started:
             s.reported_started = True
             out.append(ReportStarted())
@@ -93,16 +109,26 @@ def reconcile(s: SupervisorState, now: float, out: Out) -> None:
             out.append(Report(RecoveryDone(request_id, True, f"{target} and its set are running")))
 
 
+def _in_order(c: ChildRecord) -> int:
+    return c.seq
+
+
 def start_next(s: SupervisorState, now: float, out: Out) -> None:
     """Start the first child that can start (with its replicas), unless one is starting."""
+    by_phase = s.index.by_phase
+    if not by_phase[DOWN]:
+        return
+    # (the replicas of a child are next to each other in start order: only children
+    # down or starting need a look)
+    waiting = sorted([*by_phase[DOWN].values(), *by_phase[STARTING].values()], key=_in_order)
     starting: str | None = None
-    for c in s.order:
+    for c in waiting:
         group = c.slot.group or c.name
         if starting is not None and group != starting:
             return
         if c.phase == STARTING:
             starting = group
-        elif c.phase == DOWN and not c.waiting and dependencies_up(s, c):
+        elif not c.waiting and dependencies_up(s, c):
             start_child(s, c, out)
             starting = group
 
@@ -166,6 +192,8 @@ def mark_restart_set(s: SupervisorState, c: ChildRecord, count_c: bool = True) -
     for name in restart_set(s.spec.strategy, [o.slot for o in s.order], c.name):
         other = s.children[name]
         other.restarts += count_c or other is not c
+        if other is not c and other.restart == "temporary":  # it ends, by this supervisor's doing
+            other.stopped_by_us = True
         mark_restart(other)
 
 
@@ -180,7 +208,8 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
         s.lingering.add((c.name, e.incarnation))
         out.append(Release(c.name, e.incarnation))
         c.phase = DOWN
-        restarts.on_start_failed(s, c, e, out)
+        if not children.start_failed(s, c, e, out):  # (start_child's is answered instead)
+            restarts.on_start_failed(s, c, e, out)
         reconcile(s, e.now, out)
         return
     c.phase, c.start_failures = UP, 0
@@ -199,6 +228,7 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
         )
     )
     c.lost_inflight = c.died = False
+    children.on_up(s, c, e.now, out)
     if c.retiring:  # the replaced instance forwards stragglers for a while, then is released
         s.lingering.add((c.name, c.retiring))
         out.append(Timer(FORWARD_GRACE_S, ("release", c.name, c.retiring)))
@@ -340,6 +370,10 @@ def on_child_gave_up(s: SupervisorState, e: ChildGaveUp, out: Out) -> None:
     if c.phase == STARTING:
         out.append(Kill(c.name))
         c.phase = DOWN
+        failed = ChildStarted(c.name, c.incarnation, False, e.info, now=e.now)
+        if children.start_failed(s, c, failed, out):
+            reconcile(s, e.now, out)
+            return
     if c.restart != "permanent":  # it exited with "shutdown": OTP restarts only a permanent one
         c.stop_for_good = True
         reconcile(s, e.now, out)
@@ -350,6 +384,12 @@ def on_child_gave_up(s: SupervisorState, e: ChildGaveUp, out: Out) -> None:
 
 
 def on_retire_requested(s: SupervisorState, e: RetireRequested, out: Out) -> None:
+    begin_retiring(s, out)
+    reconcile(s, e.now, out)
+
+
+def begin_retiring(s: SupervisorState, out: Out) -> None:
+    """Every child stops for good, in reverse start order (reconcile does it)."""
     s.retiring, s.escalated = True, False
     for c in s.order:
         c.stop_for_good = True
@@ -358,7 +398,7 @@ def on_retire_requested(s: SupervisorState, e: RetireRequested, out: Out) -> Non
             c.retiring = 0
     for name, incarnation in sorted(s.lingering):
         out.append(Release(name, incarnation))
-    reconcile(s, e.now, out)
+    children.give_up_waiting(s, out)
 
 
 # -- asked for from outside ---------------------------------------------------------------

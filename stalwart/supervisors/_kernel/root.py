@@ -70,6 +70,12 @@ class ShutdownAsked(RootEvent, frozen=True):
     pass
 
 
+class TreeShutDown(RootEvent, frozen=True):
+    """The tree's top supervisor stopped itself (``auto_shutdown``): the system stops in order."""
+
+    reason: str
+
+
 class RootFault(RootEvent, frozen=True):
     """The root itself failed handling a message."""
 
@@ -244,6 +250,14 @@ def _on_shutdown(s: RootState, e: ShutdownAsked, out: list[RootCommand]) -> None
         _stop(s, False, out)
 
 
+def _on_tree_shut_down(s: RootState, e: TreeShutDown, out: list[RootCommand]) -> None:
+    if s.phase in ("stopping", "restarting"):
+        return
+    out.append(Record("auto-shutdown", TREE, 0, e.reason))
+    s.stop_reason = e.reason
+    _stop(s, False, out)
+
+
 def _on_fault(s: RootState, e: RootFault, out: list[RootCommand]) -> None:
     out.append(Record("root-fault", "", 5, e.reason))
     s.stop_reason = f"the root failed: {e.reason}"
@@ -271,5 +285,6 @@ _HANDLERS: dict[type, Any] = {
     SubtreeTimedOut: _on_timed_out,
     TreeRestartAsked: _on_tree_restart,
     ShutdownAsked: _on_shutdown,
+    TreeShutDown: _on_tree_shut_down,
     RootFault: _on_fault,
 }

@@ -14,6 +14,7 @@ from ...strategies import AdaptiveSelector, ErrorInfo
 from ...strategies._learned_timeout import LearnedTimeout, TimeoutRule
 from .._ladder import FailureKind, Ladder, RestartIntensity, failure_kind
 from .._plan import Slot, expand
+from .._pool import Pool
 from ..spec import Child, LevelPolicy, Supervisor
 
 DOWN, STARTING, UP, STOPPING, REMOVED = "down", "starting", "up", "stopping", "removed"
@@ -60,20 +61,46 @@ class FailedMessage:
         self.held_for = ""  # the dependency it waits for, while held
 
 
-class ChildRecord:
-    """One slot's state inside its supervisor."""
+class PhaseIndex:
+    """A supervisor's children by phase, and those up or starting that are marked to stop
+    (for a restart or for good): what reconciling looks at, so that it costs what changed,
+    not the number of children."""
 
-    def __init__(self, slot: Slot, path: str, policy: LevelPolicy) -> None:
+    def __init__(self) -> None:
+        self.by_phase: dict[str, dict[str, ChildRecord]] = {
+            phase: {} for phase in (DOWN, STARTING, UP, STOPPING, REMOVED)
+        }
+        self.marked: dict[str, ChildRecord] = {}
+
+    def drop(self, record: ChildRecord) -> None:
+        self.by_phase[record.phase].pop(record.name, None)
+        self.marked.pop(record.name, None)
+
+
+class ChildRecord:
+    """One slot's state inside its supervisor (``seq``: its place in start order)."""
+
+    def __init__(
+        self,
+        slot: Slot,
+        path: str,
+        policy: LevelPolicy,
+        index: PhaseIndex | None = None,
+        seq: int = 0,
+    ) -> None:
         self.slot = slot
         self.name = slot.name
         self.path = path
         self.kind = "supervisor" if slot.role == "supervisor" else "actor"
         self.role = slot.role  # actor, supervisor or breaker
         self.policy = policy
-        self.phase = DOWN
+        self.seq = seq
+        self._index = index if index is not None else PhaseIndex()
+        self._phase = DOWN
+        self._index.by_phase[DOWN][self.name] = self
+        self._restart_pending = False
+        self._stop_for_good = False
         self.incarnation = 0
-        self.restart_pending = False
-        self.stop_for_good = False
         self.trust_final_state = True  # keep the state it reports as it stops
         self.retiring = 0  # incarnation of a replaced instance still forwarding (0: none)
         self.waiting = ""  # why it is down and not started yet (a node, an outage)
@@ -98,10 +125,63 @@ class ChildRecord:
         self.died = False  # its last instance's process died (crash, kill, hang, lost node)
         self.handed: list[str] = []  # requests handed to this instance after a crash, not done
         self.poisoned: list[str] = []  # requests two instances in a row died handling
+        # children started and stopped at run time (see .children)
+        self.dynamic = False  # added by start_child: a restart of its supervisor forgets it
+        self.stopped_by_us = False  # its last end was its supervisor's doing, not its own
+        self.forget = ""  # why its spec goes once it is down ("": the spec is kept)
+        self.activity: int | None = None  # a Pool's idle check: the last activity reported
+        self.active_at = 0.0  # when that activity last changed (or it started)
+
+    @property
+    def phase(self) -> str:
+        """down, starting, up, stopping or removed (stopped for good)."""
+        return self._phase
+
+    @phase.setter
+    def phase(self, value: str) -> None:
+        old = self._phase
+        if old != value:
+            by_phase = self._index.by_phase
+            by_phase[old].pop(self.name, None)
+            by_phase[value][self.name] = self
+            self._phase = value
+            self._mark()
+
+    @property
+    def restart_pending(self) -> bool:
+        """It goes down and comes back (a restart under way)."""
+        return self._restart_pending
+
+    @restart_pending.setter
+    def restart_pending(self, value: bool) -> None:
+        self._restart_pending = value
+        self._mark()
+
+    @property
+    def stop_for_good(self) -> bool:
+        """It goes down and stays down."""
+        return self._stop_for_good
+
+    @stop_for_good.setter
+    def stop_for_good(self, value: bool) -> None:
+        self._stop_for_good = value
+        self._mark()
+
+    def _mark(self) -> None:
+        """Keep the index of children to stop: marked, and up or starting."""
+        if (self._restart_pending or self._stop_for_good) and self._phase in (UP, STARTING):
+            self._index.marked[self.name] = self
+        else:
+            self._index.marked.pop(self.name, None)
 
     @property
     def spec(self) -> Child | Supervisor:
         return self.slot.spec
+
+    @property
+    def spec_name(self) -> str:
+        """The name of its spec (a replica's, ``w`` for ``w.1``; a breaker's protected actor's)."""
+        return self.slot.spec.name
 
     @property
     def restart(self) -> str:
@@ -161,12 +241,15 @@ class SupervisorState:
         self.rng = random.Random(seed)
         self.children: dict[str, ChildRecord] = {}
         self.order: list[ChildRecord] = []
+        self.by_path: dict[str, ChildRecord] = {}
+        self.by_spec: dict[str, list[ChildRecord]] = {}  # spec name -> its slots, in order
+        self.index = PhaseIndex()
+        self.next_seq = 0
         for slot in expand(spec.children):
-            policy = getattr(slot.spec, "levels", None) or spec.levels
-            record = ChildRecord(slot, f"{path}/{slot.name}", policy)
-            self.children[slot.name] = record
-            self.order.append(record)
-        self.by_path = {c.path: c for c in self.order}
+            self.add_slot(slot)
+        self.pool = spec if isinstance(spec, Pool) else None
+        self.starters: dict[str, tuple[Any, bool]] = {}  # spec name -> (who waits, keep spec)
+        self.stoppers: dict[str, list[Any]] = {}  # spec name -> who waits for it to stop
         self.failures: dict[int, FailedMessage] = {}
         self.next_failure = 0
         self.floors: dict[str, int] = {}  # last incarnation of each path (the system's lifetime)
@@ -206,6 +289,36 @@ class SupervisorState:
             if key.startswith(prefix) and value is not None:
                 timeouts[key], longest[key] = value, learned.longest_s
         return timeouts, longest
+
+    def add_slot(self, slot: Slot, dynamic: bool = False) -> ChildRecord:
+        """A record for ``slot``, last in start order."""
+        policy = getattr(slot.spec, "levels", None) or self.spec.levels
+        self.next_seq += 1
+        path = f"{self.path}/{slot.name}"
+        record = ChildRecord(slot, path, policy, self.index, self.next_seq)
+        record.dynamic = dynamic
+        self.children[slot.name] = record
+        self.order.append(record)
+        self.by_path[record.path] = record
+        self.by_spec.setdefault(slot.spec.name, []).append(record)
+        return record
+
+    def remove(self, record: ChildRecord) -> None:
+        """Forget ``record`` (its spec was deleted); what waited for it was answered already."""
+        if self.children.get(record.name) is not record:
+            return
+        del self.children[record.name]
+        self.by_path.pop(record.path, None)
+        self.index.drop(record)
+        self.order.remove(record)
+        kept = self.by_spec.get(record.spec_name, [])
+        if record in kept:
+            kept.remove(record)
+        if not kept:
+            self.by_spec.pop(record.spec_name, None)
+        if self.failures:
+            for ident in [i for i, f in self.failures.items() if f.child == record.name]:
+                del self.failures[ident]
 
     def new_failure(
         self, child: str, message: Any, sender: Any, info: ErrorInfo, now: float

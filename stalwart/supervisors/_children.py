@@ -1,0 +1,113 @@
+"""``System``'s calls about a supervisor's children: OTP's ``start_child`` family.
+
+Each call sends one request of :mod:`stalwart.actors._children` to the supervisor's
+path (through the root, as an ``ask``) and returns its answer, or raises the error it
+was answered with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..actors._children import (
+    ChildCounts,
+    ChildInfo,
+    CountChildren,
+    DeleteChild,
+    RestartChild,
+    StartChild,
+    TerminateChild,
+    WhichChildren,
+)
+from ..actors.errors import BadMessage
+from .spec import Child, Supervisor, shown
+
+CHANGE_TIMEOUT_S = 30.0  # how long a start, restart or stop may take unless told
+
+
+class ChildCalls:
+    """Mixin of :class:`~stalwart.System`."""
+
+    _known: frozenset[str]
+
+    if TYPE_CHECKING:  # provided by System
+
+        def ask(self, path: str, msg: Any, timeout: float | None = None) -> Any: ...
+
+    def start_child(
+        self,
+        supervisor: str,
+        child: Child | Supervisor | str,
+        options: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Start ``child`` under the supervisor at ``supervisor`` and return its path once
+        it runs.
+
+        ``child`` is a :class:`~stalwart.Child` or :class:`~stalwart.Supervisor` spec (it
+        starts after the other children and stops before them), or, for a
+        :class:`~stalwart.Pool`, the key of the instance to start (``options`` go on top of
+        the template's). Raises ``AlreadyStarted`` / ``AlreadyPresent`` (a child of that
+        name runs / is kept terminated), ``StartFailed`` (its start failed: it is not kept),
+        ``PoolFull``, ``BadMessage`` (a spec that does not fit among its siblings),
+        ``UnknownPath`` (no such supervisor).
+        """
+        if isinstance(child, str):
+            request = StartChild(key=child, options=_options(options))
+        elif isinstance(child, (Child, Supervisor)):
+            request = StartChild(child, options=_options(options))
+        else:
+            raise BadMessage(
+                f"start_child: expected a Child, a Supervisor or a key, got {shown(child)}"
+            )
+        path: str = self.ask(supervisor, request, _change(timeout))
+        self._known |= {path}
+        return path
+
+    def terminate_child(self, supervisor: str, name: str, timeout: float | None = None) -> None:
+        """Stop the child ``name`` of ``supervisor`` (every replica) and keep its spec (a
+        temporary child's spec, and a Pool's instance, go); returns once it has stopped.
+        Raises ``UnknownPath`` naming a child it does not have."""
+        self.ask(supervisor, TerminateChild(_name(name)), _change(timeout))
+
+    def restart_child(self, supervisor: str, name: str, timeout: float | None = None) -> str:
+        """Start the terminated child ``name`` of ``supervisor`` again (from its spec and its
+        last checkpoint); returns its path once it runs. Raises ``ChildRunning`` if it runs,
+        ``StartFailed`` (it stays terminated), ``UnknownPath``."""
+        path: str = self.ask(supervisor, RestartChild(_name(name)), _change(timeout))
+        return path
+
+    def delete_child(self, supervisor: str, name: str, timeout: float | None = None) -> None:
+        """Forget the terminated child ``name`` of ``supervisor``: its spec, checkpoints and
+        paths go. Raises ``ChildRunning`` if it runs, ``UnknownPath``."""
+        self.ask(supervisor, DeleteChild(_name(name)), _change(timeout))
+
+    def which_children(self, supervisor: str, timeout: float | None = None) -> list[ChildInfo]:
+        """The children of ``supervisor`` in start order, one :class:`~stalwart.ChildInfo`
+        per instance: name, path (None while it does not run), kind, actor class."""
+        return list(self.ask(supervisor, WhichChildren(), timeout))
+
+    def count_children(self, supervisor: str, timeout: float | None = None) -> ChildCounts:
+        """How many children ``supervisor`` has, as OTP counts them: a
+        :class:`~stalwart.ChildCounts` (specs, active, supervisors, workers)."""
+        counts: ChildCounts = self.ask(supervisor, CountChildren(), timeout)
+        return counts
+
+
+def _change(timeout: float | None) -> float:
+    return CHANGE_TIMEOUT_S if timeout is None else timeout
+
+
+def _name(name: Any) -> str:
+    if not isinstance(name, str) or not name:
+        raise BadMessage(f"expected a child's name, got {shown(name)}")
+    return name
+
+
+def _options(options: Any) -> dict[str, Any] | None:
+    if options is None:
+        return None
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise BadMessage(f"options: expected a table of settings, got {shown(options)}")
+    return dict(options)

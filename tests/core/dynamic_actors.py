@@ -1,0 +1,70 @@
+"""Actors for the tests of children started at run time (importable by actor processes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from stalwart import Child, ManagedActor, StartChild, TerminateChild
+from tests.core.otp_actors import OtpChild
+from tests.support import Worker
+
+
+class StartWorker(msgspec.Struct, frozen=True):
+    """Start a ``Worker`` named ``name`` under ``supervisor``; the answer is its path (or the
+    error the supervisor answered with)."""
+
+    supervisor: str
+    name: str
+    restart: str = "permanent"
+
+
+class StopWorker(msgspec.Struct, frozen=True):
+    """Terminate the child ``name`` of ``supervisor``; the answer is "stopped"."""
+
+    supervisor: str
+    name: str
+
+
+class StartSession(msgspec.Struct, frozen=True):
+    """Start the instance ``key`` of the Pool at ``pool`` (awaiting the answer)."""
+
+    pool: str
+    key: str
+
+
+class Starter(ManagedActor):
+    """Starts and stops children with the calls an actor has (callbacks and ``await``)."""
+
+    def receiveMsg_StartWorker(self, msg: StartWorker, sender: Any) -> None:
+        spec = Child(msg.name, Worker, restart=msg.restart)  # type: ignore[arg-type]
+        self.start_child(
+            msg.supervisor,
+            spec,
+            on_reply=lambda path: self.reply(sender, path),
+            on_error=lambda error: self.reply_error(sender, error),
+        )
+
+    def receiveMsg_StopWorker(self, msg: StopWorker, sender: Any) -> None:
+        self.call(
+            msg.supervisor,
+            TerminateChild(msg.name),
+            on_reply=lambda _: self.reply(sender, "stopped"),
+            on_error=lambda error: self.reply_error(sender, error),
+        )
+
+    async def receiveMsg_StartSession(self, msg: StartSession, sender: Any) -> None:
+        path = await self.ask(msg.pool, StartChild(key=msg.key, options={"by": self.path}))
+        self.reply(sender, path)
+
+
+class Options(msgspec.Struct, frozen=True):
+    """Ask a ``Session`` for its options."""
+
+
+class Session(OtpChild):
+    """One instance of a Pool: answers ``Options`` with what it was started with."""
+
+    def receiveMsg_Options(self, msg: Options, sender: Any) -> None:
+        self.reply(sender, dict(self.options))

@@ -1,0 +1,77 @@
+"""``Pool``: instances of one template started by key (OTP's ``simple_one_for_one``), with
+``max_children`` and ``idle_timeout_s``, on real actor systems on both bases."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from stalwart import Child, Pool, PoolFull, Supervisor, UnknownPath
+from tests.core.dynamic_actors import Options, Session
+from tests.core.otp_support import crash, running, wait_restarted
+from tests.support import Ping, wait_for
+
+IDLE_S = 0.4
+
+
+def pool_tree(**pool):
+    template = Child("session", Session, options={"plan": "free", "region": "eu"})
+    return Supervisor("app", children=[Pool("sessions", template=template, **pool)])
+
+
+def test_messages_to_a_key_reach_its_instance_started_with_its_options(make_system, base):
+    system = make_system(pool_tree(), base=base)
+    path = system.start_child("app/sessions", "alice", {"plan": "pro"})
+    assert path == "app/sessions/alice"
+    assert system.ask(path, Options()) == {"plan": "pro", "region": "eu"}
+    system.start_child("app/sessions", "bob")
+    assert system.ask("app/sessions/bob", Options()) == {"plan": "free", "region": "eu"}
+    assert system.status()["app/sessions/alice"].state == "running"
+
+
+def test_an_instance_that_dies_is_restarted_and_its_messages_wait_for_it(make_system, base):
+    system = make_system(pool_tree(), base=base)
+    system.start_child("app/sessions", "alice")
+    before = running(system, "app/sessions/alice")
+    crash(system, base, "app/sessions/alice")
+    assert system.ask("app/sessions/alice", Ping(1), timeout=10).n == 1  # held, then handled
+    wait_restarted(system, before)
+
+
+def test_max_children_refuses_one_more_until_one_goes(make_system, base):
+    system = make_system(pool_tree(max_children=2), base=base)
+    system.start_child("app/sessions", "a")
+    system.start_child("app/sessions", "b")
+    with pytest.raises(PoolFull, match="app/sessions runs max_children=2"):
+        system.start_child("app/sessions", "c")
+    system.terminate_child("app/sessions", "a")
+    assert system.start_child("app/sessions", "c") == "app/sessions/c"
+
+
+def test_an_idle_instance_is_stopped_and_its_key_refused_while_a_busy_one_stays(make_system, base):
+    system = make_system(pool_tree(idle_timeout_s=IDLE_S), base=base)
+    system.start_child("app/sessions", "busy")
+    system.start_child("app/sessions", "idle")
+    stop = threading.Event()
+
+    def keep_busy() -> None:
+        while not stop.is_set():
+            system.ask("app/sessions/busy", Ping(), timeout=10)
+
+    talker = threading.Thread(target=keep_busy)
+    talker.start()
+    try:
+        wait_for(lambda: [e for e in system.events() if e.kind == "idle-stop"], timeout=30)
+    finally:
+        stop.set()
+        talker.join()
+    stopped = [e.path for e in system.events() if e.kind == "idle-stop"]
+    assert stopped == ["app/sessions/idle"]
+    # (while it stops, it answers ActorStopped; once it is gone, its path is unknown)
+    wait_for(lambda: [i.name for i in system.which_children("app/sessions")] == ["busy"])
+    with pytest.raises(UnknownPath, match=r"stopped after 0.4s without a message"):
+        system.ask("app/sessions/idle", Ping())
+    # started again by its key, it is a new instance
+    assert system.start_child("app/sessions", "idle") == "app/sessions/idle"
+    assert system.ask("app/sessions/idle", Ping(2)).n == 2
