@@ -2,7 +2,7 @@
 
 One :class:`Snapshots` per server folds the tree's events into the
 :class:`~stalwart.dashboard.Timeline` as they come, so a poll costs only the
-events since the last one. The slower figures (metrics from the store, memory,
+events since the last one. The slower figures (the running totals, memory,
 alerts), which actors answer, are read at most once per ``slow_s``, in the
 background: a poll never waits for them (until the first read is back, the
 snapshot says ``"figures": "reading"``), so the page keeps answering while an
@@ -35,7 +35,7 @@ class Source(Protocol):
     def events(self, since: int) -> list[Any]: ...
     def incidents(self) -> list[dict[str, Any]]: ...
     def memory(self) -> dict[str, Any] | None: ...
-    def metrics(self, window_s: float | None, path: str | None) -> Any: ...
+    def totals(self) -> Any: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
     def quiet_periods(self) -> dict[str, float]: ...
 
@@ -68,9 +68,10 @@ class Snapshots:
         self.slow_s = slow_s
         self.timeline = Timeline(keep, source.quiet_periods())
         self._lock = threading.Lock()
-        self._slow: dict[str, Any] = {"metrics": {}, "memory": None, "alerts": []}
+        self._slow: dict[str, Any] = {"totals": {}, "memory": None, "alerts": []}
         self._slow_at = float("-inf")  # never read yet
         self._reading = False  # a background read of the slow figures is under way
+        self._shown: tuple[Any, list[Any], list[Any]] | None = None  # (what it was made of)
 
     def snapshot(self, episodes: int = 100) -> dict[str, Any]:
         """The tree, the newest ``episodes`` of the timeline (and as many error groups),
@@ -88,16 +89,15 @@ class Snapshots:
             self.timeline.feed(self.source.events(self.timeline.seq))
             self.timeline.attach_incidents(incidents)
             slow, ready = self._slow, self._slow_at > float("-inf")
-            timeline = [as_shown(e, live, phase) for e in self.timeline.newest(episodes)]
-            groups = error_groups(self.timeline.newest(self.timeline.keep), live, phase, episodes)
             seq = self.timeline.seq
+            timeline, groups = self._shown_episodes((seq, episodes, live, phase, incidents))
         open_breakers = sorted(
             {
                 n["path"]
                 for n in nodes
                 if n["kind"] == "breaker" and n["breaker"] in OPEN_BREAKER_STATES
             }
-            | set(slow["metrics"].get("open_breakers") or ())
+            | set(slow["totals"].get("open_breakers") or ())
         )
         return {
             "time": time.time(),
@@ -110,13 +110,23 @@ class Snapshots:
             "groups": groups,
             "figures": "ready" if ready else "reading",
             "memory": slow["memory"],
-            "headline": headline(slow["metrics"], open_breakers, slow["alerts"]),
+            "headline": headline(slow["totals"], open_breakers, slow["alerts"]),
         }
+
+    def _shown_episodes(self, made_of: Any) -> tuple[list[Any], list[Any]]:
+        """The timeline and groups as shown: made again only when an event came, or the
+        incidents or the system's phase changed (most polls see nothing new)."""
+        if self._shown is None or self._shown[0] != made_of:
+            _, episodes, live, phase, _ = made_of
+            timeline = [as_shown(e, live, phase) for e in self.timeline.newest(episodes)]
+            groups = error_groups(self.timeline.newest(self.timeline.keep), live, phase, episodes)
+            self._shown = (made_of, timeline, groups)
+        return self._shown[1], self._shown[2]
 
     def _refresh_slow(self) -> None:
         try:
             slow = {
-                "metrics": msgspec.to_builtins(self.source.metrics(None, None)),
+                "totals": msgspec.to_builtins(self.source.totals()) or {},
                 "memory": self.source.memory(),
                 "alerts": self.source.alerts(True),
             }
@@ -135,21 +145,22 @@ def as_shown(episode: Any, live: bool, phase: str) -> dict[str, Any]:
 
 
 def headline(
-    metrics: dict[str, Any], open_breakers: list[str], alerts: list[dict[str, Any]]
+    totals: dict[str, Any], open_breakers: list[str], alerts: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """The figures at the top of the page: incidents first, then the attempts they took."""
+    """The figures at the top of the page, from the running totals (all of history):
+    incidents first, then the attempts they took."""
     return {
-        "incidents": metrics.get("incidents", 0),
-        "incidents_recovered": metrics.get("incidents_recovered", 0),
-        "incidents_given_up": metrics.get("incidents_given_up", 0),
-        "incidents_open": metrics.get("incidents_open", 0),
-        "incident_success_rate": metrics.get("incident_success_rate"),
-        "mttr_p50_s": metrics.get("mttr_p50_s"),
-        "mttr_p95_s": metrics.get("mttr_p95_s"),
-        "attempts": metrics.get("attempts", 0),
-        "attempt_success_rate": metrics.get("attempt_success_rate"),
-        "errors": metrics.get("errors", 0),
-        "restarts": metrics.get("restarts", 0),
+        "incidents": totals.get("incidents", 0),
+        "incidents_recovered": totals.get("incidents_recovered", 0),
+        "incidents_given_up": totals.get("incidents_given_up", 0),
+        "incidents_open": totals.get("incidents_open", 0),
+        "incident_success_rate": totals.get("incident_success_rate"),
+        "mttr_p50_s": totals.get("mttr_p50_s"),
+        "mttr_p95_s": totals.get("mttr_p95_s"),
+        "attempts": totals.get("attempts", 0),
+        "attempt_success_rate": totals.get("attempt_success_rate"),
+        "errors": totals.get("errors", 0),
+        "restarts": totals.get("restarts", 0),
         "open_breakers": open_breakers,
         "alerts": [
             {"rule": a["rule"], "severity": a["severity"], "message": a.get("message") or ""}

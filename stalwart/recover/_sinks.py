@@ -18,6 +18,7 @@ from ..telemetry._rows import (
     recovered_statement,
 )
 from ..telemetry._store import RecoveryStore, Statement, strategy_score_statements
+from ..telemetry._totals import RunningTotals
 
 log = logging.getLogger("stalwart.recover")
 ERROR_KINDS = ("failure",)
@@ -31,7 +32,7 @@ def _event(note: EventNote, when: float) -> Event:
 
 class StoreSink:
     """Writes records straight into a recovery store, one batch per handled error (its
-    events, attempts and the incident they make)."""
+    events, attempts and the incident they make, and what they add to the running totals)."""
 
     def __init__(self, store: RecoveryStore) -> None:
         self.store = store
@@ -46,9 +47,11 @@ class StoreSink:
         statements: list[Statement] = []
         log = IncidentLog()  # a handled error is one incident, all in this batch
         touched: dict[int, Incident] = {}
+        totals = RunningTotals()  # (only what this batch adds)
         for when, note in notes:
             if isinstance(note, Attempt):
                 rows["recovery_performance"].append(attempt_row(note))
+                totals.attempt(note)
                 found = log.attempt(note.path, note.fingerprint, note.success, note.duration_s)
                 if found is not None:
                     touched[found.id] = found
@@ -56,11 +59,14 @@ class StoreSink:
             event = _event(note, when)
             touched.update((i.id, i) for i in log.feed(event))
             rows["events"].append(event_row(event))
+            totals.event(event)
             if event.kind in ERROR_KINDS and event.fingerprint:
                 statements += error_seen_statements(event)
             elif event.kind == "recovered" and event.fingerprint:
                 statements.append(recovered_statement(event))
         statements += strategy_score_statements(scores)
+        totals.incidents(sorted(touched.values(), key=lambda i: i.id))
+        statements += totals.statements()
         with self._lock:
             for incident in touched.values():
                 self._incidents += 1

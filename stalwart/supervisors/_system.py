@@ -80,6 +80,7 @@ from .queries import (
     ShutdownQuery,
     StatusQuery,
     StoreDiagnosticsQuery,
+    TotalsQuery,
 )
 from .spec import SpecError, Supervisor, validate_children
 
@@ -442,6 +443,12 @@ class System(ChildCalls):
         took, errors per minute, restarts: a ``Metrics`` (docs/guide-telemetry.md#metrics)."""
         return self._service(checked(MetricsQuery, window_s=window_s, path=path))
 
+    def totals(self) -> Any:
+        """The running totals: incidents, times to recover, attempts, errors, restarts over all
+        of history, counted as they happened (a ``Totals``; docs/guide-telemetry.md#prometheus).
+        Retention never lowers them, and asking costs the same however long the history."""
+        return self._service(TotalsQuery())
+
     def errors(
         self,
         status: str | None = None,
@@ -471,9 +478,11 @@ class System(ChildCalls):
         rows: list[dict[str, Any]] = self._service(query)
         return rows
 
-    def alerts(self, active: bool | None = None) -> list[dict[str, Any]]:
-        """Alerts raised from the thresholds (newest first)."""
-        rows: list[dict[str, Any]] = self._service(checked(AlertsQuery, active=active))
+    def alerts(self, active: bool | None = None, evaluate: bool = True) -> list[dict[str, Any]]:
+        """Alerts raised from the thresholds (newest first); the rules are evaluated first,
+        unless ``evaluate`` is False (then as last evaluated, every ``alert_interval_s``)."""
+        query = checked(AlertsQuery, active=active, evaluate=evaluate)
+        rows: list[dict[str, Any]] = self._service(query)
         return rows
 
     def insights(self, window_s: float | None = None) -> Any:

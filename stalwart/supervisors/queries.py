@@ -106,6 +106,10 @@ class MetricsQuery(StoreQuery, frozen=True):
     path: str | None = None
 
 
+class TotalsQuery(StoreQuery, frozen=True):
+    """The running totals, all of history, as counted so far (a ``Totals``)."""
+
+
 class ErrorsQuery(StoreQuery, frozen=True):
     """Error groups (per actor and fingerprint)."""
 
@@ -146,9 +150,12 @@ class StoredEventsQuery(StoreQuery, frozen=True):
 
 
 class AlertsQuery(StoreQuery, frozen=True):
-    """Alerts raised from the thresholds (``active``: only those still active, or not)."""
+    """Alerts raised from the thresholds (``active``: only those still active, or not);
+    ``evaluate``: the rules are evaluated first, else as last evaluated (every
+    ``alert_interval_s``), which writes nothing."""
 
     active: bool | None = None
+    evaluate: bool = True
 
 
 class InsightsQuery(StoreQuery, frozen=True):

@@ -24,6 +24,7 @@ from ._correlator import (
     RootCause,
 )
 from ._correlator_actor import CorrelatorActor
+from ._figures import Series, Totals
 from ._insights import (
     Degradation,
     Effectiveness,
@@ -57,6 +58,7 @@ from .messages import (
     StorePathQuery,
     StoreQuery,
     SubscribeAlerts,
+    TotalsQuery,
 )
 
 
@@ -122,6 +124,7 @@ __all__ = [
     "RecoveryStore",
     "ResolveErrorQuery",
     "RootCause",
+    "Series",
     "StoreBackend",
     "StoreDiagnosticsQuery",
     "StorePathQuery",
@@ -131,6 +134,8 @@ __all__ = [
     "SystemBackend",
     "TelemetryActor",
     "TelemetrySettings",
+    "Totals",
+    "TotalsQuery",
     "insights",
     "render_html",
     "report_text",

@@ -31,6 +31,7 @@ from ._rows import (
     recovered_statement,
 )
 from ._store import RecoveryStore, Statement, checkpoint_statement, strategy_score_statements
+from ._totals import RunningTotals
 from .messages import (
     Alert,
     AlertsQuery,
@@ -50,6 +51,7 @@ from .messages import (
     StoreDiagnosticsQuery,
     StorePathQuery,
     SubscribeAlerts,
+    TotalsQuery,
 )
 
 FAILURE_KINDS = ("failure", "crash", "start-failure", "restart", "poison")
@@ -104,6 +106,7 @@ class TelemetryActor(ManagedActor):
         self.incidents = IncidentLog(quiet)
         self.changed: dict[int, Incident] = {}  # incidents to write at the next flush
         self.run = self.store.start_run(quiet)
+        self.totals = RunningTotals.resume(self.store, self.incidents)  # (after start_run)
         self.after(self.flush_interval_s, "flush")
 
     def on_stop(self) -> None:
@@ -115,6 +118,7 @@ class TelemetryActor(ManagedActor):
     # -- what the tree reports --------------------------------------------------------
     def receiveMsg_Event(self, e: Event, sender: Any) -> None:
         self.add("events", event_row(e))
+        self.totals.event(e)
         if e.fingerprint and e.kind in FAILURE_KINDS:
             if e.kind in ERROR_KINDS:
                 self.statements.extend(error_seen_statements(e))
@@ -137,9 +141,11 @@ class TelemetryActor(ManagedActor):
     def track(self, incidents: list[Incident]) -> None:
         for incident in incidents:
             self.changed[incident.id] = incident
+        self.totals.incidents(incidents)
 
     def receiveMsg_Attempt(self, a: Attempt, sender: Any) -> None:
         self.add("recovery_performance", attempt_row(a))
+        self.totals.attempt(a)
         if a.requested_by:  # an operator's (or a service's) request: no failure to learn from
             self.maybe_flush()
             return
@@ -158,6 +164,7 @@ class TelemetryActor(ManagedActor):
         self.maybe_flush()
 
     def receiveMsg_DeadLetter(self, d: DeadLetter, sender: Any) -> None:
+        self.totals.dead_letter(d)
         try:
             message = pickle.dumps(d.message)
         except Exception:
@@ -184,6 +191,7 @@ class TelemetryActor(ManagedActor):
 
     def receiveMsg_MemoryEvent(self, m: MemoryEvent, sender: Any) -> None:
         self.memory_percent = m.percent
+        self.totals.memory(m)
         self.add(
             "memory_events",
             {
@@ -247,7 +255,12 @@ class TelemetryActor(ManagedActor):
         self.reply(sender, self.written().events(q.since, kinds, q.path, q.limit))
 
     def receiveMsg_AlertsQuery(self, q: AlertsQuery, sender: Any) -> None:
-        self.reply(sender, self.written(alerts=True).alerts(q.active))
+        self.reply(
+            sender, (self.written(alerts=True) if q.evaluate else self.store).alerts(q.active)
+        )
+
+    def receiveMsg_TotalsQuery(self, q: TotalsQuery, sender: Any) -> None:
+        self.reply(sender, self.totals.snapshot())  # (current in memory: nothing to read)
 
     def receiveMsg_InsightsQuery(self, q: InsightsQuery, sender: Any) -> None:
         self.reply(sender, insights(self.written(), q.window_s))
@@ -300,6 +313,7 @@ class TelemetryActor(ManagedActor):
         if now >= self.alerts_due:
             self.alerts_due = now + self.alert_interval_s
             self.evaluate_alerts(now)
+        statements.extend(self.totals.statements())
         if not statements and not any(self.rows.values()):
             return
         rows, self.rows = self.rows, defaultdict(list)
@@ -329,6 +343,7 @@ class TelemetryActor(ManagedActor):
             self.record_alert(alert)
 
     def record_alert(self, alert: Alert) -> None:
+        self.totals.alert(alert)
         if alert.severity == "resolved":
             self.statements.append(
                 (

@@ -44,6 +44,7 @@ class Backend(Protocol):
     def error(self, error_id: int) -> dict[str, Any] | None: ...
     def resolve_error(self, error_id: int, by: str) -> bool: ...
     def metrics(self, window_s: float | None, path: str | None) -> Any: ...
+    def totals(self) -> Any: ...
     def history(
         self, path: str | None, since: float | None, limit: int
     ) -> list[dict[str, Any]]: ...
@@ -453,6 +454,7 @@ class ApiServer:
 
 
 MAX_BODY = 64 * 1024  # the largest request body read
+FIRST_EVENTS = 2000  # how far back a store's first timeline read goes
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 _ONCE = ("Host", "Origin", "Authorization", "X-Stalwart-Token", "Content-Length")
 _DIGITS = re.compile(r"[0-9]+")
@@ -551,6 +553,9 @@ class SystemBackend:
     def metrics(self, window_s: float | None, path: str | None) -> Any:
         return self.system.metrics(window_s, path)
 
+    def totals(self) -> Any:
+        return self.system.totals()
+
     def history(self, path: str | None, since: float | None, limit: int) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = self.system.history(path, since, limit)
         return rows
@@ -571,7 +576,9 @@ class SystemBackend:
         return [msgspec.to_builtins(s) for s in self.system.status()]
 
     def alerts(self, active: bool | None) -> list[dict[str, Any]]:
-        rows: list[dict[str, Any]] = self.system.alerts(active)
+        # as last evaluated: a scrape or a dashboard poll reads, it does not make the actor
+        # flush and evaluate the rules (which it does every alert_interval_s anyway)
+        rows: list[dict[str, Any]] = self.system.alerts(active, evaluate=False)
         return rows
 
     def insights(self, window_s: float | None) -> Any:
@@ -664,6 +671,9 @@ class StoreBackend:
     def metrics(self, window_s: float | None, path: str | None) -> Any:
         return self.store.metrics(window_s, path)
 
+    def totals(self) -> Any:
+        return self.store.totals()
+
     def history(self, path: str | None, since: float | None, limit: int) -> list[dict[str, Any]]:
         return self.store.recovery_history(path, since, limit)
 
@@ -697,6 +707,11 @@ class StoreBackend:
         return self.path, "stopped" if run and run["stopped"] else "recorded", []
 
     def events(self, since: int) -> list[Any]:
+        """Events after number ``since``; a first read (``since`` 0) starts at the newest
+        ``FIRST_EVENTS``: the timeline keeps the newest episodes, not the whole history."""
+        if since == 0:
+            newest = self.store.db.execute("SELECT max(id) FROM events").fetchone()[0] or 0
+            since = max(0, newest - FIRST_EVENTS)
         rows = self.store.query(
             "SELECT * FROM events WHERE id > ? ORDER BY id LIMIT 10000", (since,)
         )

@@ -148,7 +148,8 @@ def degradations(
     found: list[Degradation] = []
     times: dict[str, list[float]] = {}
     for path, ms in store.db.execute(
-        "SELECT path, duration_ms FROM events WHERE kind = 'recovered' AND time >= ? ORDER BY id",
+        "SELECT path, duration_ms FROM events WHERE kind = 'recovered' AND time >= ?"
+        " ORDER BY time, id",
         (since,),
     ):
         times.setdefault(path, []).append(float(ms or 0.0))
@@ -160,7 +161,8 @@ def degradations(
                 found.append(Degradation(path, "recovery time", base / 1000, recent / 1000))
     outcomes: dict[str, list[float]] = {}
     for path, ok in store.db.execute(
-        "SELECT path, success FROM recovery_performance WHERE time >= ? ORDER BY id", (since,)
+        "SELECT path, success FROM recovery_performance WHERE time >= ? ORDER BY time, id",
+        (since,),
     ):
         outcomes.setdefault(path, []).append(float(ok))
     for path, values in outcomes.items():
@@ -222,7 +224,7 @@ def _level_one_advice(store: RecoveryStore, since: float) -> list[str]:
         "SELECT path, sum(level = 1), sum(level = 1 AND success = 1),"
         " sum(CASE WHEN level = 1 AND success = 0 THEN duration_s ELSE 0 END),"
         " sum(level > 1 AND success = 1)"
-        " FROM recovery_performance WHERE time >= ? GROUP BY path",
+        " FROM recovery_performance WHERE time >= ? GROUP BY +path",  # (the time index)
         (since,),
     ).fetchall()
     for path, n1, ok1, wasted_s, later in rows:

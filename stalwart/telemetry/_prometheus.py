@@ -1,27 +1,37 @@
-"""``GET /metrics``: the recovery figures in Prometheus' text format, read at scrape time.
+"""``GET /metrics``: the running totals in Prometheus' text format, plus the live gauges.
 
-Incidents first (how many, how they ended, the time to recover), then the attempts they
-took, named as attempts; see docs/guide-telemetry.md for every figure.
+Counters and histograms come from the running totals (see :mod:`._totals`), counted as the
+tree reported, so none goes down when retention deletes rows and a scrape costs the same
+however long the history is. The live gauges (actor levels, memory level, active alerts)
+are asked of the running system at scrape time. Every family is defined in
+docs/guide-telemetry.md.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from ._figures import FAMILIES, SERIES, Family, Totals
+
+MEMORY_LEVELS = {"normal": 0, "warning": 1, "critical": 2, "emergency": 3}
 
 
 class Source(Protocol):
     """The part of the API's backend a scrape reads."""
 
-    def metrics(self, window_s: float | None, path: str | None) -> Any: ...
+    def totals(self) -> Totals: ...
     def actors(self) -> list[dict[str, Any]]: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
-
-
-def _value(v: float | None) -> float:
-    return 0.0 if v is None else v
+    def memory(self) -> dict[str, Any] | None: ...
 
 
 class Collector:
@@ -31,94 +41,86 @@ class Collector:
         self.backend = backend
 
     def collect(self) -> Iterator[Metric]:
-        m = self.backend.metrics(None, None)
-        yield from incident_families(m)
-        yield from attempt_families(m)
-        yield CounterMetricFamily("stalwart_errors", "Errors seen by the tree", value=m.errors)
-        yield GaugeMetricFamily(
-            "stalwart_open_breakers", "Circuit breakers open", value=len(m.open_breakers)
-        )
-        actors = self.backend.actors()
-        if actors:
-            level = GaugeMetricFamily(
-                "stalwart_actor_level", "Current recovery level", labels=["path"]
-            )
-            restarts = CounterMetricFamily("stalwart_actor_restarts", "Restarts", labels=["path"])
-            for a in actors:
-                level.add_metric([a["path"]], a["level"])
-                restarts.add_metric([a["path"]], a["restarts"])
-            yield level
-            yield restarts
-        alerts = GaugeMetricFamily(
-            "stalwart_alerts_active", "Active alerts", labels=["rule", "severity"]
-        )
-        for a in self.backend.alerts(True):
-            alerts.add_metric([a["rule"], a["severity"]], 1)
-        yield alerts
+        totals = self.backend.totals()
+        yield from total_families(totals)
+        yield from ratio_families(totals)
+        yield from live_families(self.backend)
 
 
-def incident_families(m: Any) -> Iterator[Metric]:
-    """Incidents by outcome, their success ratio, time to recover and resolving level."""
-    incidents = CounterMetricFamily(
-        "stalwart_incidents",
-        "Incidents (a failure of a fingerprint at a path until it serves again), by outcome",
-        labels=["outcome"],
-    )
-    for outcome, n in (
-        ("recovered", m.incidents_recovered),
-        ("given_up", m.incidents_given_up),
-        ("open", m.incidents_open),
-        ("unresolved", m.incidents_unresolved),
+def _family_of(name: str) -> str:
+    """The family of an exported sample name (``_total``, ``_bucket``... taken off)."""
+    stored = name[: -len("_total")] if name.endswith("_total") else name
+    return SERIES[stored][0] if stored in SERIES else ""
+
+
+def total_families(totals: Totals) -> Iterator[Metric]:
+    """Every family of the running totals, each with its samples (none yet: no sample)."""
+    samples: dict[str, list[Any]] = defaultdict(list)
+    for s in totals.series:
+        samples[_family_of(s.name)].append(s)
+    for family in FAMILIES.values():
+        yield _family(family, samples[family.name])
+
+
+def _family(family: Family, samples: list[Any]) -> Metric:
+    if family.kind == "histogram":
+        histogram = HistogramMetricFamily(family.name, family.help, labels=family.labels)
+        buckets: dict[tuple[str, ...], list[tuple[str, float]]] = defaultdict(list)
+        sums: dict[tuple[str, ...], float] = {}
+        for s in samples:
+            labels = tuple(s.labels[n] for n in family.labels)
+            if s.name.endswith("_bucket"):
+                buckets[labels].append((s.labels["le"], s.value))
+            elif s.name.endswith("_sum"):
+                sums[labels] = s.value
+        for labels, counts in sorted(buckets.items()):
+            histogram.add_metric(list(labels), counts, sums.get(labels, 0.0))
+        return histogram
+    kind = CounterMetricFamily if family.kind == "counter" else GaugeMetricFamily
+    metric = kind(family.name, family.help, labels=family.labels)
+    for s in samples:
+        metric.add_metric([s.labels[n] for n in family.labels], s.value)
+    return metric
+
+
+def ratio_families(totals: Totals) -> Iterator[Metric]:
+    """The success ratios; with nothing to take them over (no incident ended, no attempt),
+    the family has no sample rather than a ratio of 0."""
+    for name, documentation, value in (
+        (
+            "stalwart_incident_success_ratio",
+            "Share of ended incidents that recovered (those taken up again count by their end)",
+            totals.incident_success_rate,
+        ),
+        (
+            "stalwart_recovery_attempt_success_ratio",
+            "Share of recovery attempts that worked",
+            totals.attempt_success_rate,
+        ),
     ):
-        incidents.add_metric([outcome], n)
-    yield incidents
-    yield GaugeMetricFamily(
-        "stalwart_incident_success_ratio",
-        "Share of ended incidents that recovered",
-        value=_value(m.incident_success_rate),
-    )
-    mttr = GaugeMetricFamily(
-        "stalwart_time_to_recover_seconds",
-        "Time from an incident's first failure to its path serving again",
-        labels=["quantile"],
-    )
-    for q, v in (("0.5", m.mttr_p50_s), ("0.95", m.mttr_p95_s), ("0.99", m.mttr_p99_s)):
-        mttr.add_metric([q], _value(v))
-    yield mttr
-    yield _per_level(
-        "stalwart_incidents_recovered_by_level",
-        "Recovered incidents per level that resolved them",
-        m.incidents_by_level,
-    )
+        gauge = GaugeMetricFamily(name, documentation)
+        if value is not None:
+            gauge.add_metric([], value)
+        yield gauge
 
 
-def _per_level(name: str, documentation: str, counts: dict[Any, int]) -> Metric:
-    family = CounterMetricFamily(name, documentation, labels=["level"])
-    for level, n in sorted(counts.items()):
-        family.add_metric([str(level)], n)
-    return family
-
-
-def attempt_families(m: Any) -> Iterator[Metric]:
-    """Recovery attempts per level, their success ratio and durations."""
-    yield _per_level(
-        "stalwart_recovery_attempts", "Recovery attempts per level", m.attempts_by_level
+def live_families(backend: Source) -> Iterator[Metric]:
+    """What the running system says now: each actor's recovery level, the memory level, the
+    active alerts (a store file has no live tree: no actor levels, no memory level)."""
+    level = GaugeMetricFamily("stalwart_actor_level", "Current recovery level", labels=["path"])
+    for a in backend.actors():
+        level.add_metric([a["path"]], a["level"])
+    yield level
+    memory = GaugeMetricFamily(
+        "stalwart_memory_level", "Memory pressure: 0 normal, 1 warning, 2 critical, 3 emergency"
     )
-    yield GaugeMetricFamily(
-        "stalwart_recovery_attempt_success_ratio",
-        "Share of recovery attempts that worked",
-        value=_value(m.attempt_success_rate),
+    status = backend.memory()
+    if status is not None and status.get("level") in MEMORY_LEVELS:
+        memory.add_metric([], MEMORY_LEVELS[status["level"]])
+    yield memory
+    alerts = GaugeMetricFamily(
+        "stalwart_alerts_active", "Active alerts", labels=["rule", "severity"]
     )
-    seconds = GaugeMetricFamily(
-        "stalwart_recovery_attempt_seconds",
-        "Duration of the successful recovery attempts (backoff included)",
-        labels=["quantile"],
-    )
-    for q, v in (("0.5", m.attempt_p50_s), ("0.95", m.attempt_p95_s)):
-        seconds.add_metric([q], _value(v))
-    yield seconds
-    yield CounterMetricFamily(
-        "stalwart_recovery_attempt_failures",
-        "Recovery attempts that failed",
-        value=m.attempts_failed,
-    )
+    for a in backend.alerts(True):
+        alerts.add_metric([a["rule"], a["severity"]], 1)
+    yield alerts

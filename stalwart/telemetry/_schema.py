@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
+TOTALS_SINCE = 5  # the first schema with the running totals (``totals``)
 
 # tables whose rows belong to a batch (they carry batch_id) and are kept by time
 TIME_SERIES = (
@@ -121,7 +122,53 @@ def _v4(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE adaptive_timeouts RENAME COLUMN p95_s TO longest_s")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1, 2: _v2, 3: _v3, 4: _v4}
+def _v5(conn: sqlite3.Connection) -> None:
+    """Running totals (counted as things happen, never deleted by retention), started from
+    the rows kept, and an index for each query the API and the telemetry actor make."""
+    from ._backfill import backfill
+
+    batch_indexes = "".join(
+        f"CREATE INDEX IF NOT EXISTS {t}_batch ON {t}(batch_id);" for t in TIME_SERIES
+    )
+    conn.executescript(
+        """
+        CREATE TABLE IF NOT EXISTS totals (
+            name TEXT NOT NULL, labels TEXT NOT NULL, value REAL NOT NULL,
+            PRIMARY KEY (name, labels)) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS batches_time ON batches(time);
+        DROP INDEX IF EXISTS recovery_performance_path;
+        CREATE INDEX IF NOT EXISTS recovery_performance_path_time
+            ON recovery_performance(path, time);
+        DROP INDEX IF EXISTS incidents_path;
+        CREATE INDEX IF NOT EXISTS incidents_path_started ON incidents(path, started);
+        CREATE INDEX IF NOT EXISTS recovery_performance_unstamped
+            ON recovery_performance(path, fingerprint, time)
+            WHERE success = 1 AND stability IS NULL;
+        CREATE INDEX IF NOT EXISTS events_kind_time ON events(kind, time);
+        CREATE INDEX IF NOT EXISTS events_kind_path ON events(kind, path);
+        CREATE INDEX IF NOT EXISTS events_path_fingerprint ON events(path, fingerprint);
+        CREATE INDEX IF NOT EXISTS errors_last_seen ON errors(last_seen);
+        CREATE INDEX IF NOT EXISTS errors_status_last_seen ON errors(status, last_seen);
+        CREATE INDEX IF NOT EXISTS alerts_status ON alerts(status);
+        CREATE INDEX IF NOT EXISTS incidents_outcome ON incidents(outcome, started);
+        CREATE INDEX IF NOT EXISTS incidents_ended ON incidents(ended);
+        CREATE INDEX IF NOT EXISTS memory_events_time ON memory_events(time);
+        CREATE INDEX IF NOT EXISTS resource_predictions_time ON resource_predictions(time);
+        CREATE INDEX IF NOT EXISTS resource_exhaustions_time ON resource_exhaustions(time);
+        """
+        + batch_indexes
+    )
+    if conn.execute("SELECT count(*) FROM totals").fetchone()[0] == 0:
+        backfill(conn)
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    4: _v4,
+    5: _v5,
+}
 
 
 def migrate(conn: sqlite3.Connection) -> int:

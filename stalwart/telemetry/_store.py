@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from ._figures import ADD_TOTAL, Totals, encode_labels, stored_values, totals_of
 from ._metrics import Metrics, compute_metrics, where
 from ._schema import TIME_SERIES, migrate
 
@@ -97,9 +98,7 @@ class RecoveryStore:
             f"INSERT INTO {table} (batch_id, {', '.join(columns)}) VALUES"
             f" (?, {', '.join('?' for _ in columns)})"
         )
-        self.db.conn.executemany(
-            sql, [(batch_id, *[item.get(c) for c in columns]) for item in items]
-        )
+        self.db.conn.executemany(sql, [(batch_id, *map(item.get, columns)) for item in items])
 
     def save_strategy_scores(self, state: Mapping[str, Sequence[float]]) -> None:
         """Store an :class:`AdaptiveSelector` state (see ``AdaptiveSelector.state``)."""
@@ -274,6 +273,11 @@ class RecoveryStore:
         (see :class:`Metrics`)."""
         return compute_metrics(self, window_s, path, now)
 
+    def totals(self) -> Totals:
+        """The running totals (see :class:`Totals`): all of history, counted as things
+        happened, never lowered by retention; one read of as many rows as there are series."""
+        return totals_of(stored_values(self))
+
     def incidents(
         self,
         path: str | None = None,
@@ -296,6 +300,13 @@ class RecoveryStore:
         """A telemetry actor starts recording; answers the run's id. Incidents an earlier
         run left open (its recording was cut short) are unresolved: nothing follows them."""
         with self.db.atomic():
+            left_open = self.db.execute(
+                "SELECT path, coalesce(level, 0), count(*) FROM incidents WHERE outcome = 'open'"
+                " GROUP BY path, level"
+            ).fetchall()
+            for path, level, n in left_open:  # (counted now: nothing else will)
+                labels = encode_labels("stalwart_incidents", (path, str(level), "unresolved"))
+                self.db.execute(ADD_TOTAL, ("stalwart_incidents", labels, n))
             self.db.execute("UPDATE incidents SET outcome = 'unresolved' WHERE outcome = 'open'")
             cursor = self.db.execute(
                 "INSERT INTO runs (started, quiet_periods) VALUES (?, ?)",
@@ -319,9 +330,15 @@ class RecoveryStore:
 
     def open_breakers(self) -> list[str]:
         """Paths whose breaker's latest recorded state is open."""
+        # one index step per breaker (events_kind_path), however many changes were recorded
         rows = self.query(
-            "SELECT path, detail FROM events WHERE kind = 'breaker' AND id IN"
-            " (SELECT max(id) FROM events WHERE kind = 'breaker' GROUP BY path)"
+            "WITH RECURSIVE breaker(path) AS ("
+            " SELECT min(path) FROM events WHERE kind = 'breaker'"
+            " UNION ALL SELECT (SELECT min(path) FROM events WHERE kind = 'breaker'"
+            " AND path > breaker.path) FROM breaker WHERE breaker.path IS NOT NULL)"
+            " SELECT path, (SELECT detail FROM events WHERE kind = 'breaker'"
+            " AND path = breaker.path ORDER BY id DESC LIMIT 1) AS detail"
+            " FROM breaker WHERE path IS NOT NULL"
         )
         return sorted(r["path"] for r in rows if r["detail"] in ("open", "forced_open"))
 

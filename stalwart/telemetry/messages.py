@@ -25,6 +25,7 @@ from ..supervisors.queries import (
     StoreDiagnosticsQuery,
     StorePathQuery,
     StoreQuery,
+    TotalsQuery,
 )
 
 
@@ -64,4 +65,5 @@ __all__ = [
     "StoredEventsQuery",
     "SubscribeAlerts",
     "TelemetryRecord",
+    "TotalsQuery",
 ]

@@ -77,7 +77,7 @@ class Stopped:
     def memory(self):
         return None
 
-    def metrics(self, window_s, path):
+    def totals(self):
         return {}
 
     def alerts(self, active):
