@@ -22,6 +22,7 @@ ORDER = [
     "levels",
     "children",
     "telemetry",
+    "scrape",
     "mediation",
     "memory",
     "recover",
