@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -146,10 +147,7 @@ def decode_labels(name: str, text: str) -> tuple[str, ...] | None:
 
 def bucket_of(value: float) -> str:
     """The ``le`` of the histogram bucket ``value`` falls in."""
-    for bound, le in zip(BUCKETS, LE):
-        if value <= bound:
-            return le
-    return LE[-1]  # (NaN)
+    return LE[bisect_left(BUCKETS, value)] if value == value else LE[-1]  # (NaN: +Inf)
 
 
 def sketch_index(value: float) -> int:

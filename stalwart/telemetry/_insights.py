@@ -121,7 +121,7 @@ def error_trends(
     marks = ", ".join("?" for _ in ERROR_KINDS)
     rows = store.db.execute(
         f"SELECT path, sum(time < ?), sum(time >= ?) FROM events"
-        f" WHERE kind IN ({marks}) AND time >= ? GROUP BY path ORDER BY count(*) DESC",
+        f" WHERE kind IN ({marks}) AND time >= ? GROUP BY +path ORDER BY count(*) DESC",
         (middle, middle, *ERROR_KINDS, since),
     ).fetchall()
     trends = []

@@ -78,11 +78,14 @@ def where(
     """A WHERE clause for ``path`` (and below), ``since`` and event ``kinds``.
 
     The paths below ``path`` are a range (``path/`` up to ``path0``, '0' following '/'), so
-    an index on ``path`` serves it, and no character of a path is taken as a pattern."""
+    an index on ``path`` serves it, and no character of a path is taken as a pattern. With
+    ``since``, the time index reads the rows (``+path`` keeps the planner off the path
+    index, which would read the path's whole history)."""
     clauses: list[str] = []
     params: list[Any] = []
     if path is not None:
-        clauses.append("(path = ? OR (path > ? AND path < ?))")
+        column = "path" if since is None else "+path"
+        clauses.append(f"({column} = ? OR ({column} > ? AND {column} < ?))")
         params += [path, path + "/", path + "0"]
     if since is not None:
         clauses.append(f"{time_column} >= ?")

@@ -127,25 +127,15 @@ def _v5(conn: sqlite3.Connection) -> None:
     the rows kept, and an index for each query the API and the telemetry actor make."""
     from ._backfill import backfill
 
-    batch_indexes = "".join(
-        f"CREATE INDEX IF NOT EXISTS {t}_batch ON {t}(batch_id);" for t in TIME_SERIES
-    )
     conn.executescript(
         """
         CREATE TABLE IF NOT EXISTS totals (
             name TEXT NOT NULL, labels TEXT NOT NULL, value REAL NOT NULL,
             PRIMARY KEY (name, labels)) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS batches_time ON batches(time);
-        DROP INDEX IF EXISTS recovery_performance_path;
-        CREATE INDEX IF NOT EXISTS recovery_performance_path_time
-            ON recovery_performance(path, time);
-        DROP INDEX IF EXISTS incidents_path;
-        CREATE INDEX IF NOT EXISTS incidents_path_started ON incidents(path, started);
         CREATE INDEX IF NOT EXISTS recovery_performance_unstamped
             ON recovery_performance(path, fingerprint, time)
             WHERE success = 1 AND stability IS NULL;
-        CREATE INDEX IF NOT EXISTS events_kind_time ON events(kind, time);
-        CREATE INDEX IF NOT EXISTS events_kind_path ON events(kind, path);
         CREATE INDEX IF NOT EXISTS events_path_fingerprint ON events(path, fingerprint);
         CREATE INDEX IF NOT EXISTS errors_last_seen ON errors(last_seen);
         CREATE INDEX IF NOT EXISTS errors_status_last_seen ON errors(status, last_seen);
@@ -156,7 +146,6 @@ def _v5(conn: sqlite3.Connection) -> None:
         CREATE INDEX IF NOT EXISTS resource_predictions_time ON resource_predictions(time);
         CREATE INDEX IF NOT EXISTS resource_exhaustions_time ON resource_exhaustions(time);
         """
-        + batch_indexes
     )
     if conn.execute("SELECT count(*) FROM totals").fetchone()[0] == 0:
         backfill(conn)

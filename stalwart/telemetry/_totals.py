@@ -12,6 +12,7 @@ writes to a store (``StoreSink``) adds its deltas the same way. Not thread-safe:
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,9 @@ from ..supervisors.messages import Attempt, DeadLetter, Event, MemoryEvent
 from ._figures import (
     ADD_TOTAL,
     BREAKER_STATES,
+    BUCKETS,
+    FAMILIES,
+    LE,
     MTTR,
     RUN_GAUGES,
     SET_TOTAL,
@@ -40,7 +44,23 @@ if TYPE_CHECKING:
 
 ERROR_KINDS = ("failure", "crash", "start-failure")  # (as Metrics counts errors)
 OUTCOMES = {RECOVERED: "recovered", GIVEN_UP: "given_up", UNRESOLVED: "unresolved"}
+_ATTEMPT_S = "stalwart_recovery_attempt_duration_seconds"
+_PARTS = {
+    f.name: (f"{f.name}_bucket", f"{f.name}_sum", f"{f.name}_count") for f in FAMILIES.values()
+}
 _KEEP_KNOWN = 256  # incidents followed before the ended ones the log forgot are dropped
+
+
+def _attempt_keys(a: Attempt) -> tuple[Key, Key, Key, list[Key]]:
+    """The series an attempt adds to: its count, the sum, count and buckets of durations."""
+    labels = (str(a.level), "success" if a.success else "failure")
+    bucket, total, count = _PARTS[_ATTEMPT_S]
+    return (
+        ("stalwart_recovery_attempts", (labels[0], a.strategy, labels[1])),
+        (total, labels),
+        (count, labels),
+        [(bucket, (*labels, le)) for le in LE],
+    )
 
 
 class RunningTotals:
@@ -61,6 +81,7 @@ class RunningTotals:
         self.newest = 0  # the highest incident id fed
         self.clear_run_gauges = False
         self._snapshot: Totals | None = None  # (until a value changes)
+        self._attempt_keys: dict[tuple[int, str, bool], tuple[Key, Key, Key, list[Key]]] = {}
 
     @classmethod
     def resume(cls, store: RecoveryStore, log: IncidentLog | None = None) -> RunningTotals:
@@ -74,8 +95,9 @@ class RunningTotals:
     # -- counting ----------------------------------------------------------------------
     def add(self, key: Key, amount: float = 1.0) -> None:
         self._snapshot = None
-        self.values[key] = self.values.get(key, 0.0) + amount
-        self.added[key] = self.added.get(key, 0.0) + amount
+        values, added = self.values, self.added
+        values[key] = values.get(key, 0.0) + amount
+        added[key] = added.get(key, 0.0) + amount
 
     def set(self, key: Key, value: float) -> None:
         if self.values.get(key) != value:
@@ -84,9 +106,10 @@ class RunningTotals:
             self.changed.add(key)
 
     def observe(self, name: str, labels: tuple[str, ...], seconds: float) -> None:
-        self.add((f"{name}_bucket", (*labels, bucket_of(seconds))))
-        self.add((f"{name}_sum", labels), seconds)
-        self.add((f"{name}_count", labels))
+        bucket, total, count = _PARTS[name]
+        self.add((bucket, (*labels, bucket_of(seconds))))
+        self.add((total, labels), seconds)
+        self.add((count, labels))
 
     # -- what the tree reports -----------------------------------------------------------
     def event(self, e: Event) -> None:
@@ -100,13 +123,17 @@ class RunningTotals:
                 self.set(("stalwart_breaker_state", (e.path, state)), float(state == e.detail))
 
     def attempt(self, a: Attempt) -> None:
-        outcome = "success" if a.success else "failure"
-        self.add(("stalwart_recovery_attempts", (str(a.level), a.strategy, outcome)))
-        self.observe(
-            "stalwart_recovery_attempt_duration_seconds",
-            (str(a.level), outcome),
-            max(0.0, a.duration_s),
-        )
+        """An attempt: counted, and its duration in the histogram (the hot path: the keys
+        of each level, strategy and outcome are made once)."""
+        keys = self._attempt_keys.get((a.level, a.strategy, a.success))
+        if keys is None:
+            keys = self._attempt_keys[(a.level, a.strategy, a.success)] = _attempt_keys(a)
+        counted, total, count, buckets = keys
+        seconds = max(0.0, a.duration_s)
+        self.add(counted)
+        self.add(buckets[bisect_left(BUCKETS, seconds) if seconds == seconds else -1])
+        self.add(total, seconds)
+        self.add(count)
 
     def dead_letter(self, d: DeadLetter) -> None:
         self.add(("stalwart_dead_letters", (d.path,)))
