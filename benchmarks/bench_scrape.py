@@ -112,7 +112,6 @@ def count_chunk(
     for step, (level, strategy, ok) in enumerate(STEPS):
         labels = (str(level), "success" if ok else "failure")
         totals.add(("stalwart_recovery_attempts", (labels[0], strategy, labels[1])), len(ids))
-        totals.add((f"{ATTEMPT_S}_count", labels), len(ids))
         totals.add((f"{ATTEMPT_S}_sum", labels), float(spent[:, step].sum()))
         found = np.bincount(np.searchsorted(bounds, spent[:, step]), minlength=len(LE))
         for le, n in zip(LE, found.tolist()):
@@ -127,7 +126,6 @@ def count_chunk(
     for le, n in zip(LE, found.tolist()):
         totals.add((f"{MTTR}_bucket", (le,)), n)
     totals.add((f"{MTTR}_sum", ()), float(recovered.sum()))
-    totals.add((f"{MTTR}_count", ()), len(ids))
     sketch = np.ceil(np.log(np.maximum(recovered, 1e-4)) / math.log(GAMMA) - 1e-9)
     for index, n in zip(*np.unique(sketch.astype(int), return_counts=True)):
         totals.add((SKETCH, (str(index),)), int(n))

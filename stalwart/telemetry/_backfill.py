@@ -97,7 +97,6 @@ def _incidents(conn: sqlite3.Connection, add: Any) -> None:
     ):
         add(f"{MTTR}_bucket", (_le(seconds),), 1)
         add(f"{MTTR}_sum", (), seconds)
-        add(f"{MTTR}_count", (), 1)
         add(SKETCH, (sketch_index(seconds),), 1)
 
 
@@ -117,7 +116,6 @@ def _attempts(conn: sqlite3.Connection, add: Any) -> None:
         add("stalwart_recovery_attempts", (level, strategy, outcome), n)
         add(f"{_ATTEMPT_SECONDS}_bucket", (level, outcome, le), n)
         add(f"{_ATTEMPT_SECONDS}_sum", (level, outcome), total)
-        add(f"{_ATTEMPT_SECONDS}_count", (level, outcome), n)
 
 
 def backfill(conn: sqlite3.Connection) -> None:

@@ -110,8 +110,7 @@ def _series_labels() -> dict[str, tuple[str, tuple[str, ...]]]:
     for f in FAMILIES.values():
         if f.kind == "histogram":
             found[f"{f.name}_bucket"] = (f.name, (*f.labels, "le"))
-            found[f"{f.name}_sum"] = (f.name, f.labels)
-            found[f"{f.name}_count"] = (f.name, f.labels)
+            found[f"{f.name}_sum"] = (f.name, f.labels)  # (the count is the buckets' sum)
         else:
             found[f.name] = (f.name, f.labels)
     return found
@@ -229,7 +228,7 @@ def totals_of(values: Mapping[Key, float]) -> Totals:
     given_up = int(by["stalwart_incidents:given_up"] - by["stalwart_incidents_taken_up"])
     attempts = int(by["stalwart_recovery_attempts"])
     succeeded = int(by["stalwart_recovery_attempts:success"])
-    count = by[f"{MTTR}_count"]
+    count = by[f"{MTTR}_bucket"]
     return Totals(
         incidents=int(by["stalwart_incidents_opened"]),
         incidents_recovered=recovered,
@@ -274,6 +273,7 @@ def exported(values: Mapping[Key, float]) -> Iterable[Series]:
         for le, n in zip(LE, counts):
             running += n
             yield Series(f"{name}_bucket", {**dict(zip(names, labels)), "le": le}, running)
+        yield Series(f"{name}_count", dict(zip(names, labels)), running)
 
 
 def stored_values(store: RecoveryStore) -> dict[Key, float]:

@@ -14,6 +14,8 @@ import pickle
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +93,9 @@ class RecoveryStore:
                     self._insert_rows(table, items, batch_id)
                 else:
                     self.db.table(table).insert_all(items)
-            for sql, params in statements:
-                self.db.execute(sql, params)
+            # (a run of the same statement, the running totals' say, is prepared once)
+            for sql, run in groupby(statements, key=itemgetter(0)):
+                self.db.conn.executemany(sql, [params for _, params in run])
         return batch_id
 
     def _insert_rows(self, table: str, items: list[dict[str, Any]], batch_id: int) -> None:

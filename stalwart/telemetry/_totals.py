@@ -45,20 +45,17 @@ if TYPE_CHECKING:
 ERROR_KINDS = ("failure", "crash", "start-failure")  # (as Metrics counts errors)
 OUTCOMES = {RECOVERED: "recovered", GIVEN_UP: "given_up", UNRESOLVED: "unresolved"}
 _ATTEMPT_S = "stalwart_recovery_attempt_duration_seconds"
-_PARTS = {
-    f.name: (f"{f.name}_bucket", f"{f.name}_sum", f"{f.name}_count") for f in FAMILIES.values()
-}
+_PARTS = {f.name: (f"{f.name}_bucket", f"{f.name}_sum") for f in FAMILIES.values()}
 _KEEP_KNOWN = 256  # incidents followed before the ended ones the log forgot are dropped
 
 
-def _attempt_keys(a: Attempt) -> tuple[Key, Key, Key, list[Key]]:
-    """The series an attempt adds to: its count, the sum, count and buckets of durations."""
+def _attempt_keys(a: Attempt) -> tuple[Key, Key, list[Key]]:
+    """The series an attempt adds to: its count, the sum and buckets of the durations."""
     labels = (str(a.level), "success" if a.success else "failure")
-    bucket, total, count = _PARTS[_ATTEMPT_S]
+    bucket, total = _PARTS[_ATTEMPT_S]
     return (
         ("stalwart_recovery_attempts", (labels[0], a.strategy, labels[1])),
         (total, labels),
-        (count, labels),
         [(bucket, (*labels, le)) for le in LE],
     )
 
@@ -81,7 +78,7 @@ class RunningTotals:
         self.newest = 0  # the highest incident id fed
         self.clear_run_gauges = False
         self._snapshot: Totals | None = None  # (until a value changes)
-        self._attempt_keys: dict[tuple[int, str, bool], tuple[Key, Key, Key, list[Key]]] = {}
+        self._attempt_keys: dict[tuple[int, str, bool], tuple[Key, Key, list[Key]]] = {}
 
     @classmethod
     def resume(cls, store: RecoveryStore, log: IncidentLog | None = None) -> RunningTotals:
@@ -106,10 +103,9 @@ class RunningTotals:
             self.changed.add(key)
 
     def observe(self, name: str, labels: tuple[str, ...], seconds: float) -> None:
-        bucket, total, count = _PARTS[name]
+        bucket, total = _PARTS[name]
         self.add((bucket, (*labels, bucket_of(seconds))))
         self.add((total, labels), seconds)
-        self.add((count, labels))
 
     # -- what the tree reports -----------------------------------------------------------
     def event(self, e: Event) -> None:
@@ -128,12 +124,14 @@ class RunningTotals:
         keys = self._attempt_keys.get((a.level, a.strategy, a.success))
         if keys is None:
             keys = self._attempt_keys[(a.level, a.strategy, a.success)] = _attempt_keys(a)
-        counted, total, count, buckets = keys
+        counted, total, buckets = keys
         seconds = max(0.0, a.duration_s)
-        self.add(counted)
-        self.add(buckets[bisect_left(BUCKETS, seconds) if seconds == seconds else -1])
-        self.add(total, seconds)
-        self.add(count)
+        bucket = buckets[bisect_left(BUCKETS, seconds) if seconds == seconds else -1]
+        self._snapshot = None
+        values, added = self.values, self.added
+        for key, amount in ((counted, 1.0), (bucket, 1.0), (total, seconds)):
+            values[key] = values.get(key, 0.0) + amount
+            added[key] = added.get(key, 0.0) + amount
 
     def dead_letter(self, d: DeadLetter) -> None:
         self.add(("stalwart_dead_letters", (d.path,)))
