@@ -31,7 +31,7 @@ from ._figures import (
     totals_of,
 )
 from ._metrics import Metrics, compute_metrics, where
-from ._schema import TIME_SERIES, migrate
+from ._schema import TIME_SERIES, TOTALS_SINCE, migrate
 
 Statement = tuple[str, Sequence[Any]]
 
@@ -359,7 +359,7 @@ class RecoveryStore:
         """Paths whose breaker is open (or forced open), as last recorded: read from the
         running totals (one row per breaker and state); a file of an older Stalwart, opened
         read-only, from its latest breaker events."""
-        if int(self.db.execute("PRAGMA user_version").fetchone()[0]) < 4:
+        if int(self.db.execute("PRAGMA user_version").fetchone()[0]) < TOTALS_SINCE:
             rows = self.db.execute(
                 "SELECT path, detail FROM events WHERE kind = 'breaker' AND id IN"
                 " (SELECT max(id) FROM events WHERE kind = 'breaker' GROUP BY path)"
