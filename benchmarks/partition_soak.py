@@ -1,12 +1,15 @@
 """Partitions that come and go under load, with a ledger of every acknowledged request.
 
-    python benchmarks/partition_soak.py [--seconds 60] [--clients 3] [--seed N]   (as root)
+    python benchmarks/partition_soak.py [--seconds 60] [--clients 3] [--seed N]
+                                        [--calm LOW HIGH]                  (as root)
 
 A leader and two member hosts (network namespaces on a bridge). The accounts of
 ``soak.py`` run on the members. Client threads deposit into random accounts and note
 every acknowledged deposit, while a flapper takes one member's link down for 0.5-8 s at
 a time (long enough, mostly, for the member to fence itself and the leader to move its
-accounts), then up again, over and over. At the end each account lists what it applied:
+accounts), then up again for 2-5 s (``--calm``), over and over. The partitions depend on
+the seed alone: the same seed cuts the same members for the same times in the same order,
+whatever the calm between them. At the end each account lists what it applied:
 nothing acknowledged may be missing (**lost**) or applied twice, and the tree must still
 run. Exits 1 otherwise. Needs root and iproute2.
 """
@@ -38,10 +41,17 @@ def tree() -> Supervisor:
     return Supervisor("bank", max_restarts=10_000, within_s=60, children=accounts)
 
 
-def flapper(hosts: Hosts, stop: threading.Event, seed: int, cuts: list[float]) -> None:
-    """Cut one member at a time, for 0.5-8 s, then heal it; until ``stop``."""
+def flapper(
+    hosts: Hosts,
+    stop: threading.Event,
+    seed: int,
+    cuts: list[float],
+    calm: tuple[float, float] = (2.0, 5.0),
+) -> None:
+    """Cut one member at a time, for 0.5-8 s, then heal it for ``calm`` seconds (a range);
+    until ``stop``."""
     rng = random.Random(seed)
-    while not stop.wait(rng.uniform(2.0, 5.0)):
+    while not stop.wait(rng.uniform(*calm)):
         name = rng.choice(MEMBERS)
         down = rng.choice((rng.uniform(0.5, 1.5), rng.uniform(4.0, 8.0)))
         hosts.cut(name)
@@ -52,7 +62,9 @@ def flapper(hosts: Hosts, stop: threading.Event, seed: int, cuts: list[float]) -
         cuts.append(down)
 
 
-def partition_soak(seconds: float, clients: int, seed: int) -> int:
+def partition_soak(
+    seconds: float, clients: int, seed: int, calm: tuple[float, float] = (2.0, 5.0)
+) -> int:
     """Run the flapping partitions under load; print the figures; 0 if all is well."""
     ledger, cuts = Ledger(), []
     stop, ids = threading.Event(), iter(range(1, 1 << 62))
@@ -68,7 +80,8 @@ def partition_soak(seconds: float, clients: int, seed: int) -> int:
                 threading.Thread(target=client, args=(system, ledger, ids, stop, seed + i, PATHS))
                 for i in range(clients)
             ]
-            threads.append(threading.Thread(target=flapper, args=(hosts, stop, seed - 1, cuts)))
+            flapping = (hosts, stop, seed - 1, cuts, calm)
+            threads.append(threading.Thread(target=flapper, args=flapping))
             for thread in threads:
                 thread.start()
             time.sleep(seconds)  # the partitions come and go for this long (the soak's length)
@@ -84,7 +97,10 @@ def partition_soak(seconds: float, clients: int, seed: int) -> int:
     finally:
         hosts.remove()
     long_cuts = sum(c >= 4.0 for c in cuts)
-    title = f"partition soak: {seconds:g} s, {clients} clients, 2 member hosts, seed {seed}"
+    title = (
+        f"partition soak: {seconds:g} s, {clients} clients, 2 member hosts, seed {seed},"
+        f" calm {calm[0]:g}-{calm[1]:g} s"
+    )
     rows = [
         ("partitions", f"{len(cuts)} ({long_cuts} of 4-8 s, the rest under 1.5 s)"),
         ("nodes declared lost", lost_events),
@@ -102,8 +118,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    parser.add_argument(
+        "--calm",
+        type=float,
+        nargs=2,
+        default=(2.0, 5.0),
+        metavar=("LOW", "HIGH"),
+        help="seconds between partitions, drawn from this range (default 2 5)",
+    )
     args = parser.parse_args(argv)
-    return partition_soak(args.seconds, args.clients, args.seed)
+    low, high = args.calm
+    if not 0 < low <= high:
+        parser.error(f"--calm: expected 0 < LOW <= HIGH, got {low:g} {high:g}")
+    return partition_soak(args.seconds, args.clients, args.seed, (low, high))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """A SIGKILL storm under load, with a ledger of every acknowledged request.
 
-    python benchmarks/soak.py [--seconds 60] [--clients 3] [--seed N]
+    python benchmarks/soak.py [--seconds 60] [--clients 3] [--seed N] [--kill-every LOW HIGH]
 
 A multi-process tree of accounts under two branch supervisors. Client threads send
 numbered deposits (``System.ask``) to random accounts and note every one that was
-acknowledged. Meanwhile a killer SIGKILLs, every 0.5-2 s, an account's process, a
-branch supervisor's (with every account below it), or the account that has just
-acknowledged a deposit. At the end each account lists the deposits it applied:
+acknowledged. Meanwhile a killer SIGKILLs, every 0.5-2 s (``--kill-every``), an account's
+process, a branch supervisor's (with every account below it), or the account that has just
+acknowledged a deposit; what it kills, in which order, depends on the seed alone. At the
+end each account lists the deposits it applied:
 
 - **lost**: acknowledged, yet not applied in the state the account has now;
 - **applied twice**: applied more than once (an account does not deduplicate, so a
@@ -127,10 +128,15 @@ def client(
 
 
 def killer(
-    system: Any, ledger: Ledger, stop: threading.Event, seed: int, kills: collections.Counter[str]
+    system: Any,
+    ledger: Ledger,
+    stop: threading.Event,
+    seed: int,
+    kills: collections.Counter[str],
+    every: tuple[float, float] = (0.5, 2.0),
 ) -> None:
     rng = random.Random(seed)
-    while not stop.wait(rng.uniform(0.5, 2.0)):
+    while not stop.wait(rng.uniform(*every)):
         roll = rng.random()
         if roll < 0.25:
             kind, path = "branch supervisor", rng.choice(BRANCH_PATHS)
@@ -155,7 +161,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
 
 
-def soak(seconds: float, clients: int, seed: int, out: Any = sys.stdout) -> int:
+def soak(
+    seconds: float,
+    clients: int,
+    seed: int,
+    out: Any = sys.stdout,
+    kill_every: tuple[float, float] = (0.5, 2.0),
+) -> int:
     """Run the storm; print the figures; 0 if nothing acknowledged was lost or doubled."""
     ledger = Ledger()
     kills: collections.Counter[str] = collections.Counter()
@@ -167,9 +179,8 @@ def soak(seconds: float, clients: int, seed: int, out: Any = sys.stdout) -> int:
                 threading.Thread(target=client, args=(system, ledger, ids, stop, seed + i))
                 for i in range(clients)
             ]
-            threads.append(
-                threading.Thread(target=killer, args=(system, ledger, stop, seed - 1, kills))
-            )
+            killing = (system, ledger, stop, seed - 1, kills, kill_every)
+            threads.append(threading.Thread(target=killer, args=killing))
             for thread in threads:
                 thread.start()
             time.sleep(seconds)  # the storm runs for this long (this is the soak's length)
@@ -183,7 +194,10 @@ def soak(seconds: float, clients: int, seed: int, out: Any = sys.stdout) -> int:
         finally:
             system.shutdown()
     kill_text = ", ".join(f"{k} {v}" for k, v in sorted(kills.items())) or "none"
-    title = f"soak: {seconds:g} s, {clients} clients, multiproc, seed {seed}"
+    title = (
+        f"soak: {seconds:g} s, {clients} clients, multiproc, seed {seed},"
+        f" a kill every {kill_every[0]:g}-{kill_every[1]:g} s"
+    )
     kill_row = ("kills", f"{sum(kills.values())} ({kill_text})")
     return report(title, ledger, applied, stopped, [kill_row], out)
 
@@ -238,8 +252,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    parser.add_argument(
+        "--kill-every",
+        type=float,
+        nargs=2,
+        default=(0.5, 2.0),
+        metavar=("LOW", "HIGH"),
+        help="seconds between kills, drawn from this range (default 0.5 2)",
+    )
     args = parser.parse_args(argv)
-    return soak(args.seconds, args.clients, args.seed)
+    low, high = args.kill_every
+    if not 0 < low <= high:
+        parser.error(f"--kill-every: expected 0 < LOW <= HIGH, got {low:g} {high:g}")
+    return soak(args.seconds, args.clients, args.seed, kill_every=(low, high))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 
 def run_example(*args, timeout=120):
     return subprocess.run(
@@ -10,8 +12,15 @@ def run_example(*args, timeout=120):
     )
 
 
-def test_the_shop_demo_shows_levels_one_to_four_and_the_tree():
-    out = run_example("examples.shop", "--seconds", "2")
+@pytest.fixture(scope="module")
+def shop_demo():
+    """One run of the shop demo on the simple base, serving its dashboard: the tests below
+    each read what it printed (it ran to its end before any of them looks)."""
+    return run_example("examples.shop", "--seconds", "2", "--dashboard", "0")
+
+
+def test_the_shop_demo_shows_levels_one_to_four_and_the_tree(shop_demo):
+    out = shop_demo
     assert out.returncode == 0, out.stderr
     text = out.stdout
     for level in (1, 2, 3, 4):
@@ -26,8 +35,8 @@ def test_the_shop_demo_shows_levels_one_to_four_and_the_tree():
     assert "escalate" not in text and "level5" not in text
 
 
-def test_the_shop_demo_serves_its_dashboard_while_it_runs():
-    out = run_example("examples.shop", "--seconds", "1", "--dashboard", "0")
+def test_the_shop_demo_serves_its_dashboard_while_it_runs(shop_demo):
+    out = shop_demo
     assert out.returncode == 0, out.stderr
     line = next(x for x in out.stdout.splitlines() if x.startswith("dashboard: "))
     assert line.startswith("dashboard: http://127.0.0.1:") and "/#token=" in line

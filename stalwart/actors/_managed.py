@@ -184,6 +184,9 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
 
     _sw_handlers: ClassVar[dict[type, Handler]] = {}
     _sw_coroutines: ClassVar[dict[type, Handler]] = {}  # the async handlers found
+    # whether leaving also has the runtime stop the actors this one created, and wait for
+    # each to say it left (False: on_stop stops those still reachable itself)
+    _sw_exit_children: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -1232,7 +1235,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
                     s, ActorStopped(f"{self.path} stopped before handling it", self.path)
                 )
             self._sw_held = []
-        self.send(self.myAddress, ActorExitRequest())
+        self.send(self.myAddress, ActorExitRequest(recursive=self._sw_exit_children))
 
     def _sw_on_release(self, msg: Release | None, sender: Any) -> None:
         """Leave once nothing has come to forward for a while: senders that still have

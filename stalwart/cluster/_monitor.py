@@ -136,6 +136,10 @@ class _Node:
 class NodeMonitor(ManagedActor):
     """Keeps the table of nodes; tells the root when one joins, is lost or leaves."""
 
+    # on_stop stops the agents of the nodes still here; waiting for the agents of lost
+    # nodes too would hold this actor's exit up until its supervisor's stop timeout
+    _sw_exit_children = False
+
     def on_start(self) -> None:
         self.settings = ClusterSettings(**self.options["settings"])
         me = self.options["node"]

@@ -13,7 +13,7 @@ import sys
 import psutil
 import pytest
 
-from stalwart import Child, Supervisor
+from stalwart import Child, RecoveryRequest, Supervisor
 from stalwart.cluster import LocalCluster
 from stalwart.supervisors._bases import session_processes
 from tests.cluster.conftest import ROOT
@@ -179,11 +179,20 @@ except (TimeoutError, socket.timeout, OSError):
 
 
 def sw_processes(c, name):
+    """The pids of the processes named ``sw:<name>`` on the members (one that exits while
+    it is looked at is gone, not an error)."""
+
+    def named(p: psutil.Process) -> str:
+        try:
+            return p.name()
+        except psutil.NoSuchProcess:
+            return ""
+
     return [
         p.pid
         for node in c.nodes.values()
         for p in session_processes(node.sid)
-        if p.name() == f"sw:{name}"
+        if named(p) == f"sw:{name}"
     ]
 
 
@@ -203,6 +212,26 @@ def test_a_restarted_node_monitor_keeps_watching_the_nodes_and_fences_none(clust
     assert [e for e in system.events() if e.kind == "node-lost"] == []
     assert not any(" fenced at " in line for n in c.nodes.values() for line in n.output())
     assert system.status()["t/trainer"].pid == trainer
+
+
+def test_a_replaced_node_monitor_leaves_though_agents_it_placed_died_with_their_nodes(cluster):
+    c = cluster(Supervisor("t", children=[Child("db", Worker)]), {"b": [], "c": []})
+    system = c.system
+    for name in MEMBERS:  # the agents the monitor placed there die with them
+        c.nodes[name].kill()
+    wait_for(
+        lambda: [n.state for n in system.nodes() if not n.leader] == ["lost", "lost"], timeout=30
+    )
+    monitor = system.status()["_system/nodes"].pid
+    assert system.request_recovery(RecoveryRequest("_system/nodes", 3, "replace it")).ok
+    wait_for(
+        lambda: (s := system.status()["_system/nodes"]).state == "running" and s.pid != monitor,
+        timeout=30,
+    )
+    # it forwards to its successor for a while, then leaves: it does not wait for the dead
+    # agents to say they left (it used to, for ever, whenever one of them was not the last
+    # it had placed)
+    wait_for(lambda: process_gone(monitor), timeout=30)
 
 
 def test_a_stalled_leader_never_gets_an_actor_running_twice(cluster):

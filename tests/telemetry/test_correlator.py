@@ -1,6 +1,7 @@
 """The correlator's window and analysis: bounded memory, patterns, and planted root causes."""
 
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -30,18 +31,26 @@ def test_the_window_stays_under_a_megabyte_through_100k_events():
     warm = Correlator(CorrelatorSettings(capacity=2000, max_fingerprints=64))
     _fill(warm, 20_000)  # the first use imports what numpy loads lazily: not the window's
     warm.analyze(20.0)
-    # only what this thread allocated through the correlator or this test counts: a thread
-    # another test left winding down allocates at the same time, in the same process
+    # only what was allocated through the correlator or this test counts: a thread another
+    # test left winding down allocates at the same time, in the same process
     ours = [
         tracemalloc.Filter(True, path, all_frames=True)
         for path in (__file__, correlator_module.__file__)
     ]
-    tracemalloc.start(12)
-    try:
+
+    def fill_and_analyze():
         c = Correlator(depends_on={"s/api": ("s/db",)})
         _fill(c, 100_000)
-        analysis = c.analyze(100.0)
-        traces = tracemalloc.take_snapshot().filter_traces(ours)
+        return c, c.analyze(100.0), tracemalloc.take_snapshot().filter_traces(ours)
+
+    # on a thread of its own: tracemalloc records 12 frames of every allocation, and on
+    # pytest's deep stack most of them would be pytest's, costing time and showing nothing;
+    # a fresh thread's stack is shallow, so the 12 frames reach from each allocation back to
+    # this test, every frame of ours kept
+    tracemalloc.start(12)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            c, analysis, traces = pool.submit(fill_and_analyze).result()
     finally:
         tracemalloc.stop()
     held = sum(stat.size for stat in traces.statistics("filename"))
