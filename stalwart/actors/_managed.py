@@ -505,7 +505,12 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
                 raise InjectedFault(f"{self.path}: fault injected by chaos")
             began = time.perf_counter()
             handler(self, msg, sender)
-            self._sw_took(type(msg), time.perf_counter() - began)
+            took = time.perf_counter() - began
+            times = self._sw_times.get(type(msg))  # (inline: this is every message's path)
+            if times is None:
+                self._sw_took(type(msg), took)
+            else:
+                times.append(took)
         except Exception as exc:
             self._sw_flush_outbox()
             if self._sw_saved is not None:
