@@ -19,6 +19,8 @@ import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
+from ._lazy import made_on_use
+
 WAKE = "stalwart"  # marker in wakeupAfter payloads that belong to the framework
 TICK = (WAKE, "tick")
 MAX_ARM_S = 0.25
@@ -65,7 +67,17 @@ def shift_timers(seconds: float) -> None:
 
 
 class Timers:
-    """Mixin for a Thespian actor: ``after(delay, payload, key)`` and ``cancel(key)``."""
+    """Mixin for a Thespian actor: ``after(delay, payload, key)`` and ``cancel(key)``.
+
+    An actor that never sets a timer holds none of this state (it is made on first use).
+    """
+
+    _sw_heap: list[tuple[float, int, Hashable]] = made_on_use(list)
+    _sw_due: dict[Hashable, tuple[int, Any]] = made_on_use(dict)
+    _sw_seq: itertools.count[int] = made_on_use(itertools.count)
+    _sw_wakes: list[float] = made_on_use(list)  # Thespian's: when the wakeups asked for are due
+    _sw_armed: float | None = None  # in-process: the deadline its clock holds
+    _sw_clock: ExternalClock | None = None
 
     if TYPE_CHECKING:
 
@@ -75,12 +87,7 @@ class Timers:
         def myAddress(self) -> Any: ...
 
     def _sw_init_timers(self) -> None:
-        self._sw_heap: list[tuple[float, int, Hashable]] = []
-        self._sw_due: dict[Hashable, tuple[int, Any]] = {}
-        self._sw_seq = itertools.count()
-        self._sw_armed: float | None = None  # in-process: the deadline its clock holds
-        self._sw_wakes: list[float] = []  # Thespian's: when the wakeups asked for are due
-        self._sw_clock: ExternalClock | None = None
+        """(Nothing to set up: the timers' state is made when the first timer is set.)"""
 
     def _sw_use_clock(self, clock_id: int) -> None:
         """Take wakeups from the in-process system's clock ``clock_id`` (0: Thespian's)."""
