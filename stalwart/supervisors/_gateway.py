@@ -49,8 +49,10 @@ from ..supervisors.queries import (
     ShutdownQuery,
     StatusQuery,
     StoreQuery,
+    SummaryQuery,
 )
 from ._registry import Registry
+from ._status import status_page, summarize
 from .messages import (
     Attempt,
     CorrelatorQuery,
@@ -83,6 +85,7 @@ _BATCH_MAX = 256
 SYSTEM_PREFIX = "_system/"
 READ_ONLY = (
     StatusQuery,
+    SummaryQuery,
     EventsQuery,
     DeadLettersQuery,
     FinalReportQuery,
@@ -609,8 +612,13 @@ def requester(req: RecoveryRequest, gateway_id: int | None) -> str:
 
 def answer_query(root: Any, query: Any) -> Any:
     """The answer to a question that only reads the root's state (see :data:`READ_ONLY`)."""
+    if isinstance(query, SummaryQuery):
+        return summarize(root.registry, query.path, query.limit, root.phase, root.stop_reason)
     if isinstance(query, StatusQuery):
-        return (root.registry.status(root.tree), root.phase, root.stop_reason)
+        if query.path is None and not query.offset and query.limit is None:  # (all of it,
+            return (root.registry.status(root.tree), root.phase, root.stop_reason)  # as ever)
+        rows, total = status_page(root.registry, query.path, query.offset, query.limit)
+        return (rows, root.phase, root.stop_reason, total)
     if isinstance(query, EventsQuery):
         return tuple(e for e in root.events if e.seq > query.since)
     if isinstance(query, DeadLettersQuery):
