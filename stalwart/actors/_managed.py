@@ -190,6 +190,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
     # whether leaving also has the runtime stop the actors this one created, and wait for
     # each to say it left (False: on_stop stops those still reachable itself)
     _sw_exit_children: ClassVar[bool] = True
+    _sw_own_health: ClassVar[bool] = False  # the class defines health() (see the kernel's)
 
     # Defaults that an instance only holds once it changes them, and containers made on
     # first use: an idle actor carries a few attributes, not fifty (100,000 actors in one
@@ -237,6 +238,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
         super().__init_subclass__(**kwargs)
         cls._sw_handlers = cls._sw_fast = {}
         cls._sw_coroutines = {}
+        cls._sw_own_health = cls.health is not ManagedActor.health
 
     def __init__(self) -> None:
         die_with_parent()  # a process of its own does not outlive its supervisor's

@@ -28,25 +28,48 @@ _WAKE_EARLY_S = 0.001  # a Thespian wakeup this close to due counts as come
 
 
 class ExternalClock:
-    """The earliest deadline of each actor of one in-process system."""
+    """The earliest deadline of each actor of one in-process system.
+
+    Kept in a heap as well as by actor, so the actor thread finds the next deadline and
+    the due ones without looking at every actor (thousands of supervisors, say, each
+    with a health timer). Used from the actor thread only; others may read a copy of
+    ``_deadlines``.
+    """
 
     def __init__(self) -> None:
         self._deadlines: dict[str, tuple[float, Any]] = {}
+        self._heap: list[tuple[float, str]] = []  # (deadline, actor); superseded ones skipped
 
     def arm(self, address: Any, deadline: float) -> None:
         key = str(address)
         current = self._deadlines.get(key)
         if current is None or deadline < current[0]:
             self._deadlines[key] = (deadline, address)
+            heapq.heappush(self._heap, (deadline, key))
+
+    def _first(self) -> tuple[float, str] | None:
+        """The earliest deadline still held (superseded heap entries dropped on the way)."""
+        heap, deadlines = self._heap, self._deadlines
+        while heap:
+            deadline, key = heap[0]
+            current = deadlines.get(key)
+            if current is not None and current[0] == deadline:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of all, or None."""
-        return min((d for d, _ in self._deadlines.values()), default=None)
+        first = self._first()
+        return first[0] if first is not None else None
 
     def pop_due(self, now: float) -> list[Any]:
         """Addresses whose deadline has come (forgotten here; they re-arm as needed)."""
-        due = [key for key, (d, _) in self._deadlines.items() if d <= now]
-        return [self._deadlines.pop(key)[1] for key in due]
+        due = []
+        while (first := self._first()) is not None and first[0] <= now:
+            heapq.heappop(self._heap)
+            due.append(self._deadlines.pop(first[1])[1])
+        return due
 
 
 CLOCKS: dict[int, ExternalClock] = {}  # in-process systems, by clock id
