@@ -52,7 +52,7 @@ from ..supervisors.queries import (
     SummaryQuery,
 )
 from ._registry import Registry
-from ._status import status_page, summarize
+from ._status import Reads, status_page, summarize
 from .messages import (
     Attempt,
     CorrelatorQuery,
@@ -135,6 +135,7 @@ class Gateway(Caller):
     """Mixin: the event log, dead letters, the ``System``'s questions, requested recoveries."""
 
     registry: Registry
+    reads: Reads
     tree: Supervisor | None
     final_report: dict[str, Any] | None
     telemetry_on: bool
@@ -191,6 +192,7 @@ class Gateway(Caller):
         telemetry and the correlator, which live on the stuck thread).
         """
         with self.lock:
+            self.reads.changed()
             entry = self.registry.entries.get(path)
             if entry is not None:
                 if hung:
@@ -613,11 +615,15 @@ def requester(req: RecoveryRequest, gateway_id: int | None) -> str:
 def answer_query(root: Any, query: Any) -> Any:
     """The answer to a question that only reads the root's state (see :data:`READ_ONLY`)."""
     if isinstance(query, SummaryQuery):
-        return summarize(root.registry, query.path, query.limit, root.phase, root.stop_reason)
+        reg, phase, reason = root.registry, root.phase, root.stop_reason
+        return root.reads.get(query, lambda: summarize(reg, query.path, query.limit, phase, reason))
     if isinstance(query, StatusQuery):
         if query.path is None and not query.offset and query.limit is None:  # (all of it,
             return (root.registry.status(root.tree), root.phase, root.stop_reason)  # as ever)
-        rows, total = status_page(root.registry, query.path, query.offset, query.limit)
+        reg = root.registry
+        rows, total = root.reads.get(
+            query, lambda: status_page(reg, query.path, query.offset, query.limit)
+        )
         return (rows, root.phase, root.stop_reason, total)
     if isinstance(query, EventsQuery):
         return tuple(e for e in root.events if e.seq > query.since)
