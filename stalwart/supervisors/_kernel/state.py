@@ -105,15 +105,6 @@ class ChildRecord:
         self._restart_pending = False
         self._stop_for_good = False
         self.incarnation = 0
-        self.trust_final_state = True  # keep the state it reports as it stops
-        self.handed: list[str] = []  # requests handed to this instance after a crash, not done
-        self.poisoned: list[str] = []  # requests two instances in a row died handling
-        # children started and stopped at run time (see .children)
-        self.dynamic = False  # added by start_child: a restart of its supervisor forgets it
-        self.stopped_by_us = False  # its last end was its supervisor's doing, not its own
-        self.forget = ""  # why its spec goes once it is down ("": the spec is kept)
-        self.activity: int | None = None  # a Pool's idle check: the last activity reported
-        self.active_at = 0.0  # when that activity last changed (or it started)
 
     @property
     def phase(self) -> str:
@@ -199,7 +190,17 @@ class ChildRecord:
         return any(ladder.in_outage(now) for ladder in self.ladders.values())
 
     # Defaults a record holds only once they change, and containers made on first use: a
-    # supervisor of thousands of children keeps little for each child that just runs.
+    # supervisor of thousands of children keeps little for each child that just runs (and
+    # a record keeps under 30 attributes of its own, as CPython shares their names then).
+    trust_final_state = True  # keep the state it reports as it stops
+    handed: list[str] = made_on_use(list)  # requests handed to this instance after a crash
+    poisoned: list[str] = made_on_use(list)  # requests two instances in a row died handling
+    # children started and stopped at run time (see .children)
+    dynamic = False  # added by start_child: a restart of its supervisor forgets it
+    stopped_by_us = False  # its last end was its supervisor's doing, not its own
+    forget = ""  # why its spec goes once it is down ("": the spec is kept)
+    activity: int | None = None  # a Pool's idle check: the last activity reported
+    active_at = 0.0  # when that activity last changed (or it started)
     retiring = 0  # incarnation of a replaced instance still forwarding (0: none)
     waiting = ""  # why it is down and not started yet (a node, an outage)
     start_failures = 0  # consecutive starts that failed against an outage
