@@ -52,8 +52,13 @@ def row(registry: Registry, entry: Entry, removed: bool = True) -> ActorStatus:
 
 
 def _entries(registry: Registry, path: str | None) -> Iterable[Entry]:
-    """The entries of ``path`` and below it (all when None), in tree order."""
-    values = registry.entries.values()
+    """The entries of ``path`` and below it (all when None), in tree order.
+
+    The registry holds a planned tree's paths in tree order already; only children added
+    at run time (which come last there) make it sort them.
+    """
+    owned = any(registry.owned.values())
+    values: Iterable[Entry] = registry.in_tree_order() if owned else registry.entries.values()
     if path is None:
         return values
     prefix = path + "/"
@@ -131,31 +136,6 @@ def _summarize_slowly(
         phase,
         stop_reason,
     )
-
-
-def shown_rows(registry: Registry, first: int, flagged: Iterable[ActorStatus]) -> list[ActorStatus]:
-    """A bounded view of the tree: its first ``first`` rows in tree order, then the rows
-    ``flagged`` (a summary's), each after the supervisors above it (so it sits in its
-    place in the tree), in tree order.
-
-    (The registry holds a tree's paths in tree order, each supervisor before what is below
-    it: a supervisor not shown yet is shown just before the first row below it.)
-    """
-    entries = registry.entries
-    removed = _any_removed(registry)
-    chosen = {e.path: row(registry, e, removed) for e in islice(entries.values(), first)}
-    for status in flagged:
-        if status.path in chosen:
-            continue
-        above: list[str] = []
-        parent = status.path.rpartition("/")[0]
-        while parent and parent not in chosen and parent in entries:
-            above.append(parent)
-            parent = parent.rpartition("/")[0]
-        for p in reversed(above):
-            chosen[p] = row(registry, entries[p], removed)
-        chosen[status.path] = status
-    return list(chosen.values())
 
 
 class Reads:

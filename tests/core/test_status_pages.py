@@ -133,3 +133,13 @@ def test_the_live_view_reads_a_screenful_and_lists_what_needs_a_look_first(
     assert "in the tree (running " in lines[1] and "stopped 1); 1 need a look" in lines[1]
     assert lines[2].startswith("path") and lines[3].startswith("shop/temp ")
     assert "stopped" in lines[3]
+
+
+def test_children_added_at_run_time_come_in_tree_order_in_pages_as_in_the_whole(make_system):
+    system = make_system(shop(2, 3))
+    assert system.start_child("shop/g0", Child("extra", Worker)) == "shop/g0/extra"
+    whole = [s.path for s in system.status()]
+    assert whole.index("shop/g0/extra") < whole.index("shop/g1")  # (under its supervisor)
+    page = system.status("shop/g0")
+    assert [s.path for s in page] == [p for p in whole if p.startswith("shop/g0")]
+    assert [s.path for s in system.status(offset=3, limit=4)] == whole[3:7]
