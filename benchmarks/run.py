@@ -30,6 +30,7 @@ ORDER = [
     "cluster",
     "delivery",
     "async",
+    "scale",
 ]
 
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, overload
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, cast, overload
 
 from ._asks import Asks, ReplyT
 from ._async_loop import STATE, actor_loop, in_turn, spin
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 POLL_S = 0.002  # while a coroutine waits on a socket or an executor job: how often to look
 IDLE_POLL_S = 0.05  # ... on anything else (another thread may complete it): at the latest
 _HOLD_S = 5e-4  # with a turn cut short: how soon the next one runs (messages go between)
+# what an actor whose handlers never awaited reads as its turns: read-only and empty (only
+# the first coroutine's start adds a turn, to a dict of the actor's own)
+_NO_TURNS: dict[Any, Any] = cast("dict[Any, Any]", MappingProxyType({}))
 
 
 class Turn:
@@ -101,15 +105,23 @@ class AsyncHandlers:
     """How many handlers of this actor may be under way at once (an ``async`` one that
     awaits counts until it returns). 1: one at a time, in the order messages came."""
 
+    _sw_turns: dict[asyncio.Task[Any], Turn] = _NO_TURNS  # (its own dict from the first)
+    _sw_backlog: deque[Turn] | tuple[()] = ()  # (a deque once a turn waits)
+    _sw_turn_now: Turn | None = None
+    _sw_queued_now = False  # a handler that waited its turn runs now
+    _sw_lane_at: tuple[Lane, int] | None = None  # the channel message being handled
+    _sw_envelope: tuple[Any, Any] | None = None  # ... and how it came
+    _sw_opening: Any = None  # OpenTelemetry: the span of the message being dispatched
+
     if TYPE_CHECKING:
         _sw_msg: Any
         _sw_sender: Any
         _sw_failure_id: int | None
         _sw_outbox: list[Any] | None
         _sw_after: Callable[[], None] | None
-        _sw_held: list[tuple[Any, Any]]
-        _sw_table: dict[type, Any]
-        _sw_fast: dict[type, Any]
+        _sw_held: list[tuple[Any, Any]] | tuple[()]
+        _sw_table: Mapping[type, Any]
+        _sw_fast: Mapping[type, Any]
         _sw_faults: int
         _sw_tracing: Tracing | None
         path: str
@@ -125,6 +137,7 @@ class AsyncHandlers:
         def _sw_retry_done(self, failure_id: int | None) -> None: ...
         def _sw_confirm(self) -> None: ...
         def _sw_post(self, address: Any, reply: Any) -> None: ...
+        def _sw_hold(self, item: tuple[Any, Any]) -> None: ...
         def _sw_running(self) -> bool: ...
         def _sw_saved_state(self) -> bool: ...
         def _sw_checkpoints_each(self) -> bool: ...
@@ -141,13 +154,7 @@ class AsyncHandlers:
         ) -> str: ...
 
     def _sw_init_turns(self) -> None:
-        self._sw_turns: dict[asyncio.Task[Any], Turn] = {}
-        self._sw_backlog: deque[Turn] = deque()
-        self._sw_turn_now: Turn | None = None
-        self._sw_queued_now = False  # a handler that waited its turn runs now
-        self._sw_lane_at: tuple[Lane, int] | None = None  # the channel message being handled
-        self._sw_envelope: tuple[Any, Any] | None = None  # ... and how it came
-        self._sw_opening: Any = None  # OpenTelemetry: the span of the message being dispatched
+        """(Nothing to set up: the turns' state is made when a handler first waits.)"""
 
     def _sw_busy(self) -> bool:
         """Handlers are under way or waiting: every message goes through the queue."""
@@ -177,18 +184,28 @@ class AsyncHandlers:
             if self._sw_room():
                 self._sw_begin(turn)
             else:
-                self._sw_backlog.appendleft(turn)
+                self._sw_enqueue(turn, first=True)
         elif self._sw_room() and not self._sw_backlog:
             self._sw_begin(turn)
         else:
-            self._sw_backlog.append(turn)
+            self._sw_enqueue(turn)
+
+    def _sw_enqueue(self, turn: Turn, first: bool = False) -> None:
+        """Put ``turn`` at the back of the queue (at the front if ``first``)."""
+        backlog = self._sw_backlog
+        if not isinstance(backlog, deque):
+            backlog = self._sw_backlog = deque()
+        if first:
+            backlog.appendleft(turn)
+        else:
+            backlog.append(turn)
 
     def _sw_wait_turn(self, handler: Callable[..., Any], msg: Any, sender: Any) -> None:
         """A framework message that must not run beside a handler under way (a retry rolls
         the state back): it runs first once the handlers under way are done."""
         turn = Turn(handler, False, msg, sender, None, None, 0, (msg, sender), False, True)
         self._sw_table = {}
-        self._sw_backlog.appendleft(turn)
+        self._sw_enqueue(turn, first=True)
 
     def _sw_begin(self, turn: Turn) -> None:
         tracing = self._sw_tracing if turn.span is not None else None
@@ -219,7 +236,10 @@ class AsyncHandlers:
         self._sw_leave(turn, before)
         context = tracing.task_context(turn.span) if tracing is not None else None
         task = actor_loop().create_task(in_turn(self, turn, coro), context=context)
-        self._sw_turns[task] = turn
+        turns = self._sw_turns
+        if turns is _NO_TURNS:
+            turns = self._sw_turns = {}
+        turns[task] = turn
         task.add_done_callback(self._sw_task_done)
         self._sw_pump()
 
@@ -310,7 +330,7 @@ class AsyncHandlers:
         A plain handler (or a retry) that waited is started by the loop's pump once this
         returns, and takes the next when it ends: a long queue never grows the stack."""
         backlog = self._sw_backlog
-        while backlog and self._sw_room() and self._sw_running():
+        while isinstance(backlog, deque) and backlog and self._sw_room() and self._sw_running():
             turn = backlog.popleft()
             if turn.is_async:
                 self._sw_begin(turn)
@@ -401,11 +421,11 @@ class AsyncHandlers:
             outbox, turn.outbox = turn.outbox, None
             for address, reply in outbox or ():  # what it answered before still goes out
                 self._sw_post(address, reply)
-            self._sw_held.append(turn.envelope)
+            self._sw_hold(turn.envelope)
             self._sw_end_span(turn, None, cut=True)
-        waiting, self._sw_backlog = self._sw_backlog, deque()
+        waiting, self._sw_backlog = self._sw_backlog, ()
         for turn in waiting:
-            self._sw_held.append(turn.envelope)
+            self._sw_hold(turn.envelope)
             self._sw_end_span(turn, None, cut=True)
         if cut:
             self._sw_pump()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ._lazy import made_on_use
 from ._order import Outbox
 from ._timers import WAKE, Timers
 from .errors import (
@@ -142,17 +143,25 @@ def _log_error(path: str) -> OnError:
     return on_error
 
 
+def _new_id_prefix() -> str:
+    return f"{os.getpid():x}.{secrets.token_hex(4)}."
+
+
 class Caller(Timers):
-    """Mixin for a Thespian actor: ``tell``/``call`` by path. The host supplies the resolver."""
+    """Mixin for a Thespian actor: ``tell``/``call`` by path. The host supplies the resolver.
+
+    An actor that never sends by path holds none of this state (it is made on first use).
+    """
+
+    _sw_routes: dict[str, _Route] = made_on_use(dict)
+    _sw_pending: dict[str, _Pending] = made_on_use(dict)
+    _sw_ids: itertools.count[int] = made_on_use(lambda: itertools.count(1))
+    _sw_id_prefix: str = made_on_use(_new_id_prefix)  # its requests' ids and its channel
+    _sw_hold_limit = HOLD_LIMIT
+    _sw_tracing: Tracing | None = None  # OpenTelemetry, when the system traces
 
     def _sw_init_caller(self) -> None:
-        self._sw_init_timers()
-        self._sw_routes: dict[str, _Route] = {}
-        self._sw_pending: dict[str, _Pending] = {}
-        self._sw_ids = itertools.count(1)
-        self._sw_id_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
-        self._sw_hold_limit = HOLD_LIMIT
-        self._sw_tracing: Tracing | None = None  # OpenTelemetry, when the system traces
+        """(Nothing to set up: what calls need is made when the first one is made.)"""
 
     if TYPE_CHECKING:  # provided by the Thespian Actor this is mixed into
 

@@ -11,7 +11,8 @@ import os
 import pickle
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..strategies import classify
@@ -19,8 +20,9 @@ from ..strategies._learned_timeout import HANDLER_SAMPLES
 from ._async import AsyncHandlers
 from ._calls import Caller, OnError, OnReply
 from ._children import ActivityCheck, ActivityReport, ChildCalls
+from ._lazy import made_on_use
 from ._logs import ACTOR_PATH
-from ._memory import collect_garbage, new_cache_set, resident_buffer, rss, set_owner
+from ._memory import CacheSet, collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._order import ACK_S, EAGER_ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
 from ._placement import NODE_ENV, fenced, satisfies
 from ._runtime import (
@@ -80,6 +82,7 @@ from .messages import (
 )
 
 Handler = Callable[[Any, Any, Any], None]
+_NO_HANDLERS: Mapping[type, Handler] = MappingProxyType({})  # every message the long way
 
 _PENDING, _RUNNING, _FAILED, _RETIRED, _STOPPED = range(5)
 PLACED_WAIT_S = 30.0  # on another node: no word from its supervisor for this long, it leaves
@@ -187,55 +190,72 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
     # whether leaving also has the runtime stop the actors this one created, and wait for
     # each to say it left (False: on_stop stops those still reachable itself)
     _sw_exit_children: ClassVar[bool] = True
+    _sw_own_health: ClassVar[bool] = False  # the class defines health() (see the kernel's)
+
+    # Defaults that an instance only holds once it changes them, and containers made on
+    # first use: an idle actor carries a few attributes, not fifty (100,000 actors in one
+    # process). Class attributes are never mutated: instances assign their own.
+    path = ""
+    restored_state: Any = None
+    incarnation = 0
+    options: dict[str, Any] = made_on_use(dict)
+    supervisor: Any = None
+    root: Any = None
+    degraded: set[str] = made_on_use(set)
+    _sw_log: logging.Logger | None = None  # made on first use of ``log``
+    _sw_table: Mapping[type, Handler] = _NO_HANDLERS  # the class's handlers once running
+    _sw_fast: Mapping[type, Handler] = _sw_handlers  # what _sw_table goes back to (per class)
+    _sw_mode = _PENDING
+    _sw_after: Callable[[], None] | None = None  # run after each handled message
+    _sw_dirty = False
+    _sw_held: list[tuple[Any, Any]] | tuple[()] = ()  # (a list once a message is held)
+    _sw_placed: Init | None = None  # on another node: its Init, until told to start
+    _sw_successor: Any = None
+    _sw_forwarded_at = float("-inf")  # when it last forwarded to its successor
+    _sw_handled: OrderedDict[str, Any] = made_on_use(OrderedDict)
+    _sw_times: dict[type, deque[float]] = made_on_use(dict)  # latest handler durations
+    _sw_also_answer: dict[str, list[Any]] = made_on_use(dict)  # request id -> more addresses
+    _sw_last_reply: tuple[str, Any] | None = None
+    _sw_checkpoint_each = False  # checkpoint after each message (answers wait for it)
+    _sw_outbox: list[tuple[Any, Reply]] | None = None  # answers held for the checkpoint
+    _sw_state_file: StateFile | StateTable | None = None  # checkpoints go there first
+    _sw_durable = False  # its supervisor also keeps each checkpoint in the store
+    _sw_saved: bytes | None = None  # the last checkpoint, for retry_from_checkpoint
+    _sw_filed: OrderedDict[str, Any] = made_on_use(OrderedDict)  # answers kept with the file
+    _sw_lanes: Lanes = made_on_use(Lanes)  # senders' channels: in order, each message once
+    _sw_ack_due = False
+    _sw_gap_due = False
+    _sw_eager_until = 0.0  # until then, tells are confirmed as each is handled
+    _sw_msg: Any = None
+    _sw_sender: Any = None
+    _sw_failure_id: int | None = None
+    _sw_outstanding: dict[int, int] = made_on_use(dict)  # retried messages -> calls still out
+    _sw_caches: CacheSet = made_on_use(new_cache_set)  # caches that take part in cleanup
+    _sw_faults = 0  # messages still to fail on purpose (chaos)
+    _sw_leaked: list[bytearray] = made_on_use(list)  # memory held on purpose (chaos)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls._sw_handlers = {}
+        cls._sw_handlers = cls._sw_fast = {}
         cls._sw_coroutines = {}
+        cls._sw_own_health = cls.health is not ManagedActor.health
 
     def __init__(self) -> None:
         die_with_parent()  # a process of its own does not outlive its supervisor's
         super().__init__()
-        self.path = ""
-        self.restored_state: Any = None
-        self.incarnation = 0
-        self.options: dict[str, Any] = {}
-        self.supervisor: Any = None
-        self.root: Any = None
-        self.log = logging.getLogger("stalwart.actor")
-        self._sw_table: dict[type, Handler] = {}  # the class's handlers once running
-        self._sw_fast: dict[type, Handler] = self._sw_handlers  # what _sw_table goes back to
-        self._sw_mode = _PENDING
-        self._sw_after: Callable[[], None] | None = None  # run after each handled message
-        self._sw_dirty = False
-        self._sw_held: list[tuple[Any, Any]] = []
-        self._sw_placed: Init | None = None  # on another node: its Init, until told to start
-        self._sw_successor: Any = None
-        self._sw_forwarded_at = float("-inf")  # when it last forwarded to its successor
-        self._sw_handled: OrderedDict[str, Any] = OrderedDict()
-        self._sw_times: dict[type, deque[float]] = {}  # latest successful handler durations
-        self._sw_also_answer: dict[str, list[Any]] = {}  # request id -> more reply addresses
-        self._sw_last_reply: tuple[str, Any] | None = None
-        self._sw_checkpoint_each = False  # checkpoint after each message (answers wait for it)
-        self._sw_outbox: list[tuple[Any, Reply]] | None = None  # answers held for the checkpoint
-        self._sw_state_file: StateFile | StateTable | None = None  # checkpoints go there first
-        self._sw_durable = False  # its supervisor also keeps each checkpoint in the store
-        self._sw_saved: bytes | None = None  # the last checkpoint, for retry_from_checkpoint
-        self._sw_filed: OrderedDict[str, Any] = OrderedDict()  # answers kept with the file
-        self._sw_lanes = Lanes()  # senders' channels: handled in order, each message once
-        self._sw_ack_due = False
-        self._sw_gap_due = False
-        self._sw_eager_until = 0.0  # until then, tells are confirmed as each is handled
-        self.degraded: set[str] = set()
-        self._sw_msg: Any = None
-        self._sw_sender: Any = None
-        self._sw_failure_id: int | None = None
-        self._sw_outstanding: dict[int, int] = {}  # retried messages -> calls still out
-        self._sw_caches = new_cache_set()  # caches that take part in memory cleanup
-        self._sw_faults = 0  # messages still to fail on purpose (chaos)
-        self._sw_leaked: list[bytearray] = []  # memory held on purpose (chaos)
-        self._sw_init_caller()
-        self._sw_init_turns()
+
+    @property
+    def log(self) -> logging.Logger:
+        """This actor's logger: ``stalwart.actor.<path, dotted>`` once it has started."""
+        log = self._sw_log
+        if log is None:
+            name = "stalwart.actor" + (f".{self.path.replace('/', '.')}" if self.path else "")
+            log = self._sw_log = logging.getLogger(name)
+        return log
+
+    @log.setter
+    def log(self, logger: logging.Logger) -> None:
+        self._sw_log = logger
 
     # -- hooks --------------------------------------------------------------------
     @staticmethod
@@ -468,7 +488,13 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
             self._sw_forwarded_at = time.monotonic()  # it leaves once strays stop coming
             self.send(self.root, Stray(self.path, msg, sender))
         else:
-            self._sw_held.append((msg, sender))
+            self._sw_hold((msg, sender))
+
+    def _sw_hold(self, item: tuple[Any, Any]) -> None:
+        """Keep a message (and its sender) until this instance runs, or for its successor."""
+        if not isinstance(self._sw_held, list):
+            self._sw_held = []
+        self._sw_held.append(item)
 
     def _sw_dispatch(self, msg: Any, sender: Any, failure_id: int | None = None) -> bool:
         """Run the user handler for ``msg``; report a failure; True if it succeeded (False
@@ -690,15 +716,19 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
             self.send(init.supervisor, Placed(init.path, init.incarnation, os.getpid(), node))
             self.after(PLACED_WAIT_S, (WAKE, "placed", PLACED_WAIT_S))
             return
-        self._sw_hold_limit = init.hold_limit
+        if init.hold_limit != self._sw_hold_limit:
+            self._sw_hold_limit = init.hold_limit
         if init.tracing and self._sw_tracing is None:
             self._sw_trace_with(init.tracing)
         self.restored_state = init.restored_state
-        self.options = dict(init.options)
-        self.log = logging.getLogger(f"stalwart.actor.{init.path.replace('/', '.')}")
+        if init.options:
+            self.options = dict(init.options)
+        if self._sw_log is not None:  # (one used before it knew its path)
+            self._sw_log = None
         for request_id, reply in init.replies:
             self._sw_handled[request_id] = reply
-        self._sw_lanes.learn(init.marks)
+        if init.marks:
+            self._sw_lanes.learn(init.marks)
         if init.supervisor_pid and init.supervisor_pid != os.getpid():
             name_process(ACTOR_PROCESS_PREFIX + init.path.rsplit("/", 1)[-1])
             # a process of its own, forked from its supervisor: what it inherited lives
@@ -729,7 +759,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
         except Exception as exc:
             set_owner(previous)
             held = tuple(Redelivery(m, s) for m, s in self._sw_held)
-            self._sw_held = []
+            self._sw_held = ()
             self._sw_mode = _FAILED
             self.send(
                 self.supervisor,
@@ -753,14 +783,13 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
         if self.incarnation > 1:
             self._sw_eager_until = time.monotonic() + EAGER_ACK_S
         self.send(
-            self.supervisor,
-            Started(
-                self.path, self.incarnation, True, os.getpid(), node=os.environ.get(NODE_ENV, "")
-            ),
+            self.supervisor, Started(self.path, self.incarnation, True, os.getpid(), node=node)
         )
         for item in init.redeliver:
             self._sw_redeliver(item.message, item.sender, item.failure_id)
-        waiting, self._sw_held = self._sw_held, []
+        waiting = self._sw_held
+        if waiting:
+            self._sw_held = ()
         for waiting_msg, waiting_sender in waiting:
             self.receiveMessage(waiting_msg, waiting_sender)
 
@@ -1199,7 +1228,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
                 except Exception:
                     self.log.exception("%s: snapshot() failed at stop", self.path)
         lanes = self._sw_lanes
-        self._sw_held[:0] = lanes.held_back()  # for the successor, ahead of what came since
+        self._sw_held = [*lanes.held_back(), *self._sw_held]  # for the successor, first
         if not forward:  # refused with the final state: a process about to exit may not send
             replies += self._sw_refuse_held_requests()
         self._sw_send_acks()
@@ -1209,8 +1238,11 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
         self.send(self.supervisor, retired)
         # it lives until its supervisor sends Release: a forwarding instance forwards till
         # then; a leaving one makes sure Retired got there (a process that exits right after
-        # sending may lose what it sent), and leaves by itself if no answer comes
-        if not forward:
+        # sending may lose what it sent), and leaves by itself if no answer comes. In
+        # process nothing sent is lost: a leaving one leaves now (its supervisor sends none)
+        if not forward and self._sw_clock is not None:
+            self._sw_exit()
+        elif not forward:
             self.after(LEAVE_WAIT_S, (WAKE, "release"), key="release")
 
     def _sw_refuse_held_requests(self) -> tuple[tuple[Any, Reply], ...]:
@@ -1227,7 +1259,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
 
     def _sw_on_successor(self, msg: Successor, sender: Any) -> None:
         self._sw_successor = msg.address
-        held, self._sw_held = self._sw_held, []
+        held, self._sw_held = self._sw_held, ()
         for m, s in held:
             self.send(msg.address, Forwarded(m, s))
 

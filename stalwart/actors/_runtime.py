@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import inspect
 import os
 import signal
 import sys
@@ -61,9 +62,30 @@ class _RuntimeActor(Actor):  # type: ignore[misc]
     what the actor logs reaches the system's owner (see :mod:`stalwart.actors._logs`).
     """
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        keep_init_signature(cls)
+
     def __init__(self) -> None:
         adopt_actor_logging()
         super().__init__()
+
+
+def keep_init_signature(cls: type) -> None:
+    """Work out the signature of ``cls.__init__`` once, and keep it on the function.
+
+    Thespian reads the signature of an actor class's ``__init__`` (twice) each time it
+    creates an actor, to pass only the arguments it takes; ``inspect`` returns a kept
+    ``__signature__`` at once. That halves what creating an actor costs in process.
+    """
+    init = cls.__dict__.get("__init__")
+    if init is None or "__signature__" in getattr(init, "__dict__", {}):
+        return
+    with contextlib.suppress(AttributeError, TypeError, ValueError):
+        init.__signature__ = inspect.signature(init)
+
+
+keep_init_signature(_RuntimeActor)
 
 
 RuntimeActor: Any = _RuntimeActor  # (Thespian has no type hints: neither has its base)

@@ -19,6 +19,8 @@ import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
+from ._lazy import made_on_use
+
 WAKE = "stalwart"  # marker in wakeupAfter payloads that belong to the framework
 TICK = (WAKE, "tick")
 MAX_ARM_S = 0.25
@@ -26,25 +28,48 @@ _WAKE_EARLY_S = 0.001  # a Thespian wakeup this close to due counts as come
 
 
 class ExternalClock:
-    """The earliest deadline of each actor of one in-process system."""
+    """The earliest deadline of each actor of one in-process system.
+
+    Kept in a heap as well as by actor, so the actor thread finds the next deadline and
+    the due ones without looking at every actor (thousands of supervisors, say, each
+    with a health timer). Used from the actor thread only; others may read a copy of
+    ``_deadlines``.
+    """
 
     def __init__(self) -> None:
         self._deadlines: dict[str, tuple[float, Any]] = {}
+        self._heap: list[tuple[float, str]] = []  # (deadline, actor); superseded ones skipped
 
     def arm(self, address: Any, deadline: float) -> None:
         key = str(address)
         current = self._deadlines.get(key)
         if current is None or deadline < current[0]:
             self._deadlines[key] = (deadline, address)
+            heapq.heappush(self._heap, (deadline, key))
+
+    def _first(self) -> tuple[float, str] | None:
+        """The earliest deadline still held (superseded heap entries dropped on the way)."""
+        heap, deadlines = self._heap, self._deadlines
+        while heap:
+            deadline, key = heap[0]
+            current = deadlines.get(key)
+            if current is not None and current[0] == deadline:
+                return heap[0]
+            heapq.heappop(heap)
+        return None
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of all, or None."""
-        return min((d for d, _ in self._deadlines.values()), default=None)
+        first = self._first()
+        return first[0] if first is not None else None
 
     def pop_due(self, now: float) -> list[Any]:
         """Addresses whose deadline has come (forgotten here; they re-arm as needed)."""
-        due = [key for key, (d, _) in self._deadlines.items() if d <= now]
-        return [self._deadlines.pop(key)[1] for key in due]
+        due = []
+        while (first := self._first()) is not None and first[0] <= now:
+            heapq.heappop(self._heap)
+            due.append(self._deadlines.pop(first[1])[1])
+        return due
 
 
 CLOCKS: dict[int, ExternalClock] = {}  # in-process systems, by clock id
@@ -65,7 +90,17 @@ def shift_timers(seconds: float) -> None:
 
 
 class Timers:
-    """Mixin for a Thespian actor: ``after(delay, payload, key)`` and ``cancel(key)``."""
+    """Mixin for a Thespian actor: ``after(delay, payload, key)`` and ``cancel(key)``.
+
+    An actor that never sets a timer holds none of this state (it is made on first use).
+    """
+
+    _sw_heap: list[tuple[float, int, Hashable]] = made_on_use(list)
+    _sw_due: dict[Hashable, tuple[int, Any]] = made_on_use(dict)
+    _sw_seq: itertools.count[int] = made_on_use(itertools.count)
+    _sw_wakes: list[float] = made_on_use(list)  # Thespian's: when the wakeups asked for are due
+    _sw_armed: float | None = None  # in-process: the deadline its clock holds
+    _sw_clock: ExternalClock | None = None
 
     if TYPE_CHECKING:
 
@@ -75,12 +110,7 @@ class Timers:
         def myAddress(self) -> Any: ...
 
     def _sw_init_timers(self) -> None:
-        self._sw_heap: list[tuple[float, int, Hashable]] = []
-        self._sw_due: dict[Hashable, tuple[int, Any]] = {}
-        self._sw_seq = itertools.count()
-        self._sw_armed: float | None = None  # in-process: the deadline its clock holds
-        self._sw_wakes: list[float] = []  # Thespian's: when the wakeups asked for are due
-        self._sw_clock: ExternalClock | None = None
+        """(Nothing to set up: the timers' state is made when the first timer is set.)"""
 
     def _sw_use_clock(self, clock_id: int) -> None:
         """Take wakeups from the in-process system's clock ``clock_id`` (0: Thespian's)."""

@@ -17,10 +17,10 @@ import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from ..supervisors import Status, System
+from ..supervisors import ActorStatus, Status, StatusSummary, System
 
 ENTER = "\x1b[?1049h\x1b[?25l"  # the alternate screen, the cursor hidden
 LEAVE = "\x1b[?25h\x1b[?1049l"  # the cursor shown, the screen as it was before
@@ -134,8 +134,15 @@ class LiveScreen:
 
     def update(self) -> None:
         rows, columns = terminal_size(self.out)
-        status = self.system.status()
-        lines = fit(self.top_lines(status), self.tree_lines(status), self.event_lines(), rows)
+        status = self.system.status(limit=rows)  # (a screenful: a tree may have 100,000)
+        top, tree = self.top_lines(status), self.tree_lines(status)
+        if status.total > len(status):  # too large to show whole: counts, the unhealthy first
+            summary = self.system.summary(limit=rows)
+            top.append(self.counts_line(summary))
+            listed = {s.path for s in status}
+            flagged = [s for s in summary.unhealthy if s.path not in listed]
+            tree = [tree[0], *self.row_lines(flagged, full_paths=True), *tree[1:]]
+        lines = fit(top, tree, self.event_lines(), rows)
         # (one column short of the edge: a line that fills it would wrap on some terminals)
         shown = [line[: max(1, columns - 1)] for line in lines]
         self.out.write(HOME + (ERASE_LINE + "\n").join(shown) + ERASE_LINE + ERASE_BELOW)
@@ -158,14 +165,31 @@ class LiveScreen:
 
     @staticmethod
     def tree_lines(status: Status) -> list[str]:
-        lines = [f"{'path':<34} {'state':<11} {'level':>5} {'restarts':>8}  {'node':<8} breaker"]
-        for s in status:
-            name = "  " * s.path.count("/") + s.path.rsplit("/", 1)[-1]
+        heading = f"{'path':<34} {'state':<11} {'level':>5} {'restarts':>8}  {'node':<8} breaker"
+        return [heading, *LiveScreen.row_lines(status)]
+
+    @staticmethod
+    def row_lines(rows: Iterable[ActorStatus], full_paths: bool = False) -> list[str]:
+        """One line per row: its name indented by depth (or its whole path)."""
+        lines = []
+        for s in rows:
+            name = s.path if full_paths else "  " * s.path.count("/") + s.path.rsplit("/", 1)[-1]
             lines.append(
                 f"{name:<34} {s.state:<11} {s.level or '':>5} {s.restarts or '':>8}"
                 f"  {s.node or '-':<8} {s.breaker}"
             )
         return lines
+
+    @staticmethod
+    def counts_line(summary: StatusSummary) -> str:
+        """A large tree in one line: how many by state, and how many need a look."""
+        counts = ", ".join(
+            f"{state} {n:,}" for state, n in sorted(summary.counts.items(), key=lambda kv: -kv[1])
+        )
+        return (
+            f"{summary.total:,} in the tree ({counts}); {summary.unhealthy_total:,} need a look"
+            " (listed first)"
+        )
 
     def event_lines(self) -> list[str]:
         events = self.system.events(max(0, self.seen - _EVENTS_KEPT))

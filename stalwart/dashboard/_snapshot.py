@@ -31,7 +31,7 @@ PROTECTED = ".protected"
 class Source(Protocol):
     """The part of the API's backend the dashboard reads."""
 
-    def tree(self) -> tuple[str, str, list[dict[str, Any]]]: ...
+    def tree(self) -> tuple[str, str, list[dict[str, Any]], dict[str, Any] | None]: ...
     def events(self, since: int) -> list[Any]: ...
     def incidents(self) -> list[dict[str, Any]]: ...
     def memory(self) -> dict[str, Any] | None: ...
@@ -76,7 +76,7 @@ class Snapshots:
     def snapshot(self, episodes: int = 100) -> dict[str, Any]:
         """The tree, the newest ``episodes`` of the timeline (and as many error groups),
         memory and the headline."""
-        name, phase, nodes = self.source.tree()
+        name, phase, nodes, actors = self.source.tree()
         live = bool(nodes) and phase != "stopped"
         nodes = with_breaker_badges(nodes)
         incidents = self.source.incidents()
@@ -106,6 +106,7 @@ class Snapshots:
             "live": live,
             "seq": seq,
             "tree": nodes,
+            "actors": actors,  # (counts by state; a large tree's rows are not all in "tree")
             "timeline": timeline,
             "groups": groups,
             "figures": "ready" if ready else "reading",

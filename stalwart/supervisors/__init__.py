@@ -7,7 +7,7 @@ from ._plan import Slot, dependency_graph, dependents, expand, restart_set, star
 from ._pool import Pool
 from ._system import Status, System, start, validate_message
 from ._tree_file import TreeFile, TreeFileError, load_tree
-from .messages import ActorStatus, DeadLetter, Event
+from .messages import ActorStatus, DeadLetter, Event, StatusSummary
 from .spec import (
     Alternative,
     Breaker,
@@ -42,6 +42,7 @@ __all__ = [
     "Slot",
     "SpecError",
     "Status",
+    "StatusSummary",
     "Supervisor",
     "SupervisorState",
     "System",

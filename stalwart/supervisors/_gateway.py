@@ -49,8 +49,10 @@ from ..supervisors.queries import (
     ShutdownQuery,
     StatusQuery,
     StoreQuery,
+    SummaryQuery,
 )
 from ._registry import Registry
+from ._status import Reads, status_page, summarize
 from .messages import (
     Attempt,
     CorrelatorQuery,
@@ -83,6 +85,7 @@ _BATCH_MAX = 256
 SYSTEM_PREFIX = "_system/"
 READ_ONLY = (
     StatusQuery,
+    SummaryQuery,
     EventsQuery,
     DeadLettersQuery,
     FinalReportQuery,
@@ -132,6 +135,7 @@ class Gateway(Caller):
     """Mixin: the event log, dead letters, the ``System``'s questions, requested recoveries."""
 
     registry: Registry
+    reads: Reads
     tree: Supervisor | None
     final_report: dict[str, Any] | None
     telemetry_on: bool
@@ -188,6 +192,7 @@ class Gateway(Caller):
         telemetry and the correlator, which live on the stuck thread).
         """
         with self.lock:
+            self.reads.changed()
             entry = self.registry.entries.get(path)
             if entry is not None:
                 if hung:
@@ -609,8 +614,17 @@ def requester(req: RecoveryRequest, gateway_id: int | None) -> str:
 
 def answer_query(root: Any, query: Any) -> Any:
     """The answer to a question that only reads the root's state (see :data:`READ_ONLY`)."""
+    if isinstance(query, SummaryQuery):
+        reg, phase, reason = root.registry, root.phase, root.stop_reason
+        return root.reads.get(query, lambda: summarize(reg, query.path, query.limit, phase, reason))
     if isinstance(query, StatusQuery):
-        return (root.registry.status(root.tree), root.phase, root.stop_reason)
+        if query.path is None and not query.offset and query.limit is None:  # (all of it,
+            return (root.registry.status(root.tree), root.phase, root.stop_reason)  # as ever)
+        reg = root.registry
+        rows, total = root.reads.get(
+            query, lambda: status_page(reg, query.path, query.offset, query.limit)
+        )
+        return (rows, root.phase, root.stop_reason, total)
     if isinstance(query, EventsQuery):
         return tuple(e for e in root.events if e.seq > query.since)
     if isinstance(query, DeadLettersQuery):

@@ -114,6 +114,8 @@ def quiet_periods(tree: Supervisor) -> dict[str, float]:
 
 def start_order(slots: Sequence[Slot]) -> list[Slot]:
     """Topological order of ``slots`` by ``depends_on``; stable for independent slots."""
+    if not any(slot.depends_on for slot in slots):  # (replicas, most trees: as declared)
+        return list(slots)
     remaining = list(slots)
     placed: set[str] = set()
     ordered: list[Slot] = []

@@ -239,9 +239,14 @@ class Registry:
         )
 
     def floors(self, under: str) -> dict[str, int]:
-        """The last incarnation of every path below ``under``."""
+        """The last incarnation of every path below ``under`` that has started (one that
+        never did counts as 0, so a tree's first start carries none)."""
         prefix = under + "/"
-        return {p: e.incarnation for p, e in self.entries.items() if p.startswith(prefix)}
+        return {
+            p: e.incarnation
+            for p, e in self.entries.items()
+            if e.incarnation and p.startswith(prefix)
+        }
 
     # -- updates -------------------------------------------------------------------------
     def register(self, msg: Registered) -> None:

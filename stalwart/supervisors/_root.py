@@ -61,6 +61,7 @@ from ._kernel import root as rk
 from ._registry import Registry
 from ._routing import Routing
 from ._services import system_services
+from ._status import Reads
 from .messages import (
     Attempt,
     Boot,
@@ -110,6 +111,7 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
         self.lock = threading.RLock()  # in-process, System reads the registry under it
         self.correlator_on = False
         self.registry = Registry()
+        self.reads = Reads()  # reads of the tree kept while the registry stays as it was
         self.tree: Supervisor | None = None
         self.options: Any = None
         self.specs: dict[str, Supervisor] = {}
@@ -141,6 +143,7 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
     # -- plumbing ---------------------------------------------------------------------------
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         with self.lock:
+            self.reads.changed()  # (the registry changes only while the root handles mail)
             handler = _HANDLERS.get(type(msg))
             if handler is None:
                 self.unhandled(msg, sender)

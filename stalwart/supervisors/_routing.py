@@ -153,6 +153,9 @@ class Routing(Caller):
     ) -> None:
         """Tell every subscriber of ``path`` (and of its replica group) its new addresses."""
         for p in self.registry.affected(path):
+            subscribers = self.registry.subscribers(p)
+            if not subscribers and p not in self._sw_routes:
+                continue  # (nobody to tell: a group of thousands costs nothing to start)
             update = AddressUpdate(
                 p,
                 self.registry.addresses(p),
@@ -163,7 +166,7 @@ class Routing(Caller):
                 p in self.registry.groups,
                 died and p == path,
             )
-            for subscriber in self.registry.subscribers(p):
+            for subscriber in subscribers:
                 self.send(subscriber, update)
             if p in self._sw_routes:
                 self._sw_on_address_update(update)

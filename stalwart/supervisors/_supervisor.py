@@ -12,6 +12,8 @@ import logging
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from ..actors import errors
@@ -76,6 +78,7 @@ from .messages import (
 
 log = logging.getLogger("stalwart.supervisor")
 _REPLIES_KEPT = 64
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 LOST_LOOK_S = 0.25  # exit notices look for children that exited unnoticed at most this often
 
 
@@ -87,13 +90,25 @@ class Keeper:
     instance's own checkpoint file, if newer, wins over this copy.
     """
 
+    __slots__ = (
+        "checkpoint",
+        "final",
+        "has_checkpoint",
+        "marks",
+        "replies",
+        "source",
+        "sub_checkpoints",
+    )
+
     def __init__(self) -> None:
         self.checkpoint: Any = None
         self.has_checkpoint = False
         self.source = -1
         self.final = False
-        self.sub_checkpoints: dict[str, Any] = {}  # a child supervisor's table
-        self.replies: OrderedDict[str, Any] = OrderedDict()
+        # (read-only and empty until there is something to keep: a supervisor of thousands
+        # of children keeps little for each one that just runs)
+        self.sub_checkpoints: Mapping[str, Any] = _NOTHING  # a child supervisor's table
+        self.replies: Mapping[str, Any] = _NOTHING  # an OrderedDict once one is kept
         self.marks: tuple[tuple[str, int], ...] = ()  # how far its last instance handled
 
     def keep(self, state: Any, source: int, final: bool) -> None:
@@ -101,9 +116,12 @@ class Keeper:
         self.source, self.final = source, final
 
     def remember_reply(self, request_id: str, reply: Any) -> None:
-        self.replies[request_id] = reply
-        while len(self.replies) > _REPLIES_KEPT:
-            self.replies.popitem(last=False)
+        replies = self.replies
+        if not isinstance(replies, OrderedDict):
+            replies = self.replies = OrderedDict()
+        replies[request_id] = reply
+        while len(replies) > _REPLIES_KEPT:
+            replies.popitem(last=False)
 
     def restore(self, entry: Any) -> None:
         """Take a checkpoint-table entry saved by an earlier instance:
@@ -431,8 +449,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     def on_retired(self, msg: Retired, sender: Any) -> None:
         assert self.state is not None
-        if msg.leaving:  # what it sent before this is here: it may exit
-            self.send(sender, Release())
+        if msg.leaving and not self.clock_id:  # what it sent is here: it may exit (in
+            self.send(sender, Release())  # process it has, as nothing sent can be lost)
         c = self.state.by_path.get(msg.path)
         if c is None or c.incarnation != msg.incarnation:
             return

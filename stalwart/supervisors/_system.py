@@ -56,6 +56,7 @@ from .messages import (
     Incident,
     MemoryCleanupRequest,
     MemoryQuery,
+    StatusSummary,
 )
 from .queries import (
     AlertsQuery,
@@ -80,6 +81,7 @@ from .queries import (
     ShutdownQuery,
     StatusQuery,
     StoreDiagnosticsQuery,
+    SummaryQuery,
     TotalsQuery,
 )
 from .spec import SpecError, Supervisor, validate_children
@@ -94,10 +96,14 @@ ROOT_NAME = "stalwart-root"  # the root's global name on the multi-process bases
 
 
 class Status(tuple[ActorStatus, ...]):
-    """The live tree: a tuple of :class:`ActorStatus` that prints as an indented tree."""
+    """The live tree: a tuple of :class:`ActorStatus` that prints as an indented tree.
+
+    ``total``: the number of rows in all (more than ``len`` when this is a page of them).
+    """
 
     phase: str = "running"
     stop_reason: str = ""
+    total: int = 0
 
     def by_path(self) -> dict[str, ActorStatus]:
         """The entries keyed by path."""
@@ -388,12 +394,32 @@ class System(ChildCalls):
         if root is not None:
             root.note_hang(path, hung, detail)
 
-    def status(self) -> Status:
-        """The live tree: every supervisor and actor with its state, level and restarts."""
-        entries, phase, reason = self._gateway(StatusQuery())
+    def status(
+        self, path: str | None = None, *, offset: int = 0, limit: int | None = None
+    ) -> Status:
+        """The live tree: every supervisor and actor with its state, level and restarts.
+
+        ``path``: only that node and what is below it. ``offset``/``limit``: a page of
+        the rows, in tree order (``Status.total`` says how many there are in all); on a
+        large tree, :meth:`summary` says how it is doing without reading every row.
+        """
+        if path is not None:
+            self._check_path(path)
+        query = checked(StatusQuery, path=path, offset=offset, limit=limit)
+        entries, phase, reason, *total = self._gateway(query)  # (a page says how many in all)
         status = Status(entries)
         status.phase, status.stop_reason = phase, reason
+        status.total = total[0] if total else len(status)
         return status
+
+    def summary(self, path: str | None = None, limit: int = 100) -> StatusSummary:
+        """The live tree in brief: counts by state and kind (below ``path``, or all), and
+        the first ``limit`` entries that are not running, are recovering or sit behind a
+        breaker that is not closed. Costs one pass over the tree, whatever its size."""
+        if path is not None:
+            self._check_path(path)
+        summary: StatusSummary = self._gateway(checked(SummaryQuery, path=path, limit=limit))
+        return summary
 
     def events(self, since: int = 0) -> list[Event]:
         """What the tree did (failures, retries, restarts...) after event number ``since``."""

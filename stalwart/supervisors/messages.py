@@ -1,7 +1,8 @@
 """The supervisors' protocol: supervisor <-> parent, supervisor <-> root, System <-> root.
 
-:class:`ActorStatus` and :class:`Event` are public (``System.status()`` and
-``System.events()`` return them); the rest is internal.
+:class:`ActorStatus`, :class:`StatusSummary` and :class:`Event` are public
+(``System.status()``, ``System.summary()`` and ``System.events()`` return them); the rest
+is internal.
 """
 
 from __future__ import annotations
@@ -30,6 +31,23 @@ class ActorStatus(msgspec.Struct, frozen=True):
     actor_class: str = ""
     breaker: str = ""  # the state of a breaker actor (closed, open, half_open...)
     breaker_health: int | None = None  # a breaker actor's health score, 0-100
+
+
+class StatusSummary(msgspec.Struct, frozen=True):
+    """The live tree in brief (``System.summary()``): what a tree of any size costs to read.
+
+    ``counts``: entries by state; ``kinds``: by kind (supervisor, actor, breaker);
+    ``unhealthy``: the first of the ``unhealthy_total`` entries that are not running, are
+    recovering (a level above 0) or sit behind a breaker that is not closed, in tree order.
+    """
+
+    total: int
+    counts: dict[str, int]
+    kinds: dict[str, int]
+    unhealthy: tuple[ActorStatus, ...]
+    unhealthy_total: int
+    phase: str = "running"
+    stop_reason: str = ""
 
 
 class Event(msgspec.Struct, frozen=True):

@@ -33,7 +33,21 @@ class InjectQuery(Query, frozen=True):
 
 
 class StatusQuery(Query, frozen=True):
-    """The live tree: ``(entries, phase, stop_reason)``."""
+    """The live tree: ``(entries, phase, stop_reason)``; ``path``: that node and what is
+    below it, ``offset``/``limit``: a page of those (in tree order; None: all), answered
+    ``(entries, phase, stop_reason, total)``."""
+
+    path: str | None = None
+    offset: Annotated[int, msgspec.Meta(ge=0)] = 0
+    limit: Annotated[int, msgspec.Meta(ge=0)] | None = None
+
+
+class SummaryQuery(Query, frozen=True):
+    """The live tree in brief (a ``StatusSummary``): counts by state and kind below
+    ``path``, and the first ``limit`` entries that need a look."""
+
+    path: str | None = None
+    limit: Limit = 100
 
 
 class PathsQuery(Query, frozen=True):

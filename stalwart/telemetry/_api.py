@@ -53,7 +53,7 @@ class Backend(Protocol):
     def actors(self) -> list[dict[str, Any]]: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
     def insights(self, window_s: float | None) -> Any: ...
-    def tree(self) -> tuple[str, str, list[dict[str, Any]]]: ...
+    def tree(self) -> tuple[str, str, list[dict[str, Any]], dict[str, Any] | None]: ...
     def events(self, since: int) -> list[Any]: ...
     def incidents(self) -> list[dict[str, Any]]: ...
     def memory(self) -> dict[str, Any] | None: ...
@@ -531,6 +531,10 @@ def _token(headers: Any) -> str | None:
 # -- backends -----------------------------------------------------------------------------------
 
 
+TREE_ROWS = 1000  # the dashboard shows a tree whole up to this many rows, else the first ones
+TREE_FLAGGED = 100  # ... and beyond those, up to this many of the rows that need a look
+
+
 class SystemBackend:
     """Answers from a running ``System`` (which asks its telemetry actor)."""
 
@@ -584,14 +588,33 @@ class SystemBackend:
     def insights(self, window_s: float | None) -> Any:
         return self.system.insights(window_s)
 
-    def tree(self) -> tuple[str, str, list[dict[str, Any]]]:
+    def tree(self) -> tuple[str, str, list[dict[str, Any]], dict[str, Any] | None]:
+        """The tree's rows, whole up to ``TREE_ROWS``; past that the first ``TREE_ROWS``
+        and up to ``TREE_FLAGGED`` of those that need a look; and its counts by state."""
         from ..actors.errors import StalwartError
 
         try:
-            status = self.system.status()
+            summary = self.system.summary(limit=TREE_FLAGGED)
+            status = self.system.status(limit=TREE_ROWS)
         except StalwartError:  # shut down (the server outlived it for a moment)
-            return self.system.tree.name, "stopped", []
-        return self.system.tree.name, status.phase, [msgspec.to_builtins(s) for s in status]
+            return self.system.tree.name, "stopped", [], None
+        shown = list(status)
+        if status.total > len(shown):
+            first = {s.path for s in shown}
+            shown += [s for s in summary.unhealthy if s.path not in first]
+        actors = {
+            "total": summary.total,
+            "shown": len(shown),
+            "counts": summary.counts,
+            "kinds": summary.kinds,
+            "unhealthy": summary.unhealthy_total,
+        }
+        return (
+            self.system.tree.name,
+            status.phase,
+            [msgspec.to_builtins(s) for s in shown],
+            actors,
+        )
 
     def events(self, since: int) -> list[Any]:
         events: list[Any] = self.system.events(since)
@@ -700,11 +723,11 @@ class StoreBackend:
     def insights(self, window_s: float | None) -> Any:
         return insights(self.store, window_s)
 
-    def tree(self) -> tuple[str, str, list[dict[str, Any]]]:
+    def tree(self) -> tuple[str, str, list[dict[str, Any]], dict[str, Any] | None]:
         """No live tree; the phase is ``stopped`` once the recorded system stopped, else
         ``recorded`` (the file may still be written, or its writer was cut short)."""
         run = self.store.latest_run()
-        return self.path, "stopped" if run and run["stopped"] else "recorded", []
+        return self.path, "stopped" if run and run["stopped"] else "recorded", [], None
 
     def events(self, since: int) -> list[Any]:
         """Events after number ``since``; a first read (``since`` 0) starts at the newest

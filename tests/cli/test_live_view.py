@@ -139,7 +139,7 @@ def test_an_error_while_drawing_gives_the_terminal_back():
     out = _Terminal(rows=24, columns=80)
 
     class Broken(_FakeSystem):
-        def status(self):
+        def status(self, path=None, *, offset=0, limit=None):
             raise RuntimeError("the tree went away")
 
     with pytest.raises(RuntimeError), LiveScreen(Broken([]), out, 0.0, []) as view:
@@ -236,7 +236,7 @@ class _FakeSystem:
     def events(self, since=0):
         return [e for e in self.all if e.seq > since]
 
-    def status(self):
+    def status(self, path=None, *, offset=0, limit=None):
         from stalwart.supervisors import ActorStatus, Status
 
         paths = ["shop", "shop/db", "shop/workers", "shop/workers/w.0", "shop/workers/w.2"]

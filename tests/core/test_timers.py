@@ -18,3 +18,19 @@ def test_a_user_timer_does_not_swallow_a_call_timeout(make_system, base):
     assert log["call_error"] == "Timeout"  # the framework's timer fired
     ticks = log["ticks"]
     wait_for(lambda: system.ask("s/ticker", GetLog())["ticks"] > ticks)  # and the user's go on
+
+
+def test_the_in_process_clock_gives_the_earliest_deadline_and_pops_only_what_is_due():
+    """Each actor's earliest deadline counts; a later one never replaces it, an earlier one
+    does; due ones come out once (in deadline order), the rest stay."""
+    from stalwart.actors._timers import ExternalClock
+
+    clock = ExternalClock()
+    assert clock.next_deadline() is None and clock.pop_due(100.0) == []
+    for address, deadline in (("a", 5.0), ("b", 3.0), ("c", 9.0), ("a", 7.0), ("c", 1.0)):
+        clock.arm(address, deadline)
+    assert clock.next_deadline() == 1.0
+    assert clock.pop_due(4.0) == ["c", "b"]
+    assert clock.next_deadline() == 5.0 and clock.pop_due(4.9) == []
+    clock.arm("b", 6.0)
+    assert clock.pop_due(10.0) == ["a", "b"] and clock.next_deadline() is None

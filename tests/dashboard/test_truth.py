@@ -66,7 +66,7 @@ class Stopped:
     answering): the tree is gone, the events stay."""
 
     def tree(self):
-        return "s", "stopped", []
+        return "s", "stopped", [], None
 
     def events(self, since):
         return [ev(1, "failure")] if since < 1 else []

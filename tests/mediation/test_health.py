@@ -176,3 +176,30 @@ def test_in_one_process_every_handler_and_timer_runs_on_one_thread(make_system):
     names, _ = max(results, key=lambda r: r[1])
     assert names == ["stalwart-actors"]  # on_start, the timer, and every ask's handler
     assert sorted(count for _, count in results) == [1, 2, 3, 4]  # its sqlite connection works
+
+
+@pytest.mark.parametrize(("own_processes", "asked"), [(False, {"sick"}), (True, {"plain", "sick"})])
+def test_in_one_process_only_an_actor_that_defines_health_is_asked(own_processes, asked):
+    """In one process the default ``health()`` would answer yes whenever a check could
+    reach it: 100,000 idle actors are not asked twice a message per interval for that."""
+    from stalwart.actors.messages import HealthCheck
+    from stalwart.supervisors import SupervisorState, decide
+    from stalwart.supervisors._kernel import commands as cmd
+    from stalwart.supervisors._kernel import events as ev
+
+    spec = Supervisor(
+        "s", health_interval_s=1, children=[Child("plain", Worker), Child("sick", Sick)]
+    )
+    state = SupervisorState("s", spec, can_kill=own_processes)
+    decide(state, ev.Begin(now=0.0))
+    for c in state.order:
+        decide(state, ev.ChildStarted(c.name, c.incarnation, True, now=0.0))
+    for tick in (1.0, 2.0, 3.0, 4.0):  # (more than health_misses: no reply comes here)
+        _, commands = decide(state, ev.TimerFired(("health",), now=tick))
+        sent = {
+            c.child
+            for c in commands
+            if isinstance(c, cmd.Send) and isinstance(c.message, HealthCheck)
+        }
+        assert sent == asked
+    assert {c.name for c in state.order if c.hung_reported} == asked

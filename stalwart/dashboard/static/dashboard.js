@@ -152,6 +152,8 @@ function renderTree(nodes) {
         }
         parent.children.append(item.li);
       } else {
+        // (a row shown without the supervisor above it, on a tree too large to show whole)
+        if (n.path.includes("/")) item.name.textContent = n.path;
         root.append(item.li);
       }
     }
@@ -169,6 +171,21 @@ function renderTree(nodes) {
   $("tree-empty").hidden = nodes.length > 0;
   stats.nodes = ui.nodes.size;
   return changed;
+}
+
+// a tree too large to show whole: how many there are by state, and what is shown of them
+function renderCounts(a) {
+  const line = $("tree-counts");
+  line.hidden = !a || a.total <= a.shown;
+  if (line.hidden) return;
+  const counts = Object.entries(a.counts)
+    .sort((x, y) => y[1] - x[1])
+    .map(([state, n]) => `${state} ${n.toLocaleString()}`)
+    .join(" · ");
+  line.textContent =
+    `${a.total.toLocaleString()} in the tree (${counts}). Shown: ${a.shown.toLocaleString()}, ` +
+    `the first ones, then those that need a look (${a.unhealthy.toLocaleString()} in all: ` +
+    "not running, recovering, or behind a breaker that is not closed).";
 }
 
 function select(path) {
@@ -417,6 +434,7 @@ function render(snap) {
   showPhase(snap.phase, snap.live ? "live" : snap.phase === "stopped" ? "stopped" : "recorded");
   document.title = `${snap.name} · Stalwart`;
   renderTree(snap.tree);
+  renderCounts(snap.actors);
   const ready = snap.figures !== "reading";
   renderHeadline(snap.headline, ready);
   renderMemory(snap.memory, ready);

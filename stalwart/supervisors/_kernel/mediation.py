@@ -14,7 +14,8 @@ process of its own, that process is killed once (seen next as a crash, so it is
 restarted at level 3, and its replacement starts with a clean slate); in one
 process it is reported. An actor whose ``health()`` says no is recovered like a
 failing one: its hooks at levels 1-2, then restarts; each check that fails again
-uses an attempt, and the next check that passes ends it.
+uses an attempt, and the next check that passes ends it. In one process an actor
+whose class keeps the default ``health()`` is not asked (see :func:`asks_health`).
 """
 
 from __future__ import annotations
@@ -192,6 +193,8 @@ def on_health_tick(s: SupervisorState, now: float, out: Out) -> None:
         if c.phase != UP or c.kind != "actor":
             c.health_pending, c.health_missed = False, 0
             continue
+        if not asks_health(s, c):
+            continue
         if c.health_pending:
             c.health_missed += 1
             if c.health_missed >= s.spec.health_misses:
@@ -199,6 +202,18 @@ def on_health_tick(s: SupervisorState, now: float, out: Out) -> None:
         c.health_pending = True
         out.append(Send(c.name, HealthCheck(s.health_seq)))
     out.append(Timer(s.spec.health_interval_s, ("health",), "health"))
+
+
+def asks_health(s: SupervisorState, c: ChildRecord) -> bool:
+    """Whether a check goes to actor ``c``: always where it has a process of its own; in
+    one process only if its class defines ``health()``. The default answers yes whenever a
+    check can reach it, and a handler that hangs there holds the one thread every actor
+    runs on (the system's hang watch reports it): checks would only cost 100,000 idle
+    actors two messages each per interval."""
+    if s.can_kill or c.role != "actor":
+        return True
+    actor = getattr(c.spec, "actor", None)
+    return actor is None or bool(getattr(actor, "_sw_own_health", True))
 
 
 def hung(s: SupervisorState, c: ChildRecord, now: float, out: Out) -> None:

@@ -7,8 +7,10 @@ supervisor actor's. The kernel owns everything a decision depends on.
 from __future__ import annotations
 
 import random
-from typing import Any
+from types import MappingProxyType
+from typing import Any, cast
 
+from ...actors._lazy import made_on_use
 from ...actors.messages import Redelivery
 from ...strategies import AdaptiveSelector, ErrorInfo
 from ...strategies._learned_timeout import LearnedTimeout, TimeoutRule
@@ -18,6 +20,8 @@ from .._pool import Pool
 from ..spec import Child, LevelPolicy, Supervisor
 
 DOWN, STARTING, UP, STOPPING, REMOVED = "down", "starting", "up", "stopping", "removed"
+# the ladders of a child that never failed: read-only and empty (read at every start)
+_NO_LADDERS: dict[str, Ladder] = cast("dict[str, Ladder]", MappingProxyType({}))
 
 TREE_CANDIDATES: dict[int, tuple[str, ...]] = {
     1: ("retry",),
@@ -101,36 +105,6 @@ class ChildRecord:
         self._restart_pending = False
         self._stop_for_good = False
         self.incarnation = 0
-        self.trust_final_state = True  # keep the state it reports as it stops
-        self.retiring = 0  # incarnation of a replaced instance still forwarding (0: none)
-        self.waiting = ""  # why it is down and not started yet (a node, an outage)
-        self.start_failures = 0  # consecutive starts that failed against an outage
-        self.start_outage = ""  # the fingerprint of the outage that keeps it from starting
-        self.breaker_state = ""
-        self.breaker_until = 0.0  # while open: when it may let a trial through
-        self.held: list[FailedMessage] = []
-        self.retired_at = 0  # the incarnation whose Retired came last (its final state)
-        self.exited_early = 0  # the incarnation whose exit came before its Retired
-        self.holding = False  # it waits for a dependency (its held messages may be out on trial)
-        self.redeliver: list[Redelivery] = []
-        self.health_pending = False
-        self.health_missed = 0
-        self.hung_reported = False
-        self.hung_killed = False
-        self.health_failure: int | None = None  # the open failure record of its health
-        self.ladders: dict[str, Ladder] = {}
-        self.restarts = 0
-        self.last_error = ""
-        self.lost_inflight = False
-        self.died = False  # its last instance's process died (crash, kill, hang, lost node)
-        self.handed: list[str] = []  # requests handed to this instance after a crash, not done
-        self.poisoned: list[str] = []  # requests two instances in a row died handling
-        # children started and stopped at run time (see .children)
-        self.dynamic = False  # added by start_child: a restart of its supervisor forgets it
-        self.stopped_by_us = False  # its last end was its supervisor's doing, not its own
-        self.forget = ""  # why its spec goes once it is down ("": the spec is kept)
-        self.activity: int | None = None  # a Pool's idle check: the last activity reported
-        self.active_at = 0.0  # when that activity last changed (or it started)
 
     @property
     def phase(self) -> str:
@@ -203,6 +177,8 @@ class ChildRecord:
     def ladder(self, fingerprint: str) -> Ladder:
         ladder = self.ladders.get(fingerprint)
         if ladder is None:
+            if self.ladders is _NO_LADDERS:
+                self.ladders = {}
             ladder = self.ladders[fingerprint] = Ladder(self.policy)
         return ladder
 
@@ -212,6 +188,40 @@ class ChildRecord:
 
     def in_outage(self, now: float) -> bool:
         return any(ladder.in_outage(now) for ladder in self.ladders.values())
+
+    # Defaults a record holds only once they change, and containers made on first use: a
+    # supervisor of thousands of children keeps little for each child that just runs (and
+    # a record keeps under 30 attributes of its own, as CPython shares their names then).
+    trust_final_state = True  # keep the state it reports as it stops
+    handed: list[str] = made_on_use(list)  # requests handed to this instance after a crash
+    poisoned: list[str] = made_on_use(list)  # requests two instances in a row died handling
+    # children started and stopped at run time (see .children)
+    dynamic = False  # added by start_child: a restart of its supervisor forgets it
+    stopped_by_us = False  # its last end was its supervisor's doing, not its own
+    forget = ""  # why its spec goes once it is down ("": the spec is kept)
+    activity: int | None = None  # a Pool's idle check: the last activity reported
+    active_at = 0.0  # when that activity last changed (or it started)
+    retiring = 0  # incarnation of a replaced instance still forwarding (0: none)
+    waiting = ""  # why it is down and not started yet (a node, an outage)
+    start_failures = 0  # consecutive starts that failed against an outage
+    start_outage = ""  # the fingerprint of the outage that keeps it from starting
+    breaker_state = ""
+    breaker_until = 0.0  # while open: when it may let a trial through
+    held: list[FailedMessage] = made_on_use(list)
+    retired_at = 0  # the incarnation whose Retired came last (its final state)
+    exited_early = 0  # the incarnation whose exit came before its Retired
+    holding = False  # it waits for a dependency (its held messages may be out on trial)
+    redeliver: list[Redelivery] = made_on_use(list)
+    health_pending = False
+    health_missed = 0
+    hung_reported = False
+    hung_killed = False
+    health_failure: int | None = None  # the open failure record of its health
+    ladders: dict[str, Ladder] = _NO_LADDERS  # (a dict of its own from its first failure)
+    restarts = 0
+    last_error = ""
+    lost_inflight = False
+    died = False  # its last instance's process died (crash, kill, hang, lost node)
 
 
 class SupervisorState:

@@ -1,0 +1,166 @@
+"""The live tree in pages and in brief: what ``System.status(...)``, ``System.summary()``
+and the dashboard read from the root's registry.
+
+A tree of 100,000 actors is 100,000 rows. All of them can be read, but a screen or a
+poll reads a page of them (``offset``/``limit``, in tree order) or the summary (counts
+by state and kind, and the entries that need a look): rows are made only for what is
+shown, and the rest costs one pass over the registry in C-level loops.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from itertools import islice
+from operator import attrgetter
+from typing import Any
+
+from ._registry import Entry, Registry
+from .messages import ActorStatus, StatusSummary
+
+_kind, _removed = attrgetter("kind"), attrgetter("removed")
+_looks = attrgetter("kind", "state", "level", "breaker", "removed")  # what a summary counts
+_FINE_BREAKERS = ("", "closed")
+
+
+def needs_a_look(entry: Entry) -> bool:
+    """Not running, or recovering (a level above 0), or behind a breaker that is not closed."""
+    return entry.state != "running" or entry.level > 0 or entry.breaker not in _FINE_BREAKERS
+
+
+def _state_of(registry: Registry, entry: Entry, removed: bool) -> str:
+    """Its state as ``status()`` shows it: ``stopped`` below a supervisor stopped for good."""
+    return "stopped" if removed and registry.stopped(entry.path) else str(entry.state)
+
+
+def row(registry: Registry, entry: Entry, removed: bool = True) -> ActorStatus:
+    """``entry`` as ``System.status()`` shows it (``removed``: some entry stopped for good)."""
+    return ActorStatus(
+        entry.path,
+        entry.kind,
+        _state_of(registry, entry, removed),
+        entry.level,
+        entry.restarts,
+        entry.last_error,
+        entry.pid,
+        entry.node,
+        entry.incarnation,
+        entry.actor_class,
+        entry.breaker,
+        entry.breaker_health,
+    )
+
+
+def _entries(registry: Registry, path: str | None) -> Iterable[Entry]:
+    """The entries of ``path`` and below it (all when None), in tree order.
+
+    The registry holds a planned tree's paths in tree order already; only children added
+    at run time (which come last there) make it sort them.
+    """
+    owned = any(registry.owned.values())
+    values: Iterable[Entry] = registry.in_tree_order() if owned else registry.entries.values()
+    if path is None:
+        return values
+    prefix = path + "/"
+    return [e for e in values if e.path == path or e.path.startswith(prefix)]
+
+
+def _any_removed(registry: Registry) -> bool:
+    return any(map(_removed, registry.entries.values()))
+
+
+def status_page(
+    registry: Registry, path: str | None, offset: int, limit: int | None
+) -> tuple[tuple[ActorStatus, ...], int]:
+    """The rows of ``path`` and what is below it (everything when None), in tree order,
+    from ``offset``, at most ``limit`` (None: all); and how many there are in all."""
+    entries = _entries(registry, path)
+    total = len(entries) if isinstance(entries, list) else len(registry.entries)
+    removed = _any_removed(registry)
+    end = None if limit is None else offset + limit
+    rows = tuple(row(registry, e, removed) for e in islice(entries, offset, end))
+    return rows, total
+
+
+def summarize(
+    registry: Registry, path: str | None, limit: int, phase: str, stop_reason: str
+) -> StatusSummary:
+    """Counts by state and by kind below ``path`` (everything when None), and the first
+    ``limit`` entries that need a look (see :func:`needs_a_look`), in tree order.
+
+    One C-level pass counts the entries by what the summary needs of them (few distinct
+    combinations in a large tree); only when some need a look are they looked for.
+    """
+    entries = _entries(registry, path)
+    combos = Counter(map(_looks, entries))
+    if any(removed for *_, removed in combos):  # (rare: a supervisor stopped for good, and
+        return _summarize_slowly(registry, entries, limit, phase, stop_reason)  # below it)
+    counts: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    flagged = 0
+    for (kind, state, level, breaker, _), n in combos.items():
+        counts[state] += n
+        kinds[kind] += n
+        if state != "running" or level > 0 or breaker not in _FINE_BREAKERS:
+            flagged += n
+    first = islice((e for e in entries if needs_a_look(e)), limit) if flagged else ()
+    return StatusSummary(
+        sum(counts.values()),
+        dict(counts),
+        dict(kinds),
+        tuple(row(registry, e, False) for e in first),
+        flagged,
+        phase,
+        stop_reason,
+    )
+
+
+def _summarize_slowly(
+    registry: Registry, entries: Iterable[Entry], limit: int, phase: str, stop_reason: str
+) -> StatusSummary:
+    """:func:`summarize` when some entry stopped for good: what is below it shows stopped."""
+    states = [_state_of(registry, e, True) for e in entries]
+    counts = Counter(states)
+    kinds = Counter(map(_kind, entries))
+    flagged = [
+        e
+        for e, state in zip(entries, states)
+        if state != "running" or e.level > 0 or e.breaker not in _FINE_BREAKERS
+    ]
+    return StatusSummary(
+        len(states),
+        dict(counts),
+        dict(kinds),
+        tuple(row(registry, e, True) for e in flagged[:limit]),
+        len(flagged),
+        phase,
+        stop_reason,
+    )
+
+
+class Reads:
+    """The root's reads of the tree (summaries, pages), kept while the registry stays as it
+    was: it changes only while the root handles a message (or the in-process watchdog
+    marks a handler hung), and each of those calls :meth:`changed`. So the dashboard's
+    polls of an idle tree of 100,000 actors cost nothing after the first."""
+
+    def __init__(self) -> None:
+        self.kept: dict[Any, Any] = {}
+
+    def changed(self) -> None:
+        """The registry may have changed: what was read from it is read again."""
+        if self.kept:
+            self.kept.clear()
+
+    def get(self, query: Any, read: Callable[[], Any]) -> Any:
+        """What ``read()`` returns for ``query`` (a hashable question), read once a change."""
+        found = self.kept.get(query, _NOT_READ)
+        if found is _NOT_READ:
+            if len(self.kept) >= _KEPT:
+                self.kept.clear()
+            found = self.kept[query] = read()
+        return found
+
+
+_NOT_READ = object()
+_KEPT = 32  # different questions kept at most (a page per screen, the dashboard's...)
