@@ -873,9 +873,6 @@ def run_soak(script: str, *args: str, timeout: float) -> tuple[Any, dict[str, st
         text=True,
         timeout=timeout,
     )
-    figures = dict(
-        re.split(r"\s{2,}", line.strip(), maxsplit=1)
-        for line in run.stdout.splitlines()
-        if line.startswith("  ")
-    )
+    pairs = (re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in run.stdout.splitlines())
+    figures = {pair[0]: pair[1] for pair in pairs if len(pair) == 2}  # (not the event lists)
     return run, figures
