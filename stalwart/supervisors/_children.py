@@ -29,7 +29,7 @@ CHANGE_TIMEOUT_S = 30.0  # how long a start, restart or stop may take unless tol
 class ChildCalls:
     """Mixin of :class:`~stalwart.System`."""
 
-    _known: frozenset[str]
+    _known: set[str]
 
     if TYPE_CHECKING:  # provided by System
 
@@ -62,7 +62,7 @@ class ChildCalls:
                 f"start_child: expected a Child, a Supervisor or a key, got {shown(child)}"
             )
         path: str = self.ask(supervisor, request, _change(timeout))
-        self._known |= {path}
+        self._known.add(path)  # (not a copy of every known path per start)
         return path
 
     def terminate_child(self, supervisor: str, name: str, timeout: float | None = None) -> None:

@@ -189,7 +189,7 @@ class System(ChildCalls):
         self.tree = tree
         self._ids = itertools.count(1)
         self._closed = False
-        self._known: frozenset[str] = frozenset()
+        self._known: set[str] = set()
         self._sid = 0
         self._state_dir = ""  # the actors' checkpoint files, while the tree runs
         self._stopping = threading.Event()
@@ -689,7 +689,7 @@ class System(ChildCalls):
         except BaseException:
             system.detach()
             raise
-        system._known = frozenset(s.path for s in status[0])
+        system._known = {s.path for s in status[0]}
         system.tree = Supervisor(next((s.path for s in status[0] if "/" not in s.path), "tree"))
         return system
 
@@ -723,7 +723,7 @@ class System(ChildCalls):
         why = f"unknown actor path {path!r}"
         if not self._closed:  # (a child started at run time, by an actor say)
             known, why = self._gateway(PathsQuery(path))
-            self._known = frozenset(known)
+            self._known = set(known)
         if path not in self._known:
             raise UnknownPath(why, path)
 
@@ -761,7 +761,7 @@ class System(ChildCalls):
         if value[0] != "ok":
             self._closed = True
             raise SystemStopped(f"the tree could not start: {value[1]}")
-        self._known = frozenset(value[1])
+        self._known = set(value[1])
         self._sid = value[2] if self.options.base != "simple" else 0
 
 
