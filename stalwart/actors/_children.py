@@ -97,12 +97,14 @@ class ActivityCheck(msgspec.Struct, frozen=True):
 
 class ActivityReport(msgspec.Struct, frozen=True):
     """How far the instance has got through its senders' messages (a number that grows
-    with each one), and whether one is still being handled."""
+    with each one), whether one is still being handled, and the seconds since it took
+    the last one (or started)."""
 
     path: str
     incarnation: int
     activity: int
     busy: bool
+    idle_s: float = 0.0
 
 
 class ChildCalls:
