@@ -38,7 +38,8 @@ class StatusSummary(msgspec.Struct, frozen=True):
 
     ``counts``: entries by state; ``kinds``: by kind (supervisor, actor, breaker);
     ``unhealthy``: the first of the ``unhealthy_total`` entries that are not running, are
-    recovering (a level above 0) or sit behind a breaker that is not closed, in tree order.
+    recovering (a level above 0) or sit behind a breaker that is not closed, in tree order
+    (a passivated actor is not one of them).
     """
 
     total: int

@@ -395,7 +395,7 @@ def on_activity(s: SupervisorState, e: ActivityReported, out: Out) -> None:
     if c is None or c.incarnation != e.incarnation or c.phase != UP:
         return
     passivation.on_activity(s, c, e, out)
-    if s.pool is None or c.restart_pending or c.stop_for_good:
+    if s.pool is None or not s.pool.idle_timeout_s or c.restart_pending or c.stop_for_good:
         return
     if e.busy or c.activity != e.activity:
         c.activity, c.active_at = e.activity, e.now
