@@ -354,7 +354,13 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         name = self.child_name(msg.path)
         if name is not None:
             event = ev.ActivityReported(
-                name, msg.incarnation, msg.activity, msg.busy, msg.idle_s, now=self.now
+                name,
+                msg.incarnation,
+                msg.activity,
+                msg.busy,
+                msg.idle_s,
+                msg.last_at,
+                now=self.now,
             )
             self.decide(event)
 

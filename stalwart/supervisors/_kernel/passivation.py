@@ -95,6 +95,7 @@ def on_activity(s: SupervisorState, c: ChildRecord, e: ActivityReported, out: Ou
     if after is None or c.restart_pending or c.stop_for_good:
         return
     c.idle_s = 0.0 if e.busy else max(0.0, min(e.idle_s, e.now - c.up_at))
+    c.last_at = math.inf if e.busy else e.last_at
     c.idle_seen = s.pressure_round
     if c.idle_s >= after:
         passivate(s, c, f"no message for {c.idle_s:.1f}s (passivate_after_s={after:g})", e.now, out)
@@ -172,6 +173,8 @@ def decide_at_pressure(s: SupervisorState, now: float, out: Out) -> None:
         and c.idle_s >= min(PRESSURE_IDLE_S, after_s(c) or math.inf)
         and (not c.reactivated_at or now - c.reactivated_at >= REST_S)
     ]
-    eligible.sort(key=lambda c: (-c.idle_s, c.seq))
+    # the idlest first: by when each took its last message (their clocks are the host's;
+    # their idle seconds are measured at slightly different moments)
+    eligible.sort(key=lambda c: (c.last_at, c.seq))
     for c in eligible[: max(1, math.ceil(len(eligible) * PRESSURE_SHARE))]:
         passivate(s, c, f"memory pressure, no message for {c.idle_s:.1f}s", now, out)

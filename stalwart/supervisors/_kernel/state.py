@@ -225,6 +225,7 @@ class ChildRecord:
     # passivation (see .passivation): only children that opted in set these
     up_at = 0.0  # when its instance came up
     idle_s = 0.0  # seconds without a message, as last reported
+    last_at = 0.0  # when it took its last message (wall clock, as reported; 0: none)
     idle_seen = 0  # the pressure round of that report
     passivating = False  # it stops to be passivated
     reactivating = False  # it starts again from passivation
