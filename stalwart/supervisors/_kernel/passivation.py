@@ -131,7 +131,9 @@ def on_reactivate(s: SupervisorState, e: ReactivateRequested, out: Out) -> None:
     if c.passivating and c.phase == UP:  # (marked, not stopping yet: it stays)
         c.passivating = c.restart_pending = False
     elif c.phase == STOPPING and c.passivating:
-        c.passivating = False  # (a message came as it stopped: a restart instead)
+        # a message came as it stopped: its successor starts at once (the stopping
+        # instance forwards to it), and that is still no restart
+        c.passivating, c.reactivating = False, True
     elif c.phase == DOWN and c.waiting == PASSIVATED:
         c.waiting, c.reactivating = "", True
         lifecycle.reconcile(s, e.now, out)
