@@ -2,7 +2,8 @@
 
 An actor that sends to a path asks the registry (the root) once; the root then
 pushes every address change. While a path has no address (its actor is
-restarting) messages wait here, in order, and go out when it is back; at most
+restarting, or passivated: then the first to wait sends ``Wake`` to the root, which
+has it started again) messages wait here, in order, and go out when it is back; at most
 ``hold_limit`` wait per path (past that a request is answered with
 ``Overloaded`` and a message is kept as a dead letter). A path whose actor has
 stopped for good takes nothing: requests get ``ActorStopped`` at once and
@@ -49,6 +50,7 @@ from .messages import (
     SendAgain,
     Told,
     Undeliverable,
+    Wake,
 )
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ class _Route:
         "group",
         "next",
         "out",
+        "passive",
         "resolved",
         "stopped",
         "waiting",
@@ -102,6 +105,7 @@ class _Route:
         self.waiting: list[Any] = []
         self.blocked_until = 0.0  # a breaker in front of the path is open until then
         self.stopped = False  # its actor stopped for good (until its supervisor starts it)
+        self.passive = False  # its actor is passivated: a message waiting for it wakes it
 
 
 class _Pending:
@@ -226,7 +230,13 @@ class Caller(Timers):
             self._sw_fail_held(msg, error, path)
         else:
             route.waiting.append(msg)
+            if route.passive and len(route.waiting) == 1:
+                self._sw_wake(path)
         return False
+
+    def _sw_wake(self, path: str) -> None:
+        """Messages wait for the passivated actor at ``path``: the root has it started."""
+        self.send(self._sw_resolver(), Wake(path))
 
     def _sw_number(self, route: _Route, msg: Any) -> Any:
         """``msg`` with the next number of this sender's channel to the route's path."""
@@ -388,7 +398,7 @@ class Caller(Timers):
             for held in waiting:
                 self._sw_fail_held(held, UnknownPath(msg.error, msg.path), msg.path)
             return
-        route.group = msg.group
+        route.group, route.passive = msg.group, msg.passive
         self._sw_set_addresses(msg.path, route, list(msg.addresses), msg.stopped)
 
     def _sw_on_route_state(self, msg: RouteState) -> None:
@@ -404,7 +414,7 @@ class Caller(Timers):
         route = self._sw_routes.get(msg.path)
         if route is None:
             return
-        route.group = msg.group
+        route.group, route.passive = msg.group, msg.passive
         if (msg.died or msg.lost_inflight) and len(msg.addresses) == 1 and not msg.group:
             self._sw_send_unconfirmed(msg.path, route, msg.addresses[0])  # died with it
         self._sw_set_addresses(msg.path, route, list(msg.addresses), msg.stopped)
@@ -420,6 +430,8 @@ class Caller(Timers):
         if route.stopped and route.out.unacked:  # confirmations may still be on their way
             self.after(STOPPED_GRACE_S, (WAKE, "unconfirmed", path), key=("unconfirmed", path))
         if not route.waiting or not (addresses or route.stopped):
+            if route.waiting and route.passive:  # (it was passivated while they waited)
+                self._sw_wake(path)
             return
         waiting, route.waiting = route.waiting, []
         for held in waiting:

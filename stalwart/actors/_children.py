@@ -97,12 +97,15 @@ class ActivityCheck(msgspec.Struct, frozen=True):
 
 class ActivityReport(msgspec.Struct, frozen=True):
     """How far the instance has got through its senders' messages (a number that grows
-    with each one), and whether one is still being handled."""
+    with each one), whether one is still being handled, the seconds since it took the
+    last one, and when that was (wall clock; 0: none yet)."""
 
     path: str
     incarnation: int
     activity: int
     busy: bool
+    idle_s: float = 0.0
+    last_at: float = 0.0
 
 
 class ChildCalls:

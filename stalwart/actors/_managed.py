@@ -212,6 +212,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
     _sw_placed: Init | None = None  # on another node: its Init, until told to start
     _sw_successor: Any = None
     _sw_forwarded_at = float("-inf")  # when it last forwarded to its successor
+    _sw_taken_at = 0.0  # when it last took a sender's message (time.time(): comparable
+    # across the processes of a host, so its supervisor can tell which of them is idlest)
     _sw_handled: OrderedDict[str, Any] = made_on_use(OrderedDict)
     _sw_times: dict[type, deque[float]] = made_on_use(dict)  # latest handler durations
     _sw_also_answer: dict[str, list[Any]] = made_on_use(dict)  # request id -> more addresses
@@ -840,6 +842,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
 
     def _sw_in_order(self, msg: Told | Request, sender: Any) -> None:
         """Handle ``msg`` if it is its channel's next; hold it back if it overtook one."""
+        self._sw_taken_at = time.time()  # (how long it has been idle: passivation)
         lane = self._sw_lanes.lane(msg.chan, msg.base, msg.reply_to)
         if lane.early and min(lane.early) < lane.expected:
             self._sw_drop_handled(lane)
@@ -1091,7 +1094,10 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
     def _sw_on_activity_check(self, msg: ActivityCheck, sender: Any) -> None:
         if self._sw_mode == _RUNNING:
             activity, busy = self._sw_lanes.activity()
-            self.send(sender, ActivityReport(self.path, self.incarnation, activity, busy))
+            taken = self._sw_taken_at
+            idle = time.time() - taken
+            report = ActivityReport(self.path, self.incarnation, activity, busy, idle, taken)
+            self.send(sender, report)
 
     def _sw_on_chaos(self, msg: Chaos, sender: Any) -> None:
         if msg.kind == "hang":
@@ -1204,6 +1210,12 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
 
     def _sw_on_retire(self, msg: Retire, sender: Any) -> None:
         self._sw_retire(msg.forward)
+        if msg.passivate:  # passivated: what reaches it from now on goes to the root, which
+            self._sw_mode = _FAILED  # holds it (in order) for the next instance
+            self._sw_forwarded_at = time.monotonic()  # (it leaves once strays stop coming)
+            held, self._sw_held = self._sw_held, ()
+            for m, s in held:
+                self.send(self.root, Stray(self.path, m, s))
 
     def _sw_retire(self, forward: bool) -> None:
         self._sw_cancel_turns()  # (their messages go to the successor with what is held)

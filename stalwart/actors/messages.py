@@ -276,9 +276,13 @@ class Checkpoint(msgspec.Struct, frozen=True):
 
 
 class Retire(msgspec.Struct, frozen=True):
-    """Stop: run ``on_stop``, report the final state; forward later messages if ``forward``."""
+    """Stop: run ``on_stop``, report the final state; forward later messages if ``forward``.
+
+    ``passivate``: it is passivated; what reaches it later goes to the root (as
+    :class:`Stray`), which holds it for the next instance."""
 
     forward: bool = True
+    passivate: bool = False
 
 
 class Retired(msgspec.Struct, frozen=True):
@@ -462,6 +466,8 @@ class Resolved(msgspec.Struct, frozen=True):
     """A path's current addresses (empty while restarting), or an error.
 
     ``stopped``: its actor stopped for good (messages to it are not held).
+    ``passive``: its actor is passivated: a sender holding messages for it sends
+    :class:`Wake` once.
     """
 
     path: str
@@ -469,6 +475,7 @@ class Resolved(msgspec.Struct, frozen=True):
     error: str | None = None
     stopped: bool = False
     group: bool = False  # a replica group: messages go round its members, in no order
+    passive: bool = False
 
 
 class AddressUpdate(msgspec.Struct, frozen=True):
@@ -486,6 +493,13 @@ class AddressUpdate(msgspec.Struct, frozen=True):
     orphaned: bool = False  # its last instance died with its supervisor (and what it held)
     group: bool = False
     died: bool = False  # its last instance's process died: tells it did not confirm go again
+    passive: bool = False  # passivated: who holds messages for it sends Wake
+
+
+class Wake(msgspec.Struct, frozen=True):
+    """To the root: messages wait for the passivated actor at ``path``; start it again."""
+
+    path: str
 
 
 class Undeliverable(msgspec.Struct, frozen=True):

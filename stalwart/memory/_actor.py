@@ -4,9 +4,11 @@ It runs at ``_system/memory``. Every ``interval_s`` it samples; when a tier is
 due (see :class:`LevelTracker`) it asks every actor of the tree to free memory
 (``MemoryPressure``: caches, ``on_memory_pressure``, and from CRITICAL on
 ``gc.collect()`` plus ``malloc_trim``), waits for their answers, and records a
-:class:`CleanupReport`. At EMERGENCY the root sheds load (new asks and
-protected calls get ``Overloaded``) until the level falls back, and the
-largest restartable actors (per process RSS) are restarted at level 3.
+:class:`CleanupReport`. At every sample at WARNING or above (and with every cleanup
+asked for at those tiers) the supervisors passivate some idle children that opted
+in. At EMERGENCY the root sheds load (new asks and protected calls get
+``Overloaded``) until the level falls back, and the largest restartable actors (per
+process RSS) are restarted at level 3.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from ..actors._memory import collect_garbage
 from ..actors._runtime import pid_alive
 from ..actors.messages import MemoryFreed, MemoryPressure
 from ..supervisors._bases import SessionWatch, session_processes
-from ..supervisors.messages import GatewayQuery, GatewayReply, MemoryEvent, ShedLoad
+from ..supervisors.messages import (
+    GatewayQuery,
+    GatewayReply,
+    MemoryEvent,
+    PassivateIdle,
+    ShedLoad,
+)
 from ..supervisors.queries import StatusQuery
 from ._levels import LevelTracker, MemorySettings, Trigger
 from ._sampler import MemorySample, MemorySampler
@@ -116,12 +124,17 @@ class MemoryPressureActor(ManagedActor):
         trigger = self.tracker.observe(sample)
         if self.shedding and self.tracker.level < MemoryLevel.EMERGENCY:
             self.shed(False, f"memory back to {sample.percent:.1f}%")
+        if self.tracker.level >= MemoryLevel.WARNING:  # until it clears: at every sample
+            self.send(self.root, PassivateIdle(int(self.tracker.level)))
         if trigger is not None:
             self.begin(trigger, None)
 
     # -- a cleanup -------------------------------------------------------------------------------
     def receiveMsg_MemoryCleanupRequest(self, msg: MemoryCleanupRequest, sender: Any) -> None:
-        self.begin(Trigger(msg.level, "manual", msg.reason or "requested"), sender)
+        trigger = Trigger(msg.level, "manual", msg.reason or "requested")
+        if trigger.level >= MemoryLevel.WARNING:  # idle children that opted in: passivated
+            self.send(self.root, PassivateIdle(int(trigger.level)))
+        self.begin(trigger, sender)
 
     def receiveMsg_MemoryQuery(self, msg: MemoryQuery, sender: Any) -> None:
         self.reply(

@@ -121,7 +121,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
 def do_stop(self: SupervisorActor, c: cmd.Stop) -> None:
     address = self.addresses.get((c.child, c.incarnation))
     if address is not None:
-        self.send(address, Retire(c.forward))
+        self.send(address, Retire(c.forward, c.passivate))
 
 
 def do_kill(self: SupervisorActor, c: cmd.Kill) -> None:
@@ -209,6 +209,7 @@ def do_register(self: SupervisorActor, c: cmd.Register) -> None:
             node,
             c.died,
             self.incarnation if child.dynamic else 0,
+            c.reactivated,
         ),
     )
     old = self.addresses.get((c.child, c.predecessor)) if c.predecessor else None

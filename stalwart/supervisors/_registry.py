@@ -223,6 +223,11 @@ class Registry:
         supervisor above it did."""
         return all(self._removed(m) for m in self.groups.get(path, [path]))
 
+    def passive(self, path: str) -> bool:
+        """True if the actor at ``path`` is passivated (or being passivated)."""
+        entry = self.entries.get(path)
+        return entry is not None and entry.state in ("passivating", "passivated")
+
     def _removed(self, path: str) -> bool:
         while path:
             entry = self.entries.get(path)
@@ -234,7 +239,7 @@ class Registry:
     def settled(self) -> bool:
         """True when every path is registered, or stopped for good, or waiting for a node."""
         return all(
-            e.available or e.state in ("waiting", "stopped") or self._removed(p)
+            e.available or e.state in ("waiting", "stopped", "passivated") or self._removed(p)
             for p, e in self.entries.items()
         )
 

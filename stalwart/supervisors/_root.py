@@ -58,6 +58,7 @@ from ..actors.messages import (
 from ._gateway import CORRELATOR, TELEMETRY, Gateway
 from ._incidents import Incidents
 from ._kernel import root as rk
+from ._passivation import ROOT_HANDLERS
 from ._registry import Registry
 from ._routing import Routing
 from ._services import system_services
@@ -542,6 +543,7 @@ _HANDLERS: dict[type, Any] = {
     ChildrenPlanned: RootActor.on_children_planned,
     ChildrenGone: RootActor.on_children_gone,
     ChildrenNow: RootActor.on_children_now,
+    **ROOT_HANDLERS,
 }
 
 _COMMANDS: dict[type, Any] = {

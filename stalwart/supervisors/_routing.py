@@ -82,6 +82,7 @@ class Routing(Caller):
             self.registry.addresses(path),
             stopped=self.registry.stopped(path),
             group=path in self.registry.groups,
+            passive=self.registry.passive(path),
         )
 
     # -- registry updates from supervisors -------------------------------------------------
@@ -90,7 +91,9 @@ class Routing(Caller):
         orphaned = self.registry.take_lost(msg.path)  # died with its supervisor
         died = msg.died or orphaned
         self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned, died=died)
-        if msg.incarnation > 1:  # a new instance serves: what took the last one down is over
+        if msg.reactivated:  # started again for a message: not a restart
+            self.record("reactivated", msg.path, detail=f"incarnation {msg.incarnation}")
+        elif msg.incarnation > 1:  # a new instance serves: what took the last one down is over
             self.record(
                 "restarted", msg.path, level=msg.level, detail=f"incarnation {msg.incarnation}"
             )
@@ -165,6 +168,7 @@ class Routing(Caller):
                 orphaned,
                 p in self.registry.groups,
                 died and p == path,
+                self.registry.passive(p),
             )
             for subscriber in subscribers:
                 self.send(subscriber, update)

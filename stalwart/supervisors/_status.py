@@ -21,11 +21,13 @@ from .messages import ActorStatus, StatusSummary
 _kind, _removed = attrgetter("kind"), attrgetter("removed")
 _looks = attrgetter("kind", "state", "level", "breaker", "removed")  # what a summary counts
 _FINE_BREAKERS = ("", "closed")
+_FINE_STATES = ("running", "passivated")  # (a passivated actor is idle, not in trouble)
 
 
 def needs_a_look(entry: Entry) -> bool:
-    """Not running, or recovering (a level above 0), or behind a breaker that is not closed."""
-    return entry.state != "running" or entry.level > 0 or entry.breaker not in _FINE_BREAKERS
+    """Not running (nor passivated), or recovering (a level above 0), or behind a breaker
+    that is not closed."""
+    return entry.state not in _FINE_STATES or entry.level > 0 or entry.breaker not in _FINE_BREAKERS
 
 
 def _state_of(registry: Registry, entry: Entry, removed: bool) -> str:
@@ -101,7 +103,7 @@ def summarize(
     for (kind, state, level, breaker, _), n in combos.items():
         counts[state] += n
         kinds[kind] += n
-        if state != "running" or level > 0 or breaker not in _FINE_BREAKERS:
+        if state not in _FINE_STATES or level > 0 or breaker not in _FINE_BREAKERS:
             flagged += n
     first = islice((e for e in entries if needs_a_look(e)), limit) if flagged else ()
     return StatusSummary(
@@ -125,7 +127,7 @@ def _summarize_slowly(
     flagged = [
         e
         for e, state in zip(entries, states)
-        if state != "running" or e.level > 0 or e.breaker not in _FINE_BREAKERS
+        if state not in _FINE_STATES or e.level > 0 or e.breaker not in _FINE_BREAKERS
     ]
     return StatusSummary(
         len(states),

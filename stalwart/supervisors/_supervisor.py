@@ -57,6 +57,7 @@ from . import _kernel as kernel
 from ._effects import EFFECTS, answer
 from ._kernel import events as ev
 from ._kernel.state import STARTING
+from ._passivation import SUPERVISOR_HANDLERS
 from ._usage import ProcessUsage
 from .messages import (
     BreakerNote,
@@ -352,7 +353,15 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     def on_activity(self, msg: ActivityReport, sender: Any) -> None:
         name = self.child_name(msg.path)
         if name is not None:
-            event = ev.ActivityReported(name, msg.incarnation, msg.activity, msg.busy, now=self.now)
+            event = ev.ActivityReported(
+                name,
+                msg.incarnation,
+                msg.activity,
+                msg.busy,
+                msg.idle_s,
+                msg.last_at,
+                now=self.now,
+            )
             self.decide(event)
 
     # -- messages from children -------------------------------------------------------------
@@ -647,4 +656,5 @@ _HANDLERS: dict[type, Any] = {
     Request: SupervisorActor.on_request,
     ActivityReport: SupervisorActor.on_activity,
     **{kind: SupervisorActor.on_child_request_told for kind in CHILD_REQUESTS},
+    **SUPERVISOR_HANDLERS,
 }

@@ -534,7 +534,9 @@ class System(ChildCalls):
         result: dict[str, Any] = {
             "phase": status.phase,
             "actors": [msgspec.to_builtins(s) for s in status],
-            "unhealthy": [s.path for s in status if s.state not in ("running", "starting")],
+            "unhealthy": [
+                s.path for s in status if s.state not in ("running", "starting", "passivated")
+            ],
             "health": {
                 "hung": [s.path for s in status if s.state == "hung"]
                 + [h["path"] for h in self.hung_actors()],

@@ -38,7 +38,8 @@ class StatusSummary(msgspec.Struct, frozen=True):
 
     ``counts``: entries by state; ``kinds``: by kind (supervisor, actor, breaker);
     ``unhealthy``: the first of the ``unhealthy_total`` entries that are not running, are
-    recovering (a level above 0) or sit behind a breaker that is not closed, in tree order.
+    recovering (a level above 0) or sit behind a breaker that is not closed, in tree order
+    (a passivated actor is not one of them).
     """
 
     total: int
@@ -134,6 +135,7 @@ class Registered(msgspec.Struct, frozen=True):
     node: str = ""
     died: bool = False  # the instance before it died (its unconfirmed tells go again)
     added_by: int = 0  # added at run time by this instance of its supervisor (0: declared)
+    reactivated: bool = False  # a passivated actor started again (not a restart)
 
 
 class Unavailable(msgspec.Struct, frozen=True):
@@ -522,3 +524,16 @@ class NodeDown(msgspec.Struct, frozen=True):
     paths: tuple[str, ...]
     reason: str
     lost: tuple[str, ...]
+
+
+class PassivateIdle(msgspec.Struct, frozen=True):
+    """Memory is at ``level`` (warning or above): from the memory actor to the root, and
+    on to every supervisor, which passivates some of its idle opted-in children."""
+
+    level: int
+
+
+class Reactivate(msgspec.Struct, frozen=True):
+    """From the root to a supervisor: messages wait for its passivated child at ``path``."""
+
+    path: str

@@ -361,6 +361,12 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     - ``significant``: its ending by itself (a normal stop of a transient child, any
       end of a temporary one) can shut its supervisor down, per the supervisor's
       ``auto_shutdown`` (as in OTP 24+). Never on a permanent child.
+    - ``passivate_after_s``: after that many seconds without a message it is
+      *passivated*: its ``snapshot()`` is kept and its instance stops; the next message
+      to its path starts it again from that state (``restored_state``), the messages
+      meanwhile held in order. At the memory warning tier it may be passivated sooner,
+      longest idle first. Not a failure: no level, no restart counted. ``None`` (the
+      default): never. One replica, no breaker. See the memory guide.
     """
 
     name: str
@@ -379,6 +385,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     requires: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
     significant: bool = False
+    passivate_after_s: float | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.name, self.name)
@@ -426,6 +433,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
         if self.levels is not None:
             self.levels.check(self.name)
         _check_significant(self.name, self)
+        _check_passivation(self)
 
 
 class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
@@ -620,6 +628,23 @@ def _integer(path: str, field: str, value: Any, minimum: int) -> None:
 def _positive(path: str, field: str, value: Any) -> None:
     if not _is_number(value) or not value > 0:
         raise SpecError(path, field, f"must be a number > 0, got {shown(value)}")
+
+
+def _check_passivation(child: Child) -> None:
+    after = child.passivate_after_s
+    if after is None:
+        return
+    if not _is_number(after) or not 0 < after < math.inf:
+        raise SpecError(
+            child.name, "passivate_after_s", f"must be a number > 0 or None, got {shown(after)}"
+        )
+    if child.replicas != 1 or child.breaker is not None:
+        raise SpecError(
+            child.name,
+            "passivate_after_s",
+            "needs one replica and no breaker (a passivated actor's path must have no other"
+            " instance to serve it)",
+        )
 
 
 def _check_significant(path: str, spec: Child | Supervisor) -> None:

@@ -194,6 +194,7 @@ CHILD = {
         max_size=2,
     ),
     "significant": st.booleans(),  # (with a permanent restart: refused, naming it)
+    "passivate_after_s": st.none() | SECONDS,  # (with replicas or a breaker: named)
 }
 SIBLINGS = st.lists(
     st.builds(Child, NAMES, st.just(Worker)), max_size=3, unique_by=lambda c: c.name
@@ -338,7 +339,14 @@ def accepted_or_named(result: Any, bad: str, *also: str) -> None:
 @example(({"name": "w", "actor": Worker, "": 1}, ""))  # was TypeError
 def test_a_child_is_accepted_or_the_bad_setting_named(case):
     kwargs, bad = case
-    accepted_or_named(attempt(lambda: Child(**kwargs)), bad, *significant(kwargs))
+    also = (*significant(kwargs), *passivation(kwargs))
+    accepted_or_named(attempt(lambda: Child(**kwargs)), bad, *also)
+
+
+def passivation(kwargs: dict[str, Any]) -> tuple[str, ...]:
+    """``passivate_after_s`` may be named too when it is set (it needs one replica and no
+    breaker)."""
+    return ("passivate_after_s",) if kwargs.get("passivate_after_s") is not None else ()
 
 
 def significant(kwargs: dict[str, Any]) -> tuple[str, ...]:

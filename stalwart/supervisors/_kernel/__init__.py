@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import children, failures, lifecycle, mediation
+from . import children, failures, lifecycle, mediation, passivation
 from .commands import Command, Escalate
 from .events import (
     ActivityReported,
@@ -40,6 +40,8 @@ from .events import (
     LostRequestArrived,
     NodeLost,
     NodesChanged,
+    PressureNoted,
+    ReactivateRequested,
     Recovered,
     RecoveryRequested,
     RetireRequested,
@@ -76,6 +78,10 @@ def _on_timer(s: SupervisorState, e: TimerFired, out: list[Command]) -> None:
         lifecycle.on_start_backoff(s, p[1], now, out)
     elif kind == "idle":
         children.on_idle_tick(s, now, out)
+    elif kind == "passivate":
+        passivation.on_tick(s, now, out)
+    elif kind == "pressure":
+        passivation.on_pressure_timer(s, now, out)
     else:
         raise ValueError(f"decide: unknown timer {p!r}")
 
@@ -112,6 +118,8 @@ _HANDLERS: dict[type, Handler] = {
     NodesChanged: lifecycle.on_nodes_changed,
     ChildRequested: children.on_child_requested,
     ActivityReported: children.on_activity,
+    ReactivateRequested: passivation.on_reactivate,
+    PressureNoted: passivation.on_pressure,
     Failed: failures.on_failed,
     Recovered: failures.on_recovered,
     HealthReported: mediation.on_health_reported,

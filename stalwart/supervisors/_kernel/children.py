@@ -53,7 +53,7 @@ from ...actors.errors import (
 from ...actors.messages import ErrorReply
 from .._plan import slots_of
 from ..spec import Child, SpecError, Supervisor, check_significant_under
-from . import lifecycle
+from . import lifecycle, passivation
 from .commands import Answer, Forget, Planned, Send, ShutDown, Timer
 from .common import Out, note
 from .events import ActivityReported, ChildRequested, ChildStarted
@@ -392,7 +392,10 @@ def on_idle_tick(s: SupervisorState, now: float, out: Out) -> None:
 
 def on_activity(s: SupervisorState, e: ActivityReported, out: Out) -> None:
     c = s.children.get(e.child)
-    if c is None or c.incarnation != e.incarnation or c.phase != UP or s.pool is None:
+    if c is None or c.incarnation != e.incarnation or c.phase != UP:
+        return
+    passivation.on_activity(s, c, e, out)
+    if s.pool is None or not s.pool.idle_timeout_s or c.restart_pending or c.stop_for_good:
         return
     if e.busy or c.activity != e.activity:
         c.activity, c.active_at = e.activity, e.now

@@ -30,11 +30,13 @@ class Spawn(Command, frozen=True):
 
 
 class Stop(Command, frozen=True):
-    """Ask the running instance to stop; ``forward``: it forwards late mail to its successor."""
+    """Ask the running instance to stop; ``forward``: it forwards late mail to its successor;
+    ``passivate``: it is passivated (late mail goes to the root, held for the next one)."""
 
     child: str
     incarnation: int
     forward: bool
+    passivate: bool = False
 
 
 class Kill(Command, frozen=True):
@@ -102,6 +104,7 @@ class Register(Command, frozen=True):
     restarts: int = 0
     predecessor: int = 0
     died: bool = False  # its predecessor's process died: senders send unconfirmed tells again
+    reactivated: bool = False  # it was passivated: started again for a message, not restarted
 
 
 class Release(Command, frozen=True):

@@ -206,12 +206,27 @@ class ChildRequested(KernelEvent, frozen=True):
 
 
 class ActivityReported(KernelEvent, frozen=True):
-    """A Pool's instance said how far it has got through its messages (idle checks)."""
+    """An instance said how far it has got through its messages (idle checks), and how
+    long ago it took the last one."""
 
     child: str
     incarnation: int
     activity: int
     busy: bool = False
+    idle_s: float = 0.0
+    last_at: float = 0.0  # when it took its last message (wall clock; 0: none yet)
+
+
+class ReactivateRequested(KernelEvent, frozen=True):
+    """Messages wait for the passivated child at ``path``: start it again."""
+
+    path: str
+
+
+class PressureNoted(KernelEvent, frozen=True):
+    """Memory is at ``level`` (1: warning and above): passivate some idle children."""
+
+    level: int
 
 
 class RetireRequested(KernelEvent, frozen=True):

@@ -14,7 +14,7 @@ from ...actors.errors import ActorStopped, Overloaded, PoisonMessageError, Stalw
 from ...actors.messages import ErrorReply, Handover, Redelivery, RunHooks
 from .._plan import restart_set
 from ..messages import KillSubtree, RecoveryDone, Unavailable
-from . import children, failures, outages, restarts
+from . import children, failures, outages, passivation, restarts
 from .commands import (
     Answer,
     Cancel,
@@ -134,7 +134,10 @@ def start_next(s: SupervisorState, now: float, out: Out) -> None:
 
 
 def dependencies_up(s: SupervisorState, c: ChildRecord) -> bool:
-    return all(s.children[d].phase in (UP, REMOVED) for d in c.slot.depends_on)
+    return all(
+        s.children[d].phase in (UP, REMOVED) or passivation.is_passivated(s.children[d])
+        for d in c.slot.depends_on
+    )
 
 
 def start_child(s: SupervisorState, c: ChildRecord, out: Out) -> None:
@@ -158,10 +161,12 @@ def stop_child(s: SupervisorState, c: ChildRecord, out: Out) -> None:
     forward = c.restart_pending and c.kind == "actor" and not c.stop_for_good
     c.phase = STOPPING
     label = "restarting" if forward else "stopping"
+    if c.passivating:
+        label = "passivating"
     # children of a supervisor that is itself being stopped are not gone for good: whether
     # they come back is its parent's decision (a subtree gone for good is gone at its top)
     out.append(Report(Unavailable(c.path, label, removed=c.stop_for_good and not s.retiring)))
-    out.append(Stop(c.name, c.incarnation, forward))
+    out.append(Stop(c.name, c.incarnation, forward, c.passivating))
     out.append(Timer(c.spec.shutdown_s, ("stop-timeout", c.name, c.incarnation), ("stop", c.name)))
 
 
@@ -225,10 +230,12 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
             c.restarts,
             c.retiring,
             c.died,
+            passivation.reactivating(c),
         )
     )
     c.lost_inflight = c.died = False
     children.on_up(s, c, e.now, out)
+    passivation.on_up(s, c, e.now, out)
     if c.retiring:  # the replaced instance forwards stragglers for a while, then is released
         s.lingering.add((c.name, c.retiring))
         out.append(Timer(FORWARD_GRACE_S, ("release", c.name, c.retiring)))
@@ -243,6 +250,9 @@ def on_child_retired(s: SupervisorState, e: ChildRetired, out: Out) -> None:
     c.trust_final_state = True
     c.retired_at = e.incarnation
     if c.phase != STOPPING:
+        return
+    if c.passivating and c.restart_pending and not c.stop_for_good:
+        passivation.on_retired(s, c, e.now, out)
         return
     if c.exited_early == e.incarnation:  # its exit overtook this: now it is down
         child_down(s, c, e.now, out)

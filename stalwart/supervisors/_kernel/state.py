@@ -222,6 +222,15 @@ class ChildRecord:
     last_error = ""
     lost_inflight = False
     died = False  # its last instance's process died (crash, kill, hang, lost node)
+    # passivation (see .passivation): only children that opted in set these
+    up_at = 0.0  # when its instance came up
+    idle_s = 0.0  # seconds without a message, as last reported
+    last_at = 0.0  # when it took its last message (wall clock, as reported; 0: none)
+    idle_seen = 0  # the pressure round of that report
+    passivating = False  # it stops to be passivated
+    reactivating = False  # it starts again from passivation
+    reactivated_at = 0.0  # when it last did
+    last_passivation = ""  # why it was passivated
 
 
 class SupervisorState:
@@ -272,6 +281,9 @@ class SupervisorState:
         self.incident_holds: dict[str, str] = {}  # child path -> the root cause it waits for
         self.health_seq = 0
         self.waiting_recoveries: list[tuple[int, str]] = []
+        self.passivation_every = 0.0  # the idle checks of children that opted in (0: none)
+        self.pressure_round = 0  # memory pressure rounds so far
+        self.pressure_waiting: set[str] = set()  # the round's answers still to come
 
     def learn_timeouts(
         self, rule: TimeoutRule, timeouts: dict[str, float], longest: dict[str, float]
