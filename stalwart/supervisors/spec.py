@@ -361,6 +361,10 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     - ``significant``: its ending by itself (a normal stop of a transient child, any
       end of a temporary one) can shut its supervisor down, per the supervisor's
       ``auto_shutdown`` (as in OTP 24+). Never on a permanent child.
+    - ``standby``: keep a warm spare of each of its instances (a process forked and
+      its actor created, not yet addressed by the path) that takes over at once when
+      the instance is restarted (level 3, and its part of a level 4 restart): no
+      process to create on the way back to serving. Not with ``requires``.
     """
 
     name: str
@@ -379,6 +383,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     options: dict[str, Any] = msgspec.field(default_factory=dict)
     requires: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
     significant: bool = False
+    standby: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self.name, self.name)
@@ -426,6 +431,13 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
         if self.levels is not None:
             self.levels.check(self.name)
         _check_significant(self.name, self)
+        if self.standby and self.requires:
+            raise SpecError(
+                self.name,
+                "standby",
+                "not with requires: a spare is forked on its supervisor's node, and a"
+                " child that needs capabilities is placed on a node that offers them",
+            )
 
 
 class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
