@@ -5,8 +5,9 @@ and its actor made) and told it is one (``Standby``); nothing addresses it by th
 When the kernel starts the path's next instance (a level 3 restart, its part of a level
 4 restart), the supervisor hands that instance's ``Init`` to the spare instead of
 creating one: the checkpoint, the replies and the redeliveries are those of that
-moment, as for any new instance. A new spare is made once the instance has started,
-after the root has heard of it, so the fork is never on the way back to serving.
+moment, as for any new instance. A new spare is made a little after the instance has
+started (``SPARE_AFTER_S``): the fork keeps the supervisor busy for milliseconds, and
+must not hold up what callers hand over for the new instance once they hear of a crash.
 
 Spares are the supervisor's own business: they are not children (``which_children``,
 ``count_children`` and ``status`` do not show them), get no health checks, are stopped
@@ -20,6 +21,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..actors._runtime import ActorExitRequest, child_process_gone, create_child
+from ..actors._timers import WAKE
 from ..actors.messages import Standby, StandbyReady
 from ._kernel.state import REMOVED
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from ._supervisor import SupervisorActor
 
 log = logging.getLogger("stalwart.supervisor")
+SPARE_AFTER_S = 0.1  # a new spare is made this long after its instance started
 DEATHS_IN_A_ROW = 3  # spares that die before they are ready this often: no more are made
 
 
@@ -63,6 +66,11 @@ class Spares:
             and c.phase != REMOVED
             and self.deaths.get(name, 0) < DEATHS_IN_A_ROW
         )
+
+    def make_soon(self, sup: SupervisorActor, name: str) -> None:
+        """Make a spare for ``name`` in ``SPARE_AFTER_S``, if it keeps one and has none."""
+        if name not in self.by_child and self.wanted(sup, name):
+            sup.after(SPARE_AFTER_S, (WAKE, "standby", name), ("standby", name))
 
     def make(self, sup: SupervisorActor, name: str) -> None:
         """Create a spare for ``name`` if it keeps one and has none."""
@@ -110,7 +118,7 @@ class Spares:
             self.deaths[name] = deaths = self.deaths.get(name, 0) + 1
             if deaths == DEATHS_IN_A_ROW:
                 log.warning("%s: its spares die as they start; no more are made", name)
-        self.make(sup, name)
+        self.make_soon(sup, name)
 
     def drop(self, sup: SupervisorActor, name: str) -> None:
         """Stop ``name``'s spare (the child stops for good)."""

@@ -371,8 +371,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.decide(
             ev.ChildStarted(name, msg.incarnation, msg.ok, msg.error, msg.held, now=self.now)
         )
-        if msg.ok:  # (after the root has heard of it: the fork is off the path to serving)
-            self.spares.make(self, name)
+        if msg.ok:
+            self.spares.make_soon(self, name)
 
     def on_standby_ready(self, msg: StandbyReady, sender: Any) -> None:
         self.spares.ready(self, msg)
@@ -546,6 +546,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     # -- messages from the parent and the root -------------------------------------------------
     def on_retire(self, msg: Retire, sender: Any) -> None:
+        self.spares.stop_all(self)  # (they leave while the children stop, one by one)
         self.decide(ev.RetireRequested(now=self.now))
 
     def on_perform(self, msg: PerformRecovery, sender: Any) -> None:
@@ -565,6 +566,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if msg.payload != TICK:
             return
         for payload in self._sw_tick():
+            if payload[1] == "standby":
+                self.spares.make(self, payload[2])
+                continue
             if payload[2] == ("health",):
                 self.find_lost_exits()
             self.decide(ev.TimerFired(payload[2], now=self.now))

@@ -19,8 +19,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stalwart import Child, LevelPolicy, ManagedActor, SpecError, Supervisor
-from stalwart import TreeFileError, load_tree
+from stalwart import (
+    Child,
+    LevelPolicy,
+    ManagedActor,
+    SpecError,
+    Supervisor,
+    TreeFileError,
+    load_tree,
+)
 from tests.support import process_gone, sigkill, wait_for
 
 RESTART_AT_ONCE = LevelPolicy(basic_attempts=0, enhanced_attempts=0)
