@@ -6,9 +6,10 @@
    without a spare, and raw Thespian recreating the actor and sending the message again
    (its documented way). The goal: with a spare, p50 at most half of raw Thespian's.
 2. Failure -> served, per recovery level 1-5 on both bases (bench_levels' measurement),
-   with spares against without, alternating level by level. Levels 1, 2 and 5 do not use
-   the spare (no instance is replaced, or the whole tree is made anew): their ratios say
-   the spare costs nothing there.
+   with spares against without, the two sides alternating in halves. Before each sample both
+   wait as long as a new spare takes to be asked for (and with spares on real processes,
+   until they are up: the steady state). Levels 1, 2 and 5 do not use the spare (no
+   instance is replaced, or the whole tree is made anew): there the ratio is noise.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psutil
@@ -35,10 +37,11 @@ from bench_core import (
 from bench_levels import level_latencies
 
 from stalwart import Child, Supervisor, start
+from stalwart.supervisors._standby import SPARE_AFTER_S
 
 CRASHES = 36  # per side
 BLOCKS = 3  # the sides alternate in blocks: this machine's speed drifts for seconds at a time
-LEVEL_SAMPLES = {"simple": 12, "multiproc": 8}
+LEVEL_SAMPLES = {"simple": 12, "multiproc": 8}  # per side, in two halves
 LEVEL5_SAMPLES = 4
 SIDES = ("standby", "no standby", "raw Thespian")
 
@@ -143,22 +146,41 @@ def crash_rows(base: str, label: str) -> list[Row]:
     return rows
 
 
+def settle_for(base: str, standby: bool) -> Callable[[Any], None]:
+    """Before each sample, both sides wait as long as a new spare takes to be asked for;
+    with spares on real processes, until they are up too."""
+    spares = SpareWaiter(2) if standby and base != "simple" else None
+
+    def settle(system: Any) -> None:
+        time.sleep(SPARE_AFTER_S)
+        if spares is not None:
+            spares(system)
+
+    return settle
+
+
 def level_rows() -> list[Row]:
+    """Per base and level, the two sides alternate in two halves (the machine drifts)."""
     rows = []
     for base in ("simple", "multiproc"):
         for level in range(1, 6):
-            samples = LEVEL5_SAMPLES if level == 5 else LEVEL_SAMPLES[base]
-            settle = SpareWaiter(2) if base != "simple" else None
-            with_spare, _, seen = level_latencies(base, level, True, samples, settle)
-            without, _, _ = level_latencies(base, level, False, samples)
-            note = "" if seen == level else f" (recovered at level {seen})"
+            half = (LEVEL5_SAMPLES if level == 5 else LEVEL_SAMPLES[base]) // 2
+            found: dict[bool, list[float]] = {True: [], False: []}
+            seen = set()
+            for standby in (True, False, False, True):
+                latencies, _, level_seen = level_latencies(
+                    base, level, standby, half, settle_for(base, standby)
+                )
+                found[standby] += latencies
+                seen.add(level_seen)
+            note = "" if seen == {level} else f" (recovered at levels {sorted(seen)})"
             for q in (50, 95, 99):
                 rows.append(
                     Row(
                         f"{base}, level {level}, standby: failure -> served p{q}{note}",
-                        1000 * percentile(with_spare, q),
+                        1000 * percentile(found[True], q),
                         "no standby",
-                        1000 * percentile(without, q),
+                        1000 * percentile(found[False], q),
                         "ms",
                     )
                 )
