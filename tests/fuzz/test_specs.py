@@ -194,6 +194,7 @@ CHILD = {
         max_size=2,
     ),
     "significant": st.booleans(),  # (with a permanent restart: refused, naming it)
+    "standby": st.booleans(),  # (with requires: refused, naming it)
 }
 SIBLINGS = st.lists(
     st.builds(Child, NAMES, st.just(Worker)), max_size=3, unique_by=lambda c: c.name
@@ -338,7 +339,8 @@ def accepted_or_named(result: Any, bad: str, *also: str) -> None:
 @example(({"name": "w", "actor": Worker, "": 1}, ""))  # was TypeError
 def test_a_child_is_accepted_or_the_bad_setting_named(case):
     kwargs, bad = case
-    accepted_or_named(attempt(lambda: Child(**kwargs)), bad, *significant(kwargs))
+    standby = ("standby",) if kwargs.get("standby") is True and kwargs.get("requires") else ()
+    accepted_or_named(attempt(lambda: Child(**kwargs)), bad, *significant(kwargs), *standby)
 
 
 def significant(kwargs: dict[str, Any]) -> tuple[str, ...]:
