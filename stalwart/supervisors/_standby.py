@@ -24,6 +24,7 @@ from ..actors._runtime import ActorExitRequest, child_process_gone, create_child
 from ..actors._timers import WAKE
 from ..actors.messages import Standby, StandbyReady
 from ._kernel.state import REMOVED
+from .spec import Child
 
 if TYPE_CHECKING:
     from ._supervisor import SupervisorActor
@@ -78,6 +79,7 @@ class Spares:
             return
         assert sup.state is not None
         c = sup.state.children[name]
+        assert isinstance(c.spec, Child)  # (wanted: an actor's)
         address = create_child(sup, c.spec.actor, not sup.clock_id)
         self.by_child[name] = Spare(address)
         sup.send(address, Standby(c.path, os.getpid()))
