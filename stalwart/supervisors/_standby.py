@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..actors._runtime import ActorExitRequest, child_process_gone, create_child
@@ -31,17 +32,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stalwart.supervisor")
 SPARE_AFTER_S = 0.1  # a new spare is made this long after its instance started
+READY_WITHIN_S = 10.0  # a spare not ready by then is taken for dead (and stopped)
 DEATHS_IN_A_ROW = 3  # spares that die before they are ready this often: no more are made
 
 
 class Spare:
     """One spare: its address, and its process once it has said it is ready."""
 
-    __slots__ = ("address", "pid")
+    __slots__ = ("address", "made", "pid")
 
     def __init__(self, address: Any) -> None:
         self.address = address
         self.pid = 0
+        self.made = time.monotonic()
 
 
 class Spares:
@@ -108,10 +111,23 @@ class Spares:
                 return True
         return False
 
+    def undelivered(self, sup: SupervisorActor, msg: Standby) -> None:
+        """A ``Standby`` came back: the spare it was for died before it could start."""
+        name = sup.child_name(msg.path)
+        spare = self.by_child.get(name) if name is not None else None
+        if name is not None and spare is not None and not spare.pid:
+            _stop(sup, spare)  # (in case it is another one, made since)
+            self.lost(sup, name, spare)
+
     def find_lost(self, sup: SupervisorActor) -> None:
-        """Spares whose processes are gone although no exit notice came."""
+        """Spares whose processes are gone although no exit notice came, and spares that
+        never said they were ready."""
+        late = time.monotonic() - READY_WITHIN_S
         for name, spare in list(self.by_child.items()):
             if spare.pid and spare.pid != os.getpid() and child_process_gone(spare.pid):
+                self.lost(sup, name, spare)
+            elif not spare.pid and spare.made < late:
+                _stop(sup, spare)
                 self.lost(sup, name, spare)
 
     def lost(self, sup: SupervisorActor, name: str, spare: Spare) -> None:

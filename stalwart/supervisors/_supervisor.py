@@ -49,6 +49,7 @@ from ..actors.messages import (
     Retire,
     Retired,
     RetryOutcome,
+    Standby,
     StandbyReady,
     Started,
     StoppedNormally,
@@ -616,6 +617,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     def on_poison(self, msg: PoisonMessage, sender: Any) -> None:
         """An Init came back undelivered: the child waits if no live node offers what it needs."""
         init = msg.poisonMessage
+        if isinstance(init, Standby):
+            self.spares.undelivered(self, init)
+            return
         if not isinstance(init, Init):
             return
         assert self.state is not None

@@ -88,10 +88,17 @@ def tree(strategy: str = "one_for_one", policy: LevelPolicy = RESTART_AT_ONCE) -
     )
 
 
-def processes_under(system: Any, supervisor: str) -> set[int]:
-    """The live processes the supervisor has forked (its children and their spares)."""
-    sup = psutil.Process(system.status()[supervisor].pid)
-    return {p.pid for p in sup.children() if p.status() != psutil.STATUS_ZOMBIE}
+def processes_under(system: Any, supervisor: str, name: str) -> set[int]:
+    """The live processes the supervisor has forked for child ``name``: its instance and
+    its spare, once the spare is ready (it takes the child's process name then)."""
+    found = set()
+    for p in psutil.Process(system.status()[supervisor].pid).children():
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and p.name() == f"sw:{name}":
+                found.add(p.pid)
+        except psutil.NoSuchProcess:  # (an instance that has just left)
+            pass
+    return found
 
 
 def spare_of(system: Any, base: str, path: str, taken: set[str]) -> str:
@@ -102,7 +109,8 @@ def spare_of(system: Any, base: str, path: str, taken: set[str]) -> str:
         return fresh[0] if fresh else ""
     status = system.status()
     others = {str(e.pid) for e in status if e.path.startswith("s/") and e.pid}
-    fresh = {str(p) for p in processes_under(system, "s")} - others - taken
+    fresh = {str(p) for p in processes_under(system, "s", path.rsplit("/", 1)[-1])}
+    fresh -= others | taken
     return fresh.pop() if len(fresh) == 1 else ""
 
 
