@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,15 +75,26 @@ def serve_again(system: Any) -> None:
             time.sleep(0.001)
 
 
-def level_latencies(base: str, level: int) -> tuple[list[float], list[float], int]:
+def level_latencies(
+    base: str,
+    level: int,
+    standby: bool = False,
+    samples: int = 0,
+    settle: Callable[[Any], None] | None = None,
+) -> tuple[list[float], list[float], int]:
     """Seconds to the answer of a failing request, of a plain one, and the recovering
-    level seen in the events (0 if none)."""
+    level seen in the events (0 if none). ``standby``: both children keep a warm spare;
+    ``samples``: that many (0: the default for the base and level); ``settle(system)``
+    runs before each sample."""
     policy, failures, max_restarts = policies()[level]
     tree = Supervisor(
         "b",
         strategy="one_for_all",
         max_restarts=max_restarts,
-        children=[Child("f", Flaky, levels=policy), Child("g", Flaky)],
+        children=[
+            Child("f", Flaky, levels=policy, standby=standby),
+            Child("g", Flaky, standby=standby),
+        ],
     )
     failing, plain = [], []
     with (
@@ -90,7 +102,7 @@ def level_latencies(base: str, level: int) -> tuple[list[float], list[float], in
         start(tree, base=base, report_path=None, root_within_s=0.001) as system,
     ):
         system.ask("b/f", Serve("", 0), timeout=30)
-        for i in range(LEVEL5_SAMPLES if level == 5 else SAMPLES[base]):
+        for i in range(samples or (LEVEL5_SAMPLES if level == 5 else SAMPLES[base])):
             began = time.perf_counter()
             system.ask("b/f", Serve("", 0), timeout=30)
             plain.append(time.perf_counter() - began)
@@ -102,6 +114,8 @@ def level_latencies(base: str, level: int) -> tuple[list[float], list[float], in
                 serve_again(system)
             failing.append(time.perf_counter() - began)
             time.sleep(2 * QUIET_S)  # the ladder's quiet period, between samples
+            if settle is not None:
+                settle(system)
         levels = [e.level for e in system.events() if e.kind in ("recovered", "level5")]
         seen = max(levels, default=0)
     return failing, plain, seen

@@ -20,6 +20,7 @@ ORDER = [
     "core",
     "supervision",
     "levels",
+    "standby",
     "children",
     "telemetry",
     "scrape",

@@ -74,6 +74,8 @@ from .messages import (
     RouteState,
     RunHooks,
     SendAgain,
+    Standby,
+    StandbyReady,
     Started,
     StoppedNormally,
     Stray,
@@ -118,6 +120,7 @@ _INTERNAL: dict[type, str] = {
     WakeupMessage: "_sw_on_wakeup",
     ActorExitRequest: "_sw_on_exit_request",
     ActivityCheck: "_sw_on_activity_check",
+    Standby: "_sw_on_standby",
 }
 
 
@@ -808,6 +811,16 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
             tracing.dispatch, self, self._sw_dispatch
         )
         self._sw_fast = {}
+
+    def _sw_on_standby(self, msg: Standby, sender: Any) -> None:
+        """A warm spare: its process is named and what it inherited frozen now, not at the
+        takeover; the ``Init`` that comes then starts it like any new instance."""
+        if self._sw_mode != _PENDING or self.path:
+            return
+        if msg.supervisor_pid and msg.supervisor_pid != os.getpid():
+            name_process(ACTOR_PROCESS_PREFIX + msg.path.rsplit("/", 1)[-1])
+            gc.freeze()
+        self.send(sender, StandbyReady(msg.path, os.getpid()))
 
     def _sw_on_proceed(self, msg: Proceed, sender: Any) -> None:
         init = self._sw_placed

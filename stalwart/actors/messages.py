@@ -203,6 +203,21 @@ class Proceed(msgspec.Struct, frozen=True):
     """To a placed instance: it is still the one its supervisor wants; it may start."""
 
 
+class Standby(msgspec.Struct, frozen=True):
+    """To a new instance kept as a warm spare of ``path``: get ready, answer, and wait for
+    the ``Init`` that makes it the path's instance."""
+
+    path: str
+    supervisor_pid: int = 0
+
+
+class StandbyReady(msgspec.Struct, frozen=True):
+    """A spare's answer to ``Standby``: it is ready, in process ``pid``."""
+
+    path: str
+    pid: int
+
+
 class Started(msgspec.Struct, frozen=True):
     """An instance finished (or failed) ``on_start``; on failure it hands back what it held."""
 

@@ -64,7 +64,9 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
 
         lost = tuple(self.settings.get("lost", ()))
         kwargs["targetActorRequirements"] = {**requires, AVOID: lost}
-    address = create_child(self, cls, not self.clock_id, **kwargs)
+    address = self.spares.take(self, c.child) if child.kind == "actor" else None
+    if address is None:
+        address = create_child(self, cls, not self.clock_id, **kwargs)
     key = (c.child, c.incarnation)
     self.addresses[key] = address
     self.by_address[str(address)] = key
@@ -119,6 +121,10 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
 
 
 def do_stop(self: SupervisorActor, c: cmd.Stop) -> None:
+    assert self.state is not None
+    child = self.state.children.get(c.child)
+    if child is None or child.stop_for_good:  # it is not coming back: neither is its spare
+        self.spares.drop(self, c.child)
     address = self.addresses.get((c.child, c.incarnation))
     if address is not None:
         self.send(address, Retire(c.forward, c.passivate))
@@ -267,6 +273,7 @@ def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
             table.update(keeper.sub_checkpoints)
         elif keeper.has_checkpoint:
             table[child.path] = keeper.table_entry()
+    self.spares.stop_all(self)
     self.send(self.parent, Retired(self.path, self.incarnation, table, True))
     # not recursive: the children are gone already
     self.send(self.myAddress, ActorExitRequest(recursive=False))
@@ -280,6 +287,7 @@ def do_forget(self: SupervisorActor, c: cmd.Forget) -> None:
     """The specs went: what was kept for them goes (a child started again under the name
     starts afresh), and the root forgets their paths."""
     for name in c.children:
+        self.spares.drop(self, name)
         self.keepers.pop(name, None)
         filed = self.filed.pop(name, None)
         if filed is not None:

@@ -49,6 +49,8 @@ from ..actors.messages import (
     Retire,
     Retired,
     RetryOutcome,
+    Standby,
+    StandbyReady,
     Started,
     StoppedNormally,
 )
@@ -58,6 +60,7 @@ from ._effects import EFFECTS, answer
 from ._kernel import events as ev
 from ._kernel.state import STARTING
 from ._passivation import SUPERVISOR_HANDLERS
+from ._standby import Spares
 from ._usage import ProcessUsage
 from .messages import (
     BreakerNote,
@@ -162,6 +165,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.answers_held: list[tuple[Any, Any]] = []  # the kernel's answers, sent after it
         self.begun = False  # the kernel has begun (it knows the incarnations below)
         self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
+        self.spares = Spares()  # warm standbys of the children that keep one
         self._usage = ProcessUsage()
         self._sw_init_timers()
 
@@ -377,6 +381,11 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.decide(
             ev.ChildStarted(name, msg.incarnation, msg.ok, msg.error, msg.held, now=self.now)
         )
+        if msg.ok:
+            self.spares.make_soon(self, name)
+
+    def on_standby_ready(self, msg: StandbyReady, sender: Any) -> None:
+        self.spares.ready(self, msg)
 
     def on_placed(self, msg: Placed, sender: Any) -> None:
         """An instance on another node asks whether it may start: it may, unless it was
@@ -497,6 +506,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             instance = next((k for k, a in self.addresses.items() if a == address), None)
         if instance is not None:
             self.instance_exited(instance)
+        elif self.spares.by_child:
+            self.spares.exited(self, address)
         if time.monotonic() - self.looked_for_lost >= LOST_LOOK_S:
             self.find_lost_exits()  # Thespian may have forgotten a sibling that died meanwhile
 
@@ -509,6 +520,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         for instance, (pid, where) in list(self.pids.items()):
             if pid and pid != mine and where == node and child_process_gone(pid):
                 self.instance_exited(instance)
+        if self.spares.by_child:
+            self.spares.find_lost(self)
 
     def instance_exited(self, instance: tuple[str, int]) -> None:
         if instance not in self.addresses:
@@ -543,6 +556,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     # -- messages from the parent and the root -------------------------------------------------
     def on_retire(self, msg: Retire, sender: Any) -> None:
+        self.spares.stop_all(self)  # (they leave while the children stop, one by one)
         self.decide(ev.RetireRequested(now=self.now))
 
     def on_perform(self, msg: PerformRecovery, sender: Any) -> None:
@@ -562,11 +576,15 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if msg.payload != TICK:
             return
         for payload in self._sw_tick():
+            if payload[1] == "standby":
+                self.spares.make(self, payload[2])
+                continue
             if payload[2] == ("health",):
                 self.find_lost_exits()
             self.decide(ev.TimerFired(payload[2], now=self.now))
 
     def on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
+        self.spares.stop_all(self)
         if self.state is not None:
             self.decide(ev.Exiting(now=self.now))
 
@@ -608,6 +626,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     def on_poison(self, msg: PoisonMessage, sender: Any) -> None:
         """An Init came back undelivered: the child waits if no live node offers what it needs."""
         init = msg.poisonMessage
+        if isinstance(init, Standby):
+            self.spares.undelivered(self, init)
+            return
         if not isinstance(init, Init):
             return
         assert self.state is not None
@@ -631,6 +652,7 @@ _HANDLERS: dict[type, Any] = {
     Floors: SupervisorActor.on_floors,
     Started: SupervisorActor.on_started,
     Placed: SupervisorActor.on_placed,
+    StandbyReady: SupervisorActor.on_standby_ready,
     FailureReport: SupervisorActor.on_failure,
     RetryOutcome: SupervisorActor.on_retry_outcome,
     Checkpoint: SupervisorActor.on_checkpoint,

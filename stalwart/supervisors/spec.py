@@ -367,6 +367,11 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
       meanwhile held in order. At the memory warning tier it may be passivated sooner,
       longest idle first. Not a failure: no level, no restart counted. ``None`` (the
       default): never. One replica, no breaker. See the memory guide.
+    - ``standby``: keep a warm spare of each of its instances (a process forked and
+      its actor created, not yet addressed by the path) that takes over at once when
+      the instance is restarted (level 3, and its part of a level 4 restart): no
+      process to create on the way back to serving. Not with ``requires`` or
+      ``passivate_after_s``.
     """
 
     name: str
@@ -386,6 +391,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
     requires: dict[str, str | int | float | bool] = msgspec.field(default_factory=dict)
     significant: bool = False
     passivate_after_s: float | None = None
+    standby: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self.name, self.name)
@@ -434,6 +440,20 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
             self.levels.check(self.name)
         _check_significant(self.name, self)
         _check_passivation(self)
+        if self.standby and self.requires:
+            raise SpecError(
+                self.name,
+                "standby",
+                "not with requires: a spare is forked on its supervisor's node, and a"
+                " child that needs capabilities is placed on a node that offers them",
+            )
+        if self.standby and self.passivate_after_s is not None:
+            raise SpecError(
+                self.name,
+                "standby",
+                "not with passivate_after_s: a passivated actor gives its memory back, and"
+                " a spare would keep it",
+            )
 
 
 class Supervisor(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):

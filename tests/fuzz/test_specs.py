@@ -195,6 +195,7 @@ CHILD = {
     ),
     "significant": st.booleans(),  # (with a permanent restart: refused, naming it)
     "passivate_after_s": st.none() | SECONDS,  # (with replicas or a breaker: named)
+    "standby": st.booleans(),  # (with requires or passivate_after_s: refused, naming it)
 }
 SIBLINGS = st.lists(
     st.builds(Child, NAMES, st.just(Worker)), max_size=3, unique_by=lambda c: c.name
@@ -339,7 +340,9 @@ def accepted_or_named(result: Any, bad: str, *also: str) -> None:
 @example(({"name": "w", "actor": Worker, "": 1}, ""))  # was TypeError
 def test_a_child_is_accepted_or_the_bad_setting_named(case):
     kwargs, bad = case
-    also = (*significant(kwargs), *passivation(kwargs))
+    clash = kwargs.get("requires") or kwargs.get("passivate_after_s") is not None
+    standby = ("standby",) if kwargs.get("standby") is True and clash else ()
+    also = (*significant(kwargs), *passivation(kwargs), *standby)
     accepted_or_named(attempt(lambda: Child(**kwargs)), bad, *also)
 
 

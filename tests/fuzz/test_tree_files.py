@@ -218,6 +218,7 @@ CHILD = {  # name, actor and depends_on are drawn by the tree
     "options": st.dictionaries(st.text(max_size=5), ANY_TOML, max_size=3),
     "requires": st.dictionaries(st.sampled_from(["zone", "gpu"]), st.integers(0, 3) | st.text()),
     "significant": st.just(False),  # (true needs a transient child under auto_shutdown)
+    "standby": st.just(False),  # (true is refused beside requires)
 }
 SUPERVISOR = {  # name, children and depends_on are drawn by the tree
     "strategy": st.sampled_from(["one_for_one", "one_for_all", "rest_for_one"]),
