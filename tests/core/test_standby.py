@@ -220,6 +220,13 @@ def test_standby_is_not_for_a_child_placed_by_capabilities() -> None:
         Child("w", Spared, standby=True, requires={"gpu": 1})
 
 
+def test_standby_is_not_for_a_child_that_passivates() -> None:
+    with pytest.raises(SpecError, match=r"w: standby: not with passivate_after_s"):
+        Child("w", Spared, standby=True, passivate_after_s=5.0)
+    assert Child("w", Spared, standby=True).passivate_after_s is None  # (each alone is fine)
+    assert Child("w", Spared, passivate_after_s=5.0).standby is False
+
+
 TREE_FILE = """
 [supervisor]
 name = "s"
