@@ -582,6 +582,9 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     def _sw_unknown(self, msg: Any, sender: Any) -> None:
         if isinstance(msg, ActorSystemMessage):
             return  # a runtime notice this actor does not handle
+        if isinstance(msg, ErrorReply):  # answering it with another would never end
+            self.log.warning("%s: unexpected error reply: %s", self.path, msg.message)
+            return
         name = type(msg).__name__
         self.log.warning("%s: no handler for message type %s", self.path, name)
         self._sw_reject(
