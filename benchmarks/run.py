@@ -31,6 +31,7 @@ ORDER = [
     "delivery",
     "async",
     "scale",
+    "pipeline",
 ]
 
 

@@ -35,10 +35,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..actors._async_loop import close_actor_loop
+from ..actors._coalesce import envelopes, runs, unpacked
 from ..actors._runtime import WakeupMessage
 from ..actors._timers import TICK, ExternalClock, timer_now
 from ..actors.errors import StalwartError, SystemStopped, Timeout
-from ..actors._coalesce import envelopes, runs, unpacked
 from .messages import GatewayCancel, GatewayReply
 
 _LISTEN_S = 0.005  # multi-process: one listen while holding the endpoint

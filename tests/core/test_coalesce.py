@@ -262,7 +262,9 @@ def test_a_sigkill_in_the_middle_of_a_bundle_loses_nothing_acknowledged(
     )
     assert (total, applied, twice) == (20, list(range(20)), [])
     if asks:  # every request was answered once
-        answered = wait_for(lambda: got if len(got := system.ask("k/depositor", "?")) == 20 else None)
+        answered = wait_for(
+            lambda: got if len(got := system.ask("k/depositor", "?")) == 20 else None
+        )
         assert sorted(answered) == list(range(20))
 
 
