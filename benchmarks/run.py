@@ -33,6 +33,7 @@ ORDER = [
     "async",
     "scale",
     "passivation",
+    "pipeline",
 ]
 
 

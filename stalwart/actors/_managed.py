@@ -20,6 +20,7 @@ from ..strategies._learned_timeout import HANDLER_SAMPLES
 from ._async import AsyncHandlers
 from ._calls import Caller, OnError, OnReply
 from ._children import ActivityCheck, ActivityReport, ChildCalls
+from ._coalesce import Coalescing
 from ._lazy import made_on_use
 from ._logs import ACTOR_PATH
 from ._memory import CacheSet, collect_garbage, new_cache_set, resident_buffer, rss, set_owner
@@ -169,7 +170,7 @@ class Unhealthy(Exception):
     """What a ``health()`` that answered with a description said (classified like an error)."""
 
 
-class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ignore[misc]
+class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):  # type: ignore[misc]
     """Base class for actors that run under a supervisor.
 
     Define typed handlers ``receiveMsg_<MessageType>(self, msg, sender)``, plain or
@@ -443,13 +444,28 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
         self._sw_retire(forward=False)
 
     # -- dispatch ---------------------------------------------------------------------
+    def _sw_unpacks(self, target: Any) -> bool:
+        """True if ``target`` is a Stalwart actor: its supervisor, the root, a path's
+        instance it sends to, or a sender of a channel it handles (batches reach those)."""
+        if target == self.supervisor or target == self.root or target == self.myAddress:
+            return True
+        mine = self.__dict__
+        lanes = mine.get("_sw_lanes")
+        if lanes is not None and any(lane.reply_to == target for lane in lanes.lanes.values()):
+            return True
+        routes = mine.get("_sw_routes")
+        return routes is not None and any(target in r.addresses for r in routes.values())
+
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         # what is logged meanwhile carries the path (coroutines started now keep it)
         acting = ACTOR_PATH.set(self.path)
+        turn = self._sw_gather()  # what it sends meanwhile leaves together at the end
         try:
             self._sw_receive(msg, sender)
         finally:
             ACTOR_PATH.reset(acting)
+            if turn:
+                self._sw_scatter()
 
     def _sw_receive(self, msg: Any, sender: Any) -> None:
         handler = self._sw_table.get(type(msg))
@@ -571,6 +587,9 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, RuntimeActor):  # type: ig
     def _sw_unknown(self, msg: Any, sender: Any) -> None:
         if isinstance(msg, ActorSystemMessage):
             return  # a runtime notice this actor does not handle
+        if isinstance(msg, ErrorReply):  # answering it with another would never end
+            self.log.warning("%s: unexpected error reply: %s", self.path, msg.message)
+            return
         name = type(msg).__name__
         self.log.warning("%s: no handler for message type %s", self.path, name)
         self._sw_reject(

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 import psutil
 
+from ..actors._coalesce import BUNDLED, Coalescing
 from ..actors._placement import NODE_ENV
 from ..actors._runtime import (
     ActorExitRequest,
@@ -101,8 +102,10 @@ log = logging.getLogger("stalwart.root")
 ROOTS: dict[int, RootActor] = {}  # in-process systems' roots, by clock id (read by System)
 
 
-class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc]
+class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type: ignore[misc]
     """The top of every Stalwart system (internal; users talk to it through ``System``)."""
+
+    _sw_bundled = BUNDLED | {GatewayReply}  # the System unpacks batches too
 
     def __init__(self) -> None:
         super().__init__()
@@ -149,11 +152,15 @@ class RootActor(Incidents, Gateway, Routing, RuntimeActor):  # type: ignore[misc
             if handler is None:
                 self.unhandled(msg, sender)
                 return
+            turn = self._sw_gather()  # its envelopes leave together at the end
             try:
                 handler(self, msg, sender)
             except Exception as exc:
                 log.exception("root failed handling %s", type(msg).__name__)
                 self.fault(f"{type(exc).__name__}: {exc} (handling {type(msg).__name__})")
+            finally:
+                if turn:
+                    self._sw_scatter()
 
     def unhandled(self, msg: Any, sender: Any) -> None:
         """A message the root has no use for becomes a dead letter (runtime notices aside)."""

@@ -331,6 +331,11 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.begin(msg.floors)
 
     # -- requests about the children (start_child...) -------------------------------------
+    def on_batch(self, msg: Batch, sender: Any) -> None:
+        """Several envelopes from one sender (its turn's): each as if it came alone."""
+        for item in msg.items:
+            self.receiveMessage(item, sender)
+
     def on_request(self, msg: Request, sender: Any) -> None:
         request = msg.message
         error: errors.StalwartError
@@ -676,6 +681,7 @@ _HANDLERS: dict[type, Any] = {
     DependencyDown: SupervisorActor.on_dependency_down,
     IncidentHold: SupervisorActor.on_incident_hold,
     Request: SupervisorActor.on_request,
+    Batch: SupervisorActor.on_batch,
     ActivityReport: SupervisorActor.on_activity,
     **{kind: SupervisorActor.on_child_request_told for kind in CHILD_REQUESTS},
     **SUPERVISOR_HANDLERS,

@@ -35,10 +35,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..actors._async_loop import close_actor_loop
+from ..actors._coalesce import envelopes, runs, unpacked
 from ..actors._runtime import WakeupMessage
 from ..actors._timers import TICK, ExternalClock, timer_now
 from ..actors.errors import StalwartError, SystemStopped, Timeout
-from ..actors.messages import Batch
 from .messages import GatewayCancel, GatewayReply
 
 _LISTEN_S = 0.005  # multi-process: one listen while holding the endpoint
@@ -47,7 +47,6 @@ _IDLE_S = 0.02  # in-process: the longest the actor thread sleeps (Thespian's ow
 READ_WAIT_S = 0.05  # in-process: how long a read waits for the reader's own tells
 _TIMERS_EVERY_S = 0.002  # in-process, while messages keep coming: how often timers fire
 log = logging.getLogger("stalwart.system")
-_BUNDLE = 256  # async asks in one envelope at most
 _WINDOW = 64  # multi-process: async asks out at the root at once (the rest wait their turn)
 _PUMP_LISTEN_S = 0.001  # multi-process: the async pump's listen (new asks wait at most that)
 _STOP = object()
@@ -133,18 +132,6 @@ async def _await_reply(
     return value
 
 
-def _runs(items: list[tuple[Any, Any]]) -> list[tuple[Any, list[Any]]]:
-    """(address, message) pairs as runs of messages to one address, in order, each run at
-    most ``_BUNDLE`` long (one envelope each)."""
-    runs: list[tuple[Any, list[Any]]] = []
-    for address, msg in items:
-        if runs and runs[-1][0] == address and len(runs[-1][1]) < _BUNDLE:
-            runs[-1][1].append(msg)
-        else:
-            runs.append((address, [msg]))
-    return runs
-
-
 class InProcess:
     """Runs an in-process system on its own thread; ``ask``/``tell`` hand messages to it."""
 
@@ -224,8 +211,9 @@ class InProcess:
     def _tell_queued(self, loop: asyncio.AbstractEventLoop) -> None:
         queued = self.soon.pop(loop, [])
         with contextlib.suppress(SystemStopped):  # (their asks end as the system stops)
-            for address, msgs in _runs(queued):
-                self.tell(address, msgs[0] if len(msgs) == 1 else Batch(tuple(msgs)))
+            for address, msgs in runs(queued):
+                for envelope in envelopes(msgs):
+                    self.tell(address, envelope)
 
     def close(self) -> None:
         """Stop the actor thread (after the system has stopped) and wait for it."""
@@ -283,13 +271,14 @@ class InProcess:
                 self.asys.tell(address, WakeupMessage(0, TICK))
 
     def _collect_replies(self) -> None:
-        reply = self.asys.listen(0.001)  # also Thespian's own due wakeups
-        while reply is not None:
-            if isinstance(reply, GatewayReply):
-                waiter = self.waiters.get(reply.id)
-                if waiter is not None:
-                    waiter.settle(reply.value)
-            reply = self.asys.listen(0.001)
+        envelope = self.asys.listen(0.001)  # also Thespian's own due wakeups
+        while envelope is not None:
+            for reply in unpacked(envelope):
+                if isinstance(reply, GatewayReply):
+                    waiter = self.waiters.get(reply.id)
+                    if waiter is not None:
+                        waiter.settle(reply.value)
+            envelope = self.asys.listen(0.001)
 
 
 class MultiProcess:
@@ -355,12 +344,13 @@ class MultiProcess:
     def _listen_until(self, waiter: _Waiter, deadline: float) -> None:
         while not waiter.done.is_set() and time.monotonic() < deadline:
             with self.lock:
-                reply = self.asys.listen(_LISTEN_S)
-            if isinstance(reply, GatewayReply):
-                with self.waiting_lock:
-                    other = self.waiters.get(reply.id)
-                if other is not None:
-                    other.settle(reply.value)
+                envelope = self.asys.listen(_LISTEN_S)
+            for reply in unpacked(envelope):
+                if isinstance(reply, GatewayReply):
+                    with self.waiting_lock:
+                        other = self.waiters.get(reply.id)
+                    if other is not None:
+                        other.settle(reply.value)
 
     async def ask_async(
         self, address: Any, msg: Any, ident: int, timeout: float, late: str = ""
@@ -400,13 +390,8 @@ class MultiProcess:
                         self.pump = None  # (decided under the lock an ask takes to start one)
                         return
                 with self.lock:
-                    reply = None if self.closed else self.asys.listen(_PUMP_LISTEN_S)
-                if isinstance(reply, GatewayReply):
-                    with self.waiting_lock:
-                        waiter = self.waiters.get(reply.id)
-                        self.in_flight.discard(reply.id)
-                    if waiter is not None:
-                        waiter.settle(reply.value)
+                    envelope = None if self.closed else self.asys.listen(_PUMP_LISTEN_S)
+                self._settle(envelope)
         except SystemStopped:
             pass
         except Exception:
@@ -414,6 +399,19 @@ class MultiProcess:
                 log.exception("the async pump stopped; asks still out will time out")
         with self.waiting_lock:
             self.pump = None
+
+    def _settle(self, envelope: Any) -> None:
+        """Hand each reply an envelope carries to its waiter."""
+        settled = []
+        with self.waiting_lock:
+            for reply in unpacked(envelope):
+                if isinstance(reply, GatewayReply):
+                    waiter = self.waiters.get(reply.id)
+                    self.in_flight.discard(reply.id)
+                    if waiter is not None:
+                        settled.append((waiter, reply.value))
+        for waiter, value in settled:
+            waiter.settle(value)
 
     def _send_outgoing(self, waiting: deque[tuple[Any, Any, int]]) -> None:
         while True:
@@ -434,13 +432,14 @@ class MultiProcess:
                     self.in_flight.add(ident)
                 waiting.popleft()
                 leaving.append((address, msg))
-        for address, msgs in _runs(leaving):
-            try:
-                self.tell(address, msgs[0] if len(msgs) == 1 else Batch(tuple(msgs)))
-            except SystemStopped:
-                raise
-            except Exception:  # (their asks time out, as if lost on the way)
-                log.exception("could not send %d async asks to the root", len(msgs))
+        for address, msgs in runs(leaving):
+            for envelope in envelopes(msgs):
+                try:
+                    self.tell(address, envelope)
+                except SystemStopped:
+                    raise
+                except Exception:  # (their asks time out, as if lost on the way)
+                    log.exception("could not send async asks to the root")
 
     def close(self) -> None:
         self.closed = True
