@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgspec
@@ -297,13 +297,18 @@ def raw_crash_latencies(base: str, count: int) -> list[float]:
     return latencies
 
 
-def managed_crash_latencies(base: str, count: int) -> list[float]:
+def managed_crash_latencies(
+    base: str,
+    count: int,
+    standby: bool = False,
+    settle: Callable[[Any], None] | None = None,
+) -> list[float]:
+    """Crash-to-serving of a managed victim (``standby``: keeping a warm spare), each
+    SIGKILL once ``settle(system)`` has returned (on the multi-process bases)."""
     reset_markers()
+    victim = Child("victim", ManagedVictim, levels=RESTART_FIRST, standby=standby)
     tree = Supervisor(
-        "b",
-        max_restarts=10_000,
-        within_s=1,
-        children=[Child("victim", ManagedVictim, levels=RESTART_FIRST), Child("caller", Caller)],
+        "b", max_restarts=10_000, within_s=1, children=[victim, Child("caller", Caller)]
     )
     latencies = []
     with start(tree, base=base, report_path=None) as system:
@@ -312,6 +317,8 @@ def managed_crash_latencies(base: str, count: int) -> list[float]:
                 served = system.ask("b/caller", Go(i), timeout=30)
                 latencies.append(served.at - FAILED_AT[i])
                 continue
+            if settle is not None:
+                settle(system)
             pid = system.status()["b/victim"].pid
             result: list[Any] = []
 
@@ -320,7 +327,7 @@ def managed_crash_latencies(base: str, count: int) -> list[float]:
 
             asker = threading.Thread(target=ask)
             asker.start()
-            time.sleep(0.05)
+            time.sleep(0.05)  # (it is in the handler, which sleeps until killed)
             killed_at = time.monotonic()
             os.kill(pid, signal.SIGKILL)
             asker.join()

@@ -16,27 +16,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import psutil
 from _report import Row, percentile, print_rows
-from bench_core import (
-    FAILED_AT,
-    RESTART_FIRST,
-    Caller,
-    Go,
-    ManagedVictim,
-    on_one_cpu,
-    raw_crash_latencies,
-    reset_markers,
-)
+from bench_core import managed_crash_latencies, on_one_cpu, raw_crash_latencies
 from bench_levels import level_latencies
 
-from stalwart import Child, Supervisor, start
 from stalwart.supervisors._standby import SPARE_AFTER_S
 
 CRASHES = 36  # per side
@@ -71,46 +59,13 @@ class SpareWaiter:
         return alive - self.instances
 
 
-def managed_crash_latencies(base: str, count: int, standby: bool) -> list[float]:
-    """bench_core's measurement, the victim keeping a spare or not: before each SIGKILL,
-    the spare made after the previous takeover is up (the steady state)."""
-    reset_markers()
-    victim = Child("victim", ManagedVictim, levels=RESTART_FIRST, standby=standby)
-    tree = Supervisor(
-        "b", max_restarts=10_000, within_s=1, children=[victim, Child("caller", Caller)]
-    )
-    latencies = []
-    settle = SpareWaiter(1)
-    with start(tree, base=base, report_path=None) as system:
-        for i in range(count):
-            if base == "simple":
-                served = system.ask("b/caller", Go(i), timeout=30)
-                latencies.append(served.at - FAILED_AT[i])
-                continue
-            if standby:
-                settle(system)
-            pid = system.status()["b/victim"].pid
-            result: list[Any] = []
-
-            def ask(i: int = i, result: list[Any] = result) -> None:
-                result.append(system.ask("b/caller", Go(i), timeout=30))
-
-            asker = threading.Thread(target=ask)
-            asker.start()
-            time.sleep(0.05)  # (it is in the handler, which sleeps until killed)
-            killed_at = time.monotonic()
-            os.kill(pid, signal.SIGKILL)
-            asker.join()
-            latencies.append(result[0].at - killed_at)
-    return latencies
-
-
 def crash_latencies(base: str) -> dict[str, list[float]]:
     """The three sides' crash-to-serving latencies, in alternating blocks."""
     found: dict[str, list[float]] = {side: [] for side in SIDES}
     with on_one_cpu(base):
         for _ in range(BLOCKS):
-            found["standby"] += managed_crash_latencies(base, CRASHES // BLOCKS, True)
+            spare_up = SpareWaiter(1)  # (the spare made after the last takeover is up)
+            found["standby"] += managed_crash_latencies(base, CRASHES // BLOCKS, True, spare_up)
             found["raw Thespian"] += raw_crash_latencies(base, CRASHES // BLOCKS)
             found["no standby"] += managed_crash_latencies(base, CRASHES // BLOCKS, False)
     return found
