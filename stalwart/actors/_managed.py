@@ -465,7 +465,19 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         finally:
             ACTOR_PATH.reset(acting)
             if turn:
+                if self._sw_ack_due and self._sw_pile and self._sw_mode == _RUNNING:
+                    self._sw_acks_along()
                 self._sw_scatter()
+
+    def _sw_acks_along(self) -> None:
+        """Confirmations due soon to an address this turn sends to go with what it sends
+        (one envelope, instead of another message when the confirmation timer fires)."""
+        pile = self._sw_pile
+        assert pile is not None
+        for chan, lane in self._sw_lanes.lanes.items():
+            if lane.owed and any(address == lane.reply_to for address, _ in pile):
+                lane.owed = False
+                self.send(lane.reply_to, Acked(self.path, chan, lane.done() - 1))
 
     def _sw_receive(self, msg: Any, sender: Any) -> None:
         handler = self._sw_table.get(type(msg))
