@@ -21,6 +21,7 @@ import msgspec
 
 from ..actors._calls import Caller, numbered
 from ..actors._children import CHILD_REQUESTS
+from ..actors._coalesce import unpacked
 from ..actors._managed import redirectable
 from ..actors._placement import NODE_ENV
 from ..actors._runtime import DeadEnvelope
@@ -315,12 +316,15 @@ class Gateway(Caller):
             self._sw_send_path(path, msg)
 
     def on_dead_envelope(self, msg: DeadEnvelope, sender: Any) -> None:
-        message = msg.deadMessage
-        if not redirectable(message):
+        """What reached an instance that is gone goes to its path's new one (each message
+        of a batch that may, in order)."""
+        messages = [m for m in unpacked(msg.deadMessage) if redirectable(m)]
+        if not messages:
             return
         path = self.registry.path_of_retired(msg.deadAddress)
         if path is not None:
-            self._sw_send_path(path, message)
+            for message in messages:
+                self._sw_send_path(path, message)
 
     # -- asks and tells from the System ---------------------------------------------------------
     def refusal(self, path: str) -> StalwartError | None:
