@@ -16,7 +16,6 @@ run. Exits 1 otherwise. Needs root and iproute2.
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
@@ -24,7 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-from soak import ASK_TIMEOUT_S, Account, Applied, Ledger, client, report
+from soak import ASK_TIMEOUT_S, Account, Applied, Ledger, client, report, soak_arguments
 
 from stalwart import Child, Supervisor
 from stalwart.cluster import LocalCluster
@@ -114,23 +113,8 @@ def partition_soak(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--clients", type=int, default=3)
-    parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
-    parser.add_argument(
-        "--calm",
-        type=float,
-        nargs=2,
-        default=(2.0, 5.0),
-        metavar=("LOW", "HIGH"),
-        help="seconds between partitions, drawn from this range (default 2 5)",
-    )
-    args = parser.parse_args(argv)
-    low, high = args.calm
-    if not 0 < low <= high:
-        parser.error(f"--calm: expected 0 < LOW <= HIGH, got {low:g} {high:g}")
-    return partition_soak(args.seconds, args.clients, args.seed, (low, high))
+    args, calm = soak_arguments(__doc__ or "", argv, "calm", (2.0, 5.0), "partitions")
+    return partition_soak(args.seconds, args.clients, args.seed, calm)
 
 
 if __name__ == "__main__":

@@ -247,24 +247,33 @@ def report(
     return 1 if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def soak_arguments(
+    doc: str, argv: list[str] | None, gaps: str, default: tuple[float, float], what: str
+) -> tuple[argparse.Namespace, tuple[float, float]]:
+    """A soak's command line: its length, clients, seed, and the ``--gaps LOW HIGH`` range
+    of seconds between its ``what`` (checked)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument(
-        "--kill-every",
+        f"--{gaps}",
         type=float,
         nargs=2,
-        default=(0.5, 2.0),
+        default=default,
         metavar=("LOW", "HIGH"),
-        help="seconds between kills, drawn from this range (default 0.5 2)",
+        help=f"seconds between {what}, drawn from this range (default {default[0]:g} {default[1]:g})",
     )
     args = parser.parse_args(argv)
-    low, high = args.kill_every
+    low, high = getattr(args, gaps.replace("-", "_"))
     if not 0 < low <= high:
-        parser.error(f"--kill-every: expected 0 < LOW <= HIGH, got {low:g} {high:g}")
-    return soak(args.seconds, args.clients, args.seed, kill_every=(low, high))
+        parser.error(f"--{gaps}: expected 0 < LOW <= HIGH, got {low:g} {high:g}")
+    return args, (low, high)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, kill_every = soak_arguments(__doc__ or "", argv, "kill-every", (0.5, 2.0), "kills")
+    return soak(args.seconds, args.clients, args.seed, kill_every=kill_every)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from stalwart.supervisors._incident_log import IncidentLog
 from stalwart.supervisors.messages import Event
 from stalwart.telemetry._figures import GAMMA, RUN_GAUGES, sketch_index, sketch_quantile
 from stalwart.telemetry._totals import RunningTotals
-from tests.telemetry.test_incident_log import KINDS
+from tests.telemetry.test_incident_log import events
 
 
 def ev(t, kind, path="s/w", level=1, fingerprint="f1", detail="", duration_ms=0.0):
@@ -63,18 +63,6 @@ def test_what_is_written_adds_up_to_what_is_counted():
             added[(name, labels)] = value  # a gauge
     assert sum(v for (n, _), v in added.items() if n == "stalwart_incidents_opened") == 2
     assert added[("stalwart_incidents_open", '{"path":"s/w"}')] == 0  # (set, not added)
-
-
-events = st.lists(
-    st.tuples(
-        st.sampled_from(KINDS),
-        st.sampled_from(["s/a", "s/b", "s/b.protected"]),
-        st.sampled_from(["f1", "f2", ""]),
-        st.floats(0.0, 3.0),
-        st.sampled_from(["closed", "open", ""]),
-    ),
-    max_size=60,
-)
 
 
 @settings(max_examples=300, deadline=None)
