@@ -64,7 +64,9 @@ def on_failed(s: SupervisorState, e: Failed, out: Out) -> None:
         return
     now = e.now
     record = s.failures.get(e.failure_id) if e.failure_id is not None else None
-    if record is not None:
+    if record is not None:  # its retry failed: that retry's timeout is moot (a stale one
+        # would fire on its next attempt at the same level, as a held message's resume)
+        out.append(Cancel(("retry-timeout", record.id)))
         attempt_done(s, out, record, False, now)
     else:
         record = s.new_failure(c.name, e.message, e.sender, e.info, now)
@@ -322,6 +324,8 @@ def on_recovered(s: SupervisorState, e: Recovered, out: Out) -> None:
     if record.health:
         return  # a health check's hooks ran: the next check says whether they helped
     del s.failures[e.failure_id]
+    if record.held_for:  # its retry timed out and it was held again, but it was answered
+        mediation.answered_late(s, record, out)
     recovered(s, record, e.now, out)
 
 
@@ -341,7 +345,8 @@ def recovered(s: SupervisorState, record: FailedMessage, now: float, out: Out) -
             info=record.info,
             strategy=record.strategy,
             duration_ms=1000 * (now - record.first_time),
-            state="running" if c.phase == UP and not c.in_outage(now) else "",
+            # still waiting while it holds other messages (resumed when they are retried)
+            state="running" if c.phase == UP and not c.in_outage(now) and not c.held else "",
         )
     attempt_done(s, out, record, True, now)
     if c is not None:

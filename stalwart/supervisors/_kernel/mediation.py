@@ -144,6 +144,17 @@ def on_hold_deadline(s: SupervisorState, record_id: int, now: float, out: Out) -
     failures.give_up_downstream(s, c, record, why, now, out)
 
 
+def answered_late(s: SupervisorState, record: FailedMessage, out: Out) -> None:
+    """A held message's retry, given up as timed out (and the message held again), was
+    answered after all: it went through, so it waits no more and is not retried again."""
+    for name in (record.assigned_to, record.child):
+        c = s.children.get(name)
+        if c is not None and record in c.held:
+            c.held.remove(record)
+    record.held_for = ""
+    out.append(Cancel(("hold", record.id)))
+
+
 def release_held(
     s: SupervisorState, now: float, out: Out, probe: str | None = None, trial: bool = False
 ) -> None:
