@@ -10,6 +10,8 @@ so a restart set goes fully down before it comes back up.
 
 from __future__ import annotations
 
+import operator
+
 from ...actors.errors import ActorStopped, Overloaded, PoisonMessageError, StalwartError
 from ...actors.messages import ErrorReply, Handover, Redelivery, RunHooks
 from .._plan import restart_set
@@ -77,19 +79,22 @@ def reconcile(s: SupervisorState, now: float, out: Out) -> None:
     elif by_phase[STOPPING]:
         return
     elif s.index.marked:  # the latest-started child marked to stop goes first
-        c = max(s.index.marked.values(), key=_in_order)
+        c = s.index.latest_marked()
         if c.phase == UP:
             stop_child(s, c, out)
         return  # a starting child is stopped once it is up
-    removed = []
-    for c in sorted(by_phase[DOWN].values(), key=_in_order):
-        c.restart_pending = False
+    ending = []
+    for c in by_phase[DOWN].values():
+        if c.restart_pending:
+            c.restart_pending = False
         if c.stop_for_good:
-            c.phase, c.waiting = REMOVED, ""
-            if not s.retiring:  # (it may have crashed, never asked to stop)
-                out.append(Report(Unavailable(c.path, "stopped", removed=True)))
-            restarts.drop_waiting(s, c, now, out)
-            removed.append(c)
+            ending.append(c)
+    removed = sorted(ending, key=_in_order)
+    for c in removed:
+        c.phase, c.waiting = REMOVED, ""
+        if not s.retiring:  # (it may have crashed, never asked to stop)
+            out.append(Report(Unavailable(c.path, "stopped", removed=True)))
+        restarts.drop_waiting(s, c, now, out)
     if removed and children.after_removed(s, removed, now, out):
         reconcile(s, now, out)  # it shuts itself down: its children stop now
         return
@@ -109,8 +114,7 @@ def reconcile(s: SupervisorState, now: float, out: Out) -> None:
             out.append(Report(RecoveryDone(request_id, True, f"{target} and its set are running")))
 
 
-def _in_order(c: ChildRecord) -> int:
-    return c.seq
+_in_order = operator.attrgetter("seq")  # a child's place in start order
 
 
 def start_next(s: SupervisorState, now: float, out: Out) -> None:
@@ -134,7 +138,7 @@ def start_next(s: SupervisorState, now: float, out: Out) -> None:
 
 
 def dependencies_up(s: SupervisorState, c: ChildRecord) -> bool:
-    return all(
+    return not c.slot.depends_on or all(
         s.children[d].phase in (UP, REMOVED) or passivation.is_passivated(s.children[d])
         for d in c.slot.depends_on
     )

@@ -6,6 +6,8 @@ supervisor actor's. The kernel owns everything a decision depends on.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from types import MappingProxyType
 from typing import Any, cast
@@ -75,10 +77,30 @@ class PhaseIndex:
             phase: {} for phase in (DOWN, STARTING, UP, STOPPING, REMOVED)
         }
         self.marked: dict[str, ChildRecord] = {}
+        self._latest: list[tuple[int, int, ChildRecord]] = []  # the marked, latest first
+        self._pushed = itertools.count()
+
+    def mark(self, record: ChildRecord) -> None:
+        if self.marked.get(record.name) is not record:
+            heapq.heappush(self._latest, (-record.seq, next(self._pushed), record))
+        self.marked[record.name] = record
+
+    def unmark(self, record: ChildRecord) -> None:
+        if self.marked.pop(record.name, None) is not None and not self.marked:
+            self._latest.clear()  # (what it holds is stale)
+
+    def latest_marked(self) -> ChildRecord:
+        """The latest-started of the marked children (there is one): what the heap holds
+        that is no longer marked is dropped as it comes up."""
+        latest, marked = self._latest, self.marked
+        while marked.get(latest[0][2].name) is not latest[0][2]:
+            heapq.heappop(latest)
+        return latest[0][2]
 
     def drop(self, record: ChildRecord) -> None:
         self.by_phase[record.phase].pop(record.name, None)
-        self.marked.pop(record.name, None)
+        if self.marked.get(record.name) is record:
+            self.unmark(record)
 
 
 class ChildRecord:
@@ -144,9 +166,9 @@ class ChildRecord:
     def _mark(self) -> None:
         """Keep the index of children to stop: marked, and up or starting."""
         if (self._restart_pending or self._stop_for_good) and self._phase in (UP, STARTING):
-            self._index.marked[self.name] = self
-        else:
-            self._index.marked.pop(self.name, None)
+            self._index.mark(self)
+        elif self._index.marked.get(self.name) is self:
+            self._index.unmark(self)
 
     @property
     def spec(self) -> Child | Supervisor:
