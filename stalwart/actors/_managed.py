@@ -756,7 +756,9 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_hold_limit = init.hold_limit
         if init.tracing and self._sw_tracing is None:
             self._sw_trace_with(init.tracing)
-        self.restored_state = init.restored_state
+        if init.restored_state is not None or self.restored_state is not None:
+            # (None is the class's: an actor's attributes stay few enough for a small dict)
+            self.restored_state = init.restored_state
         if init.options:
             self.options = dict(init.options)
         if self._sw_log is not None:  # (one used before it knew its path)

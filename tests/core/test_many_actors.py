@@ -141,7 +141,9 @@ def test_an_idle_actor_holds_a_few_attributes_and_no_empty_container(make_system
     assert len(actors) == 20 and len(idle) == 19
     for actor in idle:
         held = vars(actor)
-        assert len(held) <= 16, sorted(held)
+        # ten at most: an eleventh doubles the dict an instance's attributes take (once it
+        # is a dict of its own), 192 bytes more an actor
+        assert len(held) <= 10, sorted(held)
         empty = [k for k, v in held.items() if isinstance(v, (list, dict, set)) and not v]
         assert empty == []
     assert idle[0].log.name == f"stalwart.actor.{idle[0].path.replace('/', '.')}"
