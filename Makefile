@@ -43,14 +43,17 @@ $(CHROMIUM):
 		"installed (needs root or sudo): install Debian's chromium package, then run make test" \
 		"again" >&2; exit 1; }
 
+# the suite runs on WORKERS processes at once (pytest-xdist), each taking the next test as it
+# finishes one: 2 fits the 2-core machines CI runs on
+WORKERS ?= 2
 test: lint $(CHROMIUM)
-	CI=true $(PY) -m pytest
+	CI=true $(PY) -m pytest -n $(WORKERS) --dist worksteal
 
 # run the whole suite N times, each from a clean clone of this checkout's HEAD, and list every
 # test that failed at least once (make flake N=10)
 N ?= 5
 flake: $(VENV)/.installed-test $(CHROMIUM)
-	$(PY) tests/flake.py --runs $(N)
+	PYTEST_WORKERS=$(WORKERS) $(PY) tests/flake.py --runs $(N)
 
 # the fuzz suite with many more examples than make test gives it (make fuzz EXAMPLES=5000)
 EXAMPLES ?= 2000

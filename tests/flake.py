@@ -45,7 +45,10 @@ def one_run(n: int, total: int) -> tuple[list[str], float, int]:
         env = {**os.environ, "PYTHONPATH": str(clone), "CI": "true"}
         began = time.monotonic()
         out = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+            [
+                *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}"),
+                *("-n", os.environ.get("PYTEST_WORKERS", "2"), "--dist", "worksteal"),
+            ],
             cwd=clone,
             env=env,
             capture_output=True,

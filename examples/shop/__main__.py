@@ -166,34 +166,34 @@ def main(argv: list[str] | None = None) -> int:
         "--dashboard", type=int, metavar="PORT", help="serve the dashboard on 127.0.0.1:PORT"
     )
     args = parser.parse_args(argv)
-    folder = tempfile.mkdtemp(prefix="stalwart-shop-")
-    backend = new_backend(folder)
-    t0 = time.time()
-    print(f"starting the shop on the {args.base} base ...")
-    with start(shop_tree(backend.path), base=args.base, report_path=None) as system:
-        printer = EventPrinter(system, t0)
-        if args.dashboard is not None:
-            server = system.serve_api(port=args.dashboard)
-            print(f"dashboard: {server.dashboard_url}")
-        stop = threading.Event()
-        traffic = threading.Thread(target=background_traffic, args=(system, stop), daemon=True)
-        traffic.start()
-        for title, run in scenarios(system, backend, args.critical):
-            print(f"\n== {title}")
-            run()
-            time.sleep(0.3)
+    with tempfile.TemporaryDirectory(prefix="stalwart-shop-") as folder:
+        backend = new_backend(folder)
+        t0 = time.time()
+        print(f"starting the shop on the {args.base} base ...")
+        with start(shop_tree(backend.path), base=args.base, report_path=None) as system:
+            printer = EventPrinter(system, t0)
+            if args.dashboard is not None:
+                server = system.serve_api(port=args.dashboard)
+                print(f"dashboard: {server.dashboard_url}")
+            stop = threading.Event()
+            traffic = threading.Thread(target=background_traffic, args=(system, stop), daemon=True)
+            traffic.start()
+            for title, run in scenarios(system, backend, args.critical):
+                print(f"\n== {title}")
+                run()
+                time.sleep(0.3)
+                printer.flush()
+            remaining = args.seconds - (time.time() - t0)
+            if remaining > 0:
+                print(f"\n== steady traffic for {remaining:.1f}s more")
+                time.sleep(remaining)
+            stop.set()
+            traffic.join()
             printer.flush()
-        remaining = args.seconds - (time.time() - t0)
-        if remaining > 0:
-            print(f"\n== steady traffic for {remaining:.1f}s more")
-            time.sleep(remaining)
-        stop.set()
-        traffic.join()
-        printer.flush()
-        print("\n== the tree at the end")
-        print(system.status())
-        used = ", ".join(str(level) for level in sorted(printer.levels_used))
-        print(f"\nrecovery levels used: {used}")
+            print("\n== the tree at the end")
+            print(system.status())
+            used = ", ".join(str(level) for level in sorted(printer.levels_used))
+            print(f"\nrecovery levels used: {used}")
     return 0
 
 

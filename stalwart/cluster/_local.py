@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import collections
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -58,9 +60,13 @@ class LocalNode:
         command = [sys.executable, "-m", "stalwart", "node", *args]
         if netns:  # another host: a network namespace with an address of its own
             command = ["ip", "netns", "exec", netns, *command]
+        # (its temporary files go in a folder of its own, removed when it stops or is
+        # killed: a killed node cannot clean up after itself)
+        self.folder = tempfile.mkdtemp(prefix=f"stalwart-{name}-")
         self.proc = subprocess.Popen(
             command,
             cwd=cwd,
+            env={**os.environ, "TMPDIR": self.folder},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -70,6 +76,8 @@ class LocalNode:
         line = self.proc.stdout.readline()
         if not line.startswith(f"node {name} on "):
             self.proc.kill()
+            self.proc.wait(10)
+            shutil.rmtree(self.folder, ignore_errors=True)
             raise SystemStopped(f"node {name} did not start: {line}{self.proc.stderr.read()}")
         self.sid = int(line.rsplit("session ", 1)[1].rstrip(")\n"))  # its Thespian admin's
         self.lines: collections.deque[str] = collections.deque([line], maxlen=OUTPUT_LINES)
@@ -104,6 +112,7 @@ class LocalNode:
                 pass
         self.proc.wait(10)
         sweep_session(self.sid, grace_s=10.0)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def stop(self) -> None:
         """Leave in order (SIGTERM), or be killed if that takes more than 30 s."""
@@ -116,6 +125,7 @@ class LocalNode:
         for proc in session_processes(self.sid):
             proc.kill()
         self._close_output()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def _close_output(self) -> None:
         """Read to the end once every writer has gone, then close the pipes."""

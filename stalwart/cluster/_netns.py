@@ -9,6 +9,7 @@ on networks made for the purpose (10.231.x.0/24), sending nothing beyond them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
@@ -110,12 +111,30 @@ class Hosts:
 
     @classmethod
     def make(cls, tag: str, subnet: int, names: tuple[str, ...]) -> Hosts:
-        """Create the bridge and a namespace per name (removed again if that fails)."""
-        made = cls(tag, subnet, names)
-        try:
-            for command in made.commands():
-                subprocess.run(command, check=True, capture_output=True, text=True)
-        except BaseException:
-            made.remove()
-            raise
+        """Create the bridge and a namespace per name (removed again if that fails), on
+        10.231.``subnet``.0/24 or, if an interface here has an address there already (hosts
+        made by another process), on the next subnet that is free."""
+        with open(_LOCK, "a") as lock:  # (two processes never pick the same subnet)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            made = cls(tag, _free_subnet(subnet), names)
+            try:
+                for command in made.commands():
+                    subprocess.run(command, check=True, capture_output=True, text=True)
+            except BaseException:
+                made.remove()
+                raise
         return made
+
+
+_LOCK = "/run/stalwart-netns.lock" if os.access("/run", os.W_OK) else "/tmp/stalwart-netns.lock"
+
+
+def _free_subnet(preferred: int) -> int:
+    """The first of 10.231.1-250.0/24, from ``preferred`` on, no interface here is on."""
+    shown = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True)
+    used = {int(w.split(".")[2]) for w in shown.stdout.split() if w.startswith("10.231.")}
+    for step in range(250):
+        subnet = (preferred - 1 + step) % 250 + 1
+        if subnet not in used:
+            return subnet
+    raise RuntimeError("every subnet of 10.231.0.0/16 is in use here")

@@ -32,6 +32,7 @@ def cluster():
         ports = [c.leader_port, *(n.port for n in c.nodes.values())]
         assert [p for p in ports if port_open("127.0.0.1", p, 0.2)] == [], "a port stayed open"
         assert [n.name for n in c.nodes.values() if session_processes(n.sid)] == []
+        assert [n.folder for n in c.nodes.values() if os.path.exists(n.folder)] == []
 
 
 @pytest.fixture
