@@ -8,7 +8,8 @@ through its own ladder. A cause that nothing calls shows no errors, so quiet
 alone proves nothing: once the cause has been running without an error for
 ``incident_quiet_s``, one held message is retried as a trial (a ``trial``
 event). The incident is resolved when the trial goes through (or when no
-dependent waits any more): the held messages are retried, and the correlator
+dependent waits any more, each running with nothing left to retry): the held messages
+are retried, and the correlator
 stops counting the cause's older errors. A trial that fails is held again, and
 the next one comes after another quiet period. A dependent is thus not
 restarted because of the cause while the incident is open.
@@ -186,15 +187,16 @@ class Incidents:
         quiet = now - max(incident.last_error, incident.trial_at) >= self.incident_quiet_s
         if self.cause_settled(cause) and quiet:
             waiting = self.waiting_dependents(incident)
-            if not waiting:
+            if not waiting and self.dependents_settled(incident):
                 self.close_incident(incident, "resolved")
                 return
-            incident.trial_at = now
-            incident.trials += 1  # each waiting dependent in turn gives the trial
-            dependent = waiting[incident.trials % len(waiting)]
-            parent = self.registry.address_of(dependent.rsplit("/", 1)[0])
-            if parent is not None:
-                self.send(parent, IncidentHold(cause, (dependent,), True, probe=True))
+            if waiting:
+                incident.trial_at = now
+                incident.trials += 1  # each waiting dependent in turn gives the trial
+                dependent = waiting[incident.trials % len(waiting)]
+                parent = self.registry.address_of(dependent.rsplit("/", 1)[0])
+                if parent is not None:
+                    self.send(parent, IncidentHold(cause, (dependent,), True, probe=True))
         if now - incident.opened_mono >= self.incident_max_s:
             self.close_incident(incident, "expired")
         else:
@@ -208,6 +210,16 @@ class Incidents:
             for d in sorted(incident.dependents)
             if "/" in d and (e := entries.get(d)) is not None and e.state == "waiting"
         ]
+
+    def dependents_settled(self, incident: _Open) -> bool:
+        """Whether every dependent runs with nothing to recover: one still retrying what
+        failed is not done (its next failure is held, and waits for a trial)."""
+        entries = self.registry.entries
+        return all(
+            (e := entries.get(d)) is None or (e.available and e.state not in _UNSETTLED)
+            for d in incident.dependents
+            if "/" in d
+        )
 
     def cause_settled(self, cause: str) -> bool:
         entries = [e for p, e in self.registry.entries.items() if under(p, cause)]
