@@ -16,11 +16,13 @@ landed on.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import json
 import logging
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -111,6 +113,8 @@ class RawDriver(Actor):
 
 FAILED_AT: dict[int, float] = {}
 MARKERS = tempfile.mkdtemp(prefix="stalwart-bench-")
+_MADE_BY = os.getpid()  # (actor processes forked from this one share it, and leave it be)
+atexit.register(lambda: os.getpid() == _MADE_BY and shutil.rmtree(MARKERS, ignore_errors=True))
 
 
 def reset_markers() -> None:
