@@ -63,8 +63,9 @@ def still_running(system, path, expected):
 
 
 def shut_down(system, path, children):
-    """``path`` stopped itself, and its children with it."""
-    wait_for(lambda: system.status()[path].state == "stopped")
+    """``path`` stopped itself, and its children with it (a chain of supervisor processes
+    that end one after another: slow on a loaded machine, hence the longer wait)."""
+    wait_for(lambda: system.status()[path].state == "stopped", timeout=30)
     for c in children:
         with pytest.raises((ActorStopped, UnknownPath)):
             system.ask(f"{path}/{c}", Ping())
