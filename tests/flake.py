@@ -36,6 +36,11 @@ def failed_tests(junit: Path) -> list[str]:
     return failed
 
 
+def workers(count: str) -> tuple[str, ...]:
+    """pytest's options for ``count`` processes at once ("0": the suite in this one)."""
+    return ("-n", count, "--dist", "worksteal") if count not in ("", "0") else ()
+
+
 def one_run(n: int, total: int) -> tuple[list[str], float, int]:
     """Run the suite once from a clean clone; (failed test ids, seconds, exit code)."""
     with tempfile.TemporaryDirectory(prefix="stalwart-flake-") as folder:
@@ -47,7 +52,7 @@ def one_run(n: int, total: int) -> tuple[list[str], float, int]:
         out = subprocess.run(
             [
                 *(sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={junit}"),
-                *("-n", os.environ.get("PYTEST_WORKERS", "2"), "--dist", "worksteal"),
+                *workers(os.environ.get("PYTEST_WORKERS", "0")),
             ],
             cwd=clone,
             env=env,
