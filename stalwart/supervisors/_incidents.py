@@ -8,11 +8,11 @@ through its own ladder. A cause that nothing calls shows no errors, so quiet
 alone proves nothing: once the cause has been running without an error for
 ``incident_quiet_s``, one held message is retried as a trial (a ``trial``
 event). The incident is resolved when the trial goes through (or when no
-dependent waits any more, each running with nothing left to retry): the held messages
-are retried, and the correlator
-stops counting the cause's older errors. A trial that fails is held again, and
-the next one comes after another quiet period. A dependent is thus not
-restarted because of the cause while the incident is open.
+dependent waits any more, each running with nothing left to retry): the held
+messages are retried, and the correlator stops counting the cause's older errors.
+A trial that fails is held again, and the next one comes after another quiet
+period. A dependent is thus not restarted because of the cause while the incident
+is open.
 """
 
 from __future__ import annotations

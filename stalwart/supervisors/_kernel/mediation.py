@@ -138,19 +138,24 @@ def on_hold_deadline(s: SupervisorState, record_id: int, now: float, out: Out) -
     if record is None or not record.held_for:
         return
     c = s.children[record.child]
-    if record in c.held:
-        c.held.remove(record)
+    unhold(s, record)
     why = f"waited for {record.held_for}, which is still down, until its caller's deadline"
     failures.give_up_downstream(s, c, record, why, now, out)
+
+
+def unhold(s: SupervisorState, record: FailedMessage) -> None:
+    """Take ``record`` out of what is held (by the child it failed in, its own or the one it
+    was handed to)."""
+    for name in (record.assigned_to, record.child):
+        c = s.children.get(name)
+        if c is not None and record in c.held:
+            c.held.remove(record)
 
 
 def answered_late(s: SupervisorState, record: FailedMessage, out: Out) -> None:
     """A held message's retry, given up as timed out (and the message held again), was
     answered after all: it went through, so it waits no more and is not retried again."""
-    for name in (record.assigned_to, record.child):
-        c = s.children.get(name)
-        if c is not None and record in c.held:
-            c.held.remove(record)
+    unhold(s, record)
     record.held_for = ""
     out.append(Cancel(("hold", record.id)))
 
