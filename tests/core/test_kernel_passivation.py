@@ -9,7 +9,7 @@ from typing import Any
 from stalwart import Child, Supervisor
 from stalwart.supervisors._kernel import commands as cmd
 from stalwart.supervisors._kernel import events as ev
-from stalwart.supervisors._kernel.passivation import PASSIVATED, REST_S
+from stalwart.supervisors._kernel.passivation import PASSIVATED, PRESSURE_WAIT_S, REST_S
 from stalwart.supervisors._kernel.state import DOWN, UP
 from stalwart.supervisors.messages import RecoveryDone, Unavailable
 from tests.core.kernel_harness import Runtime
@@ -160,6 +160,7 @@ def test_a_pressure_round_decides_with_the_answers_it_has_after_a_while():
     rt.advance(100.0)
     rt.feed(ev.PressureNoted(1, now=rt.now))
     rt.idle("a", 50.0)  # b never answers (it is stuck)
-    assert rt.of(cmd.Stop) == []
-    rt.advance(2.0)
+    rt.advance(PRESSURE_WAIT_S - 0.5)
+    assert rt.of(cmd.Stop) == []  # (an answer can be slow on a busy host: it is waited for)
+    rt.advance(1.0)
     assert [s.child for s in rt.of(cmd.Stop)] == ["a"]

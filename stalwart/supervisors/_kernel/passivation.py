@@ -43,7 +43,8 @@ CHECKS = 4  # idle checks per passivate_after_s
 PRESSURE_IDLE_S = 1.0  # idle this long (or its passivate_after_s) to go at pressure
 REST_S = 30.0  # started again less than this long ago: not passivated at pressure
 PRESSURE_SHARE = 0.25  # the idlest quarter of those that may go, each round
-PRESSURE_WAIT_S = 1.0  # a round decides with the answers it has after this long
+PRESSURE_WAIT_S = 5.0  # a round decides with the answers it has after this long (a child
+# that has not answered by then, hung or starved of CPU, counts as busy for the round)
 
 
 def after_s(c: ChildRecord) -> float | None:
