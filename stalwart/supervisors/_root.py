@@ -135,6 +135,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.cluster_nodes: dict[str, dict[str, Any]] = {}
         self.cluster_lost: tuple[str, ...] = ()
         self.fenced: dict[str, list[Any]] = {}  # lost node -> addresses that ran there
+        self.tree_waiting: rk.StartSubtree | None = None  # (its members are not up yet)
+        self.nodes_waited = False  # the tree waits for no member any more
 
     @property
     def phase(self) -> str:
@@ -243,6 +245,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         return None
 
     def do_start_subtree(self, c: rk.StartSubtree) -> None:
+        if c.subtree == rk.TREE and self.waits_for_nodes(c):
+            return
         if c.subtree == rk.TREE and self.telemetry_on and self.learned is None:
             # what the store learned in earlier runs, before the tree's first start
             self._sw_call(
@@ -282,6 +286,32 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         )
         timer = (WAKE, "subtree-timeout", c.subtree, c.incarnation, "start")
         self.after(self.options.start_timeout_s, timer, key=("start", c.subtree))
+
+    def waits_for_nodes(self, start: rk.StartSubtree) -> bool:
+        """On a cluster's leader, the tree's first start waits (up to ``wait_s``) until the
+        members ``start()`` saw join are up: the node monitor counts one in at its first
+        heartbeat, and a child placed before then would wait for a node that is there."""
+        cluster = self.options.cluster or {}
+        expected = set(cluster.get("expect_nodes", ()))
+        if start.incarnation > 1 or self.nodes_waited or expected <= set(self.cluster_nodes):
+            return False
+        if self.tree_waiting is None:
+            self.after(float(cluster.get("wait_s", 30.0)), (WAKE, "nodes-waited"))
+        self.tree_waiting = start
+        return True
+
+    def start_waiting_tree(self, give_up: bool = False) -> None:
+        """The expected members are up (or ``wait_s`` is over): the tree starts."""
+        start = self.tree_waiting
+        if start is None:
+            self.nodes_waited = self.nodes_waited or give_up
+            return
+        expected = set((self.options.cluster or {}).get("expect_nodes", ()))
+        if not give_up and not expected <= set(self.cluster_nodes):
+            return
+        self.tree_waiting, self.nodes_waited = None, True
+        if self.kernel is not None and self.kernel.incarnation[rk.TREE] == start.incarnation:
+            self.do_start_subtree(start)
 
     def on_learned(self, learned: Any, start: rk.StartSubtree) -> None:
         """What the store learned in earlier runs: selector state, timeouts, durable checkpoints."""
@@ -487,6 +517,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
             pass
         elif kind == "incident":
             self.on_incident_timer(payload[2])
+        elif kind == "nodes-waited":
+            self.start_waiting_tree(give_up=True)
         elif kind == "flush-outbox":
             self.flush_outbox()
         elif kind == "watchdog":

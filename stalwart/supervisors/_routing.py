@@ -67,6 +67,7 @@ class Routing(Caller):
         def dead_letter(self, path: str, message: Any, error: str, *a: Any, **k: Any) -> None: ...
         def incident_holds_for(self, msg: Registered) -> None: ...
         def answer_when_all_registered(self) -> None: ...
+        def start_waiting_tree(self, give_up: bool = False) -> None: ...
 
     def _sw_resolver(self) -> Any:
         return self.myAddress
@@ -229,6 +230,7 @@ class Routing(Caller):
         if msg.event == "node-joined":
             for address in self.fenced.pop(msg.node, []):
                 self.send(address, ActorExitRequest())  # what ran there before was replaced
+            self.start_waiting_tree()
             return
         by_parent: dict[str, list[str]] = {}
         for entry in moved:  # in start order, so dependencies come first
