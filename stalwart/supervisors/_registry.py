@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 
 import msgspec
@@ -22,28 +22,39 @@ _RETIRED_KEPT = 4096
 _GONE_KEPT = 4096
 
 
+Looks = tuple[str, str, int, str, bool]  # kind, state, level, breaker, removed
+
+
 class Entry:
+    """One path of the tree as the root knows it.
+
+    What a summary counts of it (:meth:`looks`) is kept counted, as it changes, in the
+    ``tally`` of the registry that holds it: a summary of 100,000 entries reads the
+    tally, not the entries."""
+
     __slots__ = (
+        "_breaker",
+        "_level",
+        "_removed",
+        "_state",
         "actor_class",
         "address",
         "available",
-        "breaker",
         "breaker_health",
         "group",
         "incarnation",
         "kind",
         "last_error",
-        "level",
         "node",
         "owner",
         "path",
         "pid",
-        "removed",
         "restarts",
-        "state",
+        "tally",
     )
 
     def __init__(self, path: str, kind: str, group: str | None, actor_class: str) -> None:
+        self.tally: Counter[Looks] | None = None  # its registry's (None: in none)
         self.path = path
         self.kind = kind
         self.group = group
@@ -52,22 +63,90 @@ class Entry:
         self.available = False
         self.pid = 0
         self.incarnation = 0
-        self.state = "starting"
-        self.level = 0
+        self._state = "starting"
+        self._level = 0
         self.restarts = 0
         self.last_error = ""
-        self.breaker = ""  # a breaker actor's state
+        self._breaker = ""  # a breaker actor's state
         self.breaker_health: int | None = 100 if kind == "breaker" else None
         self.node = ""  # the cluster node it runs on
-        self.removed = False  # stopped for good (until its supervisor starts it again)
+        self._removed = False  # stopped for good (until its supervisor starts it again)
         self.owner: tuple[str, int] | None = None  # added at run time by (supervisor, instance)
+
+    def looks(self) -> Looks:
+        """What a summary counts of it."""
+        return (self.kind, self._state, self._level, self._breaker, self._removed)
+
+    def set_looks(self, state: str, level: int, removed: bool) -> None:
+        """Its state, level and whether it is stopped for good, counted once."""
+        tally = self.tally
+        if tally is None:
+            self._state, self._level, self._removed = state, level, removed
+            return
+        before = self.looks()
+        self._state, self._level, self._removed = state, level, removed
+        _recount(tally, before, self.looks())
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @state.setter
+    def state(self, value: str) -> None:
+        self.set_looks(value, self._level, self._removed)
+
+    @property
+    def level(self) -> int:
+        return self._level
+
+    @level.setter
+    def level(self, value: int) -> None:
+        self.set_looks(self._state, value, self._removed)
+
+    @property
+    def removed(self) -> bool:
+        return self._removed
+
+    @removed.setter
+    def removed(self, value: bool) -> None:
+        self.set_looks(self._state, self._level, value)
+
+    @property
+    def breaker(self) -> str:
+        """A breaker actor's state ("" until it reports one)."""
+        return self._breaker
+
+    @breaker.setter
+    def breaker(self, value: str) -> None:
+        tally = self.tally
+        if tally is None:
+            self._breaker = value
+            return
+        before = self.looks()
+        self._breaker = value
+        _recount(tally, before, self.looks())
+
+
+def _recount(tally: Counter[Looks], before: Looks, after: Looks) -> None:
+    if after != before:
+        _uncount(tally, before)
+        tally[after] += 1
+
+
+def _uncount(tally: Counter[Looks], looks: Looks) -> None:
+    left = tally[looks] - 1
+    if left:
+        tally[looks] = left
+    else:
+        del tally[looks]
 
 
 class Registry:
     """Paths known from the tree spec, and what the supervisors report about them."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, Entry] = {}
+        self.entries: dict[str, Entry] = {}  # (changed only through put and drop)
+        self.tally: Counter[Looks] = Counter()  # the entries by what a summary counts of them
         self.groups: dict[str, list[str]] = {}
         self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
         self._retired: OrderedDict[str, str] = OrderedDict()
@@ -79,7 +158,7 @@ class Registry:
         """Learn every path of ``tree`` (replicas and breakers expanded) before anything starts."""
         base = f"{prefix}/{tree.name}" if prefix else tree.name
         if not prefix:
-            self.entries[base] = Entry(base, "supervisor", None, "Supervisor")
+            self.put(Entry(base, "supervisor", None, "Supervisor"))
         self._plan_children(base, tree.children)
 
     def _plan_children(
@@ -112,12 +191,32 @@ class Registry:
     ) -> Entry:
         entry = self.entries.get(path)
         if entry is None or owner is None:
-            entry = self.entries[path] = Entry(path, kind, group, cls)
+            entry = self.put(Entry(path, kind, group, cls))
         elif entry.removed:  # (one ended earlier under that name: a new child now)
             entry.removed, entry.state = False, "starting"
         if owner is not None:
             self._own(entry, owner)
         return entry
+
+    def put(self, entry: Entry) -> Entry:
+        """Hold ``entry`` (in place of one of its path), counted in the tally."""
+        self.drop(entry.path)
+        self.entries[entry.path] = entry
+        entry.tally = self.tally
+        self.tally[entry.looks()] += 1
+        return entry
+
+    def drop(self, path: str) -> Entry | None:
+        """Hold ``path``'s entry no more; returns it (None: there was none)."""
+        entry = self.entries.pop(path, None)
+        if entry is not None:
+            entry.tally = None
+            _uncount(self.tally, entry.looks())
+        return entry
+
+    def any_removed(self) -> bool:
+        """True if some entry is stopped for good."""
+        return any(looks[4] for looks in self.tally)
 
     def plan_child(self, supervisor: str, incarnation: int, spec: Child | Supervisor) -> None:
         """Learn the paths of ``spec``, a child instance ``incarnation`` of ``supervisor``
@@ -147,7 +246,7 @@ class Registry:
         dropped = []
         for top in paths:
             for p in self.paths_under(top):
-                entry = self.entries.pop(p, None)
+                entry = self.drop(p)
                 if entry is None:
                     continue
                 dropped.append(p)
@@ -259,7 +358,7 @@ class Registry:
         if entry is None:  # (a path a forgotten supervisor's late message names)
             parent = msg.path.rpartition("/")[0]
             group = f"{parent}/{msg.group}" if msg.group else None
-            entry = self.entries[msg.path] = Entry(msg.path, msg.kind, group, msg.actor_class)
+            entry = self.put(Entry(msg.path, msg.kind, group, msg.actor_class))
         if entry.address is not None and entry.address != msg.address:
             self._retire_address(entry.address, msg.path)
         # a new incarnation subscribes again when it resolves; forget older ones
@@ -268,8 +367,8 @@ class Registry:
             if old is not None and old[0] < msg.incarnation:
                 del subscribers[msg.path]
         entry.address, entry.pid, entry.incarnation = msg.address, msg.pid, msg.incarnation
-        entry.available, entry.state, entry.removed = True, "running", False
-        entry.level, entry.restarts = msg.level, msg.restarts
+        entry.available, entry.restarts = True, msg.restarts
+        entry.set_looks("running", msg.level, False)
         entry.node = msg.node
         if msg.added_by:  # (a child added at run time, known from now on)
             self._own(entry, (msg.path.rpartition("/")[0], msg.added_by))
@@ -290,8 +389,7 @@ class Registry:
         if entry is None:
             return
         entry.available = False
-        entry.state = "stopped" if msg.removed else msg.state
-        entry.removed = msg.removed
+        entry.set_looks("stopped" if msg.removed else msg.state, entry.level, msg.removed)
         if msg.state == "crashed" or msg.removed:
             entry.pid = 0
 
@@ -299,7 +397,8 @@ class Registry:
         entry = self.entries.get(msg.path)
         if entry is None:
             return
-        entry.state, entry.level, entry.restarts = msg.state, msg.level, msg.restarts
+        entry.restarts = msg.restarts
+        entry.set_looks(msg.state, msg.level, entry.removed)
         if msg.last_error:
             entry.last_error = msg.last_error
 
@@ -370,7 +469,8 @@ class Registry:
             if p.startswith(prefix):
                 if e.kind != "supervisor":  # (one restarting may hold requests handed to it)
                     self.lost_with_supervisor.add(p)
-                e.available, e.pid, e.state, e.removed = False, 0, "restarting", False
+                e.available, e.pid = False, 0
+                e.set_looks("restarting", e.level, False)
                 dropped.append(p)
         return dropped
 

@@ -4,7 +4,8 @@ and the dashboard read from the root's registry.
 A tree of 100,000 actors is 100,000 rows. All of them can be read, but a screen or a
 poll reads a page of them (``offset``/``limit``, in tree order) or the summary (counts
 by state and kind, and the entries that need a look): rows are made only for what is
-shown, and the rest costs one pass over the registry in C-level loops.
+shown, and the counts of the whole tree are kept as it changes (a path's cost one pass
+over the registry in C-level loops).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from ._registry import Entry, Registry
 from .messages import ActorStatus, StatusSummary
 
-_kind, _removed = attrgetter("kind"), attrgetter("removed")
+_kind = attrgetter("kind")
 _looks = attrgetter("kind", "state", "level", "breaker", "removed")  # what a summary counts
 _FINE_BREAKERS = ("", "closed")
 _FINE_STATES = ("running", "passivated")  # (a passivated actor is idle, not in trouble)
@@ -67,10 +68,6 @@ def _entries(registry: Registry, path: str | None) -> Iterable[Entry]:
     return [e for e in values if e.path == path or e.path.startswith(prefix)]
 
 
-def _any_removed(registry: Registry) -> bool:
-    return any(map(_removed, registry.entries.values()))
-
-
 def status_page(
     registry: Registry, path: str | None, offset: int, limit: int | None
 ) -> tuple[tuple[ActorStatus, ...], int]:
@@ -78,7 +75,7 @@ def status_page(
     from ``offset``, at most ``limit`` (None: all); and how many there are in all."""
     entries = _entries(registry, path)
     total = len(entries) if isinstance(entries, list) else len(registry.entries)
-    removed = _any_removed(registry)
+    removed = registry.any_removed()
     end = None if limit is None else offset + limit
     rows = tuple(row(registry, e, removed) for e in islice(entries, offset, end))
     return rows, total
@@ -90,13 +87,15 @@ def summarize(
     """Counts by state and by kind below ``path`` (everything when None), and the first
     ``limit`` entries that need a look (see :func:`needs_a_look`), in tree order.
 
-    One C-level pass counts the entries by what the summary needs of them (few distinct
-    combinations in a large tree); only when some need a look are they looked for.
+    The registry keeps its entries counted by what the summary needs of them (few
+    distinct combinations in a large tree); below a path, one C-level pass counts them.
+    Only when some need a look are they looked for.
     """
-    entries = _entries(registry, path)
-    combos = Counter(map(_looks, entries))
+    entries: Iterable[Entry] | None = None if path is None else _entries(registry, path)
+    combos = registry.tally if entries is None else Counter(map(_looks, entries))
     if any(removed for *_, removed in combos):  # (rare: a supervisor stopped for good, and
-        return _summarize_slowly(registry, entries, limit, phase, stop_reason)  # below it)
+        looked = _entries(registry, path) if entries is None else entries  # below it)
+        return _summarize_slowly(registry, looked, limit, phase, stop_reason)
     counts: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     flagged = 0
@@ -105,7 +104,10 @@ def summarize(
         kinds[kind] += n
         if state not in _FINE_STATES or level > 0 or breaker not in _FINE_BREAKERS:
             flagged += n
-    first = islice((e for e in entries if needs_a_look(e)), limit) if flagged else ()
+    first: Iterable[Entry] = ()
+    if flagged:
+        looked = _entries(registry, path) if entries is None else entries
+        first = islice((e for e in looked if needs_a_look(e)), limit)
     return StatusSummary(
         sum(counts.values()),
         dict(counts),
