@@ -34,7 +34,7 @@ class TelemetrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
 def check_telemetry(settings: Any) -> TelemetrySettings:
     """``settings`` checked; a SpecError names ``telemetry.<field>`` and what was wrong."""
     try:
-        return msgspec.convert(dict(settings or {}), TelemetrySettings, strict=False)
+        checked = msgspec.convert(dict(settings or {}), TelemetrySettings, strict=False)
     except (msgspec.ValidationError, TypeError, ValueError) as exc:
         text = str(exc)
         field = text.rsplit("`$.", 1)[1].rstrip("`").split("[")[0] if "`$." in text else ""
@@ -45,3 +45,10 @@ def check_telemetry(settings: Any) -> TelemetrySettings:
         else:
             text = text.rsplit(" - at ", 1)[0]
         raise SpecError("start", f"telemetry.{field}" if field else "telemetry", text) from None
+    if checked.timeout_min_s > checked.timeout_max_s:
+        problem = (
+            f"must be at most timeout_max_s ({checked.timeout_min_s:g} > "
+            f"{checked.timeout_max_s:g}): a learned timeout is kept between the two"
+        )
+        raise SpecError("start", "telemetry.timeout_min_s", problem)
+    return checked

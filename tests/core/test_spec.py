@@ -156,6 +156,8 @@ def test_telemetry_settings_are_checked_when_declared():
         ({"flush_rowz": 3}, "telemetry.flush_rowz: unknown setting (known: flush_rows,"),
         ({"timeout_percentile": 150}, "telemetry.timeout_percentile: Expected `float` <= 100"),
         ({"retention_rows": 0}, "telemetry.retention_rows: Expected `int` >= 1"),
+        ({"timeout_min_s": 5, "timeout_max_s": 2}, "telemetry.timeout_min_s: must be at most"),
+        ({"timeout_min_s": 40}, "telemetry.timeout_min_s: must be at most timeout_max_s (40 > 30)"),
     ):
         with pytest.raises(SpecError) as info:
             start(tree, telemetry=settings)  # refused before anything starts
