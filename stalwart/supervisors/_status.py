@@ -4,8 +4,8 @@ and the dashboard read from the root's registry.
 A tree of 100,000 actors is 100,000 rows. All of them can be read, but a screen or a
 poll reads a page of them (``offset``/``limit``, in tree order) or the summary (counts
 by state and kind, and the entries that need a look): rows are made only for what is
-shown, and the counts of the whole tree are kept as it changes (a path's cost one pass
-over the registry in C-level loops).
+shown, and the registry keeps the whole tree's counts as it changes (those of a subtree
+take one pass over the registry in C-level loops).
 """
 
 from __future__ import annotations
