@@ -79,13 +79,14 @@ class Entry:
 
     def set_looks(self, state: str, level: int, removed: bool) -> None:
         """Its state, level and whether it is stopped for good, counted once."""
-        tally = self.tally
-        if tally is None:
-            self._state, self._level, self._removed = state, level, removed
-            return
-        before = self.looks()
+        before = self.looks() if self.tally is not None else None
         self._state, self._level, self._removed = state, level, removed
-        _recount(tally, before, self.looks())
+        self._recount(before)
+
+    def _recount(self, before: Looks | None) -> None:
+        """Count it as it looks now, not as ``before`` (None: it is in no tally)."""
+        if before is not None and self.tally is not None:
+            _recount(self.tally, before, self.looks())
 
     @property
     def state(self) -> str:
@@ -118,13 +119,9 @@ class Entry:
 
     @breaker.setter
     def breaker(self, value: str) -> None:
-        tally = self.tally
-        if tally is None:
-            self._breaker = value
-            return
-        before = self.looks()
+        before = self.looks() if self.tally is not None else None
         self._breaker = value
-        _recount(tally, before, self.looks())
+        self._recount(before)
 
 
 def _recount(tally: Counter[Looks], before: Looks, after: Looks) -> None:
