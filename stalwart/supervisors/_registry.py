@@ -190,7 +190,7 @@ class Registry:
         if entry is None or owner is None:
             entry = self.put(Entry(path, kind, group, cls))
         elif entry.removed:  # (one ended earlier under that name: a new child now)
-            entry.removed, entry.state = False, "starting"
+            entry.set_looks("starting", entry.level, False)
         if owner is not None:
             self._own(entry, owner)
         return entry

@@ -291,26 +291,27 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         """On a cluster's leader, the tree's first start waits (up to ``wait_s``) until the
         members ``start()`` saw join are up: the node monitor counts one in at its first
         heartbeat, and a child placed before then would wait for a node that is there."""
-        cluster = self.options.cluster or {}
-        expected = set(cluster.get("expect_nodes", ()))
-        if start.incarnation > 1 or self.nodes_waited or expected <= set(self.cluster_nodes):
+        if start.incarnation > 1 or self.nodes_waited or self.expected_nodes_up():
             return False
         if self.tree_waiting is None:
-            self.after(float(cluster.get("wait_s", 30.0)), (WAKE, "nodes-waited"))
+            wait_s = float((self.options.cluster or {}).get("wait_s", 30.0))
+            self.after(wait_s, (WAKE, "nodes-waited"))
         self.tree_waiting = start
         return True
+
+    def expected_nodes_up(self) -> bool:
+        expected = (self.options.cluster or {}).get("expect_nodes", ())
+        return set(expected) <= set(self.cluster_nodes)
 
     def start_waiting_tree(self, give_up: bool = False) -> None:
         """The expected members are up (or ``wait_s`` is over): the tree starts."""
         start = self.tree_waiting
-        if start is None:
-            self.nodes_waited = self.nodes_waited or give_up
-            return
-        expected = set((self.options.cluster or {}).get("expect_nodes", ()))
-        if not give_up and not expected <= set(self.cluster_nodes):
+        if not give_up and (start is None or not self.expected_nodes_up()):
             return
         self.tree_waiting, self.nodes_waited = None, True
-        if self.kernel is not None and self.kernel.incarnation[rk.TREE] == start.incarnation:
+        if start is None or self.kernel is None:
+            return
+        if self.kernel.incarnation[rk.TREE] == start.incarnation:
             self.do_start_subtree(start)
 
     def on_learned(self, learned: Any, start: rk.StartSubtree) -> None:

@@ -20,7 +20,6 @@ from ._registry import Entry, Registry
 from .messages import ActorStatus, StatusSummary
 
 _kind = attrgetter("kind")
-_looks = attrgetter("kind", "state", "level", "breaker", "removed")  # what a summary counts
 _FINE_BREAKERS = ("", "closed")
 _FINE_STATES = ("running", "passivated")  # (a passivated actor is idle, not in trouble)
 
@@ -92,7 +91,7 @@ def summarize(
     Only when some need a look are they looked for.
     """
     entries: Iterable[Entry] | None = None if path is None else _entries(registry, path)
-    combos = registry.tally if entries is None else Counter(map(_looks, entries))
+    combos = registry.tally if entries is None else Counter(map(Entry.looks, entries))
     if any(removed for *_, removed in combos):  # (rare: a supervisor stopped for good, and
         looked = _entries(registry, path) if entries is None else entries  # below it)
         return _summarize_slowly(registry, looked, limit, phase, stop_reason)
