@@ -3,7 +3,8 @@
 Everything of Stalwart that touches Thespian imports it from here, so the
 runtime's vocabulary (``receiveMessage``, ``wakeupAfter``, ``ChildActorExited``,
 transport settings) stays in one place; only its logging, which Stalwart takes
-over, is in :mod:`stalwart.actors._logs` and its two neighbours.
+over, is in :mod:`stalwart.actors._logs` and its two neighbours, and the in-process
+base Stalwart's in-process systems run on in :mod:`stalwart.actors._in_process`.
 
 **Settings confined to Stalwart's own systems.** Some of Thespian's settings are
 not per system, so Stalwart changes them only while it creates a system
@@ -34,10 +35,12 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
+import psutil
 from thespian.actors import (
     Actor,
     ActorExitRequest,
@@ -51,6 +54,7 @@ from thespian.actors import (
     WakeupMessage,
 )
 
+from ._in_process import InProcessSystem
 from ._log_channel import LogChannel
 from ._logs import adopt_actor_logging
 
@@ -308,9 +312,46 @@ def new_system(
     """
     name = THESPIAN_BASES[base]
     if base == "simple":
-        return ActorSystem(name, capabilities, logDefs=False, transientUnique=True)
+        return InProcessSystem(capabilities)
     with stalwart_system(host), logs.forking() if logs else _no_channel() as log_defs:
-        return ActorSystem(name, capabilities, logDefs=log_defs, transientUnique=True)
+        before = {child.pid for child in psutil.Process().children()}
+        try:
+            return ActorSystem(name, capabilities, logDefs=log_defs, transientUnique=True)
+        except InvalidActorAddress:
+            _stop_admins_forked_since(before)
+            raise
+
+
+def _stop_admins_forked_since(before: set[int]) -> None:
+    """SIGKILL the admins this process forked since its children were ``before``, with
+    their sessions.
+
+    When an admin does not answer its creator in time (a loaded machine), Thespian gives
+    up with ``InvalidActorAddress`` but leaves the admin running. The process it forked
+    starts a session, forks the admin proper into it and exits; the admin then forks its
+    logger. While a system is created no other is (``_creating``), so the children forked
+    meanwhile that run this program (a fork keeps its command line), or are exiting (an
+    exiting process shows none), are where those sessions start.
+    """
+    from ..supervisors._bases import session_processes, sweep_session
+
+    me = psutil.Process()
+    program = me.cmdline()
+    for child in me.children():
+        if child.pid in before:
+            continue
+        try:
+            command = child.cmdline()
+        except psutil.Error:
+            command = []
+        if command and command != program:  # someone else's
+            continue
+        with contextlib.suppress(psutil.Error):
+            child.kill()  # (if it has not forked the admin yet, it does not now)
+            child.wait(timeout=5)
+        deadline = time.monotonic() + 5.0  # then its session (none unless it started one)
+        while session_processes(child.pid) and time.monotonic() < deadline:
+            sweep_session(child.pid, grace_s=0.0)
 
 
 @contextlib.contextmanager

@@ -1005,11 +1005,13 @@ def _actor_system(opts: SystemOptions, logs: LogChannel | None) -> Any:
         try:
             with environment(**node):
                 return new_system(opts.base, capabilities, host, logs)
-        except InvalidActorAddress:
+        except InvalidActorAddress:  # (an admin that did not answer was stopped)
             if attempt == tries:
                 raise
             log.warning(
-                "port %d was taken before the admin could use it; trying another", admin_port
+                "port %d was taken before the admin could use it, or the admin did not answer"
+                " in time; trying another",
+                admin_port,
             )
     raise AssertionError("unreachable")
 

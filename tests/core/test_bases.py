@@ -147,3 +147,46 @@ def test_a_child_for_other_nodes_whose_class_is_in_the_starting_script_is_refuse
         "_refused_at_start.<locals>.Trainer is defined in the script that starts the system"
         " (__main__), which the other nodes cannot import; move it to a module they can import"
     )
+
+
+def test_an_admin_that_does_not_answer_in_time_is_stopped_and_another_started(
+    make_system, monkeypatch
+):
+    """Thespian gives up on an admin that does not answer its creator within 5 s (under
+    load) and leaves it running: Stalwart stops it, with its session, and starts another."""
+    from datetime import timedelta
+
+    from thespian.system import multiprocCommon
+
+    from stalwart.supervisors import _system
+
+    ports, forked = [], []  # (forked: what this process forked for the first admin)
+    new_system, fork = _system.new_system, os.fork
+
+    def recorded_fork():
+        pid = fork()
+        if pid and len(ports) == 1:
+            forked.append(pid)
+        return pid
+
+    def first_admin_answers_too_late(*args, **kwargs):
+        ports.append(args[1]["Admin Port"])
+        with monkeypatch.context() as patch:
+            if len(ports) == 1:  # (no time at all to answer)
+                patch.setattr(multiprocCommon, "MAX_ADMIN_STARTUP_DELAY", timedelta(0))
+                patch.setattr(os, "fork", recorded_fork)
+            return new_system(*args, **kwargs)
+
+    monkeypatch.setattr(_system, "new_system", first_admin_answers_too_late)
+    system = make_system(Supervisor("s", children=[Child("a", Worker)]), base="multiproc")
+    assert system.ask("s/a", Ping(4)).n == 4
+    assert len(ports) == 2 and system.admin_port == ports[1]
+    assert len(forked) == 1  # it starts a session, forks the admin into it and exits
+    assert not psutil.pid_exists(forked[0]) or psutil.Process(forked[0]).status() == "zombie"
+    assert session_processes(forked[0]) == []  # the admin it forked, and the admin's logger
+    listening_on_first = [
+        c
+        for c in psutil.net_connections("inet")
+        if c.laddr.port == ports[0] and c.status == psutil.CONN_LISTEN
+    ]
+    assert listening_on_first == []

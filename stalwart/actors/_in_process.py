@@ -1,0 +1,123 @@
+"""Thespian's in-process base, as Stalwart's in-process systems run it.
+
+A subclass of Thespian's ``simpleSystemBase``, used by Stalwart's in-process systems
+only (other systems in the same program are untouched). What it changes costs Thespian
+more than Stalwart's own work for an idle actor:
+
+- An actor whose class takes no arguments is created by calling the class. Thespian reads
+  the ``__init__`` signature on every creation, and a faulty first reading makes it read
+  it twice more, once under a warnings filter. Classes whose ``__init__`` takes arguments,
+  and actors loaded from a source hash, are still created by Thespian's code.
+- A delivery does not look Thespian's logger up again (it is still logged at debug level).
+- Due timers are looked for before a delivery only when there are any (Stalwart's timers
+  are its own).
+- An exited child is put first among its siblings before Thespian looks for it, which it
+  does by comparing addresses from the eldest (a tree stops its children latest first).
+
+Everything else (addresses, the order of delivery, exit notices) is Thespian's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import types
+from typing import Any
+
+from thespian.actors import ActorAddress, ActorSystem, ChildActorExited
+from thespian.system import simpleSystemBase
+
+_THESPIAN = logging.getLogger("Thespian")
+_PLAIN: dict[type, bool] = {}  # actor class -> it is created with no argument
+
+
+def _takes_no_arguments(cls: Any) -> bool:
+    if not isinstance(cls, type):  # (a class named by a string: Thespian loads it)
+        return False
+    plain = _PLAIN.get(cls)
+    if plain is None:
+        try:
+            plain = not inspect.signature(cls).parameters
+        except (TypeError, ValueError):
+            plain = False
+        _PLAIN[cls] = plain
+    return plain
+
+
+def _deliver(actor: Any, msg: Any, sender: Any) -> None:
+    """Thespian's delivery, without looking its logger up again for each message."""
+    _THESPIAN.debug('Actor "%s" got message "%s" from "%s"', actor, msg, sender)
+    actor.receiveMessage(msg, sender)
+
+
+class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
+    def _newRefAndActor(
+        self,
+        actorSystem: Any,
+        parentAddr: Any,
+        actorAddr: Any,
+        actorClass: Any,
+        sourceHash: Any = None,
+        targetActorRequirements: Any = None,
+        isTopLevel: bool = False,
+    ) -> Any:
+        if sourceHash or not _takes_no_arguments(actorClass):
+            return super()._newRefAndActor(
+                actorSystem,
+                parentAddr,
+                actorAddr,
+                actorClass,
+                sourceHash,
+                targetActorRequirements,
+                isTopLevel,
+            )
+        check = getattr(actorClass, "actorSystemCapabilityCheck", None)
+        try:
+            fits = check is None or check(self.system.capabilities, targetActorRequirements or {})
+            actor = actorClass() if fits else None
+        except ImportError:
+            raise
+        except Exception:  # (as Thespian does: the parent hears ChildActorExited)
+            logging.getLogger("Thespian").warning("Actor total creation error", exc_info=True)
+            if isTopLevel:
+                raise
+            actor = None
+        ref = simpleSystemBase.ActorRef(actorSystem, parentAddr, actorAddr, actor)
+        if actor:
+            actor._myRef = ref
+            actor._receive = types.MethodType(_deliver, actor)
+        return ref
+
+    def _realizeWakeups(self) -> None:
+        if self._wakeUps:  # (called before every delivery; Stalwart's timers are its own)
+            super()._realizeWakeups()
+
+    def _callActorWithMessage(self, tgt: Any, ps: Any, msg: Any, sndr: Any) -> None:
+        """Thespian's, with an exited child first among its parent's children."""
+        if type(ps.msg) is ChildActorExited:
+            young, gone = tgt._yung, ps.msg.childAddress
+            for at in range(len(young) - 1, 0, -1):
+                if young[at] is gone:
+                    young.insert(0, young.pop(at))
+                    break
+        super()._callActorWithMessage(tgt, ps, msg, sndr)
+
+
+class InProcessSystem(ActorSystem):  # type: ignore[misc]
+    """An ``ActorSystem`` on :class:`_InProcessBase` (always transient: never the
+    program's default system)."""
+
+    def __init__(self, capabilities: dict[str, Any]) -> None:
+        super().__init__(None, capabilities, logDefs=False, transientUnique=True)
+
+    def _startupActorSys(
+        self,
+        currentSystemBase: Any,
+        systemBase: Any,
+        capabilities: Any,
+        logDefs: Any,
+    ) -> Any:
+        self.systemAddress = ActorAddress("/ActorSys")
+        self.capabilities = capabilities or {}
+        self._systemBase = _InProcessBase(self, logDefs=logDefs)
+        return self._systemBase

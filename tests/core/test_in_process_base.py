@@ -1,0 +1,159 @@
+"""The in-process base Stalwart's in-process systems run on behaves as Thespian's own.
+
+It creates actors of classes that take no arguments itself and finds an exited child
+among its siblings from the latest: each test runs the same raw Thespian actors on it
+and on Thespian's ``simpleSystemBase`` and expects the same answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from thespian.actors import (
+    Actor,
+    ActorExitRequest,
+    ActorSystem,
+    ChildActorExited,
+    Thespian_ActorStatus,
+    Thespian_StatusReq,
+    WakeupMessage,
+)
+
+from stalwart.actors._in_process import InProcessSystem
+
+BASES = ["stalwart", "thespian"]
+
+
+def new(base: str) -> Any:
+    if base == "stalwart":
+        return InProcessSystem({"Colour": "blue"})
+    return ActorSystem("simpleSystemBase", {"Colour": "blue"}, logDefs=False, transientUnique=True)
+
+
+class Leaf(Actor):  # type: ignore[misc]
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if msg == "who":
+            self.send(sender, "leaf")
+
+
+class Sees(Actor):  # type: ignore[misc]
+    """Its ``__init__`` takes the capabilities (Thespian passes them by name)."""
+
+    def __init__(self, capabilities: dict[str, Any]) -> None:
+        super().__init__()
+        self.colour = capabilities.get("Colour")
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        self.send(sender, self.colour)
+
+
+class Broken(Actor):  # type: ignore[misc]
+    def __init__(self) -> None:
+        raise RuntimeError("cannot start")
+
+
+class Picky(Actor):  # type: ignore[misc]
+    @staticmethod
+    def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: Any) -> bool:
+        return bool(capabilities.get("Colour") == requirements.get("Colour"))
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        self.send(sender, "picky")
+
+
+class Parent(Actor):  # type: ignore[misc]
+    """Creates children and stops them on request; reports what Thespian tells it."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, tuple) and msg[0] == "make":
+            self.kids = [self.createActor(Leaf) for _ in range(msg[1])]
+            self.send(sender, len(self.kids))
+        elif isinstance(msg, tuple) and msg[0] == "stop":
+            self.waiting = sender
+            self.send(self.kids[msg[1]], ActorExitRequest())
+        elif isinstance(msg, ChildActorExited):
+            kids = getattr(self, "kids", [])
+            gone = msg.childAddress
+            self.send(self.waiting, kids.index(gone) if gone in kids else "exited")
+        elif isinstance(msg, tuple) and msg[0] == "create":
+            self.waiting = sender
+            kwargs = {"targetActorRequirements": msg[2]} if len(msg) > 2 else {}
+            child = self.createActor(msg[1], **kwargs)
+            self.send(child, "who")
+        elif msg == "tick":
+            self.waiting = sender
+            self.wakeupAfter(0.01, "tocked")
+        elif isinstance(msg, str) and msg != "who":
+            self.send(self.waiting, msg)
+        elif isinstance(msg, WakeupMessage):
+            self.send(self.waiting, msg.payload)
+
+
+def children_of(asys: Any, address: Any) -> int:
+    status = asys.ask(address, Thespian_StatusReq(), 5)
+    assert isinstance(status, Thespian_ActorStatus)
+    return len(status.childActors)
+
+
+@settings(max_examples=15, deadline=None)
+@given(order=st.permutations(range(6)))
+def test_children_that_exit_in_any_order_are_each_forgotten_once(order: list[int]) -> None:
+    seen = {}
+    for base in BASES:
+        asys = new(base)
+        try:
+            parent = asys.createActor(Parent)
+            assert asys.ask(parent, ("make", 6), 5) == 6
+            heard = []
+            for n, kid in enumerate(order):
+                heard.append(asys.ask(parent, ("stop", kid), 5))
+                assert children_of(asys, parent) == 6 - n - 1
+            seen[base] = heard
+        finally:
+            asys.shutdown()
+    assert seen["stalwart"] == seen["thespian"] == order
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_an_actor_whose_init_takes_the_capabilities_gets_them(base: str) -> None:
+    asys = new(base)
+    try:
+        assert asys.ask(asys.createActor(Sees), "colour?", 5) == "blue"
+    finally:
+        asys.shutdown()
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_a_child_that_cannot_be_created_is_reported_exited_to_its_parent(base: str) -> None:
+    asys = new(base)
+    try:
+        parent = asys.createActor(Parent)
+        assert asys.ask(parent, ("make", 1), 5) == 1
+        assert asys.ask(parent, ("create", Broken), 5) == "exited"
+        assert children_of(asys, parent) == 1
+    finally:
+        asys.shutdown()
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_a_class_checks_the_capabilities_before_it_is_created(base: str) -> None:
+    asys = new(base)
+    try:
+        parent = asys.createActor(Parent)
+        assert asys.ask(parent, ("create", Picky, {"Colour": "blue"}), 5) == "picky"
+        assert asys.ask(parent, ("create", Picky, {"Colour": "red"}), 5) == "exited"
+        assert children_of(asys, parent) == 1
+    finally:
+        asys.shutdown()
+
+
+@pytest.mark.parametrize("base", BASES)
+def test_thespian_timers_still_fire(base: str) -> None:
+    asys = new(base)
+    try:
+        assert asys.ask(asys.createActor(Parent), "tick", 5) == "tocked"
+    finally:
+        asys.shutdown()
