@@ -7,6 +7,7 @@ and on Thespian's ``simpleSystemBase`` and expects the same answers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -117,43 +118,30 @@ def test_children_that_exit_in_any_order_are_each_forgotten_once(order: list[int
     assert seen["stalwart"] == seen["thespian"] == order
 
 
-@pytest.mark.parametrize("base", BASES)
-def test_an_actor_whose_init_takes_the_capabilities_gets_them(base: str) -> None:
-    asys = new(base)
-    try:
-        assert asys.ask(asys.createActor(Sees), "colour?", 5) == "blue"
-    finally:
-        asys.shutdown()
+@pytest.fixture(params=BASES)
+def asys(request: pytest.FixtureRequest) -> Iterator[Any]:
+    system = new(request.param)
+    yield system
+    system.shutdown()
 
 
-@pytest.mark.parametrize("base", BASES)
-def test_a_child_that_cannot_be_created_is_reported_exited_to_its_parent(base: str) -> None:
-    asys = new(base)
-    try:
-        parent = asys.createActor(Parent)
-        assert asys.ask(parent, ("make", 1), 5) == 1
-        assert asys.ask(parent, ("create", Broken), 5) == "exited"
-        assert children_of(asys, parent) == 1
-    finally:
-        asys.shutdown()
+def test_an_actor_whose_init_takes_the_capabilities_gets_them(asys: Any) -> None:
+    assert asys.ask(asys.createActor(Sees), "colour?", 5) == "blue"
 
 
-@pytest.mark.parametrize("base", BASES)
-def test_a_class_checks_the_capabilities_before_it_is_created(base: str) -> None:
-    asys = new(base)
-    try:
-        parent = asys.createActor(Parent)
-        assert asys.ask(parent, ("create", Picky, {"Colour": "blue"}), 5) == "picky"
-        assert asys.ask(parent, ("create", Picky, {"Colour": "red"}), 5) == "exited"
-        assert children_of(asys, parent) == 1
-    finally:
-        asys.shutdown()
+def test_a_child_that_cannot_be_created_is_reported_exited_to_its_parent(asys: Any) -> None:
+    parent = asys.createActor(Parent)
+    assert asys.ask(parent, ("make", 1), 5) == 1
+    assert asys.ask(parent, ("create", Broken), 5) == "exited"
+    assert children_of(asys, parent) == 1
 
 
-@pytest.mark.parametrize("base", BASES)
-def test_thespian_timers_still_fire(base: str) -> None:
-    asys = new(base)
-    try:
-        assert asys.ask(asys.createActor(Parent), "tick", 5) == "tocked"
-    finally:
-        asys.shutdown()
+def test_a_class_checks_the_capabilities_before_it_is_created(asys: Any) -> None:
+    parent = asys.createActor(Parent)
+    assert asys.ask(parent, ("create", Picky, {"Colour": "blue"}), 5) == "picky"
+    assert asys.ask(parent, ("create", Picky, {"Colour": "red"}), 5) == "exited"
+    assert children_of(asys, parent) == 1
+
+
+def test_thespian_timers_still_fire(asys: Any) -> None:
+    assert asys.ask(asys.createActor(Parent), "tick", 5) == "tocked"
