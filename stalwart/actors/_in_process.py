@@ -22,25 +22,29 @@ from __future__ import annotations
 import inspect
 import logging
 import types
+import weakref
 from typing import Any
 
-from thespian.actors import ActorAddress, ActorSystem, ChildActorExited
+from thespian.actors import ActorAddress, ActorSystem, ActorSystemException, ChildActorExited
 from thespian.system import simpleSystemBase
 
 _THESPIAN = logging.getLogger("Thespian")
-_PLAIN: dict[type, bool] = {}  # actor class -> it is created with no argument
+_PLAIN: weakref.WeakKeyDictionary[type, tuple[Any, bool]] = weakref.WeakKeyDictionary()
+# (actor class -> (its __init__, whether it is created with no argument))
 
 
 def _takes_no_arguments(cls: Any) -> bool:
     if not isinstance(cls, type):  # (a class named by a string: Thespian loads it)
         return False
-    plain = _PLAIN.get(cls)
-    if plain is None:
-        try:
-            plain = not inspect.signature(cls).parameters
-        except (TypeError, ValueError):
-            plain = False
-        _PLAIN[cls] = plain
+    init = getattr(cls, "__init__", None)
+    kept = _PLAIN.get(cls)
+    if kept is not None and kept[0] is init:
+        return kept[1]
+    try:
+        plain = not inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        plain = False
+    _PLAIN[cls] = (init, plain)
     return plain
 
 
@@ -72,13 +76,21 @@ class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
                 isTopLevel,
             )
         check = getattr(actorClass, "actorSystemCapabilityCheck", None)
-        try:
+        try:  # (what fails is logged and answered as Thespian does)
             fits = check is None or check(self.system.capabilities, targetActorRequirements or {})
             actor = actorClass() if fits else None
+        except ActorSystemException:
+            _THESPIAN.warning("Actor total creation failure", exc_info=True)
+            if isTopLevel:
+                raise
+            actor = None
         except ImportError:
+            _THESPIAN.warning(
+                "Actor create import error for %s (hash %s)", actorClass, None, exc_info=True
+            )
             raise
-        except Exception:  # (as Thespian does: the parent hears ChildActorExited)
-            logging.getLogger("Thespian").warning("Actor total creation error", exc_info=True)
+        except Exception:  # (the parent hears ChildActorExited)
+            _THESPIAN.warning("Actor total creation error", exc_info=True)
             if isTopLevel:
                 raise
             actor = None
@@ -93,14 +105,19 @@ class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
             super()._realizeWakeups()
 
     def _callActorWithMessage(self, tgt: Any, ps: Any, msg: Any, sndr: Any) -> None:
-        """Thespian's, with an exited child first among its parent's children."""
+        """Thespian's, with an exited child first among its parent's children while the
+        notice is delivered (back in its place if the parent fails handling it)."""
+        young, gone, was_at = tgt._yung, None, 0
         if type(ps.msg) is ChildActorExited:
-            young, gone = tgt._yung, ps.msg.childAddress
+            gone = ps.msg.childAddress
             for at in range(len(young) - 1, 0, -1):
                 if young[at] is gone:
                     young.insert(0, young.pop(at))
+                    was_at = at
                     break
         super()._callActorWithMessage(tgt, ps, msg, sndr)
+        if was_at and young and young[0] is gone:  # (Thespian keeps it: not delivered)
+            young.insert(was_at, young.pop(0))
 
 
 class InProcessSystem(ActorSystem):  # type: ignore[misc]

@@ -16,6 +16,8 @@ not per system, so Stalwart changes them only while it creates a system
 - What the system's processes log goes to the creating process's
   :class:`~stalwart.actors._log_channel.LogChannel` (:mod:`stalwart.actors._logs`),
   not to Thespian's logger.
+- The admins Thespian forks are seen as it detaches them, so one it gives up on (it did
+  not answer in time) is stopped, with its session, rather than left running.
 - Thespian keeps idle TCP connections for 20 minutes and registers every one of
   them with its selector on every turn of an actor's loop; Stalwart closes them
   after 2 seconds, which keeps the per-message cost at raw Thespian's.
@@ -313,45 +315,58 @@ def new_system(
     name = THESPIAN_BASES[base]
     if base == "simple":
         return InProcessSystem(capabilities)
-    with stalwart_system(host), logs.forking() if logs else _no_channel() as log_defs:
-        before = {child.pid for child in psutil.Process().children()}
+    with (
+        stalwart_system(host),
+        logs.forking() if logs else _no_channel() as log_defs,
+        _admins_forked() as admins,
+    ):
         try:
             return ActorSystem(name, capabilities, logDefs=log_defs, transientUnique=True)
         except InvalidActorAddress:
-            _stop_admins_forked_since(before)
+            _stop_admins(admins)
             raise
 
 
-def _stop_admins_forked_since(before: set[int]) -> None:
-    """SIGKILL the admins this process forked since its children were ``before``, with
-    their sessions.
+@contextlib.contextmanager
+def _admins_forked() -> Iterator[list[Any]]:
+    """The admin processes Thespian forks meanwhile (``multiprocessing.Process`` objects).
 
-    When an admin does not answer its creator in time (a loaded machine), Thespian gives
-    up with ``InvalidActorAddress`` but leaves the admin running. The process it forked
-    starts a session, forks the admin proper into it and exits; the admin then forks its
-    logger. While a system is created no other is (``_creating``), so the children forked
-    meanwhile that run this program (a fork keeps its command line), or are exiting (an
-    exiting process shows none), are where those sessions start.
+    Thespian detaches each admin it forks from ``multiprocessing``'s children: that is
+    where they are seen (only while one of Stalwart's systems is created, see
+    :func:`stalwart_system`).
+    """
+    from thespian.system import multiprocCommon
+
+    admins: list[Any] = []
+    detach = multiprocCommon.detach_child
+
+    def seen(child: Any) -> None:
+        admins.append(child)
+        detach(child)
+
+    multiprocCommon.detach_child = seen
+    try:
+        yield admins
+    finally:
+        multiprocCommon.detach_child = detach
+
+
+def _stop_admins(admins: list[Any]) -> None:
+    """SIGKILL the admins Thespian gave up on, with their sessions.
+
+    When an admin does not answer its creator in time (a loaded machine), Thespian raises
+    ``InvalidActorAddress`` but leaves it running: the process it forked starts a session,
+    forks the admin proper into it and exits, and the admin forks its logger.
     """
     from ..supervisors._bases import session_processes, sweep_session
 
-    me = psutil.Process()
-    program = me.cmdline()
-    for child in me.children():
-        if child.pid in before:
-            continue
-        try:
-            command = child.cmdline()
-        except psutil.Error:
-            command = []
-        if command and command != program:  # someone else's
-            continue
+    for admin in admins:
         with contextlib.suppress(psutil.Error):
-            child.kill()  # (if it has not forked the admin yet, it does not now)
-            child.wait(timeout=5)
-        deadline = time.monotonic() + 5.0  # then its session (none unless it started one)
-        while session_processes(child.pid) and time.monotonic() < deadline:
-            sweep_session(child.pid, grace_s=0.0)
+            psutil.Process(admin.pid).kill()  # (if it has not forked the admin yet, it will not)
+        deadline = time.monotonic() + 5.0  # then its session (a fork under way included)
+        while session_processes(admin.pid) and time.monotonic() < deadline:
+            sweep_session(admin.pid, grace_s=0.0)
+        admin.join(timeout=5)  # (collected once the session that shares its pipe is gone)
 
 
 @contextlib.contextmanager

@@ -957,10 +957,11 @@ def _running_handler(thread_id: int) -> tuple[Any, str, str] | None:
 
     frame = sys._current_frames().get(thread_id)
     found = None
-    while frame is not None:
-        actor = frame.f_locals.get("self")
-        if isinstance(actor, ManagedActor) and frame.f_code.co_name.startswith("receiveMsg_"):
-            found = (frame, actor.path, f"{type(actor).__name__}.{frame.f_code.co_name}")
+    while frame is not None:  # (the locals of a frame another thread runs: only a handler's)
+        if frame.f_code.co_name.startswith("receiveMsg_"):
+            actor = frame.f_locals.get("self")
+            if isinstance(actor, ManagedActor):
+                found = (frame, actor.path, f"{type(actor).__name__}.{frame.f_code.co_name}")
         frame = frame.f_back
     return found
 

@@ -93,10 +93,24 @@ class Parent(Actor):  # type: ignore[misc]
             self.send(self.waiting, msg.payload)
 
 
-def children_of(asys: Any, address: Any) -> int:
+class Grumpy(Parent):
+    """Fails handling every exit notice (Thespian retries it, then gives up)."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, ChildActorExited):
+            raise RuntimeError("cannot take it")
+        super().receiveMessage(msg, sender)
+
+
+def children(asys: Any, address: Any) -> list[str]:
+    """The children Thespian lists for ``address``, in its order."""
     status = asys.ask(address, Thespian_StatusReq(), 5)
     assert isinstance(status, Thespian_ActorStatus)
-    return len(status.childActors)
+    return [str(child) for child in status.childActors]
+
+
+def children_of(asys: Any, address: Any) -> int:
+    return len(children(asys, address))
 
 
 @settings(max_examples=15, deadline=None)
@@ -108,14 +122,32 @@ def test_children_that_exit_in_any_order_are_each_forgotten_once(order: list[int
         try:
             parent = asys.createActor(Parent)
             assert asys.ask(parent, ("make", 6), 5) == 6
-            heard = []
-            for n, kid in enumerate(order):
+            heard, left = [], []
+            for kid in order:
                 heard.append(asys.ask(parent, ("stop", kid), 5))
-                assert children_of(asys, parent) == 6 - n - 1
-            seen[base] = heard
+                left.append(children(asys, parent))
+            seen[base] = (heard, left)
         finally:
             asys.shutdown()
-    assert seen["stalwart"] == seen["thespian"] == order
+    assert seen["stalwart"] == seen["thespian"]
+    heard, left = seen["stalwart"]
+    assert heard == order
+    assert [len(now) for now in left] == [5, 4, 3, 2, 1, 0]
+
+
+def test_a_child_whose_exit_its_parent_fails_to_take_keeps_its_place() -> None:
+    seen = {}
+    for base in BASES:
+        asys = new(base)
+        try:
+            parent = asys.createActor(Grumpy)
+            assert asys.ask(parent, ("make", 4), 5) == 4
+            asys.tell(parent, ("stop", 2))
+            seen[base] = children(asys, parent)
+        finally:
+            asys.shutdown()
+    assert len(seen["thespian"]) == 4
+    assert seen["stalwart"] == seen["thespian"]
 
 
 @pytest.fixture(params=BASES)
