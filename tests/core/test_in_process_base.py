@@ -7,7 +7,7 @@ and on Thespian's ``simpleSystemBase`` and expects the same answers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -113,22 +113,31 @@ def children_of(asys: Any, address: Any) -> int:
     return len(children(asys, address))
 
 
-@settings(max_examples=15, deadline=None)
-@given(order=st.permutations(range(6)))
-def test_children_that_exit_in_any_order_are_each_forgotten_once(order: list[int]) -> None:
+def on_both_bases(run: Callable[[Any], Any]) -> dict[str, Any]:
+    """What ``run(asys)`` returns on each base, each on a system of its own."""
     seen = {}
     for base in BASES:
         asys = new(base)
         try:
-            parent = asys.createActor(Parent)
-            assert asys.ask(parent, ("make", 6), 5) == 6
-            heard, left = [], []
-            for kid in order:
-                heard.append(asys.ask(parent, ("stop", kid), 5))
-                left.append(children(asys, parent))
-            seen[base] = (heard, left)
+            seen[base] = run(asys)
         finally:
             asys.shutdown()
+    return seen
+
+
+@settings(max_examples=15, deadline=None)
+@given(order=st.permutations(range(6)))
+def test_children_that_exit_in_any_order_are_each_forgotten_once(order: list[int]) -> None:
+    def exits(asys: Any) -> tuple[list[Any], list[list[str]]]:
+        parent = asys.createActor(Parent)
+        assert asys.ask(parent, ("make", 6), 5) == 6
+        heard, left = [], []
+        for kid in order:
+            heard.append(asys.ask(parent, ("stop", kid), 5))
+            left.append(children(asys, parent))
+        return heard, left
+
+    seen = on_both_bases(exits)
     assert seen["stalwart"] == seen["thespian"]
     heard, left = seen["stalwart"]
     assert heard == order
@@ -136,16 +145,13 @@ def test_children_that_exit_in_any_order_are_each_forgotten_once(order: list[int
 
 
 def test_a_child_whose_exit_its_parent_fails_to_take_keeps_its_place() -> None:
-    seen = {}
-    for base in BASES:
-        asys = new(base)
-        try:
-            parent = asys.createActor(Grumpy)
-            assert asys.ask(parent, ("make", 4), 5) == 4
-            asys.tell(parent, ("stop", 2))
-            seen[base] = children(asys, parent)
-        finally:
-            asys.shutdown()
+    def failed_exit(asys: Any) -> list[str]:
+        parent = asys.createActor(Grumpy)
+        assert asys.ask(parent, ("make", 4), 5) == 4
+        asys.tell(parent, ("stop", 2))
+        return children(asys, parent)
+
+    seen = on_both_bases(failed_exit)
     assert len(seen["thespian"]) == 4
     assert seen["stalwart"] == seen["thespian"]
 
