@@ -516,7 +516,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_forwarded_at = time.monotonic()
             self.send(self._sw_successor, Forwarded(msg, sender))
         elif self._sw_mode == _STOPPED:
-            self._sw_reject(sender, ActorStopped(f"{self.path} has stopped", self.path))
+            self._sw_refuse(msg, sender, ActorStopped(f"{self.path} has stopped", self.path))
         elif self._sw_mode == _FAILED:  # what it held went back; the root finds the next one
             self._sw_forwarded_at = time.monotonic()  # it leaves once strays stop coming
             self.send(self.root, Stray(self.path, msg, sender))
@@ -611,6 +611,12 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
                 self.path,
             ),
         )
+
+    def _sw_refuse(self, msg: Any, sender: Any, error: Any) -> None:
+        """Answer ``msg`` with ``error`` (a request's caller waits on the request's id)."""
+        if isinstance(msg, Request):
+            sender = ReplyTo(msg.reply_to, msg.id)
+        self._sw_reject(sender, error)
 
     def _sw_reject(self, sender: Any, error: Any) -> None:
         if sender is None or sender == self.myAddress or sender == self.supervisor:
@@ -1324,10 +1330,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     def _sw_exit(self) -> None:
         if self._sw_held and self._sw_successor is None:
             for m, s in self._sw_held:
-                if isinstance(m, Request):  # its caller waits on the request's id
-                    s = ReplyTo(m.reply_to, m.id)
-                self._sw_reject(
-                    s, ActorStopped(f"{self.path} stopped before handling it", self.path)
+                self._sw_refuse(
+                    m, s, ActorStopped(f"{self.path} stopped before handling it", self.path)
                 )
             self._sw_held = []
         self.send(self.myAddress, ActorExitRequest(recursive=self._sw_exit_children))
