@@ -358,14 +358,14 @@ def _stop_admins(admins: list[Any]) -> None:
     ``InvalidActorAddress`` but leaves it running: the process it forked starts a session,
     forks the admin proper into it and exits, and the admin forks its logger.
     """
-    from ..supervisors._bases import session_processes, sweep_session
+    from ..supervisors._bases import sweep_session
 
     for admin in admins:
         with contextlib.suppress(psutil.Error):
             psutil.Process(admin.pid).kill()  # (if it has not forked the admin yet, it will not)
-        deadline = time.monotonic() + 5.0  # then its session (a fork under way included)
-        while session_processes(admin.pid) and time.monotonic() < deadline:
-            sweep_session(admin.pid, grace_s=0.0)
+        deadline = time.monotonic() + 5.0  # then its session, again while that kills any
+        while sweep_session(admin.pid, grace_s=0.0) and time.monotonic() < deadline:
+            pass  # (a fork under way shows up on the next look)
         admin.join(timeout=5)  # (collected once the session that shares its pipe is gone)
 
 
