@@ -367,18 +367,18 @@ class System(ChildCalls):
                 self._stuck["seconds"] = round(took, 1)
             elif took >= limit:
                 _, path, handler = found
-                self._stuck = {
-                    "path": path,
-                    "handler": handler,
-                    "seconds": round(took, 1),
-                    "time": time.time(),
-                }
-                self._note_hang(path, True, took)
+                stuck = {"path": path, "handler": handler, "seconds": round(took, 1)}
+                self._note_hang(path, True, took, {**stuck, "time": time.time()})
         seen = None
 
-    def _note_hang(self, path: str, hung: bool, took: float) -> None:
-        stuck = self._stuck or {}
-        handler = stuck.get("handler", "a handler")
+    def _note_hang(
+        self, path: str, hung: bool, took: float, stuck: dict[str, Any] | None = None
+    ) -> None:
+        """Tell the status and the log that ``path`` is stuck (or no longer is).
+
+        ``hung_actors()`` changes only after the status has: whoever sees one sees both.
+        """
+        handler = (stuck or self._stuck or {}).get("handler", "a handler")
         if hung:
             detail = f"{path} has been in {handler} for {took:.1f}s"
             log.error(
@@ -387,12 +387,12 @@ class System(ChildCalls):
                 detail,
             )
         else:
-            self._stuck = None
             detail = f"{path} returned from {handler} after about {took:.1f}s"
             log.warning("%s", detail)
         root = ROOTS.get(self._clock_id) if self._clock_id else None
         if root is not None:
             root.note_hang(path, hung, detail)
+        self._stuck = stuck if hung else None
 
     def status(
         self, path: str | None = None, *, offset: int = 0, limit: int | None = None

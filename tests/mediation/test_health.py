@@ -125,6 +125,32 @@ def test_in_one_process_a_slow_handler_blocks_no_question_and_is_reported_while_
     assert [e.kind for e in system.events() if e.path == "s/g"][-2:] == ["hung", "recovered"]
 
 
+def test_in_one_process_the_hang_list_changes_only_after_the_status_has(make_system, monkeypatch):
+    """Whoever sees an actor in ``hung_actors()`` (or sees it leave) sees the status agree."""
+    from stalwart.supervisors._gateway import Gateway
+
+    listed_while_noted = []
+    note_hang = Gateway.note_hang
+
+    def noting(gateway, path, hung, detail):
+        listed_while_noted.append((hung, [h["path"] for h in system.hung_actors()]))
+        note_hang(gateway, path, hung, detail)
+
+    monkeypatch.setattr(Gateway, "note_hang", noting)
+    system = make_system(Supervisor("s", children=[Child("g", Gated)]), hang_report_s=0.2)
+    gate = GATES["order"] = threading.Event()
+    asker = threading.Thread(target=lambda: system.ask("s/g", Wait("order"), 30))
+    asker.start()
+    try:
+        wait_for(system.hung_actors, timeout=10)
+    finally:
+        gate.set()
+        asker.join(10)
+    wait_for(lambda: len(listed_while_noted) == 2)
+    # the status is told first: not yet listed as it turns hung, still listed as it recovers
+    assert listed_while_noted == [(True, []), (False, ["s/g"])]
+
+
 class Bounce(msgspec.Struct, frozen=True):
     """Sent to itself, again and again, until the gate opens; then the count is the answer."""
 
