@@ -5,7 +5,8 @@ The tree holds a ``Login`` actor and a ``Pool`` of ``Session`` actors. Logging i
 the user's requests then go straight to ``app/sessions/<user>``. A session keeps its
 cart in a checkpoint, so a crash loses nothing; one that has had no message for
 ``IDLE_S`` is stopped and forgotten, and the next login starts it afresh. The Pool
-takes at most ``max_children`` sessions; the batch job is a ``significant`` child of
+takes at most ``max_children`` sessions, and keeps one made ahead (``spares``) so that a
+login does not wait for a process to be forked; the batch job is a ``significant`` child of
 its own supervisor, which shuts itself down once the job is done.
 
     python -m examples.sessions                 # in-process
@@ -103,6 +104,7 @@ TREE = Supervisor(
             template=Child("session", Session),
             max_children=2,
             idle_timeout_s=IDLE_S,
+            spares=1,  # a session made ahead: a login does not wait for a fork
         ),
         Supervisor(
             "batch",

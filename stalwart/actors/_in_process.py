@@ -26,7 +26,7 @@ import weakref
 from typing import Any
 
 from thespian.actors import ActorAddress, ActorSystem, ActorSystemException, ChildActorExited
-from thespian.system import simpleSystemBase
+from thespian.system import isInternalActorSystemMessage, simpleSystemBase
 
 _THESPIAN = logging.getLogger("Thespian")
 _PLAIN: weakref.WeakKeyDictionary[type, tuple[Any, bool]] = weakref.WeakKeyDictionary()
@@ -99,6 +99,20 @@ class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
             actor._myRef = ref
             actor._receive = types.MethodType(_deliver, actor)
         return ref
+
+    def replies(self) -> list[Any] | None:
+        """What actors sent the system's own address since last asked, in order:
+        Thespian's ``listen(0)`` once sends have run (None while Thespian has timers of its
+        own pending: ``listen`` runs those)."""
+        if self._wakeUps or self._pendingSends:
+            return None
+        requester = self.actorRegistry["System:ExternalRequester"].instance
+        responses = getattr(requester, "responses", None)
+        if not responses:
+            return []
+        got = [m for m in responses if not isInternalActorSystemMessage(m)]
+        responses.clear()
+        return got
 
     def _realizeWakeups(self) -> None:
         if self._wakeUps:  # (called before every delivery; Stalwart's timers are its own)

@@ -308,12 +308,21 @@ def answer(actor: Any, sender: Any, value: Any) -> None:
     """Answer a request's ``ReplyTo``, a ``Request`` itself, or a plain sender's address."""
     if sender is None:
         return
-    if isinstance(sender, Request):
-        actor.send(sender.reply_to, Reply(sender.id, value))
-    elif isinstance(sender, ReplyTo):
-        actor.send(sender.address, Reply(sender.id, value))
+    reply = reply_of(sender, value)
+    if reply is not None:
+        actor.send(*reply)
     else:
         actor.send(sender, value)
+
+
+def reply_of(sender: Any, value: Any) -> tuple[Any, Reply] | None:
+    """Where the ``Reply`` to a ``Request`` or ``ReplyTo`` goes, and the reply (None for a
+    plain sender's address, which gets ``value`` itself)."""
+    if isinstance(sender, Request):
+        return sender.reply_to, Reply(sender.id, value)
+    if isinstance(sender, ReplyTo):
+        return sender.address, Reply(sender.id, value)
+    return None
 
 
 def _actor_class(child: Any) -> type:

@@ -38,6 +38,10 @@ class Pool(Supervisor, frozen=True, kw_only=True):
     - ``idle_timeout_s``: an instance that has had no message for that long is stopped
       and forgotten; messages to its key are then refused (``UnknownPath``, saying so)
       until it is started again. Needs an actor template with one replica.
+    - ``spares``: keep this many instances of an actor template made ahead (on the
+      multi-process bases, forked and waiting) for new keys: a start hands the new
+      instance to the oldest spare instead of forking then, and one more is made at once.
+      Not with ``requires`` (a spare is forked on the Pool's node).
 
     The strategy is always ``one_for_one``: instances are independent. As OTP's
     ``simple_one_for_one``, a Pool never shuts itself down (``auto_shutdown="never"``), so
@@ -47,6 +51,7 @@ class Pool(Supervisor, frozen=True, kw_only=True):
     template: Child | Supervisor
     max_children: int | None = None
     idle_timeout_s: float | None = None
+    spares: int = 0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,6 +93,19 @@ class Pool(Supervisor, frozen=True, kw_only=True):
                     "needs an actor template (a Child) with one replica: only an actor"
                     " can tell how long it has had no message",
                 )
+        spares = self.spares
+        if not isinstance(spares, int) or isinstance(spares, bool) or spares < 0:
+            raise SpecError(path, "spares", f"must be an integer >= 0, got {shown(spares)}")
+        if spares and not isinstance(template, Child):
+            problem = "needs an actor template (a Child): a spare is an actor waiting to start"
+            raise SpecError(path, "spares", problem)
+        if spares and template.requires:  # (a Child's, then)
+            raise SpecError(
+                path,
+                "spares",
+                "not with a template that requires capabilities: a spare is forked on the"
+                " Pool's node, and such an instance is placed on a node that offers them",
+            )
 
     def instance(self, key: Any, options: Mapping[str, Any] | None = None) -> Child | Supervisor:
         """The spec of the instance named ``key``: the template renamed, its ``options``

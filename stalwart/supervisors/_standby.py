@@ -9,6 +9,11 @@ moment, as for any new instance. A new spare is made a little after the instance
 started (``SPARE_AFTER_S``): the fork keeps the supervisor busy for milliseconds, and
 must not hold up what callers hand over for the new instance once they hear of a crash.
 
+A ``Pool(..., spares=N)`` keeps ``N`` spares of its template for instances not yet
+started (under the key ``NEW``): ``start_child`` hands the new instance's ``Init`` to
+the oldest of them, and a new one is made at once, after that ``Init`` has gone, so
+that a run of starts finds one made during the previous start.
+
 Spares are the supervisor's own business: they are not children (``which_children``,
 ``count_children`` and ``status`` do not show them), get no health checks, are stopped
 with their supervisor, and one that dies is replaced without a word to anyone.
@@ -34,6 +39,7 @@ log = logging.getLogger("stalwart.supervisor")
 SPARE_AFTER_S = 0.1  # a new spare is made this long after its instance started
 READY_WITHIN_S = 10.0  # a spare not ready by then is taken for dead (and stopped)
 DEATHS_IN_A_ROW = 3  # spares that die before they are ready this often: no more are made
+NEW = "*"  # the key of a Pool's spares for new instances (no child has this name)
 
 
 class Spare:
@@ -48,19 +54,28 @@ class Spare:
 
 
 class Spares:
-    """The spares of one supervisor's children, by child (slot) name: one per path."""
+    """The spares of one supervisor's children: one per path (by child name), and a
+    Pool's spares for new instances."""
 
-    __slots__ = ("by_child", "deaths", "stopped")
+    __slots__ = ("by_child", "deaths", "for_new", "stopped")
 
     def __init__(self) -> None:
         self.by_child: dict[str, Spare] = {}
+        self.for_new: list[Spare] = []  # a Pool's, oldest first
         self.deaths: dict[str, int] = {}  # spares of a child that died before they were ready
         self.stopped = False  # the supervisor is stopping: no more spares
 
+    def __bool__(self) -> bool:
+        return bool(self.by_child or self.for_new)
+
     def wanted(self, sup: SupervisorActor, name: str) -> bool:
-        """Whether child ``name`` keeps a spare now."""
+        """Whether child ``name`` (or, for ``NEW``, the Pool) keeps a spare now."""
         if self.stopped or sup.state is None or sup.state.finished or sup.state.retiring:
             return False
+        if self.deaths.get(name, 0) >= DEATHS_IN_A_ROW:
+            return False
+        if name == NEW:
+            return len(self.for_new) < _new_wanted(sup)
         c = sup.state.children.get(name)
         return (
             c is not None
@@ -68,7 +83,6 @@ class Spares:
             and bool(getattr(c.spec, "standby", False))
             and not c.stop_for_good
             and c.phase != REMOVED
-            and self.deaths.get(name, 0) < DEATHS_IN_A_ROW
         )
 
     def make_soon(self, sup: SupervisorActor, name: str) -> None:
@@ -77,53 +91,74 @@ class Spares:
             sup.after(SPARE_AFTER_S, (WAKE, "standby", name), ("standby", name))
 
     def make(self, sup: SupervisorActor, name: str) -> None:
-        """Create a spare for ``name`` if it keeps one and has none."""
+        """Create a spare for ``name`` if it keeps one and has none (for ``NEW``: as many
+        as the Pool keeps)."""
+        if name == NEW:
+            while self.wanted(sup, NEW):
+                self.for_new.append(self._create(sup, _new_template(sup)))
+            return
         if name in self.by_child or not self.wanted(sup, name):
             return
         assert sup.state is not None
-        c = sup.state.children[name]
-        assert isinstance(c.spec, Child)  # (wanted: an actor's)
-        address = create_child(sup, c.spec.actor, not sup.clock_id)
-        self.by_child[name] = Spare(address)
-        sup.send(address, Standby(c.path, os.getpid()))
+        self.by_child[name] = self._create(sup, sup.state.children[name].spec)
+
+    def _create(self, sup: SupervisorActor, spec: Any) -> Spare:
+        assert isinstance(spec, Child)  # (wanted: an actor's)
+        address = create_child(sup, spec.actor, not sup.clock_id)
+        sup.send(address, Standby(f"{sup.path}/{spec.name}", os.getpid()))
+        return Spare(address)
 
     def take(self, sup: SupervisorActor, name: str) -> Any:
-        """The address of ``name``'s spare, which becomes its next instance (None: none)."""
+        """The address of a spare that becomes ``name``'s next instance (None: none): its
+        own, else one of the Pool's (then call :meth:`refill` once its ``Init`` is sent)."""
         spare = self.by_child.pop(name, None)
+        if spare is None and self.for_new and sup.state is not None and sup.state.pool:
+            spare, name = self.for_new.pop(0), NEW
         if spare is None:
             return None
         if spare.pid:  # the supervisor follows it as an instance from now on
             self.deaths.pop(name, None)
         return spare.address
 
-    def ready(self, sup: SupervisorActor, msg: StandbyReady) -> None:
-        name = sup.child_name(msg.path)
-        spare = self.by_child.get(name) if name is not None else None
-        if spare is not None and not spare.pid:
-            spare.pid = msg.pid
-            self.deaths.pop(name or "", None)
+    def refill(self, sup: SupervisorActor) -> None:
+        """A Pool's spare was taken: make another in this supervisor's next turn (after
+        what it sends in this one has gone: the fork holds the process for milliseconds)."""
+        if self.wanted(sup, NEW):
+            sup.after(0.0, (WAKE, "standby", NEW), ("standby", NEW))
+
+    def ready(self, sup: SupervisorActor, msg: StandbyReady, sender: Any) -> None:
+        for name, spare in self._each():
+            if spare.address == sender and not spare.pid:
+                spare.pid = msg.pid
+                self.deaths.pop(name, None)
+                return
 
     def exited(self, sup: SupervisorActor, address: Any) -> bool:
         """True if ``address`` was a spare; it is replaced (quietly)."""
-        for name, spare in list(self.by_child.items()):
+        for name, spare in self._each():
             if spare.address == address:
                 self.lost(sup, name, spare)
                 return True
         return False
 
-    def undelivered(self, sup: SupervisorActor, msg: Standby) -> None:
-        """A ``Standby`` came back: the spare it was for died before it could start."""
+    def undelivered(self, sup: SupervisorActor, msg: Standby, address: Any) -> None:
+        """A ``Standby`` came back: the spare it was for died before it could start.
+
+        (Thespian returns it from ``address``, or, when the process died before it
+        connected, from this supervisor itself, after the exit notice that replaced it.)
+        """
         name = sup.child_name(msg.path)
-        spare = self.by_child.get(name) if name is not None else None
-        if name is not None and spare is not None and not spare.pid:
-            _stop(sup, spare)  # (in case it is another one, made since)
-            self.lost(sup, name, spare)
+        for key, spare in self._each():
+            if not spare.pid and (spare.address == address or key == name):
+                _stop(sup, spare)  # (in case it is another one, made since)
+                self.lost(sup, key, spare)
+                return
 
     def find_lost(self, sup: SupervisorActor) -> None:
         """Spares whose processes are gone although no exit notice came, and spares that
         never said they were ready."""
         late = time.monotonic() - READY_WITHIN_S
-        for name, spare in list(self.by_child.items()):
+        for name, spare in self._each():
             if spare.pid and spare.pid != os.getpid() and child_process_gone(spare.pid):
                 self.lost(sup, name, spare)
             elif not spare.pid and spare.made < late:
@@ -131,7 +166,10 @@ class Spares:
                 self.lost(sup, name, spare)
 
     def lost(self, sup: SupervisorActor, name: str, spare: Spare) -> None:
-        del self.by_child[name]
+        if name == NEW:
+            self.for_new.remove(spare)
+        else:
+            del self.by_child[name]
         if not spare.pid:
             self.deaths[name] = deaths = self.deaths.get(name, 0) + 1
             if deaths == DEATHS_IN_A_ROW:
@@ -147,9 +185,27 @@ class Spares:
     def stop_all(self, sup: SupervisorActor) -> None:
         """The supervisor stops: so do its spares (none is made from now on)."""
         self.stopped = True
-        spares, self.by_child = self.by_child, {}
-        for spare in spares.values():
+        spares = [spare for _, spare in self._each()]
+        self.by_child, self.for_new = {}, []
+        for spare in spares:
             _stop(sup, spare)
+
+    def _each(self) -> list[tuple[str, Spare]]:
+        """Every spare with its key (a copy: the caller may remove while it goes)."""
+        return [*self.by_child.items(), *((NEW, spare) for spare in self.for_new)]
+
+
+def _new_wanted(sup: SupervisorActor) -> int:
+    assert sup.state is not None
+    pool = sup.state.pool
+    return pool.spares if pool is not None else 0
+
+
+def _new_template(sup: SupervisorActor) -> Child:
+    assert sup.state is not None and sup.state.pool is not None
+    template = sup.state.pool.template
+    assert isinstance(template, Child)  # (a Pool with spares has an actor template)
+    return template
 
 
 def _stop(sup: SupervisorActor, spare: Spare) -> None:

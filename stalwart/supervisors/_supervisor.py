@@ -56,11 +56,11 @@ from ..actors.messages import (
 )
 from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
-from ._effects import EFFECTS, answer
+from ._effects import EFFECTS, answer, reply_of
 from ._kernel import events as ev
 from ._kernel.state import STARTING
 from ._passivation import SUPERVISOR_HANDLERS
-from ._standby import Spares
+from ._standby import NEW, Spares
 from ._usage import ProcessUsage
 from .messages import (
     BreakerNote,
@@ -213,9 +213,25 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.later.clear()
             if held:
                 held.sort(key=lambda m: not isinstance(m, Unavailable))
+                answers = self.replies_to_root(answers, held)
                 self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
             for target, value in answers:  # (the root has heard of what they answer first)
                 answer(self, target, value)
+
+    def replies_to_root(
+        self, answers: list[tuple[Any, Any]], held: list[Any]
+    ) -> list[tuple[Any, Any]]:
+        """Replies for the root go at the end of its envelope ``held`` (one transport
+        message, not two, each waiting for the other's acknowledgement); the other
+        answers are returned."""
+        rest = []
+        for target, value in answers:
+            reply = reply_of(target, value) if target is not None else None
+            if reply is not None and reply[0] == self.root:
+                held.append(reply[1])
+            else:
+                rest.append((target, value))
+        return rest
 
     def send(self, target: Any, msg: Any) -> None:
         """Send now; mail for the root waits until the decision has been carried out."""
@@ -287,6 +303,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.begun = True
         self.send(self.root, ChildrenNow(self.path, self.incarnation))
         self.decide(ev.Begin(floors=dict(floors), now=self.now))
+        self.spares.make_soon(self, NEW)  # a Pool's spares for new instances, if it keeps any
 
     # -- the checkpoints of children on other nodes, kept in files on this host ----------------
     def restore_filed(self, path: str, keeper: Keeper) -> None:
@@ -388,9 +405,10 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         )
         if msg.ok:
             self.spares.make_soon(self, name)
+        self.spares.refill(self)  # a Pool's spare became this instance: another, soon
 
     def on_standby_ready(self, msg: StandbyReady, sender: Any) -> None:
-        self.spares.ready(self, msg)
+        self.spares.ready(self, msg, sender)
 
     def on_placed(self, msg: Placed, sender: Any) -> None:
         """An instance on another node asks whether it may start: it may, unless it was
@@ -511,7 +529,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             instance = next((k for k, a in self.addresses.items() if a == address), None)
         if instance is not None:
             self.instance_exited(instance)
-        elif self.spares.by_child:
+        elif self.spares:
             self.spares.exited(self, address)
         if time.monotonic() - self.looked_for_lost >= LOST_LOOK_S:
             self.find_lost_exits()  # Thespian may have forgotten a sibling that died meanwhile
@@ -525,7 +543,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         for instance, (pid, where) in list(self.pids.items()):
             if pid and pid != mine and where == node and child_process_gone(pid):
                 self.instance_exited(instance)
-        if self.spares.by_child:
+        if self.spares:
             self.spares.find_lost(self)
 
     def instance_exited(self, instance: tuple[str, int]) -> None:
@@ -632,7 +650,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         """An Init came back undelivered: the child waits if no live node offers what it needs."""
         init = msg.poisonMessage
         if isinstance(init, Standby):
-            self.spares.undelivered(self, init)
+            self.spares.undelivered(self, init, sender)
             return
         if not isinstance(init, Init):
             return

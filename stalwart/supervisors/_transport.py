@@ -36,6 +36,7 @@ from typing import Any
 
 from ..actors._async_loop import close_actor_loop
 from ..actors._coalesce import envelopes, runs, unpacked
+from ..actors._in_process import _InProcessBase
 from ..actors._runtime import WakeupMessage
 from ..actors._timers import TICK, ExternalClock, timer_now
 from ..actors.errors import StalwartError, SystemStopped, Timeout
@@ -271,14 +272,23 @@ class InProcess:
                 self.asys.tell(address, WakeupMessage(0, TICK))
 
     def _collect_replies(self) -> None:
+        base = getattr(self.asys, "_systemBase", None)
+        got = base.replies() if isinstance(base, _InProcessBase) else None
+        if got is not None:  # (no Thespian timer pending: no need to listen)
+            for envelope in got:
+                self._settle(envelope)
+            return
         envelope = self.asys.listen(0.001)  # also Thespian's own due wakeups
         while envelope is not None:
-            for reply in unpacked(envelope):
-                if isinstance(reply, GatewayReply):
-                    waiter = self.waiters.get(reply.id)
-                    if waiter is not None:
-                        waiter.settle(reply.value)
+            self._settle(envelope)
             envelope = self.asys.listen(0.001)
+
+    def _settle(self, envelope: Any) -> None:
+        for reply in unpacked(envelope):
+            if isinstance(reply, GatewayReply):
+                waiter = self.waiters.get(reply.id)
+                if waiter is not None:
+                    waiter.settle(reply.value)
 
 
 class MultiProcess:

@@ -24,6 +24,7 @@ from thespian.actors import (
 )
 
 from stalwart.actors._in_process import InProcessSystem
+from tests.support import wait_for
 
 BASES = ["stalwart", "thespian"]
 
@@ -183,3 +184,32 @@ def test_a_class_checks_the_capabilities_before_it_is_created(asys: Any) -> None
 
 def test_thespian_timers_still_fire(asys: Any) -> None:
     assert asys.ask(asys.createActor(Parent), "tick", 5) == "tocked"
+
+
+# -- through a Stalwart system: answers are collected without listening (but for Thespian's
+# own timers, which only listening runs) -------------------------------------------------
+def test_answers_and_an_actors_own_thespian_timer_both_arrive_in_process(make_system):
+    from stalwart import Child, ManagedActor, Supervisor
+
+    class Sleeper(ManagedActor):
+        def on_start(self) -> None:
+            self.woken: list[Any] = []
+
+        def receiveMsg_str(self, msg: str, sender: Any) -> None:
+            if msg == "arm":
+                self.wakeupAfter(0.05, "own timer")  # Thespian's, not Stalwart's
+            self.reply(sender, list(self.woken))
+
+        def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+            self.woken.append(msg.payload)
+
+    system = make_system(Supervisor("s", children=[Child("z", Sleeper)]))
+    assert system.ask("s/z", "arm") == []
+    answers: list[Any] = []
+
+    def woken() -> bool:  # asked again and again while the timer is pending
+        answers.append(system.ask("s/z", "look"))
+        return bool(answers[-1])
+
+    wait_for(woken)
+    assert answers[-1] == ["own timer"] and all(a == [] for a in answers[:-1])

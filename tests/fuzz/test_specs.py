@@ -222,6 +222,7 @@ POOL = {
     "template": st.builds(Child, NAMES, st.just(Worker)) | st.builds(Supervisor, NAMES),
     "max_children": st.none() | st.integers(1, 10**6),
     "idle_timeout_s": st.none() | SECONDS,
+    "spares": st.integers(0, 4),
 }
 OPTIONS = {
     "base": st.sampled_from(["simple", "multiproc"]),
@@ -376,6 +377,8 @@ def test_a_pool_is_accepted_or_the_bad_setting_named(case):
     also = significant(kwargs)
     if kwargs.get("idle_timeout_s") is not None and bad != "idle_timeout_s":
         also += ("idle_timeout_s",)  # (it needs an actor template of one replica)
+    if kwargs.get("spares") and bad != "spares":
+        also += ("spares",)  # (it needs an actor template)
     if isinstance(template, (Child, Supervisor)) and template.significant:
         also += ("significant",)
     accepted_or_named(attempt(lambda: Pool(**kwargs)), bad, *also)

@@ -238,6 +238,7 @@ POOL = {  # name and template are drawn by the tree
     "auto_shutdown": st.just("never"),
     "max_children": st.integers(1, 10**6),
     "idle_timeout_s": SECONDS,
+    "spares": st.integers(0, 3),
 }
 SYSTEM = {
     "base": st.sampled_from(["simple", "multiproc"]),
@@ -332,6 +333,7 @@ def node(draw: Any, depth: int) -> dict[str, Any]:
         elif draw(st.integers(0, 4)) == 0:  # a Pool of actors, started by key
             template = {"name": "t", "actor": draw(GOOD_ACTORS), **draw(settings_of(CHILD))}
             template.pop("replicas", None)  # (idle_timeout_s takes one replica only)
+            template.pop("requires", None)  # (spares are forked where the Pool runs)
             if template.get("retry_from_checkpoint"):
                 template["checkpoint"] = "message"
             child = {"template": template, **draw(settings_of(POOL))}
@@ -459,6 +461,8 @@ def test_a_changed_setting_is_accepted_or_named(folder, case):
         also = ("depends_on",) if setting == "name" else ()
         # a Pool whose instances are told idle needs an actor template of one replica
         also += ("idle_timeout_s",) if setting == "replicas" else ()
+        # a Pool with spares needs a template forked where it runs (no requires)
+        also += ("spares",) if setting == "requires" else ()
         assert any(named(result, s) for s in (setting, *also)), f"{setting!r}: {result}"
     else:
         assert not unknown, f"the unknown setting {setting!r} was accepted"
