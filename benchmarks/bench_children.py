@@ -8,7 +8,9 @@ actor that creates children with ``createActor`` one after another, each answeri
 first message before the next is created. Goals: 5,000 starts/s in one process, 100/s
 with a process per actor. On real processes the Pool is measured without spares and with
 ``spares=2`` (each start takes an instance forked ahead); each side starts a few instances
-before it is timed.
+before it is timed. Last, the latency of one start at a time on real processes (a pause
+before each, as a login comes now and then), with spares against without, alternating in
+blocks: a spare takes the fork and the new process's setup off the caller's wait.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from typing import Any
 
 import msgspec
-from _report import Figure, Row, print_rows
+from _report import Figure, Row, percentile, print_rows
 from bench_core import close_raw, raw_system
 from thespian.actors import Actor, ActorExitRequest
 
@@ -27,6 +29,9 @@ GOALS = {"simple": 5_000.0, "multiproc": 100.0}
 COUNTS = {"simple": 3_000, "multiproc": 100}
 WARM_UP = 5  # starts before the clock runs (the tree has just started)
 SPARES = {"simple": (0,), "multiproc": (0, 2)}
+LATENCY_STARTS = 20  # per side and block, one at a time
+LATENCY_BLOCKS = 2
+PAUSE_S = 0.15  # before each start (what a spare needs to be made again, and more)
 
 
 class Noop(ManagedActor):
@@ -113,6 +118,32 @@ def our_rate(base: str, count: int, spares: int, from_actor: bool) -> float:
         return count / (time.perf_counter() - began)
 
 
+def start_latencies(spares: int, first: int) -> list[float]:
+    """Seconds each of ``LATENCY_STARTS`` starts took, one at a time, on ``multiproc``."""
+    pool = Pool("pool", template=Child("instance", Noop, restart="temporary"), spares=spares)
+    took = []
+    with start(Supervisor("b", children=[pool]), base="multiproc", report_path=None) as system:
+        for i in range(first, first + LATENCY_STARTS):
+            time.sleep(PAUSE_S)
+            began = time.perf_counter()
+            system.start_child("b/pool", f"s{i}", timeout=60)
+            took.append(time.perf_counter() - began)
+    return took
+
+
+def latency_rows() -> list[Row | Figure]:
+    sides: dict[int, list[float]] = {0: [], 2: []}
+    for block in range(LATENCY_BLOCKS):
+        for spares in (2, 0) if block % 2 else (0, 2):
+            sides[spares] += start_latencies(spares, block * LATENCY_STARTS)
+    rows: list[Row | Figure] = []
+    for q in (50, 95):
+        ours, peer = (percentile(sides[n], q) * 1e3 for n in (2, 0))
+        name = f"multiproc: one start at a time, p{q}, Pool spares=2"
+        rows.append(Row(name, ours, "no spares", peer, "ms"))
+    return rows
+
+
 def run() -> None:
     rows: list[Row | Figure] = []
     for base in ("simple", "multiproc"):
@@ -129,6 +160,7 @@ def run() -> None:
             rows.append(Row(name, rate, "goal", goal, "/s", "higher", 1.0))
             rows.append(Row(name, rate, "raw createActor", raw, "/s", "higher"))
     print_rows("children: dynamic starts per second (one after another)", rows)
+    print_rows("children: the latency of one start on real processes", latency_rows())
 
 
 if __name__ == "__main__":
