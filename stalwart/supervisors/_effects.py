@@ -67,6 +67,8 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     address = self.spares.take(self, c.child) if child.kind == "actor" else None
     if address is None:
         address = create_child(self, cls, not self.clock_id, **kwargs)
+    else:
+        self.send_held_now()
     key = (c.child, c.incarnation)
     self.addresses[key] = address
     self.by_address[str(address)] = key

@@ -211,12 +211,28 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             held, self.mail_held = self.mail_held, None
             answers, self.answers_held = self.answers_held, []
             self.later.clear()
-            if held:
-                held.sort(key=lambda m: not isinstance(m, Unavailable))
+            if held is not None:
                 answers = self.replies_to_root(answers, held)
-                self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
+                self.send_held(held)
             for target, value in answers:  # (the root has heard of what they answer first)
                 answer(self, target, value)
+
+    def send_held(self, held: list[Any]) -> None:
+        """Send the root what ``decide`` held for it, in one envelope (unavailable paths
+        first: callers hand over what a crash lost, then the events follow)."""
+        if held:
+            held.sort(key=lambda m: not isinstance(m, Unavailable))
+            self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
+
+    def send_held_now(self) -> None:
+        """In the middle of ``decide``: what is held for the root so far leaves now (a new
+        instance is made from a spare: no fork comes first, and callers can hand over what a
+        crash lost while the spare takes its ``Init``)."""
+        held = self.mail_held
+        if held:
+            self.mail_held = None  # (so that this envelope is sent, not held again)
+            self.send_held(held)
+            self.mail_held = []
 
     def replies_to_root(
         self, answers: list[tuple[Any, Any]], held: list[Any]
