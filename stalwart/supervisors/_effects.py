@@ -34,6 +34,7 @@ from ..actors.messages import (
 )
 from ._kernel import commands as cmd
 from ._kernel import events as ev
+from ._standby import NEW
 from .messages import (
     ChildrenGone,
     ChildrenPlanned,
@@ -64,11 +65,15 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
 
         lost = tuple(self.settings.get("lost", ()))
         kwargs["targetActorRequirements"] = {**requires, AVOID: lost}
-    address = self.spares.take(self, c.child) if child.kind == "actor" else None
-    if address is None:
+    spare = self.spares.take(self, c.child) if child.role == "actor" else None
+    if spare is None:
         address = create_child(self, cls, not self.clock_id, **kwargs)
     else:
+        address = spare.address
+        if spare.pid:  # (its exit is looked for by its pid too, as an instance's)
+            self.pids[(c.child, c.incarnation)] = (spare.pid, os.environ.get(NODE_ENV, ""))
         self.send_held_now()
+        self.spares.make_soon(self, NEW)  # (sooner once it has started: see on_started)
     key = (c.child, c.incarnation)
     self.addresses[key] = address
     self.by_address[str(address)] = key
@@ -133,8 +138,7 @@ def do_stop(self: SupervisorActor, c: cmd.Stop) -> None:
 
 
 def do_kill(self: SupervisorActor, c: cmd.Kill) -> None:
-    assert self.state is not None
-    key = (c.child, self.state.children[c.child].incarnation)
+    key = (c.child, c.incarnation)
     address = self.addresses.get(key)
     if address is not None:
         self.send(address, ActorExitRequest())

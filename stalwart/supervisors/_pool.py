@@ -40,8 +40,9 @@ class Pool(Supervisor, frozen=True, kw_only=True):
       until it is started again. Needs an actor template with one replica.
     - ``spares``: keep this many instances of an actor template made ahead (on the
       multi-process bases, forked and waiting) for new keys: a start hands the new
-      instance to the oldest spare instead of forking then, and one more is made at once.
-      Not with ``requires`` (a spare is forked on the Pool's node).
+      instance to the oldest ready spare instead of forking then, and the Pool makes
+      another in its next turn. Spares count on top of ``max_children``. Not with
+      ``requires`` (a spare is forked on the Pool's node).
 
     The strategy is always ``one_for_one``: instances are independent. As OTP's
     ``simple_one_for_one``, a Pool never shuts itself down (``auto_shutdown="never"``), so

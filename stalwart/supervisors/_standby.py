@@ -11,8 +11,9 @@ must not hold up what callers hand over for the new instance once they hear of a
 
 A ``Pool(..., spares=N)`` keeps ``N`` spares of its template for instances not yet
 started (under the key ``NEW``): ``start_child`` hands the new instance's ``Init`` to
-the oldest of them, and a new one is made at once, after that ``Init`` has gone, so
-that a run of starts finds one made during the previous start.
+the oldest ready one, and the Pool makes another in its next turn once the new instance
+has started (0.1 s after the start at the latest), after the answer has gone: a run of
+starts finds one made during the previous start.
 
 Spares are the supervisor's own business: they are not children (``which_children``,
 ``count_children`` and ``status`` do not show them), get no health checks, are stopped
@@ -108,17 +109,36 @@ class Spares:
         sup.send(address, Standby(f"{sup.path}/{spec.name}", os.getpid()))
         return Spare(address)
 
-    def take(self, sup: SupervisorActor, name: str) -> Any:
-        """The address of a spare that becomes ``name``'s next instance (None: none): its
-        own, else one of the Pool's (then call :meth:`refill` once its ``Init`` is sent)."""
-        spare = self.by_child.pop(name, None)
-        if spare is None and self.for_new and sup.state is not None and sup.state.pool:
-            spare, name = self.for_new.pop(0), NEW
-        if spare is None:
+    def take(self, sup: SupervisorActor, name: str) -> Spare | None:
+        """The spare that becomes ``name``'s next instance (None: none): its own, else one
+        of the Pool's, a ready one first. A spare whose process is gone is replaced, not
+        taken."""
+        own = self.by_child.get(name)
+        if own is not None and not self._gone(sup, name, own):
+            del self.by_child[name]
+            return self._taken(name, own)
+        if sup.state is None or sup.state.pool is None:
             return None
+        for spare in list(self.for_new):
+            self._gone(sup, NEW, spare)
+        ready = [spare for spare in self.for_new if spare.pid] or self.for_new
+        if not ready:
+            return None
+        spare = ready[0]
+        self.for_new.remove(spare)
+        return self._taken(NEW, spare)
+
+    def _gone(self, sup: SupervisorActor, key: str, spare: Spare) -> bool:
+        """True if ``spare``'s process is known to be gone (then it is replaced)."""
+        if spare.pid and spare.pid != os.getpid() and child_process_gone(spare.pid):
+            self.lost(sup, key, spare)
+            return True
+        return False
+
+    def _taken(self, key: str, spare: Spare) -> Spare:
         if spare.pid:  # the supervisor follows it as an instance from now on
-            self.deaths.pop(name, None)
-        return spare.address
+            self.deaths.pop(key, None)
+        return spare
 
     def refill(self, sup: SupervisorActor) -> None:
         """A Pool's spare was taken: make another in this supervisor's next turn (after
@@ -173,7 +193,8 @@ class Spares:
         if not spare.pid:
             self.deaths[name] = deaths = self.deaths.get(name, 0) + 1
             if deaths == DEATHS_IN_A_ROW:
-                log.warning("%s: its spares die as they start; no more are made", name)
+                who = f"{sup.path} (a Pool)" if name == NEW else name
+                log.warning("%s: its spares die as they start; no more are made", who)
         self.make_soon(sup, name)
 
     def drop(self, sup: SupervisorActor, name: str) -> None:

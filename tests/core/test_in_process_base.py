@@ -186,6 +186,33 @@ def test_thespian_timers_still_fire(asys: Any) -> None:
     assert asys.ask(asys.createActor(Parent), "tick", 5) == "tocked"
 
 
+class Chatty(Actor):  # type: ignore[misc]
+    """Answers ``n`` with ``n`` messages; on ``"later"`` sets a Thespian timer of its own."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if msg == "later":
+            self.wakeupAfter(30, "much later")
+        elif isinstance(msg, int):
+            for i in range(msg):
+                self.send(sender, i)
+
+
+def test_answers_to_the_system_are_taken_in_order_unless_thespian_has_a_timer_pending() -> None:
+    asys = InProcessSystem({})
+    try:
+        base, chatty = asys._systemBase, asys.createActor(Chatty)
+        assert base.replies() == []
+        asys.tell(chatty, 3)  # (runs the actors until they are idle)
+        assert base.replies() == [0, 1, 2]
+        assert base.replies() == []  # taken once
+        asys.tell(chatty, "later")
+        asys.tell(chatty, 2)
+        assert base.replies() is None  # only Thespian's listen runs its timers
+        assert [asys.listen(0.001), asys.listen(0.001)] == [0, 1]
+    finally:
+        asys.shutdown()
+
+
 # -- through a Stalwart system: answers are collected without listening (but for Thespian's
 # own timers, which only listening runs) -------------------------------------------------
 def test_answers_and_an_actors_own_thespian_timer_both_arrive_in_process(make_system):

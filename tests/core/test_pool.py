@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
-from stalwart import Child, Pool, PoolFull, Supervisor, UnknownPath
+from stalwart import Child, ManagedActor, Pool, PoolFull, StartFailed, Supervisor, UnknownPath
 from tests.core.dynamic_actors import Options, Session
 from tests.core.otp_support import crash, running, wait_restarted
 from tests.support import Ping, wait_for
@@ -75,3 +76,26 @@ def test_an_idle_instance_is_stopped_and_its_key_refused_while_a_busy_one_stays(
     # started again by its key, it is a new instance
     assert system.start_child("app/sessions", "idle") == "app/sessions/idle"
     assert system.ask("app/sessions/idle", Ping(2)).n == 2
+
+
+class HungStart(ManagedActor):
+    """Never finishes starting (killed by its supervisor at ``start_timeout_s``)."""
+
+    def on_start(self) -> None:
+        time.sleep(60)
+
+
+def test_an_instance_that_does_not_finish_starting_is_refused_and_the_pool_stays(make_system):
+    template = Child("session", HungStart, start_timeout_s=0.5)
+    system = make_system(
+        Supervisor("app", children=[Pool("sessions", template=template)]), base="multiproc"
+    )
+    before = system.status()["app/sessions"]
+
+    with pytest.raises(StartFailed, match=r"did not finish starting within 0\.5s"):
+        system.start_child("app/sessions", "alice", timeout=30)
+
+    after = system.status()["app/sessions"]
+    assert (after.pid, after.restarts, after.state) == (before.pid, 0, "running")
+    assert system.which_children("app/sessions") == []  # an instance keeps no spec
+    assert not [e for e in system.events() if "internal error" in (e.detail or "")]

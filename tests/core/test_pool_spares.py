@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stalwart import Child, Pool, SpecError, Supervisor, TreeFileError, load_tree
+from stalwart import Breaker, Child, Pool, SpecError, Supervisor, TreeFileError, load_tree
 from tests.core.test_standby import MADE, Add, Spared, Who, identity, processes_under
 from tests.support import process_gone, sigkill, wait_for
 
@@ -59,6 +59,33 @@ def test_each_new_instance_is_a_spare_made_before_it_was_asked_for(make_system, 
     assert wait_for(lambda: ready_spares(system, base, started)).isdisjoint(started)
 
 
+STARTED: list[str] = []  # in process: the token of each Watched instance that started
+
+
+class Watched(Spared):
+    def on_start(self) -> None:
+        super().on_start()
+        STARTED.append(self.token)
+
+
+def test_a_breaker_in_front_of_an_instance_is_never_a_spare(make_system, base):
+    STARTED.clear()
+    template = Child("session", Watched, breaker=Breaker())
+    tree = Supervisor("app", children=[Pool("sessions", template=template, spares=SPARES)])
+    system = make_system(tree, base=base)
+    spares = wait_for(lambda: ready_spares(system, base, set()))
+    path = system.start_child("app/sessions", "alice")
+    me = system.ask(path, Add(1))  # through the breaker, to the actor behind it
+    assert identity(me, base) in spares and me.handled == [1]
+    status = system.status()
+    assert status[path].kind == "breaker" and status[f"{path}.protected"].state == "running"
+    if base == "simple":  # the breaker is no instance of the template
+        assert [me.token] == STARTED
+    else:
+        assert status[f"{path}.protected"].pid == me.pid
+        assert str(status[path].pid) not in spares | {str(me.pid)}
+
+
 def test_an_instance_restarted_after_a_crash_starts_on_a_spare_from_its_checkpoint(
     make_system,
 ):
@@ -87,6 +114,20 @@ def test_a_spare_killed_while_idle_is_replaced_quietly(make_system):
     assert len(wait_for(replaced)) == SPARES
     assert system.ask(system.start_child("app/sessions", "alice"), Add(1)).handled == [1]
     assert not [e for e in system.events() if e.kind in ("crash", "failure")]
+
+
+def test_a_start_right_after_its_spares_died_gets_a_live_instance(make_system):
+    system = make_system(pool_tree(), base="multiproc")
+    spares = wait_for(lambda: ready_spares(system, "multiproc", set()))
+    for pid in spares:  # (Thespian may report only one of two exits at once)
+        sigkill(int(pid))
+    wait_for(lambda: all(process_gone(int(pid)) for pid in spares))
+
+    me = system.ask(system.start_child("app/sessions", "alice"), Add(1), timeout=30)
+
+    assert str(me.pid) not in spares and me.handled == [1] and me.incarnation == 1
+    assert system.status()["app/sessions/alice"].restarts == 0
+    assert not [e for e in system.events() if e.kind in ("crash", "failure", "restarted")]
 
 
 def test_shutdown_stops_the_spares_of_a_pool(make_system):

@@ -108,8 +108,9 @@ def test_in_one_process_a_slow_handler_blocks_no_question_and_is_reported_while_
     asker = threading.Thread(target=lambda: answers.append(system.ask("s/g", Wait("slow"), 30)))
     asker.start()
     try:
-        report = wait_for(system.hung_actors, timeout=10)  # seen while it is stuck
-        assert report[0]["path"] == "s/g" and report[0]["handler"] == "Gated.receiveMsg_Wait"
+        # seen while it is stuck (a system service slow on a loaded machine may come first)
+        report = wait_for(lambda: [h for h in system.hung_actors() if h["path"] == "s/g"], 10)
+        assert report[0]["handler"] == "Gated.receiveMsg_Wait"
         # the handler holds the actor thread; these answer anyway (they would deadlock if not)
         assert system.status()["s/g"].state == "hung"
         kinds = [(e.kind, e.path) for e in system.events()]
@@ -133,7 +134,9 @@ def test_in_one_process_the_hang_list_changes_only_after_the_status_has(make_sys
     note_hang = Gateway.note_hang
 
     def noting(gateway, path, hung, detail):
-        listed_while_noted.append((hung, [h["path"] for h in system.hung_actors()]))
+        if path == "s/g":  # (a system service slow on a loaded machine is no concern here)
+            listed = [h["path"] for h in system.hung_actors() if h["path"] == path]
+            listed_while_noted.append((hung, listed))
         note_hang(gateway, path, hung, detail)
 
     monkeypatch.setattr(Gateway, "note_hang", noting)
@@ -142,7 +145,7 @@ def test_in_one_process_the_hang_list_changes_only_after_the_status_has(make_sys
     asker = threading.Thread(target=lambda: system.ask("s/g", Wait("order"), 30))
     asker.start()
     try:
-        wait_for(system.hung_actors, timeout=10)
+        wait_for(lambda: [h for h in system.hung_actors() if h["path"] == "s/g"], timeout=10)
     finally:
         gate.set()
         asker.join(10)

@@ -40,9 +40,11 @@ class Stop(Command, frozen=True):
 
 
 class Kill(Command, frozen=True):
-    """End the instance now (its process is killed where it has one of its own)."""
+    """End instance ``incarnation`` now (its process is killed where it has one of its own;
+    the child's record may be gone by the time this is carried out: a Pool's instance)."""
 
     child: str
+    incarnation: int
 
 
 class Retry(Command, frozen=True):

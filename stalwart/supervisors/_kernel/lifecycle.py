@@ -279,7 +279,7 @@ def on_stop_timeout(s: SupervisorState, name: str, incarnation: int, now: float,
         now,
         detail=f"{c.path} did not stop within {c.spec.shutdown_s:g}s; killed",
     )
-    out.append(Kill(c.name))
+    out.append(Kill(c.name, c.incarnation))
     child_down(s, c, now, out)
 
 
@@ -288,7 +288,7 @@ def on_start_timeout(s: SupervisorState, name: str, incarnation: int, now: float
     if c is None or c.incarnation != incarnation or c.phase != STARTING:
         return
     detail = f"{c.path} did not finish starting within {c.spec.start_timeout_s:g}s"
-    out.append(Kill(c.name))
+    out.append(Kill(c.name, c.incarnation))
     info = hang_info(c.path, detail, "StartTimeout")
     on_child_started(s, ChildStarted(name, incarnation, False, info, now=now), out)
 
@@ -382,7 +382,7 @@ def on_child_gave_up(s: SupervisorState, e: ChildGaveUp, out: Out) -> None:
     c.last_error = e.reason[:300]
     note(s, out, "escalated", c, e.now, level=4, info=e.info, detail=e.reason)
     if c.phase == STARTING:
-        out.append(Kill(c.name))
+        out.append(Kill(c.name, c.incarnation))
         c.phase = DOWN
         failed = ChildStarted(c.name, c.incarnation, False, e.info, now=e.now)
         if children.start_failed(s, c, failed, out):
@@ -499,7 +499,7 @@ def on_node_lost(s: SupervisorState, e: NodeLost, out: Out) -> None:
         if c is not None and c.phase in (UP, STARTING):
             out.append(Cancel(("start", c.name)))
             if c.phase == STARTING:  # (if it got to another node after all, it goes)
-                out.append(Kill(c.name))
+                out.append(Kill(c.name, c.incarnation))
             crashed(s, c, f"node {e.node} lost ({e.reason})", e.now, out, blame=False)
 
 

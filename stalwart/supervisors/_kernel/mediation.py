@@ -251,7 +251,7 @@ def hung(s: SupervisorState, c: ChildRecord, now: float, out: Out) -> None:
     )
     if s.can_kill and not c.hung_killed:
         c.hung_killed = True
-        out.append(Kill(c.name))  # seen next as a crash: restarted at level 3
+        out.append(Kill(c.name, c.incarnation))  # seen next as a crash: restarted at level 3
 
 
 def unhealthy_info(c: ChildRecord, detail: str) -> ErrorInfo:
