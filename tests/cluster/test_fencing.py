@@ -21,7 +21,16 @@ from tests.support import GetLog, Work, Worker, process_gone, sigkill, wait_for
 
 
 def actor_processes(sid):
-    return [p.pid for p in session_processes(sid) if p.name().startswith("sw:")]
+    """The actor processes of session ``sid`` (one that leaves while they are listed is
+    left out: the tests wait for processes to go)."""
+    found = []
+    for p in session_processes(sid):
+        try:
+            if p.name().startswith("sw:"):
+                found.append(p.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
 
 
 MEMBERS = {"b": ["gpu=1"], "c": ["gpu=1"]}
