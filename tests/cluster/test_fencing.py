@@ -20,17 +20,16 @@ from tests.cluster.conftest import ROOT
 from tests.support import GetLog, Work, Worker, process_gone, sigkill, wait_for
 
 
+def named(p: psutil.Process) -> str:
+    """``p``'s name ("" if it exits while it is looked at: gone, not an error)."""
+    try:
+        return p.name()
+    except psutil.NoSuchProcess:
+        return ""
+
+
 def actor_processes(sid):
-    """The actor processes of session ``sid`` (one that leaves while they are listed is
-    left out: the tests wait for processes to go)."""
-    found = []
-    for p in session_processes(sid):
-        try:
-            if p.name().startswith("sw:"):
-                found.append(p.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return found
+    return [p.pid for p in session_processes(sid) if named(p).startswith("sw:")]
 
 
 MEMBERS = {"b": ["gpu=1"], "c": ["gpu=1"]}
@@ -190,13 +189,6 @@ except (TimeoutError, socket.timeout, OSError):
 def sw_processes(c, name):
     """The pids of the processes named ``sw:<name>`` on the members (one that exits while
     it is looked at is gone, not an error)."""
-
-    def named(p: psutil.Process) -> str:
-        try:
-            return p.name()
-        except psutil.NoSuchProcess:
-            return ""
-
     return [
         p.pid
         for node in c.nodes.values()
