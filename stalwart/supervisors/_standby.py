@@ -119,14 +119,11 @@ class Spares:
             return self._taken(name, own)
         if sup.state is None or sup.state.pool is None:
             return None
-        for spare in list(self.for_new):
-            self._gone(sup, NEW, spare)
-        ready = [spare for spare in self.for_new if spare.pid] or self.for_new
-        if not ready:
-            return None
-        spare = ready[0]
-        self.for_new.remove(spare)
-        return self._taken(NEW, spare)
+        for spare in sorted(self.for_new, key=lambda spare: not spare.pid):  # ready first
+            if not self._gone(sup, NEW, spare):
+                self.for_new.remove(spare)
+                return self._taken(NEW, spare)
+        return None
 
     def _gone(self, sup: SupervisorActor, key: str, spare: Spare) -> bool:
         """True if ``spare``'s process is known to be gone (then it is replaced)."""

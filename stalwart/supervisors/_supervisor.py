@@ -222,17 +222,15 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         first: callers hand over what a crash lost, then the events follow)."""
         if held:
             held.sort(key=lambda m: not isinstance(m, Unavailable))
-            self.send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
+            super().send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
 
     def send_held_now(self) -> None:
         """In the middle of ``decide``: what is held for the root so far leaves now (a new
         instance is made from a spare: no fork comes first, and callers can hand over what a
         crash lost while the spare takes its ``Init``)."""
-        held = self.mail_held
-        if held:
-            self.mail_held = None  # (so that this envelope is sent, not held again)
+        if self.mail_held:
+            held, self.mail_held = self.mail_held, []
             self.send_held(held)
-            self.mail_held = []
 
     def replies_to_root(
         self, answers: list[tuple[Any, Any]], held: list[Any]

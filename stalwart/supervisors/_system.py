@@ -368,7 +368,8 @@ class System(ChildCalls):
             elif took >= limit:
                 _, path, handler = found
                 stuck = {"path": path, "handler": handler, "seconds": round(took, 1)}
-                self._note_hang(path, True, took, {**stuck, "time": time.time()})
+                stuck["time"] = time.time()
+                self._note_hang(path, True, took, stuck)
         seen = None
 
     def _note_hang(

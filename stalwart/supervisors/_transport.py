@@ -148,6 +148,8 @@ class InProcess:
         self.waiters: dict[int, _Waiter] = {}
         self.closed = False
         self.soon: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any]]] = {}
+        base = getattr(asys, "_systemBase", None)  # (Stalwart's base takes answers directly)
+        self.replies = base.replies if isinstance(base, _InProcessBase) else None
         self.thread = threading.Thread(target=self._run, name="stalwart-actors", daemon=True)
         self.thread.start()
 
@@ -272,8 +274,7 @@ class InProcess:
                 self.asys.tell(address, WakeupMessage(0, TICK))
 
     def _collect_replies(self) -> None:
-        base = getattr(self.asys, "_systemBase", None)
-        got = base.replies() if isinstance(base, _InProcessBase) else None
+        got = self.replies() if self.replies is not None else None
         if got is not None:  # (no Thespian timer pending: no need to listen)
             for envelope in got:
                 self._settle(envelope)
