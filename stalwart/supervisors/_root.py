@@ -57,6 +57,7 @@ from ..actors.messages import (
     Undeliverable,
 )
 from ._gateway import CORRELATOR, TELEMETRY, Gateway
+from ._in_order import GAP_S, InOrderLines
 from ._incidents import Incidents
 from ._kernel import root as rk
 from ._passivation import ROOT_HANDLERS
@@ -83,6 +84,7 @@ from .messages import (
     GatewayQuery,
     GatewayReply,
     GatewayTell,
+    InOrder,
     KillSubtree,
     LearnedState,
     MemoryEvent,
@@ -137,6 +139,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.fenced: dict[str, list[Any]] = {}  # lost node -> addresses that ran there
         self.tree_waiting: rk.StartSubtree | None = None  # (its members are not up yet)
         self.nodes_waited = False  # the tree waits for no member any more
+        self.in_order = InOrderLines()  # supervisors' numbered mail, put back in order
 
     @property
     def phase(self) -> str:
@@ -190,12 +193,32 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
             _COMMANDS[type(command)](self, command)
 
     def on_batch(self, msg: Batch, sender: Any) -> None:
-        for item in msg.items:
+        self.handle_all(msg.items, sender)
+
+    def handle_all(self, items: tuple[Any, ...], sender: Any) -> None:
+        for item in items:
             handler = _HANDLERS.get(type(item))
             if handler is None:
                 self.unhandled(item, sender)
             else:
                 handler(self, item, sender)
+
+    def on_in_order(self, msg: InOrder, sender: Any) -> None:
+        """A supervisor's numbered envelope: handled once those sent before it have been."""
+        ready, began = self.in_order.arrive(msg, sender, time.monotonic())
+        for items, by in ready:
+            self.handle_all(items, by)
+        if began:
+            self.after(GAP_S, (WAKE, "in-order", msg.origin), key=("in-order", msg.origin))
+
+    def on_in_order_timer(self, origin: str) -> None:
+        ready, left = self.in_order.overdue(origin, time.monotonic())
+        if left:
+            self.after(left, (WAKE, "in-order", origin), key=("in-order", origin))
+        elif ready:
+            log.warning("%s: handling its mail without an envelope lost on the way", origin)
+        for items, by in ready:
+            self.handle_all(items, by)
 
     @property
     def top(self) -> Any:
@@ -518,6 +541,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
             pass
         elif kind == "incident":
             self.on_incident_timer(payload[2])
+        elif kind == "in-order":
+            self.on_in_order_timer(payload[2])
         elif kind == "nodes-waited":
             self.start_waiting_tree(give_up=True)
         elif kind == "flush-outbox":
@@ -545,6 +570,7 @@ _HANDLERS: dict[type, Any] = {
     Registered: RootActor.on_registered,
     FloorsQuery: RootActor.on_floors_query,
     Batch: RootActor.on_batch,
+    InOrder: RootActor.on_in_order,
     Stray: RootActor.on_stray,
     Undeliverable: RootActor.on_undeliverable,
     Unavailable: RootActor.on_unavailable,

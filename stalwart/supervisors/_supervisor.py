@@ -71,6 +71,7 @@ from .messages import (
     Floors,
     FloorsQuery,
     IncidentHold,
+    InOrder,
     LearnedState,
     NodeDown,
     Nodes,
@@ -162,6 +163,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.filed: dict[str, StateFile | StateTable] = {}  # children on other nodes: their files
         self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}
         self.mail_held: list[Any] | None = None  # for the root, while answering a crash
+        self.root_sent = 0  # envelopes numbered for the root (multi-process bases)
         self.answers_held: list[tuple[Any, Any]] = []  # the kernel's answers, sent after it
         self.begun = False  # the kernel has begun (it knows the incarnations below)
         self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
@@ -222,7 +224,17 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         first: callers hand over what a crash lost, then the events follow)."""
         if held:
             held.sort(key=lambda m: not isinstance(m, Unavailable))
-            super().send(self.root, held[0] if len(held) == 1 else Batch(tuple(held)))
+            self.to_root(held)
+
+    def to_root(self, items: list[Any]) -> None:
+        """Send the root ``items`` in one envelope. In a process of its own the envelope is
+        numbered: the root handles this instance's mail in the order it was sent."""
+        if self.clock_id:  # in one process, mail arrives in the order it was sent
+            super().send(self.root, items[0] if len(items) == 1 else Batch(tuple(items)))
+        else:
+            self.root_sent += 1
+            envelope = InOrder(self.path, self.incarnation, self.root_sent, tuple(items))
+            super().send(self.root, envelope)
 
     def send_held_now(self) -> None:
         """In the middle of ``decide``: what is held for the root so far leaves now (a new
@@ -249,10 +261,12 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     def send(self, target: Any, msg: Any) -> None:
         """Send now; mail for the root waits until the decision has been carried out."""
-        if self.mail_held is not None and target == self.root:
+        if target != self.root or target is None:
+            super().send(target, msg)
+        elif self.mail_held is not None:
             self.mail_held.append(msg)
         else:
-            super().send(target, msg)
+            self.to_root([msg])
 
     @property
     def now(self) -> float:

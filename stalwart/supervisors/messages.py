@@ -98,6 +98,17 @@ class SupervisorInit(msgspec.Struct, frozen=True):
     floors: dict[str, int] | None = None  # last incarnation per path below; None: ask the root
 
 
+class InOrder(msgspec.Struct, frozen=True):
+    """A supervisor's mail for the root on the multi-process bases, numbered from 1 per
+    instance: the root handles each instance's envelopes in the order they were sent
+    (Thespian's TCP transport can deliver a transmit it had to retry after a later one)."""
+
+    origin: str
+    incarnation: int
+    seq: int
+    items: tuple[Any, ...]
+
+
 class FloorsQuery(msgspec.Struct, frozen=True):
     """A restarted supervisor asks the root for the last incarnations below ``path``."""
 

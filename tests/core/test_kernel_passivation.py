@@ -164,3 +164,31 @@ def test_a_pressure_round_decides_with_the_answers_it_has_after_a_while():
     assert rt.of(cmd.Stop) == []  # (an answer can be slow on a busy host: it is waited for)
     rt.advance(1.0)
     assert [s.child for s in rt.of(cmd.Stop)] == ["a"]
+
+
+def test_at_pressure_one_is_never_passivated_before_an_idler_one_that_reported_early():
+    # a took its last message before b, but answered the round first, when it had been idle
+    # for a little less than the second it takes; b, starved of CPU, answered later, just over
+    # it. b must not go before a: a's idle time counts up to the decision, and the idlest that
+    # falls short would stop the line
+    rt = Recording(tree(opted("a", after=3600), opted("b", after=3600)))
+    rt.begin()
+    rt.advance(100.0)
+    rt.feed(ev.PressureNoted(1, now=rt.now))
+    incarnation = {n: rt.state.children[n].incarnation for n in "ab"}
+    rt.feed(ev.ActivityReported("a", incarnation["a"], 1, False, 0.95, 1000.0, now=rt.now))
+    rt.advance(0.2)
+    rt.feed(ev.ActivityReported("b", incarnation["b"], 1, False, 1.05, 1000.1, now=rt.now))
+    assert [s.child for s in rt.of(cmd.Stop)] == ["a"]
+
+
+def test_at_pressure_an_idler_child_that_falls_short_keeps_the_less_idle_ones():
+    rt = Recording(tree(opted("a", after=3600), opted("b", after=3600)))
+    rt.begin()
+    rt.advance(100.0)
+    rt.feed(ev.PressureNoted(1, now=rt.now))
+    incarnation = {n: rt.state.children[n].incarnation for n in "ab"}
+    # reported at the same moment: a (the idler by its clock) is short of the second
+    rt.feed(ev.ActivityReported("a", incarnation["a"], 1, False, 0.5, 1000.0, now=rt.now))
+    rt.feed(ev.ActivityReported("b", incarnation["b"], 1, False, 1.5, 1000.1, now=rt.now))
+    assert rt.of(cmd.Stop) == []

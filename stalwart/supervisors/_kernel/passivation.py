@@ -29,6 +29,7 @@ started again less than ``REST_S`` ago is not passivated at pressure (only by it
 from __future__ import annotations
 
 import math
+from itertools import takewhile
 
 from ...actors._children import ActivityCheck
 from ..messages import Unavailable
@@ -97,7 +98,7 @@ def on_activity(s: SupervisorState, c: ChildRecord, e: ActivityReported, out: Ou
         return
     c.idle_s = 0.0 if e.busy else max(0.0, min(e.idle_s, e.now - c.up_at))
     c.last_at = math.inf if e.busy else e.last_at
-    c.idle_seen = s.pressure_round
+    c.idle_seen, c.idle_at = s.pressure_round, e.now
     if c.idle_s >= after:
         passivate(s, c, f"no message for {c.idle_s:.1f}s (passivate_after_s={after:g})", e.now, out)
     if s.pressure_waiting:
@@ -166,18 +167,30 @@ def on_pressure_timer(s: SupervisorState, now: float, out: Out) -> None:
 
 
 def decide_at_pressure(s: SupervisorState, now: float, out: Out) -> None:
-    """Passivate the idlest quarter of the children that may go at pressure."""
+    """Passivate the idlest quarter of the children that may go at pressure.
+
+    The idlest first, by when each took its last message (their clocks are the host's);
+    and never one before an idler one that is not idle long enough yet: each reports its
+    idle seconds at a slightly different moment (one starved of CPU answers late), so
+    those are counted up to now, and the idlest that falls short stops the line.
+    """
     s.pressure_waiting = set()
     out.append(Cancel("pressure"))
-    eligible = [
+    answered = [
         c
         for c in candidates(s)
         if c.idle_seen == s.pressure_round
-        and c.idle_s >= min(PRESSURE_IDLE_S, after_s(c) or math.inf)
         and (not c.reactivated_at or now - c.reactivated_at >= REST_S)
     ]
-    # the idlest first: by when each took its last message (their clocks are the host's;
-    # their idle seconds are measured at slightly different moments)
-    eligible.sort(key=lambda c: (c.last_at, c.seq))
+    answered.sort(key=lambda c: (c.last_at, c.seq))
+    eligible = list(
+        takewhile(
+            lambda c: (
+                c.last_at != math.inf
+                and c.idle_s + (now - c.idle_at) >= min(PRESSURE_IDLE_S, after_s(c) or math.inf)
+            ),
+            answered,
+        )
+    )
     for c in eligible[: max(1, math.ceil(len(eligible) * PRESSURE_SHARE))]:
         passivate(s, c, f"memory pressure, no message for {c.idle_s:.1f}s", now, out)

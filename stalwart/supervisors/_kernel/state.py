@@ -249,6 +249,7 @@ class ChildRecord:
     idle_s = 0.0  # seconds without a message, as last reported
     last_at = 0.0  # when it took its last message (wall clock, as reported; 0: none)
     idle_seen = 0  # the pressure round of that report
+    idle_at = 0.0  # when that report came (its idle seconds were measured about then)
     passivating = False  # it stops to be passivated
     reactivating = False  # it starts again from passivation
     reactivated_at = 0.0  # when it last did

@@ -1,0 +1,89 @@
+"""Each supervisor's mail for the root, handled in the order it was sent.
+
+On the multi-process bases a supervisor numbers its envelopes for the root
+(:class:`~stalwart.supervisors.messages.InOrder`). Thespian's TCP transport can deliver a
+transmit it had to retry after a later one to the same address, so the root holds an
+envelope that comes early until the ones before it arrive. The root waits at most
+``GAP_S`` for a missing one (its sender may have died with it unsent): then what is held
+is handled in order, and the missing envelope, if it still comes, is handled as it
+arrives. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .messages import InOrder
+
+GAP_S = 2.0  # how long the root waits for a missing envelope before going on without it
+
+Ready = list[tuple[tuple[Any, ...], Any]]  # (items, sender), in the order to handle them
+
+
+class _Line:
+    __slots__ = ("held", "incarnation", "next", "since")
+
+    def __init__(self, incarnation: int) -> None:
+        self.incarnation = incarnation
+        self.next = 1
+        self.held: dict[int, tuple[tuple[Any, ...], Any]] = {}
+        self.since = 0.0  # when it began holding envelopes (monotonic)
+
+
+class InOrderLines:
+    """The root's view of each supervisor instance's numbered envelopes."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, _Line] = {}
+        self.reordered = 0  # envelopes that came before one sent earlier
+        self.skipped = 0  # envelopes given up on (handled late, or never)
+
+    def arrive(self, msg: InOrder, sender: Any, now: float) -> tuple[Ready, bool]:
+        """What can be handled now that ``msg`` came, and whether the line began holding
+        (the caller then looks again with :meth:`overdue` after ``GAP_S``)."""
+        ready: Ready = []
+        line = self.lines.get(msg.origin)
+        if line is None or msg.incarnation > line.incarnation:
+            if line is not None:  # a new instance: what its predecessor left goes first
+                ready += self._release(line)
+            line = self.lines[msg.origin] = _Line(msg.incarnation)
+        if msg.incarnation < line.incarnation or msg.seq < line.next:
+            ready.append((msg.items, sender))  # late: an instance gone, or given up on
+            return ready, False
+        if msg.seq > line.next:
+            began = not line.held
+            if began:
+                line.since = now
+            line.held[msg.seq] = (msg.items, sender)
+            self.reordered += 1
+            return ready, began
+        ready.append((msg.items, sender))
+        line.next += 1
+        while line.next in line.held:
+            ready.append(line.held.pop(line.next))
+            line.next += 1
+        if line.held:  # another gap further on: it gets its own wait
+            line.since = now
+        return ready, False
+
+    def overdue(self, origin: str, now: float) -> tuple[Ready, float]:
+        """What ``origin``'s line held for ``GAP_S`` or longer, in order (the missing
+        envelopes are given up on), or nothing and how much longer to wait."""
+        line = self.lines.get(origin)
+        if line is None or not line.held:
+            return [], 0.0
+        left = line.since + GAP_S - now
+        if left > 0:
+            return [], left
+        return self._release(line), 0.0
+
+    def _release(self, line: _Line) -> Ready:
+        held = line.held
+        if not held:
+            return []
+        last = max(held)
+        self.skipped += last - line.next + 1 - len(held)
+        ready = [held[seq] for seq in sorted(held)]
+        held.clear()
+        line.next = last + 1
+        return ready
