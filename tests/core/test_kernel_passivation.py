@@ -41,9 +41,12 @@ class Recording(Runtime):
     def of(self, kind: type) -> list[Any]:
         return [c for c in self.commands if isinstance(c, kind)]
 
-    def idle(self, child: str, idle_s: float, busy: bool = False) -> None:
+    def idle(
+        self, child: str, idle_s: float, busy: bool = False, last_at: float | None = None
+    ) -> None:
         incarnation = self.state.children[child].incarnation
-        last_at = 1e9 - idle_s  # (the wall-clock time of its last message)
+        if last_at is None:  # (the wall-clock time of its last message)
+            last_at = 1e9 - idle_s
         self.feed(ev.ActivityReported(child, incarnation, 1, busy, idle_s, last_at, now=self.now))
 
 
@@ -166,29 +169,30 @@ def test_a_pressure_round_decides_with_the_answers_it_has_after_a_while():
     assert [s.child for s in rt.of(cmd.Stop)] == ["a"]
 
 
+def two_asked_at_pressure() -> Recording:
+    """Children a and b, opted in, just asked how idle they are at pressure."""
+    rt = Recording(tree(opted("a", after=3600), opted("b", after=3600)))
+    rt.begin()
+    rt.advance(100.0)
+    rt.feed(ev.PressureNoted(1, now=rt.now))
+    return rt
+
+
 def test_at_pressure_one_is_never_passivated_before_an_idler_one_that_reported_early():
     # a took its last message before b, but answered the round first, when it had been idle
     # for a little less than the second it takes; b, starved of CPU, answered later, just over
     # it. b must not go before a: a's idle time counts up to the decision, and the idlest that
     # falls short would stop the line
-    rt = Recording(tree(opted("a", after=3600), opted("b", after=3600)))
-    rt.begin()
-    rt.advance(100.0)
-    rt.feed(ev.PressureNoted(1, now=rt.now))
-    incarnation = {n: rt.state.children[n].incarnation for n in "ab"}
-    rt.feed(ev.ActivityReported("a", incarnation["a"], 1, False, 0.95, 1000.0, now=rt.now))
+    rt = two_asked_at_pressure()
+    rt.idle("a", 0.95, last_at=1000.0)
     rt.advance(0.2)
-    rt.feed(ev.ActivityReported("b", incarnation["b"], 1, False, 1.05, 1000.1, now=rt.now))
+    rt.idle("b", 1.05, last_at=1000.1)
     assert [s.child for s in rt.of(cmd.Stop)] == ["a"]
 
 
 def test_at_pressure_an_idler_child_that_falls_short_keeps_the_less_idle_ones():
-    rt = Recording(tree(opted("a", after=3600), opted("b", after=3600)))
-    rt.begin()
-    rt.advance(100.0)
-    rt.feed(ev.PressureNoted(1, now=rt.now))
-    incarnation = {n: rt.state.children[n].incarnation for n in "ab"}
+    rt = two_asked_at_pressure()
     # reported at the same moment: a (the idler by its clock) is short of the second
-    rt.feed(ev.ActivityReported("a", incarnation["a"], 1, False, 0.5, 1000.0, now=rt.now))
-    rt.feed(ev.ActivityReported("b", incarnation["b"], 1, False, 1.5, 1000.1, now=rt.now))
+    rt.idle("a", 0.5, last_at=1000.0)
+    rt.idle("b", 1.5, last_at=1000.1)
     assert rt.of(cmd.Stop) == []
