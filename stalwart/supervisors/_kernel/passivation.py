@@ -183,14 +183,11 @@ def decide_at_pressure(s: SupervisorState, now: float, out: Out) -> None:
         and (not c.reactivated_at or now - c.reactivated_at >= REST_S)
     ]
     answered.sort(key=lambda c: (c.last_at, c.seq))
-    eligible = list(
-        takewhile(
-            lambda c: (
-                c.last_at != math.inf
-                and c.idle_s + (now - c.idle_at) >= min(PRESSURE_IDLE_S, after_s(c) or math.inf)
-            ),
-            answered,
-        )
-    )
+
+    def idle_now(c: ChildRecord) -> float:  # (busy: it took a message it still handles)
+        return -1.0 if c.last_at == math.inf else c.idle_s + (now - c.idle_at)
+
+    floor = PRESSURE_IDLE_S
+    eligible = list(takewhile(lambda c: idle_now(c) >= min(floor, after_s(c) or floor), answered))
     for c in eligible[: max(1, math.ceil(len(eligible) * PRESSURE_SHARE))]:
-        passivate(s, c, f"memory pressure, no message for {c.idle_s:.1f}s", now, out)
+        passivate(s, c, f"memory pressure, no message for {idle_now(c):.1f}s", now, out)
