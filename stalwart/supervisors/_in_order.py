@@ -6,7 +6,8 @@ transmit it had to retry after a later one to the same address, so the root hold
 envelope that comes early until the ones before it arrive. The root waits at most
 ``GAP_S`` for a missing one (its sender may have died with it unsent): then what is held
 is handled in order, and the missing envelope, if it still comes, is handled as it
-arrives. Nothing is dropped.
+arrives. When a supervisor dies, what it left waiting is handled before its death is.
+Nothing is dropped.
 """
 
 from __future__ import annotations
@@ -21,17 +22,17 @@ Ready = list[tuple[tuple[Any, ...], Any]]  # (items, sender), in the order to ha
 
 
 class _Line:
-    __slots__ = ("held", "incarnation", "next", "since")
+    __slots__ = ("held", "incarnation", "instance", "next", "since")
 
-    def __init__(self, incarnation: int) -> None:
-        self.incarnation = incarnation
+    def __init__(self, incarnation: int, instance: int) -> None:
+        self.incarnation, self.instance = incarnation, instance
         self.next = 1
         self.held: dict[int, tuple[tuple[Any, ...], Any]] = {}
         self.since = 0.0  # when it began holding envelopes (monotonic)
 
 
 class InOrderLines:
-    """The root's view of each supervisor instance's numbered envelopes."""
+    """The root's view of each supervisor's numbered envelopes, a line per path."""
 
     def __init__(self) -> None:
         self.lines: dict[str, _Line] = {}
@@ -43,12 +44,15 @@ class InOrderLines:
         (the caller then looks again with :meth:`overdue` after ``GAP_S``)."""
         ready: Ready = []
         line = self.lines.get(msg.origin)
-        if line is None or msg.incarnation > line.incarnation:
-            if line is not None:  # a new instance: what its predecessor left goes first
-                ready += self._release(line)
-            line = self.lines[msg.origin] = _Line(msg.incarnation)
-        if msg.incarnation < line.incarnation or msg.seq < line.next:
-            ready.append((msg.items, sender))  # late: an instance gone, or given up on
+        if line is not None and msg.instance != line.instance:
+            if msg.incarnation < line.incarnation:  # late, from an instance gone
+                return [(msg.items, sender)], False
+            ready += self._release(line)  # a new instance: its predecessor's mail goes first
+            line = None
+        if line is None:
+            line = self.lines[msg.origin] = _Line(msg.incarnation, msg.instance)
+        if msg.seq < line.next:  # late: given up on
+            ready.append((msg.items, sender))
             return ready, False
         if msg.seq > line.next:
             began = not line.held
@@ -76,6 +80,15 @@ class InOrderLines:
         if left > 0:
             return [], left
         return self._release(line), 0.0
+
+    def release_under(self, path: str) -> Ready:
+        """The supervisor at ``path`` died or was forgotten: what the lines of it and of the
+        supervisors under it held, in order; their lines go."""
+        prefix = path + "/"
+        ready: Ready = []
+        for origin in [o for o in self.lines if o == path or o.startswith(prefix)]:
+            ready += self._release(self.lines.pop(origin))
+        return ready
 
     def _release(self, line: _Line) -> Ready:
         held = line.held

@@ -206,10 +206,10 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
     def on_in_order(self, msg: InOrder, sender: Any) -> None:
         """A supervisor's numbered envelope: handled once those sent before it have been."""
         ready, began = self.in_order.arrive(msg, sender, time.monotonic())
+        if began:  # (armed first: a handler that fails below must not leave a line held)
+            self.after(GAP_S, (WAKE, "in-order", msg.origin), key=("in-order", msg.origin))
         for items, by in ready:
             self.handle_all(items, by)
-        if began:
-            self.after(GAP_S, (WAKE, "in-order", msg.origin), key=("in-order", msg.origin))
 
     def on_in_order_timer(self, origin: str) -> None:
         ready, left = self.in_order.overdue(origin, time.monotonic())
@@ -219,6 +219,18 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
             log.warning("%s: handling its mail without an envelope lost on the way", origin)
         for items, by in ready:
             self.handle_all(items, by)
+
+    def release_mail_under(self, path: str) -> None:
+        """The supervisor at ``path`` is gone: what it and those under it sent before they
+        went, and the root still held for a missing envelope, is handled first."""
+        for items, by in self.in_order.release_under(path):
+            self.handle_all(items, by)
+
+    def forget_paths(self, paths: Any, reason: str, drop_checkpoints: bool = False) -> None:
+        paths = list(paths)
+        for path in paths:
+            self.release_mail_under(path)
+        super().forget_paths(paths, reason, drop_checkpoints)
 
     @property
     def top(self) -> Any:
@@ -429,6 +441,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
             if address != msg.childAddress:
                 continue
             inc = self.kernel.incarnation[subtree]
+            self.release_mail_under(self.specs[subtree].name)  # (what it sent comes first)
             if subtree in self.retiring:  # it stopped when asked (or was killed for not)
                 self.subtree_gone(subtree)
             else:
@@ -519,6 +532,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
     def kill_subtree(self, path: str) -> None:
         """The supervisor at ``path`` died: its processes go, and requested recoveries it or a
         supervisor under it was performing are answered (they died with it)."""
+        self.release_mail_under(path)
         self.abandon_recoveries_under(path, f"{path} died while it was being performed")
         for pid in self.registry.pids_under(path, os.environ.get(NODE_ENV, "")):
             if pid and pid != os.getpid():

@@ -164,6 +164,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}
         self.mail_held: list[Any] | None = None  # for the root, while answering a crash
         self.root_sent = 0  # envelopes numbered for the root (multi-process bases)
+        self.instance = int.from_bytes(os.urandom(8), "big") >> 1  # (tells instances apart)
         self.answers_held: list[tuple[Any, Any]] = []  # the kernel's answers, sent after it
         self.begun = False  # the kernel has begun (it knows the incarnations below)
         self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
@@ -233,7 +234,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             super().send(self.root, items[0] if len(items) == 1 else Batch(tuple(items)))
         else:
             self.root_sent += 1
-            envelope = InOrder(self.path, self.incarnation, self.root_sent, tuple(items))
+            envelope = InOrder(
+                self.path, self.incarnation, self.instance, self.root_sent, tuple(items)
+            )
             super().send(self.root, envelope)
 
     def send_held_now(self) -> None:
@@ -357,8 +360,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         directory = str(self.settings.get("state_dir", ""))
         if not getattr(c.spec, "requires", None) or not usable(directory):
             return
-        _pid, node = self.pids.get((c.name, msg.incarnation), (0, ""))
-        if node == os.environ.get(NODE_ENV, ""):
+        if self.on_this_host(c.name, msg.incarnation):
             return
         filed = self.filed.get(c.name)
         if filed is None or filed.incarnation != msg.incarnation:
@@ -404,17 +406,21 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if self.state is not None and self.begun:
             self.decide(ev.ChildRequested(msg, None, now=self.now))
 
+    def on_this_host(self, name: str, incarnation: int) -> bool:
+        """Whether that instance of child ``name`` runs on this host (not on another node)."""
+        _pid, node = self.pids.get((name, incarnation), (0, ""))
+        return node == os.environ.get(NODE_ENV, "")
+
     def on_activity(self, msg: ActivityReport, sender: Any) -> None:
         name = self.child_name(msg.path)
         if name is not None:
+            idle_s = msg.idle_s
+            if msg.last_at and not msg.busy and self.on_this_host(name, msg.incarnation):
+                # one clock: how long it has been idle now, whenever it answered (children
+                # answer at different moments, and their order is then exact)
+                idle_s = max(0.0, time.time() - msg.last_at)
             event = ev.ActivityReported(
-                name,
-                msg.incarnation,
-                msg.activity,
-                msg.busy,
-                msg.idle_s,
-                msg.last_at,
-                now=self.now,
+                name, msg.incarnation, msg.activity, msg.busy, idle_s, now=self.now
             )
             self.decide(event)
 

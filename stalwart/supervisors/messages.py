@@ -101,10 +101,13 @@ class SupervisorInit(msgspec.Struct, frozen=True):
 class InOrder(msgspec.Struct, frozen=True):
     """A supervisor's mail for the root on the multi-process bases, numbered from 1 per
     instance: the root handles each instance's envelopes in the order they were sent
-    (Thespian's TCP transport can deliver a transmit it had to retry after a later one)."""
+    (Thespian's TCP transport can deliver a transmit it had to retry after a later one).
+    ``instance`` tells instances apart (a random number each: an incarnation number can
+    come again after a restart of the supervisor above)."""
 
     origin: str
     incarnation: int
+    instance: int
     seq: int
     items: tuple[Any, ...]
 

@@ -41,13 +41,9 @@ class Recording(Runtime):
     def of(self, kind: type) -> list[Any]:
         return [c for c in self.commands if isinstance(c, kind)]
 
-    def idle(
-        self, child: str, idle_s: float, busy: bool = False, last_at: float | None = None
-    ) -> None:
+    def idle(self, child: str, idle_s: float, busy: bool = False) -> None:
         incarnation = self.state.children[child].incarnation
-        if last_at is None:  # (the wall-clock time of its last message)
-            last_at = 1e9 - idle_s
-        self.feed(ev.ActivityReported(child, incarnation, 1, busy, idle_s, last_at, now=self.now))
+        self.feed(ev.ActivityReported(child, incarnation, 1, busy, idle_s, now=self.now))
 
 
 def tree(*children: Child) -> Supervisor:
@@ -178,21 +174,24 @@ def two_asked_at_pressure() -> Recording:
     return rt
 
 
-def test_at_pressure_one_is_never_passivated_before_an_idler_one_that_reported_early():
+def test_at_pressure_one_is_never_passivated_before_an_idler_one_that_answered_earlier():
     # a took its last message before b, but answered the round first, when it had been idle
     # for a little less than the second it takes; b, starved of CPU, answered later, just over
-    # it. b must not go before a: a's idle time counts up to the decision, and the idlest that
-    # falls short would stop the line
+    # it. a's idle time counts on from its answer: it is the idler, and goes first
     rt = two_asked_at_pressure()
-    rt.idle("a", 0.95, last_at=1000.0)
+    rt.idle("a", 0.95)
     rt.advance(0.2)
-    rt.idle("b", 1.05, last_at=1000.1)
+    rt.idle("b", 1.05)
     assert [s.child for s in rt.of(cmd.Stop)] == ["a"]
 
 
-def test_at_pressure_an_idler_child_that_falls_short_keeps_the_less_idle_ones():
-    rt = two_asked_at_pressure()
-    # reported at the same moment: a (the idler by its clock) is short of the second
-    rt.idle("a", 0.5, last_at=1000.0)
-    rt.idle("b", 1.5, last_at=1000.1)
-    assert rt.of(cmd.Stop) == []
+def test_at_pressure_a_young_child_that_never_took_a_message_holds_up_no_idler_one():
+    rt = Recording(tree(*(opted(n, after=3600) for n in "abc")))
+    rt.begin()
+    rt.advance(100.0)
+    rt.state.children["a"].up_at = rt.now - 0.3  # (started again 0.3 s ago, untouched since)
+    rt.feed(ev.PressureNoted(1, now=rt.now))
+    rt.idle("a", 1e9)  # no message yet: it is idle since it came up
+    rt.idle("b", 100.0)
+    rt.idle("c", 100.0)
+    assert [s.child for s in rt.of(cmd.Stop)] == ["b"]

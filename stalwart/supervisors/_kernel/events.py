@@ -214,7 +214,6 @@ class ActivityReported(KernelEvent, frozen=True):
     activity: int
     busy: bool = False
     idle_s: float = 0.0
-    last_at: float = 0.0  # when it took its last message (wall clock; 0: none yet)
 
 
 class ReactivateRequested(KernelEvent, frozen=True):

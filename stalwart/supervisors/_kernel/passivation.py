@@ -29,7 +29,6 @@ started again less than ``REST_S`` ago is not passivated at pressure (only by it
 from __future__ import annotations
 
 import math
-from itertools import takewhile
 
 from ...actors._children import ActivityCheck
 from ..messages import Unavailable
@@ -97,7 +96,7 @@ def on_activity(s: SupervisorState, c: ChildRecord, e: ActivityReported, out: Ou
     if after is None or c.restart_pending or c.stop_for_good:
         return
     c.idle_s = 0.0 if e.busy else max(0.0, min(e.idle_s, e.now - c.up_at))
-    c.last_at = math.inf if e.busy else e.last_at
+    c.idle_busy = e.busy
     c.idle_seen, c.idle_at = s.pressure_round, e.now
     if c.idle_s >= after:
         passivate(s, c, f"no message for {c.idle_s:.1f}s (passivate_after_s={after:g})", e.now, out)
@@ -167,27 +166,28 @@ def on_pressure_timer(s: SupervisorState, now: float, out: Out) -> None:
 
 
 def decide_at_pressure(s: SupervisorState, now: float, out: Out) -> None:
-    """Passivate the idlest quarter of the children that may go at pressure.
+    """Passivate the idlest quarter of the children that may go at pressure, idlest first.
 
-    The idlest first, by when each took its last message (their clocks are the host's);
-    and never one before an idler one that is not idle long enough yet: each reports its
-    idle seconds at a slightly different moment (one starved of CPU answers late), so
-    those are counted up to now, and the idlest that falls short stops the line.
+    Each reported its idle time when it answered; it is counted on to now, so children
+    that answered at different moments compare as at one moment (its supervisor measures
+    a child on its own host by the one clock they share: their order is exact).
     """
     s.pressure_waiting = set()
     out.append(Cancel("pressure"))
-    answered = [
-        c
-        for c in candidates(s)
-        if c.idle_seen == s.pressure_round
-        and (not c.reactivated_at or now - c.reactivated_at >= REST_S)
-    ]
-    answered.sort(key=lambda c: (c.last_at, c.seq))
 
     def idle_now(c: ChildRecord) -> float:  # (busy: it took a message it still handles)
-        return -1.0 if c.last_at == math.inf else c.idle_s + (now - c.idle_at)
+        return -1.0 if c.idle_busy else c.idle_s + (now - c.idle_at)
 
     floor = PRESSURE_IDLE_S
-    eligible = list(takewhile(lambda c: idle_now(c) >= min(floor, after_s(c) or floor), answered))
+    eligible = sorted(
+        (
+            c
+            for c in candidates(s)
+            if c.idle_seen == s.pressure_round
+            and idle_now(c) >= min(floor, after_s(c) or floor)
+            and (not c.reactivated_at or now - c.reactivated_at >= REST_S)
+        ),
+        key=lambda c: (-idle_now(c), c.seq),
+    )
     for c in eligible[: max(1, math.ceil(len(eligible) * PRESSURE_SHARE))]:
         passivate(s, c, f"memory pressure, no message for {idle_now(c):.1f}s", now, out)

@@ -246,8 +246,8 @@ class ChildRecord:
     died = False  # its last instance's process died (crash, kill, hang, lost node)
     # passivation (see .passivation): only children that opted in set these
     up_at = 0.0  # when its instance came up
-    idle_s = 0.0  # seconds without a message, as last reported
-    last_at = 0.0  # when it took its last message (wall clock, as reported; 0: none)
+    idle_s = 0.0  # seconds without a message, as last reported (0: it was handling one)
+    idle_busy = False  # it was handling a message then
     idle_seen = 0  # the pressure round of that report
     idle_at = 0.0  # when that report came (its idle seconds were measured about then)
     passivating = False  # it stops to be passivated
