@@ -36,8 +36,6 @@ class InOrderLines:
 
     def __init__(self) -> None:
         self.lines: dict[str, _Line] = {}
-        self.reordered = 0  # envelopes that came before one sent earlier
-        self.skipped = 0  # envelopes given up on (handled late, or never)
 
     def arrive(self, msg: InOrder, sender: Any, now: float) -> tuple[Ready, bool]:
         """What can be handled now that ``msg`` came, and whether the line began holding
@@ -59,7 +57,6 @@ class InOrderLines:
             if began:
                 line.since = now
             line.held[msg.seq] = (msg.items, sender)
-            self.reordered += 1
             return ready, began
         ready.append((msg.items, sender))
         line.next += 1
@@ -94,9 +91,7 @@ class InOrderLines:
         held = line.held
         if not held:
             return []
-        last = max(held)
-        self.skipped += last - line.next + 1 - len(held)
         ready = [held[seq] for seq in sorted(held)]
+        line.next = max(held) + 1
         held.clear()
-        line.next = last + 1
         return ready

@@ -255,7 +255,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         answers are returned."""
         rest = []
         for target, value in answers:
-            reply = reply_of(target, value) if target is not None else None
+            reply = reply_of(target, value)
             if reply is not None and reply[0] == self.root:
                 held.append(reply[1])
             else:
@@ -264,8 +264,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     def send(self, target: Any, msg: Any) -> None:
         """Send now; mail for the root waits until the decision has been carried out."""
-        if target != self.root or target is None:
-            super().send(target, msg)
+        if (self.clock_id and self.mail_held is None) or target != self.root:
+            super().send(target, msg)  # (in one process, no envelope to number)
         elif self.mail_held is not None:
             self.mail_held.append(msg)
         else:
