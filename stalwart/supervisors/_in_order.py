@@ -21,6 +21,19 @@ GAP_S = 2.0  # how long the root waits for a missing envelope before going on wi
 Ready = list[tuple[tuple[Any, ...], Any]]  # (items, sender), in the order to handle them
 
 
+def malformed(msg: InOrder) -> str:
+    """What is wrong with ``msg``'s fields ("": nothing), naming the field."""
+    for field, kind in (("origin", str), ("incarnation", int), ("instance", int), ("seq", int)):
+        value = getattr(msg, field, None)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{field} must be {kind.__name__}, got {type(value).__name__}"
+    if msg.seq < 1:
+        return f"seq must be 1 or more, got {msg.seq}"
+    if not isinstance(msg.items, tuple):
+        return f"items must be a tuple, got {type(msg.items).__name__}"
+    return ""
+
+
 class _Line:
     __slots__ = ("held", "incarnation", "instance", "next", "since")
 

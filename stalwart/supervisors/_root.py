@@ -57,7 +57,7 @@ from ..actors.messages import (
     Undeliverable,
 )
 from ._gateway import CORRELATOR, TELEMETRY, Gateway
-from ._in_order import GAP_S, InOrderLines
+from ._in_order import GAP_S, InOrderLines, malformed
 from ._incidents import Incidents
 from ._kernel import root as rk
 from ._passivation import ROOT_HANDLERS
@@ -205,6 +205,11 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
 
     def on_in_order(self, msg: InOrder, sender: Any) -> None:
         """A supervisor's numbered envelope: handled once those sent before it have been."""
+        wrong = malformed(msg)
+        if wrong:  # (what arrives is unpickled as sent: its fields are not checked)
+            path = self.tree.name if self.tree is not None else ""
+            self.dead_letter(path, msg, f"a malformed InOrder envelope: {wrong}", kind="unhandled")
+            return
         ready, began = self.in_order.arrive(msg, sender, time.monotonic())
         if began:  # (armed first: a handler that fails below must not leave a line held)
             self.after(GAP_S, (WAKE, "in-order", msg.origin), key=("in-order", msg.origin))

@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stalwart import Child, Supervisor
-from stalwart.supervisors._in_order import GAP_S, InOrderLines
+from stalwart.supervisors._in_order import GAP_S, InOrderLines, malformed
 from stalwart.supervisors.messages import EventNote, InOrder, StateNote
-from tests.support import Worker, wait_for
+from tests.support import Ping, Worker, wait_for
 
 
 def envelope(seq: int, origin: str = "app", incarnation: int = 1, instance: int = 0) -> InOrder:
@@ -158,3 +158,28 @@ def test_what_a_killed_supervisor_left_waiting_is_handled_before_its_death(make_
     note = next(e.seq for e in events if e.kind == "note")
     crash = next(e.seq for e in events if e.kind == "crash" and e.path == "app")
     assert note < crash, shown
+
+
+@given(
+    st.one_of(st.none(), st.text(max_size=3), st.integers(-3, 3), st.booleans(), st.floats()),
+    st.sampled_from(["origin", "incarnation", "instance", "seq", "items"]),
+)
+def test_a_malformed_envelope_is_refused_naming_its_field(value, field):
+    fields = {"origin": "app", "incarnation": 1, "instance": 1, "seq": 1, "items": ()}
+    fields[field] = value
+    msg = InOrder(**fields)
+    wrong = malformed(msg)
+    fine = {"origin": str, "items": tuple}.get(field, int)
+    ok = isinstance(value, fine) and not isinstance(value, bool)
+    ok = ok and (field != "seq" or value >= 1)
+    assert (wrong == "") == ok, (field, value, wrong)
+    assert ok or wrong.startswith(field)
+
+
+def test_the_root_keeps_a_malformed_envelope_as_a_dead_letter_and_carries_on(make_system, base):
+    system = make_system(Supervisor("app", children=[Child("w", Worker)]), base=base)
+    tell_root(system, InOrder("app", 1, 1, "three", (Marker("never"),)))
+    letter = wait_for(lambda: next(iter(system.dead_letters()), None))
+    assert "malformed InOrder envelope: seq must be int, got str" in letter.error
+    assert not marked(system, "never")
+    assert system.ask("app/w", Ping(2)).n == 2
