@@ -9,6 +9,11 @@ more than Stalwart's own work for an idle actor:
   it twice more, once under a warnings filter. Classes whose ``__init__`` takes arguments,
   and actors loaded from a source hash, are still created by Thespian's code.
 - A delivery does not look Thespian's logger up again (it is still logged at debug level).
+- A ``tell`` runs the pending sends without the timer and checks Thespian makes for a
+  ``listen``; an ordinary message (not one of Thespian's own, not a retry after its
+  handler failed) is handed to its actor without the checks those need. Everything else
+  is delivered by Thespian's code.
+- A child is created without formatting a debug line nobody logs.
 - Due timers are looked for before a delivery only when there are any (Stalwart's timers
   are its own).
 - An exited child is put first among its siblings before Thespian looks for it, which it
@@ -25,7 +30,13 @@ import types
 import weakref
 from typing import Any
 
-from thespian.actors import ActorAddress, ActorSystem, ActorSystemException, ChildActorExited
+from thespian.actors import (
+    ActorAddress,
+    ActorSystem,
+    ActorSystemException,
+    ActorSystemMessage,
+    ChildActorExited,
+)
 from thespian.system import isInternalActorSystemMessage, simpleSystemBase
 
 _THESPIAN = logging.getLogger("Thespian")
@@ -99,6 +110,55 @@ class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
             actor._myRef = ref
             actor._receive = types.MethodType(_deliver, actor)
         return ref
+
+    def newActor(
+        self,
+        parentAddr: Any,
+        actorClass: Any,
+        actorSystem: Any,
+        targetActorRequirements: Any,
+        globalName: Any,
+        sourceHash: Any,
+    ) -> Any:
+        parent = self.actorRegistry.get(parentAddr.actorAddressString)
+        if globalName or parent is None:  # (Thespian's: a global name, or its error)
+            return super().newActor(
+                parentAddr, actorClass, actorSystem, targetActorRequirements, globalName, sourceHash
+            )
+        address = simpleSystemBase._newChildAddress(parent)
+        parent.addChild(address)  # (before the child is made: its failure is the parent's)
+        ref = self._newRefAndActor(
+            actorSystem,
+            parentAddr,
+            address,
+            actorClass,
+            targetActorRequirements=targetActorRequirements,
+            sourceHash=sourceHash,
+        )
+        self.actorRegistry[address.actorAddressString] = ref
+        if not (ref and ref.instance):
+            self.actor_send(self.system.systemAddress, parentAddr, ChildActorExited(address))
+        _THESPIAN.debug("Created Actor %s @ %s as child of %s", actorClass, address, parentAddr)
+        return address
+
+    def _runSends(self, timeout: Any = None, stop_on_available: Any = False) -> None:
+        if timeout is not None or stop_on_available or self.procLimit:
+            super()._runSends(timeout, stop_on_available)  # (a listen's)
+            return
+        pending, lock = self._pendingSends, self._private_lock
+        while pending:
+            self._realizeWakeups()
+            with lock:
+                if pending:
+                    self._runSingleSend(pending.pop(0))
+
+    def _runSingleSend(self, ps: Any) -> None:
+        msg = ps.msg
+        target = None if ps.attempts else self.actorRegistry.get(ps.toActor.actorAddressString)
+        if target is None or target._inst is None or isinstance(msg, ActorSystemMessage):
+            super()._runSingleSend(ps)  # (Thespian's own messages, retries, the dead)
+            return
+        simpleSystemBase.ActorSystemBase._callActorWithMessage(self, target, ps, msg, ps.sender)
 
     def replies(self) -> list[Any] | None:
         """What actors sent the system's own address since last asked, in order:

@@ -2,7 +2,8 @@
 
 Each call sends one request of :mod:`stalwart.actors._children` to the supervisor's
 path (through the root, as an ``ask``) and returns its answer, or raises the error it
-was answered with.
+was answered with. The requests are built and checked here, so they are not checked
+again as a user's message is.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class ChildCalls:
 
     if TYPE_CHECKING:  # provided by System
 
-        def ask(self, path: str, msg: Any, timeout: float | None = None) -> Any: ...
+        def _ask(self, path: str, msg: Any, timeout: float | None, validate: bool) -> Any: ...
 
     def start_child(
         self,
@@ -61,7 +62,7 @@ class ChildCalls:
             raise BadMessage(
                 f"start_child: expected a Child, a Supervisor or a key, got {shown(child)}"
             )
-        path: str = self.ask(supervisor, request, _change(timeout))
+        path: str = self._ask(supervisor, request, _change(timeout), False)
         self._known.add(path)  # (not a copy of every known path per start)
         return path
 
@@ -69,29 +70,29 @@ class ChildCalls:
         """Stop the child ``name`` of ``supervisor`` (every replica) and keep its spec (a
         temporary child's spec, and a Pool's instance, go); returns once it has stopped.
         Raises ``UnknownPath`` naming a child it does not have."""
-        self.ask(supervisor, TerminateChild(_name(name)), _change(timeout))
+        self._ask(supervisor, TerminateChild(_name(name)), _change(timeout), False)
 
     def restart_child(self, supervisor: str, name: str, timeout: float | None = None) -> str:
         """Start the terminated child ``name`` of ``supervisor`` again (from its spec and its
         last checkpoint); returns its path once it runs. Raises ``ChildRunning`` if it runs,
         ``StartFailed`` (it stays terminated), ``UnknownPath``."""
-        path: str = self.ask(supervisor, RestartChild(_name(name)), _change(timeout))
+        path: str = self._ask(supervisor, RestartChild(_name(name)), _change(timeout), False)
         return path
 
     def delete_child(self, supervisor: str, name: str, timeout: float | None = None) -> None:
         """Forget the terminated child ``name`` of ``supervisor``: its spec, checkpoints and
         paths go. Raises ``ChildRunning`` if it runs, ``UnknownPath``."""
-        self.ask(supervisor, DeleteChild(_name(name)), _change(timeout))
+        self._ask(supervisor, DeleteChild(_name(name)), _change(timeout), False)
 
     def which_children(self, supervisor: str, timeout: float | None = None) -> list[ChildInfo]:
         """The children of ``supervisor`` in start order, one :class:`~stalwart.ChildInfo`
         per instance: name, path (None while it does not run), kind, actor class."""
-        return list(self.ask(supervisor, WhichChildren(), timeout))
+        return list(self._ask(supervisor, WhichChildren(), timeout, False))
 
     def count_children(self, supervisor: str, timeout: float | None = None) -> ChildCounts:
         """How many children ``supervisor`` has, as OTP counts them: a
         :class:`~stalwart.ChildCounts` (specs, active, supervisors, workers)."""
-        counts: ChildCounts = self.ask(supervisor, CountChildren(), timeout)
+        counts: ChildCounts = self._ask(supervisor, CountChildren(), timeout, False)
         return counts
 
 

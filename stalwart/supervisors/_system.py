@@ -246,20 +246,25 @@ class System(ChildCalls):
         (:class:`~stalwart.PoisonMessageError`, :class:`~stalwart.UnknownMessage`...).
         With ``tracing=True`` the ask is a span, the parent of the spans of its handling.
         """
+        return self._ask(path, msg, timeout, validate=True)
+
+    def _ask(self, path: str, msg: Any, timeout: float | None, validate: bool) -> Any:
+        """``ask``; ``validate=False`` for a request Stalwart built and checked itself."""
         if self._tracing is not None:
             with self._tracing.asking(path, msg) as context:
-                timeout, ask, late = self._asking(path, msg, timeout, context)
+                timeout, ask, late = self._asking(path, msg, timeout, validate, context)
                 return _answer(self._query(ask, ask.id, timeout, late))
-        timeout, ask, late = self._asking(path, msg, timeout)
+        timeout, ask, late = self._asking(path, msg, timeout, validate)
         return _answer(self._query(ask, ask.id, timeout, late))
 
     def _asking(
-        self, path: str, msg: Any, timeout: float | None, context: str = ""
+        self, path: str, msg: Any, timeout: float | None, validate: bool = True, context: str = ""
     ) -> tuple[float, GatewayAsk, str]:
         """The checked ask for the root, its timeout, and what to say if it runs out."""
         timeout = self.options.ask_timeout_s if timeout is None else timeout
         self._check_path(path)
-        validate_message(msg)
+        if validate:
+            validate_message(msg)
         if isinstance(self._transport, MultiProcess):  # read by the root, which names its type
             msg = seal(msg)
         if self._closed:
@@ -298,7 +303,7 @@ class System(ChildCalls):
         """
         if self._tracing is not None:
             with self._tracing.asking(path, msg) as context:
-                timeout, ask, late = self._asking(path, msg, timeout, context)
+                timeout, ask, late = self._asking(path, msg, timeout, context=context)
                 reply = await self._transport.ask_async(self._root, ask, ask.id, timeout, late)
                 return _answer(reply)
         timeout, ask, late = self._asking(path, msg, timeout)

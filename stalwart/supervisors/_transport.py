@@ -54,18 +54,38 @@ _STOP = object()
 
 
 class _Waiter:
-    __slots__ = ("done", "notify", "value")
+    """One ask's answer, settled once, by another thread (``notify``: an async ask's)."""
+
+    __slots__ = ("_claim", "_unset", "notify", "settled", "value")
 
     def __init__(self, notify: Callable[[Any], None] | None = None) -> None:
-        self.done = threading.Event()
+        self._unset = threading.Lock()  # held until settled (lighter than an Event)
+        self._unset.acquire()
+        self._claim = threading.Lock()  # taken by the one answer that stands
+        self.settled = False
         self.value: Any = None
         self.notify = notify  # an async ask's: settles its future on its loop
 
     def settle(self, value: Any) -> None:
+        if not self._claim.acquire(blocking=False):
+            return  # (answered already: the first answer stands)
         self.value = value
-        self.done.set()
+        self.settled = True
+        self._unset.release()
         if self.notify is not None:
             self.notify(value)
+
+    def is_set(self) -> bool:
+        return self.settled
+
+    def wait(self, timeout: float) -> bool:
+        """True once settled (False if ``timeout`` passes first)."""
+        if self.settled:
+            return True
+        if self._unset.acquire(timeout=max(0.0, timeout)):
+            self._unset.release()  # (so that every later wait passes at once)
+            return True
+        return False
 
 
 class _Settler:
@@ -144,6 +164,7 @@ class InProcess:
         self.told = itertools.count(1)  # what was handed over, in order
         self.handled = 0  # how much of it the actor thread has handled
         self.progress = threading.Condition()
+        self.readers = 0  # threads waiting in caught_up (the actor thread wakes them)
         self.mine = threading.local()  # per calling thread: the last it handed over
         self.waiters: dict[int, _Waiter] = {}
         self.closed = False
@@ -166,7 +187,11 @@ class InProcess:
         """Wait (at most ``timeout``) until what this thread told has been handled."""
         last = getattr(self.mine, "last", 0)
         with self.progress:
-            self.progress.wait_for(lambda: self.handled >= last or self.closed, timeout)
+            self.readers += 1
+            try:
+                self.progress.wait_for(lambda: self.handled >= last or self.closed, timeout)
+            finally:
+                self.readers -= 1
 
     def ask(self, address: Any, msg: Any, ident: int, timeout: float, late: str = "") -> Any:
         if threading.current_thread() is self.thread:
@@ -177,7 +202,7 @@ class InProcess:
         waiter = self.waiters[ident] = _Waiter()
         try:
             self.tell(address, msg)
-            if not waiter.done.wait(timeout):
+            if not waiter.wait(timeout):
                 if not self.closed:
                     self.tell(address, GatewayCancel(ident))
                 raise Timeout(late or f"the system did not answer within {timeout:g}s")
@@ -251,14 +276,13 @@ class InProcess:
                 self.asys.tell(address, msg)  # runs the actors until they are idle
                 with self.progress:
                     self.handled = seq
-                    self.progress.notify_all()
+                    if self.readers:
+                        self.progress.notify_all()
                 if time.monotonic() - fired >= _TIMERS_EVERY_S:  # busy: timers still fire
                     self._fire_timers()
                     fired = time.monotonic()
-                try:
-                    item = self.inbox.get_nowait()
-                except queue.Empty:
-                    item = None
+                # (only this thread takes from the inbox: what is there stays there)
+                item = None if self.inbox.empty() else self.inbox.get_nowait()
                 if item is _STOP:
                     self.inbox.put(_STOP)
                     item = None
@@ -326,7 +350,7 @@ class MultiProcess:
             self.waiters[ident] = waiter
         try:
             self.tell(address, msg)
-            while not waiter.done.is_set():
+            while not waiter.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     if not self.closed:
@@ -339,7 +363,7 @@ class MultiProcess:
                         with self.waiting_lock:
                             self.listener = None
                 else:  # another caller listens; look again when it may have stepped down
-                    waiter.done.wait(min(remaining, _FOLLOW_S))
+                    waiter.wait(min(remaining, _FOLLOW_S))
             return waiter.value
         finally:
             with self.waiting_lock:
@@ -353,7 +377,7 @@ class MultiProcess:
             return False
 
     def _listen_until(self, waiter: _Waiter, deadline: float) -> None:
-        while not waiter.done.is_set() and time.monotonic() < deadline:
+        while not waiter.is_set() and time.monotonic() < deadline:
             with self.lock:
                 envelope = self.asys.listen(_LISTEN_S)
             for reply in unpacked(envelope):

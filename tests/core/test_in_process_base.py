@@ -1,7 +1,8 @@
 """The in-process base Stalwart's in-process systems run on behaves as Thespian's own.
 
-It creates actors of classes that take no arguments itself and finds an exited child
-among its siblings from the latest: each test runs the same raw Thespian actors on it
+It creates actors of classes that take no arguments itself, finds an exited child among
+its siblings from the latest, and hands an ordinary message to its actor without the
+checks Thespian's own messages need: each test runs the same raw Thespian actors on it
 and on Thespian's ``simpleSystemBase`` and expects the same answers.
 """
 
@@ -18,6 +19,8 @@ from thespian.actors import (
     ActorExitRequest,
     ActorSystem,
     ChildActorExited,
+    DeadEnvelope,
+    PoisonMessage,
     Thespian_ActorStatus,
     Thespian_StatusReq,
     WakeupMessage,
@@ -195,6 +198,107 @@ class Chatty(Actor):  # type: ignore[misc]
         elif isinstance(msg, int):
             for i in range(msg):
                 self.send(sender, i)
+
+
+LOG: list[str] = []  # what the Relay actors of the running test handled, in order
+
+
+class Relay(Actor):  # type: ignore[misc]
+    """Logs each ``("go", tag, plan)`` it handles and passes ``plan``'s parts on
+    (``(i, part)``: to its peer ``i``, ``(None, part)``: to itself)."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, tuple) and msg[0] == "peers":
+            self.peers = msg[1]
+            self.send(sender, "ready")
+        elif isinstance(msg, tuple) and msg[0] == "go":
+            LOG.append(msg[1])
+            for i, (peer, part) in enumerate(msg[2]):
+                target = self.myAddress if peer is None else self.peers[peer]
+                self.send(target, ("go", f"{msg[1]}.{i}", part))
+
+
+plans = st.recursive(
+    st.just(()),
+    lambda inner: st.lists(
+        st.tuples(st.sampled_from([None, 0, 1, 2]), inner), min_size=1, max_size=3
+    ).map(tuple),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(plan=plans)
+def test_messages_between_actors_are_handled_in_the_order_thespian_handles_them(
+    plan: tuple[Any, ...],
+) -> None:
+    def handled(asys: Any) -> list[str]:
+        relays = [asys.createActor(Relay) for _ in range(3)]
+        for relay in relays:
+            assert asys.ask(relay, ("peers", relays), 5) == "ready"
+        LOG.clear()
+        asys.tell(relays[0], ("go", "r", plan))  # (runs the actors until they are idle)
+        return list(LOG)
+
+    seen = on_both_bases(handled)
+    assert seen["stalwart"] == seen["thespian"]
+    assert len(seen["stalwart"]) == 1 + parts(plan)  # each handled once
+
+
+def parts(plan: tuple[Any, ...]) -> int:
+    return sum(1 + parts(part) for _, part in plan)
+
+
+class Failing(Actor):  # type: ignore[misc]
+    """Fails handling ``"boom"`` every time; counts its tries."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if msg == "boom":
+            LOG.append("try")
+            raise RuntimeError("boom")
+        if msg == "tries":
+            self.send(sender, LOG.count("try"))
+
+
+def test_a_message_whose_handler_fails_is_tried_again_then_comes_back_as_poison() -> None:
+    def failed(asys: Any) -> tuple[Any, Any]:
+        LOG.clear()
+        failing = asys.createActor(Failing)
+        back = asys.ask(failing, "boom", 5)
+        assert isinstance(back, PoisonMessage)
+        return back.poisonMessage, asys.ask(failing, "tries", 5)
+
+    seen = on_both_bases(failed)
+    assert seen["stalwart"] == seen["thespian"]
+    assert seen["stalwart"][0] == "boom" and seen["stalwart"][1] > 1
+
+
+class DeadLetters(Actor):  # type: ignore[misc]
+    """Takes the system's dead letters; answers what it got."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if msg == "take":
+            self.handleDeadLetters()
+            self.send(sender, "taking")
+        elif isinstance(msg, DeadEnvelope):
+            LOG.append(str(msg.deadMessage))
+        elif msg == "got":
+            self.send(sender, list(LOG))
+
+
+def test_a_message_to_an_actor_that_exited_is_a_dead_letter() -> None:
+    def dead(asys: Any) -> Any:
+        LOG.clear()
+        letters = asys.createActor(DeadLetters)
+        assert asys.ask(letters, "take", 5) == "taking"
+        gone = asys.createActor(Leaf)
+        assert asys.ask(gone, "who", 5) == "leaf"
+        asys.tell(gone, ActorExitRequest())
+        asys.tell(gone, "who")
+        return asys.ask(letters, "got", 5)
+
+    seen = on_both_bases(dead)
+    assert seen["stalwart"] == seen["thespian"] == ["who"]
 
 
 def test_answers_to_the_system_are_taken_in_order_unless_thespian_has_a_timer_pending() -> None:
