@@ -155,7 +155,7 @@ class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
     def _runSingleSend(self, ps: Any) -> None:
         msg = ps.msg
         target = None if ps.attempts else self.actorRegistry.get(ps.toActor.actorAddressString)
-        if target is None or target._inst is None or isinstance(msg, ActorSystemMessage):
+        if target is None or not target._inst or isinstance(msg, ActorSystemMessage):
             super()._runSingleSend(ps)  # (Thespian's own messages, retries, the dead)
             return
         simpleSystemBase.ActorSystemBase._callActorWithMessage(self, target, ps, msg, ps.sender)

@@ -38,7 +38,7 @@ class OnePollSelector:
         self._keys: dict[int, selectors.SelectorKey] = {}
 
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        fd = _fd_of(fileobj)
         if not events or events & ~(_READ | _WRITE):
             raise ValueError(f"invalid events: {events!r}")
         if fd in self._keys:
@@ -66,6 +66,21 @@ class OnePollSelector:
 
     def close(self) -> None:
         self._keys.clear()
+
+
+def _fd_of(fileobj: Any) -> int:
+    """``fileobj``'s descriptor; ValueError, as the standard selectors raise, if it has none
+    (Thespian drops a watched object that fails so)."""
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
 
 
 _FOR_THESPIAN = types.SimpleNamespace(

@@ -14,9 +14,11 @@ import selectors
 import socket
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from thespian.actors import Actor, ThespianWatch
 
 from stalwart import Child, ManagedActor, Supervisor
 from stalwart.actors._polls import OnePollSelector
@@ -105,6 +107,18 @@ def test_bad_registrations_are_refused_as_the_default_selector_refuses_them() ->
         other.close()
 
 
+@pytest.mark.parametrize("fileobj", [None, object(), "3", 3.0, -1])
+def test_what_has_no_descriptor_is_refused_as_the_default_selector_refuses_it(
+    fileobj: Any,
+) -> None:
+    # (a ValueError is what Thespian catches, to drop a bad watched object and go on)
+    for make in (OnePollSelector, selectors.DefaultSelector):
+        selector = make()
+        with pytest.raises(ValueError):
+            selector.register(fileobj, R)
+        selector.close()
+
+
 def test_a_wait_ends_when_a_socket_becomes_ready_or_its_time_is_up() -> None:
     mine, other = socket.socketpair()
     try:
@@ -140,3 +154,42 @@ def test_actor_processes_wait_with_one_poll_and_the_programs_own_keeps_thespians
     expected = own if base == "simple" else "OnePollSelector"
     assert system.ask("s/a", "which?") == expected
     assert transport_selector() == own  # the test's process is the program's own
+
+
+class Watcher(Actor):  # type: ignore[misc]
+    """A raw Thespian actor that asks to watch something that is not a file."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> Any:
+        if msg == "watch nothing":
+            self.send(sender, "watching")
+            return ThespianWatch([None])
+        if msg == "ping":
+            self.send(sender, "pong")
+        return None
+
+
+class Say(msgspec.Struct, frozen=True):
+    text: str
+
+
+class Relay(ManagedActor):
+    """Passes what it is told to a raw Thespian child it created (forked from its process)."""
+
+    watcher: Any = None
+
+    def receiveMsg_Say(self, msg: Say, sender: Any) -> None:
+        if self.watcher is None:
+            self.watcher = self.createActor(Watcher)
+        self.asker = sender
+        self.send(self.watcher, msg.text)
+
+    def receiveMsg_str(self, msg: str, sender: Any) -> None:
+        self.reply(self.asker, msg)
+
+
+def test_a_raw_child_that_watches_no_file_goes_on_as_thespian_lets_it(make_system: Any) -> None:
+    # Thespian drops a watched object that has no descriptor when its selector refuses it
+    # with a ValueError; the child, forked from an actor's process, waits with one poll
+    system = make_system(Supervisor("s", children=[Child("r", Relay)]), base="multiproc")
+    assert system.ask("s/r", Say("watch nothing"), timeout=10) == "watching"
+    assert system.ask("s/r", Say("ping"), timeout=10) == "pong"
