@@ -187,9 +187,7 @@ def soak(
             stop.set()
             for thread in threads:
                 thread.join(ASK_TIMEOUT_S + 30)
-            applied = {
-                path: system.ask(path, Applied(), timeout=ASK_TIMEOUT_S) for path in ACCOUNT_PATHS
-            }
+            applied = {path: applied_at(system, path, seed, out) for path in ACCOUNT_PATHS}
             stopped = system.stopped
         finally:
             system.shutdown()
@@ -200,6 +198,24 @@ def soak(
     )
     kill_row = ("kills", f"{sum(kills.values())} ({kill_text})")
     return report(title, ledger, applied, stopped, [kill_row], out)
+
+
+def applied_at(system: Any, path: str, seed: int, out: Any) -> list[int]:
+    """What the account at ``path`` applied, once the storm is over; if it does not answer,
+    what the tree shows of it (to find out why) before the error goes on."""
+    try:
+        applied: list[int] = system.ask(path, Applied(), timeout=ASK_TIMEOUT_S)
+    except StalwartError as exc:
+        print(f"soak, seed {seed}: {path} did not answer after the storm: {exc}", file=out)
+        for entry in system.status():
+            print(
+                f"  {entry.path}: {entry.state}, restarts {entry.restarts}, pid {entry.pid}",
+                file=out,
+            )
+        for event in system.events()[-40:]:
+            print(f"  {event.time:.3f} {event.kind} {event.path} {event.detail[:120]}", file=out)
+        raise
+    return applied
 
 
 def report(
@@ -233,9 +249,9 @@ def report(
     for label, value in figures:
         print(f"  {label:<20} {value}", file=out)
     failed = bool(lost or twice or stopped)
+    for name, text in sorted(ledger.first_errors.items()):  # (what each kind of error said)
+        print(f"  first {name}: {text}", file=out)
     if failed:  # what it takes to find out why
-        for name, text in sorted(ledger.first_errors.items()):
-            print(f"  first {name}: {text}", file=out)
         for path, acked in ledger.acknowledged.items():
             for ident in sorted(acked - set(applied[path]))[:5]:
                 when, value = ledger.replies[ident]

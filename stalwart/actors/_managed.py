@@ -26,7 +26,6 @@ from ._logs import ACTOR_PATH
 from ._memory import CacheSet, collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._order import ACK_S, EAGER_ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
 from ._placement import NODE_ENV, fenced, satisfies
-from ._polls import wait_with_one_poll
 from ._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -775,7 +774,6 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_lanes.learn(init.marks)
         if init.supervisor_pid and init.supervisor_pid != os.getpid():
             name_process(ACTOR_PROCESS_PREFIX + init.path.rsplit("/", 1)[-1])
-            wait_with_one_poll()
             # a process of its own, forked from its supervisor: what it inherited lives
             # as long as it does, so the garbage collector need not scan it again
             gc.freeze()

@@ -26,7 +26,6 @@ import psutil
 
 from ..actors._coalesce import BUNDLED, Coalescing
 from ..actors._placement import NODE_ENV
-from ..actors._polls import wait_with_one_poll
 from ..actors._runtime import (
     ActorExitRequest,
     ActorSystemMessage,
@@ -274,8 +273,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.incident_max_s = float(settings.get("incident_max_s", self.incident_max_s))
         self.boot_reply = (sender, msg.id)
         self.handleDeadLetters(True)
-        if self.options.base != "simple":  # (in a process of its own)
-            wait_with_one_poll()
+        if self.options.base != "simple":
             self.after(1.0, (WAKE, "watchdog"))
         self.decide(rk.Boot(services=services is not None, now=time.monotonic()))
 

@@ -19,7 +19,6 @@ from typing import Any
 from ..actors import errors
 from ..actors._children import CHILD_REQUESTS, ActivityReport
 from ..actors._placement import NODE_ENV, fenced, placeable
-from ..actors._polls import wait_with_one_poll
 from ..actors._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -303,7 +302,6 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             if fenced():  # cut off from the leader, which places it elsewhere: never both
                 os._exit(0)
             name_process(ACTOR_PROCESS_PREFIX + msg.path.rsplit("/", 1)[-1])
-            wait_with_one_poll()
         state = kernel.SupervisorState(
             msg.path,
             msg.spec,
