@@ -158,6 +158,7 @@ class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
         if target is None or not target._inst or isinstance(msg, ActorSystemMessage):
             super()._runSingleSend(ps)  # (Thespian's own messages, retries, the dead)
             return
+        # (Thespian's own: this class's override differs only for an exit notice, not here)
         simpleSystemBase.ActorSystemBase._callActorWithMessage(self, target, ps, msg, ps.sender)
 
     def replies(self) -> list[Any] | None:

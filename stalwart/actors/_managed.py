@@ -699,8 +699,9 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         while len(filed) > _REPLIES_FILED:
             filed.popitem(last=False)
         try:
-            answers = tuple(filed.items()) if filed else ()
-            saved = self._sw_state_file.write(state, answers, self._sw_lanes.snapshot())
+            saved = self._sw_state_file.write(
+                state, tuple(filed.items()), self._sw_lanes.snapshot()
+            )
         except Exception:
             self.log.exception("%s: checkpoint not kept; its supervisor keeps it", self.path)
             with contextlib.suppress(Exception):  # its older file must not win over that

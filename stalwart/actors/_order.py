@@ -101,8 +101,6 @@ class Lanes:
 
     def snapshot(self) -> tuple[tuple[str, int], ...]:
         """The marks to keep with a checkpoint."""
-        if not self.marks:  # (most actors: only lanes, whose channels are their own)
-            return tuple([(chan, lane.done()) for chan, lane in self.lanes.items()])
         marks = dict(self.marks)
         for chan, lane in self.lanes.items():
             marks[chan] = lane.done()

@@ -75,9 +75,6 @@ class _Waiter:
         if self.notify is not None:
             self.notify(value)
 
-    def is_set(self) -> bool:
-        return self.settled
-
     def wait(self, timeout: float) -> bool:
         """True once settled (False if ``timeout`` passes first)."""
         if self.settled:
@@ -350,7 +347,7 @@ class MultiProcess:
             self.waiters[ident] = waiter
         try:
             self.tell(address, msg)
-            while not waiter.is_set():
+            while not waiter.settled:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     if not self.closed:
@@ -377,7 +374,7 @@ class MultiProcess:
             return False
 
     def _listen_until(self, waiter: _Waiter, deadline: float) -> None:
-        while not waiter.is_set() and time.monotonic() < deadline:
+        while not waiter.settled and time.monotonic() < deadline:
             with self.lock:
                 envelope = self.asys.listen(_LISTEN_S)
             for reply in unpacked(envelope):

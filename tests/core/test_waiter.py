@@ -9,10 +9,10 @@ from stalwart.supervisors._transport import _Waiter
 
 def test_the_first_answer_stands_and_every_later_wait_passes_at_once() -> None:
     waiter = _Waiter()
-    assert not waiter.is_set()
+    assert not waiter.settled
     waiter.settle("first")
     waiter.settle("second")
-    assert waiter.is_set() and waiter.value == "first"
+    assert waiter.settled and waiter.value == "first"
     assert waiter.wait(0) and waiter.wait(0)  # (a wait does not take the answer away)
     assert waiter.value == "first"
 
@@ -20,7 +20,7 @@ def test_the_first_answer_stands_and_every_later_wait_passes_at_once() -> None:
 def test_a_wait_nobody_answers_ends_unsettled() -> None:
     waiter = _Waiter()
     assert waiter.wait(0.01) is False
-    assert not waiter.is_set() and waiter.value is None
+    assert not waiter.settled and waiter.value is None
     waiter.settle(1)  # (an answer after the wait gave up is still kept)
     assert waiter.wait(0) and waiter.value == 1
 
