@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from thespian.actors import Actor
 
 from stalwart import LevelPolicy, ManagedActor
 from stalwart.actors._memory import resident_buffer as touched
+from stalwart.actors.messages import Acked, Batch, Reply
 from stalwart.testing import wait_until
 
 FAST = LevelPolicy(
@@ -774,6 +776,36 @@ class Ledger(ManagedActor):
 
     def receiveMsg_Balance(self, msg: Balance, sender: Any) -> None:
         self.reply(sender, (self.total, list(self.applied), list(self.twice)))
+
+
+class Deliver(msgspec.Struct, frozen=True):
+    """To an ``AnswerProbe``: send ``message`` to ``to``, ``times`` times (twice: a duplicate,
+    as a sender's resend of what it has no confirmation of makes one)."""
+
+    to: Any
+    message: Any
+    times: int = 1
+
+
+class Heard(msgspec.Struct, frozen=True):
+    """Ask an ``AnswerProbe`` for the answers and confirmations it received, each with
+    (the text of) the address that sent it."""
+
+
+class AnswerProbe(Actor):  # type: ignore[misc]
+    """A raw Thespian actor that sends what it is told to, and keeps the answers
+    (``Reply``) and confirmations (``Acked``) that come back, with their senders."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        heard = self.__dict__.setdefault("heard", [])
+        if isinstance(msg, Deliver):
+            for _ in range(msg.times):
+                self.send(msg.to, msg.message)
+        elif isinstance(msg, Heard):
+            self.send(sender, list(heard))
+        else:
+            items = msg.items if isinstance(msg, Batch) else (msg,)
+            heard.extend((m, str(sender)) for m in items if isinstance(m, (Reply, Acked)))
 
 
 class AppendThenFail(msgspec.Struct, frozen=True):

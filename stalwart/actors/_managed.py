@@ -378,6 +378,26 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         else:
             outbox.append((address, reply))
 
+    def _sw_keeps_with_supervisor(self) -> bool:
+        """True if only its supervisor keeps its checkpoints (it runs on another node): its
+        answers and confirmations go out through it, once it holds the state they reflect."""
+        return self._sw_checkpoint_each and self._sw_state_file is None
+
+    def _sw_answer_again(self, address: Any, reply: Reply) -> None:
+        """Send a remembered answer again (its request came twice).
+
+        The checkpoint that holds its state may still be on its way to the supervisor, or
+        lost with a partition: the answer goes with a new checkpoint, as the first one did,
+        so no caller hears of a state that a crash right after could lose.
+        """
+        if not self._sw_keeps_with_supervisor():
+            self.send(address, reply)  # (filed here, or no state to keep)
+        elif self._sw_outbox is not None:  # a checkpoint follows in this turn
+            self._sw_outbox.append((address, reply))
+        else:
+            self._sw_outbox = [(address, reply)]
+            self._sw_checkpoint()
+
     def _sw_flush_outbox(self) -> None:
         """No checkpoint follows (a failure): the held answers go out as they are."""
         outbox, self._sw_outbox = self._sw_outbox, None
@@ -439,7 +459,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     def stop(self) -> None:
         """Stop this actor normally (a ``permanent`` child is started again, others are not)."""
-        self._sw_send_acks()
+        if not self._sw_keeps_with_supervisor():  # (else they go with its final state)
+            self._sw_send_acks()
         self.send(self.supervisor, StoppedNormally(self.path, self.incarnation))
         self._sw_retire(forward=False)
 
@@ -947,7 +968,10 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         else:
             self.log.debug("%s: tell %s of %s handled already", self.path, msg.seq, msg.chan)
             lane.owed = True
-            self._sw_send_acks()
+            if self._sw_keeps_with_supervisor():
+                self._sw_checkpoint()  # with the state it reflects, as the first time
+            else:
+                self._sw_send_acks()
 
     def _sw_drop_handled(self, lane: Lane) -> None:
         for seq in [s for s in lane.early if s < lane.expected]:
@@ -970,7 +994,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         confirmed at once, so a message that kills the process again is the one its
         sender blames.
         """
-        if self._sw_checkpoint_each and self._sw_state_file is None:
+        if self._sw_keeps_with_supervisor():
             return  # _sw_checkpoint hands them to the supervisor
         if self._sw_eager_until and time.monotonic() < self._sw_eager_until:
             self._sw_send_acks()
@@ -1033,7 +1057,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         if req.id in handled:
             previous = handled[req.id]
             if previous is not None:
-                self.send(req.reply_to, Reply(req.id, previous))
+                self._sw_answer_again(req.reply_to, Reply(req.id, previous))
             elif failure_id is None:
                 # still being handled (or recovered): the one answer goes to this sender too
                 others = self._sw_also_answer.setdefault(req.id, [])
@@ -1087,7 +1111,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         sender = retry.sender
         if type(sender) is ReplyTo and self._sw_handled.get(sender.id) is not None:
             # answered meanwhile (the same request came again and went through)
-            self.send(sender.address, Reply(sender.id, self._sw_handled[sender.id]))
+            self._sw_answer_again(sender.address, Reply(sender.id, self._sw_handled[sender.id]))
             self._sw_retry_done(retry.failure_id)
         elif retry.message is None:
             self._sw_retry_done(retry.failure_id)
@@ -1295,9 +1319,20 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         self._sw_held = [*lanes.held_back(), *self._sw_held]  # for the successor, first
         if not forward:  # refused with the final state: a process about to exit may not send
             replies += self._sw_refuse_held_requests()
-        self._sw_send_acks()
+        acks: tuple[tuple[Any, Acked], ...] = ()
+        if self._sw_keeps_with_supervisor():  # with the final state, as its answers
+            acks = self._sw_take_acks()
+        else:
+            self._sw_send_acks()
         retired = Retired(
-            self.path, self.incarnation, final, has_state, lanes.snapshot(), replies, not forward
+            self.path,
+            self.incarnation,
+            final,
+            has_state,
+            lanes.snapshot(),
+            replies,
+            not forward,
+            acks,
         )
         self.send(self.supervisor, retired)
         # it lives until its supervisor sends Release: a forwarding instance forwards till

@@ -310,6 +310,7 @@ class Retired(msgspec.Struct, frozen=True):
     marks: tuple[tuple[str, int], ...] = ()  # how far it handled each sender's channel
     replies: tuple[tuple[Any, Any], ...] = ()  # answers of the handler that stopped it
     leaving: bool = False  # it stops for good: it exits once its supervisor has this
+    acks: tuple[tuple[Any, Any], ...] = ()  # confirmations that wait for its final state
 
 
 class Successor(msgspec.Struct, frozen=True):

@@ -538,6 +538,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             for address, reply in msg.replies:  # the handler that stopped it answered
                 keeper.remember_reply(reply.id, reply.value)
                 self.send(address, reply)
+            for address, ack in msg.acks:  # the tells it reflects are safe with it now
+                self.send(address, ack)
         else:  # no state kept: only refusals (requests it stopped before handling) go on
             for address, reply in msg.replies:
                 if type(reply.value) is ErrorReply:
