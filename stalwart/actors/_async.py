@@ -141,6 +141,7 @@ class AsyncHandlers:
         def _sw_running(self) -> bool: ...
         def _sw_saved_state(self) -> bool: ...
         def _sw_checkpoints_each(self) -> bool: ...
+        def _sw_settle_again(self) -> None: ...
         def _sw_call(
             self,
             path: str,
@@ -290,6 +291,7 @@ class AsyncHandlers:
     def _sw_end_turn(self, turn: Turn, exc: BaseException | None) -> None:
         if turn.internal:
             self._sw_next()
+            self._sw_settle_again()
             return
         if turn.stopping or not self._sw_running():  # it stopped its actor, or was cut short
             outbox, turn.outbox = turn.outbox, None
@@ -323,6 +325,7 @@ class AsyncHandlers:
         if exc is None and turn.failure_id is not None:
             self._sw_retry_done(turn.failure_id)
         self._sw_next()
+        self._sw_settle_again()
 
     def _sw_next(self) -> None:
         """Start what waits, in order, as room allows; back to the fast path once none waits.

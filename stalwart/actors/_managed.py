@@ -224,6 +224,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     _sw_last_reply: tuple[str, Any] | None = None
     _sw_checkpoint_each = False  # checkpoint after each message (answers wait for it)
     _sw_outbox: list[tuple[Any, Reply]] | None = None  # answers held for the checkpoint
+    _sw_again: list[tuple[Any, Reply]] | None = None  # given again: for the next checkpoint
     _sw_state_file: StateFile | StateTable | None = None  # checkpoints go there first
     _sw_durable = False  # its supervisor also keeps each checkpoint in the store
     _sw_saved: bytes | None = None  # the last checkpoint, for retry_from_checkpoint
@@ -386,17 +387,31 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     def _sw_answer_again(self, address: Any, reply: Reply) -> None:
         """Send a remembered answer again (its request came twice).
 
-        The checkpoint that holds its state may still be on its way to the supervisor, or
-        lost with a partition: the answer goes with a new checkpoint, as the first one did,
-        so no caller hears of a state that a crash right after could lose.
+        It confirms that request alone. Where only the supervisor keeps the checkpoints, the
+        one holding its state may still be on its way there, or lost with a partition: the
+        answer waits for the next checkpoint (at the end of this turn, or of the coroutines
+        under way: never one of a state half changed), so no caller hears of a state that a
+        crash right after could lose.
         """
+        reply = Reply(reply.id, reply.value, alone=True)
         if not self._sw_keeps_with_supervisor():
             self.send(address, reply)  # (filed here, or no state to keep)
-        elif self._sw_outbox is not None:  # a checkpoint follows in this turn
-            self._sw_outbox.append((address, reply))
         else:
-            self._sw_outbox = [(address, reply)]
+            self._sw_again_later().append((address, reply))
+
+    def _sw_settle_again(self) -> None:
+        """What was given again goes with a checkpoint now, unless handlers are under way
+        or waiting (a coroutine may have changed half of the state: the checkpoint at the
+        end of their turns takes it)."""
+        if self._sw_again is not None and self._sw_mode == _RUNNING and not self._sw_busy():
             self._sw_checkpoint()
+
+    def _sw_again_later(self) -> list[tuple[Any, Reply]]:
+        """What waits for the next checkpoint, given again (which makes one due)."""
+        again = self._sw_again
+        if again is None:
+            again = self._sw_again = []
+        return again
 
     def _sw_flush_outbox(self) -> None:
         """No checkpoint follows (a failure): the held answers go out as they are."""
@@ -459,8 +474,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     def stop(self) -> None:
         """Stop this actor normally (a ``permanent`` child is started again, others are not)."""
-        if not self._sw_keeps_with_supervisor():  # (else they go with its final state)
-            self._sw_send_acks()
+        self._sw_send_acks()  # (where its supervisor keeps its state: with its final state)
         self.send(self.supervisor, StoppedNormally(self.path, self.incarnation))
         self._sw_retire(forward=False)
 
@@ -486,6 +500,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         finally:
             ACTOR_PATH.reset(acting)
             if turn:
+                if self._sw_again is not None:
+                    self._sw_settle_again()
                 if self._sw_ack_due and self._sw_pile and self._sw_mode == _RUNNING:
                     self._sw_acks_along()
                 self._sw_scatter()
@@ -495,6 +511,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         (one envelope, instead of another message when the confirmation timer fires)."""
         pile = self._sw_pile
         assert pile is not None
+        if self._sw_keeps_with_supervisor():  # (they go with its checkpoints)
+            return
         for chan, lane in self._sw_lanes.lanes.items():
             if lane.owed and any(address == lane.reply_to for address, _ in pile):
                 lane.owed = False
@@ -644,7 +662,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             return
         reply = ErrorReply.of(error)
         if type(sender) is ReplyTo:
-            self.send(sender.address, Reply(sender.id, reply))
+            # (it confirms this request alone: what came before may not be kept yet)
+            self.send(sender.address, Reply(sender.id, reply, alone=True))
         else:
             self.send(sender, reply)
 
@@ -687,6 +706,9 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             return
         self._sw_dirty = False
         replies, self._sw_outbox = tuple(self._sw_outbox or ()), None
+        if self._sw_again is not None:  # given again: they go with this state too
+            replies += tuple(self._sw_again)
+            self._sw_again = None
         if self._sw_saved is not None and self._sw_state_file is None:
             try:
                 self._sw_saved = pickle.dumps((state, ()), pickle.HIGHEST_PROTOCOL)
@@ -969,7 +991,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self.log.debug("%s: tell %s of %s handled already", self.path, msg.seq, msg.chan)
             lane.owed = True
             if self._sw_keeps_with_supervisor():
-                self._sw_checkpoint()  # with the state it reflects, as the first time
+                self._sw_again_later()  # with the next checkpoint, as the first time
             else:
                 self._sw_send_acks()
 
@@ -1012,6 +1034,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     def _sw_send_acks(self) -> None:
         self._sw_ack_due = False
+        if self._sw_keeps_with_supervisor():  # (they go with its checkpoints)
+            return
         for chan, lane in self._sw_lanes.lanes.items():
             if lane.owed:
                 lane.owed = False
@@ -1132,7 +1156,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         if self._sw_handled.get(msg.request_id, 0) is None:  # not answered: it failed
             del self._sw_handled[msg.request_id]
         for address in self._sw_also_answer.pop(msg.request_id, ()):
-            self.send(address, Reply(msg.request_id, msg.error))
+            self.send(address, Reply(msg.request_id, msg.error, alone=True))
 
     def _sw_on_run_hooks(self, msg: RunHooks, sender: Any) -> None:
         failure = Failure(
@@ -1246,16 +1270,28 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         origin = pending.origin
         msg, sender, failure_id = origin if origin is not None else (None, None, None)
         self._sw_msg, self._sw_sender, self._sw_failure_id = msg, sender, failure_id
+        # a callback goes on with the message that made the call: what it answers leaves
+        # with the checkpoint that follows it, as a handler's answers do
+        own_turn = (
+            self._sw_checkpoint_each and self._sw_outbox is None and self._sw_mode == _RUNNING
+        )
+        if own_turn:
+            self._sw_outbox = []
         try:
             fn(value)
         except Exception as exc:
             # a callback that raises fails the message that made the call: it is retried
+            if own_turn:
+                self._sw_flush_outbox()
             if failure_id is not None:
                 self._sw_outstanding.pop(failure_id, None)
             self._sw_report(msg, sender, exc, failure_id, during="reply")
             return
         finally:
             self._sw_msg = self._sw_sender = self._sw_failure_id = None
+        after = self._sw_after
+        if after is not None and (own_turn or not self._sw_checkpoint_each):
+            after()  # (a checkpoint, or marked for the next one)
         if failure_id is not None and failure_id in self._sw_outstanding:
             self._sw_outstanding[failure_id] -= 1
             self._sw_retry_done(failure_id)
@@ -1301,6 +1337,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
                 self._sw_checkpoint()  # filed here first, then they leave
             else:  # with the final state, which its supervisor keeps before sending them on
                 replies, self._sw_outbox = tuple(self._sw_outbox), None
+        if self._sw_again is not None:  # given again: with the final state too
+            replies, self._sw_again = (*replies, *self._sw_again), None
         was_running = self._sw_mode == _RUNNING
         self._sw_table = {}
         self._sw_mode = _RETIRED if forward else _STOPPED
@@ -1350,7 +1388,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         error = ErrorReply.of(ActorStopped(f"{self.path} stopped before handling it", self.path))
         for m, s in self._sw_held:
             if isinstance(m, Request):
-                refused.append((m.reply_to, Reply(m.id, error)))
+                refused.append((m.reply_to, Reply(m.id, error, alone=True)))
             else:
                 kept.append((m, s))
         self._sw_held = kept

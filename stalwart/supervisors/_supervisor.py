@@ -353,23 +353,23 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             keeper.restore((state, replies, source, False))
             keeper.marks = marks
 
-    def file_checkpoint(self, c: Any, msg: Checkpoint) -> None:
+    def file_checkpoint(self, c: Any, incarnation: int, state: Any, marks: Any) -> None:
         """Keep the checkpoint of a child on another node in a file on this host before its
         answers leave: a SIGKILL of this supervisor must not take that state with it (a
         child on this host files its own)."""
         directory = str(self.settings.get("state_dir", ""))
         if not getattr(c.spec, "requires", None) or not usable(directory):
             return
-        if self.on_this_host(c.name, msg.incarnation):
+        if self.on_this_host(c.name, incarnation):
             return
         filed = self.filed.get(c.name)
-        if filed is None or filed.incarnation != msg.incarnation:
+        if filed is None or filed.incarnation != incarnation:
             if filed is not None:
                 filed.close()
-            filed = self.filed[c.name] = open_state(directory, c.path, msg.incarnation)
+            filed = self.filed[c.name] = open_state(directory, c.path, incarnation)
         keeper = self.keeper(c.name)
         try:
-            filed.write(msg.state, tuple(keeper.replies.items()), msg.marks)
+            filed.write(state, tuple(keeper.replies.items()), marks)
         except Exception:
             log.exception("%s: checkpoint of %s not filed; kept in memory", self.path, c.path)
 
@@ -514,7 +514,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             keeper.remember_reply(*msg.last_reply)
         for _, reply in msg.replies:
             keeper.remember_reply(reply.id, reply.value)
-        self.file_checkpoint(c, msg)
+        self.file_checkpoint(c, msg.incarnation, msg.state, msg.marks)
         if getattr(c.spec, "durable", False):
             self.send(self.root, DurableCheckpoint(c.path, msg.state, msg.incarnation))
         for address, reply in msg.replies:
@@ -535,8 +535,10 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             keeper.sub_checkpoints = dict(msg.final_state or {})
         elif msg.has_state and c.trust_final_state:
             keeper.keep(msg.final_state, msg.incarnation, True)
-            for address, reply in msg.replies:  # the handler that stopped it answered
+            for _, reply in msg.replies:  # the handler that stopped it answered
                 keeper.remember_reply(reply.id, reply.value)
+            self.file_checkpoint(c, msg.incarnation, msg.final_state, msg.marks)
+            for address, reply in msg.replies:  # (kept, and filed on this host: they can go)
                 self.send(address, reply)
             for address, ack in msg.acks:  # the tells it reflects are safe with it now
                 self.send(address, ack)

@@ -37,9 +37,9 @@ def test_a_request_or_tell_that_comes_twice_is_answered_through_the_supervisor(c
         asys.tell(probe, Deliver(ledger, Request("again-1", Deposit(2), probe), times=2))
         asys.tell(probe, Deliver(ledger, Told(Deposit(3), "probe-chan", 1, 1, probe), times=2))
         heard = wait_for(lambda: heard_at_least(asys, probe, 4), timeout=30)
-    replies = [m for m, _ in heard if isinstance(m, Reply)]
+    replies = [(m.id, m.value) for m, _ in heard if isinstance(m, Reply)]
     acks = [m for m, _ in heard if isinstance(m, Acked)]
-    assert replies == [Reply("again-1", 2), Reply("again-1", 2)]
+    assert replies == [("again-1", 2), ("again-1", 2)]
     assert acks == [Acked("s/ledger", "probe-chan", 1)] * 2
     senders = {s for _, s in heard}
     assert str(ledger) not in senders, heard  # none left from the actor itself

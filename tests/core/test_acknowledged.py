@@ -119,9 +119,9 @@ def test_no_actor_process_outlives_its_killed_supervisor_even_one_still_starting
     assert system.ask("s/sub/w", Ping(1), timeout=15).n == 1  # the subtree serves again
 
 
-def supervisor_shell(monkeypatch, ev):
-    """The supervisor actor of a tree ``s`` with one child ``c``, outside any actor system:
-    what it sends is recorded in ``.sent``."""
+def supervisor_shell(monkeypatch, ev, **child_options):
+    """The supervisor actor of a tree ``s`` with one child ``c`` (a ``Worker`` with
+    ``child_options``), outside any actor system: what it sends is recorded in ``.sent``."""
     from stalwart.supervisors import _supervisor
 
     monkeypatch.setattr(_supervisor, "die_with_parent", lambda: None)
@@ -129,7 +129,7 @@ def supervisor_shell(monkeypatch, ev):
     shell.sent = []
     monkeypatch.setattr(shell, "send", lambda to, msg: shell.sent.append((to, msg)))
     state = _supervisor.kernel.SupervisorState(
-        "s", Supervisor("s", children=[Child("c", Worker)]), seed=1
+        "s", Supervisor("s", children=[Child("c", Worker, **child_options)]), seed=1
     )
     _supervisor.kernel.decide(state, ev.Begin(now=0.0))
     shell.state, shell.keepers = state, {"c": _supervisor.Keeper()}
@@ -163,6 +163,45 @@ def test_a_replaced_instances_checkpoint_releases_no_answer_and_confirms_no_tell
     shell.on_checkpoint(checkpoint(current, "kept"), None)
     assert shell.keepers["c"].checkpoint == "kept"
     assert [msg for _, msg in sent] == [Reply("r-kept", "kept"), Acked("s/c", "chan", 3)]
+
+
+def test_a_final_state_on_another_node_is_filed_before_its_answers_and_confirmations_go(
+    monkeypatch, tmp_path
+):
+    """An instance on another node that stops (or is restarted) sends its final state with
+    the answers and tell confirmations that wait for it. The supervisor keeps and files it
+    on its own host before sending them on (a SIGKILL of the supervisor right after must not
+    lose what they acknowledge); an untrusted final state (after a failure) sends neither:
+    those tells go again to the next instance."""
+    from stalwart.actors._state_file import latest
+    from stalwart.actors.messages import Acked, Reply, Retired
+    from stalwart.supervisors._kernel import events as ev
+
+    shell = supervisor_shell(monkeypatch, ev, requires={"member": True})
+    c = shell.state.children["c"]
+    shell.settings["state_dir"] = str(tmp_path)
+    shell.pids[("c", c.incarnation)] = (4242, "b")  # on another node
+
+    def retired(state: str) -> Retired:
+        return Retired(
+            "s/c",
+            c.incarnation,
+            state,
+            True,
+            (("caller", 3),),
+            (("caller", Reply("r-1", state)),),
+            acks=(("teller", Acked("s/c", "chan", 4)),),
+        )
+
+    c.trust_final_state = False
+    shell.on_retired(retired("after a failure"), None)
+    assert shell.sent == [] and latest(str(tmp_path), "s/c", 1 << 62) is None
+    c.trust_final_state = True
+    shell.on_retired(retired("final"), None)
+    assert [m for _, m in shell.sent] == [Reply("r-1", "final"), Acked("s/c", "chan", 4)]
+    source, state, replies, marks = latest(str(tmp_path), "s/c", 1 << 62)
+    assert (source, state, marks) == (c.incarnation, "final", (("caller", 3),))
+    assert ("r-1", "final") in replies
 
 
 def test_an_instance_that_starts_after_it_was_replaced_is_stopped(monkeypatch):

@@ -1,0 +1,175 @@
+"""Where only its supervisor keeps an actor's checkpoints (it runs on another node), every
+answer and confirmation leaves with a checkpoint, through the supervisor, once the state it
+reflects is taken: answers given again, confirmations given again, answers from a call's
+callback. Each case needs an exact interleaving (a resend while a coroutine awaits, fifty
+resends in one envelope, a failing ``snapshot()``), so the actor runs outside any actor
+system here and what it sends is recorded; ``tests/cluster/test_answers_again.py`` shows the
+same through a real cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+
+from stalwart import ManagedActor
+from stalwart.actors._async_loop import actor_loop
+from stalwart.actors.messages import Acked, Batch, Checkpoint, Init, Reply, Request, Told
+
+SUPERVISOR, ROOT, ME = "supervisor", "root", "me"
+
+
+class Deposit(msgspec.Struct, frozen=True):
+    n: int
+
+
+class Move(msgspec.Struct, frozen=True):
+    """Moves ``n`` from ``a`` to ``b``, awaiting in between."""
+
+    n: int
+
+
+class Fetch(msgspec.Struct, frozen=True):
+    """Adds what a call to another path answers, then answers."""
+
+
+class Shell:
+    """Runs a ManagedActor without a runtime: what it sends (envelopes unpacked) and the
+    timers it sets are recorded in ``sent``."""
+
+    sent: list[tuple[Any, Any]]
+
+    def send(self, target: Any, msg: Any) -> None:
+        for m in msg.items if isinstance(msg, Batch) else (msg,):
+            self.sent.append((target, m))
+
+    @property
+    def myAddress(self) -> Any:
+        return ME
+
+    def after(self, delay: float, payload: Any, key: Any = None) -> Any:
+        self.sent.append(("timer", payload))
+        return key
+
+    def cancel(self, key: Any) -> None:
+        pass
+
+
+class Account(Shell, ManagedActor):
+    snapshot_fails = False
+
+    def on_start(self) -> None:
+        state = self.restored_state or {"a": 0, "b": 0}
+        self.a, self.b = state["a"], state["b"]
+        self.snapshots = 0
+        self.moving: asyncio.Event | None = None
+
+    def snapshot(self) -> Any:
+        self.snapshots += 1
+        if self.snapshot_fails:
+            raise RuntimeError("no snapshot now")
+        return {"a": self.a, "b": self.b}
+
+    def receiveMsg_Deposit(self, msg: Deposit, sender: Any) -> None:
+        self.a += msg.n
+        self.reply(sender, self.a)
+
+    async def receiveMsg_Move(self, msg: Move, sender: Any) -> None:
+        self.a -= msg.n
+        self.moving = asyncio.Event()
+        await self.moving.wait()
+        self.b += msg.n
+
+    def receiveMsg_Fetch(self, msg: Fetch, sender: Any) -> None:
+        def got(value: int) -> None:
+            self.a += value
+            self.reply(sender, self.a)
+
+        self.call("elsewhere", "how much?", on_reply=got)
+
+
+def account() -> Account:
+    """An instance whose checkpoints only its supervisor keeps (no state directory here)."""
+    actor = Account()
+    actor.sent = []
+    actor.receiveMessage(Init("s/a", SUPERVISOR, ROOT, 1), SUPERVISOR)
+    assert actor._sw_keeps_with_supervisor()
+    actor.sent.clear()
+    return actor
+
+
+def direct(actor: Account) -> list[tuple[Any, Any]]:
+    """Answers and confirmations it sent to anyone but its supervisor."""
+    return [(t, m) for t, m in actor.sent if t != SUPERVISOR and isinstance(m, (Reply, Acked))]
+
+
+def checkpoints(actor: Account) -> list[Checkpoint]:
+    return [m for t, m in actor.sent if t == SUPERVISOR and isinstance(m, Checkpoint)]
+
+
+def test_an_answer_given_again_mid_coroutine_waits_for_the_checkpoint_at_its_end():
+    """A resend that comes while a coroutine awaits, half way through changing the state,
+    is not answered with a checkpoint of that half-changed state: the answer goes with the
+    checkpoint taken when the coroutine's turn ends."""
+    actor = account()
+    actor.receiveMessage(Request("r1", Deposit(10), "caller"), "caller")
+    actor.receiveMessage(Told(Move(4), "chan", 1, 1, "teller"), "teller")  # awaits now
+    actor.sent.clear()
+    actor.receiveMessage(Request("r1", Deposit(10), "caller"), "caller")  # sent again
+    assert direct(actor) == [] and checkpoints(actor) == []
+    assert actor.moving is not None
+    actor.moving.set()
+    actor._sw_pump()  # the coroutine ends
+    assert direct(actor) == []
+    [kept] = checkpoints(actor)
+    assert kept.state == {"a": 6, "b": 4}  # the move whole, never half of it
+    assert kept.replies == (("caller", Reply("r1", 10, alone=True)),)
+    assert kept.acks == (("teller", Acked("s/a", "chan", 1)),)
+    assert not actor._sw_turns and not actor_loop().is_running()
+
+
+def test_fifty_requests_and_tells_sent_again_in_one_envelope_cost_one_checkpoint():
+    actor = account()
+    requests = tuple(Request(f"r{i}", Deposit(1), "caller") for i in range(50))
+    tells = tuple(Told(Deposit(1), "chan", i, 1, "teller") for i in range(1, 51))
+    actor.receiveMessage(Batch(requests), "caller")
+    actor.receiveMessage(Batch(tells), "teller")
+    before = actor.snapshots
+    actor.sent.clear()
+    actor.receiveMessage(Batch(requests + tells), "caller")
+    assert direct(actor) == []
+    [kept] = checkpoints(actor)
+    assert actor.snapshots - before == 1
+    assert [reply.value for _, reply in kept.replies] == list(range(1, 51))
+    assert kept.acks == (("teller", Acked("s/a", "chan", 50)),)
+    assert kept.state == {"a": 100, "b": 0}  # nothing applied twice
+
+
+def test_an_answer_given_again_while_snapshot_fails_waits_for_one_that_works():
+    actor = account()
+    actor.receiveMessage(Request("r1", Deposit(3), "caller"), "caller")
+    actor.sent.clear()
+    actor.snapshot_fails = True
+    actor.receiveMessage(Request("r1", Deposit(3), "caller"), "caller")
+    assert direct(actor) == [] and checkpoints(actor) == []
+    actor.snapshot_fails = False
+    actor.receiveMessage(Request("r2", Deposit(1), "other"), "other")
+    assert direct(actor) == []
+    [kept] = checkpoints(actor)
+    assert kept.state == {"a": 4, "b": 0}
+    assert sorted(reply.id for _, reply in kept.replies) == ["r1", "r2"]
+
+
+def test_an_answer_from_a_calls_callback_goes_with_a_checkpoint_of_what_it_changed():
+    """``on_reply`` goes on with the message that made the call: what it changes and
+    answers is checkpointed and sent as a handler's is, not sent ahead of its state."""
+    actor = account()
+    actor.receiveMessage(Request("r1", Fetch(), "caller"), "caller")
+    [call_id] = list(actor._sw_pending)
+    actor.sent.clear()
+    actor.receiveMessage(Reply(call_id, 7), "elsewhere")
+    assert direct(actor) == []
+    [kept] = checkpoints(actor)
+    assert kept.state == {"a": 7, "b": 0}
+    assert [(to, reply.id, reply.value) for to, reply in kept.replies] == [("caller", "r1", 7)]
