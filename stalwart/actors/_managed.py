@@ -225,6 +225,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     _sw_checkpoint_each = False  # checkpoint after each message (answers wait for it)
     _sw_outbox: list[tuple[Any, Reply]] | None = None  # answers held for the checkpoint
     _sw_again: list[tuple[Any, Reply]] | None = None  # given again: for the next checkpoint
+    _sw_failed_since_kept = False  # a handler failed since the last checkpoint (see below)
     _sw_state_file: StateFile | StateTable | None = None  # checkpoints go there first
     _sw_durable = False  # its supervisor also keeps each checkpoint in the store
     _sw_saved: bytes | None = None  # the last checkpoint, for retry_from_checkpoint
@@ -400,10 +401,14 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_again_later().append((address, reply))
 
     def _sw_settle_again(self) -> None:
-        """What was given again goes with a checkpoint now, unless handlers are under way
-        or waiting (a coroutine may have changed half of the state: the checkpoint at the
-        end of their turns takes it)."""
-        if self._sw_again is not None and self._sw_mode == _RUNNING and not self._sw_busy():
+        """What was given again goes with a checkpoint now, unless that would keep a state
+        changed half way: while handlers are under way or waiting (a coroutine may be half
+        way through; the checkpoint at the end of their turns takes it), or after a handler
+        failed (its recovery decides what state counts; the next handler that succeeds, the
+        retry say, takes it)."""
+        if self._sw_again is None or self._sw_mode != _RUNNING or self._sw_failed_since_kept:
+            return
+        if not self._sw_busy():
             self._sw_checkpoint()
 
     def _sw_again_later(self) -> list[tuple[Any, Reply]]:
@@ -676,6 +681,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         during: str = "message",
     ) -> None:
         info = classify(exc)
+        self._sw_failed_since_kept = True
         self.log.debug("%s: handler failed: %r", self.path, exc)
         if self._sw_tracing is not None:
             self._sw_tracing.failed(self, exc)
@@ -704,7 +710,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self.log.exception("%s: snapshot() failed; checkpoint skipped", self.path)
             self._sw_flush_outbox()
             return
-        self._sw_dirty = False
+        self._sw_dirty = self._sw_failed_since_kept = False
         replies, self._sw_outbox = tuple(self._sw_outbox or ()), None
         if self._sw_again is not None:  # given again: they go with this state too
             replies += tuple(self._sw_again)
@@ -983,8 +989,10 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             else:
                 self.receiveMessage(msg.message, msg.reply_to)
         elif isinstance(msg, Request):
-            if msg.id in self._sw_handled:
+            if msg.id in self._sw_handled:  # its answer confirms it alone: this, what came
+                lane.owed = True  # before it (lost confirmations are made good)
                 self._sw_handle_request(msg, sender)
+                self._sw_confirm()
             else:  # handled so long ago that its answer is forgotten (its caller had it)
                 self.log.debug("%s: request %s handled long ago; dropped", self.path, msg.id)
         else:
@@ -1153,6 +1161,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         self.send(self.supervisor, done)
 
     def _sw_on_gave_up(self, msg: GaveUp, sender: Any) -> None:
+        self._sw_failed_since_kept = False  # its recovery is over: the state goes on as is
         if self._sw_handled.get(msg.request_id, 0) is None:  # not answered: it failed
             del self._sw_handled[msg.request_id]
         for address in self._sw_also_answer.pop(msg.request_id, ()):
@@ -1290,7 +1299,13 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         finally:
             self._sw_msg = self._sw_sender = self._sw_failure_id = None
         after = self._sw_after
-        if after is not None and (own_turn or not self._sw_checkpoint_each):
+        if own_turn and (self._sw_busy() or self._sw_failed_since_kept):
+            # not now: a coroutine is half way, or a failure's recovery is under way (see
+            # _sw_settle_again); what it answered waits for the checkpoint that comes then
+            held, self._sw_outbox = self._sw_outbox, None
+            if held:
+                self._sw_again_later().extend(held)
+        elif after is not None and (own_turn or not self._sw_checkpoint_each):
             after()  # (a checkpoint, or marked for the next one)
         if failure_id is not None and failure_id in self._sw_outstanding:
             self._sw_outstanding[failure_id] -= 1

@@ -15,7 +15,17 @@ import msgspec
 
 from stalwart import ManagedActor
 from stalwart.actors._async_loop import actor_loop
-from stalwart.actors.messages import Acked, Batch, Checkpoint, Init, Reply, Request, Told
+from stalwart.actors.messages import (
+    Acked,
+    Batch,
+    Checkpoint,
+    FailureReport,
+    Init,
+    Reply,
+    Request,
+    Retry,
+    Told,
+)
 
 SUPERVISOR, ROOT, ME = "supervisor", "root", "me"
 
@@ -32,6 +42,22 @@ class Move(msgspec.Struct, frozen=True):
 
 class Fetch(msgspec.Struct, frozen=True):
     """Adds what a call to another path answers, then answers."""
+
+
+class Transfer(msgspec.Struct, frozen=True):
+    """Moves ``n`` from ``a`` to ``b`` around an ``await self.ask(...)``; answers."""
+
+    n: int
+
+
+class Withdraw(msgspec.Struct, frozen=True):
+    """Takes ``n`` from ``a``; fails the first time (after taking it)."""
+
+    n: int
+
+
+class Grow(msgspec.Struct, frozen=True):
+    """Calls another path and adds what it answers; fails the first time (after the call)."""
 
 
 class Shell:
@@ -81,6 +107,29 @@ class Account(Shell, ManagedActor):
         await self.moving.wait()
         self.b += msg.n
 
+    async def receiveMsg_Transfer(self, msg: Transfer, sender: Any) -> None:
+        self.a -= msg.n
+        await self.ask("elsewhere", "may I?")
+        self.b += msg.n
+        self.reply(sender, (self.a, self.b))
+
+    def receiveMsg_Withdraw(self, msg: Withdraw, sender: Any) -> None:
+        self.a -= msg.n
+        self.failures = getattr(self, "failures", 0) + 1
+        if self.failures == 1:
+            raise ConnectionResetError("the first try fails half way")
+        self.reply(sender, self.a)
+
+    def receiveMsg_Grow(self, msg: Grow, sender: Any) -> None:
+        def got(value: int) -> None:
+            self.a += value
+
+        self.call("elsewhere", "how much?", on_reply=got)
+        self.failures = getattr(self, "failures", 0) + 1
+        if self.failures == 1:
+            raise ConnectionResetError("the first try fails after its call")
+        self.reply(sender, "grown")
+
     def receiveMsg_Fetch(self, msg: Fetch, sender: Any) -> None:
         def got(value: int) -> None:
             self.a += value
@@ -89,11 +138,11 @@ class Account(Shell, ManagedActor):
         self.call("elsewhere", "how much?", on_reply=got)
 
 
-def account() -> Account:
+def account(**init: Any) -> Account:
     """An instance whose checkpoints only its supervisor keeps (no state directory here)."""
     actor = Account()
     actor.sent = []
-    actor.receiveMessage(Init("s/a", SUPERVISOR, ROOT, 1), SUPERVISOR)
+    actor.receiveMessage(Init("s/a", SUPERVISOR, ROOT, 1, **init), SUPERVISOR)
     assert actor._sw_keeps_with_supervisor()
     actor.sent.clear()
     return actor
@@ -173,3 +222,56 @@ def test_an_answer_from_a_calls_callback_goes_with_a_checkpoint_of_what_it_chang
     [kept] = checkpoints(actor)
     assert kept.state == {"a": 7, "b": 0}
     assert [(to, reply.id, reply.value) for to, reply in kept.replies] == [("caller", "r1", 7)]
+
+
+def retry_of(actor: Account) -> Retry:
+    """The supervisor's level-1 retry of the failure the actor reported last."""
+    [report] = [m for t, m in actor.sent if t == SUPERVISOR and isinstance(m, FailureReport)]
+    return Retry(report.failure_id or 0, report.message, report.sender, 1, 1, "basic", report.info)
+
+
+def test_a_coroutine_that_awaits_an_ask_is_checkpointed_whole():
+    """The answer to ``await self.ask(...)`` resolves the coroutine through a callback: no
+    checkpoint is taken there, with the state half changed, only when the coroutine ends."""
+    actor = account()
+    actor.receiveMessage(Request("t1", Transfer(4), "caller"), "caller")
+    [call_id] = list(actor._sw_pending)
+    actor.receiveMessage(Reply(call_id, "yes"), "elsewhere")
+    assert direct(actor) == []
+    [kept] = checkpoints(actor)
+    assert kept.state == {"a": -4, "b": 4}
+    assert [(to, reply.value) for to, reply in kept.replies] == [("caller", (-4, 4))]
+
+
+def test_an_answer_given_again_after_a_failure_waits_for_the_recovery():
+    """A resend in the same envelope as a handler that fails half way: its answer is not
+    kept with that half-changed state; the retry's checkpoint, after the roll back, takes it."""
+    actor = account(retry_from_checkpoint=True)
+    actor.receiveMessage(Request("r1", Deposit(10), "caller"), "caller")
+    actor.sent.clear()
+    resend, failing = Request("r1", Deposit(10), "caller"), Request("r2", Withdraw(4), "other")
+    actor.receiveMessage(Batch((resend, failing)), "caller")
+    assert direct(actor) == [] and checkpoints(actor) == []
+    assert actor.a == 10  # rolled back to the last checkpoint
+    retry = retry_of(actor)
+    actor.sent.clear()
+    actor.receiveMessage(retry, SUPERVISOR)
+    [kept] = checkpoints(actor)
+    assert kept.state == {"a": 6, "b": 0}
+    assert sorted((reply.id, reply.value) for _, reply in kept.replies) == [("r1", 10), ("r2", 6)]
+
+
+def test_a_failed_tries_callback_is_not_kept_for_its_retry():
+    """With ``retry_from_checkpoint``, a retry starts from the last checkpoint: the answer to a
+    call the failed try made, arriving before the retry, must not be checkpointed (the retry
+    makes the call again, and would add it twice)."""
+    actor = account(retry_from_checkpoint=True)
+    actor.receiveMessage(Request("g1", Grow(), "caller"), "caller")
+    [first_call] = list(actor._sw_pending)
+    actor.receiveMessage(Reply(first_call, 5), "elsewhere")  # the failed try's call
+    retry = retry_of(actor)
+    actor.receiveMessage(retry, SUPERVISOR)
+    [second_call] = [c for c in actor._sw_pending if c != first_call]
+    actor.receiveMessage(Reply(second_call, 5), "elsewhere")
+    assert actor.a == 5
+    assert checkpoints(actor)[-1].state == {"a": 5, "b": 0}
