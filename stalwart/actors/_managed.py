@@ -225,7 +225,6 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     _sw_checkpoint_each = False  # checkpoint after each message (answers wait for it)
     _sw_outbox: list[tuple[Any, Reply]] | None = None  # answers held for the checkpoint
     _sw_again: list[tuple[Any, Reply]] | None = None  # given again: for the next checkpoint
-    _sw_failed_since_kept = False  # a handler failed since the last checkpoint (see below)
     _sw_state_file: StateFile | StateTable | None = None  # checkpoints go there first
     _sw_durable = False  # its supervisor also keeps each checkpoint in the store
     _sw_saved: bytes | None = None  # the last checkpoint, for retry_from_checkpoint
@@ -395,20 +394,17 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         crash right after could lose.
         """
         reply = Reply(reply.id, reply.value, alone=True)
-        if not self._sw_keeps_with_supervisor():
-            self.send(address, reply)  # (filed here, or no state to keep)
-        else:
+        if self._sw_keeps_with_supervisor() or (self._sw_checkpoint_each and self._sw_busy()):
             self._sw_again_later().append((address, reply))
+        else:  # (filed here, or no state to keep; a coroutine's answer is filed at its end)
+            self.send(address, reply)
 
     def _sw_settle_again(self) -> None:
-        """What was given again goes with a checkpoint now, unless that would keep a state
-        changed half way: while handlers are under way or waiting (a coroutine may be half
-        way through; the checkpoint at the end of their turns takes it), or after a handler
-        failed (its recovery decides what state counts; the next handler that succeeds, the
-        retry say, takes it)."""
-        if self._sw_again is None or self._sw_mode != _RUNNING or self._sw_failed_since_kept:
-            return
-        if not self._sw_busy():
+        """What was given again goes with a checkpoint now (before the next handler runs, or
+        at the end of the turn), unless handlers are under way or waiting: a coroutine may
+        be half way through changing the state; the checkpoint at the end of its turn takes
+        it."""
+        if self._sw_again is not None and self._sw_mode == _RUNNING and not self._sw_busy():
             self._sw_checkpoint()
 
     def _sw_again_later(self) -> list[tuple[Any, Reply]]:
@@ -526,6 +522,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     def _sw_receive(self, msg: Any, sender: Any) -> None:
         handler = self._sw_table.get(type(msg))
         if handler is not None:
+            if self._sw_again is not None:  # (kept with the state before this handler)
+                self._sw_settle_again()
             self._sw_msg = msg  # what a call made from here answers to
             self._sw_sender = sender
             if self._sw_checkpoint_each:
@@ -590,6 +588,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             if type(msg) not in _INTERNAL:  # those must always reach the framework first
                 known = self._sw_coroutines if is_async else self._sw_handlers
                 known[type(msg)] = handler
+        if self._sw_again is not None:  # (kept with the state before this handler)
+            self._sw_settle_again()
         if is_async or ((self._sw_turns or self._sw_backlog) and not self._sw_queued_now):
             if self._sw_faults:
                 self._sw_faults -= 1
@@ -681,7 +681,6 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         during: str = "message",
     ) -> None:
         info = classify(exc)
-        self._sw_failed_since_kept = True
         self.log.debug("%s: handler failed: %r", self.path, exc)
         if self._sw_tracing is not None:
             self._sw_tracing.failed(self, exc)
@@ -710,7 +709,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self.log.exception("%s: snapshot() failed; checkpoint skipped", self.path)
             self._sw_flush_outbox()
             return
-        self._sw_dirty = self._sw_failed_since_kept = False
+        self._sw_dirty = False
         replies, self._sw_outbox = tuple(self._sw_outbox or ()), None
         if self._sw_again is not None:  # given again: they go with this state too
             replies += tuple(self._sw_again)
@@ -1161,7 +1160,6 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         self.send(self.supervisor, done)
 
     def _sw_on_gave_up(self, msg: GaveUp, sender: Any) -> None:
-        self._sw_failed_since_kept = False  # its recovery is over: the state goes on as is
         if self._sw_handled.get(msg.request_id, 0) is None:  # not answered: it failed
             del self._sw_handled[msg.request_id]
         for address in self._sw_also_answer.pop(msg.request_id, ()):
@@ -1279,34 +1277,16 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         origin = pending.origin
         msg, sender, failure_id = origin if origin is not None else (None, None, None)
         self._sw_msg, self._sw_sender, self._sw_failure_id = msg, sender, failure_id
-        # a callback goes on with the message that made the call: what it answers leaves
-        # with the checkpoint that follows it, as a handler's answers do
-        own_turn = (
-            self._sw_checkpoint_each and self._sw_outbox is None and self._sw_mode == _RUNNING
-        )
-        if own_turn:
-            self._sw_outbox = []
         try:
             fn(value)
         except Exception as exc:
             # a callback that raises fails the message that made the call: it is retried
-            if own_turn:
-                self._sw_flush_outbox()
             if failure_id is not None:
                 self._sw_outstanding.pop(failure_id, None)
             self._sw_report(msg, sender, exc, failure_id, during="reply")
             return
         finally:
             self._sw_msg = self._sw_sender = self._sw_failure_id = None
-        after = self._sw_after
-        if own_turn and (self._sw_busy() or self._sw_failed_since_kept):
-            # not now: a coroutine is half way, or a failure's recovery is under way (see
-            # _sw_settle_again); what it answered waits for the checkpoint that comes then
-            held, self._sw_outbox = self._sw_outbox, None
-            if held:
-                self._sw_again_later().extend(held)
-        elif after is not None and (own_turn or not self._sw_checkpoint_each):
-            after()  # (a checkpoint, or marked for the next one)
         if failure_id is not None and failure_id in self._sw_outstanding:
             self._sw_outstanding[failure_id] -= 1
             self._sw_retry_done(failure_id)

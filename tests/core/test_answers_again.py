@@ -1,8 +1,9 @@
-"""Where only its supervisor keeps an actor's checkpoints (it runs on another node), every
-answer and confirmation leaves with a checkpoint, through the supervisor, once the state it
-reflects is taken: answers given again, confirmations given again, answers from a call's
-callback. Each case needs an exact interleaving (a resend while a coroutine awaits, fifty
-resends in one envelope, a failing ``snapshot()``), so the actor runs outside any actor
+"""Answers and confirmations given again (their request or tell came twice) leave with a
+checkpoint of the state they reflect, never ahead of it, and never with a state a handler
+has half changed: where only its supervisor keeps an actor's checkpoints (it runs on another
+node), through the supervisor; where the actor files its own, once filed. Each case needs an
+exact interleaving (a resend while a coroutine awaits, fifty resends in one envelope, a
+failing ``snapshot()``, a failure in the same envelope), so the actor runs outside any actor
 system here and what it sends is recorded; ``tests/cluster/test_answers_again.py`` shows the
 same through a real cluster."""
 
@@ -52,6 +53,12 @@ class Transfer(msgspec.Struct, frozen=True):
 
 class Withdraw(msgspec.Struct, frozen=True):
     """Takes ``n`` from ``a``; fails the first time (after taking it)."""
+
+    n: int
+
+
+class Pay(msgspec.Struct, frozen=True):
+    """Adds ``n`` to ``a`` and answers, then awaits before it ends."""
 
     n: int
 
@@ -113,6 +120,12 @@ class Account(Shell, ManagedActor):
         self.b += msg.n
         self.reply(sender, (self.a, self.b))
 
+    async def receiveMsg_Pay(self, msg: Pay, sender: Any) -> None:
+        self.a += msg.n
+        self.reply(sender, self.a)
+        self.paying = asyncio.Event()
+        await self.paying.wait()
+
     def receiveMsg_Withdraw(self, msg: Withdraw, sender: Any) -> None:
         self.a -= msg.n
         self.failures = getattr(self, "failures", 0) + 1
@@ -144,6 +157,17 @@ def account(**init: Any) -> Account:
     actor.sent = []
     actor.receiveMessage(Init("s/a", SUPERVISOR, ROOT, 1, **init), SUPERVISOR)
     assert actor._sw_keeps_with_supervisor()
+    actor.sent.clear()
+    return actor
+
+
+def account_on_file(state_dir: str) -> Account:
+    """An instance that files its own checkpoints in ``state_dir`` (its supervisor's host)."""
+    actor = Account()
+    actor.sent = []
+    actor.paying = None
+    actor.receiveMessage(Init("s/a", SUPERVISOR, ROOT, 1, state_dir=state_dir), SUPERVISOR)
+    assert not actor._sw_keeps_with_supervisor()
     actor.sent.clear()
     return actor
 
@@ -205,23 +229,9 @@ def test_an_answer_given_again_while_snapshot_fails_waits_for_one_that_works():
     actor.snapshot_fails = False
     actor.receiveMessage(Request("r2", Deposit(1), "other"), "other")
     assert direct(actor) == []
-    [kept] = checkpoints(actor)
-    assert kept.state == {"a": 4, "b": 0}
-    assert sorted(reply.id for _, reply in kept.replies) == ["r1", "r2"]
-
-
-def test_an_answer_from_a_calls_callback_goes_with_a_checkpoint_of_what_it_changed():
-    """``on_reply`` goes on with the message that made the call: what it changes and
-    answers is checkpointed and sent as a handler's is, not sent ahead of its state."""
-    actor = account()
-    actor.receiveMessage(Request("r1", Fetch(), "caller"), "caller")
-    [call_id] = list(actor._sw_pending)
-    actor.sent.clear()
-    actor.receiveMessage(Reply(call_id, 7), "elsewhere")
-    assert direct(actor) == []
-    [kept] = checkpoints(actor)
-    assert kept.state == {"a": 7, "b": 0}
-    assert [(to, reply.id, reply.value) for to, reply in kept.replies] == [("caller", "r1", 7)]
+    again, then = checkpoints(actor)  # (the first before r2's handler ran)
+    assert (again.state, [r.id for _, r in again.replies]) == ({"a": 3, "b": 0}, ["r1"])
+    assert (then.state, [r.id for _, r in then.replies]) == ({"a": 4, "b": 0}, ["r2"])
 
 
 def retry_of(actor: Account) -> Retry:
@@ -243,28 +253,47 @@ def test_a_coroutine_that_awaits_an_ask_is_checkpointed_whole():
     assert [(to, reply.value) for to, reply in kept.replies] == [("caller", (-4, 4))]
 
 
-def test_an_answer_given_again_after_a_failure_waits_for_the_recovery():
-    """A resend in the same envelope as a handler that fails half way: its answer is not
-    kept with that half-changed state; the retry's checkpoint, after the roll back, takes it."""
-    actor = account(retry_from_checkpoint=True)
+def test_an_answer_given_again_is_kept_with_the_state_before_the_next_handler():
+    """A resend in the same envelope as a handler that fails half way: its answer goes with
+    a checkpoint of the state before that handler ran, not of the half-changed one (which
+    a restart would then come back to)."""
+    actor = account()
     actor.receiveMessage(Request("r1", Deposit(10), "caller"), "caller")
     actor.sent.clear()
     resend, failing = Request("r1", Deposit(10), "caller"), Request("r2", Withdraw(4), "other")
     actor.receiveMessage(Batch((resend, failing)), "caller")
-    assert direct(actor) == [] and checkpoints(actor) == []
-    assert actor.a == 10  # rolled back to the last checkpoint
-    retry = retry_of(actor)
-    actor.sent.clear()
-    actor.receiveMessage(retry, SUPERVISOR)
+    assert direct(actor) == []
     [kept] = checkpoints(actor)
-    assert kept.state == {"a": 6, "b": 0}
-    assert sorted((reply.id, reply.value) for _, reply in kept.replies) == [("r1", 10), ("r2", 6)]
+    assert kept.state == {"a": 10, "b": 0}
+    assert kept.replies == (("caller", Reply("r1", 10, alone=True)),)
+    kinds = [type(m).__name__ for t, m in actor.sent if t == SUPERVISOR]
+    assert kinds == ["Checkpoint", "FailureReport"]
+    assert actor.a == 6  # (the failed handler's half: what happens to it is its recovery's)
+
+
+def test_on_a_state_file_an_answer_given_again_mid_coroutine_waits_until_it_is_filed(tmp_path):
+    """Where the actor files its own checkpoints, an answer a coroutine gave before it
+    awaited is filed only when its turn ends: the same request coming again meanwhile is
+    answered then too, not ahead of the file."""
+    from stalwart.actors._state_file import latest
+
+    actor = account_on_file(str(tmp_path))
+    actor.receiveMessage(Request("p1", Pay(3), "caller"), "caller")  # answers, then awaits
+    assert actor.paying is not None
+    actor.sent.clear()
+    actor.receiveMessage(Request("p1", Pay(3), "caller"), "caller")  # sent again
+    assert direct(actor) == []
+    assert latest(str(tmp_path), "s/a", 1 << 62) is None  # nothing filed yet
+    actor.paying.set()
+    actor._sw_pump()  # the coroutine ends: filed, then both answers leave
+    assert latest(str(tmp_path), "s/a", 1 << 62)[1] == {"a": 3, "b": 0}
+    assert [(to, r.id, r.value) for to, r in direct(actor)] == [("caller", "p1", 3)] * 2
 
 
 def test_a_failed_tries_callback_is_not_kept_for_its_retry():
     """With ``retry_from_checkpoint``, a retry starts from the last checkpoint: the answer to a
-    call the failed try made, arriving before the retry, must not be checkpointed (the retry
-    makes the call again, and would add it twice)."""
+    call the failed try made, arriving before the retry, is not counted by it (the retry
+    makes the call again)."""
     actor = account(retry_from_checkpoint=True)
     actor.receiveMessage(Request("g1", Grow(), "caller"), "caller")
     [first_call] = list(actor._sw_pending)
@@ -274,4 +303,3 @@ def test_a_failed_tries_callback_is_not_kept_for_its_retry():
     [second_call] = [c for c in actor._sw_pending if c != first_call]
     actor.receiveMessage(Reply(second_call, 5), "elsewhere")
     assert actor.a == 5
-    assert checkpoints(actor)[-1].state == {"a": 5, "b": 0}
