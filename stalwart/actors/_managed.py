@@ -394,9 +394,11 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         crash right after could lose.
         """
         reply = Reply(reply.id, reply.value, alone=True)
-        if self._sw_keeps_with_supervisor() or (self._sw_checkpoint_each and self._sw_busy()):
+        if self._sw_keeps_with_supervisor() or (
+            self._sw_checkpoint_each and self._sw_busy() and reply.id not in self._sw_filed
+        ):  # (a coroutine under way files what it answered at its end)
             self._sw_again_later().append((address, reply))
-        else:  # (filed here, or no state to keep; a coroutine's answer is filed at its end)
+        else:  # filed here already, or no state to keep
             self.send(address, reply)
 
     def _sw_settle_again(self) -> None:
@@ -404,7 +406,12 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         at the end of the turn), unless handlers are under way or waiting: a coroutine may
         be half way through changing the state; the checkpoint at the end of its turn takes
         it."""
-        if self._sw_again is not None and self._sw_mode == _RUNNING and not self._sw_busy():
+        if (
+            self._sw_again is not None
+            and self._sw_mode == _RUNNING
+            and not self._sw_busy()
+            and self._sw_lane_at is None  # (no lane step taken and not yet handled)
+        ):
             self._sw_checkpoint()
 
     def _sw_again_later(self) -> list[tuple[Any, Reply]]:
@@ -708,6 +715,9 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         except Exception:
             self.log.exception("%s: snapshot() failed; checkpoint skipped", self.path)
             self._sw_flush_outbox()
+            again, self._sw_again = self._sw_again, None
+            for address, reply in again or ():  # (as the first answers: none can be kept)
+                self.send(address, reply)
             return
         self._sw_dirty = False
         replies, self._sw_outbox = tuple(self._sw_outbox or ()), None
@@ -958,6 +968,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     def _sw_run_lane(self, lane: Lane, msg: Told | Request, sender: Any) -> None:
         while True:
+            if self._sw_again is not None:  # (kept before this message is taken)
+                self._sw_settle_again()
             lane.expected = msg.seq + 1
             self._sw_lane_at, self._sw_envelope = (lane, msg.seq), (msg, sender)
             try:
