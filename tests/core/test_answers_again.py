@@ -41,10 +41,6 @@ class Move(msgspec.Struct, frozen=True):
     n: int
 
 
-class Fetch(msgspec.Struct, frozen=True):
-    """Adds what a call to another path answers, then answers."""
-
-
 class Transfer(msgspec.Struct, frozen=True):
     """Moves ``n`` from ``a`` to ``b`` around an ``await self.ask(...)``; answers."""
 
@@ -142,13 +138,6 @@ class Account(Shell, ManagedActor):
         if self.failures == 1:
             raise ConnectionResetError("the first try fails after its call")
         self.reply(sender, "grown")
-
-    def receiveMsg_Fetch(self, msg: Fetch, sender: Any) -> None:
-        def got(value: int) -> None:
-            self.a += value
-            self.reply(sender, self.a)
-
-        self.call("elsewhere", "how much?", on_reply=got)
 
 
 def account(**init: Any) -> Account:
