@@ -20,7 +20,9 @@ not per system, so Stalwart changes them only while it creates a system
   not answer in time) is stopped, with its session, rather than left running.
 - Thespian keeps idle TCP connections for 20 minutes and registers every one of
   them with its selector on every turn of an actor's loop; Stalwart closes them
-  after 2 seconds, which keeps the per-message cost at raw Thespian's.
+  after 0.2 seconds. A connection in use stays open; one made again costs about
+  what a few turns with a hundred idle ones would (a supervisor that has just
+  started a hundred children holds a connection with each).
 
 The admin and actor processes of a Stalwart system are forked while these are in
 effect, so they keep them; another Thespian system created in the same program
@@ -59,6 +61,7 @@ from thespian.actors import (
 from ._in_process import InProcessSystem
 from ._log_channel import LogChannel
 from ._logs import adopt_actor_logging
+from ._transmit_order import transmits_in_order
 
 
 class _RuntimeActor(Actor):  # type: ignore[misc]
@@ -129,7 +132,7 @@ LOG_DEFS: dict[str, Any] = {  # Thespian's logging where no LogChannel takes the
     "root": {"level": "WARNING", "handlers": ["stderr"]},
 }
 BIND_ENV = "STALWART_BIND_HOST"
-IDLE_SOCKET = timedelta(seconds=2)
+IDLE_SOCKET = timedelta(seconds=0.2)
 _creating = threading.Lock()  # one system's settings window at a time
 
 
@@ -290,7 +293,7 @@ def stalwart_system(host: str | None) -> Iterator[None]:
         if host:
             IPBase.IPActorAddress.__init__ = _bind_to_configured_host(saved[2])
         try:
-            with environment(**variables):
+            with environment(**variables), transmits_in_order():
                 yield
         finally:
             (

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections import deque
 
 import msgspec
-import numpy as np
 
+from .._deferred import np
 from ..actors import MemoryLevel
 from ..supervisors import SpecError
 from ..supervisors.spec import check_range

@@ -13,8 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-import numpy as np
-
+from .._deferred import np
 from ..strategies import (
     AdaptiveSelector,
     Backoff,

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import msgspec
-import numpy as np
+
+from .._deferred import np
 
 
 class Trend(msgspec.Struct, frozen=True):

@@ -15,11 +15,13 @@ prior slightly favours earlier candidates.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
-import numpy as np
+
+from .._deferred import np
 
 DEFAULT_CANDIDATES: dict[int, tuple[str, ...]] = {
     1: ("retry", "reconnect"),
@@ -96,8 +98,13 @@ class AdaptiveSelector:
         self.evidence_weight = evidence_weight
         self.prior_time_s = dict(DEFAULT_PRIOR_TIME_S)
         self.prior_time_s.update(prior_time_s or {})
-        self._rng = np.random.default_rng(seed)
+        self._seed = seed
         self._stats: dict[tuple[str, int, str], StrategyStats] = {}
+
+    @functools.cached_property
+    def _rng(self) -> np.random.Generator:
+        # made on the first draw, so that a tree that never chooses never imports numpy
+        return np.random.default_rng(self._seed)
 
     # -- learning --------------------------------------------------------------------
     def record(

@@ -6,7 +6,7 @@ later with :class:`RecoveryStore`, or render it with :func:`report_text` and
 :func:`write_html_report`.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..actors._log_channel import LogStats
 from ..supervisors._plan import dependency_graph, quiet_periods
@@ -14,7 +14,6 @@ from ..supervisors._services import register_service
 from ..supervisors.spec import Child
 from ._actor import TelemetryActor
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule
-from ._api import ApiServer, StoreBackend, SystemBackend
 from ._correlator import (
     Analysis,
     Anomaly,
@@ -60,6 +59,21 @@ from .messages import (
     SubscribeAlerts,
     TotalsQuery,
 )
+
+if TYPE_CHECKING:
+    from ._api import ApiServer, StoreBackend, SystemBackend
+
+_SERVED = ("ApiServer", "StoreBackend", "SystemBackend")
+
+
+def __getattr__(name: str) -> Any:
+    # The HTTP API (with its HTTP server and Prometheus' client) is imported when first
+    # named: an actor process never serves it, and a process forks faster the less it holds.
+    if name in _SERVED:
+        from . import _api
+
+        return getattr(_api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _telemetry_service(options: Any, tree: Any) -> Child | None:

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
-import numpy as np
 
+from .._deferred import np
 from ..supervisors.spec import SpecError, check_range
 
 OTHER = "(other)"

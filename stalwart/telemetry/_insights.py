@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import msgspec
-import numpy as np
 
+from .._deferred import np
 from ._store import RecoveryStore
 
 ERROR_KINDS = ("failure", "crash", "start-failure")

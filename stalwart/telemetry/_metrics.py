@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-import numpy as np
+
+from .._deferred import np
 
 if TYPE_CHECKING:
     from ._store import RecoveryStore

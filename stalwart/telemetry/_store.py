@@ -19,8 +19,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from .._deferred import sqlite_utils
 from ._figures import (
     ADD_TOTAL,
     OPEN_STATES,
