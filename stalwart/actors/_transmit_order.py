@@ -27,6 +27,7 @@ from datetime import timedelta
 from typing import Any
 
 from thespian.system.timing import ExpirationTimer
+from thespian.system.transport.TCPTransport import TCPTransport, opsKey
 
 LOOK_AGAIN = timedelta(milliseconds=50)
 _numbers = itertools.count(1)
@@ -35,8 +36,6 @@ _numbers = itertools.count(1)
 @contextmanager
 def transmits_in_order() -> Iterator[None]:
     """While in effect, Thespian's TCP transport keeps each address's transmits in order."""
-    from thespian.system.transport.TCPTransport import TCPTransport
-
     saved = (TCPTransport._next_XMIT_1, TCPTransport._next_XMIT_6)
     TCPTransport._next_XMIT_1 = _start_in_turn(saved[0])
     TCPTransport._next_XMIT_6 = _retry_stale_at_once(saved[1])
@@ -92,6 +91,4 @@ def _earlier_in_the_way(transport: Any, intent: Any, number: int) -> bool:
 
 
 def _open_to(transport: Any, intent: Any) -> bool:
-    from thespian.system.transport.TCPTransport import opsKey
-
     return opsKey(intent.targetAddr) in getattr(transport, "_openSockets", {})
