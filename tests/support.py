@@ -15,7 +15,7 @@ from thespian.actors import Actor
 
 from stalwart import LevelPolicy, ManagedActor
 from stalwart.actors._memory import resident_buffer as touched
-from stalwart.actors.messages import Acked, Batch, Reply
+from stalwart.actors.messages import Acked, Batch, Reply, Request
 from stalwart.testing import wait_until
 
 FAST = LevelPolicy(
@@ -888,6 +888,23 @@ class OrderLog(ManagedActor):
 
     def receiveMsg_GetLog(self, msg: GetLog, sender: Any) -> None:
         self.reply(sender, list(self.values))
+
+
+class MisdirectToSupervisor(msgspec.Struct, frozen=True):
+    """Have a ``Misdirecting`` actor send its supervisor ``NoteAsked(value)`` as a request
+    numbered for ``to`` (as a late message at a reused port would come)."""
+
+    value: int
+    to: str
+
+
+class Misdirecting(ManagedActor):
+    def receiveMsg_MisdirectToSupervisor(self, msg: MisdirectToSupervisor, sender: Any) -> None:
+        request = Request(
+            f"misdirected-{msg.value}", NoteAsked(msg.value), self.myAddress, chan="m.", seq=1
+        )
+        self.send(self.supervisor, msgspec.structs.replace(request, base=1, to=msg.to))
+        self.reply(sender, "sent")
 
 
 def run_soak(script: str, *args: str, timeout: float) -> tuple[Any, dict[str, str]]:

@@ -216,7 +216,7 @@ class Caller(Timers):
         if route.addresses and not route.waiting:
             addresses = route.addresses
             if len(addresses) == 1 and not route.group:
-                self.send(addresses[0], self._sw_number(route, msg))
+                self.send(addresses[0], self._sw_number(path, route, msg))
             else:
                 route.next = (route.next + 1) % len(addresses)
                 if type(msg) is Told and not msg.seq:  # (a group's members share no order)
@@ -238,26 +238,28 @@ class Caller(Timers):
         """Messages wait for the passivated actor at ``path``: the root has it started."""
         self.send(self._sw_resolver(), Wake(path))
 
-    def _sw_number(self, route: _Route, msg: Any) -> Any:
-        """``msg`` with the next number of this sender's channel to the route's path."""
+    def _sw_number(self, path: str, route: _Route, msg: Any) -> Any:
+        """``msg`` with the next number of this sender's channel to ``path`` (its route's),
+        and the path it is for: a message that reaches another actor's process (a port
+        that a dead instance listened on, taken by a new process) is not taken as its."""
         kind = type(msg)
         out = route.out
         if kind is Request:
             if msg.seq:
                 return msg
             seq, base = out.number()
-            msg = msgspec.structs.replace(msg, chan=self._sw_id_prefix, seq=seq, base=base)
+            msg = msgspec.structs.replace(msg, chan=self._sw_id_prefix, seq=seq, base=base, to=path)
             pending = self._sw_pending.get(msg.id)
             if pending is not None:
                 pending.request = msg  # sent again with the same number
             out.keep(seq, msg, msg.id)
         elif numbered(kind):
             seq, base = out.number()
-            msg = Told(msg, self._sw_id_prefix, seq, base, self.myAddress)
+            msg = Told(msg, self._sw_id_prefix, seq, base, self.myAddress, to=path)
             out.keep(seq, msg)
         elif kind is Told and not msg.seq:  # wrapped where it was told, with its trace context
             seq, base = out.number()
-            msg = msgspec.structs.replace(msg, chan=self._sw_id_prefix, seq=seq, base=base)
+            msg = msgspec.structs.replace(msg, chan=self._sw_id_prefix, seq=seq, base=base, to=path)
             out.keep(seq, msg)
         else:  # numbered already (Told), someone else's (Forwarded), or the framework's
             return msg
@@ -371,6 +373,7 @@ class Caller(Timers):
                 seq,
                 base,
                 context,
+                path,
             )
             route.out.keep(seq, request, request_id)
         else:

@@ -26,6 +26,7 @@ from ._logs import ACTOR_PATH
 from ._memory import CacheSet, collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._order import ACK_S, EAGER_ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
 from ._placement import NODE_ENV, fenced, satisfies
+from ._polls import wait_with_one_poll
 from ._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -833,6 +834,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_lanes.learn(init.marks)
         if init.supervisor_pid and init.supervisor_pid != os.getpid():
             name_process(ACTOR_PROCESS_PREFIX + init.path.rsplit("/", 1)[-1])
+            wait_with_one_poll()
             # a process of its own, forked from its supervisor: what it inherited lives
             # as long as it does, so the garbage collector need not scan it again
             gc.freeze()
@@ -935,6 +937,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_retry_done(failure_id)
 
     def _sw_on_request(self, req: Request, sender: Any, failure_id: int | None = None) -> None:
+        if req.to and req.to != self.path and self._sw_not_mine(req, sender):
+            return
         if self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(req, sender)
             return
@@ -945,10 +949,34 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     # -- each sender's messages in order, once --------------------------------------------
     def _sw_on_told(self, msg: Told, sender: Any) -> None:
+        if msg.to and msg.to != self.path and self._sw_not_mine(msg, sender):
+            return
         if self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(msg, sender)
         else:
             self._sw_in_order(msg, sender)
+
+    def _sw_not_mine(self, msg: Told | Request, sender: Any, forwarded: bool = False) -> bool:
+        """Whether ``msg``, numbered for another path, is not this instance's to handle.
+
+        Thespian addresses a process by its port, and a new process may listen on the port of
+        one that died: what was on its way to the dead one reaches another actor. Taken as
+        its own, it would be handled by the wrong actor and would move that sender's channel
+        on to numbers of another path's. It goes to the root, which sends it to its path
+        (once: one that comes back forwarded is dropped, and its sender's resend after the
+        death covers it).
+        """
+        if not self.path:  # (not started yet: looked at once it is)
+            return False
+        self.log.warning(
+            "%s: a message for %s reached this process (a port its dead instance had); %s",
+            self.path,
+            msg.to,
+            "dropped" if forwarded else "handed to the root",
+        )
+        if not forwarded:
+            self.send(self.root, Stray(msg.to, msg, sender))
+        return True
 
     def _sw_in_order(self, msg: Told | Request, sender: Any) -> None:
         """Handle ``msg`` if it is its channel's next; hold it back if it overtook one."""
@@ -1257,6 +1285,14 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         )
 
     def _sw_on_forwarded(self, msg: Forwarded, sender: Any) -> None:
+        inner = msg.message
+        if (
+            type(inner) in (Request, Told)
+            and inner.to
+            and inner.to != self.path
+            and self._sw_not_mine(inner, msg.sender, forwarded=True)
+        ):
+            return
         if isinstance(msg.message, Request):
             self._sw_on_request(msg.message, msg.sender)
         elif type(msg.message) in _INTERNAL:

@@ -388,7 +388,8 @@ class Request(msgspec.Struct, frozen=True):
     ``deadline`` is when the caller stops waiting (``time.time()``; 0: never): the
     tree answers before it rather than keep the request waiting past it.
     ``context``: with OpenTelemetry on, the W3C ``traceparent`` of the caller's span, which
-    the span of its handling is a child of ("" when off).
+    the span of its handling is a child of ("" when off). ``to``: the path a numbered
+    request is for (a process that is not that path's hands it back to the root).
     """
 
     id: str
@@ -400,6 +401,7 @@ class Request(msgspec.Struct, frozen=True):
     seq: int = 0  # its number on that channel
     base: int = 0  # the sender's lowest number the path has not confirmed
     context: str = ""
+    to: str = ""  # the path it is numbered for ("": not numbered)
 
 
 class Told(msgspec.Struct, frozen=True):
@@ -410,7 +412,8 @@ class Told(msgspec.Struct, frozen=True):
     confirms them with :class:`Acked`; the sender sends again what was not
     confirmed when the path's instance died. ``context``: as :attr:`Request.context`.
     A ``Told`` with ``seq`` 0 is not numbered yet: a tell wrapped where it was made, to
-    keep that moment's trace context, numbered when it leaves.
+    keep that moment's trace context, numbered when it leaves. ``to``: as
+    :attr:`Request.to`.
     """
 
     message: Any
@@ -419,6 +422,7 @@ class Told(msgspec.Struct, frozen=True):
     base: int  # every number below it was confirmed
     reply_to: Any  # the sender (acknowledgements go there)
     context: str = ""
+    to: str = ""  # the path it is numbered for
 
 
 class Acked(msgspec.Struct, frozen=True):

@@ -26,6 +26,7 @@ import psutil
 
 from ..actors._coalesce import BUNDLED, Coalescing
 from ..actors._placement import NODE_ENV
+from ..actors._polls import wait_with_one_poll
 from ..actors._runtime import (
     ActorExitRequest,
     ActorSystemMessage,
@@ -273,7 +274,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.incident_max_s = float(settings.get("incident_max_s", self.incident_max_s))
         self.boot_reply = (sender, msg.id)
         self.handleDeadLetters(True)
-        if self.options.base != "simple":
+        if self.options.base != "simple":  # (in a process of its own)
+            wait_with_one_poll()
             self.after(1.0, (WAKE, "watchdog"))
         self.decide(rk.Boot(services=services is not None, now=time.monotonic()))
 

@@ -19,6 +19,7 @@ from typing import Any
 from ..actors import errors
 from ..actors._children import CHILD_REQUESTS, ActivityReport
 from ..actors._placement import NODE_ENV, fenced, placeable
+from ..actors._polls import wait_with_one_poll
 from ..actors._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -37,6 +38,7 @@ from ..actors.messages import (
     Checkpoint,
     ErrorReply,
     FailureReport,
+    Forwarded,
     HealthReport,
     HooksDone,
     Init,
@@ -53,6 +55,7 @@ from ..actors.messages import (
     StandbyReady,
     Started,
     StoppedNormally,
+    Stray,
 )
 from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
@@ -302,6 +305,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             if fenced():  # cut off from the leader, which places it elsewhere: never both
                 os._exit(0)
             name_process(ACTOR_PROCESS_PREFIX + msg.path.rsplit("/", 1)[-1])
+            wait_with_one_poll()
         state = kernel.SupervisorState(
             msg.path,
             msg.spec,
@@ -383,7 +387,15 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         for item in msg.items:
             self.receiveMessage(item, sender)
 
-    def on_request(self, msg: Request, sender: Any) -> None:
+    def on_request(self, msg: Request, sender: Any, forwarded: bool = False) -> None:
+        if msg.to and msg.to != self.path and self.path:
+            # numbered for another path: it reached this process at a port that path's dead
+            # instance had (see ManagedActor._sw_not_mine); the root sends it on, once
+            what = "dropped" if forwarded else "handed to the root"
+            log.warning("%s: a request for %s reached it; %s", self.path, msg.to, what)
+            if not forwarded:
+                self.send(self.root, Stray(msg.to, msg, sender))
+            return
         request = msg.message
         error: errors.StalwartError
         if type(request) not in CHILD_REQUESTS:
@@ -400,6 +412,11 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.decide(ev.ChildRequested(request, msg, now=self.now))
             return
         answer(self, msg, ErrorReply.of(error))
+
+    def on_forwarded(self, msg: Forwarded, sender: Any) -> None:
+        """A request the root sends on: it reached another process first."""
+        if type(msg.message) is Request:
+            self.on_request(msg.message, msg.sender, forwarded=True)
 
     def on_child_request_told(self, msg: Any, sender: Any) -> None:
         """A child request sent without waiting for the answer (a tell)."""
@@ -737,6 +754,7 @@ _HANDLERS: dict[type, Any] = {
     DependencyDown: SupervisorActor.on_dependency_down,
     IncidentHold: SupervisorActor.on_incident_hold,
     Request: SupervisorActor.on_request,
+    Forwarded: SupervisorActor.on_forwarded,
     Batch: SupervisorActor.on_batch,
     ActivityReport: SupervisorActor.on_activity,
     **{kind: SupervisorActor.on_child_request_told for kind in CHILD_REQUESTS},

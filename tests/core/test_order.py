@@ -18,6 +18,8 @@ from stalwart.actors.messages import Request, Told
 from tests.support import (
     Crash,
     GetLog,
+    Misdirecting,
+    MisdirectToSupervisor,
     Note,
     NoteAsked,
     OrderLog,
@@ -216,3 +218,34 @@ def test_a_request_delivered_again_after_its_answer_is_forgotten_is_not_run_agai
     system.tell(PATH, request(0))  # the first, again, long after
     system.tell(PATH, request(299))  # and the last, whose answer is remembered
     assert system.ask(PATH, GetLog()) == list(range(300))
+
+
+def test_a_message_numbered_for_another_path_goes_to_that_path_and_leaves_this_ones_channel_alone(
+    make_system, base
+):
+    """Thespian addresses a process by its port, and a new process may listen on the port of
+    one that died: what was on its way to the dead instance of one path reaches another
+    actor (found by ``benchmarks/soak.py``: a deposit answered by a supervisor, and an account
+    that never answered again). A numbered message says which path it is for: the process
+    that is not that path hands it to the root, which sends it on, and the channel it came
+    on is left as it was (taken as its own, its numbers, another path's, would have moved
+    the channel past every message still to come)."""
+    tree = unbounded(Child("log", OrderLog), Child("other", OrderLog), Child("mis", Misdirecting))
+    system = make_system(tree, base=base)
+    root = system._root
+    # number 40 of channel "c." to s/other, where a port reused would have brought it
+    system.tell(PATH, Told(Note(100), "c.", 40, 40, root, to="s/other"))
+    # then the channel's own first messages to s/log
+    system.tell(PATH, Told(Note(1), "c.", 1, 1, root, to=PATH))
+    system.tell(PATH, Told(Note(2), "c.", 2, 1, root, to=PATH))
+    assert wait_for(lambda: system.ask("s/other", GetLog()) == [100], timeout=30)
+    assert wait_for(lambda: system.ask(PATH, GetLog()) == [1, 2], timeout=30)
+    # a request numbered for s/other that reaches s/log is answered by s/other
+    request = Request("for-other", NoteAsked(101), root, chan="d.", seq=7, base=7, to="s/other")
+    system.tell(PATH, request)
+    assert wait_for(lambda: system.ask("s/other", GetLog()) == [100, 101], timeout=30)
+    assert system.ask(PATH, GetLog()) == [1, 2]
+    # and one that reaches their supervisor (a request numbered for s/log, not one of the
+    # requests about its children) is answered by s/log too, not refused by the supervisor
+    system.tell("s/mis", MisdirectToSupervisor(102, PATH))
+    assert wait_for(lambda: system.ask(PATH, GetLog()) == [1, 2, 102], timeout=30)
