@@ -21,6 +21,7 @@ from ._async import AsyncHandlers
 from ._calls import Caller, OnError, OnReply
 from ._children import ActivityCheck, ActivityReport, ChildCalls
 from ._coalesce import Coalescing
+from ._debug_text import debug_text_when_logged
 from ._lazy import made_on_use
 from ._logs import ACTOR_PATH
 from ._memory import CacheSet, collect_garbage, new_cache_set, resident_buffer, rss, set_owner
@@ -835,6 +836,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         if init.supervisor_pid and init.supervisor_pid != os.getpid():
             name_process(ACTOR_PROCESS_PREFIX + init.path.rsplit("/", 1)[-1])
             wait_with_one_poll()
+            debug_text_when_logged()
             # a process of its own, forked from its supervisor: what it inherited lives
             # as long as it does, so the garbage collector need not scan it again
             gc.freeze()

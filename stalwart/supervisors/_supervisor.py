@@ -18,6 +18,7 @@ from typing import Any
 
 from ..actors import errors
 from ..actors._children import CHILD_REQUESTS, ActivityReport
+from ..actors._debug_text import debug_text_when_logged
 from ..actors._placement import NODE_ENV, fenced, placeable
 from ..actors._polls import wait_with_one_poll
 from ..actors._runtime import (
@@ -306,6 +307,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 os._exit(0)
             name_process(ACTOR_PROCESS_PREFIX + msg.path.rsplit("/", 1)[-1])
             wait_with_one_poll()
+            debug_text_when_logged()
         state = kernel.SupervisorState(
             msg.path,
             msg.spec,
