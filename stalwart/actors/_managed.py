@@ -970,13 +970,15 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         """
         if not self.path:  # (not started yet: looked at once it is)
             return False
-        self.log.warning(
-            "%s: a message for %s reached this process (a port its dead instance had); %s",
-            self.path,
-            msg.to,
-            "dropped" if forwarded else "handed to the root",
-        )
-        if not forwarded:
+        if forwarded:  # the root's address for its path was another process's too
+            self.log.error("%s: a message for %s came back to it; dropped", self.path, msg.to)
+        else:
+            self.log.warning(
+                "%s: a message for %s reached this process (a port its dead instance had);"
+                " handed to the root",
+                self.path,
+                msg.to,
+            )
             self.send(self.root, Stray(msg.to, msg, sender))
         return True
 

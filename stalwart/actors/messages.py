@@ -331,7 +331,8 @@ class Forwarded(msgspec.Struct, frozen=True):
 
 
 class Stray(msgspec.Struct, frozen=True):
-    """To the root: a message reached an instance of ``path`` that failed to start."""
+    """To the root: a message for ``path`` reached an instance that failed to start, or a
+    process that is not ``path``'s (at a port a dead instance of ``path`` had)."""
 
     path: str
     message: Any

@@ -131,7 +131,8 @@ class Routing(Caller):
         self.send(sender, Floors(msg.path, self.registry.floors(msg.path)))
 
     def on_stray(self, msg: Stray, sender: Any) -> None:
-        """A message that reached an instance which failed to start goes to the next one."""
+        """A message that reached an instance which failed to start, or another path's
+        process, goes to ``path``'s instance now."""
         self._sw_send_path(msg.path, Forwarded(msg.message, msg.sender))
 
     def on_undeliverable(self, msg: Undeliverable, sender: Any) -> None:

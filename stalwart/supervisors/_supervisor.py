@@ -173,6 +173,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.begun = False  # the kernel has begun (it knows the incarnations below)
         self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
         self.spares = Spares()  # warm standbys of the children that keep one
+        self.early: list[tuple[Request, Any, bool]] = []  # requests for a path, before its own
         self._usage = ProcessUsage()
         self._sw_init_timers()
 
@@ -334,6 +335,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.send(self.root, FloorsQuery(self.path))
         else:
             self.begin(msg.floors)
+        early, self.early = self.early, []
+        for request, requester, forwarded in early:
+            self.on_request(request, requester, forwarded)
 
     def begin(self, floors: dict[str, int]) -> None:
         """Start the declared children; children an earlier instance added are gone."""
@@ -390,12 +394,16 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.receiveMessage(item, sender)
 
     def on_request(self, msg: Request, sender: Any, forwarded: bool = False) -> None:
-        if msg.to and msg.to != self.path and self.path:
+        if msg.to and msg.to != self.path:
+            if not self.path:  # (before its SupervisorInit: looked at once it knows its path)
+                self.early.append((msg, sender, forwarded))
+                return
             # numbered for another path: it reached this process at a port that path's dead
             # instance had (see ManagedActor._sw_not_mine); the root sends it on, once
-            what = "dropped" if forwarded else "handed to the root"
-            log.warning("%s: a request for %s reached it; %s", self.path, msg.to, what)
-            if not forwarded:
+            if forwarded:
+                log.error("%s: a request for %s came back to it; dropped", self.path, msg.to)
+            else:
+                log.warning("%s: a request for %s reached it; handed on", self.path, msg.to)
                 self.send(self.root, Stray(msg.to, msg, sender))
             return
         request = msg.message

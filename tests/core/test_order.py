@@ -230,7 +230,12 @@ def test_a_message_numbered_for_another_path_goes_to_that_path_and_leaves_this_o
     that is not that path hands it to the root, which sends it on, and the channel it came
     on is left as it was (taken as its own, its numbers, another path's, would have moved
     the channel past every message still to come)."""
-    tree = unbounded(Child("log", OrderLog), Child("other", OrderLog), Child("mis", Misdirecting))
+    tree = unbounded(
+        Child("log", OrderLog),
+        Child("other", OrderLog),
+        Child("mis", Misdirecting),
+        Child("pay", OrderLog, breaker=Breaker()),
+    )
     system = make_system(tree, base=base)
     root = system._root
     # number 40 of channel "c." to s/other, where a port reused would have brought it
@@ -249,3 +254,12 @@ def test_a_message_numbered_for_another_path_goes_to_that_path_and_leaves_this_o
     # requests about its children) is answered by s/log too, not refused by the supervisor
     system.tell("s/mis", MisdirectToSupervisor(102, PATH))
     assert wait_for(lambda: system.ask(PATH, GetLog()) == [1, 2, 102], timeout=30)
+    # a breaker in front of a path is that path's actor too: it hands the request on, not to
+    # the actor it protects, and its own channel from that sender goes on from 1
+    system.tell(
+        "s/pay",
+        Request("via-breaker", NoteAsked(103), root, chan="e.", seq=40, base=40, to="s/other"),
+    )
+    assert wait_for(lambda: system.ask("s/other", GetLog()) == [100, 101, 103], timeout=30)
+    system.tell("s/pay", Told(Note(3), "e.", 1, 1, root, to="s/pay"))
+    assert wait_for(lambda: system.ask("s/pay", GetLog()) == [3], timeout=30)
