@@ -21,13 +21,11 @@ from ._async import AsyncHandlers
 from ._calls import Caller, OnError, OnReply
 from ._children import ActivityCheck, ActivityReport, ChildCalls
 from ._coalesce import Coalescing
-from ._debug_text import debug_text_when_logged
 from ._lazy import made_on_use
 from ._logs import ACTOR_PATH
 from ._memory import CacheSet, collect_garbage, new_cache_set, resident_buffer, rss, set_owner
 from ._order import ACK_S, EAGER_ACK_S, GAP_LOOKS, GAP_S, Lane, Lanes
 from ._placement import NODE_ENV, fenced, satisfies
-from ._polls import wait_with_one_poll
 from ._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -36,6 +34,7 @@ from ._runtime import (
     WakeupMessage,
     die_with_parent,
     name_process,
+    tune_own_process,
 )
 from ._state_file import StateFile, StateTable, latest, open_state, usable
 from ._timers import TICK, WAKE
@@ -170,6 +169,30 @@ def find_handler(actor_cls: type, msg_type: type) -> Handler | None:
 
 class Unhealthy(Exception):
     """What a ``health()`` that answered with a description said (classified like an error)."""
+
+
+def hand_on_misdirected(
+    actor: Any, msg: Told | Request, sender: Any, forwarded: bool, log: logging.Logger
+) -> None:
+    """``msg`` is numbered for ``msg.to``, not for ``actor.path``: it goes to the root, which
+    sends it to that path's instance now; one that comes back ``forwarded`` is dropped.
+
+    Thespian addresses a process by its port, and a new process may listen on the port of
+    one that died: what was on its way to the dead one reaches another actor. Taken as its
+    own, it would be handled by the wrong actor and would move that sender's channel on to
+    numbers of another path's. (One dropped after coming back: the root's address for its
+    path was another process's too; its sender's resend after the death covers it.)
+    """
+    if forwarded:
+        log.error("%s: a message for %s came back to it; dropped", actor.path, msg.to)
+        return
+    log.warning(
+        "%s: a message for %s reached this process (a port its dead instance had);"
+        " handed to the root",
+        actor.path,
+        msg.to,
+    )
+    actor.send(actor.root, Stray(msg.to, msg, sender))
 
 
 class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):  # type: ignore[misc]
@@ -835,8 +858,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_lanes.learn(init.marks)
         if init.supervisor_pid and init.supervisor_pid != os.getpid():
             name_process(ACTOR_PROCESS_PREFIX + init.path.rsplit("/", 1)[-1])
-            wait_with_one_poll()
-            debug_text_when_logged()
+            tune_own_process()
             # a process of its own, forked from its supervisor: what it inherited lives
             # as long as it does, so the garbage collector need not scan it again
             gc.freeze()
@@ -959,27 +981,12 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_in_order(msg, sender)
 
     def _sw_not_mine(self, msg: Told | Request, sender: Any, forwarded: bool = False) -> bool:
-        """Whether ``msg``, numbered for another path, is not this instance's to handle.
-
-        Thespian addresses a process by its port, and a new process may listen on the port of
-        one that died: what was on its way to the dead one reaches another actor. Taken as
-        its own, it would be handled by the wrong actor and would move that sender's channel
-        on to numbers of another path's. It goes to the root, which sends it to its path
-        (once: one that comes back forwarded is dropped, and its sender's resend after the
-        death covers it).
-        """
-        if not self.path:  # (not started yet: looked at once it is)
+        """Whether ``msg``, numbered for another path, is not this instance's to handle (see
+        :func:`hand_on_misdirected`); one that comes before the instance knows its path is
+        looked at once it does."""
+        if not self.path:
             return False
-        if forwarded:  # the root's address for its path was another process's too
-            self.log.error("%s: a message for %s came back to it; dropped", self.path, msg.to)
-        else:
-            self.log.warning(
-                "%s: a message for %s reached this process (a port its dead instance had);"
-                " handed to the root",
-                self.path,
-                msg.to,
-            )
-            self.send(self.root, Stray(msg.to, msg, sender))
+        hand_on_misdirected(self, msg, sender, forwarded, self.log)
         return True
 
     def _sw_in_order(self, msg: Told | Request, sender: Any) -> None:

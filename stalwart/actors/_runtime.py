@@ -58,9 +58,11 @@ from thespian.actors import (
     WakeupMessage,
 )
 
+from ._debug_text import debug_text_when_logged
 from ._in_process import InProcessSystem
 from ._log_channel import LogChannel
 from ._logs import adopt_actor_logging
+from ._polls import wait_with_one_poll
 from ._transmit_order import transmits_in_order
 
 
@@ -118,6 +120,7 @@ __all__ = [
     "new_system",
     "pid_alive",
     "stalwart_system",
+    "tune_own_process",
 ]
 
 THESPIAN_BASES = {
@@ -134,6 +137,14 @@ LOG_DEFS: dict[str, Any] = {  # Thespian's logging where no LogChannel takes the
 BIND_ENV = "STALWART_BIND_HOST"
 IDLE_SOCKET = timedelta(seconds=0.2)
 _creating = threading.Lock()  # one system's settings window at a time
+
+
+def tune_own_process() -> None:
+    """In a process of Stalwart's own (an actor's, a supervisor's, the root's on the
+    multi-process bases): Thespian's transport waits with one ``poll`` per wait and builds
+    its debug text about a message only for a line that is kept."""
+    wait_with_one_poll()
+    debug_text_when_logged()
 
 
 # -- spawning ----------------------------------------------------------------------------

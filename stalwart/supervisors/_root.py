@@ -25,9 +25,7 @@ import msgspec
 import psutil
 
 from ..actors._coalesce import BUNDLED, Coalescing
-from ..actors._debug_text import debug_text_when_logged
 from ..actors._placement import NODE_ENV
-from ..actors._polls import wait_with_one_poll
 from ..actors._runtime import (
     ActorExitRequest,
     ActorSystemMessage,
@@ -36,6 +34,7 @@ from ..actors._runtime import (
     RuntimeActor,
     WakeupMessage,
     create_child,
+    tune_own_process,
 )
 from ..actors._state_file import drop_state
 from ..actors._timers import TICK, WAKE
@@ -276,8 +275,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.boot_reply = (sender, msg.id)
         self.handleDeadLetters(True)
         if self.options.base != "simple":  # (in a process of its own)
-            wait_with_one_poll()
-            debug_text_when_logged()
+            tune_own_process()
             self.after(1.0, (WAKE, "watchdog"))
         self.decide(rk.Boot(services=services is not None, now=time.monotonic()))
 

@@ -18,9 +18,8 @@ from typing import Any
 
 from ..actors import errors
 from ..actors._children import CHILD_REQUESTS, ActivityReport
-from ..actors._debug_text import debug_text_when_logged
+from ..actors._managed import hand_on_misdirected
 from ..actors._placement import NODE_ENV, fenced, placeable
-from ..actors._polls import wait_with_one_poll
 from ..actors._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -31,6 +30,7 @@ from ..actors._runtime import (
     child_process_gone,
     die_with_parent,
     name_process,
+    tune_own_process,
 )
 from ..actors._state_file import StateFile, StateTable, latest, open_state, usable
 from ..actors._timers import TICK, Timers
@@ -56,7 +56,6 @@ from ..actors.messages import (
     StandbyReady,
     Started,
     StoppedNormally,
-    Stray,
 )
 from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
@@ -307,8 +306,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             if fenced():  # cut off from the leader, which places it elsewhere: never both
                 os._exit(0)
             name_process(ACTOR_PROCESS_PREFIX + msg.path.rsplit("/", 1)[-1])
-            wait_with_one_poll()
-            debug_text_when_logged()
+            tune_own_process()
         state = kernel.SupervisorState(
             msg.path,
             msg.spec,
@@ -398,13 +396,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             if not self.path:  # (before its SupervisorInit: looked at once it knows its path)
                 self.early.append((msg, sender, forwarded))
                 return
-            # numbered for another path: it reached this process at a port that path's dead
-            # instance had (see ManagedActor._sw_not_mine); the root sends it on, once
-            if forwarded:
-                log.error("%s: a request for %s came back to it; dropped", self.path, msg.to)
-            else:
-                log.warning("%s: a request for %s reached it; handed on", self.path, msg.to)
-                self.send(self.root, Stray(msg.to, msg, sender))
+            hand_on_misdirected(self, msg, sender, forwarded, log)  # (another path's)
             return
         request = msg.message
         error: errors.StalwartError
