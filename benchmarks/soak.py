@@ -6,8 +6,9 @@ A multi-process tree of accounts under two branch supervisors. Client threads se
 numbered deposits (``System.ask``) to random accounts and note every one that was
 acknowledged. Meanwhile a killer SIGKILLs, every 0.5-2 s (``--kill-every``), an account's
 process, a branch supervisor's (with every account below it), or the account that has just
-acknowledged a deposit; what it kills, in which order, depends on the seed alone. At the
-end each account lists the deposits it applied:
+acknowledged a deposit; what it kills, in which order, depends on the seed alone. It kills
+through ``System.inject(path, "kill")``: the root signals only a process of this system,
+never one that took the pid of an instance that died meanwhile. At the end each account lists the deposits it applied:
 
 - **lost**: acknowledged, yet not applied in the state the account has now;
 - **applied twice**: applied more than once (an account does not deduplicate, so a
@@ -23,9 +24,7 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import random
-import signal
 import sys
 import tempfile
 import threading
@@ -144,16 +143,11 @@ def killer(
             kind, path = "account that just acknowledged", ledger.last_acknowledged
         else:
             kind, path = "account", rng.choice(ACCOUNT_PATHS)
-        try:
-            pid = system.status()[path].pid
-        except (KeyError, StalwartError):
+        try:  # (by the root: a pid the status still shows may be another process's by now)
+            system.inject(path, "kill")
+        except StalwartError:  # no running process now (it is restarting)
             continue
-        if pid:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
-            kills[kind] += 1
+        kills[kind] += 1
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -173,7 +167,7 @@ def soak(
     kills: collections.Counter[str] = collections.Counter()
     stop, ids = threading.Event(), iter(range(1, 1 << 62))
     with tempfile.TemporaryDirectory() as folder:
-        system = start(tree(), base="multiproc", report_path=f"{folder}/report.json")
+        system = start(tree(), base="multiproc", report_path=f"{folder}/report.json", chaos=True)
         try:
             threads = [
                 threading.Thread(target=client, args=(system, ledger, ids, stop, seed + i))

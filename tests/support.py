@@ -575,9 +575,18 @@ def sigkill(pid: int) -> None:
 def sigkill_actor(system: Any, path: str) -> int:
     """SIGKILL the process of the actor at ``path`` from outside (OTP's ``exit(Pid, kill)``),
     once the root knows it (an answer of a new instance can come before its registration)."""
-    pid = int(wait_for(lambda: system.status()[path].pid))
+    pid = int(wait_for(lambda: _system_pid(system, system.status()[path].pid)))
     sigkill(pid)
     return pid
+
+
+def _system_pid(system: Any, pid: int) -> int:
+    """``pid`` if it is a process of ``system`` (its admin's session), else 0: a pid the
+    status still shows for an instance that just died may be another process's by now."""
+    try:
+        return pid if pid and os.getsid(pid) == system._sid else 0
+    except ProcessLookupError:
+        return 0
 
 
 def process_gone(pid: int) -> bool:

@@ -241,6 +241,25 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def kill_system_process(pid: int) -> bool:
+    """SIGKILL ``pid`` if it is another process of this system; True if one was signalled.
+
+    A pid recorded a while ago may name another process by now: the kernel hands
+    freed pids out again, within seconds on a busy host (``pid_max`` is often 32768).
+    A system's admin and actor processes share one session, so a process outside this
+    process's session (another system's, a user's program) is never signalled.
+    """
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        if os.getsid(pid) != os.getsid(0):
+            return False
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def child_process_gone(pid: int) -> bool:
     """True if ``pid`` is no longer a live child process of this one.
 

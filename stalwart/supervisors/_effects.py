@@ -8,14 +8,18 @@ runtime adapter.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ..actors._placement import NODE_ENV
-from ..actors._runtime import ActorExitRequest, create_child
+from ..actors._runtime import (
+    ActorExitRequest,
+    child_process_gone,
+    create_child,
+    kill_system_process,
+)
 from ..actors._state_file import drop_under
 from ..actors._timers import WAKE
 from ..actors.messages import (
@@ -143,11 +147,9 @@ def do_kill(self: SupervisorActor, c: cmd.Kill) -> None:
     if address is not None:
         self.send(address, ActorExitRequest())
     pid, node = self.pids.get(key, (0, ""))
-    if pid and pid != os.getpid() and node == os.environ.get(NODE_ENV, ""):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    here = node == os.environ.get(NODE_ENV, "")
+    if pid and pid != os.getpid() and here and not child_process_gone(pid):
+        kill_system_process(pid)  # (a pid not a child of this process's is someone else's now)
 
 
 def do_retry(self: SupervisorActor, c: cmd.Retry) -> None:

@@ -8,10 +8,8 @@ directly (under the root's lock) while an actor's handler runs for seconds.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
-import signal
 import threading
 import time
 from collections import deque
@@ -24,7 +22,7 @@ from ..actors._children import CHILD_REQUESTS
 from ..actors._coalesce import unpacked
 from ..actors._managed import redirectable
 from ..actors._placement import NODE_ENV
-from ..actors._runtime import DeadEnvelope
+from ..actors._runtime import DeadEnvelope, kill_system_process
 from ..actors._timers import WAKE
 from ..actors.errors import (
     ActorStopped,
@@ -476,8 +474,8 @@ class Gateway(Caller):
                 return ErrorReply.of(
                     StalwartError(f"{path} runs on node {entry.node}: kill it from there")
                 )
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(entry.pid, signal.SIGKILL)
+            if not kill_system_process(entry.pid):
+                return ErrorReply.of(StalwartError(f"{path}: no running process to kill now"))
         else:
             try:
                 fault = Chaos(kind, query.count, query.nbytes)

@@ -7,9 +7,12 @@ from typing import Any
 
 import msgspec
 
+from ._kernel.passivation import PASSIVATED
 from ._plan import expand
 from .messages import ActorStatus, Registered, StateNote, Unavailable
 from .spec import Child, Supervisor
+
+_NO_PROCESS = ("crashed", PASSIVATED)  # states of an entry whose process has exited
 
 
 def _breaker_class() -> type:
@@ -387,8 +390,8 @@ class Registry:
             return
         entry.available = False
         entry.set_looks("stopped" if msg.removed else msg.state, entry.level, msg.removed)
-        if msg.state == "crashed" or msg.removed:
-            entry.pid = 0
+        if msg.state in _NO_PROCESS or msg.removed:
+            entry.pid = 0  # (a pid kept would name another process once the kernel reuses it)
 
     def note_state(self, msg: StateNote) -> None:
         entry = self.entries.get(msg.path)

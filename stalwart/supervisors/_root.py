@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import threading
 import time
 from typing import Any
@@ -34,6 +33,7 @@ from ..actors._runtime import (
     RuntimeActor,
     WakeupMessage,
     create_child,
+    kill_system_process,
     tune_own_process,
 )
 from ..actors._state_file import drop_state
@@ -542,11 +542,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.release_mail_under(path)
         self.abandon_recoveries_under(path, f"{path} died while it was being performed")
         for pid in self.registry.pids_under(path, os.environ.get(NODE_ENV, "")):
-            if pid and pid != os.getpid():
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            kill_system_process(pid)  # (one that died long ago: its pid may be another's now)
         for dropped in self.registry.drop_under(path):
             self.push(dropped)  # senders hold what they send until the new instances run
 
