@@ -37,7 +37,6 @@ import gc
 import inspect
 import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -63,6 +62,7 @@ from ._in_process import InProcessSystem
 from ._log_channel import LogChannel
 from ._logs import adopt_actor_logging
 from ._polls import wait_with_one_poll
+from ._quick_start import libc, quicker_child_starts
 from ._transmit_order import transmits_in_order
 
 
@@ -142,9 +142,11 @@ _creating = threading.Lock()  # one system's settings window at a time
 def tune_own_process() -> None:
     """In a process of Stalwart's own (an actor's, a supervisor's, the root's on the
     multi-process bases): Thespian's transport waits with one ``poll`` per wait and builds
-    its debug text about a message only for a line that is kept."""
+    its debug text about a message only for a line that is kept; the actor processes it
+    forks start with less work."""
     wait_with_one_poll()
     debug_text_when_logged()
+    quicker_child_starts()
 
 
 # -- spawning ----------------------------------------------------------------------------
@@ -206,12 +208,10 @@ def die_with_parent() -> None:
     parent = _forked_by
     if not parent or parent == os.getpid() or os.getppid() not in (parent, 1):
         return  # not an actor process create_child forked (the in-process base, the root)
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    c = libc()
+    if c is not None:
+        with contextlib.suppress(AttributeError):
+            c.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() != parent:  # its parent died before that took effect
         os._exit(0)
 
@@ -222,12 +222,10 @@ def name_process(name: str) -> None:
     Actor processes are named ``sw:<name>``: a node that fences itself finds and stops
     its actors by that name.
     """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    c = libc()
+    if c is not None:
+        with contextlib.suppress(AttributeError):
+            c.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 def pid_alive(pid: int) -> bool:

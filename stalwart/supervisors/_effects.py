@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..actors._placement import NODE_ENV
 from ..actors._runtime import (
     ActorExitRequest,
     child_process_gone,
@@ -75,7 +74,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     else:
         address = spare.address
         if spare.pid:  # (its exit is looked for by its pid too, as an instance's)
-            self.pids[(c.child, c.incarnation)] = (spare.pid, os.environ.get(NODE_ENV, ""))
+            self.pids[(c.child, c.incarnation)] = (spare.pid, self.node)
         self.send_held_now()
         self.spares.make_soon(self, NEW)  # (sooner once it has started: see on_started)
     key = (c.child, c.incarnation)
@@ -124,7 +123,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             bool(getattr(child.spec, "durable", False)),
             bool(getattr(child.spec, "retry_from_checkpoint", False)),
             keeper.marks,
-            node=os.environ.get(NODE_ENV, ""),
+            node=self.node,
             tracing=str(self.settings.get("tracing", "")),
         )
     self.spawned.add(c.child)
@@ -147,7 +146,7 @@ def do_kill(self: SupervisorActor, c: cmd.Kill) -> None:
     if address is not None:
         self.send(address, ActorExitRequest())
     pid, node = self.pids.get(key, (0, ""))
-    here = node == os.environ.get(NODE_ENV, "")
+    here = node == self.node
     if pid and pid != os.getpid() and here and not child_process_gone(pid):
         kill_system_process(pid)  # (a pid not a child of this process's is someone else's now)
 
@@ -268,7 +267,7 @@ def do_attempt_ends(self: SupervisorActor, c: cmd.AttemptEnds) -> None:
 
 
 def do_report_started(self: SupervisorActor, c: cmd.ReportStarted) -> None:
-    node = os.environ.get(NODE_ENV, "")
+    node = self.node
     self.send(self.parent, Started(self.path, self.incarnation, True, os.getpid(), node=node))
 
 

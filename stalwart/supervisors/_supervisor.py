@@ -162,6 +162,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.by_address: dict[str, tuple[str, int]] = {}  # str(address) -> (child, incarnation)
         self.looked_for_lost = 0.0  # when find_lost_exits last looked
         self.pids: dict[tuple[str, int], tuple[int, str]] = {}  # -> (pid, node)
+        self.node = os.environ.get(NODE_ENV, "")  # the node this process runs on ("": one host)
         self.spawned: set[str] = set()
         self.filed: dict[str, StateFile | StateTable] = {}  # children on other nodes: their files
         self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}
@@ -428,7 +429,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     def on_this_host(self, name: str, incarnation: int) -> bool:
         """Whether that instance of child ``name`` runs on this host (not on another node)."""
         _pid, node = self.pids.get((name, incarnation), (0, ""))
-        return node == os.environ.get(NODE_ENV, "")
+        return node == self.node
 
     def on_activity(self, msg: ActivityReport, sender: Any) -> None:
         name = self.child_name(msg.path)
@@ -596,7 +597,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.looked_for_lost = time.monotonic()
         if self.clock_id:  # (in one process, every child's pid is this one's)
             return
-        node, mine = os.environ.get(NODE_ENV, ""), os.getpid()
+        node, mine = self.node, os.getpid()
         for instance, (pid, where) in list(self.pids.items()):
             if pid and pid != mine and where == node and child_process_gone(pid):
                 self.instance_exited(instance)
