@@ -26,7 +26,7 @@ def quicker_child_starts() -> None:
     if "setproctitle" not in sys.modules:
         try:  # (Thespian names its processes with it)
             importlib.import_module("setproctitle")
-        except ImportError:
+        except Exception:  # (not installed, or broken: Thespian goes on without it too)
             sys.modules["setproctitle"] = None  # type: ignore[assignment]
     multiprocCommon.set_signal_handler = importlib.import_module("_signal").signal
     libc()  # (loaded here once: every child has it)

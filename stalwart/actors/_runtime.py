@@ -239,23 +239,44 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def kill_system_process(pid: int) -> bool:
-    """SIGKILL ``pid`` if it is another process of this system; True if one was signalled.
+def kill_system_process(pid: int, started: float) -> bool:
+    """SIGKILL ``pid`` if it is still the process of this system that started at ``started``
+    (:func:`process_started`); True if one was signalled.
 
     A pid recorded a while ago may name another process by now: the kernel hands
     freed pids out again, within seconds on a busy host (``pid_max`` is often 32768).
-    A system's admin and actor processes share one session, so a process outside this
-    process's session (another system's, a user's program) is never signalled.
+    A system's admin and actor processes share one session: a process outside this
+    process's session (another system's, a user's program) is never signalled, nor one
+    of the system's own that took the pid later.
     """
-    if pid <= 0 or pid == os.getpid():
+    if pid <= 0 or pid == os.getpid() or not started:
         return False
     try:
-        if os.getsid(pid) != os.getsid(0):
+        if os.getsid(pid) != os.getsid(0) or process_started(pid) != started:
             return False
         os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def process_started(pid: int) -> float:
+    """When process ``pid`` started, the same each time it is asked of the same process
+    (Linux: clock ticks since boot, which no clock change moves), or 0.0 if there is none."""
+    if not _PROC_STAT:
+        try:
+            return float(psutil.Process(pid).create_time())
+        except psutil.Error:
+            return 0.0
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rpartition(b")")[2].split()
+        return float(fields[19])  # (the 22nd field, starttime; the name may hold spaces)
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+_PROC_STAT = os.path.exists("/proc/self/stat")
 
 
 def child_process_gone(pid: int) -> bool:

@@ -8,6 +8,7 @@ runtime adapter.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,6 @@ from ..actors._runtime import (
     ActorExitRequest,
     child_process_gone,
     create_child,
-    kill_system_process,
 )
 from ..actors._state_file import drop_under
 from ..actors._timers import WAKE
@@ -148,7 +148,10 @@ def do_kill(self: SupervisorActor, c: cmd.Kill) -> None:
     pid, node = self.pids.get(key, (0, ""))
     here = node == self.node
     if pid and pid != os.getpid() and here and not child_process_gone(pid):
-        kill_system_process(pid)  # (a pid not a child of this process's is someone else's now)
+        try:  # (a child not yet reaped: its pid cannot have been taken by another process)
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:  # (gone meanwhile: its exit notice is on its way)
+            pass
 
 
 def do_retry(self: SupervisorActor, c: cmd.Retry) -> None:

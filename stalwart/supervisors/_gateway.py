@@ -474,7 +474,7 @@ class Gateway(Caller):
                 return ErrorReply.of(
                     StalwartError(f"{path} runs on node {entry.node}: kill it from there")
                 )
-            if not kill_system_process(entry.pid):
+            if not kill_system_process(entry.pid, self.registry.started.get(path, 0.0)):
                 return ErrorReply.of(StalwartError(f"{path}: no running process to kill now"))
         else:
             try:

@@ -12,7 +12,7 @@ from ._plan import expand
 from .messages import ActorStatus, Registered, StateNote, Unavailable
 from .spec import Child, Supervisor
 
-_NO_PROCESS = ("crashed", PASSIVATED)  # states of an entry whose process has exited
+_NO_PROCESS = ("crashed", PASSIVATED)  # states whose process has gone, or is leaving
 
 
 def _breaker_class() -> type:
@@ -153,6 +153,7 @@ class Registry:
         self.lost_with_supervisor: set[str] = set()  # died with their supervisor mid-message?
         self.gone: OrderedDict[str, str] = OrderedDict()  # forgotten paths -> why
         self.owned: dict[str, set[str]] = {}  # supervisor -> paths added to it at run time
+        self.started: dict[str, float] = {}  # path -> when its process started (this host's)
 
     def plan(self, tree: Supervisor, prefix: str = "") -> None:
         """Learn every path of ``tree`` (replicas and breakers expanded) before anything starts."""
@@ -209,6 +210,7 @@ class Registry:
     def drop(self, path: str) -> Entry | None:
         """Hold ``path``'s entry no more; returns it (None: there was none)."""
         entry = self.entries.pop(path, None)
+        self.started.pop(path, None)
         if entry is not None:
             entry.tally = None
             _uncount(self.tally, entry.looks())
@@ -447,12 +449,12 @@ class Registry:
     def subscribers(self, path: str) -> list[Any]:
         return [address for _, address in self._subscribers.get(path, {}).values()]
 
-    def pids_under(self, path: str, node: str) -> list[int]:
+    def pids_under(self, path: str, node: str) -> list[tuple[int, float]]:
         """Processes of the actors below ``path`` that run on ``node`` (a pid means nothing
-        on another host)."""
+        on another host), each with when it started (0.0: not known)."""
         prefix = path + "/"
         return [
-            e.pid
+            (e.pid, self.started.get(p, 0.0))
             for p, e in self.entries.items()
             if p.startswith(prefix) and e.pid and e.node == node
         ]

@@ -541,8 +541,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         supervisor under it was performing are answered (they died with it)."""
         self.release_mail_under(path)
         self.abandon_recoveries_under(path, f"{path} died while it was being performed")
-        for pid in self.registry.pids_under(path, os.environ.get(NODE_ENV, "")):
-            kill_system_process(pid)  # (one that died long ago: its pid may be another's now)
+        for pid, started in self.registry.pids_under(path, os.environ.get(NODE_ENV, "")):
+            kill_system_process(pid, started)  # (its pid may be another process's by now)
         for dropped in self.registry.drop_under(path):
             self.push(dropped)  # senders hold what they send until the new instances run
 

@@ -9,10 +9,12 @@ actors are moved from here.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from ..actors._calls import Caller
-from ..actors._runtime import ActorExitRequest
+from ..actors._placement import NODE_ENV
+from ..actors._runtime import ActorExitRequest, process_started
 from ..actors._state_file import drop_under
 from ..actors.errors import ActorStopped
 from ..actors.messages import (
@@ -89,6 +91,9 @@ class Routing(Caller):
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
+        if msg.pid and msg.pid != os.getpid() and msg.node == os.environ.get(NODE_ENV, ""):
+            # (what tells its process from one that takes its pid after it has gone)
+            self.registry.started[msg.path] = process_started(msg.pid)
         orphaned = self.registry.take_lost(msg.path)  # died with its supervisor
         died = msg.died or orphaned
         self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned, died=died)

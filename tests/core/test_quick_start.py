@@ -4,6 +4,8 @@ through a C library loaded once (the process's name and its death with its paren
 
 from __future__ import annotations
 
+import ctypes
+import importlib
 import importlib.util
 import os
 import signal
@@ -15,45 +17,54 @@ from thespian.system import multiprocCommon
 
 from stalwart import Child, ManagedActor, Supervisor
 from stalwart.actors._runtime import ACTOR_PROCESS_PREFIX
-from tests.support import process_gone, sigkill, wait_for
 
 _WATCHED = (signal.SIGTERM, signal.SIGCHLD, signal.SIGUSR2, signal.SIGHUP)
+_PR_GET_PDEATHSIG = 2
+AT_FORK: dict[str, bool] = {}  # what a process forked after this module was imported had
+
+
+def _note_at_fork() -> None:
+    AT_FORK["c_signal"] = (
+        multiprocCommon.set_signal_handler is importlib.import_module("_signal").signal
+    )
+    AT_FORK["setproctitle"] = "setproctitle" in sys.modules
+
+
+os.register_at_fork(after_in_child=_note_at_fork)  # (before the actor runs a line of its own)
 
 
 class Look(ManagedActor):
-    """Answers with what its own process has."""
+    """Answers with what its own process had as it was forked, and has now."""
 
     def receiveMsg_str(self, msg: str, sender: Any) -> None:
-        handlers = [signal.getsignal(s) for s in _WATCHED]
+        death = ctypes.c_int(0)
+        ctypes.CDLL(None).prctl(_PR_GET_PDEATHSIG, ctypes.byref(death), 0, 0, 0)
         self.reply(
             sender,
             {
-                "pid": os.getpid(),
-                "handled": [callable(h) for h in handlers],
-                "setproctitle": "setproctitle" in sys.modules,
-                "c_signal": multiprocCommon.set_signal_handler is not signal.signal,
+                "at_fork": dict(AT_FORK),
+                "handled": [callable(signal.getsignal(s)) for s in _WATCHED],
                 "name": Path(f"/proc/{os.getpid()}/comm").read_text().strip(),
+                "dies_with_parent": death.value,
             },
         )
 
 
-def test_an_actor_process_starts_with_thespians_handlers_and_its_name(make_system):
+def test_an_actor_process_starts_as_its_parent_prepared_it(make_system):
     system = make_system(
         Supervisor("s", children=[Supervisor("inner", children=[Child("a", Look)])]),
         base="multiproc",
     )
     seen = system.ask("s/inner/a", "look")
-    assert seen["handled"] == [True] * len(_WATCHED)  # set by the C function, as before
-    assert seen["c_signal"] and seen["setproctitle"]  # its parent had made them cheaper
-    if importlib.util.find_spec("setproctitle") is None:  # (looked up once, answered at once)
-        assert sys.modules.get("setproctitle", "absent") == "absent"  # not in this process
+    assert seen["at_fork"] == {"c_signal": True, "setproctitle": True}  # its parent's doing
+    assert seen["handled"] == [True] * len(_WATCHED)  # Thespian's handlers, as before
     assert seen["name"] == ACTOR_PROCESS_PREFIX + "a"  # prctl through the loaded library
-    parent = system.status()["s/inner"].pid
-    sigkill(parent)  # and it dies with its parent (the other prctl)
-    wait_for(lambda: process_gone(seen["pid"]), timeout=15)
+    assert seen["dies_with_parent"] == signal.SIGKILL  # (the other prctl)
 
 
 def test_the_programs_own_process_keeps_thespians_signal_function(make_system):
     system = make_system(Supervisor("s", children=[Child("a", Look)]), base="multiproc")
-    assert system.ask("s/a", "look")["c_signal"]
+    assert system.ask("s/a", "look")["at_fork"]["c_signal"]
     assert multiprocCommon.set_signal_handler is signal.signal  # the test's own process
+    if importlib.util.find_spec("setproctitle") is None:  # looked up once in actor processes
+        assert "setproctitle" not in sys.modules  # and never in this one

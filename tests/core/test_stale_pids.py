@@ -1,13 +1,13 @@
 """A pid Stalwart recorded earlier is never signalled once another process has it.
 
 The kernel hands freed pids out again: with ``pid_max`` at 32768 and a busy host,
-within seconds. Stalwart SIGKILLs by pid in three places (a supervisor stopping a
-child that does not exit, the root clearing the subtree of a supervisor that died,
-``inject_fault(..., "kill")``); each must leave alone a process that is not its
-system's, whatever its pid.
+within seconds. Stalwart SIGKILLs by pid where a process must go (the root clearing the
+subtree of a supervisor that died, ``inject_fault(..., "kill")``, a supervisor stopping a
+child that does not exit); each must leave alone a process that only took an old pid,
+whether it is another program's or one the same system started later.
 
 The reuse here is real: as root, ``/proc/sys/kernel/ns_last_pid`` makes the next
-process this namespace forks take the pid a terminated actor had.
+process forked in this pid namespace take the pid a passivated actor had.
 """
 
 from __future__ import annotations
@@ -16,71 +16,141 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
+import msgspec
+import psutil
 import pytest
 
-from stalwart import Child, Supervisor
-from stalwart.actors._runtime import kill_system_process
-from tests.support import Counter, Ping, process_gone, sigkill_actor, wait_for
+from stalwart import Child, ManagedActor, Supervisor
+from stalwart.actors._runtime import kill_system_process, process_started
+from tests.support import Ping, sigkill_actor, wait_for
 
 _LAST_PID = "/proc/sys/kernel/ns_last_pid"
 _SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 _TRIES = 200  # another process may take the pid between writing ns_last_pid and forking
 
 
-def _outsider(session: bool) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(_SLEEPER, start_new_session=session)
+def _can_reuse_pids() -> bool:
+    return os.geteuid() == 0 and os.access(_LAST_PID, os.W_OK)
 
 
-def _outsider_with_pid(pid: int) -> subprocess.Popen[bytes]:
-    """A process of its own session that has ``pid``."""
-    if os.geteuid() != 0 or not os.access(_LAST_PID, os.W_OK):
-        pytest.skip(f"reusing a pid on purpose needs root and a writable {_LAST_PID}")
+def _sleeper_with_pid(pid: int, session: bool) -> subprocess.Popen[bytes] | None:
+    """A process that has ``pid`` (None if other processes kept taking it)."""
     for _ in range(_TRIES):
         with open(_LAST_PID, "w") as fh:
             fh.write(str(pid - 1))
-        proc = _outsider(session=True)
+        proc = subprocess.Popen(_SLEEPER, start_new_session=session)
         if proc.pid == pid:
             return proc
         proc.kill()
         proc.wait()
-    pytest.skip(f"pid {pid} went to other processes {_TRIES} times (a very busy host)")
+    return None
 
 
-def test_only_a_process_of_this_session_is_killed():
-    outside, inside = _outsider(session=True), _outsider(session=False)
+class WhoAreYou(msgspec.Struct, frozen=True):
+    pass
+
+
+class Take(msgspec.Struct, frozen=True):
+    pid: int
+
+
+class Alive(msgspec.Struct, frozen=True):
+    pass
+
+
+class Idler(ManagedActor):
+    """Counts, and tells its pid; idle, it is passivated."""
+
+    def on_start(self) -> None:
+        self.count = self.restored_state or 0
+
+    def snapshot(self) -> Any:
+        return self.count
+
+    def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
+        self.count += msg.n
+        self.reply(sender, self.count)
+
+    def receiveMsg_WhoAreYou(self, msg: WhoAreYou, sender: Any) -> None:
+        self.reply(sender, os.getpid())
+
+
+class Taker(ManagedActor):
+    """Starts a process of the system's own session that has a given pid."""
+
+    def on_start(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def receiveMsg_Take(self, msg: Take, sender: Any) -> None:
+        self.proc = _sleeper_with_pid(msg.pid, session=False)
+        self.reply(sender, self.proc is not None and os.getsid(0))
+
+    def receiveMsg_Alive(self, msg: Alive, sender: Any) -> None:
+        alive = self.proc is not None and self.proc.poll() is None
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+        self.reply(sender, alive)
+
+
+def test_only_the_process_that_started_then_in_this_session_is_killed():
+    outside = subprocess.Popen(_SLEEPER, start_new_session=True)
+    inside = subprocess.Popen(_SLEEPER)
     try:
-        assert kill_system_process(outside.pid) is False
-        assert outside.poll() is None  # still running
-        assert kill_system_process(inside.pid) is True
+        assert kill_system_process(outside.pid, process_started(outside.pid)) is False
+        assert outside.poll() is None  # another session: still running
+        started = process_started(inside.pid)
+        assert kill_system_process(inside.pid, started + 1) is False  # a later process
+        assert kill_system_process(inside.pid, 0.0) is False  # (not known: never)
+        assert inside.poll() is None
+        assert kill_system_process(inside.pid, started) is True
         assert inside.wait(timeout=10) == -signal.SIGKILL
-        assert kill_system_process(os.getpid()) is False  # never itself
-        assert kill_system_process(0) is False  # (0 would be its process group)
-        assert kill_system_process(inside.pid) is False  # gone (reaped): nothing to signal
+        assert kill_system_process(inside.pid, started) is False  # gone (reaped)
+        assert kill_system_process(os.getpid(), process_started(os.getpid())) is False
+        assert kill_system_process(0, 1.0) is False  # (0 would be its process group)
     finally:
         for proc in (outside, inside):
             proc.kill()
             proc.wait()
 
 
+@pytest.mark.parametrize("whose", ["another program's", "the system's own"])
 def test_the_root_clearing_a_dead_supervisors_subtree_spares_a_process_that_reused_a_pid(
-    make_system,
+    make_system, whose
 ):
+    if not _can_reuse_pids():
+        pytest.skip(f"reusing a pid on purpose needs root and a writable {_LAST_PID}")
     mid = Supervisor(
-        "mid", children=[Child("idle", Counter, passivate_after_s=0.2), Child("busy", Counter)]
+        "mid", children=[Child("idle", Idler, passivate_after_s=0.2), Child("busy", Idler)]
     )
-    system = make_system(Supervisor("top", children=[mid]), base="multiproc")
+    tree = Supervisor("top", children=[mid, Child("taker", Taker)])
+    system = make_system(tree, base="multiproc")
     assert system.ask("top/mid/idle", Ping(5)) == 5
-    old = int(wait_for(lambda: system.status()["top/mid/idle"].pid))
+    old = system.ask("top/mid/idle", WhoAreYou())
     wait_for(lambda: system.status()["top/mid/idle"].state == "passivated", timeout=30)
-    wait_for(lambda: process_gone(old))
-    assert system.status()["top/mid/idle"].pid == 0  # it has no process while passivated
-    outsider = _outsider_with_pid(old)
+    wait_for(lambda: not psutil.pid_exists(old), timeout=15)  # exited and reaped
+    assert system.status()["top/mid/idle"].pid == 0  # no process while passivated
+    outsider = None
+    if whose == "the system's own":
+        session = system.ask("top/taker", Take(old), timeout=60)
+        if not session:
+            pytest.skip(f"pid {old} went to other processes {_TRIES} times (a very busy host)")
+        assert session == os.getsid(system.status()["top/mid/busy"].pid)  # the same session
+    else:
+        outsider = _sleeper_with_pid(old, session=True)
+        if outsider is None:
+            pytest.skip(f"pid {old} went to other processes {_TRIES} times (a very busy host)")
     try:
         sigkill_actor(system, "top/mid")  # the root clears what ran under it, by pid
         assert system.ask("top/mid/busy", Ping(7), timeout=30) == 7  # the new mid runs
         assert system.ask("top/mid/idle", Ping(1), timeout=30) == 6  # from its checkpoint
-        assert outsider.poll() is None, "the root SIGKILLed a process that only had an old pid"
+        if outsider is None:
+            assert system.ask("top/taker", Alive()), "the root SIGKILLed its own sleeper"
+        else:
+            assert outsider.poll() is None, "the root SIGKILLed another program's process"
     finally:
-        outsider.kill()
-        outsider.wait()
+        if outsider is not None:
+            outsider.kill()
+            outsider.wait()
