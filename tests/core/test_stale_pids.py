@@ -24,7 +24,7 @@ import pytest
 
 from stalwart import Child, ManagedActor, Supervisor
 from stalwart.actors._runtime import kill_system_process, process_started
-from tests.support import Ping, sigkill_actor, wait_for
+from tests.support import Counter, Ping, sigkill_actor, wait_for
 
 _LAST_PID = "/proc/sys/kernel/ns_last_pid"
 _SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
@@ -60,18 +60,8 @@ class Alive(msgspec.Struct, frozen=True):
     pass
 
 
-class Idler(ManagedActor):
+class Idler(Counter):
     """Counts, and tells its pid; idle, it is passivated."""
-
-    def on_start(self) -> None:
-        self.count = self.restored_state or 0
-
-    def snapshot(self) -> Any:
-        return self.count
-
-    def receiveMsg_Ping(self, msg: Ping, sender: Any) -> None:
-        self.count += msg.n
-        self.reply(sender, self.count)
 
     def receiveMsg_WhoAreYou(self, msg: WhoAreYou, sender: Any) -> None:
         self.reply(sender, os.getpid())
