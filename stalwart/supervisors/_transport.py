@@ -50,15 +50,20 @@ _TIMERS_EVERY_S = 0.002  # in-process, while messages keep coming: how often tim
 log = logging.getLogger("stalwart.system")
 _WINDOW = 64  # multi-process: async asks out at the root at once (the rest wait their turn)
 _PUMP_LISTEN_S = 0.001  # multi-process: the async pump's listen (new asks wait at most that)
+_FOLLOW_UP_S = 0.002  # ... and at most how long, after answers, for the asks they lead to
+_FOLLOW_UP_MOST = 8  # ... after this many answers at most (more: their coroutines take long)
 _STOP = object()
 
 
 class _Waiter:
     """One ask's answer, settled once, by another thread (``notify``: an async ask's)."""
 
-    __slots__ = ("_claim", "_unset", "notify", "settled", "value")
+    __slots__ = ("_claim", "_unset", "notify", "settled", "settler", "value")
 
-    def __init__(self, notify: Callable[[Any], None] | None = None) -> None:
+    def __init__(
+        self, notify: Callable[[Any], None] | None = None, settler: _Settler | None = None
+    ) -> None:
+        self.settler = settler  # an async ask's: the loop's settler
         self._unset = threading.Lock()  # held until settled (lighter than an Event)
         self._unset.acquire()
         self._claim = threading.Lock()  # taken by the one answer that stands
@@ -92,6 +97,7 @@ class _Settler:
         self.loop = loop
         self.lock = threading.Lock()
         self.due: list[tuple[asyncio.Future[Any], Any]] = []
+        self.caught_up: set[threading.Event] = set()  # set once the woken coroutines ran
 
     def settle(self, future: asyncio.Future[Any], value: Any) -> None:
         with self.lock:
@@ -102,11 +108,26 @@ class _Settler:
                 self.loop.call_soon_threadsafe(self._run)
 
     def _run(self) -> None:
-        with self.lock:
+        with self.lock:  # (held while the results schedule their tasks' next steps)
             due, self.due = self.due, []
-        for future, value in due:
-            if not future.done():
-                future.set_result(value)
+            caught_up, self.caught_up = self.caught_up, set()
+            for future, value in due:
+                if not future.done():
+                    future.set_result(value)
+            for event in caught_up:  # (after the steps of the tasks those results woke)
+                self.loop.call_soon(event.set)
+
+    def tell_when_caught_up(self, event: threading.Event) -> None:
+        """Set ``event`` once the coroutines the values settled so far wake have run on
+        to their next ``await``."""
+        with self.lock:
+            if self.due:  # (their results are not set yet)
+                self.caught_up.add(event)
+                return
+            try:  # (set: their tasks' next steps are scheduled already, and go first)
+                self.loop.call_soon_threadsafe(event.set)
+            except RuntimeError:  # (its loop has closed: nobody waits)
+                event.set()
 
 
 _SETTLERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Settler] = (
@@ -121,7 +142,7 @@ def _future_waiter() -> tuple[asyncio.Future[Any], _Waiter]:
     if settler is None:
         settler = _SETTLERS[loop] = _Settler(loop)
     future: asyncio.Future[Any] = loop.create_future()
-    return future, _Waiter(functools.partial(settler.settle, future))
+    return future, _Waiter(functools.partial(settler.settle, future), settler)
 
 
 _CLOSED = object()  # what async asks still out get when their system closes
@@ -333,6 +354,7 @@ class MultiProcess:
         self.async_out = 0  # async asks waiting for their replies
         self.in_flight: set[int] = set()  # ... of which sent to the root
         self.pump: threading.Thread | None = None
+        self.caught_up = threading.Event()  # the coroutines the pump answered have run on
 
     def tell(self, address: Any, msg: Any) -> None:
         with self.lock:
@@ -423,7 +445,9 @@ class MultiProcess:
                         return
                 with self.lock:
                     envelope = None if self.closed else self.asys.listen(_PUMP_LISTEN_S)
-                self._settle(envelope)
+                settlers = self._settle(envelope)
+                if settlers and len(settlers) <= _FOLLOW_UP_MOST and not waiting:
+                    self._follow_up(set(settlers))
         except SystemStopped:
             pass
         except Exception:
@@ -432,8 +456,21 @@ class MultiProcess:
         with self.waiting_lock:
             self.pump = None
 
-    def _settle(self, envelope: Any) -> None:
-        """Hand each reply an envelope carries to its waiter."""
+    def _follow_up(self, settlers: set[_Settler]) -> None:
+        """A coroutine answered now often asks again at once. With nothing else out to
+        listen for or to send, wait (up to ``_FOLLOW_UP_S``) until the coroutines just answered have
+        run on, and send what they asked before the next listen rather than after it."""
+        with self.waiting_lock:
+            idle = not self.in_flight
+        if idle:
+            self.caught_up.clear()
+            for settler in settlers:
+                settler.tell_when_caught_up(self.caught_up)
+            self.caught_up.wait(_FOLLOW_UP_S)
+
+    def _settle(self, envelope: Any) -> list[_Settler]:
+        """Hand each reply an envelope carries to its waiter; returns the settlers (event
+        loops) of the async asks among them, one for each."""
         settled = []
         with self.waiting_lock:
             for reply in unpacked(envelope):
@@ -444,6 +481,7 @@ class MultiProcess:
                         settled.append((waiter, reply.value))
         for waiter, value in settled:
             waiter.settle(value)
+        return [w.settler for w, _ in settled if w.settler is not None]
 
     def _send_outgoing(self, waiting: deque[tuple[Any, Any, int]]) -> None:
         while True:
