@@ -8,7 +8,8 @@ acknowledged. Meanwhile a killer SIGKILLs, every 0.5-2 s (``--kill-every``), an 
 process, a branch supervisor's (with every account below it), or the account that has just
 acknowledged a deposit; what it kills, in which order, depends on the seed alone. It kills
 through ``System.inject(path, "kill")``: the root signals only a process of this system,
-never one that took the pid of an instance that died meanwhile. At the end each account lists the deposits it applied:
+never one that took the pid of an instance that died meanwhile. At the end each account
+lists the deposits it applied:
 
 - **lost**: acknowledged, yet not applied in the state the account has now;
 - **applied twice**: applied more than once (an account does not deduplicate, so a

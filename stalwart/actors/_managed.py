@@ -961,7 +961,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_retry_done(failure_id)
 
     def _sw_on_request(self, req: Request, sender: Any, failure_id: int | None = None) -> None:
-        if req.to and req.to != self.path and self._sw_not_mine(req, sender):
+        if self._sw_not_mine(req, sender):
             return
         if self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(req, sender)
@@ -973,7 +973,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     # -- each sender's messages in order, once --------------------------------------------
     def _sw_on_told(self, msg: Told, sender: Any) -> None:
-        if msg.to and msg.to != self.path and self._sw_not_mine(msg, sender):
+        if self._sw_not_mine(msg, sender):
             return
         if self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(msg, sender)
@@ -981,10 +981,10 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_in_order(msg, sender)
 
     def _sw_not_mine(self, msg: Told | Request, sender: Any, forwarded: bool = False) -> bool:
-        """Whether ``msg``, numbered for another path, is not this instance's to handle (see
-        :func:`hand_on_misdirected`); one that comes before the instance knows its path is
-        looked at once it does."""
-        if not self.path:
+        """Whether ``msg`` is numbered for another path, and so not this instance's to handle
+        (it is handed on: see :func:`hand_on_misdirected`); one that comes before the instance
+        knows its path is looked at once it does."""
+        if not msg.to or msg.to == self.path or not self.path:
             return False
         hand_on_misdirected(self, msg, sender, forwarded, self.log)
         return True
@@ -1297,12 +1297,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     def _sw_on_forwarded(self, msg: Forwarded, sender: Any) -> None:
         inner = msg.message
-        if (
-            type(inner) in (Request, Told)
-            and inner.to
-            and inner.to != self.path
-            and self._sw_not_mine(inner, msg.sender, forwarded=True)
-        ):
+        if type(inner) in (Request, Told) and self._sw_not_mine(inner, msg.sender, True):
             return
         if isinstance(msg.message, Request):
             self._sw_on_request(msg.message, msg.sender)

@@ -110,8 +110,8 @@ class BreakerActor(ManagedActor):
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         kind = type(msg)
         if kind is Request and self._sw_mode == RUNNING:
-            if msg.to and msg.to != self.path and self._sw_not_mine(msg, sender):
-                return  # (numbered for another path: see ManagedActor._sw_not_mine)
+            if self._sw_not_mine(msg, sender):
+                return  # (numbered for another path: handed on)
             if msg.seq:  # in its sender's order, behind the tells sent before it
                 self._sw_in_order(msg, sender)
             else:

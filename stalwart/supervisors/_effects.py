@@ -14,11 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..actors._runtime import (
-    ActorExitRequest,
-    child_process_gone,
-    create_child,
-)
+from ..actors._runtime import ActorExitRequest, child_process_gone, create_child
 from ..actors._state_file import drop_under
 from ..actors._timers import WAKE
 from ..actors.messages import (
@@ -146,8 +142,7 @@ def do_kill(self: SupervisorActor, c: cmd.Kill) -> None:
     if address is not None:
         self.send(address, ActorExitRequest())
     pid, node = self.pids.get(key, (0, ""))
-    here = node == self.node
-    if pid and pid != os.getpid() and here and not child_process_gone(pid):
+    if pid and pid != os.getpid() and node == self.node and not child_process_gone(pid):
         try:  # (a child not yet reaped: its pid cannot have been taken by another process)
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:  # (gone meanwhile: its exit notice is on its way)
@@ -270,8 +265,7 @@ def do_attempt_ends(self: SupervisorActor, c: cmd.AttemptEnds) -> None:
 
 
 def do_report_started(self: SupervisorActor, c: cmd.ReportStarted) -> None:
-    node = self.node
-    self.send(self.parent, Started(self.path, self.incarnation, True, os.getpid(), node=node))
+    self.send(self.parent, Started(self.path, self.incarnation, True, os.getpid(), node=self.node))
 
 
 def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
