@@ -7,6 +7,7 @@ Systems come from the ``stalwart_start`` fixture of our own pytest plugin
 from __future__ import annotations
 
 import os
+import signal
 
 import psutil
 import pytest
@@ -32,6 +33,16 @@ def state_dir_of_the_session(tmp_path_factory):
     """Systems, examples and commands the tests start write their files there, never
     into the working directory."""
     os.environ["STALWART_STATE_DIR"] = str(tmp_path_factory.mktemp("stalwart-state"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_reaches_the_commands_tests_start():
+    """A shell ignores Ctrl-C in what it starts in the background (``make test &`` from a
+    script), and that disposition is inherited through exec: the commands the tests send
+    SIGINT to would ignore it too. The suite's process takes it back, so they get it as
+    a user's commands would."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
