@@ -191,6 +191,19 @@ def create_child(parent: Any, cls: Any, forks: bool, **kwargs: Any) -> Any:
         gc.unfreeze()
 
 
+def forked_pid(parent: Any, address: Any) -> int:
+    """The pid of the process ``parent`` forked for the child at ``address`` (0 if it forked
+    none: the in-process base, or a child Thespian's admin created on another node).
+
+    Known as soon as ``createActor`` returns, before the child has run a line of its own:
+    a child that hangs while it starts can be killed by its pid.
+    """
+    procs = getattr(getattr(parent, "_myRef", None), "_child_procs", None)
+    if not procs or procs[-1].childAddr != address:
+        return 0
+    return int(getattr(procs[-1].childProc, "pid", 0) or 0)
+
+
 _forked_by = 0  # in a process forked by create_child: the pid of the process that forked it
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..actors._runtime import ActorExitRequest, child_process_gone, create_child
+from ..actors._runtime import (
+    ActorExitRequest,
+    child_process_gone,
+    create_child,
+    forked_pid,
+)
 from ..actors._state_file import drop_under
 from ..actors._timers import WAKE
 from ..actors.messages import (
@@ -67,6 +72,9 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     spare = self.spares.take(self, c.child) if child.role == "actor" else None
     if spare is None:
         address = create_child(self, cls, not self.clock_id, **kwargs)
+        pid = forked_pid(self, address) if not self.clock_id else 0
+        if pid:  # (it can be killed by its pid before it has started: see do_kill)
+            self.pids[(c.child, c.incarnation)] = (pid, self.node)
     else:
         address = spare.address
         if spare.pid:  # (its exit is looked for by its pid too, as an instance's)

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
+import psutil
 import pytest
 
 from stalwart import Child, ManagedActor, Pool, PoolFull, StartFailed, Supervisor, UnknownPath
@@ -85,6 +87,16 @@ class HungStart(ManagedActor):
         time.sleep(60)
 
 
+def live_children(pid):
+    """The processes ``pid`` forked that still run (not exited, nor waiting to be reaped)."""
+    alive = []
+    for child in psutil.Process(pid).children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child.pid)
+    return alive
+
+
 def test_an_instance_that_does_not_finish_starting_is_refused_and_the_pool_stays(make_system):
     template = Child("session", HungStart, start_timeout_s=0.5)
     system = make_system(
@@ -94,6 +106,8 @@ def test_an_instance_that_does_not_finish_starting_is_refused_and_the_pool_stays
 
     with pytest.raises(StartFailed, match=r"did not finish starting within 0\.5s"):
         system.start_child("app/sessions", "alice", timeout=30)
+    # its process, which never told its supervisor its pid, is killed (not left to sleep)
+    wait_for(lambda: live_children(before.pid) == [])
 
     after = system.status()["app/sessions"]
     assert (after.pid, after.restarts, after.state) == (before.pid, 0, "running")
