@@ -173,9 +173,15 @@ class Worker(ManagedActor):
         pass  # never answers
 
 
-def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail with its last value."""
-    return wait_until(predicate, timeout)
+def wait_for(predicate: Any, timeout: float = 10.0, explain: Any = None) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail with its last value (and
+    what ``explain()`` says then, if given: what the failure needs to be understood)."""
+    try:
+        return wait_until(predicate, timeout)
+    except AssertionError as exc:
+        if explain is None:
+            raise
+        raise AssertionError(f"{exc}\n{explain()}") from None
 
 
 class Relay(msgspec.Struct, frozen=True):

@@ -51,6 +51,13 @@ def end(system, base, path, how):
         system.tell(path, StopSelf())
 
 
+def what_happened(system):
+    status = system.status()
+    rows = "\n".join(f"  {s.path}: {s.state}, incarnation {s.incarnation}" for s in status)
+    events = "\n".join(f"  {e.kind} {e.path}: {e.detail}" for e in system.events())
+    return f"phase {status.phase!r}; the tree:\n{rows}\nits events:\n{events}"
+
+
 def names(system, path):
     return [i.name for i in system.which_children(path)]
 
@@ -199,7 +206,7 @@ def test_the_top_of_the_tree_shutting_itself_down_stops_the_system(make_system, 
     system.tell("job/step1", StopSelf())
     assert system.ask("job/step2", Ping(1)).n == 1  # one of two ended: it goes on
     system.tell("job/step2", StopSelf())
-    wait_for(lambda: system.stopped)
+    wait_for(lambda: system.stopped, explain=lambda: what_happened(system))
     assert "auto_shutdown" in system.status().stop_reason
 
 
