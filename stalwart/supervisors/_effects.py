@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ..actors._managed import LEAVE_WAIT_S
 from ..actors._runtime import (
     ActorExitRequest,
     child_process_gone,
@@ -286,9 +287,12 @@ def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
         elif keeper.has_checkpoint:
             table[child.path] = keeper.table_entry()
     self.spares.stop_all(self)
-    self.send(self.parent, Retired(self.path, self.incarnation, table, True))
-    # not recursive: the children are gone already
-    self.send(self.myAddress, ActorExitRequest(recursive=False))
+    leaving = not self.clock_id
+    self.send(self.parent, Retired(self.path, self.incarnation, table, True, leaving=leaving))
+    if leaving:  # it exits once its parent has this (see SupervisorActor.leave)
+        self.after(LEAVE_WAIT_S, (WAKE, "leave"), key="leave")
+    else:  # (in one process nothing sent is lost)
+        self.leave()
 
 
 def do_planned(self: SupervisorActor, c: cmd.Planned) -> None:

@@ -45,6 +45,7 @@ from ..actors.messages import (
     Batch,
     ErrorReply,
     RecoveryRequest,
+    Release,
     Reply,
     Request,
     Resolve,
@@ -413,6 +414,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.after(self.options.shutdown_timeout_s, timer, key=("stop", c.subtree))
 
     def on_retired(self, msg: Retired, sender: Any) -> None:
+        if msg.leaving:  # what it sent is here: it may exit (see SupervisorActor.leave)
+            self.send(sender, Release())
         subtree = self.subtree_of(msg.path, sender)
         if subtree is None or self.kernel is None:
             return

@@ -657,12 +657,32 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if msg.payload != TICK:
             return
         for payload in self._sw_tick():
+            if payload[1] == "leave":  # no Release came from its parent: it leaves anyway
+                self.leave()
+                continue
             if payload[1] == "standby":
                 self.spares.make(self, payload[2])
                 continue
             if payload[2] == ("health",):
                 self.find_lost_exits()
             self.decide(ev.TimerFired(payload[2], now=self.now))
+
+    def on_release(self, msg: Release, sender: Any) -> None:
+        """Its parent has its ``Retired``: a finished supervisor may exit now."""
+        if self.state is not None and self.state.finished:
+            self.cancel("leave")
+            self.leave()
+
+    def leave(self) -> None:
+        """Exit (its children are gone already).
+
+        On the multi-process bases a finished supervisor waits for its parent's
+        ``Release`` first, as an actor does (or ``LEAVE_WAIT_S`` if none comes). A process
+        that exits right after sending can have its exit seen first: Thespian tells the
+        parent of it over another connection, and the parent took a supervisor that had
+        shut itself down (``auto_shutdown``) for one that had crashed, and restarted it.
+        """
+        self.send(self.myAddress, ActorExitRequest(recursive=False))
 
     def on_exit_request(self, msg: ActorExitRequest, sender: Any) -> None:
         self.spares.stop_all(self)
@@ -745,6 +765,7 @@ _HANDLERS: dict[type, Any] = {
     HandoverDoneMessage: SupervisorActor.on_handover_done,
     LostRequest: SupervisorActor.on_lost_request,
     Retire: SupervisorActor.on_retire,
+    Release: SupervisorActor.on_release,
     PerformRecovery: SupervisorActor.on_perform,
     WakeupMessage: SupervisorActor.on_wakeup,
     ActorExitRequest: SupervisorActor.on_exit_request,

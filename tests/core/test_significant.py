@@ -15,9 +15,16 @@ begun to stop.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import pytest
+from thespian.actors import WakeupMessage
 
 from stalwart import ActorStopped, Child, Pool, SpecError, Supervisor, UnknownPath
+from stalwart.actors.messages import StoppedNormally
+from stalwart.supervisors import _root
+from stalwart.supervisors.messages import InOrder
 from tests.core.otp_actors import OtpChild
 from tests.core.otp_support import OTP, child, crash, running, sup, wait_restarted
 from tests.support import Ping, StopSelf, wait_for
@@ -208,6 +215,42 @@ def test_the_top_of_the_tree_shutting_itself_down_stops_the_system(make_system, 
     system.tell("job/step2", StopSelf())
     wait_for(lambda: system.stopped, explain=lambda: what_happened(system))
     assert "auto_shutdown" in system.status().stop_reason
+
+
+def test_the_top_shutting_itself_down_stops_the_system_though_its_exit_is_seen_first(
+    make_system, monkeypatch
+):
+    """On real processes the root may hear that the top's process exited before it reads
+    what the top sent just before (Thespian reports an exit over a connection of its own).
+    Here the root handles the top's mail with its ``StoppedNormally`` half a second late:
+    the top must not have exited meanwhile, or it is taken for a crash and restarted."""
+    late: dict[str, Any] = {}
+    in_order, wakeup = _root._HANDLERS[InOrder], _root._HANDLERS[WakeupMessage]
+
+    def hold_the_stop(root, msg, sender):  # (in the root's process, forked with the patch)
+        if not late and any(type(item) is StoppedNormally for item in msg.items):
+            late["mail"] = (msg, sender)
+            root.wakeupAfter(timedelta(seconds=0.5), "late")
+            return
+        in_order(root, msg, sender)
+
+    def then_handle_it(root, msg, sender):
+        if msg.payload == "late":
+            in_order(root, *late["mail"])
+        else:
+            wakeup(root, msg, sender)
+
+    monkeypatch.setitem(_root._HANDLERS, InOrder, hold_the_stop)
+    monkeypatch.setitem(_root._HANDLERS, WakeupMessage, then_handle_it)
+    tree = Supervisor(
+        "job", auto_shutdown="any_significant", children=[significant("step", "transient")]
+    )
+    system = make_system(tree, base="multiproc")
+    running(system, "job/step")
+    system.tell("job/step", StopSelf())
+    wait_for(lambda: system.stopped, explain=lambda: what_happened(system))
+    assert "auto_shutdown" in system.status().stop_reason
+    assert not [e for e in system.events() if e.kind in ("crash", "restart-tree")]
 
 
 # OTP supervisor_SUITE: significant_simple, significant_upgrade_never_any (the refusal)
