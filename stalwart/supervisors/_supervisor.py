@@ -180,8 +180,10 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     # -- the loop ------------------------------------------------------------------------------
     def receiveMessage(self, msg: Any, sender: Any) -> None:
         handler = _HANDLERS.get(type(msg))
-        if handler is None or (self.state is not None and self.state.finished):
+        if handler is None:
             return
+        if self.state is not None and self.state.finished and handler not in _WHEN_FINISHED:
+            return  # (what it waits for to leave is all it still handles)
         try:
             handler(self, msg, sender)
         except Exception as exc:
@@ -660,6 +662,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             if payload[1] == "leave":  # no Release came from its parent: it leaves anyway
                 self.leave()
                 continue
+            if self.state is not None and self.state.finished:
+                continue
             if payload[1] == "standby":
                 self.spares.make(self, payload[2])
                 continue
@@ -784,3 +788,4 @@ _HANDLERS: dict[type, Any] = {
     **{kind: SupervisorActor.on_child_request_told for kind in CHILD_REQUESTS},
     **SUPERVISOR_HANDLERS,
 }
+_WHEN_FINISHED = (SupervisorActor.on_release, SupervisorActor.on_wakeup)
