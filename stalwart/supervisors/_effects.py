@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..actors._managed import LEAVE_WAIT_S
 from ..actors._runtime import (
     ActorExitRequest,
     child_process_gone,
@@ -37,6 +36,7 @@ from ..actors.messages import (
     StoppedNormally,
     Successor,
 )
+from ._in_order import GAP_S
 from ._kernel import commands as cmd
 from ._kernel import events as ev
 from ._standby import NEW
@@ -49,6 +49,10 @@ from .messages import (
     Registered,
     SupervisorInit,
 )
+
+# how long a finished supervisor waits for its parent's Release before it leaves anyway:
+# longer than the root holds a supervisor's mail for an envelope missing before it
+LEAVE_WAIT_S = 2 * GAP_S
 
 if TYPE_CHECKING:
     from ._supervisor import SupervisorActor
@@ -73,8 +77,10 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     spare = self.spares.take(self, c.child) if child.role == "actor" else None
     if spare is None:
         address = create_child(self, cls, not self.clock_id, **kwargs)
-        pid = forked_pid(self, address) if not self.clock_id else 0
-        if pid:  # (it can be killed by its pid before it has started: see do_kill)
+        # an actor can be killed by its pid before it has started (see do_kill); a
+        # supervisor is asked to exit, which stops its children in order, as OTP's
+        pid = forked_pid(self, address) if child.kind == "actor" and not self.clock_id else 0
+        if pid:
             self.pids[(c.child, c.incarnation)] = (pid, self.node)
     else:
         address = spare.address

@@ -24,7 +24,7 @@ from thespian.actors import WakeupMessage
 
 from stalwart import ActorStopped, Child, Pool, SpecError, Supervisor, UnknownPath
 from stalwart.actors.messages import StoppedNormally
-from stalwart.supervisors import _root
+from stalwart.supervisors import _effects, _root
 from stalwart.supervisors.messages import InOrder
 from tests.core.otp_actors import OtpChild
 from tests.core.otp_support import OTP, child, crash, running, sup, wait_restarted
@@ -251,6 +251,8 @@ def test_the_top_shutting_itself_down_stops_the_system_though_its_exit_is_seen_f
 
     monkeypatch.setitem(_root._HANDLERS, InOrder, hold_the_stop)
     monkeypatch.setitem(_root._HANDLERS, WakeupMessage, then_handle_it)
+    # the top leaves on the root's Release, not on its own after a while
+    monkeypatch.setattr(_effects, "LEAVE_WAIT_S", 60.0)
     tree = Supervisor(
         "job", auto_shutdown="any_significant", children=[significant("step", "transient")]
     )
