@@ -24,7 +24,7 @@ import msgspec
 import psutil
 
 from ..actors._coalesce import BUNDLED, Coalescing
-from ..actors._placement import NODE_ENV
+from ..actors._placement import node_name
 from ..actors._runtime import (
     ActorExitRequest,
     ActorSystemMessage,
@@ -544,7 +544,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         supervisor under it was performing are answered (they died with it)."""
         self.release_mail_under(path)
         self.abandon_recoveries_under(path, f"{path} died while it was being performed")
-        for pid, started in self.registry.pids_under(path, os.environ.get(NODE_ENV, "")):
+        for pid, started in self.registry.pids_under(path, node_name()):
             kill_system_process(pid, started)  # (its pid may be another process's by now)
         for dropped in self.registry.drop_under(path):
             self.push(dropped)  # senders hold what they send until the new instances run

@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..actors._calls import Caller
-from ..actors._placement import NODE_ENV
+from ..actors._placement import node_name
 from ..actors._runtime import ActorExitRequest, process_started
 from ..actors._state_file import drop_under
 from ..actors.errors import ActorStopped
@@ -91,7 +91,7 @@ class Routing(Caller):
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
-        if msg.pid and msg.pid != os.getpid() and msg.node == os.environ.get(NODE_ENV, ""):
+        if msg.pid and msg.pid != os.getpid() and msg.node == node_name():
             # (what tells its process from one that takes its pid after it has gone)
             self.registry.started[msg.path] = process_started(msg.pid)
         orphaned = self.registry.take_lost(msg.path)  # died with its supervisor

@@ -19,7 +19,7 @@ from typing import Any
 from ..actors import errors
 from ..actors._children import CHILD_REQUESTS, ActivityReport
 from ..actors._managed import hand_on_misdirected
-from ..actors._placement import NODE_ENV, fenced, placeable
+from ..actors._placement import fenced, node_name, placeable
 from ..actors._runtime import (
     ACTOR_PROCESS_PREFIX,
     ActorExitRequest,
@@ -162,7 +162,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.by_address: dict[str, tuple[str, int]] = {}  # str(address) -> (child, incarnation)
         self.looked_for_lost = 0.0  # when find_lost_exits last looked
         self.pids: dict[tuple[str, int], tuple[int, str]] = {}  # -> (pid, node)
-        self.node = os.environ.get(NODE_ENV, "")  # the node this process runs on ("": one host)
+        self.node = node_name()  # the node this process runs on ("": one host)
         self.spawned: set[str] = set()
         self.filed: dict[str, StateFile | StateTable] = {}  # children on other nodes: their files
         self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 
@@ -13,7 +12,7 @@ import pytest
 from stalwart import Child, ManagedActor, Pool, PoolFull, StartFailed, Supervisor, UnknownPath
 from tests.core.dynamic_actors import Options, Session
 from tests.core.otp_support import crash, running, wait_restarted
-from tests.support import Ping, wait_for
+from tests.support import Ping, process_gone, wait_for
 
 IDLE_S = 0.4
 
@@ -89,12 +88,7 @@ class HungStart(ManagedActor):
 
 def live_children(pid):
     """The processes ``pid`` forked that still run (not exited, nor waiting to be reaped)."""
-    alive = []
-    for child in psutil.Process(pid).children():
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if child.status() != psutil.STATUS_ZOMBIE:
-                alive.append(child.pid)
-    return alive
+    return [c.pid for c in psutil.Process(pid).children() if not process_gone(c.pid)]
 
 
 def test_an_instance_that_does_not_finish_starting_is_refused_and_the_pool_stays(make_system):

@@ -18,7 +18,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-import psutil
 import pytest
 from thespian.actors import WakeupMessage
 
@@ -28,7 +27,7 @@ from stalwart.supervisors import _effects, _root
 from stalwart.supervisors.messages import InOrder
 from tests.core.otp_actors import OtpChild
 from tests.core.otp_support import OTP, child, crash, running, sup, wait_restarted
-from tests.support import Ping, StopSelf, wait_for
+from tests.support import Ping, StopSelf, process_gone, wait_for
 
 MODES = ("never", "any_significant", "all_significant")
 
@@ -57,14 +56,6 @@ def end(system, base, path, how):
         crash(system, "simple", path)
     else:
         system.tell(path, StopSelf())
-
-
-def exited(process):
-    """``process`` has exited (it may wait to be reaped)."""
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def what_happened(system):
@@ -258,14 +249,14 @@ def test_the_top_shutting_itself_down_stops_the_system_though_its_exit_is_seen_f
     )
     system = make_system(tree, base="multiproc")
     running(system, "job/step")
-    top = psutil.Process(system.status()["job"].pid)
+    top = system.status()["job"].pid
     system.tell("job/step", StopSelf())
     wait_for(lambda: system.stopped, explain=lambda: what_happened(system))
     assert "auto_shutdown" in system.status().stop_reason
     assert not [e for e in system.events() if e.kind in ("crash", "restart-tree")]
     # and once the root had its Retired, the top's process left (it does not wait for the
     # system's shutdown)
-    wait_for(lambda: exited(top))
+    wait_for(lambda: process_gone(top))
 
 
 # OTP supervisor_SUITE: significant_simple, significant_upgrade_never_any (the refusal)
