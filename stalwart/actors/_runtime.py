@@ -299,8 +299,13 @@ def child_process_gone(pid: int) -> bool:
     other child that has died by then without reporting them. Supervisors ask this of
     their children's processes to find such exits themselves.
     """
-    import psutil
-
+    if _PROC_STAT:  # (one read, where psutil reads several files)
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+            return fields[0] in (b"Z", b"X") or int(fields[1]) != os.getpid()
+        except (OSError, IndexError, ValueError):
+            return True
     try:
         proc = psutil.Process(pid)
         return bool(proc.ppid() != os.getpid() or proc.status() == psutil.STATUS_ZOMBIE)

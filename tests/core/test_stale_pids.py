@@ -12,6 +12,7 @@ process forked in this pid namespace take the pid a passivated actor had.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import psutil
 import pytest
 
 from stalwart import Child, ManagedActor, Supervisor
-from stalwart.actors._runtime import kill_system_process, process_started
+from stalwart.actors._runtime import child_process_gone, kill_system_process, process_started
 from tests.support import Counter, Ping, sigkill_actor, wait_for
 
 _LAST_PID = "/proc/sys/kernel/ns_last_pid"
@@ -144,3 +145,46 @@ def test_the_root_clearing_a_dead_supervisors_subtree_spares_a_process_that_reus
         if outsider is not None:
             outsider.kill()
             outsider.wait()
+
+
+def test_a_supervisor_tells_a_live_child_from_a_dead_one_and_from_a_process_not_its_own(
+    tmp_path,
+):
+    """``child_process_gone``, which supervisors ask of their children's pids: a live child
+    is not gone; one that exited (a zombie, then reaped) is; so is a live process that is
+    not its child. A process name holding ``)`` and spaces does not confuse the reading."""
+    named = tmp_path / "a) Z 1 (b"  # (its name, as /proc/<pid>/stat shows it)
+    named.symlink_to(sys.executable)
+    child = subprocess.Popen(
+        [str(named), "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time;"
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+            "print(p.pid, flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    grandchild = 0
+    try:
+        assert child_process_gone(child.pid) is False
+        grandchild = int(other.stdout.readline())  # live, but another process's child
+        assert psutil.pid_exists(grandchild)
+        assert child_process_gone(grandchild) is True
+        child.kill()
+        wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, timeout=10)
+        assert child_process_gone(child.pid) is True  # exited, not yet reaped
+        child.wait()
+        assert child_process_gone(child.pid) is True  # reaped
+    finally:
+        if grandchild:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(grandchild, signal.SIGKILL)
+        for proc in (child, other):
+            proc.kill()
+            proc.wait()
+        if other.stdout is not None:
+            other.stdout.close()
