@@ -282,14 +282,24 @@ def process_started(pid: int) -> float:
         except psutil.Error:
             return 0.0
     try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rpartition(b")")[2].split()
-        return float(fields[19])  # (the 22nd field, starttime; the name may hold spaces)
+        return float(_read_stat(pid)[19])  # (the 22nd field, starttime)
     except (OSError, IndexError, ValueError):
         return 0.0
 
 
 _PROC_STAT = os.path.exists("/proc/self/stat")
+
+
+def stat_fields(line: bytes) -> list[bytes]:
+    """The fields of a ``/proc/<pid>/stat`` line after the process's name, which may hold
+    spaces and parentheses: the state is ``[0]``, the parent's pid ``[1]``, the user and
+    system CPU ticks ``[11]`` and ``[12]``, the start time ``[19]``."""
+    return line.rpartition(b")")[2].split()
+
+
+def _read_stat(pid: int) -> list[bytes]:
+    with open(f"/proc/{pid}/stat", "rb") as fh:
+        return stat_fields(fh.read())
 
 
 def child_process_gone(pid: int) -> bool:
@@ -301,8 +311,7 @@ def child_process_gone(pid: int) -> bool:
     """
     if _PROC_STAT:  # (one read, where psutil reads several files)
         try:
-            with open(f"/proc/{pid}/stat", "rb") as fh:
-                fields = fh.read().rpartition(b")")[2].split()
+            fields = _read_stat(pid)
             return fields[0] in (b"Z", b"X") or int(fields[1]) != os.getpid()
         except (OSError, IndexError, ValueError):
             return True

@@ -12,6 +12,8 @@ from collections import OrderedDict
 
 import psutil
 
+from ..actors._runtime import stat_fields
+
 _KEPT = 64  # processes whose files stay open
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -43,7 +45,7 @@ class ProcessUsage:
             self.forget(pid)
             return 0, 0.0
         rss = int(statm.split()[1]) * _PAGE
-        fields = stat[stat.rindex(b")") + 2 :].split()  # the name may hold spaces
+        fields = stat_fields(stat)
         return rss, (int(fields[11]) + int(fields[12])) / _TICKS
 
     def _open(self, pid: int) -> tuple[int, int]:
