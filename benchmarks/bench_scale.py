@@ -7,7 +7,10 @@
    Thespian on the same base, a tree of the same shape (each parent creates its children)
    of actors that do nothing, and its orderly stop (``ActorExitRequest`` to the top, which
    Thespian passes down to every actor). The goals are absolute: 10 s, 4 KiB, 10 s, 50 ms.
-2. ``multiproc``: 200 actor processes (10 groups of 20); start, each process's memory as
+2. In process, flat: a Pool of 100,000 instances under one supervisor, started one after
+   another from an actor (``self.start_child``), and the orderly shutdown. Peer: one raw
+   Thespian parent creating as many children, and its ``ActorExitRequest``.
+3. ``multiproc``: 200 actor processes (10 groups of 20); start, each process's memory as
    USS and PSS (``memory_full_info``; RSS counts the pages forked processes share), and
    shutdown. Peers: 200 raw Thespian actors on the same base, and a bare ``fork`` of the
    same parent (what a process costs before anything runs in it).
@@ -34,9 +37,10 @@ import psutil
 from _report import Figure, Row, print_rows
 from thespian.actors import Actor
 
-from stalwart import Child, ManagedActor, Supervisor, start
+from stalwart import Child, ManagedActor, Pool, Supervisor, start
 
 SHAPE = (100, 20, 50)  # shards, groups per shard, replicas per group: 100,000 actors
+POOL_SIZE = 100_000  # instances of one Pool (one flat supervisor)
 PROCESSES = (10, 20)  # groups, replicas per group: 200 actor processes
 POLLS = 15
 TOUCHED = "devices/shard0/group0/d.0"
@@ -78,6 +82,34 @@ class Node(Actor):  # type: ignore[misc]
             self.children = [self.createActor(kind) for _ in range(msg[0])]
             for child in self.children if len(msg) > 1 else ():
                 self.send(child, msg[1:])
+            self.send(sender, len(self.children))
+
+
+class StartMany(msgspec.Struct, frozen=True):
+    count: int
+
+
+class Starter(ManagedActor):
+    """Starts ``count`` instances of ``flat/pool`` one after another; answers when done."""
+
+    def receiveMsg_StartMany(self, msg: StartMany, sender: Any) -> None:
+        def next_one(i: int) -> None:
+            if i == msg.count:
+                self.reply(sender, i)
+            else:
+                self.start_child(
+                    "flat/pool", f"u{i}", timeout=60, on_reply=lambda _: next_one(i + 1)
+                )
+
+        next_one(0)
+
+
+class Flat(Actor):  # type: ignore[misc]
+    """Raw Thespian: creates ``n`` children of its own, answering once they are made."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if isinstance(msg, int):
+            self.children = [self.createActor(Leaf) for _ in range(msg)]
             self.send(sender, len(self.children))
 
 
@@ -171,6 +203,30 @@ def raw_in_process() -> dict[str, float]:
     }
 
 
+def ours_pool() -> dict[str, float]:
+    pool = Pool("pool", template=Child("instance", Device, restart="temporary"))
+    tree = Supervisor("flat", children=[pool, Child("starter", Starter)])
+    system = start(tree, shutdown_timeout_s=900, report_path=None)
+    t0 = time.perf_counter()
+    system.ask("flat/starter", StartMany(POOL_SIZE), timeout=900)
+    started = time.perf_counter() - t0
+    return {"start_s": started, "stop_s": timed(system.shutdown)}
+
+
+def raw_pool() -> dict[str, float]:
+    from thespian.actors import ActorExitRequest, ActorSystem
+
+    asys = ActorSystem("simpleSystemBase", transientUnique=True, logDefs=False)
+    top = asys.createActor(Flat)
+    t0 = time.perf_counter()
+    asys.ask(top, POOL_SIZE, 900)
+    asys.tell(top, "settle")
+    started = time.perf_counter() - t0
+    stopped = timed(lambda: asys.tell(top, ActorExitRequest()))
+    asys.shutdown()
+    return {"start_s": started, "stop_s": stopped}
+
+
 def memory_of(pids: list[int]) -> tuple[float, float]:
     """Median USS and PSS of the processes ``pids``, in KiB."""
     infos = [psutil.Process(pid).memory_full_info() for pid in pids]
@@ -254,6 +310,8 @@ def raw_processes() -> dict[str, float]:
 PARTS = {
     "ours-simple": ours_in_process,
     "raw-simple": raw_in_process,
+    "ours-pool": ours_pool,
+    "raw-pool": raw_pool,
     "ours-multiproc": ours_processes,
     "raw-multiproc": raw_processes,
 }
@@ -331,6 +389,15 @@ def run() -> None:
         ),
     ]
     print_rows(f"scale: {n} idle actors in one process (raw Thespian: the same tree)", rows)
+
+    ours, raw = part("ours-pool"), part("raw-pool")
+    n = f"{POOL_SIZE:,}"
+    rows = [
+        Row(f"start {n}, one after another", ours["start_s"], "raw Thespian", raw["start_s"], "s"),
+        Row(f"orderly shutdown of {n}", ours["stop_s"], "goal", 10.0, "s", goal=1.0),
+        Row(f"orderly shutdown of {n}", ours["stop_s"], "raw Thespian", raw["stop_s"], "s"),
+    ]
+    print_rows(f"scale: a Pool of {n} instances under one supervisor (raw: one parent)", rows)
 
     ours, raw = part("ours-multiproc"), part("raw-multiproc")
     rows = [

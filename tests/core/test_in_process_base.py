@@ -1,9 +1,9 @@
 """The in-process base Stalwart's in-process systems run on behaves as Thespian's own.
 
-It creates actors of classes that take no arguments itself, finds an exited child among
-its siblings from the latest, and hands an ordinary message to its actor without the
-checks Thespian's own messages need: each test runs the same raw Thespian actors on it
-and on Thespian's ``simpleSystemBase`` and expects the same answers.
+It creates actors of classes that take no arguments itself, keeps an actor's children by
+address and its pending sends in a deque, and hands an ordinary message to its actor
+without the checks Thespian's own messages need: each test runs the same raw Thespian
+actors on it and on Thespian's ``simpleSystemBase`` and expects the same answers.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from thespian.actors import (
     WakeupMessage,
 )
 
-from stalwart.actors._in_process import InProcessSystem
+from stalwart.actors._in_process import InProcessSystem, _Sends
 from tests.support import wait_for
 
 BASES = ["stalwart", "thespian"]
@@ -146,6 +146,21 @@ def test_children_that_exit_in_any_order_are_each_forgotten_once(order: list[int
     heard, left = seen["stalwart"]
     assert heard == order
     assert [len(now) for now in left] == [5, 4, 3, 2, 1, 0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(ends=st.lists(st.sampled_from([0, -1]), max_size=12))
+def test_pending_sends_are_taken_from_either_end_as_from_a_list(ends: list[int]) -> None:
+    sends, plain = _Sends(range(8)), list(range(8))
+    for end in ends:
+        if not plain:
+            with pytest.raises(IndexError):
+                sends.pop(end)
+            continue
+        assert sends.pop(end) == plain.pop(end)
+    assert list(sends) == plain
+    with pytest.raises(IndexError, match="either end"):
+        _Sends([1, 2, 3]).pop(1)
 
 
 def test_a_child_whose_exit_its_parent_fails_to_take_keeps_its_place() -> None:

@@ -87,7 +87,16 @@ class PhaseIndex:
 
     def unmark(self, record: ChildRecord) -> None:
         if self.marked.pop(record.name, None) is not None and not self.marked:
+            self.marked = {}  # (a dict emptied keeps its size: reading it costs what it held)
             self._latest.clear()  # (what it holds is stale)
+
+    def leave(self, phase: str, name: str) -> None:
+        """Take child ``name`` out of ``phase`` (a phase left empty gets a new dict: all of
+        a Pool's instances stopping at once leave none behind to read through)."""
+        children = self.by_phase[phase]
+        children.pop(name, None)
+        if not children:
+            self.by_phase[phase] = {}
 
     def latest_marked(self) -> ChildRecord:
         """The latest-started of the marked children (there is one): what the heap holds
@@ -98,7 +107,7 @@ class PhaseIndex:
         return latest[0][2]
 
     def drop(self, record: ChildRecord) -> None:
-        self.by_phase[record.phase].pop(record.name, None)
+        self.leave(record.phase, record.name)
         if self.marked.get(record.name) is record:
             self.unmark(record)
 
@@ -137,9 +146,8 @@ class ChildRecord:
     def phase(self, value: str) -> None:
         old = self._phase
         if old != value:
-            by_phase = self._index.by_phase
-            by_phase[old].pop(self.name, None)
-            by_phase[value][self.name] = self
+            self._index.leave(old, self.name)
+            self._index.by_phase[value][self.name] = self
             self._phase = value
             self._mark()
 
