@@ -7,9 +7,10 @@
    Thespian on the same base, a tree of the same shape (each parent creates its children)
    of actors that do nothing, and its orderly stop (``ActorExitRequest`` to the top, which
    Thespian passes down to every actor). The goals are absolute: 10 s, 4 KiB, 10 s, 50 ms.
-2. In process, flat: a Pool of 100,000 instances under one supervisor, started one after
-   another from an actor (``self.start_child``), and the orderly shutdown. Peer: one raw
-   Thespian parent creating as many children, and its ``ActorExitRequest``.
+2. In process, flat: 100,000 children of one supervisor, declared in its spec, and a Pool
+   of 100,000 instances started one after another from an actor (``self.start_child``);
+   each starts and stops in order. Peer: one raw Thespian parent creating as many
+   children, and its ``ActorExitRequest``.
 3. ``multiproc``: 200 actor processes (10 groups of 20); start, each process's memory as
    USS and PSS (``memory_full_info``; RSS counts the pages forked processes share), and
    shutdown. Peers: 200 raw Thespian actors on the same base, and a bare ``fork`` of the
@@ -213,6 +214,19 @@ def ours_pool() -> dict[str, float]:
     return {"start_s": started, "stop_s": timed(system.shutdown)}
 
 
+def ours_flat() -> dict[str, float]:
+    children = [Child(f"d{i}", Device) for i in range(POOL_SIZE)]
+    t0 = time.perf_counter()
+    system = start(
+        Supervisor("flat", children=children),
+        start_timeout_s=900,
+        shutdown_timeout_s=900,
+        report_path=None,
+    )
+    started = time.perf_counter() - t0
+    return {"start_s": started, "stop_s": timed(system.shutdown)}
+
+
 def raw_pool() -> dict[str, float]:
     from thespian.actors import ActorExitRequest, ActorSystem
 
@@ -311,6 +325,7 @@ PARTS = {
     "ours-simple": ours_in_process,
     "raw-simple": raw_in_process,
     "ours-pool": ours_pool,
+    "ours-flat": ours_flat,
     "raw-pool": raw_pool,
     "ours-multiproc": ours_processes,
     "raw-multiproc": raw_processes,
@@ -390,14 +405,16 @@ def run() -> None:
     ]
     print_rows(f"scale: {n} idle actors in one process (raw Thespian: the same tree)", rows)
 
-    ours, raw = part("ours-pool"), part("raw-pool")
+    flat, pool, raw = part("ours-flat"), part("ours-pool"), part("raw-pool")
     n = f"{POOL_SIZE:,}"
-    rows = [
-        Row(f"start {n}, one after another", ours["start_s"], "raw Thespian", raw["start_s"], "s"),
-        Row(f"orderly shutdown of {n}", ours["stop_s"], "goal", 10.0, "s", goal=1.0),
-        Row(f"orderly shutdown of {n}", ours["stop_s"], "raw Thespian", raw["stop_s"], "s"),
-    ]
-    print_rows(f"scale: a Pool of {n} instances under one supervisor (raw: one parent)", rows)
+    rows = []
+    for what, ours in ((f"{n} children in the spec", flat), (f"a Pool of {n}", pool)):
+        rows += [
+            Row(f"start {what}", ours["start_s"], "raw Thespian", raw["start_s"], "s"),
+            Row(f"orderly shutdown, {what}", ours["stop_s"], "goal", 10.0, "s", goal=1.0),
+            Row(f"orderly shutdown, {what}", ours["stop_s"], "raw Thespian", raw["stop_s"], "s"),
+        ]
+    print_rows(f"scale: {n} children of one supervisor (raw: of one parent)", rows)
 
     ours, raw = part("ours-multiproc"), part("raw-multiproc")
     rows = [

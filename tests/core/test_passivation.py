@@ -200,7 +200,7 @@ def test_the_warning_tier_passivates_idle_opted_in_children_longest_idle_first(m
     finally:
         steady.end()
     order = [e.path for e in kinds(system, "passivated")]
-    assert order == ["app/a", "app/b", "app/c"]
+    assert order == ["app/a", "app/b", "app/c"], [(e.path, e.detail) for e in system.events()]
     assert all("memory pressure" in e.detail for e in kinds(system, "passivated"))
     assert state(system, "app/plain") == "running"
     assert system.ask("app/a", Ping(1)) == 2 and system.ask("app/plain", Ping(1)) == 2

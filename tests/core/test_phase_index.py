@@ -1,6 +1,8 @@
-"""The kernel's index of children to stop: whatever is set on the records in whatever
-order, it marks exactly the children up or starting that go down, and the one it stops
-first is the latest started of them (reverse start order, as OTP stops)."""
+"""The kernel's indexes of its children: whatever is set on the records in whatever order,
+it marks exactly the children up or starting that go down, and the one it stops first is
+the latest started of them (reverse start order, as OTP stops); it marks exactly the
+children down that are to restart or stop; and it reads the children down or starting in
+start order, each once, as often as it is read."""
 
 from __future__ import annotations
 
@@ -46,3 +48,49 @@ def test_the_first_child_stopped_is_the_latest_started_of_those_marked(steps):
         if expected:
             latest = state.index.latest_marked()
             assert latest is max((state.children[n] for n in expected), key=lambda r: r.seq)
+
+
+@settings(max_examples=300, deadline=None)
+@given(changes, st.lists(st.integers(1, len(NAMES) + 1), max_size=8))
+def test_the_children_down_or_starting_are_read_in_start_order_and_those_down_marked(
+    steps, reads
+):
+    spec = Supervisor("s", children=[Child(name, Worker) for name in NAMES])
+    state = SupervisorState("s", spec, can_kill=True, seed=7)
+    records = [state.children[name] for name in NAMES]
+    for (name, field, value), read in zip(steps, reads + [0] * len(steps), strict=False):
+        record = state.children[name]
+        if field == "phase":
+            record.phase = PHASES[value]
+        else:
+            setattr(record, field, bool(value % 2))
+        marked_down = {
+            r.name for r in records if (r.restart_pending or r.stop_for_good) and r.phase == DOWN
+        }
+        assert set(state.index.marked_down) == marked_down
+        waiting = [r.name for r in records if r.phase in (DOWN, STARTING)]  # (in start order)
+        for _ in range(2):  # (a read that stops early leaves the index as it was)
+            taken: list = []
+            seen = []
+            while len(seen) < (read or len(NAMES) + 1):
+                found = state.index.next_waiting(taken)
+                if found is None:
+                    break
+                seen.append(found.name)
+            state.index.put_back(taken)
+            assert seen == waiting[: len(seen)]
+            assert len(seen) == min(len(waiting), read or len(waiting))
+
+
+def test_a_child_removed_from_its_supervisor_is_read_no_more():
+    spec = Supervisor("s", children=[Child(name, Worker) for name in NAMES])
+    state = SupervisorState("s", spec, can_kill=True, seed=7)
+    gone = state.children["c2"]
+    gone.stop_for_good = True
+    state.remove(gone)
+    taken: list = []
+    seen = []
+    while (found := state.index.next_waiting(taken)) is not None:
+        seen.append(found.name)
+    assert seen == [n for n in NAMES if n != "c2"]
+    assert "c2" not in state.index.marked_down

@@ -11,6 +11,7 @@ so a restart set goes fully down before it comes back up.
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 from ...actors.errors import ActorStopped, Overloaded, PoisonMessageError, StalwartError
 from ...actors.messages import ErrorReply, Handover, Redelivery, RunHooks
@@ -84,7 +85,7 @@ def reconcile(s: SupervisorState, now: float, out: Out) -> None:
             stop_child(s, c, out)
         return  # a starting child is stopped once it is up
     ending = []
-    for c in by_phase[DOWN].values():
+    for c in list(s.index.marked_down.values()):  # (down, and to restart or to stop)
         if c.restart_pending:
             c.restart_pending = False
         if c.stop_for_good:
@@ -119,22 +120,24 @@ _in_order = operator.attrgetter("seq")  # a child's place in start order
 
 def start_next(s: SupervisorState, now: float, out: Out) -> None:
     """Start the first child that can start (with its replicas), unless one is starting."""
-    by_phase = s.index.by_phase
-    if not by_phase[DOWN]:
+    if not s.index.by_phase[DOWN]:
         return
     # (the replicas of a child are next to each other in start order: only children
-    # down or starting need a look)
-    waiting = sorted([*by_phase[DOWN].values(), *by_phase[STARTING].values()], key=_in_order)
-    starting: str | None = None
-    for c in waiting:
-        group = c.slot.group or c.name
-        if starting is not None and group != starting:
-            return
-        if c.phase == STARTING:
-            starting = group
-        elif not c.waiting and dependencies_up(s, c):
-            start_child(s, c, out)
-            starting = group
+    # down or starting need a look, and only the first of them, in order)
+    taken: list[Any] = []
+    try:
+        starting: str | None = None
+        while (c := s.index.next_waiting(taken)) is not None:
+            group = c.slot.group or c.name
+            if starting is not None and group != starting:
+                return
+            if c.phase == STARTING:
+                starting = group
+            elif not c.waiting and dependencies_up(s, c):
+                start_child(s, c, out)
+                starting = group
+    finally:
+        s.index.put_back(taken)
 
 
 def dependencies_up(s: SupervisorState, c: ChildRecord) -> bool:

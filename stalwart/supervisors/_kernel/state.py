@@ -68,17 +68,20 @@ class FailedMessage:
 
 
 class PhaseIndex:
-    """A supervisor's children by phase, and those up or starting that are marked to stop
-    (for a restart or for good): what reconciling looks at, so that it costs what changed,
-    not the number of children."""
+    """A supervisor's children by phase; those up or starting that are marked to stop (for
+    a restart or for good), and those down that are; and those down or starting in start
+    order: what reconciling looks at, so that it costs what changed, not the number of
+    children."""
 
     def __init__(self) -> None:
         self.by_phase: dict[str, dict[str, ChildRecord]] = {
             phase: {} for phase in (DOWN, STARTING, UP, STOPPING, REMOVED)
         }
         self.marked: dict[str, ChildRecord] = {}
+        self.marked_down: dict[str, ChildRecord] = {}  # down, and to restart or to stop
         self._latest: list[tuple[int, int, ChildRecord]] = []  # the marked, latest first
-        self._pushed = itertools.count()
+        self._waiting: list[tuple[int, int, ChildRecord]] = []  # down or starting, first first
+        self._pushed = itertools.count(1)
 
     def mark(self, record: ChildRecord) -> None:
         if self.marked.get(record.name) is not record:
@@ -89,6 +92,34 @@ class PhaseIndex:
         if self.marked.pop(record.name, None) is not None and not self.marked:
             self.marked = {}  # (a dict emptied keeps its size: reading it costs what it held)
             self._latest.clear()  # (what it holds is stale)
+
+    def mark_down(self, record: ChildRecord, marked: bool) -> None:
+        if marked:
+            self.marked_down[record.name] = record
+        elif self.marked_down.pop(record.name, None) is not None and not self.marked_down:
+            self.marked_down = {}
+
+    def queue(self, record: ChildRecord) -> None:
+        """``record`` is down or starting now (it was neither)."""
+        record.queued = next(self._pushed)
+        heapq.heappush(self._waiting, (record.seq, record.queued, record))
+
+    def next_waiting(self, taken: list[tuple[int, int, ChildRecord]]) -> ChildRecord | None:
+        """The first in start order of the children down or starting that are not in
+        ``taken`` yet (None: no other); it is added to ``taken``, which ``put_back`` returns
+        to the index. An entry no longer true (the child has left since) is dropped."""
+        waiting = self._waiting
+        while waiting:
+            entry = heapq.heappop(waiting)
+            record = entry[2]
+            if record.queued == entry[1] and record.phase in (DOWN, STARTING):
+                taken.append(entry)
+                return record
+        return None
+
+    def put_back(self, taken: list[tuple[int, int, ChildRecord]]) -> None:
+        for entry in taken:
+            heapq.heappush(self._waiting, entry)
 
     def leave(self, phase: str, name: str) -> None:
         """Take child ``name`` out of ``phase`` (a phase left empty gets a new dict: all of
@@ -108,8 +139,11 @@ class PhaseIndex:
 
     def drop(self, record: ChildRecord) -> None:
         self.leave(record.phase, record.name)
+        record.queued = 0
         if self.marked.get(record.name) is record:
             self.unmark(record)
+        if self.marked_down.get(record.name) is record:
+            self.mark_down(record, False)
 
 
 class ChildRecord:
@@ -133,6 +167,8 @@ class ChildRecord:
         self._index = index if index is not None else PhaseIndex()
         self._phase = DOWN
         self._index.by_phase[DOWN][self.name] = self
+        self.queued = 0  # its latest entry among the children down or starting
+        self._index.queue(self)
         self._restart_pending = False
         self._stop_for_good = False
         self.incarnation = 0
@@ -149,6 +185,8 @@ class ChildRecord:
             self._index.leave(old, self.name)
             self._index.by_phase[value][self.name] = self
             self._phase = value
+            if value in (DOWN, STARTING) and old not in (DOWN, STARTING):
+                self._index.queue(self)
             self._mark()
 
     @property
@@ -172,11 +210,17 @@ class ChildRecord:
         self._mark()
 
     def _mark(self) -> None:
-        """Keep the index of children to stop: marked, and up or starting."""
-        if (self._restart_pending or self._stop_for_good) and self._phase in (UP, STARTING):
+        """Keep the indexes of children marked (to restart or to stop): those up or
+        starting, to be stopped, and those down."""
+        marked = self._restart_pending or self._stop_for_good
+        if marked and self._phase in (UP, STARTING):
             self._index.mark(self)
         elif self._index.marked.get(self.name) is self:
             self._index.unmark(self)
+        if marked and self._phase == DOWN:
+            self._index.mark_down(self, True)
+        elif self._index.marked_down.get(self.name) is self:
+            self._index.mark_down(self, False)
 
     @property
     def spec(self) -> Child | Supervisor:
