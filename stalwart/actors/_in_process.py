@@ -79,25 +79,29 @@ class _Children:
     __slots__ = ("_by_key",)
 
     def __init__(self) -> None:
-        self._by_key: dict[Any, Any] = {}  # (an address's details: what == compares)
+        self._by_key: dict[Any, Any] | None = None  # (made by the first child: most have none)
 
     def append(self, address: Any) -> None:
-        self._by_key[address.addressDetails] = address
+        if self._by_key is None:
+            self._by_key = {}
+        self._by_key[address.addressDetails] = address  # (its details: what == compares)
 
     def index(self, address: Any) -> Any:
         key = address.addressDetails
-        if key not in self._by_key:
+        if not self._by_key or key not in self._by_key:
             raise ValueError(f"{address} is not a child")
         return key
 
     def __delitem__(self, key: Any) -> None:
+        assert self._by_key is not None
         del self._by_key[key]
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(tuple(self._by_key.values()))  # (a copy: a send may add a child)
+        # (a copy: a send may add a child)
+        return iter(tuple(self._by_key.values()) if self._by_key else ())
 
     def __len__(self) -> int:
-        return len(self._by_key)
+        return len(self._by_key) if self._by_key else 0
 
 
 class _Sends(collections.deque[Any]):

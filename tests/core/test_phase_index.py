@@ -94,3 +94,27 @@ def test_a_child_removed_from_its_supervisor_is_read_no_more():
         seen.append(found.name)
     assert seen == [n for n in NAMES if n != "c2"]
     assert "c2" not in state.index.marked_down
+
+
+def test_the_last_child_down_is_still_read_once_it_starts_and_one_going_down_after_all_ran():
+    spec = Supervisor("s", children=[Child(name, Worker) for name in NAMES])
+    state = SupervisorState("s", spec, can_kill=True, seed=7)
+
+    def read() -> list[str]:
+        taken: list = []
+        seen = []
+        while (found := state.index.next_waiting(taken)) is not None:
+            seen.append(found.name)
+        state.index.put_back(taken)
+        return seen
+
+    for name in NAMES[1:]:
+        state.children[name].phase = UP
+    state.children["c0"].phase = STARTING  # (the last of those down starts)
+    assert read() == ["c0"]
+    state.children["c0"].phase = UP  # (all run: what was read is forgotten)
+    assert read() == []
+    state.children["c3"].phase = DOWN
+    state.children["c1"].phase = STOPPING
+    state.children["c1"].phase = DOWN
+    assert read() == ["c1", "c3"]

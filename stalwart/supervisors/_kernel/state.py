@@ -81,7 +81,7 @@ class PhaseIndex:
         self.marked_down: dict[str, ChildRecord] = {}  # down, and to restart or to stop
         self._latest: list[tuple[int, int, ChildRecord]] = []  # the marked, latest first
         self._waiting: list[tuple[int, int, ChildRecord]] = []  # down or starting, first first
-        self._pushed = itertools.count(1)
+        self._pushed = itertools.count()
 
     def mark(self, record: ChildRecord) -> None:
         if self.marked.get(record.name) is not record:
@@ -101,7 +101,7 @@ class PhaseIndex:
 
     def queue(self, record: ChildRecord) -> None:
         """``record`` is down or starting now (it was neither)."""
-        record.queued = next(self._pushed)
+        record.queued += 1  # (its own count: its entries before this one are stale)
         heapq.heappush(self._waiting, (record.seq, record.queued, record))
 
     def next_waiting(self, taken: list[tuple[int, int, ChildRecord]]) -> ChildRecord | None:
@@ -129,6 +129,11 @@ class PhaseIndex:
         if not children:
             self.by_phase[phase] = {}
 
+    def none_waiting(self) -> None:
+        """If no child is down or starting, forget what the heap of those holds (stale)."""
+        if self._waiting and not self.by_phase[DOWN] and not self.by_phase[STARTING]:
+            self._waiting = []
+
     def latest_marked(self) -> ChildRecord:
         """The latest-started of the marked children (there is one): what the heap holds
         that is no longer marked is dropped as it comes up."""
@@ -139,7 +144,8 @@ class PhaseIndex:
 
     def drop(self, record: ChildRecord) -> None:
         self.leave(record.phase, record.name)
-        record.queued = 0
+        record.queued += 1  # (what the heap holds of it is stale)
+        self.none_waiting()
         if self.marked.get(record.name) is record:
             self.unmark(record)
         if self.marked_down.get(record.name) is record:
@@ -185,8 +191,11 @@ class ChildRecord:
             self._index.leave(old, self.name)
             self._index.by_phase[value][self.name] = self
             self._phase = value
-            if value in (DOWN, STARTING) and old not in (DOWN, STARTING):
-                self._index.queue(self)
+            if value in (DOWN, STARTING):
+                if old not in (DOWN, STARTING):
+                    self._index.queue(self)
+            elif old in (DOWN, STARTING):
+                self._index.none_waiting()
             self._mark()
 
     @property
