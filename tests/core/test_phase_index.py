@@ -27,18 +27,36 @@ changes = st.lists(
 )
 
 
+def new_state() -> SupervisorState:
+    spec = Supervisor("s", children=[Child(name, Worker) for name in NAMES])
+    return SupervisorState("s", spec, can_kill=True, seed=7)
+
+
+def apply(state: SupervisorState, name: str, field: str, value: int) -> None:
+    record = state.children[name]
+    if field == "phase":
+        record.phase = PHASES[value]
+    else:
+        setattr(record, field, bool(value % 2))
+
+
+def read(state: SupervisorState, most: int = len(NAMES) + 1) -> list[str]:
+    """The names of the children down or starting the index reads, at most ``most``."""
+    taken: list = []
+    seen = []
+    while len(seen) < most and (found := state.index.next_waiting(taken)) is not None:
+        seen.append(found.name)
+    state.index.put_back(taken)
+    return seen
+
+
 @settings(max_examples=300, deadline=None)
 @given(changes)
 def test_the_first_child_stopped_is_the_latest_started_of_those_marked(steps):
-    spec = Supervisor("s", children=[Child(name, Worker) for name in NAMES])
-    state = SupervisorState("s", spec, can_kill=True, seed=7)
+    state = new_state()
     records = [state.children[name] for name in NAMES]
-    for name, field, value in steps:
-        record = state.children[name]
-        if field == "phase":
-            record.phase = PHASES[value]
-        else:
-            setattr(record, field, bool(value % 2))
+    for step in steps:
+        apply(state, *step)
         expected = {
             r.name
             for r in records
@@ -52,69 +70,38 @@ def test_the_first_child_stopped_is_the_latest_started_of_those_marked(steps):
 
 @settings(max_examples=300, deadline=None)
 @given(changes, st.lists(st.integers(1, len(NAMES) + 1), max_size=8))
-def test_the_children_down_or_starting_are_read_in_start_order_and_those_down_marked(
-    steps, reads
-):
-    spec = Supervisor("s", children=[Child(name, Worker) for name in NAMES])
-    state = SupervisorState("s", spec, can_kill=True, seed=7)
+def test_the_children_down_or_starting_are_read_in_start_order_and_those_down_marked(steps, reads):
+    state = new_state()
     records = [state.children[name] for name in NAMES]
-    for (name, field, value), read in zip(steps, reads + [0] * len(steps), strict=False):
-        record = state.children[name]
-        if field == "phase":
-            record.phase = PHASES[value]
-        else:
-            setattr(record, field, bool(value % 2))
+    for step, most in zip(steps, reads + [0] * len(steps), strict=False):
+        apply(state, *step)
         marked_down = {
             r.name for r in records if (r.restart_pending or r.stop_for_good) and r.phase == DOWN
         }
         assert set(state.index.marked_down) == marked_down
         waiting = [r.name for r in records if r.phase in (DOWN, STARTING)]  # (in start order)
         for _ in range(2):  # (a read that stops early leaves the index as it was)
-            taken: list = []
-            seen = []
-            while len(seen) < (read or len(NAMES) + 1):
-                found = state.index.next_waiting(taken)
-                if found is None:
-                    break
-                seen.append(found.name)
-            state.index.put_back(taken)
-            assert seen == waiting[: len(seen)]
-            assert len(seen) == min(len(waiting), read or len(waiting))
+            assert read(state, most or len(NAMES) + 1) == waiting[: most or len(waiting)]
 
 
 def test_a_child_removed_from_its_supervisor_is_read_no_more():
-    spec = Supervisor("s", children=[Child(name, Worker) for name in NAMES])
-    state = SupervisorState("s", spec, can_kill=True, seed=7)
+    state = new_state()
     gone = state.children["c2"]
     gone.stop_for_good = True
     state.remove(gone)
-    taken: list = []
-    seen = []
-    while (found := state.index.next_waiting(taken)) is not None:
-        seen.append(found.name)
-    assert seen == [n for n in NAMES if n != "c2"]
+    assert read(state) == [n for n in NAMES if n != "c2"]
     assert "c2" not in state.index.marked_down
 
 
 def test_the_last_child_down_is_still_read_once_it_starts_and_one_going_down_after_all_ran():
-    spec = Supervisor("s", children=[Child(name, Worker) for name in NAMES])
-    state = SupervisorState("s", spec, can_kill=True, seed=7)
-
-    def read() -> list[str]:
-        taken: list = []
-        seen = []
-        while (found := state.index.next_waiting(taken)) is not None:
-            seen.append(found.name)
-        state.index.put_back(taken)
-        return seen
-
+    state = new_state()
     for name in NAMES[1:]:
         state.children[name].phase = UP
     state.children["c0"].phase = STARTING  # (the last of those down starts)
-    assert read() == ["c0"]
+    assert read(state) == ["c0"]
     state.children["c0"].phase = UP  # (all run: what was read is forgotten)
-    assert read() == []
+    assert read(state) == []
     state.children["c3"].phase = DOWN
     state.children["c1"].phase = STOPPING
     state.children["c1"].phase = DOWN
-    assert read() == ["c1", "c3"]
+    assert read(state) == ["c1", "c3"]
