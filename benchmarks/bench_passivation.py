@@ -11,6 +11,10 @@
    kept states); reactivation (a process started, the state handed over) beside an ask to
    an active actor.
 
+3. In process: a Pool with 20,000 passivated instances (one session each, gone idle): how
+   many new instances an actor starts a second (``self.start_child``, one after another),
+   beside the same Pool with none passivated.
+
 Each part runs in a fresh process (``python benchmarks/bench_passivation.py <part>``
 prints its figures as JSON), so one part's heap does not weigh on the other's.
 """
@@ -28,12 +32,15 @@ from typing import Any
 import msgspec
 import psutil
 from _report import Figure, Row, percentile, print_rows
+from bench_children import Noop, Starter, StartMany
 
-from stalwart import Child, ManagedActor, Supervisor, start
+from stalwart import Child, ManagedActor, Pool, Supervisor, start
 from stalwart.actors._memory import _malloc_trim
 
 IN_PROCESS = 1_000
 PROCESSES = 40
+POOL_PASSIVATED = 20_000  # instances of one Pool passivated before the timed starts
+POOL_STARTS = 3_000
 AFTER_S = 2.0  # passivate_after_s: long enough to measure them all running first
 HERE = Path(__file__).resolve().parent
 
@@ -161,7 +168,28 @@ def processes() -> dict[str, float]:
     }
 
 
-PARTS = {"in_process": in_process, "processes": processes}
+def pool_starts(passivated: int) -> dict[str, float]:
+    """New Pool instances started a second, with ``passivated`` instances passivated."""
+    template = Child("session", Noop, restart="temporary", passivate_after_s=0.5)
+    pool = Supervisor("b", children=[Pool("pool", template=template), Child("starter", Starter)])
+    with start(pool, report_path=None, shutdown_timeout_s=600) as system:
+        if passivated:
+            system.ask("b/starter", StartMany("b/pool", 0, passivated), timeout=600)
+            deadline = time.monotonic() + 120
+            while system.summary("b/pool").counts.get("passivated", 0) < passivated:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the Pool's instances were not passivated in 120 s")
+                time.sleep(0.2)
+        rate = system.ask("b/starter", StartMany("b/pool", passivated, POOL_STARTS), timeout=600)
+    return {"rate": float(rate)}
+
+
+PARTS = {
+    "in_process": in_process,
+    "processes": processes,
+    "pool_idle": lambda: pool_starts(0),
+    "pool_passivated": lambda: pool_starts(POOL_PASSIVATED),
+}
 
 
 def part(name: str) -> dict[str, float]:
@@ -169,7 +197,7 @@ def part(name: str) -> dict[str, float]:
         [sys.executable, str(Path(__file__).resolve()), name],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=True,
         cwd=HERE.parent,
     )
@@ -179,6 +207,7 @@ def part(name: str) -> dict[str, float]:
 def run() -> None:
     one = part("in_process")
     many = part("processes")
+    idle, passive = part("pool_idle"), part("pool_passivated")
     ms = 1000.0
     print_rows(
         f"Passivation: {IN_PROCESS:,} actors in one process, {PROCESSES} actor processes",
@@ -228,6 +257,14 @@ def run() -> None:
                 "active actor",
                 many["warm_p99"] * ms,
                 "ms",
+            ),
+            Row(
+                f"in process: Pool starts/s, {POOL_PASSIVATED:,} instances passivated",
+                passive["rate"],
+                "none passivated",
+                idle["rate"],
+                "/s",
+                "higher",
             ),
         ],
     )

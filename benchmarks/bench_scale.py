@@ -7,10 +7,11 @@
    Thespian on the same base, a tree of the same shape (each parent creates its children)
    of actors that do nothing, and its orderly stop (``ActorExitRequest`` to the top, which
    Thespian passes down to every actor). The goals are absolute: 10 s, 4 KiB, 10 s, 50 ms.
-2. In process, flat: 100,000 children of one supervisor, declared in its spec, and a Pool
-   of 100,000 instances started one after another from an actor (``self.start_child``);
-   each starts and stops in order. Peer: one raw Thespian parent creating as many
-   children, and its ``ActorExitRequest``.
+2. In process, flat: 100,000 children of one supervisor, declared in its spec (started
+   one after another, stopped latest first), and a Pool of 100,000 instances started one
+   after another from an actor (``self.start_child``; a Pool stops its instances all at
+   once). Peer: one raw Thespian parent creating as many children, and its
+   ``ActorExitRequest``.
 3. ``multiproc``: 200 actor processes (10 groups of 20); start, each process's memory as
    USS and PSS (``memory_full_info``; RSS counts the pages forked processes share), and
    shutdown. Peers: 200 raw Thespian actors on the same base, and a bare ``fork`` of the

@@ -16,10 +16,10 @@ more than Stalwart's own work for an idle actor:
 - A child is created without formatting a debug line nobody logs.
 - Due timers are looked for before a delivery only when there are any (Stalwart's timers
   are its own).
-- An actor's children (Thespian's ``_yung``) are kept by address, in the order made:
-  Thespian finds an exited child by comparing addresses from the eldest, one Python
-  ``==`` each, so a Pool of 20,000 instances took 7 s to stop and 100,000 would take
-  minutes; here each is found and removed at once, whatever order they exit in.
+- An actor's children (Thespian's ``_yung``) are kept by address, in the order made, and
+  an exited one is found and removed at once, whatever order they exit in. Thespian looks
+  from the eldest, one Python ``==`` each (a tree stops its children latest first); this
+  base used to look from the latest (a Pool stops its instances eldest first).
 - Pending sends are a deque: Thespian took each from the front of a list, moving all the
   others (a Pool stopping queues an exit request for every instance at once).
 
@@ -216,8 +216,7 @@ class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
         if target is None or not target._inst or isinstance(msg, ActorSystemMessage):
             super()._runSingleSend(ps)  # (Thespian's own messages, retries, the dead)
             return
-        # (Thespian's own: this class's override differs only for an exit notice, not here)
-        simpleSystemBase.ActorSystemBase._callActorWithMessage(self, target, ps, msg, ps.sender)
+        self._callActorWithMessage(target, ps, msg, ps.sender)
 
     def replies(self) -> list[Any] | None:
         """What actors sent the system's own address since last asked, in order:

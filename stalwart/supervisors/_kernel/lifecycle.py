@@ -106,7 +106,7 @@ def reconcile(s: SupervisorState, now: float, out: Out) -> None:
             out.append(Finish())
         return
     start_next(s, now, out)
-    if not by_phase[STARTING] and all(c.waiting for c in by_phase[DOWN].values()):
+    if not by_phase[STARTING] and not s.index.ready:  # (all down wait, if any)
         if not s.reported_started:
             s.reported_started = True
             out.append(ReportStarted())
@@ -120,20 +120,20 @@ _in_order = operator.attrgetter("seq")  # a child's place in start order
 
 def start_next(s: SupervisorState, now: float, out: Out) -> None:
     """Start the first child that can start (with its replicas), unless one is starting."""
-    if not s.index.by_phase[DOWN]:
+    if not s.index.ready:
         return
-    # (the replicas of a child are next to each other in start order: only children
-    # down or starting need a look, and only the first of them, in order)
+    # (the replicas of a child are next to each other in start order: only children in
+    # line, starting or down and not waiting, need a look, and only the first of them)
     taken: list[Any] = []
     try:
         starting: str | None = None
-        while (c := s.index.next_waiting(taken)) is not None:
+        while (c := s.index.next_in_line(taken)) is not None:
             group = c.slot.group or c.name
             if starting is not None and group != starting:
                 return
             if c.phase == STARTING:
                 starting = group
-            elif not c.waiting and dependencies_up(s, c):
+            elif dependencies_up(s, c):
                 start_child(s, c, out)
                 starting = group
     finally:

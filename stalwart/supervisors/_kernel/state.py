@@ -69,9 +69,10 @@ class FailedMessage:
 
 class PhaseIndex:
     """A supervisor's children by phase; those up or starting that are marked to stop (for
-    a restart or for good), and those down that are; and those down or starting in start
-    order: what reconciling looks at, so that it costs what changed, not the number of
-    children."""
+    a restart or for good), and those down that are; those down that may start (not
+    waiting for a node, an outage or a message); and those in line, down and may start or
+    starting, in start order: what reconciling looks at, so that it costs what changed,
+    not the number of children (a hundred thousand passivated ones, say)."""
 
     def __init__(self) -> None:
         self.by_phase: dict[str, dict[str, ChildRecord]] = {
@@ -79,8 +80,9 @@ class PhaseIndex:
         }
         self.marked: dict[str, ChildRecord] = {}
         self.marked_down: dict[str, ChildRecord] = {}  # down, and to restart or to stop
+        self.ready: dict[str, ChildRecord] = {}  # down, and not waiting
         self._latest: list[tuple[int, int, ChildRecord]] = []  # the marked, latest first
-        self._waiting: list[tuple[int, int, ChildRecord]] = []  # down or starting, first first
+        self._line: list[tuple[int, int, ChildRecord]] = []  # in line: a heap, first first
         self._pushed = itertools.count()
 
     def mark(self, record: ChildRecord) -> None:
@@ -99,27 +101,37 @@ class PhaseIndex:
         elif self.marked_down.pop(record.name, None) is not None and not self.marked_down:
             self.marked_down = {}
 
-    def queue(self, record: ChildRecord) -> None:
-        """``record`` is down or starting now (it was neither)."""
-        record.queued += 1  # (its own count: its entries before this one are stale)
-        heapq.heappush(self._waiting, (record.seq, record.queued, record))
+    def placed(self, record: ChildRecord, was_in_line: bool) -> None:
+        """``record``'s phase or what it waits for has changed: where it belongs now."""
+        if record.phase == DOWN and not record.waiting:
+            self.ready[record.name] = record
+        elif self.ready.pop(record.name, None) is not None and not self.ready:
+            self.ready = {}
+        if in_line(record):
+            if not was_in_line:
+                record.queued += 1  # (its own count: its entries before this one are stale)
+                heapq.heappush(self._line, (record.seq, record.queued, record))
+        elif was_in_line:
+            record.queued += 1
+            if self._line and not self.ready and not self.by_phase[STARTING]:
+                self._line = []  # (none is in line: all it holds is stale)
 
-    def next_waiting(self, taken: list[tuple[int, int, ChildRecord]]) -> ChildRecord | None:
-        """The first in start order of the children down or starting that are not in
-        ``taken`` yet (None: no other); it is added to ``taken``, which ``put_back`` returns
-        to the index. An entry no longer true (the child has left since) is dropped."""
-        waiting = self._waiting
-        while waiting:
-            entry = heapq.heappop(waiting)
+    def next_in_line(self, taken: list[tuple[int, int, ChildRecord]]) -> ChildRecord | None:
+        """The first in start order of the children in line that are not in ``taken`` yet
+        (None: no other); it is added to ``taken``, which ``put_back`` returns to the line.
+        An entry no longer true (the child has left the line since) is dropped."""
+        line = self._line
+        while line:
+            entry = heapq.heappop(line)
             record = entry[2]
-            if record.queued == entry[1] and record.phase in (DOWN, STARTING):
+            if record.queued == entry[1] and in_line(record):
                 taken.append(entry)
                 return record
         return None
 
     def put_back(self, taken: list[tuple[int, int, ChildRecord]]) -> None:
         for entry in taken:
-            heapq.heappush(self._waiting, entry)
+            heapq.heappush(self._line, entry)
 
     def leave(self, phase: str, name: str) -> None:
         """Take child ``name`` out of ``phase`` (a phase left empty gets a new dict: all of
@@ -128,11 +140,6 @@ class PhaseIndex:
         children.pop(name, None)
         if not children:
             self.by_phase[phase] = {}
-
-    def none_waiting(self) -> None:
-        """If no child is down or starting, forget what the heap of those holds (stale)."""
-        if self._waiting and not self.by_phase[DOWN] and not self.by_phase[STARTING]:
-            self._waiting = []
 
     def latest_marked(self) -> ChildRecord:
         """The latest-started of the marked children (there is one): what the heap holds
@@ -144,12 +151,18 @@ class PhaseIndex:
 
     def drop(self, record: ChildRecord) -> None:
         self.leave(record.phase, record.name)
-        record.queued += 1  # (what the heap holds of it is stale)
-        self.none_waiting()
+        record.queued += 1  # (what the line holds of it is stale)
+        if self.ready.get(record.name) is record:
+            del self.ready[record.name]
         if self.marked.get(record.name) is record:
             self.unmark(record)
         if self.marked_down.get(record.name) is record:
             self.mark_down(record, False)
+
+
+def in_line(record: ChildRecord) -> bool:
+    """Starting, or down and may start (not waiting for a node, an outage or a message)."""
+    return record.phase == STARTING or (record.phase == DOWN and not record.waiting)
 
 
 class ChildRecord:
@@ -173,8 +186,8 @@ class ChildRecord:
         self._index = index if index is not None else PhaseIndex()
         self._phase = DOWN
         self._index.by_phase[DOWN][self.name] = self
-        self.queued = 0  # its latest entry among the children down or starting
-        self._index.queue(self)
+        self.queued = 0  # its latest entry in the line of children to start
+        self._index.placed(self, False)
         self._restart_pending = False
         self._stop_for_good = False
         self.incarnation = 0
@@ -188,15 +201,24 @@ class ChildRecord:
     def phase(self, value: str) -> None:
         old = self._phase
         if old != value:
+            was_in_line = in_line(self)
             self._index.leave(old, self.name)
             self._index.by_phase[value][self.name] = self
             self._phase = value
-            if value in (DOWN, STARTING):
-                if old not in (DOWN, STARTING):
-                    self._index.queue(self)
-            elif old in (DOWN, STARTING):
-                self._index.none_waiting()
+            self._index.placed(self, was_in_line)
             self._mark()
+
+    @property
+    def waiting(self) -> str:
+        """Why it is down and not started yet (a node, an outage, passivated; "": it may)."""
+        return self._waiting
+
+    @waiting.setter
+    def waiting(self, value: str) -> None:
+        if value != self._waiting:
+            was_in_line = in_line(self)
+            self._waiting = value
+            self._index.placed(self, was_in_line)
 
     @property
     def restart_pending(self) -> bool:
@@ -285,7 +307,7 @@ class ChildRecord:
     activity: int | None = None  # a Pool's idle check: the last activity reported
     active_at = 0.0  # when that activity last changed (or it started)
     retiring = 0  # incarnation of a replaced instance still forwarding (0: none)
-    waiting = ""  # why it is down and not started yet (a node, an outage)
+    _waiting = ""  # (see waiting)
     start_failures = 0  # consecutive starts that failed against an outage
     start_outage = ""  # the fingerprint of the outage that keeps it from starting
     breaker_state = ""
