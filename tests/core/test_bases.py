@@ -187,7 +187,8 @@ def test_an_admin_that_does_not_answer_in_time_is_stopped_and_another_started(
     monkeypatch.setattr(_system, "new_system", first_admin_answers_too_late)
     system = make_system(Supervisor("s", children=[Child("a", Worker)]), base="multiproc")
     assert system.ask("s/a", Ping(4)).n == 4
-    assert len(ports) == 2 and system.admin_port == ports[1]
+    # (another admin answers in time; under heavy load one more may not, and is replaced too)
+    assert len(ports) >= 2 and system.admin_port == ports[-1]
     assert len(forked) == 1 and len(up) >= 2  # it had forked the admin, which has its logger
     assert not psutil.pid_exists(forked[0])  # (collected, not left a zombie)
     assert [p.pid for p in up if p.is_running()] == []
