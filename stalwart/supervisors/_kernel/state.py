@@ -105,8 +105,8 @@ class PhaseIndex:
         """``record``'s phase or what it waits for has changed: where it belongs now."""
         if record.phase == DOWN and not record.waiting:
             self.ready[record.name] = record
-        elif self.ready.pop(record.name, None) is not None and not self.ready:
-            self.ready = {}
+        elif self.ready.get(record.name) is record:
+            self.unready(record)
         if in_line(record):
             if not was_in_line:
                 record.queued += 1  # (its own count: its entries before this one are stale)
@@ -115,6 +115,11 @@ class PhaseIndex:
             record.queued += 1
             if self._line and not self.ready and not self.by_phase[STARTING]:
                 self._line = []  # (none is in line: all it holds is stale)
+
+    def unready(self, record: ChildRecord) -> None:
+        del self.ready[record.name]
+        if not self.ready:
+            self.ready = {}  # (a dict emptied keeps its size)
 
     def next_in_line(self, taken: list[tuple[int, int, ChildRecord]]) -> ChildRecord | None:
         """The first in start order of the children in line that are not in ``taken`` yet
@@ -153,7 +158,7 @@ class PhaseIndex:
         self.leave(record.phase, record.name)
         record.queued += 1  # (what the line holds of it is stale)
         if self.ready.get(record.name) is record:
-            del self.ready[record.name]
+            self.unready(record)
         if self.marked.get(record.name) is record:
             self.unmark(record)
         if self.marked_down.get(record.name) is record:
