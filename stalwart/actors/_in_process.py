@@ -117,9 +117,11 @@ class _Sends(collections.deque[Any]):
 
 
 class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
+    _pendingSends: Any  # (Thespian's list, a _Sends once made)
+
     def __init__(self, system: Any, logDefs: Any = None) -> None:
         super().__init__(system, logDefs)
-        self._pendingSends: _Sends = _Sends(getattr(self, "_pendingSends", ()))
+        self._pendingSends = _Sends(self._pendingSends)
 
     def _newRefAndActor(
         self,

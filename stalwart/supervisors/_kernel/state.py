@@ -67,6 +67,14 @@ class FailedMessage:
         self.held_for = ""  # the dependency it waits for, while held
 
 
+def _without(children: dict[str, ChildRecord], name: str) -> dict[str, ChildRecord]:
+    """``children`` without ``name``; a new dict once none is left (a dict emptied keeps
+    its size, and reading it costs what it held: all of a Pool's instances stopping at once
+    would leave a dict as large as the Pool to read through after every exit)."""
+    children.pop(name, None)
+    return children if children else {}
+
+
 class PhaseIndex:
     """A supervisor's children by phase; those up or starting that are marked to stop (for
     a restart or for good), and those down that are; those down that may start (not
@@ -91,22 +99,22 @@ class PhaseIndex:
         self.marked[record.name] = record
 
     def unmark(self, record: ChildRecord) -> None:
-        if self.marked.pop(record.name, None) is not None and not self.marked:
-            self.marked = {}  # (a dict emptied keeps its size: reading it costs what it held)
+        self.marked = _without(self.marked, record.name)
+        if not self.marked:
             self._latest.clear()  # (what it holds is stale)
 
     def mark_down(self, record: ChildRecord, marked: bool) -> None:
         if marked:
             self.marked_down[record.name] = record
-        elif self.marked_down.pop(record.name, None) is not None and not self.marked_down:
-            self.marked_down = {}
+        else:
+            self.marked_down = _without(self.marked_down, record.name)
 
     def placed(self, record: ChildRecord, was_in_line: bool) -> None:
         """``record``'s phase or what it waits for has changed: where it belongs now."""
         if record.phase == DOWN and not record.waiting:
             self.ready[record.name] = record
         elif self.ready.get(record.name) is record:
-            self.unready(record)
+            self.ready = _without(self.ready, record.name)
         if in_line(record):
             if not was_in_line:
                 record.queued += 1  # (its own count: its entries before this one are stale)
@@ -115,11 +123,6 @@ class PhaseIndex:
             record.queued += 1
             if self._line and not self.ready and not self.by_phase[STARTING]:
                 self._line = []  # (none is in line: all it holds is stale)
-
-    def unready(self, record: ChildRecord) -> None:
-        del self.ready[record.name]
-        if not self.ready:
-            self.ready = {}  # (a dict emptied keeps its size)
 
     def next_in_line(self, taken: list[tuple[int, int, ChildRecord]]) -> ChildRecord | None:
         """The first in start order of the children in line that are not in ``taken`` yet
@@ -139,12 +142,8 @@ class PhaseIndex:
             heapq.heappush(self._line, entry)
 
     def leave(self, phase: str, name: str) -> None:
-        """Take child ``name`` out of ``phase`` (a phase left empty gets a new dict: all of
-        a Pool's instances stopping at once leave none behind to read through)."""
-        children = self.by_phase[phase]
-        children.pop(name, None)
-        if not children:
-            self.by_phase[phase] = {}
+        """Take child ``name`` out of ``phase``."""
+        self.by_phase[phase] = _without(self.by_phase[phase], name)
 
     def latest_marked(self) -> ChildRecord:
         """The latest-started of the marked children (there is one): what the heap holds
@@ -158,7 +157,7 @@ class PhaseIndex:
         self.leave(record.phase, record.name)
         record.queued += 1  # (what the line holds of it is stale)
         if self.ready.get(record.name) is record:
-            self.unready(record)
+            self.ready = _without(self.ready, record.name)
         if self.marked.get(record.name) is record:
             self.unmark(record)
         if self.marked_down.get(record.name) is record:
