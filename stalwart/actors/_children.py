@@ -98,7 +98,8 @@ class ActivityCheck(msgspec.Struct, frozen=True):
 class ActivityReport(msgspec.Struct, frozen=True):
     """How far the instance has got through its senders' messages (a number that grows
     with each one), whether one is still being handled, the seconds since it took the
-    last one, and when that was (wall clock; 0: none yet)."""
+    last one, and when that was (``time.monotonic()``, one clock for a host's processes;
+    0: none yet)."""
 
     path: str
     incarnation: int

@@ -241,8 +241,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     _sw_placed: Init | None = None  # on another node: its Init, until told to start
     _sw_successor: Any = None
     _sw_forwarded_at = float("-inf")  # when it last forwarded to its successor
-    _sw_taken_at = 0.0  # when it last took a sender's message (time.time(): comparable
-    # across the processes of a host, so its supervisor can tell which of them is idlest)
+    _sw_taken_at = 0.0  # when it last took a sender's message (time.monotonic(): one clock
+    # for the processes of a host, so its supervisor can tell which of them is idlest)
     _sw_handled: OrderedDict[str, Any] = made_on_use(OrderedDict)
     _sw_times: dict[type, deque[float]] = made_on_use(dict)  # latest handler durations
     _sw_also_answer: dict[str, list[Any]] = made_on_use(dict)  # request id -> more addresses
@@ -991,7 +991,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     def _sw_in_order(self, msg: Told | Request, sender: Any) -> None:
         """Handle ``msg`` if it is its channel's next; hold it back if it overtook one."""
-        self._sw_taken_at = time.time()  # (how long it has been idle: passivation)
+        self._sw_taken_at = time.monotonic()  # (how long it has been idle: passivation)
         lane = self._sw_lanes.lane(msg.chan, msg.base, msg.reply_to)
         if lane.early and min(lane.early) < lane.expected:
             self._sw_drop_handled(lane)
@@ -1253,7 +1253,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         if self._sw_mode == _RUNNING:
             activity, busy = self._sw_lanes.activity()
             taken = self._sw_taken_at
-            idle = time.time() - taken
+            idle = time.monotonic() - taken
             report = ActivityReport(self.path, self.incarnation, activity, busy, idle, taken)
             self.send(sender, report)
 

@@ -436,13 +436,14 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     def on_activity(self, msg: ActivityReport, sender: Any) -> None:
         name = self.child_name(msg.path)
         if name is not None:
-            idle_s = msg.idle_s
+            idle_s, now = msg.idle_s, self.now
             if msg.last_at and not msg.busy and self.on_this_host(name, msg.incarnation):
-                # one clock: how long it has been idle now, whenever it answered (children
-                # answer at different moments, and their order is then exact)
-                idle_s = max(0.0, time.time() - msg.last_at)
+                # one clock, read once: how long it has been idle at the event's ``now``,
+                # whenever it answered (children answer at different moments, and their
+                # order is then exact, even if this thread is held up between two reads)
+                idle_s = max(0.0, now - msg.last_at)
             event = ev.ActivityReported(
-                name, msg.incarnation, msg.activity, msg.busy, idle_s, now=self.now
+                name, msg.incarnation, msg.activity, msg.busy, idle_s, now=now
             )
             self.decide(event)
 
