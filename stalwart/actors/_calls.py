@@ -499,6 +499,13 @@ class Caller(Timers):
                 pending.handed = True
                 self.send(holder, LostRequest(path, pending.request, behind))
 
+    def _sw_refuse_call(self, path: str, error: StalwartError, on_error: OnError | None) -> str:
+        """A call that cannot be made: ``on_error`` gets ``error`` at once (as it gets
+        ``BreakerOpen``), without a message being sent; returns the call's id."""
+        request_id = self._sw_id_prefix + str(next(self._sw_ids))
+        (on_error or _log_error(path))(error)
+        return request_id
+
     def _sw_fail_held(self, held: Any, error: StalwartError, path: str = "") -> None:
         """A message that cannot go to ``path``: a request fails; anything else is a dead letter."""
         if isinstance(held, Request) and held.id in self._sw_pending:

@@ -10,11 +10,13 @@ what is wrong: ``UnknownPath`` (no such supervisor or child), ``AlreadyStarted``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ._asks import Asks
+from .errors import BadMessage, StalwartError, UnknownPath
 
 if TYPE_CHECKING:
     from ._calls import OnError, OnReply
@@ -91,6 +93,11 @@ CHILD_REQUESTS = (
 )
 
 
+def not_a_supervisor(path: str, kind: str) -> UnknownPath:
+    """The answer to a child request sent to ``path``, which is no supervisor."""
+    return UnknownPath(f"{path} is not a supervisor (it is an {kind}): it has no children", path)
+
+
 class ActivityCheck(msgspec.Struct, frozen=True):
     """A Pool with ``idle_timeout_s`` asks its instances how much they have handled."""
 
@@ -127,6 +134,10 @@ class ChildCalls:
             request_id: str | None = None,
         ) -> str: ...
 
+        def _sw_refuse_call(
+            self, path: str, error: StalwartError, on_error: OnError | None
+        ) -> str: ...
+
     def start_child(
         self,
         supervisor: str,
@@ -138,11 +149,13 @@ class ChildCalls:
     ) -> str:
         """Start ``child`` (a spec; for a Pool, the key) under ``supervisor``; ``on_reply``
         gets its path once it runs."""
-        if isinstance(child, str):
-            msg = StartChild(key=child, options=options)
-        else:
-            msg = StartChild(child, options=options)
-        return self.call(supervisor, msg, timeout, on_reply, on_error)
+        return self._sw_child_call(
+            supervisor,
+            lambda checks: checks.start_request(child, options),
+            timeout,
+            on_reply,
+            on_error,
+        )
 
     def terminate_child(
         self,
@@ -153,7 +166,13 @@ class ChildCalls:
         on_error: OnError | None = None,
     ) -> str:
         """Stop the child ``name`` of ``supervisor`` (its spec is kept unless temporary)."""
-        return self.call(supervisor, TerminateChild(name), timeout, on_reply, on_error)
+        return self._sw_child_call(
+            supervisor,
+            lambda checks: TerminateChild(checks.child_name(name)),
+            timeout,
+            on_reply,
+            on_error,
+        )
 
     def restart_child(
         self,
@@ -164,7 +183,13 @@ class ChildCalls:
         on_error: OnError | None = None,
     ) -> str:
         """Start the terminated child ``name`` of ``supervisor`` again."""
-        return self.call(supervisor, RestartChild(name), timeout, on_reply, on_error)
+        return self._sw_child_call(
+            supervisor,
+            lambda checks: RestartChild(checks.child_name(name)),
+            timeout,
+            on_reply,
+            on_error,
+        )
 
     def delete_child(
         self,
@@ -175,4 +200,29 @@ class ChildCalls:
         on_error: OnError | None = None,
     ) -> str:
         """Forget the terminated child ``name`` of ``supervisor``."""
-        return self.call(supervisor, DeleteChild(name), timeout, on_reply, on_error)
+        return self._sw_child_call(
+            supervisor,
+            lambda checks: DeleteChild(checks.child_name(name)),
+            timeout,
+            on_reply,
+            on_error,
+        )
+
+    def _sw_child_call(
+        self,
+        supervisor: str,
+        build: Callable[[Any], Any],
+        timeout: float,
+        on_reply: OnReply | None,
+        on_error: OnError | None,
+    ) -> str:
+        """Call ``supervisor`` with the request ``build`` makes with the checks ``System``'s
+        calls use; one they refuse (a ``BadMessage`` naming what is wrong) goes to
+        ``on_error`` at once, as ``System`` raises it."""
+        from ..supervisors import _children as checks  # (the supervisors' own checks)
+
+        try:
+            msg = build(checks)
+        except BadMessage as exc:
+            return self._sw_refuse_call(supervisor, exc, on_error)
+        return self.call(supervisor, msg, timeout, on_reply, on_error)

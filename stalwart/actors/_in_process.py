@@ -22,6 +22,12 @@ more than Stalwart's own work for an idle actor:
   base used to look from the latest (a Pool stops its instances eldest first).
 - Pending sends are a deque: Thespian took each from the front of a list, moving all the
   others (a Pool stopping queues an exit request for every instance at once).
+- An exit request for an actor gone already goes to the dead-letter handler as any other
+  message does, and nothing else happens. Thespian also "killed" the handler for it: it
+  logged that the gone actor "had no instance to reset on kill" and told the handler's
+  parent that the gone actor had exited (a supervisor that stopped its spare instances
+  and left before hearing of their exits has them in its list of children still, and
+  Thespian sends each an exit request once the supervisor has gone).
 
 Everything else (addresses, the order of delivery, exit notices) is Thespian's.
 """
@@ -38,10 +44,12 @@ from typing import Any
 
 from thespian.actors import (
     ActorAddress,
+    ActorExitRequest,
     ActorSystem,
     ActorSystemException,
     ActorSystemMessage,
     ChildActorExited,
+    DeadEnvelope,
 )
 from thespian.system import isInternalActorSystemMessage, simpleSystemBase
 
@@ -215,6 +223,12 @@ class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
     def _runSingleSend(self, ps: Any) -> None:
         msg = ps.msg
         target = None if ps.attempts else self.actorRegistry.get(ps.toActor.actorAddressString)
+        if target is None and not ps.attempts and isinstance(msg, ActorExitRequest):
+            box = self.actorRegistry.get("DeadLetterBox")  # (the actor is gone: no kill)
+            if box is not None and box.instance:
+                dead = DeadEnvelope(ps.toActor.actorAddressString, msg)
+                self._callActorWithMessage(box, ps, dead, ps.sender)
+            return
         if target is None or not target._inst or isinstance(msg, ActorSystemMessage):
             super()._runSingleSend(ps)  # (Thespian's own messages, retries, the dead)
             return

@@ -19,7 +19,13 @@ from ..strategies import classify
 from ..strategies._learned_timeout import HANDLER_SAMPLES
 from ._async import AsyncHandlers
 from ._calls import Caller, OnError, OnReply
-from ._children import ActivityCheck, ActivityReport, ChildCalls
+from ._children import (
+    CHILD_REQUESTS,
+    ActivityCheck,
+    ActivityReport,
+    ChildCalls,
+    not_a_supervisor,
+)
 from ._coalesce import Coalescing
 from ._lazy import made_on_use
 from ._logs import ACTOR_PATH
@@ -677,6 +683,9 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             return  # a runtime notice this actor does not handle
         if isinstance(msg, ErrorReply):  # answering it with another would never end
             self.log.warning("%s: unexpected error reply: %s", self.path, msg.message)
+            return
+        if type(msg) in CHILD_REQUESTS:  # (sent to a worker's path as if to a supervisor)
+            self._sw_reject(sender, not_a_supervisor(self.path, "actor"))
             return
         name = type(msg).__name__
         self.log.warning("%s: no handler for message type %s", self.path, name)

@@ -131,7 +131,8 @@ class BreakerOpen(StalwartError, CircuitOpenError):
 
 
 class AlreadyStarted(StalwartError):
-    """``start_child``: a child of that name runs already (``path`` is its path)."""
+    """``start_child``: a child of that name runs already, or is passivated (``path`` is its
+    path)."""
 
     error_category = ErrorCategory.VALIDATION
 

@@ -54,14 +54,7 @@ class ChildCalls:
         ``PoolFull``, ``BadMessage`` (a spec that does not fit among its siblings),
         ``UnknownPath`` (no such supervisor).
         """
-        if isinstance(child, str):
-            request = StartChild(key=child, options=_options(options))
-        elif isinstance(child, (Child, Supervisor)):
-            request = StartChild(child, options=_options(options))
-        else:
-            raise BadMessage(
-                f"start_child: expected a Child, a Supervisor or a key, got {shown(child)}"
-            )
+        request = start_request(child, options)
         path: str = self._ask(supervisor, request, _change(timeout), False)
         self._known.add(path)  # (not a copy of every known path per start)
         return path
@@ -70,19 +63,19 @@ class ChildCalls:
         """Stop the child ``name`` of ``supervisor`` (every replica) and keep its spec (a
         temporary child's spec, and a Pool's instance, go); returns once it has stopped.
         Raises ``UnknownPath`` naming a child it does not have."""
-        self._ask(supervisor, TerminateChild(_name(name)), _change(timeout), False)
+        self._ask(supervisor, TerminateChild(child_name(name)), _change(timeout), False)
 
     def restart_child(self, supervisor: str, name: str, timeout: float | None = None) -> str:
         """Start the terminated child ``name`` of ``supervisor`` again (from its spec and its
         last checkpoint); returns its path once it runs. Raises ``ChildRunning`` if it runs,
         ``StartFailed`` (it stays terminated), ``UnknownPath``."""
-        path: str = self._ask(supervisor, RestartChild(_name(name)), _change(timeout), False)
+        path: str = self._ask(supervisor, RestartChild(child_name(name)), _change(timeout), False)
         return path
 
     def delete_child(self, supervisor: str, name: str, timeout: float | None = None) -> None:
         """Forget the terminated child ``name`` of ``supervisor``: its spec, checkpoints and
         paths go. Raises ``ChildRunning`` if it runs, ``UnknownPath``."""
-        self._ask(supervisor, DeleteChild(_name(name)), _change(timeout), False)
+        self._ask(supervisor, DeleteChild(child_name(name)), _change(timeout), False)
 
     def which_children(self, supervisor: str, timeout: float | None = None) -> list[ChildInfo]:
         """The children of ``supervisor`` in start order, one :class:`~stalwart.ChildInfo`
@@ -100,7 +93,18 @@ def _change(timeout: float | None) -> float:
     return CHANGE_TIMEOUT_S if timeout is None else timeout
 
 
-def _name(name: Any) -> str:
+def start_request(child: Any, options: Any) -> StartChild:
+    """The checked request to start ``child`` (a spec, or a Pool's key); BadMessage names
+    what is wrong (the System's calls and an actor's use it alike)."""
+    if isinstance(child, str):
+        return StartChild(key=child, options=_options(options))
+    if isinstance(child, (Child, Supervisor)):
+        return StartChild(child, options=_options(options))
+    raise BadMessage(f"start_child: expected a Child, a Supervisor or a key, got {shown(child)}")
+
+
+def child_name(name: Any) -> str:
+    """``name``, checked to name a child (BadMessage otherwise)."""
     if not isinstance(name, str) or not name:
         raise BadMessage(f"expected a child's name, got {shown(name)}")
     return name

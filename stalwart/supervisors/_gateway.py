@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ..actors._calls import Caller, numbered
-from ..actors._children import CHILD_REQUESTS
+from ..actors._children import CHILD_REQUESTS, not_a_supervisor
 from ..actors._coalesce import unpacked
 from ..actors._managed import redirectable
 from ..actors._placement import NODE_ENV
@@ -110,10 +110,35 @@ def seal(msg: Any) -> Sealed:
     try:
         return Sealed(kind, pickle.dumps(msg))
     except Exception as exc:  # a class defined in a function, a lock, a failing __reduce__...
+        where = _unpicklable_part(msg)
         raise BadMessage(
-            f"{kind} cannot be sent to another process ({type(exc).__name__}: {exc}):"
-            " messages must pickle, and their types be importable by module and name"
+            f"{kind}{f' ({where})' if where else ''} cannot be sent to another process"
+            f" ({type(exc).__name__}: {exc}): messages must pickle, and their types be"
+            " importable by module and name"
         ) from None
+
+
+def _unpicklable_part(msg: Any) -> str:
+    """The first field of ``msg`` (a Struct) that does not pickle, and in a table the first
+    such entry: ``options['on_done']``; "" if none is found alone."""
+    for name in getattr(msg, "__struct_fields__", ()):
+        value = getattr(msg, name)
+        if _pickles(value):
+            continue
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not _pickles(item):
+                    return f"{name}[{key!r}]"
+        return str(name)
+    return ""
+
+
+def _pickles(value: Any) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
 
 
 def unseal(msg: Any) -> Any:
@@ -344,9 +369,7 @@ class Gateway(Caller):
         if type(message) in CHILD_REQUESTS:
             if entry is None or entry.kind == "supervisor":
                 return None
-            return UnknownPath(
-                f"{path} is not a supervisor (it is an {entry.kind}): it has no children", path
-            )
+            return not_a_supervisor(path, entry.kind)
         if entry is not None and entry.kind == "supervisor":
             name = type(message).__name__
             return UnknownMessage(

@@ -17,7 +17,14 @@ from types import MappingProxyType
 from typing import Any
 
 from ..actors import errors
-from ..actors._children import CHILD_REQUESTS, ActivityReport
+from ..actors._children import (
+    CHILD_REQUESTS,
+    ActivityReport,
+    DeleteChild,
+    RestartChild,
+    StartChild,
+    TerminateChild,
+)
 from ..actors._managed import hand_on_misdirected
 from ..actors._placement import fenced, node_name, placeable
 from ..actors._runtime import (
@@ -63,6 +70,7 @@ from ._effects import EFFECTS, answer, reply_of
 from ._kernel import events as ev
 from ._kernel.state import STARTING
 from ._passivation import SUPERVISOR_HANDLERS
+from ._services import SYSTEM_NAME
 from ._standby import NEW, Spares
 from ._usage import ProcessUsage
 from .messages import (
@@ -84,6 +92,7 @@ from .messages import (
     Unavailable,
 )
 
+CHANGES = (StartChild, TerminateChild, RestartChild, DeleteChild)  # (not the questions)
 log = logging.getLogger("stalwart.supervisor")
 _REPLIES_KEPT = 64
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
@@ -413,6 +422,13 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         elif self.state is None or not self.begun:
             text = f"{self.path} is starting: ask again once it runs"
             error = errors.Unavailable(text, self.path)
+        elif type(request) in CHANGES and self.path.partition("/")[0] == SYSTEM_NAME:
+            error = errors.BadMessage(
+                f"{self.path} is Stalwart's own supervisor: its children are not started or"
+                " stopped by hand (start()'s options leave them out: memory=None, store=None,"
+                " correlator=None)",
+                self.path,
+            )
         else:
             self.decide(ev.ChildRequested(request, msg, now=self.now))
             return
@@ -425,6 +441,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     def on_child_request_told(self, msg: Any, sender: Any) -> None:
         """A child request sent without waiting for the answer (a tell)."""
+        if type(msg) in CHANGES and self.path.partition("/")[0] == SYSTEM_NAME:
+            log.warning("%s: %s refused: Stalwart's own supervisor", self.path, type(msg).__name__)
+            return
         if self.state is not None and self.begun:
             self.decide(ev.ChildRequested(msg, None, now=self.now))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import os
 import sys
 import threading
@@ -261,7 +262,7 @@ class System(ChildCalls):
         self, path: str, msg: Any, timeout: float | None, validate: bool = True, context: str = ""
     ) -> tuple[float, GatewayAsk, str]:
         """The checked ask for the root, its timeout, and what to say if it runs out."""
-        timeout = self.options.ask_timeout_s if timeout is None else timeout
+        timeout = self.options.ask_timeout_s if timeout is None else seconds(timeout)
         self._check_path(path)
         if validate:
             validate_message(msg)
@@ -437,7 +438,7 @@ class System(ChildCalls):
 
     def redeliver(self, dead_letter_id: int, timeout: float | None = None) -> Any:
         """Send a dead letter to its actor again and return the reply."""
-        timeout = self.options.ask_timeout_s if timeout is None else timeout
+        timeout = self.options.ask_timeout_s if timeout is None else seconds(timeout)
         value = self._gateway(RedeliverQuery(dead_letter_id, timeout), timeout + _MARGIN_S)
         if isinstance(value, ErrorReply):
             raise value.exception()
@@ -771,6 +772,17 @@ class System(ChildCalls):
             raise SystemStopped(f"the tree could not start: {value[1]}")
         self._known = set(value[1])
         self._sid = value[2] if self.options.base != "simple" else 0
+
+
+def seconds(timeout: Any) -> float:
+    """``timeout``, checked to be a number of seconds a call can wait (BadMessage naming
+    it otherwise: at 0 or less the call would fail before an answer could come, yet what
+    it asked for would still be done)."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise BadMessage(f"timeout: expected a number of seconds > 0, got {timeout!r:.80}")
+    if not 0 < timeout < math.inf:
+        raise BadMessage(f"timeout: must be a number of seconds > 0 (finite), got {timeout!r}")
+    return float(timeout)
 
 
 def _answer(value: Any) -> Any:

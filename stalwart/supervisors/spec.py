@@ -14,7 +14,7 @@ import re
 import reprlib
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
@@ -589,7 +589,10 @@ def check_types(owner: str, obj: Any, prefix: str = "", skip: Sequence[str] = ()
             text, where = str(exc), ""
             if " - at `$" in text:
                 where = text.rsplit(" - at `$", 1)[1].rstrip("`")
-            if text.startswith("Expected `") and "` >= " not in text and "` <= " not in text:
+            choices = _choices(f.type) if not where else ()
+            if choices and text.startswith(("Invalid enum value", "Expected `")):
+                text = f"expected one of {', '.join(map(repr, choices))}"
+            elif text.startswith("Expected `") and "` >= " not in text and "` <= " not in text:
                 text = f"expected {type_name(f.type)}"  # ("object" is how msgspec says a Struct)
             raise SpecError(owner, prefix + f.name + where, f"{text}, got {shown(value)}") from None
         if isinstance(value, float) and math.isnan(value):
@@ -618,6 +621,13 @@ def _check_structs(owner: str, value: Any, converted: Any, field: str) -> None:
 
 
 _CHECKED_ALONE = (Child, Supervisor, LevelPolicy, Breaker)
+
+
+def _choices(tp: Any) -> tuple[Any, ...]:
+    """The values a ``Literal[...]`` type (or a union holding one) allows."""
+    if get_origin(tp) is Literal:
+        return get_args(tp)
+    return tuple(v for arg in get_args(tp) for v in _choices(arg))
 
 
 def type_name(tp: Any) -> str:

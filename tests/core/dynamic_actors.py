@@ -68,3 +68,24 @@ class Session(OtpChild):
 
     def receiveMsg_Options(self, msg: Options, sender: Any) -> None:
         self.reply(sender, dict(self.options))
+
+
+class ChildCall(msgspec.Struct, frozen=True):
+    """Make the child call ``call`` (``start_child``...) to ``supervisor`` with ``args``;
+    the answer is ``("ok", value)`` or ``("error", its type's name, its text)``."""
+
+    call: str
+    supervisor: str
+    args: tuple[Any, ...] = ()
+
+
+class Calls(ManagedActor):
+    """Makes the child calls an actor has, with whatever arguments it is given."""
+
+    def receiveMsg_ChildCall(self, msg: ChildCall, sender: Any) -> None:
+        getattr(self, msg.call)(
+            msg.supervisor,
+            *msg.args,
+            on_reply=lambda value: self.reply(sender, ("ok", value)),
+            on_error=lambda error: self.reply(sender, ("error", type(error).__name__, str(error))),
+        )

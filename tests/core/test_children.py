@@ -20,11 +20,19 @@ from stalwart import (
     ChildInfo,
     ChildRunning,
     Pool,
+    StalwartError,
     StartFailed,
     UnknownMessage,
     UnknownPath,
 )
-from tests.core.dynamic_actors import Starter, StartSession, StartWorker, StopWorker
+from tests.core.dynamic_actors import (
+    Calls,
+    ChildCall,
+    Starter,
+    StartSession,
+    StartWorker,
+    StopWorker,
+)
 from tests.core.otp_actors import OtpChild
 from tests.core.otp_support import (
     OTP,
@@ -362,6 +370,8 @@ def test_a_child_that_fails_to_start_is_not_kept(make_system, base, tmp_path):
     with pytest.raises(StartFailed, match="top/child1 failed to start: RuntimeError"):
         system.start_child("top", spec)
     assert which(system, "top") == []
+    with pytest.raises(UnknownPath, match=r"\(top/child1 failed to start: RuntimeError"):
+        system.ask("top/child1", Ping())  # (the path says why it is gone)
     assert system.start_child("top", spec) == "top/child1"  # (its start works now)
 
     system.terminate_child("top", "child1")
@@ -400,3 +410,62 @@ def test_children_started_and_stopped_by_an_actor(make_system, base):
     session = system.ask("top/starter", StartSession("top/sessions", "alice"))
     assert session == "top/sessions/alice"
     assert system.ask(session, Ping(5)).n == 5
+
+
+# -- bad input: an actor's calls are refused as the System's are ------------------------------
+BAD_CALLS = [  # (call, supervisor, arguments): each is refused, naming what is wrong
+    ("start_child", "top/calls", (Child("x", OtpChild),)),  # a worker is no supervisor
+    ("start_child", "top/sessions", (42,)),  # a key must be a name
+    ("start_child", "top/sessions", (None,)),
+    ("start_child", "top/sessions", ("k", [1, 2])),  # options must be a table
+    ("start_child", "top/sessions", ("a/b",)),
+    ("start_child", "top/workers", ("k",)),  # not a Pool: no key
+    ("terminate_child", "top/workers", (None,)),
+    ("restart_child", "top/workers", (5,)),
+    ("delete_child", "top/workers", ("",)),
+    ("terminate_child", "top/workers", ("ghost",)),
+    ("start_child", "_system", (Child("x", OtpChild),)),  # Stalwart's own supervisor
+    ("terminate_child", "_system", ("memory",)),
+    ("delete_child", "_system", ("memory",)),
+]
+
+
+def test_an_actors_child_calls_are_refused_as_the_systems_are(make_system, base):
+    """The same error, with the same text, whether the System or an actor makes the call;
+    and none of them changes a child."""
+    pool = Pool("sessions", template=Child("session", OtpChild))
+    tree = sup("top", [Child("calls", Calls), sup("workers", []), pool])
+    system = make_system(tree, base=base)
+    before = {path: which(system, path) for path in ("_system", "top/workers", "top/sessions")}
+    for call, supervisor, args in BAD_CALLS:
+        with pytest.raises(StalwartError) as raised:
+            getattr(system, call)(supervisor, *args)
+        error = raised.value
+        answer = system.ask("top/calls", ChildCall(call, supervisor, args))
+        assert answer == ("error", type(error).__name__, str(error)), (call, supervisor, args)
+        assert isinstance(error, (BadMessage, UnknownPath)), (call, supervisor, args, error)
+    assert {path: which(system, path) for path in before} == before
+    system.memory_cleanup("warning")  # (its own children are all still there)
+
+
+def test_errors_name_the_whole_path_of_a_child_started_at_run_time(make_system):
+    sessions = Pool("sessions", template=Child("session", OtpChild))
+    teams = Pool("teams", template=sup("team", []))
+    system = make_system(sup("top", [sup("mid", [sessions, teams, sup("jobs", [])])]))
+    with pytest.raises(BadMessage, match=r"^top/mid/sessions/a/b: name: must be letters"):
+        system.start_child("top/mid/sessions", "a/b")
+    with pytest.raises(BadMessage, match=r"^top/mid/teams/blue: options: a Pool of supervisors"):
+        system.start_child("top/mid/teams", "blue", options={"size": 3})
+    significant = Child("z", OtpChild, restart="transient", significant=True)
+    with pytest.raises(BadMessage, match=r"^top/mid/jobs/z: significant: needs auto_shutdown"):
+        system.start_child("top/mid/jobs", significant)
+
+
+def test_an_option_that_cannot_go_to_another_process_is_named(make_system):
+    import threading
+
+    pool = Pool("sessions", template=Child("session", OtpChild))
+    system = make_system(sup("top", [pool]), base="multiproc")
+    with pytest.raises(BadMessage, match=r"StartChild \(options\['lock'\]\) cannot be sent"):
+        system.start_child("top/sessions", "k", options={"n": 1, "lock": threading.Lock()})
+    assert system.start_child("top/sessions", "k", options={"n": 1}) == "top/sessions/k"

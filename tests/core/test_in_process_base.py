@@ -8,6 +8,7 @@ actors on it and on Thespian's ``simpleSystemBase`` and expects the same answers
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -314,6 +315,49 @@ def test_a_message_to_an_actor_that_exited_is_a_dead_letter() -> None:
 
     seen = on_both_bases(dead)
     assert seen["stalwart"] == seen["thespian"] == ["who"]
+
+
+class Keeper(Actor):  # type: ignore[misc]
+    """Makes the dead-letter handler as its child; answers the exits it was told of."""
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:
+        if msg == "make":
+            self.letters, self.exits = self.createActor(DeadLetters), []
+            self.send(sender, self.letters)
+        elif isinstance(msg, ChildActorExited):
+            self.exits.append(str(msg.childAddress))
+        elif msg == "exits":
+            self.send(sender, self.exits)
+
+
+def test_an_exit_request_for_an_actor_gone_already_is_a_dead_letter_and_nothing_more(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Unlike Thespian's base (the second part), which also "kills" the dead-letter handler
+    for it: it warns that the gone actor "had no instance to reset on kill" and tells the
+    handler's parent that the gone actor exited. A supervisor that left before hearing of
+    its spares' exits made Thespian send them such requests at every shutdown."""
+
+    def exit_twice(asys: Any) -> tuple[list[str], list[str], list[str]]:
+        LOG.clear()
+        caplog.clear()
+        keeper = asys.createActor(Keeper)
+        letters = asys.ask(keeper, "make", 5)
+        assert asys.ask(letters, "take", 5) == "taking"
+        gone = asys.createActor(Leaf)
+        assert asys.ask(gone, "who", 5) == "leaf"
+        asys.tell(gone, ActorExitRequest())
+        asys.tell(gone, ActorExitRequest())  # (it is gone: a dead letter)
+        got, exits = asys.ask(letters, "got", 5), asys.ask(keeper, "exits", 5)
+        warned = [r.getMessage() for r in caplog.records if "reset on kill" in r.getMessage()]
+        return got, exits, warned
+
+    with caplog.at_level(logging.WARNING, logger="Thespian"):
+        seen = on_both_bases(exit_twice)
+    got, exits, warned = seen["stalwart"]
+    assert (got, exits, warned) == (["ActorExitRequest"], [], [])
+    got, exits, warned = seen["thespian"]
+    assert got == ["ActorExitRequest"] and len(exits) == 1 and len(warned) == 1
 
 
 def test_answers_to_the_system_are_taken_in_order_unless_thespian_has_a_timer_pending() -> None:

@@ -1,5 +1,6 @@
 """Messages: bad input gets clear errors, nothing is lost while an actor restarts."""
 
+import math
 import os
 import signal
 import threading
@@ -95,6 +96,19 @@ def test_an_ask_without_an_answer_times_out_clearly(make_system, base, tree):
         system.ask("s/w", Never(), timeout=0.3)
     reply = system.ask("s/client", Relay("s/w", Never(), timeout=0.2))
     assert (reply.ok, reply.error) == (False, "Timeout")
+
+
+@pytest.mark.parametrize("timeout", [0, -1, math.nan, math.inf, "1", True])
+def test_a_timeout_that_could_not_wait_is_refused_before_anything_is_sent(timeout, make_system):
+    """At 0 or less the call would fail before an answer could come, yet what it asked for
+    would be done all the same: it is refused, naming the timeout, and nothing is sent."""
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]))
+    with pytest.raises(BadMessage, match=r"^timeout: .*seconds > 0"):
+        system.ask("s/w", Ping(1), timeout=timeout)
+    with pytest.raises(BadMessage, match=r"^timeout: .*seconds > 0"):
+        system.start_child("s", Child("x", Worker), timeout=timeout)
+    assert [c.name for c in system.which_children("s")] == ["w"]  # (x was never started)
+    assert system.ask("s/w", Ping(2), timeout=5).n == 2
 
 
 def test_actors_call_each_other_by_path(make_system, base, tree):

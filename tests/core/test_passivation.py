@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from stalwart import Breaker, Child, Pool, RecoveryRequest, SpecError, Supervisor
+from stalwart import AlreadyStarted, Breaker, Child, Pool, RecoveryRequest, SpecError, Supervisor
 from stalwart.supervisors._tree_file import load_tree
 from tests.support import Append, Client, Counter, GetLog, Ping, Relay, Worker, wait_for
 
@@ -113,6 +113,22 @@ def test_a_pool_instance_keeps_its_path_and_state_across_passivation(make_system
     path = system.start_child("app/counters", "alice")
     assert system.ask(path, Ping(7)) == 7
     passivated(system, path)
+    assert system.ask(path, Ping(1)) == 8
+
+
+def test_starting_a_passivated_pool_instance_again_says_it_is_started(make_system, base):
+    """A login that starts the session of its key, and takes AlreadyStarted as "logged in
+    already", works while that session is passivated: the instance is kept, with its state."""
+    template = Child("counter", Counter, passivate_after_s=IDLE_S)
+    tree = Supervisor("app", children=[Pool("counters", template=template)])
+    system = make_system(tree, base=base)
+    path = system.start_child("app/counters", "alice")
+    assert system.ask(path, Ping(7)) == 7
+    passivated(system, path)
+    with pytest.raises(AlreadyStarted, match="passivated: the next message") as caught:
+        system.start_child("app/counters", "alice")
+    assert caught.value.path == path
+    assert state(system, path) == "passivated"  # (the refused start did not wake it)
     assert system.ask(path, Ping(1)) == 8
 
 

@@ -119,6 +119,16 @@ def test_random_supervisor_settings_are_accepted_or_refused_naming_the_field(set
         (lambda: Child("w", Worker, levels="x"), "levels", "expected LevelPolicy | None, got 'x'"),
         (lambda: Child("w", Worker, options=None), "options", "expected dict[str, Any]"),
         (lambda: Child("w", Worker, durable=[]), "durable", "expected bool, got []"),
+        (
+            lambda: Supervisor("s", auto_shutdown="bogus"),
+            "auto_shutdown",
+            "expected one of 'never', 'any_significant', 'all_significant', got 'bogus'",
+        ),
+        (
+            lambda: Child("w", Worker, restart=3),
+            "restart",
+            "expected one of 'permanent', 'transient', 'temporary', got 3",
+        ),
         (lambda: Supervisor("s", children=5), "children", "expected a list of Child"),
         (
             lambda: Child("w", Worker, breaker=Breaker(call_timeout_s=None)),

@@ -146,7 +146,8 @@ def test_a_temporary_child_is_not_restarted(make_system, base):
     system = make_system(tree, base=base)
     from stalwart import ActorStopped
 
-    with pytest.raises(ActorStopped, match="s/tmp was stopped for good"):
+    stopped = r"s/tmp was stopped for good: it failed \(RuntimeError: flaky 1\)"
+    with pytest.raises(ActorStopped, match=stopped):
         system.ask("s/tmp", Work(1, fail_times=-1), timeout=10)
     wait_for(lambda: system.status()["s/tmp"].state == "stopped")
     assert system.ask("s/x", Ping(3)).n == 3

@@ -52,7 +52,7 @@ from ...actors.errors import (
 )
 from ...actors.messages import ErrorReply
 from .._plan import slots_of
-from ..spec import Child, SpecError, Supervisor, check_significant_under
+from ..spec import Child, SpecError, Supervisor, check_significant_under, shown
 from . import lifecycle, passivation
 from .commands import Answer, Forget, Planned, Send, ShutDown, Timer
 from .common import Out, note
@@ -74,9 +74,22 @@ def on_child_requested(s: SupervisorState, e: ChildRequested, out: Out) -> None:
     except StalwartError as exc:
         value = ErrorReply.of(exc)
     except SpecError as exc:
-        value = ErrorReply.of(BadMessage(str(exc), s.path))
+        value = ErrorReply.of(
+            BadMessage(f"{in_tree(s, exc.path)}: {exc.field}: {exc.problem}", s.path)
+        )
     if value is not _LATER:
         out.append(Answer(asker, value))
+
+
+def in_tree(s: SupervisorState, path: str) -> str:
+    """The path in the tree of what a spec error names: from the supervisor's own name
+    (a Pool's instance, ``pool/key``), from the child's (a spec given), or whole already."""
+    if path == s.path or path.startswith(s.path + "/"):
+        return path
+    name = s.path.rpartition("/")[2]
+    if path == name or path.startswith(name + "/"):
+        return s.path + path[len(name) :]
+    return f"{s.path}/{path}"
 
 
 _LATER: Any = object()  # the answer comes later (once the child runs, or has stopped)
@@ -90,6 +103,12 @@ def start(s: SupervisorState, req: StartChild, asker: Any, now: float, out: Out)
     if kept:  # (as OTP: one restarting is present, not started)
         if any(c.phase in (UP, STARTING) and not c.restart_pending for c in kept):
             raise AlreadyStarted(f"{path} is already started", path)
+        if any(passivation.is_passivated(c) for c in kept):  # (kept, with its state)
+            raise AlreadyStarted(
+                f"{path} is already started (passivated: the next message to it brings it"
+                " back with its state)",
+                path,
+            )
         state = "terminated" if all(c.phase == REMOVED for c in kept) else "restarting"
         raise AlreadyPresent(
             f"{path} is already present ({state}): restart_child it once terminated, or"
@@ -115,13 +134,20 @@ def start(s: SupervisorState, req: StartChild, asker: Any, now: float, out: Out)
     return _LATER
 
 
+def _what(req: StartChild) -> str:
+    """What ``req`` gives to start, in a few words."""
+    if isinstance(req.child, (Child, Supervisor)):
+        return "a spec"
+    return shown(req.child) if req.child is not None else shown(req.key)
+
+
 def spec_to_start(s: SupervisorState, req: StartChild) -> Child | Supervisor:
     """The spec ``req`` asks for: a Pool's instance by its key, or the spec given."""
     if s.pool is not None:
         if req.child is not None or not isinstance(req.key, str):
             raise BadMessage(
                 f"{s.path} is a Pool: start_child takes the key of an instance (a name),"
-                f" got {'a spec' if req.child is not None else repr(req.key)}",
+                f" got {_what(req)}",
                 s.path,
             )
         return s.pool.instance(req.key, req.options)
@@ -131,7 +157,7 @@ def spec_to_start(s: SupervisorState, req: StartChild) -> Child | Supervisor:
         )
     spec: Child | Supervisor = req.child
     if not isinstance(spec, (Child, Supervisor)):
-        raise BadMessage(f"start_child: expected a Child or Supervisor, got {spec!r}"[:300], s.path)
+        raise BadMessage(f"start_child: expected a Child or Supervisor, got {shown(spec)}", s.path)
     if req.options:
         if not isinstance(spec, Child):
             raise BadMessage(f"{s.path}/{spec.name}: options: a supervisor takes none", s.path)
@@ -327,7 +353,7 @@ def start_failed(s: SupervisorState, c: ChildRecord, e: ChildStarted, out: Out) 
     for other in records_of(s, c.spec_name):
         other.stop_for_good, other.stopped_by_us = True, True
         if not keep:
-            other.forget = f"its start failed ({why})"[:300]
+            other.forget = f"failed to start: {why}"[:300]
     answer = StartFailed(f"{path} failed to start: {why}"[:500], path)
     out.append(Answer(asker, ErrorReply.of(answer)))
     return True

@@ -214,6 +214,7 @@ def stop_temporary(
     out: Out,
 ) -> None:
     """A temporary child is never restarted: it stops for good (no restart is counted)."""
+    why = f"{record.info.error_type}: {record.info.message}"
     note(
         s,
         out,
@@ -223,12 +224,11 @@ def stop_temporary(
         level=decision.level,
         info=record.info,
         strategy="stop",
-        detail=f"{record.info.error_type}: {record.info.message}",
+        detail=why,
         state="stopping",
     )
-    error = ActorStopped(
-        f"{c.path} was stopped for good: it failed and is temporary (never restarted)", c.path
-    )
+    text = f"{c.path} was stopped for good: it failed ({why}) and is temporary (never restarted)"
+    error = ActorStopped(text[:500], c.path)
     set_aside(s, out, record, error, now)
     c.stop_for_good = True
     lifecycle.reconcile(s, now, out)
