@@ -166,13 +166,7 @@ class ChildCalls:
         on_error: OnError | None = None,
     ) -> str:
         """Stop the child ``name`` of ``supervisor`` (its spec is kept unless temporary)."""
-        return self._sw_child_call(
-            supervisor,
-            lambda checks: TerminateChild(checks.child_name(name)),
-            timeout,
-            on_reply,
-            on_error,
-        )
+        return self._sw_named_call(TerminateChild, supervisor, name, timeout, on_reply, on_error)
 
     def restart_child(
         self,
@@ -183,13 +177,7 @@ class ChildCalls:
         on_error: OnError | None = None,
     ) -> str:
         """Start the terminated child ``name`` of ``supervisor`` again."""
-        return self._sw_child_call(
-            supervisor,
-            lambda checks: RestartChild(checks.child_name(name)),
-            timeout,
-            on_reply,
-            on_error,
-        )
+        return self._sw_named_call(RestartChild, supervisor, name, timeout, on_reply, on_error)
 
     def delete_child(
         self,
@@ -200,12 +188,20 @@ class ChildCalls:
         on_error: OnError | None = None,
     ) -> str:
         """Forget the terminated child ``name`` of ``supervisor``."""
+        return self._sw_named_call(DeleteChild, supervisor, name, timeout, on_reply, on_error)
+
+    def _sw_named_call(
+        self,
+        kind: Callable[[str], Any],
+        supervisor: str,
+        name: Any,
+        timeout: float,
+        on_reply: OnReply | None,
+        on_error: OnError | None,
+    ) -> str:
+        """The request ``kind`` about the child ``name`` (checked to be a name)."""
         return self._sw_child_call(
-            supervisor,
-            lambda checks: DeleteChild(checks.child_name(name)),
-            timeout,
-            on_reply,
-            on_error,
+            supervisor, lambda checks: kind(checks.child_name(name)), timeout, on_reply, on_error
         )
 
     def _sw_child_call(

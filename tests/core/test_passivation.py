@@ -106,25 +106,27 @@ def test_ask_async_reaches_a_passivated_actor(make_system, base):
     assert sorted(asyncio.run(both())) == [3, 13]
 
 
-def test_a_pool_instance_keeps_its_path_and_state_across_passivation(make_system, base):
+def passivated_instance(make_system, base):
+    """A system with a Pool, and the path of its instance ``alice``, counted to 7 and
+    passivated."""
     template = Child("counter", Counter, passivate_after_s=IDLE_S)
     tree = Supervisor("app", children=[Pool("counters", template=template)])
     system = make_system(tree, base=base)
     path = system.start_child("app/counters", "alice")
     assert system.ask(path, Ping(7)) == 7
     passivated(system, path)
+    return system, path
+
+
+def test_a_pool_instance_keeps_its_path_and_state_across_passivation(make_system, base):
+    system, path = passivated_instance(make_system, base)
     assert system.ask(path, Ping(1)) == 8
 
 
 def test_starting_a_passivated_pool_instance_again_says_it_is_started(make_system, base):
     """A login that starts the session of its key, and takes AlreadyStarted as "logged in
     already", works while that session is passivated: the instance is kept, with its state."""
-    template = Child("counter", Counter, passivate_after_s=IDLE_S)
-    tree = Supervisor("app", children=[Pool("counters", template=template)])
-    system = make_system(tree, base=base)
-    path = system.start_child("app/counters", "alice")
-    assert system.ask(path, Ping(7)) == 7
-    passivated(system, path)
+    system, path = passivated_instance(make_system, base)
     with pytest.raises(AlreadyStarted, match="passivated: the next message") as caught:
         system.start_child("app/counters", "alice")
     assert caught.value.path == path
