@@ -5,7 +5,8 @@ Hypothesis calls them with supervisors, actors, Pools and unknown or malformed p
 child specs, keys, names and options of any kind, on the in-process base. Property: a
 call answers or raises a :class:`StalwartError` whose text names what is wrong (the
 path, the name, the key, the setting), never another exception and never a Timeout; and
-afterwards the declared tree still runs and answers.
+afterwards the declared tree still runs and answers. An actor's calls, with the arguments
+of a System call that was refused, are refused with the same error and text.
 """
 
 from __future__ import annotations
@@ -104,14 +105,19 @@ def test_children_calls_answer_or_name_what_is_wrong():
                 system.restart_child("s", name) if kind == "terminate" else None
 
         one_call()
-        for name in ("w", "inner", "pool"):
-            try:
-                system.restart_child("s", name, timeout=15)  # (one a call terminated)
-            except ChildRunning:
-                pass
-            except UnknownPath:  # deleted: declared again
-                pass
-        wait_declared(system)
+        restore_declared(system)
+
+
+def restore_declared(system):
+    """The declared children a call terminated run again, and answer."""
+    for name in ("w", "inner", "pool"):
+        try:
+            system.restart_child("s", name, timeout=15)
+        except ChildRunning:
+            pass
+        except UnknownPath:  # deleted: declared again
+            pass
+    wait_declared(system)
 
 
 def wait_declared(system):
@@ -121,3 +127,41 @@ def wait_declared(system):
         assert system.ask("s/w", Ping(7), timeout=10).n == 7
     if "inner" in names:
         assert system.ask("s/inner/w2", Ping(7), timeout=10).n == 7
+
+
+ACTOR_CALLS = st.sampled_from(["start_child", "terminate_child", "restart_child", "delete_child"])
+
+
+def outcome(run):
+    """``("ok", value)``, or the error ``run`` raised as ``("error", type name, text)``."""
+    try:
+        return ("ok", run())
+    except StalwartError as exc:
+        return ("error", type(exc).__name__, str(exc))
+
+
+def test_an_actors_children_calls_are_refused_as_the_systems_are():
+    """An actor's calls (``self.start_child``...) with the same arguments as a System call
+    that was refused are refused with the same error and the same text."""
+    from tests.core.dynamic_actors import Calls, ChildCall
+
+    tree = Supervisor("s", children=[*TREE.children, Child("calls", Calls)])
+    with start(tree) as system:
+
+        @settings(max_examples=EXAMPLES, deadline=None)
+        @given(ACTOR_CALLS, PATHS, NAMES, SPECS, OPTIONS)
+        @example("start_child", "s/pool", 42, None, None)
+        @example("start_child", "s/w", "x", Child("x", Worker), None)
+        @example("terminate_child", "s", None, None, None)
+        @example("start_child", "_system", "x", Child("x", Worker), None)
+        def same_refusal(kind, path, name, spec, options):
+            started = kind == "start_child"
+            args = (spec if spec is not None else name, options) if started else (name,)
+            ours = outcome(lambda: getattr(system, kind)(path, *args, timeout=15))
+            if ours[0] == "ok":
+                return  # (it changed the tree: the actor's call would meet another one)
+            theirs = system.ask("s/calls", ChildCall(kind, path, args), timeout=30)
+            assert theirs == ours, (kind, path, args)
+
+        same_refusal()
+        restore_declared(system)
