@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,8 +86,9 @@ class Pool(Supervisor, frozen=True, kw_only=True):
             raise SpecError(path, "max_children", f"must be an integer >= 1, got {shown(limit)}")
         idle = self.idle_timeout_s
         if idle is not None:
-            if not _is_number(idle) or not idle > 0:
-                raise SpecError(path, "idle_timeout_s", f"must be a number > 0, got {shown(idle)}")
+            if not _is_number(idle) or not 0 < idle < math.inf:  # (None: never)
+                problem = f"must be a number > 0 or None, got {shown(idle)}"
+                raise SpecError(path, "idle_timeout_s", problem)
             if not isinstance(template, Child) or template.replicas != 1:
                 raise SpecError(
                     path,

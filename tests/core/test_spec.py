@@ -1,6 +1,7 @@
 """Tree specs are validated when declared; errors name the path and the field."""
 
 import inspect
+import math
 import pickle
 import subprocess
 import sys
@@ -13,7 +14,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stalwart import Asks, Breaker, Child, LevelPolicy, ManagedActor, SpecError, Supervisor, start
+from stalwart import (
+    Asks,
+    Breaker,
+    Child,
+    LevelPolicy,
+    ManagedActor,
+    Pool,
+    SpecError,
+    Supervisor,
+    start,
+)
 from stalwart.supervisors import CachedReply, DefaultReply, SystemOptions
 from stalwart.supervisors.spec import shown
 from tests.support import Worker
@@ -61,6 +72,8 @@ def test_self_dependency():
         ),
         (lambda: Child("bad name", Worker), "name"),
         (lambda: Child("w", Worker, depends_on="db"), "depends_on"),
+        (lambda: Pool("p", template=Child("w", Worker), idle_timeout_s=math.inf), "idle_timeout_s"),
+        (lambda: Child("w", Worker, passivate_after_s=math.inf), "passivate_after_s"),
     ],
 )
 def test_bad_values_name_the_field(make, field):
