@@ -47,6 +47,7 @@ from .messages import (
 
 log = logging.getLogger("stalwart.memory")
 _KEPT = 100
+_ACTORS_SHOWN = 100  # per report: the actors that freed most (a tree may have 100,000)
 _RESCAN_S = 5.0  # how often the session's processes are listed again
 
 
@@ -60,6 +61,7 @@ class _Cleanup:
         self.asker = asker
         self.started = time.monotonic()
         self.expected: dict[str, int] = {}  # path -> pid
+        self.left: set[str] = set()  # expected, not answered yet
         self.freed: dict[str, MemoryFreed] = {}
         self.restartable: list[str] = []
 
@@ -168,6 +170,7 @@ class MemoryPressureActor(ManagedActor):
             if status.state not in ("running", "retrying"):
                 continue
             cleanup.expected[status.path] = status.pid
+            cleanup.left.add(status.path)
             self.tell(
                 status.path,
                 MemoryPressure(cleanup.id, level, collect=level >= MemoryLevel.CRITICAL),
@@ -184,7 +187,8 @@ class MemoryPressureActor(ManagedActor):
         if cleanup is None or msg.id != cleanup.id:
             return
         cleanup.freed[msg.path] = msg
-        if set(cleanup.freed) >= set(cleanup.expected):
+        cleanup.left.discard(msg.path)
+        if not cleanup.left:  # (one look per answer: a tree may have 100,000 actors)
             self.finish()
 
     def finish(self) -> None:
@@ -212,15 +216,12 @@ class MemoryPressureActor(ManagedActor):
             round(after.percent, 2),
             cleanup.sample.used,
             after.used,
-            {
-                path: ActorFreed(
-                    f.pid, f.caches, f.hook, max(0, f.rss_before - f.rss_after), f.error
-                )
-                for path, f in cleanup.freed.items()
-            },
+            _freed_most(cleanup.freed),
             restarted,
             self.shedding,
-            tuple(sorted(set(cleanup.expected) - set(cleanup.freed))),
+            tuple(sorted(cleanup.left)[:_ACTORS_SHOWN]),
+            len(cleanup.freed),
+            len(cleanup.left),
         )
         self.reports.append(report)
         self.send(self.root, _memory_event(report))
@@ -255,6 +256,22 @@ class MemoryPressureActor(ManagedActor):
 
     def receiveMsg_RecoveryResult(self, msg: Any, sender: Any) -> None:
         pass  # the restart is recorded by the tree
+
+
+def _freed_most(freed: dict[str, MemoryFreed]) -> dict[str, ActorFreed]:
+    """What the actors that failed, then those that freed most, reported (at most
+    ``_ACTORS_SHOWN``; one that freed nothing is left out)."""
+    said = {
+        path: ActorFreed(f.pid, f.caches, f.hook, max(0, f.rss_before - f.rss_after), f.error)
+        for path, f in freed.items()
+    }
+
+    def weight(item: tuple[str, ActorFreed]) -> tuple[bool, int]:
+        a = item[1]
+        return (bool(a.error), a.caches + a.hook + a.rss_freed)
+
+    kept = sorted(((p, a) for p, a in said.items() if any(weight((p, a)))), key=weight)
+    return dict(kept[::-1][:_ACTORS_SHOWN])
 
 
 def _memory_event(report: CleanupReport) -> MemoryEvent:

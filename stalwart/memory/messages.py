@@ -29,7 +29,13 @@ class ActorFreed(msgspec.Struct, frozen=True):
 
 
 class CleanupReport(msgspec.Struct, frozen=True):
-    """One cleanup: its tier, what set it off, memory before and after, who freed what."""
+    """One cleanup: its tier, what set it off, memory before and after, who freed what.
+
+    ``actors``: what the actors that failed, then the 100 that freed most, reported (one
+    that freed nothing is left out); ``answered`` counts every actor that answered.
+    ``unanswered``: the first 100 paths (in order) that did not answer within
+    ``reply_timeout_s``; ``unanswered_total`` counts them all.
+    """
 
     id: int
     tier: str
@@ -45,6 +51,8 @@ class CleanupReport(msgspec.Struct, frozen=True):
     restarted: tuple[str, ...] = ()
     shedding: bool = False
     unanswered: tuple[str, ...] = ()
+    answered: int = 0
+    unanswered_total: int = 0
 
     @property
     def freed_bytes(self) -> int:

@@ -141,3 +141,23 @@ def test_a_manual_cleanup_runs_the_tier_asked_for(make_system):
     assert system.ask("m/cachey", GetLog()) == [int(MemoryLevel.CRITICAL)]  # its hook ran
     memory_events = [e for e in system.events() if e.kind == "memory"]
     assert memory_events[-1].detail.startswith("critical cleanup (manual)")
+
+
+def test_a_cleanup_of_many_actors_counts_every_answer_and_reports_those_that_freed(
+    make_system,
+):
+    """A report names the actors that freed something (at most 100) and counts every
+    answer: in a tree of many idle actors, it does not hold a line for each."""
+    idle = Child("idle", Worker, replicas=600)
+    tree = Supervisor("m", children=[*hogs().children, idle])
+    system = make_system(tree, memory_budget="1TiB")
+    for _ in range(30):
+        system.ask("m/cachey", Allocate(MiB, "cache"))
+    actors = [e.path for e in system.status() if e.kind == "actor"]
+    report = system.memory_cleanup("critical")
+    assert report.answered == len(actors) - 1 >= 602  # (all but the memory actor itself)
+    assert (report.unanswered, report.unanswered_total) == ((), 0)
+    assert "m/cachey" in report.actors and len(report.actors) <= 100
+    for a in report.actors.values():  # (one that freed nothing is left out)
+        assert a.error or a.caches or a.hook or a.rss_freed
+    assert system.ask("m/idle.599", Ping(3)).n == 3
