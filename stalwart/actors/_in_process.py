@@ -22,6 +22,8 @@ more than Stalwart's own work for an idle actor:
   base used to look from the latest (a Pool stops its instances eldest first).
 - Pending sends are a deque: Thespian took each from the front of a list, moving all the
   others (a Pool stopping queues an exit request for every instance at once).
+- The entry Thespian keeps for an exited actor (``None``, under its address) goes: a Pool
+  whose instances come and go by the million would keep one for each.
 - An exit request for an actor gone already goes to the dead-letter handler as any other
   message does, and nothing else happens. Thespian also "killed" the handler for it: it
   logged that the gone actor "had no instance to reset on kill" and told the handler's
@@ -231,6 +233,10 @@ class _InProcessBase(simpleSystemBase.ActorSystemBase):  # type: ignore[misc]
             return
         if target is None or not target._inst or isinstance(msg, ActorSystemMessage):
             super()._runSingleSend(ps)  # (Thespian's own messages, retries, the dead)
+            if type(msg) is ChildActorExited:  # (Thespian keeps a None for each: it goes)
+                key = msg.childAddress.actorAddressString
+                if key in self.actorRegistry and self.actorRegistry[key] is None:
+                    del self.actorRegistry[key]
             return
         self._callActorWithMessage(target, ps, msg, ps.sender)
 

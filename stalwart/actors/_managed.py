@@ -917,7 +917,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         set_owner(previous)
         self._sw_mode = _RUNNING
         self._sw_table = self._sw_fast
-        if self.incarnation > 1:
+        if self.incarnation > 1 and not init.fresh:  # (after another instance of its path)
             self._sw_eager_until = time.monotonic() + EAGER_ACK_S
         self.send(
             self.supervisor, Started(self.path, self.incarnation, True, os.getpid(), node=node)

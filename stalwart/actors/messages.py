@@ -183,6 +183,7 @@ class Init(msgspec.Struct, frozen=True):
     marks: tuple[tuple[str, int], ...] = ()  # per sender channel, the next number to handle
     node: str = ""  # the supervisor's cluster node ("" outside a cluster)
     tracing: str = ""  # where its spans go ("": OpenTelemetry off; see stalwart.actors._tracing)
+    fresh: bool = False  # the first instance its path has had (no one sent to another before)
 
 
 class Placed(msgspec.Struct, frozen=True):

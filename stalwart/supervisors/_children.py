@@ -30,11 +30,11 @@ CHANGE_TIMEOUT_S = 30.0  # how long a start, restart or stop may take unless tol
 class ChildCalls:
     """Mixin of :class:`~stalwart.System`."""
 
-    _known: set[str]
-
     if TYPE_CHECKING:  # provided by System
 
         def _ask(self, path: str, msg: Any, timeout: float | None, validate: bool) -> Any: ...
+
+        def _learn_path(self, path: str) -> None: ...
 
     def start_child(
         self,
@@ -56,7 +56,7 @@ class ChildCalls:
         """
         request = start_request(child, options)
         path: str = self._ask(supervisor, request, _change(timeout), False)
-        self._known.add(path)  # (not a copy of every known path per start)
+        self._learn_path(path)  # (not a copy of every known path per start)
         return path
 
     def terminate_child(self, supervisor: str, name: str, timeout: float | None = None) -> None:

@@ -136,6 +136,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             keeper.marks,
             node=self.node,
             tracing=str(self.settings.get("tracing", "")),
+            fresh=child.fresh,
         )
     self.spawned.add(c.child)
     self.send(address, init)
@@ -236,6 +237,7 @@ def do_register(self: SupervisorActor, c: cmd.Register) -> None:
             c.died,
             self.incarnation if child.dynamic else 0,
             c.reactivated,
+            c.fresh,
         ),
     )
     old = self.addresses.get((c.child, c.predecessor)) if c.predecessor else None
@@ -311,6 +313,7 @@ def do_forget(self: SupervisorActor, c: cmd.Forget) -> None:
     for name in c.children:
         self.spares.drop(self, name)
         self.keepers.pop(name, None)
+        self.spawned.discard(name)
         filed = self.filed.pop(name, None)
         if filed is not None:
             filed.close()

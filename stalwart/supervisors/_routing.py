@@ -99,7 +99,7 @@ class Routing(Caller):
         self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned, died=died)
         if msg.reactivated:  # started again for a message: not a restart
             self.record("reactivated", msg.path, detail=f"incarnation {msg.incarnation}")
-        elif msg.incarnation > 1:  # a new instance serves: what took the last one down is over
+        elif msg.incarnation > 1 and not msg.fresh:  # a new instance serves after another
             self.record(
                 "restarted", msg.path, level=msg.level, detail=f"incarnation {msg.incarnation}"
             )

@@ -191,6 +191,7 @@ class System(ChildCalls):
         self._ids = itertools.count(1)
         self._closed = False
         self._known: set[str] = set()
+        self._known_read = 0  # how many paths the root said it knew, last it was asked
         self._sid = 0
         self._state_dir = ""  # the actors' checkpoint files, while the tree runs
         self._stopping = threading.Event()
@@ -733,8 +734,19 @@ class System(ChildCalls):
         if not self._closed:  # (a child started at run time, by an actor say)
             known, why = self._gateway(PathsQuery(path))
             self._known = set(known)
+            self._known_read = len(self._known)
         if path not in self._known:
             raise UnknownPath(why, path)
+
+    def _learn_path(self, path: str) -> None:
+        """``path`` runs now (a child started here): known without asking the root. Once
+        they have doubled, the known paths are read again from the root: a Pool's ended
+        instances leave them (the set stays about as large as the tree)."""
+        self._known.add(path)
+        if len(self._known) > 2 * self._known_read + 1024:
+            known, _why = self._gateway(PathsQuery(path))
+            self._known = set(known)
+            self._known_read = len(self._known)
 
     def _spans_channel(self) -> str:
         """Where the tree's spans go: "" (not tracing), this process's provider ("local", the

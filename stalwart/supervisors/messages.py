@@ -150,6 +150,7 @@ class Registered(msgspec.Struct, frozen=True):
     died: bool = False  # the instance before it died (its unconfirmed tells go again)
     added_by: int = 0  # added at run time by this instance of its supervisor (0: declared)
     reactivated: bool = False  # a passivated actor started again (not a restart)
+    fresh: bool = False  # the first instance its path has had (not a restart)
 
 
 class Unavailable(msgspec.Struct, frozen=True):

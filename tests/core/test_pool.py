@@ -12,7 +12,7 @@ import pytest
 from stalwart import Child, ManagedActor, Pool, PoolFull, StartFailed, Supervisor, UnknownPath
 from tests.core.dynamic_actors import Options, Session
 from tests.core.otp_support import crash, running, wait_restarted
-from tests.support import Ping, process_gone, wait_for
+from tests.support import Ping, Worker, process_gone, wait_for
 
 IDLE_S = 0.4
 
@@ -107,3 +107,30 @@ def test_an_instance_that_does_not_finish_starting_is_refused_and_the_pool_stays
     assert (after.pid, after.restarts, after.state) == (before.pid, 0, "running")
     assert system.which_children("app/sessions") == []  # an instance keeps no spec
     assert not [e for e in system.events() if "internal error" in (e.detail or "")]
+
+
+def test_keys_that_come_and_go_leave_nothing_behind_and_incarnations_still_grow(make_system):
+    """A Pool of sessions that start and end by the thousand keeps nothing per ended key
+    (its supervisor's incarnation floors and spawned names, the System's known paths,
+    Thespian's registry), a key started again gets a higher incarnation than it had, and a
+    fresh key's first start is no restart."""
+    from stalwart.supervisors._supervisor import SupervisorActor
+
+    tree = Supervisor("web", children=[Pool("sessions", template=Child("s", Worker))])
+    system = make_system(tree)
+    first = system.ask(system.start_child("web/sessions", "again"), Ping(1)).incarnation
+    system.terminate_child("web/sessions", "again")
+    for i in range(3000):
+        system.terminate_child("web/sessions", system.start_child("web/sessions", f"u{i}")[13:])
+    path = system.start_child("web/sessions", "again")
+    assert system.ask(path, Ping(1)).incarnation > first  # (for the system's lifetime)
+    assert [e for e in system.events() if e.kind == "restarted"] == []
+    registry = system._asys._systemBase.actorRegistry
+    assert None not in registry.values()
+    (pool,) = (
+        ref.instance
+        for ref in registry.values()
+        if isinstance(ref.instance, SupervisorActor) and ref.instance.path == "web/sessions"
+    )
+    assert set(pool.state.floors) == {"web/sessions/again"} and pool.spawned == {"again"}
+    assert len(system._known) <= 2 * 10 + 1024 + 1  # (read again from the root once doubled)

@@ -107,6 +107,7 @@ class Register(Command, frozen=True):
     predecessor: int = 0
     died: bool = False  # its predecessor's process died: senders send unconfirmed tells again
     reactivated: bool = False  # it was passivated: started again for a message, not restarted
+    fresh: bool = False  # the first instance its path has had: not a restart
 
 
 class Release(Command, frozen=True):

@@ -148,7 +148,8 @@ def dependencies_up(s: SupervisorState, c: ChildRecord) -> bool:
 
 
 def start_child(s: SupervisorState, c: ChildRecord, out: Out) -> None:
-    incarnation = max(s.floors.get(c.path, 0), c.incarnation) + 1
+    c.fresh = c.path not in s.floors  # (a path forgotten gave its floor to all of them)
+    incarnation = max(s.floors.get(c.path, s.floor_forgotten), c.incarnation) + 1
     s.floors[c.path] = c.incarnation = incarnation
     c.phase = STARTING
     c.health_pending, c.health_missed = False, 0
@@ -238,6 +239,7 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
             c.retiring,
             c.died,
             passivation.reactivating(c),
+            c.fresh,
         )
     )
     c.lost_inflight = c.died = False

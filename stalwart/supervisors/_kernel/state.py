@@ -195,6 +195,7 @@ class ChildRecord:
         self._restart_pending = False
         self._stop_for_good = False
         self.incarnation = 0
+        self.fresh = False  # its latest start was its path's first: not a restart
 
     @property
     def phase(self) -> str:
@@ -382,6 +383,7 @@ class SupervisorState:
         self.failures: dict[int, FailedMessage] = {}
         self.next_failure = 0
         self.floors: dict[str, int] = {}  # last incarnation of each path (the system's lifetime)
+        self.floor_forgotten = 0  # the highest of the paths forgotten (a Pool's ended keys)
         self.escalated = False
         self.retiring = False
         self.finished = False
@@ -441,6 +443,9 @@ class SupervisorState:
             return
         del self.children[record.name]
         self.by_path.pop(record.path, None)
+        # (its floor goes, into the one of every path forgotten: a Pool whose keys come and
+        # go keeps nothing per key, and a key started again still gets a higher incarnation)
+        self.floor_forgotten = max(self.floor_forgotten, self.floors.pop(record.path, 0))
         self.index.drop(record)
         self.order.remove(record)
         kept = self.by_spec.get(record.spec_name, [])
