@@ -48,6 +48,10 @@ _UNITS = {
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.0f} MiB"
+
+
 def parse_size(value: str | int | float, field: str = "memory_budget") -> int:
     """Bytes in ``"512MiB"``, ``"2GB"``, ``"1.5GiB"`` or a plain number; errors name ``field``."""
     if isinstance(value, bool):
@@ -165,6 +169,25 @@ class MemorySampler:
         self.machine_total = psutil.virtual_memory().total
         self._usage = ProcessUsage(kept=512)
         self._noted: set[str] = set(self.reader.notes if self.reader else ())
+        self.budget_notes = self._budget_above() if budget is not None else ()
+
+    def _budget_above(self) -> tuple[str, ...]:
+        """What says the budget is more than the tree can have: a cgroup limit below it
+        (the kernel stops the tree there first: logged at WARNING), or the machine's
+        memory (a budget that large only keeps the tiers from firing)."""
+        assert self.budget is not None
+        group = self.read_group()
+        if group is not None and group.limit is not None and group.limit < self.budget:
+            note = (
+                f"{_mib(self.budget)} is above the limit of {group.describe()}"
+                f" ({_mib(group.limit)}): the kernel stops the tree at that limit first"
+            )
+            log.warning("memory_budget: %s", note)
+            return (note,)
+        if self.budget > self.machine_total:
+            machine = _mib(self.machine_total)
+            return (f"{_mib(self.budget)} is above the machine's memory ({machine})",)
+        return ()
 
     def process_rss(self) -> dict[int, int]:
         """RSS of each of the system's processes (those that went away are left out)."""
@@ -197,8 +220,9 @@ class MemorySampler:
             used = sum(processes.values())
             percent = 100.0 * used / self.budget
             return MemorySample(
-                now, percent, used, self.budget, "budget", pressure, processes, "budget", psi
-            )
+                now, percent, used, self.budget, "budget", pressure, processes, "budget", psi,
+                self.budget_notes,
+            )  # fmt: skip
         group = self.read_group()
         notes = group.notes if group is not None else ()
         if group is not None and group.limit is not None and group.limit < self.machine_total:

@@ -7,6 +7,7 @@ the reader at it through its ``root``.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -140,6 +141,20 @@ def test_the_sampler_reports_a_v1_limit_and_where_it_came_from(tmp_path):
     assert (sample.source, sample.limit, sample.used) == ("cgroup", 512 * MiB, 200 * MiB)
     assert sample.percent == pytest.approx(100 * 200 / 512)
     assert sample.limit_from == f"cgroup v1 {KUBE}"
+
+
+def test_a_budget_above_the_cgroup_limit_is_used_but_said_and_warned_of(tmp_path, caplog):
+    """The kernel stops the tree at the cgroup's limit whatever the budget: a budget above
+    it is measured against as asked, and each sample, and a warning, say so."""
+    v1_host(tmp_path, KUBE, {KUBE: (str(512 * MiB), 300 * MiB, 100 * MiB)})
+    with caplog.at_level(logging.WARNING, logger="stalwart.memory"):
+        sample = MemorySampler(budget=2 * 1024 * MiB, root=tmp_path).sample()
+    assert (sample.source, sample.limit) == ("budget", 2 * 1024 * MiB)
+    said = f"2048 MiB is above the limit of cgroup v1 {KUBE} (512 MiB): the kernel stops"
+    assert sample.notes and sample.notes[0].startswith(said)
+    assert [r.getMessage() for r in caplog.records] == [f"memory_budget: {sample.notes[0]}"]
+    below = MemorySampler(budget=256 * MiB, root=tmp_path).sample()
+    assert (below.source, below.notes) == ("budget", ())
 
 
 def test_v1_huge_limit_is_no_limit_and_the_machine_is_used_and_named(tmp_path):
