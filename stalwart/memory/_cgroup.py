@@ -297,11 +297,18 @@ def _use_hierarchy(folder: Path) -> str:
 
 def binding_level(levels: list[CgroupLevel], notes: list[str]) -> CgroupLevel | None:
     """The level nearest its limit; one whose usage is unknown is given the process's own
-    cgroup's (a lower bound). Among equals, the first (the lowest cgroup) wins."""
+    cgroup's (a lower bound), and one whose usage reads below a cgroup under it is given
+    that (the kernel counts a child's usage in its parent: the files were read at
+    different moments). Among equals, the first (the lowest cgroup) wins."""
     best: CgroupLevel | None = None
     best_share = -1.0
+    below = 0  # the largest usage read so far, going up
     for level in levels:
         limit, current, inactive = level.limit, level.current, level.inactive_file
+        if current is not None and current < below:
+            level = msgspec.structs.replace(level, current=below)
+            current = below
+        below = max(below, current or 0)
         if limit is None:
             continue
         if current is None:

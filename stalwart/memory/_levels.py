@@ -63,7 +63,14 @@ class MemorySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         check_range("start", self, ("interval_s", "reply_timeout_s"), above=0, prefix=m)
         zero_or_more = ("hysteresis", "repeat_s", "horizon_s", "psi_some", "restart_largest")
         check_range("start", self, zero_or_more, at_least=0, prefix=m)
+        check_range("start", self, ("psi_some",), at_most=100, prefix=m)  # (a percentage)
         check_range("start", self, ("trend_samples",), at_least=3, prefix=m)
+        if not self.hysteresis < t[0]:  # (below the warning threshold: a level is left)
+            raise SpecError(
+                "start",
+                m + "hysteresis",
+                f"must be below the warning threshold ({t[0]:g}), got {self.hysteresis!r}",
+            )
 
 
 class Trigger(msgspec.Struct, frozen=True):

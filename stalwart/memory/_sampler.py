@@ -45,6 +45,7 @@ _UNITS = {
     "tb": 1000**4,
     "tib": 1024**4,
 }
+_LARGEST = 2**63 - 1  # (what a byte count is held in)
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
@@ -57,19 +58,24 @@ def parse_size(value: str | int | float, field: str = "memory_budget") -> int:
     if isinstance(value, bool):
         raise SpecError("start", field, f"expected a size such as '512MiB', got {value!r}")
     if isinstance(value, (int, float)):
-        if value <= 0:
-            raise SpecError("start", field, f"must be > 0 bytes, got {value!r}")
+        if not 0 < value <= _LARGEST:  # (nan too)
+            problem = "must be > 0 bytes" if not value > 0 else f"must be at most {_LARGEST} bytes"
+            raise SpecError("start", field, f"{problem}, got {value!r}")
         return int(value)
     match = _SIZE.match(str(value))
     if match is None:
+        if _SIZE.match(str(value).strip().removeprefix("-")):
+            raise SpecError("start", field, f"must be > 0 bytes, got {value!r}")
         raise SpecError("start", field, f"expected a size such as '512MiB', got {value!r}")
     number, unit = float(match.group(1)), match.group(2).lower()
     if unit not in _UNITS:
-        known = "B, KB, KiB, MB, MiB, GB, GiB, TB, TiB"
+        known = "B, K, KB, KiB, M, MB, MiB, G, GB, GiB, T, TB, TiB"
         raise SpecError("start", field, f"unknown unit {match.group(2)!r} (known: {known})")
     size = int(number * _UNITS[unit])
     if size <= 0:
         raise SpecError("start", field, f"must be > 0 bytes, got {value!r}")
+    if size > _LARGEST:
+        raise SpecError("start", field, f"must be at most {_LARGEST} bytes, got {value!r}")
     return size
 
 
@@ -225,7 +231,7 @@ class MemorySampler:
             )  # fmt: skip
         group = self.read_group()
         notes = group.notes if group is not None else ()
-        if group is not None and group.limit is not None and group.limit < self.machine_total:
+        if group is not None and group.limit is not None and 0 < group.limit < self.machine_total:
             used, limit = group.used, group.limit
             return MemorySample(
                 now,
@@ -247,9 +253,13 @@ class MemorySampler:
         )  # fmt: skip
 
     def _machine_reason(self, group: CgroupMemory | None) -> str:
+        if group is not None and group.limit == 0:  # (nothing could run in it: not taken)
+            return f"machine (cgroup v{group.version} {group.path}: its limit is 0)"
         if group is not None and group.limit is not None:
             where = f"cgroup v{group.version} {group.path}"
             return f"machine ({where}: its limit is above the machine's memory)"
+        if group is not None and group.notes:  # (a file it could not use: no limit from it)
+            return f"machine (cgroup v{group.version} {group.own_path}: {'; '.join(group.notes)})"
         if group is not None:
             return f"machine (cgroup v{group.version} {group.own_path} sets no limit)"
         if self.reader is not None and self.reader.notes:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stalwart.memory import CgroupReader, MemorySampler, locate_cgroup, read_pressure
@@ -155,6 +155,14 @@ def test_a_budget_above_the_cgroup_limit_is_used_but_said_and_warned_of(tmp_path
     assert [r.getMessage() for r in caplog.records] == [f"memory_budget: {sample.notes[0]}"]
     below = MemorySampler(budget=256 * MiB, root=tmp_path).sample()
     assert (below.source, below.notes) == ("budget", ())
+
+
+def test_a_limit_file_that_cannot_be_read_is_named_as_why_the_machine_is_used(tmp_path):
+    v1_host(tmp_path, KUBE, {KUBE: ("lots", 300 * MiB, 0)})
+    sample = MemorySampler(root=tmp_path).sample()
+    assert sample.source == "system"
+    assert sample.limit_from.startswith(f"machine (cgroup v1 {KUBE}: ")
+    assert "memory.limit_in_bytes" in sample.limit_from and sample.notes
 
 
 def test_v1_huge_limit_is_no_limit_and_the_machine_is_used_and_named(tmp_path):
@@ -375,6 +383,8 @@ def write(folder: Path, name: str, content: bytes | str | None) -> None:
     version=st.sampled_from([1, 2]),
     contents=st.lists(st.one_of(st.none(), CONTENT), min_size=4, max_size=4),
 )
+@example(version=2, contents=[None, "0", " 42 ", None])  # a limit of 0: was ZeroDivisionError
+@example(version=1, contents=["4294967297", "10485761", None, None])  # usage above its parent's
 def test_any_file_contents_give_a_limit_or_no_limit_from_that_level_with_a_note(version, contents):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

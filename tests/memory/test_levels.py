@@ -98,6 +98,8 @@ def test_firing_follows_the_rules_on_any_series(percents):
         ({"memory_budget": "3 bananas"}, "memory_budget"),
         ({"memory_interval_s": 0}, "memory_interval_s"),
         ({"memory": {"hysteresis": -1}}, "memory.hysteresis"),
+        ({"memory": {"hysteresis": 80}}, "memory.hysteresis"),  # (a level would never be left)
+        ({"memory": {"psi_some": 150}}, "memory.psi_some"),  # (a share of time, in %)
         ({"memory": {"colour": "red"}}, "memory.colour"),
     ],
 )

@@ -43,6 +43,7 @@ full avg10=4.00 avg60=1.00 avg300=0.20 total=123456
         ("1.5GiB", int(1.5 * 2**30)),
         ("64 kib", 64 * 1024),
         ("1000", 1000),
+        ("512M", 512 * 10**6),  # (the single letters are decimal, as "MB")
         (4096, 4096),
     ],
 )
@@ -54,7 +55,11 @@ def test_sizes_in_the_usual_units(text, size):
     ("value", "message"),
     [
         ("12 parsecs", "unknown unit 'parsecs'"),
-        ("-5MiB", "expected a size"),
+        ("-5MiB", "must be > 0"),
+        ("-1", "must be > 0"),
+        ("99999999999999999999TiB", "must be at most 9223372036854775807 bytes"),
+        (10**30, "must be at most"),
+        (float("nan"), "must be > 0"),
         (-1, "must be > 0"),
         ("0MB", "must be > 0"),
         (True, "expected a size"),
