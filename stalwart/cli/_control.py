@@ -10,21 +10,32 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from ..actors import StalwartError
 from ..memory._sampler import parse_size
-from ..supervisors import SpecError
+from ..supervisors import SpecError, Status
 from ._common import EXIT_FAILED, EXIT_OK, UsageError, note_name_of
 from ._reach import add_target as _target
 from ._reach import reach
 from ._run import load
 
+STATUS_ROWS = 200  # rows `stalwart status` shows unless told (a tree may have 100,000)
+
 
 def add_status(commands: Any) -> None:
     p = commands.add_parser(
-        "status", help="show a running tree", description="Show the live tree of a running system."
+        "status",
+        help="show a running tree",
+        description="Show the live tree of a running system. A large tree shows its first"
+        " rows, then the rows not running among the rest, then the count of each state.",
     )
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--limit", type=int, default=STATUS_ROWS, help=f"rows shown (default {STATUS_ROWS})"
+    )
+    shown.add_argument("--all", action="store_true", help="show every row")
     _target(p)
     p.set_defaults(run=run_status)
 
@@ -86,9 +97,31 @@ def add_send(commands: Any) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    if not args.all and args.limit < 1:
+        raise UsageError(f"--limit: must be 1 or more, got {args.limit}")
     with reach(args) as tree:
-        print(tree.status())
+        status = tree.status()
+    print(status if args.all else shortened(status, args.limit))
     return EXIT_OK
+
+
+def shortened(status: Status, limit: int) -> str:
+    """``status`` as printed, with its first ``limit`` rows, then (as many again, at most)
+    the rows not running among the rest, then a line counting the rest by state."""
+    if len(status) <= limit:
+        return str(status)
+    first, rest = status[:limit], status[limit:]
+    flagged = [s for s in rest if s.state != "running"][:limit]
+    page = Status((*first, *flagged))
+    page.phase, page.stop_reason = status.phase, status.stop_reason
+    counts = Counter(s.state for s in rest)
+    left = len(rest) - len(flagged)
+    states = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    more = (
+        f"... {left} more rows not shown, of {len(status)} (past the first {limit}: {states});"
+        " --all shows every row"
+    )
+    return f"{page}\n{more}"
 
 
 def run_recover(args: argparse.Namespace) -> int:

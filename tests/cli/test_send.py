@@ -219,6 +219,39 @@ def test_status_recover_and_chaos_reach_a_tree_on_the_simple_base(lab):
     )
 
 
+def test_status_of_a_large_tree_shows_its_first_rows_those_not_running_and_counts(lab):
+    every = lab.command("status", "--all")
+    assert every.returncode == 0, every.stderr
+    rows = every.stdout.splitlines()[1:]  # (after the [phase] line)
+    assert len(rows) >= 4
+    short = lab.command("status", "--limit", "2")
+    assert short.returncode == 0, short.stderr
+    lines = short.stdout.splitlines()
+    assert lines[1:3] == rows[:2]
+    assert lines[-1].startswith(f"... {len(rows) - 2} more rows not shown, of {len(rows)}")
+    assert lines[-1].endswith("running); --all shows every row")
+    refused = lab.command("status", "--limit", "0")
+    said = "stalwart: --limit: must be 1 or more, got 0\n"
+    assert (refused.returncode, refused.stderr) == (2, said)
+
+
+def test_a_shortened_status_keeps_the_rows_not_running_past_its_limit():
+    from stalwart.cli._control import shortened
+    from stalwart.supervisors import ActorStatus, Status
+
+    def row(path, state="running"):
+        return ActorStatus(path, "actor", state, 0, 0, "", 1)
+
+    status = Status((row("t"), *(row(f"t/a{i}") for i in range(5)), row("t/z", "stopped")))
+    text = shortened(status, 3)
+    assert [line.split()[0] for line in text.splitlines()[1:-1]] == ["t", "a0", "a1", "z"]
+    assert text.splitlines()[-1] == (
+        "... 3 more rows not shown, of 7 (past the first 3: 3 running, 1 stopped);"
+        " --all shows every row"
+    )
+    assert shortened(status, 7) == str(status)
+
+
 def test_the_control_endpoint_is_noted_privately_and_refuses_calls_without_its_token(lab):
     note = lab.note
     assert note["admin_port"] is None and note["pid"] == lab.proc.pid
