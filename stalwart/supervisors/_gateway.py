@@ -319,11 +319,11 @@ class Gateway(Caller):
     def on_memory_event(self, msg: MemoryEvent, sender: Any) -> None:
         """A memory cleanup ran: an event, and a row for the recovery store."""
         freed = msg.freed_bytes / 2**20
+        said = f"freed {freed:.1f} MiB" if freed >= 0 else f"freed none (grew {-freed:.1f} MiB)"
         self.record(
             "memory",
             MEMORY,
-            detail=f"{msg.tier} cleanup ({msg.trigger}) at {msg.percent:.1f}%:"
-            f" freed {freed:.1f} MiB",
+            detail=f"{msg.tier} cleanup ({msg.trigger}) at {msg.percent:.1f}%: {said}",
             strategy=msg.tier,
             duration_ms=msg.duration_s * 1000,
         )
