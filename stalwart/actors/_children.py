@@ -216,9 +216,11 @@ class ChildCalls:
         calls use; one they refuse (a ``BadMessage`` naming what is wrong) goes to
         ``on_error`` at once, as ``System`` raises it."""
         from ..supervisors import _children as checks  # (the supervisors' own checks)
+        from ..supervisors._system import seconds
 
         try:
             msg = build(checks)
+            seconds(timeout)  # (at 0 or less it would fail, yet the start would go ahead)
         except BadMessage as exc:
             return self._sw_refuse_call(supervisor, exc, on_error)
         return self.call(supervisor, msg, timeout, on_reply, on_error)

@@ -312,6 +312,7 @@ class Retired(msgspec.Struct, frozen=True):
     replies: tuple[tuple[Any, Any], ...] = ()  # answers of the handler that stopped it
     leaving: bool = False  # it stops for good: it exits once its supervisor has this
     acks: tuple[tuple[Any, Any], ...] = ()  # confirmations that wait for its final state
+    floor: int = 0  # a supervisor's: the highest incarnation below it (or forgotten there)
 
 
 class Successor(msgspec.Struct, frozen=True):

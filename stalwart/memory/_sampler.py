@@ -67,11 +67,12 @@ def parse_size(value: str | int | float, field: str = "memory_budget") -> int:
         if _SIZE.match(str(value).strip().removeprefix("-")):
             raise SpecError("start", field, f"must be > 0 bytes, got {value!r}")
         raise SpecError("start", field, f"expected a size such as '512MiB', got {value!r}")
-    number, unit = float(match.group(1)), match.group(2).lower()
+    digits, unit = match.group(1), match.group(2).lower()
     if unit not in _UNITS:
         known = "B, K, KB, KiB, M, MB, MiB, G, GB, GiB, T, TB, TiB"
         raise SpecError("start", field, f"unknown unit {match.group(2)!r} (known: {known})")
-    size = int(number * _UNITS[unit])
+    whole = "." not in digits  # (a whole number exactly, however many digits)
+    size = int(digits) * _UNITS[unit] if whole else int(float(digits) * _UNITS[unit])
     if size <= 0:
         raise SpecError("start", field, f"must be > 0 bytes, got {value!r}")
     if size > _LARGEST:
@@ -183,7 +184,7 @@ class MemorySampler:
         memory (a budget that large only keeps the tiers from firing)."""
         assert self.budget is not None
         group = self.read_group()
-        if group is not None and group.limit is not None and group.limit < self.budget:
+        if group is not None and group.limit and group.limit < self.budget:  # (0: not taken)
             note = (
                 f"{_mib(self.budget)} is above the limit of {group.describe()}"
                 f" ({_mib(group.limit)}): the kernel stops the tree at that limit first"

@@ -39,6 +39,7 @@ from ..actors.messages import (
 from ._in_order import GAP_S
 from ._kernel import commands as cmd
 from ._kernel import events as ev
+from ._kernel.state import forgotten_key
 from ._standby import NEW
 from .messages import (
     ChildrenGone,
@@ -95,6 +96,8 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
         first = c.child not in self.spawned
         prefix = child.path + "/"
         floors = {p: n for p, n in self.state.floors.items() if p.startswith(prefix)}
+        if self.state.floor_forgotten:  # (its children's paths may have been forgotten here)
+            floors[forgotten_key(child.path)] = self.state.floor_forgotten
         timeouts, longest = self.state.subtree_timeouts(prefix)
         learned = LearnedState(
             self.state.selector.state(),
@@ -296,7 +299,9 @@ def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
             table[child.path] = keeper.table_entry()
     self.spares.stop_all(self)
     leaving = not self.clock_id
-    self.send(self.parent, Retired(self.path, self.incarnation, table, True, leaving=leaving))
+    floor = max((*self.state.floors.values(), self.state.floor_forgotten))  # (for its parent)
+    retired = Retired(self.path, self.incarnation, table, True, leaving=leaving, floor=floor)
+    self.send(self.parent, retired)
     if leaving:  # it exits once its parent has this (see SupervisorActor.leave)
         self.after(LEAVE_WAIT_S, (WAKE, "leave"), key="leave")
     else:  # (in one process nothing sent is lost)

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from ._kernel.passivation import PASSIVATED
+from ._kernel.state import forgotten_key
 from ._plan import expand
 from .messages import ActorStatus, Registered, StateNote, Unavailable
 from .spec import Child, Supervisor
@@ -149,6 +150,8 @@ class Registry:
         self.tally: Counter[Looks] = Counter()  # the entries by what a summary counts of them
         self.groups: dict[str, list[str]] = {}
         self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
+        self._subscribed_by: dict[str, set[str]] = {}  # subscriber's path -> paths it watches
+        self.floor_forgotten = 0  # the highest incarnation of a path forgotten
         self._retired: OrderedDict[str, str] = OrderedDict()
         self.lost_with_supervisor: set[str] = set()  # died with their supervisor mid-message?
         self.gone: OrderedDict[str, str] = OrderedDict()  # forgotten paths -> why
@@ -252,7 +255,8 @@ class Registry:
                 if entry is None:
                     continue
                 dropped.append(p)
-                self._subscribers.pop(p, None)
+                self.floor_forgotten = max(self.floor_forgotten, entry.incarnation)
+                self._unsubscribe_all(p)
                 self.lost_with_supervisor.discard(p)
                 if entry.owner is not None:
                     self.owned.get(entry.owner[0], set()).discard(p)
@@ -348,11 +352,14 @@ class Registry:
         """The last incarnation of every path below ``under`` that has started (one that
         never did counts as 0, so a tree's first start carries none)."""
         prefix = under + "/"
-        return {
+        floors = {
             p: e.incarnation
             for p, e in self.entries.items()
             if e.incarnation and p.startswith(prefix)
         }
+        if self.floor_forgotten:  # (a path forgotten and started again still grows)
+            floors[forgotten_key(under)] = self.floor_forgotten
+        return floors
 
     # -- updates -------------------------------------------------------------------------
     def register(self, msg: Registered) -> None:
@@ -364,10 +371,15 @@ class Registry:
         if entry.address is not None and entry.address != msg.address:
             self._retire_address(entry.address, msg.path)
         # a new incarnation subscribes again when it resolves; forget older ones
-        for subscribers in self._subscribers.values():
+        for target in list(self._subscribed_by.get(msg.path, ())):
+            subscribers = self._subscribers.get(target, {})
             old = subscribers.get(msg.path)
             if old is not None and old[0] < msg.incarnation:
                 del subscribers[msg.path]
+                watched = self._subscribed_by[msg.path]
+                watched.discard(target)
+                if not watched:
+                    del self._subscribed_by[msg.path]
         entry.address, entry.pid, entry.incarnation = msg.address, msg.pid, msg.incarnation
         entry.available, entry.restarts = True, msg.restarts
         entry.set_looks("running", msg.level, False)
@@ -445,6 +457,22 @@ class Registry:
         old = subscribers.get(key)
         if old is None or old[0] <= incarnation:
             subscribers[key] = (incarnation, subscriber)
+            self._subscribed_by.setdefault(key, set()).add(path)
+
+    def _unsubscribe_all(self, path: str) -> None:
+        """``path`` is forgotten: the subscriptions to it, and those it made, go."""
+        for key in self._subscribers.pop(path, {}):
+            watched = self._subscribed_by.get(key)
+            if watched is not None:
+                watched.discard(path)
+                if not watched:
+                    del self._subscribed_by[key]
+        for target in self._subscribed_by.pop(path, ()):
+            subscribers = self._subscribers.get(target)
+            if subscribers is not None:
+                subscribers.pop(path, None)
+                if not subscribers:
+                    del self._subscribers[target]
 
     def subscribers(self, path: str) -> list[Any]:
         return [address for _, address in self._subscribers.get(path, {}).values()]

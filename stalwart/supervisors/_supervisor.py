@@ -575,6 +575,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         keeper.marks = msg.marks
         if c.kind == "supervisor":
             keeper.sub_checkpoints = dict(msg.final_state or {})
+            # (if it is forgotten and started again, what runs below it starts above this)
+            self.state.floor_forgotten = max(self.state.floor_forgotten, msg.floor)
         elif msg.has_state and c.trust_final_state:
             keeper.keep(msg.final_state, msg.incarnation, True)
             for _, reply in msg.replies:  # the handler that stopped it answered

@@ -700,6 +700,7 @@ class System(ChildCalls):
             system.detach()
             raise
         system._known = {s.path for s in status[0]}
+        system._known_read = len(system._known)
         system.tree = Supervisor(next((s.path for s in status[0] if "/" not in s.path), "tree"))
         return system
 
@@ -744,7 +745,11 @@ class System(ChildCalls):
         instances leave them (the set stays about as large as the tree)."""
         self._known.add(path)
         if len(self._known) > 2 * self._known_read + 1024:
-            known, _why = self._gateway(PathsQuery(path))
+            try:
+                known, _why = self._gateway(PathsQuery(path))
+            except StalwartError:  # (the child runs all the same: read them another time)
+                self._known_read = len(self._known)
+                return
             self._known = set(known)
             self._known_read = len(self._known)
 
@@ -783,6 +788,7 @@ class System(ChildCalls):
             self._closed = True
             raise SystemStopped(f"the tree could not start: {value[1]}")
         self._known = set(value[1])
+        self._known_read = len(self._known)
         self._sid = value[2] if self.options.base != "simple" else 0
 
 

@@ -9,7 +9,16 @@ import time
 import psutil
 import pytest
 
-from stalwart import Child, ManagedActor, Pool, PoolFull, StartFailed, Supervisor, UnknownPath
+from stalwart import (
+    Child,
+    ManagedActor,
+    Pool,
+    PoolFull,
+    RecoveryRequest,
+    StartFailed,
+    Supervisor,
+    UnknownPath,
+)
 from tests.core.dynamic_actors import Options, Session
 from tests.core.otp_support import crash, running, wait_restarted
 from tests.support import Ping, Worker, process_gone, wait_for
@@ -134,3 +143,55 @@ def test_keys_that_come_and_go_leave_nothing_behind_and_incarnations_still_grow(
     )
     assert set(pool.state.floors) == {"web/sessions/again"} and pool.spawned == {"again"}
     assert len(system._known) <= 2 * 10 + 1024 + 1  # (read again from the root once doubled)
+
+
+def test_an_ended_key_started_again_gets_higher_incarnations_below_it_too(make_system, base):
+    """A Pool of supervisors: the worker of a key that ended, started again, runs a higher
+    incarnation than it ever had (its old instance's messages are never taken for its new
+    one's), and as a fresh start, no restart; so too after the Pool itself is restarted."""
+    from tests.core.otp_actors import OtpChild
+    from tests.core.otp_support import crash, incarnations, wait_restarted
+
+    team = Supervisor("team", children=[Child("w", OtpChild)], max_restarts=100)
+    pool = Pool("teams", template=team, max_restarts=100)
+    system = make_system(Supervisor("top", children=[pool], max_restarts=100), base=base)
+    path = system.start_child("top/teams", "blue") + "/w"
+    for _ in range(2):
+        wait_restarted(system, crash_and_keep(system, base, path, crash, incarnations))
+    highest = system.status()[path].incarnation
+    assert highest >= 3
+    system.terminate_child("top/teams", "blue")
+    system.start_child("top/teams", "blue")
+    assert system.status()[path].incarnation > highest
+    restarted = [e for e in system.events() if e.kind == "restarted" and e.path == path]
+    assert len(restarted) == 2  # (the two crashes; the fresh start is none)
+    highest = system.status()[path].incarnation
+    system.terminate_child("top/teams", "blue")
+    system.request_recovery(RecoveryRequest("top/teams", 3, "a test restarts the Pool"))
+    wait_for(lambda: system.status()["top/teams"].state == "running")
+    system.start_child("top/teams", "blue")
+    assert system.status()[path].incarnation > highest
+
+
+def crash_and_keep(system, base, path, crash, incarnations):
+    before = incarnations(system, path)
+    crash(system, base, path)
+    return before
+
+
+def test_the_root_keeps_no_subscription_of_an_ended_key(make_system):
+    """Keys that call another path once and end leave no subscription behind at the root
+    (it would keep one for every key that ever ran)."""
+    from stalwart.supervisors._root import ROOTS
+    from tests.support import Client, Relay
+
+    pool = Pool("clients", template=Child("c", Client))
+    system = make_system(Supervisor("top", children=[Child("db", Worker), pool]))
+    for i in range(20):
+        path = system.start_child("top/clients", f"k{i}")
+        assert system.ask(path, Relay("top/db", Ping(i))).ok
+        system.terminate_child("top/clients", f"k{i}")
+    registry = ROOTS[system._clock_id].registry
+    assert not any(key.startswith("top/clients/") for key in registry._subscribed_by)
+    watching = {key for subs in registry._subscribers.values() for key in subs}
+    assert not any(key.startswith("top/clients/") for key in watching)

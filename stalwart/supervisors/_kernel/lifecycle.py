@@ -50,13 +50,24 @@ from .events import (
     StoppedItself,
     Unplaceable,
 )
-from .state import DOWN, REMOVED, STARTING, STOPPING, UP, ChildRecord, SupervisorState
+from .state import (
+    DOWN,
+    REMOVED,
+    STARTING,
+    STOPPING,
+    UP,
+    ChildRecord,
+    SupervisorState,
+    forgotten_key,
+)
 
 FORWARD_GRACE_S = 2.0  # how long a replaced instance forwards late messages to its successor
 
 
 def on_begin(s: SupervisorState, e: Begin, out: Out) -> None:
     s.floors.update(e.floors)
+    forgotten = s.floors.pop(forgotten_key(s.path), 0)  # (from its parent, or the root)
+    s.floor_forgotten = max(s.floor_forgotten, forgotten)
     if s.spec.health_interval_s > 0:
         out.append(Timer(s.spec.health_interval_s, ("health",), "health"))
     if children.idle_interval(s):

@@ -169,6 +169,12 @@ def in_line(record: ChildRecord) -> bool:
     return record.phase == STARTING or (record.phase == DOWN and not record.waiting)
 
 
+def forgotten_key(path: str) -> str:
+    """Where a floors table holds the floor of every path forgotten below ``path`` (no
+    child is named "": this is no path)."""
+    return path + "/"
+
+
 class ChildRecord:
     """One slot's state inside its supervisor (``seq``: its place in start order)."""
 
@@ -384,6 +390,7 @@ class SupervisorState:
         self.next_failure = 0
         self.floors: dict[str, int] = {}  # last incarnation of each path (the system's lifetime)
         self.floor_forgotten = 0  # the highest of the paths forgotten (a Pool's ended keys)
+        # (floors carry it under FORGOTTEN(path): to a child supervisor, and from the root)
         self.escalated = False
         self.retiring = False
         self.finished = False
@@ -444,8 +451,14 @@ class SupervisorState:
         del self.children[record.name]
         self.by_path.pop(record.path, None)
         # (its floor goes, into the one of every path forgotten: a Pool whose keys come and
-        # go keeps nothing per key, and a key started again still gets a higher incarnation)
-        self.floor_forgotten = max(self.floor_forgotten, self.floors.pop(record.path, 0))
+        # go keeps nothing per key, and a key started again still gets a higher incarnation;
+        # a supervisor's takes those of the paths below it)
+        gone = [record.path]
+        if record.kind == "supervisor":
+            below = record.path + "/"
+            gone += [p for p in self.floors if p.startswith(below)]
+        for path in gone:
+            self.floor_forgotten = max(self.floor_forgotten, self.floors.pop(path, 0))
         self.index.drop(record)
         self.order.remove(record)
         kept = self.by_spec.get(record.spec_name, [])
