@@ -13,6 +13,7 @@ process RSS) are restarted at level 3.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import json
 import logging
@@ -261,17 +262,16 @@ class MemoryPressureActor(ManagedActor):
 def _freed_most(freed: dict[str, MemoryFreed]) -> dict[str, ActorFreed]:
     """What the actors that failed, then those that freed most, reported (at most
     ``_ACTORS_SHOWN``; one that freed nothing is left out)."""
-    said = {
-        path: ActorFreed(f.pid, f.caches, f.hook, max(0, f.rss_before - f.rss_after), f.error)
+    said = (
+        (path, ActorFreed(f.pid, f.caches, f.hook, max(0, f.rss_before - f.rss_after), f.error))
         for path, f in freed.items()
-    }
+    )
+    worth = [(path, a) for path, a in said if a.error or a.caches or a.hook or a.rss_freed]
+    return dict(heapq.nlargest(_ACTORS_SHOWN, worth, key=lambda item: _weight(item[1])))
 
-    def weight(item: tuple[str, ActorFreed]) -> tuple[bool, int]:
-        a = item[1]
-        return (bool(a.error), a.caches + a.hook + a.rss_freed)
 
-    kept = sorted(((p, a) for p, a in said.items() if any(weight((p, a)))), key=weight)
-    return dict(kept[::-1][:_ACTORS_SHOWN])
+def _weight(a: ActorFreed) -> tuple[bool, int]:
+    return (bool(a.error), a.caches + a.hook + a.rss_freed)
 
 
 def _memory_event(report: CleanupReport) -> MemoryEvent:

@@ -46,7 +46,7 @@ _UNITS = {
     "tib": 1024**4,
 }
 _LARGEST = 2**63 - 1  # (what a byte count is held in)
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
 
 
 def _mib(size: int) -> str:
@@ -64,8 +64,6 @@ def parse_size(value: str | int | float, field: str = "memory_budget") -> int:
         return int(value)
     match = _SIZE.match(str(value))
     if match is None:
-        if _SIZE.match(str(value).strip().removeprefix("-")):
-            raise SpecError("start", field, f"must be > 0 bytes, got {value!r}")
         raise SpecError("start", field, f"expected a size such as '512MiB', got {value!r}")
     digits, unit = match.group(1), match.group(2).lower()
     if unit not in _UNITS:

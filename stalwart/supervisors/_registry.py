@@ -372,14 +372,10 @@ class Registry:
             self._retire_address(entry.address, msg.path)
         # a new incarnation subscribes again when it resolves; forget older ones
         for target in list(self._subscribed_by.get(msg.path, ())):
-            subscribers = self._subscribers.get(target, {})
-            old = subscribers.get(msg.path)
+            old = self._subscribers.get(target, {}).get(msg.path)
             if old is not None and old[0] < msg.incarnation:
-                del subscribers[msg.path]
-                watched = self._subscribed_by[msg.path]
-                watched.discard(target)
-                if not watched:
-                    del self._subscribed_by[msg.path]
+                _drop(self._subscribers, target, msg.path)
+                _drop(self._subscribed_by, msg.path, target)
         entry.address, entry.pid, entry.incarnation = msg.address, msg.pid, msg.incarnation
         entry.available, entry.restarts = True, msg.restarts
         entry.set_looks("running", msg.level, False)
@@ -462,17 +458,9 @@ class Registry:
     def _unsubscribe_all(self, path: str) -> None:
         """``path`` is forgotten: the subscriptions to it, and those it made, go."""
         for key in self._subscribers.pop(path, {}):
-            watched = self._subscribed_by.get(key)
-            if watched is not None:
-                watched.discard(path)
-                if not watched:
-                    del self._subscribed_by[key]
+            _drop(self._subscribed_by, key, path)
         for target in self._subscribed_by.pop(path, ()):
-            subscribers = self._subscribers.get(target)
-            if subscribers is not None:
-                subscribers.pop(path, None)
-                if not subscribers:
-                    del self._subscribers[target]
+            _drop(self._subscribers, target, path)
 
     def subscribers(self, path: str) -> list[Any]:
         return [address for _, address in self._subscribers.get(path, {}).values()]
@@ -546,3 +534,15 @@ class Registry:
             )
             for e in self.in_tree_order()
         )
+
+
+def _drop(index: dict[str, Any], key: str, item: str) -> None:
+    """Take ``item`` out of ``index[key]`` (a set or a dict); the key goes once it is empty."""
+    held = index.get(key)
+    if held is not None:
+        if isinstance(held, set):
+            held.discard(item)
+        else:
+            held.pop(item, None)
+        if not held:
+            del index[key]

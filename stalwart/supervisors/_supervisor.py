@@ -422,7 +422,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         elif self.state is None or not self.begun:
             text = f"{self.path} is starting: ask again once it runs"
             error = errors.Unavailable(text, self.path)
-        elif type(request) in CHANGES and self.path.partition("/")[0] == SYSTEM_NAME:
+        elif self.own_service_change(request):
             error = errors.BadMessage(
                 f"{self.path} is Stalwart's own supervisor: its children are not started or"
                 " stopped by hand (start()'s options leave them out: memory=None, store=None,"
@@ -439,9 +439,13 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if type(msg.message) is Request:
             self.on_request(msg.message, msg.sender, forwarded=True)
 
+    def own_service_change(self, request: Any) -> bool:
+        """Whether ``request`` would start or stop a child of Stalwart's own services."""
+        return type(request) in CHANGES and self.path.partition("/")[0] == SYSTEM_NAME
+
     def on_child_request_told(self, msg: Any, sender: Any) -> None:
         """A child request sent without waiting for the answer (a tell)."""
-        if type(msg) in CHANGES and self.path.partition("/")[0] == SYSTEM_NAME:
+        if self.own_service_change(msg):
             log.warning("%s: %s refused: Stalwart's own supervisor", self.path, type(msg).__name__)
             return
         if self.state is not None and self.begun:

@@ -699,8 +699,7 @@ class System(ChildCalls):
         except BaseException:
             system.detach()
             raise
-        system._known = {s.path for s in status[0]}
-        system._known_read = len(system._known)
+        system._know(s.path for s in status[0])
         system.tree = Supervisor(next((s.path for s in status[0] if "/" not in s.path), "tree"))
         return system
 
@@ -734,8 +733,7 @@ class System(ChildCalls):
         why = f"unknown actor path {path!r}"
         if not self._closed:  # (a child started at run time, by an actor say)
             known, why = self._gateway(PathsQuery(path))
-            self._known = set(known)
-            self._known_read = len(self._known)
+            self._know(known)
         if path not in self._known:
             raise UnknownPath(why, path)
 
@@ -748,10 +746,13 @@ class System(ChildCalls):
             try:
                 known, _why = self._gateway(PathsQuery(path))
             except StalwartError:  # (the child runs all the same: read them another time)
-                self._known_read = len(self._known)
-                return
-            self._known = set(known)
-            self._known_read = len(self._known)
+                known = self._known
+            self._know(known)
+
+    def _know(self, paths: Iterable[str]) -> None:
+        """The paths the root knows, as it said (or as this System knows them)."""
+        self._known = set(paths)
+        self._known_read = len(self._known)
 
     def _spans_channel(self) -> str:
         """Where the tree's spans go: "" (not tracing), this process's provider ("local", the
@@ -787,8 +788,7 @@ class System(ChildCalls):
         if value[0] != "ok":
             self._closed = True
             raise SystemStopped(f"the tree could not start: {value[1]}")
-        self._known = set(value[1])
-        self._known_read = len(self._known)
+        self._know(value[1])
         self._sid = value[2] if self.options.base != "simple" else 0
 
 

@@ -390,7 +390,8 @@ class SupervisorState:
         self.next_failure = 0
         self.floors: dict[str, int] = {}  # last incarnation of each path (the system's lifetime)
         self.floor_forgotten = 0  # the highest of the paths forgotten (a Pool's ended keys)
-        # (floors carry it under FORGOTTEN(path): to a child supervisor, and from the root)
+        # (a floors table carries it under forgotten_key(path): to a child supervisor, and
+        # from the root to a restarted one)
         self.escalated = False
         self.retiring = False
         self.finished = False
