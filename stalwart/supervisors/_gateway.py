@@ -40,6 +40,7 @@ from ..supervisors.queries import (
     FinalReportQuery,
     IncidentsQuery,
     InjectQuery,
+    LevelsQuery,
     PathsQuery,
     RecoverQuery,
     RedeliverQuery,
@@ -51,7 +52,7 @@ from ..supervisors.queries import (
     SummaryQuery,
 )
 from ._registry import Registry
-from ._status import Reads, status_page, summarize
+from ._status import Reads, levels, status_page, summarize
 from .messages import (
     Attempt,
     CorrelatorQuery,
@@ -90,6 +91,7 @@ READ_ONLY = (
     FinalReportQuery,
     IncidentsQuery,
     PathsQuery,
+    LevelsQuery,
 )
 
 
@@ -660,4 +662,7 @@ def answer_query(root: Any, query: Any) -> Any:
         return root.incidents()
     if isinstance(query, PathsQuery):
         return (root.registry.known_paths(), root.registry.unknown(query.path))
+    if isinstance(query, LevelsQuery):
+        reg = root.registry
+        return root.reads.get(query, lambda: levels(reg))
     raise TypeError(f"not a read-only query: {type(query).__name__}")

@@ -118,6 +118,39 @@ def summarize(
     )
 
 
+def levels(
+    registry: Registry,
+) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str, int, int], ...]]:
+    """What a Prometheus scrape reads of the tree (see :class:`.queries.LevelsQuery`).
+
+    An entry added at run time (a Pool's instance, a ``start_child``'s child, and whatever
+    is below it) has a level of its own only while above 0: a Pool of sessions would
+    otherwise leave a series per session key that ever ran. Every entry is counted.
+    """
+    removed = registry.any_removed()
+    rows = []
+    counts: Counter[tuple[str, str, int]] = Counter()
+    added = ""  # the path below which entries were added at run time ("": none so far)
+    for e in _entries(registry, None):  # (in tree order: what is below a path follows it)
+        if added and e.path.startswith(added):
+            pass
+        elif e.owner is not None:
+            added = e.path + "/"
+        else:
+            added = ""
+            rows.append((e.path, e.level))
+            continue
+        if e.level > 0:
+            rows.append((e.path, e.level))
+    if removed:  # (what is below an entry stopped for good shows stopped)
+        entries = _entries(registry, None)
+        counts.update((e.kind, _state_of(registry, e, True), e.level) for e in entries)
+    else:
+        for (kind, state, level, _, _), n in registry.tally.items():
+            counts[(kind, state, level)] += n
+    return tuple(rows), tuple((*looks, n) for looks, n in sorted(counts.items()))
+
+
 def _summarize_slowly(
     registry: Registry, entries: Iterable[Entry], limit: int, phase: str, stop_reason: str
 ) -> StatusSummary:

@@ -71,6 +71,7 @@ from .queries import (
     IncidentsQuery,
     InjectQuery,
     InsightsQuery,
+    LevelsQuery,
     MetricsQuery,
     PathsQuery,
     Query,
@@ -428,6 +429,11 @@ class System(ChildCalls):
             self._check_path(path)
         summary: StatusSummary = self._gateway(checked(SummaryQuery, path=path, limit=limit))
         return summary
+
+    def _levels(self) -> tuple[Any, Any]:
+        """What ``GET /metrics`` reads of the tree (see :class:`.queries.LevelsQuery`)."""
+        found: tuple[Any, Any] = self._gateway(LevelsQuery())
+        return found
 
     def events(self, since: int = 0) -> list[Event]:
         """What the tree did (failures, retries, restarts...) after event number ``since``."""

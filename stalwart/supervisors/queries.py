@@ -50,6 +50,12 @@ class SummaryQuery(Query, frozen=True):
     limit: Limit = 100
 
 
+class LevelsQuery(Query, frozen=True):
+    """What a Prometheus scrape reads of the tree: ``(levels, counts)``, the
+    ``(path, level)`` of each entry the tree declares and of each entry added at run time
+    that is above level 0, and ``(kind, state, level, count)`` for every entry."""
+
+
 class PathsQuery(Query, frozen=True):
     """``(paths, why)``: every path the tree knows now (children started at run time
     included), and why ``path`` is unknown if it is."""

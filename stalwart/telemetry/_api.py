@@ -50,7 +50,7 @@ class Backend(Protocol):
     ) -> list[dict[str, Any]]: ...
     def reset_levels(self, path: str | None) -> int: ...
     def diagnostics(self) -> dict[str, Any]: ...
-    def actors(self) -> list[dict[str, Any]]: ...
+    def levels(self) -> tuple[Any, Any]: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
     def insights(self, window_s: float | None) -> Any: ...
     def tree(self) -> tuple[str, str, list[dict[str, Any]], dict[str, Any] | None]: ...
@@ -576,8 +576,9 @@ class SystemBackend:
         result: dict[str, Any] = self.system.diagnostics()
         return result
 
-    def actors(self) -> list[dict[str, Any]]:
-        return [msgspec.to_builtins(s) for s in self.system.status()]
+    def levels(self) -> tuple[Any, Any]:
+        found: tuple[Any, Any] = self.system._levels()
+        return found
 
     def alerts(self, active: bool | None) -> list[dict[str, Any]]:
         # as last evaluated: a scrape or a dashboard poll reads, it does not make the actor
@@ -714,8 +715,8 @@ class StoreBackend:
             "system": None,
         }
 
-    def actors(self) -> list[dict[str, Any]]:
-        return []
+    def levels(self) -> tuple[Any, Any]:
+        return (), ()  # (no live tree)
 
     def alerts(self, active: bool | None) -> list[dict[str, Any]]:
         return self.store.alerts(active)

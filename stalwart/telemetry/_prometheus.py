@@ -29,7 +29,7 @@ class Source(Protocol):
     """The part of the API's backend a scrape reads."""
 
     def totals(self) -> Totals: ...
-    def actors(self) -> list[dict[str, Any]]: ...
+    def levels(self) -> tuple[Any, Any]: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
     def memory(self) -> dict[str, Any] | None: ...
 
@@ -105,12 +105,23 @@ def ratio_families(totals: Totals) -> Iterator[Metric]:
 
 
 def live_families(backend: Source) -> Iterator[Metric]:
-    """What the running system says now: each actor's recovery level, the memory level, the
-    active alerts (a store file has no live tree: no actor levels, no memory level)."""
+    """What the running system says now: the recovery level of each entry the tree declares
+    (and of each added at run time while above level 0), the entries by kind, state and
+    level, the memory level, the active alerts (a store file has no live tree: no levels,
+    no entries, no memory level)."""
+    rows, counts = backend.levels()
     level = GaugeMetricFamily("stalwart_actor_level", "Current recovery level", labels=["path"])
-    for a in backend.actors():
-        level.add_metric([a["path"]], a["level"])
+    for path, value in rows:
+        level.add_metric([path], value)
     yield level
+    nodes = GaugeMetricFamily(
+        "stalwart_tree_nodes",
+        "Entries of the live tree by kind, state and recovery level",
+        labels=["kind", "state", "level"],
+    )
+    for kind, state, value, count in counts:
+        nodes.add_metric([kind, state, str(value)], count)
+    yield nodes
     memory = GaugeMetricFamily(
         "stalwart_memory_level", "Memory pressure: 0 normal, 1 warning, 2 critical, 3 emergency"
     )

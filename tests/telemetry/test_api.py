@@ -4,11 +4,12 @@ import json
 import socket
 import urllib.error
 import urllib.request
+from collections import Counter
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stalwart import Child, StalwartError, Supervisor
+from stalwart import Child, Pool, StalwartError, Supervisor
 from stalwart.telemetry._api import ApiServer, StoreBackend
 from tests.support import FAST, Work, Worker
 
@@ -128,6 +129,35 @@ def test_prometheus_metrics_parse(served):
     assert families["stalwart_recovery_attempt_success_ratio"].samples[0].value > 0
     paths = {s.labels["path"] for s in families["stalwart_actor_level"].samples}
     assert "s/w" in paths
+
+
+def test_metrics_give_a_pool_instance_a_series_only_while_it_recovers(make_system):
+    # a Pool's keys are often a session or user each: a series per key that ever ran
+    # would grow without end, so an instance has one only while above level 0
+    pool = Pool("sessions", template=Child("session", Worker, levels=FAST))
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST), pool]))
+    for key in ("a", "b", "c"):
+        system.start_child("s/sessions", key)
+    with pytest.raises(StalwartError):
+        system.ask("s/sessions/b", Work(1, fail_times=-1), timeout=10)
+    assert system.status("s/sessions/b")[0].level > 0
+    server = system.serve_api()
+    try:
+        _, text = call(f"{server.url}/metrics")
+    finally:
+        server.stop()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    levels = {s.labels["path"]: s.value for s in families["stalwart_actor_level"].samples}
+    ours = {path for path in levels if not path.startswith("_system")}
+    assert ours == {"s", "s/w", "s/sessions", "s/sessions/b"}
+    assert levels["s/sessions/b"] > 0 and levels["s/w"] == 0
+    nodes = {
+        (n.labels["kind"], n.labels["state"], int(n.labels["level"])): n.value
+        for n in families["stalwart_tree_nodes"].samples
+    }
+    # every entry is counted (the instances at level 0 too), as status() shows them
+    assert nodes == Counter((e.kind, e.state, e.level) for e in system.status())
+    assert nodes[("actor", "running", 0)] >= 3  # w, a and c (and the system's services)
 
 
 def test_a_store_backed_server_reads_the_file_but_cannot_act(tmp_path, make_system):
