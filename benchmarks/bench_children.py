@@ -11,10 +11,22 @@ with a process per actor. On real processes the Pool is measured without spares 
 before it is timed. Last, the latency of one start at a time on real processes (a pause
 before each, as a login comes now and then), with spares against without, alternating in
 blocks: a spare takes the fork and the new process's setup off the caller's wait.
+
+In one process, ``System.start_child`` waits for the actor thread twice a start (the
+request's handover and the answer's). What a handover between two threads costs on this
+machine is measured beside it: a bare round trip (a queue one way, a lock the other), and
+the same starts, each with the program on two CPUs and confined to one
+(``sched_setaffinity``), in processes of their own.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
 import time
 from typing import Any
 
@@ -144,6 +156,60 @@ def latency_rows() -> list[Row | Figure]:
     return rows
 
 
+def thread_round_trip_us(count: int = 20_000) -> float:
+    """Microseconds for one round trip between two threads: a queue one way, a lock back."""
+    inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def serve() -> None:
+        while (lock := inbox.get()) is not None:
+            lock.release()
+
+    server = threading.Thread(target=serve)
+    server.start()
+    began = time.perf_counter()
+    for _ in range(count):
+        lock = threading.Lock()
+        lock.acquire()
+        inbox.put(lock)
+        lock.acquire()
+    took = time.perf_counter() - began
+    inbox.put(None)
+    server.join()
+    return took / count * 1e6
+
+
+def handoff_figures(one_cpu: bool) -> dict[str, float]:
+    """The round trip and the in-process start rate, in a process of their own (on one
+    CPU if ``one_cpu``)."""
+    args = [sys.executable, __file__, "--handoff"] + (["--one-cpu"] if one_cpu else [])
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=600)
+    figures: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def handoff_rows() -> list[Row | Figure]:
+    if len(os.sched_getaffinity(0)) < 2:
+        return [Figure("handoffs: this program has one CPU only", 0, "", "not measured")]
+    two, one = handoff_figures(False), handoff_figures(True)
+    return [
+        Row(
+            "round trip between two threads, two CPUs",
+            two["round_trip_us"],
+            "one CPU",
+            one["round_trip_us"],
+            "us",
+        ),
+        Row(
+            "simple: System.start_child, two CPUs",
+            two["starts"],
+            "one CPU",
+            one["starts"],
+            "/s",
+            "higher",
+        ),
+    ]
+
+
 def run() -> None:
     rows: list[Row | Figure] = []
     for base in ("simple", "multiproc"):
@@ -161,7 +227,17 @@ def run() -> None:
             rows.append(Row(name, rate, "raw createActor", raw, "/s", "higher"))
     print_rows("children: dynamic starts per second (one after another)", rows)
     print_rows("children: the latency of one start on real processes", latency_rows())
+    print_rows("children: what a handover between threads costs here", handoff_rows())
 
 
 if __name__ == "__main__":
-    run()
+    if sys.argv[1:2] == ["--handoff"]:
+        if "--one-cpu" in sys.argv:
+            os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        figures = {
+            "round_trip_us": thread_round_trip_us(),
+            "starts": our_rate("simple", COUNTS["simple"], 0, False),
+        }
+        print(json.dumps(figures))
+    else:
+        run()
