@@ -40,7 +40,6 @@ from ..supervisors.queries import (
     FinalReportQuery,
     IncidentsQuery,
     InjectQuery,
-    LevelsQuery,
     PathsQuery,
     RecoverQuery,
     RedeliverQuery,
@@ -50,9 +49,10 @@ from ..supervisors.queries import (
     StatusQuery,
     StoreQuery,
     SummaryQuery,
+    TreeGaugesQuery,
 )
 from ._registry import Registry
-from ._status import Reads, levels, status_page, summarize
+from ._status import Reads, status_page, summarize, tree_gauges
 from .messages import (
     Attempt,
     CorrelatorQuery,
@@ -91,7 +91,7 @@ READ_ONLY = (
     FinalReportQuery,
     IncidentsQuery,
     PathsQuery,
-    LevelsQuery,
+    TreeGaugesQuery,
 )
 
 
@@ -662,7 +662,7 @@ def answer_query(root: Any, query: Any) -> Any:
         return root.incidents()
     if isinstance(query, PathsQuery):
         return (root.registry.known_paths(), root.registry.unknown(query.path))
-    if isinstance(query, LevelsQuery):
+    if isinstance(query, TreeGaugesQuery):
         reg = root.registry
-        return root.reads.get(query, lambda: levels(reg))
+        return root.reads.get(query, lambda: tree_gauges(reg))
     raise TypeError(f"not a read-only query: {type(query).__name__}")

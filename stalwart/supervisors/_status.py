@@ -17,7 +17,7 @@ from operator import attrgetter
 from typing import Any
 
 from ._registry import Entry, Registry
-from .messages import ActorStatus, StatusSummary
+from .messages import ActorStatus, StatusSummary, TreeGauges
 
 _kind = attrgetter("kind")
 _FINE_BREAKERS = ("", "closed")
@@ -118,37 +118,29 @@ def summarize(
     )
 
 
-def levels(
-    registry: Registry,
-) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str, int, int], ...]]:
-    """What a Prometheus scrape reads of the tree (see :class:`.queries.LevelsQuery`).
+def tree_gauges(registry: Registry) -> TreeGauges:
+    """What ``GET /metrics`` reads of the tree (see :class:`.messages.TreeGauges`).
 
-    An entry added at run time (a Pool's instance, a ``start_child``'s child, and whatever
-    is below it) has a level of its own only while above 0: a Pool of sessions would
-    otherwise leave a series per session key that ever ran. Every entry is counted.
+    An entry added at run time has a level of its own only while above 0: a Pool of
+    sessions would otherwise leave a series per session key that ever ran. Every entry is
+    counted.
     """
     removed = registry.any_removed()
-    rows = []
+    levels = []
     counts: Counter[tuple[str, str, int]] = Counter()
-    added = ""  # the path below which entries were added at run time ("": none so far)
+    added = ""  # entries below this path were added at run time ("": none are)
     for e in _entries(registry, None):  # (in tree order: what is below a path follows it)
-        if added and e.path.startswith(added):
-            pass
-        elif e.owner is not None:
-            added = e.path + "/"
-        else:
-            added = ""
-            rows.append((e.path, e.level))
-            continue
-        if e.level > 0:
-            rows.append((e.path, e.level))
-    if removed:  # (what is below an entry stopped for good shows stopped)
-        entries = _entries(registry, None)
-        counts.update((e.kind, _state_of(registry, e, True), e.level) for e in entries)
-    else:
+        below_added = bool(added) and e.path.startswith(added)
+        if not below_added:
+            added = e.path + "/" if e.owner is not None else ""
+        if not added or e.level > 0:
+            levels.append((e.path, e.level))
+        if removed:  # (below an entry stopped for good, each shows stopped)
+            counts[(e.kind, _state_of(registry, e, True), e.level)] += 1
+    if not removed:  # (the registry keeps them counted)
         for (kind, state, level, _, _), n in registry.tally.items():
             counts[(kind, state, level)] += n
-    return tuple(rows), tuple((*looks, n) for looks, n in sorted(counts.items()))
+    return TreeGauges(tuple(levels), tuple((*looks, n) for looks, n in sorted(counts.items())))
 
 
 def _summarize_slowly(

@@ -58,6 +58,7 @@ from .messages import (
     MemoryCleanupRequest,
     MemoryQuery,
     StatusSummary,
+    TreeGauges,
 )
 from .queries import (
     AlertsQuery,
@@ -71,7 +72,6 @@ from .queries import (
     IncidentsQuery,
     InjectQuery,
     InsightsQuery,
-    LevelsQuery,
     MetricsQuery,
     PathsQuery,
     Query,
@@ -85,6 +85,7 @@ from .queries import (
     StoreDiagnosticsQuery,
     SummaryQuery,
     TotalsQuery,
+    TreeGaugesQuery,
 )
 from .spec import SpecError, Supervisor, validate_children
 
@@ -430,10 +431,11 @@ class System(ChildCalls):
         summary: StatusSummary = self._gateway(checked(SummaryQuery, path=path, limit=limit))
         return summary
 
-    def _levels(self) -> tuple[Any, Any]:
-        """What ``GET /metrics`` reads of the tree (see :class:`.queries.LevelsQuery`)."""
-        found: tuple[Any, Any] = self._gateway(LevelsQuery())
-        return found
+    def _tree_gauges(self) -> TreeGauges:
+        """What ``GET /metrics`` reads of the live tree (for the HTTP API's scrape; users
+        read the tree with :meth:`status` and :meth:`summary`)."""
+        gauges: TreeGauges = self._gateway(TreeGaugesQuery())
+        return gauges
 
     def events(self, since: int = 0) -> list[Event]:
         """What the tree did (failures, retries, restarts...) after event number ``since``."""

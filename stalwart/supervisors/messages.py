@@ -51,6 +51,18 @@ class StatusSummary(msgspec.Struct, frozen=True):
     stop_reason: str = ""
 
 
+class TreeGauges(msgspec.Struct, frozen=True):
+    """What ``GET /metrics`` reads of the live tree.
+
+    ``levels``: ``(path, level)`` of each entry the tree declares, and of each entry added
+    at run time (a Pool's instance, a ``start_child``'s child, what is below it) whose level
+    is above 0; ``counts``: ``(kind, state, level, how many)`` over every entry.
+    """
+
+    levels: tuple[tuple[str, int], ...]
+    counts: tuple[tuple[str, str, int, int], ...]
+
+
 class Event(msgspec.Struct, frozen=True):
     """Something the tree did: a failure, a retry, a restart, an escalation..."""
 

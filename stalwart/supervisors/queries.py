@@ -50,10 +50,8 @@ class SummaryQuery(Query, frozen=True):
     limit: Limit = 100
 
 
-class LevelsQuery(Query, frozen=True):
-    """What a Prometheus scrape reads of the tree: ``(levels, counts)``, the
-    ``(path, level)`` of each entry the tree declares and of each entry added at run time
-    that is above level 0, and ``(kind, state, level, count)`` for every entry."""
+class TreeGaugesQuery(Query, frozen=True):
+    """What ``GET /metrics`` reads of the live tree: a ``TreeGauges``."""
 
 
 class PathsQuery(Query, frozen=True):

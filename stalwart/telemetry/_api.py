@@ -50,7 +50,7 @@ class Backend(Protocol):
     ) -> list[dict[str, Any]]: ...
     def reset_levels(self, path: str | None) -> int: ...
     def diagnostics(self) -> dict[str, Any]: ...
-    def levels(self) -> tuple[Any, Any]: ...
+    def tree_gauges(self) -> Any: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
     def insights(self, window_s: float | None) -> Any: ...
     def tree(self) -> tuple[str, str, list[dict[str, Any]], dict[str, Any] | None]: ...
@@ -576,9 +576,8 @@ class SystemBackend:
         result: dict[str, Any] = self.system.diagnostics()
         return result
 
-    def levels(self) -> tuple[Any, Any]:
-        found: tuple[Any, Any] = self.system._levels()
-        return found
+    def tree_gauges(self) -> Any:
+        return self.system._tree_gauges()
 
     def alerts(self, active: bool | None) -> list[dict[str, Any]]:
         # as last evaluated: a scrape or a dashboard poll reads, it does not make the actor
@@ -715,8 +714,8 @@ class StoreBackend:
             "system": None,
         }
 
-    def levels(self) -> tuple[Any, Any]:
-        return (), ()  # (no live tree)
+    def tree_gauges(self) -> Any:
+        return None  # (no live tree)
 
     def alerts(self, active: bool | None) -> list[dict[str, Any]]:
         return self.store.alerts(active)

@@ -20,6 +20,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from ..supervisors.messages import TreeGauges
 from ._figures import FAMILIES, SERIES, Family, Totals
 
 MEMORY_LEVELS = {"normal": 0, "warning": 1, "critical": 2, "emergency": 3}
@@ -29,7 +30,7 @@ class Source(Protocol):
     """The part of the API's backend a scrape reads."""
 
     def totals(self) -> Totals: ...
-    def levels(self) -> tuple[Any, Any]: ...
+    def tree_gauges(self) -> TreeGauges | None: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
     def memory(self) -> dict[str, Any] | None: ...
 
@@ -109,9 +110,9 @@ def live_families(backend: Source) -> Iterator[Metric]:
     (and of each added at run time while above level 0), the entries by kind, state and
     level, the memory level, the active alerts (a store file has no live tree: no levels,
     no entries, no memory level)."""
-    rows, counts = backend.levels()
+    tree = backend.tree_gauges()
     level = GaugeMetricFamily("stalwart_actor_level", "Current recovery level", labels=["path"])
-    for path, value in rows:
+    for path, value in tree.levels if tree is not None else ():
         level.add_metric([path], value)
     yield level
     nodes = GaugeMetricFamily(
@@ -119,7 +120,7 @@ def live_families(backend: Source) -> Iterator[Metric]:
         "Entries of the live tree by kind, state and recovery level",
         labels=["kind", "state", "level"],
     )
-    for kind, state, value, count in counts:
+    for kind, state, value, count in tree.counts if tree is not None else ():
         nodes.add_metric([kind, state, str(value)], count)
     yield nodes
     memory = GaugeMetricFamily(

@@ -131,33 +131,83 @@ def test_prometheus_metrics_parse(served):
     assert "s/w" in paths
 
 
-def test_metrics_give_a_pool_instance_a_series_only_while_it_recovers(make_system):
-    # a Pool's keys are often a session or user each: a series per key that ever ran
-    # would grow without end, so an instance has one only while above level 0
-    pool = Pool("sessions", template=Child("session", Worker, levels=FAST))
-    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST), pool]))
-    for key in ("a", "b", "c"):
-        system.start_child("s/sessions", key)
-    with pytest.raises(StalwartError):
-        system.ask("s/sessions/b", Work(1, fail_times=-1), timeout=10)
-    assert system.status("s/sessions/b")[0].level > 0
+def scrape(system):
+    """The families of one ``GET /metrics`` of ``system``, by name."""
     server = system.serve_api()
     try:
         _, text = call(f"{server.url}/metrics")
     finally:
         server.stop()
-    families = {f.name: f for f in text_string_to_metric_families(text)}
-    levels = {s.labels["path"]: s.value for s in families["stalwart_actor_level"].samples}
-    ours = {path for path in levels if not path.startswith("_system")}
-    assert ours == {"s", "s/w", "s/sessions", "s/sessions/b"}
-    assert levels["s/sessions/b"] > 0 and levels["s/w"] == 0
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def tree_metrics(system):
+    """The levels ``/metrics`` names (the system's own services left out), and its counts
+    of the tree's entries by kind, state and level."""
+    families = scrape(system)
+    levels = {
+        s.labels["path"]: s.value
+        for s in families["stalwart_actor_level"].samples
+        if not s.labels["path"].startswith("_system")
+    }
     nodes = {
         (n.labels["kind"], n.labels["state"], int(n.labels["level"])): n.value
         for n in families["stalwart_tree_nodes"].samples
     }
-    # every entry is counted (the instances at level 0 too), as status() shows them
-    assert nodes == Counter((e.kind, e.state, e.level) for e in system.status())
-    assert nodes[("actor", "running", 0)] >= 3  # w, a and c (and the system's services)
+    return levels, nodes
+
+
+def counted(system):
+    return Counter((e.kind, e.state, e.level) for e in system.status())
+
+
+def test_metrics_name_an_entry_added_at_run_time_only_while_it_recovers(make_system, base):
+    # a Pool's keys are often a session or user each: a series per key that ever ran
+    # would grow without end, so what was added at run time is named only above level 0
+    # (and what is below it: the children of a Pool's supervisor instance)
+    sessions = Pool("sessions", template=Child("session", Worker, levels=FAST))
+    teams = Pool("teams", template=Supervisor("team", children=[Child("a", Worker, levels=FAST)]))
+    tree = Supervisor("s", children=[Child("w", Worker, levels=FAST), sessions, teams])
+    system = make_system(tree, base=base)
+    for key in ("a", "b", "c"):
+        system.start_child("s/sessions", key)
+    system.start_child("s/teams", "red")
+    system.start_child("s", Child("extra", Worker, levels=FAST))
+    for path in ("s/sessions/b", "s/teams/red/a"):
+        with pytest.raises(StalwartError):
+            system.ask(path, Work(1, fail_times=-1), timeout=30)
+        assert system.status(path)[0].level > 0
+    levels, nodes = tree_metrics(system)
+    assert set(levels) == {"s", "s/w", "s/sessions", "s/teams", "s/sessions/b", "s/teams/red/a"}
+    assert levels["s/sessions/b"] > 0 and levels["s/w"] == 0
+    # every entry is counted (those at level 0 too), as status() shows them
+    assert nodes == counted(system)
+    assert nodes[("actor", "running", 0)] >= 4  # w, a, c and extra (and the services)
+
+
+def test_metrics_count_what_is_below_a_child_stopped_for_good_as_stopped(make_system):
+    inner = Supervisor(
+        "mid", children=[Child("y", Worker), Pool("pool", template=Child("p", Worker))]
+    )
+    system = make_system(Supervisor("s", children=[Child("w", Worker), inner]))
+    system.start_child("s/mid/pool", "k")
+    system.terminate_child("s", "mid")
+    levels, nodes = tree_metrics(system)
+    assert nodes == counted(system)
+    assert nodes[("actor", "stopped", 0)] == 2  # y and the Pool's instance k, counted
+    assert nodes[("supervisor", "stopped", 0)] == 2  # mid and its Pool
+    assert set(levels) == {"s", "s/w", "s/mid", "s/mid/y", "s/mid/pool"}
+
+
+def test_a_store_backed_server_has_no_live_tree_gauges(tmp_path, make_system):
+    db = tmp_path / "r.db"
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]), store=str(db))
+    system.flush()
+    with ApiServer(StoreBackend(str(db)), token="t") as server:
+        _, text = call(f"{server.url}/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["stalwart_actor_level"].samples == []
+    assert families["stalwart_tree_nodes"].samples == []
 
 
 def test_a_store_backed_server_reads_the_file_but_cannot_act(tmp_path, make_system):
