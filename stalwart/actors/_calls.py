@@ -163,6 +163,7 @@ class Caller(Timers):
     _sw_id_prefix: str = made_on_use(_new_id_prefix)  # its requests' ids and its channel
     _sw_hold_limit = HOLD_LIMIT
     _sw_tracing: Tracing | None = None  # OpenTelemetry, when the system traces
+    _sw_next_floor = 1  # a route made numbers from here: past every route forgotten
 
     def _sw_init_caller(self) -> None:
         """(Nothing to set up: what calls need is made when the first one is made.)"""
@@ -200,9 +201,36 @@ class Caller(Timers):
     def _sw_route(self, path: str) -> _Route:
         route = self._sw_routes.get(path)
         if route is None:
-            route = self._sw_routes[path] = _Route()
+            route = self._sw_new_route(path)
             self._sw_request_resolution(path)
         return route
+
+    def _sw_new_route(self, path: str) -> _Route:
+        route = self._sw_routes[path] = _Route()
+        route.out.next = self._sw_next_floor
+        return route
+
+    def _sw_forget_if_ended(self, path: str) -> None:
+        """Forget the route to ``path`` once it has stopped for good and nothing sent to it
+        is unconfirmed, held or awaited: a Pool's keys come and go by the million, and a
+        route is kept per path sent to.
+
+        A route made again for the path numbers past every route forgotten, so an
+        instance that took this channel's marks from a checkpoint takes what comes as new.
+        """
+        route = self._sw_routes.get(path)
+        if (
+            route is None
+            or not route.stopped
+            or not route.resolved
+            or route.addresses
+            or route.waiting
+            or route.out.unacked
+            or any(p.path == path for p in self._sw_pending.values())
+        ):
+            return
+        self._sw_next_floor = max(self._sw_next_floor, route.out.next)
+        del self._sw_routes[path]
 
     def _sw_request_resolution(self, path: str) -> None:
         self.send(
@@ -304,6 +332,8 @@ class Caller(Timers):
         route = self._sw_routes.get(msg.path)
         if route is not None and msg.chan == self._sw_id_prefix:
             route.out.confirm(msg.upto)
+            if route.stopped:
+                self._sw_forget_if_ended(msg.path)
 
     def _sw_on_send_again(self, msg: SendAgain, sender: Any) -> None:
         """A receiver misses a message of this channel: say what was confirmed, resend the rest."""
@@ -393,16 +423,18 @@ class Caller(Timers):
 
     # -- what comes back ---------------------------------------------------------------
     def _sw_on_resolved(self, msg: Resolved) -> None:
-        route = self._sw_routes.setdefault(msg.path, _Route())
+        route = self._sw_routes.get(msg.path) or self._sw_new_route(msg.path)
         route.resolved = True
         if msg.error is not None:
             waiting, route.waiting = route.waiting, []
+            self._sw_next_floor = max(self._sw_next_floor, route.out.next)
             del self._sw_routes[msg.path]
             for held in waiting:
                 self._sw_fail_held(held, UnknownPath(msg.error, msg.path), msg.path)
             return
         route.group, route.passive = msg.group, msg.passive
         self._sw_set_addresses(msg.path, route, list(msg.addresses), msg.stopped)
+        self._sw_forget_if_ended(msg.path)
 
     def _sw_on_route_state(self, msg: RouteState) -> None:
         route = self._sw_routes.get(msg.path)
@@ -425,6 +457,7 @@ class Caller(Timers):
             self._sw_resend_inflight(msg.path, msg.holder)
         elif msg.lost_inflight and msg.addresses:
             self._sw_resend_inflight(msg.path, everything=msg.orphaned)
+        self._sw_forget_if_ended(msg.path)
 
     def _sw_set_addresses(
         self, path: str, route: _Route, addresses: list[Any], stopped: bool = False
@@ -465,6 +498,7 @@ class Caller(Timers):
                     path,
                 )
                 self._sw_undeliverable(path, msg.message, error)
+        self._sw_forget_if_ended(path)
 
     def _sw_resend_inflight(self, path: str, holder: Any = None, everything: bool = False) -> None:
         """Send again what the crashed instance of ``path`` was handling.

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
+import msgspec
 import psutil
 import pytest
 
@@ -195,3 +197,79 @@ def test_the_root_keeps_no_subscription_of_an_ended_key(make_system):
     assert not any(key.startswith("top/clients/") for key in registry._subscribed_by)
     watching = {key for subs in registry._subscribers.values() for key in subs}
     assert not any(key.startswith("top/clients/") for key in watching)
+
+
+class Add(msgspec.Struct, frozen=True):
+    n: int
+
+
+class Total(msgspec.Struct, frozen=True):
+    pass
+
+
+class Tally(ManagedActor):
+    """Adds what it is told, checkpointed after each message."""
+
+    def on_start(self) -> None:
+        self.total = (self.restored_state or {}).get("total", 0)
+
+    def snapshot(self) -> Any:
+        return {"total": self.total}
+
+    def receiveMsg_Add(self, msg: Add, sender: Any) -> None:
+        self.total += msg.n
+
+    def receiveMsg_Total(self, msg: Total, sender: Any) -> None:
+        self.reply(sender, self.total)
+
+
+class Via(msgspec.Struct, frozen=True):
+    """Tell ``path`` ``count`` Adds; answered with how many routes the front keeps."""
+
+    path: str
+    count: int = 1
+
+
+class Front(ManagedActor):
+    """Sends to paths it is told of (a router in front of sessions)."""
+
+    def receiveMsg_Via(self, msg: Via, sender: Any) -> None:
+        for _ in range(msg.count):
+            self.tell(msg.path, Add(1))
+        self.reply(sender, len(self.__dict__.get("_sw_routes", {})))
+
+
+def test_senders_keep_no_route_to_an_ended_key(make_system, base):
+    """An actor and the root forget their route to a key once it has ended (they kept one
+    for every key they ever sent to)."""
+    from stalwart.supervisors._root import ROOTS
+
+    pool = Pool("sessions", template=Child("s", Tally))
+    system = make_system(Supervisor("web", children=[Child("front", Front), pool]), base=base)
+    for i in range(30):
+        path = system.start_child("web/sessions", f"u{i}")
+        system.ask("web/front", Via(path))
+        assert system.ask(path, Total()) == 1  # (the tell was handled: confirmed)
+        system.terminate_child("web/sessions", f"u{i}")
+    assert wait_for(lambda: system.ask("web/front", Via("web/front/none", 0)) == 0)
+    if base == "simple":  # (the root is in this process)
+        root = ROOTS[system._clock_id]
+        assert not [p for p in root._sw_routes if p.startswith("web/sessions/")]
+
+
+def test_a_child_restarted_from_its_checkpoint_takes_what_a_forgetting_sender_sends(
+    make_system, base
+):
+    """A route forgotten when its path stopped for good numbers past it when made again:
+    the child restarted from its checkpoint (with the marks of what it handled) takes the
+    new tells as new, not as ones it has handled."""
+    tree = Supervisor("web", children=[Child("front", Front), Child("tally", Tally)])
+    system = make_system(tree, base=base)
+    system.ask("web/front", Via("web/tally", 5))
+    assert wait_for(lambda: system.ask("web/tally", Total()) == 5)
+    system.terminate_child("web", "tally")
+    assert wait_for(lambda: system.ask("web/front", Via("web/front/none", 0)) == 0)
+    system.restart_child("web", "tally")
+    assert system.ask("web/tally", Total()) == 5  # (from its checkpoint)
+    system.ask("web/front", Via("web/tally", 2))
+    assert wait_for(lambda: system.ask("web/tally", Total()) == 7)
