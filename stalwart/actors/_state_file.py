@@ -8,17 +8,20 @@ earlier instance of its path. With the state go the marks of the senders'
 channels (how far it handled each), so the next instance handles none twice.
 The file lives in the page cache; it survives its writer's death (not the host's).
 
-Each instance has a file of its own (``<path>.<incarnation>``), so an instance that
-is being replaced can never overwrite its successor's state. An incarnation number
+Each instance has a file of its own (``<incarnation>``, in a folder per path: one
+folder per name of the path, so a start reads only its own path's folder, and what is
+below a path goes with its folder), so an instance that is being replaced can never
+overwrite its successor's state. An incarnation number
 can come round again (a supervisor killed before the root heard of its child's
 last instance starts the next one with the same number): the new instance then
 reads that file too, and its own writes carry higher sequence numbers. The file has two
 slots, written in turn; each carries a sequence number and a CRC, so a write torn
 by a kill leaves the other slot intact.
 
-On the in-process base the "directory" is a table in memory (``memory:<name>``):
-a crash there is an exception, the process lives on, and so does the table. The
-state is pickled on both, so a restarted instance never shares objects with the
+On the in-process base the "directory" is a table in memory (``memory:<name>``),
+by path, then incarnation (a start reads its own path's, whatever the number of
+others): a crash there is an exception, the process lives on, and so does the table.
+The state is pickled on both, so a restarted instance never shares objects with the
 instance that failed.
 """
 
@@ -38,7 +41,58 @@ from urllib.parse import quote
 from ._runtime import pid_alive
 
 MEMORY = "memory:"  # a state directory that is a table in this process
-_TABLES: dict[str, dict[tuple[str, int], bytes]] = {}
+
+
+class _Table:
+    """An in-process system's checkpoints: by path, then incarnation. It counts the paths
+    kept below each path, so a path's own are found, and dropped with what is below it,
+    whatever the number of others."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, dict[int, bytes]] = {}
+        self.below: dict[str, int] = {}  # path -> paths kept below it
+
+    def put(self, path: str, incarnation: int, payload: bytes) -> None:
+        kept = self.states.get(path)
+        if kept is None:
+            kept = self.states[path] = {}
+            for above in _above(path):
+                self.below[above] = self.below.get(above, 0) + 1
+        kept[incarnation] = payload
+
+    def drop(self, path: str, which: Any = None) -> None:
+        """Drop ``path``'s states whose incarnation ``which`` picks (None: all of them)."""
+        kept = self.states.get(path)
+        if kept is None:
+            return
+        for incarnation in [i for i in kept if which is None or which(i)]:
+            del kept[incarnation]
+        if kept:
+            return
+        del self.states[path]
+        for above in _above(path):
+            left = self.below[above] - 1
+            if left:
+                self.below[above] = left
+            else:
+                del self.below[above]
+
+    def drop_under(self, path: str) -> None:
+        """Drop the states of ``path`` and of every path below it."""
+        if self.below.get(path):
+            prefix = path + "/"
+            for kept in [p for p in self.states if p.startswith(prefix)]:
+                self.drop(kept)
+        self.drop(path)
+
+
+def _above(path: str) -> list[str]:
+    """The paths above ``path`` (``a/b/c``: ``a`` and ``a/b``)."""
+    parts = path.split("/")
+    return ["/".join(parts[:n]) for n in range(1, len(parts))]
+
+
+_TABLES: dict[str, _Table] = {}
 _MAGIC = b"SWCK"
 _HEADER = struct.Struct("<4sQQI")  # magic, sequence, payload length, crc32 of the payload
 _SLOT_FILES = ("a", "b")
@@ -47,8 +101,11 @@ Marks = tuple[tuple[str, int], ...]  # per sender channel, the next message numb
 Found = tuple[int, Any, tuple[Any, ...], Marks]  # (incarnation, state, replies, marks)
 
 
-def _stem(path: str) -> str:
-    return quote(path, safe="").replace(".", "%2E")  # no dot: it separates the fields
+def _folder(directory: str | Path, path: str) -> Path:
+    """The folder of ``path``'s files: one level per name (``a/b``: ``a/b``), each quoted
+    with no dot left (a name is never ``..``, nor one of the files, which have a dot)."""
+    names = (quote(name, safe="").replace(".", "%2E") for name in path.split("/"))
+    return Path(directory, *names)
 
 
 def _read_slot(file: Path) -> tuple[int, bytes] | None:
@@ -72,8 +129,8 @@ class StateFile:
     def __init__(self, directory: str, path: str, incarnation: int) -> None:
         self.directory = Path(directory)
         self.path, self.incarnation = path, incarnation
-        base = self.directory / f"{_stem(path)}.{incarnation}"
-        self.files = [Path(f"{base}.{slot}") for slot in _SLOT_FILES]
+        self.folder = _folder(directory, path)
+        self.files = [self.folder / f"{incarnation}.{slot}" for slot in _SLOT_FILES]
         self.fds: list[int] = []
         slots = [_read_slot(f) for f in self.files]  # a predecessor with the same number
         self.seq = max((s[0] for s in slots if s is not None), default=0)
@@ -82,6 +139,7 @@ class StateFile:
     def write(self, state: Any, replies: tuple[tuple[str, Any], ...], marks: Marks = ()) -> bytes:
         """Keep ``(state, replies, marks)``; returns their pickle once a later reader finds it."""
         if not self.fds:
+            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.fds = [os.open(f, os.O_WRONLY | os.O_CREAT, 0o600) for f in self.files]
         payload = pickle.dumps((state, replies, marks), pickle.HIGHEST_PROTOCOL)
         self.seq += 1
@@ -123,14 +181,16 @@ class StateTable:
         if table is None:
             raise OSError(f"the state table {self.name} is gone (the system stopped)")
         payload = pickle.dumps((state, replies, marks), -1)
-        table[(self.path, self.incarnation)] = payload
+        table.put(self.path, self.incarnation, payload)
         if not self.earlier_dropped:
             self.earlier_dropped = True
             drop_earlier(self.name, self.path, self.incarnation)
         return payload
 
     def discard(self) -> None:
-        _TABLES.get(self.name, {}).pop((self.path, self.incarnation), None)
+        table = _TABLES.get(self.name)
+        if table is not None:
+            table.drop(self.path, lambda i: i == self.incarnation)
 
     def close(self) -> None:
         pass
@@ -153,7 +213,7 @@ def open_state(directory: str, path: str, incarnation: int) -> StateFile | State
 def new_table(name: str) -> str:
     """A state table for an in-process system; returns its "directory"."""
     directory = MEMORY + name
-    _TABLES[directory] = {}
+    _TABLES[directory] = _Table()
     return directory
 
 
@@ -196,23 +256,18 @@ def latest(directory: str, path: str, before: int) -> Found | None:
     directory does not exist, as on a host that is not the leader's).
     """
     if directory.startswith(MEMORY):
-        table = _TABLES.get(directory, {})
-        kept = [i for (p, i) in list(table) if p == path and i < before]
-        if not kept:
+        table = _TABLES.get(directory)
+        kept = dict(table.states.get(path, {})) if table is not None else {}
+        earlier = [i for i in kept if i < before]
+        if not earlier:
             return None
-        newest = max(kept)
-        payload = table.get((path, newest))
-        if payload is None:
-            return None
-        return _found(newest, payload)
+        newest = max(earlier)
+        return _found(newest, kept[newest])
     found: list[tuple[int, Path]] = []
-    stem = _stem(path)
     with contextlib.suppress(OSError):
-        for entry in os.scandir(directory):
-            name, _, rest = entry.name.partition(".")
-            number, _, slot = rest.partition(".")
-            mine = name == stem and number.isdigit() and slot in _SLOT_FILES
-            if mine and int(number) < before:
+        for entry in os.scandir(_folder(directory, path)):
+            number, _, slot = entry.name.partition(".")
+            if number.isdigit() and slot in _SLOT_FILES and int(number) < before:
                 found.append((int(number), Path(entry.path)))
     for incarnation in sorted({i for i, _ in found}, reverse=True):
         slots = [_read_slot(f) for i, f in found if i == incarnation]
@@ -225,16 +280,14 @@ def latest(directory: str, path: str, before: int) -> Found | None:
 def drop_earlier(directory: str, path: str, incarnation: int) -> None:
     """Remove the files of ``path``'s instances earlier than ``incarnation``."""
     if directory.startswith(MEMORY):
-        table = _TABLES.get(directory, {})
-        for key in [k for k in list(table) if k[0] == path and k[1] < incarnation]:
-            table.pop(key, None)
+        table = _TABLES.get(directory)
+        if table is not None:
+            table.drop(path, lambda i: i < incarnation)
         return
-    stem = _stem(path)
     with contextlib.suppress(OSError):
-        for entry in os.scandir(directory):
-            name, _, rest = entry.name.partition(".")
-            number = rest.partition(".")[0]
-            if name == stem and number.isdigit() and int(number) < incarnation:
+        for entry in os.scandir(_folder(directory, path)):
+            number, dot, _ = entry.name.partition(".")
+            if dot and number.isdigit() and int(number) < incarnation:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 
@@ -245,14 +298,8 @@ def drop_under(directory: str, path: str) -> None:
     if not directory:
         return
     if directory.startswith(MEMORY):
-        table = _TABLES.get(directory, {})
-        for key in [k for k in list(table) if k[0] == path or k[0].startswith(path + "/")]:
-            table.pop(key, None)
+        table = _TABLES.get(directory)
+        if table is not None:
+            table.drop_under(path)
         return
-    stems = (_stem(path), _stem(path + "/"))
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(directory):
-            name = entry.name.partition(".")[0]
-            if name == stems[0] or name.startswith(stems[1]):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+    shutil.rmtree(_folder(directory, path), ignore_errors=True)

@@ -26,13 +26,25 @@ def test_an_instance_drops_earlier_files_once_it_has_written_its_own(tmp_path):
     d = str(tmp_path)
     StateFile(d, "a/b", 1).write(1, ())
     StateFile(d, "a/bc", 1).write(1, ())
-    assert len(os.listdir(d)) == 4  # two slots each
+    assert sorted(os.listdir(tmp_path / "a" / "b")) == ["1.a", "1.b"]  # two slots each
     StateFile(d, "a/b", 2).write(2, ())
-    names = sorted(os.listdir(d))
-    assert len(names) == 4 and all(".1." not in n for n in names if n.startswith("a%2Fb."))
+    assert sorted(os.listdir(tmp_path / "a" / "b")) == ["2.a", "2.b"]
     assert latest(d, "a/bc", 2) == (1, 1, (), ())  # another path's files are left alone
     drop_earlier(d, "a/bc", 5)
     assert latest(d, "a/bc", 5) is None
+
+
+def test_a_path_s_files_go_with_what_is_below_it_and_no_name_leaves_its_folder(tmp_path):
+    from stalwart.actors._state_file import drop_under
+
+    d = str(tmp_path)
+    for path in ("a/b", "a/b/c", "a/bc", "a/b.c", "a/.."):
+        StateFile(d, path, 1).write(path, ())
+    assert latest(d, "a/..", 2) == (1, "a/..", (), ())  # (".." is a name here, no more)
+    assert sorted(os.listdir(tmp_path)) == ["a"]
+    drop_under(d, "a/b")
+    assert latest(d, "a/b", 2) is None and latest(d, "a/b/c", 2) is None
+    assert [latest(d, p, 2)[1] for p in ("a/bc", "a/b.c", "a/..")] == ["a/bc", "a/b.c", "a/.."]
 
 
 def test_an_incarnation_number_that_comes_round_again_reads_and_then_beats_its_namesake(
@@ -99,3 +111,61 @@ def test_a_new_state_folder_sweeps_those_whose_starting_process_died(tmp_path):
     assert os.path.basename(made).startswith(f"stalwart-state-{os.getpid()}-")
     drop_state(made)
     assert not os.path.exists(made)
+
+
+PATHS = st.sampled_from(["a", "a/b", "a/b/c", "a/bc", "ab", "x/y"])
+OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("write"), PATHS, st.integers(1, 4)),
+        st.tuples(st.just("drop_earlier"), PATHS, st.integers(1, 5)),
+        st.tuples(st.just("drop_under"), PATHS, st.just(0)),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops=OPS)
+def test_the_in_process_table_keeps_what_a_plain_table_would(ops):
+    """The in-process table (by path, counting the paths below each) answers as a plain
+    table of ``(path, incarnation) -> state`` scanned whole would."""
+    from collections import Counter
+
+    from stalwart.actors._state_file import (
+        _TABLES,
+        _above,
+        drop_state,
+        drop_under,
+        new_table,
+        open_state,
+    )
+
+    directory = new_table(f"model-{id(ops)}")
+    plain: dict[tuple[str, int], int] = {}
+    try:
+        for n, (op, path, number) in enumerate(ops):
+            if op == "write":
+                open_state(directory, path, number).write(n, ())
+                plain = {k: v for k, v in plain.items() if not (k[0] == path and k[1] < number)}
+                plain[(path, number)] = n
+            elif op == "drop_earlier":
+                drop_earlier(directory, path, number)
+                plain = {k: v for k, v in plain.items() if not (k[0] == path and k[1] < number)}
+            else:
+                drop_under(directory, path)
+                below = path + "/"
+                plain = {
+                    k: v for k, v in plain.items() if k[0] != path and not k[0].startswith(below)
+                }
+            for p in ("a", "a/b", "a/b/c", "a/bc", "ab", "x/y"):
+                mine = sorted(i for q, i in plain if q == p)
+                found = latest(directory, p, 99)
+                assert (
+                    (found[0], found[1]) == (mine[-1], plain[(p, mine[-1])])
+                    if mine
+                    else found is None
+                )
+            table = _TABLES[directory]  # (the paths below each, counted as kept)
+            assert table.below == dict(Counter(a for q in table.states for a in _above(q)))
+    finally:
+        drop_state(directory)
