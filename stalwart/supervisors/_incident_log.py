@@ -12,7 +12,8 @@ again, or until the tree gives it up:
   first failure to its success, nor than the sum of its recorded attempts (backoffs
   included).
 - **given up**: its work was set aside (a dead letter, a poison message), plain-code
-  recovery ran out of levels (``unrecovered``), or the actor stopped for good. A set-aside
+  recovery ran out of levels (``unrecovered``), or the actor stopped for good (crashed
+  and not restarted; terminated, or ended idle, with what is below it). A set-aside
   incident is taken up again when the same error comes back at the path while the
   supervisor's ladder still remembers it (within the path's ``quiet_period_s`` of its last
   event): it is the same trouble, and ends when the path serves again.
@@ -36,6 +37,7 @@ SET_ASIDE_KINDS = frozenset({"dead-letter", "poison"})
 STEP_KINDS = frozenset(
     {"retry", "restart", "restarting", "escalate", "escalated", "outage", "trial", "resumed"}
 )
+ENDED_KINDS = frozenset({"child-terminated", "idle-stop"})  # stopped for good, and below it
 DEFAULT_QUIET_S = 30.0  # LevelPolicy's quiet_period_s
 PROTECTED = ".protected"  # the actor behind breaker "x" is "x.protected" (".N" replicas)
 OPEN, RECOVERED, GIVEN_UP, UNRESOLVED = "open", "recovered", "given up", "unresolved"
@@ -111,6 +113,11 @@ class IncidentLog:
         if kind == "unrecovered" or (kind == "stopped" and "not restarted" in e_detail(e)):
             found = self.open.get((path, fingerprint))
             ended = [found] if found is not None else self.at(path)
+            for incident in ended:
+                self.end(incident, GIVEN_UP, now, final=True)
+            return ended
+        if kind in ENDED_KINDS:  # (a session's key ended mid-recovery: nothing will end it)
+            ended = self.under(path)
             for incident in ended:
                 self.end(incident, GIVEN_UP, now, final=True)
             return ended
@@ -276,6 +283,16 @@ class IncidentLog:
     def at(self, path: str) -> list[Incident]:
         """The open incidents at ``path``, oldest first."""
         return sorted((i for (p, _), i in self.open.items() if p == path), key=lambda i: i.id)
+
+    def under(self, path: str) -> list[Incident]:
+        """The open incidents at ``path``, below it and at its replicas, oldest first."""
+        below, replica = path + "/", path + "."
+        found = (
+            i
+            for (p, _), i in self.open.items()
+            if p == path or p.startswith(below) or p.startswith(replica)
+        )
+        return sorted(found, key=lambda i: i.id)
 
     def current(self, path: str, fingerprint: str) -> Incident | None:
         """The open incident of ``(path, fingerprint)``, else the newest open one at ``path``."""

@@ -60,6 +60,9 @@ def test_max_children_refuses_one_more_until_one_goes(make_system, base):
         system.start_child("app/sessions", "c")
     system.terminate_child("app/sessions", "a")
     assert system.start_child("app/sessions", "c") == "app/sessions/c"
+    # (recorded at the instance's path: an incident open there ends with it)
+    terminated = [e.path for e in system.events() if e.kind == "child-terminated"]
+    assert terminated == ["app/sessions/a"]
 
 
 def test_an_idle_instance_is_stopped_and_its_key_refused_while_a_busy_one_stays(make_system, base):

@@ -149,6 +149,28 @@ def test_plain_code_that_runs_out_of_levels_gives_up_for_good():
     assert [(i.outcome, i.level) for i in incidents] == [("given up", 2), ("open", 1)]
 
 
+def test_a_child_terminated_or_ended_idle_gives_up_what_was_open_there_and_below():
+    # a session's key ended mid-recovery: no new instance will ever end its incident
+    log, incidents = fold(
+        [
+            ev(1.0, "failure", "app/sessions/u1", 1),
+            ev(1.1, "crash", "app/teams/red/a", 3),
+            ev(1.2, "failure", "app/sessions/u10", 1),  # (another key: its name starts so)
+            ev(1.3, "failure", "app/w.1", 1),  # (a replica of app/w)
+            ev(2.0, "child-terminated", "app/sessions/u1"),
+            ev(2.1, "idle-stop", "app/teams/red"),
+            ev(2.2, "child-terminated", "app/w"),
+        ]
+    )
+    assert [(i.path, i.outcome, i.ended) for i in incidents] == [
+        ("app/sessions/u1", "given up", 2.0),
+        ("app/teams/red/a", "given up", 2.1),
+        ("app/sessions/u10", "open", None),
+        ("app/w.1", "given up", 2.2),
+    ]
+    assert list(log.open) == [("app/sessions/u10", "f1")]
+
+
 def test_what_is_open_when_recording_stops_is_unresolved():
     log, [incident] = fold([ev(1.0, "held", level=0)])
     assert [i.outcome for i in log.end_all(5.0)] == ["unresolved"]
@@ -170,6 +192,8 @@ KINDS = [
     "unrecovered",
     "breaker",
     "memory",
+    "child-terminated",
+    "idle-stop",
 ]
 events = st.lists(
     st.tuples(

@@ -168,7 +168,8 @@ def spec_to_start(s: SupervisorState, req: StartChild) -> Child | Supervisor:
 
 def terminate(s: SupervisorState, req: TerminateChild, asker: Any, now: float, out: Out) -> Any:
     kept = known(s, req.name)
-    note(s, out, "child-terminated", None, now, detail=f"{s.path}/{req.name} (requested)")
+    path = f"{s.path}/{req.name}"
+    note(s, out, "child-terminated", None, now, detail=f"{path} (requested)", at=path)
     for c in kept:
         c.stop_for_good, c.stopped_by_us = True, True
         if c.restart == "temporary" or s.pool is not None:

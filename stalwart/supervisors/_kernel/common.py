@@ -29,13 +29,15 @@ def note(
     state: str = "",
     trace: str = "",
     context: str = "",
+    at: str = "",
 ) -> None:
-    """Tell the root what happened (and, with ``state``, the child's new state)."""
+    """Tell the root what happened (and, with ``state``, the child's new state), at ``c``'s
+    path, else at ``at``, else at the supervisor's."""
     out.append(
         Report(
             EventNote(
                 kind,
-                c.path if c is not None else s.path,
+                c.path if c is not None else at or s.path,
                 level,
                 detail[:300],
                 info.category if info else "",
