@@ -257,6 +257,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     _sw_outbox: list[tuple[Any, Reply]] | None = None  # answers held for the checkpoint
     _sw_again: list[tuple[Any, Reply]] | None = None  # given again: for the next checkpoint
     _sw_state_file: StateFile | StateTable | None = None  # checkpoints go there first
+    _sw_logger_path = ""  # whose logger ``log`` is ("": its own path's)
     _sw_durable = False  # its supervisor also keeps each checkpoint in the store
     _sw_saved: bytes | None = None  # the last checkpoint, for retry_from_checkpoint
     _sw_filed: OrderedDict[str, Any] = made_on_use(OrderedDict)  # answers kept with the file
@@ -284,10 +285,12 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     @property
     def log(self) -> logging.Logger:
-        """This actor's logger: ``stalwart.actor.<path, dotted>`` once it has started."""
+        """This actor's logger: ``stalwart.actor.<path, dotted>`` once it has started (a
+        Pool's instances share their Pool's: each record names its actor's path)."""
         log = self._sw_log
         if log is None:
-            name = "stalwart.actor" + (f".{self.path.replace('/', '.')}" if self.path else "")
+            path = self._sw_logger_path or self.path
+            name = "stalwart.actor" + (f".{path.replace('/', '.')}" if path else "")
             log = self._sw_log = logging.getLogger(name)
         return log
 
@@ -859,6 +862,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self.restored_state = init.restored_state
         if init.options:
             self.options = dict(init.options)
+        self._sw_logger_path = init.logger_path
         if self._sw_log is not None:  # (one used before it knew its path)
             self._sw_log = None
         for request_id, reply in init.replies:

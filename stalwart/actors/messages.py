@@ -184,6 +184,7 @@ class Init(msgspec.Struct, frozen=True):
     node: str = ""  # the supervisor's cluster node ("" outside a cluster)
     tracing: str = ""  # where its spans go ("": OpenTelemetry off; see stalwart.actors._tracing)
     fresh: bool = False  # the first instance its path has had (no one sent to another before)
+    logger_path: str = ""  # whose logger ``self.log`` is ("": its own path's)
 
 
 class Placed(msgspec.Struct, frozen=True):

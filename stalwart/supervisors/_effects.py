@@ -140,6 +140,8 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             node=self.node,
             tracing=str(self.settings.get("tracing", "")),
             fresh=child.fresh,
+            # (a Pool's keys come and go by the million, and a logger lives for good)
+            logger_path=self.path if self.state.pool is not None else "",
         )
     self.spawned.add(c.child)
     self.send(address, init)

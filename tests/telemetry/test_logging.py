@@ -130,6 +130,31 @@ def test_records_logged_in_an_actor_reach_the_owner_intact(make_system, base, le
     assert failure.rstrip().endswith("ZeroDivisionError: division by zero")
 
 
+def test_a_pool_s_instances_log_through_the_pool_s_logger_naming_their_paths(
+    make_system, base, levels, collected
+):
+    # a Pool's keys come and go by the million, and a Python logger is kept for good
+    from stalwart import Pool
+
+    set_level(levels, "stalwart.actor", logging.INFO)
+    pool = Pool("sessions", template=Child("s", Talker))
+    system = make_system(Supervisor("logs", children=[pool]), base=base)
+    for key in ("a", "b"):
+        system.ask(system.start_child("logs/sessions", key), Say(f"hi from {key}"))
+    said = wait_until(
+        lambda: (
+            [collected.saying(f"said hi from {key}") for key in ("a", "b")]
+            if all(collected.saying(f"said hi from {key}") for key in ("a", "b"))
+            else None
+        )
+    )
+    assert [(r.name, r.stalwart_path) for [r] in said] == [
+        ("stalwart.actor.logs.sessions", "logs/sessions/a"),
+        ("stalwart.actor.logs.sessions", "logs/sessions/b"),
+    ]
+    assert "stalwart.actor.logs.sessions.a" not in logging.Logger.manager.loggerDict
+
+
 def test_each_record_arrives_once(make_system, base, levels, collected):
     set_level(levels, "stalwart.actor", logging.INFO)
     set_level(levels, "tests.logging", logging.INFO)
