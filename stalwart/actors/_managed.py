@@ -862,7 +862,8 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self.restored_state = init.restored_state
         if init.options:
             self.options = dict(init.options)
-        self._sw_logger_path = init.logger_path
+        if init.logger_path:  # (an idle actor holds few attributes: see test_many_actors)
+            self._sw_logger_path = init.logger_path
         if self._sw_log is not None:  # (one used before it knew its path)
             self._sw_log = None
         for request_id, reply in init.replies:
