@@ -12,6 +12,10 @@ before it is timed. Last, the latency of one start at a time on real processes (
 before each, as a login comes now and then), with spares against without, alternating in
 blocks: a spare takes the fork and the new process's setup off the caller's wait.
 
+A Pool whose instances checkpoint, in one process: a start and a first ask of 1,000 keys
+once 1,000 run, against the same once 19,000 run (a start reads its own path's
+checkpoints, whatever the number of others: the ratio stays near 1).
+
 In one process, ``System.start_child`` waits for the actor thread twice a start (the
 request's handover and the answer's). What a handover between two threads costs on this
 machine is measured beside it: a bare round trip (a queue one way, a lock the other), and
@@ -48,6 +52,24 @@ PAUSE_S = 0.15  # before each start (what a spare needs to be made again, and mo
 
 class Noop(ManagedActor):
     """An instance that does nothing but start."""
+
+
+class Hello(msgspec.Struct, frozen=True):
+    pass
+
+
+class Kept(ManagedActor):
+    """An instance that checkpoints what it counts."""
+
+    def on_start(self) -> None:
+        self.n = (self.restored_state or 0) + 1
+
+    def snapshot(self) -> Any:
+        return self.n
+
+    def receiveMsg_Hello(self, msg: Hello, sender: Any) -> None:
+        self.n += 1
+        self.reply(sender, self.n)
 
 
 class StartMany(msgspec.Struct, frozen=True):
@@ -156,6 +178,30 @@ def latency_rows() -> list[Row | Figure]:
     return rows
 
 
+def crowded_us(running: tuple[int, int] = (1_000, 19_000), timed: int = 1_000) -> list[float]:
+    """Microseconds a start and a first ask take, ``timed`` keys in a row, once each number
+    of ``running`` keys runs (instances that checkpoint, in one process)."""
+    pool = Pool("pool", template=Child("instance", Kept))
+    took, started = [], 0
+    with start(Supervisor("b", children=[pool]), report_path=None) as system:
+        for count in running:
+            while started < count:
+                system.start_child("b/pool", f"k{started}", timeout=60)
+                started += 1
+            began = time.perf_counter()
+            for _ in range(timed):
+                system.ask(system.start_child("b/pool", f"k{started}", timeout=60), Hello())
+                started += 1
+            took.append((time.perf_counter() - began) / timed * 1e6)
+    return took
+
+
+def crowded_rows() -> list[Row | Figure]:
+    few, many = crowded_us()
+    name = "simple: a start and an ask, 20,000 keys running"
+    return [Row(name, many, "2,000 running", few, "us")]
+
+
 def thread_round_trip_us(count: int = 20_000) -> float:
     """Microseconds for one round trip between two threads: a queue one way, a lock back."""
     inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -228,6 +274,7 @@ def run() -> None:
     print_rows("children: dynamic starts per second (one after another)", rows)
     print_rows("children: the latency of one start on real processes", latency_rows())
     print_rows("children: what a handover between threads costs here", handoff_rows())
+    print_rows("children: a Pool of instances that checkpoint, crowded", crowded_rows())
 
 
 if __name__ == "__main__":
