@@ -145,6 +145,21 @@ class Analysis(msgspec.Struct, frozen=True):
     root_causes: tuple[RootCause, ...] = ()
 
 
+class _DependencyIds:
+    """The ids of the paths at or under a path's dependencies, found so far."""
+
+    __slots__ = ("covers", "deps", "ids", "prefixes")
+
+    def __init__(self, deps: set[str]) -> None:
+        self.deps = deps
+        self.prefixes = tuple(p for d in deps for p in (d + "/", d + "."))
+        self.ids = np.empty(0, np.int32)
+        self.covers = 1  # names looked at (id 0, "(other)", is never one)
+
+    def under(self, name: str) -> bool:
+        return name in self.deps or name.startswith(self.prefixes)
+
+
 class _Names:
     """Small integer ids for strings, at most ``limit`` of them (id 0 is "(other)")."""
 
@@ -208,8 +223,9 @@ class Correlator:
         self._fps = _Names(s.max_fingerprints)
         self.graph = {path: tuple(deps) for path, deps in (depends_on or {}).items()}
         self.floors: dict[str, float] = {}
-        self._deps: dict[int, np.ndarray] = {}
-        self._deps_known = 0  # how many path names the cached dependency ids cover
+        # per path id: (ids of the paths under its dependencies, how many names those
+        # cover, the dependencies); names are only added until a compaction drops them all
+        self._deps: dict[int, _DependencyIds] = {}
         self._compact_after: dict[str, int] = {}  # no compaction before so many events
 
     # -- recording ---------------------------------------------------------------------------
@@ -282,7 +298,6 @@ class Correlator:
         values[named] = names.keep(used)[values[named]]
         if which == "paths":
             self._deps.clear()
-            self._deps_known = 0
         return True
 
     def settle(self, path: str, time: float) -> None:
@@ -298,7 +313,7 @@ class Correlator:
         arrays = (
             self.times.nbytes + self.paths.nbytes + self.fingerprints.nbytes + self.traces.nbytes
         )
-        deps = sum(a.nbytes + 100 for a in self._deps.values())
+        deps = sum(d.ids.nbytes + 100 for d in self._deps.values())
         return arrays + self._paths.nbytes() + self._fps.nbytes() + deps
 
     # -- the dependency graph -----------------------------------------------------------------
@@ -320,28 +335,23 @@ class Correlator:
         return found
 
     def _dependency_ids(self, pid: int) -> np.ndarray:
-        """Ids of the known paths that lie at or under a dependency of path ``pid``."""
+        """Ids of the known paths that lie at or under a dependency of path ``pid``.
+
+        Kept per path, and extended by the names added since (a storm of failures at new
+        paths, a Pool's keys, adds names all the time); a path that depends on nothing
+        (most) looks at no name.
+        """
         names = self._paths.names
-        if self._deps_known != len(names):
-            self._deps.clear()
-            self._deps_known = len(names)
-        ids = self._deps.get(pid)
-        if ids is None:
-            deps = self._closure(names[pid])
-            ids = np.array(
-                [
-                    i
-                    for i, name in enumerate(names)
-                    if i
-                    and (
-                        name in deps
-                        or any(name.startswith(d + "/") or name.startswith(d + ".") for d in deps)
-                    )
-                ],
-                np.int32,
-            )
-            self._deps[pid] = ids
-        return ids
+        kept = self._deps.get(pid)
+        if kept is None:
+            kept = self._deps[pid] = _DependencyIds(self._closure(names[pid]))
+        if kept.covers < len(names):
+            if kept.deps:
+                found = [i for i in range(kept.covers, len(names)) if kept.under(names[i])]
+                if found:
+                    kept.ids = np.concatenate([kept.ids, np.array(found, np.int32)])
+            kept.covers = len(names)
+        return kept.ids
 
     # -- analysis -------------------------------------------------------------------------------
     def analyze(self, now: float) -> Analysis:

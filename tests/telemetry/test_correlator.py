@@ -238,3 +238,26 @@ def test_a_dependency_that_recovered_in_between_explains_nothing():
     c.add(52.0, "s/api", "payments-down")
     analysis = c.analyze(60.0)
     assert analysis.root_causes == () and analysis.events == 3
+
+
+NAMES = st.sampled_from(["a", "a/b", "a/b.1", "a/bc", "db", "db/x", "db.0", "q", "q/db", "dbx"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(paths=st.lists(NAMES, min_size=1, max_size=25), asked=st.lists(NAMES, max_size=25))
+def test_dependency_ids_kept_as_names_come_match_a_scan_of_every_name(paths, asked):
+    """A path's dependency ids are kept and extended as names are added (a storm of
+    failures at new paths adds them all the time): they always match a scan of every
+    name, as they were found before."""
+    c = Correlator(depends_on={"a": ("db",), "q": ("a/b",)})
+    for n, (path, ask) in enumerate(zip(paths, asked + paths)):
+        c.add(float(n), path, "f")
+        pid = c._paths.ids[ask] if ask in c._paths.ids else c._paths.ids[path]
+        names = c._paths.names
+        deps = c._closure(names[pid])
+        scanned = [
+            i
+            for i, name in enumerate(names)
+            if i and (name in deps or any(name.startswith((d + "/", d + ".")) for d in deps))
+        ]
+        assert list(c._dependency_ids(pid)) == scanned
