@@ -112,6 +112,25 @@ def quiet_periods(tree: Supervisor) -> dict[str, float]:
     return found
 
 
+def pool_paths(tree: Supervisor) -> list[str]:
+    """The paths of the Pools ``tree`` declares, in tree order."""
+    from ._pool import Pool
+
+    found: list[str] = []
+
+    def walk(sup: Supervisor, base: str) -> None:
+        for slot in expand(sup.children):
+            if slot.role == "supervisor":
+                assert isinstance(slot.spec, Supervisor)
+                path = f"{base}/{slot.name}"
+                if isinstance(slot.spec, Pool):
+                    found.append(path)
+                walk(slot.spec, path)
+
+    walk(tree, tree.name)
+    return found
+
+
 def start_order(slots: Sequence[Slot]) -> list[Slot]:
     """Topological order of ``slots`` by ``depends_on``; stable for independent slots."""
     if not any(slot.depends_on for slot in slots):  # (replicas, most trees: as declared)

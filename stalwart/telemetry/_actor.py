@@ -67,7 +67,8 @@ class TelemetryActor(ManagedActor):
     ``timeout_percentile``, ``timeout_factor``, ``timeout_min_s``, ``timeout_max_s``,
     ``alert_window_s``, ``alert_interval_s``, ``alert_rules`` (a list of
     :class:`AlertRule`) and ``quiet_periods`` (each actor path's ``quiet_period_s``, for
-    the incidents: see :class:`~stalwart.supervisors._incident_log.IncidentLog`).
+    the incidents: see :class:`~stalwart.supervisors._incident_log.IncidentLog`) and
+    ``pools`` (the paths of the tree's Pools: their instances are counted together).
     """
 
     def on_start(self) -> None:
@@ -107,6 +108,7 @@ class TelemetryActor(ManagedActor):
         self.changed: dict[int, Incident] = {}  # incidents to write at the next flush
         self.run = self.store.start_run(quiet)
         self.totals = RunningTotals.resume(self.store, self.incidents)  # (after start_run)
+        self.totals.pools = tuple(f"{p}/" for p in o.get("pools") or ())
         self.after(self.flush_interval_s, "flush")
 
     def on_stop(self) -> None:

@@ -64,7 +64,9 @@ class RunningTotals:
     """Counters, gauges and histograms, current in memory, written as deltas (see above).
 
     ``log`` is the :class:`IncidentLog` whose incidents are fed to :meth:`incidents`, so
-    those it has forgotten can be forgotten here too.
+    those it has forgotten can be forgotten here too. ``pools``: the paths of the tree's
+    Pools, each with a ``/``: what is below one is counted under ``<pool>/*`` (a Pool's keys
+    are often one per session: a series each would grow without end).
     """
 
     def __init__(
@@ -79,6 +81,14 @@ class RunningTotals:
         self.clear_run_gauges = False
         self._snapshot: Totals | None = None  # (until a value changes)
         self._attempt_keys: dict[tuple[int, str, bool], tuple[Key, Key, list[Key]]] = {}
+        self.pools: tuple[str, ...] = ()
+
+    def series(self, path: str) -> str:
+        """The ``path`` label ``path`` is counted under."""
+        for pool in self.pools:
+            if path.startswith(pool):
+                return pool + "*"
+        return path
 
     @classmethod
     def resume(cls, store: RecoveryStore, log: IncidentLog | None = None) -> RunningTotals:
@@ -111,9 +121,9 @@ class RunningTotals:
     def event(self, e: Event) -> None:
         """Errors, restarts and breaker states (incidents come through :meth:`incidents`)."""
         if e.kind in ERROR_KINDS:
-            self.add(("stalwart_errors", (e.path, e.category or "")))
+            self.add(("stalwart_errors", (self.series(e.path), e.category or "")))
         elif e.kind == "restarted":
-            self.add(("stalwart_restarts", (e.path,)))
+            self.add(("stalwart_restarts", (self.series(e.path),)))
         elif e.kind == "breaker":
             for state in {*BREAKER_STATES, e.detail}:
                 self.set(("stalwart_breaker_state", (e.path, state)), float(state == e.detail))
@@ -134,7 +144,7 @@ class RunningTotals:
             added[key] = added.get(key, 0.0) + amount
 
     def dead_letter(self, d: DeadLetter) -> None:
-        self.add(("stalwart_dead_letters", (d.path,)))
+        self.add(("stalwart_dead_letters", (self.series(d.path),)))
 
     def memory(self, m: MemoryEvent) -> None:
         self.add(("stalwart_memory_cleanups", (m.tier,)))
@@ -151,7 +161,7 @@ class RunningTotals:
             before = self.known.get(incident.id)
             if (before is None and incident.id <= self.newest) or before == incident.outcome:
                 continue  # (ended for good and counted, or no new outcome)
-            path = (incident.path,)
+            path = (self.series(incident.path),)
             if before is None:
                 self.newest = incident.id
                 self.add(("stalwart_incidents_opened", path))
@@ -163,7 +173,7 @@ class RunningTotals:
                 self.add(("stalwart_incidents_taken_up", path))
             if incident.outcome in OUTCOMES:
                 level = str(incident.level)
-                self.add(("stalwart_incidents", (incident.path, level, OUTCOMES[incident.outcome])))
+                self.add(("stalwart_incidents", (path[0], level, OUTCOMES[incident.outcome])))
             if incident.outcome == RECOVERED:
                 self.recovered(incident.duration_s or 0.0)
             if incident.outcome in (RECOVERED, UNRESOLVED) or incident.final:

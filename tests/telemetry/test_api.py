@@ -278,3 +278,25 @@ def test_bad_requests_get_a_clear_4xx_and_the_server_keeps_serving(served):
         if expected == 405:
             assert headers["Allow"] in ("GET", "POST")
     assert call(f"{server.url}/api/errors")[0] == 200
+
+
+def test_the_counters_count_a_pool_s_instances_together(make_system):
+    # a Pool's keys are often one per session: a series per key that ever failed would
+    # grow without end, so its instances' errors, incidents and dead letters add up
+    pool = Pool("sessions", template=Child("session", Worker, levels=FAST))
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST), pool]))
+    for path in (
+        "s/w",
+        system.start_child("s/sessions", "a"),
+        system.start_child("s/sessions", "b"),
+    ):
+        with pytest.raises(StalwartError):
+            system.ask(path, Work(1, fail_times=-1), timeout=30)
+    system.flush()
+    families = scrape(system)
+    for family in ("stalwart_errors", "stalwart_incidents", "stalwart_dead_letters"):
+        counted: Counter[str] = Counter()
+        for sample in families[family].samples:
+            counted[sample.labels["path"]] += sample.value
+        assert set(counted) == {"s/w", "s/sessions/*"}, family
+        assert counted["s/sessions/*"] == 2 * counted["s/w"], family
