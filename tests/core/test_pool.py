@@ -167,7 +167,7 @@ def test_an_ended_key_started_again_gets_higher_incarnations_below_it_too(make_s
     assert highest >= 3
     system.terminate_child("top/teams", "blue")
     system.start_child("top/teams", "blue")
-    assert system.status()[path].incarnation > highest
+    assert running_incarnation(system, path) > highest
     restarted = [e for e in system.events() if e.kind == "restarted" and e.path == path]
     assert len(restarted) == 2  # (the two crashes; the fresh start is none)
     highest = system.status()[path].incarnation
@@ -175,7 +175,15 @@ def test_an_ended_key_started_again_gets_higher_incarnations_below_it_too(make_s
     system.request_recovery(RecoveryRequest("top/teams", 3, "a test restarts the Pool"))
     wait_for(lambda: system.status()["top/teams"].state == "running")
     system.start_child("top/teams", "blue")
-    assert system.status()[path].incarnation > highest
+    assert running_incarnation(system, path) > highest
+
+
+def running_incarnation(system, path):
+    """The incarnation of ``path`` once it runs: a supervisor started at run time answers
+    once its children run, and on real processes their registrations, sent by another
+    process, may reach the root after that answer (a message to them waits for them)."""
+    wait_for(lambda: system.status()[path].state == "running")
+    return system.status()[path].incarnation
 
 
 def crash_and_keep(system, base, path, crash, incarnations):
