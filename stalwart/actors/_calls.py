@@ -200,6 +200,9 @@ class Caller(Timers):
     # -- sending -----------------------------------------------------------------
     def _sw_route(self, path: str) -> _Route:
         route = self._sw_routes.get(path)
+        if route is not None and route.stopped:  # (it may have been started again since:
+            self._sw_forget_if_ended(path)  # a path forgotten at the root tells no one)
+            route = self._sw_routes.get(path)
         if route is None:
             route = self._sw_new_route(path)
             self._sw_request_resolution(path)
@@ -213,7 +216,8 @@ class Caller(Timers):
     def _sw_forget_if_ended(self, path: str) -> None:
         """Forget the route to ``path`` once it has stopped for good and nothing sent to it
         is unconfirmed, held or awaited: a Pool's keys come and go by the million, and a
-        route is kept per path sent to.
+        route is kept per path sent to. A route still stopped when something is sent to it
+        is looked at again then, and a new one asks where the path is now.
 
         A route made again for the path numbers past every route forgotten, so an
         instance that took this channel's marks from a checkpoint takes what comes as new.
@@ -563,6 +567,8 @@ class Caller(Timers):
                 if pending.request in route.waiting:
                     route.waiting.remove(pending.request)
                 route.out.forget(request_id)
+                if route.stopped:
+                    self._sw_forget_if_ended(pending.path)
         return pending
 
     def _sw_on_reply(self, msg: Reply) -> None:
@@ -574,6 +580,8 @@ class Caller(Timers):
         route = self._sw_routes.get(pending.path)
         if route is not None:  # handled in order: everything before it was handled too
             route.out.forget(msg.id) if msg.alone else route.out.answered(msg.id)
+            if route.stopped:
+                self._sw_forget_if_ended(pending.path)
         value = msg.value
         if isinstance(value, ErrorReply):
             self._sw_callback(pending, pending.on_error, value.exception())

@@ -170,6 +170,8 @@ class BreakerActor(ManagedActor):
         route = self._sw_routes.get(self.protected)
         if route is not None:
             route.out.forget(reply.id) if reply.alone else route.out.answered(reply.id)
+            if route.stopped:
+                self._sw_forget_if_ended(self.protected)
         value = reply.value
         if type(value) is not ErrorReply:
             self.outcome(entry.permit)

@@ -218,6 +218,22 @@ class Total(msgspec.Struct, frozen=True):
     pass
 
 
+class Unanswered(msgspec.Struct, frozen=True):
+    pass
+
+
+class CallIt(msgspec.Struct, frozen=True):
+    """Call ``path`` with ``msg`` (answered at once; the outcome is kept)."""
+
+    path: str
+    msg: Any
+    timeout: float
+
+
+class Outcomes(msgspec.Struct, frozen=True):
+    pass
+
+
 class Tally(ManagedActor):
     """Adds what it is told, checkpointed after each message."""
 
@@ -232,6 +248,9 @@ class Tally(ManagedActor):
 
     def receiveMsg_Total(self, msg: Total, sender: Any) -> None:
         self.reply(sender, self.total)
+
+    def receiveMsg_Unanswered(self, msg: Unanswered, sender: Any) -> None:
+        pass  # (its caller times out)
 
 
 class Via(msgspec.Struct, frozen=True):
@@ -249,6 +268,20 @@ class Front(ManagedActor):
             self.tell(msg.path, Add(1))
         self.reply(sender, len(self.__dict__.get("_sw_routes", {})))
 
+    def receiveMsg_CallIt(self, msg: CallIt, sender: Any) -> None:
+        kept = self.__dict__.setdefault("outcomes", [])
+        self.call(
+            msg.path,
+            msg.msg,
+            msg.timeout,
+            on_reply=kept.append,
+            on_error=lambda e: kept.append(type(e).__name__),
+        )
+        self.reply(sender, True)
+
+    def receiveMsg_Outcomes(self, msg: Outcomes, sender: Any) -> None:
+        self.reply(sender, list(self.__dict__.get("outcomes", [])))
+
 
 def test_senders_keep_no_route_to_an_ended_key(make_system, base):
     """An actor and the root forget their route to a key once it has ended (they kept one
@@ -260,12 +293,15 @@ def test_senders_keep_no_route_to_an_ended_key(make_system, base):
     for i in range(30):
         path = system.start_child("web/sessions", f"u{i}")
         system.ask("web/front", Via(path))
-        assert system.ask(path, Total()) == 1  # (the tell was handled: confirmed)
+        assert wait_for(lambda p=path: system.ask(p, Total()) == 1)  # (handled: confirmed)
         system.terminate_child("web/sessions", f"u{i}")
     assert wait_for(lambda: system.ask("web/front", Via("web/front/none", 0)) == 0)
     if base == "simple":  # (the root is in this process)
         root = ROOTS[system._clock_id]
         assert not [p for p in root._sw_routes if p.startswith("web/sessions/")]
+    again = system.start_child("web/sessions", "u0")  # (its senders reach it again)
+    system.ask("web/front", Via(again))
+    assert wait_for(lambda: system.ask(again, Total()) == 1)
 
 
 def test_a_child_restarted_from_its_checkpoint_takes_what_a_forgetting_sender_sends(
@@ -284,3 +320,21 @@ def test_a_child_restarted_from_its_checkpoint_takes_what_a_forgetting_sender_se
     assert system.ask("web/tally", Total()) == 5  # (from its checkpoint)
     system.ask("web/front", Via("web/tally", 2))
     assert wait_for(lambda: system.ask("web/tally", Total()) == 7)
+
+
+def test_a_sender_whose_call_was_out_when_a_key_ended_reaches_it_started_again(make_system, base):
+    """A call still out when its key ended kept the sender's route (stopped); the root
+    forgot the key, so nothing told the sender it came back: what it sent then failed as
+    sent to a path stopped for good."""
+    pool = Pool("sessions", template=Child("s", Tally))
+    system = make_system(Supervisor("web", children=[Child("front", Front), pool]), base=base)
+    key = system.start_child("web/sessions", "k")
+    system.ask("web/front", CallIt(key, Unanswered(), 0.5))
+    system.terminate_child("web/sessions", "k")
+    assert wait_for(lambda: system.ask("web/front", Outcomes())) == ["Timeout"]
+    system.start_child("web/sessions", "k")
+    system.ask("web/front", Via(key, 3))
+    assert wait_for(lambda: system.ask(key, Total()) == 3)
+    system.ask("web/front", CallIt(key, Total(), 10))
+    assert wait_for(lambda: system.ask("web/front", Outcomes())[1:]) == [3]
+    assert system.dead_letters() == []
