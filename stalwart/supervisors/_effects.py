@@ -114,7 +114,10 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             dict(keeper.sub_checkpoints),
             self.clock_id,
             learned,
-            self.settings,
+            # (below a Pool's key, actors log through the Pool's logger too)
+            {**self.settings, "logger_path": self.path}
+            if self.state.pool is not None
+            else self.settings,
             floors if first else None,
         )
     else:
@@ -141,7 +144,9 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             tracing=str(self.settings.get("tracing", "")),
             fresh=child.fresh,
             # (a Pool's keys come and go by the million, and a logger lives for good)
-            logger_path=self.path if self.state.pool is not None else "",
+            logger_path=self.path
+            if self.state.pool is not None
+            else self.settings.get("logger_path", ""),
         )
     self.spawned.add(c.child)
     self.send(address, init)

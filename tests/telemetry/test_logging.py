@@ -138,21 +138,26 @@ def test_a_pool_s_instances_log_through_the_pool_s_logger_naming_their_paths(
 
     set_level(levels, "stalwart.actor", logging.INFO)
     pool = Pool("sessions", template=Child("s", Talker))
-    system = make_system(Supervisor("logs", children=[pool]), base=base)
-    for key in ("a", "b"):
-        system.ask(system.start_child("logs/sessions", key), Say(f"hi from {key}"))
+    teams = Pool("teams", template=Supervisor("team", children=[Child("t", Talker)]))
+    system = make_system(Supervisor("logs", children=[pool, teams]), base=base)
+    paths = [system.start_child("logs/sessions", key) for key in ("a", "b")]
+    paths.append(system.start_child("logs/teams", "red") + "/t")
+    for path in paths:
+        system.ask(path, Say(f"hi from {path}"))
     said = wait_until(
         lambda: (
-            [collected.saying(f"said hi from {key}") for key in ("a", "b")]
-            if all(collected.saying(f"said hi from {key}") for key in ("a", "b"))
+            [collected.saying(f"said hi from {p}") for p in paths]
+            if all(collected.saying(f"said hi from {p}") for p in paths)
             else None
         )
     )
     assert [(r.name, r.stalwart_path) for [r] in said] == [
         ("stalwart.actor.logs.sessions", "logs/sessions/a"),
         ("stalwart.actor.logs.sessions", "logs/sessions/b"),
+        ("stalwart.actor.logs.teams", "logs/teams/red/t"),  # (below a key too)
     ]
-    assert "stalwart.actor.logs.sessions.a" not in logging.Logger.manager.loggerDict
+    below = ("stalwart.actor.logs.sessions.", "stalwart.actor.logs.teams.")
+    assert not [name for name in logging.Logger.manager.loggerDict if name.startswith(below)]
 
 
 def test_each_record_arrives_once(make_system, base, levels, collected):
