@@ -474,6 +474,10 @@ class Caller(Timers):
                 self._sw_wake(path)
             return
         waiting, route.waiting = route.waiting, []
+        if route.stopped:  # (not sent again: a route still stopped asks the root again)
+            for held in waiting:
+                self._sw_fail_held(held, ActorStopped(f"{path} has stopped for good", path), path)
+            return
         for held in waiting:
             self._sw_send_path(path, held)
             if isinstance(held, Request) and held.id in self._sw_pending:

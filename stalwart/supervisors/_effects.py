@@ -115,7 +115,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             self.clock_id,
             learned,
             # (below a Pool's key, actors log through the Pool's logger too)
-            {**self.settings, "logger_path": self.path}
+            {**self.settings, "logger_path": self.settings.get("logger_path") or self.path}
             if self.state.pool is not None
             else self.settings,
             floors if first else None,
@@ -144,7 +144,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             tracing=str(self.settings.get("tracing", "")),
             fresh=child.fresh,
             # (a Pool's keys come and go by the million, and a logger lives for good)
-            logger_path=self.path
+            logger_path=self.settings.get("logger_path") or self.path
             if self.state.pool is not None
             else self.settings.get("logger_path", ""),
         )

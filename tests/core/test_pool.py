@@ -338,3 +338,18 @@ def test_a_sender_whose_call_was_out_when_a_key_ended_reaches_it_started_again(m
     system.ask("web/front", CallIt(key, Total(), 10))
     assert wait_for(lambda: system.ask("web/front", Outcomes())[1:]) == [3]
     assert system.dead_letters() == []
+
+
+def test_a_tell_to_a_child_stopped_for_good_is_one_dead_letter(make_system, base):
+    """A sender's stopped route asks the root again before it sends; what the answer
+    (stopped still) leaves held becomes a dead letter at once, never sent round again."""
+    tree = Supervisor("web", children=[Child("front", Front), Child("tally", Tally)])
+    system = make_system(tree, base=base)
+    system.ask("web/front", Via("web/tally", 1))
+    system.terminate_child("web", "tally")
+    for _ in range(2):  # (the second finds the route stopped: it asks again, once)
+        system.ask("web/front", Via("web/tally", 1))
+    letters = wait_for(lambda: len(system.dead_letters()) >= 2 and system.dead_letters())
+    assert [d.path for d in letters] == ["web/tally", "web/tally"]
+    assert all("stopped for good" in d.error for d in letters)
+    assert system.ask("web/front", Via("web/front/none", 0)) >= 0  # (it still answers)
