@@ -233,6 +233,10 @@ class Caller(Timers):
             or any(p.path == path for p in self._sw_pending.values())
         ):
             return
+        self._sw_drop_route(path, route)
+
+    def _sw_drop_route(self, path: str, route: _Route) -> None:
+        """Forget ``route``: one made again for ``path`` numbers past it."""
         self._sw_next_floor = max(self._sw_next_floor, route.out.next)
         del self._sw_routes[path]
 
@@ -431,8 +435,7 @@ class Caller(Timers):
         route.resolved = True
         if msg.error is not None:
             waiting, route.waiting = route.waiting, []
-            self._sw_next_floor = max(self._sw_next_floor, route.out.next)
-            del self._sw_routes[msg.path]
+            self._sw_drop_route(msg.path, route)
             for held in waiting:
                 self._sw_fail_held(held, UnknownPath(msg.error, msg.path), msg.path)
             return

@@ -92,6 +92,11 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     key = (c.child, c.incarnation)
     self.addresses[key] = address
     self.by_address[str(address)] = key
+    # a Pool's keys come and go by the million, and a logger lives for good: below a Pool
+    # (below its keys too), actors log through the outermost Pool's logger
+    logger_path = str(self.settings.get("logger_path", ""))
+    if self.state.pool is not None and not logger_path:
+        logger_path = self.path
     if child.kind == "supervisor":
         first = c.child not in self.spawned
         prefix = child.path + "/"
@@ -114,8 +119,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             dict(keeper.sub_checkpoints),
             self.clock_id,
             learned,
-            # (below a Pool's key, actors log through the Pool's logger too)
-            {**self.settings, "logger_path": self.settings.get("logger_path") or self.path}
+            {**self.settings, "logger_path": logger_path}
             if self.state.pool is not None
             else self.settings,
             floors if first else None,
@@ -143,10 +147,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             node=self.node,
             tracing=str(self.settings.get("tracing", "")),
             fresh=child.fresh,
-            # (a Pool's keys come and go by the million, and a logger lives for good)
-            logger_path=self.settings.get("logger_path") or self.path
-            if self.state.pool is not None
-            else self.settings.get("logger_path", ""),
+            logger_path=logger_path,
         )
     self.spawned.add(c.child)
     self.send(address, init)

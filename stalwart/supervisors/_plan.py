@@ -9,7 +9,7 @@ supervisor's strategy, always including everything that depends on them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from .spec import Child, Supervisor
@@ -95,40 +95,34 @@ def dependency_graph(tree: Supervisor) -> dict[str, tuple[str, ...]]:
     return graph
 
 
+def _slots_below(tree: Supervisor) -> Iterator[tuple[str, Slot, Supervisor]]:
+    """Every slot below ``tree``, in tree order: its path, itself and its supervisor."""
+
+    def walk(sup: Supervisor, base: str) -> Iterator[tuple[str, Slot, Supervisor]]:
+        for slot in expand(sup.children):
+            path = f"{base}/{slot.name}"
+            yield path, slot, sup
+            if slot.role == "supervisor":
+                assert isinstance(slot.spec, Supervisor)
+                yield from walk(slot.spec, path)
+
+    return walk(tree, tree.name)
+
+
 def quiet_periods(tree: Supervisor) -> dict[str, float]:
     """Every actor path of ``tree`` and its ladder's ``quiet_period_s`` (how long the tree
     remembers a failure of it)."""
-    found: dict[str, float] = {}
-
-    def walk(sup: Supervisor, base: str) -> None:
-        for slot in expand(sup.children):
-            path = f"{base}/{slot.name}"
-            found[path] = (getattr(slot.spec, "levels", None) or sup.levels).quiet_period_s
-            if slot.role == "supervisor":
-                assert isinstance(slot.spec, Supervisor)
-                walk(slot.spec, path)
-
-    walk(tree, tree.name)
-    return found
+    return {
+        path: (getattr(slot.spec, "levels", None) or sup.levels).quiet_period_s
+        for path, slot, sup in _slots_below(tree)
+    }
 
 
 def pool_paths(tree: Supervisor) -> list[str]:
     """The paths of the Pools ``tree`` declares, in tree order."""
     from ._pool import Pool
 
-    found: list[str] = []
-
-    def walk(sup: Supervisor, base: str) -> None:
-        for slot in expand(sup.children):
-            if slot.role == "supervisor":
-                assert isinstance(slot.spec, Supervisor)
-                path = f"{base}/{slot.name}"
-                if isinstance(slot.spec, Pool):
-                    found.append(path)
-                walk(slot.spec, path)
-
-    walk(tree, tree.name)
-    return found
+    return [path for path, slot, _ in _slots_below(tree) if isinstance(slot.spec, Pool)]
 
 
 def start_order(slots: Sequence[Slot]) -> list[Slot]:

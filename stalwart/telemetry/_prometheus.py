@@ -110,9 +110,9 @@ def live_families(backend: Source) -> Iterator[Metric]:
     (and of each added at run time while above level 0), the entries by kind, state and
     level, the memory level, the active alerts (a store file has no live tree: no levels,
     no entries, no memory level)."""
-    tree = backend.tree_gauges()
+    tree = backend.tree_gauges() or TreeGauges((), ())
     level = GaugeMetricFamily("stalwart_actor_level", "Current recovery level", labels=["path"])
-    for path, value in tree.levels if tree is not None else ():
+    for path, value in tree.levels:
         level.add_metric([path], value)
     yield level
     nodes = GaugeMetricFamily(
@@ -120,7 +120,7 @@ def live_families(backend: Source) -> Iterator[Metric]:
         "Entries of the live tree by kind, state and recovery level",
         labels=["kind", "state", "level"],
     )
-    for kind, state, value, count in tree.counts if tree is not None else ():
+    for kind, state, value, count in tree.counts:
         nodes.add_metric([kind, state, str(value)], count)
     yield nodes
     memory = GaugeMetricFamily(
