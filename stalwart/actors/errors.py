@@ -162,6 +162,11 @@ class PoolFull(Overloaded):
     """``start_child`` on a ``Pool`` that runs ``max_children`` instances already."""
 
 
+class ServiceOff(StalwartError):
+    """What was asked needs a service the system was started without: the recovery store
+    and its figures (``start(..., store=None)``), or the correlator (``correlator=None``)."""
+
+
 ERROR_TYPES: dict[str, type[StalwartError]] = {
     cls.__name__: cls
     for cls in (
@@ -184,6 +189,7 @@ ERROR_TYPES: dict[str, type[StalwartError]] = {
         ChildRunning,
         StartFailed,
         PoolFull,
+        ServiceOff,
     )
 }
 

@@ -5,8 +5,9 @@ One :class:`Snapshots` per server folds the tree's events into the
 events since the last one. The slower figures (the running totals, memory,
 alerts), which actors answer, are read at most once per ``slow_s``, in the
 background: a poll never waits for them (until the first read is back, the
-snapshot says ``"figures": "reading"``), so the page keeps answering while an
-actor's handler holds the in-process base for seconds.
+snapshot says ``"figures": "reading"``; ``"off"`` for a system started with
+``store=None``, which keeps none), so the page keeps answering while an actor's handler
+holds the in-process base for seconds.
 
 What a snapshot says follows the system: ``live`` only while a tree is attached and
 running; an incident still open once the system has stopped is ``unresolved``, and one
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from ..actors.errors import ServiceOff
 from ._timeline import Timeline, error_groups, shown_outcome
 
 OPEN_BREAKER_STATES = frozenset({"open", "forced_open", "half_open"})
@@ -109,7 +111,7 @@ class Snapshots:
             "actors": actors,  # (counts by state; a large tree's rows are not all in "tree")
             "timeline": timeline,
             "groups": groups,
-            "figures": "ready" if ready else "reading",
+            "figures": "off" if slow.get("off") else "ready" if ready else "reading",
             "memory": slow["memory"],
             "headline": headline(slow["totals"], open_breakers, slow["alerts"]),
         }
@@ -126,10 +128,15 @@ class Snapshots:
 
     def _refresh_slow(self) -> None:
         try:
+            try:
+                totals, alerts, off = self.source.totals(), self.source.alerts(True), False
+            except ServiceOff:  # started with store=None: no figures to show
+                totals, alerts, off = None, [], True
             slow = {
-                "totals": msgspec.to_builtins(self.source.totals()) or {},
+                "totals": msgspec.to_builtins(totals) or {},
                 "memory": self.source.memory(),
-                "alerts": self.source.alerts(True),
+                "alerts": alerts,
+                "off": off,
             }
             with self._lock:
                 self._slow, self._slow_at = slow, time.monotonic()

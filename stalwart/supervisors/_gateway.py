@@ -28,6 +28,7 @@ from ..actors.errors import (
     ActorStopped,
     BadMessage,
     Overloaded,
+    ServiceOff,
     StalwartError,
     SystemStopped,
     UnknownMessage,
@@ -522,7 +523,7 @@ class Gateway(Caller):
             self.send(asker, GatewayReply(ident, ErrorReply.of(error)))
             return
         if not on:
-            self.send(asker, GatewayReply(ident, ErrorReply.of(StalwartError(off))))
+            self.send(asker, GatewayReply(ident, ErrorReply.of(ServiceOff(off))))
             return
         self.gateway_call(ident, asker, path, query, 30.0)
 

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 from prometheus_client import CollectorRegistry, generate_latest
 
+from ..actors.errors import ServiceOff
 from ..dashboard import PAGE_HEADERS, Snapshots, static_file
 from ..supervisors._plan import quiet_periods
 from ..supervisors.queries import ErrorsQuery, HistoryQuery, InsightsQuery, MetricsQuery
@@ -163,7 +164,10 @@ class Api:
             )
         match = pattern.fullmatch(path)
         assert match is not None
-        return 200, fn(*match.groups(), query=query, body=body)
+        try:
+            return 200, fn(*match.groups(), query=query, body=body)
+        except ServiceOff as exc:  # (started with store=None, say): not this server's fault
+            raise ApiError(503, str(exc)) from None
 
     def route(self, method: str, path: str) -> Route:
         """The route for ``method path``: 404 if no endpoint has the path, 405 if not the

@@ -2,7 +2,8 @@
 
 Counters and histograms come from the running totals (see :mod:`._totals`), counted as the
 tree reported, so none goes down when retention deletes rows and a scrape costs the same
-however long the history is. The live gauges (actor levels, memory level, active alerts)
+however long the history is (a system started with ``store=None`` keeps none: their
+families have no sample). The live gauges (actor levels, memory level, active alerts)
 are asked of the running system at scrape time. Every family is defined in
 docs/guide-telemetry.md.
 """
@@ -20,6 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from ..actors.errors import ServiceOff
 from ..supervisors.messages import TreeGauges
 from ._figures import FAMILIES, SERIES, Family, Totals
 
@@ -42,7 +44,10 @@ class Collector:
         self.backend = backend
 
     def collect(self) -> Iterator[Metric]:
-        totals = self.backend.totals()
+        try:
+            totals = self.backend.totals()
+        except ServiceOff:  # started with store=None: the live families only
+            totals = Totals()
         yield from total_families(totals)
         yield from ratio_families(totals)
         yield from live_families(self.backend)
@@ -133,6 +138,10 @@ def live_families(backend: Source) -> Iterator[Metric]:
     alerts = GaugeMetricFamily(
         "stalwart_alerts_active", "Active alerts", labels=["rule", "severity"]
     )
-    for a in backend.alerts(True):
+    try:
+        active = backend.alerts(True)
+    except ServiceOff:  # (the alerts are the telemetry actor's)
+        active = []
+    for a in active:
         alerts.add_metric([a["rule"], a["severity"]], 1)
     yield alerts

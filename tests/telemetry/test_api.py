@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stalwart import Child, Pool, StalwartError, Supervisor
+from stalwart import Child, Pool, ServiceOff, StalwartError, Supervisor
 from stalwart.telemetry._api import ApiServer, StoreBackend
-from tests.support import FAST, Work, Worker
+from tests.support import FAST, Work, Worker, wait_for
 
 
 def call(url, method="GET", body=None, token=None, raw=None):
@@ -300,3 +300,29 @@ def test_the_counters_count_a_pool_s_instances_together(make_system):
             counted[sample.labels["path"]] += sample.value
         assert set(counted) == {"s/w", "s/sessions/*"}, family
         assert counted["s/sessions/*"] == 2 * counted["s/w"], family
+
+
+def test_a_system_without_a_store_serves_its_live_gauges_and_says_its_figures_are_off(
+    make_system,
+):
+    system = make_system(Supervisor("s", children=[Child("w", Worker, levels=FAST)]), store=None)
+    with pytest.raises(ServiceOff, match=r"store=None"):
+        system.totals()
+    families = scrape(system)  # the live tree's gauges; the running totals have no sample
+    nodes = {
+        (n.labels["kind"], n.labels["state"], int(n.labels["level"])): n.value
+        for n in families["stalwart_tree_nodes"].samples
+    }
+    assert nodes == counted(system)
+    assert {s.labels["path"] for s in families["stalwart_actor_level"].samples} >= {"s", "s/w"}
+    assert families["stalwart_incidents"].samples == []
+    assert families["stalwart_alerts_active"].samples == []
+    server = system.serve_api()
+    for endpoint in ("/api/recovery/metrics", "/api/recovery/history"):
+        status, body = call(f"{server.url}{endpoint}")
+        assert status == 503 and "store=None" in body["error"], endpoint
+    # the dashboard shows the tree, and says there are no figures rather than zeros
+    snap = wait_for(
+        lambda: (s := call(f"{server.url}/api/dashboard")[1])["figures"] != "reading" and s
+    )
+    assert snap["figures"] == "off" and {n["path"] for n in snap["tree"]} >= {"s", "s/w"}

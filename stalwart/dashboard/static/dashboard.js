@@ -202,9 +202,11 @@ function pct(rate) {
   return rate === null || rate === undefined ? "–" : `${(rate * 100).toFixed(1)}%`;
 }
 
-function renderHeadline(h, ready) {
+function renderHeadline(h, ready, off) {
   $("h-success").textContent = pct(h.incident_success_rate);
-  $("h-attempts").textContent = ready
+  $("h-attempts").textContent = off
+    ? "telemetry off (started with store=None): no figures kept"
+    : ready
     ? `${h.incidents_recovered} of ${h.incidents} incidents · ${h.incidents_open} open · ` +
       `${h.attempts} attempts (${pct(h.attempt_success_rate)} worked)`
     : "reading…";
@@ -436,7 +438,7 @@ function render(snap) {
   renderTree(snap.tree);
   renderCounts(snap.actors);
   const ready = snap.figures !== "reading";
-  renderHeadline(snap.headline, ready);
+  renderHeadline(snap.headline, ready, snap.figures === "off");
   renderMemory(snap.memory, ready);
   renderTimeline(snap.groups);
   const took = performance.now() - t0;
