@@ -63,6 +63,7 @@ from ._in_order import GAP_S, InOrderLines, malformed
 from ._incidents import Incidents
 from ._kernel import root as rk
 from ._passivation import ROOT_HANDLERS
+from ._plan import pool_paths
 from ._registry import Registry
 from ._routing import Routing
 from ._services import system_services
@@ -121,6 +122,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.registry = Registry()
         self.reads = Reads()  # reads of the tree kept while the registry stays as it was
         self.tree: Supervisor | None = None
+        self.pool_prefixes: tuple[str, ...] = ()  # the tree's Pools' paths, each with a "/"
         self.options: Any = None
         self.specs: dict[str, Supervisor] = {}
         self.addresses: dict[str, Any] = {}  # subtree -> its supervisor's address
@@ -263,6 +265,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.dead = type(self.dead)(maxlen=self.options.dead_letter_limit)
         self.kernel = rk.RootState(self.options.root_max_restarts, self.options.root_within_s)
         self.specs[rk.TREE] = self.tree
+        self.pool_prefixes = tuple(f"{path}/" for path in pool_paths(self.tree))
         self.registry.plan(self.tree)
         services = system_services(self.options, self.tree)
         if services is not None:

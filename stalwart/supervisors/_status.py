@@ -118,15 +118,17 @@ def summarize(
     )
 
 
-def tree_gauges(registry: Registry) -> TreeGauges:
+def tree_gauges(registry: Registry, pools: tuple[str, ...] = ()) -> TreeGauges:
     """What ``GET /metrics`` reads of the tree (see :class:`.messages.TreeGauges`).
 
     An entry added at run time has a level of its own only while above 0: a Pool of
     sessions would otherwise leave a series per session key that ever ran. Every entry is
-    counted.
+    counted. A breaker below one of ``pools`` (each path with a ``/``) is named while it
+    runs and is not closed, for the same reason.
     """
     removed = registry.any_removed()
     levels = []
+    breakers = []
     counts: Counter[tuple[str, str, int]] = Counter()
     added = ""  # entries below this path were added at run time ("": none are)
     for e in _entries(registry, None):  # (in tree order: what is below a path follows it)
@@ -137,10 +139,18 @@ def tree_gauges(registry: Registry) -> TreeGauges:
             levels.append((e.path, e.level))
         if removed:  # (below an entry stopped for good, each shows stopped)
             counts[(e.kind, _state_of(registry, e, True), e.level)] += 1
+        if (
+            added
+            and e.breaker not in _FINE_BREAKERS
+            and e.path.startswith(pools)
+            and _state_of(registry, e, removed) != "stopped"
+        ):
+            breakers.append((e.path, e.breaker))
     if not removed:  # (the registry keeps them counted)
         for (kind, state, level, _, _), n in registry.tally.items():
             counts[(kind, state, level)] += n
-    return TreeGauges(tuple(levels), tuple((*looks, n) for looks, n in sorted(counts.items())))
+    tallied = tuple((*looks, n) for looks, n in sorted(counts.items()))
+    return TreeGauges(tuple(levels), tallied, tuple(breakers))
 
 
 def _summarize_slowly(

@@ -23,7 +23,7 @@ from prometheus_client.core import (
 
 from ..actors.errors import ServiceOff
 from ..supervisors.messages import TreeGauges
-from ._figures import FAMILIES, SERIES, Family, Totals
+from ._figures import FAMILIES, SERIES, Family, Series, Totals
 
 MEMORY_LEVELS = {"normal": 0, "warning": 1, "critical": 2, "emergency": 3}
 
@@ -48,9 +48,10 @@ class Collector:
             totals = self.backend.totals()
         except ServiceOff:  # started with store=None: the live families only
             totals = Totals()
-        yield from total_families(totals)
+        tree = self.backend.tree_gauges() or TreeGauges((), ())
+        yield from total_families(totals, pool_breakers(tree))
         yield from ratio_families(totals)
-        yield from live_families(self.backend)
+        yield from live_families(self.backend, tree)
 
 
 def _family_of(name: str) -> str:
@@ -59,10 +60,20 @@ def _family_of(name: str) -> str:
     return SERIES[stored][0] if stored in SERIES else ""
 
 
-def total_families(totals: Totals) -> Iterator[Metric]:
-    """Every family of the running totals, each with its samples (none yet: no sample)."""
+def pool_breakers(tree: TreeGauges) -> list[Series]:
+    """The breakers below a Pool that are not closed, as the running totals' samples: their
+    family has those of the tree's declared breakers."""
+    return [
+        Series("stalwart_breaker_state", {"path": path, "state": state}, 1.0)
+        for path, state in tree.breakers
+    ]
+
+
+def total_families(totals: Totals, live: list[Series] | None = None) -> Iterator[Metric]:
+    """Every family of the running totals, each with its samples (none yet: no sample);
+    ``live`` samples join their families."""
     samples: dict[str, list[Any]] = defaultdict(list)
-    for s in totals.series:
+    for s in (*totals.series, *(live or ())):
         samples[_family_of(s.name)].append(s)
     for family in FAMILIES.values():
         yield _family(family, samples[family.name])
@@ -110,12 +121,11 @@ def ratio_families(totals: Totals) -> Iterator[Metric]:
         yield gauge
 
 
-def live_families(backend: Source) -> Iterator[Metric]:
+def live_families(backend: Source, tree: TreeGauges) -> Iterator[Metric]:
     """What the running system says now: the recovery level of each entry the tree declares
     (and of each added at run time while above level 0), the entries by kind, state and
-    level, the memory level, the active alerts (a store file has no live tree: no levels,
-    no entries, no memory level)."""
-    tree = backend.tree_gauges() or TreeGauges((), ())
+    level (``tree``), the memory level, the active alerts (a store file has no live tree:
+    no levels, no entries, no memory level)."""
     level = GaugeMetricFamily("stalwart_actor_level", "Current recovery level", labels=["path"])
     for path, value in tree.levels:
         level.add_metric([path], value)

@@ -124,7 +124,8 @@ class RunningTotals:
             self.add(("stalwart_errors", (self.series(e.path), e.category or "")))
         elif e.kind == "restarted":
             self.add(("stalwart_restarts", (self.series(e.path),)))
-        elif e.kind == "breaker":
+        elif e.kind == "breaker" and self.series(e.path) == e.path:
+            # (a breaker below a Pool is one per key: a live gauge, named while not closed)
             for state in {*BREAKER_STATES, e.detail}:
                 self.set(("stalwart_breaker_state", (e.path, state)), float(state == e.detail))
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stalwart import Child, Pool, ServiceOff, StalwartError, Supervisor
+from stalwart import Breaker, Child, Pool, ServiceOff, StalwartError, Supervisor
 from stalwart.telemetry._api import ApiServer, StoreBackend
 from tests.support import FAST, Work, Worker, wait_for
 
@@ -326,3 +326,30 @@ def test_a_system_without_a_store_serves_its_live_gauges_and_says_its_figures_ar
         lambda: (s := call(f"{server.url}/api/dashboard")[1])["figures"] != "reading" and s
     )
     assert snap["figures"] == "off" and {n["path"] for n in snap["tree"]} >= {"s", "s/w"}
+
+
+def test_a_pool_keys_breaker_is_named_while_its_key_runs_and_the_breaker_is_not_closed(
+    make_system, base
+):
+    # one breaker per session key: a series for each key whose breaker ever opened would
+    # grow without end, and would still say "open" once the key has ended
+    guard = Breaker(failure_threshold=1, recovery_timeout=60)
+    sessions = Pool("sessions", template=Child("session", Worker, levels=FAST, breaker=guard))
+    tree = Supervisor("s", children=[sessions, Child("d", Worker, levels=FAST, breaker=guard)])
+    system = make_system(tree, base=base)
+    for path in ("s/d", system.start_child("s/sessions", "a")):
+        with pytest.raises(StalwartError):
+            system.ask(path, Work(1, fail_times=-1), timeout=30)
+    system.start_child("s/sessions", "b")  # its breaker stays closed: no sample
+
+    def open_breakers():
+        samples = scrape(system)["stalwart_breaker_state"].samples
+        return {s.labels["path"] for s in samples if s.value and s.labels["state"] == "open"}
+
+    wait_for(lambda: open_breakers() == {"s/d", "s/sessions/a"})
+    named = {s.labels["path"] for s in scrape(system)["stalwart_breaker_state"].samples}
+    assert named == {"s/d", "s/sessions/a"}
+    system.flush()
+    assert system.totals().open_breakers == ["s/d"]  # (the key's is live, not a total)
+    system.terminate_child("s/sessions", "a")
+    assert open_breakers() == {"s/d"}
