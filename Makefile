@@ -62,10 +62,12 @@ EXAMPLES ?= 2000
 fuzz: $(VENV)/.installed-test
 	STALWART_FUZZ_EXAMPLES=$(EXAMPLES) $(PY) -m pytest tests/fuzz -p no:cacheprovider
 
-# a SIGKILL storm under load with a ledger of acknowledged requests (make soak SOAK_SECONDS=300)
+# a SIGKILL storm under load with a ledger of acknowledged requests (make soak SOAK_SECONDS=300;
+# SOAK_ARGS="--standby --pool" or "--pool --passivate 0.05" for spares, Pools, passivation)
 SOAK_SECONDS ?= 60
+SOAK_ARGS ?=
 soak: $(VENV)/.installed-test
-	$(PY) benchmarks/soak.py --seconds $(SOAK_SECONDS)
+	$(PY) benchmarks/soak.py --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
 
 bench: $(VENV)/.installed-bench $(CHROMIUM)
 	$(PY) benchmarks/run.py

@@ -1,14 +1,19 @@
 """A SIGKILL storm under load, with a ledger of every acknowledged request.
 
     python benchmarks/soak.py [--seconds 60] [--clients 3] [--seed N] [--kill-every LOW HIGH]
+                              [--standby] [--pool] [--passivate S]
 
-A multi-process tree of accounts under two branch supervisors. Client threads send
+A multi-process tree of accounts under two branch supervisors (``--standby``: each account
+keeps a warm spare that takes over after a kill; ``--pool``: the second branch is a
+``Pool`` whose keys are the accounts, started with ``start_child``; ``--passivate S``: an
+account idle for ``S`` seconds is passivated, and the next deposit brings it back). Client threads send
 numbered deposits (``System.ask``) to random accounts and note every one that was
 acknowledged. Meanwhile a killer SIGKILLs, every 0.5-2 s (``--kill-every``), an account's
 process, a branch supervisor's (with every account below it), or the account that has just
 acknowledged a deposit; what it kills, in which order, depends on the seed alone. It kills
 through ``System.inject(path, "kill")``: the root signals only a process of this system,
-never one that took the pid of an instance that died meanwhile. At the end each account
+never one that took the pid of an instance that died meanwhile. (A Pool's supervisor is
+not killed: a Pool restarted by its parent starts empty, as OTP's ``simple_one_for_one``.) At the end each account
 lists the deposits it applied:
 
 - **lost**: acknowledged, yet not applied in the state the account has now;
@@ -34,7 +39,7 @@ from typing import Any
 
 import msgspec
 
-from stalwart import Child, ManagedActor, StalwartError, Supervisor, start
+from stalwart import Child, ManagedActor, Pool, StalwartError, Supervisor, start
 
 BRANCHES = 2
 ACCOUNTS = 3  # per branch
@@ -66,16 +71,39 @@ class Account(ManagedActor):
         self.reply(sender, list(self.applied))
 
 
-def tree() -> Supervisor:
-    branches = [
+class Mode(msgspec.Struct, frozen=True):
+    """What the accounts are: with warm spares, the second branch a Pool, passivated."""
+
+    standby: bool = False
+    pool: bool = False
+    passivate_after_s: float | None = None
+
+    def account(self, name: str) -> Child:
+        return Child(name, Account, standby=self.standby, passivate_after_s=self.passivate_after_s)
+
+    def text(self) -> str:
+        parts = ["standby"] * self.standby + ["the second branch a Pool"] * self.pool
+        if self.passivate_after_s is not None:
+            parts.append(f"passivated after {self.passivate_after_s:g} s")
+        return ", ".join(parts)
+
+
+PLAIN = Mode()  # declared accounts, no spares, never passivated
+
+
+def tree(mode: Mode = PLAIN) -> Supervisor:
+    branches: list[Supervisor] = [
         Supervisor(
             f"branch{b}",
             max_restarts=10_000,
             within_s=60,
-            children=[Child(f"a{a}", Account) for a in range(ACCOUNTS)],
+            children=[mode.account(f"a{a}") for a in range(ACCOUNTS)],
         )
         for b in range(BRANCHES)
     ]
+    if mode.pool:
+        template = mode.account("account")
+        branches[-1] = Pool(f"branch{BRANCHES - 1}", template=template, max_restarts=10_000)
     return Supervisor("bank", max_restarts=10_000, within_s=60, children=branches)
 
 
@@ -134,12 +162,13 @@ def killer(
     seed: int,
     kills: collections.Counter[str],
     every: tuple[float, float] = (0.5, 2.0),
+    branches: list[str] = BRANCH_PATHS,
 ) -> None:
     rng = random.Random(seed)
     while not stop.wait(rng.uniform(*every)):
         roll = rng.random()
         if roll < 0.25:
-            kind, path = "branch supervisor", rng.choice(BRANCH_PATHS)
+            kind, path = "branch supervisor", rng.choice(branches)
         elif roll < 0.5 and ledger.last_acknowledged:
             kind, path = "account that just acknowledged", ledger.last_acknowledged
         else:
@@ -162,19 +191,25 @@ def soak(
     seed: int,
     out: Any = sys.stdout,
     kill_every: tuple[float, float] = (0.5, 2.0),
+    mode: Mode = PLAIN,
 ) -> int:
     """Run the storm; print the figures; 0 if nothing acknowledged was lost or doubled."""
     ledger = Ledger()
     kills: collections.Counter[str] = collections.Counter()
     stop, ids = threading.Event(), iter(range(1, 1 << 62))
+    pool = BRANCH_PATHS[-1] if mode.pool else ""
     with tempfile.TemporaryDirectory() as folder:
-        system = start(tree(), base="multiproc", report_path=f"{folder}/report.json", chaos=True)
+        report_path = f"{folder}/report.json"
+        system = start(tree(mode), base="multiproc", report_path=report_path, chaos=True)
         try:
+            for a in range(ACCOUNTS) if pool else ():
+                system.start_child(pool, f"a{a}")
             threads = [
                 threading.Thread(target=client, args=(system, ledger, ids, stop, seed + i))
                 for i in range(clients)
             ]
-            killing = (system, ledger, stop, seed - 1, kills, kill_every)
+            branches = [path for path in BRANCH_PATHS if path != pool]
+            killing = (system, ledger, stop, seed - 1, kills, kill_every, branches)
             threads.append(threading.Thread(target=killer, args=killing))
             for thread in threads:
                 thread.start()
@@ -184,15 +219,19 @@ def soak(
                 thread.join(ASK_TIMEOUT_S + 30)
             applied = {path: applied_at(system, path, seed, out) for path in ACCOUNT_PATHS}
             stopped = system.stopped
+            kept = collections.Counter(e.kind for e in system.events())  # (the latest ones)
         finally:
             system.shutdown()
     kill_text = ", ".join(f"{k} {v}" for k, v in sorted(kills.items())) or "none"
     title = (
         f"soak: {seconds:g} s, {clients} clients, multiproc, seed {seed},"
         f" a kill every {kill_every[0]:g}-{kill_every[1]:g} s"
-    )
-    kill_row = ("kills", f"{sum(kills.values())} ({kill_text})")
-    return report(title, ledger, applied, stopped, [kill_row], out)
+    ) + (f"; {mode.text()}" if mode.text() else "")
+    rows = [("kills", f"{sum(kills.values())} ({kill_text})")]
+    if mode.passivate_after_s is not None:
+        passivated = f"{kept['passivated']} passivated, {kept['reactivated']} reactivated"
+        rows.append(("passivations", f"{passivated} (in the events kept)"))
+    return report(title, ledger, applied, stopped, rows, out)
 
 
 def applied_at(system: Any, path: str, seed: int, out: Any) -> list[int]:
@@ -283,8 +322,14 @@ def soak_arguments(
 
 
 def main(argv: list[str] | None = None) -> int:
-    args, kill_every = soak_arguments(__doc__ or "", argv, "kill-every", (0.5, 2.0), "kills")
-    return soak(args.seconds, args.clients, args.seed, kill_every=kill_every)
+    extra = argparse.ArgumentParser(add_help=False)
+    extra.add_argument("--standby", action="store_true")
+    extra.add_argument("--pool", action="store_true")
+    extra.add_argument("--passivate", type=float, default=None, metavar="S")
+    known, rest = extra.parse_known_args(argv)
+    args, kill_every = soak_arguments(__doc__ or "", rest, "kill-every", (0.5, 2.0), "kills")
+    mode = Mode(known.standby, known.pool, known.passivate)
+    return soak(args.seconds, args.clients, args.seed, kill_every=kill_every, mode=mode)
 
 
 if __name__ == "__main__":
