@@ -106,3 +106,16 @@ def test_the_state_badge_follows_the_system_and_a_store_is_never_live(make_syste
         assert "live" not in page.inner_text("#connection")
         expect(page.locator('#timeline li[data-path="s/w"] .outcome')).to_have_text("recovered")
         assert page.errors == []
+
+
+def test_a_system_without_a_store_shows_its_tree_and_says_its_figures_are_off(make_system):
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]), store=None)
+    server = system.serve_api()
+    with browser_page() as page:
+        page.goto(f"{server.url}/")
+        page.locator("body[data-ready='1']").wait_for()
+        expect(page.locator(node("s/w") + " .state")).to_have_text("running")
+        # no figures are kept: the headline says so rather than showing zeros
+        expect(page.locator("#h-attempts")).to_contain_text("telemetry off")
+        assert page.inner_text("#h-restarts") == "\u2013"  # (the dash of a missing figure)
+        assert page.errors == []

@@ -211,7 +211,7 @@ function renderHeadline(h, ready, off) {
       `${h.attempts} attempts (${pct(h.attempt_success_rate)} worked)`
     : "reading…";
   $("h-times").textContent = `${ms(h.mttr_p50_s)} / ${ms(h.mttr_p95_s)}`;
-  $("h-restarts").textContent = `${h.restarts} restarts · ${h.errors} errors`;
+  $("h-restarts").textContent = off ? "–" : `${h.restarts} restarts · ${h.errors} errors`;
   $("h-breakers").textContent = String(h.open_breakers.length);
   $("h-breakers").classList.toggle("bad", h.open_breakers.length > 0);
   $("h-breaker-list").textContent = h.open_breakers.join(", ");
