@@ -123,6 +123,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.reads = Reads()  # reads of the tree kept while the registry stays as it was
         self.tree: Supervisor | None = None
         self.pool_prefixes: tuple[str, ...] = ()  # the tree's Pools' paths, each with a "/"
+        self.pools_added = False  # a Pool was added at run time (see note_pools)
         self.options: Any = None
         self.specs: dict[str, Supervisor] = {}
         self.addresses: dict[str, Any] = {}  # subtree -> its supervisor's address

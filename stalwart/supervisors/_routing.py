@@ -31,6 +31,9 @@ from ..actors.messages import (
     Stray,
     Undeliverable,
 )
+from ._gateway import TELEMETRY
+from ._plan import pool_paths
+from ._pool import Pool
 from ._registry import Registry
 from ._services import SYSTEM_NAME
 from .messages import (
@@ -44,10 +47,12 @@ from .messages import (
     NodeDown,
     Nodes,
     NodesChanged,
+    PoolsNow,
     Registered,
     StateNote,
     Unavailable,
 )
+from .spec import Supervisor
 
 if TYPE_CHECKING:
     from ._spans import IncidentSpans
@@ -62,10 +67,14 @@ class Routing(Caller):
     fenced: dict[str, list[Any]]
     spans: IncidentSpans | None
     state_dir: str
+    pool_prefixes: tuple[str, ...]
+    pools_added: bool
+    telemetry_on: bool
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
 
         def record(self, kind: str, path: str, context: str = "", **fields: Any) -> None: ...
+        def post(self, path: str, msg: Any) -> None: ...
         def dead_letter(self, path: str, message: Any, error: str, *a: Any, **k: Any) -> None: ...
         def incident_holds_for(self, msg: Registered) -> None: ...
         def answer_when_all_registered(self) -> None: ...
@@ -97,6 +106,8 @@ class Routing(Caller):
         orphaned = self.registry.take_lost(msg.path)  # died with its supervisor
         died = msg.died or orphaned
         self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned, died=died)
+        if msg.path == TELEMETRY and self.pools_added:  # (a new instance knows the tree's)
+            self.post(TELEMETRY, PoolsNow(self.pool_prefixes))
         if msg.reactivated:  # started again for a message: not a restart
             self.record("reactivated", msg.path, detail=f"incarnation {msg.incarnation}")
         elif msg.incarnation > 1 and not msg.fresh:  # a new instance serves after another
@@ -109,6 +120,23 @@ class Routing(Caller):
     # -- children added and removed at run time ----------------------------------------------
     def on_children_planned(self, msg: ChildrenPlanned, sender: Any) -> None:
         self.registry.plan_child(msg.path, msg.incarnation, msg.spec)
+        if isinstance(msg.spec, Supervisor):  # (it may be or hold a Pool)
+            self.note_pools(msg.path, msg.spec)
+
+    def note_pools(self, parent: str, spec: Supervisor) -> None:
+        """A supervisor added at run time below ``parent``: its Pools count their instances
+        together as the tree's own do (one below another Pool's key is counted with it)."""
+        paths = [spec.name] if isinstance(spec, Pool) else pool_paths(spec)  # (those below)
+        added = tuple(
+            prefix
+            for prefix in (f"{parent}/{path}/" for path in paths)
+            if not prefix.startswith(self.pool_prefixes)
+        )
+        if added:
+            self.pool_prefixes += added
+            self.pools_added = True
+            if self.telemetry_on:
+                self.post(TELEMETRY, PoolsNow(self.pool_prefixes))
 
     def on_children_gone(self, msg: ChildrenGone, sender: Any) -> None:
         self.forget_paths(msg.paths, msg.reason)

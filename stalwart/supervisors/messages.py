@@ -321,6 +321,13 @@ class ChildrenPlanned(msgspec.Struct, frozen=True):
     spec: Any
 
 
+class PoolsNow(msgspec.Struct, frozen=True):
+    """To the telemetry actor: the paths (each with a ``/``) below which instances are
+    counted together: the tree's Pools, and those added at run time not below another."""
+
+    prefixes: tuple[str, ...]
+
+
 class ChildrenGone(msgspec.Struct, frozen=True):
     """The specs at ``paths`` were deleted: the root forgets them and what is below them."""
 

@@ -20,7 +20,7 @@ from ..strategies import AdaptiveSelector
 from ..strategies._learned_timeout import TimeoutRule
 from ..supervisors._incident_log import Incident, IncidentLog
 from ..supervisors._kernel.state import TREE_CANDIDATES
-from ..supervisors.messages import DeadLetter, Event
+from ..supervisors.messages import DeadLetter, Event, PoolsNow
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule, alert_values
 from ._insights import insights
 from ._rows import (
@@ -118,6 +118,10 @@ class TelemetryActor(ManagedActor):
         self.store.close()
 
     # -- what the tree reports --------------------------------------------------------
+    def receiveMsg_PoolsNow(self, msg: PoolsNow, sender: Any) -> None:
+        """Pools were added at run time: their instances are counted together too."""
+        self.totals.pools = tuple(msg.prefixes)
+
     def receiveMsg_Event(self, e: Event, sender: Any) -> None:
         self.add("events", event_row(e))
         self.totals.event(e)

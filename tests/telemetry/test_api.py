@@ -9,7 +9,15 @@ from collections import Counter
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stalwart import Breaker, Child, Pool, ServiceOff, StalwartError, Supervisor
+from stalwart import (
+    Breaker,
+    Child,
+    Pool,
+    RecoveryRequest,
+    ServiceOff,
+    StalwartError,
+    Supervisor,
+)
 from stalwart.telemetry._api import ApiServer, StoreBackend
 from tests.support import FAST, Work, Worker, wait_for
 
@@ -353,3 +361,44 @@ def test_a_pool_keys_breaker_is_named_while_its_key_runs_and_the_breaker_is_not_
     assert system.totals().open_breakers == ["s/d"]  # (the key's is live, not a total)
     system.terminate_child("s/sessions", "a")
     assert open_breakers() == {"s/d"}
+
+
+def test_a_pool_added_at_run_time_counts_its_instances_together(make_system, base):
+    # one Pool per tenant, added as tenants come: each counts its sessions under one label
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]), base=base)
+    guard = Breaker(failure_threshold=1, recovery_timeout=60)
+    session = Child("session", Worker, levels=FAST, breaker=guard)
+    system.start_child("s", Pool("acme", template=session))
+    for key in ("a", "b"):
+        system.start_child("s/acme", key)
+        with pytest.raises(StalwartError):
+            system.ask(f"s/acme/{key}", Work(1, fail_times=-1), timeout=30)
+    system.flush()
+    families = scrape(system)
+    errors = {s.labels["path"] for s in families["stalwart_errors"].samples}
+    assert "s/acme/*" in errors and not errors & {"s/acme/a", "s/acme/b"}
+    breakers = {
+        s.labels["path"] for s in families["stalwart_breaker_state"].samples if s.value
+    }  # (live, while each key runs: none is a total of its own)
+    assert breakers == {"s/acme/a", "s/acme/b"}
+    system.terminate_child("s/acme", "a")
+    assert {s.labels["path"] for s in scrape(system)["stalwart_breaker_state"].samples} == {
+        "s/acme/b"
+    }
+
+
+def test_a_restarted_telemetry_actor_still_counts_a_run_time_pool_together(make_system):
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]))
+    system.start_child("s", Pool("acme", template=Child("session", Worker, levels=FAST)))
+
+    def fail(key):
+        system.start_child("s/acme", key)
+        with pytest.raises(StalwartError):
+            system.ask(f"s/acme/{key}", Work(1, fail_times=-1), timeout=30)
+        system.flush()
+        return scrape(system)["stalwart_errors"].samples
+
+    assert {s.labels["path"] for s in fail("a")} == {"s/acme/*"}  # (the Pool was heard of)
+    result = system.request_recovery(RecoveryRequest("_system/telemetry", 3, "test"))
+    assert result.ok, result.detail
+    assert {s.labels["path"] for s in fail("b")} == {"s/acme/*"}  # (and the new one heard)
