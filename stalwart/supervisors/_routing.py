@@ -32,6 +32,7 @@ from ..actors.messages import (
     Undeliverable,
 )
 from ._gateway import TELEMETRY
+from ._kernel.passivation import PASSIVATED
 from ._plan import pool_paths
 from ._pool import Pool
 from ._registry import Registry
@@ -175,6 +176,8 @@ class Routing(Caller):
         self.registry.unavailable(msg)
         # after a crash, callers hand what it lost to the supervisor starting the next one
         self.push(msg.path, holder=sender if msg.lost_inflight else None)
+        if msg.state == PASSIVATED:  # (passivated as the tree starts: the last it waited for)
+            self.answer_when_all_registered()
 
     def on_state(self, msg: StateNote, sender: Any) -> None:
         self.registry.note_state(msg)

@@ -163,6 +163,26 @@ def test_shutdown_with_passivated_children_is_clean(make_system, base):
     assert system.stopped and system.final_report is None
 
 
+def test_a_tree_whose_actors_passivate_as_it_starts_finishes_starting(make_system, base):
+    # each actor is passivated a millisecond after it has started: the last path the start
+    # waits for may be passivated rather than registered by then (several starts, as that
+    # depends on the order in which the root hears of them)
+    tree = Supervisor(
+        "app",
+        children=[
+            Supervisor(
+                f"b{b}",
+                children=[Child(f"c{c}", Counter, passivate_after_s=0.001) for c in range(3)],
+            )
+            for b in range(2)
+        ],
+    )
+    for _ in range(6):
+        system = make_system(tree, base=base, start_timeout_s=10)
+        assert system.ask("app/b1/c2", Ping(1)) == 1  # (and a message wakes it)
+        system.shutdown()
+
+
 # -- memory pressure --------------------------------------------------------------------------
 def pressure_tree():
     later = 3600.0  # never by their own setting within a test: only at pressure
