@@ -99,7 +99,10 @@ class BreakerActor(ManagedActor):
         self.health_sent = self.cb.health()
         self.health_looked = 0.0  # when the score was last looked at (monotonic)
         self.health_due = False  # a timer will send the score if it changed
-        self.send(self.root, BreakerHealth(self.path, self.health_sent))
+        if self.incarnation > 1:  # a new instance starts closed: its predecessor may not have
+            self.tell_state()  # (the root, callers and the supervisor still take it as open)
+        else:
+            self.send(self.root, BreakerHealth(self.path, self.health_sent))
         self.replay()  # what an earlier run queued
 
     def on_stop(self) -> None:
@@ -368,16 +371,22 @@ class BreakerActor(ManagedActor):
             self.send(self.root, BreakerHealth(self.path, score))
 
     def on_breaker_change(self, cb: CircuitBreaker, old: BreakerState, new: BreakerState) -> None:
-        self.health_sent = cb.health()
-        note = BreakerNote(
-            self.path, new.value, cb.remaining_open_s, self.fails_fast, self.health_sent
-        )
-        self.send(self.root, note)
-        self.send(self.supervisor, note)
+        self.tell_state()
         if new is BreakerState.OPEN:
             self.after(cb.remaining_open_s, "half-open", key="half-open")
         if new in (BreakerState.HALF_OPEN, BreakerState.CLOSED):
             self.replay()  # half-open: the oldest queued request is the trial call
+
+    def tell_state(self) -> None:
+        """Tell the root (and, through it, the callers) and the supervisor the breaker's
+        state and health score."""
+        cb = self.cb
+        self.health_sent = cb.health()
+        note = BreakerNote(
+            self.path, cb.state.value, cb.remaining_open_s, self.fails_fast, self.health_sent
+        )
+        self.send(self.root, note)
+        self.send(self.supervisor, note)
 
     def receiveMsg_ShedLoad(self, msg: ShedLoad, sender: Any) -> None:
         self.shedding = msg.reason if msg.on else ""

@@ -214,9 +214,13 @@ class Routing(Caller):
                 self._sw_on_address_update(update)
 
     def on_breaker_note(self, msg: BreakerNote, sender: Any) -> None:
-        """A breaker changed state: record it and tell everyone who sends to that path."""
+        """A breaker changed state (or a new instance of one says it is closed): record it
+        if it is news, and tell everyone who sends to that path."""
+        entry = self.registry.entries.get(msg.path)
+        before = (entry.breaker if entry is not None else "") or "closed"
         self.registry.note_breaker(msg.path, msg.state, msg.health)
-        self.record("breaker", msg.path, detail=msg.state)
+        if msg.state != before:
+            self.record("breaker", msg.path, detail=msg.state)
         update = RouteState(msg.path, msg.state, msg.remaining_s, msg.fails_fast)
         for subscriber in self.registry.subscribers(msg.path):
             self.send(subscriber, update)

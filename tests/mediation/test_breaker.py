@@ -12,6 +12,7 @@ from stalwart import (
     Child,
     LevelPolicy,
     QueuedForLater,
+    RecoveryRequest,
     Supervisor,
     Timeout,
 )
@@ -253,6 +254,33 @@ def test_dependents_failing_because_of_an_open_breaker_are_held_not_restarted(
     wait_for(lambda: sorted(orders(system)["orders"]) == [0, 1, 2, 3, 4], timeout=10)
     assert system.status()["s/shop"].restarts == 0
     assert [e.kind for e in system.events()].count("resumed") >= 1
+
+
+def test_a_breaker_started_again_says_it_is_closed_and_its_dependents_resume(
+    make_system, base, tmp_path
+):
+    # a new instance of a breaker starts closed: the root (status, /metrics, callers) and
+    # the supervisor (which holds the dependents' failures while it is open) must hear it
+    flag = tmp_path / "down"
+    policy = LevelPolicy(basic_attempts=1, basic_delay_s=0.001, enhanced_attempts=1)
+    guard = Breaker(failure_threshold=2, recovery_timeout=3600, success_threshold=1)
+    t = Supervisor(
+        "s",
+        children=[
+            Child("pay", Payments, options={"down_flag": str(flag)}, breaker=guard),
+            Child("shop", Shop, depends_on=["pay"], levels=policy, options={"payments": "s/pay"}),
+        ],
+    )
+    system = make_system(t, base=base)
+    open_breaker(system, flag)
+    for order in range(3):
+        system.tell("s/shop", Charge(order))
+    wait_for(lambda: len([e for e in system.events() if e.kind == "held"]) == 3)
+    flag.unlink()
+    assert system.request_recovery(RecoveryRequest("s/pay", 3, "test")).ok
+    wait_for(lambda: system.status()["s/pay"].breaker == "closed")
+    assert breaker_states(system, "s/pay")[-2:] == ["open", "closed"]
+    wait_for(lambda: sorted(orders(system)["orders"]) == [0, 1, 2], timeout=10)
 
 
 def test_a_call_the_protected_actor_never_answers_times_out_and_counts(make_system):
