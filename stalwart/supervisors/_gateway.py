@@ -664,6 +664,6 @@ def answer_query(root: Any, query: Any) -> Any:
     if isinstance(query, PathsQuery):
         return (root.registry.known_paths(), root.registry.unknown(query.path))
     if isinstance(query, TreeGaugesQuery):
-        reg, pools = root.registry, root.pool_prefixes
-        return root.reads.get(query, lambda: tree_gauges(reg, pools))
+        reg = root.registry
+        return root.reads.get(query, lambda: tree_gauges(reg))
     raise TypeError(f"not a read-only query: {type(query).__name__}")

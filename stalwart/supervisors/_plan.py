@@ -119,10 +119,16 @@ def quiet_periods(tree: Supervisor) -> dict[str, float]:
 
 
 def pool_paths(tree: Supervisor) -> list[str]:
-    """The paths of the Pools ``tree`` declares, in tree order."""
+    """The paths of the Pools ``tree`` declares (``tree`` itself included), in tree order."""
     from ._pool import Pool
 
-    return [path for path, slot, _ in _slots_below(tree) if isinstance(slot.spec, Pool)]
+    below = [path for path, slot, _ in _slots_below(tree) if isinstance(slot.spec, Pool)]
+    return [tree.name, *below] if isinstance(tree, Pool) else below
+
+
+def breaker_paths(tree: Supervisor) -> list[str]:
+    """The paths of the breakers ``tree`` declares (not those of a Pool's instances)."""
+    return [path for path, slot, _ in _slots_below(tree) if slot.role == "breaker"]
 
 
 def start_order(slots: Sequence[Slot]) -> list[Slot]:

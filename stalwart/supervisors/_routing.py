@@ -34,7 +34,6 @@ from ..actors.messages import (
 from ._gateway import TELEMETRY
 from ._kernel.passivation import PASSIVATED
 from ._plan import pool_paths
-from ._pool import Pool
 from ._registry import Registry
 from ._services import SYSTEM_NAME
 from .messages import (
@@ -127,10 +126,9 @@ class Routing(Caller):
     def note_pools(self, parent: str, spec: Supervisor) -> None:
         """A supervisor added at run time below ``parent``: its Pools count their instances
         together as the tree's own do (one below another Pool's key is counted with it)."""
-        paths = [spec.name] if isinstance(spec, Pool) else pool_paths(spec)  # (those below)
         added = tuple(
             prefix
-            for prefix in (f"{parent}/{path}/" for path in paths)
+            for prefix in (f"{parent}/{path}/" for path in pool_paths(spec))
             if not prefix.startswith(self.pool_prefixes)
         )
         if added:

@@ -118,13 +118,13 @@ def summarize(
     )
 
 
-def tree_gauges(registry: Registry, pools: tuple[str, ...] = ()) -> TreeGauges:
+def tree_gauges(registry: Registry) -> TreeGauges:
     """What ``GET /metrics`` reads of the tree (see :class:`.messages.TreeGauges`).
 
     An entry added at run time has a level of its own only while above 0: a Pool of
     sessions would otherwise leave a series per session key that ever ran. Every entry is
-    counted. A breaker below one of ``pools`` (each path with a ``/``) is named while it
-    runs and is not closed, for the same reason.
+    counted. A breaker added at run time is named while it runs and is not closed, for the
+    same reason.
     """
     removed = registry.any_removed()
     levels = []
@@ -142,7 +142,6 @@ def tree_gauges(registry: Registry, pools: tuple[str, ...] = ()) -> TreeGauges:
         if (
             added
             and e.breaker not in _FINE_BREAKERS
-            and e.path.startswith(pools)
             and _state_of(registry, e, removed) != "stopped"
         ):
             breakers.append((e.path, e.breaker))

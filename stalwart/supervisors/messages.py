@@ -57,8 +57,9 @@ class TreeGauges(msgspec.Struct, frozen=True):
     ``levels``: ``(path, level)`` of each entry the tree declares, and of each entry added
     at run time (a Pool's instance, a ``start_child``'s child, what is below it) whose level
     is above 0; ``counts``: ``(kind, state, level, how many)`` over every entry;
-    ``breakers``: ``(path, state)`` of each breaker below a Pool that runs and is not
-    closed (the breakers the tree declares are in the running totals).
+    ``breakers``: ``(path, state)`` of each breaker added at run time (a Pool's instance's,
+    a ``start_child``'s) that runs and is not closed (the breakers the tree declares are in
+    the running totals).
     """
 
     levels: tuple[tuple[str, int], ...]

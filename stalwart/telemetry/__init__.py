@@ -9,7 +9,7 @@ later with :class:`RecoveryStore`, or render it with :func:`report_text` and
 from typing import TYPE_CHECKING, Any
 
 from ..actors._log_channel import LogStats
-from ..supervisors._plan import dependency_graph, pool_paths, quiet_periods
+from ..supervisors._plan import breaker_paths, dependency_graph, pool_paths, quiet_periods
 from ..supervisors._services import register_service
 from ..supervisors.spec import Child
 from ._actor import TelemetryActor
@@ -84,6 +84,7 @@ def _telemetry_service(options: Any, tree: Any) -> Child | None:
         **options.telemetry,
         "quiet_periods": quiet_periods(tree),
         "pools": pool_paths(tree),
+        "breakers": breaker_paths(tree),
     }
     return Child("telemetry", TelemetryActor, checkpoint="off", options=settings)
 

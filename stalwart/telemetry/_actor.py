@@ -68,7 +68,8 @@ class TelemetryActor(ManagedActor):
     ``alert_window_s``, ``alert_interval_s``, ``alert_rules`` (a list of
     :class:`AlertRule`) and ``quiet_periods`` (each actor path's ``quiet_period_s``, for
     the incidents: see :class:`~stalwart.supervisors._incident_log.IncidentLog`) and
-    ``pools`` (the paths of the tree's Pools: their instances are counted together).
+    ``pools`` (the paths of the tree's Pools: their instances are counted together),
+    ``breakers`` (the paths of the tree's declared breakers: their states are totals).
     """
 
     def on_start(self) -> None:
@@ -109,6 +110,7 @@ class TelemetryActor(ManagedActor):
         self.run = self.store.start_run(quiet)
         self.totals = RunningTotals.resume(self.store, self.incidents)  # (after start_run)
         self.totals.pools = tuple(f"{p}/" for p in o.get("pools") or ())
+        self.totals.breakers = frozenset(o.get("breakers") or ())
         self.after(self.flush_interval_s, "flush")
 
     def on_stop(self) -> None:

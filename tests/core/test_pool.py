@@ -222,6 +222,10 @@ class Unanswered(msgspec.Struct, frozen=True):
     pass
 
 
+class Unanswers(msgspec.Struct, frozen=True):
+    """How many ``Unanswered`` it got."""
+
+
 class CallIt(msgspec.Struct, frozen=True):
     """Call ``path`` with ``msg`` (answered at once; the outcome is kept)."""
 
@@ -250,7 +254,10 @@ class Tally(ManagedActor):
         self.reply(sender, self.total)
 
     def receiveMsg_Unanswered(self, msg: Unanswered, sender: Any) -> None:
-        pass  # (its caller times out)
+        self.unanswered = self.__dict__.get("unanswered", 0) + 1  # (its caller times out)
+
+    def receiveMsg_Unanswers(self, msg: Unanswers, sender: Any) -> None:
+        self.reply(sender, self.__dict__.get("unanswered", 0))
 
 
 class Via(msgspec.Struct, frozen=True):
@@ -329,7 +336,8 @@ def test_a_sender_whose_call_was_out_when_a_key_ended_reaches_it_started_again(m
     pool = Pool("sessions", template=Child("s", Tally))
     system = make_system(Supervisor("web", children=[Child("front", Front), pool]), base=base)
     key = system.start_child("web/sessions", "k")
-    system.ask("web/front", CallIt(key, Unanswered(), 0.5))
+    system.ask("web/front", CallIt(key, Unanswered(), 2.0))
+    assert wait_for(lambda: system.ask(key, Unanswers()) == 1)  # (the call is out at the key)
     system.terminate_child("web/sessions", "k")
     assert wait_for(lambda: system.ask("web/front", Outcomes())) == ["Timeout"]
     system.start_child("web/sessions", "k")

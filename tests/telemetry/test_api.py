@@ -402,3 +402,30 @@ def test_a_restarted_telemetry_actor_still_counts_a_run_time_pool_together(make_
     result = system.request_recovery(RecoveryRequest("_system/telemetry", 3, "test"))
     assert result.ok, result.detail
     assert {s.labels["path"] for s in fail("b")} == {"s/acme/*"}  # (and the new one heard)
+
+
+def test_a_breaker_added_at_run_time_leaves_no_series_once_deleted(make_system, base):
+    guard = Breaker(failure_threshold=1, recovery_timeout=60)
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]), base=base)
+    path = system.start_child("s", Child("x", Worker, levels=FAST, breaker=guard))
+    with pytest.raises(StalwartError):
+        system.ask(path, Work(1, fail_times=-1), timeout=30)
+
+    def named():
+        return {s.labels["path"] for s in scrape(system)["stalwart_breaker_state"].samples}
+
+    wait_for(lambda: named() == {"s/x"})
+    system.terminate_child("s", "x")
+    system.delete_child("s", "x")
+    system.flush()
+    assert named() == set() and system.totals().open_breakers == []
+
+
+def test_a_tree_that_is_a_pool_counts_its_keys_together(make_system):
+    system = make_system(Pool("sessions", template=Child("session", Worker, levels=FAST)))
+    key = system.start_child("sessions", "a")
+    with pytest.raises(StalwartError):
+        system.ask(key, Work(1, fail_times=-1), timeout=30)
+    system.flush()
+    errors = {s.labels["path"] for s in scrape(system)["stalwart_errors"].samples}
+    assert errors == {"sessions/*"}
