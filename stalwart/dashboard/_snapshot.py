@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..actors.errors import ServiceOff
+from ..actors.errors import ServiceOff, StalwartError
 from ._timeline import Timeline, error_groups, shown_outcome
 
 OPEN_BREAKER_STATES = frozenset({"open", "forced_open", "half_open"})
@@ -38,6 +38,7 @@ class Source(Protocol):
     def incidents(self) -> list[dict[str, Any]]: ...
     def memory(self) -> dict[str, Any] | None: ...
     def totals(self) -> Any: ...
+    def tree_gauges(self) -> Any: ...
     def alerts(self, active: bool | None) -> list[dict[str, Any]]: ...
     def quiet_periods(self) -> dict[str, float]: ...
 
@@ -100,6 +101,7 @@ class Snapshots:
                 if n["kind"] == "breaker" and n["breaker"] in OPEN_BREAKER_STATES
             }
             | set(slow["totals"].get("open_breakers") or ())
+            | set(slow.get("breakers") or ())
         )
         return {
             "time": time.time(),
@@ -137,12 +139,26 @@ class Snapshots:
                 "memory": self.source.memory(),
                 "alerts": alerts,
                 "off": off,
+                "breakers": self._open_breakers_added(),
             }
             with self._lock:
                 self._slow, self._slow_at = slow, time.monotonic()
         finally:
             with self._lock:
                 self._reading = False
+
+
+    def _open_breakers_added(self) -> list[str]:
+        """The open breakers added at run time (a Pool's keys'), all of them: the rows a
+        poll shows of a large tree are not all its rows, and the totals hold only the
+        breakers the tree declares."""
+        try:
+            gauges = self.source.tree_gauges()
+        except StalwartError:  # (the system has just stopped)
+            return []
+        if gauges is None:  # (a store file: no live tree)
+            return []
+        return [path for path, state in gauges.breakers if state in OPEN_BREAKER_STATES]
 
 
 def as_shown(episode: Any, live: bool, phase: str) -> dict[str, Any]:

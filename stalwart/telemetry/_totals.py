@@ -82,7 +82,7 @@ class RunningTotals:
         self._snapshot: Totals | None = None  # (until a value changes)
         self._attempt_keys: dict[tuple[int, str, bool], tuple[Key, Key, list[Key]]] = {}
         self.pools: tuple[str, ...] = ()
-        self.breakers: frozenset[str] = frozenset()  # the declared breakers' paths
+        self.breakers: frozenset[str] | None = None  # the declared breakers' (None: all)
 
     def series(self, path: str) -> str:
         """The ``path`` label ``path`` is counted under."""
@@ -125,7 +125,7 @@ class RunningTotals:
             self.add(("stalwart_errors", (self.series(e.path), e.category or "")))
         elif e.kind == "restarted":
             self.add(("stalwart_restarts", (self.series(e.path),)))
-        elif e.kind == "breaker" and e.path in self.breakers:
+        elif e.kind == "breaker" and (self.breakers is None or e.path in self.breakers):
             # (one added at run time, a Pool's one per key, is a live gauge: see tree_gauges)
             for state in {*BREAKER_STATES, e.detail}:
                 self.set(("stalwart_breaker_state", (e.path, state)), float(state == e.detail))

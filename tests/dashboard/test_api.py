@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from stalwart import Breaker, Child, Supervisor, Timeout
+from stalwart import Breaker, Child, Pool, StalwartError, Supervisor, Timeout
 from stalwart.telemetry._api import ApiServer, StoreBackend
 from tests.support import FAST, GATES, Gated, Never, Wait, Work, Worker, wait_for
 from tests.telemetry.test_api import call
@@ -146,3 +146,25 @@ def test_the_first_poll_answers_while_a_handler_holds_the_in_process_base(make_s
         lambda: (s := call(f"{server.url}/api/dashboard")[1])["figures"] == "ready" and s
     )
     assert snap["memory"]["thresholds"] == [70.0, 85.0, 95.0]
+
+
+def test_the_headline_counts_every_open_breaker_however_few_rows_are_shown(
+    make_system, monkeypatch
+):
+    from stalwart.telemetry import _api
+
+    monkeypatch.setattr(_api, "TREE_ROWS", 6)  # (a large tree: not every row is shown)
+    monkeypatch.setattr(_api, "TREE_FLAGGED", 2)
+    guard = Breaker(failure_threshold=1, recovery_timeout=60)
+    session = Child("session", Worker, levels=FAST, breaker=guard)
+    system = make_system(Supervisor("s", children=[Pool("p", template=session, max_restarts=99)]))
+    server = system.serve_api()
+    for i in range(8):
+        key = system.start_child("s/p", f"k{i}")
+        with pytest.raises(StalwartError):
+            system.ask(key, Work(1, fail_times=-1), timeout=30)
+    opened = {f"s/p/k{i}" for i in range(8)}
+    wait_for(
+        lambda: set(call(f"{server.url}/api/dashboard")[1]["headline"]["open_breakers"]) == opened
+    )
+    assert len(call(f"{server.url}/api/dashboard")[1]["tree"]) < len(opened)

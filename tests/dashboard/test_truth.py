@@ -77,6 +77,9 @@ class Stopped:
     def memory(self):
         return None
 
+    def tree_gauges(self):
+        return None
+
     def totals(self):
         return {}
 
