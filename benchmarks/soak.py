@@ -298,11 +298,16 @@ def report(
 
 
 def soak_arguments(
-    doc: str, argv: list[str] | None, gaps: str, default: tuple[float, float], what: str
+    doc: str,
+    argv: list[str] | None,
+    gaps: str,
+    default: tuple[float, float],
+    what: str,
+    parents: tuple[argparse.ArgumentParser, ...] = (),
 ) -> tuple[argparse.Namespace, tuple[float, float]]:
     """A soak's command line: its length, clients, seed, and the ``--gaps LOW HIGH`` range
-    of seconds between its ``what`` (checked)."""
-    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    of seconds between its ``what`` (checked); ``parents``: its own options."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0], parents=list(parents))
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
@@ -318,17 +323,24 @@ def soak_arguments(
     low, high = getattr(args, gaps.replace("-", "_"))
     if not 0 < low <= high:
         parser.error(f"--{gaps}: expected 0 < LOW <= HIGH, got {low:g} {high:g}")
+    passivate = getattr(args, "passivate", None)
+    if passivate is not None and not passivate > 0:
+        parser.error(f"--passivate: expected seconds > 0, got {passivate:g}")
+    if passivate is not None and getattr(args, "standby", False):
+        parser.error("--standby and --passivate: an actor with a spare is never passivated")
     return args, (low, high)
 
 
 def main(argv: list[str] | None = None) -> int:
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--standby", action="store_true")
-    extra.add_argument("--pool", action="store_true")
-    extra.add_argument("--passivate", type=float, default=None, metavar="S")
-    known, rest = extra.parse_known_args(argv)
-    args, kill_every = soak_arguments(__doc__ or "", rest, "kill-every", (0.5, 2.0), "kills")
-    mode = Mode(known.standby, known.pool, known.passivate)
+    modes = argparse.ArgumentParser(add_help=False)
+    modes.add_argument("--standby", action="store_true", help="each account keeps a spare")
+    modes.add_argument("--pool", action="store_true", help="the second branch is a Pool")
+    modes.add_argument(
+        "--passivate", type=float, metavar="S", help="passivate accounts idle for S seconds"
+    )
+    doc = __doc__ or ""
+    args, kill_every = soak_arguments(doc, argv, "kill-every", (0.5, 2.0), "kills", (modes,))
+    mode = Mode(args.standby, args.pool, args.passivate)
     return soak(args.seconds, args.clients, args.seed, kill_every=kill_every, mode=mode)
 
 
