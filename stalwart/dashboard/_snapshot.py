@@ -147,7 +147,6 @@ class Snapshots:
             with self._lock:
                 self._reading = False
 
-
     def _open_breakers_added(self) -> list[str]:
         """The open breakers added at run time (a Pool's keys'), all of them: the rows a
         poll shows of a large tree are not all its rows, and the totals hold only the
