@@ -52,7 +52,7 @@ from ..supervisors.queries import (
     SummaryQuery,
     TreeGaugesQuery,
 )
-from ._registry import Registry
+from ._registry import SETTLED_STATES, Registry
 from ._status import Reads, status_page, summarize, tree_gauges
 from .messages import (
     Attempt,
@@ -178,6 +178,7 @@ class Gateway(Caller):
         def begin_shutdown(self, asker: Any, ident: int) -> None: ...
         def correlate(self, event: Event) -> None: ...
         def incidents(self) -> tuple[Any, ...]: ...
+        def answer_when_all_registered(self) -> None: ...
 
         correlator_on: bool
         lock: threading.RLock
@@ -260,6 +261,8 @@ class Gateway(Caller):
             self.registry.note_state(
                 StateNote(msg.path, msg.state, msg.current_level, msg.restarts, msg.last_error)
             )
+            if msg.state in SETTLED_STATES:  # (waiting for a node, or for a dependency)
+                self.answer_when_all_registered()
 
     def on_dead_letter(self, msg: DeadLetterNote, sender: Any) -> None:
         self.dead_letter(

@@ -29,6 +29,9 @@ _GONE_KEPT = 4096
 Looks = tuple[str, str, int, str, bool]  # kind, state, level, breaker, removed
 
 
+SETTLED_STATES = ("waiting", "stopped", "passivated")  # what a start need not wait out
+
+
 class Entry:
     """One path of the tree as the root knows it.
 
@@ -344,7 +347,7 @@ class Registry:
     def settled(self) -> bool:
         """True when every path is registered, or stopped for good, or waiting for a node."""
         return all(
-            e.available or e.state in ("waiting", "stopped", "passivated") or self._removed(p)
+            e.available or e.state in SETTLED_STATES or self._removed(p)
             for p, e in self.entries.items()
         )
 

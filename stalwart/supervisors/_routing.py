@@ -34,7 +34,7 @@ from ..actors.messages import (
 from ._gateway import TELEMETRY
 from ._kernel.passivation import PASSIVATED
 from ._plan import pool_paths
-from ._registry import Registry
+from ._registry import SETTLED_STATES, Registry
 from ._services import SYSTEM_NAME
 from .messages import (
     BreakerHealth,
@@ -158,6 +158,7 @@ class Routing(Caller):
             if drop_checkpoints and self.state_dir:
                 drop_under(self.state_dir, path)
         self.registry.forget(paths, reason)
+        self.answer_when_all_registered()  # (what a start waited for may be gone)
 
     def on_floors_query(self, msg: FloorsQuery, sender: Any) -> None:
         self.send(sender, Floors(msg.path, self.registry.floors(msg.path)))
@@ -174,11 +175,13 @@ class Routing(Caller):
         self.registry.unavailable(msg)
         # after a crash, callers hand what it lost to the supervisor starting the next one
         self.push(msg.path, holder=sender if msg.lost_inflight else None)
-        if msg.state == PASSIVATED:  # (passivated as the tree starts: the last it waited for)
+        if msg.state == PASSIVATED or msg.removed:  # (the last path a start waited for)
             self.answer_when_all_registered()
 
     def on_state(self, msg: StateNote, sender: Any) -> None:
         self.registry.note_state(msg)
+        if msg.state in SETTLED_STATES:  # (the last path a start waited for)
+            self.answer_when_all_registered()
         if self.spans is not None:
             self.spans.on_state(msg.path, msg.state)
 

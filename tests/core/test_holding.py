@@ -86,6 +86,32 @@ def test_an_outage_that_keeps_a_child_from_starting_is_waited_out(make_system, b
     wait_for(lambda: 2 in system.ask("s/w", GetLog()))
 
 
+@pytest.mark.parametrize("how", ["waiting for an outage", "temporary, failed to start"])
+def test_a_start_ends_when_the_last_path_it_waits_for_waits_or_has_stopped(
+    make_system, base, tmp_path, how
+):
+    # the root hears of such a path by another message than a registration, possibly last
+    # (it comes from another supervisor's process than the others): several starts
+    flag = tmp_path / "down"
+    flag.write_text("down")
+    options = {"fail_start_flag": str(flag)}
+    if how.startswith("waiting"):
+        options["fail_start_error"] = "connection"
+    restart = "temporary" if how.startswith("temporary") else "permanent"
+    last = Child("c2", Worker, options=options, restart=restart)
+    tree = Supervisor(
+        "app",
+        children=[
+            Supervisor("b0", children=[Child(f"c{c}", Worker) for c in range(3)]),
+            Supervisor("b1", children=[Child("c0", Worker), Child("c1", Worker), last]),
+        ],
+    )
+    for _ in range(4):
+        system = make_system(tree, base=base, start_timeout_s=10)
+        assert system.status()["app/b1/c2"].state in ("waiting", "stopped")
+        system.shutdown()
+
+
 def test_the_waiting_line_for_a_path_is_bounded(make_system, base, tmp_path):
     system, flag = outage_keeps_it_down(make_system, base, tmp_path, hold_limit=5)
     for n in range(10, 20):
