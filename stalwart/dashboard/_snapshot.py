@@ -100,8 +100,8 @@ class Snapshots:
                 for n in nodes
                 if n["kind"] == "breaker" and n["breaker"] in OPEN_BREAKER_STATES
             }
-            | set(slow["totals"].get("open_breakers") or ())
             | set(slow.get("breakers") or ())
+            | (set() if live else set(slow["totals"].get("open_breakers") or ()))
         )
         return {
             "time": time.time(),
@@ -139,7 +139,7 @@ class Snapshots:
                 "memory": self.source.memory(),
                 "alerts": alerts,
                 "off": off,
-                "breakers": self._open_breakers_added(),
+                "breakers": self._open_breakers_live(),
             }
             with self._lock:
                 self._slow, self._slow_at = slow, time.monotonic()
@@ -147,10 +147,9 @@ class Snapshots:
             with self._lock:
                 self._reading = False
 
-    def _open_breakers_added(self) -> list[str]:
-        """The open breakers added at run time (a Pool's keys'), all of them: the rows a
-        poll shows of a large tree are not all its rows, and the totals hold only the
-        breakers the tree declares."""
+    def _open_breakers_live(self) -> list[str]:
+        """The live tree's open breakers, all of them (the rows a poll shows of a large tree
+        are not all its rows)."""
         try:
             gauges = self.source.tree_gauges()
         except StalwartError:  # (the system has just stopped)

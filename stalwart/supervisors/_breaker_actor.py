@@ -17,7 +17,9 @@ from typing import Any
 
 from ..actors import ManagedActor
 from ..actors._calls import DEADLINE_MARGIN_S, MAX_RESENDS
+from ..actors._managed import _RETIRED as RETIRED
 from ..actors._managed import _RUNNING as RUNNING
+from ..actors._managed import _STOPPED as STOPPED
 from ..actors._runtime import ActorSystemMessage
 from ..actors.errors import (
     ActorStopped,
@@ -379,11 +381,19 @@ class BreakerActor(ManagedActor):
 
     def tell_state(self) -> None:
         """Tell the root (and, through it, the callers) and the supervisor the breaker's
-        state and health score."""
+        state and health score (an instance retired since, that still passes replies on,
+        says nothing: its successor speaks for the path)."""
+        if self._sw_mode in (RETIRED, STOPPED):
+            return
         cb = self.cb
         self.health_sent = cb.health()
         note = BreakerNote(
-            self.path, cb.state.value, cb.remaining_open_s, self.fails_fast, self.health_sent
+            self.path,
+            cb.state.value,
+            cb.remaining_open_s,
+            self.fails_fast,
+            self.health_sent,
+            self.incarnation,
         )
         self.send(self.root, note)
         self.send(self.supervisor, note)

@@ -48,6 +48,7 @@ class Entry:
         "address",
         "available",
         "breaker_health",
+        "breaker_incarnation",
         "group",
         "incarnation",
         "kind",
@@ -76,6 +77,7 @@ class Entry:
         self.last_error = ""
         self._breaker = ""  # a breaker actor's state
         self.breaker_health: int | None = 100 if kind == "breaker" else None
+        self.breaker_incarnation = 0  # the instance whose note it took last
         self.node = ""  # the cluster node it runs on
         self._removed = False  # stopped for good (until its supervisor starts it again)
         self.owner: tuple[str, int] | None = None  # added at run time by (supervisor, instance)
@@ -415,12 +417,14 @@ class Registry:
         if msg.last_error:
             entry.last_error = msg.last_error
 
-    def note_breaker(self, path: str, state: str | None, health: int) -> None:
-        """A breaker's state (``None``: unchanged) and health score."""
+    def note_breaker(self, path: str, state: str | None, health: int, incarnation: int = 0) -> None:
+        """A breaker's state (``None``: unchanged) and health score (``incarnation``: the
+        instance that said so, when it says its state)."""
         entry = self.entries.get(path)
         if entry is not None:
             entry.breaker = entry.breaker if state is None else state
             entry.breaker_health = health
+            entry.breaker_incarnation = max(entry.breaker_incarnation, incarnation)
 
     def supervisor_addresses(self, under: str | None = None) -> list[Any]:
         """Running supervisors that hold ``under`` or anything below it (all when None)."""

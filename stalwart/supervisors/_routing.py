@@ -218,10 +218,13 @@ class Routing(Caller):
         """A breaker changed state (or a new instance of one says it is closed): record it
         if it is news, and tell everyone who sends to that path."""
         entry = self.registry.entries.get(msg.path)
+        if entry is not None and msg.incarnation < entry.breaker_incarnation:
+            return  # (a replaced instance's, late: its successor has spoken)
         before = (entry.breaker if entry is not None else "") or "closed"
-        self.registry.note_breaker(msg.path, msg.state, msg.health)
-        if msg.state != before:
-            self.record("breaker", msg.path, detail=msg.state)
+        self.registry.note_breaker(msg.path, msg.state, msg.health, msg.incarnation)
+        if msg.state == before:
+            return  # (a new instance says it is closed, as it was taken to be)
+        self.record("breaker", msg.path, detail=msg.state)
         update = RouteState(msg.path, msg.state, msg.remaining_s, msg.fails_fast)
         for subscriber in self.registry.subscribers(msg.path):
             self.send(subscriber, update)

@@ -123,8 +123,9 @@ def tree_gauges(registry: Registry) -> TreeGauges:
 
     An entry added at run time has a level of its own only while above 0: a Pool of
     sessions would otherwise leave a series per session key that ever ran. Every entry is
-    counted. A breaker added at run time is named while it runs and is not closed, for the
-    same reason.
+    counted. A breaker is named while it runs and is not closed (one added at run time
+    would otherwise leave a series per key, and a state read from the totals could be
+    older than the breaker's).
     """
     removed = registry.any_removed()
     levels = []
@@ -139,11 +140,7 @@ def tree_gauges(registry: Registry) -> TreeGauges:
             levels.append((e.path, e.level))
         if removed:  # (below an entry stopped for good, each shows stopped)
             counts[(e.kind, _state_of(registry, e, True), e.level)] += 1
-        if (
-            added
-            and e.breaker not in _FINE_BREAKERS
-            and _state_of(registry, e, removed) != "stopped"
-        ):
+        if e.breaker not in _FINE_BREAKERS and _state_of(registry, e, removed) != "stopped":
             breakers.append((e.path, e.breaker))
     if not removed:  # (the registry keeps them counted)
         for (kind, state, level, _, _), n in registry.tally.items():

@@ -660,8 +660,12 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
 
     def on_breaker_note(self, msg: BreakerNote, sender: Any) -> None:
         name = self.child_name(msg.path)
-        if name is not None:
-            self.decide(ev.BreakerChanged(name, msg.state, msg.remaining_s, now=self.now))
+        if name is None:
+            return
+        assert self.state is not None
+        if msg.incarnation and msg.incarnation != self.state.children[name].incarnation:
+            return  # (a replaced instance's, late)
+        self.decide(ev.BreakerChanged(name, msg.state, msg.remaining_s, now=self.now))
 
     # -- messages from the parent and the root -------------------------------------------------
     def on_retire(self, msg: Retire, sender: Any) -> None:

@@ -892,7 +892,10 @@ def start(
     - ``hang_report_s``: in-process base, report an actor whose handler has run this long
       (it cannot be interrupted there; see ``System.hung_actors()``).
     - ``store``: the recovery store's SQLite file; ``":memory:"`` (the default) records
-      without writing a file, ``None`` turns recording and learning off.
+      without writing a file, in the telemetry actor's memory: what it learned, and the running
+      totals ``GET /metrics`` counts from, start again from nothing if that actor is restarted
+      (Prometheus takes it as a counter reset); give a file to keep them. ``None`` turns
+      recording and learning off.
     - ``telemetry``: settings of the telemetry actor (``flush_rows``, ``flush_interval_s``,
       ``retention_age_s``, ``retention_rows``, ``stability_window_s``, ``timeout_factor``...).
     - ``correlator``: settings of the correlator (see ``CorrelatorSettings``: windows,

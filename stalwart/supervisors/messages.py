@@ -57,9 +57,7 @@ class TreeGauges(msgspec.Struct, frozen=True):
     ``levels``: ``(path, level)`` of each entry the tree declares, and of each entry added
     at run time (a Pool's instance, a ``start_child``'s child, what is below it) whose level
     is above 0; ``counts``: ``(kind, state, level, how many)`` over every entry;
-    ``breakers``: ``(path, state)`` of each breaker added at run time (a Pool's instance's,
-    a ``start_child``'s) that runs and is not closed (the breakers the tree declares are in
-    the running totals).
+    ``breakers``: ``(path, state)`` of each breaker that runs and is not closed.
     """
 
     levels: tuple[tuple[str, int], ...]
@@ -230,13 +228,15 @@ class DeadLetterNote(msgspec.Struct, frozen=True):
 
 
 class BreakerNote(msgspec.Struct, frozen=True):
-    """A breaker actor changed state (to the root and to its supervisor)."""
+    """A breaker actor changed state (to the root and to its supervisor); ``incarnation``:
+    the instance's (a note of an instance replaced since is not believed)."""
 
     path: str
     state: str
     remaining_s: float = 0.0
     fails_fast: bool = True
     health: int = 100
+    incarnation: int = 0
 
 
 class BreakerHealth(msgspec.Struct, frozen=True):

@@ -48,8 +48,9 @@ class Collector:
             totals = self.backend.totals()
         except ServiceOff:  # started with store=None: the live families only
             totals = Totals()
-        tree = self.backend.tree_gauges() or TreeGauges((), ())
-        yield from total_families(totals, pool_breakers(tree))
+        gauges = self.backend.tree_gauges()
+        tree = gauges or TreeGauges((), ())
+        yield from total_families(totals, None if gauges is None else live_breakers(tree))
         yield from ratio_families(totals)
         yield from live_families(self.backend, tree)
 
@@ -60,20 +61,24 @@ def _family_of(name: str) -> str:
     return SERIES[stored][0] if stored in SERIES else ""
 
 
-def pool_breakers(tree: TreeGauges) -> list[Series]:
-    """The breakers below a Pool that are not closed, as the running totals' samples: their
-    family has those of the tree's declared breakers."""
+BREAKER_STATE = "stalwart_breaker_state"
+
+
+def live_breakers(tree: TreeGauges) -> list[Series]:
+    """The live tree's breakers that are not closed, each with its state."""
     return [
-        Series("stalwart_breaker_state", {"path": path, "state": state}, 1.0)
-        for path, state in tree.breakers
+        Series(BREAKER_STATE, {"path": path, "state": state}, 1.0) for path, state in tree.breakers
     ]
 
 
-def total_families(totals: Totals, live: list[Series] | None = None) -> Iterator[Metric]:
+def total_families(totals: Totals, breakers: list[Series] | None = None) -> Iterator[Metric]:
     """Every family of the running totals, each with its samples (none yet: no sample);
-    ``live`` samples join their families."""
+    a live system's ``breakers`` stand for the states the totals recorded."""
     samples: dict[str, list[Any]] = defaultdict(list)
-    for s in (*totals.series, *(live or ())):
+    recorded = (
+        totals.series if breakers is None else (s for s in totals.series if s.name != BREAKER_STATE)
+    )
+    for s in (*recorded, *(breakers or ())):
         samples[_family_of(s.name)].append(s)
     for family in FAMILIES.values():
         yield _family(family, samples[family.name])

@@ -3,7 +3,9 @@
 import os
 import signal
 import threading
+from typing import Any
 
+import msgspec
 import pytest
 
 from stalwart import (
@@ -11,6 +13,7 @@ from stalwart import (
     BreakerOpen,
     Child,
     LevelPolicy,
+    ManagedActor,
     QueuedForLater,
     RecoveryRequest,
     Supervisor,
@@ -281,6 +284,54 @@ def test_a_breaker_started_again_says_it_is_closed_and_its_dependents_resume(
     wait_for(lambda: system.status()["s/pay"].breaker == "closed")
     assert breaker_states(system, "s/pay")[-2:] == ["open", "closed"]
     wait_for(lambda: sorted(orders(system)["orders"]) == [0, 1, 2], timeout=10)
+
+
+class Held(msgspec.Struct, frozen=True):
+    """How many charges the provider holds unanswered."""
+
+
+class Fail(msgspec.Struct, frozen=True):
+    """Answer the charges held with an error."""
+
+
+class HoldingPay(ManagedActor):
+    """A provider that holds its charges until told to fail them."""
+
+    def on_start(self) -> None:
+        self.held: list[Any] = []
+
+    def receiveMsg_Charge(self, msg: Charge, sender: Any) -> None:
+        self.held.append(sender)
+
+    def receiveMsg_Held(self, msg: Held, sender: Any) -> None:
+        self.reply(sender, len(self.held))
+
+    def receiveMsg_Fail(self, msg: Fail, sender: Any) -> None:
+        for caller in self.held:
+            self.reply_error(caller, ConnectionError("provider down"))
+        self.held = []
+        self.reply(sender, True)
+
+
+def test_a_replaced_breakers_late_outcome_does_not_speak_for_its_successor(make_system, base):
+    # a breaker instance retired (restarted) while a call it relayed was out still passes
+    # the answer on: its failure opens that instance's breaker, not the path's
+    guard = Breaker(failure_threshold=1, recovery_timeout=3600, call_timeout_s=30)
+    tree = Supervisor("s", children=[Child("pay", HoldingPay, breaker=guard), Child("c", Client)])
+    system = make_system(tree, base=base)
+    outcome: list[Any] = []
+    caller = threading.Thread(
+        target=lambda: outcome.append(system.ask("s/c", Relay("s/pay", Charge(1), 30), 60))
+    )
+    caller.start()
+    wait_for(lambda: system.ask("s/pay.protected", Held()) == 1)  # (relayed by instance 1)
+    assert system.request_recovery(RecoveryRequest("s/pay", 3, "test")).ok
+    assert system.ask("s/pay.protected", Fail())  # its answer goes back through instance 1
+    caller.join(60)
+    assert outcome and not outcome[0].ok
+    assert system.status()["s/pay"].breaker in ("", "closed")
+    assert "open" not in breaker_states(system, "s/pay")
+    assert system.status()["s/pay"].incarnation > 1
 
 
 def test_a_call_the_protected_actor_never_answers_times_out_and_counts(make_system):

@@ -429,3 +429,24 @@ def test_a_tree_that_is_a_pool_counts_its_keys_together(make_system):
     system.flush()
     errors = {s.labels["path"] for s in scrape(system)["stalwart_errors"].samples}
     assert errors == {"sessions/*"}
+
+
+def test_a_declared_breakers_gauge_follows_the_live_tree(make_system):
+    # read at each scrape: a restarted telemetry actor (its totals start again) still shows
+    # it open, and a deleted child leaves no sample behind
+    guard = Breaker(failure_threshold=1, recovery_timeout=3600)
+    x = Child("x", Worker, levels=FAST, breaker=guard)
+    system = make_system(Supervisor("s", children=[Child("w", Worker), x]))
+    with pytest.raises(StalwartError):
+        system.ask("s/x", Work(1, fail_times=-1), timeout=30)
+
+    def named():
+        samples = scrape(system)["stalwart_breaker_state"].samples
+        return {(s.labels["path"], s.labels["state"]) for s in samples if s.value}
+
+    wait_for(lambda: named() == {("s/x", "open")})
+    result = system.request_recovery(RecoveryRequest("_system/telemetry", 3, "test"))
+    assert result.ok and named() == {("s/x", "open")}
+    system.terminate_child("s", "x")
+    system.delete_child("s", "x")
+    assert named() == set()
