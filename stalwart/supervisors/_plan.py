@@ -9,7 +9,7 @@ supervisor's strategy, always including everything that depends on them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import NamedTuple
 
 from .spec import Child, Supervisor
@@ -124,6 +124,17 @@ def pool_paths(tree: Supervisor) -> list[str]:
 
     below = [path for path, slot, _ in _slots_below(tree) if isinstance(slot.spec, Pool)]
     return [tree.name, *below] if isinstance(tree, Pool) else below
+
+
+def pool_of(path: str, pools: Collection[str]) -> str | None:
+    """The outermost of ``pools`` that ``path`` is below (None: none), looked for among the
+    path's ancestors: as cheap with a Pool per tenant as with one."""
+    end = path.find("/")
+    while end != -1:
+        if path[:end] in pools:
+            return path[:end]
+        end = path.find("/", end + 1)
+    return None
 
 
 def breaker_paths(tree: Supervisor) -> list[str]:

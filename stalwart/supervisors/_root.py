@@ -122,8 +122,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.registry = Registry()
         self.reads = Reads()  # reads of the tree kept while the registry stays as it was
         self.tree: Supervisor | None = None
-        self.pool_prefixes: tuple[str, ...] = ()  # the tree's Pools' paths, each with a "/"
-        self.pools_added = False  # a Pool was added at run time (see note_pools)
+        self.pools: set[str] = set()  # the paths of the Pools (not below another Pool)
+        self.added_pools: set[str] = set()  # ... of those added at run time
         self.options: Any = None
         self.specs: dict[str, Supervisor] = {}
         self.addresses: dict[str, Any] = {}  # subtree -> its supervisor's address
@@ -266,7 +266,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.dead = type(self.dead)(maxlen=self.options.dead_letter_limit)
         self.kernel = rk.RootState(self.options.root_max_restarts, self.options.root_within_s)
         self.specs[rk.TREE] = self.tree
-        self.pool_prefixes = tuple(f"{path}/" for path in pool_paths(self.tree))
+        self.pools = set(pool_paths(self.tree))
         self.registry.plan(self.tree)
         services = system_services(self.options, self.tree)
         if services is not None:

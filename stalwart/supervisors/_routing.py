@@ -33,7 +33,7 @@ from ..actors.messages import (
 )
 from ._gateway import TELEMETRY
 from ._kernel.passivation import PASSIVATED
-from ._plan import pool_paths
+from ._plan import pool_of, pool_paths
 from ._registry import SETTLED_STATES, Registry
 from ._services import SYSTEM_NAME
 from .messages import (
@@ -47,7 +47,7 @@ from .messages import (
     NodeDown,
     Nodes,
     NodesChanged,
-    PoolsNow,
+    PoolsChanged,
     Registered,
     StateNote,
     Unavailable,
@@ -67,8 +67,8 @@ class Routing(Caller):
     fenced: dict[str, list[Any]]
     spans: IncidentSpans | None
     state_dir: str
-    pool_prefixes: tuple[str, ...]
-    pools_added: bool
+    pools: set[str]
+    added_pools: set[str]
     telemetry_on: bool
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
@@ -106,8 +106,8 @@ class Routing(Caller):
         orphaned = self.registry.take_lost(msg.path)  # died with its supervisor
         died = msg.died or orphaned
         self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned, died=died)
-        if msg.path == TELEMETRY and self.pools_added:  # (a new instance knows the tree's)
-            self.post(TELEMETRY, PoolsNow(self.pool_prefixes))
+        if msg.path == TELEMETRY and self.added_pools:  # (a new instance knows the tree's)
+            self.post(TELEMETRY, PoolsChanged(tuple(sorted(self.added_pools))))
         if msg.reactivated:  # started again for a message: not a restart
             self.record("reactivated", msg.path, detail=f"incarnation {msg.incarnation}")
         elif msg.incarnation > 1 and not msg.fresh:  # a new instance serves after another
@@ -126,16 +126,14 @@ class Routing(Caller):
     def note_pools(self, parent: str, spec: Supervisor) -> None:
         """A supervisor added at run time below ``parent``: its Pools count their instances
         together as the tree's own do (one below another Pool's key is counted with it)."""
-        added = tuple(
-            prefix
-            for prefix in (f"{parent}/{path}/" for path in pool_paths(spec))
-            if not prefix.startswith(self.pool_prefixes)
-        )
-        if added:
-            self.pool_prefixes += added
-            self.pools_added = True
-            if self.telemetry_on:
-                self.post(TELEMETRY, PoolsNow(self.pool_prefixes))
+        added = []
+        for path in (f"{parent}/{below}" for below in pool_paths(spec)):
+            if path not in self.pools and pool_of(path, self.pools) is None:
+                added.append(path)
+                self.pools.add(path)
+                self.added_pools.add(path)
+        if added and self.telemetry_on:
+            self.post(TELEMETRY, PoolsChanged(tuple(added)))
 
     def on_children_gone(self, msg: ChildrenGone, sender: Any) -> None:
         self.forget_paths(msg.paths, msg.reason)
@@ -150,15 +148,23 @@ class Routing(Caller):
 
     def forget_paths(self, paths: Any, reason: str, drop_checkpoints: bool = False) -> None:
         """Forget ``paths`` (and below): who sends to them hears they stopped for good."""
+        gone = []
         for path in list(paths):
             for p in self.registry.paths_under(path):
                 entry = self.registry.entries[p]
                 entry.available, entry.removed, entry.pid = False, True, 0
                 self.push(p)
+                if p in self.added_pools:  # (a Pool added at run time, gone with it)
+                    gone.append(p)
             if drop_checkpoints and self.state_dir:
                 drop_under(self.state_dir, path)
         self.registry.forget(paths, reason)
         self.answer_when_all_registered()  # (what a start waited for may be gone)
+        if gone:
+            self.pools.difference_update(gone)
+            self.added_pools.difference_update(gone)
+            if self.telemetry_on:
+                self.post(TELEMETRY, PoolsChanged((), tuple(gone)))
 
     def on_floors_query(self, msg: FloorsQuery, sender: Any) -> None:
         self.send(sender, Floors(msg.path, self.registry.floors(msg.path)))

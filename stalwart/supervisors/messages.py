@@ -322,11 +322,12 @@ class ChildrenPlanned(msgspec.Struct, frozen=True):
     spec: Any
 
 
-class PoolsNow(msgspec.Struct, frozen=True):
-    """To the telemetry actor: the paths (each with a ``/``) below which instances are
-    counted together: the tree's Pools, and those added at run time not below another."""
+class PoolsChanged(msgspec.Struct, frozen=True):
+    """To the telemetry actor: Pools added at run time (not below another Pool), whose
+    instances it counts together, and Pools gone."""
 
-    prefixes: tuple[str, ...]
+    added: tuple[str, ...]
+    removed: tuple[str, ...] = ()
 
 
 class ChildrenGone(msgspec.Struct, frozen=True):

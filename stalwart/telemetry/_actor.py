@@ -20,7 +20,7 @@ from ..strategies import AdaptiveSelector
 from ..strategies._learned_timeout import TimeoutRule
 from ..supervisors._incident_log import Incident, IncidentLog
 from ..supervisors._kernel.state import TREE_CANDIDATES
-from ..supervisors.messages import DeadLetter, Event, PoolsNow
+from ..supervisors.messages import DeadLetter, Event, PoolsChanged
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule, alert_values
 from ._insights import insights
 from ._rows import (
@@ -109,7 +109,7 @@ class TelemetryActor(ManagedActor):
         self.changed: dict[int, Incident] = {}  # incidents to write at the next flush
         self.run = self.store.start_run(quiet)
         self.totals = RunningTotals.resume(self.store, self.incidents)  # (after start_run)
-        self.totals.pools = tuple(f"{p}/" for p in o.get("pools") or ())
+        self.totals.pools = set(o.get("pools") or ())
         self.totals.breakers = frozenset(o.get("breakers") or ())
         self.after(self.flush_interval_s, "flush")
 
@@ -120,9 +120,11 @@ class TelemetryActor(ManagedActor):
         self.store.close()
 
     # -- what the tree reports --------------------------------------------------------
-    def receiveMsg_PoolsNow(self, msg: PoolsNow, sender: Any) -> None:
-        """Pools were added at run time: their instances are counted together too."""
-        self.totals.pools = tuple(msg.prefixes)
+    def receiveMsg_PoolsChanged(self, msg: PoolsChanged, sender: Any) -> None:
+        """Pools were added at run time (their instances are counted together too), or
+        have gone."""
+        self.totals.pools.update(msg.added)
+        self.totals.pools.difference_update(msg.removed)
 
     def receiveMsg_Event(self, e: Event, sender: Any) -> None:
         self.add("events", event_row(e))

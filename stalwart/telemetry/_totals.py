@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from ..supervisors._incident_log import GIVEN_UP, OPEN, RECOVERED, UNRESOLVED, Incident
+from ..supervisors._plan import pool_of
 from ..supervisors.messages import Attempt, DeadLetter, Event, MemoryEvent
 from ._figures import (
     ADD_TOTAL,
@@ -65,8 +66,9 @@ class RunningTotals:
 
     ``log`` is the :class:`IncidentLog` whose incidents are fed to :meth:`incidents`, so
     those it has forgotten can be forgotten here too. ``pools``: the paths of the tree's
-    Pools, each with a ``/``: what is below one is counted under ``<pool>/*`` (a Pool's keys
-    are often one per session: a series each would grow without end).
+    Pools (and of those added at run time): what is below one is counted under ``<pool>/*``
+    (a Pool's keys are often one per session: a series each would grow without end).
+    ``breakers``: the paths of the declared breakers, whose states are kept (None: all).
     """
 
     def __init__(
@@ -81,15 +83,13 @@ class RunningTotals:
         self.clear_run_gauges = False
         self._snapshot: Totals | None = None  # (until a value changes)
         self._attempt_keys: dict[tuple[int, str, bool], tuple[Key, Key, list[Key]]] = {}
-        self.pools: tuple[str, ...] = ()
+        self.pools: set[str] = set()  # the Pools' paths
         self.breakers: frozenset[str] | None = None  # the declared breakers' (None: all)
 
     def series(self, path: str) -> str:
         """The ``path`` label ``path`` is counted under."""
-        for pool in self.pools:
-            if path.startswith(pool):
-                return pool + "*"
-        return path
+        pool = pool_of(path, self.pools) if self.pools else None
+        return path if pool is None else pool + "/*"
 
     @classmethod
     def resume(cls, store: RecoveryStore, log: IncidentLog | None = None) -> RunningTotals:

@@ -450,3 +450,16 @@ def test_a_declared_breakers_gauge_follows_the_live_tree(make_system):
     system.terminate_child("s", "x")
     system.delete_child("s", "x")
     assert named() == set()
+
+
+def test_a_name_a_deleted_pool_had_is_counted_as_its_new_child_is(make_system):
+    system = make_system(Supervisor("s", children=[Child("w", Worker)]))
+    system.start_child("s", Pool("acme", template=Child("session", Worker, levels=FAST)))
+    system.terminate_child("s", "acme")
+    system.delete_child("s", "acme")  # (then a plain supervisor of that name)
+    system.start_child("s", Supervisor("acme", children=[Child("billing", Worker, levels=FAST)]))
+    with pytest.raises(StalwartError):
+        system.ask("s/acme/billing", Work(1, fail_times=-1), timeout=30)
+    system.flush()
+    errors = {s.labels["path"] for s in scrape(system)["stalwart_errors"].samples}
+    assert errors == {"s/acme/billing"}
