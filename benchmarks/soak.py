@@ -219,7 +219,9 @@ def soak(
                 thread.join(ASK_TIMEOUT_S + 30)
             applied = {path: applied_at(system, path, seed, out) for path in ACCOUNT_PATHS}
             stopped = system.stopped
-            kept = collections.Counter(e.kind for e in system.events())  # (the latest ones)
+            events = system.events()  # (the latest ones)
+            kept = collections.Counter(e.kind for e in events)
+            spared = sum(e.kind == "restarted" and "(a spare)" in e.detail for e in events)
         finally:
             system.shutdown()
     kill_text = ", ".join(f"{k} {v}" for k, v in sorted(kills.items())) or "none"
@@ -228,6 +230,8 @@ def soak(
         f" a kill every {kill_every[0]:g}-{kill_every[1]:g} s"
     ) + (f"; {mode.text()}" if mode.text() else "")
     rows = [("kills", f"{sum(kills.values())} ({kill_text})")]
+    if mode.standby:
+        rows.append(("spare takeovers", f"{spared} (in the events kept)"))
     if mode.passivate_after_s is not None:
         passivated = f"{kept['passivated']} passivated, {kept['reactivated']} reactivated"
         rows.append(("passivations", f"{passivated} (in the events kept)"))

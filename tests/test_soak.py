@@ -33,6 +33,8 @@ def test_the_storm_loses_nothing_with_spares_pools_and_passivation(mode):
     assert int(figures["acknowledged"]) > 50
     assert int(figures["kills"].split()[0]) >= 3
     assert figures["lost"] == "0" and figures["applied twice"] == "0", run.stdout
+    if "--standby" in mode:  # spares took over after the kills
+        assert int(figures["spare takeovers"].split()[0]) > 0, run.stdout
     if "--passivate" in mode:  # accounts were passivated and brought back meanwhile
         passivated, _, reactivated, *_ = figures["passivations"].split()
         assert int(passivated) > 0 and int(reactivated) > 0, run.stdout

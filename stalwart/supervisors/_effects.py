@@ -85,6 +85,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             self.pids[(c.child, c.incarnation)] = (pid, self.node)
     else:
         address = spare.address
+        self.spared[c.child] = c.incarnation  # (its registration says so)
         if spare.pid:  # (its exit is looked for by its pid too, as an instance's)
             self.pids[(c.child, c.incarnation)] = (spare.pid, self.node)
         self.send_held_now()
@@ -249,6 +250,7 @@ def do_register(self: SupervisorActor, c: cmd.Register) -> None:
             self.incarnation if child.dynamic else 0,
             c.reactivated,
             c.fresh,
+            self.spared.pop(c.child, 0) == c.incarnation,
         ),
     )
     old = self.addresses.get((c.child, c.predecessor)) if c.predecessor else None

@@ -112,7 +112,10 @@ class Routing(Caller):
             self.record("reactivated", msg.path, detail=f"incarnation {msg.incarnation}")
         elif msg.incarnation > 1 and not msg.fresh:  # a new instance serves after another
             self.record(
-                "restarted", msg.path, level=msg.level, detail=f"incarnation {msg.incarnation}"
+                "restarted",
+                msg.path,
+                level=msg.level,
+                detail=f"incarnation {msg.incarnation}" + (" (a spare)" if msg.spare else ""),
             )
         self.incident_holds_for(msg)
         self.answer_when_all_registered()

@@ -182,6 +182,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.begun = False  # the kernel has begun (it knows the incarnations below)
         self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
         self.spares = Spares()  # warm standbys of the children that keep one
+        self.spared: dict[str, int] = {}  # child -> its instance made from a spare (until up)
         self.early: list[tuple[Request, Any, bool]] = []  # requests for a path, before its own
         self._usage = ProcessUsage()
         self._sw_init_timers()

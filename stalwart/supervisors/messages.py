@@ -165,6 +165,7 @@ class Registered(msgspec.Struct, frozen=True):
     added_by: int = 0  # added at run time by this instance of its supervisor (0: declared)
     reactivated: bool = False  # a passivated actor started again (not a restart)
     fresh: bool = False  # the first instance its path has had (not a restart)
+    spare: bool = False  # made from a warm spare (no process created on the way)
 
 
 class Unavailable(msgspec.Struct, frozen=True):
