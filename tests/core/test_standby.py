@@ -155,8 +155,10 @@ def test_the_spare_takes_over_a_crash_with_the_latest_checkpoint(make_system, ba
     assert [c.name for c in system.which_children("s")] == ["w", "v"]  # spares are no children
     assert system.count_children("s").active == 2
     # the event says a spare took over
-    restarts = [e.detail for e in system.events() if e.kind == "restarted"]
-    assert restarts == [f"incarnation {served.incarnation} (a spare)"]
+    took_over = [f"incarnation {served.incarnation} (a spare)"]
+    assert wait_for(
+        lambda: [e.detail for e in system.events() if e.kind == "restarted"] == took_over
+    )
 
 
 def test_a_restart_set_takes_the_spare_of_its_child_that_keeps_one(make_system, base):
@@ -172,11 +174,13 @@ def test_a_restart_set_takes_the_spare_of_its_child_that_keeps_one(make_system, 
     again = system.ask("s/v", Who())
     assert again.incarnation == sibling.incarnation + 1  # restarted with it, as a new instance
     assert identity(again, base) not in seen | {spare}
-    restarts = {e.path: e.detail for e in system.events() if e.kind == "restarted"}
-    assert restarts == {
+    restarts = {
         "s/w": f"incarnation {served.incarnation} (a spare)",
         "s/v": f"incarnation {again.incarnation}",
     }
+    assert wait_for(
+        lambda: {e.path: e.detail for e in system.events() if e.kind == "restarted"} == restarts
+    )
 
 
 def test_a_spare_killed_while_idle_is_replaced_and_the_active_one_is_untouched(make_system):
