@@ -70,6 +70,7 @@ class Routing(Caller):
     pools: set[str]
     added_pools: set[str]
     telemetry_on: bool
+    tree: Supervisor | None
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
 
@@ -106,8 +107,10 @@ class Routing(Caller):
         orphaned = self.registry.take_lost(msg.path)  # died with its supervisor
         died = msg.died or orphaned
         self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned, died=died)
-        if msg.path == TELEMETRY and self.added_pools:  # (a new instance knows the tree's)
-            self.post(TELEMETRY, PoolsChanged(tuple(sorted(self.added_pools))))
+        if msg.path == TELEMETRY and self.tree is not None:  # (a new one knows the tree's)
+            gone = set(pool_paths(self.tree)) - self.pools
+            if self.added_pools or gone:
+                self.post(TELEMETRY, PoolsChanged(tuple(self.added_pools), tuple(gone)))
         if msg.reactivated:  # started again for a message: not a restart
             self.record("reactivated", msg.path, detail=f"incarnation {msg.incarnation}")
         elif msg.incarnation > 1 and not msg.fresh:  # a new instance serves after another
@@ -157,7 +160,7 @@ class Routing(Caller):
                 entry = self.registry.entries[p]
                 entry.available, entry.removed, entry.pid = False, True, 0
                 self.push(p)
-                if p in self.added_pools:  # (a Pool added at run time, gone with it)
+                if p in self.pools:  # (a Pool, gone with it)
                     gone.append(p)
             if drop_checkpoints and self.state_dir:
                 drop_under(self.state_dir, path)
@@ -227,7 +230,7 @@ class Routing(Caller):
         """A breaker changed state (or a new instance of one says it is closed): record it
         if it is news, and tell everyone who sends to that path."""
         entry = self.registry.entries.get(msg.path)
-        if entry is not None and msg.incarnation < entry.breaker_incarnation:
+        if entry is not None and 0 < msg.incarnation < entry.breaker_incarnation:
             return  # (a replaced instance's, late: its successor has spoken)
         before = (entry.breaker if entry is not None else "") or "closed"
         self.registry.note_breaker(msg.path, msg.state, msg.health, msg.incarnation)

@@ -89,7 +89,7 @@ FAMILIES = {
             "stalwart_breaker_state",
             "gauge",
             ("path", "state"),
-            "1 for the state each circuit breaker is in, 0 for the others",
+            "1 for the state each circuit breaker that is not closed is in",
         ),
     )
 }

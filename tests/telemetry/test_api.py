@@ -463,3 +463,19 @@ def test_a_name_a_deleted_pool_had_is_counted_as_its_new_child_is(make_system):
     system.flush()
     errors = {s.labels["path"] for s in scrape(system)["stalwart_errors"].samples}
     assert errors == {"s/acme/billing"}
+
+
+def test_a_declared_pool_deleted_leaves_its_name_to_what_comes_next(make_system):
+    pool = Pool("acme", template=Child("session", Worker, levels=FAST))
+    system = make_system(Supervisor("s", children=[Child("w", Worker), pool]))
+    system.terminate_child("s", "acme")
+    system.delete_child("s", "acme")
+    system.flush()  # (the telemetry actor has heard; then it is restarted, and hears again)
+    result = system.request_recovery(RecoveryRequest("_system/telemetry", 3, "test"))
+    assert result.ok
+    system.start_child("s", Supervisor("acme", children=[Child("billing", Worker, levels=FAST)]))
+    with pytest.raises(StalwartError):
+        system.ask("s/acme/billing", Work(1, fail_times=-1), timeout=30)
+    system.flush()
+    errors = {s.labels["path"] for s in scrape(system)["stalwart_errors"].samples}
+    assert errors == {"s/acme/billing"}
