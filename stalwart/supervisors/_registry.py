@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -147,11 +148,57 @@ def _uncount(tally: Counter[Looks], looks: Looks) -> None:
         del tally[looks]
 
 
+class PathIndex:
+    """The paths held, each under its parent path: what is below a path is found without
+    looking at the others (a Pool of supervisors ends its keys by the thousand). A parent
+    path held by no entry is kept as a link while something is below it."""
+
+    __slots__ = ("_below",)
+
+    def __init__(self) -> None:
+        self._below: dict[str, set[str]] = {}  # path -> the paths one level below it
+
+    def add(self, path: str) -> None:
+        while True:
+            parent = path.rpartition("/")[0]
+            if not parent:
+                return
+            kids = self._below.get(parent)
+            if kids is not None:
+                kids.add(path)
+                return
+            self._below[parent] = {path}
+            path = parent  # (a new link: it hangs below its own parent too)
+
+    def remove(self, path: str, held: Mapping[str, object]) -> None:
+        """``path`` is held no more (``held``: the paths still held)."""
+        while path not in self._below and path not in held:
+            parent = path.rpartition("/")[0]
+            kids = self._below.get(parent)
+            if kids is None:
+                return
+            kids.discard(path)
+            if kids:
+                return
+            del self._below[parent]
+            path = parent  # (a link with nothing below it goes too)
+
+    def under(self, top: str) -> list[str]:
+        """Every path below ``top`` (links that are held by no entry included)."""
+        found, stack = [], [top]
+        while stack:
+            for path in self._below.get(stack.pop(), ()):
+                found.append(path)
+                stack.append(path)
+        return found
+
+
 class Registry:
     """Paths known from the tree spec, and what the supervisors report about them."""
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}  # (changed only through put and drop)
+        self.index = PathIndex()  # the entries' paths, each under its parent
         self.tally: Counter[Looks] = Counter()  # the entries by what a summary counts of them
         self.groups: dict[str, list[str]] = {}
         self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
@@ -211,6 +258,7 @@ class Registry:
         """Hold ``entry`` (in place of one of its path), counted in the tally."""
         self.drop(entry.path)
         self.entries[entry.path] = entry
+        self.index.add(entry.path)
         entry.tally = self.tally
         self.tally[entry.looks()] += 1
         return entry
@@ -220,6 +268,7 @@ class Registry:
         entry = self.entries.pop(path, None)
         self.started.pop(path, None)
         if entry is not None:
+            self.index.remove(path, self.entries)
             entry.tally = None
             _uncount(self.tally, entry.looks())
         return entry
@@ -246,8 +295,8 @@ class Registry:
             return []
         if entry.kind != "supervisor":  # (an actor has nothing below it)
             return [top]
-        prefix = top + "/"
-        return [top, *(p for p in self.entries if p.startswith(prefix))]
+        entries = self.entries
+        return [top, *(p for p in self.index.under(top) if p in entries)]
 
     def forget(self, paths: Any, reason: str) -> list[str]:
         """Forget ``paths`` and every path below them; returns the paths forgotten.
