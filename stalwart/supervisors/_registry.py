@@ -198,7 +198,9 @@ class Registry:
 
     def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}  # (changed only through put and drop)
-        self.index = PathIndex()  # the entries' paths, each under its parent
+        # the entries' paths, each under its parent: made when a supervisor's subtree is
+        # first looked for (most trees never forget one: 100,000 actors hold none)
+        self.index: PathIndex | None = None
         self.tally: Counter[Looks] = Counter()  # the entries by what a summary counts of them
         self.groups: dict[str, list[str]] = {}
         self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
@@ -258,7 +260,8 @@ class Registry:
         """Hold ``entry`` (in place of one of its path), counted in the tally."""
         self.drop(entry.path)
         self.entries[entry.path] = entry
-        self.index.add(entry.path)
+        if self.index is not None:
+            self.index.add(entry.path)
         entry.tally = self.tally
         self.tally[entry.looks()] += 1
         return entry
@@ -268,7 +271,8 @@ class Registry:
         entry = self.entries.pop(path, None)
         self.started.pop(path, None)
         if entry is not None:
-            self.index.remove(path, self.entries)
+            if self.index is not None:
+                self.index.remove(path, self.entries)
             entry.tally = None
             _uncount(self.tally, entry.looks())
         return entry
@@ -295,8 +299,12 @@ class Registry:
             return []
         if entry.kind != "supervisor":  # (an actor has nothing below it)
             return [top]
-        entries = self.entries
-        return [top, *(p for p in self.index.under(top) if p in entries)]
+        entries, index = self.entries, self.index
+        if index is None:
+            index = self.index = PathIndex()
+            for path in entries:
+                index.add(path)
+        return [top, *(p for p in index.under(top) if p in entries)]
 
     def forget(self, paths: Any, reason: str) -> list[str]:
         """Forget ``paths`` and every path below them; returns the paths forgotten.
