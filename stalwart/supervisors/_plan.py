@@ -120,10 +120,22 @@ def quiet_periods(tree: Supervisor) -> dict[str, float]:
 
 def pool_paths(tree: Supervisor) -> list[str]:
     """The paths of the Pools ``tree`` declares (``tree`` itself included), in tree order."""
+    return pools_and_breakers(tree)[0]
+
+
+def pools_and_breakers(tree: Supervisor) -> tuple[list[str], list[str]]:
+    """:func:`pool_paths` of ``tree`` and the paths of the breakers it declares (not those
+    of a Pool's instances), in one walk of it."""
     from ._pool import Pool
 
-    below = [path for path, slot, _ in _slots_below(tree) if isinstance(slot.spec, Pool)]
-    return [tree.name, *below] if isinstance(tree, Pool) else below
+    pools = [tree.name] if isinstance(tree, Pool) else []
+    breakers = []
+    for path, slot, _ in _slots_below(tree):
+        if isinstance(slot.spec, Pool):
+            pools.append(path)
+        elif slot.role == "breaker":
+            breakers.append(path)
+    return pools, breakers
 
 
 def pool_of(path: str, pools: Collection[str]) -> str | None:
@@ -135,11 +147,6 @@ def pool_of(path: str, pools: Collection[str]) -> str | None:
             return path[:end]
         end = path.find("/", end + 1)
     return None
-
-
-def breaker_paths(tree: Supervisor) -> list[str]:
-    """The paths of the breakers ``tree`` declares (not those of a Pool's instances)."""
-    return [path for path, slot, _ in _slots_below(tree) if slot.role == "breaker"]
 
 
 def start_order(slots: Sequence[Slot]) -> list[Slot]:

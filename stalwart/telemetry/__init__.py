@@ -9,7 +9,7 @@ later with :class:`RecoveryStore`, or render it with :func:`report_text` and
 from typing import TYPE_CHECKING, Any
 
 from ..actors._log_channel import LogStats
-from ..supervisors._plan import breaker_paths, dependency_graph, pool_paths, quiet_periods
+from ..supervisors._plan import dependency_graph, pools_and_breakers, quiet_periods
 from ..supervisors._services import register_service
 from ..supervisors.spec import Child
 from ._actor import TelemetryActor
@@ -79,12 +79,13 @@ def __getattr__(name: str) -> Any:
 def _telemetry_service(options: Any, tree: Any) -> Child | None:
     if options.store is None:
         return None
+    pools, breakers = pools_and_breakers(tree)
     settings = {
         "path": options.store,
         **options.telemetry,
         "quiet_periods": quiet_periods(tree),
-        "pools": pool_paths(tree),
-        "breakers": breaker_paths(tree),
+        "pools": pools,
+        "breakers": breakers,
     }
     return Child("telemetry", TelemetryActor, checkpoint="off", options=settings)
 
