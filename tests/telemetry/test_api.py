@@ -456,13 +456,17 @@ def test_a_name_a_deleted_pool_had_is_counted_as_its_new_child_is(make_system):
     system = make_system(Supervisor("s", children=[Child("w", Worker)]))
     system.start_child("s", Pool("acme", template=Child("session", Worker, levels=FAST)))
     system.terminate_child("s", "acme")
-    system.delete_child("s", "acme")  # (then a plain supervisor of that name)
+    system.delete_child("s", "acme")
+    assert errors_of_a_plain_supervisor_named_acme(system) == {"s/acme/billing"}
+
+
+def errors_of_a_plain_supervisor_named_acme(system):
+    """The error series once a plain supervisor named ``acme`` is added and its child fails."""
     system.start_child("s", Supervisor("acme", children=[Child("billing", Worker, levels=FAST)]))
     with pytest.raises(StalwartError):
         system.ask("s/acme/billing", Work(1, fail_times=-1), timeout=30)
     system.flush()
-    errors = {s.labels["path"] for s in scrape(system)["stalwart_errors"].samples}
-    assert errors == {"s/acme/billing"}
+    return {s.labels["path"] for s in scrape(system)["stalwart_errors"].samples}
 
 
 def test_a_declared_pool_deleted_leaves_its_name_to_what_comes_next(make_system):
@@ -473,9 +477,4 @@ def test_a_declared_pool_deleted_leaves_its_name_to_what_comes_next(make_system)
     system.flush()  # (the telemetry actor has heard; then it is restarted, and hears again)
     result = system.request_recovery(RecoveryRequest("_system/telemetry", 3, "test"))
     assert result.ok
-    system.start_child("s", Supervisor("acme", children=[Child("billing", Worker, levels=FAST)]))
-    with pytest.raises(StalwartError):
-        system.ask("s/acme/billing", Work(1, fail_times=-1), timeout=30)
-    system.flush()
-    errors = {s.labels["path"] for s in scrape(system)["stalwart_errors"].samples}
-    assert errors == {"s/acme/billing"}
+    assert errors_of_a_plain_supervisor_named_acme(system) == {"s/acme/billing"}
