@@ -124,6 +124,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.tree: Supervisor | None = None
         self.pools: set[str] = set()  # the paths of the Pools (not below another Pool)
         self.added_pools: set[str] = set()  # ... of those added at run time
+        self.gone_pools: set[str] = set()  # the tree's own Pools deleted since
         self.options: Any = None
         self.specs: dict[str, Supervisor] = {}
         self.addresses: dict[str, Any] = {}  # subtree -> its supervisor's address

@@ -34,7 +34,7 @@ from ..actors.messages import (
 from ._gateway import TELEMETRY
 from ._kernel.passivation import PASSIVATED
 from ._plan import pool_of, pool_paths
-from ._registry import SETTLED_STATES, Registry
+from ._registry import Registry
 from ._services import SYSTEM_NAME
 from .messages import (
     BreakerHealth,
@@ -69,8 +69,8 @@ class Routing(Caller):
     state_dir: str
     pools: set[str]
     added_pools: set[str]
+    gone_pools: set[str]
     telemetry_on: bool
-    tree: Supervisor | None
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
 
@@ -107,10 +107,9 @@ class Routing(Caller):
         orphaned = self.registry.take_lost(msg.path)  # died with its supervisor
         died = msg.died or orphaned
         self.push(msg.path, msg.lost_inflight or orphaned, orphaned=orphaned, died=died)
-        if msg.path == TELEMETRY and self.tree is not None:  # (a new one knows the tree's)
-            gone = set(pool_paths(self.tree)) - self.pools
-            if self.added_pools or gone:
-                self.post(TELEMETRY, PoolsChanged(tuple(self.added_pools), tuple(gone)))
+        if msg.path == TELEMETRY and (self.added_pools or self.gone_pools):
+            # (a new instance knows the tree's Pools as declared)
+            self.post(TELEMETRY, PoolsChanged(tuple(self.added_pools), tuple(self.gone_pools)))
         if msg.reactivated:  # started again for a message: not a restart
             self.record("reactivated", msg.path, detail=f"incarnation {msg.incarnation}")
         elif msg.incarnation > 1 and not msg.fresh:  # a new instance serves after another
@@ -138,6 +137,7 @@ class Routing(Caller):
                 added.append(path)
                 self.pools.add(path)
                 self.added_pools.add(path)
+                self.gone_pools.discard(path)
         if added and self.telemetry_on:
             self.post(TELEMETRY, PoolsChanged(tuple(added)))
 
@@ -168,6 +168,7 @@ class Routing(Caller):
         self.answer_when_all_registered()  # (what a start waited for may be gone)
         if gone:
             self.pools.difference_update(gone)
+            self.gone_pools.update(p for p in gone if p not in self.added_pools)
             self.added_pools.difference_update(gone)
             if self.telemetry_on:
                 self.post(TELEMETRY, PoolsChanged((), tuple(gone)))
@@ -192,8 +193,6 @@ class Routing(Caller):
 
     def on_state(self, msg: StateNote, sender: Any) -> None:
         self.registry.note_state(msg)
-        if msg.state in SETTLED_STATES:  # (the last path a start waited for)
-            self.answer_when_all_registered()
         if self.spans is not None:
             self.spans.on_state(msg.path, msg.state)
 
