@@ -161,6 +161,9 @@ def test_status_recover_and_chaos_steer_a_running_multiprocess_tree(tmp_path):
         else:
             raise AssertionError(view)
         actor_pids = {int(part.split()[0]) for part in view.split("pid ")[1:]}
+        # the sessions of its actors, read while they run (after the stop they are gone)
+        actor_sessions = {_session(pid) for pid in actor_pids} - {None, os.getsid(0)}
+        assert actor_sessions, view
         unknown = stalwart("recover", "shop/nobody", "--level", "3", env=env)
         assert unknown.returncode == 2 and "shop/nobody" in unknown.stderr
     finally:
@@ -168,10 +171,8 @@ def test_status_recover_and_chaos_steer_a_running_multiprocess_tree(tmp_path):
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert not (tmp_path / "state" / "shop.json").exists()  # the note goes with it
-    sessions = {_session(pid) for pid in actor_pids} - {None, os.getsid(0)}
-    assert sessions
     deadline = time.monotonic() + 15
-    while left := [p for p in psutil.process_iter() if _session(p.pid) in sessions]:
+    while left := [p for p in psutil.process_iter() if _session(p.pid) in actor_sessions]:
         if time.monotonic() > deadline:
             raise AssertionError(f"left behind: {[(p.pid, p.status()) for p in left]}")
         time.sleep(0.2)
