@@ -129,6 +129,17 @@ class RunningTotals:
             # (one added at run time, a Pool's one per key, is a live gauge: see tree_gauges)
             for state in {*BREAKER_STATES, e.detail}:
                 self.set(("stalwart_breaker_state", (e.path, state)), float(state == e.detail))
+        elif e.kind == "child-deleted":  # (its detail: the path deleted)
+            self.forget_breakers(e.detail)
+
+    def forget_breakers(self, top: str) -> None:
+        """The breakers at ``top`` and below it are gone: none of their states holds now
+        (a deleted breaker is neither open nor closed)."""
+        below = top + "/"
+        for key in [k for k in self.values if k[0] == "stalwart_breaker_state"]:
+            path = key[1][0]
+            if path == top or path.startswith(below):
+                self.set(key, 0.0)
 
     def attempt(self, a: Attempt) -> None:
         """An attempt: counted, and its duration in the histogram (the hot path: the keys

@@ -452,6 +452,20 @@ def test_a_declared_breakers_gauge_follows_the_live_tree(make_system):
     assert named() == set()
 
 
+def test_a_declared_breaker_deleted_while_open_is_recorded_open_no_more(make_system):
+    guard = Breaker(failure_threshold=1, recovery_timeout=3600)
+    x = Child("x", Worker, levels=FAST, breaker=guard)
+    system = make_system(Supervisor("s", children=[Child("w", Worker), x]))
+    with pytest.raises(StalwartError):
+        system.ask("s/x", Work(1, fail_times=-1), timeout=30)
+    wait_for(lambda: system.flush() or system.totals().open_breakers == ["s/x"])
+    system.terminate_child("s", "x")
+    system.delete_child("s", "x")
+    system.flush()
+    assert system.totals().open_breakers == [] and system.metrics().open_breakers == []
+    assert {s.value for s in system.totals().series if s.name == "stalwart_breaker_state"} == {0}
+
+
 def test_a_name_a_deleted_pool_had_is_counted_as_its_new_child_is(make_system):
     system = make_system(Supervisor("s", children=[Child("w", Worker)]))
     system.start_child("s", Pool("acme", template=Child("session", Worker, levels=FAST)))
