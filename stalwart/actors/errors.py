@@ -164,7 +164,8 @@ class PoolFull(Overloaded):
 
 class ServiceOff(StalwartError):
     """What was asked needs a service the system was started without: the recovery store
-    and its figures (``start(..., store=None)``), or the correlator (``correlator=None``)."""
+    and its figures (``start(..., store=None)``), the correlator (``correlator=None``), or
+    the memory-pressure actor (``memory=None``)."""
 
 
 ERROR_TYPES: dict[str, type[StalwartError]] = {

@@ -27,7 +27,7 @@ from ..actors._placement import NODE, NODE_ENV
 from ..actors._runtime import ActorSystemMessage, InvalidActorAddress, environment, new_system
 from ..actors._state_file import drop_state, new_state_dir, new_table
 from ..actors._timers import CLOCKS, ExternalClock
-from ..actors.errors import BadMessage, StalwartError, SystemStopped, UnknownPath
+from ..actors.errors import BadMessage, ServiceOff, StalwartError, SystemStopped, UnknownPath
 from ..actors.messages import (
     Chaos,
     ErrorReply,
@@ -316,15 +316,25 @@ class System(ChildCalls):
     def memory(self) -> Any:
         """The memory-pressure actor's view (a ``MemoryStatus``): level, a sample taken now
         (with ``limit_from``, the limit it is measured against, and PSI), trend, recent
-        cleanups. Raises ``UnknownPath`` if it is off (``start(..., memory=None)``)."""
-        return self.ask(MEMORY, MemoryQuery(), timeout=30.0)
+        cleanups. Raises ``ServiceOff`` if it is off (``start(..., memory=None)``)."""
+        return self._ask_memory(MemoryQuery(), 30.0)
 
     def memory_cleanup(self, tier: int | str, reason: str = "") -> Any:
         """Run a memory cleanup tier now (1/"warning", 2/"critical", 3/"emergency").
 
-        Returns its ``CleanupReport`` once every actor has answered.
+        Returns its ``CleanupReport`` once every actor has answered. Raises ``ServiceOff``
+        if the memory-pressure actor is off (``start(..., memory=None)``).
         """
-        return self.ask(MEMORY, MemoryCleanupRequest(tier, reason), timeout=60.0)
+        return self._ask_memory(MemoryCleanupRequest(tier, reason), 60.0)
+
+    def _ask_memory(self, msg: Any, timeout: float) -> Any:
+        try:
+            return self.ask(MEMORY, msg, timeout=timeout)
+        except UnknownPath as exc:
+            if exc.path != MEMORY:
+                raise
+            off = "the memory-pressure actor is off (start(..., memory=None))"
+            raise ServiceOff(off, MEMORY) from None
 
     def inject(self, path: str, kind: str, count: int = 1, nbytes: int = 0) -> None:
         """Inject a fault into the actor at ``path`` (needs ``start(..., chaos=True)``).

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from stalwart import Breaker, Child, MemoryLevel, Overloaded, Supervisor, start
+from stalwart import Breaker, Child, MemoryLevel, Overloaded, ServiceOff, Supervisor, start
 from tests.support import (
     Allocate,
     GetLog,
@@ -161,3 +161,13 @@ def test_a_cleanup_of_many_actors_counts_every_answer_and_reports_those_that_fre
     for a in report.actors.values():  # (one that freed nothing is left out)
         assert a.error or a.caches or a.hook or a.rss_freed
     assert system.ask("m/idle.599", Ping(3)).n == 3
+
+
+def test_a_system_without_the_memory_actor_says_it_is_off(make_system):
+    system = make_system(Supervisor("m", children=[Child("w", Worker)]), memory=None)
+    for ask in (system.memory, lambda: system.memory_cleanup("warning")):
+        with pytest.raises(ServiceOff, match=r"memory=None") as raised:
+            ask()
+        assert raised.value.path == "_system/memory"
+    assert "memory=None" in system.diagnostics()["memory"]["error"]
+    assert system.ask("m/w", Ping(7)).n == 7  # the rest of the tree serves
