@@ -54,6 +54,7 @@ from .messages import (
     TotalsQuery,
 )
 
+MEMORY_RETENTION_ROWS = 200_000  # a ":memory:" store's rows kept (about 30 MiB)
 FAILURE_KINDS = ("failure", "crash", "start-failure", "restart", "poison")
 ERROR_KINDS = ("failure", "crash", "start-failure")  # their detail is "Type: message"
 
@@ -75,9 +76,9 @@ class TelemetryActor(ManagedActor):
     def on_start(self) -> None:
         o = self.options
         self.store = RecoveryStore(o.get("path", ":memory:"))
+        self.retention = retention(o)
         self.flush_rows = int(o.get("flush_rows", 500))
         self.flush_interval_s = float(o.get("flush_interval_s", 0.5))
-        self.retention = (o.get("retention_age_s"), o.get("retention_rows"))
         self.stability_window_s = float(o.get("stability_window_s", 60.0))
         rule = TimeoutRule()
         self.timeout_rule = TimeoutRule(
@@ -287,6 +288,8 @@ class TelemetryActor(ManagedActor):
                 "integrity_ok": store.integrity_ok(),
                 "partial_batches": store.partial_batches(),
                 "attempts": store.db.table("recovery_performance").count,
+                "rows": store.rows_kept(),
+                "retention": {"age_s": self.retention[0], "rows": self.retention[1]},
             },
         )
 
@@ -393,6 +396,16 @@ def _stability(path: str, fingerprint: str, since: float, stable: int) -> Statem
         " success=1 AND stability IS NULL AND time <= ?",
         (stable, path, fingerprint, since),
     )
+
+
+def retention(options: dict[str, Any]) -> tuple[float | None, int | None]:
+    """``retention_age_s`` and ``retention_rows`` of the telemetry ``options``. A store in
+    memory keeps ``MEMORY_RETENTION_ROWS`` unless told otherwise (``None`` keeps every row):
+    a Pool's keys come and go by the million, and each ended one leaves an event. A file
+    keeps every row unless told."""
+    in_memory = options.get("path", ":memory:") == ":memory:"
+    rows = options.get("retention_rows", MEMORY_RETENTION_ROWS if in_memory else None)
+    return options.get("retention_age_s"), rows
 
 
 __all__ = ["AlertRule", "TelemetryActor"]

@@ -128,6 +128,10 @@ class RecoveryStore:
             )
         return bool(cursor.rowcount)
 
+    def rows_kept(self) -> int:
+        """The rows of the time-series tables held now (what retention counts)."""
+        return int(self.db.execute("SELECT coalesce(sum(rows), 0) FROM batches").fetchone()[0])
+
     def retain(self, max_age_s: float | None = None, max_rows: int | None = None) -> int:
         """Drop whole batches older than ``max_age_s``, or beyond the newest ``max_rows`` rows.
 

@@ -6,9 +6,18 @@ import time
 
 import pytest
 
-from stalwart import Child, LevelPolicy, PoisonMessageError, StalwartError, Supervisor, start
+from stalwart import (
+    Child,
+    LevelPolicy,
+    PoisonMessageError,
+    Pool,
+    StalwartError,
+    Supervisor,
+    start,
+)
 from stalwart.strategies import Fixed
 from stalwart.telemetry import RecoveryStore
+from stalwart.telemetry import _actor as telemetry_actor
 from tests.support import (
     FAST,
     Adjustable,
@@ -185,3 +194,24 @@ def test_telemetry_can_be_turned_off(make_system):
     assert "_system/telemetry" not in {s.path for s in system.status()}
     with pytest.raises(StalwartError, match="telemetry is off"):
         system.metrics()
+
+
+@pytest.mark.parametrize("told", [{}, {"retention_rows": None}])
+def test_a_store_in_memory_keeps_a_bounded_history_of_ended_keys_unless_told(
+    make_system, monkeypatch, told
+):
+    # each ended key of a Pool leaves an event: with sessions as keys, a store in memory
+    # would grow without end. It keeps MEMORY_RETENTION_ROWS (lowered here; the in-process
+    # telemetry actor reads it as it starts), swept every 100 writes (one row each here)
+    monkeypatch.setattr(telemetry_actor, "MEMORY_RETENTION_ROWS", 40)
+    pool = Pool("sessions", template=Child("session", Worker))
+    system = make_system(Supervisor("s", children=[pool]), telemetry={"flush_rows": 1, **told})
+    for i in range(260):
+        system.start_child("s/sessions", f"k{i}")
+        system.terminate_child("s/sessions", f"k{i}")
+    system.flush()
+    store = system.diagnostics()["store"]
+    if told:
+        assert store["retention"]["rows"] is None and store["rows"] >= 260
+    else:  # (at most 40 kept at the last sweep, and what came after it: under 100 writes)
+        assert store["retention"]["rows"] == 40 and 40 <= store["rows"] < 140
