@@ -267,6 +267,18 @@ def test_a_stalled_leader_never_gets_an_actor_running_twice(cluster):
     assert any("it fenced itself" in d for d in lost), lost
     # once they are back the trainer serves again from one of them, and only one runs: an
     # instance started on a fenced member meanwhile refused to run and is gone
-    wait_for(lambda: answers(system, "t/trainer"), timeout=60)
+    wait_for(lambda: answers(system, "t/trainer"), timeout=60, explain=lambda: story(system))
     wait_for(lambda: len(sw_processes(c, "trainer")) == 1, timeout=30)
     assert not system.stopped  # an outage: nothing escalated
+
+
+def story(system):
+    """The nodes and the trainer's events: what a failure to serve again needs explained."""
+    nodes = [(n.name, n.state) for n in system.nodes()]
+    kinds = ("node-", "placed", "restart", "crash", "start-failure", "fenced")
+    events = [
+        f"{e.time:.1f} {e.kind} {e.path} {e.detail}"
+        for e in system.events()
+        if e.kind.startswith(kinds) or e.path == "t/trainer"
+    ]
+    return f"nodes {nodes}; events:\n" + "\n".join(events[-60:])
