@@ -210,7 +210,7 @@ base = "multiproc"
 [supervisor]
 name = "lab"
 health_interval_s = 0.3
-health_misses = 2
+health_misses = 4
 
 [[supervisor.children]]
 name = "w"

@@ -267,8 +267,8 @@ def test_tasks_a_handler_creates_belong_to_its_message(make_system, base):
     system = make_system(tree(), base=base)
     system.tell("t/gate", Open())
     began = time.time()
-    assert system.ask("t/stepper", Plain("short"), timeout=0.3) == "short"
-    wait_until(lambda: time.time() > began + 0.5)  # that request's deadline has passed
+    assert system.ask("t/stepper", Plain("short"), timeout=2.0) == "short"
+    wait_until(lambda: time.time() > began + 2.2)  # that request's deadline has passed
     # the asks of gather's and wait_for's tasks are this message's, not the expired one's
     assert system.ask("t/stepper", Fan(("a", "b")), timeout=30) == ["a", "b"]
     assert system.ask("t/stepper", FanWaitFor(("c", "d")), timeout=30) == ["c", "d"]

@@ -68,7 +68,7 @@ def test_one_for_one_restarts_only_the_dead_child_and_gives_up_at_the_third_rest
 
 # OTP supervisor_SUITE: multiple_restarts
 def test_restarts_older_than_the_period_are_forgotten(make_system, base):
-    window = 1.0
+    window = 2.0  # (the two crashes below, a restart apart, fall within it on a busy machine)
     tree = sup("window", [child("c")], max_restarts=1, within_s=window)
     system = make_system(tree, base=base, root_max_restarts=0)
     for _ in range(3):  # one restart per window: never two within the period

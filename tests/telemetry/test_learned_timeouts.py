@@ -48,14 +48,16 @@ def test_fast_recoveries_do_not_teach_a_wait_shorter_than_the_handler_needs(
     for i in range(5):  # failures recovered by a retry that takes no time
         assert system.ask("s/w", Work(i, fail_times=1), timeout=10).attempts == 2
     fast = stored_once(system, db, lambda row: True)
-    assert fast["timeout_s"] < 0.3  # learned from fast retries only
+    # learned from fast retries only (three times the slowest: a round trip held up on a
+    # busy machine still stays well under the handler's time below)
+    assert fast["timeout_s"] < 1.0
 
-    for i in range(10, 13):  # the handler's usual time is now 0.3 s
-        system.ask("s/w", Work(i, sleep_s=0.3), timeout=10)
+    for i in range(10, 13):  # the handler's usual time is now 1 s
+        system.ask("s/w", Work(i, sleep_s=1.0), timeout=10)
     # a failure whose retry takes that long too: it must not count as "no answer"
-    assert system.ask("s/w", Work(20, fail_times=1, sleep_s=0.3), timeout=10).attempts == 2
+    assert system.ask("s/w", Work(20, fail_times=1, sleep_s=1.0), timeout=10).attempts == 2
     assert no_answer_events(system) == []
-    slow = stored_once(system, db, lambda row: row["longest_s"] >= 0.3)
+    slow = stored_once(system, db, lambda row: row["longest_s"] >= 1.0)
     assert slow["timeout_s"] >= slow["longest_s"] * MARGIN > fast["timeout_s"]  # while running
 
 
