@@ -909,7 +909,7 @@ def start(
     - ``telemetry``: settings of the telemetry actor (``flush_rows``, ``flush_interval_s``,
       ``retention_age_s``, ``retention_rows``, ``stability_window_s``, ``timeout_factor``...).
       A store in memory keeps its newest 200,000 rows unless ``retention_rows`` says
-      otherwise (``None``: all); a file keeps all unless told.
+      otherwise (``0`` or ``None``: all); a file keeps all unless told.
     - ``correlator``: settings of the correlator (see ``CorrelatorSettings``: windows,
       thresholds, ``incident_quiet_s``...); ``None`` turns it and incidents off.
     - ``memory_budget``: memory for the whole actor tree (``"512MiB"``, ``"2GB"``, bytes):

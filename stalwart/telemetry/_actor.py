@@ -400,12 +400,12 @@ def _stability(path: str, fingerprint: str, since: float, stable: int) -> Statem
 
 def retention(options: dict[str, Any]) -> tuple[float | None, int | None]:
     """``retention_age_s`` and ``retention_rows`` of the telemetry ``options``. A store in
-    memory keeps ``MEMORY_RETENTION_ROWS`` unless told otherwise (``None`` keeps every row):
-    a Pool's keys come and go by the million, and each ended one leaves an event. A file
-    keeps every row unless told."""
+    memory keeps ``MEMORY_RETENTION_ROWS`` unless told otherwise (``0`` or ``None`` keeps
+    every row): a Pool's keys come and go by the million, and each ended one leaves an
+    event. A file keeps every row unless told."""
     in_memory = options.get("path", ":memory:") == ":memory:"
     rows = options.get("retention_rows", MEMORY_RETENTION_ROWS if in_memory else None)
-    return options.get("retention_age_s"), rows
+    return options.get("retention_age_s"), rows or None
 
 
 __all__ = ["AlertRule", "TelemetryActor"]

@@ -20,7 +20,7 @@ class TelemetrySettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True)
     flush_rows: Count = 500
     flush_interval_s: Positive = 0.5
     retention_age_s: Positive | None = None
-    retention_rows: Count | None = None
+    retention_rows: Annotated[int, msgspec.Meta(ge=0)] | None = None  # 0: keep every row
     stability_window_s: Positive = 60.0
     timeout_percentile: Annotated[float, msgspec.Meta(gt=0, le=100)] = 99.0
     timeout_factor: Positive = 3.0

@@ -10,6 +10,7 @@ only files you (or your own system) wrote.
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import sqlite3
 import time
@@ -160,8 +161,12 @@ class RecoveryStore:
             for table in TIME_SERIES:
                 deleted += self._delete_batches_before(table, cutoff)
             self.db.execute("DELETE FROM batches WHERE id < ?", (cutoff,))
-            if max_age_s is not None:  # incidents are kept as long as the rows they sum up
-                self.db.execute("DELETE FROM incidents WHERE ended < ?", (time.time() - max_age_s,))
+            # incidents are kept as long as the rows they sum up (an open one stays)
+            oldest = self.db.execute("SELECT min(time) FROM batches").fetchone()[0]
+            if max_age_s is not None:
+                oldest = min(oldest or math.inf, time.time() - max_age_s)
+            if oldest is not None:
+                self.db.execute("DELETE FROM incidents WHERE ended < ?", (oldest,))
         return deleted
 
     def _delete_batches_before(self, table: str, cutoff: int) -> int:
@@ -172,8 +177,10 @@ class RecoveryStore:
             f"SELECT id FROM {table} WHERE batch_id >= ? ORDER BY id LIMIT 1", (cutoff,)
         ).fetchone()
         end = kept[0] if kept is not None else (1 << 63) - 1
+        # (an alert still active stays: it is raised once, and read from here until resolved)
+        active = " AND status != 'active'" if table == "alerts" else ""
         cursor = self.db.execute(
-            f"DELETE FROM {table} WHERE id < ? AND batch_id < ?", (end, cutoff)
+            f"DELETE FROM {table} WHERE id < ? AND batch_id < ?{active}", (end, cutoff)
         )
         return int(cursor.rowcount)
 

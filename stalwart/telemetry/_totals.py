@@ -129,8 +129,8 @@ class RunningTotals:
             # (one added at run time, a Pool's one per key, is a live gauge: see tree_gauges)
             for state in {*BREAKER_STATES, e.detail}:
                 self.set(("stalwart_breaker_state", (e.path, state)), float(state == e.detail))
-        elif e.kind == "child-deleted":  # (its detail: the path deleted)
-            self.forget_breakers(e.detail)
+        elif e.kind == "child-deleted":  # (at the path deleted)
+            self.forget_breakers(e.path)
 
     def forget_breakers(self, top: str) -> None:
         """The breakers at ``top`` and below it are gone: none of their states holds now

@@ -178,7 +178,7 @@ def test_telemetry_settings_are_checked_when_declared():
         ({"flush_rows": "x"}, "telemetry.flush_rows: Expected `int`, got `str`"),
         ({"flush_rowz": 3}, "telemetry.flush_rowz: unknown setting (known: flush_rows,"),
         ({"timeout_percentile": 150}, "telemetry.timeout_percentile: Expected `float` <= 100"),
-        ({"retention_rows": 0}, "telemetry.retention_rows: Expected `int` >= 1"),
+        ({"retention_rows": -1}, "telemetry.retention_rows: Expected `int` >= 0"),
         ({"timeout_min_s": 5, "timeout_max_s": 2}, "telemetry.timeout_min_s: must be at most"),
         ({"timeout_min_s": 40}, "telemetry.timeout_min_s: must be at most timeout_max_s (40 > 30)"),
     ):

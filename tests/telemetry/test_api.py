@@ -452,15 +452,16 @@ def test_a_declared_breakers_gauge_follows_the_live_tree(make_system):
     assert named() == set()
 
 
-def test_a_declared_breaker_deleted_while_open_is_recorded_open_no_more(make_system):
+@pytest.mark.parametrize("name", ["x", "x" * 300])  # (a long path is not cut short)
+def test_a_declared_breaker_deleted_while_open_is_recorded_open_no_more(make_system, name):
     guard = Breaker(failure_threshold=1, recovery_timeout=3600)
-    x = Child("x", Worker, levels=FAST, breaker=guard)
+    x = Child(name, Worker, levels=FAST, breaker=guard)
     system = make_system(Supervisor("s", children=[Child("w", Worker), x]))
     with pytest.raises(StalwartError):
-        system.ask("s/x", Work(1, fail_times=-1), timeout=30)
-    wait_for(lambda: system.flush() or system.totals().open_breakers == ["s/x"])
-    system.terminate_child("s", "x")
-    system.delete_child("s", "x")
+        system.ask(f"s/{name}", Work(1, fail_times=-1), timeout=30)
+    wait_for(lambda: system.flush() or system.totals().open_breakers == [f"s/{name}"])
+    system.terminate_child("s", name)
+    system.delete_child("s", name)
     system.flush()
     assert system.totals().open_breakers == [] and system.metrics().open_breakers == []
     assert {s.value for s in system.totals().series if s.name == "stalwart_breaker_state"} == {0}

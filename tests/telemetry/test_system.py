@@ -16,7 +16,7 @@ from stalwart import (
     start,
 )
 from stalwart.strategies import Fixed
-from stalwart.telemetry import RecoveryStore
+from stalwart.telemetry import AlertRule, RecoveryStore
 from stalwart.telemetry import _actor as telemetry_actor
 from tests.support import (
     FAST,
@@ -196,7 +196,7 @@ def test_telemetry_can_be_turned_off(make_system):
         system.metrics()
 
 
-@pytest.mark.parametrize("told", [{}, {"retention_rows": None}])
+@pytest.mark.parametrize("told", [{}, {"retention_rows": None}, {"retention_rows": 0}])
 def test_a_store_in_memory_keeps_a_bounded_history_of_ended_keys_unless_told(
     make_system, monkeypatch, told
 ):
@@ -215,3 +215,22 @@ def test_a_store_in_memory_keeps_a_bounded_history_of_ended_keys_unless_told(
         assert store["retention"]["rows"] is None and store["rows"] >= 260
     else:  # (at most 40 kept at the last sweep, and what came after it: under 100 writes)
         assert store["retention"]["rows"] == 40 and 40 <= store["rows"] < 140
+
+
+def test_a_sweep_keeps_the_alerts_still_active_and_drops_the_incidents_of_the_rows_it_drops(
+    make_system, monkeypatch
+):
+    monkeypatch.setattr(telemetry_actor, "MEMORY_RETENTION_ROWS", 40)
+    firing = AlertRule("always", "incidents_open", 0.0, 1e9)  # raised once, never resolved
+    pool = Pool("sessions", template=Child("session", Worker, levels=FAST))
+    settings = {"flush_rows": 1, "alert_rules": [firing], "alert_interval_s": 0.05}
+    system = make_system(Supervisor("s", children=[pool]), telemetry=settings)
+    wait_for(lambda: [a["rule"] for a in system.alerts(active=True)] == ["always"])
+    for i in range(150):  # each key fails once (an incident, recovered), then ends
+        key = system.start_child("s/sessions", f"k{i}")
+        assert system.ask(key, Work(i, fail_times=1), timeout=10).attempts == 2
+        system.terminate_child("s/sessions", f"k{i}")
+    system.flush()
+    assert system.diagnostics()["store"]["rows"] < 150
+    assert [a["rule"] for a in system.alerts(active=True)] == ["always"]  # still firing
+    assert 0 < system.metrics().incidents < 150  # those of the rows dropped went with them

@@ -200,7 +200,8 @@ def delete(s: SupervisorState, req: DeleteChild, asker: Any, now: float, out: Ou
     for c in kept:
         c.forget = "deleted"
     forget(s, kept, out)
-    note(s, out, "child-deleted", None, now, detail=f"{s.path}/{req.name}")
+    path = f"{s.path}/{req.name}"
+    note(s, out, "child-deleted", None, now, detail=path, at=path)
     return None
 
 
