@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..actors._memory import collect_garbage
+from ..actors.errors import ServiceOff
 from ..strategies import ErrorCategory, ErrorInfo
 from ._context import Context
 
@@ -86,12 +87,20 @@ def adapt_timeout(p: Problem) -> RemedyAction | None:
 
 
 def free_memory(p: Problem) -> RemedyAction | None:
-    """Memory errors: ask the attached system for a critical cleanup, else collect here."""
+    """Memory errors: ask the attached system for a critical cleanup, else (no system, or
+    one started with ``memory=None``) collect here."""
     system = p.recovery.system
-    if system is not None:
-        reason = f"{p.context.service}: {type(p.error).__name__}"
-        return RemedyAction("memory_cleanup", hook=lambda: system.memory_cleanup(2, reason))
-    return RemedyAction("memory_cleanup", hook=collect_garbage)
+    if system is None:
+        return RemedyAction("memory_cleanup", hook=collect_garbage)
+    reason = f"{p.context.service}: {type(p.error).__name__}"
+
+    def cleanup() -> None:
+        try:
+            system.memory_cleanup(2, reason)
+        except ServiceOff:  # (started with memory=None)
+            collect_garbage()
+
+    return RemedyAction("memory_cleanup", hook=cleanup)
 
 
 def refresh_token(p: Problem) -> RemedyAction | None:

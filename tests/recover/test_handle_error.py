@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stalwart import Child, Recovery, Supervisor, start
+from stalwart.recover import _remedies as remedies
 from stalwart.strategies import Fixed
 from stalwart.telemetry import RecoveryStore
 from tests.support import FAST, Ping, Worker, wait_for
@@ -169,6 +170,27 @@ def test_a_real_memory_error_asks_for_cleanup_then_retries() -> None:
     out = recovery.handle_error_sync(caught.value, {"service": "batch", "retry": allocate})
     assert out.success and out.value == 1 << 20
     assert out.remedies == ("memory_cleanup",) and out.category == "resource_exhaustion"
+
+
+def test_a_memory_error_with_the_memory_actor_off_collects_here_then_retries(
+    make_system, monkeypatch
+):
+    sizes = iter([1 << 60, 1 << 20])
+
+    def allocate() -> int:
+        return len(bytearray(next(sizes)))
+
+    collected = []  # (the real collection runs; this only sees that it did)
+    real = remedies.collect_garbage
+    monkeypatch.setattr(remedies, "collect_garbage", lambda: collected.append(real()))
+    recovery = quick()
+    recovery.attach(make_system(Supervisor("s", children=[Child("w", Worker)]), memory=None))
+    with pytest.raises(MemoryError) as caught:
+        allocate()
+    out = recovery.handle_error_sync(caught.value, {"service": "batch", "retry": allocate})
+    assert out.success and out.value == 1 << 20
+    assert (out.remedies, out.attempts) == (("memory_cleanup",), 1)
+    assert len(collected) == 1  # the cleanup ran here
 
 
 class Unauthorized(Exception):
