@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import itertools
 import logging
 import math
@@ -9,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
@@ -173,6 +175,19 @@ def validate_message(msg: Any) -> None:
         raise BadMessage(f"{kind.__name__}: {exc}") from None
     except Exception:  # a type msgspec cannot check (untagged Struct unions...): not checked
         return
+
+
+@contextlib.contextmanager
+def collector_paused(pause: bool) -> Iterator[None]:
+    """The cyclic garbage collector off while inside (if ``pause`` and it was on), then on."""
+    paused = pause and gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 class System(ChildCalls):
@@ -645,12 +660,21 @@ class System(ChildCalls):
         return report
 
     def shutdown(self) -> None:
-        """Stop every actor in reverse dependency order, then the runtime; no process is left."""
+        """Stop every actor in reverse dependency order, then the runtime; no process is left.
+
+        In one process the cyclic garbage collector is paused while the tree stops (and
+        resumes after, if it was on): the tree goes by reference counts, and a full
+        collection of a heap that still holds most of it took seconds at 100,000 actors.
+        """
         for server in self._servers:
             server.stop()
         self._servers = []
         if self._closed:
             return
+        with collector_paused(isinstance(self._transport, InProcess)):
+            self._stop()
+
+    def _stop(self) -> None:
         try:
             report = self._gateway(ShutdownQuery(), timeout=self.options.shutdown_timeout_s)
             self._final_report = report

@@ -162,3 +162,30 @@ def test_a_container_made_on_use_belongs_to_its_instance_and_behaves_as_an_attri
     assert b.items == [7]
     del b.items
     assert b.items == []  # made again on the next read
+
+
+class SeesTheCollector(ManagedActor):
+    """Notes, as it stops, whether the cyclic garbage collector is on."""
+
+    def on_stop(self) -> None:
+        with open(self.options["note"], "a") as out:
+            out.write(f"{gc.isenabled()}\n")
+
+
+@pytest.mark.parametrize("on_before", [True, False])
+def test_an_in_process_stop_pauses_the_collector_and_leaves_it_as_it_was(
+    make_system, tmp_path, on_before
+):
+    note = tmp_path / "note"
+    tree = Supervisor("t", children=[Child("a", SeesTheCollector, options={"note": str(note)})])
+    system = make_system(tree)
+    was = gc.isenabled()
+    try:
+        if not on_before:
+            gc.disable()
+        system.shutdown()
+        assert note.read_text() == "False\n"  # the tree went by reference counts
+        assert gc.isenabled() is on_before  # and the collector is as it was
+    finally:
+        if was:
+            gc.enable()
