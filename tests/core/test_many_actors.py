@@ -165,26 +165,34 @@ def test_a_container_made_on_use_belongs_to_its_instance_and_behaves_as_an_attri
 
 
 class SeesTheCollector(ManagedActor):
-    """Notes, as it stops, whether the cyclic garbage collector is on."""
+    """Notes, as it starts and as it stops, whether the cyclic garbage collector is on."""
+
+    def on_start(self) -> None:
+        self.note(f"start {gc.isenabled()}")
 
     def on_stop(self) -> None:
+        self.note(f"stop {gc.isenabled()}")
+
+    def note(self, line: str) -> None:
         with open(self.options["note"], "a") as out:
-            out.write(f"{gc.isenabled()}\n")
+            out.write(line + "\n")
 
 
 @pytest.mark.parametrize("on_before", [True, False])
-def test_an_in_process_stop_pauses_the_collector_and_leaves_it_as_it_was(
+def test_an_in_process_start_and_stop_pause_the_collector_and_leave_it_as_it_was(
     make_system, tmp_path, on_before
 ):
     note = tmp_path / "note"
     tree = Supervisor("t", children=[Child("a", SeesTheCollector, options={"note": str(note)})])
-    system = make_system(tree)
     was = gc.isenabled()
     try:
         if not on_before:
             gc.disable()
+        system = make_system(tree)
+        assert gc.isenabled() is on_before  # as it was, once started
         system.shutdown()
-        assert note.read_text() == "False\n"  # the tree went by reference counts
+        # the tree came and went by reference counts
+        assert note.read_text().splitlines() == ["start False", "stop False"]
         assert gc.isenabled() is on_before  # and the collector is as it was
     finally:
         if was:
