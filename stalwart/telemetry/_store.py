@@ -145,7 +145,7 @@ class RecoveryStore:
                 "SELECT max(id) FROM batches WHERE time < ?", (time.time() - max_age_s,)
             ).fetchone()
             cutoff = max(cutoff, (row[0] or 0) + 1)
-        if max_rows is not None:
+        if max_rows is not None and self.rows_kept() > max_rows:  # (most sweeps end here)
             kept = 0
             for batch_id, rows in self.db.execute(
                 "SELECT id, rows FROM batches ORDER BY id DESC"

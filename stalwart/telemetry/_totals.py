@@ -135,6 +135,8 @@ class RunningTotals:
     def forget_breakers(self, top: str) -> None:
         """The breakers at ``top`` and below it are gone: none of their states holds now
         (a deleted breaker is neither open nor closed)."""
+        if self.breakers is not None and not self.breakers:  # (the tree declares none)
+            return
         below = top + "/"
         for key in [k for k in self.values if k[0] == "stalwart_breaker_state"]:
             path = key[1][0]
