@@ -73,8 +73,9 @@ class ChildCalls:
         return path
 
     def delete_child(self, supervisor: str, name: str, timeout: float | None = None) -> None:
-        """Forget the terminated child ``name`` of ``supervisor``: its spec, checkpoints and
-        paths go. Raises ``ChildRunning`` if it runs, ``UnknownPath``."""
+        """Forget the terminated child ``name`` of ``supervisor``: its spec, checkpoints (a
+        durable one in the store too) and paths go. Raises ``ChildRunning`` if it runs,
+        ``UnknownPath``."""
         self._ask(supervisor, DeleteChild(child_name(name)), _change(timeout), False)
 
     def which_children(self, supervisor: str, timeout: float | None = None) -> list[ChildInfo]:

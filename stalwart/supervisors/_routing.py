@@ -47,6 +47,7 @@ from .messages import (
     NodeDown,
     Nodes,
     NodesChanged,
+    PathsGone,
     PoolsChanged,
     Registered,
     StateNote,
@@ -71,6 +72,7 @@ class Routing(Caller):
     added_pools: set[str]
     gone_pools: set[str]
     telemetry_on: bool
+    checkpoints: dict[str, Any]  # (the root's: durable ones read from the store, and more)
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
 
@@ -155,8 +157,10 @@ class Routing(Caller):
     def forget_paths(self, paths: Any, reason: str, drop_checkpoints: bool = False) -> None:
         """Forget ``paths`` (and below): who sends to them hears they stopped for good."""
         gone = []
+        forgotten = dict.fromkeys(paths)  # (in order, once each)
         for path in list(paths):
             for p in self.registry.paths_under(path):
+                forgotten[p] = None
                 entry = self.registry.entries[p]
                 entry.available, entry.removed, entry.pid = False, True, 0
                 self.push(p)
@@ -165,6 +169,10 @@ class Routing(Caller):
             if drop_checkpoints and self.state_dir:
                 drop_under(self.state_dir, path)
         self.registry.forget(paths, reason)
+        for p in forgotten:
+            self.checkpoints.pop(p, None)  # (a durable one read from the store)
+        if self.telemetry_on:  # what the store keeps for these paths alone goes too
+            self.post(TELEMETRY, PathsGone(tuple(forgotten), reason))
         self.answer_when_all_registered()  # (what a start waited for may be gone)
         if gone:
             self.pools.difference_update(gone)

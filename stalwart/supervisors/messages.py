@@ -331,6 +331,15 @@ class PoolsChanged(msgspec.Struct, frozen=True):
     removed: tuple[str, ...] = ()
 
 
+class PathsGone(msgspec.Struct, frozen=True):
+    """To the telemetry actor: these paths were forgotten (their specs went). What it
+    keeps for one path alone (its durable checkpoint, learned timeouts and levels) goes,
+    and its open error groups are resolved as ended."""
+
+    paths: tuple[str, ...]
+    reason: str
+
+
 class ChildrenGone(msgspec.Struct, frozen=True):
     """The specs at ``paths`` were deleted: the root forgets them and what is below them."""
 

@@ -20,7 +20,7 @@ from ..strategies import AdaptiveSelector
 from ..strategies._learned_timeout import TimeoutRule
 from ..supervisors._incident_log import Incident, IncidentLog
 from ..supervisors._kernel.state import TREE_CANDIDATES
-from ..supervisors.messages import DeadLetter, Event, PoolsChanged
+from ..supervisors.messages import DeadLetter, Event, PathsGone, PoolsChanged
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule, alert_values
 from ._insights import insights
 from ._rows import (
@@ -30,7 +30,13 @@ from ._rows import (
     incident_statement,
     recovered_statement,
 )
-from ._store import RecoveryStore, Statement, checkpoint_statement, strategy_score_statements
+from ._store import (
+    RecoveryStore,
+    Statement,
+    checkpoint_statement,
+    forgotten_statements,
+    strategy_score_statements,
+)
 from ._totals import RunningTotals
 from .messages import (
     Alert,
@@ -96,6 +102,7 @@ class TelemetryActor(ManagedActor):
         # the supervisors learn retry timeouts as they go; kept here for the next run
         self.learned_timeouts = self.store.adaptive_timeouts()
         self.timeout_updates: dict[tuple[str, str], int] = defaultdict(int)
+        self.with_records = self.store.paths_with_records()  # (what PathsGone looks up)
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.statements: list[Statement] = []
         self.pending = 0
@@ -127,12 +134,29 @@ class TelemetryActor(ManagedActor):
         self.totals.pools.update(msg.added)
         self.totals.pools.difference_update(msg.removed)
 
+    def receiveMsg_PathsGone(self, msg: PathsGone, sender: Any) -> None:
+        """Paths were forgotten (a Pool's key ended, a child was deleted): what the store
+        keeps for one of them alone goes (a key started again starts afresh, as it does in
+        this run), and its open error groups are resolved as ended."""
+        gone = [path for path in msg.paths if path in self.with_records]
+        if not gone:
+            return
+        self.with_records.difference_update(gone)
+        lost = set(gone)
+        for key in [key for key in self.learned_timeouts if key[0] in lost]:
+            del self.learned_timeouts[key]
+            self.timeout_updates.pop(key, None)
+            self.timeouts_dirty.discard(key)
+        self.statements.extend(forgotten_statements(gone, msg.reason, time.time()))
+        self.maybe_flush()
+
     def receiveMsg_Event(self, e: Event, sender: Any) -> None:
         self.add("events", event_row(e))
         self.totals.event(e)
         if e.fingerprint and e.kind in FAILURE_KINDS:
             if e.kind in ERROR_KINDS:
                 self.statements.extend(error_seen_statements(e))
+                self.with_records.add(e.path)
             stable_since = self.watch.pop((e.path, e.fingerprint), None)
             if stable_since is not None:  # failed again soon after recovering
                 self.statements.append(_stability(e.path, e.fingerprint, stable_since, 0))
@@ -170,6 +194,7 @@ class TelemetryActor(ManagedActor):
         if a.timeout_s > 0 and a.operation:
             key = (a.path, a.operation)
             self.learned_timeouts[key] = (a.timeout_s, a.longest_s)
+            self.with_records.add(a.path)
             self.timeout_updates[key] += 1
             self.timeouts_dirty.add(key)
         self.maybe_flush()
@@ -197,6 +222,7 @@ class TelemetryActor(ManagedActor):
 
     def receiveMsg_DurableCheckpoint(self, c: DurableCheckpoint, sender: Any) -> None:
         self.statements.append(checkpoint_statement(c.path, c.state, c.incarnation))
+        self.with_records.add(c.path)
         self.pending += 1
         self.maybe_flush()
 

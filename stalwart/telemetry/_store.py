@@ -167,6 +167,10 @@ class RecoveryStore:
                 oldest = min(oldest or math.inf, time.time() - max_age_s)
             if oldest is not None:
                 self.db.execute("DELETE FROM incidents WHERE ended < ?", (oldest,))
+                # and so are resolved error groups (an open one stays until resolved)
+                self.db.execute(
+                    "DELETE FROM errors WHERE status = 'resolved' AND last_seen < ?", (oldest,)
+                )
         return deleted
 
     def _delete_batches_before(self, table: str, cutoff: int) -> int:
@@ -284,6 +288,18 @@ class RecoveryStore:
         return {
             (r["path"], r["operation"]): (r["timeout_s"], r.get("longest_s", 0.0))
             for r in self.query("SELECT * FROM adaptive_timeouts")
+        }
+
+    def paths_with_records(self) -> set[str]:
+        """Paths the store keeps something for, for that path alone: a durable checkpoint,
+        learned timeouts or levels, an open error group."""
+        return {
+            row[0]
+            for row in self.db.execute(
+                "SELECT path FROM checkpoints UNION SELECT path FROM progressive_recovery"
+                " UNION SELECT path FROM adaptive_timeouts"
+                " UNION SELECT path FROM errors WHERE status = 'open'"
+            )
         }
 
     def checkpoints(self) -> dict[str, Any]:
@@ -417,6 +433,30 @@ def strategy_score_statements(state: Mapping[str, Sequence[float]]) -> list[Stat
             )
         )
     return statements
+
+
+def forgotten_statements(paths: Sequence[str], reason: str, now: float) -> list[Statement]:
+    """``paths`` were forgotten (their specs went): what was kept for each alone goes, and
+    its open error groups are resolved as ended (retention then drops them)."""
+    by = f"ended: {reason}"[:300]
+    return [
+        *(
+            (f"DELETE FROM {table} WHERE path = ?", (path,))
+            for table in _PER_PATH
+            for path in paths
+        ),
+        *(
+            (
+                "UPDATE errors SET status='resolved', resolved_by=?, resolved_at=?"
+                " WHERE path = ? AND status = 'open'",
+                (by, now, path),
+            )
+            for path in paths
+        ),
+    ]
+
+
+_PER_PATH = ("checkpoints", "progressive_recovery", "adaptive_timeouts")
 
 
 def checkpoint_statement(path: str, state: Any, incarnation: int) -> Statement:

@@ -97,6 +97,56 @@ def test_a_durable_actor_keeps_its_state_across_a_restart_of_the_whole_system(tm
         assert system.ask("s/v", Ping(1)) == 1  # not durable: starts from nothing
 
 
+def test_a_deleted_durable_child_starts_afresh_in_the_next_run_as_in_this_one(tmp_path, base):
+    # delete_child: "its spec, checkpoints and paths go"; the durable one in the store too,
+    # or the next run, declaring the child again, would bring the deleted state back
+    db = str(tmp_path / "durable.db")
+    tree = Supervisor(
+        "s", children=[Child("c", Counter, durable=True), Child("k", Counter, durable=True)]
+    )
+    with start(tree, base=base, store=db, report_path=None) as system:
+        assert system.ask("s/c", Ping(5)) == 5 and system.ask("s/k", Ping(5)) == 5
+        system.terminate_child("s", "c")
+        system.delete_child("s", "c")
+    with start(tree, base=base, store=db, report_path=None) as system:
+        assert system.ask("s/c", Ping(1)) == 1  # deleted: from nothing
+        assert system.ask("s/k", Ping(1)) == 6  # kept: restored 5
+
+
+def test_an_ended_pool_key_leaves_no_records_of_its_own_and_its_open_errors_end(
+    make_system, tmp_path
+):
+    db = tmp_path / "keys.db"
+    quick = LevelPolicy(basic_attempts=1, basic_delay_s=0.001, quiet_period_s=0.02)
+    session = Child("session", Worker, levels=quick, durable=True)
+    system = make_system(
+        Supervisor("s", children=[Pool("sessions", template=session)]),
+        store=str(db),
+        telemetry={"timeout_factor": 3.0, "timeout_min_s": 0.01},
+    )
+    for key in ("gone", "live"):  # each learns a timeout and a level, and keeps an open error
+        path = system.start_child("s/sessions", key)
+        assert system.ask(path, Work(1, fail_times=1), timeout=10).attempts == 2
+        with pytest.raises(StalwartError):
+            system.ask(path, Work(2, fail_times=-1), timeout=10)
+    system.terminate_child("s/sessions", "gone")
+    system.flush()
+    with RecoveryStore(db, readonly=True) as store:
+        for table in ("checkpoints", "adaptive_timeouts", "progressive_recovery"):
+            paths = {r["path"] for r in store.query(f"SELECT path FROM {table}")}
+            assert paths == {"s/sessions/live"}, table
+        errors = store.query("SELECT path, status, resolved_by FROM errors")
+    assert {(e["path"], e["status"]) for e in errors} == {
+        ("s/sessions/gone", "resolved"),
+        ("s/sessions/live", "open"),
+    }
+    [ended] = [e for e in errors if e["path"] == "s/sessions/gone"]
+    assert ended["resolved_by"].startswith("ended: terminated")
+    # started again, the key starts afresh, as it does in a run that never stopped
+    again = system.ask(system.start_child("s/sessions", "gone"), Ping(), timeout=10)
+    assert again.state == {"handled": []}
+
+
 def test_adaptive_timeouts_come_from_recorded_durations(make_system, tmp_path):
     db = tmp_path / "t.db"
     quick = LevelPolicy(basic_attempts=1, basic_delay_s=0.001, quiet_period_s=0.02)
@@ -234,3 +284,4 @@ def test_a_sweep_keeps_the_alerts_still_active_and_drops_the_incidents_of_the_ro
     assert system.diagnostics()["store"]["rows"] < 150
     assert [a["rule"] for a in system.alerts(active=True)] == ["always"]  # still firing
     assert 0 < system.metrics().incidents < 150  # those of the rows dropped went with them
+    assert 0 < len(system.errors(limit=1000)) < 150  # so did the resolved error groups
