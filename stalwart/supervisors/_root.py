@@ -132,6 +132,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.kernel: rk.RootState | None = None
         self.telemetry_on = False
         self.learned: LearnedState | None = None
+        self.learned_paths: dict[str, list[str]] | None = None
         self.checkpoints: dict[str, Any] = {}
         self.boot_reply: tuple[Any, int] | None = None
         self.shutdown_replies: list[tuple[Any, int]] = []
@@ -365,6 +366,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
     def on_learned(self, learned: Any, start: rk.StartSubtree) -> None:
         """What the store learned in earlier runs: selector state, timeouts, durable checkpoints."""
         self.learned = learned if isinstance(learned, LearnedState) else LearnedState()
+        self.learned_paths = None
         for path, state in self.learned.checkpoints.items():
             self.checkpoints.setdefault(path, (state, ()))
         if self.kernel is not None and self.kernel.incarnation[rk.TREE] == start.incarnation:
@@ -626,7 +628,7 @@ _HANDLERS: dict[type, Any] = {
     CorrelationNote: RootActor.on_correlation_note,
     Request: RootActor.on_request,
     Attempt: RootActor.on_attempt,
-    DurableCheckpoint: RootActor.to_telemetry,
+    DurableCheckpoint: RootActor.on_durable_checkpoint,
     MemoryEvent: RootActor.on_memory_event,
     ShedLoad: RootActor.on_shed_load,
     NodesChanged: RootActor.on_nodes_changed,

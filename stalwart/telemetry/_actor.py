@@ -27,6 +27,7 @@ from ._rows import (
     attempt_row,
     error_seen_statements,
     event_row,
+    forgotten_statements,
     incident_statement,
     recovered_statement,
 )
@@ -34,7 +35,6 @@ from ._store import (
     RecoveryStore,
     Statement,
     checkpoint_statement,
-    forgotten_statements,
     strategy_score_statements,
 )
 from ._totals import RunningTotals

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..supervisors._incident_log import Incident
@@ -93,13 +94,17 @@ def incident_statement(incident: Incident, key: str) -> Statement:
 
 
 def error_seen_statements(e: Event) -> list[Statement]:
-    """An error event opens (or counts again) its error group and notes its level."""
+    """An error event opens (or counts again) its error group and notes its level. A group
+    that ended with its path (see ``forgotten_statements``) begins again: a path started
+    again is another life."""
     return [
         (
             "INSERT INTO errors (path, fingerprint, category, severity, error_type, message,"
             " first_seen, last_seen, count, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, 'open')"
             " ON CONFLICT(path, fingerprint) DO UPDATE SET last_seen=excluded.last_seen,"
-            " count=count+1, status='open', resolved_by=NULL, resolved_at=NULL,"
+            f" count=CASE WHEN {_ENDED} THEN 1 ELSE count+1 END,"
+            f" first_seen=CASE WHEN {_ENDED} THEN excluded.first_seen ELSE first_seen END,"
+            " status='open', resolved_by=NULL, resolved_at=NULL,"
             " message=excluded.message, severity=excluded.severity",
             (
                 e.path,
@@ -121,6 +126,10 @@ def error_seen_statements(e: Event) -> list[Statement]:
     ]
 
 
+ENDED_BY = "ended: "  # how an error group whose path was forgotten was resolved
+_ENDED = f"status = 'resolved' AND substr(resolved_by, 1, {len(ENDED_BY)}) = '{ENDED_BY}'"
+
+
 def recovered_statement(e: Event) -> Statement:
     """A recovery resolves the open error group it answered."""
     return (
@@ -128,3 +137,27 @@ def recovered_statement(e: Event) -> Statement:
         " WHERE path=? AND fingerprint=? AND status='open'",
         (f"recovery:{e.strategy}@level{e.level}", e.time, e.path, e.fingerprint),
     )
+
+
+def forgotten_statements(paths: Sequence[str], reason: str, now: float) -> list[Statement]:
+    """``paths`` were forgotten (their specs went): what was kept for each alone goes, and
+    its open error groups are resolved as ended (retention then drops them)."""
+    by = f"{ENDED_BY}{reason}"[:300]
+    return [
+        *(
+            (f"DELETE FROM {table} WHERE path = ?", (path,))
+            for table in _PER_PATH
+            for path in paths
+        ),
+        *(
+            (
+                "UPDATE errors SET status='resolved', resolved_by=?, resolved_at=?"
+                " WHERE path = ? AND status = 'open'",
+                (by, now, path),
+            )
+            for path in paths
+        ),
+    ]
+
+
+_PER_PATH = ("checkpoints", "progressive_recovery", "adaptive_timeouts")

@@ -435,30 +435,6 @@ def strategy_score_statements(state: Mapping[str, Sequence[float]]) -> list[Stat
     return statements
 
 
-def forgotten_statements(paths: Sequence[str], reason: str, now: float) -> list[Statement]:
-    """``paths`` were forgotten (their specs went): what was kept for each alone goes, and
-    its open error groups are resolved as ended (retention then drops them)."""
-    by = f"ended: {reason}"[:300]
-    return [
-        *(
-            (f"DELETE FROM {table} WHERE path = ?", (path,))
-            for table in _PER_PATH
-            for path in paths
-        ),
-        *(
-            (
-                "UPDATE errors SET status='resolved', resolved_by=?, resolved_at=?"
-                " WHERE path = ? AND status = 'open'",
-                (by, now, path),
-            )
-            for path in paths
-        ),
-    ]
-
-
-_PER_PATH = ("checkpoints", "progressive_recovery", "adaptive_timeouts")
-
-
 def checkpoint_statement(path: str, state: Any, incarnation: int) -> Statement:
     return (
         "INSERT INTO checkpoints VALUES (?, ?, ?, ?) ON CONFLICT(path) DO UPDATE SET"

@@ -13,6 +13,7 @@ import pytest
 
 from stalwart import (
     Child,
+    LevelPolicy,
     ManagedActor,
     Pool,
     PoolFull,
@@ -23,7 +24,7 @@ from stalwart import (
 )
 from tests.core.dynamic_actors import Options, Session
 from tests.core.otp_support import crash, running, wait_restarted
-from tests.support import Ping, Worker, process_gone, wait_for
+from tests.support import Ping, Work, Worker, process_gone, wait_for
 
 IDLE_S = 0.4
 
@@ -148,6 +149,27 @@ def test_keys_that_come_and_go_leave_nothing_behind_and_incarnations_still_grow(
     )
     assert set(pool.state.floors) == {"web/sessions/again"} and pool.spawned == {"again"}
     assert len(system._known) <= 2 * 10 + 1024 + 1  # (read again from the root once doubled)
+
+
+def test_an_ended_key_leaves_no_learned_timeout_in_its_supervisor(make_system):
+    """A key that failed once has learned a retry timeout; an ended key's goes with it (a
+    Pool whose sessions fail now and then kept one for every key that ever ran)."""
+    from stalwart.supervisors._supervisor import SupervisorActor
+
+    quick = LevelPolicy(basic_attempts=1, basic_delay_s=0.001, quiet_period_s=0.02)
+    template = Child("s", Worker, levels=quick)
+    system = make_system(Supervisor("web", children=[Pool("sessions", template=template)]))
+    for i in range(30):
+        path = system.start_child("web/sessions", f"u{i}")
+        assert system.ask(path, Work(1, fail_times=1), timeout=10).attempts == 2
+        if i:
+            system.terminate_child("web/sessions", f"u{i}")
+    (pool,) = (
+        ref.instance
+        for ref in system._asys._systemBase.actorRegistry.values()
+        if isinstance(ref.instance, SupervisorActor) and ref.instance.path == "web/sessions"
+    )
+    assert {key.partition("|")[0] for key in pool.state.timeouts} == {"web/sessions/u0"}
 
 
 def test_an_ended_key_started_again_gets_higher_incarnations_below_it_too(make_system, base):

@@ -135,16 +135,23 @@ def test_an_ended_pool_key_leaves_no_records_of_its_own_and_its_open_errors_end(
         for table in ("checkpoints", "adaptive_timeouts", "progressive_recovery"):
             paths = {r["path"] for r in store.query(f"SELECT path FROM {table}")}
             assert paths == {"s/sessions/live"}, table
-        errors = store.query("SELECT path, status, resolved_by FROM errors")
+        errors = store.query("SELECT path, status, resolved_by, resolved_at FROM errors")
     assert {(e["path"], e["status"]) for e in errors} == {
         ("s/sessions/gone", "resolved"),
         ("s/sessions/live", "open"),
     }
     [ended] = [e for e in errors if e["path"] == "s/sessions/gone"]
     assert ended["resolved_by"].startswith("ended: terminated")
-    # started again, the key starts afresh, as it does in a run that never stopped
-    again = system.ask(system.start_child("s/sessions", "gone"), Ping(), timeout=10)
-    assert again.state == {"handled": []}
+    # started again, the key starts afresh, as it does in a run that never stopped, and
+    # its error group begins again (another life of the path, not the old one reopened)
+    path = system.start_child("s/sessions", "gone")
+    assert system.ask(path, Ping(), timeout=10).state == {"handled": []}
+    with pytest.raises(StalwartError):
+        system.ask(path, Work(2, fail_times=-1), timeout=10)
+    system.flush()
+    with RecoveryStore(db, readonly=True) as store:
+        [again] = store.query("SELECT * FROM errors WHERE path = 's/sessions/gone'")
+    assert again["status"] == "open" and again["first_seen"] >= ended["resolved_at"]
 
 
 def test_adaptive_timeouts_come_from_recorded_durations(make_system, tmp_path):

@@ -374,6 +374,7 @@ class SupervisorState:
         self.selector = AdaptiveSelector(TREE_CANDIDATES, seed=seed)
         self.timeout_rule = TimeoutRule()
         self.timeouts: dict[str, LearnedTimeout] = {}  # "path|operation" -> its retry timeout
+        self.timeout_keys: dict[str, list[str]] = {}  # path -> its keys in timeouts
         self.rng = random.Random(seed)
         self.children: dict[str, ChildRecord] = {}
         self.order: list[ChildRecord] = []
@@ -412,15 +413,32 @@ class SupervisorState:
         for this subtree), and how to go on learning them."""
         self.timeout_rule = rule
         for key, seconds in timeouts.items():
-            self.timeouts[key] = LearnedTimeout(rule, seconds, longest.get(key, 0.0))
+            self._keep_timeout(key, LearnedTimeout(rule, seconds, longest.get(key, 0.0)))
 
     def timeout_of(self, path: str, operation: str) -> LearnedTimeout:
         """The learned retry timeout of ``operation`` at ``path`` (created empty)."""
         key = f"{path}|{operation}"
         found = self.timeouts.get(key)
         if found is None:
-            found = self.timeouts[key] = LearnedTimeout(self.timeout_rule)
+            found = self._keep_timeout(key, LearnedTimeout(self.timeout_rule))
         return found
+
+    def _keep_timeout(self, key: str, learned: LearnedTimeout) -> LearnedTimeout:
+        if key not in self.timeouts:
+            self.timeout_keys.setdefault(key.rpartition("|")[0], []).append(key)
+        self.timeouts[key] = learned
+        return learned
+
+    def _forget_timeouts(self, record: ChildRecord) -> None:
+        """The timeouts learned at ``record``'s path (and below a supervisor's) go with it:
+        a Pool's key started again learns afresh."""
+        paths = [record.path]
+        if record.kind == "supervisor":
+            below = record.path + "/"
+            paths += [p for p in self.timeout_keys if p.startswith(below)]
+        for path in paths:
+            for key in self.timeout_keys.pop(path, ()):
+                self.timeouts.pop(key, None)
 
     def subtree_timeouts(self, prefix: str) -> tuple[dict[str, float], dict[str, float]]:
         """The timeouts learned for paths under ``prefix``, and their longest successes."""
@@ -460,6 +478,8 @@ class SupervisorState:
             gone += [p for p in self.floors if p.startswith(below)]
         for path in gone:
             self.floor_forgotten = max(self.floor_forgotten, self.floors.pop(path, 0))
+        if self.timeout_keys:
+            self._forget_timeouts(record)
         self.index.drop(record)
         self.order.remove(record)
         kept = self.by_spec.get(record.spec_name, [])
