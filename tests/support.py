@@ -581,7 +581,15 @@ def sigkill(pid: int) -> None:
 def sigkill_actor(system: Any, path: str) -> int:
     """SIGKILL the process of the actor at ``path`` from outside (OTP's ``exit(Pid, kill)``),
     once the root knows it (an answer of a new instance can come before its registration)."""
-    pid = int(wait_for(lambda: _system_pid(system, system.status()[path].pid)))
+    try:
+        pid = int(wait_for(lambda: _system_pid(system, system.status()[path].pid)))
+    except AssertionError as late:  # (say what the root knew of the path, and its events)
+        entry = system.status()[path]
+        told = [(e.kind, e.detail) for e in system.events() if e.path == path][-8:]
+        raise AssertionError(
+            f"{late}: {path} {entry.state}, incarnation {entry.incarnation}, pid {entry.pid}"
+            f" (the system's session {system._sid}); its last events: {told}"
+        ) from None
     sigkill(pid)
     return pid
 
