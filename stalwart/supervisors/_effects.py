@@ -56,16 +56,13 @@ from .messages import (
 LEAVE_WAIT_S = 2 * GAP_S
 
 if TYPE_CHECKING:
-    from ._kernel.state import ChildRecord
-    from ._supervisor import Keeper, SupervisorActor
+    from ._supervisor import SupervisorActor
 
 
 def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
     assert self.state is not None
     child = self.state.children[c.child]
     keeper = self.keeper(c.child)
-    if self.durable_keys and c.child not in self.spawned:
-        take_durable(self, child, keeper)
     cls = _supervisor_class() if child.kind == "supervisor" else _actor_class(child)
     requires = getattr(child.spec, "requires", None)
     kwargs: dict[str, Any] = {}
@@ -323,19 +320,6 @@ def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
 
 def do_planned(self: SupervisorActor, c: cmd.Planned) -> None:
     self.send(self.root, ChildrenPlanned(self.path, self.incarnation, c.spec))
-
-
-def take_durable(self: SupervisorActor, child: ChildRecord, keeper: Keeper) -> None:
-    """A Pool's key, started for the first time in this run, takes the durable checkpoint
-    the store kept for it (a supervisor key: those of the children below it)."""
-    entry = self.durable_keys.pop(child.path, None)
-    if child.kind == "supervisor":
-        prefix = child.path + "/"
-        below = [path for path in self.durable_keys if path.startswith(prefix)]
-        if below:
-            keeper.sub_checkpoints = {path: self.durable_keys.pop(path) for path in below}
-    elif entry is not None and getattr(child.spec, "durable", False):
-        keeper.restore(entry)
 
 
 def do_forget(self: SupervisorActor, c: cmd.Forget) -> None:

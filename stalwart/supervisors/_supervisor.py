@@ -173,7 +173,6 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.pids: dict[tuple[str, int], tuple[int, str]] = {}  # -> (pid, node)
         self.node = node_name()  # the node this process runs on ("": one host)
         self.spawned: set[str] = set()
-        self.durable_keys: dict[str, Any] = {}  # a Pool's: kept in the store for keys to come
         self.filed: dict[str, StateFile | StateTable] = {}  # children on other nodes: their files
         self.usage_at: dict[int, tuple[int, tuple[int, float]]] = {}
         self.mail_held: list[Any] | None = None  # for the root, while answering a crash
@@ -343,9 +342,6 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 keeper.restore(msg.checkpoints[c.path])
             elif getattr(c.spec, "requires", None):
                 self.restore_filed(c.path, keeper)
-        if state.pool is not None and msg.incarnation == 1:  # (its first instance in this run)
-            below = msg.path + "/"  # a key started takes what the store kept for it
-            self.durable_keys = {k: v for k, v in msg.checkpoints.items() if k.startswith(below)}
         if msg.floors is None:  # restarted by its parent: the root knows the incarnations
             self.send(self.root, FloorsQuery(self.path))
         else:

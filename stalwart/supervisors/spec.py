@@ -351,8 +351,7 @@ class Child(msgspec.Struct, frozen=True, kw_only=False, metaclass=_Spec):
       on the state the failure left); needs ``checkpoint="message"``.
     - ``fallback``: a reply the tree may send instead when the message keeps failing.
     - ``durable``: keep its checkpoints in the recovery store, so its state survives a
-      restart of the whole system (needs ``start(..., store=...)`` with a file). A Pool's
-      instance takes it back when its key is first started in the next run.
+      restart of the whole system (needs ``start(..., store=...)`` with a file).
     - ``breaker``: put a :class:`Breaker` in front of it; its path then reaches the
       breaker, and the actor itself runs as ``<name>.protected``.
     - ``options``: free-form settings the actor reads as ``self.options``.

@@ -113,34 +113,6 @@ def test_a_deleted_durable_child_starts_afresh_in_the_next_run_as_in_this_one(tm
         assert system.ask("s/k", Ping(1)) == 6  # kept: restored 5
 
 
-def test_a_durable_pool_key_started_in_the_next_run_takes_its_state_back(tmp_path, base):
-    # a Pool starts empty; a key started again in the next run resumes from the store, as a
-    # declared durable child does, unless it ended (then it starts afresh, as in this run)
-    db = str(tmp_path / "keys.db")
-    team = Supervisor("team", children=[Child("w", Counter, durable=True)])
-    tree = Supervisor(
-        "s",
-        children=[
-            Pool("counters", template=Child("c", Counter, durable=True)),
-            Pool("teams", template=team),
-        ],
-    )
-    with start(tree, base=base, store=db, report_path=None) as system:
-        for key in ("kept", "ended"):
-            assert system.ask(system.start_child("s/counters", key), Ping(5)) == 5
-        system.terminate_child("s/counters", "ended")
-        assert system.ask(system.start_child("s/teams", "blue") + "/w", Ping(7)) == 7
-    with start(tree, base=base, store=db, report_path=None) as system:
-        assert system.which_children("s/counters") == []  # (started empty)
-        assert system.ask(system.start_child("s/counters", "kept"), Ping(1)) == 6
-        assert system.ask(system.start_child("s/counters", "ended"), Ping(1)) == 1
-        assert system.ask(system.start_child("s/counters", "new"), Ping(1)) == 1
-        assert system.ask(system.start_child("s/teams", "blue") + "/w", Ping(1)) == 8
-        # ended and started again in this run, a key starts afresh
-        system.terminate_child("s/counters", "kept")
-        assert system.ask(system.start_child("s/counters", "kept"), Ping(1)) == 1
-
-
 def test_an_ended_pool_key_leaves_no_records_of_its_own_and_its_open_errors_end(
     make_system, tmp_path
 ):
