@@ -274,9 +274,8 @@ class IncidentLog:
     def prune(self, now: float, keep_s: float = 60.0) -> None:
         """Forget ended incidents that nothing can take up or count any more."""
         for key, incident in list(self.latest.items()):
-            if incident.outcome != OPEN and now - incident.last > max(
-                keep_s, self.quiet_s(incident.path)
-            ):
+            idle = now - incident.last  # (most are younger than keep_s: no lookup for them)
+            if idle > keep_s and incident.outcome != OPEN and idle > self.quiet_s(incident.path):
                 del self.latest[key]
 
     # -- looking up ---------------------------------------------------------------------

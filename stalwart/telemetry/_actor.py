@@ -377,7 +377,7 @@ class TelemetryActor(ManagedActor):
 
     # -- alerts --------------------------------------------------------------------------------
     def evaluate_alerts(self, now: float) -> None:
-        m = self.store.metrics(self.alert_window_s, now=now)
+        m = self.store.metrics(self.alert_window_s, now=now, by_actor=False)
         for alert in self.alerts.evaluate(alert_values(m, self.memory_percent), now):
             self.record_alert(alert)
 

@@ -102,8 +102,11 @@ def compute_metrics(
     window_s: float | None = None,
     path: str | None = None,
     now: float | None = None,
+    by_actor: bool = True,
 ) -> Metrics:
-    """The figures of ``store`` over ``window_s`` (None: everything), for ``path`` and below."""
+    """The figures of ``store`` over ``window_s`` (None: everything), for ``path`` and below
+    (``by_actor=False``: without the figures per actor, which an alert never reads and which
+    cost the most where a Pool's keys come and go: one group per key in the window)."""
     now = time.time() if now is None else now
     since = None if window_s is None else now - window_s
     # (a file of an older Stalwart, opened read-only, has no incidents: they read as none)
@@ -120,7 +123,7 @@ def compute_metrics(
         **attempt_figures(store, awhere, aparams, legacy),
         errors=errors,
         errors_per_min=errors / _minutes(store, window_s),
-        per_actor=per_actor(store, awhere, aparams, table, iwhere, iparams),
+        per_actor=per_actor(store, awhere, aparams, table, iwhere, iparams) if by_actor else {},
         open_breakers=store.open_breakers(),
     )
 

@@ -320,11 +320,15 @@ class RecoveryStore:
         return rows
 
     def metrics(
-        self, window_s: float | None = None, path: str | None = None, now: float | None = None
+        self,
+        window_s: float | None = None,
+        path: str | None = None,
+        now: float | None = None,
+        by_actor: bool = True,
     ) -> Metrics:
         """Incidents, their success rate and times to recover; attempts; errors per minute
-        (see :class:`Metrics`)."""
-        return compute_metrics(self, window_s, path, now)
+        (see :class:`Metrics`; ``by_actor=False`` leaves ``per_actor`` empty)."""
+        return compute_metrics(self, window_s, path, now, by_actor)
 
     def totals(self) -> Totals:
         """The running totals (see :class:`Totals`): all of history, counted as things

@@ -8,6 +8,7 @@ import re
 import sqlite3
 import time
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -71,6 +72,10 @@ def test_incident_figures_from_known_rows(tmp_path):
             1,
             0.5,
         )
+        # an alert reads the same figures without the ones per actor (one group per key)
+        brief = store.metrics(window_s=60, now=now, by_actor=False)
+        assert brief.per_actor == {} and m.per_actor
+        assert msgspec.structs.replace(brief, per_actor=m.per_actor) == m
         assert store.metrics(now=now).incidents_recovered == 5  # all of history
         assert store.metrics(window_s=60, path="s/db", now=now).incidents == 2
         assert [r["key"] for r in store.incidents(outcome="given up")] == ["5"]
