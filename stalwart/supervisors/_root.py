@@ -132,7 +132,6 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.kernel: rk.RootState | None = None
         self.telemetry_on = False
         self.learned: LearnedState | None = None
-        self.learned_paths: dict[str, list[str]] | None = None
         self.checkpoints: dict[str, Any] = {}
         self.boot_reply: tuple[Any, int] | None = None
         self.shutdown_replies: list[tuple[Any, int]] = []
@@ -366,7 +365,6 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
     def on_learned(self, learned: Any, start: rk.StartSubtree) -> None:
         """What the store learned in earlier runs: selector state, timeouts, durable checkpoints."""
         self.learned = learned if isinstance(learned, LearnedState) else LearnedState()
-        self.learned_paths = None
         for path, state in self.learned.checkpoints.items():
             self.checkpoints.setdefault(path, (state, ()))
         if self.kernel is not None and self.kernel.incarnation[rk.TREE] == start.incarnation:

@@ -10,7 +10,6 @@ actors are moved from here.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..actors._calls import Caller
@@ -46,7 +45,6 @@ from .messages import (
     DurableCheckpoint,
     Floors,
     FloorsQuery,
-    LearnedState,
     NodeDown,
     Nodes,
     NodesChanged,
@@ -76,8 +74,6 @@ class Routing(Caller):
     gone_pools: set[str]
     telemetry_on: bool
     checkpoints: dict[str, Any]  # (the root's: durable ones read from the store, and more)
-    learned: LearnedState | None
-    learned_paths: dict[str, list[str]] | None  # (forget_learned's)
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
 
@@ -177,7 +173,6 @@ class Routing(Caller):
         self.registry.forget(paths, reason)
         for p in forgotten:
             self.checkpoints.pop(p, None)  # (a durable one read from the store)
-        self.forget_learned(forgotten)
         if self.telemetry_on:  # what the store keeps for these paths alone goes too
             self.post(TELEMETRY, PathsGone(tuple(forgotten), reason))
         self.answer_when_all_registered()  # (what a start waited for may be gone)
@@ -193,21 +188,6 @@ class Routing(Caller):
         late one must not bring back what went with the path)."""
         if self.registry.knows(msg.path):
             self.to_telemetry(msg, sender)
-
-    def forget_learned(self, paths: Iterable[str]) -> None:
-        """The timeouts an earlier run learned for ``paths`` go: a whole-tree restart would
-        teach them again to a key started afresh."""
-        learned = self.learned
-        if learned is None or not learned.timeouts:
-            return
-        if self.learned_paths is None:  # (path -> its keys, made once)
-            self.learned_paths = {}
-            for key in learned.timeouts:
-                self.learned_paths.setdefault(key.rpartition("|")[0], []).append(key)
-        for path in paths:
-            for key in self.learned_paths.pop(path, ()):
-                learned.timeouts.pop(key, None)
-                learned.longest.pop(key, None)
 
     def on_floors_query(self, msg: FloorsQuery, sender: Any) -> None:
         self.send(sender, Floors(msg.path, self.registry.floors(msg.path)))

@@ -31,12 +31,7 @@ from ._rows import (
     incident_statement,
     recovered_statement,
 )
-from ._store import (
-    RecoveryStore,
-    Statement,
-    checkpoint_statement,
-    strategy_score_statements,
-)
+from ._store import RecoveryStore, Statement, checkpoint_statement, strategy_score_statements
 from ._totals import RunningTotals
 from .messages import (
     Alert,
@@ -102,7 +97,13 @@ class TelemetryActor(ManagedActor):
         # the supervisors learn retry timeouts as they go; kept here for the next run
         self.learned_timeouts = self.store.adaptive_timeouts()
         self.timeout_updates: dict[tuple[str, str], int] = defaultdict(int)
-        self.with_records = self.store.paths_with_records()  # (what PathsGone looks up)
+        # paths the store keeps something for alone (what PathsGone looks up), each with the
+        # operations it has learned timeouts for
+        self.with_records: dict[str, set[str]] = {
+            path: set() for path in self.store.paths_with_records()
+        }
+        for path, operation in self.learned_timeouts:
+            self.with_records[path].add(operation)
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.statements: list[Statement] = []
         self.pending = 0
@@ -141,12 +142,11 @@ class TelemetryActor(ManagedActor):
         gone = [path for path in msg.paths if path in self.with_records]
         if not gone:
             return
-        self.with_records.difference_update(gone)
-        lost = set(gone)
-        for key in [key for key in self.learned_timeouts if key[0] in lost]:
-            del self.learned_timeouts[key]
-            self.timeout_updates.pop(key, None)
-            self.timeouts_dirty.discard(key)
+        for path in gone:
+            for key in ((path, operation) for operation in self.with_records.pop(path)):
+                self.learned_timeouts.pop(key, None)
+                self.timeout_updates.pop(key, None)
+                self.timeouts_dirty.discard(key)
         self.statements.extend(forgotten_statements(gone, msg.reason, time.time()))
         self.maybe_flush()
 
@@ -156,7 +156,7 @@ class TelemetryActor(ManagedActor):
         if e.fingerprint and e.kind in FAILURE_KINDS:
             if e.kind in ERROR_KINDS:
                 self.statements.extend(error_seen_statements(e))
-                self.with_records.add(e.path)
+                self.with_records.setdefault(e.path, set())
             stable_since = self.watch.pop((e.path, e.fingerprint), None)
             if stable_since is not None:  # failed again soon after recovering
                 self.statements.append(_stability(e.path, e.fingerprint, stable_since, 0))
@@ -194,7 +194,7 @@ class TelemetryActor(ManagedActor):
         if a.timeout_s > 0 and a.operation:
             key = (a.path, a.operation)
             self.learned_timeouts[key] = (a.timeout_s, a.longest_s)
-            self.with_records.add(a.path)
+            self.with_records.setdefault(a.path, set()).add(a.operation)
             self.timeout_updates[key] += 1
             self.timeouts_dirty.add(key)
         self.maybe_flush()
@@ -222,7 +222,7 @@ class TelemetryActor(ManagedActor):
 
     def receiveMsg_DurableCheckpoint(self, c: DurableCheckpoint, sender: Any) -> None:
         self.statements.append(checkpoint_statement(c.path, c.state, c.incarnation))
-        self.with_records.add(c.path)
+        self.with_records.setdefault(c.path, set())
         self.pending += 1
         self.maybe_flush()
 

@@ -139,6 +139,9 @@ def recovered_statement(e: Event) -> Statement:
     )
 
 
+_PER_PATH = ("checkpoints", "progressive_recovery", "adaptive_timeouts")  # rows of a path alone
+
+
 def forgotten_statements(paths: Sequence[str], reason: str, now: float) -> list[Statement]:
     """``paths`` were forgotten (their specs went): what was kept for each alone goes, and
     its open error groups are resolved as ended (retention then drops them)."""
@@ -158,6 +161,3 @@ def forgotten_statements(paths: Sequence[str], reason: str, now: float) -> list[
             for path in paths
         ),
     ]
-
-
-_PER_PATH = ("checkpoints", "progressive_recovery", "adaptive_timeouts")
