@@ -206,7 +206,8 @@ class Registry:
         self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
         self._subscribed_by: dict[str, set[str]] = {}  # subscriber's path -> paths it watches
         self.floor_forgotten = 0  # the highest incarnation of a path forgotten
-        self._retired: OrderedDict[str, str] = OrderedDict()
+        # addresses of instances that are gone -> their path's entry when they were
+        self._retired: OrderedDict[str, Entry] = OrderedDict()
         self.lost_with_supervisor: set[str] = set()  # died with their supervisor mid-message?
         self.gone: OrderedDict[str, str] = OrderedDict()  # forgotten paths -> why
         self.owned: dict[str, set[str]] = {}  # supervisor -> paths added to it at run time
@@ -383,7 +384,13 @@ class Registry:
         return [path, entry.group] if entry is not None and entry.group else [path]
 
     def path_of_retired(self, address: Any) -> str | None:
-        return self._retired.get(str(address))
+        """The path a gone instance at ``address`` served, if that path has not been
+        forgotten since: a path started again afresh (a Pool key ended and started again,
+        a deleted child added again) is another life, with none of the old one's state."""
+        entry = self._retired.get(str(address))
+        if entry is None or self.entries.get(entry.path) is not entry:
+            return None
+        return entry.path
 
     def stopped(self, path: str) -> bool:
         """True if the actor at ``path`` (every member, for a group) stopped for good, or a
@@ -431,7 +438,7 @@ class Registry:
             group = f"{parent}/{msg.group}" if msg.group else None
             entry = self.put(Entry(msg.path, msg.kind, group, msg.actor_class))
         if entry.address is not None and entry.address != msg.address:
-            self._retire_address(entry.address, msg.path)
+            self._retire_address(entry.address, entry)
         # a new incarnation subscribes again when it resolves; forget older ones
         for target in list(self._subscribed_by.get(msg.path, ())):
             old = self._subscribers.get(target, {}).get(msg.path)
@@ -451,8 +458,8 @@ class Registry:
                 if msg.path not in members:
                     members.append(msg.path)
 
-    def _retire_address(self, address: Any, path: str) -> None:
-        self._retired[str(address)] = path
+    def _retire_address(self, address: Any, entry: Entry) -> None:
+        self._retired[str(address)] = entry
         while len(self._retired) > _RETIRED_KEPT:
             self._retired.popitem(last=False)
 

@@ -63,11 +63,27 @@ class Options(msgspec.Struct, frozen=True):
     """Ask a ``Session`` for its options."""
 
 
+class Where(msgspec.Struct, frozen=True):
+    """Ask a ``Session`` for its instance's address."""
+
+
+class Note(msgspec.Struct, frozen=True):
+    """Tell a ``Session`` to add ``n`` to what it handled (no answer)."""
+
+    n: int
+
+
 class Session(OtpChild):
     """One instance of a Pool: answers ``Options`` with what it was started with."""
 
     def receiveMsg_Options(self, msg: Options, sender: Any) -> None:
         self.reply(sender, dict(self.options))
+
+    def receiveMsg_Where(self, msg: Where, sender: Any) -> None:
+        self.reply(sender, self.myAddress)
+
+    def receiveMsg_Note(self, msg: Note, sender: Any) -> None:
+        self.handled.append(msg.n)
 
 
 class ChildCall(msgspec.Struct, frozen=True):

@@ -22,9 +22,10 @@ from stalwart import (
     Supervisor,
     UnknownPath,
 )
-from tests.core.dynamic_actors import Options, Session
+from stalwart.actors._runtime import DeadEnvelope
+from tests.core.dynamic_actors import Note, Options, Session, Where
 from tests.core.otp_support import crash, running, wait_restarted
-from tests.support import Ping, Work, Worker, process_gone, wait_for
+from tests.support import GetLog, Ping, Work, Worker, process_gone, wait_for
 
 IDLE_S = 0.4
 
@@ -368,6 +369,31 @@ def test_a_sender_whose_call_was_out_when_a_key_ended_reaches_it_started_again(m
     system.ask("web/front", CallIt(key, Total(), 10))
     assert wait_for(lambda: system.ask("web/front", Outcomes())[1:]) == [3]
     assert system.dead_letters() == []
+
+
+def test_what_reached_a_gone_instance_goes_to_its_successor_not_to_a_key_started_afresh(
+    make_system, base
+):
+    """A message that reached an instance already gone (Thespian hands it back to the root
+    as a ``DeadEnvelope``) goes on to the instance that restarted in its place, which has
+    its state and its marks of what it handled. It never goes to a key ended and started
+    afresh: that instance handles only what was sent to it (on real processes, a request
+    resent after a SIGKILL once reached the new life a second time, a late copy of the
+    one the restarted instance had answered)."""
+    system = make_system(pool_tree(), base=base)
+    path = system.start_child("app/sessions", "k")
+    first = system.ask(path, Where())
+    crash(system, base, path)
+    wait_restarted(system, {path: 1})
+    tell_root = system._transport.tell
+    tell_root(system._root, DeadEnvelope(first, Note(1)))  # (handled by the root in order)
+    assert system.ask(path, GetLog()) == [1]  # the restarted instance took it
+    second = system.ask(path, Where())
+    system.terminate_child("app/sessions", "k")
+    system.start_child("app/sessions", "k")
+    for gone in (first, second):
+        tell_root(system._root, DeadEnvelope(gone, Note(2)))
+    assert system.ask(path, GetLog()) == []
 
 
 def test_a_tell_to_a_child_stopped_for_good_is_one_dead_letter(make_system, base):
