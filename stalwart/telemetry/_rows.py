@@ -127,7 +127,9 @@ def error_seen_statements(e: Event) -> list[Statement]:
 
 
 ENDED_BY = "ended: "  # how an error group whose path was forgotten was resolved
-_ENDED = f"status = 'resolved' AND substr(resolved_by, 1, {len(ENDED_BY)}) = '{ENDED_BY}'"
+_ENDED = (
+    f"status = 'resolved' AND substr(ifnull(resolved_by, ''), 1, {len(ENDED_BY)}) = '{ENDED_BY}'"
+)
 
 
 def recovered_statement(e: Event) -> Statement:
@@ -144,7 +146,9 @@ _PER_PATH = ("checkpoints", "progressive_recovery", "adaptive_timeouts")  # rows
 
 def forgotten_statements(paths: Sequence[str], reason: str, now: float) -> list[Statement]:
     """``paths`` were forgotten (their specs went): what was kept for each alone goes, and
-    its open error groups are resolved as ended (retention then drops them)."""
+    its error groups end with it (retention then drops them): the open ones are resolved as
+    ended, and those a recovery resolved say so too (after what resolved them), so that the
+    path started again begins its own groups."""
     by = f"{ENDED_BY}{reason}"[:300]
     return [
         *(
@@ -154,9 +158,11 @@ def forgotten_statements(paths: Sequence[str], reason: str, now: float) -> list[
         ),
         *(
             (
-                "UPDATE errors SET status='resolved', resolved_by=?, resolved_at=?"
-                " WHERE path = ? AND status = 'open'",
-                (by, now, path),
+                "UPDATE errors SET resolved_by = CASE WHEN status = 'open' THEN ?"
+                " ELSE ? || ' (resolved before by ' || ifnull(resolved_by, '?') || ')' END,"
+                " resolved_at = CASE WHEN status = 'open' THEN ? ELSE resolved_at END,"
+                f" status = 'resolved' WHERE path = ? AND NOT ({_ENDED})",
+                (by, by, now, path),
             )
             for path in paths
         ),

@@ -129,7 +129,10 @@ def test_an_ended_pool_key_leaves_no_records_of_its_own_and_its_open_errors_end(
         assert system.ask(path, Work(1, fail_times=1), timeout=10).attempts == 2
         with pytest.raises(StalwartError):
             system.ask(path, Work(2, fail_times=-1), timeout=10)
+    mended = system.start_child("s/sessions", "mended")  # its one error group was recovered
+    assert system.ask(mended, Work(1, fail_times=1), timeout=10).attempts == 2
     system.terminate_child("s/sessions", "gone")
+    system.terminate_child("s/sessions", "mended")
     system.flush()
     with RecoveryStore(db, readonly=True) as store:
         for table in ("checkpoints", "adaptive_timeouts", "progressive_recovery"):
@@ -138,10 +141,14 @@ def test_an_ended_pool_key_leaves_no_records_of_its_own_and_its_open_errors_end(
         errors = store.query("SELECT path, status, resolved_by, resolved_at FROM errors")
     assert {(e["path"], e["status"]) for e in errors} == {
         ("s/sessions/gone", "resolved"),
+        ("s/sessions/mended", "resolved"),
         ("s/sessions/live", "open"),
     }
     [ended] = [e for e in errors if e["path"] == "s/sessions/gone"]
     assert ended["resolved_by"].startswith("ended: terminated")
+    [recovered] = [e for e in errors if e["path"] == "s/sessions/mended"]  # (both are said)
+    assert recovered["resolved_by"].startswith("ended: terminated")
+    assert "recovery:" in recovered["resolved_by"]
     # started again, the key starts afresh, as it does in a run that never stopped, and
     # its error group begins again (another life of the path, not the old one reopened)
     path = system.start_child("s/sessions", "gone")
@@ -149,9 +156,15 @@ def test_an_ended_pool_key_leaves_no_records_of_its_own_and_its_open_errors_end(
     with pytest.raises(StalwartError):
         system.ask(path, Work(2, fail_times=-1), timeout=10)
     system.flush()
+    mended = system.start_child("s/sessions", "mended")
+    assert system.ask(mended, Work(3, fail_times=1), timeout=10).attempts == 2
+    system.flush()
     with RecoveryStore(db, readonly=True) as store:
         [again] = store.query("SELECT * FROM errors WHERE path = 's/sessions/gone'")
+        [anew] = store.query("SELECT * FROM errors WHERE path = 's/sessions/mended'")
     assert again["status"] == "open" and again["first_seen"] >= ended["resolved_at"]
+    # (a group its recovery had resolved begins again too: one error in this life, not two)
+    assert anew["count"] == 1 and anew["first_seen"] >= recovered["resolved_at"]
 
 
 def test_adaptive_timeouts_come_from_recorded_durations(make_system, tmp_path):
