@@ -308,9 +308,13 @@ class Adjustable(ManagedActor):
 
 
 class Counter(ManagedActor):
-    """Counts; its state is checkpointed (durable when the tree says so)."""
+    """Counts; its state is checkpointed (durable when the tree says so). It cannot start
+    while the file named by ``options["fail_start_flag"]`` exists."""
 
     def on_start(self) -> None:
+        flag = self.options.get("fail_start_flag")
+        if flag and os.path.exists(flag):
+            raise RuntimeError(f"{self.path} cannot start: flag {flag} is set")
         self.count = self.restored_state or 0
 
     def snapshot(self) -> Any:

@@ -22,6 +22,7 @@ from ..actors._runtime import (
 )
 from ..actors._state_file import drop_under
 from ..actors._timers import WAKE
+from ..actors.errors import ActorStopped
 from ..actors.messages import (
     ErrorReply,
     GaveUp,
@@ -41,6 +42,7 @@ from ._kernel import commands as cmd
 from ._kernel import events as ev
 from ._kernel.state import forgotten_key
 from ._standby import NEW
+from ._stored import StoredStates as Stored
 from .messages import (
     ChildrenGone,
     ChildrenPlanned,
@@ -56,7 +58,7 @@ from .messages import (
 LEAVE_WAIT_S = 2 * GAP_S
 
 if TYPE_CHECKING:
-    from ._supervisor import SupervisorActor
+    from ._supervisor import Keeper, SupervisorActor
 
 
 def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
@@ -90,6 +92,8 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             self.pids[(c.child, c.incarnation)] = (spare.pid, self.node)
         self.send_held_now()
         self.spares.make_soon(self, NEW)  # (sooner once it has started: see on_started)
+    if child.dynamic and self.stored:  # its path's first start in this run, maybe
+        take_stored(self.stored, child.path, child.kind == "supervisor", keeper)
     key = (c.child, c.incarnation)
     self.addresses[key] = address
     self.by_address[str(address)] = key
@@ -294,12 +298,27 @@ def do_attempt_ends(self: SupervisorActor, c: cmd.AttemptEnds) -> None:
     self.send(self.root, attempt)
 
 
+def take_stored(stored: Stored, path: str, supervisor: bool, keeper: Keeper) -> None:
+    """Hand a child added at run time what an earlier run stored for its path (for a
+    supervisor, for the paths below it), unless it has something of this run's."""
+    if supervisor:
+        if not keeper.sub_checkpoints:
+            below = stored.under(path + "/")
+            if below:
+                keeper.sub_checkpoints = {p: (state, ()) for p, state in below.items()}
+    elif not keeper.has_checkpoint and path in stored:
+        keeper.restore((stored.states[path], ()))
+
+
 def do_report_started(self: SupervisorActor, c: cmd.ReportStarted) -> None:
     self.send(self.parent, Started(self.path, self.incarnation, True, os.getpid(), node=self.node))
 
 
 def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
     assert self.state is not None
+    waiting, self.unstored = self.unstored, []  # (it stopped before the root's answer came)
+    for _, asked in waiting:
+        answer(self, asked, ErrorReply.of(ActorStopped(f"{self.path} has stopped", self.path)))
     table: dict[str, Any] = {}
     for child in self.state.order:
         keeper = self.keeper(child.name)

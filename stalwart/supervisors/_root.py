@@ -68,6 +68,7 @@ from ._registry import Registry
 from ._routing import Routing
 from ._services import system_services
 from ._status import Reads
+from ._stored import StoredStates
 from .messages import (
     Attempt,
     Boot,
@@ -133,6 +134,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.telemetry_on = False
         self.learned: LearnedState | None = None
         self.checkpoints: dict[str, Any] = {}
+        self.stored = StoredStates()  # durable checkpoints of paths not started in this run
         self.boot_reply: tuple[Any, int] | None = None
         self.shutdown_replies: list[tuple[Any, int]] = []
         self.final_report: dict[str, Any] | None = None
@@ -328,6 +330,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
                     "state_dir": self.state_dir,
                     "queues": os.path.join(self.options.state_dir or ".stalwart", "queues"),
                     "tracing": self.tracing if tree else "",  # (the services: no spans)
+                    # (its supervisors ask for what the store kept below them)
+                    "stored": bool(self.stored) if tree else False,
                 },
                 self.registry.floors(spec.name),
             ),
@@ -367,6 +371,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.learned = learned if isinstance(learned, LearnedState) else LearnedState()
         for path, state in self.learned.checkpoints.items():
             self.checkpoints.setdefault(path, (state, ()))
+        self.stored = StoredStates(self.learned.checkpoints)  # (for paths added at run time)
         if self.kernel is not None and self.kernel.incarnation[rk.TREE] == start.incarnation:
             self.do_start_subtree(start)
 
@@ -375,6 +380,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         if subtree is None or self.kernel is None:
             return
         self.cancel(("start", subtree))
+        self.stored.drop(msg.path)
         self.registry.register(
             Registered(
                 msg.path,

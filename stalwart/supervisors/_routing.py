@@ -36,6 +36,7 @@ from ._kernel.passivation import PASSIVATED
 from ._plan import pool_of, pool_paths
 from ._registry import Registry
 from ._services import SYSTEM_NAME
+from ._stored import StoredStates as Stored
 from .messages import (
     BreakerHealth,
     BreakerNote,
@@ -52,6 +53,7 @@ from .messages import (
     PoolsChanged,
     Registered,
     StateNote,
+    StoredStates,
     Unavailable,
 )
 from .spec import Supervisor
@@ -74,6 +76,7 @@ class Routing(Caller):
     gone_pools: set[str]
     telemetry_on: bool
     checkpoints: dict[str, Any]  # (the root's: durable ones read from the store, and more)
+    stored: Stored  # durable ones read from the store for paths not started in this run
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
 
@@ -105,6 +108,7 @@ class Routing(Caller):
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
+        self.stored.drop(msg.path)  # (its first start in this run took what the store had)
         if msg.pid and msg.pid != os.getpid() and msg.node == node_name():
             # (what tells its process from one that takes its pid after it has gone)
             self.registry.started[msg.path] = process_started(msg.pid)
@@ -155,6 +159,9 @@ class Routing(Caller):
             why = f"was added at run time to {msg.path}, which was restarted since"
             self.forget_paths(added, why, drop_checkpoints=True)
             self.answer_when_all_registered()
+        if msg.stored:  # (it starts no child at run time before it has this)
+            states = self.stored.under(msg.path + "/")
+            self.send(sender, StoredStates(msg.path, msg.incarnation, states))
 
     def forget_paths(self, paths: Any, reason: str, drop_checkpoints: bool = False) -> None:
         """Forget ``paths`` (and below): who sends to them hears they stopped for good."""
@@ -174,7 +181,11 @@ class Routing(Caller):
         for p in forgotten:
             self.checkpoints.pop(p, None)  # (a durable one read from the store)
         if self.telemetry_on:  # what the store keeps for these paths alone goes too
-            self.post(TELEMETRY, PathsGone(tuple(forgotten), reason))
+            # (but for one that never started in this run: a key whose first start failed
+            # keeps what an earlier run stored for it)
+            went = tuple(p for p in forgotten if p not in self.stored)
+            if went:
+                self.post(TELEMETRY, PathsGone(went, reason))
         self.answer_when_all_registered()  # (what a start waited for may be gone)
         if gone:
             self.pools.difference_update(gone)

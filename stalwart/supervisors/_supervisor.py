@@ -72,6 +72,7 @@ from ._kernel.state import STARTING
 from ._passivation import SUPERVISOR_HANDLERS
 from ._services import SYSTEM_NAME
 from ._standby import NEW, Spares
+from ._stored import StoredStates as Stored
 from ._usage import ProcessUsage
 from .messages import (
     BreakerNote,
@@ -88,6 +89,7 @@ from .messages import (
     Nodes,
     PerformRecovery,
     ResetLevels,
+    StoredStates,
     SupervisorInit,
     Unavailable,
 )
@@ -184,6 +186,10 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.spares = Spares()  # warm standbys of the children that keep one
         self.spared: dict[str, int] = {}  # child -> its instance made from a spare (until up)
         self.early: list[tuple[Request, Any, bool]] = []  # requests for a path, before its own
+        # the durable checkpoints an earlier run kept below it, for the children it adds at
+        # run time (None: asked of the root, not here yet; requests to add one wait)
+        self.stored: Stored | None = Stored()
+        self.unstored: list[tuple[Any, Any]] = []  # child requests waiting for them
         self._usage = ProcessUsage()
         self._sw_init_timers()
 
@@ -353,7 +359,10 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     def begin(self, floors: dict[str, int]) -> None:
         """Start the declared children; children an earlier instance added are gone."""
         self.begun = True
-        self.send(self.root, ChildrenNow(self.path, self.incarnation))
+        wants = bool(self.settings.get("stored"))
+        if wants:
+            self.stored = None
+        self.send(self.root, ChildrenNow(self.path, self.incarnation, wants))
         self.decide(ev.Begin(floors=dict(floors), now=self.now))
         self.spares.make_soon(self, NEW)  # a Pool's spares for new instances, if it keeps any
 
@@ -430,10 +439,22 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 " correlator=None)",
                 self.path,
             )
+        elif self.stored is None:  # (the root's StoredStates comes first)
+            self.unstored.append((request, msg))
+            return
         else:
             self.decide(ev.ChildRequested(request, msg, now=self.now))
             return
         answer(self, msg, ErrorReply.of(error))
+
+    def on_stored_states(self, msg: StoredStates, sender: Any) -> None:
+        """What an earlier run stored below it: the child requests that waited go ahead."""
+        if msg.path != self.path or msg.incarnation != self.incarnation or self.stored is not None:
+            return
+        self.stored = Stored(msg.states)
+        waiting, self.unstored = self.unstored, []
+        for request, asked in waiting:
+            self.decide(ev.ChildRequested(request, asked, now=self.now))
 
     def on_forwarded(self, msg: Forwarded, sender: Any) -> None:
         """A request the root sends on: it reached another process first."""
@@ -450,6 +471,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             log.warning("%s: %s refused: Stalwart's own supervisor", self.path, type(msg).__name__)
             return
         if self.state is not None and self.begun:
+            if self.stored is None:  # (the root's StoredStates comes first)
+                self.unstored.append((msg, None))
+                return
             self.decide(ev.ChildRequested(msg, None, now=self.now))
 
     def on_this_host(self, name: str, incarnation: int) -> bool:
@@ -481,6 +505,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             return
         if msg.ok:
             self.pids[(name, msg.incarnation)] = (msg.pid, msg.node)
+            if self.stored:  # (what an earlier run stored for it is this instance's now)
+                self.stored.drop(msg.path, below=True)
         self.decide(
             ev.ChildStarted(name, msg.incarnation, msg.ok, msg.error, msg.held, now=self.now)
         )
@@ -817,6 +843,7 @@ _HANDLERS: dict[type, Any] = {
     Batch: SupervisorActor.on_batch,
     ActivityReport: SupervisorActor.on_activity,
     **{kind: SupervisorActor.on_child_request_told for kind in CHILD_REQUESTS},
+    StoredStates: SupervisorActor.on_stored_states,
     **SUPERVISOR_HANDLERS,
 }
 _WHEN_FINISHED = (SupervisorActor.on_release, SupervisorActor.on_wakeup)

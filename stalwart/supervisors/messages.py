@@ -349,10 +349,22 @@ class ChildrenGone(msgspec.Struct, frozen=True):
 
 class ChildrenNow(msgspec.Struct, frozen=True):
     """Instance ``incarnation`` of the supervisor at ``path`` begins with its declared
-    children only: children an earlier instance added are gone."""
+    children only: children an earlier instance added are gone. With ``stored``, it waits
+    for the durable checkpoints an earlier run kept below it (``StoredStates``) before it
+    starts a child at run time."""
 
     path: str
     incarnation: int
+    stored: bool = False
+
+
+class StoredStates(msgspec.Struct, frozen=True):
+    """The root's answer to ``ChildrenNow(stored=True)``: the durable checkpoints an earlier
+    run kept for paths below ``path`` that have not started in this run (path -> state)."""
+
+    path: str
+    incarnation: int
+    states: dict[str, Any]
 
 
 class PerformRecovery(msgspec.Struct, frozen=True):

@@ -12,6 +12,7 @@ from stalwart import (
     PoisonMessageError,
     Pool,
     StalwartError,
+    StartFailed,
     Supervisor,
     start,
 )
@@ -111,6 +112,51 @@ def test_a_deleted_durable_child_starts_afresh_in_the_next_run_as_in_this_one(tm
     with start(tree, base=base, store=db, report_path=None) as system:
         assert system.ask("s/c", Ping(1)) == 1  # deleted: from nothing
         assert system.ask("s/k", Ping(1)) == 6  # kept: restored 5
+
+
+def test_a_pools_durable_keys_take_their_state_back_when_first_started_in_the_next_run(
+    tmp_path, base
+):
+    """A durable Pool instance's state comes back in the next run when its key is first
+    started there, as a declared durable child's does (a key that is a supervisor: its
+    durable children's; a durable child added with ``start_child``: its own). The stored
+    state is taken only by a start that succeeds; a key not started in a run keeps it for
+    the next; a key that ran and ended in a run leaves nothing, so it starts afresh in that
+    run and the next, as in one that never stopped."""
+    db = str(tmp_path / "keys.db")
+    down = tmp_path / "down"
+    tree = Supervisor(
+        "s",
+        children=[
+            Pool("sessions", template=Child("session", Counter, durable=True)),
+            Pool(
+                "shops",
+                template=Supervisor("shop", children=[Child("cart", Counter, durable=True)]),
+            ),
+        ],
+    )
+    flagged = {"fail_start_flag": str(down)}
+    extra = Child("extra", Counter, durable=True)  # (added with start_child, not a Pool's)
+    with start(tree, base=base, store=db, report_path=None) as system:
+        for key, n in (("alice", 5), ("bob", 7), ("carol", 3)):
+            assert system.ask(system.start_child("s/sessions", key, flagged), Ping(n)) == n
+        assert system.ask(system.start_child("s/shops", "x") + "/cart", Ping(2)) == 2
+        assert system.ask(system.start_child("s", extra), Ping(4)) == 4
+    with start(tree, base=base, store=db, report_path=None) as system:
+        assert system.ask(system.start_child("s/sessions", "alice"), Ping(1)) == 6
+        assert system.ask(system.start_child("s/shops", "x") + "/cart", Ping(1)) == 3
+        assert system.ask(system.start_child("s", extra), Ping(1)) == 5
+        system.terminate_child("s/sessions", "alice")  # ended: what it kept goes
+        assert system.ask(system.start_child("s/sessions", "alice"), Ping(1)) == 1
+        down.touch()
+        with pytest.raises(StartFailed):
+            system.start_child("s/sessions", "carol", flagged)
+        down.unlink()
+        assert system.ask(system.start_child("s/sessions", "carol", flagged), Ping(1)) == 4
+    with start(tree, base=base, store=db, report_path=None) as system:
+        assert system.ask(system.start_child("s/sessions", "alice"), Ping(1)) == 2
+        assert system.ask(system.start_child("s/sessions", "bob"), Ping(1)) == 8  # kept
+        assert system.ask(system.start_child("s/sessions", "carol"), Ping(1)) == 5
 
 
 def test_an_ended_pool_key_leaves_no_records_of_its_own_and_its_open_errors_end(
