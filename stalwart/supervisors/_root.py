@@ -371,7 +371,10 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         self.learned = learned if isinstance(learned, LearnedState) else LearnedState()
         for path, state in self.learned.checkpoints.items():
             self.checkpoints.setdefault(path, (state, ()))
-        self.stored = StoredStates(self.learned.checkpoints)  # (for paths added at run time)
+        # (the declared paths take theirs as the tree starts; the others when first started)
+        known = self.registry.knows
+        later = {p: s for p, s in self.learned.checkpoints.items() if not known(p)}
+        self.stored = StoredStates(later)
         if self.kernel is not None and self.kernel.incarnation[rk.TREE] == start.incarnation:
             self.do_start_subtree(start)
 
