@@ -303,7 +303,7 @@ def take_stored(stored: Stored, path: str, supervisor: bool, keeper: Keeper) -> 
     supervisor, for the paths below it), unless it has something of this run's."""
     if supervisor:
         if not keeper.sub_checkpoints:
-            below = stored.under(path + "/")
+            below = stored.under(path)
             if below:
                 keeper.sub_checkpoints = {p: (state, ()) for p, state in below.items()}
     elif not keeper.has_checkpoint and path in stored:

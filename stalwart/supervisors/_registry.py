@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -183,13 +183,15 @@ class PathIndex:
             del self._below[parent]
             path = parent  # (a link with nothing below it goes too)
 
-    def under(self, top: str) -> list[str]:
-        """Every path below ``top`` (links that are held by no entry included)."""
+    def under(self, top: str, skip: Callable[[str], bool] | None = None) -> list[str]:
+        """Every path below ``top`` (links that are held by no entry included); with
+        ``skip``, none at or below a path for which it is true."""
         found, stack = [], [top]
         while stack:
             for path in self._below.get(stack.pop(), ()):
-                found.append(path)
-                stack.append(path)
+                if skip is None or not skip(path):
+                    found.append(path)
+                    stack.append(path)
         return found
 
 

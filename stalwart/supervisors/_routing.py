@@ -108,7 +108,10 @@ class Routing(Caller):
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
-        self.stored.drop(msg.path)  # (its first start in this run took what the store had)
+        if msg.added_by and self.stored:  # (its first start in this run took what the store
+            # had for it and its declared children: a key whose start fails keeps all)
+            known = self.registry.knows
+            self.stored.drop([msg.path, *filter(known, self.stored.under(msg.path))])
         if msg.pid and msg.pid != os.getpid() and msg.node == node_name():
             # (what tells its process from one that takes its pid after it has gone)
             self.registry.started[msg.path] = process_started(msg.pid)
@@ -159,19 +162,22 @@ class Routing(Caller):
             why = f"was added at run time to {msg.path}, which was restarted since"
             self.forget_paths(added, why, drop_checkpoints=True)
             self.answer_when_all_registered()
-        if msg.stored:  # (it starts no child at run time before it has this)
-            states = self.stored.under(msg.path + "/")
+        if msg.stored:  # (it starts no child at run time before it has this; what is
+            # below its declared children is theirs to ask for)
+            states = self.stored.under(msg.path, skip=self.registry.knows)
             self.send(sender, StoredStates(msg.path, msg.incarnation, states))
 
     def forget_paths(self, paths: Any, reason: str, drop_checkpoints: bool = False) -> None:
         """Forget ``paths`` (and below): who sends to them hears they stopped for good."""
-        gone = []
+        gone, ran = [], []
         forgotten = dict.fromkeys(paths)  # (in order, once each)
         for path in list(paths):
             for p in self.registry.paths_under(path):
                 forgotten[p] = None
                 entry = self.registry.entries[p]
                 entry.available, entry.removed, entry.pid = False, True, 0
+                if entry.incarnation:
+                    ran.append(p)
                 self.push(p)
                 if p in self.pools:  # (a Pool, gone with it)
                     gone.append(p)
@@ -180,12 +186,13 @@ class Routing(Caller):
         self.registry.forget(paths, reason)
         for p in forgotten:
             self.checkpoints.pop(p, None)  # (a durable one read from the store)
-        if self.telemetry_on:  # what the store keeps for these paths alone goes too
-            # (but for one that never started in this run: a key whose first start failed
-            # keeps what an earlier run stored for it)
-            went = tuple(p for p in forgotten if p not in self.stored)
-            if went:
-                self.post(TELEMETRY, PathsGone(went, reason))
+        if self.stored:  # what an earlier run stored below a path that ran was its life's
+            for p in ran:
+                forgotten.update(dict.fromkeys(self.stored.drop_under(p)))
+        if self.telemetry_on:  # what the store keeps for these paths alone goes too (one
+            # that never started in this run, its first start failed, keeps its checkpoint)
+            kept = tuple(p for p in forgotten if p in self.stored)
+            self.post(TELEMETRY, PathsGone(tuple(forgotten), reason, kept))
         self.answer_when_all_registered()  # (what a start waited for may be gone)
         if gone:
             self.pools.difference_update(gone)

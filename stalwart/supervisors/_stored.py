@@ -2,29 +2,35 @@
 
 The tree's declared durable children take theirs when the tree starts. A child added at
 run time (a Pool's key, a ``start_child`` of a durable ``Child``) takes its own when its
-path is first started in this run: the root keeps what the store had, a supervisor asks
-it for the entries below it as it begins (``ChildrenNow``, answered with
-``StoredStates``) and hands one to the first instance of its path, and both drop it once
-that instance has started. A path forgotten before it ever started keeps its row in the
-store (a key whose first start failed loses nothing); one that started is this run's, and
-what happens to it from then on (forgotten with its rows, or kept) is this run's too.
+path is first started in this run, and a key that is a supervisor hands its durable
+children theirs. The root keeps what the store had for the paths the tree does not
+declare; a supervisor asks it, as it begins, for the entries below it that are not below
+one of its declared children (``ChildrenNow``, answered with ``StoredStates``) and hands
+each to the first instance of its path. An entry is taken once the child added at run
+time that it is, or is below, has registered: a key whose first start fails keeps the
+entries of its whole subtree. The root forgets the entries below a path forgotten after
+it ran (they were that life's), with their rows; a path forgotten before it ever ran
+keeps its stored checkpoint.
 """
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from ._registry import PathIndex
 
 
 class StoredStates:
-    """Path -> state, with the paths below a prefix found without a scan."""
+    """Path -> state, with what is below a path found without a scan."""
 
-    __slots__ = ("paths", "states")
+    __slots__ = ("index", "states")
 
     def __init__(self, states: Mapping[str, Any] | None = None) -> None:
         self.states: dict[str, Any] = dict(states or {})
-        self.paths: list[str] = sorted(self.states)
+        self.index = PathIndex()
+        for path in self.states:
+            self.index.add(path)
 
     def __bool__(self) -> bool:
         return bool(self.states)
@@ -32,22 +38,24 @@ class StoredStates:
     def __contains__(self, path: str) -> bool:
         return path in self.states
 
-    def under(self, prefix: str) -> dict[str, Any]:
-        """The entries whose paths start with ``prefix``."""
-        paths = self.paths
-        i = bisect.bisect_left(paths, prefix)
-        out: dict[str, Any] = {}
-        while i < len(paths) and paths[i].startswith(prefix):
-            out[paths[i]] = self.states[paths[i]]
-            i += 1
-        return out
+    def under(self, path: str, skip: Callable[[str], bool] | None = None) -> dict[str, Any]:
+        """The entries below ``path``; with ``skip``, none at or below a path for which it
+        is true."""
+        states = self.states
+        if not states:
+            return {}
+        return {p: states[p] for p in self.index.under(path, skip) if p in states}
 
-    def drop(self, path: str, below: bool = False) -> None:
-        """``path`` has started in this run: its entry (with ``below``, those below it too)
-        is not to be handed out any more."""
-        if not self.states:
-            return
-        for p in (path, *self.under(path + "/")) if below else (path,):
-            if p in self.states:
-                del self.states[p]
-                del self.paths[bisect.bisect_left(self.paths, p)]
+    def drop(self, paths: Iterable[str]) -> None:
+        """Hand out the entries of ``paths`` no more."""
+        states = self.states
+        for path in paths:
+            if path in states:
+                del states[path]
+                self.index.remove(path, states)
+
+    def drop_under(self, path: str) -> list[str]:
+        """Hand out the entries below ``path`` no more; their paths."""
+        below = list(self.under(path))
+        self.drop(below)
+        return below

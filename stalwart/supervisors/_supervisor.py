@@ -454,7 +454,10 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.stored = Stored(msg.states)
         waiting, self.unstored = self.unstored, []
         for request, asked in waiting:
-            self.decide(ev.ChildRequested(request, asked, now=self.now))
+            try:  # (as if each came alone: one that fails leaves the others)
+                self.decide(ev.ChildRequested(request, asked, now=self.now))
+            except Exception:
+                log.exception("%s: supervisor failed handling %s", self.path, type(request))
 
     def on_forwarded(self, msg: Forwarded, sender: Any) -> None:
         """A request the root sends on: it reached another process first."""
@@ -506,7 +509,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if msg.ok:
             self.pids[(name, msg.incarnation)] = (msg.pid, msg.node)
             if self.stored:  # (what an earlier run stored for it is this instance's now)
-                self.stored.drop(msg.path, below=True)
+                self.stored.drop([msg.path, *self.stored.drop_under(msg.path)])
         self.decide(
             ev.ChildStarted(name, msg.incarnation, msg.ok, msg.error, msg.held, now=self.now)
         )

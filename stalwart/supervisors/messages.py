@@ -334,10 +334,12 @@ class PoolsChanged(msgspec.Struct, frozen=True):
 class PathsGone(msgspec.Struct, frozen=True):
     """To the telemetry actor: these paths were forgotten (their specs went). What it
     keeps for one path alone (its durable checkpoint, learned timeouts and levels) goes,
-    and its open error groups are resolved as ended."""
+    and its error groups end; a path in ``kept`` (it never started in this run: a first
+    start that failed) keeps the checkpoint an earlier run stored for it."""
 
     paths: tuple[str, ...]
     reason: str
+    kept: tuple[str, ...] = ()  # of these, never started in this run: their checkpoints stay
 
 
 class ChildrenGone(msgspec.Struct, frozen=True):

@@ -147,7 +147,10 @@ class TelemetryActor(ManagedActor):
                 self.learned_timeouts.pop(key, None)
                 self.timeout_updates.pop(key, None)
                 self.timeouts_dirty.discard(key)
-        self.statements.extend(forgotten_statements(gone, msg.reason, time.time()))
+        self.statements.extend(forgotten_statements(gone, msg.reason, time.time(), msg.kept))
+        for path in msg.kept:  # (its stored checkpoint is still there)
+            if path in gone:
+                self.with_records[path] = set()
         self.maybe_flush()
 
     def receiveMsg_Event(self, e: Event, sender: Any) -> None:

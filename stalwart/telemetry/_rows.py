@@ -144,17 +144,20 @@ def recovered_statement(e: Event) -> Statement:
 _PER_PATH = ("checkpoints", "progressive_recovery", "adaptive_timeouts")  # rows of a path alone
 
 
-def forgotten_statements(paths: Sequence[str], reason: str, now: float) -> list[Statement]:
+def forgotten_statements(
+    paths: Sequence[str], reason: str, now: float, kept: Sequence[str] = ()
+) -> list[Statement]:
     """``paths`` were forgotten (their specs went): what was kept for each alone goes, and
     its error groups end with it (retention then drops them): the open ones are resolved as
     ended, and those a recovery resolved say so too (after what resolved them), so that the
-    path started again begins its own groups."""
-    by = f"{ENDED_BY}{reason}"[:300]
+    path started again begins its own groups. A path in ``kept`` keeps its checkpoint."""
+    by, keep = f"{ENDED_BY}{reason}"[:300], set(kept)
     return [
         *(
             (f"DELETE FROM {table} WHERE path = ?", (path,))
             for table in _PER_PATH
             for path in paths
+            if table != "checkpoints" or path not in keep
         ),
         *(
             (

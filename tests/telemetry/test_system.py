@@ -151,12 +151,55 @@ def test_a_pools_durable_keys_take_their_state_back_when_first_started_in_the_ne
         down.touch()
         with pytest.raises(StartFailed):
             system.start_child("s/sessions", "carol", flagged)
+        system.flush()
+        with RecoveryStore(db, readonly=True) as store:  # its failure is no open group
+            assert not store.query("SELECT * FROM errors WHERE status = 'open'")
         down.unlink()
         assert system.ask(system.start_child("s/sessions", "carol", flagged), Ping(1)) == 4
     with start(tree, base=base, store=db, report_path=None) as system:
         assert system.ask(system.start_child("s/sessions", "alice"), Ping(1)) == 2
         assert system.ask(system.start_child("s/sessions", "bob"), Ping(1)) == 8  # kept
         assert system.ask(system.start_child("s/sessions", "carol"), Ping(1)) == 5
+
+
+def test_a_key_that_is_a_supervisor_takes_its_subtrees_stored_states_only_when_it_starts(
+    tmp_path, base
+):
+    """A key that is a supervisor takes what an earlier run stored below it only once it
+    has started as a whole: one whose first start fails (a sibling of its durable child
+    cannot start) keeps its durable child's row. Once a key ran and ended in a run, the
+    states stored for paths below it (a key of a Pool inside it, not started in that run)
+    went with that life: started again, it and they start afresh."""
+    db = str(tmp_path / "tenants.db")
+    down = tmp_path / "down"
+    tenant = Supervisor(
+        "tenant",
+        children=[
+            Child("cart", Counter, durable=True),
+            Child("gate", Counter, options={"fail_start_flag": str(down)}),
+            Pool("users", template=Child("user", Counter, durable=True)),
+        ],
+    )
+    tree = Supervisor("s", children=[Pool("tenants", template=tenant)])
+    with start(tree, base=base, store=db, report_path=None) as system:
+        for key in ("x", "y"):
+            assert system.ask(system.start_child("s/tenants", key) + "/cart", Ping(2)) == 2
+            assert system.ask(system.start_child(f"s/tenants/{key}/users", "m"), Ping(5)) == 5
+    with start(tree, base=base, store=db, report_path=None) as system:
+        down.touch()
+        with pytest.raises(StartFailed):  # (its cart started and registered before)
+            system.start_child("s/tenants", "x")
+        down.unlink()
+        system.start_child("s/tenants", "y")
+        system.terminate_child("s/tenants", "y")  # ran and ended: its subtree's states go
+        system.start_child("s/tenants", "y")
+        assert system.ask("s/tenants/y/cart", Ping(1)) == 1
+        assert system.ask(system.start_child("s/tenants/y/users", "m"), Ping(1)) == 1
+    with start(tree, base=base, store=db, report_path=None) as system:
+        assert system.ask(system.start_child("s/tenants", "x") + "/cart", Ping(1)) == 3
+        assert system.ask(system.start_child("s/tenants/x/users", "m"), Ping(1)) == 6
+        assert system.ask(system.start_child("s/tenants", "y") + "/cart", Ping(1)) == 2
+        assert system.ask(system.start_child("s/tenants/y/users", "m"), Ping(1)) == 2
 
 
 def test_an_ended_pool_key_leaves_no_records_of_its_own_and_its_open_errors_end(
