@@ -383,7 +383,6 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
         if subtree is None or self.kernel is None:
             return
         self.cancel(("start", subtree))
-        self.stored.drop(msg.path)
         self.registry.register(
             Registered(
                 msg.path,

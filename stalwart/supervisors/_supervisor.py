@@ -452,12 +452,10 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if msg.path != self.path or msg.incarnation != self.incarnation or self.stored is not None:
             return
         self.stored = Stored(msg.states)
-        waiting, self.unstored = self.unstored, []
-        for request, asked in waiting:
-            try:  # (as if each came alone: one that fails leaves the others)
-                self.decide(ev.ChildRequested(request, asked, now=self.now))
-            except Exception:
-                log.exception("%s: supervisor failed handling %s", self.path, type(request))
+        while self.unstored:  # (one at a time: if one fails, as if it came alone, the
+            # supervisor escalates and those left are answered as it stops)
+            request, asked = self.unstored.pop(0)
+            self.decide(ev.ChildRequested(request, asked, now=self.now))
 
     def on_forwarded(self, msg: Forwarded, sender: Any) -> None:
         """A request the root sends on: it reached another process first."""

@@ -166,18 +166,19 @@ def test_a_key_that_is_a_supervisor_takes_its_subtrees_stored_states_only_when_i
     tmp_path, base
 ):
     """A key that is a supervisor takes what an earlier run stored below it only once it
-    has started as a whole: one whose first start fails (a sibling of its durable child
-    cannot start) keeps its durable child's row. Once a key ran and ended in a run, the
-    states stored for paths below it (a key of a Pool inside it, not started in that run)
-    went with that life: started again, it and they start afresh."""
+    has started as a whole: one whose first start fails (the last of its children cannot
+    start) keeps the rows of its durable child and of its inner Pool's key. Once a key ran
+    and ended in a run, the states stored for paths below it (a key of a Pool inside it,
+    not started in that run) went with that life: started again, it and they start
+    afresh."""
     db = str(tmp_path / "tenants.db")
     down = tmp_path / "down"
     tenant = Supervisor(
         "tenant",
         children=[
             Child("cart", Counter, durable=True),
-            Child("gate", Counter, options={"fail_start_flag": str(down)}),
             Pool("users", template=Child("user", Counter, durable=True)),
+            Child("gate", Counter, options={"fail_start_flag": str(down)}),
         ],
     )
     tree = Supervisor("s", children=[Pool("tenants", template=tenant)])
@@ -187,7 +188,7 @@ def test_a_key_that_is_a_supervisor_takes_its_subtrees_stored_states_only_when_i
             assert system.ask(system.start_child(f"s/tenants/{key}/users", "m"), Ping(5)) == 5
     with start(tree, base=base, store=db, report_path=None) as system:
         down.touch()
-        with pytest.raises(StartFailed):  # (its cart started and registered before)
+        with pytest.raises(StartFailed):  # (its cart and its Pool started before)
             system.start_child("s/tenants", "x")
         down.unlink()
         system.start_child("s/tenants", "y")
