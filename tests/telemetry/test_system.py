@@ -4,6 +4,7 @@ import os
 import signal
 import time
 
+import msgspec
 import pytest
 
 from stalwart import (
@@ -12,11 +13,15 @@ from stalwart import (
     PoisonMessageError,
     Pool,
     StalwartError,
+    StartChild,
     StartFailed,
     Supervisor,
     start,
 )
 from stalwart.strategies import Fixed
+from stalwart.supervisors import _root as root_actor
+from stalwart.supervisors import _routing as routing
+from stalwart.supervisors.messages import ChildrenNow, StoredStates
 from stalwart.telemetry import AlertRule, RecoveryStore
 from stalwart.telemetry import _actor as telemetry_actor
 from tests.support import (
@@ -160,6 +165,44 @@ def test_a_pools_durable_keys_take_their_state_back_when_first_started_in_the_ne
         assert system.ask(system.start_child("s/sessions", "alice"), Ping(1)) == 2
         assert system.ask(system.start_child("s/sessions", "bob"), Ping(1)) == 8  # kept
         assert system.ask(system.start_child("s/sessions", "carol"), Ping(1)) == 5
+
+
+class HandOutStored(msgspec.Struct, frozen=True):
+    """To the root (a test's own): answer the ChildrenNow it held back."""
+
+
+def test_child_requests_wait_for_what_the_store_kept_below_their_supervisor(tmp_path, monkeypatch):
+    """A supervisor handles no child request before the root's answer of what the store
+    kept below it: a request that comes first waits (here the root holds its answer back
+    until told), then is handled with it (in process: the test's messages reach the root
+    in the order sent)."""
+    db = str(tmp_path / "wait.db")
+    tree = Supervisor(
+        "s", children=[Pool("sessions", template=Child("session", Counter, durable=True))]
+    )
+    with start(tree, store=db, report_path=None) as system:
+        assert system.ask(system.start_child("s/sessions", "alice"), Ping(5)) == 5
+    held = []
+
+    def hold_back(root, msg, sender):
+        if msg.path == "s/sessions" and msg.stored:
+            held.append((msg, sender))
+            msg = msgspec.structs.replace(msg, stored=False)
+        routing.Routing.on_children_now(root, msg, sender)
+
+    def hand_out(root, msg, sender):
+        for asked, supervisor in held:
+            states = root.stored.under(asked.path, skip=root.registry.knows)
+            root.send(supervisor, StoredStates(asked.path, asked.incarnation, states))
+
+    monkeypatch.setitem(root_actor._HANDLERS, ChildrenNow, hold_back)
+    monkeypatch.setitem(root_actor._HANDLERS, HandOutStored, hand_out)
+    with start(tree, store=db, report_path=None) as system:
+        assert len(held) == 1  # (the Pool began: its question is held)
+        system.tell("s/sessions", StartChild(key="alice"))  # waits at the Pool
+        system._transport.tell(system._root, HandOutStored())  # (after it: one thread)
+        wait_for(lambda: any(a.path == "s/sessions/alice" for a in system.status()))
+        assert system.ask("s/sessions/alice", Ping(1)) == 6  # started with what was kept
 
 
 def test_a_key_that_is_a_supervisor_takes_its_subtrees_stored_states_only_when_it_starts(
