@@ -195,6 +195,14 @@ class PathIndex:
         return found
 
 
+def _registered_first(entry: Entry) -> bool:
+    """Whether ``entry`` is a registration that came before its path was planned: a
+    declared child of a supervisor added at run time registers from the supervisor's
+    process, and can reach the root before the plan its grandparent sent (kept as it is,
+    or its path would look as if it were still starting)."""
+    return bool(entry.incarnation) and not entry.removed
+
+
 class Registry:
     """Paths known from the tree spec, and what the supervisors report about them."""
 
@@ -251,7 +259,7 @@ class Registry:
         self, path: str, kind: str, group: str | None, cls: str, owner: tuple[str, int] | None
     ) -> Entry:
         entry = self.entries.get(path)
-        if entry is None or owner is None:
+        if entry is None or (owner is None and not _registered_first(entry)):
             entry = self.put(Entry(path, kind, group, cls))
         elif entry.removed:  # (one ended earlier under that name: a new child now)
             entry.set_looks("starting", entry.level, False)

@@ -184,6 +184,7 @@ def test_an_ended_key_started_again_gets_higher_incarnations_below_it_too(make_s
     pool = Pool("teams", template=team, max_restarts=100)
     system = make_system(Supervisor("top", children=[pool], max_restarts=100), base=base)
     path = system.start_child("top/teams", "blue") + "/w"
+    running_incarnation(system, path)  # (each crash below waits for a newer one than this)
     for _ in range(2):
         wait_restarted(system, crash_and_keep(system, base, path, crash, incarnations))
     highest = system.status()[path].incarnation

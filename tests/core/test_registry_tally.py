@@ -115,3 +115,19 @@ def test_a_whole_system_summary_follows_a_live_tree_as_its_top_does(make_system,
     assert whole.counts == {"running": before.total - 1, "stopped": 1}
     assert whole.kinds == before.kinds and whole.total == before.total
     assert [s.path for s in whole.unhealthy] == ["shop/t"] and whole.unhealthy_total == 1
+
+
+def test_a_registration_that_comes_before_its_paths_plan_is_kept():
+    """On real processes, the declared child of a supervisor added at run time registers
+    from that supervisor's process, and can reach the root before the plan of it sent by
+    the supervisor above (the fork was quicker than that message): the plan must not undo
+    the registration, or the child looks as if it were still starting until it restarts."""
+    registry = Registry()
+    registry.plan(Supervisor("top", children=[Supervisor("teams", children=[])]))
+    team = Supervisor("blue", children=[Child("w", Worker)])
+    registry.register(Registered("top/teams/blue/w", "@w", 7, 1, "actor"))  # (first)
+    registry.plan_child("top/teams", 1, team)
+    assert registry.address_of("top/teams/blue/w") == "@w"
+    assert registry.entries["top/teams/blue/w"].state == "running"
+    assert registry.entries["top/teams/blue"].state != "running"  # (it has not registered)
+    assert sum(registry.tally.values()) == len(registry.entries)
