@@ -393,6 +393,18 @@ class Registry:
         entry = self.entries.get(path)
         return [path, entry.group] if entry is not None and entry.group else [path]
 
+    def added_started(self, path: str) -> bool:
+        """Whether the child added at run time that ``path`` is, or is below, has registered
+        (True for a path declared all the way up): its first start took the stored states of
+        its subtree, and one that failed took none, whatever below it had started."""
+        entries = self.entries
+        while path:
+            entry = entries.get(path)
+            if entry is not None and entry.owner is not None:
+                return bool(entry.incarnation)
+            path = path.rpartition("/")[0]
+        return True
+
     def path_of_retired(self, address: Any) -> str | None:
         """The path a gone instance at ``address`` served, if that path has not been
         forgotten since: a path started again afresh (a Pool key ended and started again,

@@ -176,7 +176,7 @@ class Routing(Caller):
                 forgotten[p] = None
                 entry = self.registry.entries[p]
                 entry.available, entry.removed, entry.pid = False, True, 0
-                if self.stored and entry.incarnation and self.key_started(p):
+                if self.stored and entry.incarnation and self.registry.added_started(p):
                     ran.append(p)
                 self.push(p)
                 if p in self.pools:  # (a Pool, gone with it)
@@ -200,18 +200,6 @@ class Routing(Caller):
             self.added_pools.difference_update(gone)
             if self.telemetry_on:
                 self.post(TELEMETRY, PoolsChanged((), tuple(gone)))
-
-    def key_started(self, path: str) -> bool:
-        """Whether the child added at run time that ``path`` is, or is below, has registered:
-        its first start took the stored states of its subtree (one that failed took none,
-        whatever below it had started)."""
-        entries = self.registry.entries
-        while path:
-            entry = entries.get(path)
-            if entry is not None and entry.owner is not None:
-                return bool(entry.incarnation)
-            path = path.rpartition("/")[0]
-        return True  # (declared all the way up)
 
     def on_durable_checkpoint(self, msg: DurableCheckpoint, sender: Any) -> None:
         """A durable checkpoint goes on to the store, unless its path was forgotten since (a

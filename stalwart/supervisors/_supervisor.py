@@ -507,7 +507,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if msg.ok:
             self.pids[(name, msg.incarnation)] = (msg.pid, msg.node)
             if self.stored:  # (what an earlier run stored for it is this instance's now)
-                self.stored.drop([msg.path, *self.stored.drop_under(msg.path)])
+                self.stored.drop([msg.path])
+                self.stored.drop_under(msg.path)
         self.decide(
             ev.ChildStarted(name, msg.incarnation, msg.ok, msg.error, msg.held, now=self.now)
         )
