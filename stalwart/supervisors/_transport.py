@@ -40,6 +40,7 @@ from ..actors._in_process import _InProcessBase
 from ..actors._runtime import WakeupMessage
 from ..actors._timers import TICK, ExternalClock, timer_now
 from ..actors.errors import StalwartError, SystemStopped, Timeout
+from ._shared_cpu import SharedCpu
 from .messages import GatewayCancel, GatewayReply
 
 _LISTEN_S = 0.005  # multi-process: one listen while holding the endpoint
@@ -190,7 +191,9 @@ class InProcess:
         base = getattr(asys, "_systemBase", None)  # (Stalwart's base takes answers directly)
         self.replies = base.replies if isinstance(base, _InProcessBase) else None
         self.thread = threading.Thread(target=self._run, name="stalwart-actors", daemon=True)
+        self.cpu = SharedCpu()  # (lent by waiting callers)
         self.thread.start()
+        self.cpu.attach(self.thread.native_id)
 
     # -- callers' side ----------------------------------------------------------------------
     def tell(self, address: Any, msg: Any) -> None:
@@ -204,12 +207,18 @@ class InProcess:
     def caught_up(self, timeout: float = READ_WAIT_S) -> None:
         """Wait (at most ``timeout``) until what this thread told has been handled."""
         last = getattr(self.mine, "last", 0)
-        with self.progress:
-            self.readers += 1
-            try:
-                self.progress.wait_for(lambda: self.handled >= last or self.closed, timeout)
-            finally:
-                self.readers -= 1
+        if self.handled >= last:
+            return
+        lent = self.cpu.lend()
+        try:
+            with self.progress:
+                self.readers += 1
+                try:
+                    self.progress.wait_for(lambda: self.handled >= last or self.closed, timeout)
+                finally:
+                    self.readers -= 1
+        finally:
+            self.cpu.take_back(lent)
 
     def ask(self, address: Any, msg: Any, ident: int, timeout: float, late: str = "") -> Any:
         if threading.current_thread() is self.thread:
@@ -218,6 +227,7 @@ class InProcess:
                 " very thread that has to answer it: use self.call(path, msg, ...) instead"
             )
         waiter = self.waiters[ident] = _Waiter()
+        lent = self.cpu.lend()
         try:
             self.tell(address, msg)
             if not waiter.wait(timeout):
@@ -226,6 +236,7 @@ class InProcess:
                 raise Timeout(late or f"the system did not answer within {timeout:g}s")
             return waiter.value
         finally:
+            self.cpu.take_back(lent)
             self.waiters.pop(ident, None)
 
     async def ask_async(
@@ -282,10 +293,13 @@ class InProcess:
         while True:
             nxt = self.clock.next_deadline()
             wait = _IDLE_S if nxt is None else min(_IDLE_S, max(0.0, nxt - timer_now()))
+            if wait > 0:
+                self.cpu.sleeping()  # (a waiting caller may confine it to its CPU meanwhile)
             try:
                 item = self.inbox.get(timeout=wait) if wait > 0 else self.inbox.get_nowait()
             except queue.Empty:
                 item = None
+            self.cpu.awake()  # (its own CPUs back before it runs anything)
             if item is _STOP:
                 return
             fired = time.monotonic()
