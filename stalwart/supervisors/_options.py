@@ -36,6 +36,7 @@ class SystemOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     event_limit: int = 10_000
     loopback_only: bool = True
     hang_report_s: float = 10.0
+    lend_cpu: bool = True
     store: str | None = ":memory:"
     telemetry: dict[str, Any] = msgspec.field(default_factory=dict)
     correlator: dict[str, Any] | None = msgspec.field(default_factory=dict)

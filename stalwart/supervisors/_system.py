@@ -226,7 +226,7 @@ class System(ChildCalls):
             clock = ExternalClock()
             self._clock_id = id(clock)
             CLOCKS[self._clock_id] = clock
-            self._transport = InProcess(asys, clock)
+            self._transport = InProcess(asys, clock, options.lend_cpu)
         else:
             self._transport = MultiProcess(asys)
 
@@ -885,6 +885,7 @@ def start(
     event_limit: int = 10_000,
     loopback_only: bool = True,
     hang_report_s: float = 10.0,
+    lend_cpu: bool = True,
     store: str | None = ":memory:",
     telemetry: dict[str, Any] = {},  # noqa: B006  (never changed: the options copy it)
     correlator: dict[str, Any] | None = {},  # noqa: B006
@@ -926,6 +927,9 @@ def start(
     - ``loopback_only``: keep Thespian's sockets on 127.0.0.1 (see the security notes).
     - ``hang_report_s``: in-process base, report an actor whose handler has run this long
       (it cannot be interrupted there; see ``System.hung_actors()``).
+    - ``lend_cpu``: in-process base, on Linux: a thread waiting alone for an answer lends the
+      actor thread its CPU (both are confined to it until the actor thread wakes there;
+      see the concepts guide). ``False``: waits leave every thread's CPUs alone.
     - ``store``: the recovery store's SQLite file; ``":memory:"`` (the default) records
       without writing a file, in the telemetry actor's memory: what it learned, and the running
       totals ``GET /metrics`` counts from, start again from nothing if that actor is restarted

@@ -175,7 +175,7 @@ async def _await_reply(
 class InProcess:
     """Runs an in-process system on its own thread; ``ask``/``tell`` hand messages to it."""
 
-    def __init__(self, asys: Any, clock: ExternalClock) -> None:
+    def __init__(self, asys: Any, clock: ExternalClock, lend_cpu: bool = True) -> None:
         self.asys = asys
         self.clock = clock
         self.root: Any = None
@@ -191,9 +191,8 @@ class InProcess:
         base = getattr(asys, "_systemBase", None)  # (Stalwart's base takes answers directly)
         self.replies = base.replies if isinstance(base, _InProcessBase) else None
         self.thread = threading.Thread(target=self._run, name="stalwart-actors", daemon=True)
-        self.cpu = SharedCpu()  # (lent by waiting callers)
+        self.cpu = SharedCpu(lend_cpu)  # (lent by a caller waiting alone)
         self.thread.start()
-        self.cpu.attach(self.thread.native_id)
 
     # -- callers' side ----------------------------------------------------------------------
     def tell(self, address: Any, msg: Any) -> None:
@@ -209,8 +208,10 @@ class InProcess:
         last = getattr(self.mine, "last", 0)
         if self.handled >= last:
             return
-        lent = self.cpu.lend()
+        lent = self.cpu.lendable() if not self.waiters and not self.readers else None
         try:
+            if lent is not None:
+                self.cpu.lend(lent)
             with self.progress:
                 self.readers += 1
                 try:
@@ -218,7 +219,8 @@ class InProcess:
                 finally:
                     self.readers -= 1
         finally:
-            self.cpu.take_back(lent)
+            if lent is not None:
+                self.cpu.take_back(lent)
 
     def ask(self, address: Any, msg: Any, ident: int, timeout: float, late: str = "") -> Any:
         if threading.current_thread() is self.thread:
@@ -227,8 +229,11 @@ class InProcess:
                 " very thread that has to answer it: use self.call(path, msg, ...) instead"
             )
         waiter = self.waiters[ident] = _Waiter()
-        lent = self.cpu.lend()
+        # (a caller alone lends its CPU: with others waiting, the actor thread is kept busy)
+        lent = self.cpu.lendable() if len(self.waiters) == 1 and not self.readers else None
         try:
+            if lent is not None:
+                self.cpu.lend(lent)
             self.tell(address, msg)
             if not waiter.wait(timeout):
                 if not self.closed:
@@ -236,7 +241,8 @@ class InProcess:
                 raise Timeout(late or f"the system did not answer within {timeout:g}s")
             return waiter.value
         finally:
-            self.cpu.take_back(lent)
+            if lent is not None:
+                self.cpu.take_back(lent)
             self.waiters.pop(ident, None)
 
     async def ask_async(
@@ -284,6 +290,7 @@ class InProcess:
 
     # -- the actor thread -------------------------------------------------------------------
     def _run(self) -> None:
+        self.cpu.attach()
         try:
             self._serve()
         finally:
