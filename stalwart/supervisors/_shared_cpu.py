@@ -11,7 +11,8 @@ the second CPU buys nothing there. So, on Linux, while a caller waits and no oth
   there. It takes its own CPUs back as soon as it wakes, before it runs anything: a thread
   an actor starts never inherits the one CPU.
 
-The caller takes its own CPUs back when its wait ends (also when it is interrupted). Where
+The caller takes its own CPUs back when its wait ends (also when it is interrupted; if a
+second interrupt cuts that short, at the start of its next wait). Where
 the calls are refused (a sandbox, a CPU set taken away), a wait is as before. A process
 forked from one whose system runs never lends (the actor thread is not its own).
 """
@@ -71,6 +72,7 @@ class SharedCpu:
         self.lock = threading.Lock()
         self.idle = False  # the actor thread sleeps, waiting for its inbox
         self.kept: _Mask | None = None  # its own CPUs, while it may be confined to a caller's
+        self.owed = threading.local()  # a caller's own CPUs, until they are given back
 
     # -- the actor thread ---------------------------------------------------------------------
     def attach(self) -> None:
@@ -102,6 +104,9 @@ class SharedCpu:
         :meth:`lend`, then, in a ``finally`` that began before, to :meth:`take_back`."""
         if not self.on or self.forks != _FORKS[0]:
             return None
+        owed = getattr(self.owed, "mine", None)
+        if owed is not None:  # (an interrupt cut its last giving back short)
+            self.take_back(owed)
         try:
             return os.sched_getaffinity(0)
         except OSError:
@@ -123,6 +128,7 @@ class SharedCpu:
                             self.kept = kept  # (first: it wakes to its own CPUs, whatever)
                             os.sched_setaffinity(self.tid, (cpu,))
             if len(mine) > 1:
+                self.owed.mine = mine
                 os.sched_setaffinity(0, (cpu,))
         except OSError:
             self.on = False
@@ -135,3 +141,4 @@ class SharedCpu:
             _confine(0, mine)
         except OSError:
             self.on = False
+        self.owed.mine = None

@@ -927,9 +927,9 @@ def start(
     - ``loopback_only``: keep Thespian's sockets on 127.0.0.1 (see the security notes).
     - ``hang_report_s``: in-process base, report an actor whose handler has run this long
       (it cannot be interrupted there; see ``System.hung_actors()``).
-    - ``lend_cpu``: in-process base, on Linux: a thread waiting alone for an answer lends the
-      actor thread its CPU (both are confined to it until the actor thread wakes there;
-      see the concepts guide). ``False``: waits leave every thread's CPUs alone.
+    - ``lend_cpu``: in-process base, on Linux: a thread waiting alone for an answer is
+      confined to its CPU until its wait ends, and the sleeping actor thread until it wakes
+      there (see the concepts guide). ``False``: waits leave every thread's CPUs alone.
     - ``store``: the recovery store's SQLite file; ``":memory:"`` (the default) records
       without writing a file, in the telemetry actor's memory: what it learned, and the running
       totals ``GET /metrics`` counts from, start again from nothing if that actor is restarted

@@ -228,9 +228,9 @@ class InProcess:
                 "System.ask from inside an actor on the in-process base would wait for the"
                 " very thread that has to answer it: use self.call(path, msg, ...) instead"
             )
-        waiter = self.waiters[ident] = _Waiter()
         # (a caller alone lends its CPU: with others waiting, the actor thread is kept busy)
-        lent = self.cpu.lendable() if len(self.waiters) == 1 and not self.readers else None
+        lent = self.cpu.lendable() if not self.waiters and not self.readers else None
+        waiter = self.waiters[ident] = _Waiter()
         try:
             if lent is not None:
                 self.cpu.lend(lent)
@@ -241,9 +241,9 @@ class InProcess:
                 raise Timeout(late or f"the system did not answer within {timeout:g}s")
             return waiter.value
         finally:
+            self.waiters.pop(ident, None)
             if lent is not None:
                 self.cpu.take_back(lent)
-            self.waiters.pop(ident, None)
 
     async def ask_async(
         self, address: Any, msg: Any, ident: int, timeout: float, late: str = ""

@@ -203,9 +203,34 @@ def test_an_interrupt_right_after_a_cpu_is_lent_leaves_nobody_on_it(
         else:
             pytest.fail(f"no ask lent {after} CPU in 100 tries")
         assert sorted(os.sched_getaffinity(0)) == everything
-        assert not shared.lock.locked()
+        assert not shared.lock.locked() and not system._transport.waiters  # type: ignore[union-attr]
         seen = system.ask("app/looker", Look(me), timeout=10)
         assert seen.own == everything and seen.started == everything
+
+
+def test_a_second_interrupt_that_cuts_the_giving_back_short_is_mended_by_the_next_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    everything = sorted(os.sched_getaffinity(0))
+    real = os.sched_setaffinity
+    with start(_tree(), report_path=None) as system:
+        me = threading.get_native_id()
+
+        def interrupted(tid: int, cpus: Any) -> None:
+            giving_back = tid == 0 and set(cpus) == set(everything)
+            if giving_back and threading.get_native_id() == me:  # (the caller's)
+                raise KeyboardInterrupt
+            real(tid, cpus)
+
+        monkeypatch.setattr(os, "sched_setaffinity", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            system.ask("app/looker", Look(me))
+        monkeypatch.setattr(os, "sched_setaffinity", real)
+        assert len(os.sched_getaffinity(0)) == 1  # (cut short: still on the one CPU)
+        assert not system._transport.waiters  # type: ignore[union-attr]
+        seen = system.ask("app/looker", Look(me))
+        assert seen.own == everything and len(seen.caller) == 1  # (it lends again)
+        assert sorted(os.sched_getaffinity(0)) == everything
 
 
 class _Thread:
@@ -301,7 +326,7 @@ class LendingMachine(RuleBasedStateMachine):
             if mine:
                 self._refusable(caller.thread, lambda: self.cpu.take_back(mine))
             caller.mine, caller.lent = None, False
-            assert caller.thread.do(lambda: os.sched_getaffinity(0)) == self.everything
+            assert caller.thread.do(lambda: os.sched_getaffinity(0)) >= self.everything
 
     @rule()
     def the_next_call_is_refused(self) -> None:
@@ -309,8 +334,8 @@ class LendingMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_actor_thread_awake_is_on_its_own_cpus(self) -> None:
-        if not self.asleep:
-            assert self.actor.do(lambda: os.sched_getaffinity(0)) == self.everything
+        if not self.asleep:  # (or more, where a refused giving back took every CPU allowed)
+            assert self.actor.do(lambda: os.sched_getaffinity(0)) >= self.everything
 
     def teardown(self) -> None:
         for thread in (self.actor, *(c.thread for c in self.callers)):

@@ -238,6 +238,7 @@ OPTIONS = {
     "event_limit": st.integers(0, 10**6),
     "loopback_only": st.booleans(),
     "hang_report_s": SECONDS,
+    "lend_cpu": st.booleans(),
     "store": st.none() | st.just(":memory:"),
     "telemetry": st.fixed_dictionaries({}, optional={"flush_rows": st.integers(1, 1000)}),
     "correlator": st.none() | st.fixed_dictionaries({}, optional={"capacity": st.integers(1, 99)}),

@@ -254,6 +254,7 @@ SYSTEM = {
     "event_limit": st.integers(0, 10**6),
     "loopback_only": st.booleans(),
     "hang_report_s": SECONDS,
+    "lend_cpu": st.booleans(),
     "store": st.just(":memory:"),
     "telemetry": st.fixed_dictionaries({}, optional={"flush_rows": st.integers(1, 1000)}),
     "correlator": st.fixed_dictionaries({}, optional={"capacity": st.integers(1, 99)}),
