@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from stalwart import Child, ManagedActor, Supervisor, Timeout, start
 from stalwart.supervisors._shared_cpu import _GETCPU, SharedCpu
-from tests.support import GATES
+from tests.support import GATES, wait_for
 
 
 def _may_set_cpus() -> bool:
@@ -157,6 +158,7 @@ def test_a_process_forked_from_a_running_system_never_confines_its_actor_thread(
     everything = sorted(os.sched_getaffinity(0))
     with start(_tree(), report_path=None) as system:
         system.ask("app/looker", Look(threading.get_native_id()))
+        wait_for(lambda: system._transport.cpu.idle)  # type: ignore[union-attr]
         pid = os.fork()
         if pid == 0:  # (the system's copy here has no actor thread: its asks time out)
             code = 1
@@ -166,8 +168,21 @@ def test_a_process_forked_from_a_running_system_never_confines_its_actor_thread(
                 code = 0
             finally:
                 os._exit(code)
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+        reaped: list[int] = []
+
+        def child_ended() -> bool:
+            got, status = os.waitpid(pid, os.WNOHANG)
+            if got:
+                reaped.append(os.waitstatus_to_exitcode(status))
+            return bool(got)
+
+        try:
+            wait_for(child_ended, timeout=60)
+        finally:
+            if not reaped:  # (it hangs: no process is left behind)
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+        assert reaped == [0]
         seen = system.ask("app/looker", Look(threading.get_native_id()))
         assert seen.own == everything and seen.started == everything
 
@@ -193,6 +208,7 @@ def test_an_interrupt_right_after_a_cpu_is_lent_leaves_nobody_on_it(
                 raise KeyboardInterrupt
 
         for _ in range(100):  # (until the actor thread sleeps as the caller asks)
+            wait_for(lambda: shared.idle)
             monkeypatch.setattr(os, "sched_setaffinity", interrupted)
             try:
                 system.ask("app/looker", Look(me))
