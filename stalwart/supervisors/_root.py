@@ -98,6 +98,7 @@ from .messages import (
     RootCauseFound,
     ShedLoad,
     StateNote,
+    StoredGone,
     SupervisorInit,
     Unavailable,
 )
@@ -641,6 +642,7 @@ _HANDLERS: dict[type, Any] = {
     StoppedNormally: RootActor.on_stopped_normally,
     ChildrenPlanned: RootActor.on_children_planned,
     ChildrenGone: RootActor.on_children_gone,
+    StoredGone: RootActor.on_stored_gone,
     ChildrenNow: RootActor.on_children_now,
     **ROOT_HANDLERS,
 }

@@ -53,6 +53,7 @@ from .messages import (
     PoolsChanged,
     Registered,
     StateNote,
+    StoredGone,
     StoredStates,
     Unavailable,
 )
@@ -154,6 +155,22 @@ class Routing(Caller):
 
     def on_children_gone(self, msg: ChildrenGone, sender: Any) -> None:
         self.forget_paths(msg.paths, msg.reason)
+
+    def on_stored_gone(self, msg: StoredGone, sender: Any) -> None:
+        """What an earlier run stored for paths not started in this run was deleted."""
+        gone: dict[str, None] = {}
+        for path in msg.paths:
+            if self.registry.knows(path):  # (started since: its new life's, not the old)
+                continue
+            gone[path] = None
+            gone.update(dict.fromkeys(self.stored.under(path, skip=self.registry.knows)))
+        if not gone:
+            return
+        self.stored.drop(gone)
+        for path in gone:
+            self.checkpoints.pop(path, None)
+        if self.telemetry_on:
+            self.post(TELEMETRY, PathsGone(tuple(gone), msg.reason))
 
     def on_children_now(self, msg: ChildrenNow, sender: Any) -> None:
         """A supervisor begins again: what an earlier instance of it added is gone."""

@@ -68,6 +68,7 @@ from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
 from ._effects import EFFECTS, answer, reply_of
 from ._kernel import events as ev
+from ._kernel.children import records_of
 from ._kernel.state import STARTING
 from ._passivation import SUPERVISOR_HANDLERS
 from ._services import SYSTEM_NAME
@@ -80,6 +81,7 @@ from .messages import (
     DependencyDown,
     DurableCheckpoint,
     Escalate,
+    EventNote,
     Floors,
     FloorsQuery,
     IncidentHold,
@@ -89,6 +91,7 @@ from .messages import (
     Nodes,
     PerformRecovery,
     ResetLevels,
+    StoredGone,
     StoredStates,
     SupervisorInit,
     Unavailable,
@@ -443,7 +446,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.unstored.append((request, msg))
             return
         else:
-            self.decide(ev.ChildRequested(request, msg, now=self.now))
+            self.child_requested(request, msg)
             return
         answer(self, msg, ErrorReply.of(error))
 
@@ -455,7 +458,32 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         while self.unstored:  # (one at a time: if one fails, as if it came alone, the
             # supervisor escalates and those left are answered as it stops)
             request, asked = self.unstored.pop(0)
-            self.decide(ev.ChildRequested(request, asked, now=self.now))
+            self.child_requested(request, asked)
+
+    def child_requested(self, request: Any, asked: Any) -> None:
+        """A child request, once the root's StoredStates has come."""
+        if type(request) is DeleteChild and self.deletes_stored(request.name):
+            answer(self, asked, None)
+            return
+        self.decide(ev.ChildRequested(request, asked, now=self.now))
+
+    def deletes_stored(self, name: Any) -> bool:
+        """``delete_child`` of a child this supervisor has not started in this run, which
+        an earlier run added and stored (a durable Pool key, say): what the store kept for
+        it, and below it, goes."""
+        if not self.stored or not isinstance(name, str) or self.state is None:
+            return False
+        if records_of(self.state, name):
+            return False  # (one it has: the kernel's to answer)
+        path = f"{self.path}/{name}"
+        paths = ([path] if path in self.stored else []) + list(self.stored.under(path))
+        if not paths:
+            return False
+        self.stored.drop(paths)
+        self.send(self.root, StoredGone((path,), "deleted (what an earlier run stored)"))
+        detail = f"{path} (what an earlier run stored)"
+        self.send(self.root, EventNote("child-deleted", path, detail=detail))
+        return True
 
     def on_forwarded(self, msg: Forwarded, sender: Any) -> None:
         """A request the root sends on: it reached another process first."""
@@ -475,7 +503,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             if self.stored is None:  # (the root's StoredStates comes first)
                 self.unstored.append((msg, None))
                 return
-            self.decide(ev.ChildRequested(msg, None, now=self.now))
+            self.child_requested(msg, None)
 
     def on_this_host(self, name: str, incarnation: int) -> bool:
         """Whether that instance of child ``name`` runs on this host (not on another node)."""

@@ -342,6 +342,15 @@ class PathsGone(msgspec.Struct, frozen=True):
     kept: tuple[str, ...] = ()  # of these, never started in this run: their checkpoints stay
 
 
+class StoredGone(msgspec.Struct, frozen=True):
+    """To the root: ``delete_child`` of a child added at run time in an earlier run and not
+    started in this one. What the store kept for ``paths`` (and below them) goes, rows
+    too, unless a path has started since."""
+
+    paths: tuple[str, ...]
+    reason: str
+
+
 class ChildrenGone(msgspec.Struct, frozen=True):
     """The specs at ``paths`` were deleted: the root forgets them and what is below them."""
 

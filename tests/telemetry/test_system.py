@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from stalwart import (
+    BadMessage,
     Child,
     LevelPolicy,
     PoisonMessageError,
@@ -16,6 +17,7 @@ from stalwart import (
     StartChild,
     StartFailed,
     Supervisor,
+    UnknownPath,
     start,
 )
 from stalwart.strategies import Fixed
@@ -165,6 +167,58 @@ def test_a_pools_durable_keys_take_their_state_back_when_first_started_in_the_ne
         assert system.ask(system.start_child("s/sessions", "alice"), Ping(1)) == 2
         assert system.ask(system.start_child("s/sessions", "bob"), Ping(1)) == 8  # kept
         assert system.ask(system.start_child("s/sessions", "carol"), Ping(1)) == 5
+
+
+def test_delete_child_forgets_what_an_earlier_run_stored_for_a_child_not_started_since(
+    tmp_path, base
+):
+    """``delete_child`` of a durable Pool key (or a durable child added with
+    ``start_child``) that an earlier run stored and this run has not started drops what the
+    store kept for it and below it: its next start begins afresh, in this run and the next;
+    other keys keep theirs. A key started in this run, or one nothing was stored for, is
+    refused as before."""
+    db = str(tmp_path / "deleted.db")
+    tree = Supervisor(
+        "s",
+        children=[
+            Pool("sessions", template=Child("session", Counter, durable=True)),
+            Pool(
+                "shops",
+                template=Supervisor("shop", children=[Child("cart", Counter, durable=True)]),
+            ),
+        ],
+    )
+    extra = Child("extra", Counter, durable=True)  # (added with start_child, not a Pool's)
+    with start(tree, base=base, store=db, report_path=None) as system:
+        for key, n in (("alice", 5), ("bob", 7), ("carol", 3)):
+            assert system.ask(system.start_child("s/sessions", key), Ping(n)) == n
+        for key in ("x", "y"):
+            assert system.ask(system.start_child("s/shops", key) + "/cart", Ping(2)) == 2
+        assert system.ask(system.start_child("s", extra), Ping(4)) == 4
+    with start(tree, base=base, store=db, report_path=None) as system:
+        system.delete_child("s/sessions", "alice")
+        system.delete_child("s/sessions", "carol")  # (not started again in this run)
+        system.delete_child("s/shops", "x")  # (a key that is a supervisor: its child's too)
+        system.delete_child("s/shops", "y")
+        system.delete_child("s", "extra")
+        with pytest.raises(BadMessage, match=r"is a Pool.*not started in this one"):
+            system.delete_child("s/sessions", "dave")  # (nothing stored for it)
+        with pytest.raises(UnknownPath, match="'nobody'"):
+            system.delete_child("s", "nobody")
+        assert system.ask(system.start_child("s/sessions", "alice"), Ping(1)) == 1
+        assert system.ask(system.start_child("s/shops", "x") + "/cart", Ping(1)) == 1
+        assert system.ask(system.start_child("s", extra), Ping(1)) == 1
+        with pytest.raises(BadMessage, match="is a Pool"):
+            system.delete_child("s/sessions", "alice")  # (started in this run)
+        deleted = [e.detail for e in system.events() if e.kind == "child-deleted"]
+        assert "s/sessions/alice (what an earlier run stored)" in deleted
+    with start(tree, base=base, store=db, report_path=None) as system:
+        assert system.ask(system.start_child("s/sessions", "alice"), Ping(1)) == 2  # its new life's
+        assert system.ask(system.start_child("s/sessions", "bob"), Ping(1)) == 8  # kept
+        assert system.ask(system.start_child("s/shops", "x") + "/cart", Ping(1)) == 2
+        assert system.ask(system.start_child("s", extra), Ping(1)) == 2
+        assert system.ask(system.start_child("s/sessions", "carol"), Ping(1)) == 1  # its row went
+        assert system.ask(system.start_child("s/shops", "y") + "/cart", Ping(1)) == 1
 
 
 class HandOutStored(msgspec.Struct, frozen=True):

@@ -276,7 +276,12 @@ def known(s: SupervisorState, name: Any, request: str = "") -> list[ChildRecord]
     if request and s.pool is not None:
         raise BadMessage(
             f"{s.path} is a Pool: a terminated instance keeps no spec, so {request} does not"
-            " apply (start_child it again)",
+            " apply (start_child it again)"
+            + (
+                "; it deletes only what an earlier run stored for a key not started in this one"
+                if request == "delete_child"
+                else ""
+            ),
             s.path,
         )
     kept = records_of(s, name) if isinstance(name, str) else []
