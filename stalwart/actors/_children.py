@@ -49,7 +49,9 @@ class RestartChild(msgspec.Struct, Asks[str], frozen=True):
 
 
 class DeleteChild(msgspec.Struct, Asks[None], frozen=True):
-    """Forget the terminated child ``name``: its spec and its checkpoints go."""
+    """Forget the terminated child ``name``: its spec and its checkpoints go (for a durable
+    child an earlier run added and stored, a Pool's key, that this run has not started:
+    what the store kept for it and below it)."""
 
     name: str
 
@@ -187,7 +189,8 @@ class ChildCalls:
         on_reply: OnReply | None = None,
         on_error: OnError | None = None,
     ) -> str:
-        """Forget the terminated child ``name`` of ``supervisor``."""
+        """Forget the terminated child ``name`` of ``supervisor`` (as ``System.delete_child``:
+        also what an earlier run stored for a durable key this run has not started)."""
         return self._sw_named_call(DeleteChild, supervisor, name, timeout, on_reply, on_error)
 
     def _sw_named_call(

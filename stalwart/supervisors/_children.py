@@ -74,10 +74,11 @@ class ChildCalls:
 
     def delete_child(self, supervisor: str, name: str, timeout: float | None = None) -> None:
         """Forget the terminated child ``name`` of ``supervisor``: its spec, checkpoints (a
-        durable one in the store too) and paths go. For a child an earlier run added and
-        stored (a durable Pool key) that this run has not started, what the store kept for
-        it goes. Raises ``ChildRunning`` if it runs, ``UnknownPath``, ``BadMessage`` for a
-        Pool's key started in this run."""
+        durable one in the store too) and paths go. For a durable child that an earlier run
+        added and stored (a Pool's key) and this run has not started, what the store kept
+        for it and below it goes. Raises ``ChildRunning`` if it runs, ``UnknownPath`` (also
+        for a Pool's key the store has nothing for), ``BadMessage`` for a Pool's key
+        started in this run."""
         self._ask(supervisor, DeleteChild(child_name(name)), _change(timeout), False)
 
     def which_children(self, supervisor: str, timeout: float | None = None) -> list[ChildInfo]:

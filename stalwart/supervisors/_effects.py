@@ -317,6 +317,9 @@ def do_report_started(self: SupervisorActor, c: cmd.ReportStarted) -> None:
 def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
     assert self.state is not None
     waiting, self.unstored = self.unstored, []  # (it stopped before the root's answer came)
+    if self.dropping is not None:
+        waiting.insert(0, self.dropping)
+        self.dropping = None
     for _, asked in waiting:
         answer(self, asked, ErrorReply.of(ActorStopped(f"{self.path} has stopped", self.path)))
     table: dict[str, Any] = {}

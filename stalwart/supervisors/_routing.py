@@ -53,6 +53,7 @@ from .messages import (
     PoolsChanged,
     Registered,
     StateNote,
+    StoredDropped,
     StoredGone,
     StoredStates,
     Unavailable,
@@ -157,20 +158,17 @@ class Routing(Caller):
         self.forget_paths(msg.paths, msg.reason)
 
     def on_stored_gone(self, msg: StoredGone, sender: Any) -> None:
-        """What an earlier run stored for paths not started in this run was deleted."""
-        gone: dict[str, None] = {}
-        for path in msg.paths:
-            if self.registry.knows(path):  # (started since: its new life's, not the old)
-                continue
-            gone[path] = None
-            gone.update(dict.fromkeys(self.stored.under(path, skip=self.registry.knows)))
-        if not gone:
-            return
-        self.stored.drop(gone)
-        for path in gone:
-            self.checkpoints.pop(path, None)
-        if self.telemetry_on:
-            self.post(TELEMETRY, PathsGone(tuple(gone), msg.reason))
+        """What an earlier run stored for a path not started in this run was deleted (the
+        supervisor waits for the answer before it starts the path again)."""
+        path = msg.path
+        if not self.registry.knows(path):  # (else started since: a new life's, not the old)
+            gone = [path, *self.stored.under(path, skip=self.registry.knows)]
+            self.stored.drop(gone)
+            for p in gone:
+                self.checkpoints.pop(p, None)
+            if self.telemetry_on:  # (rows of paths below it with no checkpoint go too)
+                self.post(TELEMETRY, PathsGone(tuple(gone), msg.reason, under=(path,)))
+        self.send(sender, StoredDropped(path, msg.incarnation))
 
     def on_children_now(self, msg: ChildrenNow, sender: Any) -> None:
         """A supervisor begins again: what an earlier instance of it added is gone."""

@@ -91,6 +91,7 @@ from .messages import (
     Nodes,
     PerformRecovery,
     ResetLevels,
+    StoredDropped,
     StoredGone,
     StoredStates,
     SupervisorInit,
@@ -193,6 +194,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         # run time (None: asked of the root, not here yet; requests to add one wait)
         self.stored: Stored | None = Stored()
         self.unstored: list[tuple[Any, Any]] = []  # child requests waiting for them
+        self.dropping: tuple[str, Any] | None = None  # (a deleted path, its asker) until the
+        # root has dropped what an earlier run stored for it (child requests wait meanwhile)
         self._usage = ProcessUsage()
         self._sw_init_timers()
 
@@ -442,7 +445,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 " correlator=None)",
                 self.path,
             )
-        elif self.stored is None:  # (the root's StoredStates comes first)
+        elif self.stored is None or self.dropping:  # (the root's answer comes first)
             self.unstored.append((request, msg))
             return
         else:
@@ -455,23 +458,28 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if msg.path != self.path or msg.incarnation != self.incarnation or self.stored is not None:
             return
         self.stored = Stored(msg.states)
-        while self.unstored:  # (one at a time: if one fails, as if it came alone, the
-            # supervisor escalates and those left are answered as it stops)
+        self.requests_waited()
+
+    def requests_waited(self) -> None:
+        """The child requests that waited for the root's answer go ahead, in order."""
+        while self.unstored and not self.dropping:  # (one at a time: if one fails, as if
+            # it came alone, the supervisor escalates and those left are answered as it stops)
             request, asked = self.unstored.pop(0)
             self.child_requested(request, asked)
 
     def child_requested(self, request: Any, asked: Any) -> None:
         """A child request, once the root's StoredStates has come."""
-        if type(request) is DeleteChild and self.deletes_stored(request.name):
-            answer(self, asked, None)
+        if type(request) is DeleteChild and self.deletes_stored(request.name, asked):
             return
         self.decide(ev.ChildRequested(request, asked, now=self.now))
 
-    def deletes_stored(self, name: Any) -> bool:
+    def deletes_stored(self, name: Any, asked: Any) -> bool:
         """``delete_child`` of a child this supervisor has not started in this run, which
         an earlier run added and stored (a durable Pool key, say): what the store kept for
-        it, and below it, goes."""
-        if not self.stored or not isinstance(name, str) or self.state is None:
+        it, and below it, goes. It is answered, and the requests after it are handled, once
+        the root has dropped its copy (a path inside the child started again must not be
+        handed what went)."""
+        if not self.stored or not isinstance(name, str) or "/" in name or self.state is None:
             return False
         if records_of(self.state, name):
             return False  # (one it has: the kernel's to answer)
@@ -480,10 +488,22 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if not paths:
             return False
         self.stored.drop(paths)
-        self.send(self.root, StoredGone((path,), "deleted (what an earlier run stored)"))
+        self.dropping = (path, asked)
+        self.send(self.root, StoredGone(path, self.incarnation, "deleted: an earlier run's"))
+        return True
+
+    def on_stored_dropped(self, msg: StoredDropped, sender: Any) -> None:
+        """The root has dropped what an earlier run stored for a deleted path."""
+        if self.dropping is None or msg.incarnation != self.incarnation:
+            return
+        path, asked = self.dropping
+        if msg.path != path:
+            return
+        self.dropping = None
         detail = f"{path} (what an earlier run stored)"
         self.send(self.root, EventNote("child-deleted", path, detail=detail))
-        return True
+        answer(self, asked, None)
+        self.requests_waited()
 
     def on_forwarded(self, msg: Forwarded, sender: Any) -> None:
         """A request the root sends on: it reached another process first."""
@@ -500,7 +520,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             log.warning("%s: %s refused: Stalwart's own supervisor", self.path, type(msg).__name__)
             return
         if self.state is not None and self.begun:
-            if self.stored is None:  # (the root's StoredStates comes first)
+            if self.stored is None or self.dropping:  # (the root's answer comes first)
                 self.unstored.append((msg, None))
                 return
             self.child_requested(msg, None)
@@ -874,6 +894,7 @@ _HANDLERS: dict[type, Any] = {
     ActivityReport: SupervisorActor.on_activity,
     **{kind: SupervisorActor.on_child_request_told for kind in CHILD_REQUESTS},
     StoredStates: SupervisorActor.on_stored_states,
+    StoredDropped: SupervisorActor.on_stored_dropped,
     **SUPERVISOR_HANDLERS,
 }
 _WHEN_FINISHED = (SupervisorActor.on_release, SupervisorActor.on_wakeup)

@@ -340,15 +340,25 @@ class PathsGone(msgspec.Struct, frozen=True):
     paths: tuple[str, ...]
     reason: str
     kept: tuple[str, ...] = ()  # of these, never started in this run: their checkpoints stay
+    under: tuple[str, ...] = ()  # what it keeps for any path below these goes too
 
 
 class StoredGone(msgspec.Struct, frozen=True):
     """To the root: ``delete_child`` of a child added at run time in an earlier run and not
-    started in this one. What the store kept for ``paths`` (and below them) goes, rows
-    too, unless a path has started since."""
+    started in this one. What the store kept for ``path`` and below it goes, rows too,
+    unless the path has started since; the root answers ``StoredDropped``."""
 
-    paths: tuple[str, ...]
+    path: str
+    incarnation: int  # the asking supervisor's
     reason: str
+
+
+class StoredDropped(msgspec.Struct, frozen=True):
+    """The root's answer to ``StoredGone``: what it kept is gone (the supervisor starts the
+    path again only after this, so no one is handed it any more)."""
+
+    path: str
+    incarnation: int
 
 
 class ChildrenGone(msgspec.Struct, frozen=True):

@@ -140,6 +140,10 @@ class TelemetryActor(ManagedActor):
         keeps for one of them alone goes (a key started again starts afresh, as it does in
         this run), and its open error groups are resolved as ended."""
         gone = [path for path in msg.paths if path in self.with_records]
+        if msg.under:  # (a subtree deleted whole: its paths' records go, whatever they are)
+            below = tuple(root + "/" for root in msg.under)
+            listed = set(gone)
+            gone += [p for p in self.with_records if p.startswith(below) and p not in listed]
         if not gone:
             return
         for path in gone:

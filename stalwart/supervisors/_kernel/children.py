@@ -195,6 +195,19 @@ def restart(s: SupervisorState, req: RestartChild, asker: Any, now: float, out: 
 
 
 def delete(s: SupervisorState, req: DeleteChild, asker: Any, now: float, out: Out) -> Any:
+    if s.pool is not None:  # (what an earlier run stored for a key is deleted before this)
+        path = f"{s.path}/{req.name}"
+        if isinstance(req.name, str) and records_of(s, req.name):
+            raise BadMessage(
+                f"{s.path} is a Pool and its key {req.name!r} was started in this run:"
+                " terminate_child it (a terminated instance leaves nothing behind)",
+                s.path,
+            )
+        raise UnknownPath(
+            f"{s.path} has nothing stored for key {req.name!r}: delete_child of a Pool's key"
+            " forgets what an earlier run stored for it, before this run starts it",
+            path,
+        )
     kept = known(s, req.name, "delete_child")
     not_terminated(s, kept, "delete_child")
     for c in kept:
@@ -276,12 +289,7 @@ def known(s: SupervisorState, name: Any, request: str = "") -> list[ChildRecord]
     if request and s.pool is not None:
         raise BadMessage(
             f"{s.path} is a Pool: a terminated instance keeps no spec, so {request} does not"
-            " apply (start_child it again)"
-            + (
-                "; it deletes only what an earlier run stored for a key not started in this one"
-                if request == "delete_child"
-                else ""
-            ),
+            " apply (start_child it again)",
             s.path,
         )
     kept = records_of(s, name) if isinstance(name, str) else []
