@@ -317,9 +317,14 @@ def do_report_started(self: SupervisorActor, c: cmd.ReportStarted) -> None:
 def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
     assert self.state is not None
     waiting, self.unstored = self.unstored, []  # (it stopped before the root's answer came)
-    if self.dropping is not None:
-        waiting.insert(0, self.dropping)
+    if self.dropping is not None:  # (the root drops it all the same, unless it started since)
+        path, asked = self.dropping
         self.dropping = None
+        text = (
+            f"{self.path} stopped while deleting what an earlier run stored for {path}: it"
+            " is most likely gone (delete_child it again to be sure: UnknownPath says it is)"
+        )
+        answer(self, asked, ErrorReply.of(ActorStopped(text, self.path)))
     for _, asked in waiting:
         answer(self, asked, ErrorReply.of(ActorStopped(f"{self.path} has stopped", self.path)))
     table: dict[str, Any] = {}

@@ -23,6 +23,7 @@ from ..supervisors._kernel.state import TREE_CANDIDATES
 from ..supervisors.messages import DeadLetter, Event, PathsGone, PoolsChanged
 from ._alerts import DEFAULT_RULES, AlertManager, AlertRule, alert_values
 from ._insights import insights
+from ._path_records import PathRecords
 from ._rows import (
     attempt_row,
     error_seen_statements,
@@ -99,11 +100,11 @@ class TelemetryActor(ManagedActor):
         self.timeout_updates: dict[tuple[str, str], int] = defaultdict(int)
         # paths the store keeps something for alone (what PathsGone looks up), each with the
         # operations it has learned timeouts for
-        self.with_records: dict[str, set[str]] = {
-            path: set() for path in self.store.paths_with_records()
-        }
+        self.with_records = PathRecords()
+        for path in self.store.paths_with_records():
+            self.with_records.note(path)
         for path, operation in self.learned_timeouts:
-            self.with_records[path].add(operation)
+            self.with_records.note(path).add(operation)
         self.rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.statements: list[Statement] = []
         self.pending = 0
@@ -141,9 +142,9 @@ class TelemetryActor(ManagedActor):
         this run), and its open error groups are resolved as ended."""
         gone = [path for path in msg.paths if path in self.with_records]
         if msg.under:  # (a subtree deleted whole: its paths' records go, whatever they are)
-            below = tuple(root + "/" for root in msg.under)
             listed = set(gone)
-            gone += [p for p in self.with_records if p.startswith(below) and p not in listed]
+            below = (p for top in msg.under for p in self.with_records.under(top))
+            gone += [p for p in dict.fromkeys(below) if p not in listed]
         if not gone:
             return
         for path in gone:
@@ -154,7 +155,7 @@ class TelemetryActor(ManagedActor):
         self.statements.extend(forgotten_statements(gone, msg.reason, time.time(), msg.kept))
         for path in msg.kept:  # (its stored checkpoint is still there)
             if path in gone:
-                self.with_records[path] = set()
+                self.with_records.note(path)
         self.maybe_flush()
 
     def receiveMsg_Event(self, e: Event, sender: Any) -> None:
@@ -163,7 +164,7 @@ class TelemetryActor(ManagedActor):
         if e.fingerprint and e.kind in FAILURE_KINDS:
             if e.kind in ERROR_KINDS:
                 self.statements.extend(error_seen_statements(e))
-                self.with_records.setdefault(e.path, set())
+                self.with_records.note(e.path)
             stable_since = self.watch.pop((e.path, e.fingerprint), None)
             if stable_since is not None:  # failed again soon after recovering
                 self.statements.append(_stability(e.path, e.fingerprint, stable_since, 0))
@@ -201,7 +202,7 @@ class TelemetryActor(ManagedActor):
         if a.timeout_s > 0 and a.operation:
             key = (a.path, a.operation)
             self.learned_timeouts[key] = (a.timeout_s, a.longest_s)
-            self.with_records.setdefault(a.path, set()).add(a.operation)
+            self.with_records.note(a.path).add(a.operation)
             self.timeout_updates[key] += 1
             self.timeouts_dirty.add(key)
         self.maybe_flush()
@@ -229,7 +230,7 @@ class TelemetryActor(ManagedActor):
 
     def receiveMsg_DurableCheckpoint(self, c: DurableCheckpoint, sender: Any) -> None:
         self.statements.append(checkpoint_statement(c.path, c.state, c.incarnation))
-        self.with_records.setdefault(c.path, set())
+        self.with_records.note(c.path)
         self.pending += 1
         self.maybe_flush()
 

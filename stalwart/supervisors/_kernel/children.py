@@ -197,6 +197,8 @@ def restart(s: SupervisorState, req: RestartChild, asker: Any, now: float, out: 
 def delete(s: SupervisorState, req: DeleteChild, asker: Any, now: float, out: Out) -> Any:
     if s.pool is not None:  # (what an earlier run stored for a key is deleted before this)
         path = f"{s.path}/{req.name}"
+        if isinstance(req.name, str) and "/" in req.name:
+            raise BadMessage(f"{s.path}: {req.name!r} is no key (a key has no '/')", s.path)
         if isinstance(req.name, str) and records_of(s, req.name):
             raise BadMessage(
                 f"{s.path} is a Pool and its key {req.name!r} was started in this run:"
@@ -204,7 +206,7 @@ def delete(s: SupervisorState, req: DeleteChild, asker: Any, now: float, out: Ou
                 s.path,
             )
         raise UnknownPath(
-            f"{s.path} has nothing stored for key {req.name!r}: delete_child of a Pool's key"
+            f"{s.path} has no stored state for key {req.name!r}: delete_child of a Pool's key"
             " forgets what an earlier run stored for it, before this run starts it",
             path,
         )
