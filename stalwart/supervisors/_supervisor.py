@@ -101,7 +101,6 @@ from .messages import (
 CHANGES = (StartChild, TerminateChild, RestartChild, DeleteChild)  # (not the questions)
 log = logging.getLogger("stalwart.supervisor")
 _REPLIES_KEPT = 64
-_TAKEN_KEPT = 1024  # request ids a supervisor remembers having taken
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
 LOST_LOOK_S = 0.25  # exit notices look for children that exited unnoticed at most this often
 
@@ -195,7 +194,6 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         # run time (None: asked of the root, not here yet; requests to add one wait)
         self.stored: Stored | None = Stored()
         self.unstored: list[tuple[Any, Any]] = []  # child requests waiting for them
-        self.taken: dict[str, None] = {}  # ids of the child requests it took, latest last
         self.dropping: tuple[str, Any] | None = None  # (a deleted path, its asker) until the
         # root has dropped what an earlier run stored for it (child requests wait meanwhile)
         self._usage = ProcessUsage()
@@ -429,8 +427,6 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             hand_on_misdirected(self, msg, sender, forwarded, log)  # (another path's)
             return
         request = msg.message
-        if msg.id in self.taken:  # (a copy: callers send again what a crashed one had taken)
-            return
         error: errors.StalwartError
         if type(request) not in CHILD_REQUESTS:
             name = type(request).__name__
@@ -450,11 +446,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 self.path,
             )
         elif self.stored is None or self.dropping:  # (the root's answer comes first)
-            self.take(msg.id)
             self.unstored.append((request, msg))
             return
         else:
-            self.take(msg.id)
             self.child_requested(request, msg)
             return
         answer(self, msg, ErrorReply.of(error))
@@ -472,13 +466,6 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             # it came alone, the supervisor escalates and those left are answered as it stops)
             request, asked = self.unstored.pop(0)
             self.child_requested(request, asked)
-
-    def take(self, request_id: str) -> None:
-        """This instance takes the request ``request_id``: a copy of it is not taken again."""
-        taken = self.taken
-        taken[request_id] = None
-        if len(taken) > _TAKEN_KEPT:
-            del taken[next(iter(taken))]
 
     def child_requested(self, request: Any, asked: Any) -> None:
         """A child request, once the root's StoredStates has come."""

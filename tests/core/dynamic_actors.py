@@ -105,19 +105,3 @@ class Calls(ManagedActor):
             on_reply=lambda value: self.reply(sender, ("ok", value)),
             on_error=lambda error: self.reply(sender, ("error", type(error).__name__, str(error))),
         )
-
-
-class HeldStart(ManagedActor):
-    """Marks ``options["started"]`` as it starts, then starts only once the file
-    ``options["hold"]`` is gone (a start that a test keeps in progress)."""
-
-    def on_start(self) -> None:
-        import os
-        import time
-
-        started, hold = self.options.get("started"), self.options.get("hold")
-        if started:
-            with open(str(started), "a") as marks:
-                marks.write(f"{self.incarnation}\n")
-        while hold and os.path.exists(str(hold)):
-            time.sleep(0.01)

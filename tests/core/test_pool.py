@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import threading
 import time
 from typing import Any
@@ -21,24 +18,14 @@ from stalwart import (
     Pool,
     PoolFull,
     RecoveryRequest,
-    StalwartError,
     StartFailed,
     Supervisor,
     UnknownPath,
 )
 from stalwart.actors._runtime import DeadEnvelope
-from tests.core.dynamic_actors import HeldStart, Note, Options, Session, Where
+from tests.core.dynamic_actors import Note, Options, Session, Where
 from tests.core.otp_support import crash, running, wait_restarted
-from tests.support import (
-    GetLog,
-    Ping,
-    Work,
-    Worker,
-    process_gone,
-    sigkill,
-    sigkill_actor,
-    wait_for,
-)
+from tests.support import GetLog, Ping, Work, Worker, process_gone, wait_for
 
 IDLE_S = 0.4
 
@@ -423,81 +410,3 @@ def test_a_tell_to_a_child_stopped_for_good_is_one_dead_letter(make_system, base
     assert [d.path for d in letters] == ["web/tally", "web/tally"]
     assert all("stopped for good" in d.error for d in letters)
     assert system.ask("web/front", Via("web/front/none", 0)) >= 0  # (it still answers)
-
-
-def _start_in_background(system: Any, pool: str, key: str) -> tuple[threading.Thread, list[Any]]:
-    """``start_child(pool, key)`` on a thread of its own; the list gets its answer."""
-    got: list[Any] = []
-
-    def call() -> None:
-        try:
-            got.append(system.start_child(pool, key, timeout=60))
-        except StalwartError as error:
-            got.append(error)
-
-    caller = threading.Thread(target=call)
-    caller.start()
-    return caller, got
-
-
-def _held_pool(tmp_path: Any) -> tuple[Supervisor, Any, Any]:
-    started, hold = tmp_path / "started", tmp_path / "hold"
-    options = {"started": str(started), "hold": str(hold)}
-    template = Child("session", HeldStart, options=options)
-    return Supervisor("s", children=[Pool("sessions", template=template)]), started, hold
-
-
-def test_a_start_the_pool_had_taken_when_it_was_killed_is_done_by_its_next_instance(
-    make_system, tmp_path
-):
-    """A ``start_child`` the Pool had taken (its instance was starting) when the Pool's
-    process was SIGKILLed is done by the restarted Pool: the caller gets the key's path
-    (it waited for its answer until it timed out, the request dropped)."""
-    tree, started, hold = _held_pool(tmp_path)
-    hold.touch()
-    system = make_system(tree, base="multiproc")
-    caller, got = _start_in_background(system, "s/sessions", "g")
-    wait_for(started.exists)  # (the Pool took it: the instance is starting)
-    sigkill_actor(system, "s/sessions")
-    hold.unlink()
-    caller.join(90)
-    assert got == ["s/sessions/g"]
-    assert [c.name for c in system.which_children("s/sessions")] == ["g"]
-    assert started.read_text().split() == ["1", "1"]  # (the first died with its Pool)
-
-
-def _bytes_waiting(pid: int) -> int:
-    """What the kernel holds unread for the sockets of process ``pid``."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-            if link.startswith("socket:["):
-                inodes.add(link[len("socket:[") : -1])
-    waiting = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as rows:
-            for row in list(rows)[1:]:
-                fields = row.split()
-                if fields[9] in inodes:
-                    waiting += int(fields[4].split(":")[1], 16)
-    return waiting
-
-
-def test_a_start_sent_to_a_pool_that_dies_before_reading_it_is_done_once(make_system, tmp_path):
-    """A ``start_child`` sent to the Pool's process while it was stopped, and the Pool
-    SIGKILLed before it read anything: the restarted Pool does it, once, and the caller
-    gets the key's path."""
-    tree, started, _ = _held_pool(tmp_path)
-    system = make_system(tree, base="multiproc")
-    pid = int(wait_for(lambda: system.status()["s/sessions"].pid))
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        caller, got = _start_in_background(system, "s/sessions", "g")
-        wait_for(lambda: _bytes_waiting(pid))  # (something reached it, unread)
-    finally:
-        sigkill(pid)
-    caller.join(90)
-    assert got == ["s/sessions/g"]
-    assert [c.name for c in system.which_children("s/sessions")] == ["g"]
-    assert started.read_text().split() == ["1"]

@@ -254,9 +254,6 @@ def on_child_started(s: SupervisorState, e: ChildStarted, out: Out) -> None:
         )
     )
     c.lost_inflight = c.died = False
-    if c.lost_requests:  # (its last instance had taken them; this one has begun)
-        lost, c.lost_requests = c.lost_requests, []
-        out.extend(Send(c.name, request) for request in lost)
     children.on_up(s, c, e.now, out)
     passivation.on_up(s, c, e.now, out)
     if c.retiring:  # the replaced instance forwards stragglers for a while, then is released
@@ -478,13 +475,11 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
     may die on that message before it reaches this one.
     """
     c = s.children.get(e.child)
-    if c is None:
+    if c is None or c.kind != "actor":
         return
     request = e.request
     error: StalwartError
-    if c.kind != "actor":
-        taken_by_supervisor(s, c, request, out)
-    elif request.id in c.poisoned:
+    if request.id in c.poisoned:
         error = PoisonMessageError(
             f"{c.path}: {describe(request)} was being handled when two instances died in a"
             " row; set aside as a dead letter",
@@ -505,20 +500,6 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
         if not e.behind:
             c.handed.append(request.id)
         c.redeliver.append(Redelivery(Handover(request), request.reply_to))
-
-
-def taken_by_supervisor(s: SupervisorState, c: ChildRecord, request: Any, out: Out) -> None:
-    """A request a crashed supervisor child had taken (a ``start_child``, say): to its next
-    instance once that runs (a supervisor takes each request once, whichever way it comes)."""
-    if c.stop_for_good or c.phase == REMOVED:
-        error = ActorStopped(f"{c.path} was stopped for good before handling the request", c.path)
-        out.append(Answer(request, ErrorReply.of(error)))
-    elif c.phase == UP:
-        out.append(Send(c.name, request))
-    elif len(c.lost_requests) >= s.hold_limit:
-        out.append(Answer(request, ErrorReply.of(Overloaded.waiting(c.path, s.hold_limit))))
-    else:
-        c.lost_requests.append(request)
 
 
 def on_handover_done(s: SupervisorState, e: HandoverDone, out: Out) -> None:

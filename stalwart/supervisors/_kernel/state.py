@@ -328,7 +328,6 @@ class ChildRecord:
     exited_early = 0  # the incarnation whose exit came before its Retired
     holding = False  # it waits for a dependency (its held messages may be out on trial)
     redeliver: list[Redelivery] = made_on_use(list)
-    lost_requests: list[Any] = made_on_use(list)  # a supervisor's, for its next instance
     health_pending = False
     health_missed = 0
     hung_reported = False
