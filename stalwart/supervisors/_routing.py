@@ -79,6 +79,7 @@ class Routing(Caller):
     telemetry_on: bool
     checkpoints: dict[str, Any]  # (the root's: durable ones read from the store, and more)
     stored: Stored  # durable ones read from the store for paths not started in this run
+    addresses: dict[str, Any]  # subtree -> its supervisor's address (the root made it)
 
     if TYPE_CHECKING:  # provided by RootActor and its other mixins
 
@@ -330,7 +331,10 @@ class Routing(Caller):
             detail += f"; moving {', '.join(e.path for e in moved)}"
         self.record(msg.event, f"{SYSTEM_NAME}/nodes", level=3 if moved else 0, detail=detail[:300])
         note = Nodes(self.cluster_nodes, self.cluster_lost)
-        for address in self.registry.supervisor_addresses():
+        told = {str(a): a for a in self.registry.supervisor_addresses()}
+        for address in self.addresses.values():  # (a subtree starting again has not
+            told.setdefault(str(address), address)  # registered: it was made with the old view)
+        for address in told.values():
             self.send(address, note)
         if msg.event == "node-joined":
             for address in self.fenced.pop(msg.node, []):

@@ -807,6 +807,11 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.settings["lost"] = tuple(msg.lost)  # placements avoid them from now on
         self.settings["nodes"] = dict(msg.nodes)
         assert self.state is not None
+        for c in self.state.order:  # (one starting has not registered: the root cannot tell it)
+            if c.kind == "supervisor" and c.phase == STARTING:
+                address = self.addresses.get((c.name, c.incarnation))
+                if address is not None:
+                    self.send(address, msg)
         for node in newly:  # a child being placed may have been on its way there
             caps = before.get(node)
             placing = tuple(
