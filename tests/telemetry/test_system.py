@@ -123,6 +123,21 @@ def test_a_deleted_durable_child_starts_afresh_in_the_next_run_as_in_this_one(tm
         assert system.ask("s/k", Ping(1)) == 6  # kept: restored 5
 
 
+def durable_keys_tree() -> Supervisor:
+    """Two Pools of durable keys: sessions (an actor each) and shops (a supervisor each,
+    with a durable cart)."""
+    return Supervisor(
+        "s",
+        children=[
+            Pool("sessions", template=Child("session", Counter, durable=True)),
+            Pool(
+                "shops",
+                template=Supervisor("shop", children=[Child("cart", Counter, durable=True)]),
+            ),
+        ],
+    )
+
+
 def test_a_pools_durable_keys_take_their_state_back_when_first_started_in_the_next_run(
     tmp_path, base
 ):
@@ -134,16 +149,7 @@ def test_a_pools_durable_keys_take_their_state_back_when_first_started_in_the_ne
     run and the next, as in one that never stopped."""
     db = str(tmp_path / "keys.db")
     down = tmp_path / "down"
-    tree = Supervisor(
-        "s",
-        children=[
-            Pool("sessions", template=Child("session", Counter, durable=True)),
-            Pool(
-                "shops",
-                template=Supervisor("shop", children=[Child("cart", Counter, durable=True)]),
-            ),
-        ],
-    )
+    tree = durable_keys_tree()
     flagged = {"fail_start_flag": str(down)}
     extra = Child("extra", Counter, durable=True)  # (added with start_child, not a Pool's)
     with start(tree, base=base, store=db, report_path=None) as system:
@@ -180,16 +186,7 @@ def test_delete_child_forgets_what_an_earlier_run_stored_for_a_child_not_started
     other keys keep theirs. A key started in this run, or one nothing was stored for, is
     refused as before."""
     db = str(tmp_path / "deleted.db")
-    tree = Supervisor(
-        "s",
-        children=[
-            Pool("sessions", template=Child("session", Counter, durable=True)),
-            Pool(
-                "shops",
-                template=Supervisor("shop", children=[Child("cart", Counter, durable=True)]),
-            ),
-        ],
-    )
+    tree = durable_keys_tree()
     extra = Child("extra", Counter, durable=True)  # (added with start_child, not a Pool's)
     with start(tree, base=base, store=db, report_path=None) as system:
         for key, n in (("alice", 5), ("bob", 7), ("carol", 3)):
