@@ -26,6 +26,7 @@ from ..actors.errors import ActorStopped
 from ..actors.messages import (
     ErrorReply,
     GaveUp,
+    Handover,
     Init,
     Release,
     Reply,
@@ -156,6 +157,10 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
         )
     self.spawned.add(c.child)
     self.send(address, init)
+    if child.kind == "supervisor":  # (an actor's are in its Init)
+        for item in c.redeliver:  # what its crashed instance had taken: after its Init
+            if type(item.message) is Handover:
+                self.send(address, item.message)
 
 
 def do_stop(self: SupervisorActor, c: cmd.Stop) -> None:
@@ -325,7 +330,8 @@ def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
             " is most likely gone (delete_child it again to be sure: UnknownPath says it is)"
         )
         answer(self, asked, ErrorReply.of(ActorStopped(text, self.path)))
-    for _, asked in waiting:
+    handovers, self.handovers = self.handovers, []  # (it stopped before it began)
+    for asked in [asked for _, asked in waiting] + [h.request for h in handovers]:
         answer(self, asked, ErrorReply.of(ActorStopped(f"{self.path} has stopped", self.path)))
     table: dict[str, Any] = {}
     for child in self.state.order:
@@ -372,9 +378,12 @@ def do_shut_down(self: SupervisorActor, c: cmd.ShutDown) -> None:
 
 
 def answer(actor: Any, sender: Any, value: Any) -> None:
-    """Answer a request's ``ReplyTo``, a ``Request`` itself, or a plain sender's address."""
+    """Answer a request's ``ReplyTo``, a ``Request`` itself, or a plain sender's address
+    (a supervisor keeps what it answered a ``Request``: see ``SupervisorActor.answered``)."""
     if sender is None:
         return
+    if isinstance(sender, Request):
+        actor.answered(sender.id, value)
     reply = reply_of(sender, value)
     if reply is not None:
         actor.send(*reply)

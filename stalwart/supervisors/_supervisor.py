@@ -47,6 +47,7 @@ from ..actors.messages import (
     ErrorReply,
     FailureReport,
     Forwarded,
+    Handover,
     HealthReport,
     HooksDone,
     Init,
@@ -74,6 +75,7 @@ from ._passivation import SUPERVISOR_HANDLERS
 from ._services import SYSTEM_NAME
 from ._standby import NEW, Spares
 from ._stored import StoredStates as Stored
+from ._taken import MISSING, PENDING, TakenRequests
 from ._usage import ProcessUsage
 from .messages import (
     BreakerNote,
@@ -190,6 +192,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.spares = Spares()  # warm standbys of the children that keep one
         self.spared: dict[str, int] = {}  # child -> its instance made from a spare (until up)
         self.early: list[tuple[Request, Any, bool]] = []  # requests for a path, before its own
+        self.taken = TakenRequests()  # the child requests it took, by id, with their answers
+        self.handovers: list[Handover] = []  # ones its predecessor had taken, until it begins
         # the durable checkpoints an earlier run kept below it, for the children it adds at
         # run time (None: asked of the root, not here yet; requests to add one wait)
         self.stored: Stored | None = Stored()
@@ -343,6 +347,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             state.selector.load_state(learned.selector)
             state.learn_timeouts(learned.timeout_rule, learned.timeouts, learned.longest)
         self.state = state
+        self.taken = TakenRequests(state.hold_limit)
         for c in state.order:
             keeper = self.keepers[c.name] = Keeper()
             if c.kind == "supervisor":
@@ -371,6 +376,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.send(self.root, ChildrenNow(self.path, self.incarnation, wants))
         self.decide(ev.Begin(floors=dict(floors), now=self.now))
         self.spares.make_soon(self, NEW)  # a Pool's spares for new instances, if it keeps any
+        handovers, self.handovers = self.handovers, []
+        for handover in handovers:  # (before whatever comes after its start)
+            self.on_handover(handover, None)
 
     # -- the checkpoints of children on other nodes, kept in files on this host ----------------
     def restore_filed(self, path: str, keeper: Keeper) -> None:
@@ -419,12 +427,23 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         for item in msg.items:
             self.receiveMessage(item, sender)
 
-    def on_request(self, msg: Request, sender: Any, forwarded: bool = False) -> None:
+    def on_request(
+        self, msg: Request, sender: Any, forwarded: bool = False, handed: bool = False
+    ) -> None:
+        """A child request (``handed``: one its crashed predecessor had taken, handed over
+        by the supervisor above, which hears when it is answered)."""
         if msg.to and msg.to != self.path:
             if not self.path:  # (before its SupervisorInit: looked at once it knows its path)
                 self.early.append((msg, sender, forwarded))
                 return
             hand_on_misdirected(self, msg, sender, forwarded, log)  # (another path's)
+            return
+        kept = self.taken.answer_of(msg.id)
+        if kept is not MISSING:  # a copy: never done twice
+            if handed:
+                self.taken.hand(msg.id)
+            if kept is not PENDING:
+                answer(self, msg, kept)
             return
         request = msg.message
         error: errors.StalwartError
@@ -446,12 +465,34 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 self.path,
             )
         elif self.stored is None or self.dropping:  # (the root's answer comes first)
+            self.taken.take(msg.id, handed)
             self.unstored.append((request, msg))
             return
         else:
+            self.taken.take(msg.id, handed)
             self.child_requested(request, msg)
             return
+        if handed:
+            self.send(self.parent, HandoverDoneMessage(self.path, self.incarnation, msg.id))
         answer(self, msg, ErrorReply.of(error))
+
+    def on_handover(self, msg: Handover, sender: Any) -> None:
+        """A child request its crashed predecessor had taken, from the supervisor above:
+        taken once this instance has begun, unless its caller has stopped waiting."""
+        if self.state is None or not self.begun:
+            self.handovers.append(msg)
+            return
+        request = msg.request
+        if request.deadline and request.deadline <= time.time():
+            self.send(self.parent, HandoverDoneMessage(self.path, self.incarnation, request.id))
+            return
+        self.on_request(request, request.reply_to, handed=True)
+
+    def answered(self, request_id: str, value: Any) -> None:
+        """A request was answered ``value`` (see :func:`answer`): kept for its copies; the
+        supervisor above hears of it if it had handed it over."""
+        if self.taken.answered(request_id, value):
+            self.send(self.parent, HandoverDoneMessage(self.path, self.incarnation, request_id))
 
     def on_stored_states(self, msg: StoredStates, sender: Any) -> None:
         """What an earlier run stored below it: the child requests that waited go ahead."""
@@ -894,6 +935,7 @@ _HANDLERS: dict[type, Any] = {
     DependencyDown: SupervisorActor.on_dependency_down,
     IncidentHold: SupervisorActor.on_incident_hold,
     Request: SupervisorActor.on_request,
+    Handover: SupervisorActor.on_handover,
     Forwarded: SupervisorActor.on_forwarded,
     Batch: SupervisorActor.on_batch,
     ActivityReport: SupervisorActor.on_activity,

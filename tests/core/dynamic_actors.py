@@ -105,3 +105,55 @@ class Calls(ManagedActor):
             on_reply=lambda value: self.reply(sender, ("ok", value)),
             on_error=lambda error: self.reply(sender, ("error", type(error).__name__, str(error))),
         )
+
+
+class HeldStart(ManagedActor):
+    """Marks ``options["started"]`` as it starts, then starts only once the file
+    ``options["hold"]`` is gone (a start that a test keeps in progress)."""
+
+    def on_start(self) -> None:
+        import os
+        import time
+
+        started, hold = self.options.get("started"), self.options.get("hold")
+        if started:
+            with open(str(started), "a") as marks:
+                marks.write(f"{self.incarnation}\n")
+        while hold and os.path.exists(str(hold)):
+            time.sleep(0.01)
+
+
+class KillsItsPool(ManagedActor):
+    """Writes its pid to ``options["marks"]`` as it starts, then SIGKILLs its parent's
+    process: a start request that kills the supervisor that takes it."""
+
+    def on_start(self) -> None:
+        import os
+        import signal
+
+        with open(str(self.options["marks"]), "a") as marks:
+            marks.write(f"{os.getpid()}\n")
+        os.kill(os.getppid(), signal.SIGKILL)
+
+
+class StartWithId(msgspec.Struct, frozen=True):
+    """Start ``key`` of the Pool at ``pool`` with the request id ``request_id``; the
+    answer is ``("ok", path)`` or ``("error", its type's name)``."""
+
+    pool: str
+    key: str
+    request_id: str
+
+
+class IdCaller(ManagedActor):
+    """Makes ``start_child`` calls with request ids of its choosing."""
+
+    def receiveMsg_StartWithId(self, msg: StartWithId, sender: Any) -> None:
+        self.call(
+            msg.pool,
+            StartChild(key=msg.key),
+            timeout=30,
+            on_reply=lambda path: self.reply(sender, ("ok", path)),
+            on_error=lambda error: self.reply(sender, ("error", type(error).__name__)),
+            request_id=msg.request_id,
+        )

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -12,20 +15,41 @@ import psutil
 import pytest
 
 from stalwart import (
+    ActorStopped,
     Child,
     LevelPolicy,
     ManagedActor,
+    PoisonMessageError,
     Pool,
     PoolFull,
     RecoveryRequest,
+    StalwartError,
     StartFailed,
     Supervisor,
     UnknownPath,
 )
 from stalwart.actors._runtime import DeadEnvelope
-from tests.core.dynamic_actors import Note, Options, Session, Where
+from tests.core.dynamic_actors import (
+    HeldStart,
+    IdCaller,
+    KillsItsPool,
+    Note,
+    Options,
+    Session,
+    StartWithId,
+    Where,
+)
 from tests.core.otp_support import crash, running, wait_restarted
-from tests.support import GetLog, Ping, Work, Worker, process_gone, wait_for
+from tests.support import (
+    GetLog,
+    Ping,
+    Work,
+    Worker,
+    process_gone,
+    sigkill,
+    sigkill_actor,
+    wait_for,
+)
 
 IDLE_S = 0.4
 
@@ -410,3 +434,151 @@ def test_a_tell_to_a_child_stopped_for_good_is_one_dead_letter(make_system, base
     assert [d.path for d in letters] == ["web/tally", "web/tally"]
     assert all("stopped for good" in d.error for d in letters)
     assert system.ask("web/front", Via("web/front/none", 0)) >= 0  # (it still answers)
+
+
+def _start_in_background(system: Any, pool: str, key: str) -> tuple[threading.Thread, list[Any]]:
+    """``start_child(pool, key)`` on a thread of its own; the list gets its answer."""
+    got: list[Any] = []
+
+    def call() -> None:
+        try:
+            got.append(system.start_child(pool, key, timeout=60))
+        except StalwartError as error:
+            got.append(error)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    return caller, got
+
+
+def _held_pool(tmp_path: Any) -> tuple[Supervisor, Any, Any]:
+    started, hold = tmp_path / "started", tmp_path / "hold"
+    options = {"started": str(started), "hold": str(hold)}
+    template = Child("session", HeldStart, options=options)
+    return Supervisor("s", children=[Pool("sessions", template=template)]), started, hold
+
+
+def test_a_start_the_pool_had_taken_when_it_was_killed_is_done_by_its_next_instance(
+    make_system, tmp_path
+):
+    """A ``start_child`` the Pool had taken (its instance was starting) when the Pool's
+    process was SIGKILLed is done by the restarted Pool: the caller gets the key's path
+    (it waited for its answer until it timed out, the request dropped)."""
+    tree, started, hold = _held_pool(tmp_path)
+    hold.touch()
+    system = make_system(tree, base="multiproc")
+    caller, got = _start_in_background(system, "s/sessions", "g")
+    wait_for(started.exists)  # (the Pool took it: the instance is starting)
+    sigkill_actor(system, "s/sessions")
+    hold.unlink()
+    caller.join(90)
+    assert got == ["s/sessions/g"]
+    assert [c.name for c in system.which_children("s/sessions")] == ["g"]
+    assert started.read_text().split() == ["1", "1"]  # (the first died with its Pool)
+
+
+def _bytes_waiting(pid: int) -> int:
+    """What the kernel holds unread for the sockets of process ``pid``."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    waiting = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            for row in list(rows)[1:]:
+                fields = row.split()
+                if fields[9] in inodes:
+                    waiting += int(fields[4].split(":")[1], 16)
+    return waiting
+
+
+def test_a_start_sent_to_a_pool_that_dies_before_reading_it_is_done_once(make_system, tmp_path):
+    """A ``start_child`` sent to the Pool's process while it was stopped, and the Pool
+    SIGKILLed before it read anything: the restarted Pool does it, once, and the caller
+    gets the key's path."""
+    tree, started, _ = _held_pool(tmp_path)
+    system = make_system(tree, base="multiproc")
+    pid = int(wait_for(lambda: system.status()["s/sessions"].pid))
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        caller, got = _start_in_background(system, "s/sessions", "g")
+        wait_for(lambda: _bytes_waiting(pid))  # (something reached it, unread)
+    finally:
+        sigkill(pid)
+    caller.join(90)
+    assert got == ["s/sessions/g"]
+    assert [c.name for c in system.which_children("s/sessions")] == ["g"]
+    assert started.read_text().split() == ["1"]
+
+
+def test_starts_under_way_when_their_pool_is_killed_each_get_their_own_answer(make_system):
+    """Three ``start_child`` calls at once, the Pool SIGKILLed 0 to 25 ms after them: each
+    caller gets its own key's path, never ``AlreadyStarted`` for the start it made (a copy
+    of a request the killed Pool had taken reached the next one too) nor a ``Timeout``."""
+    template = Child("session", Session)
+    pool = Pool("sessions", template=template)
+    system = make_system(Supervisor("s", children=[pool], max_restarts=100), base="multiproc")
+    for round_, delay in enumerate((0.0, 0.005, 0.01, 0.025)):
+        keys = [f"k{round_}-{i}" for i in range(3)]
+        before = running(system, "s/sessions")
+        calls = [_start_in_background(system, "s/sessions", key) for key in keys]
+        time.sleep(delay)  # (the scenario: the kill lands at some point of the starts)
+        sigkill_actor(system, "s/sessions")
+        for caller, _ in calls:
+            caller.join(90)
+        got = [answer for _, answers in calls for answer in answers]
+        assert got == [f"s/sessions/{key}" for key in keys], f"killed after {delay}s"
+        wait_restarted(system, before)
+
+
+def test_a_start_that_kills_its_pool_twice_is_set_aside_as_a_poison(make_system, tmp_path):
+    """A start whose instance kills the Pool that takes it: the next Pool takes it once
+    more and dies too; the third does not get it, and the caller gets
+    ``PoisonMessageError`` (OTP has no such rule: there the caller's ``call`` exits)."""
+    marks = tmp_path / "marks"
+    template = Child("session", KillsItsPool, options={"marks": str(marks)})
+    system = make_system(
+        Supervisor("s", children=[Pool("sessions", template=template)]), base="multiproc"
+    )
+    with pytest.raises(PoisonMessageError):
+        system.start_child("s/sessions", "bad", timeout=60)
+    assert len(marks.read_text().split()) == 2
+    assert system.which_children("s/sessions") == []
+    assert system.status()["s"].incarnation == 1  # (two restarts: within its intensity)
+
+
+def test_a_start_sent_again_with_its_request_id_gets_the_same_answer(make_system, base):
+    """``call(..., request_id=...)`` makes a resend recognisable: the Pool answers a copy
+    with what it answered first, and a new id for the same key gets ``AlreadyStarted``."""
+    pool = Pool("sessions", template=Child("session", Session))
+    tree = Supervisor("s", children=[pool, Child("caller", IdCaller)])
+    system = make_system(tree, base=base)
+    first = StartWithId("s/sessions", "g", "start-g")
+    assert system.ask("s/caller", first) == ("ok", "s/sessions/g")
+    assert system.ask("s/caller", first) == ("ok", "s/sessions/g")
+    again = StartWithId("s/sessions", "g", "start-g-again")
+    assert system.ask("s/caller", again) == ("error", "AlreadyStarted")
+    assert [c.name for c in system.which_children("s/sessions")] == ["g"]
+
+
+def test_a_start_handed_to_a_pool_that_is_then_stopped_for_good_is_answered(make_system, tmp_path):
+    """The Pool killed while a start was under way, its next instance doing it again, and
+    that Pool terminated for good meanwhile: the caller gets an answer (the key's path, or
+    ``ActorStopped``), never a ``Timeout``."""
+    tree, started, hold = _held_pool(tmp_path)
+    hold.touch()
+    system = make_system(tree, base="multiproc")
+    caller, got = _start_in_background(system, "s/sessions", "g")
+    wait_for(started.exists)
+    sigkill_actor(system, "s/sessions")
+    wait_for(lambda: started.read_text().split() == ["1", "1"])  # (the next Pool took it)
+    stopper = threading.Thread(target=system.terminate_child, args=("s", "sessions"))
+    stopper.start()
+    hold.unlink()
+    stopper.join(60)
+    caller.join(90)
+    assert got == ["s/sessions/g"] or (len(got) == 1 and isinstance(got[0], ActorStopped))
+    assert "s/sessions" not in system.status()

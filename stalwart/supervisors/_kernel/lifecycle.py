@@ -473,9 +473,12 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
     has killed two instances in a row: it is set aside as a poison message instead. One
     queued behind an unconfirmed message of its channel is not blamed: the next instance
     may die on that message before it reaches this one.
+
+    A supervisor child's (a ``start_child`` its crashed instance had taken) goes the same
+    way: its next instance takes it once it has begun, and says when it has answered it.
     """
     c = s.children.get(e.child)
-    if c is None or c.kind != "actor":
+    if c is None:
         return
     request = e.request
     error: StalwartError
