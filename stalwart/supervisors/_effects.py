@@ -206,6 +206,8 @@ def do_answer(self: SupervisorActor, c: cmd.Answer) -> None:
 
 
 def do_dead_letter(self: SupervisorActor, c: cmd.DeadLetter) -> None:
+    if type(c.message) is Handover:  # (a lost request held for the next instance)
+        c = msgspec.structs.replace(c, message=c.message.request)
     message, request_id, reply_to = c.message, None, None
     if isinstance(message, Request):
         message, request_id, reply_to = message.message, message.id, message.reply_to
@@ -333,6 +335,8 @@ def do_finish(self: SupervisorActor, c: cmd.Finish) -> None:
     handovers, self.handovers = self.handovers, []  # (it stopped before it began)
     for asked in [asked for _, asked in waiting] + [h.request for h in handovers]:
         answer(self, asked, ErrorReply.of(ActorStopped(f"{self.path} has stopped", self.path)))
+    for handover in handovers:
+        self.handover_done(handover.request.id)
     table: dict[str, Any] = {}
     for child in self.state.order:
         keeper = self.keeper(child.name)

@@ -578,12 +578,16 @@ class Registry:
         dropped = []
         for p, e in self.entries.items():
             if p.startswith(prefix):
-                if e.kind != "supervisor":  # (one restarting may hold requests handed to it)
-                    self.lost_with_supervisor.add(p)
+                self.lost_with_supervisor.add(p)  # (a supervisor too: it takes each id once)
                 e.available, e.pid = False, 0
                 e.set_looks("restarting", e.level, False)
                 dropped.append(p)
         return dropped
+
+    def mark_lost(self, path: str) -> None:
+        """``path``'s process died (a top supervisor's): what it had taken goes again to
+        its next instance once that registers (:meth:`take_lost`)."""
+        self.lost_with_supervisor.add(path)
 
     def take_lost(self, path: str) -> bool:
         """True once if ``path``'s last instance died with its supervisor."""

@@ -395,7 +395,8 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
                 node=msg.node,
             )
         )
-        self.push(msg.path)
+        lost = self.registry.take_lost(msg.path)  # (its last instance was killed)
+        self.push(msg.path, lost, orphaned=lost, died=lost)
         self.decide(rk.SubtreeUp(subtree, msg.incarnation, now=time.monotonic()))
         self.answer_when_all_registered()
 
@@ -475,7 +476,10 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
                 self.decide(rk.SubtreeGaveUp(subtree, inc, reason, crashed=True, now=now))
 
     def do_kill_subtree(self, c: rk.KillSubtree) -> None:
-        """Its supervisor is gone (or did not stop in time): the kernel counts it down."""
+        """Its supervisor is gone (or did not stop in time): the kernel counts it down.
+        What it had taken goes to its next instance once that has started (see
+        :meth:`on_started`), as for any path whose process died."""
+        self.registry.mark_lost(self.specs[c.subtree].name)
         self.cancel(("stop", c.subtree))
         self.retiring.discard(c.subtree)
         address = self.addresses.pop(c.subtree, None)

@@ -290,6 +290,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         for target, value in answers:
             reply = reply_of(target, value)
             if reply is not None and reply[0] == self.root:
+                if isinstance(target, Request):
+                    self.answered(target.id, value)
                 held.append(reply[1])
             else:
                 rest.append((target, value))
@@ -439,11 +441,14 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             hand_on_misdirected(self, msg, sender, forwarded, log)  # (another path's)
             return
         kept = self.taken.answer_of(msg.id)
-        if kept is not MISSING:  # a copy: never done twice
+        if kept is PENDING:  # a copy of one under way: its answer comes
             if handed:
                 self.taken.hand(msg.id)
-            if kept is not PENDING:
-                answer(self, msg, kept)
+            return
+        if kept is not MISSING:  # a copy of one answered: answered again, never done twice
+            if handed:
+                self.handover_done(msg.id)
+            answer(self, msg, kept)
             return
         request = msg.message
         error: errors.StalwartError
@@ -465,15 +470,15 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 self.path,
             )
         elif self.stored is None or self.dropping:  # (the root's answer comes first)
-            self.taken.take(msg.id, handed)
+            self.taken.take(msg.id, handed, type(request) in CHANGES)
             self.unstored.append((request, msg))
             return
         else:
-            self.taken.take(msg.id, handed)
+            self.taken.take(msg.id, handed, type(request) in CHANGES)
             self.child_requested(request, msg)
             return
         if handed:
-            self.send(self.parent, HandoverDoneMessage(self.path, self.incarnation, msg.id))
+            self.handover_done(msg.id)
         answer(self, msg, ErrorReply.of(error))
 
     def on_handover(self, msg: Handover, sender: Any) -> None:
@@ -484,7 +489,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             return
         request = msg.request
         if request.deadline and request.deadline <= time.time():
-            self.send(self.parent, HandoverDoneMessage(self.path, self.incarnation, request.id))
+            self.handover_done(request.id)
             return
         self.on_request(request, request.reply_to, handed=True)
 
@@ -492,7 +497,11 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         """A request was answered ``value`` (see :func:`answer`): kept for its copies; the
         supervisor above hears of it if it had handed it over."""
         if self.taken.answered(request_id, value):
-            self.send(self.parent, HandoverDoneMessage(self.path, self.incarnation, request_id))
+            self.handover_done(request_id)
+
+    def handover_done(self, request_id: str) -> None:
+        """The supervisor above hears that a request it handed over has been answered."""
+        self.send(self.parent, HandoverDoneMessage(self.path, self.incarnation, request_id))
 
     def on_stored_states(self, msg: StoredStates, sender: Any) -> None:
         """What an earlier run stored below it: the child requests that waited go ahead."""

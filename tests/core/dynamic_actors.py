@@ -157,3 +157,33 @@ class IdCaller(ManagedActor):
             on_error=lambda error: self.reply(sender, ("error", type(error).__name__)),
             request_id=msg.request_id,
         )
+
+
+class Trap(ManagedActor):
+    """Writes ``start <key>`` to ``options["marks"]`` as it starts, then waits while the file
+    ``options["hold"]`` exists; writes ``stop <key>`` as it is stopped, then, with
+    ``options["kills"]``, SIGKILLs its parent's process (a ``terminate_child`` that kills the
+    supervisor doing it)."""
+
+    def on_start(self) -> None:
+        import os
+        import time
+
+        self._mark("start")
+        hold = self.options.get("hold")
+        while hold and os.path.exists(str(hold)):
+            time.sleep(0.01)
+
+    def on_stop(self) -> None:
+        import os
+        import signal
+
+        self._mark("stop")
+        if self.options.get("kills"):
+            os.kill(os.getppid(), signal.SIGKILL)
+
+    def _mark(self, what: str) -> None:
+        marks = self.options.get("marks")
+        if marks:
+            with open(str(marks), "a") as lines:
+                lines.write(f"{what} {self.path.rsplit('/', 1)[-1]}\n")

@@ -30,6 +30,8 @@ from stalwart import (
 )
 from stalwart.actors._runtime import DeadEnvelope
 from tests.core.dynamic_actors import (
+    Calls,
+    ChildCall,
     HeldStart,
     IdCaller,
     KillsItsPool,
@@ -37,6 +39,7 @@ from tests.core.dynamic_actors import (
     Options,
     Session,
     StartWithId,
+    Trap,
     Where,
 )
 from tests.core.otp_support import crash, running, wait_restarted
@@ -582,3 +585,135 @@ def test_a_start_handed_to_a_pool_that_is_then_stopped_for_good_is_answered(make
     caller.join(90)
     assert got == ["s/sessions/g"] or (len(got) == 1 and isinstance(got[0], ActorStopped))
     assert "s/sessions" not in system.status()
+
+
+@pytest.mark.parametrize("caller", ["system", "actor"])
+def test_a_start_held_for_a_pool_that_is_down_is_answered_when_it_is_terminated(
+    make_system, tmp_path, caller
+):
+    """The Pool killed while a start was under way, and down (its restart waits for its
+    sibling ``dep`` to finish starting) when it is terminated for good: the start that waited
+    for it is answered ``ActorStopped``, whoever made it."""
+    started, hold, dep_hold = tmp_path / "started", tmp_path / "hold", tmp_path / "dep-hold"
+    options = {"started": str(started), "hold": str(hold)}
+    pool = Pool("sessions", template=Child("session", HeldStart, options=options))
+    dep = Child("dep", HeldStart, options={"hold": str(dep_hold)})
+    tree = Supervisor("s", children=[dep, pool, Child("calls", Calls)], max_restarts=100)
+    hold.touch()
+    system = make_system(tree, base="multiproc")
+    if caller == "system":
+        thread, got = _start_in_background(system, "s/sessions", "g")
+    else:
+        got = []
+        call = ChildCall("start_child", "s/sessions", ("g",))
+        thread = threading.Thread(target=lambda: got.append(system.ask("s/calls", call, 90)))
+        thread.start()
+    wait_for(started.exists)  # (the Pool took it)
+    dep_hold.touch()
+    sigkill_actor(system, "s/dep")  # (its next instance stays starting)
+    wait_for(lambda: system.status()["s/dep"].state != "running")
+    sigkill_actor(system, "s/sessions")
+    wait_for(lambda: system.status()["s/sessions"].state != "running")
+    system.terminate_child("s", "sessions")
+    thread.join(90)
+    dep_hold.unlink()
+    if caller == "system":
+        assert len(got) == 1 and isinstance(got[0], ActorStopped), got
+    else:
+        assert len(got) == 1 and got[0][:2] == ("error", "ActorStopped"), got
+
+
+def test_requests_under_way_at_two_deaths_of_a_supervisor_in_a_row_are_set_aside(
+    make_system, tmp_path
+):
+    """A supervisor handles several requests at once: a slow ``start_child`` and a
+    ``terminate_child`` whose child kills the supervisor as it stops. Both are handed to the
+    next instance, which dies the same way: each is answered ``PoisonMessageError`` (which
+    one killed it cannot be told), the child's stop ran twice, and the supervisor above
+    stayed within its restart intensity."""
+    marks, hold = tmp_path / "marks", tmp_path / "hold"
+    inner = Child("d", Trap, options={"marks": str(marks), "kills": True})
+    tree = Supervisor("s", children=[Supervisor("inner", children=[inner], max_restarts=100)])
+    system = make_system(tree, base="multiproc")
+    hold.touch()
+    slow = Child("h", Trap, options={"marks": str(marks), "hold": str(hold)})
+    got: dict[str, Any] = {}
+
+    def call(name: str, run: Any) -> threading.Thread:
+        def record() -> None:
+            try:
+                got[name] = run()
+            except StalwartError as error:
+                got[name] = error
+
+        thread = threading.Thread(target=record)
+        thread.start()
+        return thread
+
+    starting = call("start", lambda: system.start_child("s/inner", slow, timeout=60))
+    wait_for(lambda: marks.exists() and "start h" in marks.read_text())
+    call("terminate", lambda: system.terminate_child("s/inner", "d", timeout=60)).join(90)
+    hold.unlink()
+    starting.join(90)
+    assert isinstance(got["terminate"], PoisonMessageError), got
+    assert isinstance(got["start"], PoisonMessageError), got
+    assert marks.read_text().split("\n").count("stop d") == 2
+    assert system.status()["s"].incarnation == 1
+
+
+def test_a_supervisor_keeps_no_request_once_answered_and_no_answer_to_a_question(make_system):
+    """What a supervisor remembers of the requests it took: none under way once answered
+    (the System's too, whose answers leave with the supervisor's mail to the root), and
+    only the answers of requests that changed something."""
+    import gc
+
+    from stalwart.supervisors._supervisor import SupervisorActor
+
+    pool = Pool("sessions", template=Child("session", Session))
+    system = make_system(Supervisor("s", children=[pool]), base="simple")
+    for i in range(20):
+        system.start_child("s/sessions", f"k{i}")
+        system.which_children("s/sessions")
+        system.count_children("s/sessions")
+    [actor] = [
+        o for o in gc.get_objects() if isinstance(o, SupervisorActor) and o.path == "s/sessions"
+    ]
+    assert actor.taken.pending == {}
+    assert list(actor.taken.answers.values()) == [f"s/sessions/k{i}" for i in range(20)]
+
+
+def test_a_start_the_top_supervisor_had_taken_when_it_was_killed_is_done_by_the_next(
+    make_system, tmp_path
+):
+    """The top supervisor (the root restarts it with the whole tree) killed while it starts a
+    child a call asked for: the next tree's supervisor starts it, and the call gets its path."""
+    started, hold = tmp_path / "started", tmp_path / "hold"
+    extra = Child("x", HeldStart, options={"started": str(started), "hold": str(hold)})
+    system = make_system(Supervisor("s", children=[Child("a", Session)]), base="multiproc")
+    hold.touch()
+    got: list[Any] = []
+    caller = threading.Thread(target=lambda: got.append(system.start_child("s", extra, timeout=60)))
+    caller.start()
+    wait_for(started.exists)
+    sigkill_actor(system, "s")
+    hold.unlink()
+    caller.join(90)
+    assert got == ["s/x"]
+    assert [c.name for c in system.which_children("s")] == ["a", "x"]
+
+
+def test_a_start_a_pool_had_taken_when_its_parent_was_killed_is_done_by_the_next_pool(
+    make_system, tmp_path
+):
+    """The Pool's parent killed (the Pool dies with it) while the Pool starts a key: the
+    Pool of the restarted parent starts it, and the call gets the key's path."""
+    tree, started, hold = _held_pool(tmp_path)
+    system = make_system(Supervisor("top", children=[tree]), base="multiproc")
+    hold.touch()
+    caller, got = _start_in_background(system, "top/s/sessions", "g")
+    wait_for(started.exists)
+    sigkill_actor(system, "top/s")
+    hold.unlink()
+    caller.join(90)
+    assert got == ["top/s/sessions/g"]
+    assert [c.name for c in system.which_children("top/s/sessions")] == ["g"]

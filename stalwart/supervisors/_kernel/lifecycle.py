@@ -345,7 +345,9 @@ def crashed(
     # a hung actor's request would hang the new instance too: its callers time out instead
     c.phase, c.lost_inflight, c.died = DOWN, not c.hung_killed, True
     if c.handed and blame:  # it died on what was handed to it after the last death: a poison
-        c.poisoned = [*c.poisoned[-63:], c.handed[0]]
+        # (an actor handles one at a time; a supervisor several: each one under way is blamed)
+        blamed = c.handed if c.kind == "supervisor" else c.handed[:1]
+        c.poisoned = [*c.poisoned, *blamed][-64:]
     c.handed = []
     hung = c.hung_killed
     if hung:
@@ -481,6 +483,8 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
     if c is None:
         return
     request = e.request
+    # (a supervisor handles several at once: none of them waits behind another)
+    blamed = not e.behind or c.kind == "supervisor"
     error: StalwartError
     if request.id in c.poisoned:
         error = PoisonMessageError(
@@ -493,14 +497,14 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
         error = ActorStopped(f"{c.path} was stopped for good before handling the request", c.path)
         out.append(Answer(request, ErrorReply.of(error)))
     elif c.phase in (STARTING, UP):
-        if not e.behind:
+        if blamed:
             c.handed.append(request.id)
         out.append(Send(c.name, Handover(request)))  # the Init it was sent comes first
     elif len(c.redeliver) >= s.hold_limit:
         error = Overloaded.waiting(c.path, s.hold_limit)
         out.append(Answer(request, ErrorReply.of(error)))
     else:
-        if not e.behind:
+        if blamed:
             c.handed.append(request.id)
         c.redeliver.append(Redelivery(Handover(request), request.reply_to))
 
