@@ -670,16 +670,17 @@ def test_a_supervisor_keeps_no_request_once_answered_and_no_answer_to_a_question
     from stalwart.supervisors._supervisor import SupervisorActor
 
     pool = Pool("sessions", template=Child("session", Session))
-    system = make_system(Supervisor("s", children=[pool]), base="simple")
+    # (a path no other test uses: actors of earlier systems in this process may linger)
+    system = make_system(Supervisor("memo", children=[pool]), base="simple")
     for i in range(20):
-        system.start_child("s/sessions", f"k{i}")
-        system.which_children("s/sessions")
-        system.count_children("s/sessions")
+        system.start_child("memo/sessions", f"k{i}")
+        system.which_children("memo/sessions")
+        system.count_children("memo/sessions")
     [actor] = [
-        o for o in gc.get_objects() if isinstance(o, SupervisorActor) and o.path == "s/sessions"
+        o for o in gc.get_objects() if isinstance(o, SupervisorActor) and o.path == "memo/sessions"
     ]
     assert actor.taken.pending == {}
-    assert list(actor.taken.answers.values()) == [f"s/sessions/k{i}" for i in range(20)]
+    assert list(actor.taken.answers.values()) == [f"memo/sessions/k{i}" for i in range(20)]
 
 
 def test_a_start_the_top_supervisor_had_taken_when_it_was_killed_is_done_by_the_next(
