@@ -6,7 +6,8 @@
    ``multiprocTCPBase`` it is a SIGKILL of the actor's process. Raw Thespian
    recovers the way its documentation suggests: the parent sees ``PoisonMessage``
    (after Thespian's own retry) or ``ChildActorExited``, creates a new actor and
-   sends the message again.
+   sends the message again. A SIGKILL lands alike on both sides: into a process at
+   least ``VICTIM_AGE_S`` old, ``KILL_AFTER_S`` into its handler.
 
 In-process measurements run on one CPU, the same for both sides (the last this
 process may use): on a shared machine the cores differ in speed by a third from
@@ -53,6 +54,12 @@ RESTART_FIRST = LevelPolicy(
 ROUND_TRIPS = {"simple": 30_000, "multiproc": 2_000}
 ROUNDS = 4  # per process, alternating: this machine's speed drifts for seconds at a time
 CRASHES = 60
+# A SIGKILL lands the same way on both sides: into a victim process at least VICTIM_AGE_S
+# old, KILL_AFTER_S into its handler. The kernel tears a killed process down before anyone
+# hears of its death, and that takes longer the longer ago it was forked (its pages' records
+# leave the caches: 1.0 ms 10 ms after the fork here, 1.6 ms after 50 ms, 2.1 ms after 0.3 s)
+VICTIM_AGE_S = 0.3
+KILL_AFTER_S = 0.05
 BLOCKS = 3  # crashes alternate between the two sides in blocks, for the same reason
 REPEATS = 5
 
@@ -170,12 +177,19 @@ class RawVictim(Actor):
 
 
 class RawParent(Actor):
-    """Recreates its victim on PoisonMessage / ChildActorExited and sends the message again."""
+    """Recreates its victim on PoisonMessage / ChildActorExited and sends the message again.
+    The next message goes to the instance that answered the last (made ahead by "ready")."""
+
+    victim: Any = None
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:
-        if isinstance(msg, Kill):
-            self.asker, self.current = sender, msg.id
+        if msg == "ready":
             self.victim = self.createActor(RawVictim)
+            self.send(sender, "ready")
+        elif isinstance(msg, Kill):
+            self.asker, self.current = sender, msg.id
+            if self.victim is None:
+                self.victim = self.createActor(RawVictim)
             self.send(self.victim, Slow(msg.id))
         elif isinstance(msg, tuple) and msg[0] == "pid":
             self.send(self.asker, msg)
@@ -284,14 +298,17 @@ def raw_crash_latencies(base: str, count: int) -> list[float]:
     latencies = []
     try:
         parent = asys.createActor(RawParent)
+        asys.ask(parent, "ready", 10)
         for i in range(count):
+            if base != "simple":
+                time.sleep(VICTIM_AGE_S)  # (the victim was made before the last answer)
             asys.tell(parent, Kill(i))
             if base == "simple":
                 served = asys.listen(10)
                 latencies.append(served.at - FAILED_AT[i])
                 continue
             _, pid = asys.listen(10)
-            time.sleep(0.01)
+            time.sleep(KILL_AFTER_S)  # (it is in the handler, which sleeps until killed)
             killed_at = time.monotonic()
             os.kill(pid, signal.SIGKILL)
             served = asys.listen(10)
@@ -324,6 +341,7 @@ def managed_crash_latencies(
             if settle is not None:
                 settle(system)
             pid = system.status()["b/victim"].pid
+            wait_until_aged(pid)
             result: list[Any] = []
 
             def ask(i: int = i, result: list[Any] = result) -> None:
@@ -331,12 +349,21 @@ def managed_crash_latencies(
 
             asker = threading.Thread(target=ask)
             asker.start()
-            time.sleep(0.05)  # (it is in the handler, which sleeps until killed)
+            time.sleep(KILL_AFTER_S)  # (it is in the handler, which sleeps until killed)
             killed_at = time.monotonic()
             os.kill(pid, signal.SIGKILL)
             asker.join()
             latencies.append(result[0].at - killed_at)
     return latencies
+
+
+def wait_until_aged(pid: int) -> None:
+    """Wait until process ``pid`` is ``VICTIM_AGE_S`` old (its start is known to 10 ms)."""
+    import psutil
+
+    age = time.time() - psutil.Process(pid).create_time()
+    if age < VICTIM_AGE_S:
+        time.sleep(VICTIM_AGE_S - age)
 
 
 @contextlib.contextmanager
