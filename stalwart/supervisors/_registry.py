@@ -584,11 +584,6 @@ class Registry:
                 dropped.append(p)
         return dropped
 
-    def mark_lost(self, path: str) -> None:
-        """``path``'s process died (a top supervisor's): what it had taken goes again to
-        its next instance once that registers (:meth:`take_lost`)."""
-        self.lost_with_supervisor.add(path)
-
     def take_lost(self, path: str) -> bool:
         """True once if ``path``'s last instance died with its supervisor."""
         if path in self.lost_with_supervisor:

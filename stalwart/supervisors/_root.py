@@ -395,8 +395,7 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
                 node=msg.node,
             )
         )
-        lost = self.registry.take_lost(msg.path)  # (its last instance was killed)
-        self.push(msg.path, lost, orphaned=lost, died=lost)
+        self.push(msg.path)
         self.decide(rk.SubtreeUp(subtree, msg.incarnation, now=time.monotonic()))
         self.answer_when_all_registered()
 
@@ -477,9 +476,11 @@ class RootActor(Incidents, Gateway, Routing, Coalescing, RuntimeActor):  # type:
 
     def do_kill_subtree(self, c: rk.KillSubtree) -> None:
         """Its supervisor is gone (or did not stop in time): the kernel counts it down.
-        What it had taken goes to its next instance once that has started (see
-        :meth:`on_started`), as for any path whose process died."""
-        self.registry.mark_lost(self.specs[c.subtree].name)
+
+        What the top supervisor had taken is not sent to the next tree's: its death is a
+        level 5, counted against the root's intensity, so a request that killed it would
+        stop the whole system the second time.
+        """
         self.cancel(("stop", c.subtree))
         self.retiring.discard(c.subtree)
         address = self.addresses.pop(c.subtree, None)

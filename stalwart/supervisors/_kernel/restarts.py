@@ -12,7 +12,7 @@ from ...actors.errors import (
     ActorStopped,
     Overloaded,
 )
-from ...actors.messages import Redelivery
+from ...actors.messages import Handover, Redelivery
 from ...strategies import ErrorInfo
 from . import failures, lifecycle, outages
 from .commands import Retry
@@ -81,7 +81,10 @@ def drop_waiting(s: SupervisorState, c: ChildRecord, now: float, out: Out) -> No
             record = s.new_failure(c.name, item.message, item.sender, info, now)
         held.append(record)
     for record in held:
-        text = f"{c.path} was stopped for good before handling {describe(record.message)}"
+        message = record.message
+        if type(message) is Handover:  # (a lost request held for it)
+            message = message.request
+        text = f"{c.path} was stopped for good before handling {describe(message)}"
         set_aside(s, out, record, ActorStopped(text, c.path), now)
 
 
