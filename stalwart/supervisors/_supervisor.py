@@ -469,13 +469,9 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
                 " correlator=None)",
                 self.path,
             )
-        elif self.stored is None or self.dropping:  # (the root's answer comes first)
-            self.taken.take(msg.id, handed, type(request) in CHANGES)
-            self.unstored.append((request, msg))
-            return
         else:
             self.taken.take(msg.id, handed, type(request) in CHANGES)
-            self.child_requested(request, msg)
+            self.child_request(request, msg)
             return
         if handed:
             self.handover_done(msg.id)
@@ -515,6 +511,14 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         while self.unstored and not self.dropping:  # (one at a time: if one fails, as if
             # it came alone, the supervisor escalates and those left are answered as it stops)
             request, asked = self.unstored.pop(0)
+            self.child_requested(request, asked)
+
+    def child_request(self, request: Any, asked: Any) -> None:
+        """A child request, now or (while the root's answer about what is stored is to come)
+        after it, in order."""
+        if self.stored is None or self.dropping:
+            self.unstored.append((request, asked))
+        else:
             self.child_requested(request, asked)
 
     def child_requested(self, request: Any, asked: Any) -> None:
@@ -570,10 +574,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             log.warning("%s: %s refused: Stalwart's own supervisor", self.path, type(msg).__name__)
             return
         if self.state is not None and self.begun:
-            if self.stored is None or self.dropping:  # (the root's answer comes first)
-                self.unstored.append((msg, None))
-                return
-            self.child_requested(msg, None)
+            self.child_request(msg, None)
 
     def on_this_host(self, name: str, incarnation: int) -> bool:
         """Whether that instance of child ``name`` runs on this host (not on another node)."""

@@ -440,19 +440,24 @@ def test_a_tell_to_a_child_stopped_for_good_is_one_dead_letter(make_system, base
     assert system.ask("web/front", Via("web/front/none", 0)) >= 0  # (it still answers)
 
 
-def _start_in_background(system: Any, pool: str, key: str) -> tuple[threading.Thread, list[Any]]:
-    """``start_child(pool, key)`` on a thread of its own; the list gets its answer."""
+def _in_background(run: Any) -> tuple[threading.Thread, list[Any]]:
+    """``run()`` on a thread of its own; the list gets what it returned or raised."""
     got: list[Any] = []
 
     def call() -> None:
         try:
-            got.append(system.start_child(pool, key, timeout=60))
+            got.append(run())
         except StalwartError as error:
             got.append(error)
 
     caller = threading.Thread(target=call)
     caller.start()
     return caller, got
+
+
+def _start_in_background(system: Any, pool: str, key: str) -> tuple[threading.Thread, list[Any]]:
+    """``start_child(pool, key)`` on a thread of its own; the list gets its answer."""
+    return _in_background(lambda: system.start_child(pool, key, timeout=60))
 
 
 def _held_pool(tmp_path: Any) -> tuple[Supervisor, Any, Any]:
@@ -605,10 +610,8 @@ def test_a_start_held_for_a_pool_that_is_down_is_answered_when_it_is_terminated(
     if caller == "system":
         thread, got = _start_in_background(system, "s/sessions", "g")
     else:
-        got = []
         call = ChildCall("start_child", "s/sessions", ("g",))
-        thread = threading.Thread(target=lambda: got.append(system.ask("s/calls", call, 90)))
-        thread.start()
+        thread, got = _in_background(lambda: system.ask("s/calls", call, 90))
     wait_for(started.exists)  # (the Pool took it)
     dep_hold.touch()
     sigkill_actor(system, "s/dep")  # (its next instance stays starting)
@@ -638,26 +641,14 @@ def test_requests_under_way_at_two_deaths_of_a_supervisor_in_a_row_are_set_aside
     system = make_system(tree, base="multiproc")
     hold.touch()
     slow = Child("h", Trap, options={"marks": str(marks), "hold": str(hold)})
-    got: dict[str, Any] = {}
-
-    def call(name: str, run: Any) -> threading.Thread:
-        def record() -> None:
-            try:
-                got[name] = run()
-            except StalwartError as error:
-                got[name] = error
-
-        thread = threading.Thread(target=record)
-        thread.start()
-        return thread
-
-    starting = call("start", lambda: system.start_child("s/inner", slow, timeout=60))
+    starting, started = _in_background(lambda: system.start_child("s/inner", slow, timeout=60))
     wait_for(lambda: marks.exists() and "start h" in marks.read_text())
-    call("terminate", lambda: system.terminate_child("s/inner", "d", timeout=60)).join(90)
+    stopping, stopped = _in_background(lambda: system.terminate_child("s/inner", "d", timeout=60))
+    stopping.join(90)
     hold.unlink()
     starting.join(90)
-    assert isinstance(got["terminate"], PoisonMessageError), got
-    assert isinstance(got["start"], PoisonMessageError), got
+    assert len(stopped) == 1 and isinstance(stopped[0], PoisonMessageError), stopped
+    assert len(started) == 1 and isinstance(started[0], PoisonMessageError), started
     assert marks.read_text().split("\n").count("stop d") == 2
     assert system.status()["s"].incarnation == 1
 

@@ -334,6 +334,12 @@ def on_child_exited(s: SupervisorState, e: ChildExited, out: Out) -> None:
     crashed(s, c, e.reason, e.now, out)
 
 
+def _one_at_a_time(c: ChildRecord) -> bool:
+    """Whether ``c`` handles the requests handed to it one at a time, in order (an actor),
+    or several at once (a supervisor: which one killed it cannot be told)."""
+    return c.kind == "actor"
+
+
 def crashed(
     s: SupervisorState, c: ChildRecord, reason: str, now: float, out: Out, blame: bool = True
 ) -> None:
@@ -345,8 +351,7 @@ def crashed(
     # a hung actor's request would hang the new instance too: its callers time out instead
     c.phase, c.lost_inflight, c.died = DOWN, not c.hung_killed, True
     if c.handed and blame:  # it died on what was handed to it after the last death: a poison
-        # (an actor handles one at a time; a supervisor several: each one under way is blamed)
-        blamed = c.handed if c.kind == "supervisor" else c.handed[:1]
+        blamed = c.handed[:1] if _one_at_a_time(c) else c.handed  # (each one under way)
         c.poisoned = [*c.poisoned, *blamed][-64:]
     c.handed = []
     hung = c.hung_killed
@@ -483,8 +488,7 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
     if c is None:
         return
     request = e.request
-    # (a supervisor handles several at once: none of them waits behind another)
-    blamed = not e.behind or c.kind == "supervisor"
+    blamed = not e.behind or not _one_at_a_time(c)  # (behind another: not to blame)
     error: StalwartError
     if request.id in c.poisoned:
         error = PoisonMessageError(
