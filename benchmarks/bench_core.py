@@ -340,7 +340,7 @@ def managed_crash_latencies(
                 continue
             if settle is not None:
                 settle(system)
-            pid = system.status()["b/victim"].pid
+            pid = serving_pid(system, "b/victim")
             wait_until_aged(pid)
             result: list[Any] = []
 
@@ -355,6 +355,15 @@ def managed_crash_latencies(
             asker.join()
             latencies.append(result[0].at - killed_at)
     return latencies
+
+
+def serving_pid(system: Any, path: str) -> int:
+    """The process of ``path``'s instance, once the root has heard it started (a sample
+    ends with the new instance's answer, which may come before that)."""
+    deadline = time.monotonic() + 10
+    while not (pid := system.status()[path].pid) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return pid
 
 
 def wait_until_aged(pid: int) -> None:

@@ -51,6 +51,8 @@ class SpareWaiter:
     def spare_pids(self, system: Any) -> set[int]:
         try:
             status = system.status()
+            if any(not e.pid for e in status if e.path.startswith("b/")):
+                return set()  # (an instance the root has not heard start yet)
             self.instances |= {e.pid for e in status if e.path.startswith("b/")}
             sup = psutil.Process(status["b"].pid)
             alive = {p.pid for p in sup.children() if p.status() != psutil.STATUS_ZOMBIE}

@@ -39,7 +39,9 @@ from .errors import (
 from .messages import (
     Acked,
     AddressUpdate,
+    CrashNotice,
     ErrorReply,
+    Handover,
     LostRequest,
     Reply,
     Request,
@@ -87,6 +89,7 @@ class _Route:
     __slots__ = (
         "addresses",
         "blocked_until",
+        "crashed",
         "group",
         "next",
         "out",
@@ -106,6 +109,7 @@ class _Route:
         self.blocked_until = 0.0  # a breaker in front of the path is open until then
         self.stopped = False  # its actor stopped for good (until its supervisor starts it)
         self.passive = False  # its actor is passivated: a message waiting for it wakes it
+        self.crashed = 0  # the last incarnation whose crash it handed requests over after
 
 
 class _Pending:
@@ -461,10 +465,24 @@ class Caller(Timers):
             self._sw_send_unconfirmed(msg.path, route, msg.addresses[0])  # died with it
         self._sw_set_addresses(msg.path, route, list(msg.addresses), msg.stopped)
         if msg.holder is not None:
-            self._sw_resend_inflight(msg.path, msg.holder)
+            if not msg.crashed or msg.crashed > route.crashed:  # (or its supervisor told it)
+                route.crashed = max(route.crashed, msg.crashed)
+                self._sw_resend_inflight(msg.path, msg.holder)
         elif msg.lost_inflight and msg.addresses:
             self._sw_resend_inflight(msg.path, everything=msg.orphaned)
         self._sw_forget_if_ended(msg.path)
+
+    def _sw_on_crash_notice(self, msg: CrashNotice) -> None:
+        """The crash of ``msg.path``'s instance, from its supervisor, ahead of the root's
+        ``AddressUpdate`` (which then hands nothing over again): what it was handling goes
+        over now (see :mod:`stalwart.supervisors._crash_notices`)."""
+        route = self._sw_routes.get(msg.path)
+        if route is None or route.group or msg.incarnation <= route.crashed:
+            return
+        route.crashed = msg.incarnation
+        self._sw_set_addresses(msg.path, route, [])  # (what is sent now waits for the next)
+        spare = (msg.spare, msg.incarnation) if msg.spare is not None else None
+        self._sw_resend_inflight(msg.path, msg.holder, spare=spare)
 
     def _sw_set_addresses(
         self, path: str, route: _Route, addresses: list[Any], stopped: bool = False
@@ -511,13 +529,21 @@ class Caller(Timers):
                 self._sw_undeliverable(path, msg.message, error)
         self._sw_forget_if_ended(path)
 
-    def _sw_resend_inflight(self, path: str, holder: Any = None, everything: bool = False) -> None:
+    def _sw_resend_inflight(
+        self,
+        path: str,
+        holder: Any = None,
+        everything: bool = False,
+        spare: tuple[Any, int] | None = None,
+    ) -> None:
         """Send again what the crashed instance of ``path`` was handling.
 
         With a ``holder`` (the supervisor starting the next instance) the requests go to
         it at once, to reach the new instance right after its start; without one, to
         the new instance's address, unless they went to the holder already (and, with
-        ``everything``, even then: that holder died too).
+        ``everything``, even then: that holder died too). With a ``spare`` (its address,
+        and the incarnation that crashed), a request never handed over before goes
+        straight to it, the holder getting a note of it.
         """
         route = self._sw_routes.get(path)
         unacked = route.out.unacked if route is not None else {}
@@ -530,6 +556,7 @@ class Caller(Timers):
                 continue
             seq = pending.request.seq
             behind = bool(seq) and seq != head and seq in unacked
+            direct = spare is not None and pending.resends == 0
             if not behind:
                 pending.resends += 1  # (one queued behind another is not to blame)
             if pending.resends > MAX_RESENDS:
@@ -540,6 +567,10 @@ class Caller(Timers):
                 continue
             if holder is None:
                 self._sw_send_path(path, pending.request)
+            elif spare is not None and direct:
+                pending.handed = True
+                self.send(spare[0], Handover(pending.request, spare[1]))
+                self.send(holder, LostRequest(path, pending.request, behind, spare[1]))
             else:
                 pending.handed = True
                 self.send(holder, LostRequest(path, pending.request, behind))

@@ -51,6 +51,7 @@ from .messages import (
     Batch,
     Chaos,
     Checkpoint,
+    CrashNotice,
     ErrorReply,
     Failure,
     FailureReport,
@@ -113,6 +114,7 @@ _INTERNAL: dict[type, str] = {
     Forwarded: "_sw_on_forwarded",
     GaveUp: "_sw_on_gave_up",
     Handover: "_sw_on_handover",
+    CrashNotice: "_sw_on_crash_notice_msg",
     Reply: "_sw_on_reply_msg",
     Resolved: "_sw_on_resolved_msg",
     AddressUpdate: "_sw_on_address_update_msg",
@@ -244,6 +246,7 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
     _sw_after: Callable[[], None] | None = None  # run after each handled message
     _sw_dirty = False
     _sw_held: list[tuple[Any, Any]] | tuple[()] = ()  # (a list once a message is held)
+    _sw_takes_over = 0  # as a spare, it took over from this crashed incarnation (see Init)
     _sw_placed: Init | None = None  # on another node: its Init, until told to start
     _sw_successor: Any = None
     _sw_forwarded_at = float("-inf")  # when it last forwarded to its successor
@@ -868,6 +871,10 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
             self._sw_log = None
         for request_id, reply in init.replies:
             self._sw_handled[request_id] = reply
+        if init.takes_over:
+            self._sw_takes_over = init.takes_over
+        if self._sw_held:
+            self._sw_own_handovers()
         if init.marks:
             self._sw_lanes.learn(init.marks)
         if init.supervisor_pid and init.supervisor_pid != os.getpid():
@@ -1216,7 +1223,24 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         elif self._sw_dispatch(retry.message, retry.sender, retry.failure_id):
             self._sw_retry_done(retry.failure_id)
 
+    def _sw_own_handovers(self) -> None:
+        """Its ``Init`` has come: of the requests callers handed straight to it as a spare
+        (and it held), those handed after the crash it takes over from are its own, as if
+        its supervisor had handed them; the others are not (its supervisor hands them on)."""
+        kept: list[tuple[Any, Any]] = []
+        for m, s in self._sw_held:
+            if type(m) is Handover and m.crashed:
+                if m.crashed != self._sw_takes_over:
+                    continue
+                m = Handover(m.request)
+            kept.append((m, s))
+        self._sw_held = kept
+
     def _sw_on_handover(self, msg: Handover, sender: Any) -> None:
+        if msg.crashed and self.path:  # its caller's, straight to it as a spare, after Init
+            if msg.crashed != self._sw_takes_over:
+                return  # (it did not take over from that crash: its supervisor hands it on)
+            msg = Handover(msg.request)
         if self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(msg, sender)
             return
@@ -1371,6 +1395,9 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     def _sw_on_address_update_msg(self, msg: AddressUpdate, sender: Any) -> None:
         self._sw_on_address_update(msg)
+
+    def _sw_on_crash_notice_msg(self, msg: CrashNotice, sender: Any) -> None:
+        self._sw_on_crash_notice(msg)
 
     def _sw_on_route_state_msg(self, msg: RouteState, sender: Any) -> None:
         self._sw_on_route_state(msg)

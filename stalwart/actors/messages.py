@@ -185,6 +185,7 @@ class Init(msgspec.Struct, frozen=True):
     tracing: str = ""  # where its spans go ("": OpenTelemetry off; see stalwart.actors._tracing)
     fresh: bool = False  # the first instance its path has had (no one sent to another before)
     logger_path: str = ""  # whose logger ``self.log`` is ("": its own path's)
+    takes_over: int = 0  # a spare taking over at once from the crashed incarnation (0: none)
 
 
 class Placed(msgspec.Struct, frozen=True):
@@ -518,6 +519,7 @@ class AddressUpdate(msgspec.Struct, frozen=True):
     group: bool = False
     died: bool = False  # its last instance's process died: tells it did not confirm go again
     passive: bool = False  # passivated: who holds messages for it sends Wake
+    crashed: int = 0  # with ``holder``: the incarnation that crashed (told once per crash)
 
 
 class Wake(msgspec.Struct, frozen=True):
@@ -536,9 +538,15 @@ class Undeliverable(msgspec.Struct, frozen=True):
 
 class Handover(msgspec.Struct, frozen=True):
     """To an instance: a request its predecessor was handling when it died; handle it, then
-    say so with :class:`HandoverDone` (an instance that dies on it too has found a poison)."""
+    say so with :class:`HandoverDone` (an instance that dies on it too has found a poison).
+
+    ``crashed``: handed by the caller itself, straight to the spare its supervisor named
+    when incarnation ``crashed`` died (see :class:`CrashNotice`); only an instance that took
+    over from that incarnation handles it (the supervisor hands it on otherwise).
+    """
 
     request: Any
+    crashed: int = 0
 
 
 class HandoverDone(msgspec.Struct, frozen=True):
@@ -559,6 +567,19 @@ class LostRequest(msgspec.Struct, frozen=True):
     path: str
     request: Any
     behind: bool = False
+    direct: int = 0  # handed straight to the spare after incarnation ``direct`` died: a note
+
+
+class CrashNotice(msgspec.Struct, frozen=True):
+    """From the supervisor of a child that keeps a spare, to those who send to it, as soon
+    as incarnation ``incarnation`` of ``path`` has crashed (the root's
+    :class:`AddressUpdate` follows): what it was handling goes to ``holder`` at once, or
+    (what was not handed over before) straight to the ``spare`` that is to take over."""
+
+    path: str
+    incarnation: int
+    holder: Any
+    spare: Any = None
 
 
 class RouteState(msgspec.Struct, frozen=True):

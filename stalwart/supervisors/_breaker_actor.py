@@ -224,8 +224,14 @@ class BreakerActor(ManagedActor):
         if self.sweep_due:
             self.after(max(0.0, self.sweep_at - now), "sweep", key="sweep")
 
-    def _sw_resend_inflight(self, path: str, holder: Any = None, everything: bool = False) -> None:
-        super()._sw_resend_inflight(path, holder, everything)
+    def _sw_resend_inflight(
+        self,
+        path: str,
+        holder: Any = None,
+        everything: bool = False,
+        spare: tuple[Any, int] | None = None,
+    ) -> None:
+        super()._sw_resend_inflight(path, holder, everything, spare)
         if path != self.protected or holder is not None:
             return  # its own calls go again to the new instance once it is up
         route = self._sw_routes.get(path)

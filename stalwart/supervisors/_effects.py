@@ -91,7 +91,8 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
         self.spared[c.child] = c.incarnation  # (its registration says so)
         if spare.pid:  # (its exit is looked for by its pid too, as an instance's)
             self.pids[(c.child, c.incarnation)] = (spare.pid, self.node)
-        self.send_held_now()
+        if not self.crash_notices.named(c.child, address):  # (callers told: Init first)
+            self.send_held_now()
         self.spares.make_soon(self, NEW)  # (sooner once it has started: see on_started)
     if child.dynamic and self.stored:  # its path's first start in this run, maybe
         take_stored(self.stored, child.path, child.kind == "supervisor", keeper)
@@ -131,6 +132,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             floors if first else None,
         )
     else:
+        takes_over = self.crash_notices.takes_over(c.child, address, c.incarnation)
         init = Init(
             child.path,
             self.myAddress,
@@ -154,6 +156,7 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
             tracing=str(self.settings.get("tracing", "")),
             fresh=child.fresh,
             logger_path=logger_path,
+            takes_over=takes_over,
         )
     self.spawned.add(c.child)
     self.send(address, init)
@@ -168,6 +171,7 @@ def do_stop(self: SupervisorActor, c: cmd.Stop) -> None:
     child = self.state.children.get(c.child)
     if child is None or child.stop_for_good:  # it is not coming back: neither is its spare
         self.spares.drop(self, c.child)
+        self.crash_notices.forget(c.child)
     address = self.addresses.get((c.child, c.incarnation))
     if address is not None:
         self.send(address, Retire(c.forward, c.passivate))
@@ -262,6 +266,7 @@ def do_register(self: SupervisorActor, c: cmd.Register) -> None:
             c.reactivated,
             c.fresh,
             self.spared.pop(c.child, 0) == c.incarnation,
+            child.role == "actor" and bool(getattr(child.spec, "standby", False)),
         ),
     )
     old = self.addresses.get((c.child, c.predecessor)) if c.predecessor else None

@@ -215,6 +215,8 @@ class Registry:
         self.groups: dict[str, list[str]] = {}
         self._subscribers: dict[str, dict[str, tuple[int, Any]]] = {}
         self._subscribed_by: dict[str, set[str]] = {}  # subscriber's path -> paths it watches
+        # paths that keep a spare -> their supervisor, who tells their subscribers of a crash
+        self.crash_tellers: dict[str, Any] = {}
         self.floor_forgotten = 0  # the highest incarnation of a path forgotten
         # addresses of instances that are gone -> their path's entry when they were
         self._retired: OrderedDict[str, Entry] = OrderedDict()
@@ -550,6 +552,7 @@ class Registry:
 
     def _unsubscribe_all(self, path: str) -> None:
         """``path`` is forgotten: the subscriptions to it, and those it made, go."""
+        self.crash_tellers.pop(path, None)
         for key in self._subscribers.pop(path, {}):
             _drop(self._subscribed_by, key, path)
         for target in self._subscribed_by.pop(path, ()):

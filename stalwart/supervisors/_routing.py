@@ -57,6 +57,7 @@ from .messages import (
     StoredGone,
     StoredStates,
     Unavailable,
+    Watchers,
 )
 from .spec import Supervisor
 
@@ -111,6 +112,11 @@ class Routing(Caller):
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
+        if msg.standby:
+            self.registry.crash_tellers[msg.path] = sender
+            self.tell_watchers(msg.path)
+        else:
+            self.registry.crash_tellers.pop(msg.path, None)
         if msg.added_by and self.stored:  # (its first start in this run took what the store
             # had for it and its declared children: a key whose start fails keeps all)
             known = self.registry.knows
@@ -237,7 +243,10 @@ class Routing(Caller):
     def on_unavailable(self, msg: Unavailable, sender: Any) -> None:
         self.registry.unavailable(msg)
         # after a crash, callers hand what it lost to the supervisor starting the next one
-        self.push(msg.path, holder=sender if msg.lost_inflight else None)
+        if msg.lost_inflight:
+            self.push(msg.path, holder=sender, crashed=msg.incarnation)
+        else:
+            self.push(msg.path)
         if msg.state == PASSIVATED or msg.removed:  # (the last path a start waited for)
             self.answer_when_all_registered()
 
@@ -253,6 +262,7 @@ class Routing(Caller):
         holder: Any = None,
         orphaned: bool = False,
         died: bool = False,
+        crashed: int = 0,
     ) -> None:
         """Tell every subscriber of ``path`` (and of its replica group) its new addresses."""
         for p in self.registry.affected(path):
@@ -269,6 +279,7 @@ class Routing(Caller):
                 p in self.registry.groups,
                 died and p == path,
                 self.registry.passive(p),
+                crashed if p == path else 0,
             )
             for subscriber in subscribers:
                 self.send(subscriber, update)
@@ -300,7 +311,15 @@ class Routing(Caller):
             self.registry.subscribe(
                 msg.path, msg.subscriber or str(sender), msg.incarnation, sender
             )
+            self.tell_watchers(msg.path)
         self.send(sender, resolved)
+
+    def tell_watchers(self, path: str) -> None:
+        """Tell the supervisor of ``path``, if it keeps a spare, who sends to it (it tells
+        them of a crash itself, ahead of this actor)."""
+        teller = self.registry.crash_tellers.get(path)
+        if teller is not None:
+            self.send(teller, Watchers(path, tuple(self.registry.subscribers(path))))
 
     def on_reply(self, msg: Reply, sender: Any) -> None:
         self._sw_on_reply(msg)

@@ -22,6 +22,7 @@ with their supervisor, and one that dies is replaced without a word to anyone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -31,6 +32,7 @@ from ..actors._runtime import ActorExitRequest, child_process_gone, create_child
 from ..actors._timers import WAKE
 from ..actors.messages import Standby, StandbyReady
 from ._kernel.state import REMOVED
+from ._working_set import kept_across_fork
 from .spec import Child
 
 if TYPE_CHECKING:
@@ -101,11 +103,15 @@ class Spares:
         if name in self.by_child or not self.wanted(sup, name):
             return
         assert sup.state is not None
-        self.by_child[name] = self._create(sup, sup.state.children[name].spec)
+        self.by_child[name] = self._create(sup, sup.state.children[name].spec, keep_own=True)
 
-    def _create(self, sup: SupervisorActor, spec: Any) -> Spare:
+    def _create(self, sup: SupervisorActor, spec: Any, keep_own: bool = False) -> Spare:
+        """A new spare; ``keep_own``: the supervisor's working set stays its own across the
+        fork (its turn after a crash is the one a takeover waits for)."""
         assert isinstance(spec, Child)  # (wanted: an actor's)
-        address = create_child(sup, spec.actor, not sup.clock_id)
+        forks = not sup.clock_id
+        with kept_across_fork() if forks and keep_own else contextlib.nullcontext():
+            address = create_child(sup, spec.actor, forks)
         sup.send(address, Standby(f"{sup.path}/{spec.name}", os.getpid()))
         return Spare(address)
 

@@ -67,6 +67,7 @@ from ..actors.messages import (
 )
 from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
+from ._crash_notices import CrashNotices
 from ._effects import EFFECTS, answer, reply_of
 from ._kernel import events as ev
 from ._kernel.children import records_of
@@ -98,6 +99,7 @@ from .messages import (
     StoredStates,
     SupervisorInit,
     Unavailable,
+    Watchers,
 )
 
 CHANGES = (StartChild, TerminateChild, RestartChild, DeleteChild)  # (not the questions)
@@ -190,6 +192,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.begun = False  # the kernel has begun (it knows the incarnations below)
         self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
         self.spares = Spares()  # warm standbys of the children that keep one
+        self.crash_notices = CrashNotices()  # who to tell at once when one of those crashes
         self.spared: dict[str, int] = {}  # child -> its instance made from a spare (until up)
         self.early: list[tuple[Request, Any, bool]] = []  # requests for a path, before its own
         self.taken = TakenRequests()  # the child requests it took, by id, with their answers
@@ -766,17 +769,30 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.by_address.pop(str(self.addresses[instance]), None)
         del self.addresses[instance]
         self.pids.pop(instance, None)
-        self.decide(ev.ChildExited(*instance, now=self.now))
+        self.crash_notices.tell(self, *instance)
+        try:
+            self.decide(ev.ChildExited(*instance, now=self.now))
+        finally:
+            self.crash_notices.noticed = None  # (a spare taken later takes over from nothing)
 
     def on_lost_request(self, msg: LostRequest, sender: Any) -> None:
         name = self.child_name(msg.path)
-        if name is not None:
-            self.decide(ev.LostRequestArrived(name, msg.request, msg.behind, now=self.now))
+        if name is None:
+            return
+        direct = late = False
+        if msg.direct:  # a note: its caller handed it to the spare (see _crash_notices)
+            handed = self.crash_notices.handed(self, name, msg.direct)
+            direct, late = handed is not False, handed is None
+        event = ev.LostRequestArrived(name, msg.request, msg.behind, direct, late, now=self.now)
+        self.decide(event)
 
     def on_handover_done(self, msg: HandoverDoneMessage, sender: Any) -> None:
         name = self.child_name(msg.path)
         if name is not None:
             self.decide(ev.HandoverDone(name, msg.incarnation, msg.request_id, now=self.now))
+
+    def on_watchers(self, msg: Watchers, sender: Any) -> None:
+        self.crash_notices.watched(self, msg)
 
     def on_hooks_done(self, msg: HooksDone, sender: Any) -> None:
         self.decide(ev.HooksRan(msg.request_id, msg.ok, msg.detail, now=self.now))
@@ -931,6 +947,7 @@ _HANDLERS: dict[type, Any] = {
     HooksDone: SupervisorActor.on_hooks_done,
     HandoverDoneMessage: SupervisorActor.on_handover_done,
     LostRequest: SupervisorActor.on_lost_request,
+    Watchers: SupervisorActor.on_watchers,
     Retire: SupervisorActor.on_retire,
     Release: SupervisorActor.on_release,
     PerformRecovery: SupervisorActor.on_perform,

@@ -166,6 +166,15 @@ class Registered(msgspec.Struct, frozen=True):
     reactivated: bool = False  # a passivated actor started again (not a restart)
     fresh: bool = False  # the first instance its path has had (not a restart)
     spare: bool = False  # made from a warm spare (no process created on the way)
+    standby: bool = False  # it keeps a spare: its supervisor tells its callers of a crash
+
+
+class Watchers(msgspec.Struct, frozen=True):
+    """From the root to the supervisor of a child that keeps a spare: who sends to ``path``
+    (each is sent a :class:`~stalwart.actors.messages.CrashNotice` when it crashes)."""
+
+    path: str
+    addresses: tuple[Any, ...] = ()
 
 
 class Unavailable(msgspec.Struct, frozen=True):
@@ -175,6 +184,7 @@ class Unavailable(msgspec.Struct, frozen=True):
     state: str
     removed: bool = False
     lost_inflight: bool = False
+    incarnation: int = 0  # with ``lost_inflight``: the instance that crashed
 
 
 class StateNote(msgspec.Struct, frozen=True):

@@ -156,6 +156,51 @@ def test_a_request_is_not_blamed_for_the_loss_of_the_nodes_it_was_handed_to():
     assert hand_over_through_two_deaths(behind=False, node_lost=True) == []
 
 
+def handed_straight_then_died(*steps: str) -> list[str]:
+    """Requests ``r1`` and ``r2`` lost in a crash of ``c``; ``steps`` say what the
+    supervisor hears next (``note r1``: a caller's note that it handed ``r1`` straight to
+    the spare now serving; ``late r1``: the same, after that instance died; ``done r1``:
+    the instance handled it; ``die``: the instance dies). Then both callers hand their
+    requests over again: the ids answered ``PoisonMessageError``."""
+    from stalwart.actors.messages import Request
+
+    rt = Runtime(tree(Child("c", Worker)))
+    rt.begin()
+    lost = {n: Request(n, "GetLog", f"caller-{n}", chan=f"caller-{n}", seq=1) for n in ("r1", "r2")}
+    rt.crash("c")
+    rt.settle()
+    for step in steps:
+        what, _, n = step.partition(" ")
+        if what == "die":
+            rt.crash("c")
+            rt.settle()
+        elif what == "done":
+            rt.feed(ev.HandoverDone("c", rt.alive["c"], n, now=rt.now))
+        else:
+            rt.feed(ev.LostRequestArrived("c", lost[n], False, True, what == "late", now=rt.now))
+    for n in ("r1", "r2"):
+        rt.feed(ev.LostRequestArrived("c", lost[n], now=rt.now))
+    return [message.id for _, message, _ in rt.effects("dead")]
+
+
+def test_a_request_handed_straight_to_the_spare_that_dies_on_it_is_a_poison():
+    """A caller hands what a crash lost straight to the spare, with a note to the
+    supervisor: the spare's death counts against it as against one the supervisor handed
+    over, whether the note came before that death or after."""
+    assert handed_straight_then_died("note r1", "die") == ["r1"]
+    assert handed_straight_then_died("die", "late r1") == ["r1"]
+    assert handed_straight_then_died("note r1", "done r1", "die") == []  # it was handled
+    assert handed_straight_then_died("done r1", "note r1", "die") == []  # (done before the note)
+
+
+def test_which_of_several_requests_handed_straight_killed_the_spare_is_not_guessed():
+    """Callers hand their requests to the spare themselves, so the order it took them in
+    is unknown: when it dies with two unanswered, neither is blamed (each goes through the
+    supervisor next time, one at a time); with one answered, the other is."""
+    assert handed_straight_then_died("note r1", "note r2", "die") == []
+    assert handed_straight_then_died("note r1", "note r2", "done r2", "die") == ["r1"]
+
+
 def test_a_dependent_whose_held_messages_all_went_out_as_trials_resumes_when_resolved():
     """Its status goes back to running once the incident is resolved, even when nothing is
     left in its hold (the trials took it all); it had stayed "waiting" for good before (seen

@@ -148,4 +148,10 @@ def decide(state: SupervisorState, event: KernelEvent) -> tuple[SupervisorState,
     return state, out
 
 
-__all__ = ["RootState", "SupervisorState", "decide", "decide_root"]
+def crash_loses_requests(state: SupervisorState, child: str, incarnation: int) -> bool:
+    """Whether :func:`decide` takes the exit of ``child``'s ``incarnation`` for a crash whose
+    callers hand over what it was handling (a query: nothing changes)."""
+    return not state.finished and lifecycle.crash_loses_requests(state, child, incarnation)
+
+
+__all__ = ["RootState", "SupervisorState", "crash_loses_requests", "decide", "decide_root"]

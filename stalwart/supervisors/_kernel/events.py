@@ -176,11 +176,14 @@ class NodesChanged(KernelEvent, frozen=True):
 
 class LostRequestArrived(KernelEvent, frozen=True):
     """A caller hands over a request its crashed callee ``child`` was handling (``behind``:
-    queued behind an unconfirmed message of its channel, so not to blame)."""
+    queued behind an unconfirmed message of its channel, so not to blame; ``direct``: the
+    caller handed it straight to the spare now serving, and this is its note of it)."""
 
     child: str
     request: Any
     behind: bool = False
+    direct: bool = False
+    late: bool = False  # (direct) the instance it was handed to has died since
 
 
 class HandoverDone(KernelEvent, frozen=True):

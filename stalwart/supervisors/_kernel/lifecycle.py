@@ -309,6 +309,21 @@ def on_start_timeout(s: SupervisorState, name: str, incarnation: int, now: float
     on_child_started(s, ChildStarted(name, incarnation, False, info, now=now), out)
 
 
+def crash_loses_requests(s: SupervisorState, child: str, incarnation: int) -> bool:
+    """Whether the exit of ``child``'s ``incarnation`` is a crash whose callers hand over
+    what it was handling (as :func:`on_child_exited` will decide: its supervisor tells them
+    at once, before deciding)."""
+    c = s.children.get(child)
+    return (
+        c is not None
+        and (child, incarnation) not in s.lingering
+        and c.retiring != incarnation
+        and c.incarnation == incarnation
+        and c.phase not in (DOWN, REMOVED, STOPPING)
+        and not c.hung_killed
+    )
+
+
 def on_child_exited(s: SupervisorState, e: ChildExited, out: Out) -> None:
     key = (e.child, e.incarnation)
     if key in s.lingering:
@@ -352,14 +367,19 @@ def crashed(
     c.phase, c.lost_inflight, c.died = DOWN, not c.hung_killed, True
     if c.handed and blame:  # it died on what was handed to it after the last death: a poison
         blamed = c.handed[:1] if _one_at_a_time(c) else c.handed  # (each one under way)
+        if c.handed_direct and len(c.handed) > 1 and _one_at_a_time(c):
+            blamed = []  # (which one it was handling is unknown: each goes through here next)
         c.poisoned = [*c.poisoned, *blamed][-64:]
-    c.handed = []
+    forget_handed(c)
     hung = c.hung_killed
     if hung:
         reason = f"killed: it was hung ({c.last_error})"
     c.last_error = reason
     note(s, out, "crash", c, now, level=3, detail=f"{c.path}: {reason}")
-    out.append(Report(Unavailable(c.path, "crashed", lost_inflight=c.lost_inflight)))
+    lost = c.lost_inflight
+    out.append(
+        Report(Unavailable(c.path, "crashed", lost_inflight=lost, incarnation=c.incarnation))
+    )
     if c.kind == "supervisor":
         out.append(Report(KillSubtree(c.path)))
     info = hang_info(c.path, reason, "Hung") if hung else crash_info(c.path, reason)
@@ -489,6 +509,15 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
         return
     request = e.request
     blamed = not e.behind or not _one_at_a_time(c)  # (behind another: not to blame)
+    if e.direct:  # its caller handed it to the instance now serving: only counted here
+        if not blamed or request.id in c.done_direct:
+            return
+        if e.late:  # (that instance died before this note came: as if under way then)
+            c.poisoned = [*c.poisoned, request.id][-64:]
+        else:
+            c.handed.append(request.id)
+            c.handed_direct = True
+        return
     error: StalwartError
     if request.id in c.poisoned:
         error = PoisonMessageError(
@@ -515,8 +544,19 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
 
 def on_handover_done(s: SupervisorState, e: HandoverDone, out: Out) -> None:
     c = s.children.get(e.child)
-    if c is not None and c.incarnation == e.incarnation and e.request_id in c.handed:
+    if c is None or c.incarnation != e.incarnation:
+        return
+    if e.request_id in c.handed:
         c.handed.remove(e.request_id)
+    else:  # (handed by its caller, whose note comes after this: it is not counted then)
+        c.done_direct = [*c.done_direct, e.request_id][-64:]
+
+
+def forget_handed(c: ChildRecord) -> None:
+    """A new instance (or none) follows: what was handed to the last one is forgotten."""
+    c.handed = []
+    if c.handed_direct or c.done_direct:
+        c.handed_direct, c.done_direct = False, []
 
 
 # -- nodes --------------------------------------------------------------------------------

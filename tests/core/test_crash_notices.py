@@ -1,0 +1,179 @@
+"""A crash of a child that keeps a spare, told to its callers by its supervisor at once.
+
+Its callers (actors that have sent to it) hand what the crash lost straight to the spare
+named in the notice, with a note of it to the supervisor (see
+``stalwart.supervisors._crash_notices``). Real processes, real SIGKILLs: the request is
+handled once, by the spare; a request that kills every instance it reaches is set aside
+after two deaths, as after any crash; when the supervisor does not restart the child at
+once, the spare drops what it was handed and the supervisor hands the notes on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from stalwart import Child, LevelPolicy, ManagedActor, Supervisor
+from tests.support import sigkill, wait_for
+
+RESTART_AT_ONCE = LevelPolicy(basic_attempts=0, enhanced_attempts=0)
+RESTART_SET_AT_ONCE = LevelPolicy(basic_attempts=0, enhanced_attempts=0, component_attempts=0)
+
+
+class Work(msgspec.Struct, frozen=True):
+    n: int
+    marks: str  # one line per time an instance starts on it: "<n> <pid>"
+    hold: bool = False  # its first handling waits (to be killed) while marks + ".hold" is there
+    kills: bool = False  # it kills the process handling it, every time (a poison)
+
+
+class Done(msgspec.Struct, frozen=True):
+    n: int
+    pid: int
+
+
+class Go(msgspec.Struct, frozen=True):
+    work: Work
+
+
+class Worker(ManagedActor):
+    def receiveMsg_Work(self, msg: Work, sender: Any) -> None:
+        first = all(n != msg.n for n, _ in handled(Path(msg.marks)))
+        with open(msg.marks, "a") as fh:
+            fh.write(f"{msg.n} {os.getpid()}\n")
+        if msg.kills:
+            os.kill(os.getpid(), signal.SIGKILL)
+        hold = Path(msg.marks + ".hold")
+        while msg.hold and first and hold.exists():  # (the test kills it in here)
+            time.sleep(0.005)
+        self.reply(sender, Done(msg.n, os.getpid()))
+
+
+class Relay(ManagedActor):
+    """Calls ``s/g/w`` for the System; answers what it got (an error as a tuple)."""
+
+    def receiveMsg_Go(self, msg: Go, sender: Any) -> None:
+        self.call(
+            "s/g/w",
+            msg.work,
+            timeout=60,
+            on_reply=lambda done: self.reply(sender, done),
+            on_error=lambda exc: self.reply(sender, ("error", type(exc).__name__, str(exc))),
+        )
+
+
+def tree(strategy: str = "one_for_one", policy: LevelPolicy = RESTART_AT_ONCE) -> Supervisor:
+    """``s/g/w`` keeps a spare, beside ``s/g/v``; ``s/relay`` calls it (from outside its
+    restart set)."""
+    group = Supervisor(
+        "g",
+        strategy=strategy,
+        max_restarts=100,
+        children=[Child("w", Worker, standby=True, levels=policy), Child("v", Worker)],
+    )
+    return Supervisor("s", children=[group, Child("relay", Relay)])
+
+
+def handled(marks: Path) -> list[tuple[int, int]]:
+    """``(n, pid)`` of each time an instance started on a request, in order."""
+    if not marks.exists():
+        return []
+    return [tuple(map(int, line.split())) for line in marks.read_text().splitlines()]  # type: ignore[misc]
+
+
+def spare_pid(system: Any) -> int:
+    """The pid of ``s/g/w``'s spare once it is up (0 until then): a process its supervisor
+    forked under the child's name that is no instance the root knows of."""
+    import psutil
+
+    status = system.status()
+    known = {e.pid for e in status if e.path.startswith("s/")}
+    if 0 in known:
+        return 0
+    spares = []
+    for p in psutil.Process(status["s/g"].pid).children():
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE and p.name() == "sw:w" and p.pid not in known:
+                spares.append(p.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return spares[0] if len(spares) == 1 else 0
+
+
+def relayed(system: Any, work: Work) -> tuple[threading.Thread, list[Any]]:
+    """Ask ``s/relay`` to call ``s/g/w`` with ``work``, in the background."""
+    got: list[Any] = []
+    thread = threading.Thread(target=lambda: got.append(system.ask("s/relay", Go(work), 90)))
+    thread.start()
+    return thread, got
+
+
+def ready(system: Any, marks: Path) -> tuple[int, int]:
+    """The relay has called ``s/g/w`` once (its supervisor knows to tell it of a crash),
+    and the spare is up: ``(the instance's pid, the spare's)``."""
+    first = system.ask("s/relay", Go(Work(0, str(marks))), 30)
+    assert isinstance(first, Done), first
+    return first.pid, wait_for(lambda: spare_pid(system))
+
+
+def test_a_request_a_crash_lost_is_handled_once_by_the_spare(make_system, tmp_path):
+    marks = tmp_path / "marks"
+    system = make_system(tree(), base="multiproc")
+    active, spare = ready(system, marks)
+    Path(str(marks) + ".hold").touch()
+    thread, got = relayed(system, Work(1, str(marks), hold=True))
+    wait_for(lambda: (1, active) in handled(marks))  # (the handler is running)
+
+    sigkill(active)
+    thread.join(90)
+
+    assert got == [Done(1, spare)]  # answered by the spare...
+    assert handled(marks) == [(0, active), (1, active), (1, spare)]  # ...which ran it once
+    assert system.ask("s/relay", Go(Work(2, str(marks))), 30) == Done(2, spare)
+    status = system.status()
+    assert status["s/g/w"].restarts == 1 and status["s/g/w"].pid == spare
+
+
+def test_a_request_that_kills_every_instance_is_set_aside_after_two(make_system, tmp_path):
+    """The first death hands it straight to the spare; the spare dies on it too: it is set
+    aside as a poison message (``PoisonMessageError``), as after any crash, and the path
+    serves the next request."""
+    marks = tmp_path / "marks"
+    system = make_system(tree(), base="multiproc")
+    active, spare = ready(system, marks)
+
+    thread, got = relayed(system, Work(1, str(marks), kills=True))
+    thread.join(90)
+
+    assert len(got) == 1 and got[0][:2] == ("error", "PoisonMessageError"), got
+    runs = [pid for n, pid in handled(marks) if n == 1]
+    assert runs == [active, spare]  # two instances died on it, and no third ran it
+    after = system.ask("s/relay", Go(Work(2, str(marks))), 30)
+    assert isinstance(after, Done) and after.pid not in (active, spare)
+    assert system.status()["s/g/w"].restarts == 2
+
+
+def test_a_spare_not_taken_at_once_leaves_the_request_to_its_supervisor(make_system, tmp_path):
+    """``one_for_all`` at once: the crash restarts the whole set, so the spare starts only
+    once its sibling has stopped, in a later turn. What the relay handed it straight away is
+    not its to take; the supervisor hands the relay's note on, and the request is handled
+    once by the new instance."""
+    marks = tmp_path / "marks"
+    system = make_system(tree("one_for_all", RESTART_SET_AT_ONCE), base="multiproc")
+    active, _ = ready(system, marks)
+    Path(str(marks) + ".hold").touch()
+    thread, got = relayed(system, Work(1, str(marks), hold=True))
+    wait_for(lambda: (1, active) in handled(marks))
+
+    sigkill(active)
+    thread.join(90)
+
+    assert len(got) == 1 and isinstance(got[0], Done) and got[0].pid != active, got
+    assert [pid for n, pid in handled(marks) if n == 1] == [active, got[0].pid]
+    assert wait_for(lambda: system.status()["s/g/w"].pid == got[0].pid)
