@@ -15,10 +15,17 @@ decided otherwise (no restart at once, another instance), the spare drops them a
 supervisor hands the notes on as lost requests: each request is handled once.
 
 Poison messages are found as before: a request handed to the spare that dies before
-answering it is set aside when its caller hands it over again. A note that reaches the
-supervisor after that death counts the same. When the spare dies with several of them
-unanswered, which one it was handling is unknown: none is blamed that time, and each goes
-through the supervisor the next.
+answering it is set aside when its caller hands it over again. The caller sends its note
+before the request, so the supervisor has it before the spare could die on the request; a
+note that comes after that death all the same (its caller was busy) is dropped, and the
+request goes through the supervisor when its caller hears of the death (a poison then
+takes one more instance). When the spare dies with several requests unanswered, some of
+them handed straight to it, which one it was handling is unknown: none is blamed that time,
+and each goes through the supervisor the next.
+
+The supervisor tells its first ``NOTICE_FIRST`` watchers before it decides, the others
+right after (each send costs it a little: a child with many callers must not wait for all
+of them before its spare gets its ``Init``).
 """
 
 from __future__ import annotations
@@ -33,24 +40,41 @@ if TYPE_CHECKING:
     from ._supervisor import SupervisorActor
 
 
+NOTICE_FIRST = 8  # watchers told before the supervisor decides (the others right after)
+TAKEOVERS_KEPT = 8  # per child, the last crashes a spare took over from
+
+
 class CrashNotices:
     """One supervisor's watchers of its children that keep a spare, and their takeovers."""
 
     __slots__ = ("noticed", "took_over", "watchers")
 
     def __init__(self) -> None:
-        self.watchers: dict[str, tuple[Any, ...]] = {}  # child -> who sends to it
-        self.noticed: tuple[str, int, Any] | None = None  # (child, crashed, spare): this turn
-        self.took_over: dict[str, tuple[int, int]] = {}  # child -> (crashed, its instance)
+        self.watchers: dict[str, dict[str, Any]] = {}  # child -> caller's key -> address
+        # (child, crashed, spare, the notice, watchers not told yet): this turn's
+        self.noticed: tuple[str, int, Any, CrashNotice, list[Any]] | None = None
+        self.took_over: dict[str, dict[int, int]] = {}  # child -> crashed -> its instance
 
     def watched(self, sup: SupervisorActor, msg: Watchers) -> None:
+        """Who sends to a child (all, or one more). A watcher new here is sent a notice of
+        no crash at once: the connection a notice needs is open before a crash needs one
+        (a first message to an address waits for its connection: the root's update would
+        overtake it)."""
         name = sup.child_name(msg.path)
-        if name is not None:
-            self.watchers[name] = msg.addresses
+        if name is None:
+            return
+        known = self.watchers.get(name, {})
+        if msg.whole:
+            self.watchers[name] = dict(msg.watchers)
+        else:
+            self.watchers[name] = {**known, **dict(msg.watchers)}
+        for key, address in msg.watchers:
+            if known.get(key) != address:  # (addresses compare equal, but do not hash)
+                sup.send(address, CrashNotice(msg.path, 0, sup.myAddress))
 
     def tell(self, sup: SupervisorActor, name: str, incarnation: int) -> None:
         """Instance ``incarnation`` of ``name`` has exited: if its callers hand over what it
-        was handling, tell them now (before the supervisor decides)."""
+        was handling, tell the first of them now (before the supervisor decides)."""
         self.noticed = None
         watchers = self.watchers.get(name)
         state = sup.state
@@ -61,37 +85,54 @@ class CrashNotices:
         spare = sup.spares.by_child.get(name)
         path = state.children[name].path
         notice = CrashNotice(path, incarnation, sup.myAddress, spare and spare.address)
-        if spare is not None:
-            self.noticed = (name, incarnation, spare.address)
-        for address in watchers:
+        addresses = list(watchers.values())
+        for address in addresses[:NOTICE_FIRST]:
             sup.send(address, notice)
+        self.noticed = (
+            name,
+            incarnation,
+            spare and spare.address,
+            notice,
+            addresses[NOTICE_FIRST:],
+        )
+
+    def told(self, sup: SupervisorActor) -> None:
+        """The supervisor has decided: the other watchers are told now."""
+        noticed, self.noticed = self.noticed, None
+        if noticed is not None:
+            for address in noticed[4]:
+                sup.send(address, noticed[3])
 
     def named(self, name: str, address: Any) -> bool:
         """Whether this turn's notice named the spare at ``address`` to take ``name`` over
         (its callers are handing it what the crash lost: its ``Init`` goes first)."""
-        return self.noticed is not None and self.noticed[::2] == (name, address)
+        noticed = self.noticed
+        return noticed is not None and noticed[0] == name and noticed[2] == address
 
     def takes_over(self, name: str, address: Any, incarnation: int) -> int:
         """The crash that instance ``incarnation`` of ``name``, at ``address``, takes over
         from (0: none): the one whose notice named it, in the turn that noticed it."""
-        self.took_over.pop(name, None)
-        noticed, self.noticed = self.noticed, None
-        if noticed is None or noticed[0] != name or noticed[2] != address:
+        if not self.named(name, address):
             return 0
-        self.took_over[name] = (noticed[1], incarnation)
-        return noticed[1]
+        assert self.noticed is not None
+        crashed = self.noticed[1]
+        kept = self.took_over.setdefault(name, {})
+        kept[crashed] = incarnation
+        while len(kept) > TAKEOVERS_KEPT:
+            del kept[next(iter(kept))]
+        return crashed
 
     def handed(self, sup: SupervisorActor, name: str, crashed: int) -> bool | None:
         """A caller's note of a request it handed straight to the spare after ``crashed``
         died: True if the instance that took over from it is there (it has the request);
-        None if that instance has died since (the request counts as under way then); False
-        if none took over (the supervisor hands it on itself)."""
-        took = self.took_over.get(name)
-        if took is None or took[0] != crashed:
+        None if that instance has died since (the caller hands the request again when it
+        hears of it); False if none took over (the supervisor hands it on itself)."""
+        instance = self.took_over.get(name, {}).get(crashed)
+        if instance is None:
             return False
-        return True if (name, took[1]) in sup.addresses else None
+        return True if (name, instance) in sup.addresses else None
 
     def forget(self, name: str) -> None:
-        """``name`` stops for good."""
+        """``name`` stops for good, or is forgotten."""
         self.watchers.pop(name, None)
         self.took_over.pop(name, None)

@@ -369,6 +369,7 @@ def do_forget(self: SupervisorActor, c: cmd.Forget) -> None:
     starts afresh), and the root forgets their paths."""
     for name in c.children:
         self.spares.drop(self, name)
+        self.crash_notices.forget(name)
         self.keepers.pop(name, None)
         self.spawned.discard(name)
         filed = self.filed.pop(name, None)

@@ -558,6 +558,10 @@ class Registry:
         for target in self._subscribed_by.pop(path, ()):
             _drop(self._subscribers, target, path)
 
+    def watchers(self, path: str) -> list[tuple[str, Any]]:
+        """``(key, address)`` of each subscriber of ``path``."""
+        return [(key, address) for key, (_, address) in self._subscribers.get(path, {}).items()]
+
     def subscribers(self, path: str) -> list[Any]:
         return [address for _, address in self._subscribers.get(path, {}).values()]
 

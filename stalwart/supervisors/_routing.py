@@ -112,9 +112,9 @@ class Routing(Caller):
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
-        if msg.standby:
+        if msg.standby:  # (a new instance of its supervisor, maybe: it hears of them all)
             self.registry.crash_tellers[msg.path] = sender
-            self.tell_watchers(msg.path)
+            self.tell_watchers(msg.path, self.registry.watchers(msg.path), whole=True)
         else:
             self.registry.crash_tellers.pop(msg.path, None)
         if msg.added_by and self.stored:  # (its first start in this run took what the store
@@ -308,18 +308,20 @@ class Routing(Caller):
     def on_resolve(self, msg: Resolve, sender: Any) -> None:
         resolved = self._resolve(msg.path)
         if resolved.error is None:
-            self.registry.subscribe(
-                msg.path, msg.subscriber or str(sender), msg.incarnation, sender
-            )
-            self.tell_watchers(msg.path)
+            key = msg.subscriber or str(sender)
+            self.registry.subscribe(msg.path, key, msg.incarnation, sender)
+            self.tell_watchers(msg.path, [(key, sender)])
         self.send(sender, resolved)
 
-    def tell_watchers(self, path: str) -> None:
+    def tell_watchers(
+        self, path: str, watchers: list[tuple[str, Any]], whole: bool = False
+    ) -> None:
         """Tell the supervisor of ``path``, if it keeps a spare, who sends to it (it tells
-        them of a crash itself, ahead of this actor)."""
+        them of a crash itself, ahead of this actor): ``watchers`` are all of them
+        (``whole``), or one that subscribed since."""
         teller = self.registry.crash_tellers.get(path)
         if teller is not None:
-            self.send(teller, Watchers(path, tuple(self.registry.subscribers(path))))
+            self.send(teller, Watchers(path, tuple(watchers), whole))
 
     def on_reply(self, msg: Reply, sender: Any) -> None:
         self._sw_on_reply(msg)

@@ -773,17 +773,19 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         try:
             self.decide(ev.ChildExited(*instance, now=self.now))
         finally:
-            self.crash_notices.noticed = None  # (a spare taken later takes over from nothing)
+            self.crash_notices.told(self)  # (a spare taken later takes over from nothing)
 
     def on_lost_request(self, msg: LostRequest, sender: Any) -> None:
         name = self.child_name(msg.path)
         if name is None:
             return
-        direct = late = False
+        direct = False
         if msg.direct:  # a note: its caller handed it to the spare (see _crash_notices)
             handed = self.crash_notices.handed(self, name, msg.direct)
-            direct, late = handed is not False, handed is None
-        event = ev.LostRequestArrived(name, msg.request, msg.behind, direct, late, now=self.now)
+            if handed is None:
+                return  # (that instance has died since: its caller hands the request again)
+            direct = handed
+        event = ev.LostRequestArrived(name, msg.request, msg.behind, direct, now=self.now)
         self.decide(event)
 
     def on_handover_done(self, msg: HandoverDoneMessage, sender: Any) -> None:

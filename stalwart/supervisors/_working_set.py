@@ -4,9 +4,12 @@ A fork shares every page of the supervisor with the new process, write-protected
 supervisor's next write to each costs it a page fault and a copy (here about 4 µs a page).
 A supervisor forks its spares while idle, and its next busy turn is usually the one after a
 crash: the turn a takeover waits for, which writes a few hundred pages. So right after
-forking a spare it copies, a run of pages at a time, the pages it had written since its
-last fork (those it alone mapped then: its working set); that turn then writes to pages of
-its own. The spare keeps the originals, which it shares with no one.
+forking a spare it copies, a run of pages at a time, the pages it alone mapped before the
+fork (those it wrote since its first fork, and those it copied at the last): that turn then
+writes to pages of its own. The spare keeps the originals. It costs the supervisor that much
+memory and copying at each spare's fork (about 6 MB and a few milliseconds for a supervisor
+of a few children), so a supervisor that alone maps more than ``KEPT_AT_MOST`` (a Pool of
+many thousand keys) keeps nothing, and takes the faults instead.
 
 Linux only (``/proc/self/pagemap``, and ``MADV_POPULATE_WRITE`` since 5.14); where either
 is missing, nothing is done.
@@ -24,6 +27,7 @@ from typing import Any
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 MADV_POPULATE_WRITE = 23
 MAPPING_AT_MOST = 1 << 30  # a larger mapping is looked through no further (a reservation)
+KEPT_AT_MOST = 32 << 20  # a larger working set is not copied at each fork
 # the top byte of a pagemap entry: bit 63 (present) and bit 56 (mapped by this process alone)
 _OWN = bytes(0x31 if b & 0x81 == 0x81 else 0x30 for b in range(256))
 _RUN = re.compile(b"1+")
@@ -37,7 +41,7 @@ def kept_across_fork() -> Iterator[None]:
     again after (copied now, not one fault at a time later)."""
     runs = own_pages() if _usable is not False else []
     yield
-    if runs:
+    if runs and sum(size for _, size in runs) <= KEPT_AT_MOST:
         populate(runs)
 
 

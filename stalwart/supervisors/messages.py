@@ -171,10 +171,12 @@ class Registered(msgspec.Struct, frozen=True):
 
 class Watchers(msgspec.Struct, frozen=True):
     """From the root to the supervisor of a child that keeps a spare: who sends to ``path``
-    (each is sent a :class:`~stalwart.actors.messages.CrashNotice` when it crashes)."""
+    (each is sent a :class:`~stalwart.actors.messages.CrashNotice` when it crashes), as
+    ``(key, address)`` pairs: all of them (``whole``), or one that subscribed since."""
 
     path: str
-    addresses: tuple[Any, ...] = ()
+    watchers: tuple[tuple[str, Any], ...] = ()
+    whole: bool = True
 
 
 class Unavailable(msgspec.Struct, frozen=True):

@@ -20,6 +20,8 @@ from typing import Any
 import msgspec
 
 from stalwart import Child, LevelPolicy, ManagedActor, Supervisor
+from stalwart.actors._children import CountChildren
+from stalwart.actors.messages import LostRequest
 from tests.support import sigkill, wait_for
 
 RESTART_AT_ONCE = LevelPolicy(basic_attempts=0, enhanced_attempts=0)
@@ -177,3 +179,81 @@ def test_a_spare_not_taken_at_once_leaves_the_request_to_its_supervisor(make_sys
     assert len(got) == 1 and isinstance(got[0], Done) and got[0].pid != active, got
     assert [pid for n, pid in handled(marks) if n == 1] == [active, got[0].pid]
     assert wait_for(lambda: system.status()["s/g/w"].pid == got[0].pid)
+
+
+class Release(msgspec.Struct, frozen=True):
+    pass
+
+
+class SlowNotes(Relay):
+    """A relay whose notes of requests it hands straight to a spare reach the supervisor
+    only when told (``Release``): a busy caller, or a slow link. It answers ``Release``
+    once the supervisor has answered a question sent after the notes (which it sees
+    after them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[tuple[Any, Any]] = []
+
+    def send(self, target: Any, msg: Any) -> None:
+        if isinstance(msg, LostRequest) and msg.direct:
+            self.notes.append((target, msg))
+            return
+        super().send(target, msg)
+
+    def receiveMsg_Release(self, msg: Release, sender: Any) -> None:
+        for target, note in self.notes:
+            super().send(target, note)
+        self.notes = []
+        self.call("s/g", CountChildren(), 30, on_reply=lambda _: self.reply(sender, "released"))
+
+
+def slow_notes_tree() -> Supervisor:
+    group = Supervisor(
+        "g", max_restarts=100, children=[Child("w", Worker, standby=True, levels=RESTART_AT_ONCE)]
+    )
+    return Supervisor("s", children=[group, Child("relay", SlowNotes)])
+
+
+def test_a_note_that_comes_after_the_spare_died_is_not_handed_on(make_system, tmp_path):
+    """The spare answered the request it was handed and died later, and the next spare
+    serves, before the relay's note reaches the supervisor: the note is dropped (the
+    request was the dead spare's), and the request is not handled again."""
+    marks = tmp_path / "marks"
+    system = make_system(slow_notes_tree(), base="multiproc")
+    active, spare = ready(system, marks)
+    Path(str(marks) + ".hold").touch()
+    thread, got = relayed(system, Work(1, str(marks), hold=True))
+    wait_for(lambda: (1, active) in handled(marks))
+    sigkill(active)
+    thread.join(90)
+    assert got == [Done(1, spare)]
+    sigkill(spare)  # (the next spare takes over)
+    wait_for(lambda: system.status()["s/g/w"].restarts == 2 and system.status()["s/g/w"].pid)
+
+    assert system.ask("s/relay", Release(), 30) == "released"
+
+    assert system.ask("s/relay", Go(Work(2, str(marks))), 30).pid not in (active, spare)
+    assert [pid for n, pid in handled(marks) if n == 1] == [active, spare]
+
+
+def test_a_poison_whose_note_comes_late_takes_one_more_instance(make_system, tmp_path):
+    """The relay's note of the poison it handed to the spare is late: the spare's death on
+    it is not counted, so the relay hands it over again through the supervisor, the next
+    instance dies on it too, and it is set aside then (three deaths, not two). The note,
+    when it comes, changes nothing."""
+    marks = tmp_path / "marks"
+    system = make_system(slow_notes_tree(), base="multiproc")
+    active, spare = ready(system, marks)
+
+    thread, got = relayed(system, Work(1, str(marks), kills=True))
+    thread.join(90)
+
+    assert len(got) == 1 and got[0][:2] == ("error", "PoisonMessageError"), got
+    runs = [pid for n, pid in handled(marks) if n == 1]
+    # (two when the root's update overtook the notice: the supervisor handed it over)
+    assert runs[:2] == [active, spare] and len(runs) in (2, 3), runs
+    assert system.ask("s/relay", Release(), 30) == "released"
+    after = system.ask("s/relay", Go(Work(2, str(marks))), 30)
+    assert isinstance(after, Done) and after.pid not in runs
+    assert [pid for n, pid in handled(marks) if n == 1] == runs

@@ -183,7 +183,6 @@ class LostRequestArrived(KernelEvent, frozen=True):
     request: Any
     behind: bool = False
     direct: bool = False
-    late: bool = False  # (direct) the instance it was handed to has died since
 
 
 class HandoverDone(KernelEvent, frozen=True):

@@ -367,7 +367,7 @@ def crashed(
     c.phase, c.lost_inflight, c.died = DOWN, not c.hung_killed, True
     if c.handed and blame:  # it died on what was handed to it after the last death: a poison
         blamed = c.handed[:1] if _one_at_a_time(c) else c.handed  # (each one under way)
-        if c.handed_direct and len(c.handed) > 1 and _one_at_a_time(c):
+        if len(blamed) < len(c.handed) and any(i in c.handed_direct for i in c.handed):
             blamed = []  # (which one it was handling is unknown: each goes through here next)
         c.poisoned = [*c.poisoned, *blamed][-64:]
     forget_handed(c)
@@ -510,13 +510,9 @@ def on_lost_request(s: SupervisorState, e: LostRequestArrived, out: Out) -> None
     request = e.request
     blamed = not e.behind or not _one_at_a_time(c)  # (behind another: not to blame)
     if e.direct:  # its caller handed it to the instance now serving: only counted here
-        if not blamed or request.id in c.done_direct:
-            return
-        if e.late:  # (that instance died before this note came: as if under way then)
-            c.poisoned = [*c.poisoned, request.id][-64:]
-        else:
+        if blamed and request.id not in c.done_direct:
             c.handed.append(request.id)
-            c.handed_direct = True
+            c.handed_direct = [*c.handed_direct, request.id]
         return
     error: StalwartError
     if request.id in c.poisoned:
@@ -556,7 +552,7 @@ def forget_handed(c: ChildRecord) -> None:
     """A new instance (or none) follows: what was handed to the last one is forgotten."""
     c.handed = []
     if c.handed_direct or c.done_direct:
-        c.handed_direct, c.done_direct = False, []
+        c.handed_direct, c.done_direct = [], []
 
 
 # -- nodes --------------------------------------------------------------------------------

@@ -310,7 +310,8 @@ class ChildRecord:
     # a record keeps under 30 attributes of its own, as CPython shares their names then).
     trust_final_state = True  # keep the state it reports as it stops
     handed: list[str] = made_on_use(list)  # requests handed to this instance after a crash
-    handed_direct = False  # some of them by their callers: in which order it took them is unknown
+    handed_direct: list[str] = made_on_use(list)  # of those, the ones callers handed it (in
+    # an order unknown here)
     done_direct: list[str] = made_on_use(list)  # handled before their callers' notes came
     poisoned: list[str] = made_on_use(list)  # requests two instances in a row died handling
     # children started and stopped at run time (see .children)
