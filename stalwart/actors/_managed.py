@@ -44,6 +44,7 @@ from ._runtime import (
 )
 from ._state_file import StateFile, StateTable, latest, open_state, usable
 from ._timers import TICK, WAKE
+from ._working_set import make_own_pages_writable
 from .errors import ActorStopped, DownstreamError, HandlerError, StalwartError, UnknownMessage
 from .messages import (
     Acked,
@@ -958,12 +959,16 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     def _sw_on_standby(self, msg: Standby, sender: Any) -> None:
         """A warm spare: its process is named and what it inherited frozen now, not at the
-        takeover; the ``Init`` that comes then starts it like any new instance."""
+        takeover, and the pages it alone maps made writable (they are its own already: what
+        it wrote, and what its supervisor copied for itself after the fork), so the takeover
+        takes no fault on them; the ``Init`` that comes then starts it like any new
+        instance."""
         if self._sw_mode != _PENDING or self.path:
             return
         if msg.supervisor_pid and msg.supervisor_pid != os.getpid():
             name_process(ACTOR_PROCESS_PREFIX + msg.path.rsplit("/", 1)[-1])
             gc.freeze()
+            make_own_pages_writable()
         self.send(sender, StandbyReady(msg.path, os.getpid()))
 
     def _sw_on_proceed(self, msg: Proceed, sender: Any) -> None:

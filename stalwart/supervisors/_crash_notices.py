@@ -17,7 +17,7 @@ supervisor hands the notes on as lost requests: each request is handled once.
 Poison messages are found as before: a request handed to the spare that dies before
 answering it is set aside when its caller hands it over again. The caller sends its note
 before the request, so the supervisor has it before the spare could die on the request; a
-note that comes after that death all the same (its caller was busy) is dropped, and the
+note that comes after that death all the same (slow on its way) is dropped, and the
 request goes through the supervisor when its caller hears of the death (a poison then
 takes one more instance). When the spare dies with several requests unanswered, some of
 them handed straight to it, which one it was handling is unknown: none is blamed that time,
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 
 NOTICE_FIRST = 8  # watchers told before the supervisor decides (the others right after)
-TAKEOVERS_KEPT = 8  # per child, the last crashes a spare took over from
+TAKEOVERS_KEPT = 32  # per child, the last crashes a spare took over from
 
 
 class CrashNotices:
@@ -130,7 +130,9 @@ class CrashNotices:
         instance = self.took_over.get(name, {}).get(crashed)
         if instance is None:
             return False
-        return True if (name, instance) in sup.addresses else None
+        child = sup.state.children.get(name) if sup.state is not None else None
+        current = child is not None and child.incarnation == instance
+        return True if current and (name, instance) in sup.addresses else None
 
     def forget(self, name: str) -> None:
         """``name`` stops for good, or is forgotten."""

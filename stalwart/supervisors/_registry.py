@@ -217,6 +217,7 @@ class Registry:
         self._subscribed_by: dict[str, set[str]] = {}  # subscriber's path -> paths it watches
         # paths that keep a spare -> their supervisor, who tells their subscribers of a crash
         self.crash_tellers: dict[str, Any] = {}
+        self.unwatched: set[str] = set()  # of those, paths that lost a subscriber since told
         self.floor_forgotten = 0  # the highest incarnation of a path forgotten
         # addresses of instances that are gone -> their path's entry when they were
         self._retired: OrderedDict[str, Entry] = OrderedDict()
@@ -469,6 +470,7 @@ class Registry:
             if old is not None and old[0] < msg.incarnation:
                 _drop(self._subscribers, target, msg.path)
                 _drop(self._subscribed_by, msg.path, target)
+                self._unwatched(target)
         entry.address, entry.pid, entry.incarnation = msg.address, msg.pid, msg.incarnation
         entry.available, entry.restarts = True, msg.restarts
         entry.set_looks("running", msg.level, False)
@@ -542,13 +544,16 @@ class Registry:
         for e in self.entries.values():
             e.available, e.pid, e.state = False, 0, "stopped"
 
-    def subscribe(self, path: str, key: str, incarnation: int, subscriber: Any) -> None:
-        """``key`` (the subscriber's path) in its ``incarnation`` wants updates of ``path``."""
+    def subscribe(self, path: str, key: str, incarnation: int, subscriber: Any) -> bool:
+        """``key`` (the subscriber's path) in its ``incarnation`` wants updates of ``path``
+        (False: an older incarnation's, too late: not taken)."""
         subscribers = self._subscribers.setdefault(path, {})
         old = subscribers.get(key)
         if old is None or old[0] <= incarnation:
             subscribers[key] = (incarnation, subscriber)
             self._subscribed_by.setdefault(key, set()).add(path)
+            return True
+        return False
 
     def _unsubscribe_all(self, path: str) -> None:
         """``path`` is forgotten: the subscriptions to it, and those it made, go."""
@@ -557,6 +562,11 @@ class Registry:
             _drop(self._subscribed_by, key, path)
         for target in self._subscribed_by.pop(path, ()):
             _drop(self._subscribers, target, path)
+            self._unwatched(target)
+
+    def _unwatched(self, target: str) -> None:
+        if target in self.crash_tellers:
+            self.unwatched.add(target)
 
     def watchers(self, path: str) -> list[tuple[str, Any]]:
         """``(key, address)`` of each subscriber of ``path``."""

@@ -112,6 +112,7 @@ class Routing(Caller):
     # -- registry updates from supervisors -------------------------------------------------
     def on_registered(self, msg: Registered, sender: Any) -> None:
         self.registry.register(msg)
+        self.tell_unwatched()
         if msg.standby:  # (a new instance of its supervisor, maybe: it hears of them all)
             self.registry.crash_tellers[msg.path] = sender
             self.tell_watchers(msg.path, self.registry.watchers(msg.path), whole=True)
@@ -206,6 +207,7 @@ class Routing(Caller):
             if drop_checkpoints and self.state_dir:
                 drop_under(self.state_dir, path)
         self.registry.forget(paths, reason)
+        self.tell_unwatched()
         for p in forgotten:
             self.checkpoints.pop(p, None)  # (a durable one read from the store)
         if self.stored:  # what an earlier run stored below a path that ran was its life's
@@ -309,8 +311,8 @@ class Routing(Caller):
         resolved = self._resolve(msg.path)
         if resolved.error is None:
             key = msg.subscriber or str(sender)
-            self.registry.subscribe(msg.path, key, msg.incarnation, sender)
-            self.tell_watchers(msg.path, [(key, sender)])
+            if self.registry.subscribe(msg.path, key, msg.incarnation, sender):
+                self.tell_watchers(msg.path, [(key, sender)])
         self.send(sender, resolved)
 
     def tell_watchers(
@@ -322,6 +324,13 @@ class Routing(Caller):
         teller = self.registry.crash_tellers.get(path)
         if teller is not None:
             self.send(teller, Watchers(path, tuple(watchers), whole))
+
+    def tell_unwatched(self) -> None:
+        """Paths that keep a spare and lost a subscriber (forgotten, or replaced by a newer
+        instance of it): their supervisors hear of all those left."""
+        while self.registry.unwatched:
+            path = self.registry.unwatched.pop()
+            self.tell_watchers(path, self.registry.watchers(path), whole=True)
 
     def on_reply(self, msg: Reply, sender: Any) -> None:
         self._sw_on_reply(msg)

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..actors._runtime import ActorExitRequest, child_process_gone, create_child
 from ..actors._timers import WAKE
+from ..actors._working_set import kept_across_fork
 from ..actors.messages import Standby, StandbyReady
 from ._kernel.state import REMOVED
-from ._working_set import kept_across_fork
 from .spec import Child
 
 if TYPE_CHECKING:

@@ -257,3 +257,48 @@ def test_a_poison_whose_note_comes_late_takes_one_more_instance(make_system, tmp
     after = system.ask("s/relay", Go(Work(2, str(marks))), 30)
     assert isinstance(after, Done) and after.pid not in runs
     assert [pid for n, pid in handled(marks) if n == 1] == runs
+
+
+class CallTo(msgspec.Struct, frozen=True):
+    path: str
+    work: Work
+
+
+class Caller(ManagedActor):
+    def receiveMsg_CallTo(self, msg: CallTo, sender: Any) -> None:
+        self.call(msg.path, msg.work, timeout=30, on_reply=lambda done: self.reply(sender, done))
+
+
+def test_the_supervisor_tells_of_a_crash_only_the_callers_that_are_left(make_system, tmp_path):
+    """Callers that go (Pool keys terminated) leave the supervisor's list of those it tells
+    of a crash, as do older instances of a caller; the others stay. (In process, where the
+    supervisor's own record can be read.)"""
+    import gc
+
+    from stalwart import Pool
+    from stalwart.supervisors._supervisor import SupervisorActor
+
+    marks = str(tmp_path / "marks")
+    tree = Supervisor(
+        "watched",  # (a path no other test uses: actors of earlier systems may linger)
+        children=[
+            Child("svc", Worker, standby=True),
+            Pool("callers", template=Child("caller", Caller)),
+        ],
+    )
+    system = make_system(tree, base="simple")
+    for i in range(5):
+        system.start_child("watched/callers", f"k{i}")
+        assert isinstance(
+            system.ask(f"watched/callers/k{i}", CallTo("watched/svc", Work(i, marks))), Done
+        )
+    [supervisor] = [
+        o for o in gc.get_objects() if isinstance(o, SupervisorActor) and o.path == "watched"
+    ]
+    watchers = lambda: set(supervisor.crash_notices.watchers.get("svc", {}))  # noqa: E731
+    assert watchers() == {f"watched/callers/k{i}" for i in range(5)}
+
+    for i in range(4):
+        system.terminate_child("watched/callers", f"k{i}")  # (a Pool's key goes with it)
+
+    assert wait_for(lambda: watchers() == {"watched/callers/k4"}), watchers()

@@ -1,5 +1,5 @@
 """A supervisor's working set stays its own across the fork of a spare
-(``stalwart.supervisors._working_set``): right after a fork, the pages a process alone had
+(``stalwart.actors._working_set``): right after a fork, the pages a process alone had
 written are mapped by it alone again, their contents unchanged. Without it they are shared
 with the child until written. Each check forks in a fresh interpreter (not the test
 process, whose threads a fork would not take along)."""
@@ -16,7 +16,7 @@ import pytest
 SCRIPT = textwrap.dedent(
     """
     import ctypes, json, os, sys
-    from stalwart.supervisors import _working_set as ws
+    from stalwart.actors import _working_set as ws
 
     PAGES = 64
     block = bytearray(os.urandom((PAGES + 1) * ws.PAGE))  # written: this process's alone

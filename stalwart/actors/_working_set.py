@@ -45,6 +45,14 @@ def kept_across_fork() -> Iterator[None]:
         populate(runs)
 
 
+def make_own_pages_writable() -> None:
+    """A forked spare, once ready: the pages it alone maps (what it wrote, and what its
+    supervisor copied for itself) are made writable now, not one fault at a time at its
+    takeover. Nothing is copied: they are its own already."""
+    if _usable is not False:
+        populate(own_pages())
+
+
 def own_pages() -> list[tuple[int, int]]:
     """``(address, size)`` of each run of writable pages present and mapped by this process
     alone (none where ``/proc/self/pagemap`` cannot be read)."""
