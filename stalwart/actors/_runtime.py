@@ -54,7 +54,9 @@ from thespian.actors import (
     DeadEnvelope,
     InvalidActorAddress,
     PoisonMessage,
+    ThespianWatch,
     WakeupMessage,
+    WatchMessage,
 )
 
 from ._debug_text import debug_text_when_logged
@@ -112,7 +114,9 @@ __all__ = [
     "InvalidActorAddress",
     "PoisonMessage",
     "RuntimeActor",
+    "ThespianWatch",
     "WakeupMessage",
+    "WatchMessage",
     "child_process_gone",
     "create_child",
     "die_with_parent",

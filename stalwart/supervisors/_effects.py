@@ -85,12 +85,12 @@ def do_spawn(self: SupervisorActor, c: cmd.Spawn) -> None:
         # supervisor is asked to exit, which stops its children in order, as OTP's
         pid = forked_pid(self, address) if child.kind == "actor" and not self.clock_id else 0
         if pid:
-            self.pids[(c.child, c.incarnation)] = (pid, self.node)
+            self.record_pid((c.child, c.incarnation), pid, self.node)
     else:
         address = spare.address
         self.spared[c.child] = c.incarnation  # (its registration says so)
         if spare.pid:  # (its exit is looked for by its pid too, as an instance's)
-            self.pids[(c.child, c.incarnation)] = (spare.pid, self.node)
+            self.record_pid((c.child, c.incarnation), spare.pid, self.node)
         if not self.crash_notices.named(c.child, address):  # (callers told: Init first)
             self.send_held_now()
         self.spares.make_soon(self, NEW)  # (sooner once it has started: see on_started)

@@ -8,8 +8,9 @@ creating one: the checkpoint, the replies and the redeliveries are those of that
 moment, as for any new instance. A new spare is made a little after the instance has
 started (``SPARE_AFTER_S``): the fork keeps the supervisor busy for milliseconds, and
 must not hold up what callers hand over for the new instance once they hear of a crash. The
-supervisor keeps its working set its own across that fork (see ``_working_set``), and tells
-callers of a crash itself, naming the spare (see ``_crash_notices``).
+supervisor keeps its working set its own across that fork (``stalwart.actors._working_set``),
+watches the instance's exit by a pidfd (``_exit_watch``), and tells callers of a crash
+itself, naming the spare (``_crash_notices``).
 
 A ``Pool(..., spares=N)`` keeps ``N`` spares of its template for instances not yet
 started (under the key ``NEW``): ``start_child`` hands the new instance's ``Init`` to

@@ -33,7 +33,9 @@ from ..actors._runtime import (
     ChildActorExited,
     PoisonMessage,
     RuntimeActor,
+    ThespianWatch,
     WakeupMessage,
+    WatchMessage,
     child_process_gone,
     die_with_parent,
     name_process,
@@ -69,6 +71,7 @@ from ..actors.messages import HandoverDone as HandoverDoneMessage
 from . import _kernel as kernel
 from ._crash_notices import CrashNotices
 from ._effects import EFFECTS, answer, reply_of
+from ._exit_watch import ExitWatch
 from ._kernel import events as ev
 from ._kernel.children import records_of
 from ._kernel.state import STARTING
@@ -193,6 +196,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self.later: list[ev.KernelEvent] = []  # events the effects found, decided next
         self.spares = Spares()  # warm standbys of the children that keep one
         self.crash_notices = CrashNotices()  # who to tell at once when one of those crashes
+        self.exit_watch = ExitWatch()  # pidfds of those children's local instances
         self.spared: dict[str, int] = {}  # child -> its instance made from a spare (until up)
         self.early: list[tuple[Request, Any, bool]] = []  # requests for a path, before its own
         self.taken = TakenRequests()  # the child requests it took, by id, with their answers
@@ -207,7 +211,11 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         self._sw_init_timers()
 
     # -- the loop ------------------------------------------------------------------------------
-    def receiveMessage(self, msg: Any, sender: Any) -> None:
+    def receiveMessage(self, msg: Any, sender: Any) -> ThespianWatch | None:
+        self.handle(msg, sender)
+        return self.exit_watch.watching()  # (what its wait watches until the next message)
+
+    def handle(self, msg: Any, sender: Any) -> None:
         handler = _HANDLERS.get(type(msg))
         if handler is None:
             return
@@ -607,7 +615,7 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
             self.stop_unwanted(msg.path, msg.incarnation, sender, "started")
             return
         if msg.ok:
-            self.pids[(name, msg.incarnation)] = (msg.pid, msg.node)
+            self.record_pid((name, msg.incarnation), msg.pid, msg.node)
             if self.stored:  # (what an earlier run stored for it is this instance's now)
                 self.stored.drop([msg.path])
                 self.stored.drop_under(msg.path)
@@ -763,7 +771,22 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
         if self.spares:
             self.spares.find_lost(self)
 
+    def record_pid(self, instance: tuple[str, int], pid: int, node: str) -> None:
+        """The process of ``instance`` (on ``node``); an instance of a child that keeps a
+        spare, in a process of this host, has its exit watched in this one's wait."""
+        self.pids[instance] = (pid, node)
+        child = self.state.children.get(instance[0]) if self.state is not None else None
+        keeps_spare = child is not None and bool(getattr(child.spec, "standby", False))
+        if pid and node == self.node and keeps_spare:
+            self.exit_watch.watch(self, instance, pid)
+
+    def on_watch(self, msg: WatchMessage, sender: Any) -> None:
+        """Processes it watches have ended (see _exit_watch)."""
+        for instance in self.exit_watch.exited(msg.ready):
+            self.instance_exited(instance)
+
     def instance_exited(self, instance: tuple[str, int]) -> None:
+        self.exit_watch.forget(instance)
         if instance not in self.addresses:
             return
         self.by_address.pop(str(self.addresses[instance]), None)
@@ -950,6 +973,7 @@ _HANDLERS: dict[type, Any] = {
     HandoverDoneMessage: SupervisorActor.on_handover_done,
     LostRequest: SupervisorActor.on_lost_request,
     Watchers: SupervisorActor.on_watchers,
+    WatchMessage: SupervisorActor.on_watch,
     Retire: SupervisorActor.on_retire,
     Release: SupervisorActor.on_release,
     PerformRecovery: SupervisorActor.on_perform,

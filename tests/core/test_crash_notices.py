@@ -302,3 +302,38 @@ def test_the_supervisor_tells_of_a_crash_only_the_callers_that_are_left(make_sys
         system.terminate_child("watched/callers", f"k{i}")  # (a Pool's key goes with it)
 
     assert wait_for(lambda: watchers() == {"watched/callers/k4"}), watchers()
+
+
+def pidfds_of(pid: int) -> set[int]:
+    """The processes process ``pid`` holds a pidfd of (read from /proc/<pid>/fdinfo)."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            text = Path(f"/proc/{pid}/fdinfo/{fd}").read_text()
+        except OSError:  # (closed meanwhile)
+            continue
+        for line in text.splitlines():
+            if line.startswith("Pid:") and "pidfd" in os.readlink(f"/proc/{pid}/fd/{fd}"):
+                found.add(int(line.split()[1]))
+    return found
+
+
+def test_the_supervisor_watches_the_process_of_a_child_that_keeps_a_spare(make_system, tmp_path):
+    """Its wait watches a pidfd of the instance (it hears of the exit sooner than through
+    Thespian's notice); the next instance is watched once it serves, the dead one no more,
+    and a child without a spare is not watched."""
+    if not hasattr(os, "pidfd_open"):
+        import pytest
+
+        pytest.skip("os.pidfd_open is missing (Linux 5.3 and later, Python 3.9)")
+    marks = tmp_path / "marks"
+    system = make_system(tree(), base="multiproc")
+    active, spare = ready(system, marks)
+    supervisor = system.status()["s/g"].pid
+    sibling = system.status()["s/g/v"].pid
+    assert active in pidfds_of(supervisor) and sibling not in pidfds_of(supervisor)
+
+    sigkill(active)
+
+    assert system.ask("s/relay", Go(Work(1, str(marks))), 30) == Done(1, spare)
+    assert wait_for(lambda: spare in pidfds_of(supervisor) and active not in pidfds_of(supervisor))

@@ -48,13 +48,19 @@ SCRIPT = textwrap.dedent(
     shared = fork_and(keep=False)
     block[:] = copy  # (written again: its own once more)
     kept = fork_and(keep=True)
-    print(json.dumps({"before": before, "shared": shared, "kept": kept,
-                      "same": bytes(block) == copy, "usable": ws._usable}))
+    same = bytes(block) == copy
+    block[:] = copy
+    big = bytearray(ws.KEPT_AT_MOST + (1 << 20))  # written: more than is kept
+    big[:: ws.PAGE] = b"x" * len(big[:: ws.PAGE])
+    too_much = fork_and(keep=True)
+    print(json.dumps({"before": before, "shared": shared, "kept": kept, "same": same,
+                      "too_much": too_much, "usable": ws._usable}))
     """
 )
 
 
 def test_the_pages_a_process_wrote_are_its_own_again_right_after_a_fork() -> None:
+    """Unless it alone maps more than ``KEPT_AT_MOST``: then nothing is copied."""
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=60, check=True
     )
@@ -65,3 +71,4 @@ def test_the_pages_a_process_wrote_are_its_own_again_right_after_a_fork() -> Non
     assert found["shared"] == 0  # a plain fork shares them all with the child
     assert found["kept"] == 64  # kept across the fork: its own again, at once
     assert found["same"]  # and unchanged
+    assert found["too_much"] == 0  # a process that alone maps too much keeps nothing
