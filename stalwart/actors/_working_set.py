@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import os
 import re
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,6 +59,9 @@ def own_pages() -> list[tuple[int, int]]:
     alone (none where ``/proc/self/pagemap`` cannot be read)."""
     global _usable
     runs: list[tuple[int, int]] = []
+    if sys.byteorder != "little":  # (the flags are read from each entry's last byte)
+        _usable = False
+        return runs
     try:
         with open("/proc/self/maps") as fh:
             maps = fh.read().splitlines()
@@ -99,5 +103,5 @@ def populate(runs: list[tuple[int, int]]) -> None:
     for address, size in runs:
         if _madvise(address, size, MADV_POPULATE_WRITE) != 0 and ctypes.get_errno() == 22:
             refused += 1
-    if _usable is None:  # (EINVAL for every run: a kernel without it, before 5.14)
+    if _usable is None and runs:  # (EINVAL for every run: a kernel without it, before 5.14)
         _usable = refused < len(runs)

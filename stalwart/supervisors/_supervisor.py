@@ -213,7 +213,8 @@ class SupervisorActor(Timers, RuntimeActor):  # type: ignore[misc]
     # -- the loop ------------------------------------------------------------------------------
     def receiveMessage(self, msg: Any, sender: Any) -> ThespianWatch | None:
         self.handle(msg, sender)
-        return self.exit_watch.watching()  # (what its wait watches until the next message)
+        finished = self.state is not None and self.state.finished
+        return self.exit_watch.watching(finished)  # (what its wait watches until the next)
 
     def handle(self, msg: Any, sender: Any) -> None:
         handler = _HANDLERS.get(type(msg))

@@ -321,7 +321,7 @@ def pidfds_of(pid: int) -> set[int]:
 def test_the_supervisor_watches_the_process_of_a_child_that_keeps_a_spare(make_system, tmp_path):
     """Its wait watches a pidfd of the instance (it hears of the exit sooner than through
     Thespian's notice); the next instance is watched once it serves, the dead one no more,
-    and a child without a spare is not watched."""
+    a child without a spare is not watched, and a process forked later holds none."""
     if not hasattr(os, "pidfd_open"):
         import pytest
 
@@ -337,3 +337,5 @@ def test_the_supervisor_watches_the_process_of_a_child_that_keeps_a_spare(make_s
 
     assert system.ask("s/relay", Go(Work(1, str(marks))), 30) == Done(1, spare)
     assert wait_for(lambda: spare in pidfds_of(supervisor) and active not in pidfds_of(supervisor))
+    new_spare = wait_for(lambda: spare_pid(system))
+    assert pidfds_of(new_spare) == set()  # (forked from the supervisor: it closed its copies)
