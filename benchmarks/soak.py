@@ -1,14 +1,16 @@
 """A SIGKILL storm under load, with a ledger of every acknowledged request.
 
     python benchmarks/soak.py [--seconds 60] [--clients 3] [--seed N] [--kill-every LOW HIGH]
-                              [--standby] [--pool] [--passivate S]
+                              [--standby] [--pool] [--passivate S] [--tellers]
 
 A multi-process tree of accounts under two branch supervisors (``--standby``: each account
 keeps a warm spare that takes over after a kill; ``--pool``: the second branch is a
 ``Pool`` whose keys are the accounts, started with ``start_child``; ``--passivate S``: an
 account idle for ``S`` seconds is passivated, and the next deposit brings it back). Client threads send
 numbered deposits (``System.ask``) to random accounts and note every one that was
-acknowledged. Meanwhile a killer SIGKILLs, every 0.5-2 s (``--kill-every``), an account's
+acknowledged (``--tellers``: each client asks a teller actor of its own, which calls the
+account, so what a crash lost is handed over by an actor, straight to a spare with
+``--standby``; the tellers are never killed). Meanwhile a killer SIGKILLs, every 0.5-2 s (``--kill-every``), an account's
 process, a branch supervisor's (with every account below it), or the account that has just
 acknowledged a deposit; what it kills, in which order, depends on the seed alone. It kills
 through ``System.inject(path, "kill")``: the root signals only a process of this system,
@@ -71,18 +73,39 @@ class Account(ManagedActor):
         self.reply(sender, list(self.applied))
 
 
+class Forward(msgspec.Struct, frozen=True):
+    path: str
+    deposit: Deposit
+
+
+class Teller(ManagedActor):
+    """Calls the account for a client, and answers what the account answered."""
+
+    def receiveMsg_Forward(self, msg: Forward, sender: Any) -> None:
+        self.call(
+            msg.path,
+            msg.deposit,
+            timeout=ASK_TIMEOUT_S - 3,
+            on_reply=lambda value: self.reply(sender, value),
+            on_error=lambda exc: self.reply_error(sender, exc),
+        )
+
+
 class Mode(msgspec.Struct, frozen=True):
-    """What the accounts are: with warm spares, the second branch a Pool, passivated."""
+    """What the accounts are: with warm spares, the second branch a Pool, passivated; and
+    whether clients go through tellers."""
 
     standby: bool = False
     pool: bool = False
     passivate_after_s: float | None = None
+    tellers: int = 0
 
     def account(self, name: str) -> Child:
         return Child(name, Account, standby=self.standby, passivate_after_s=self.passivate_after_s)
 
     def text(self) -> str:
         parts = ["standby"] * self.standby + ["the second branch a Pool"] * self.pool
+        parts += ["through teller actors"] * bool(self.tellers)
         if self.passivate_after_s is not None:
             parts.append(f"passivated after {self.passivate_after_s:g} s")
         return ", ".join(parts)
@@ -104,7 +127,11 @@ def tree(mode: Mode = PLAIN) -> Supervisor:
     if mode.pool:
         template = mode.account("account")
         branches[-1] = Pool(f"branch{BRANCHES - 1}", template=template, max_restarts=10_000)
-    return Supervisor("bank", max_restarts=10_000, within_s=60, children=branches)
+    children: list[Any] = list(branches)
+    if mode.tellers:
+        tellers = [Child(f"t{i}", Teller) for i in range(mode.tellers)]
+        children.append(Supervisor("tellers", children=tellers))
+    return Supervisor("bank", max_restarts=10_000, within_s=60, children=children)
 
 
 ACCOUNT_PATHS = [f"bank/branch{b}/a{a}" for b in range(BRANCHES) for a in range(ACCOUNTS)]
@@ -132,6 +159,7 @@ def client(
     stop: threading.Event,
     seed: int,
     paths: list[str] = ACCOUNT_PATHS,
+    teller: str = "",
 ) -> None:
     rng = random.Random(seed)
     while not stop.is_set():
@@ -141,7 +169,10 @@ def client(
             ledger.sent += 1
         began = time.perf_counter()
         try:
-            value = system.ask(path, Deposit(ident), timeout=ASK_TIMEOUT_S)
+            if teller:
+                value = system.ask(teller, Forward(path, Deposit(ident)), timeout=ASK_TIMEOUT_S)
+            else:
+                value = system.ask(path, Deposit(ident), timeout=ASK_TIMEOUT_S)
         except StalwartError as exc:
             with ledger.lock:
                 ledger.errors[type(exc).__name__] += 1
@@ -204,8 +235,14 @@ def soak(
         try:
             for a in range(ACCOUNTS) if pool else ():
                 system.start_child(pool, f"a{a}")
+            tellers = [
+                f"bank/tellers/t{i % mode.tellers}" if mode.tellers else "" for i in range(clients)
+            ]
             threads = [
-                threading.Thread(target=client, args=(system, ledger, ids, stop, seed + i))
+                threading.Thread(
+                    target=client,
+                    args=(system, ledger, ids, stop, seed + i, ACCOUNT_PATHS, tellers[i]),
+                )
                 for i in range(clients)
             ]
             branches = [path for path in BRANCH_PATHS if path != pool]
@@ -342,9 +379,12 @@ def main(argv: list[str] | None = None) -> int:
     modes.add_argument(
         "--passivate", type=float, metavar="S", help="passivate accounts idle for S seconds"
     )
+    modes.add_argument(
+        "--tellers", action="store_true", help="clients call the accounts through teller actors"
+    )
     doc = __doc__ or ""
     args, kill_every = soak_arguments(doc, argv, "kill-every", (0.5, 2.0), "kills", (modes,))
-    mode = Mode(args.standby, args.pool, args.passivate)
+    mode = Mode(args.standby, args.pool, args.passivate, args.clients if args.tellers else 0)
     return soak(args.seconds, args.clients, args.seed, kill_every=kill_every, mode=mode)
 
 

@@ -23,8 +23,10 @@ def test_a_sigkill_storm_loses_no_acknowledged_request_and_applies_none_twice():
         ("--standby", "--pool"),
         # every account idle for 50 ms is passivated, and the next deposit brings it back
         ("--pool", "--passivate", "0.05"),
+        # clients call through teller actors: a crash's lost deposits go straight to a spare
+        ("--standby", "--tellers"),
     ],
-    ids=["standby-pool", "passivated-pool"],
+    ids=["standby-pool", "passivated-pool", "standby-tellers"],
 )
 def test_the_storm_loses_nothing_with_spares_pools_and_passivation(mode):
     args = ("--seconds", "8", "--seed", "5", "--kill-every", "0.25", "1", *mode)

@@ -567,10 +567,10 @@ class Caller(Timers):
                 continue
             if holder is None:
                 self._sw_send_path(path, pending.request)
-            elif spare is not None and direct:  # (the note first: it is counted before the
-                pending.handed = True  # spare could die on the request)
-                self.send(holder, LostRequest(path, pending.request, behind, spare[1]))
+            elif spare is not None and direct:  # (its note right after: the supervisor
+                pending.handed = True  # has it long before it could hear the spare died)
                 self.send(spare[0], Handover(pending.request, spare[1]))
+                self.send(holder, LostRequest(path, pending.request, behind, spare[1]))
             else:
                 pending.handed = True
                 self.send(holder, LostRequest(path, pending.request, behind))

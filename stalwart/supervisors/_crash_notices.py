@@ -16,8 +16,9 @@ supervisor hands the notes on as lost requests: each request is handled once.
 
 Poison messages are found as before: a request handed to the spare that dies before
 answering it is set aside when its caller hands it over again. The caller sends its note
-before the request, so the supervisor has it before the spare could die on the request; a
-note that comes after that death all the same (slow on its way) is dropped, and the
+right after the request, so the supervisor has it long before it could hear that the spare
+died on the request (the spare's end alone takes milliseconds); a note that comes after that
+death all the same (slow on its way) is dropped, and the
 request goes through the supervisor when its caller hears of the death (a poison then
 takes one more instance). When the spare dies with several requests unanswered, some of
 them handed straight to it, which one it was handling is unknown: none is blamed that time,
