@@ -959,16 +959,17 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
 
     def _sw_on_standby(self, msg: Standby, sender: Any) -> None:
         """A warm spare: its process is named and what it inherited frozen now, not at the
-        takeover, and the pages it alone maps made writable (they are its own already: what
-        it wrote, and what its supervisor copied for itself after the fork), so the takeover
-        takes no fault on them; the ``Init`` that comes then starts it like any new
-        instance."""
+        takeover; a child's spare (not a Pool's: starts come in runs) makes the pages it
+        alone maps writable too (they are its own already: what it wrote, and what its
+        supervisor copied for itself after the fork), so its takeover takes no fault on
+        them. The ``Init`` that comes then starts it like any new instance."""
         if self._sw_mode != _PENDING or self.path:
             return
         if msg.supervisor_pid and msg.supervisor_pid != os.getpid():
             name_process(ACTOR_PROCESS_PREFIX + msg.path.rsplit("/", 1)[-1])
             gc.freeze()
-            make_own_pages_writable()
+            if msg.writable:
+                make_own_pages_writable()
         self.send(sender, StandbyReady(msg.path, os.getpid()))
 
     def _sw_on_proceed(self, msg: Proceed, sender: Any) -> None:

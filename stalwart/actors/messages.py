@@ -212,6 +212,7 @@ class Standby(msgspec.Struct, frozen=True):
 
     path: str
     supervisor_pid: int = 0
+    writable: bool = False  # make the pages it alone maps writable (a takeover waits on it)
 
 
 class StandbyReady(msgspec.Struct, frozen=True):

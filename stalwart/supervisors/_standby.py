@@ -115,7 +115,7 @@ class Spares:
         forks = not sup.clock_id
         with kept_across_fork() if forks and keep_own else contextlib.nullcontext():
             address = create_child(sup, spec.actor, forks)
-        sup.send(address, Standby(f"{sup.path}/{spec.name}", os.getpid()))
+        sup.send(address, Standby(f"{sup.path}/{spec.name}", os.getpid(), keep_own))
         return Spare(address)
 
     def take(self, sup: SupervisorActor, name: str) -> Spare | None:
