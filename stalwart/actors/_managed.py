@@ -1235,18 +1235,24 @@ class ManagedActor(ChildCalls, AsyncHandlers, Caller, Coalescing, RuntimeActor):
         its supervisor had handed them; the others are not (its supervisor hands them on)."""
         kept: list[tuple[Any, Any]] = []
         for m, s in self._sw_held:
-            if type(m) is Handover and m.crashed:
-                if m.crashed != self._sw_takes_over:
-                    continue
-                m = Handover(m.request)
-            kept.append((m, s))
+            m = self._sw_own_handover(m) if type(m) is Handover else m
+            if m is not None:
+                kept.append((m, s))
         self._sw_held = kept
+
+    def _sw_own_handover(self, msg: Handover) -> Handover | None:
+        """``msg`` as its own (a plain handover), or None if its caller handed it straight
+        to this spare after a crash it did not take over from (its supervisor hands it on)."""
+        if not msg.crashed:
+            return msg
+        return Handover(msg.request) if msg.crashed == self._sw_takes_over else None
 
     def _sw_on_handover(self, msg: Handover, sender: Any) -> None:
         if msg.crashed and self.path:  # its caller's, straight to it as a spare, after Init
-            if msg.crashed != self._sw_takes_over:
-                return  # (it did not take over from that crash: its supervisor hands it on)
-            msg = Handover(msg.request)
+            owned = self._sw_own_handover(msg)
+            if owned is None:
+                return
+            msg = owned
         if self._sw_mode != _RUNNING:
             self._sw_hold_or_forward(msg, sender)
             return

@@ -124,16 +124,30 @@ def ready(system: Any, marks: Path) -> tuple[int, int]:
     return first.pid, wait_for(lambda: spare_pid(system))
 
 
+def killed_while_handling(system: Any, marks: Path, active: int) -> list[Any]:
+    """Relay request 1 to ``active``, SIGKILL it while it handles it; what the relay got."""
+    Path(str(marks) + ".hold").touch()
+    thread, got = relayed(system, Work(1, str(marks), hold=True))
+    wait_for(lambda: (1, active) in handled(marks))  # (the handler is running)
+    sigkill(active)
+    thread.join(90)
+    return got
+
+
+def poisoned(system: Any, marks: Path) -> list[int]:
+    """Relay request 1, which kills every instance it reaches; it is answered
+    ``PoisonMessageError``: the processes that died on it."""
+    thread, got = relayed(system, Work(1, str(marks), kills=True))
+    thread.join(90)
+    assert len(got) == 1 and got[0][:2] == ("error", "PoisonMessageError"), got
+    return [pid for n, pid in handled(marks) if n == 1]
+
+
 def test_a_request_a_crash_lost_is_handled_once_by_the_spare(make_system, tmp_path):
     marks = tmp_path / "marks"
     system = make_system(tree(), base="multiproc")
     active, spare = ready(system, marks)
-    Path(str(marks) + ".hold").touch()
-    thread, got = relayed(system, Work(1, str(marks), hold=True))
-    wait_for(lambda: (1, active) in handled(marks))  # (the handler is running)
-
-    sigkill(active)
-    thread.join(90)
+    got = killed_while_handling(system, marks, active)
 
     assert got == [Done(1, spare)]  # answered by the spare...
     assert handled(marks) == [(0, active), (1, active), (1, spare)]  # ...which ran it once
@@ -150,11 +164,7 @@ def test_a_request_that_kills_every_instance_is_set_aside_after_two(make_system,
     system = make_system(tree(), base="multiproc")
     active, spare = ready(system, marks)
 
-    thread, got = relayed(system, Work(1, str(marks), kills=True))
-    thread.join(90)
-
-    assert len(got) == 1 and got[0][:2] == ("error", "PoisonMessageError"), got
-    runs = [pid for n, pid in handled(marks) if n == 1]
+    runs = poisoned(system, marks)
     assert runs == [active, spare]  # two instances died on it, and no third ran it
     after = system.ask("s/relay", Go(Work(2, str(marks))), 30)
     assert isinstance(after, Done) and after.pid not in (active, spare)
@@ -169,12 +179,7 @@ def test_a_spare_not_taken_at_once_leaves_the_request_to_its_supervisor(make_sys
     marks = tmp_path / "marks"
     system = make_system(tree("one_for_all", RESTART_SET_AT_ONCE), base="multiproc")
     active, _ = ready(system, marks)
-    Path(str(marks) + ".hold").touch()
-    thread, got = relayed(system, Work(1, str(marks), hold=True))
-    wait_for(lambda: (1, active) in handled(marks))
-
-    sigkill(active)
-    thread.join(90)
+    got = killed_while_handling(system, marks, active)
 
     assert len(got) == 1 and isinstance(got[0], Done) and got[0].pid != active, got
     assert [pid for n, pid in handled(marks) if n == 1] == [active, got[0].pid]
@@ -222,11 +227,7 @@ def test_a_note_that_comes_after_the_spare_died_is_not_handed_on(make_system, tm
     marks = tmp_path / "marks"
     system = make_system(slow_notes_tree(), base="multiproc")
     active, spare = ready(system, marks)
-    Path(str(marks) + ".hold").touch()
-    thread, got = relayed(system, Work(1, str(marks), hold=True))
-    wait_for(lambda: (1, active) in handled(marks))
-    sigkill(active)
-    thread.join(90)
+    got = killed_while_handling(system, marks, active)
     assert got == [Done(1, spare)]
     sigkill(spare)  # (the next spare takes over)
     wait_for(lambda: system.status()["s/g/w"].restarts == 2 and system.status()["s/g/w"].pid)
@@ -246,11 +247,7 @@ def test_a_poison_whose_note_comes_late_takes_one_more_instance(make_system, tmp
     system = make_system(slow_notes_tree(), base="multiproc")
     active, spare = ready(system, marks)
 
-    thread, got = relayed(system, Work(1, str(marks), kills=True))
-    thread.join(90)
-
-    assert len(got) == 1 and got[0][:2] == ("error", "PoisonMessageError"), got
-    runs = [pid for n, pid in handled(marks) if n == 1]
+    runs = poisoned(system, marks)
     # (two when the root's update overtook the notice: the supervisor handed it over)
     assert runs[:2] == [active, spare] and len(runs) in (2, 3), runs
     assert system.ask("s/relay", Release(), 30) == "released"
