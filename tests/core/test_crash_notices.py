@@ -165,10 +165,12 @@ def test_a_request_that_kills_every_instance_is_set_aside_after_two(make_system,
     active, spare = ready(system, marks)
 
     runs = poisoned(system, marks)
-    assert runs == [active, spare]  # two instances died on it, and no third ran it
+    # two instances died on it (a third, when the relay's note reached the supervisor only
+    # after the spare's death: see test_a_poison_whose_note_comes_late_takes_one_more_instance)
+    assert runs[:2] == [active, spare] and len(runs) in (2, 3), runs
     after = system.ask("s/relay", Go(Work(2, str(marks))), 30)
-    assert isinstance(after, Done) and after.pid not in (active, spare)
-    assert system.status()["s/g/w"].restarts == 2
+    assert isinstance(after, Done) and after.pid not in runs
+    assert system.status()["s/g/w"].restarts == len(runs)
 
 
 def test_a_spare_not_taken_at_once_leaves_the_request_to_its_supervisor(make_system, tmp_path):
